@@ -1,0 +1,198 @@
+//===- KVCAttrs.cpp - kvc attributes --------------------------------------===//
+//
+// Verifiers of the encoding attributes and their mapping onto the numerics
+// library, which alone defines what each encoding means.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvc/Dialect/KVC/IR/KVCAttrs.h"
+#include "kvc/Dialect/KVC/IR/KVCDialect.h"
+
+#include "kvc/Numerics/Pack.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::kvc;
+namespace num = ::kvc::numerics;
+
+#include "kvc/Dialect/KVC/IR/KVCEnums.cpp.inc"
+
+#include "kvc/Dialect/KVC/IR/KVCAttrInterfaces.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "kvc/Dialect/KVC/IR/KVCAttrs.cpp.inc"
+
+void KVCDialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "kvc/Dialect/KVC/IR/KVCAttrs.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// Side encodings
+//===----------------------------------------------------------------------===//
+
+LogicalResult PlainAttr::verifyForHeadDim(int64_t, StringRef,
+                                          function_ref<InFlightDiagnostic()>) const {
+  return success();
+}
+
+num::SideEncoding PlainAttr::toNumerics() const { return num::SideEncoding::plain(); }
+
+LogicalResult QuantAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                unsigned bits, QuantAxis, unsigned group) {
+  if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+    return emitError() << "quantization bits must be one of 2, 3, 4 or 8, got "
+                       << bits;
+  if (group == 0 || group % num::kPackUnitCodes != 0)
+    return emitError() << "quantization group must be a positive multiple of "
+                       << num::kPackUnitCodes << " (the packing unit), got "
+                       << group;
+  return success();
+}
+
+LogicalResult
+QuantAttr::verifyForHeadDim(int64_t headDim, StringRef side,
+                            function_ref<InFlightDiagnostic()> emitError) const {
+  if (getAxis() == QuantAxis::Token && headDim % getGroup() != 0)
+    return emitError() << side << " encoding: token-axis group " << getGroup()
+                       << " must divide the " << side << " dimension "
+                       << headDim;
+  return success();
+}
+
+num::SideEncoding QuantAttr::toNumerics() const {
+  return num::SideEncoding::quantized(getBits(),
+                                  getAxis() == QuantAxis::Channel
+                                      ? num::QuantAxis::Channel
+                                      : num::QuantAxis::Token,
+                                  getGroup());
+}
+
+LogicalResult FP8Attr::verifyForHeadDim(int64_t, StringRef,
+                                        function_ref<InFlightDiagnostic()>) const {
+  return success();
+}
+
+num::SideEncoding FP8Attr::toNumerics() const {
+  return num::SideEncoding::fp8Format(getFormat() == FP8Format::E4M3
+                                    ? num::FP8Format::E4M3
+                                    : num::FP8Format::E5M2);
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and eviction
+//===----------------------------------------------------------------------===//
+
+LogicalResult PruneAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                unsigned keep) {
+  if (keep == 0)
+    return emitError() << "prune must keep at least one channel";
+  return success();
+}
+
+LogicalResult LowRankAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                  unsigned rank) {
+  if (rank == 0)
+    return emitError() << "low-rank projection needs a rank of at least 1";
+  return success();
+}
+
+LogicalResult EvictAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                EvictPolicy policy, unsigned sink,
+                                unsigned window, unsigned budget) {
+  if (budget == 0)
+    return emitError() << "eviction budget must be at least 1 token";
+  if (uint64_t(sink) + window > budget)
+    return emitError() << "eviction sink (" << sink << ") + window (" << window
+                       << ") must not exceed the budget (" << budget << ")";
+  if (policy == EvictPolicy::Streaming && sink + window != budget)
+    return emitError() << "streaming eviction keeps exactly sink + window "
+                          "tokens: budget must equal "
+                       << sink + window << ", got " << budget;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// EncodingAttr
+//===----------------------------------------------------------------------===//
+
+/// Channel-axis groups run along tokens, so they can only be formed from
+/// whole residual blocks.
+static LogicalResult
+verifyResidualForSide(SideEncodingAttrInterface side, StringRef name,
+                      unsigned residual,
+                      function_ref<InFlightDiagnostic()> emitError) {
+  auto quant = dyn_cast<QuantAttr>(side);
+  if (!quant || quant.getAxis() != QuantAxis::Channel)
+    return success();
+  if (residual == 0 || residual % quant.getGroup() != 0)
+    return emitError() << "residual " << residual
+                       << " must be a positive multiple of the " << name
+                       << " group " << quant.getGroup()
+                       << " (channel-axis groups run along tokens)";
+  return success();
+}
+
+LogicalResult
+EncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                     SideEncodingAttrInterface key,
+                     SideEncodingAttrInterface value, unsigned residual,
+                     Attribute keyReduce, Attribute valueReduce,
+                     Attribute evict) {
+  if (!key || !value)
+    return emitError() << "encoding needs both a key and a value encoding";
+  if (failed(verifyResidualForSide(key, "key", residual, emitError)) ||
+      failed(verifyResidualForSide(value, "value", residual, emitError)))
+    return failure();
+  if (keyReduce && !isa<PruneAttr, LowRankAttr>(keyReduce))
+    return emitError() << "key_reduce must be #kvc.prune or #kvc.lowrank";
+  if (valueReduce && !isa<LowRankAttr>(valueReduce))
+    return emitError() << "value_reduce must be #kvc.lowrank: value channels "
+                          "cannot be pruned";
+  if (evict && !isa<EvictAttr>(evict))
+    return emitError() << "evict must be a #kvc.evict policy";
+  return success();
+}
+
+/// The number of channels a side stores once its reduction is applied.
+static int64_t reducedDim(Attribute reduce, int64_t headDim) {
+  if (auto prune = dyn_cast_if_present<PruneAttr>(reduce))
+    return prune.getKeep();
+  if (auto lowRank = dyn_cast_if_present<LowRankAttr>(reduce))
+    return lowRank.getRank();
+  return headDim;
+}
+
+static LogicalResult
+verifyReduction(Attribute reduce, StringRef side, int64_t headDim,
+                function_ref<InFlightDiagnostic()> emitError) {
+  int64_t reduced = reducedDim(reduce, headDim);
+  if (reduce && reduced >= headDim)
+    return emitError() << side << " reduction must keep fewer than head_dim ("
+                       << headDim << ") dimensions, got " << reduced;
+  return success();
+}
+
+LogicalResult EncodingAttr::verifyForHeadDim(
+    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
+  if (failed(verifyReduction(getKeyReduce(), "key", headDim, emitError)) ||
+      failed(verifyReduction(getValueReduce(), "value", headDim, emitError)))
+    return failure();
+  // A reduced side is quantized in its reduced dimension.
+  if (failed(getKey().verifyForHeadDim(reducedDim(getKeyReduce(), headDim),
+                                       "key", emitError)) ||
+      failed(getValue().verifyForHeadDim(
+          reducedDim(getValueReduce(), headDim), "value", emitError)))
+    return failure();
+  return success();
+}
+
+num::CacheEncoding EncodingAttr::toNumerics() const {
+  num::CacheEncoding encoding;
+  encoding.key = getKey().toNumerics();
+  encoding.value = getValue().toNumerics();
+  encoding.residual = getResidual();
+  return encoding;
+}

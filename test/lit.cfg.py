@@ -1,0 +1,36 @@
+# -*- Python -*-
+# lit configuration of the kvc test suite.
+
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "KVC"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.kvc_obj_root, "test")
+config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py",
+                   "lit.site.cfg.py", "unittests", "Inputs"]
+
+config.substitutions.append(("%PATH%", config.environment["PATH"]))
+config.substitutions.append(("%kvc_src_root", config.kvc_src_root))
+config.substitutions.append(("%kvc_obj_root", config.kvc_obj_root))
+
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()
+
+# Tests that read ../shared/models are marked `REQUIRES: shared-models` and
+# are reported unsupported (not failed) on a clone without it.
+if config.kvc_shared_dir and os.path.isdir(
+        os.path.join(config.kvc_shared_dir, "models")):
+    config.available_features.add("shared-models")
+    config.substitutions.append(("%shared_models",
+                                 os.path.join(config.kvc_shared_dir, "models")))
+
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+tool_dirs = [config.kvc_tools_dir, config.llvm_tools_dir]
+tools = ["kvc-opt"]
+llvm_config.add_tool_substitutions(tools, tool_dirs)

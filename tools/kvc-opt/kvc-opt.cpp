@@ -1,0 +1,27 @@
+//===- kvc-opt.cpp - kvc optimizer driver ---------------------------------===//
+//
+// mlir-opt with the kvc dialect and passes, plus the upstream dialects,
+// passes and extensions a user compiling model IR needs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvc/Dialect/KVC/IR/KVCDialect.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<mlir::kvc::KVCDialect>();
+
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "kvc optimizer driver: KV-cache compression passes\n",
+      registry));
+}
