@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvc/Dialect/KVC/IR/KVCDialect.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -15,6 +16,7 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  mlir::kvc::registerKVCPasses();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -3,12 +3,12 @@
 // Every verifier rule of the kvc dialect, each named in its message.
 
 // -----
-// expected-error @+2 {{quantization bits must be one of 2, 3, 4 or 8, got 5}}
+// expected-error @+2 {{quantization bits must be 2, 3, 4 or 8 (got 5)}}
 // expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'key'}}
 func.func private @bits(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 5, axis = token, group = 32>, value = #kvc.plain, residual = 0>>)
 
 // -----
-// expected-error @+2 {{quantization group must be a positive multiple of 32 (the packing unit), got 48}}
+// expected-error @+2 {{quantization group must be a positive multiple of 32, the packing unit (got 48)}}
 // expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'key'}}
 func.func private @group(!kvc.cache<1x2x?x96xf16, #kvc.encoding<key = #kvc.quant<bits = 4, axis = token, group = 48>, value = #kvc.plain, residual = 0>>)
 
@@ -327,3 +327,14 @@ func.func @dequantize_result_shape(%c: tensor<4x16xi8>, %s: tensor<4x2xf16>) {
   %x = kvc.dequantize %c, %s, %s as quant<bits = 4, axis = token, group = 32> : tensor<4x16xi8>, tensor<4x2xf16>, tensor<4x2xf16> -> tensor<4x64xf32>
   return
 }
+
+// -----
+func.func @attend_mask(%c: !kvc.cache<2x2x?x64xf16>, %q: tensor<2x8x1x64xf32>, %m: tensor<2x4x1x?xf32>) {
+  // expected-error @+1 {{'kvc.attend' op mask must be batch x (1 | q_heads) x q_len x tokens, got 'tensor<2x4x1x?xf32>'}}
+  %o = kvc.attend %q, %c mask(%m : tensor<2x4x1x?xf32>) : tensor<2x8x1x64xf32>, !kvc.cache<2x2x?x64xf16> -> tensor<2x8x1x64xf32>
+  return
+}
+
+// -----
+// expected-error @+1 {{evict must be a #kvc.evict policy}}
+func.func private @evict_kind(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.prune<keep = 4>>>)

@@ -90,6 +90,14 @@ func.func @prefill_chunk(%batch: index, %q: tensor<?x14x16x64xbf16>,
 }
 
 // Two continuations of one prefix go through kvc.fork.
+// An additive padding mask over the cache's tokens.
+// CHECK-LABEL: func.func @masked
+// CHECK: kvc.attend %{{.*}}, %{{.*}} mask(%{{.*}} : tensor<2x1x1x?xf32>) : tensor<2x8x1x64xf32>, !kvc.cache<2x2x?x64xf16> -> tensor<2x8x1x64xf32>
+func.func @masked(%q: tensor<2x8x1x64xf32>, %c: !kvc.cache<2x2x?x64xf16>, %m: tensor<2x1x1x?xf32>) -> tensor<2x8x1x64xf32> {
+  %o = kvc.attend %q, %c mask(%m : tensor<2x1x1x?xf32>) : tensor<2x8x1x64xf32>, !kvc.cache<2x2x?x64xf16> -> tensor<2x8x1x64xf32>
+  return %o : tensor<2x8x1x64xf32>
+}
+
 // CHECK-LABEL: func.func @fork_prefix
 // CHECK: %[[E:.*]] = kvc.cache.empty() : !kvc.cache<1x2x?x64xf16>
 // CHECK: %[[A:.*]], %[[B:.*]] = kvc.fork %[[E]] : !kvc.cache<1x2x?x64xf16>

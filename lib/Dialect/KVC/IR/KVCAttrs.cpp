@@ -8,7 +8,7 @@
 #include "kvc/Dialect/KVC/IR/KVCAttrs.h"
 #include "kvc/Dialect/KVC/IR/KVCDialect.h"
 
-#include "kvc/Numerics/Pack.h"
+#include "kvc/Numerics/Quantize.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -41,14 +41,13 @@ LogicalResult PlainAttr::verifyForHeadDim(int64_t, StringRef,
 num::SideEncoding PlainAttr::toNumerics() const { return num::SideEncoding::plain(); }
 
 LogicalResult QuantAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                unsigned bits, QuantAxis, unsigned group) {
-  if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
-    return emitError() << "quantization bits must be one of 2, 3, 4 or 8, got "
-                       << bits;
-  if (group == 0 || group % num::kPackUnitCodes != 0)
-    return emitError() << "quantization group must be a positive multiple of "
-                       << num::kPackUnitCodes << " (the packing unit), got "
-                       << group;
+                                unsigned bits, QuantAxis axis,
+                                unsigned group) {
+  // The numerics library owns the rule; the attribute reports it.
+  std::string problem = num::validateQuantSpec(
+      {bits, kvc::toNumerics(axis), group});
+  if (!problem.empty())
+    return emitError() << "quantization " << problem;
   return success();
 }
 
@@ -63,11 +62,8 @@ QuantAttr::verifyForHeadDim(int64_t headDim, StringRef side,
 }
 
 num::SideEncoding QuantAttr::toNumerics() const {
-  return num::SideEncoding::quantized(getBits(),
-                                  getAxis() == QuantAxis::Channel
-                                      ? num::QuantAxis::Channel
-                                      : num::QuantAxis::Token,
-                                  getGroup());
+  return num::SideEncoding::quantized(getBits(), kvc::toNumerics(getAxis()),
+                                      getGroup());
 }
 
 LogicalResult FP8Attr::verifyForHeadDim(int64_t, StringRef,

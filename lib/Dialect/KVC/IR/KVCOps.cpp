@@ -225,6 +225,15 @@ LogicalResult AttendOp::verify() {
   }
   if (auto window = getWindow(); window && *window < 1)
     return emitOpError("window must be at least 1 token, got ") << *window;
+  if (Value mask = getMask()) {
+    ArrayRef<int64_t> shape = cast<RankedTensorType>(mask.getType()).getShape();
+    if (shape.size() != 4 || !dimsAgree(shape[0], query.getDimSize(0)) ||
+        !(shape[1] == 1 || dimsAgree(shape[1], queryHeads)) ||
+        !dimsAgree(shape[2], queryLen))
+      return emitOpError("mask must be batch x (1 | q_heads) x q_len x "
+                         "tokens, got ")
+             << mask.getType();
+  }
   return success();
 }
 

@@ -16,4 +16,14 @@
 #define GET_ATTRDEF_CLASSES
 #include "kvc/Dialect/KVC/IR/KVCAttrs.h.inc"
 
+namespace mlir {
+namespace kvc {
+/// The numerics library's name for a quantization axis.
+inline ::kvc::numerics::QuantAxis toNumerics(QuantAxis axis) {
+  return axis == QuantAxis::Channel ? ::kvc::numerics::QuantAxis::Channel
+                                    : ::kvc::numerics::QuantAxis::Token;
+}
+} // namespace kvc
+} // namespace mlir
+
 #endif // KVC_DIALECT_KVC_IR_KVCATTRS_H

@@ -103,7 +103,11 @@ def KVC_AttendOp : KVC_Op<"attend", [Pure]> {
     - `softcap` maps a score `s` to `softcap * tanh(s / softcap)`;
     - `causal` masks keys after each query's position;
     - `window` keeps only the `window` most recent keys up to each query's
-      position (sliding-window attention).
+      position (sliding-window attention);
+    - `mask`, optional, is added to the scores before the softmax:
+      `batch x (1 | q_heads) x q_len x tokens`, where `tokens` is the number
+      of tokens in the cache (padding masks, or any mask not expressed by
+      `causal` and `window`).
 
     ```mlir
     %o = kvc.attend %q, %c {causal, window = 4096 : i64}
@@ -112,14 +116,15 @@ def KVC_AttendOp : KVC_Op<"attend", [Pure]> {
     ```
   }];
   let arguments = (ins KVC_FloatTensor:$query, KVC_Cache:$cache,
+                       Optional<KVC_FloatTensor>:$mask,
                        OptionalAttr<F32Attr>:$scale,
                        UnitAttr:$causal,
                        OptionalAttr<I64Attr>:$window,
                        OptionalAttr<F32Attr>:$softcap);
   let results = (outs KVC_FloatTensor:$result);
   let assemblyFormat = [{
-    $query `,` $cache attr-dict `:` type($query) `,` qualified(type($cache)) `->`
-    type($result)
+    $query `,` $cache (`mask` `(` $mask^ `:` type($mask) `)`)? attr-dict `:`
+    type($query) `,` qualified(type($cache)) `->` type($result)
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{

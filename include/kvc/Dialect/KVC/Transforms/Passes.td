@@ -1,0 +1,41 @@
+//===- Passes.td - kvc transformation passes ----------------*- tablegen -*-===//
+
+#ifndef KVC_DIALECT_KVC_TRANSFORMS_PASSES_TD
+#define KVC_DIALECT_KVC_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def KVCDecoupleCompression : Pass<"kvc-decouple-compression", "ModuleOp"> {
+  let summary = "Assign independent key and value encodings to every cache";
+  let description = [{
+    Gives every `!kvc.cache` in the module an encoding, chosen separately for
+    keys and values. The spec is a comma-separated list:
+
+    ```
+    key=q2:channel:g32,value=q2:token:g32,residual=128
+    ```
+
+    where a side is `fp16` (uncompressed), `q<bits>:<channel|token>:g<group>`
+    or `fp8:<e4m3|e5m2>`. The default is the decoupled KIVI-style policy:
+    2-bit per-channel keys, 2-bit per-token values, groups of 32 and 128
+    fp16 residual tokens. `layers` overrides parts of the spec for some
+    layers: `layers=0-3:key=q4:channel:g32` (several overrides are separated
+    by `;`). A cache's layer is its `kvc.layer` attribute, or else the
+    position of its function argument among the function's caches.
+    Caches that already have an encoding keep it unless `overwrite` is set.
+  }];
+  let options = [
+    Option<"spec", "spec", "std::string",
+           /*default=*/"\"key=q2:channel:g32,value=q2:token:g32,residual=128\"",
+           "Encoding spec for every layer">,
+    Option<"layers", "layers", "std::string", /*default=*/"\"\"",
+           "Per-layer overrides, e.g. 0-3:key=q4:channel:g32;31:value=fp16">,
+    Option<"storageType", "storage-type", "std::string", /*default=*/"\"f16\"",
+           "Storage element type of compressed caches (f16, bf16 or f32)">,
+    Option<"overwrite", "overwrite", "bool", /*default=*/"false",
+           "Replace encodings that are already present">
+  ];
+  let dependentDialects = ["::mlir::kvc::KVCDialect"];
+}
+
+#endif // KVC_DIALECT_KVC_TRANSFORMS_PASSES_TD

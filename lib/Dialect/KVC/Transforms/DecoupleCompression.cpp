@@ -1,0 +1,162 @@
+//===- DecoupleCompression.cpp - assign K/V encodings to caches -----------===//
+//
+// Gives every cache an encoding whose key and value parts are chosen
+// independently, from a spec with per-layer overrides, and retypes the
+// cache values and function signatures that carry it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvc/Dialect/KVC/Transforms/EncodingSpec.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_KVCDECOUPLECOMPRESSION
+#include "kvc/Dialect/KVC/Transforms/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+/// The attribute naming the layer of a cache argument or kvc.cache.empty.
+static constexpr StringLiteral kLayerAttrName = "kvc.layer";
+
+namespace {
+
+/// A value where a cache starts: a function argument or a kvc.cache.empty.
+struct CacheRoot {
+  Value value;
+  unsigned layer;
+};
+
+struct DecoupleCompressionPass
+    : public mlir::kvc::impl::KVCDecoupleCompressionBase<
+          DecoupleCompressionPass> {
+  using Base::Base;
+
+  void runOnOperation() override;
+
+private:
+  LogicalResult retypeFunction(func::FuncOp func, Type storage,
+                               const EncodingSpec &base,
+                               ArrayRef<LayerOverride> overrides);
+};
+
+} // namespace
+
+/// Collects the caches a function starts from, in order, with their layers.
+static SmallVector<CacheRoot> collectRoots(func::FuncOp func) {
+  SmallVector<CacheRoot> roots;
+  unsigned position = 0;
+  auto layerOf = [&](IntegerAttr attr) {
+    unsigned layer = attr ? unsigned(attr.getInt()) : position;
+    ++position;
+    return layer;
+  };
+  for (BlockArgument arg : func.getArguments())
+    if (isa<CacheType>(arg.getType()))
+      roots.push_back(
+          {arg, layerOf(func.getArgAttrOfType<IntegerAttr>(arg.getArgNumber(),
+                                                           kLayerAttrName))});
+  func.walk([&](CacheEmptyOp op) {
+    roots.push_back(
+        {op.getResult(), layerOf(op->getAttrOfType<IntegerAttr>(kLayerAttrName))});
+  });
+  return roots;
+}
+
+/// Sets `root`'s type and carries it through the kvc ops that pass the cache
+/// on (append, fork, evict) up to the function's return. Any other user
+/// would silently see a type it was not built for: that is an error.
+static LogicalResult propagateType(Value root, CacheType type) {
+  SmallVector<Value> worklist{root};
+  while (!worklist.empty()) {
+    Value value = worklist.pop_back_val();
+    value.setType(type);
+    for (OpOperand &use : value.getUses()) {
+      Operation *user = use.getOwner();
+      if (isa<AttendOp, func::ReturnOp>(user))
+        continue;
+      if (isa<AppendOp, ForkOp, EvictOp>(user)) {
+        for (Value result : user->getResults())
+          if (result.getType() != type)
+            worklist.push_back(result);
+        continue;
+      }
+      return user->emitOpError("uses a cache whose encoding "
+                               "kvc-decouple-compression would change; "
+                               "only kvc ops and func.return can carry it");
+    }
+  }
+  return success();
+}
+
+LogicalResult DecoupleCompressionPass::retypeFunction(
+    func::FuncOp func, Type storage, const EncodingSpec &base,
+    ArrayRef<LayerOverride> overrides) {
+  MLIRContext *context = func.getContext();
+  for (CacheRoot root : collectRoots(func)) {
+    auto type = cast<CacheType>(root.value.getType());
+    if (type.getEncoding() && !overwrite)
+      continue;
+    EncodingSpec spec = base;
+    for (const LayerOverride &layerOverride : overrides)
+      if (root.layer >= layerOverride.first && root.layer <= layerOverride.last)
+        spec = spec.overriddenBy(layerOverride.spec);
+    Location loc = root.value.getLoc();
+    auto emitError = [&]() {
+      return mlir::emitError(loc) << "layer " << root.layer << ": ";
+    };
+    FailureOr<EncodingAttr> encoding = spec.toAttr(context, emitError);
+    if (failed(encoding))
+      return failure();
+    CacheType newType = CacheType::getChecked(
+        emitError, context, type.getShape(), storage, *encoding);
+    if (!newType || failed(propagateType(root.value, newType)))
+      return failure();
+  }
+  // The signature follows the retyped arguments and returned values.
+  SmallVector<Type> results(func.getResultTypes());
+  func.walk([&](func::ReturnOp op) {
+    for (auto [index, operand] : llvm::enumerate(op.getOperands()))
+      results[index] = operand.getType();
+  });
+  func.setType(FunctionType::get(
+      context, func.getBody().getArgumentTypes(), results));
+  return success();
+}
+
+void DecoupleCompressionPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  MLIRContext *context = &getContext();
+  auto fail = [&](const llvm::Twine &message) {
+    module.emitError() << "kvc-decouple-compression: " << message;
+    signalPassFailure();
+  };
+
+  llvm::Expected<EncodingSpec> spec = parseEncodingSpec(this->spec, context);
+  if (!spec)
+    return fail("bad spec: " + llvm::toString(spec.takeError()));
+  llvm::Expected<SmallVector<LayerOverride>> overrides =
+      parseLayerOverrides(layers, context);
+  if (!overrides)
+    return fail("bad layers option: " + llvm::toString(overrides.takeError()));
+  Type storage = llvm::StringSwitch<Type>(storageType)
+                     .Case("f16", Float16Type::get(context))
+                     .Case("bf16", BFloat16Type::get(context))
+                     .Case("f32", Float32Type::get(context))
+                     .Default(Type());
+  if (!storage)
+    return fail("bad storage-type '" + storageType +
+                "' (expected f16, bf16 or f32)");
+  EncodingSpec base = EncodingSpec::getDefault(context).overriddenBy(*spec);
+
+  for (auto func : module.getOps<func::FuncOp>())
+    if (!func.isExternal() &&
+        failed(retypeFunction(func, storage, base, *overrides)))
+      return signalPassFailure();
+}
