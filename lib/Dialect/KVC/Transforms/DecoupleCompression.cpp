@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kvc/Dialect/KVC/Transforms/CacheRoots.h"
 #include "kvc/Dialect/KVC/Transforms/EncodingSpec.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 
@@ -22,16 +23,7 @@ namespace kvc {
 using namespace mlir;
 using namespace mlir::kvc;
 
-/// The attribute naming the layer of a cache argument or kvc.cache.empty.
-static constexpr StringLiteral kLayerAttrName = "kvc.layer";
-
 namespace {
-
-/// A value where a cache starts: a function argument or a kvc.cache.empty.
-struct CacheRoot {
-  Value value;
-  unsigned layer;
-};
 
 struct DecoupleCompressionPass
     : public mlir::kvc::impl::KVCDecoupleCompressionBase<
@@ -47,27 +39,6 @@ private:
 };
 
 } // namespace
-
-/// Collects the caches a function starts from, in order, with their layers.
-static SmallVector<CacheRoot> collectRoots(func::FuncOp func) {
-  SmallVector<CacheRoot> roots;
-  unsigned position = 0;
-  auto layerOf = [&](IntegerAttr attr) {
-    unsigned layer = attr ? unsigned(attr.getInt()) : position;
-    ++position;
-    return layer;
-  };
-  for (BlockArgument arg : func.getArguments())
-    if (isa<CacheType>(arg.getType()))
-      roots.push_back(
-          {arg, layerOf(func.getArgAttrOfType<IntegerAttr>(arg.getArgNumber(),
-                                                           kLayerAttrName))});
-  func.walk([&](CacheEmptyOp op) {
-    roots.push_back(
-        {op.getResult(), layerOf(op->getAttrOfType<IntegerAttr>(kLayerAttrName))});
-  });
-  return roots;
-}
 
 /// Sets `root`'s type and carries it through the kvc ops that pass the cache
 /// on (append, fork, evict) up to the function's return. Any other user
@@ -99,7 +70,7 @@ LogicalResult DecoupleCompressionPass::retypeFunction(
     func::FuncOp func, Type storage, const EncodingSpec &base,
     ArrayRef<LayerOverride> overrides) {
   MLIRContext *context = func.getContext();
-  for (CacheRoot root : collectRoots(func)) {
+  for (CacheRoot root : collectCacheRoots(func)) {
     auto type = cast<CacheType>(root.value.getType());
     if (type.getEncoding() && !overwrite)
       continue;

@@ -38,4 +38,28 @@ def KVCDecoupleCompression : Pass<"kvc-decouple-compression", "ModuleOp"> {
   let dependentDialects = ["::mlir::kvc::KVCDialect"];
 }
 
+def KVCCacheReport : Pass<"kvc-cache-report", "ModuleOp"> {
+  let summary = "Report each layer's K/V encodings and the KV memory they take";
+  let description = [{
+    Prints, for every cache in the module, its layer, its key and value
+    encodings, the bytes per token each side takes (metadata and page
+    padding included, per docs/layout.md), and the total KV bytes at
+    `batch` sequences of `context` tokens against an uncompressed fp16 cache,
+    with the saving. `format=json` prints the same as JSON for machines. The
+    IR is not changed.
+  }];
+  let options = [
+    Option<"format", "format", "std::string", /*default=*/"\"text\"",
+           "Report format: text or json">,
+    Option<"output", "output", "std::string", /*default=*/"\"-\"",
+           "File to write the report to (- for stderr)">,
+    Option<"batch", "batch", "int64_t", /*default=*/"0",
+           "Sequences in the batch (0: the caches' static batch, else 1)">,
+    Option<"context", "context", "int64_t", /*default=*/"4096",
+           "Tokens per sequence">,
+    Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",
+           "Tokens per runtime page">
+  ];
+}
+
 #endif // KVC_DIALECT_KVC_TRANSFORMS_PASSES_TD

@@ -1,0 +1,26 @@
+//===- CacheRoots.cpp - where a function's caches start -------------------===//
+
+#include "kvc/Dialect/KVC/Transforms/CacheRoots.h"
+#include "kvc/Dialect/KVC/IR/KVCOps.h"
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+SmallVector<CacheRoot> mlir::kvc::collectCacheRoots(func::FuncOp func) {
+  SmallVector<CacheRoot> roots;
+  unsigned position = 0;
+  auto layerOf = [&](IntegerAttr attr) {
+    unsigned layer = attr ? unsigned(attr.getInt()) : position;
+    ++position;
+    return layer;
+  };
+  for (BlockArgument arg : func.getArguments())
+    if (isa<CacheType>(arg.getType()))
+      roots.push_back({arg, layerOf(func.getArgAttrOfType<IntegerAttr>(
+                                arg.getArgNumber(), kLayerAttrName))});
+  func.walk([&](CacheEmptyOp op) {
+    roots.push_back({op.getResult(), layerOf(op->getAttrOfType<IntegerAttr>(
+                                         kLayerAttrName))});
+  });
+  return roots;
+}
