@@ -19,6 +19,7 @@ PACKAGES=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libgtest-dev
   python3
+  clang libclang-rt-14-dev
 )
 
 missing=()

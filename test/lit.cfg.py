@@ -18,6 +18,7 @@ config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py",
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%kvc_src_root", config.kvc_src_root))
 config.substitutions.append(("%kvc_obj_root", config.kvc_obj_root))
+config.substitutions.append(("%python", "/usr/bin/python3"))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
@@ -32,5 +33,5 @@ if config.kvc_shared_dir and os.path.isdir(
 
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.kvc_tools_dir, config.llvm_tools_dir]
-tools = ["kvc-opt"]
+tools = ["kvc-opt", "kvc-run"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)

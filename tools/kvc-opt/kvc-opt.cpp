@@ -6,7 +6,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvc/Dialect/KVC/IR/KVCDialect.h"
+#include "kvc/Conversion/Passes.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
+#include "kvc/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -17,6 +19,8 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::kvc::registerKVCPasses();
+  mlir::kvc::registerKVCConversionPasses();
+  mlir::kvc::registerKVCPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -5,6 +5,21 @@
 
 include "mlir/Pass/PassBase.td"
 
+def KVCRaiseAttention : Pass<"kvc-raise-attention", "ModuleOp"> {
+  let summary = "Raise attention over concatenated KV caches to kvc ops";
+  let description = [{
+    Finds scaled dot-product attention that reads a KV cache extended by
+    `tensor.concat`, `tensor.insert_slice` or a dynamic-update-slice in
+    linalg-on-tensors IR and rewrites it to `kvc.append` + `kvc.attend`,
+    turning the function's past/present K/V tensors into `!kvc.cache`
+    values. Attention that does not match stays unchanged, with a remark
+    naming the part that failed.
+  }];
+  let dependentDialects = ["::mlir::kvc::KVCDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::linalg::LinalgDialect"];
+}
+
 def KVCDecoupleCompression : Pass<"kvc-decouple-compression", "ModuleOp"> {
   let summary = "Assign independent key and value encodings to every cache";
   let description = [{

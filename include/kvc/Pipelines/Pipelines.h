@@ -1,0 +1,68 @@
+//===- Pipelines.h - kvc pass pipelines -------------------------*- C++ -*-===//
+
+#ifndef KVC_PIPELINES_PIPELINES_H
+#define KVC_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir {
+class OpPassManager;
+namespace kvc {
+
+/// Options of `kvc-compress`: raise attention, assign decoupled K/V
+/// encodings, report what the cache costs.
+struct CompressPipelineOptions
+    : public PassPipelineOptions<CompressPipelineOptions> {
+  Option<std::string> spec{
+      *this, "spec",
+      llvm::cl::desc("Encoding spec for every layer (see "
+                     "kvc-decouple-compression)"),
+      llvm::cl::init("key=q2:channel:g32,value=q2:token:g32,residual=128")};
+  Option<std::string> layers{
+      *this, "layers",
+      llvm::cl::desc("Per-layer overrides, e.g. 0-3:key=q4:channel:g32"),
+      llvm::cl::init("")};
+  Option<std::string> storageType{
+      *this, "storage-type",
+      llvm::cl::desc("Storage element type of compressed caches"),
+      llvm::cl::init("f16")};
+  Option<std::string> report{
+      *this, "report", llvm::cl::desc("Report format: text, json or none"),
+      llvm::cl::init("text")};
+  Option<std::string> reportFile{
+      *this, "report-file",
+      llvm::cl::desc("File for the report (- for stderr)"),
+      llvm::cl::init("-")};
+  Option<int64_t> batch{
+      *this, "batch",
+      llvm::cl::desc("Sequences in the batch for the report (0: from the "
+                     "caches)"),
+      llvm::cl::init(0)};
+  Option<int64_t> context{*this, "context",
+                          llvm::cl::desc("Tokens per sequence for the report"),
+                          llvm::cl::init(4096)};
+};
+
+/// Options of `kvc-cpu-pipeline`: kvc ops to loops and runtime calls, then
+/// bufferization and LLVM lowering.
+struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
+  Option<unsigned> pageTokens{
+      *this, "page-tokens",
+      llvm::cl::desc("Tokens per runtime page (must match the runtime)"),
+      llvm::cl::init(64)};
+};
+
+/// Adds the passes of `kvc-compress` to `pm`.
+void buildCompressPipeline(OpPassManager &pm,
+                           const CompressPipelineOptions &options);
+
+/// Adds the passes of `kvc-cpu-pipeline` to `pm` (a module pass manager).
+void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
+
+/// Registers the kvc pipelines with the global registry (kvc-opt --help).
+void registerKVCPipelines();
+
+} // namespace kvc
+} // namespace mlir
+
+#endif // KVC_PIPELINES_PIPELINES_H

@@ -1,0 +1,394 @@
+//===- AttendToLoops.cpp - kvc.attend as loops over packed pages ----------===//
+//
+// For every (batch, query head, query) the generated code makes three passes
+// over the visible tokens: scores (q . k dequantized from its page or from
+// the fp16 residual buffer) and their maximum, the softmax weights, then the
+// weighted sum of the dequantized values. f32 throughout, like the GPU
+// kernels; the fp64 oracle of the numerics library bounds the difference.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Lowering.h"
+#include "PageReader.h"
+#include "RuntimeABI.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::kvc;
+namespace num = ::kvc::numerics;
+
+namespace {
+
+/// The values one attention needs inside its loops.
+struct AttendState {
+  Value binding, query, mask, out, scores;
+  Value numTokens, compressed, queryLen, group;
+  ByteViews pageTable, kResidual, vResidual;
+  int64_t kvHeads, headDim;
+  const PageReader *keys, *values;
+  uint64_t kPageBytes, vPageBytes, residualHeadBytes;
+  double scale;
+  std::optional<double> softcap;
+  std::optional<int64_t> window;
+  unsigned pageTokens;
+  bool causal, maskPerHead;
+};
+
+struct AttendToLoops : public OpConversionPattern<AttendOp> {
+  AttendToLoops(const TypeConverter &converter, MLIRContext *context,
+                const LoweringContext &lowering)
+      : OpConversionPattern(converter, context), lowering(lowering) {}
+
+  LogicalResult
+  matchAndRewrite(AttendOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
+
+private:
+  const LoweringContext &lowering;
+};
+
+} // namespace
+
+static Value cIndex(OpBuilder &b, Location loc, int64_t value) {
+  return arith::ConstantIndexOp::create(b, loc, value);
+}
+
+static Value cF32(OpBuilder &b, Location loc, double value) {
+  return arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
+                                        APFloat(float(value)));
+}
+
+/// Emits `for iv in [lb, ub)` carrying `inits`; `body` returns the yields.
+static scf::ForOp
+buildFor(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
+         function_ref<SmallVector<Value>(OpBuilder &, Location, Value,
+                                         ValueRange)>
+             body) {
+  return scf::ForOp::create(
+      b, loc, lb, ub, cIndex(b, loc, 1), inits,
+      [&](OpBuilder &nb, Location nloc, Value iv, ValueRange args) {
+        scf::YieldOp::create(nb, nloc, body(nb, nloc, iv, args));
+      });
+}
+
+/// The f32 value of channel `channel` of token `token` of KV head `head` of
+/// one side: from its page when compressed, else from the residual buffer.
+static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
+                       const PageReader &reader, const ByteViews &residual,
+                       uint64_t pageBytes, Value head, Value token,
+                       Value channel) {
+  Value isCompressed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                             token, s.compressed);
+  auto ifOp = scf::IfOp::create(
+      b, loc, isCompressed,
+      [&](OpBuilder &tb, Location tloc) {
+        Value tokensPerPage = cIndex(tb, tloc, s.pageTokens);
+        Value pageSlot = arith::DivUIOp::create(tb, tloc, token, tokensPerPage);
+        Value page = s.pageTable.load(
+            tb, tloc, tb.getI32Type(),
+            arith::MulIOp::create(tb, tloc, pageSlot, cIndex(tb, tloc, 4)));
+        Value pageIndex =
+            arith::IndexCastOp::create(tb, tloc, tb.getIndexType(), page);
+        Value blockBase = arith::AddIOp::create(
+            tb, tloc,
+            arith::MulIOp::create(tb, tloc, pageIndex,
+                                  cIndex(tb, tloc, pageBytes)),
+            arith::MulIOp::create(
+                tb, tloc, head,
+                cIndex(tb, tloc, reader.getLayout().blockBytes)));
+        Value slot = arith::RemUIOp::create(tb, tloc, token, tokensPerPage);
+        scf::YieldOp::create(
+            tb, tloc, reader.readCompressed(tb, tloc, blockBase, slot, channel));
+      },
+      [&](OpBuilder &eb, Location eloc) {
+        Value row = arith::SubIOp::create(eb, eloc, token, s.compressed);
+        Value headBase = arith::MulIOp::create(
+            eb, eloc, head, cIndex(eb, eloc, s.residualHeadBytes));
+        scf::YieldOp::create(
+            eb, eloc,
+            reader.readResidual(eb, eloc, residual, headBase, row, channel));
+      });
+  return ifOp.getResult(0);
+}
+
+static Value loadAsF32(OpBuilder &b, Location loc, Value memref,
+                       ValueRange indices) {
+  Value value = memref::LoadOp::create(b, loc, memref, indices);
+  if (!value.getType().isF32())
+    value = arith::ExtFOp::create(b, loc, b.getF32Type(), value);
+  return value;
+}
+
+/// The loops for one (batch b, query head h, query i).
+static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
+                       Value batch, Value head, Value query) {
+  Value zero = cIndex(b, loc, 0), one = cIndex(b, loc, 1);
+  Value kvHead = arith::DivUIOp::create(b, loc, head, s.group);
+  // Query i sits at position n - q_len + i.
+  Value position = arith::AddIOp::create(
+      b, loc, arith::SubIOp::create(b, loc, s.numTokens, s.queryLen), query);
+  Value upper = s.numTokens;
+  if (s.causal)
+    upper = arith::MinUIOp::create(b, loc, upper,
+                                   arith::AddIOp::create(b, loc, position, one));
+  Value lower = zero;
+  if (s.window) {
+    // Keys at positions > position - window.
+    Value start = arith::SubIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, position, one),
+        cIndex(b, loc, *s.window));
+    lower = arith::MaxSIOp::create(b, loc, start, zero);
+  }
+  Value negInf = cF32(b, loc, -std::numeric_limits<double>::infinity());
+  Value zeroF = cF32(b, loc, 0.0);
+  Value headDim = cIndex(b, loc, s.headDim);
+
+  // Pass 1: scores and their maximum.
+  Value maxScore =
+      buildFor(b, loc, lower, upper, negInf,
+               [&](OpBuilder &b1, Location l1, Value token,
+                   ValueRange args) -> SmallVector<Value> {
+                 Value dot =
+                     buildFor(b1, l1, zero, headDim, zeroF,
+                              [&](OpBuilder &b2, Location l2, Value channel,
+                                  ValueRange acc) -> SmallVector<Value> {
+                                Value q = loadAsF32(
+                                    b2, l2, s.query,
+                                    ValueRange{batch, head, query, channel});
+                                Value k = readToken(b2, l2, s, *s.keys,
+                                                    s.kResidual, s.kPageBytes,
+                                                    kvHead, token, channel);
+                                Value prod = arith::MulFOp::create(b2, l2, q, k);
+                                return {arith::AddFOp::create(b2, l2, acc[0],
+                                                              prod)};
+                              })
+                         .getResult(0);
+                 Value score = arith::MulFOp::create(b1, l1, dot,
+                                                     cF32(b1, l1, s.scale));
+                 if (s.softcap) {
+                   Value cap = cF32(b1, l1, *s.softcap);
+                   score = arith::MulFOp::create(
+                       b1, l1, cap,
+                       math::TanhOp::create(
+                           b1, l1, arith::DivFOp::create(b1, l1, score, cap)));
+                 }
+                 if (s.mask) {
+                   Value maskHead = s.maskPerHead ? head : zero;
+                   score = arith::AddFOp::create(
+                       b1, l1, score,
+                       loadAsF32(b1, l1, s.mask,
+                                 ValueRange{batch, maskHead, query, token}));
+                 }
+                 memref::StoreOp::create(b1, l1, score, s.scores, token);
+                 return {arith::MaximumFOp::create(b1, l1, args[0], score)};
+               })
+          .getResult(0);
+
+  // Pass 2: softmax weights (stored over the scores) and their sum.
+  Value sum =
+      buildFor(b, loc, lower, upper, zeroF,
+               [&](OpBuilder &b1, Location l1, Value token,
+                   ValueRange args) -> SmallVector<Value> {
+                 Value score = memref::LoadOp::create(b1, l1, s.scores, token);
+                 Value weight = math::ExpOp::create(
+                     b1, l1, arith::SubFOp::create(b1, l1, score, maxScore));
+                 memref::StoreOp::create(b1, l1, weight, s.scores, token);
+                 return {arith::AddFOp::create(b1, l1, args[0], weight)};
+               })
+          .getResult(0);
+
+  // Pass 3: the weighted sum of values, one output channel at a time.
+  buildFor(b, loc, zero, headDim, ValueRange{},
+           [&](OpBuilder &b1, Location l1, Value channel,
+               ValueRange) -> SmallVector<Value> {
+             Value acc =
+                 buildFor(b1, l1, lower, upper, zeroF,
+                          [&](OpBuilder &b2, Location l2, Value token,
+                              ValueRange args) -> SmallVector<Value> {
+                            Value weight =
+                                memref::LoadOp::create(b2, l2, s.scores, token);
+                            Value v = readToken(b2, l2, s, *s.values,
+                                                s.vResidual, s.vPageBytes,
+                                                kvHead, token, channel);
+                            return {arith::AddFOp::create(
+                                b2, l2, args[0],
+                                arith::MulFOp::create(b2, l2, weight, v))};
+                          })
+                     .getResult(0);
+             Value result = arith::DivFOp::create(b1, l1, acc, sum);
+             Type outType =
+                 cast<MemRefType>(s.out.getType()).getElementType();
+             if (outType != result.getType())
+               result = arith::TruncFOp::create(b1, l1, outType, result);
+             memref::StoreOp::create(b1, l1, result, s.out,
+                                     ValueRange{batch, head, query, channel});
+             return {};
+           });
+}
+
+LogicalResult
+AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
+                               ConversionPatternRewriter &rewriter) const {
+  Location loc = op.getLoc();
+  CacheType cacheType = op.getCache().getType();
+  // The pass checked the encoding against the page size before converting.
+  num::CacheEncoding encoding;
+  if (EncodingAttr attr = cacheType.getEncoding())
+    encoding = attr.toNumerics();
+  unsigned headDim = cacheType.getHeadDim();
+
+  Type i64 = rewriter.getI64Type();
+  Type ptr = LLVM::LLVMPointerType::get(rewriter.getContext());
+  Value binding = adaptor.getCache();
+
+  auto toBuffer = [&](Value tensor) -> Value {
+    auto type = cast<RankedTensorType>(tensor.getType());
+    return bufferization::ToBufferOp::create(
+        rewriter, loc, MemRefType::get(type.getShape(), type.getElementType()),
+        tensor, /*read_only=*/true);
+  };
+  Value queryBuffer = toBuffer(op.getQuery());
+  Value maskBuffer = op.getMask() ? toBuffer(op.getMask()) : Value();
+  RankedTensorType resultType = op.getResult().getType();
+  SmallVector<Value> dynamicSizes;
+  for (auto [index, size] : llvm::enumerate(resultType.getShape()))
+    if (ShapedType::isDynamic(size))
+      dynamicSizes.push_back(
+          memref::DimOp::create(rewriter, loc, queryBuffer, index));
+  Value out = memref::AllocOp::create(
+      rewriter, loc,
+      MemRefType::get(resultType.getShape(), resultType.getElementType()),
+      dynamicSizes);
+
+  Value fp8Keys = lowering.getFP8Table(rewriter, loc, encoding.key);
+  Value fp8Values = lowering.getFP8Table(rewriter, loc, encoding.value);
+  auto i64Const = [&](int64_t value) -> Value {
+    return arith::ConstantIntOp::create(rewriter, loc, value, 64);
+  };
+  num::BlockLayout kLayout =
+      num::computeBlockLayout(encoding.key, headDim, lowering.pageTokens);
+  num::BlockLayout vLayout =
+      num::computeBlockLayout(encoding.value, headDim, lowering.pageTokens);
+  int64_t kvHeads = cacheType.getNumKVHeads();
+  Value layoutStatus = lowering.call(
+      rewriter, loc, abi::kCheckLayout, rewriter.getI32Type(),
+      {binding, i64Const(lowering.pageTokens), i64Const(kLayout.blockBytes),
+       i64Const(vLayout.blockBytes), i64Const(encoding.residual),
+       i64Const(kvHeads), i64Const(headDim)});
+  Value layoutOk = arith::CmpIOp::create(
+      rewriter, loc, arith::CmpIPredicate::ne, layoutStatus,
+      arith::ConstantIntOp::create(rewriter, loc, 0, 32));
+
+  auto ifOp = scf::IfOp::create(
+      rewriter, loc, layoutOk,
+      [&](OpBuilder &b, Location l) {
+        Value kSide = arith::ConstantIntOp::create(b, l, 0, 32);
+        Value vSide = arith::ConstantIntOp::create(b, l, 1, 32);
+        ByteViews kPool{lowering.call(b, l, abi::kPool, ptr, {binding, kSide})};
+        ByteViews vPool{lowering.call(b, l, abi::kPool, ptr, {binding, vSide})};
+        PageReader keys(encoding.key, headDim, lowering.pageTokens, kPool,
+                        fp8Keys);
+        PageReader values(encoding.value, headDim, lowering.pageTokens, vPool,
+                          fp8Values);
+        Value batchSize = memref::DimOp::create(b, l, queryBuffer, 0);
+        Value queryHeads = cIndex(b, l, resultType.getDimSize(1));
+        Value queryLen = memref::DimOp::create(b, l, queryBuffer, 2);
+        buildFor(
+            b, l, cIndex(b, l, 0), batchSize, ValueRange{},
+            [&](OpBuilder &bb, Location bl, Value batch,
+                ValueRange) -> SmallVector<Value> {
+              Value batchI64 = arith::IndexCastOp::create(bb, bl, i64, batch);
+              auto scalar = [&](StringRef name) -> Value {
+                Value value =
+                    lowering.call(bb, bl, name, i64, {binding, batchI64});
+                return arith::IndexCastOp::create(bb, bl, bb.getIndexType(),
+                                                  value);
+              };
+              auto pointerCall = [&](StringRef name,
+                                     ValueRange args) -> ByteViews {
+                return {lowering.call(bb, bl, name, ptr, args)};
+              };
+              AttendState s;
+              s.binding = binding;
+              s.query = queryBuffer;
+              s.mask = maskBuffer;
+              s.maskPerHead =
+                  maskBuffer &&
+                  cast<MemRefType>(maskBuffer.getType()).getDimSize(1) != 1;
+              s.out = out;
+              s.numTokens = scalar(abi::kNumTokens);
+              s.compressed = scalar(abi::kCompressedTokens);
+              s.queryLen = queryLen;
+              s.group = cIndex(bb, bl, resultType.getDimSize(1) / kvHeads);
+              s.pageTable = pointerCall(abi::kPageTable, {binding, batchI64});
+              s.kResidual =
+                  pointerCall(abi::kResidual, {binding, batchI64, kSide});
+              s.vResidual =
+                  pointerCall(abi::kResidual, {binding, batchI64, vSide});
+              s.kvHeads = kvHeads;
+              s.headDim = headDim;
+              s.pageTokens = lowering.pageTokens;
+              s.keys = &keys;
+              s.values = &values;
+              s.kPageBytes = kvHeads * kLayout.blockBytes;
+              s.vPageBytes = kvHeads * vLayout.blockBytes;
+              s.residualHeadBytes =
+                  num::residualStagingBytes(encoding.residual, headDim);
+              s.scale = op.getEffectiveScale();
+              if (auto softcap = op.getSoftcap())
+                s.softcap = softcap->convertToDouble();
+              if (auto window = op.getWindow())
+                s.window = *window;
+              s.causal = op.getCausal();
+              s.scores = memref::AllocOp::create(
+                  bb, bl,
+                  MemRefType::get({ShapedType::kDynamic}, bb.getF32Type()),
+                  ValueRange{s.numTokens});
+              buildFor(bb, bl, cIndex(bb, bl, 0), queryHeads, ValueRange{},
+                       [&](OpBuilder &hb, Location hl, Value head,
+                           ValueRange) -> SmallVector<Value> {
+                         buildFor(hb, hl, cIndex(hb, hl, 0), queryLen,
+                                  ValueRange{},
+                                  [&](OpBuilder &qb, Location ql, Value query,
+                                      ValueRange) -> SmallVector<Value> {
+                                    buildQuery(qb, ql, s, batch, head, query);
+                                    return {};
+                                  });
+                         return {};
+                       });
+              return {};
+            });
+        scf::YieldOp::create(b, l);
+      },
+      [&](OpBuilder &b, Location l) {
+        // The runtime recorded the mismatch in the binding; make the output
+        // unmistakably wrong rather than plausible.
+        Value nan = arith::ConstantFloatOp::create(
+            b, l, cast<FloatType>(resultType.getElementType()),
+            APFloat::getNaN(cast<FloatType>(resultType.getElementType())
+                                .getFloatSemantics()));
+        linalg::FillOp::create(b, l, ValueRange{nan}, ValueRange{out});
+        scf::YieldOp::create(b, l);
+      });
+  (void)ifOp;
+  Value result = bufferization::ToTensorOp::create(
+      rewriter, loc, resultType, out, /*restrict=*/true, /*writable=*/true);
+  rewriter.replaceOp(op, result);
+  return success();
+}
+
+void mlir::kvc::populateAttendToLoopsPattern(RewritePatternSet &patterns,
+                                             const TypeConverter &converter,
+                                             const LoweringContext &context) {
+  patterns.add<AttendToLoops>(converter, patterns.getContext(), context);
+}

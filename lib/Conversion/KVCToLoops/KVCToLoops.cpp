@@ -1,0 +1,234 @@
+//===- KVCToLoops.cpp - the CPU lowering of kvc ---------------------------===//
+//
+// Caches become pointers to runtime bindings, appends become runtime calls
+// that update pages in place, and attention becomes loops over the packed
+// pages (AttendToLoops.cpp). Function signatures follow the type change.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Lowering.h"
+#include "RuntimeABI.h"
+
+#include "kvc/Conversion/Passes.h"
+#include "kvc/Numerics/FP8.h"
+#include "kvc/Numerics/Layout.h"
+#include "mlir/Dialect/Func/Transforms/FuncConversions.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_KVCLOWERTOLOOPS
+#include "kvc/Conversion/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::kvc;
+namespace num = ::kvc::numerics;
+
+static std::string fp8TableName(FP8Format format) {
+  return ("kvc_fp8_" + stringifyFP8Format(format) + "_table").str();
+}
+
+func::FuncOp LoweringContext::getOrDeclare(OpBuilder &b, StringRef name,
+                                           TypeRange inputs, TypeRange results,
+                                           bool cInterface) const {
+  if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+    return existing;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  auto func = func::FuncOp::create(b, module.getLoc(), name,
+                                   b.getFunctionType(inputs, results));
+  func.setPrivate();
+  if (cInterface)
+    func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                  b.getUnitAttr());
+  return func;
+}
+
+Value LoweringContext::call(OpBuilder &b, Location loc, StringRef name,
+                            TypeRange results, ValueRange args) const {
+  func::FuncOp callee =
+      getOrDeclare(b, name, args.getTypes(), results, /*cInterface=*/false);
+  auto op = func::CallOp::create(b, loc, callee, args);
+  return results.empty() ? Value() : op.getResult(0);
+}
+
+Value LoweringContext::getFP8Table(OpBuilder &b, Location loc,
+                                   const num::SideEncoding &side) const {
+  if (!side.isFP8())
+    return Value();
+  FP8Format format =
+      side.fp8 == num::FP8Format::E4M3 ? FP8Format::E4M3 : FP8Format::E5M2;
+  auto type = MemRefType::get({256}, b.getF32Type());
+  return memref::GetGlobalOp::create(b, loc, type, fp8TableName(format));
+}
+
+/// Creates the fp8 decoding tables the module's caches need, from the
+/// numerics library's decoder.
+static void createFP8Tables(ModuleOp module) {
+  llvm::SmallSetVector<FP8Format, 2> formats;
+  module.walk([&](AttendOp op) {
+    if (EncodingAttr encoding = op.getCache().getType().getEncoding())
+      for (Attribute side : {Attribute(encoding.getKey()),
+                             Attribute(encoding.getValue())})
+        if (auto fp8 = dyn_cast<FP8Attr>(side))
+          formats.insert(fp8.getFormat());
+  });
+  OpBuilder b(module.getBodyRegion());
+  for (FP8Format format : formats) {
+    if (module.lookupSymbol(fp8TableName(format)))
+      continue;
+    num::FP8Format numFormat = format == FP8Format::E4M3
+                                   ? num::FP8Format::E4M3
+                                   : num::FP8Format::E5M2;
+    SmallVector<float> values;
+    for (unsigned code = 0; code < 256; ++code)
+      values.push_back(num::fp8ToFloat(code, numFormat));
+    auto tensorType = RankedTensorType::get({256}, b.getF32Type());
+    memref::GlobalOp::create(
+        b, module.getLoc(), fp8TableName(format), b.getStringAttr("private"),
+        MemRefType::get({256}, b.getF32Type()),
+        DenseElementsAttr::get(tensorType, ArrayRef<float>(values)),
+        /*constant=*/true, /*alignment=*/IntegerAttr());
+  }
+}
+
+namespace {
+
+/// kvc.append -> a runtime call on the binding, which it updates in place.
+struct AppendToCall : public OpConversionPattern<AppendOp> {
+  AppendToCall(const TypeConverter &converter, MLIRContext *context,
+               const LoweringContext &lowering)
+      : OpConversionPattern(converter, context), lowering(lowering) {}
+
+  LogicalResult
+  matchAndRewrite(AppendOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto stridedType = MemRefType::get(
+        SmallVector<int64_t>(4, ShapedType::kDynamic), rewriter.getF32Type(),
+        StridedLayoutAttr::get(rewriter.getContext(), ShapedType::kDynamic,
+                               SmallVector<int64_t>(4, ShapedType::kDynamic)));
+    auto toF32Buffer = [&](Value tensor) -> Value {
+      auto type = cast<RankedTensorType>(tensor.getType());
+      // The runtime takes f32 tokens and rounds them to fp16 itself.
+      if (!type.getElementType().isF32()) {
+        type = type.clone(rewriter.getF32Type());
+        tensor = arith::ExtFOp::create(rewriter, loc, type, tensor);
+      }
+      Value buffer = bufferization::ToBufferOp::create(
+          rewriter, loc, MemRefType::get(type.getShape(), type.getElementType()),
+          tensor, /*read_only=*/true);
+      return memref::CastOp::create(rewriter, loc, stridedType, buffer);
+    };
+    Value keys = toF32Buffer(op.getKeys());
+    Value values = toF32Buffer(op.getValues());
+    Value binding = adaptor.getCache();
+    func::FuncOp callee = lowering.getOrDeclare(
+        rewriter, abi::kAppend,
+        {binding.getType(), stridedType, stridedType}, {}, true);
+    func::CallOp::create(rewriter, loc, callee,
+                         ValueRange{binding, keys, values});
+    rewriter.replaceOp(op, binding);
+    return success();
+  }
+
+private:
+  const LoweringContext &lowering;
+};
+
+struct KVCLowerToLoopsPass
+    : public mlir::kvc::impl::KVCLowerToLoopsBase<KVCLowerToLoopsPass> {
+  using Base::Base;
+  void runOnOperation() override;
+};
+
+} // namespace
+
+/// The CPU path updates caches in place, so a cache value that an append
+/// consumed must not be read afterwards; and the ops it cannot lower yet
+/// are an error here rather than a silent fallback.
+static LogicalResult checkLowerable(ModuleOp module, unsigned pageTokens) {
+  WalkResult result = module.walk([&](Operation *op) -> WalkResult {
+    if (isa<EvictOp, ForkOp, CacheEmptyOp, QuantizeOp, DequantizeOp>(op)) {
+      op->emitOpError("is not lowered by kvc-lower-to-loops yet");
+      return WalkResult::interrupt();
+    }
+    if (auto attend = dyn_cast<AttendOp>(op)) {
+      EncodingAttr encoding = attend.getCache().getType().getEncoding();
+      if (!encoding)
+        return WalkResult::advance();
+      if (encoding.getKeyReduce() || encoding.getValueReduce() ||
+          encoding.getEvict()) {
+        op->emitOpError("kvc-lower-to-loops: key/value reductions and "
+                        "eviction are not lowered to CPU loops yet");
+        return WalkResult::interrupt();
+      }
+      unsigned headDim = attend.getCache().getType().getHeadDim();
+      num::CacheEncoding numerics = encoding.toNumerics();
+      for (const num::SideEncoding *side : {&numerics.key, &numerics.value}) {
+        std::string problem =
+            num::validatePageConfig(*side, headDim, pageTokens);
+        if (!problem.empty()) {
+          op->emitOpError("kvc-lower-to-loops: ") << problem;
+          return WalkResult::interrupt();
+        }
+      }
+    }
+    if (auto append = dyn_cast<AppendOp>(op)) {
+      for (Operation *user : append.getCache().getUsers())
+        if (user != op && user->getBlock() == op->getBlock() &&
+            op->isBeforeInBlock(user)) {
+          user->emitOpError("reads a cache after 'kvc.append' updated it; "
+                            "the CPU lowering updates caches in place");
+          return WalkResult::interrupt();
+        }
+    }
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
+void KVCLowerToLoopsPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  MLIRContext *context = &getContext();
+  if (failed(checkLowerable(module, pageTokens)))
+    return signalPassFailure();
+  createFP8Tables(module);
+
+  TypeConverter converter;
+  converter.addConversion([](Type type) { return type; });
+  converter.addConversion([](CacheType type) -> Type {
+    return LLVM::LLVMPointerType::get(type.getContext());
+  });
+  auto materialize = [](OpBuilder &b, Type type, ValueRange inputs,
+                        Location loc) -> Value {
+    return UnrealizedConversionCastOp::create(b, loc, type, inputs)
+        .getResult(0);
+  };
+  converter.addSourceMaterialization(materialize);
+  converter.addTargetMaterialization(materialize);
+
+  LoweringContext lowering{pageTokens, module};
+  RewritePatternSet patterns(context);
+  patterns.add<AppendToCall>(converter, context, lowering);
+  populateAttendToLoopsPattern(patterns, converter, lowering);
+  populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns,
+                                                                 converter);
+  populateReturnOpTypeConversionPattern(patterns, converter);
+  populateCallOpTypeConversionPattern(patterns, converter);
+
+  ConversionTarget target(*context);
+  target.addIllegalDialect<KVCDialect>();
+  target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+  target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
+    return converter.isSignatureLegal(op.getFunctionType()) &&
+           converter.isLegal(&op.getBody());
+  });
+  target.addDynamicallyLegalOp<func::ReturnOp, func::CallOp>(
+      [&](Operation *op) { return converter.isLegal(op); });
+  if (failed(applyPartialConversion(module, target, std::move(patterns))))
+    signalPassFailure();
+}

@@ -1,0 +1,43 @@
+//===- RuntimeABI.h - runtime entry points called by lowered code -*- C++ -*-===//
+//
+// The functions of runtime/include/kvc_runtime.h ("Entry points for
+// compiled code") that the CPU lowering calls. A cache value is a pointer
+// to a kvc_rt_binding. Functions taking or returning memrefs use MLIR's C
+// interface (`_mlir_ciface_<name>`).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_LIB_CONVERSION_KVCTOLOOPS_RUNTIMEABI_H
+#define KVC_LIB_CONVERSION_KVCTOLOOPS_RUNTIMEABI_H
+
+#include "llvm/ADT/StringRef.h"
+
+namespace mlir {
+namespace kvc {
+namespace abi {
+
+/// (binding, keys memref<?x?x?x?xf32>, values memref<?x?x?x?xf32>): appends
+/// [batch][kv_heads][tokens][head_dim] tokens to every sequence.
+inline constexpr llvm::StringLiteral kAppend = "kvc_rt_mlir_append";
+/// (binding, page_tokens, k_block_bytes, v_block_bytes, residual, kv_heads,
+/// head_dim) -> i32: nonzero when the runtime's layout is the compiled one.
+inline constexpr llvm::StringLiteral kCheckLayout = "kvc_rt_mlir_check_layout";
+/// (binding, batch index) -> i64 tokens / compressed tokens.
+inline constexpr llvm::StringLiteral kNumTokens = "kvc_rt_mlir_num_tokens";
+inline constexpr llvm::StringLiteral kCompressedTokens =
+    "kvc_rt_mlir_compressed_tokens";
+// Runtime memory is handed out as raw pointers, not memrefs: memrefs returned
+// by calls would be taken as owned by buffer deallocation and freed.
+/// (binding, side) -> !llvm.ptr: the layer's whole K (0) or V (1) pool.
+inline constexpr llvm::StringLiteral kPool = "kvc_rt_mlir_pool";
+/// (binding, batch index) -> !llvm.ptr: the sequence's int32 page table.
+inline constexpr llvm::StringLiteral kPageTable = "kvc_rt_mlir_page_table";
+/// (binding, batch index, side) -> !llvm.ptr: the sequence's fp16 residual
+/// staging buffers of all KV heads, residual_head_bytes apart.
+inline constexpr llvm::StringLiteral kResidual = "kvc_rt_mlir_residual";
+
+} // namespace abi
+} // namespace kvc
+} // namespace mlir
+
+#endif // KVC_LIB_CONVERSION_KVCTOLOOPS_RUNTIMEABI_H

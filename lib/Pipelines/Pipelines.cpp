@@ -1,0 +1,81 @@
+//===- Pipelines.cpp - kvc pass pipelines ---------------------------------===//
+
+#include "kvc/Pipelines/Pipelines.h"
+#include "kvc/Conversion/Passes.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
+
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <mutex>
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+void mlir::kvc::buildCompressPipeline(OpPassManager &pm,
+                                      const CompressPipelineOptions &options) {
+  pm.addPass(createKVCRaiseAttention());
+  // The raised IR leaves the old concat/transposes dead.
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  KVCDecoupleCompressionOptions decouple;
+  decouple.spec = options.spec;
+  decouple.layers = options.layers;
+  decouple.storageType = options.storageType;
+  pm.addPass(createKVCDecoupleCompression(decouple));
+  if (options.report != "none") {
+    KVCCacheReportOptions report;
+    report.format = options.report;
+    report.output = options.reportFile;
+    report.batch = options.batch;
+    report.context = options.context;
+    pm.addPass(createKVCCacheReport(report));
+  }
+}
+
+void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
+                                 const CPUPipelineOptions &options) {
+  // Upstream passes, by their registered names: the textual form is the one
+  // users would write with --pass-pipeline and is checked when parsed.
+  std::string pipeline = llvm::formatv(
+      "kvc-lower-to-loops{{page-tokens={0}},"
+      "func.func(convert-elementwise-to-linalg),"
+      "one-shot-bufferize{{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map},"
+      "buffer-results-to-out-params{{modify-public-functions "
+      "hoist-static-allocs},"
+      "func.func(convert-linalg-to-loops),"
+      "buffer-deallocation-pipeline,"
+      "expand-strided-metadata,lower-affine,convert-scf-to-cf,"
+      "convert-math-to-libm,convert-math-to-llvm,"
+      "convert-arith-to-llvm,convert-index-to-llvm,"
+      "finalize-memref-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
+      "reconcile-unrealized-casts",
+      options.pageTokens.getValue());
+  // The textual form needs the passes registered; tools other than kvc-opt
+  // (kvc-run, the Python bindings) may not have done it.
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    registerAllPasses();
+    registerKVCConversionPasses();
+  });
+  // A failure here is a bug in the string above, not bad user input.
+  if (failed(parsePassPipeline(pipeline, pm)))
+    llvm::report_fatal_error("kvc-cpu-pipeline: bad built-in pipeline");
+}
+
+void mlir::kvc::registerKVCPipelines() {
+  PassPipelineRegistration<CPUPipelineOptions>(
+      "kvc-cpu-pipeline",
+      "Lower kvc ops to loops over runtime pages and runtime calls, then "
+      "bufferize and lower everything to the LLVM dialect",
+      buildCPUPipeline);
+  PassPipelineRegistration<CompressPipelineOptions>(
+      "kvc-compress",
+      "Raise attention to kvc ops, give every cache decoupled K/V encodings "
+      "and report the KV memory they take",
+      buildCompressPipeline);
+}

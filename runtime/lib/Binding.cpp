@@ -1,0 +1,229 @@
+//===- Binding.cpp - caches as seen by compiled code ----------------------===//
+//
+// The entry points kvc-compiled CPU code calls (kvc_runtime_binding.h). They
+// are thin: everything goes through the public C API, so compiled code gets
+// the same checks and the same numerics as any other caller.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvc_runtime_binding.h"
+
+#include <new>
+#include <string>
+#include <vector>
+
+struct kvc_rt_binding {
+  kvc_rt_cache *cache = nullptr;
+  uint32_t layer = 0;
+  std::vector<kvc_rt_seq> seqs;
+  kvc_rt_layer_view layerView{};
+  kvc_rt_status status = KVC_RT_OK;
+  std::string error;
+  /// Contiguous copy of tokens whose channels are strided.
+  std::vector<float> scratch;
+};
+
+namespace {
+
+/// Records the first failure; later ones are consequences of it.
+bool fail(kvc_rt_binding *binding, kvc_rt_status status,
+          const std::string &message) {
+  if (binding->status == KVC_RT_OK) {
+    binding->status = status;
+    binding->error = message;
+  }
+  return false;
+}
+
+bool check(kvc_rt_binding *binding, kvc_rt_status status, const char *what) {
+  if (status == KVC_RT_OK)
+    return true;
+  return fail(binding, status,
+              std::string(what) + ": " + kvc_rt_cache_last_error(binding->cache));
+}
+
+bool usable(kvc_rt_binding *binding) {
+  return binding && binding->status == KVC_RT_OK;
+}
+
+/// The sequence view of batch entry `b`, or false (recorded) on error.
+bool sequenceView(kvc_rt_binding *binding, int64_t b,
+                  kvc_rt_sequence_view *view) {
+  if (!usable(binding))
+    return false;
+  if (b < 0 || size_t(b) >= binding->seqs.size())
+    return fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+                "batch index " + std::to_string(b) + " out of range (batch " +
+                    std::to_string(binding->seqs.size()) + ")");
+  return check(binding,
+               kvc_rt_sequence_view_get(binding->cache, binding->seqs[b],
+                                        binding->layer, view),
+               "kvc_rt_sequence_view_get");
+}
+
+} // namespace
+
+extern "C" {
+
+kvc_rt_status kvc_rt_binding_create(kvc_rt_cache *cache, uint32_t layer,
+                                    const kvc_rt_seq *seqs, uint32_t batch,
+                                    kvc_rt_binding **out) {
+  if (!cache || !seqs || !out)
+    return KVC_RT_ERROR_NULL_POINTER;
+  if (batch == 0)
+    return KVC_RT_ERROR_INVALID_ARGUMENT;
+  kvc_rt_cache_config config;
+  if (kvc_rt_status status = kvc_rt_cache_get_config(cache, &config))
+    return status;
+  // Compiled CPU code dereferences the pools: they must be host memory.
+  if (config.backend == KVC_RT_BACKEND_CUDA)
+    return KVC_RT_ERROR_UNSUPPORTED;
+  kvc_rt_layer_view layerView;
+  if (kvc_rt_status status = kvc_rt_layer_view_get(cache, layer, &layerView))
+    return status;
+  for (uint32_t b = 0; b < batch; ++b) {
+    uint64_t length;
+    if (kvc_rt_status status =
+            kvc_rt_sequence_length(cache, seqs[b], layer, &length))
+      return status;
+  }
+  auto *binding = new (std::nothrow) kvc_rt_binding;
+  if (!binding)
+    return KVC_RT_ERROR_OUT_OF_MEMORY;
+  binding->cache = cache;
+  binding->layer = layer;
+  binding->seqs.assign(seqs, seqs + batch);
+  binding->layerView = layerView;
+  *out = binding;
+  return KVC_RT_OK;
+}
+
+void kvc_rt_binding_destroy(kvc_rt_binding *binding) { delete binding; }
+
+kvc_rt_status kvc_rt_binding_status(const kvc_rt_binding *binding) {
+  return binding ? binding->status : KVC_RT_ERROR_NULL_POINTER;
+}
+
+const char *kvc_rt_binding_error(const kvc_rt_binding *binding) {
+  return binding ? binding->error.c_str() : "null binding";
+}
+
+void kvc_rt_binding_clear_error(kvc_rt_binding *binding) {
+  if (!binding)
+    return;
+  binding->status = KVC_RT_OK;
+  binding->error.clear();
+}
+
+void _mlir_ciface_kvc_rt_mlir_append(kvc_rt_binding *binding,
+                                     kvc_rt_memref_4d_f32 *keys,
+                                     kvc_rt_memref_4d_f32 *values) {
+  if (!usable(binding))
+    return;
+  if (keys->sizes[0] != int64_t(binding->seqs.size())) {
+    fail(binding, KVC_RT_ERROR_SHAPE_MISMATCH,
+         "append of batch " + std::to_string(keys->sizes[0]) +
+             " to a binding of batch " + std::to_string(binding->seqs.size()));
+    return;
+  }
+  for (size_t b = 0; b < binding->seqs.size(); ++b) {
+    kvc_rt_tokens tokens{};
+    tokens.num_tokens = uint32_t(keys->sizes[2]);
+    tokens.dtype = KVC_RT_DTYPE_F32;
+    tokens.kv_heads = uint32_t(keys->sizes[1]);
+    tokens.head_dim = uint32_t(keys->sizes[3]);
+    const float *k = keys->aligned + keys->offset + b * keys->strides[0];
+    const float *v = values->aligned + values->offset + b * values->strides[0];
+    // The runtime addresses channels contiguously; keys and values share
+    // the same strides after bufferization, but check both.
+    bool contiguous = keys->strides[3] == 1 && values->strides[3] == 1 &&
+                      keys->strides[1] == values->strides[1] &&
+                      keys->strides[2] == values->strides[2];
+    if (contiguous) {
+      tokens.keys = k;
+      tokens.values = v;
+      tokens.head_stride = uint64_t(keys->strides[1]);
+      tokens.token_stride = uint64_t(keys->strides[2]);
+    } else {
+      size_t count = size_t(keys->sizes[1]) * keys->sizes[2] * keys->sizes[3];
+      binding->scratch.resize(2 * count);
+      float *ck = binding->scratch.data(), *cv = ck + count;
+      size_t i = 0;
+      for (int64_t h = 0; h < keys->sizes[1]; ++h)
+        for (int64_t t = 0; t < keys->sizes[2]; ++t)
+          for (int64_t c = 0; c < keys->sizes[3]; ++c, ++i) {
+            ck[i] = k[h * keys->strides[1] + t * keys->strides[2] +
+                      c * keys->strides[3]];
+            cv[i] = v[h * values->strides[1] + t * values->strides[2] +
+                      c * values->strides[3]];
+          }
+      tokens.keys = ck;
+      tokens.values = cv;
+    }
+    if (!check(binding,
+               kvc_rt_append(binding->cache, binding->seqs[b], binding->layer,
+                             &tokens),
+               "kvc_rt_append"))
+      return;
+  }
+}
+
+int32_t kvc_rt_mlir_check_layout(kvc_rt_binding *binding, int64_t pageTokens,
+                                 int64_t kBlockBytes, int64_t vBlockBytes,
+                                 int64_t residual, int64_t kvHeads,
+                                 int64_t headDim) {
+  if (!usable(binding))
+    return 0;
+  const kvc_rt_layer_view &view = binding->layerView;
+  if (int64_t(view.page_tokens) == pageTokens &&
+      int64_t(view.k.block_bytes) == kBlockBytes &&
+      int64_t(view.v.block_bytes) == vBlockBytes &&
+      int64_t(view.residual) == residual &&
+      int64_t(view.kv_heads) == kvHeads && int64_t(view.head_dim) == headDim)
+    return 1;
+  fail(binding, KVC_RT_ERROR_ENCODING_MISMATCH,
+       "compiled for page_tokens " + std::to_string(pageTokens) +
+           ", K/V blocks " + std::to_string(kBlockBytes) + "/" +
+           std::to_string(vBlockBytes) + " B, residual " +
+           std::to_string(residual) + ", " + std::to_string(kvHeads) +
+           " heads of " + std::to_string(headDim) + "; the cache layer has " +
+           std::to_string(view.page_tokens) + ", " +
+           std::to_string(view.k.block_bytes) + "/" +
+           std::to_string(view.v.block_bytes) + " B, " +
+           std::to_string(view.residual) + ", " +
+           std::to_string(view.kv_heads) + " heads of " +
+           std::to_string(view.head_dim));
+  return 0;
+}
+
+int64_t kvc_rt_mlir_num_tokens(kvc_rt_binding *binding, int64_t b) {
+  kvc_rt_sequence_view view;
+  return sequenceView(binding, b, &view) ? int64_t(view.num_tokens) : 0;
+}
+
+int64_t kvc_rt_mlir_compressed_tokens(kvc_rt_binding *binding, int64_t b) {
+  kvc_rt_sequence_view view;
+  return sequenceView(binding, b, &view) ? int64_t(view.compressed_tokens)
+                                         : 0;
+}
+
+void *kvc_rt_mlir_pool(kvc_rt_binding *binding, int32_t side) {
+  if (!usable(binding))
+    return nullptr;
+  return side == 0 ? binding->layerView.k_pool : binding->layerView.v_pool;
+}
+
+const int32_t *kvc_rt_mlir_page_table(kvc_rt_binding *binding, int64_t b) {
+  kvc_rt_sequence_view view;
+  return sequenceView(binding, b, &view) ? view.page_table : nullptr;
+}
+
+const void *kvc_rt_mlir_residual(kvc_rt_binding *binding, int64_t b,
+                                 int32_t side) {
+  kvc_rt_sequence_view view;
+  if (!sequenceView(binding, b, &view))
+    return nullptr;
+  return side == 0 ? view.k_residual : view.v_residual;
+}
+
+} // extern "C"

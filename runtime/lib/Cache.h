@@ -1,0 +1,163 @@
+//===- Cache.h - The paged compressed KV cache ------------------*- C++ -*-===//
+//
+// One cache: per layer a PagePool (bookkeeping shared by the K and V pools),
+// the page-table matrix [max_sequences][max_pages_per_sequence] (host, plus
+// a mirror in backend memory on device backends), and the token count of
+// every sequence slot. The arena holds the K/V pools and residual staging of
+// every layer (see Geometry.h for where).
+//
+// Every mutating operation first validates and reserves everything it needs
+// (pages, a sequence slot), then mutates; only a backend (CUDA) failure can
+// interrupt the second phase, and it rolls the bookkeeping back.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_RUNTIME_LIB_CACHE_H
+#define KVC_RUNTIME_LIB_CACHE_H
+
+#include "Backend.h"
+#include "Geometry.h"
+#include "HostArray.h"
+#include "PagePool.h"
+
+#include <memory>
+#include <vector>
+
+namespace kvc {
+namespace rt {
+
+/// Byte ranges of a block occupied by tokens [first, first + n) of a page.
+/// The layout stores both regions token-major (layout.md section 4: rows
+/// [first, first + n) are one contiguous slice of the codes region and of
+/// the params region), so each range is proportional to the token range.
+/// Used to copy only what writePageTokens wrote to device memory.
+struct ByteRange {
+  size_t offset = 0;
+  size_t bytes = 0;
+};
+void pageTokenRanges(const numerics::BlockLayout &layout, unsigned pageTokens,
+                     size_t first, size_t count, ByteRange *codes,
+                     ByteRange *params);
+
+class Cache {
+public:
+  static Status create(const kvc_rt_cache_config &config,
+                       std::unique_ptr<Cache> *out);
+  ~Cache();
+  Cache(const Cache &) = delete;
+  Cache &operator=(const Cache &) = delete;
+
+  const CacheGeometry &geometry() const { return geometry_; }
+  Backend &backend() const { return *backend_; }
+  /// The configuration with `encodings` pointing to the cache's copy.
+  kvc_rt_cache_config config() const;
+
+  // Sequences (Cache.cpp).
+  Status createSequence(kvc_rt_seq *out);
+  Status forkSequence(kvc_rt_seq parent, kvc_rt_seq *out);
+  Status freeSequence(kvc_rt_seq seq);
+  Status append(kvc_rt_seq seq, uint32_t layer, const kvc_rt_tokens &tokens);
+
+  // Queries (CacheRead.cpp).
+  Status sequenceLength(kvc_rt_seq seq, uint32_t layer, uint64_t *out) const;
+  Status checkLayer(uint32_t layer, const kvc_rt_encoding &encoding,
+                    uint32_t kvHeads, uint32_t headDim,
+                    uint32_t pageTokens) const;
+  Status layerView(uint32_t layer, kvc_rt_layer_view *out) const;
+  Status sequenceView(kvc_rt_seq seq, uint32_t layer,
+                      kvc_rt_sequence_view *out) const;
+  Status gather(kvc_rt_seq seq, uint32_t layer, uint32_t head, float *keys,
+                float *values, uint64_t capacityTokens) const;
+  Status readBlock(uint32_t layer, uint32_t page, uint32_t head, uint32_t pool,
+                   void *dst, uint64_t dstBytes) const;
+  Status stats(kvc_rt_cache_stats *out) const;
+  Status layerStats(uint32_t layer, kvc_rt_layer_stats *out) const;
+  Status verify() const;
+
+private:
+  struct Layer {
+    const LayerGeometry *geo = nullptr;
+    PagePool pool;
+    HostArray<int32_t> table;   ///< [max_sequences][max_pages_per_sequence]
+    HostArray<uint32_t> tokens; ///< per slot; 0 for dead slots
+    uint8_t *kPool = nullptr;
+    uint8_t *vPool = nullptr;
+    uint8_t *kResidual = nullptr;
+    uint8_t *vResidual = nullptr;
+    int32_t *deviceTable = nullptr; ///< mirror, or == table.data() on CPU
+    uint64_t totalTokens = 0;       ///< sum over live slots
+    uint64_t totalCompressed = 0;
+  };
+
+  /// One side (K or V) of a layer, to write loops once for both.
+  struct SideRef {
+    const numerics::SideEncoding *encoding;
+    const numerics::BlockLayout *block;
+    uint8_t *pool;
+    size_t pageBytes;
+    uint8_t *residual; ///< staging of slot 0, head 0 (nullptr if R == 0)
+    size_t residualHeadBytes;
+  };
+
+  Cache() = default;
+  SideRef side(const Layer &layer, bool value) const;
+
+  Status resolve(kvc_rt_seq seq, uint32_t *slot) const;
+  Status checkLayerIndex(uint32_t layer) const;
+  static kvc_rt_seq makeId(uint32_t slot, uint32_t generation) {
+    return (uint64_t(generation) << 32) | slot;
+  }
+
+  int32_t *row(Layer &layer, uint32_t slot) {
+    return layer.table.data() +
+           size_t{slot} * geometry_.maxPagesPerSequence;
+  }
+  const int32_t *row(const Layer &layer, uint32_t slot) const {
+    return layer.table.data() +
+           size_t{slot} * geometry_.maxPagesPerSequence;
+  }
+  uint64_t compressedCount(const Layer &layer, uint64_t tokens) const;
+  uint32_t pagesFor(const Layer &layer, uint64_t tokens) const;
+  uint8_t *residualOf(const SideRef &side, uint32_t slot, uint32_t head) const;
+  /// Copies page-table entries [first, first + count) of a slot's row to the
+  /// mirror (no-op without one).
+  Status syncMirror(Layer &layer, uint32_t slot, uint32_t first,
+                    uint32_t count);
+
+  // append's phases.
+  Status writeCompressed(Layer &layer, uint32_t slot, bool value,
+                         const kvc_rt_tokens &in, uint64_t headStride,
+                         uint64_t tokenStride, uint64_t n0, uint64_t c0,
+                         uint64_t c1);
+  Status writeResidual(Layer &layer, uint32_t slot, bool value,
+                       const kvc_rt_tokens &in, uint64_t headStride,
+                       uint64_t tokenStride, uint64_t n0, uint64_t n1,
+                       uint64_t c1);
+
+  CacheGeometry geometry_;
+  std::vector<kvc_rt_encoding> encodings_;
+  std::unique_ptr<Backend> backend_;
+  uint8_t *arena_ = nullptr;
+  std::vector<Layer> layers_;
+
+  // Sequence slots: the id of slot s is makeId(s, generation_[s]) while
+  // live_[s]; freeing bumps the generation, so an old id never matches again
+  // (a slot whose generation would wrap is retired instead of reused).
+  HostArray<uint32_t> generation_;
+  HostArray<uint32_t> live_;
+  HostArray<uint32_t> freeSlots_;
+  uint32_t freeSlotCount_ = 0;
+  uint32_t liveCount_ = 0;
+  uint32_t retiredCount_ = 0;
+  HostArray<int32_t> emptyRow_; ///< max_pages_per_sequence entries of -1
+
+  // Host scratch, allocated once (sizes in HostMetadataSizes::scratchBytes).
+  mutable HostArray<float> scratchTokens_; ///< [T][D] fp32
+  mutable HostArray<uint16_t> scratchHalf_; ///< one head's residual rows
+  mutable HostArray<uint8_t> scratchBlock_; ///< one block
+};
+
+} // namespace rt
+} // namespace kvc
+
+#endif // KVC_RUNTIME_LIB_CACHE_H

@@ -1,0 +1,361 @@
+//===- CacheRead.cpp - Views, gather, stats and invariant checks ----------===//
+
+#include "Cache.h"
+
+#include "kvc/Numerics/Half.h"
+#include "kvc/Numerics/Layout.h"
+
+#include <vector>
+
+namespace kvc {
+namespace rt {
+
+namespace {
+kvc_rt_block_layout toC(const numerics::BlockLayout &b, size_t pageBytes) {
+  kvc_rt_block_layout out;
+  out.block_bytes = b.blockBytes;
+  out.codes_bytes = b.codesBytes;
+  out.params_offset = b.paramsOffset;
+  out.params_bytes = b.paramsBytes;
+  out.page_bytes = pageBytes;
+  return out;
+}
+
+Status internal(std::string message) {
+  return Status::error(KVC_RT_ERROR_INTERNAL, std::move(message));
+}
+} // namespace
+
+Status Cache::sequenceLength(kvc_rt_seq seq, uint32_t layer,
+                             uint64_t *out) const {
+  uint32_t slot;
+  KVC_RT_RETURN_IF_ERROR(resolve(seq, &slot));
+  KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layer));
+  *out = layers_[layer].tokens[slot];
+  return Status::ok();
+}
+
+Status Cache::checkLayer(uint32_t layer, const kvc_rt_encoding &encoding,
+                         uint32_t kvHeads, uint32_t headDim,
+                         uint32_t pageTokens) const {
+  KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layer));
+  const kvc_rt_cache_config &cfg = geometry_.config;
+  if (kvHeads != cfg.kv_heads || headDim != cfg.head_dim)
+    return Status::error(KVC_RT_ERROR_SHAPE_MISMATCH,
+                         "expected " + std::to_string(kvHeads) +
+                             " kv heads of dimension " +
+                             std::to_string(headDim) + ", the cache has " +
+                             std::to_string(cfg.kv_heads) + " of dimension " +
+                             std::to_string(cfg.head_dim));
+  numerics::CacheEncoding expected;
+  KVC_RT_RETURN_IF_ERROR(convertEncoding(encoding, &expected));
+  const numerics::CacheEncoding &actual = layers_[layer].geo->encoding;
+  if (expected != actual)
+    return Status::error(KVC_RT_ERROR_ENCODING_MISMATCH,
+                         "layer " + std::to_string(layer) + " is encoded as {" +
+                             actual.toString() + "}, expected {" +
+                             expected.toString() + "}");
+  if (pageTokens != cfg.page_tokens)
+    return Status::error(KVC_RT_ERROR_ENCODING_MISMATCH,
+                         "pages hold " + std::to_string(cfg.page_tokens) +
+                             " tokens, expected " + std::to_string(pageTokens));
+  return Status::ok();
+}
+
+Status Cache::layerView(uint32_t layerIndex, kvc_rt_layer_view *out) const {
+  KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layerIndex));
+  const Layer &layer = layers_[layerIndex];
+  const LayerGeometry &lg = *layer.geo;
+  const kvc_rt_cache_config &cfg = geometry_.config;
+  kvc_rt_layer_view v{};
+  v.encoding = lg.cEncoding;
+  v.kv_heads = cfg.kv_heads;
+  v.head_dim = cfg.head_dim;
+  v.page_tokens = cfg.page_tokens;
+  v.residual = lg.residual();
+  v.num_pages = cfg.pages_per_layer;
+  v.max_sequences = cfg.max_sequences;
+  v.max_pages_per_sequence = geometry_.maxPagesPerSequence;
+  v.k = toC(lg.k, lg.kPageBytes);
+  v.v = toC(lg.v, lg.vPageBytes);
+  v.k_pool = layer.kPool;
+  v.v_pool = layer.vPool;
+  v.k_residual = layer.kResidual;
+  v.v_residual = layer.vResidual;
+  v.residual_head_bytes = lg.residualHeadBytes;
+  v.page_tables = layer.table.data();
+  v.page_tables_device = layer.deviceTable;
+  *out = v;
+  return Status::ok();
+}
+
+Status Cache::sequenceView(kvc_rt_seq seq, uint32_t layerIndex,
+                           kvc_rt_sequence_view *out) const {
+  uint32_t slot;
+  KVC_RT_RETURN_IF_ERROR(resolve(seq, &slot));
+  KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layerIndex));
+  const Layer &layer = layers_[layerIndex];
+  const LayerGeometry &lg = *layer.geo;
+  const kvc_rt_cache_config &cfg = geometry_.config;
+  const uint64_t n = layer.tokens[slot];
+  const size_t rowOffset = size_t{slot} * geometry_.maxPagesPerSequence;
+  kvc_rt_sequence_view v{};
+  v.num_tokens = n;
+  v.compressed_tokens = compressedCount(layer, n);
+  v.residual_tokens = n - v.compressed_tokens;
+  v.num_pages = pagesFor(layer, n);
+  v.slot = slot;
+  v.page_table = layer.table.data() + rowOffset;
+  v.page_table_device = layer.deviceTable + rowOffset;
+  v.k_pool = layer.kPool;
+  v.v_pool = layer.vPool;
+  if (lg.residualHeadBytes) {
+    v.k_residual = residualOf(side(layer, false), slot, 0);
+    v.v_residual = residualOf(side(layer, true), slot, 0);
+  }
+  v.residual_head_bytes = lg.residualHeadBytes;
+  v.k = toC(lg.k, lg.kPageBytes);
+  v.v = toC(lg.v, lg.vPageBytes);
+  v.kv_heads = cfg.kv_heads;
+  v.head_dim = cfg.head_dim;
+  v.page_tokens = cfg.page_tokens;
+  v.residual = lg.residual();
+  *out = v;
+  return Status::ok();
+}
+
+Status Cache::gather(kvc_rt_seq seq, uint32_t layerIndex, uint32_t head,
+                     float *keys, float *values,
+                     uint64_t capacityTokens) const {
+  uint32_t slot;
+  KVC_RT_RETURN_IF_ERROR(resolve(seq, &slot));
+  KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layerIndex));
+  const kvc_rt_cache_config &cfg = geometry_.config;
+  if (head >= cfg.kv_heads)
+    return invalidArgument("head " + std::to_string(head) +
+                           " is out of range (the cache has " +
+                           std::to_string(cfg.kv_heads) + " kv heads)");
+  const Layer &layer = layers_[layerIndex];
+  const uint64_t n = layer.tokens[slot];
+  if ((keys || values) && capacityTokens < n)
+    return Status::error(KVC_RT_ERROR_CAPACITY_EXCEEDED,
+                         "the output holds " + std::to_string(capacityTokens) +
+                             " tokens but the sequence has " +
+                             std::to_string(n));
+  const uint32_t D = cfg.head_dim;
+  const uint32_t T = cfg.page_tokens;
+  const uint64_t c = compressedCount(layer, n);
+  const bool direct = backend_->hostAccessible();
+  const int32_t *entries = row(layer, slot);
+  for (int v = 0; v < 2; ++v) {
+    float *out = v == 1 ? values : keys;
+    if (!out)
+      continue;
+    const SideRef sr = side(layer, v == 1);
+    for (uint64_t t0 = 0; t0 < c;) {
+      const uint64_t page = t0 / T;
+      const uint64_t first = t0 % T;
+      const uint64_t count = std::min<uint64_t>(c, (page + 1) * T) - t0;
+      const uint8_t *block = sr.pool + size_t(entries[page]) * sr.pageBytes +
+                             size_t{head} * sr.block->blockBytes;
+      if (!direct) {
+        // Fetch only the bytes of these tokens, at their offsets.
+        uint8_t *staging = scratchBlock_.data();
+        ByteRange codes, params;
+        pageTokenRanges(*sr.block, T, first, count, &codes, &params);
+        KVC_RT_RETURN_IF_ERROR(backend_->copyToHost(
+            staging + codes.offset, block + codes.offset, codes.bytes));
+        KVC_RT_RETURN_IF_ERROR(backend_->copyToHost(
+            staging + params.offset, block + params.offset, params.bytes));
+        block = staging;
+      }
+      numerics::readPageTokens(block, first, count, *sr.encoding, D, T,
+                               out + t0 * D);
+      t0 += count;
+    }
+    const uint64_t rows = n - c;
+    if (rows) {
+      const uint8_t *residual = residualOf(sr, slot, head);
+      const uint16_t *halves = reinterpret_cast<const uint16_t *>(residual);
+      if (!direct) {
+        KVC_RT_RETURN_IF_ERROR(backend_->copyToHost(scratchHalf_.data(),
+                                                    residual, rows * D * 2));
+        halves = scratchHalf_.data();
+      }
+      for (uint64_t i = 0; i < rows * D; ++i)
+        out[c * D + i] = numerics::halfToFloat(halves[i]);
+    }
+  }
+  return Status::ok();
+}
+
+Status Cache::readBlock(uint32_t layerIndex, uint32_t page, uint32_t head,
+                        uint32_t pool, void *dst, uint64_t dstBytes) const {
+  KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layerIndex));
+  const kvc_rt_cache_config &cfg = geometry_.config;
+  if (pool != KVC_RT_POOL_K && pool != KVC_RT_POOL_V)
+    return invalidArgument("unknown pool " + std::to_string(pool));
+  if (page >= cfg.pages_per_layer)
+    return invalidArgument("page " + std::to_string(page) +
+                           " is out of range (pools hold " +
+                           std::to_string(cfg.pages_per_layer) + " pages)");
+  if (head >= cfg.kv_heads)
+    return invalidArgument("head " + std::to_string(head) +
+                           " is out of range");
+  if (!dst)
+    return nullPointer("dst");
+  const SideRef sr = side(layers_[layerIndex], pool == KVC_RT_POOL_V);
+  const size_t bytes = sr.block->blockBytes;
+  if (dstBytes < bytes)
+    return Status::error(KVC_RT_ERROR_CAPACITY_EXCEEDED,
+                         "dst holds " + std::to_string(dstBytes) +
+                             " bytes, a block has " + std::to_string(bytes));
+  return backend_->copyToHost(
+      dst, sr.pool + size_t{page} * sr.pageBytes + size_t{head} * bytes, bytes);
+}
+
+Status Cache::layerStats(uint32_t layerIndex, kvc_rt_layer_stats *out) const {
+  KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layerIndex));
+  const Layer &layer = layers_[layerIndex];
+  const LayerGeometry &lg = *layer.geo;
+  kvc_rt_layer_stats s{};
+  s.pages_total = layer.pool.capacity();
+  s.pages_used = layer.pool.usedCount();
+  s.pages_free = layer.pool.freeCount();
+  s.pages_shared = layer.pool.sharedCount();
+  s.k_page_bytes_used = uint64_t(s.pages_used) * lg.kPageBytes;
+  s.v_page_bytes_used = uint64_t(s.pages_used) * lg.vPageBytes;
+  s.k_residual_bytes = uint64_t(liveCount_) * lg.residualSlotBytes;
+  s.v_residual_bytes = s.k_residual_bytes;
+  s.tokens = layer.totalTokens;
+  s.compressed_tokens = layer.totalCompressed;
+  *out = s;
+  return Status::ok();
+}
+
+Status Cache::stats(kvc_rt_cache_stats *out) const {
+  kvc_rt_cache_stats s{};
+  s.live_sequences = liveCount_;
+  s.max_sequences = geometry_.config.max_sequences;
+  for (uint32_t l = 0; l < layers_.size(); ++l) {
+    kvc_rt_layer_stats ls;
+    KVC_RT_RETURN_IF_ERROR(layerStats(l, &ls));
+    s.pages_used += ls.pages_used;
+    s.pages_free += ls.pages_free;
+    s.k_bytes_used += ls.k_page_bytes_used + ls.k_residual_bytes;
+    s.v_bytes_used += ls.v_page_bytes_used + ls.v_residual_bytes;
+  }
+  s.footprint = geometry_.footprint();
+  *out = s;
+  return Status::ok();
+}
+
+Status Cache::verify() const {
+  const kvc_rt_cache_config &cfg = geometry_.config;
+  const uint32_t maxPages = geometry_.maxPagesPerSequence;
+
+  // Sequence slots: live, free and retired partition the slots.
+  uint32_t live = 0;
+  std::vector<char> isFree(cfg.max_sequences, 0);
+  for (uint32_t s = 0; s < cfg.max_sequences; ++s)
+    live += live_[s] ? 1 : 0;
+  if (live != liveCount_)
+    return internal("live sequence count " + std::to_string(liveCount_) +
+                    " but " + std::to_string(live) + " live slots");
+  for (uint32_t i = 0; i < freeSlotCount_; ++i) {
+    const uint32_t s = freeSlots_[i];
+    if (s >= cfg.max_sequences || isFree[s] || live_[s])
+      return internal("free slot list entry " + std::to_string(i) +
+                      " is out of range, repeated or live");
+    isFree[s] = 1;
+  }
+  uint32_t retired = 0;
+  for (uint32_t s = 0; s < cfg.max_sequences; ++s)
+    if (!live_[s] && !isFree[s]) {
+      if (generation_[s] != 0)
+        return internal("slot " + std::to_string(s) +
+                        " is neither live, free nor retired");
+      ++retired;
+    }
+  if (retired != retiredCount_ ||
+      live + freeSlotCount_ + retired != cfg.max_sequences)
+    return internal("sequence slots do not add up");
+
+  for (uint32_t l = 0; l < layers_.size(); ++l) {
+    const Layer &layer = layers_[l];
+    const std::string where = "layer " + std::to_string(l) + ": ";
+    const uint32_t numPages = layer.pool.capacity();
+    std::vector<uint32_t> refs(numPages, 0);
+    std::vector<uint32_t> lastRow(numPages, UINT32_MAX);
+    uint64_t tokens = 0, compressed = 0;
+    for (uint32_t s = 0; s < cfg.max_sequences; ++s) {
+      const uint64_t n = layer.tokens[s];
+      const int32_t *entries = row(layer, s);
+      if (!live_[s] && n != 0)
+        return internal(where + "free slot " + std::to_string(s) +
+                        " holds tokens");
+      if (n > cfg.max_tokens)
+        return internal(where + "slot " + std::to_string(s) +
+                        " exceeds max_tokens");
+      const uint32_t pages = live_[s] ? pagesFor(layer, n) : 0;
+      for (uint32_t i = 0; i < maxPages; ++i) {
+        const int32_t e = entries[i];
+        if (i >= pages) {
+          if (e != -1)
+            return internal(where + "slot " + std::to_string(s) +
+                            " has a page-table entry past its pages");
+          continue;
+        }
+        if (e < 0 || uint32_t(e) >= numPages)
+          return internal(where + "slot " + std::to_string(s) +
+                          " names page " + std::to_string(e) +
+                          ", out of range");
+        if (lastRow[e] == s)
+          return internal(where + "page " + std::to_string(e) +
+                          " appears twice in the page table of slot " +
+                          std::to_string(s));
+        lastRow[e] = s;
+        ++refs[e];
+      }
+      tokens += n;
+      compressed += compressedCount(layer, n);
+    }
+    uint32_t used = 0, shared = 0;
+    for (uint32_t p = 0; p < numPages; ++p) {
+      if (refs[p] != layer.pool.refCount(int32_t(p)))
+        return internal(where + "page " + std::to_string(p) +
+                        " has reference count " +
+                        std::to_string(layer.pool.refCount(int32_t(p))) +
+                        " but " + std::to_string(refs[p]) +
+                        " page-table entries");
+      used += refs[p] > 0;
+      shared += refs[p] > 1;
+    }
+    if (used != layer.pool.usedCount() || shared != layer.pool.sharedCount())
+      return internal(where + "used/shared page counters are wrong");
+    std::vector<char> seen(numPages, 0);
+    for (uint32_t i = 0; i < layer.pool.freeCount(); ++i) {
+      const int32_t p = layer.pool.freeStack()[i];
+      if (p < 0 || uint32_t(p) >= numPages || seen[p] || refs[p] != 0)
+        return internal(where + "free list entry " + std::to_string(i) +
+                        " is out of range, repeated or in use");
+      seen[p] = 1;
+    }
+    if (tokens != layer.totalTokens || compressed != layer.totalCompressed)
+      return internal(where + "token totals are wrong");
+    if (geometry_.deviceMirror) {
+      std::vector<int32_t> mirror(layer.table.size());
+      KVC_RT_RETURN_IF_ERROR(backend_->copyToHost(
+          mirror.data(), reinterpret_cast<const uint8_t *>(layer.deviceTable),
+          mirror.size() * sizeof(int32_t)));
+      for (size_t i = 0; i < mirror.size(); ++i)
+        if (mirror[i] != layer.table[i])
+          return internal(where + "page-table mirror differs at entry " +
+                          std::to_string(i));
+    }
+  }
+  return Status::ok();
+}
+
+} // namespace rt
+} // namespace kvc

@@ -1,0 +1,90 @@
+/*===- CAbiTest.c - The header is C99 and the shared library exports it ---===*\
+ *
+ * Built with -std=c99 -pedantic -Werror against libkvc_runtime.so: a cache
+ * is created, a KIVI-2 layer is filled past one flush, and the views and
+ * gather are read the way generated code would. Prints "N passed, N failed".
+\*===----------------------------------------------------------------------===*/
+
+#include "kvc_runtime.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int passed = 0, failed = 0;
+
+static void check(int ok, const char *what) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failed;
+    printf("FAILED: %s (last error: %s)\n", what, kvc_rt_last_error());
+  }
+}
+
+int main(void) {
+  enum { H = 2, D = 64, N = 150 };
+  kvc_rt_encoding enc = {{KVC_RT_SIDE_QUANT, 2, KVC_RT_AXIS_CHANNEL, 32, 0},
+                         {KVC_RT_SIDE_QUANT, 2, KVC_RT_AXIS_TOKEN, 32, 0},
+                         64};
+  kvc_rt_cache_config config;
+  kvc_rt_cache *cache = NULL;
+  kvc_rt_seq seq = KVC_RT_SEQ_INVALID;
+  kvc_rt_tokens tokens = {0};
+  kvc_rt_sequence_view view;
+  kvc_rt_layer_stats stats;
+  float *keys = malloc(sizeof(float) * H * N * D);
+  float *out = malloc(sizeof(float) * N * D);
+  double maxError = 0.0;
+  int i;
+
+  for (i = 0; i < H * N * D; ++i)
+    keys[i] = (float)sin(0.01 * i) * 3.0f;
+
+  check(kvc_rt_abi_version() == KVC_RT_ABI_VERSION, "abi version");
+  check(kvc_rt_config_init(&config) == KVC_RT_OK, "config_init");
+  config.num_layers = 1;
+  config.kv_heads = H;
+  config.head_dim = D;
+  config.max_sequences = 2;
+  config.max_tokens = 256;
+  config.pages_per_layer = 8;
+  config.encodings = &enc;
+  check(kvc_rt_cache_create(&config, &cache) == KVC_RT_OK, "cache_create");
+  check(kvc_rt_sequence_create(cache, &seq) == KVC_RT_OK, "sequence_create");
+
+  tokens.keys = keys;
+  tokens.values = keys;
+  tokens.num_tokens = N;
+  tokens.dtype = KVC_RT_DTYPE_F32;
+  tokens.kv_heads = H;
+  tokens.head_dim = D;
+  check(kvc_rt_append(cache, seq, 0, &tokens) == KVC_RT_OK, "append");
+  check(kvc_rt_sequence_view_get(cache, seq, 0, &view) == KVC_RT_OK, "view");
+  check(view.compressed_tokens == 128 && view.residual_tokens == 22 &&
+            view.num_pages == 2 && view.page_table[0] >= 0,
+        "view contents");
+  check(kvc_rt_gather(cache, seq, 0, 1, out, NULL, N) == KVC_RT_OK, "gather");
+  for (i = 0; i < N * D; ++i) {
+    double e = fabs((double)out[i] - (double)keys[N * D + i]);
+    if (e > maxError)
+      maxError = e;
+  }
+  /* 2-bit groups of values in [-3, 3]: error at most half a step (1.0). */
+  check(maxError <= 1.01, "2-bit error bound");
+  check(kvc_rt_layer_stats_get(cache, 0, &stats) == KVC_RT_OK &&
+            stats.pages_used == 2,
+        "stats");
+  check(kvc_rt_sequence_free(cache, seq) == KVC_RT_OK, "free");
+  check(kvc_rt_sequence_free(cache, seq) == KVC_RT_ERROR_INVALID_SEQUENCE,
+        "double free is an error");
+  check(kvc_rt_last_error()[0] != '\0', "error message");
+  check(kvc_rt_cache_destroy(cache) == KVC_RT_OK, "destroy");
+  check(kvc_rt_cache_destroy(cache) == KVC_RT_ERROR_INVALID_HANDLE,
+        "destroyed handle");
+
+  free(keys);
+  free(out);
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,189 @@
+//===- ModelDriver.h - Model-based testing of the runtime -------*- C++ -*-===//
+//
+// Drives a cache through the C API with random (or fuzzer-chosen) sequences
+// of create / fork / free / append calls, plus calls that must fail, and
+// checks every result against a simple reference model:
+//  - per sequence, layer and head, the appended tokens as fp16-rounded
+//    floats; the expected dequantized view is the numerics library's
+//    simulateCacheSide of them, and the expected page bytes are what
+//    writePageTokens produces in a zeroed block;
+//  - abstract pages with reference counts (fork shares, copy-on-write
+//    splits), so the runtime's page tables must be a bijective renaming of
+//    the model's, and its stats / free counts must match;
+//  - the predicted status of every call (capacity, out-of-memory, invalid
+//    ids, shapes), with the state unchanged after a failure.
+// Used by the GoogleTest model test, the libFuzzer target and the CUDA test,
+// so it depends on nothing but the C API and the numerics library.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_RUNTIME_TEST_MODELDRIVER_H
+#define KVC_RUNTIME_TEST_MODELDRIVER_H
+
+#include "kvc_runtime.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace kvc {
+namespace rt {
+namespace testing {
+
+/// Where the driver's decisions come from.
+class Choices {
+public:
+  virtual ~Choices() = default;
+  /// A value in [0, bound); bound > 0.
+  virtual uint32_t below(uint32_t bound) = 0;
+  /// A float from a normal-ish distribution (for token values).
+  virtual float gaussian() = 0;
+  /// True once a finite source (fuzz input) has run dry.
+  virtual bool exhausted() const { return false; }
+};
+
+class RandomChoices final : public Choices {
+public:
+  explicit RandomChoices(uint64_t seed) : rng_(seed) {}
+  uint32_t below(uint32_t bound) override {
+    return static_cast<uint32_t>(rng_() % bound);
+  }
+  float gaussian() override { return normal_(rng_); }
+
+private:
+  std::mt19937_64 rng_;
+  std::normal_distribution<float> normal_{0.0f, 1.0f};
+};
+
+/// Decisions from fuzzer bytes; once they are used up every choice is 0.
+/// Token values come from a generator seeded by the input instead, so that
+/// the bytes steer the operations (special values are chosen by bytes).
+class ByteChoices final : public Choices {
+public:
+  ByteChoices(const uint8_t *data, size_t size);
+  uint32_t below(uint32_t bound) override;
+  float gaussian() override { return normal_(rng_); }
+  bool exhausted() const override { return pos_ >= size_; }
+
+private:
+  uint8_t next() { return pos_ < size_ ? data_[pos_++] : 0; }
+  const uint8_t *data_;
+  size_t size_;
+  size_t pos_ = 0;
+  std::mt19937 rng_;
+  std::normal_distribution<float> normal_{0.0f, 1.0f};
+};
+
+/// A cache configuration with its own copy of the encodings.
+struct ModelConfig {
+  kvc_rt_cache_config config;
+  std::vector<kvc_rt_encoding> encodings;
+  std::string name;
+  /// config with .encodings pointing into `encodings`.
+  kvc_rt_cache_config get() const;
+};
+
+/// Encoding helpers.
+kvc_rt_side_encoding fp16Side();
+kvc_rt_side_encoding quantSide(uint32_t bits, uint32_t axis, uint32_t group);
+kvc_rt_side_encoding fp8Side(uint32_t format);
+kvc_rt_encoding makeEncoding(kvc_rt_side_encoding key,
+                             kvc_rt_side_encoding value, uint32_t residual);
+
+/// Small configurations covering every side encoding, R < T, R > T, R = 0,
+/// R not a multiple of 32, odd page sizes and per-layer encodings.
+size_t numPresets();
+ModelConfig preset(size_t index, uint32_t backend);
+
+/// What ran: `steps` operations; of them, successful creates, forks, frees
+/// and appends, and calls that failed as the model predicted.
+struct OpCounts {
+  uint64_t steps = 0, create = 0, fork = 0, free = 0, append = 0,
+           expectedFailures = 0, fullChecks = 0, appendedTokens = 0,
+           copyOnWrites = 0; ///< appends that had to copy a shared page
+};
+
+class ModelDriver {
+public:
+  ModelDriver() = default;
+  ~ModelDriver();
+  ModelDriver(const ModelDriver &) = delete;
+  ModelDriver &operator=(const ModelDriver &) = delete;
+
+  /// Creates the cache; "" on success, else why not.
+  std::string init(const ModelConfig &config);
+  /// One operation chosen by `choices`, checked against the model; "" or
+  /// the first mismatch.
+  std::string step(Choices &choices);
+  /// Compares everything: verify, stats, every sequence's dequantized view
+  /// and page bytes, and the page-table renaming.
+  std::string checkAll();
+  /// Frees every sequence (checked) and destroys the cache.
+  std::string finish();
+
+  const OpCounts &counts() const { return counts_; }
+  kvc_rt_cache *cache() const { return cache_; }
+
+private:
+  struct SeqLayer {
+    uint64_t n = 0;
+    std::vector<std::vector<float>> keys;   ///< [H][n*D], fp16 values
+    std::vector<std::vector<float>> values; ///< [H][n*D]
+    /// [H][c(n)*D]: the dequantized compressed rows, grown at each flush
+    /// with compressRoundTrip (checkAll compares them with
+    /// simulateCacheSide, the spec).
+    std::vector<std::vector<float>> deqKeys;
+    std::vector<std::vector<float>> deqValues;
+    std::vector<int> pages; ///< abstract page ids
+  };
+  struct Seq {
+    kvc_rt_seq id = 0;
+    std::vector<SeqLayer> layers;
+  };
+  struct Fingerprint {
+    std::vector<kvc_rt_layer_stats> layers;
+    kvc_rt_cache_stats cache;
+    std::vector<uint64_t> lengths;
+    bool operator==(const Fingerprint &o) const;
+  };
+
+  std::string opCreate();
+  std::string opFork(Choices &c);
+  std::string opFree(Choices &c);
+  std::string opAppend(Choices &c);
+  std::string opExpectedFailure(Choices &c);
+
+  /// Gathers (layer, seq) and compares with the model; `spec` also checks
+  /// the model's incremental view against simulateCacheSide, `bytes` the
+  /// stored page bytes.
+  std::string checkSequence(const Seq &seq, uint32_t layer, bool spec,
+                            bool bytes);
+  std::string checkStats();
+  std::string checkRenaming();
+  Fingerprint fingerprint();
+  /// Failed call: status must be `expected` and nothing may have changed.
+  std::string expectFailure(kvc_rt_status got, kvc_rt_status expected,
+                            const Fingerprint &before, const char *what);
+
+  uint64_t compressed(uint32_t layer, uint64_t n) const;
+  uint32_t pagesFor(uint32_t layer, uint64_t n) const;
+  int newPage(uint32_t layer);
+  void dropPage(uint32_t layer, int page);
+
+  ModelConfig cfg_;
+  kvc_rt_cache *cache_ = nullptr;
+  std::vector<Seq> seqs_;
+  std::vector<kvc_rt_seq> freed_;
+  std::vector<std::vector<int>> refs_; ///< [layer][abstract page] refcount
+  std::vector<uint32_t> used_;         ///< [layer] pages with refs > 0
+  int nextPage_ = 0;
+  OpCounts counts_;
+};
+
+} // namespace testing
+} // namespace rt
+} // namespace kvc
+
+#endif // KVC_RUNTIME_TEST_MODELDRIVER_H

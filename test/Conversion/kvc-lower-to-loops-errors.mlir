@@ -1,0 +1,33 @@
+// RUN: kvc-opt %s -split-input-file -verify-diagnostics --kvc-lower-to-loops
+
+// What the CPU path cannot lower is a compile-time error, never a silent
+// slow path.
+
+func.func @evict(%c: !kvc.cache<1x2x?x64xf16>) -> !kvc.cache<1x2x?x64xf16> {
+  // expected-error @+1 {{'kvc.evict' op is not lowered by kvc-lower-to-loops yet}}
+  %c1 = kvc.evict %c with <policy = streaming, sink = 4, window = 60, budget = 64> : !kvc.cache<1x2x?x64xf16>
+  return %c1 : !kvc.cache<1x2x?x64xf16>
+}
+
+// -----
+func.func @read_after_update(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x2x1x64xf32>, %k: tensor<1x2x1x64xf32>) -> tensor<1x2x1x64xf32> {
+  %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+  // expected-error @+1 {{'kvc.attend' op reads a cache after 'kvc.append' updated it; the CPU lowering updates caches in place}}
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x2x1x64xf32>
+  return %o : tensor<1x2x1x64xf32>
+}
+
+// -----
+func.func @pruned(%c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, key_reduce = #kvc.prune<keep = 32>>>, %q: tensor<1x2x1x64xf32>) -> tensor<1x2x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-loops: key/value reductions and eviction are not lowered to CPU loops yet}}
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, key_reduce = #kvc.prune<keep = 32>>> -> tensor<1x2x1x64xf32>
+  return %o : tensor<1x2x1x64xf32>
+}
+
+// -----
+// 128-token key groups do not fit 64-token pages.
+func.func @page_too_small(%c: !kvc.cache<1x2x?x128xf16, #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 128>, value = #kvc.plain, residual = 128>>, %q: tensor<1x2x1x128xf32>) -> tensor<1x2x1x128xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-loops: channel-axis group (128) must divide the token count (64)}}
+  %o = kvc.attend %q, %c : tensor<1x2x1x128xf32>, !kvc.cache<1x2x?x128xf16, #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 128>, value = #kvc.plain, residual = 128>> -> tensor<1x2x1x128xf32>
+  return %o : tensor<1x2x1x128xf32>
+}

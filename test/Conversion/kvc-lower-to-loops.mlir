@@ -1,0 +1,76 @@
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-loops | FileCheck %s
+// RUN: kvc-opt %s -split-input-file --kvc-cpu-pipeline | FileCheck %s --check-prefix=LLVM
+
+// Caches become runtime bindings (!llvm.ptr); append is a runtime call that
+// updates the binding in place; attend is loops that read the packed pages
+// through raw runtime pointers and dequantize as docs/layout.md says.
+
+// CHECK-DAG: func.func private @kvc_rt_mlir_append(!llvm.ptr, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>) attributes {llvm.emit_c_interface}
+// CHECK-DAG: func.func private @kvc_rt_mlir_check_layout(!llvm.ptr, i64, i64, i64, i64, i64, i64) -> i32
+// CHECK-DAG: func.func private @kvc_rt_mlir_pool(!llvm.ptr, i32) -> !llvm.ptr
+// CHECK-DAG: func.func private @kvc_rt_mlir_page_table(!llvm.ptr, i64) -> !llvm.ptr
+// CHECK-DAG: func.func private @kvc_rt_mlir_residual(!llvm.ptr, i64, i32) -> !llvm.ptr
+// CHECK-LABEL: func.func @kivi2_step
+// CHECK-SAME: (%[[CACHE:.*]]: !llvm.ptr, %{{.*}}: tensor<1x8x1x64xf32>, %{{.*}}: tensor<1x2x1x64xf16>, %{{.*}}: tensor<1x2x1x64xf16>) -> (tensor<1x8x1x64xf32>, !llvm.ptr)
+// f16 tokens are widened for the runtime, which rounds them to fp16 itself.
+// CHECK: arith.extf %{{.*}} : tensor<1x2x1x64xf16> to tensor<1x2x1x64xf32>
+// CHECK: call @kvc_rt_mlir_append(%[[CACHE]],
+// The layout the code was compiled for: 64-token pages, 2-bit g32 blocks of
+// 64 * (64*2/8 + 64/32*4) = 1536 bytes for both sides, residual 128, 2 heads
+// of 64.
+// CHECK: %[[OK:.*]] = call @kvc_rt_mlir_check_layout(%[[CACHE]], %c64_i64, %c1536_i64, %c1536_i64{{.*}}, %c128_i64, %c2_i64, %c64_i64{{.*}})
+// CHECK: scf.if
+// CHECK: call @kvc_rt_mlir_pool(%[[CACHE]], %c0_i32
+// CHECK: call @kvc_rt_mlir_pool(%[[CACHE]], %c1_i32
+// CHECK: scf.for
+// CHECK: call @kvc_rt_mlir_num_tokens
+// CHECK: call @kvc_rt_mlir_compressed_tokens
+// CHECK: call @kvc_rt_mlir_page_table
+// A 2-bit code: a 32-bit word, shifted and masked, scaled and offset by the
+// group's fp16 (scale, zero) as a separate multiply and add.
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
+// CHECK: arith.shrui
+// CHECK: arith.andi %{{.*}}, %c3_i32
+// CHECK: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> f16
+// CHECK: arith.uitofp %{{.*}} : i32 to f32
+// CHECK: %[[SCALED:.*]] = arith.mulf
+// CHECK: arith.addf %[[SCALED]]
+// CHECK: math.exp
+// CHECK: } else {
+// CHECK: linalg.fill
+// CHECK: return %{{.*}}, %[[CACHE]] : tensor<1x8x1x64xf32>, !llvm.ptr
+
+// The whole pipeline ends in the LLVM dialect; the attention output became an
+// out-parameter, so the function returns the binding only.
+// LLVM: llvm.call @_mlir_ciface_kvc_rt_mlir_append
+// LLVM-LABEL: llvm.func @kivi2_step
+// LLVM-SAME: -> !llvm.ptr
+// LLVM: llvm.call @kvc_rt_mlir_append
+// LLVM: llvm.call @kvc_rt_mlir_check_layout
+// LLVM-NOT: kvc.attend
+
+#kivi2 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                       value = #kvc.quant<bits = 2, axis = token, group = 32>,
+                       residual = 128>
+func.func @kivi2_step(%cache: !kvc.cache<1x2x?x64xf16, #kivi2>, %q: tensor<1x8x1x64xf32>,
+                      %k: tensor<1x2x1x64xf16>, %v: tensor<1x2x1x64xf16>)
+    -> (tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #kivi2>) {
+  %c = kvc.append %cache, %k, %v : !kvc.cache<1x2x?x64xf16, #kivi2>, tensor<1x2x1x64xf16>, tensor<1x2x1x64xf16>
+  %o = kvc.attend %q, %c {causal} : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #kivi2> -> tensor<1x8x1x64xf32>
+  return %o, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #kivi2>
+}
+
+// -----
+// fp8 values decode through a 256-entry table computed by the numerics
+// library; 3-bit keys read their third bit plane from word 2 of the unit.
+// Codes 0, 1, 2 decode to 0, 2^-16 (0x37800000) and 2^-15 (0x38000000).
+// CHECK: memref.global "private" constant @kvc_fp8_e5m2_table : memref<256xf32> = dense<"0x000000000000803700000038
+// CHECK-LABEL: func.func @fp8_values
+// CHECK: memref.get_global @kvc_fp8_e5m2_table
+// CHECK: arith.andi %{{.*}}, %c1_i32
+// CHECK: arith.shli
+func.func @fp8_values(%c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 3, axis = token, group = 32>, value = #kvc.fp8<e5m2>, residual = 0>>,
+                      %q: tensor<1x2x4x64xf32>) -> tensor<1x2x4x64xf32> {
+  %o = kvc.attend %q, %c : tensor<1x2x4x64xf32>, !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 3, axis = token, group = 32>, value = #kvc.fp8<e5m2>, residual = 0>> -> tensor<1x2x4x64xf32>
+  return %o : tensor<1x2x4x64xf32>
+}

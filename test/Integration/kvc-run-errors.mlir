@@ -1,0 +1,16 @@
+// kvc-run refuses what it cannot check, with a located error and exit 1.
+// RUN: not kvc-run %s --entry=two_attends 2>&1 | FileCheck %s --check-prefix=TWO
+// TWO: kvc-run-errors.mlir:[[# @LINE + 6]]:1: error: kvc-run: expects exactly one kvc.attend, without a mask operand
+// RUN: not kvc-run %s --entry=missing 2>&1 | FileCheck %s --check-prefix=MISSING
+// MISSING: kvc-run: error: no function @missing
+// RUN: not kvc-run %s --entry=two_attends --spec="key=q7:channel:g32" 2>&1 | FileCheck %s --check-prefix=SPEC
+// SPEC: error: kvc-decouple-compression: bad spec: key: invalid encoding 'q7:channel:g32': bits must be 2, 3, 4 or 8 (got 7)
+
+func.func @two_attends(%cache: !kvc.cache<1x2x?x64xf32>, %q: tensor<1x2x1x64xf32>,
+                       %k: tensor<1x2x1x64xf32>, %v: tensor<1x2x1x64xf32>)
+    -> (tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf32>) {
+  %c = kvc.append %cache, %k, %v : !kvc.cache<1x2x?x64xf32>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf32> -> tensor<1x2x1x64xf32>
+  %o2 = kvc.attend %o, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf32> -> tensor<1x2x1x64xf32>
+  return %o2, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf32>
+}

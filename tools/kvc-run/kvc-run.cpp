@@ -1,0 +1,373 @@
+//===- kvc-run.cpp - run compiled decode steps against the oracle ---------===//
+//
+// Compiles a decode step (append the new token, attend over the cache) with
+// kvc-cpu-pipeline, JIT-runs it step after step on a runtime cache with
+// fresh random tokens, and compares every output with the numerics
+// library's fp64 reference attention over the same compressed cache.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvc/Dialect/KVC/IR/KVCOps.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
+#include "kvc/Numerics/Cache.h"
+#include "kvc/Numerics/Half.h"
+#include "kvc/Numerics/ReferenceAttention.h"
+#include "kvc/Pipelines/Pipelines.h"
+#include "kvc_runtime_binding.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+
+#include <cmath>
+#include <random>
+
+using namespace mlir;
+using namespace mlir::kvc;
+namespace num = ::kvc::numerics;
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> inputFile(cl::Positional,
+                                      cl::desc("<decode step .mlir>"),
+                                      cl::init("-"));
+static cl::opt<std::string> entryName("entry",
+                                      cl::desc("The decode-step function"),
+                                      cl::init("step"));
+static cl::opt<unsigned> numSteps("steps", cl::desc("Decode steps to run"),
+                                  cl::init(300));
+static cl::opt<unsigned> seed("seed", cl::desc("Random seed (0: random)"),
+                              cl::init(0));
+static cl::opt<unsigned> pageTokens("page-tokens",
+                                    cl::desc("Tokens per runtime page"),
+                                    cl::init(64));
+static cl::opt<std::string>
+    spec("spec", cl::desc("Run kvc-decouple-compression with this spec first"),
+         cl::init(""));
+static cl::opt<double> tolerance(
+    "tolerance",
+    cl::desc("Largest |compiled - oracle| allowed, relative to max |oracle| "
+             "(the compiled code reads the same dequantized values as the "
+             "oracle, so only f32 rounding separates them)"),
+    cl::init(1e-4));
+
+namespace {
+
+/// What kvc-run learns from the decode step's signature and its kvc.attend.
+struct StepShape {
+  int64_t batch, queryHeads, kvHeads, headDim;
+  num::CacheEncoding encoding;
+  num::AttentionOptions attention;
+};
+
+/// A 4-D f32 memref descriptor over a std::vector.
+struct Buffer {
+  std::vector<float> data;
+  kvc_rt_memref_4d_f32 desc;
+  Buffer(int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+      : data(size_t(d0 * d1 * d2 * d3)) {
+    desc.allocated = desc.aligned = data.data();
+    desc.offset = 0;
+    int64_t sizes[4] = {d0, d1, d2, d3};
+    int64_t stride = 1;
+    for (int i = 3; i >= 0; --i) {
+      desc.sizes[i] = sizes[i];
+      desc.strides[i] = stride;
+      stride *= sizes[i];
+    }
+  }
+  float &at(int64_t a, int64_t b, int64_t c, int64_t d) {
+    return data[a * desc.strides[0] + b * desc.strides[1] +
+                c * desc.strides[2] + d];
+  }
+};
+
+using StepFn = kvc_rt_binding *(*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
+                                   kvc_rt_memref_4d_f32 *,
+                                   kvc_rt_memref_4d_f32 *,
+                                   kvc_rt_memref_4d_f32 *);
+
+} // namespace
+
+static int fail(const llvm::Twine &message) {
+  llvm::errs() << "kvc-run: error: " << message << "\n";
+  return 1;
+}
+
+/// Checks the decode-step signature and reads the attention options.
+static FailureOr<StepShape> inspectStep(func::FuncOp func) {
+  auto error = [&](const llvm::Twine &message) {
+    func.emitError() << "kvc-run: " << message;
+    return failure();
+  };
+  FunctionType type = func.getFunctionType();
+  if (type.getNumInputs() != 4 || type.getNumResults() != 2)
+    return error("expects (cache, q, k, v) -> (out, cache)");
+  auto cache = dyn_cast<CacheType>(type.getInput(0));
+  auto q = dyn_cast<RankedTensorType>(type.getInput(1));
+  auto k = dyn_cast<RankedTensorType>(type.getInput(2));
+  if (!cache || !q || !k || !q.hasStaticShape() || !k.hasStaticShape() ||
+      !q.getElementType().isF32() || !k.getElementType().isF32() ||
+      q.getDimSize(2) != 1 || k.getDimSize(2) != 1 || cache.hasDynamicBatch())
+    return error("expects a static batch, f32 q/k/v with one new token");
+  SmallVector<AttendOp> attends;
+  func.walk([&](AttendOp op) { attends.push_back(op); });
+  if (attends.size() != 1 || attends[0].getMask())
+    return error("expects exactly one kvc.attend, without a mask operand");
+  AttendOp attend = attends[0];
+  StepShape shape;
+  shape.batch = cache.getBatch();
+  shape.queryHeads = q.getDimSize(1);
+  shape.kvHeads = cache.getNumKVHeads();
+  shape.headDim = cache.getHeadDim();
+  if (EncodingAttr encoding = cache.getEncoding())
+    shape.encoding = encoding.toNumerics();
+  shape.attention.scale = attend.getEffectiveScale();
+  shape.attention.causal = attend.getCausal();
+  shape.attention.window = attend.getWindow().value_or(0);
+  shape.attention.softcap =
+      attend.getSoftcap() ? attend.getSoftcap()->convertToDouble() : 0.0;
+  return shape;
+}
+
+static kvc_rt_side_encoding toRuntime(const num::SideEncoding &side) {
+  kvc_rt_side_encoding result{};
+  if (side.isQuant()) {
+    result.kind = KVC_RT_SIDE_QUANT;
+    result.bits = side.quant.bits;
+    result.axis = side.quant.axis == num::QuantAxis::Channel
+                      ? KVC_RT_AXIS_CHANNEL
+                      : KVC_RT_AXIS_TOKEN;
+    result.group = side.quant.group;
+  } else if (side.isFP8()) {
+    result.kind = KVC_RT_SIDE_FP8;
+    result.fp8_format = side.fp8 == num::FP8Format::E4M3 ? KVC_RT_FP8_E4M3
+                                                         : KVC_RT_FP8_E5M2;
+  } else {
+    result.kind = KVC_RT_SIDE_FP16;
+  }
+  return result;
+}
+
+/// Runs the JIT-compiled step `numSteps` times and compares with the oracle.
+static int runSteps(StepFn step, const StepShape &shape) {
+  kvc_rt_encoding encoding{toRuntime(shape.encoding.key),
+                           toRuntime(shape.encoding.value),
+                           shape.encoding.residual};
+  kvc_rt_cache_config config;
+  kvc_rt_config_init(&config);
+  config.backend = KVC_RT_BACKEND_CPU;
+  config.num_layers = 1;
+  config.kv_heads = shape.kvHeads;
+  config.head_dim = shape.headDim;
+  config.page_tokens = pageTokens;
+  config.max_sequences = shape.batch;
+  config.max_tokens = numSteps;
+  config.pages_per_layer =
+      shape.batch * ((numSteps + pageTokens - 1) / pageTokens);
+  config.encodings = &encoding;
+  kvc_rt_cache *cache = nullptr;
+  if (kvc_rt_cache_create(&config, &cache) != KVC_RT_OK)
+    return fail(llvm::Twine("kvc_rt_cache_create: ") + kvc_rt_last_error());
+  std::vector<kvc_rt_seq> seqs(shape.batch);
+  for (kvc_rt_seq &seq : seqs)
+    if (kvc_rt_sequence_create(cache, &seq) != KVC_RT_OK)
+      return fail(llvm::Twine("kvc_rt_sequence_create: ") +
+                  kvc_rt_last_error());
+  kvc_rt_binding *binding = nullptr;
+  if (kvc_rt_binding_create(cache, 0, seqs.data(), shape.batch, &binding) !=
+      KVC_RT_OK)
+    return fail(llvm::Twine("kvc_rt_binding_create: ") + kvc_rt_last_error());
+
+  unsigned actualSeed = seed ? unsigned(seed) : std::random_device{}();
+  std::mt19937 rng(actualSeed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int64_t b = shape.batch, hq = shape.queryHeads, hkv = shape.kvHeads,
+          d = shape.headDim;
+  // Keys get a few outlier channels, as real keys do.
+  std::vector<float> channelScale(d, 1.0f);
+  for (int64_t c = 0; c < d; c += 16)
+    channelScale[c] = 8.0f;
+  // History of fp16-rounded tokens per (batch, kv head): [n][D].
+  std::vector<std::vector<float>> keys(b * hkv), values(b * hkv);
+  double worst = 0, worstGap = 0;
+  for (unsigned t = 0; t < numSteps; ++t) {
+    Buffer q(b, hq, 1, d), k(b, hkv, 1, d), v(b, hkv, 1, d), out(b, hq, 1, d);
+    for (float &x : q.data)
+      x = normal(rng);
+    for (int64_t i = 0; i < b * hkv; ++i)
+      for (int64_t c = 0; c < d; ++c) {
+        float key = normal(rng) * channelScale[c], value = normal(rng);
+        k.data[i * d + c] = key;
+        v.data[i * d + c] = value;
+        keys[i].push_back(num::roundToHalf(key));
+        values[i].push_back(num::roundToHalf(value));
+      }
+    // Poison the output so a step that writes nothing cannot pass.
+    std::fill(out.data.begin(), out.data.end(), std::nanf(""));
+    step(binding, &q.desc, &k.desc, &v.desc, &out.desc);
+    if (kvc_rt_binding_status(binding) != KVC_RT_OK)
+      return fail(llvm::Twine("step ") + llvm::Twine(t) + ": " +
+                  kvc_rt_binding_error(binding));
+    size_t n = t + 1;
+    for (int64_t bi = 0; bi < b; ++bi) {
+      std::vector<float> simK, simV, plainK, plainV;
+      for (int64_t h = 0; h < hkv; ++h) {
+        const std::vector<float> &kh = keys[bi * hkv + h];
+        const std::vector<float> &vh = values[bi * hkv + h];
+        auto sk = num::simulateCacheSide(kh.data(), n, d, shape.encoding.key,
+                                         shape.encoding.residual);
+        auto sv = num::simulateCacheSide(vh.data(), n, d,
+                                         shape.encoding.value,
+                                         shape.encoding.residual);
+        simK.insert(simK.end(), sk.begin(), sk.end());
+        simV.insert(simV.end(), sv.begin(), sv.end());
+        plainK.insert(plainK.end(), kh.begin(), kh.end());
+        plainV.insert(plainV.end(), vh.begin(), vh.end());
+      }
+      const float *qb = &q.data[bi * hq * d];
+      std::vector<double> expected = num::referenceAttention(
+          qb, hq, 1, simK.data(), simV.data(), hkv, n, d, shape.attention);
+      std::vector<double> uncompressed = num::referenceAttention(
+          qb, hq, 1, plainK.data(), plainV.data(), hkv, n, d, shape.attention);
+      double scale = 0, error = 0, gap = 0;
+      for (size_t i = 0; i < expected.size(); ++i) {
+        scale = std::max(scale, std::fabs(expected[i]));
+        double got = out.data[bi * hq * d + i];
+        error = std::isnan(got) ? INFINITY
+                                : std::max(error, std::fabs(got - expected[i]));
+        gap = std::max(gap, std::fabs(uncompressed[i] - expected[i]));
+      }
+      worst = std::max(worst, error / std::max(scale, 1e-30));
+      worstGap = std::max(worstGap, gap / std::max(scale, 1e-30));
+    }
+  }
+  kvc_rt_binding_destroy(binding);
+  kvc_rt_cache_destroy(cache);
+
+  bool compressed = !shape.encoding.key.isPlain() ||
+                    !shape.encoding.value.isPlain();
+  llvm::outs() << llvm::formatv(
+      "kvc-run: {0} steps, batch {1}, {2} query / {3} KV heads, head_dim {4}, "
+      "key {5}, value {6}, residual {7}, seed {8}\n",
+      unsigned(numSteps), b, hq, hkv, d, shape.encoding.key.toString(),
+      shape.encoding.value.toString(), shape.encoding.residual, actualSeed);
+  llvm::outs() << llvm::formatv(
+      "max |compiled - oracle| / max |oracle| = {0:e2} (tolerance {1:e2}); "
+      "compression moves the output by {2:e2}\n",
+      worst, double(tolerance), worstGap);
+  if (!(worst <= tolerance))
+    return fail("the compiled step is further from the oracle than the "
+                "tolerance");
+  // A compressed cache that does not change the output would make this
+  // check meaningless (e.g. an encoding silently dropped).
+  if (compressed && !(worstGap > 10 * tolerance))
+    return fail("the encoding changes the output by less than 10x the "
+                "tolerance: the check cannot tell compressed from plain");
+  llvm::outs() << "PASS\n";
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM initLLVM(argc, argv);
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  registerPassManagerCLOptions();
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "kvc-run: compile a decode step with kvc-cpu-pipeline and run it "
+      "against the numerics oracle\n\n"
+      "The entry takes (!kvc.cache<BxHx?xD>, q: tensor<BxHqx1xDxf32>, "
+      "k, v: tensor<BxHx1xDxf32>) and returns (out, cache).\n");
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registry.insert<KVCDialect>();
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  MLIRContext context(registry);
+
+  std::string errorMessage;
+  auto file = openInputFile(inputFile, &errorMessage);
+  if (!file)
+    return fail(errorMessage);
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return 1;
+
+  if (!spec.empty()) {
+    PassManager pm(&context);
+    KVCDecoupleCompressionOptions options;
+    options.spec = spec;
+    options.overwrite = true;
+    pm.addPass(createKVCDecoupleCompression(options));
+    if (failed(pm.run(*module)))
+      return 1;
+  }
+  auto entry = module->lookupSymbol<func::FuncOp>(entryName);
+  if (!entry)
+    return fail("no function @" + entryName);
+  FailureOr<StepShape> shape = inspectStep(entry);
+  if (failed(shape))
+    return 1;
+  entry->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                 UnitAttr::get(&context));
+
+  PassManager pm(&context);
+  if (failed(applyPassManagerCLOptions(pm)))
+    return 1;
+  CPUPipelineOptions pipelineOptions;
+  pipelineOptions.pageTokens = pageTokens;
+  buildCPUPipeline(pm, pipelineOptions);
+  if (failed(pm.run(*module)))
+    return 1;
+
+  ExecutionEngineOptions engineOptions;
+  engineOptions.transformer = makeOptimizingTransformer(2, 0, nullptr);
+  auto engine = ExecutionEngine::create(*module, engineOptions);
+  if (!engine)
+    return fail("JIT: " + llvm::toString(engine.takeError()));
+  // The runtime is linked into this tool: hand its entry points to the JIT.
+  (*engine)->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap symbols;
+    auto add = [&](const char *name, void *address) {
+      symbols[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
+                                 llvm::JITSymbolFlags::Exported};
+    };
+    add("_mlir_ciface_kvc_rt_mlir_append",
+        reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_append));
+    add("kvc_rt_mlir_check_layout",
+        reinterpret_cast<void *>(&kvc_rt_mlir_check_layout));
+    add("kvc_rt_mlir_num_tokens",
+        reinterpret_cast<void *>(&kvc_rt_mlir_num_tokens));
+    add("kvc_rt_mlir_compressed_tokens",
+        reinterpret_cast<void *>(&kvc_rt_mlir_compressed_tokens));
+    add("kvc_rt_mlir_pool", reinterpret_cast<void *>(&kvc_rt_mlir_pool));
+    add("kvc_rt_mlir_page_table",
+        reinterpret_cast<void *>(&kvc_rt_mlir_page_table));
+    add("kvc_rt_mlir_residual",
+        reinterpret_cast<void *>(&kvc_rt_mlir_residual));
+    return symbols;
+  });
+  auto symbol = (*engine)->lookup("_mlir_ciface_" + entryName);
+  if (!symbol)
+    return fail("JIT lookup: " + llvm::toString(symbol.takeError()));
+  return runSteps(reinterpret_cast<StepFn>(*symbol), *shape);
+}
