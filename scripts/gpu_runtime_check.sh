@@ -37,33 +37,43 @@ echo "gpu_runtime_check: nvcc $("$NVCC" --version | tail -n1), sm_$CUDA_ARCH"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 mkdir -p "$BUILD_DIR"
 
-if command -v cmake >/dev/null && [ "${KVC_RT_GPU_FORCE_NVCC:-0}" != 1 ]; then
-  GENERATOR=(-G Ninja)
-  command -v ninja >/dev/null || GENERATOR=(-G "Unix Makefiles")
-  cmake -S "$ROOT/runtime" -B "$BUILD_DIR" "${GENERATOR[@]}" \
+build_with_cmake() {
+  local generator=(-G Ninja)
+  command -v ninja >/dev/null || generator=(-G "Unix Makefiles")
+  cmake -S "$ROOT/runtime" -B "$BUILD_DIR/cmake" "${generator[@]}" \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVC_RUNTIME_CUDA=ON \
-    -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH"
-  cmake --build "$BUILD_DIR" -j "$JOBS" \
-    --target kvc_runtime_cuda_test kvc_runtime_c_abi_test
-  TEST="$BUILD_DIR/test/kvc_runtime_cuda_test"
-else
-  # No cmake: one nvcc command (host files go to the host compiler). The
-  # numerics library must not fuse multiply-adds (docs/layout.md 1.1).
-  sources=("$ROOT"/lib/Numerics/*.cpp "$ROOT"/runtime/lib/BackendHost.cpp
-           "$ROOT"/runtime/lib/Cache.cpp "$ROOT"/runtime/lib/CacheRead.cpp
-           "$ROOT"/runtime/lib/CApi.cpp "$ROOT"/runtime/lib/Geometry.cpp
-           "$ROOT"/runtime/lib/PagePool.cpp "$ROOT"/runtime/lib/Status.cpp
-           "$ROOT"/runtime/lib/BackendCUDA.cu "$ROOT"/runtime/test/ModelDriver.cpp
-           "$ROOT"/runtime/test/ModelPresets.cpp
-           "$ROOT"/runtime/test/cuda/CudaRuntimeTest.cpp
-           "$ROOT"/runtime/test/cuda/PageReadKernel.cu)
-  TEST="$BUILD_DIR/kvc_runtime_cuda_test"
+    -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" &&
+    cmake --build "$BUILD_DIR/cmake" -j "$JOBS" --target kvc_runtime_cuda_test &&
+    TEST="$BUILD_DIR/cmake/test/kvc_runtime_cuda_test"
+}
+
+build_with_nvcc() {
+  # One nvcc command (host files go to the host compiler). The numerics
+  # library must not fuse multiply-adds (docs/layout.md 1.1).
+  local sources=("$ROOT"/lib/Numerics/*.cpp
+    "$ROOT"/runtime/lib/BackendHost.cpp "$ROOT"/runtime/lib/Cache.cpp
+    "$ROOT"/runtime/lib/CacheRead.cpp "$ROOT"/runtime/lib/CApi.cpp
+    "$ROOT"/runtime/lib/Geometry.cpp "$ROOT"/runtime/lib/PagePool.cpp
+    "$ROOT"/runtime/lib/Status.cpp "$ROOT"/runtime/lib/BackendCUDA.cu
+    "$ROOT"/runtime/test/ModelDriver.cpp "$ROOT"/runtime/test/ModelPresets.cpp
+    "$ROOT"/runtime/test/cuda/CudaRuntimeTest.cpp
+    "$ROOT"/runtime/test/cuda/PageReadKernel.cu)
+  TEST="$BUILD_DIR/nvcc/kvc_runtime_cuda_test"
+  mkdir -p "$BUILD_DIR/nvcc"
   "$NVCC" -std=c++17 -O2 -g -lineinfo -arch="sm_$CUDA_ARCH" \
     -Xcompiler -ffp-contract=off \
     -I"$ROOT/include" -I"$ROOT/runtime/include" -I"$ROOT/runtime/lib" \
     -I"$ROOT/runtime/test" -I"$ROOT/runtime/test/cuda" \
     "${sources[@]}" -o "$TEST"
+}
+
+TEST=""
+if command -v cmake >/dev/null && [ "${KVC_RT_GPU_FORCE_NVCC:-0}" != 1 ]; then
+  build_with_cmake ||
+    { echo "gpu_runtime_check: the cmake build failed, trying nvcc alone" >&2
+      TEST=""; }
 fi
+[ -n "$TEST" ] || build_with_nvcc
 
 LOG="$BUILD_DIR/gpu_runtime_check.log"
 status=0

@@ -264,8 +264,8 @@ void apiOperations(bool quick) {
       seqs[i] = s;
     }
     const double s = seconds(a, Clock::now());
-    record("prefill append (2048 tokens at once)", count * prefill / s / 1e6,
-           "M tokens/s");
+    record("prefill append (2048 tokens at once)", count * prefill / s / 1e3,
+           "k tokens/s");
     for (uint32_t i = 0; i < count; ++i)
       require(kvc_rt_sequence_free(cache, seqs[i]), "free");
   }

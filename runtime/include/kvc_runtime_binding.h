@@ -58,7 +58,9 @@ typedef struct kvc_rt_memref_4d_f32 {
   int64_t offset, sizes[4], strides[4];
 } kvc_rt_memref_4d_f32;
 
-/** kvc.append: keys/values are [batch][kv_heads][tokens][head_dim]. */
+/** kvc.append: keys/values are [batch][kv_heads][tokens][head_dim]. Batch
+ *  entries are appended in order; if entry b fails, entries before b keep
+ *  their new tokens and the error is recorded. */
 KVC_RT_API void _mlir_ciface_kvc_rt_mlir_append(kvc_rt_binding *binding,
                                                 kvc_rt_memref_4d_f32 *keys,
                                                 kvc_rt_memref_4d_f32 *values);
