@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Compile-time benchmark: `kvc-opt --kvc-compress` on decode steps of
-8, 16, 32 and 80 layers (Llama-3-8B shapes; 80 layers is Llama-3-70B).
+8, 16, 32 and 80 layers (Llama-3-8B shapes; 80 layers is Llama-3-70B),
+plus a 128-layer Llama-3-8B-shaped step to show the growth is linear.
 
 Usage: benchmarks/compile/compile_bench.py [--build build] [--repeats 5]
 
@@ -27,7 +28,7 @@ def main():
     args = parser.parse_args()
     kvc_opt = os.path.join(args.build, "bin", "kvc-opt")
     configs = [("llama3-8b", 8), ("llama3-8b", 16), ("llama3-8b", 32),
-               ("llama3-70b", 80)]
+               ("llama3-70b", 80), ("llama3-8b", 128)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model, layers in configs:

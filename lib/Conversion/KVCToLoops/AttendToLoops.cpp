@@ -31,10 +31,10 @@ namespace {
 
 /// The values one attention needs inside its loops.
 struct AttendState {
-  Value binding, query, mask, out, scores;
+  Value query, mask, out, scores;
   Value numTokens, compressed, queryLen, group;
   ByteViews pageTable, kResidual, vResidual;
-  int64_t kvHeads, headDim;
+  int64_t headDim;
   const PageReader *keys, *values;
   uint64_t kPageBytes, vPageBytes, residualHeadBytes;
   double scale;
@@ -319,7 +319,6 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                 return {lowering.call(bb, bl, name, ptr, args)};
               };
               AttendState s;
-              s.binding = binding;
               s.query = queryBuffer;
               s.mask = maskBuffer;
               s.maskPerHead =
@@ -335,7 +334,6 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   pointerCall(abi::kResidual, {binding, batchI64, kSide});
               s.vResidual =
                   pointerCall(abi::kResidual, {binding, batchI64, vSide});
-              s.kvHeads = kvHeads;
               s.headDim = headDim;
               s.pageTokens = lowering.pageTokens;
               s.keys = &keys;
