@@ -17,23 +17,6 @@ using namespace kvc::rt::testing;
 
 namespace {
 
-/// A one-layer CPU cache: 2 heads of 64, 64-token pages, K2/V2 with R = 64.
-ModelConfig smallConfig(uint32_t backend = KVC_RT_BACKEND_CPU) {
-  ModelConfig m;
-  kvc_rt_config_init(&m.config);
-  m.config.backend = backend;
-  m.config.num_layers = 1;
-  m.config.kv_heads = 2;
-  m.config.head_dim = 64;
-  m.config.page_tokens = 64;
-  m.config.max_sequences = 4;
-  m.config.max_tokens = 256;
-  m.config.pages_per_layer = 16;
-  m.encodings = {makeEncoding(quantSide(2, KVC_RT_AXIS_CHANNEL, 32),
-                              quantSide(2, KVC_RT_AXIS_TOKEN, 32), 64)};
-  return m;
-}
-
 /// [batch][heads][tokens][64] f32 tokens as a memref descriptor.
 struct Tokens {
   std::vector<float> data;
@@ -51,11 +34,26 @@ struct Tokens {
   }
 };
 
+/// A KIVI-2 cache (2 heads of 64, 64-token pages, R = 64, at most 512
+/// tokens) with one sequence bound to compiled code.
+class BoundSequence : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_RT_OK(cache.status());
+    ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
+    ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, &seq, 1, &binding));
+  }
+  void TearDown() override { kvc_rt_binding_destroy(binding); }
+
+  CacheHolder cache{simpleConfig(kivi2())};
+  kvc_rt_seq seq = 0;
+  kvc_rt_binding *binding = nullptr;
+};
+
 } // namespace
 
 TEST(Binding, AppendsEveryBatchEntryAndExposesPages) {
-  ModelConfig m = smallConfig();
-  CacheHolder cache(m);
+  CacheHolder cache(simpleConfig(kivi2()));
   ASSERT_RT_OK(cache.status());
   kvc_rt_seq seqs[2];
   for (kvc_rt_seq &seq : seqs)
@@ -85,13 +83,7 @@ TEST(Binding, AppendsEveryBatchEntryAndExposesPages) {
   kvc_rt_binding_destroy(binding);
 }
 
-TEST(Binding, LayoutCheckRecordsAMismatch) {
-  ModelConfig m = smallConfig();
-  CacheHolder cache(m);
-  kvc_rt_seq seq;
-  ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
-  kvc_rt_binding *binding = nullptr;
-  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, &seq, 1, &binding));
+TEST_F(BoundSequence, LayoutCheckRecordsAMismatch) {
   kvc_rt_layer_view view;
   ASSERT_RT_OK(kvc_rt_layer_view_get(cache, 0, &view));
   EXPECT_EQ(kvc_rt_mlir_check_layout(binding, 64, view.k.block_bytes,
@@ -111,17 +103,9 @@ TEST(Binding, LayoutCheckRecordsAMismatch) {
   kvc_rt_binding_clear_error(binding);
   EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_OK);
   EXPECT_NE(kvc_rt_mlir_pool(binding, 0), nullptr);
-  kvc_rt_binding_destroy(binding);
 }
 
-TEST(Binding, BadUseIsRecordedNotFatal) {
-  ModelConfig m = smallConfig();
-  CacheHolder cache(m);
-  kvc_rt_seq seq;
-  ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
-  kvc_rt_binding *binding = nullptr;
-  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, &seq, 1, &binding));
-
+TEST_F(BoundSequence, BadUseIsRecordedNotFatal) {
   // A batch entry past the binding's batch.
   EXPECT_EQ(kvc_rt_mlir_page_table(binding, 3), nullptr);
   EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_INVALID_ARGUMENT);
@@ -137,23 +121,24 @@ TEST(Binding, BadUseIsRecordedNotFatal) {
   kvc_rt_binding_clear_error(binding);
 
   // Past max_tokens: the runtime's error, recorded with its message.
-  Tokens many(1, 2, 257, 5), manyValues(1, 2, 257, 6);
+  Tokens many(1, 2, 513, 5), manyValues(1, 2, 513, 6);
   _mlir_ciface_kvc_rt_mlir_append(binding, &many.desc, &manyValues.desc);
   EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_CAPACITY_EXCEEDED);
   EXPECT_NE(std::string(kvc_rt_binding_error(binding)).find("kvc_rt_append"),
             std::string::npos);
-  kvc_rt_binding_destroy(binding);
 
   // Creation checks its arguments.
-  EXPECT_EQ(kvc_rt_binding_create(cache, 1, &seq, 1, &binding),
+  kvc_rt_binding *other = nullptr;
+  EXPECT_EQ(kvc_rt_binding_create(cache, 1, &seq, 1, &other),
             KVC_RT_ERROR_INVALID_ARGUMENT);
-  EXPECT_EQ(kvc_rt_binding_create(cache, 0, &seq, 0, &binding),
+  EXPECT_EQ(kvc_rt_binding_create(cache, 0, &seq, 0, &other),
             KVC_RT_ERROR_INVALID_ARGUMENT);
   kvc_rt_seq bogus = seq + 1000;
-  EXPECT_EQ(kvc_rt_binding_create(cache, 0, &bogus, 1, &binding),
+  EXPECT_EQ(kvc_rt_binding_create(cache, 0, &bogus, 1, &other),
             KVC_RT_ERROR_INVALID_SEQUENCE);
-  EXPECT_EQ(kvc_rt_binding_create(nullptr, 0, &seq, 1, &binding),
+  EXPECT_EQ(kvc_rt_binding_create(nullptr, 0, &seq, 1, &other),
             KVC_RT_ERROR_NULL_POINTER);
+  EXPECT_EQ(other, nullptr);
   EXPECT_EQ(kvc_rt_binding_status(nullptr), KVC_RT_ERROR_NULL_POINTER);
   kvc_rt_binding_destroy(nullptr);
 }
