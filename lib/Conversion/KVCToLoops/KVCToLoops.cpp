@@ -27,8 +27,8 @@ using namespace mlir;
 using namespace mlir::kvc;
 namespace num = ::kvc::numerics;
 
-static std::string fp8TableName(FP8Format format) {
-  return ("kvc_fp8_" + stringifyFP8Format(format) + "_table").str();
+static std::string fp8TableName(num::FP8Format format) {
+  return std::string("kvc_fp8_") + num::fp8FormatName(format) + "_table";
 }
 
 func::FuncOp LoweringContext::getOrDeclare(OpBuilder &b, StringRef name,
@@ -59,33 +59,29 @@ Value LoweringContext::getFP8Table(OpBuilder &b, Location loc,
                                    const num::SideEncoding &side) const {
   if (!side.isFP8())
     return Value();
-  FP8Format format =
-      side.fp8 == num::FP8Format::E4M3 ? FP8Format::E4M3 : FP8Format::E5M2;
   auto type = MemRefType::get({256}, b.getF32Type());
-  return memref::GetGlobalOp::create(b, loc, type, fp8TableName(format));
+  return memref::GetGlobalOp::create(b, loc, type, fp8TableName(side.fp8));
 }
 
 /// Creates the fp8 decoding tables the module's caches need, from the
 /// numerics library's decoder.
 static void createFP8Tables(ModuleOp module) {
-  llvm::SmallSetVector<FP8Format, 2> formats;
+  llvm::SmallSetVector<num::FP8Format, 2> formats;
   module.walk([&](AttendOp op) {
-    if (EncodingAttr encoding = op.getCache().getType().getEncoding())
-      for (Attribute side : {Attribute(encoding.getKey()),
-                             Attribute(encoding.getValue())})
-        if (auto fp8 = dyn_cast<FP8Attr>(side))
-          formats.insert(fp8.getFormat());
+    if (EncodingAttr encoding = op.getCache().getType().getEncoding()) {
+      num::CacheEncoding numerics = encoding.toNumerics();
+      for (const num::SideEncoding &side : {numerics.key, numerics.value})
+        if (side.isFP8())
+          formats.insert(side.fp8);
+    }
   });
   OpBuilder b(module.getBodyRegion());
-  for (FP8Format format : formats) {
+  for (num::FP8Format format : formats) {
     if (module.lookupSymbol(fp8TableName(format)))
       continue;
-    num::FP8Format numFormat = format == FP8Format::E4M3
-                                   ? num::FP8Format::E4M3
-                                   : num::FP8Format::E5M2;
     SmallVector<float> values;
     for (unsigned code = 0; code < 256; ++code)
-      values.push_back(num::fp8ToFloat(code, numFormat));
+      values.push_back(num::fp8ToFloat(code, format));
     auto tensorType = RankedTensorType::get({256}, b.getF32Type());
     memref::GlobalOp::create(
         b, module.getLoc(), fp8TableName(format), b.getStringAttr("private"),
