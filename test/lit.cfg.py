@@ -18,7 +18,8 @@ config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py",
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%kvc_src_root", config.kvc_src_root))
 config.substitutions.append(("%kvc_obj_root", config.kvc_obj_root))
-config.substitutions.append(("%python", "/usr/bin/python3"))
+# The project's venv interpreter (numpy, onnx, jax, the kvc module).
+config.substitutions.append(("%python", config.kvc_python))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
@@ -33,5 +34,12 @@ if config.kvc_shared_dir and os.path.isdir(
 
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.kvc_tools_dir, config.llvm_tools_dir]
-tools = ["kvc-opt", "kvc-run"]
+tools = ["kvc-opt", "kvc-run", "kvc-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Tests that run JAX (to export fresh StableHLO and compute references) are
+# marked `REQUIRES: jax`.
+import subprocess
+if getattr(config, "kvc_python", None) and subprocess.run(
+        [config.kvc_python, "-c", "import jax"], capture_output=True).returncode == 0:
+    config.available_features.add("jax")

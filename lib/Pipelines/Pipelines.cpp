@@ -26,6 +26,16 @@ void mlir::kvc::buildCompressPipeline(OpPassManager &pm,
   decouple.layers = options.layers;
   decouple.storageType = options.storageType;
   pm.addPass(createKVCDecoupleCompression(decouple));
+  if (options.budget > 0.0) {
+    KVCSelectBitwidthsOptions select;
+    select.budget = options.budget;
+    select.stats = options.stats;
+    select.granularity = options.granularity;
+    // The selection's table goes to stderr; report/report-file are the
+    // cache report's (run kvc-select-bitwidths alone for its JSON).
+    select.report = options.report == "none" ? "none" : "text";
+    pm.addPass(createKVCSelectBitwidths(select));
+  }
   if (options.report != "none") {
     KVCCacheReportOptions report;
     report.format = options.report;
@@ -76,6 +86,7 @@ void mlir::kvc::registerKVCPipelines() {
   PassPipelineRegistration<CompressPipelineOptions>(
       "kvc-compress",
       "Raise attention to kvc ops, give every cache decoupled K/V encodings "
-      "and report the KV memory they take",
+      "(from a spec, or chosen by the cost model under a bit budget) and "
+      "report the KV memory they take",
       buildCompressPipeline);
 }

@@ -7,6 +7,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Invoke.h"
+#include "Jit.h"
+
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/Numerics/Cache.h"
@@ -18,7 +21,6 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
-#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -57,6 +59,18 @@ static cl::opt<unsigned> pageTokens("page-tokens",
 static cl::opt<std::string>
     spec("spec", cl::desc("Run kvc-decouple-compression with this spec first"),
          cl::init(""));
+static cl::opt<std::string> invokeEntry(
+    "invoke",
+    cl::desc("Call this function of tensors once on --inputs and write its "
+             "results to --outputs, instead of running decode steps"),
+    cl::init(""));
+static cl::list<std::string>
+    inputFiles("inputs", cl::CommaSeparated,
+               cl::desc("safetensors files with the arguments of --invoke, "
+                        "by kvc.name or arg<i>"));
+static cl::opt<std::string>
+    outputFile("outputs", cl::desc("safetensors file --invoke writes"),
+               cl::init(""));
 static cl::opt<double> tolerance(
     "tolerance",
     cl::desc("Largest |compiled - oracle| allowed, relative to max |oracle| "
@@ -291,7 +305,9 @@ int main(int argc, char **argv) {
       "kvc-run: compile a decode step with kvc-cpu-pipeline and run it "
       "against the numerics oracle\n\n"
       "The entry takes (!kvc.cache<BxHx?xD>, q: tensor<BxHqx1xDxf32>, "
-      "k, v: tensor<BxHx1xDxf32>) and returns (out, cache).\n");
+      "k, v: tensor<BxHx1xDxf32>) and returns (out, cache).\n\n"
+      "With --invoke=F --inputs=a.safetensors --outputs=b.safetensors, "
+      "calls the tensor function F once instead.\n");
 
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -300,6 +316,8 @@ int main(int argc, char **argv) {
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   MLIRContext context(registry);
+  // Located messages, not IR dumps of the op (kvc-opt style).
+  context.printOpOnDiagnostic(false);
 
   std::string errorMessage;
   auto file = openInputFile(inputFile, &errorMessage);
@@ -321,6 +339,16 @@ int main(int argc, char **argv) {
     if (failed(pm.run(*module)))
       return 1;
   }
+  if (!invokeEntry.empty()) {
+    if (outputFile.empty())
+      return fail("--invoke needs --outputs");
+    ::kvc::run::InvokeOptions options;
+    options.entry = invokeEntry;
+    options.inputs.assign(inputFiles.begin(), inputFiles.end());
+    options.outputs = outputFile;
+    options.pageTokens = pageTokens;
+    return ::kvc::run::invokeFunction(*module, options);
+  }
   auto entry = module->lookupSymbol<func::FuncOp>(entryName);
   if (!entry)
     return fail("no function @" + entryName);
@@ -339,33 +367,9 @@ int main(int argc, char **argv) {
   if (failed(pm.run(*module)))
     return 1;
 
-  ExecutionEngineOptions engineOptions;
-  engineOptions.transformer = makeOptimizingTransformer(2, 0, nullptr);
-  auto engine = ExecutionEngine::create(*module, engineOptions);
+  auto engine = ::kvc::run::createEngine(*module);
   if (!engine)
     return fail("JIT: " + llvm::toString(engine.takeError()));
-  // The runtime is linked into this tool: hand its entry points to the JIT.
-  (*engine)->registerSymbols([](llvm::orc::MangleAndInterner interner) {
-    llvm::orc::SymbolMap symbols;
-    auto add = [&](const char *name, void *address) {
-      symbols[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
-                                 llvm::JITSymbolFlags::Exported};
-    };
-    add("_mlir_ciface_kvc_rt_mlir_append",
-        reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_append));
-    add("kvc_rt_mlir_check_layout",
-        reinterpret_cast<void *>(&kvc_rt_mlir_check_layout));
-    add("kvc_rt_mlir_num_tokens",
-        reinterpret_cast<void *>(&kvc_rt_mlir_num_tokens));
-    add("kvc_rt_mlir_compressed_tokens",
-        reinterpret_cast<void *>(&kvc_rt_mlir_compressed_tokens));
-    add("kvc_rt_mlir_pool", reinterpret_cast<void *>(&kvc_rt_mlir_pool));
-    add("kvc_rt_mlir_page_table",
-        reinterpret_cast<void *>(&kvc_rt_mlir_page_table));
-    add("kvc_rt_mlir_residual",
-        reinterpret_cast<void *>(&kvc_rt_mlir_residual));
-    return symbols;
-  });
   auto symbol = (*engine)->lookup("_mlir_ciface_" + entryName);
   if (!symbol)
     return fail("JIT lookup: " + llvm::toString(symbol.takeError()));

@@ -35,4 +35,59 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
   ];
 }
 
+def KVCStableHLOToLinalg : Pass<"kvc-stablehlo-to-linalg", "ModuleOp"> {
+  let summary = "Convert StableHLO in generic form to linalg-on-tensors";
+  let description = [{
+    The StableHLO frontend. kvc has no StableHLO dialect: the input is the
+    generic form JAX prints
+    (`lowered.compiler_ir('stablehlo').operation.get_asm(print_generic_op_form=True)`),
+    parsed with `--allow-unregistered-dialect`, and StableHLO attributes
+    (`#stablehlo.dot<...>`, `#stablehlo.gather<...>`,
+    `#stablehlo.scatter<...>`, `#stablehlo<comparison_direction LT>`, ...)
+    are read from their opaque text.
+
+    Every `stablehlo.*` op becomes linalg, tensor, arith, math (and scf for
+    scatter) on the same tensor types: elementwise ops and broadcasts are
+    `linalg.generic`, `dot_general` a contraction (`linalg.matmul`,
+    `linalg.batch_matmul` or a `linalg.generic` with a multiply-add body),
+    `reduce` a `linalg.generic` with reduction loops, `reshape`
+    `tensor.collapse_shape`/`tensor.expand_shape`, `dynamic_update_slice`
+    `tensor.insert_slice` with clamped offsets, `gather` a `linalg.generic`
+    reading the operand with `tensor.extract`, `scatter` loops of
+    `tensor.insert`. These are the forms `kvc-raise-attention` reads.
+    Calls to private functions (JAX's `@_where`, `@silu`, ...) are inlined
+    first, so that attention spread over them becomes visible.
+
+    With `unstack-caches`, a function argument holding the caches of all
+    layers (`[layers, B, H, S, D]`, what JAX code with one cache array
+    writes) whose layers are only updated with dynamic_update_slice and read
+    with slices at static layer offsets becomes one argument per layer, and
+    the returned stack one result per layer (in its place): the per-layer
+    form `kvc-raise-attention` turns into `!kvc.cache` values.
+
+    `precision_config` is accepted and ignored: dots multiply in their
+    operand type (f32 products for f32), like XLA on CPU. A reference made
+    on a GPU with DEFAULT precision (TF32 products) differs by about 1e-3
+    relative.
+
+    An op or attribute the pass does not know, a malformed attribute,
+    a dynamic shape or an unsupported element type is an error located at
+    the op that names it; nothing is converted then.
+  }];
+  let options = [
+    Option<"inlinePrivateCalls", "inline-private-calls", "bool",
+           /*default=*/"true",
+           "Inline calls to private functions and drop those left unused">,
+    Option<"unstackCaches", "unstack-caches", "bool", /*default=*/"false",
+           "Split arguments that stack the caches of all layers "
+           "([layers, ...], updated and read at static layer offsets) into "
+           "one argument and one result per layer (changes the signature)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::func::FuncDialect",
+    "::mlir::linalg::LinalgDialect", "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect", "::mlir::tensor::TensorDialect"
+  ];
+}
+
 #endif // KVC_CONVERSION_PASSES_TD

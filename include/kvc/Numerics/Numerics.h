@@ -15,6 +15,7 @@
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Layout.h"
 #include "kvc/Numerics/Pack.h"
+#include "kvc/Numerics/Prune.h"
 #include "kvc/Numerics/Quantize.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 

@@ -10,7 +10,8 @@ class OpPassManager;
 namespace kvc {
 
 /// Options of `kvc-compress`: raise attention, assign decoupled K/V
-/// encodings, report what the cache costs.
+/// encodings (from a spec, or with `budget` by the cost model), report what
+/// the cache costs.
 struct CompressPipelineOptions
     : public PassPipelineOptions<CompressPipelineOptions> {
   Option<std::string> spec{
@@ -41,6 +42,21 @@ struct CompressPipelineOptions
   Option<int64_t> context{*this, "context",
                           llvm::cl::desc("Tokens per sequence for the report"),
                           llvm::cl::init(4096)};
+  Option<double> budget{
+      *this, "budget",
+      llvm::cl::desc("Average bits per K/V element: when > 0, "
+                     "kvc-select-bitwidths chooses the encodings under this "
+                     "budget (spec then only sets the residual window)"),
+      llvm::cl::init(0.0)};
+  Option<std::string> stats{
+      *this, "stats",
+      llvm::cl::desc("Calibration statistics for kvc-select-bitwidths "
+                     "(empty: analytic proxy)"),
+      llvm::cl::init("")};
+  Option<std::string> granularity{
+      *this, "granularity",
+      llvm::cl::desc("kvc-select-bitwidths granularity: layer or head"),
+      llvm::cl::init("layer")};
 };
 
 /// Options of `kvc-cpu-pipeline`: kvc ops to loops and runtime calls, then

@@ -147,7 +147,22 @@ struct KVCLowerToLoopsPass
 /// consumed must not be read afterwards; and the ops it cannot lower yet
 /// are an error here rather than a silent fallback.
 static LogicalResult checkLowerable(ModuleOp module, unsigned pageTokens) {
+  // Per-KV-head encodings (kvc-select-bitwidths granularity=head) would need
+  // per-head page layouts; the CPU loops assume one encoding per cache.
+  constexpr StringLiteral headEncodings = "kvc.head_encodings";
+  const char *perHeadMessage =
+      "kvc-lower-to-loops: per-KV-head encodings (kvc.head_encodings, from "
+      "kvc-select-bitwidths granularity=head) are not supported by the CPU "
+      "lowering; use granularity=layer";
+  for (auto func : module.getOps<func::FuncOp>())
+    for (unsigned i = 0; i < func.getNumArguments(); ++i)
+      if (func.getArgAttr(i, headEncodings))
+        return mlir::emitError(func.getArgument(i).getLoc()) << perHeadMessage;
   WalkResult result = module.walk([&](Operation *op) -> WalkResult {
+    if (op->hasAttr(headEncodings)) {
+      op->emitOpError() << perHeadMessage;
+      return WalkResult::interrupt();
+    }
     if (isa<EvictOp, ForkOp, CacheEmptyOp, QuantizeOp, DequantizeOp>(op)) {
       op->emitOpError("is not lowered by kvc-lower-to-loops yet");
       return WalkResult::interrupt();

@@ -14,6 +14,12 @@ def KVCRaiseAttention : Pass<"kvc-raise-attention", "ModuleOp"> {
     turning the function's past/present K/V tensors into `!kvc.cache`
     values. Attention that does not match stays unchanged, with a remark
     naming the part that failed.
+
+    A JAX dynamic-update-slice writes at the position wrapped
+    (`pos < 0 ? pos + T : pos`) and clamped to `[0, T - S]` for a buffer of
+    T slots and S new tokens, while its mask compares with `pos`: the two
+    are taken as equal, which holds for `0 <= pos <= T - S`. A remark on
+    each such site states this assumption.
   }];
   let dependentDialects = ["::mlir::kvc::KVCDialect",
                            "::mlir::tensor::TensorDialect",
@@ -75,6 +81,54 @@ def KVCCacheReport : Pass<"kvc-cache-report", "ModuleOp"> {
     Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",
            "Tokens per runtime page">
   ];
+}
+
+def KVCSelectBitwidths : Pass<"kvc-select-bitwidths", "ModuleOp"> {
+  let summary = "Choose each cache's key and value encodings under a memory "
+                "budget with the cost model";
+  let description = [{
+    For every cache (layer; with `granularity=head` every KV head of it) and
+    for keys and values separately, considers the candidate encodings: 2, 3,
+    4 and 8-bit quantization per channel or per token with groups of 32, 64
+    or 128 (where the head dimension, the residual window and the runtime
+    page size allow), fp16,
+    fp8 e4m3/e5m2, and with `prune` key channel pruning. Each candidate has a
+    cost in bits per element (metadata included) and a predicted loss:
+    with `stats`, a calibration statistics file (docs/cost-model.md), the
+    candidate is applied to the layer's calibration keys or values and the
+    relative error E of teacher-forced attention is measured; calibration
+    entries in the file scale E into a loss increase. Without `stats`, an
+    analytic proxy from bits, group size and axis is used. A multiple-choice
+    knapsack picks one candidate per slot minimising the total predicted
+    loss with the average bits per element (residual window excluded) at
+    most `budget`. The chosen encodings are written into the cache types
+    (`granularity=head`: the per-head encodings go into a `kvc.head_encodings`
+    attribute of the cache, and the type gets, per side, the head encoding
+    with the most bits) and a report is printed.
+  }];
+  let options = [
+    Option<"budget", "budget", "double", /*default=*/"0.0",
+           "Average bits per K/V element, metadata included (required)">,
+    Option<"stats", "stats", "std::string", /*default=*/"\"\"",
+           "Calibration statistics file (safetensors); empty: analytic "
+           "proxy">,
+    Option<"granularity", "granularity", "std::string",
+           /*default=*/"\"layer\"",
+           "One encoding per layer and side (layer) or per KV head (head)">,
+    Option<"residual", "residual", "int64_t", /*default=*/"-1",
+           "fp16 residual window R (-1: the cache's encoding, else 128)">,
+    Option<"prune", "prune", "bool", /*default=*/"false",
+           "Also consider key channel pruning (needs stats)">,
+    Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",
+           "Tokens per runtime page: channel-axis groups must divide it">,
+    Option<"threads", "threads", "unsigned", /*default=*/"0",
+           "Threads measuring errors (0: all cores)">,
+    Option<"report", "report", "std::string", /*default=*/"\"text\"",
+           "Report format: text, json or none">,
+    Option<"reportFile", "report-file", "std::string", /*default=*/"\"-\"",
+           "File for the report (- for stderr)">
+  ];
+  let dependentDialects = ["::mlir::kvc::KVCDialect"];
 }
 
 #endif // KVC_DIALECT_KVC_TRANSFORMS_PASSES_TD

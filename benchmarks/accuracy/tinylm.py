@@ -1,0 +1,231 @@
+"""The tiny Llama-architecture LM of ../shared/models/tiny-lm in numpy, with
+compressed-KV semantics.
+
+Teacher forcing over a window of T tokens computes every position at once;
+that equals step-by-step decoding over a cache because a token's K/V depend
+only on the tokens before it. The cache semantics are kvc's: with n tokens
+stored, the first floor(n/R)*R are compressed (through the kvc numerics
+library), the rest are the fp16 residual. Query t sees n = t + 1 tokens, so
+key j is read compressed iff j < floor((t+1)/R)*R; compressed tokens are
+compressed in aligned blocks, so their values do not depend on t and each
+side is compressed once per window.
+"""
+import json
+import os
+
+import numpy as np
+
+
+
+def _safetensors():
+    try:
+        from kvc import safetensors
+    except ImportError:  # the source tree's copy, when kvc is not built
+        import importlib.util
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                            "python_bindings", "kvc", "safetensors.py")
+        spec = importlib.util.spec_from_file_location("kvc_safetensors", path)
+        safetensors = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(safetensors)
+    return safetensors
+
+
+class KVPolicy:
+    """How the cache of each layer stores keys and values.
+
+    `layers[l]` is (key, value): each a side encoding of the spec language
+    ('q2:channel:g32', 'fp8:e4m3', 'fp16'), or a list with one per KV head.
+    `residual` is R, the fp16 window.
+    """
+
+    def __init__(self, layers, residual=128, name=""):
+        self.layers = layers
+        self.residual = residual
+        self.name = name
+
+    @staticmethod
+    def uniform(num_layers, key, value, residual=128, name=""):
+        return KVPolicy([(key, value)] * num_layers, residual, name)
+
+
+def _round_fp16(x):
+    return x.astype(np.float16).astype(np.float32)
+
+
+class TinyLM:
+    def __init__(self, config, weights):
+        self.config = config
+        self.w = weights
+        self.num_layers = config["num_hidden_layers"]
+        self.hidden = config["hidden_size"]
+        self.num_heads = config["num_attention_heads"]
+        self.num_kv_heads = config["num_key_value_heads"]
+        self.head_dim = config.get("head_dim", self.hidden // self.num_heads)
+        self.eps = config["rms_norm_eps"]
+        rope = config.get("rope_parameters") or {}
+        self.rope_theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
+
+    @classmethod
+    def load(cls, directory):
+        with open(os.path.join(directory, "config.json")) as f:
+            config = json.load(f)
+        weights = {}
+        for file in sorted(set(config["weight_map"].values())):
+            tensors, _ = _safetensors().read(os.path.join(directory, file))
+            for name, array in tensors.items():
+                weights[name] = np.asarray(array, dtype=np.float32)
+        return cls(config, weights)
+
+    def _rms_norm(self, x, weight):
+        variance = np.mean(x * x, axis=-1, keepdims=True)
+        return x / np.sqrt(variance + self.eps) * weight
+
+    def _rope(self, x, positions):
+        """HF's rotate-half RoPE on [H, T, D]."""
+        d = self.head_dim
+        inv_freq = 1.0 / (self.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
+        freqs = np.outer(positions.astype(np.float64), inv_freq)
+        emb = np.concatenate([freqs, freqs], axis=-1)
+        cos = np.cos(emb).astype(np.float32)  # float32 like the model
+        sin = np.sin(emb).astype(np.float32)
+        half = d // 2
+        rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+        return x * cos + rotated * sin
+
+    def qkv(self, layer, hidden, positions):
+        """Post-RoPE q [Hq,T,D], k, v [Hkv,T,D] of `layer` for hidden [T,H]."""
+        p = f"model.layers.{layer}."
+        x = self._rms_norm(hidden, self.w[p + "input_layernorm.weight"])
+        t = x.shape[0]
+        q = (x @ self.w[p + "self_attn.q_proj.weight"].T).reshape(t, self.num_heads, self.head_dim)
+        k = (x @ self.w[p + "self_attn.k_proj.weight"].T).reshape(t, self.num_kv_heads, self.head_dim)
+        v = (x @ self.w[p + "self_attn.v_proj.weight"].T).reshape(t, self.num_kv_heads, self.head_dim)
+        q, k, v = (a.transpose(1, 0, 2) for a in (q, k, v))
+        return self._rope(q, positions), self._rope(k, positions), v
+
+    def attention(self, q, k, v, keys_read, values_read, residual):
+        """Causal attention where query t reads key/value j from the
+        compressed view if j < floor((t+1)/R)*R, else from the fp16 one.
+
+        Queries with the same compressed prefix c are done together: their
+        scores are [q @ compressed[:c], q @ fp16[c:t1]], so no position is
+        computed twice."""
+        hq, t, d = q.shape
+        hkv = k.shape[0]
+        group = hq // hkv
+        k16, v16 = _round_fp16(k), _round_fp16(v)
+        kc = keys_read if keys_read is not None else k16
+        vc = values_read if values_read is not None else v16
+        idx = np.arange(t)
+        if residual and keys_read is not None:
+            prefix = ((idx + 1) // residual) * residual
+        else:
+            prefix = np.zeros(t, dtype=np.int64)
+        out = np.empty_like(q)
+        scale = np.float32(1.0 / np.sqrt(d))
+        # [Hkv, group, T, D]: the query heads of one KV head together.
+        qg = q.reshape(hkv, group, t, d)
+        starts = np.flatnonzero(np.diff(prefix, prepend=-1))
+        for i, t0 in enumerate(starts):
+            t1 = starts[i + 1] if i + 1 < len(starts) else t
+            c = int(prefix[t0])
+            rows = np.arange(t0, t1)
+            causal = np.arange(c, t1)[None, :] <= rows[:, None]
+            for kv in range(hkv):
+                qb = qg[kv, :, t0:t1].reshape(-1, d)
+                scores = np.concatenate(
+                    [qb @ kc[kv, :c].T,
+                     np.where(np.tile(causal, (group, 1)), qb @ k16[kv, c:t1].T,
+                              np.float32(-np.inf))], axis=1) * scale
+                scores -= scores.max(axis=-1, keepdims=True)
+                probs = np.exp(scores)
+                probs /= probs.sum(axis=-1, keepdims=True)
+                o = probs[:, :c] @ vc[kv, :c] + probs[:, c:] @ v16[kv, c:t1]
+                out[kv * group:(kv + 1) * group, t0:t1] = o.reshape(group, t1 - t0, d)
+        return out
+
+    def forward(self, tokens, policy=None, capture=None):
+        """Log-probabilities [T, vocab] (base e) for a window of byte tokens.
+
+        `policy`: a KVPolicy (None: fp16 cache). `capture`: a dict that
+        receives 'layer{l}.q/k/v' (post-RoPE) of every layer.
+        """
+        t = len(tokens)
+        positions = np.arange(t)
+        hidden = self.w["model.embed_tokens.weight"][tokens]
+        for layer in range(self.num_layers):
+            q, k, v = self.qkv(layer, hidden, positions)
+            if capture is not None:
+                capture[f"layer{layer}.q"] = q
+                capture[f"layer{layer}.k"] = k
+                capture[f"layer{layer}.v"] = v
+            keys_read = values_read = None
+            residual = 0
+            if policy is not None:
+                import kvc
+                key_enc, value_enc = policy.layers[layer]
+                residual = policy.residual
+                keys_read = _compress_heads(kvc, k, key_enc, queries=q)
+                values_read = _compress_heads(kvc, v, value_enc)
+            attn = self.attention(q, k, v, keys_read, values_read, residual)
+            p = f"model.layers.{layer}."
+            attn = attn.transpose(1, 0, 2).reshape(t, -1)
+            hidden = hidden + attn @ self.w[p + "self_attn.o_proj.weight"].T
+            x = self._rms_norm(hidden, self.w[p + "post_attention_layernorm.weight"])
+            gate = x @ self.w[p + "mlp.gate_proj.weight"].T
+            up = x @ self.w[p + "mlp.up_proj.weight"].T
+            hidden = hidden + ((gate / (1.0 + np.exp(-gate))) * up) @ self.w[p + "mlp.down_proj.weight"].T
+        x = self._rms_norm(hidden, self.w["model.norm.weight"])
+        logits = x @ self.w["model.embed_tokens.weight"].T
+        logits -= logits.max(axis=-1, keepdims=True)
+        return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+
+
+def _compress_heads(kvc, x, encoding, queries=None, observe=256):
+    """x [H, T, D] through kvc's numerics, as the runtime stores it: tokens
+    are fp16 when appended, and compressed from fp16. One encoding, or one
+    per head. A window holds whole blocks, so every token that a query reads
+    compressed is compressed here exactly as the cache would.
+
+    Pruned keys (`prune<N>+<enc>`) keep the channels that matter most to the
+    head group's queries of the first `observe` positions (the prefill's
+    observation window, as ThinK does); `queries` is [Hq, T, D]."""
+    heads = encoding if isinstance(encoding, (list, tuple)) else [encoding] * x.shape[0]
+    x16 = _round_fp16(x)
+    out = np.empty_like(x)
+    for h, enc in enumerate(heads):
+        if enc.startswith("prune"):
+            keep, element = enc[len("prune"):].split("+", 1)
+            group = queries.shape[0] // x.shape[0]
+            observed = queries[h * group:(h + 1) * group, :observe].reshape(-1, x.shape[2])
+            out[h] = kvc.prune_round_trip(np.ascontiguousarray(x16[h]),
+                                          np.ascontiguousarray(observed), int(keep), element)
+        else:
+            out[h] = kvc.round_trip(np.ascontiguousarray(x16[h]), enc)
+    return out
+
+
+def window_bits(model, data, policy=None, context=1024, score_from=256,
+                max_windows=None):
+    """Per window: (sum of -log2 p(next byte) over positions >= score_from,
+    number of scored positions), for consecutive non-overlapping windows of
+    `context` bytes."""
+    tokens = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+    windows = (len(tokens) - 1) // context
+    if max_windows is not None:
+        windows = min(windows, max_windows)
+    result = []
+    for w in range(windows):
+        window = tokens[w * context:(w + 1) * context + 1]
+        logp = model.forward(window[:-1], policy)
+        picked = logp[np.arange(context), window[1:]][score_from:]
+        result.append((-picked.sum() / np.log(2.0), len(picked)))
+    return result
+
+
+def bits_per_byte(model, data, policy=None, context=1024, score_from=256,
+                  max_windows=None):
+    """Mean -log2 p(next byte) over positions >= score_from of consecutive,
+    non-overlapping windows of `context` bytes."""
+    per_window = window_bits(model, data, policy, context, score_from, max_windows)
+    return sum(b for b, _ in per_window) / sum(n for _, n in per_window)

@@ -1,0 +1,119 @@
+//===- Selection.h - Bit-width selection under a memory budget --*- C++ -*-===//
+//
+// The cost model end to end: enumerate the candidates of every slot (a
+// layer's, or one KV head's, keys or values), predict each one's loss
+// (measured attention error on calibration data, scaled by the calibrated
+// loss sensitivity, or the analytic proxy without data), solve the
+// multiple-choice knapsack under the average-bits budget, and report.
+// No MLIR: the kvc-select-bitwidths pass and the Python bindings share it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_COSTMODEL_SELECTION_H
+#define KVC_COSTMODEL_SELECTION_H
+
+#include "kvc/CostModel/AttentionError.h"
+#include "kvc/CostModel/Candidates.h"
+#include "kvc/CostModel/Solver.h"
+#include "kvc/CostModel/Stats.h"
+
+#include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+#include <vector>
+
+namespace kvc {
+namespace cost {
+
+enum class Granularity { Layer, Head };
+/// "layer" / "head".
+const char *granularityName(Granularity g);
+
+/// One cache (layer) to allocate bits for.
+struct LayerSpec {
+  unsigned layer = 0;
+  unsigned kvHeads = 1;
+  unsigned headDim = 128;
+  unsigned residual = 128;
+};
+
+struct SelectionOptions {
+  double budget = 4.0; ///< average bits per element, metadata included
+  Granularity granularity = Granularity::Layer;
+  CandidateOptions candidates;
+  double scale = 0.0;   ///< softmax scale; 0 = 1/sqrt(head_dim)
+  unsigned threads = 0; ///< 0 = hardware concurrency
+  SolveOptions solver;
+};
+
+/// How a slot's loss is predicted.
+enum class ModelKind {
+  Calibrated,     ///< alpha * E, alpha from measured dloss
+  AttentionError, ///< E (stats without calibration entries)
+  Analytic,       ///< the analytic proxy (no stats)
+};
+const char *modelKindName(ModelKind kind);
+
+/// The choice made for one slot.
+struct SlotChoice {
+  unsigned layer = 0;
+  int head = -1; ///< KV head, or -1 for the whole layer
+  Side side = Side::Key;
+  unsigned heads = 1; ///< KV heads the slot covers
+  unsigned headDim = 0;
+  Candidate candidate;
+  double bits = 0.0;          ///< per element, metadata included
+  double bytesPerToken = 0.0; ///< bits * heads * head_dim / 8
+  double error = 0.0;         ///< E of this slot (or the analytic proxy)
+  double predictedLoss = 0.0; ///< alpha * its share of the layer's E
+};
+
+/// Loss sensitivity of one layer side.
+struct SideAlpha {
+  unsigned layer = 0;
+  Side side = Side::Key;
+  double alpha = 1.0;
+  Candidate reference; ///< calibration encoding (calibrated only)
+  double referenceError = 0.0;
+  double dloss = 0.0;
+};
+
+struct SelectionResult {
+  std::vector<SlotChoice> slots;
+  std::vector<SideAlpha> alphas; ///< calibrated model only
+  ModelKind model = ModelKind::Analytic;
+  std::string statsPath;
+  std::string note; ///< why the model is not calibrated, if it is not
+  Granularity granularity = Granularity::Layer;
+  double budget = 0.0;
+  double averageBits = 0.0;
+  double totalPredictedLoss = 0.0;
+  double lowerBound = 0.0;
+  std::string solverMethod;
+  bool exact = false;
+  size_t candidatesEvaluated = 0;
+  unsigned threads = 1;
+  double errorSeconds = 0.0, solveSeconds = 0.0;
+  double bytesPerToken = 0.0, fp16BytesPerToken = 0.0;
+};
+
+/// Selects encodings for `layers`. With `stats` (not null) errors are
+/// measured on its layers, which must cover every layer with the same KV
+/// heads and head_dim; without, the analytic proxy is used. Errors: a layer
+/// missing from the stats, shape mismatches, invalid calibration encodings,
+/// an infeasible budget.
+llvm::Expected<SelectionResult>
+selectBitwidths(const std::vector<LayerSpec> &layers,
+                const CalibrationStats *stats,
+                const SelectionOptions &options);
+
+/// The report as a table, and as JSON.
+void printReport(const SelectionResult &result, llvm::raw_ostream &os);
+llvm::json::Value reportToJSON(const SelectionResult &result);
+
+} // namespace cost
+} // namespace kvc
+
+#endif // KVC_COSTMODEL_SELECTION_H

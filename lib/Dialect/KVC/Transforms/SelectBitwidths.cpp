@@ -1,0 +1,315 @@
+//===- SelectBitwidths.cpp - cost-model choice of K/V encodings -----------===//
+//
+// Collects the module's caches, asks the cost model (kvc/CostModel, no MLIR)
+// for the encodings that minimise the predicted loss under the bit budget,
+// writes them into the cache types and prints the report.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvc/CostModel/Selection.h"
+#include "kvc/Dialect/KVC/Transforms/CacheRoots.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ToolOutputFile.h"
+
+#include <map>
+
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_KVCSELECTBITWIDTHS
+#include "kvc/Dialect/KVC/Transforms/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::kvc;
+namespace cost = ::kvc::cost;
+namespace num = ::kvc::numerics;
+
+/// The attribute holding per-KV-head encodings (granularity=head).
+static constexpr StringLiteral kHeadEncodingsAttrName = "kvc.head_encodings";
+
+namespace {
+
+/// One layer and the cache roots that belong to it.
+struct LayerCaches {
+  cost::LayerSpec spec;
+  CacheType type;
+  SmallVector<std::pair<func::FuncOp, CacheRoot>> roots;
+};
+
+struct SelectBitwidthsPass
+    : public mlir::kvc::impl::KVCSelectBitwidthsBase<SelectBitwidthsPass> {
+  using Base::Base;
+  void runOnOperation() override;
+
+private:
+  FailureOr<std::map<unsigned, LayerCaches>> collectLayers(ModuleOp module);
+  LogicalResult checkStats(const cost::CalibrationStats &stats,
+                           const std::map<unsigned, LayerCaches> &layers);
+  LogicalResult apply(const cost::SelectionResult &result,
+                      std::map<unsigned, LayerCaches> &layers);
+  LogicalResult writeReport(ModuleOp module,
+                            const cost::SelectionResult &result);
+};
+
+} // namespace
+
+/// The dialect attribute of a candidate's element encoding.
+static SideEncodingAttrInterface toAttr(MLIRContext *ctx,
+                                        const cost::Candidate &c) {
+  const num::SideEncoding &e = c.element;
+  switch (e.kind) {
+  case num::SideEncoding::Kind::Plain:
+    return cast<SideEncodingAttrInterface>(PlainAttr::get(ctx));
+  case num::SideEncoding::Kind::Quant:
+    return cast<SideEncodingAttrInterface>(QuantAttr::get(
+        ctx, e.quant.bits,
+        e.quant.axis == num::QuantAxis::Channel ? QuantAxis::Channel
+                                                : QuantAxis::Token,
+        e.quant.group));
+  case num::SideEncoding::Kind::FP8:
+    return cast<SideEncodingAttrInterface>(FP8Attr::get(
+        ctx, e.fp8 == num::FP8Format::E4M3 ? FP8Format::E4M3
+                                           : FP8Format::E5M2));
+  }
+  llvm_unreachable("unknown side encoding");
+}
+
+/// The cache encoding of a key and a value candidate; eviction and value
+/// reductions of the previous encoding are kept.
+static EncodingAttr makeEncoding(MLIRContext *ctx, const cost::Candidate &key,
+                                 const cost::Candidate &value,
+                                 unsigned residual, EncodingAttr previous) {
+  Attribute keyReduce =
+      key.isPruned() ? PruneAttr::get(ctx, key.pruneKeep) : Attribute();
+  return EncodingAttr::get(ctx, toAttr(ctx, key), toAttr(ctx, value), residual,
+                           keyReduce,
+                           previous ? previous.getValueReduce() : Attribute(),
+                           previous ? previous.getEvict() : Attribute());
+}
+
+/// Sets `root`'s type and carries it through the kvc ops that pass the
+/// cache on, up to func.return (as kvc-decouple-compression does).
+static LogicalResult propagateType(Value root, CacheType type) {
+  SmallVector<Value> worklist{root};
+  while (!worklist.empty()) {
+    Value value = worklist.pop_back_val();
+    value.setType(type);
+    for (OpOperand &use : value.getUses()) {
+      Operation *user = use.getOwner();
+      if (isa<AttendOp, func::ReturnOp>(user))
+        continue;
+      if (isa<AppendOp, ForkOp, EvictOp>(user)) {
+        for (Value result : user->getResults())
+          if (result.getType() != type)
+            worklist.push_back(result);
+        continue;
+      }
+      return user->emitOpError("uses a cache whose encoding "
+                               "kvc-select-bitwidths would change; only kvc "
+                               "ops and func.return can carry it");
+    }
+  }
+  return success();
+}
+
+FailureOr<std::map<unsigned, LayerCaches>>
+SelectBitwidthsPass::collectLayers(ModuleOp module) {
+  std::map<unsigned, LayerCaches> layers;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isExternal())
+      continue;
+    for (CacheRoot root : collectCacheRoots(func)) {
+      auto type = cast<CacheType>(root.value.getType());
+      EncodingAttr encoding = type.getEncoding();
+      unsigned r = residual >= 0 ? unsigned(residual)
+                   : encoding    ? encoding.getResidual()
+                                 : 128u;
+      cost::LayerSpec spec{root.layer, unsigned(type.getNumKVHeads()),
+                           unsigned(type.getHeadDim()), r};
+      auto [it, inserted] = layers.try_emplace(root.layer);
+      LayerCaches &layer = it->second;
+      if (inserted) {
+        layer.spec = spec;
+        layer.type = type;
+      } else if (layer.spec.kvHeads != spec.kvHeads ||
+                 layer.spec.headDim != spec.headDim ||
+                 layer.spec.residual != spec.residual) {
+        return mlir::emitError(root.value.getLoc())
+               << "kvc-select-bitwidths: layer " << root.layer
+               << " has caches of different shapes or residual windows";
+      }
+      layer.roots.push_back({func, root});
+    }
+  }
+  if (layers.empty()) {
+    module.emitError() << "kvc-select-bitwidths: the module has no caches "
+                          "(run kvc-raise-attention first)";
+    return failure();
+  }
+  return layers;
+}
+
+LogicalResult
+SelectBitwidthsPass::checkStats(const cost::CalibrationStats &stats,
+                                const std::map<unsigned, LayerCaches> &layers) {
+  for (const auto &[id, layer] : layers) {
+    Location loc = layer.roots.front().second.value.getLoc();
+    const cost::LayerStats *s = stats.find(id);
+    if (!s)
+      return mlir::emitError(loc)
+             << "kvc-select-bitwidths: layer " << id << " has no statistics in "
+             << stats.path << " (expected tensors layer" << id << ".q/k/v)";
+    if (s->headDim != layer.spec.headDim)
+      return mlir::emitError(loc)
+             << "kvc-select-bitwidths: layer " << id << " has head_dim "
+             << layer.spec.headDim << " but its statistics in " << stats.path
+             << " have head_dim " << s->headDim;
+    if (s->numKVHeads != layer.spec.kvHeads)
+      return mlir::emitError(loc)
+             << "kvc-select-bitwidths: layer " << id << " has "
+             << layer.spec.kvHeads << " KV heads but its statistics in "
+             << stats.path << " have " << s->numKVHeads;
+  }
+  return success();
+}
+
+LogicalResult
+SelectBitwidthsPass::apply(const cost::SelectionResult &result,
+                           std::map<unsigned, LayerCaches> &layers) {
+  MLIRContext *ctx = &getContext();
+  // Per layer: the chosen key and value candidates of every head (one entry
+  // for granularity=layer).
+  std::map<unsigned, std::pair<SmallVector<cost::Candidate>,
+                               SmallVector<cost::Candidate>>>
+      chosen;
+  for (const cost::SlotChoice &slot : result.slots) {
+    auto &sides = chosen[slot.layer];
+    (slot.side == cost::Side::Key ? sides.first : sides.second)
+        .push_back(slot.candidate);
+  }
+  for (auto &[id, layer] : layers) {
+    auto &[keys, values] = chosen.at(id);
+    const unsigned dim = layer.spec.headDim;
+    // The type carries the widest choice of each side.
+    auto widest = [&](ArrayRef<cost::Candidate> cs) {
+      const cost::Candidate *best = &cs.front();
+      for (const cost::Candidate &c : cs)
+        if (c.bitsPerElement(dim) > best->bitsPerElement(dim))
+          best = &c;
+      return *best;
+    };
+    for (auto &[func, root] : layer.roots) {
+      auto type = cast<CacheType>(root.value.getType());
+      EncodingAttr previous = type.getEncoding();
+      EncodingAttr encoding =
+          makeEncoding(ctx, widest(keys), widest(values),
+                       layer.spec.residual, previous);
+      auto emitError = [&]() {
+        return mlir::emitError(root.value.getLoc())
+               << "kvc-select-bitwidths: layer " << id << ": ";
+      };
+      CacheType newType =
+          CacheType::getChecked(emitError, ctx, type.getShape(),
+                                type.getElementType(), encoding);
+      if (!newType || failed(propagateType(root.value, newType)))
+        return failure();
+      if (keys.size() > 1) {
+        SmallVector<Attribute> heads;
+        for (size_t h = 0; h < keys.size(); ++h)
+          heads.push_back(makeEncoding(ctx, keys[h], values[h],
+                                       layer.spec.residual, previous));
+        auto attr = ArrayAttr::get(ctx, heads);
+        if (auto arg = dyn_cast<BlockArgument>(root.value))
+          func.setArgAttr(arg.getArgNumber(), kHeadEncodingsAttrName, attr);
+        else
+          root.value.getDefiningOp()->setAttr(kHeadEncodingsAttrName, attr);
+      }
+    }
+  }
+  // Signatures follow the retyped arguments and returned values.
+  for (auto func : getOperation().getOps<func::FuncOp>()) {
+    if (func.isExternal())
+      continue;
+    SmallVector<Type> results(func.getResultTypes());
+    func.walk([&](func::ReturnOp op) {
+      for (auto [index, operand] : llvm::enumerate(op.getOperands()))
+        results[index] = operand.getType();
+    });
+    func.setType(FunctionType::get(ctx, func.getBody().getArgumentTypes(),
+                                   results));
+  }
+  return success();
+}
+
+LogicalResult
+SelectBitwidthsPass::writeReport(ModuleOp module,
+                                 const cost::SelectionResult &result) {
+  if (report == "none")
+    return success();
+  std::string errorMessage;
+  auto file = openOutputFile(reportFile.getValue(), &errorMessage);
+  if (!file)
+    return module.emitError() << "kvc-select-bitwidths: " << errorMessage;
+  // "-" would be stdout, where the IR goes: the report goes to stderr.
+  llvm::raw_ostream &os = reportFile == "-" ? llvm::errs() : file->os();
+  if (report == "json")
+    os << llvm::formatv("{0:2}", cost::reportToJSON(result)) << "\n";
+  else
+    cost::printReport(result, os);
+  if (reportFile != "-")
+    file->keep();
+  return success();
+}
+
+void SelectBitwidthsPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  auto fail = [&](const Twine &message) {
+    module.emitError() << "kvc-select-bitwidths: " << message;
+    signalPassFailure();
+  };
+  if (!(budget > 0.0))
+    return fail("option 'budget' (average bits per element) must be > 0");
+  if (granularity != "layer" && granularity != "head")
+    return fail("bad granularity '" + granularity +
+                "' (expected layer or head)");
+  if (report != "text" && report != "json" && report != "none")
+    return fail("bad report '" + report + "' (expected text, json or none)");
+  if (prune && stats.empty())
+    return fail("'prune' needs 'stats': pruning has no analytic proxy");
+
+  FailureOr<std::map<unsigned, LayerCaches>> layers = collectLayers(module);
+  if (failed(layers))
+    return signalPassFailure();
+
+  std::optional<cost::CalibrationStats> calibration;
+  if (!stats.empty()) {
+    llvm::Expected<cost::CalibrationStats> loaded = cost::loadStats(stats);
+    if (!loaded)
+      return fail(llvm::toString(loaded.takeError()));
+    calibration = std::move(*loaded);
+    if (failed(checkStats(*calibration, *layers)))
+      return signalPassFailure();
+  }
+
+  std::vector<cost::LayerSpec> specs;
+  for (const auto &entry : *layers)
+    specs.push_back(entry.second.spec);
+  cost::SelectionOptions options;
+  options.budget = budget;
+  options.granularity = granularity == "head" ? cost::Granularity::Head
+                                              : cost::Granularity::Layer;
+  options.candidates.prune = prune;
+  options.candidates.pageTokens = pageTokens;
+  options.threads = threads;
+  llvm::Expected<cost::SelectionResult> result = cost::selectBitwidths(
+      specs, calibration ? &*calibration : nullptr, options);
+  if (!result)
+    return fail(llvm::toString(result.takeError()));
+  if (failed(apply(*result, *layers)) || failed(writeReport(module, *result)))
+    return signalPassFailure();
+}

@@ -1,0 +1,87 @@
+"""kvc.CPUCache: the runtime's paged cache from Python."""
+import numpy as np
+import pytest
+
+import kvc
+
+KIVI2 = ("q2:channel:g32", "q2:token:g32", 128)
+
+
+def fp16(x):
+    return x.astype(np.float16).astype(np.float32)
+
+
+def tokens(rng, n, heads=2, dim=64):
+    return rng.standard_normal((heads, n, dim)).astype(np.float32)
+
+
+def test_append_then_gather_is_the_simulated_cache():
+    rng = np.random.default_rng(0)
+    cache = kvc.CPUCache([KIVI2, ("q4:channel:g32", "fp8:e4m3", 64)], kv_heads=2, head_dim=64)
+    seq = cache.new_sequence()
+    for layer, (key, value, residual) in enumerate([KIVI2, ("q4:channel:g32", "fp8:e4m3", 64)]):
+        k, v = tokens(rng, 300), tokens(rng, 300)
+        # In pieces: flushes happen at multiples of R whatever the chunking.
+        for lo, hi in [(0, 1), (1, 130), (130, 300)]:
+            cache.append(seq, layer, k[:, lo:hi], v[:, lo:hi])
+        gk, gv = cache.gather(seq, layer)
+        # The runtime stores appended tokens as fp16 (docs/layout.md), then
+        # compresses those.
+        k16, v16 = fp16(k), fp16(v)
+        for h in range(2):
+            np.testing.assert_array_equal(gk[h], kvc.simulate_cache_side(k16[h], key, residual))
+            np.testing.assert_array_equal(gv[h], kvc.simulate_cache_side(v16[h], value, residual))
+        assert cache.length(seq, layer) == 300
+    stats = cache.layer_stats(0)
+    assert stats["tokens"] == 300 and stats["compressed_tokens"] == 256
+    # Decoupled: 2-bit keys and values take equal pages here, fp8 values more.
+    assert cache.layer_stats(1)["v_page_bytes_used"] > cache.layer_stats(1)["k_page_bytes_used"]
+    cache.verify()
+
+
+def test_fork_shares_then_copies_on_write():
+    rng = np.random.default_rng(1)
+    cache = kvc.CPUCache([KIVI2], kv_heads=2, head_dim=64)
+    parent = cache.new_sequence()
+    k = tokens(rng, 256)
+    cache.append(parent, 0, k, k)
+    child = cache.fork(parent)
+    assert cache.layer_stats(0)["pages_shared"] > 0
+    extra = tokens(rng, 128)
+    cache.append(child, 0, extra, extra)
+    np.testing.assert_array_equal(cache.gather(parent, 0)[0], cache.gather(child, 0)[0][:, :256])
+    assert cache.length(parent, 0) == 256 and cache.length(child, 0) == 384
+    cache.free(child)
+    cache.free(parent)
+    assert cache.layer_stats(0)["pages_used"] == 0
+    cache.verify()
+
+
+def test_errors_leave_the_cache_unchanged():
+    rng = np.random.default_rng(2)
+    cache = kvc.CPUCache([KIVI2], kv_heads=2, head_dim=64, max_sequences=1, max_tokens=256)
+    seq = cache.new_sequence()
+    k = tokens(rng, 200)
+    cache.append(seq, 0, k, k)
+    with pytest.raises(RuntimeError, match="CAPACITY_EXCEEDED"):
+        cache.append(seq, 0, tokens(rng, 100), tokens(rng, 100))
+    assert cache.length(seq, 0) == 200
+    with pytest.raises(RuntimeError, match="INVALID_ARGUMENT"):
+        cache.append(seq, 3, k, k)
+    with pytest.raises(RuntimeError, match="SHAPE_MISMATCH"):
+        cache.append(seq, 0, tokens(rng, 4, heads=3), tokens(rng, 4, heads=3))
+    with pytest.raises(ValueError, match="one shape"):
+        cache.append(seq, 0, tokens(rng, 4), tokens(rng, 5))
+    with pytest.raises(RuntimeError):
+        cache.new_sequence()  # max_sequences = 1
+    cache.free(seq)
+    with pytest.raises(RuntimeError, match="INVALID_SEQUENCE"):
+        cache.free(seq)
+    cache.verify()
+
+
+def test_bad_configuration_raises():
+    with pytest.raises(ValueError, match="bits"):
+        kvc.CPUCache([("q7:channel:g32", "fp16", 128)], kv_heads=2, head_dim=64)
+    with pytest.raises(RuntimeError):
+        kvc.CPUCache([("q2:channel:g64", "fp16", 96)], kv_heads=2, head_dim=64)
