@@ -569,6 +569,95 @@ func.func @decode_dynamic_update_slice_padding(%q: tensor<1x2x1x8xf32>, %k: tens
 
 // -----
 
+// JAX's dynamic_update_slice writes at clamp(select(pos < 0, pos + 16, pos),
+// 0, 16 - 1), computed on 0-d tensors, while the causal mask compares the
+// token with the 0-d position itself. The two positions are taken as equal
+// (exact for 0 <= pos <= 15, which the pass states in a remark).
+// CHECK-LABEL: func.func @decode_clamped_wrapped_position
+// CHECK-SAME: (%[[Q:.*]]: tensor<1x2x1x8xf32>, %[[K:.*]]: tensor<1x2x1x8xf32>, %[[V:.*]]: tensor<1x2x1x8xf32>, %[[C:.*]]: !kvc.cache<1x2x?x8xf32> {kvc.layer = 0 : i64}, %[[POS:.*]]: tensor<i32>)
+// CHECK: %[[C1:.*]] = kvc.append %[[C]], %[[K]], %[[V]]
+// CHECK-NEXT: %[[O:.*]] = kvc.attend %[[Q]], %[[C1]] {causal, scale = 0.353553385 : f32}
+// CHECK-NEXT: return %[[O]], %[[C1]]
+#q4 = affine_map<(b, h, i, j, d) -> (b, h, i, d)>
+#k4 = affine_map<(b, h, i, j, d) -> (b, h, j, d)>
+#s4 = affine_map<(b, h, i, j, d) -> (b, h, i, j)>
+#id4 = affine_map<(b, h, i, j) -> (b, h, i, j)>
+#scalar4 = affine_map<(b, h, i, j) -> ()>
+#p4 = affine_map<(b, h, i, d, j) -> (b, h, i, j)>
+#v4 = affine_map<(b, h, i, d, j) -> (b, h, j, d)>
+#o4 = affine_map<(b, h, i, d, j) -> (b, h, i, d)>
+#none = affine_map<() -> ()>
+func.func @decode_clamped_wrapped_position(%q: tensor<1x2x1x8xf32>, %k: tensor<1x2x1x8xf32>, %v: tensor<1x2x1x8xf32>,
+    %past_k: tensor<1x2x16x8xf32>, %past_v: tensor<1x2x16x8xf32>, %pos: tensor<i32>)
+    -> (tensor<1x2x1x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>) {
+  %zero_i = arith.constant dense<0> : tensor<i32>
+  %extent = arith.constant dense<16> : tensor<i32>
+  %eb = tensor.empty() : tensor<i1>
+  %ei = tensor.empty() : tensor<i32>
+  %neg = linalg.generic {indexing_maps = [#none, #none, #none], iterator_types = []}
+      ins(%pos, %zero_i : tensor<i32>, tensor<i32>) outs(%eb : tensor<i1>) {
+  ^bb0(%a: i32, %b: i32, %o: i1):
+    %r = arith.cmpi slt, %a, %b : i32
+    linalg.yield %r : i1
+  } -> tensor<i1>
+  %shifted = linalg.generic {indexing_maps = [#none, #none, #none], iterator_types = []}
+      ins(%pos, %extent : tensor<i32>, tensor<i32>) outs(%ei : tensor<i32>) {
+  ^bb0(%a: i32, %b: i32, %o: i32):
+    %r = arith.addi %a, %b : i32
+    linalg.yield %r : i32
+  } -> tensor<i32>
+  %wrapped = linalg.generic {indexing_maps = [#none, #none, #none, #none], iterator_types = []}
+      ins(%neg, %shifted, %pos : tensor<i1>, tensor<i32>, tensor<i32>) outs(%ei : tensor<i32>) {
+  ^bb0(%c: i1, %a: i32, %b: i32, %o: i32):
+    %r = arith.select %c, %a, %b : i32
+    linalg.yield %r : i32
+  } -> tensor<i32>
+  %wpos = tensor.extract %wrapped[] : tensor<i32>
+  %wpos64 = arith.extsi %wpos : i32 to i64
+  %widx = arith.index_cast %wpos64 : i64 to index
+  %c0 = arith.constant 0 : index
+  %c15 = arith.constant 15 : index
+  %lo = arith.maxsi %widx, %c0 : index
+  %at = arith.minsi %lo, %c15 : index
+  %kc = tensor.insert_slice %k into %past_k[0, 0, %at, 0] [1, 2, 1, 8] [1, 1, 1, 1] : tensor<1x2x1x8xf32> into tensor<1x2x16x8xf32>
+  %vc = tensor.insert_slice %v into %past_v[0, 0, %at, 0] [1, 2, 1, 8] [1, 1, 1, 1] : tensor<1x2x1x8xf32> into tensor<1x2x16x8xf32>
+  %zero = arith.constant 0.0 : f32
+  %es = tensor.empty() : tensor<1x2x1x16xf32>
+  %sz = linalg.fill ins(%zero : f32) outs(%es : tensor<1x2x1x16xf32>) -> tensor<1x2x1x16xf32>
+  %s = linalg.generic {indexing_maps = [#q4, #k4, #s4], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %kc : tensor<1x2x1x8xf32>, tensor<1x2x16x8xf32>) outs(%sz : tensor<1x2x1x16xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x1x16xf32>
+  %x = linalg.generic {indexing_maps = [#id4, #scalar4, #id4], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+      ins(%s, %pos : tensor<1x2x1x16xf32>, tensor<i32>) outs(%es : tensor<1x2x1x16xf32>) {
+  ^bb0(%a: f32, %p: i32, %o: f32):
+    %c = arith.constant 0.353553385 : f32
+    %sc = arith.mulf %a, %c : f32
+    %j = linalg.index 3 : index
+    %j32 = arith.index_cast %j : index to i32
+    %keep = arith.cmpi sle, %j32, %p : i32
+    %ninf = arith.constant 0xFF800000 : f32
+    %r = arith.select %keep, %sc, %ninf : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x1x16xf32>
+  %p = linalg.softmax dimension(3) ins(%x : tensor<1x2x1x16xf32>) outs(%es : tensor<1x2x1x16xf32>) -> tensor<1x2x1x16xf32>
+  %eo = tensor.empty() : tensor<1x2x1x8xf32>
+  %oz = linalg.fill ins(%zero : f32) outs(%eo : tensor<1x2x1x8xf32>) -> tensor<1x2x1x8xf32>
+  %o = linalg.generic {indexing_maps = [#p4, #v4, #o4], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%p, %vc : tensor<1x2x1x16xf32>, tensor<1x2x16x8xf32>) outs(%oz : tensor<1x2x1x8xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %acc, %m : f32
+    linalg.yield %r : f32
+  } -> tensor<1x2x1x8xf32>
+  return %o, %kc, %vc : tensor<1x2x1x8xf32>, tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>
+}
+
+// -----
+
 // GQA by grouping the queries: Q (B, Hq, S, D) -> (B*Hkv, G*S, D), keys
 // (B*Hkv, T, D), linalg.batch_matmul with Kᵀ in its indexing maps. The
 // causal mask is added on a (B, Hkv, G, S, T) view of the scores.

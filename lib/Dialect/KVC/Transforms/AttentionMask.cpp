@@ -3,6 +3,7 @@
 #include "AttentionMask.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/MapVector.h"
@@ -266,6 +267,112 @@ static Value stripIntegerCasts(Value value) {
   return value;
 }
 
+/// The position a scalar names: a scalar extracted from a 0-d tensor and
+/// the 0-d tensor itself (read by a broadcast) are the same symbol.
+static Value positionSymbol(Value value) {
+  value = stripIntegerCasts(value);
+  if (auto extract = value.getDefiningOp<tensor::ExtractOp>();
+      extract && extract.getIndices().empty())
+    return extract.getTensor();
+  return value;
+}
+
+namespace {
+/// A 0-d linalg.generic computing one scalar op of its inputs (as the
+/// StableHLO converter emits scalar arithmetic): the op and, per operand,
+/// the 0-d tensor or constant it reads.
+struct ZeroDimOp {
+  Operation *op;
+  SmallVector<Value, 3> operands;
+};
+} // namespace
+
+static std::optional<ZeroDimOp> asZeroDimOp(Value tensor) {
+  auto generic = tensor.getDefiningOp<linalg::GenericOp>();
+  if (!generic || generic.getNumLoops() != 0 || generic->getNumResults() != 1)
+    return std::nullopt;
+  Block *body = generic.getBody();
+  Operation *op = body->getTerminator()->getOperand(0).getDefiningOp();
+  if (!op || &body->front() != op || op->getNextNode() != body->getTerminator())
+    return std::nullopt;
+  ZeroDimOp result{op, {}};
+  for (Value operand : op->getOperands()) {
+    auto arg = dyn_cast<BlockArgument>(operand);
+    if (!arg || arg.getOwner() != body ||
+        arg.getArgNumber() >= generic.getNumDpsInputs())
+      return std::nullopt;
+    result.operands.push_back(generic.getDpsInputs()[arg.getArgNumber()]);
+  }
+  return result;
+}
+
+static bool isConstantInt(Value value, int64_t expected) {
+  APInt constant;
+  return matchPattern(value, m_ConstantInt(&constant)) &&
+         constant.getSExtValue() == expected;
+}
+
+/// `pos` when `tensor` is JAX's wrap of a negative index,
+/// select(pos < 0, pos + extent, pos), null otherwise.
+static Value unwrapNegativeIndex(Value tensor, int64_t extent) {
+  std::optional<ZeroDimOp> select = asZeroDimOp(tensor);
+  if (!select || !isa<arith::SelectOp>(select->op))
+    return Value();
+  Value pos = select->operands[2];
+  std::optional<ZeroDimOp> isNegative = asZeroDimOp(select->operands[0]);
+  std::optional<ZeroDimOp> wrapped = asZeroDimOp(select->operands[1]);
+  auto cmp = isNegative ? dyn_cast<arith::CmpIOp>(isNegative->op)
+                        : arith::CmpIOp();
+  if (!cmp || cmp.getPredicate() != arith::CmpIPredicate::slt ||
+      isNegative->operands[0] != pos ||
+      !isConstantInt(isNegative->operands[1], 0))
+    return Value();
+  if (!wrapped || !isa<arith::AddIOp>(wrapped->op))
+    return Value();
+  for (unsigned side = 0; side < 2; ++side)
+    if (wrapped->operands[side] == pos &&
+        isConstantInt(wrapped->operands[1 - side], extent))
+      return pos;
+  return Value();
+}
+
+/// The position the cache is written at. A dynamic-update-slice from JAX
+/// writes at clamp(select(pos < 0, pos + T, pos), 0, T - S) for a buffer of
+/// T slots and S new tokens, while its mask compares with `pos` itself. The
+/// two are equal when 0 <= pos <= T - S, which this assumes (a position
+/// outside would overrun the buffer and is a caller error; RaiseAttention
+/// says so in a remark). Other offsets are returned as they are.
+static Value writePosition(const CacheExtension &keys) {
+  Value offset = stripIntegerCasts(keys.dynamicOffset);
+  // clamp(x, 0, T - S) as min(max(x, 0), T - S) or max(min(x, T - S), 0).
+  const int64_t hi = keys.extent - keys.newCount;
+  Value inner = offset;
+  bool clamped = false;
+  for (bool minOutside : {true, false}) {
+    Operation *outer = offset.getDefiningOp();
+    bool outerOk = minOutside ? isa_and_present<arith::MinSIOp>(outer)
+                              : isa_and_present<arith::MaxSIOp>(outer);
+    if (!outerOk || !isConstantInt(outer->getOperand(1),
+                                   minOutside ? hi : 0))
+      continue;
+    Operation *innerOp = outer->getOperand(0).getDefiningOp();
+    bool innerOk = minOutside ? isa_and_present<arith::MaxSIOp>(innerOp)
+                              : isa_and_present<arith::MinSIOp>(innerOp);
+    if (!innerOk || !isConstantInt(innerOp->getOperand(1),
+                                   minOutside ? 0 : hi))
+      continue;
+    inner = innerOp->getOperand(0);
+    clamped = true;
+    break;
+  }
+  if (!clamped)
+    return positionSymbol(offset);
+  Value symbol = positionSymbol(inner);
+  if (Value pos = unwrapNegativeIndex(symbol, keys.extent))
+    return pos;
+  return symbol;
+}
+
 static FailureOr<LinearForm> linearize(const AtomTable &table, Expr *expr) {
   LinearForm form;
   switch (expr->kind) {
@@ -296,9 +403,16 @@ static FailureOr<LinearForm> linearize(const AtomTable &table, Expr *expr) {
         return failure();
       return form;
     }
-    form.symbols[root] = 1.0;
+    form.symbols[positionSymbol(root)] = 1.0;
     return form;
   }
+  case Expr::Kind::Read:
+    // A 0-d tensor broadcast over the scores: a scalar position.
+    if (cast<RankedTensorType>(expr->tensor.getType()).getRank() != 0 ||
+        !isa<IntegerType, IndexType>(expr->type))
+      return failure();
+    form.symbols[expr->tensor] = 1.0;
+    return form;
   case Expr::Kind::Op:
     break;
   default:
@@ -453,9 +567,8 @@ static LogicalResult addStructural(const AttentionSite &site,
         !llvm::is_contained(site.tokens, atom))
       return failure();
   double gamma = 0.0;
-  Value offset = site.keys.dynamicOffset
-                     ? stripIntegerCasts(site.keys.dynamicOffset)
-                     : Value();
+  Value offset =
+      site.keys.dynamicOffset ? writePosition(site.keys) : Value();
   for (auto [symbol, coefficient] : form.symbols) {
     if (coefficient == 0.0)
       continue;
@@ -566,6 +679,9 @@ LogicalResult mlir::kvc::classifyMask(AttentionSite &site,
   };
   Bounds bounds;
   bool hidesAll = false;
+  site.assumesPositionInBuffer =
+      site.keys.dynamicOffset &&
+      writePosition(site.keys) != positionSymbol(site.keys.dynamicOffset);
   for (const MaskPredicate &predicate : scores.predicates)
     if (failed(addStructural(site, predicate, bounds, hidesAll)))
       site.maskPredicates.push_back(predicate);

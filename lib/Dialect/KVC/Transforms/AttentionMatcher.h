@@ -82,6 +82,9 @@ struct AttentionSite {
   double scale = 1.0;
   bool causal = false;
   std::optional<int64_t> window;
+  /// The mask compares with the position JAX clamps to write the cache:
+  /// exact only when 0 <= position <= extent - newCount (AttentionMask.cpp).
+  bool assumesPositionInBuffer = false;
 
   /// The part of the mask kvc.attend gets as an operand (empty: none).
   SmallVector<MaskTerm> maskTerms;

@@ -21,6 +21,7 @@
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "llvm/ADT/BitVector.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/Support/FormatVariadic.h"
 
 namespace mlir {
 namespace kvc {
@@ -529,6 +530,13 @@ void FunctionRewriter::rewrite() {
     Value valuesOut = site.values.op->getResult(0);
     SmallVector<unsigned> keyPositions = returnPositions(keysOut);
     SmallVector<unsigned> valuePositions = returnPositions(valuesOut);
+    if (site.assumesPositionInBuffer)
+      site.qk->emitRemark(
+          llvm::formatv("kvc-raise-attention: assumes 0 <= position <= {0}: "
+                        "the cache is written at the clamped position, the "
+                        "mask compares with the position itself",
+                        site.keys.extent - site.keys.newCount)
+              .str());
     Value appended = rewriteSite(site, cache);
     for (unsigned position : keyPositions)
       ret->setOperand(position, appended);
