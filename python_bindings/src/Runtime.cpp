@@ -12,13 +12,14 @@
 
 #include "kvc_runtime.h"
 
+#include "Geometry.h" // runtime/lib: numerics <-> C encodings
+
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include <memory>
 
 namespace py = pybind11;
-namespace num = ::kvc::numerics;
 
 namespace {
 
@@ -27,25 +28,6 @@ void check(kvc_rt_status status, const char *what) {
     throw std::runtime_error(std::string(what) + ": " +
                              kvc_rt_status_name(status) + ": " +
                              kvc_rt_last_error());
-}
-
-kvc_rt_side_encoding toRuntime(const num::SideEncoding &side) {
-  kvc_rt_side_encoding result{};
-  if (side.isQuant()) {
-    result.kind = KVC_RT_SIDE_QUANT;
-    result.bits = side.quant.bits;
-    result.axis = side.quant.axis == num::QuantAxis::Channel
-                      ? KVC_RT_AXIS_CHANNEL
-                      : KVC_RT_AXIS_TOKEN;
-    result.group = side.quant.group;
-  } else if (side.isFP8()) {
-    result.kind = KVC_RT_SIDE_FP8;
-    result.fp8_format = side.fp8 == num::FP8Format::E4M3 ? KVC_RT_FP8_E4M3
-                                                         : KVC_RT_FP8_E5M2;
-  } else {
-    result.kind = KVC_RT_SIDE_FP16;
-  }
-  return result;
 }
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
@@ -60,8 +42,9 @@ public:
     if (encodings.empty())
       throw py::value_error("a cache needs at least one layer's encoding");
     for (const auto &[key, value, residual] : encodings)
-      layers.push_back({toRuntime(kvc::python::parseSide(key)),
-                        toRuntime(kvc::python::parseSide(value)), residual});
+      layers.push_back({::kvc::rt::toCSideEncoding(kvc::python::parseSide(key)),
+                        ::kvc::rt::toCSideEncoding(kvc::python::parseSide(value)),
+                        residual});
     kvc_rt_config_init(&config);
     config.backend = KVC_RT_BACKEND_CPU;
     config.num_layers = unsigned(layers.size());

@@ -80,6 +80,30 @@ Status convertEncoding(const kvc_rt_encoding &in, CacheEncoding *out) {
   return Status::ok();
 }
 
+kvc_rt_side_encoding toCSideEncoding(const SideEncoding &side) {
+  kvc_rt_side_encoding result{};
+  if (side.isQuant()) {
+    result.kind = KVC_RT_SIDE_QUANT;
+    result.bits = side.quant.bits;
+    result.axis = side.quant.axis == QuantAxis::Channel ? KVC_RT_AXIS_CHANNEL
+                                                        : KVC_RT_AXIS_TOKEN;
+    result.group = side.quant.group;
+  } else if (side.isFP8()) {
+    result.kind = KVC_RT_SIDE_FP8;
+    result.fp8_format = side.fp8 == numerics::FP8Format::E4M3
+                            ? KVC_RT_FP8_E4M3
+                            : KVC_RT_FP8_E5M2;
+  } else {
+    result.kind = KVC_RT_SIDE_FP16;
+  }
+  return result;
+}
+
+kvc_rt_encoding toCEncoding(const CacheEncoding &encoding) {
+  return {toCSideEncoding(encoding.key), toCSideEncoding(encoding.value),
+          encoding.residual};
+}
+
 Status validateEncoding(const kvc_rt_encoding &in, unsigned headDim,
                         unsigned pageTokens, CacheEncoding *out) {
   CacheEncoding enc;

@@ -33,6 +33,10 @@ constexpr size_t kRegionAlignment = 256;
 /// the kind/axis/format is unknown or an unused field is not 0.
 Status convertEncoding(const kvc_rt_encoding &in,
                        numerics::CacheEncoding *out);
+/// The inverse: the C form of a numerics encoding (for callers that hold
+/// numerics encodings, e.g. kvc-run and the Python bindings).
+kvc_rt_side_encoding toCSideEncoding(const numerics::SideEncoding &side);
+kvc_rt_encoding toCEncoding(const numerics::CacheEncoding &encoding);
 /// convertEncoding + the numerics rules for (head_dim, page_tokens).
 Status validateEncoding(const kvc_rt_encoding &in, unsigned headDim,
                         unsigned pageTokens, numerics::CacheEncoding *out);

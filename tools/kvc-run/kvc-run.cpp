@@ -18,6 +18,8 @@
 #include "kvc/Pipelines/Pipelines.h"
 #include "kvc_runtime_binding.h"
 
+#include "Geometry.h" // runtime/lib: numerics <-> C encodings
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -157,30 +159,9 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
   return shape;
 }
 
-static kvc_rt_side_encoding toRuntime(const num::SideEncoding &side) {
-  kvc_rt_side_encoding result{};
-  if (side.isQuant()) {
-    result.kind = KVC_RT_SIDE_QUANT;
-    result.bits = side.quant.bits;
-    result.axis = side.quant.axis == num::QuantAxis::Channel
-                      ? KVC_RT_AXIS_CHANNEL
-                      : KVC_RT_AXIS_TOKEN;
-    result.group = side.quant.group;
-  } else if (side.isFP8()) {
-    result.kind = KVC_RT_SIDE_FP8;
-    result.fp8_format = side.fp8 == num::FP8Format::E4M3 ? KVC_RT_FP8_E4M3
-                                                         : KVC_RT_FP8_E5M2;
-  } else {
-    result.kind = KVC_RT_SIDE_FP16;
-  }
-  return result;
-}
-
 /// Runs the JIT-compiled step `numSteps` times and compares with the oracle.
 static int runSteps(StepFn step, const StepShape &shape) {
-  kvc_rt_encoding encoding{toRuntime(shape.encoding.key),
-                           toRuntime(shape.encoding.value),
-                           shape.encoding.residual};
+  kvc_rt_encoding encoding = ::kvc::rt::toCEncoding(shape.encoding);
   kvc_rt_cache_config config;
   kvc_rt_config_init(&config);
   config.backend = KVC_RT_BACKEND_CPU;
