@@ -38,10 +38,15 @@ class KVPolicy:
     `residual` is R, the fp16 window.
     """
 
-    def __init__(self, layers, residual=128, name=""):
+    def __init__(self, layers, residual=128, name="", sink=0, pre_rope=False):
         self.layers = layers
         self.residual = residual
         self.name = name
+        # Experiment (not in the compiler yet): the first `sink` tokens stay
+        # fp16 (StreamingLLM's attention sinks), the rest as encoded.
+        self.sink = sink
+        # Experiment: compress keys before RoPE (KVQuant), rotate after.
+        self.pre_rope = pre_rope
 
     @staticmethod
     def uniform(num_layers, key, value, residual=128, name=""):
@@ -92,8 +97,9 @@ class TinyLM:
         rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
         return x * cos + rotated * sin
 
-    def qkv(self, layer, hidden, positions):
-        """Post-RoPE q [Hq,T,D], k, v [Hkv,T,D] of `layer` for hidden [T,H]."""
+    def qkv(self, layer, hidden, positions, pre_rope=None):
+        """Post-RoPE q [Hq,T,D], k, v [Hkv,T,D] of `layer` for hidden [T,H];
+        `pre_rope` (a dict) receives the keys before RoPE."""
         p = f"model.layers.{layer}."
         x = self._rms_norm(hidden, self.w[p + "input_layernorm.weight"])
         t = x.shape[0]
@@ -101,6 +107,8 @@ class TinyLM:
         k = (x @ self.w[p + "self_attn.k_proj.weight"].T).reshape(t, self.num_kv_heads, self.head_dim)
         v = (x @ self.w[p + "self_attn.v_proj.weight"].T).reshape(t, self.num_kv_heads, self.head_dim)
         q, k, v = (a.transpose(1, 0, 2) for a in (q, k, v))
+        if pre_rope is not None:
+            pre_rope["k"] = k
         return self._rope(q, positions), self._rope(k, positions), v
 
     def attention(self, q, k, v, keys_read, values_read, residual):
@@ -154,7 +162,8 @@ class TinyLM:
         positions = np.arange(t)
         hidden = self.w["model.embed_tokens.weight"][tokens]
         for layer in range(self.num_layers):
-            q, k, v = self.qkv(layer, hidden, positions)
+            pre = {}
+            q, k, v = self.qkv(layer, hidden, positions, pre_rope=pre)
             if capture is not None:
                 capture[f"layer{layer}.q"] = q
                 capture[f"layer{layer}.k"] = k
@@ -165,8 +174,14 @@ class TinyLM:
                 import kvc
                 key_enc, value_enc = policy.layers[layer]
                 residual = policy.residual
-                keys_read = _compress_heads(kvc, k, key_enc, queries=q)
+                if policy.pre_rope:
+                    keys_read = self._rope(_compress_heads(kvc, pre["k"], key_enc), positions)
+                else:
+                    keys_read = _compress_heads(kvc, k, key_enc, queries=q)
                 values_read = _compress_heads(kvc, v, value_enc)
+                if policy.sink:
+                    keys_read[:, :policy.sink] = _round_fp16(k[:, :policy.sink])
+                    values_read[:, :policy.sink] = _round_fp16(v[:, :policy.sink])
             attn = self.attention(q, k, v, keys_read, values_read, residual)
             p = f"model.layers.{layer}."
             attn = attn.transpose(1, 0, 2).reshape(t, -1)
