@@ -30,5 +30,7 @@ pols = {"fp16": None,
         "k2tok-prerope": tinylm.KVPolicy([("q2:token:g32", "q2:token:g32")] * 6, 128, pre_rope=True),
         "k2tok": tinylm.KVPolicy.uniform(6, "q2:token:g32", "q2:token:g32"),
         "kivi2-sink32": tinylm.KVPolicy([("q2:channel:g32", "q2:token:g32")] * 6, 128, sink=32)}
+if name not in pols:
+    sys.exit(f"key_tricks.py: unknown config '{name}' (known: {', '.join(pols)})")
 t = time.time()
 print(name, tinylm.bits_per_byte(m, data, pols[name], max_windows=W), time.time() - t, flush=True)
