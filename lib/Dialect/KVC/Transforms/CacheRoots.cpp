@@ -24,3 +24,27 @@ SmallVector<CacheRoot> mlir::kvc::collectCacheRoots(func::FuncOp func) {
   });
   return roots;
 }
+
+LogicalResult mlir::kvc::propagateCacheType(Value root, CacheType type,
+                                            StringRef passName) {
+  SmallVector<Value> worklist{root};
+  while (!worklist.empty()) {
+    Value value = worklist.pop_back_val();
+    value.setType(type);
+    for (OpOperand &use : value.getUses()) {
+      Operation *user = use.getOwner();
+      if (isa<AttendOp, func::ReturnOp>(user))
+        continue;
+      if (isa<AppendOp, ForkOp, EvictOp>(user)) {
+        for (Value result : user->getResults())
+          if (result.getType() != type)
+            worklist.push_back(result);
+        continue;
+      }
+      return user->emitOpError("uses a cache whose encoding ")
+             << passName
+             << " would change; only kvc ops and func.return can carry it";
+    }
+  }
+  return success();
+}

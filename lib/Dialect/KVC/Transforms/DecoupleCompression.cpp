@@ -40,32 +40,6 @@ private:
 
 } // namespace
 
-/// Sets `root`'s type and carries it through the kvc ops that pass the cache
-/// on (append, fork, evict) up to the function's return. Any other user
-/// would silently see a type it was not built for: that is an error.
-static LogicalResult propagateType(Value root, CacheType type) {
-  SmallVector<Value> worklist{root};
-  while (!worklist.empty()) {
-    Value value = worklist.pop_back_val();
-    value.setType(type);
-    for (OpOperand &use : value.getUses()) {
-      Operation *user = use.getOwner();
-      if (isa<AttendOp, func::ReturnOp>(user))
-        continue;
-      if (isa<AppendOp, ForkOp, EvictOp>(user)) {
-        for (Value result : user->getResults())
-          if (result.getType() != type)
-            worklist.push_back(result);
-        continue;
-      }
-      return user->emitOpError("uses a cache whose encoding "
-                               "kvc-decouple-compression would change; "
-                               "only kvc ops and func.return can carry it");
-    }
-  }
-  return success();
-}
-
 LogicalResult DecoupleCompressionPass::retypeFunction(
     func::FuncOp func, Type storage, const EncodingSpec &base,
     ArrayRef<LayerOverride> overrides) {
@@ -87,7 +61,9 @@ LogicalResult DecoupleCompressionPass::retypeFunction(
       return failure();
     CacheType newType = CacheType::getChecked(
         emitError, context, type.getShape(), storage, *encoding);
-    if (!newType || failed(propagateType(root.value, newType)))
+    if (!newType ||
+        failed(propagateCacheType(root.value, newType,
+                                  "kvc-decouple-compression")))
       return failure();
   }
   // The signature follows the retyped arguments and returned values.

@@ -92,31 +92,6 @@ static EncodingAttr makeEncoding(MLIRContext *ctx, const cost::Candidate &key,
                            previous ? previous.getEvict() : Attribute());
 }
 
-/// Sets `root`'s type and carries it through the kvc ops that pass the
-/// cache on, up to func.return (as kvc-decouple-compression does).
-static LogicalResult propagateType(Value root, CacheType type) {
-  SmallVector<Value> worklist{root};
-  while (!worklist.empty()) {
-    Value value = worklist.pop_back_val();
-    value.setType(type);
-    for (OpOperand &use : value.getUses()) {
-      Operation *user = use.getOwner();
-      if (isa<AttendOp, func::ReturnOp>(user))
-        continue;
-      if (isa<AppendOp, ForkOp, EvictOp>(user)) {
-        for (Value result : user->getResults())
-          if (result.getType() != type)
-            worklist.push_back(result);
-        continue;
-      }
-      return user->emitOpError("uses a cache whose encoding "
-                               "kvc-select-bitwidths would change; only kvc "
-                               "ops and func.return can carry it");
-    }
-  }
-  return success();
-}
-
 FailureOr<std::map<unsigned, LayerCaches>>
 SelectBitwidthsPass::collectLayers(ModuleOp module) {
   std::map<unsigned, LayerCaches> layers;
@@ -216,7 +191,9 @@ SelectBitwidthsPass::apply(const cost::SelectionResult &result,
       CacheType newType =
           CacheType::getChecked(emitError, ctx, type.getShape(),
                                 type.getElementType(), encoding);
-      if (!newType || failed(propagateType(root.value, newType)))
+      if (!newType ||
+          failed(propagateCacheType(root.value, newType,
+                                    "kvc-select-bitwidths")))
         return failure();
       if (keys.size() > 1) {
         SmallVector<Attribute> heads;

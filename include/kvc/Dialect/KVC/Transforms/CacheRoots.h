@@ -23,6 +23,14 @@ struct CacheRoot {
 /// position in that order.
 SmallVector<CacheRoot> collectCacheRoots(func::FuncOp func);
 
+class CacheType;
+/// Sets `root`'s type and carries it through the kvc ops that pass the cache
+/// on (append, fork, evict) up to the function's return. Any other user
+/// would silently see a type it was not built for: that is an error naming
+/// `passName`.
+LogicalResult propagateCacheType(Value root, CacheType type,
+                                 StringRef passName);
+
 } // namespace kvc
 } // namespace mlir
 
