@@ -37,6 +37,15 @@ tool_dirs = [config.kvc_tools_dir, config.llvm_tools_dir]
 tools = ["kvc-opt", "kvc-run", "kvc-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
+# The built Python package (kvc.compile, the runtime cache, the numerics):
+# tests that drive compiled models from Python are marked `REQUIRES:
+# kvc-python`.
+python_packages = os.path.join(config.kvc_obj_root, "python_packages")
+config.environment["PYTHONPATH"] = python_packages
+import glob
+if glob.glob(os.path.join(python_packages, "kvc", "_kvc*.so")):
+    config.available_features.add("kvc-python")
+
 # Tests that run JAX (to export fresh StableHLO and compute references) are
 # marked `REQUIRES: jax`.
 import subprocess

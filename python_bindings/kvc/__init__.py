@@ -2,16 +2,19 @@
 
 The numerics library (quantize/dequantize per encoding), the compiler's pass
 pipelines on IR text, the runtime's CPU paged cache and the cost model, from
-Python. Encodings use the spec language of kvc-opt:
+Python, and `compile` to JIT a function (a whole decoder step with its
+caches) and call it on numpy arrays. Encodings use the spec language of kvc-opt:
 ``q2:channel:g32`` (2-bit, per-channel, groups of 32 tokens),
 ``q4:token:g64``, ``fp8:e4m3``, ``fp16``.
 """
 from ._kvc import (  # noqa: F401
     CPUCache,
     CompileError,
+    Function,
     bits_per_element,
     candidate_errors,
     canonical_encoding,
+    compile,
     dequantize,
     prune_round_trip,
     quantize,
@@ -22,8 +25,8 @@ from ._kvc import (  # noqa: F401
 )
 
 __all__ = [
-    "CPUCache", "CompileError", "bits_per_element", "candidate_errors",
-    "canonical_encoding", "dequantize", "prune_round_trip", "quantize",
+    "CPUCache", "CompileError", "Function", "bits_per_element",
+    "candidate_errors", "canonical_encoding", "compile", "dequantize", "prune_round_trip", "quantize",
     "round_trip",
     "run_pipeline", "select_bitwidths", "simulate_cache_side",
 ]

@@ -9,7 +9,14 @@
 
 #include <string>
 
+namespace mlir {
+class DialectRegistry;
+} // namespace mlir
+
 namespace kvc::python {
+
+/// Every upstream dialect and extension, and kvc's.
+mlir::DialectRegistry &dialectRegistry();
 
 /// Parses a side spec of the spec language (`q2:channel:g32`, `fp8:e4m3`,
 /// `fp16`) into the numerics form; raises ValueError with the parser's
@@ -20,6 +27,7 @@ void bindNumerics(pybind11::module_ &m);
 void bindCompiler(pybind11::module_ &m);
 void bindRuntime(pybind11::module_ &m);
 void bindCostModel(pybind11::module_ &m);
+void bindExecution(pybind11::module_ &m);
 
 } // namespace kvc::python
 

@@ -44,24 +44,13 @@ void registerEverything() {
   });
 }
 
-DialectRegistry &registry() {
-  static DialectRegistry *r = [] {
-    auto *result = new DialectRegistry;
-    registerAllDialects(*result);
-    registerAllExtensions(*result);
-    result->insert<mlir::kvc::KVCDialect>();
-    return result;
-  }();
-  return *r;
-}
-
 /// A context per call: passes may load dialects, and Python callers may be
 /// on several threads.
 py::object runPipeline(const std::string &ir, const std::string &pipeline,
                        bool allowUnregistered, bool generic,
                        bool returnDiagnostics) {
   registerEverything();
-  MLIRContext context(registry());
+  MLIRContext context(::kvc::python::dialectRegistry());
   context.allowUnregisteredDialects(allowUnregistered);
   std::string diagnostics;
   llvm::raw_string_ostream diagStream(diagnostics);
@@ -105,9 +94,20 @@ py::object runPipeline(const std::string &ir, const std::string &pipeline,
 
 namespace kvc::python {
 
+DialectRegistry &dialectRegistry() {
+  static DialectRegistry *r = [] {
+    auto *result = new DialectRegistry;
+    registerAllDialects(*result);
+    registerAllExtensions(*result);
+    result->insert<mlir::kvc::KVCDialect>();
+    return result;
+  }();
+  return *r;
+}
+
 numerics::SideEncoding parseSide(const std::string &spec) {
   static MLIRContext *context = [] {
-    auto *c = new MLIRContext(registry());
+    auto *c = new MLIRContext(dialectRegistry());
     c->loadDialect<mlir::kvc::KVCDialect>();
     return c;
   }();

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_kvc, m) {
   kvc::python::bindCompiler(m);
   kvc::python::bindRuntime(m);
   kvc::python::bindCostModel(m);
+  kvc::python::bindExecution(m);
 }

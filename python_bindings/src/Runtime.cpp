@@ -8,158 +8,169 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "Bindings.h"
-
-#include "kvc_runtime.h"
+#include "CPUCache.h"
 
 #include "Geometry.h" // runtime/lib: numerics <-> C encodings
 
-#include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include <memory>
-
 namespace py = pybind11;
+using kvc::python::CPUCache;
 
-namespace {
-
-void check(kvc_rt_status status, const char *what) {
+void kvc::python::checkStatus(kvc_rt_status status, const char *what) {
   if (status != KVC_RT_OK)
     throw std::runtime_error(std::string(what) + ": " +
                              kvc_rt_status_name(status) + ": " +
                              kvc_rt_last_error());
 }
 
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using kvc::python::checkStatus;
 
-class CPUCache {
-public:
-  /// `encodings`: one (key, value, residual) per layer.
-  CPUCache(const std::vector<std::tuple<std::string, std::string, unsigned>>
-               &encodings,
-           unsigned kvHeads, unsigned headDim, unsigned pageTokens,
-           unsigned maxSequences, unsigned maxTokens, unsigned pagesPerLayer) {
-    if (encodings.empty())
-      throw py::value_error("a cache needs at least one layer's encoding");
-    for (const auto &[key, value, residual] : encodings)
-      layers.push_back({::kvc::rt::toCSideEncoding(kvc::python::parseSide(key)),
-                        ::kvc::rt::toCSideEncoding(kvc::python::parseSide(value)),
-                        residual});
-    kvc_rt_config_init(&config);
-    config.backend = KVC_RT_BACKEND_CPU;
-    config.num_layers = unsigned(layers.size());
-    config.kv_heads = kvHeads;
-    config.head_dim = headDim;
-    config.page_tokens = pageTokens;
-    config.max_sequences = maxSequences;
-    config.max_tokens = maxTokens;
+CPUCache::CPUCache(
+    const std::vector<std::tuple<std::string, std::string, unsigned>>
+        &encodings,
+    unsigned kvHeads, unsigned headDim, unsigned pageTokens,
+    unsigned maxSequences, unsigned maxTokens, unsigned pagesPerLayer) {
+  if (encodings.empty())
+    throw py::value_error("a cache needs at least one layer's encoding");
+  for (const auto &[key, value, residual] : encodings)
+    layers.push_back({::kvc::rt::toCSideEncoding(parseSide(key)),
+                      ::kvc::rt::toCSideEncoding(parseSide(value)), residual});
+  kvc_rt_config_init(&config);
+  config.kv_heads = kvHeads;
+  config.head_dim = headDim;
+  config.page_tokens = pageTokens;
+  config.max_sequences = maxSequences;
+  config.max_tokens = maxTokens;
+  config.pages_per_layer = pagesPerLayer;
+  create();
+}
+
+CPUCache::CPUCache(std::vector<kvc_rt_encoding> encodings, unsigned kvHeads,
+                   unsigned headDim, unsigned pageTokens,
+                   unsigned maxSequences, unsigned maxTokens,
+                   unsigned pagesPerLayer)
+    : layers(std::move(encodings)) {
+  if (layers.empty())
+    throw py::value_error("a cache needs at least one layer's encoding");
+  kvc_rt_config_init(&config);
+  config.kv_heads = kvHeads;
+  config.head_dim = headDim;
+  config.page_tokens = pageTokens;
+  config.max_sequences = maxSequences;
+  config.max_tokens = maxTokens;
+  config.pages_per_layer = pagesPerLayer;
+  create();
+}
+
+void CPUCache::create() {
+  config.backend = KVC_RT_BACKEND_CPU;
+  config.num_layers = unsigned(layers.size());
+  if (!config.pages_per_layer && config.page_tokens)
     config.pages_per_layer =
-        pagesPerLayer ? pagesPerLayer
-                      : maxSequences * ((maxTokens + pageTokens - 1) /
-                                        pageTokens);
-    config.encodings = layers.data();
-    kvc_rt_cache *raw = nullptr;
-    check(kvc_rt_cache_create(&config, &raw), "kvc_rt_cache_create");
-    cache.reset(raw);
-  }
+        config.max_sequences *
+        ((config.max_tokens + config.page_tokens - 1) / config.page_tokens);
+  config.encodings = layers.data();
+  kvc_rt_cache *raw = nullptr;
+  checkStatus(kvc_rt_cache_create(&config, &raw), "kvc_rt_cache_create");
+  cache.reset(raw);
+}
 
-  kvc_rt_seq newSequence() {
-    kvc_rt_seq seq = 0;
-    check(kvc_rt_sequence_create(cache.get(), &seq), "kvc_rt_sequence_create");
-    return seq;
-  }
-  kvc_rt_seq fork(kvc_rt_seq parent) {
-    kvc_rt_seq child = 0;
-    check(kvc_rt_sequence_fork(cache.get(), parent, &child),
-          "kvc_rt_sequence_fork");
-    return child;
-  }
-  void free(kvc_rt_seq seq) {
-    check(kvc_rt_sequence_free(cache.get(), seq), "kvc_rt_sequence_free");
-  }
-  uint64_t length(kvc_rt_seq seq, unsigned layer) {
-    uint64_t n = 0;
-    check(kvc_rt_sequence_length(cache.get(), seq, layer, &n),
-          "kvc_rt_sequence_length");
-    return n;
-  }
+kvc_rt_seq CPUCache::newSequence() {
+  kvc_rt_seq seq = 0;
+  checkStatus(kvc_rt_sequence_create(cache.get(), &seq),
+              "kvc_rt_sequence_create");
+  return seq;
+}
 
-  /// keys, values: float32 [kv_heads, n, head_dim].
-  void append(kvc_rt_seq seq, unsigned layer, const FloatArray &keys,
-              const FloatArray &values) {
-    if (keys.ndim() != 3 || values.ndim() != 3 ||
-        !std::equal(keys.shape(), keys.shape() + 3, values.shape()))
-      throw py::value_error("keys and values must both be [kv_heads, tokens, "
-                            "head_dim] arrays of one shape");
-    kvc_rt_tokens tokens{};
-    tokens.keys = keys.data();
-    tokens.values = values.data();
-    tokens.num_tokens = uint32_t(keys.shape(1));
-    tokens.dtype = KVC_RT_DTYPE_F32;
-    tokens.kv_heads = uint32_t(keys.shape(0));
-    tokens.head_dim = uint32_t(keys.shape(2));
-    check(kvc_rt_append(cache.get(), seq, layer, &tokens), "kvc_rt_append");
-  }
+kvc_rt_seq CPUCache::fork(kvc_rt_seq parent) {
+  kvc_rt_seq child = 0;
+  checkStatus(kvc_rt_sequence_fork(cache.get(), parent, &child),
+              "kvc_rt_sequence_fork");
+  return child;
+}
 
-  /// The dequantized view: (keys, values), each [kv_heads, n, head_dim].
-  py::tuple gather(kvc_rt_seq seq, unsigned layer) {
-    uint64_t n = length(seq, layer);
-    FloatArray keys({py::ssize_t(config.kv_heads), py::ssize_t(n),
-                     py::ssize_t(config.head_dim)});
-    FloatArray values({py::ssize_t(config.kv_heads), py::ssize_t(n),
-                       py::ssize_t(config.head_dim)});
-    for (unsigned h = 0; h < config.kv_heads; ++h)
-      check(kvc_rt_gather(cache.get(), seq, layer, h,
-                          keys.mutable_data() + h * n * config.head_dim,
-                          values.mutable_data() + h * n * config.head_dim, n),
-            "kvc_rt_gather");
-    return py::make_tuple(keys, values);
-  }
+void CPUCache::free(kvc_rt_seq seq) {
+  checkStatus(kvc_rt_sequence_free(cache.get(), seq), "kvc_rt_sequence_free");
+}
 
-  py::dict layerStats(unsigned layer) {
-    kvc_rt_layer_stats s{};
-    check(kvc_rt_layer_stats_get(cache.get(), layer, &s),
-          "kvc_rt_layer_stats_get");
-    py::dict d;
-    d["pages_total"] = s.pages_total;
-    d["pages_used"] = s.pages_used;
-    d["pages_free"] = s.pages_free;
-    d["pages_shared"] = s.pages_shared;
-    d["k_page_bytes_used"] = s.k_page_bytes_used;
-    d["v_page_bytes_used"] = s.v_page_bytes_used;
-    d["k_residual_bytes"] = s.k_residual_bytes;
-    d["v_residual_bytes"] = s.v_residual_bytes;
-    d["tokens"] = s.tokens;
-    d["compressed_tokens"] = s.compressed_tokens;
-    return d;
-  }
+uint64_t CPUCache::length(kvc_rt_seq seq, unsigned layer) {
+  uint64_t n = 0;
+  checkStatus(kvc_rt_sequence_length(cache.get(), seq, layer, &n),
+              "kvc_rt_sequence_length");
+  return n;
+}
 
-  py::dict stats() {
-    kvc_rt_cache_stats s{};
-    check(kvc_rt_cache_stats_get(cache.get(), &s), "kvc_rt_cache_stats_get");
-    py::dict d;
-    d["live_sequences"] = s.live_sequences;
-    d["max_sequences"] = s.max_sequences;
-    d["pages_used"] = s.pages_used;
-    d["pages_free"] = s.pages_free;
-    d["k_bytes_used"] = s.k_bytes_used;
-    d["v_bytes_used"] = s.v_bytes_used;
-    d["backend_bytes"] = s.footprint.backend_bytes;
-    return d;
-  }
+void CPUCache::append(kvc_rt_seq seq, unsigned layer,
+                      const kvc::python::FloatArray &keys,
+                      const kvc::python::FloatArray &values) {
+  if (keys.ndim() != 3 || values.ndim() != 3 ||
+      !std::equal(keys.shape(), keys.shape() + 3, values.shape()))
+    throw py::value_error("keys and values must both be [kv_heads, tokens, "
+                          "head_dim] arrays of one shape");
+  kvc_rt_tokens tokens{};
+  tokens.keys = keys.data();
+  tokens.values = values.data();
+  tokens.num_tokens = uint32_t(keys.shape(1));
+  tokens.dtype = KVC_RT_DTYPE_F32;
+  tokens.kv_heads = uint32_t(keys.shape(0));
+  tokens.head_dim = uint32_t(keys.shape(2));
+  checkStatus(kvc_rt_append(cache.get(), seq, layer, &tokens),
+              "kvc_rt_append");
+}
 
-  void verify() { check(kvc_rt_cache_verify(cache.get()), "kvc_rt_cache_verify"); }
+py::tuple CPUCache::gather(kvc_rt_seq seq, unsigned layer) {
+  uint64_t n = length(seq, layer);
+  kvc::python::FloatArray keys({py::ssize_t(config.kv_heads), py::ssize_t(n),
+                                py::ssize_t(config.head_dim)});
+  kvc::python::FloatArray values({py::ssize_t(config.kv_heads),
+                                  py::ssize_t(n),
+                                  py::ssize_t(config.head_dim)});
+  for (unsigned h = 0; h < config.kv_heads; ++h)
+    checkStatus(kvc_rt_gather(cache.get(), seq, layer, h,
+                              keys.mutable_data() + h * n * config.head_dim,
+                              values.mutable_data() + h * n * config.head_dim,
+                              n),
+                "kvc_rt_gather");
+  return py::make_tuple(keys, values);
+}
 
-private:
-  struct Deleter {
-    void operator()(kvc_rt_cache *c) const { kvc_rt_cache_destroy(c); }
-  };
-  std::vector<kvc_rt_encoding> layers;
-  kvc_rt_cache_config config{};
-  std::unique_ptr<kvc_rt_cache, Deleter> cache;
-};
+py::dict CPUCache::layerStats(unsigned layer) {
+  kvc_rt_layer_stats s{};
+  checkStatus(kvc_rt_layer_stats_get(cache.get(), layer, &s),
+              "kvc_rt_layer_stats_get");
+  py::dict d;
+  d["pages_total"] = s.pages_total;
+  d["pages_used"] = s.pages_used;
+  d["pages_free"] = s.pages_free;
+  d["pages_shared"] = s.pages_shared;
+  d["k_page_bytes_used"] = s.k_page_bytes_used;
+  d["v_page_bytes_used"] = s.v_page_bytes_used;
+  d["k_residual_bytes"] = s.k_residual_bytes;
+  d["v_residual_bytes"] = s.v_residual_bytes;
+  d["tokens"] = s.tokens;
+  d["compressed_tokens"] = s.compressed_tokens;
+  return d;
+}
 
-} // namespace
+py::dict CPUCache::stats() {
+  kvc_rt_cache_stats s{};
+  checkStatus(kvc_rt_cache_stats_get(cache.get(), &s),
+              "kvc_rt_cache_stats_get");
+  py::dict d;
+  d["live_sequences"] = s.live_sequences;
+  d["max_sequences"] = s.max_sequences;
+  d["pages_used"] = s.pages_used;
+  d["pages_free"] = s.pages_free;
+  d["k_bytes_used"] = s.k_bytes_used;
+  d["v_bytes_used"] = s.v_bytes_used;
+  d["backend_bytes"] = s.footprint.backend_bytes;
+  return d;
+}
+
+void CPUCache::verify() {
+  checkStatus(kvc_rt_cache_verify(cache.get()), "kvc_rt_cache_verify");
+}
 
 namespace kvc::python {
 void bindRuntime(py::module_ &m) {

@@ -20,7 +20,7 @@
 // RUN: not kvc-run --invoke=absent --inputs=%t.in --outputs=%t.out %s 2>&1 | FileCheck %s --check-prefix=ABSENT
 // ABSENT: error: kvc-run: argument #1 ('b_missing'): no tensor 'b_missing' in the input files
 // RUN: not kvc-run --invoke=dynamic --inputs=%t.in --outputs=%t.out %s 2>&1 | FileCheck %s --check-prefix=DYN
-// DYN: error: kvc-run: result #0 ('result0') must be a static tensor
+// DYN: error: result #0 ('result0') must be a static tensor
 // RUN: not kvc-run --invoke=main --inputs=%t.in %s 2>&1 | FileCheck %s --check-prefix=NOOUT
 // NOOUT: kvc-run: error: --invoke needs --outputs
 

@@ -8,9 +8,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "Invoke.h"
-#include "Jit.h"
 
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
+#include "kvc/ExecutionEngine/JitFunction.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/Numerics/Cache.h"
 #include "kvc/Numerics/Half.h"
@@ -89,33 +89,6 @@ struct StepShape {
   num::AttentionOptions attention;
 };
 
-/// A 4-D f32 memref descriptor over a std::vector.
-struct Buffer {
-  std::vector<float> data;
-  kvc_rt_memref_4d_f32 desc;
-  Buffer(int64_t d0, int64_t d1, int64_t d2, int64_t d3)
-      : data(size_t(d0 * d1 * d2 * d3)) {
-    desc.allocated = desc.aligned = data.data();
-    desc.offset = 0;
-    int64_t sizes[4] = {d0, d1, d2, d3};
-    int64_t stride = 1;
-    for (int i = 3; i >= 0; --i) {
-      desc.sizes[i] = sizes[i];
-      desc.strides[i] = stride;
-      stride *= sizes[i];
-    }
-  }
-  float &at(int64_t a, int64_t b, int64_t c, int64_t d) {
-    return data[a * desc.strides[0] + b * desc.strides[1] +
-                c * desc.strides[2] + d];
-  }
-};
-
-using StepFn = kvc_rt_binding *(*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
-                                   kvc_rt_memref_4d_f32 *,
-                                   kvc_rt_memref_4d_f32 *,
-                                   kvc_rt_memref_4d_f32 *);
-
 } // namespace
 
 static int fail(const llvm::Twine &message) {
@@ -160,7 +133,7 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
 }
 
 /// Runs the JIT-compiled step `numSteps` times and compares with the oracle.
-static int runSteps(StepFn step, const StepShape &shape) {
+static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
   kvc_rt_encoding encoding = ::kvc::rt::toCEncoding(shape.encoding);
   kvc_rt_cache_config config;
   kvc_rt_config_init(&config);
@@ -200,23 +173,29 @@ static int runSteps(StepFn step, const StepShape &shape) {
   std::vector<std::vector<float>> keys(b * hkv), values(b * hkv);
   double worst = 0, worstGap = 0;
   for (unsigned t = 0; t < numSteps; ++t) {
-    Buffer q(b, hq, 1, d), k(b, hkv, 1, d), v(b, hkv, 1, d), out(b, hq, 1, d);
-    for (float &x : q.data)
-      x = normal(rng);
+    ::kvc::exec::HostTensor q({b, hq, 1, d}, "F32"), k({b, hkv, 1, d}, "F32"),
+        v({b, hkv, 1, d}, "F32");
+    auto *qData = reinterpret_cast<float *>(q.data());
+    auto *kData = reinterpret_cast<float *>(k.data());
+    auto *vData = reinterpret_cast<float *>(v.data());
+    for (int64_t i = 0; i < q.numElements(); ++i)
+      qData[i] = normal(rng);
     for (int64_t i = 0; i < b * hkv; ++i)
       for (int64_t c = 0; c < d; ++c) {
         float key = normal(rng) * channelScale[c], value = normal(rng);
-        k.data[i * d + c] = key;
-        v.data[i * d + c] = value;
+        kData[i * d + c] = key;
+        vData[i * d + c] = value;
         keys[i].push_back(num::roundToHalf(key));
         values[i].push_back(num::roundToHalf(value));
       }
-    // Poison the output so a step that writes nothing cannot pass.
-    std::fill(out.data.begin(), out.data.end(), std::nanf(""));
-    step(binding, &q.desc, &k.desc, &v.desc, &out.desc);
-    if (kvc_rt_binding_status(binding) != KVC_RT_OK)
+    // The output is poisoned before the call, so a step that writes
+    // nothing cannot pass.
+    auto outputs = step.call({&q, &k, &v}, {binding});
+    if (!outputs)
       return fail(llvm::Twine("step ") + llvm::Twine(t) + ": " +
-                  kvc_rt_binding_error(binding));
+                  llvm::toString(outputs.takeError()));
+    const auto *outData =
+        reinterpret_cast<const float *>((*outputs)[0].data());
     size_t n = t + 1;
     for (int64_t bi = 0; bi < b; ++bi) {
       std::vector<float> simK, simV, plainK, plainV;
@@ -233,7 +212,7 @@ static int runSteps(StepFn step, const StepShape &shape) {
         plainK.insert(plainK.end(), kh.begin(), kh.end());
         plainV.insert(plainV.end(), vh.begin(), vh.end());
       }
-      const float *qb = &q.data[bi * hq * d];
+      const float *qb = &qData[bi * hq * d];
       std::vector<double> expected = num::referenceAttention(
           qb, hq, 1, simK.data(), simV.data(), hkv, n, d, shape.attention);
       std::vector<double> uncompressed = num::referenceAttention(
@@ -241,7 +220,7 @@ static int runSteps(StepFn step, const StepShape &shape) {
       double scale = 0, error = 0, gap = 0;
       for (size_t i = 0; i < expected.size(); ++i) {
         scale = std::max(scale, std::fabs(expected[i]));
-        double got = out.data[bi * hq * d + i];
+        double got = outData[bi * hq * d + i];
         error = std::isnan(got) ? INFINITY
                                 : std::max(error, std::fabs(got - expected[i]));
         gap = std::max(gap, std::fabs(uncompressed[i] - expected[i]));
@@ -336,23 +315,10 @@ int main(int argc, char **argv) {
   FailureOr<StepShape> shape = inspectStep(entry);
   if (failed(shape))
     return 1;
-  entry->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
-                 UnitAttr::get(&context));
-
-  PassManager pm(&context);
-  if (failed(applyPassManagerCLOptions(pm)))
-    return 1;
-  CPUPipelineOptions pipelineOptions;
-  pipelineOptions.pageTokens = pageTokens;
-  buildCPUPipeline(pm, pipelineOptions);
-  if (failed(pm.run(*module)))
-    return 1;
-
-  auto engine = ::kvc::run::createEngine(*module);
-  if (!engine)
-    return fail("JIT: " + llvm::toString(engine.takeError()));
-  auto symbol = (*engine)->lookup("_mlir_ciface_" + entryName);
-  if (!symbol)
-    return fail("JIT lookup: " + llvm::toString(symbol.takeError()));
-  return runSteps(reinterpret_cast<StepFn>(*symbol), *shape);
+  auto step = ::kvc::exec::JitFunction::compile(
+      *module, entryName, pageTokens,
+      [](PassManager &pm) { return applyPassManagerCLOptions(pm); });
+  if (!step)
+    return fail(llvm::toString(step.takeError()));
+  return runSteps(**step, *shape);
 }

@@ -1,0 +1,69 @@
+//===- CPUCache.h - the runtime's CPU cache as a Python object --*- C++ -*-===//
+//
+// Shared by Runtime.cpp (the CPUCache class) and Execution.cpp (compiled
+// functions bind their cache arguments to a CPUCache's layers).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_PYTHON_CPUCACHE_H
+#define KVC_PYTHON_CPUCACHE_H
+
+#include "Bindings.h"
+
+#include "kvc_runtime.h"
+
+#include <pybind11/numpy.h>
+
+#include <memory>
+#include <tuple>
+#include <vector>
+
+namespace kvc::python {
+
+/// Raises RuntimeError with the runtime's message unless `status` is OK.
+void checkStatus(kvc_rt_status status, const char *what);
+
+using FloatArray =
+    pybind11::array_t<float, pybind11::array::c_style | pybind11::array::forcecast>;
+
+class CPUCache {
+public:
+  /// `encodings`: one (key, value, residual) per layer, in the spec language.
+  CPUCache(const std::vector<std::tuple<std::string, std::string, unsigned>>
+               &encodings,
+           unsigned kvHeads, unsigned headDim, unsigned pageTokens,
+           unsigned maxSequences, unsigned maxTokens, unsigned pagesPerLayer);
+  /// One runtime encoding per layer.
+  CPUCache(std::vector<kvc_rt_encoding> encodings, unsigned kvHeads,
+           unsigned headDim, unsigned pageTokens, unsigned maxSequences,
+           unsigned maxTokens, unsigned pagesPerLayer);
+
+  kvc_rt_seq newSequence();
+  kvc_rt_seq fork(kvc_rt_seq parent);
+  void free(kvc_rt_seq seq);
+  uint64_t length(kvc_rt_seq seq, unsigned layer);
+  /// keys, values: float32 [kv_heads, n, head_dim].
+  void append(kvc_rt_seq seq, unsigned layer, const FloatArray &keys,
+              const FloatArray &values);
+  /// The dequantized view: (keys, values), each [kv_heads, n, head_dim].
+  pybind11::tuple gather(kvc_rt_seq seq, unsigned layer);
+  pybind11::dict layerStats(unsigned layer);
+  pybind11::dict stats();
+  void verify();
+
+  kvc_rt_cache *handle() const { return cache.get(); }
+  const kvc_rt_cache_config &configuration() const { return config; }
+
+private:
+  void create();
+  struct Deleter {
+    void operator()(kvc_rt_cache *c) const { kvc_rt_cache_destroy(c); }
+  };
+  std::vector<kvc_rt_encoding> layers;
+  kvc_rt_cache_config config{};
+  std::unique_ptr<kvc_rt_cache, Deleter> cache;
+};
+
+} // namespace kvc::python
+
+#endif // KVC_PYTHON_CPUCACHE_H

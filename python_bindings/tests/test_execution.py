@@ -1,0 +1,171 @@
+"""kvc.compile: functions JIT-compiled for the CPU, called on numpy arrays
+and on runtime caches that persist between calls."""
+import numpy as np
+import pytest
+
+import kvc
+
+ENCODING = ("#kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, "
+            "group = 32>, value = #kvc.quant<bits = 2, axis = token, "
+            "group = 32>, residual = 64>")
+CACHE = f"!kvc.cache<2x2x?x64xf16, {ENCODING}>"
+
+# Two layers, batch 2, 4 query / 2 KV heads: what a raised decoder step is.
+STEP = f"""
+func.func @step(%c0: {CACHE} {{kvc.layer = 0 : i64}},
+                %c1: {CACHE} {{kvc.layer = 1 : i64}},
+                %q: tensor<2x4x1x64xf32> {{kvc.name = "q"}},
+                %k: tensor<2x2x1x64xf32> {{kvc.name = "k"}},
+                %v: tensor<2x2x1x64xf32> {{kvc.name = "v"}})
+    -> (tensor<2x4x1x64xf32> {{kvc.name = "out0"}},
+        tensor<2x4x1x64xf32> {{kvc.name = "out1"}}, {CACHE}, {CACHE}) {{
+  %a0 = kvc.append %c0, %k, %v : {CACHE}, tensor<2x2x1x64xf32>, tensor<2x2x1x64xf32>
+  %o0 = kvc.attend %q, %a0 {{causal}} : tensor<2x4x1x64xf32>, {CACHE} -> tensor<2x4x1x64xf32>
+  %a1 = kvc.append %c1, %v, %k : {CACHE}, tensor<2x2x1x64xf32>, tensor<2x2x1x64xf32>
+  %o1 = kvc.attend %q, %a1 {{causal}} : tensor<2x4x1x64xf32>, {CACHE} -> tensor<2x4x1x64xf32>
+  return %o0, %o1, %a0, %a1 : tensor<2x4x1x64xf32>, tensor<2x4x1x64xf32>, {CACHE}, {CACHE}
+}}
+"""
+
+ADD = """
+func.func @add(%a: tensor<2x?xf32> {kvc.name = "a"}, %b: tensor<2x?xf32>)
+    -> tensor<2x3xf32> {
+  %0 = tensor.empty() : tensor<2x3xf32>
+  %c0 = arith.constant 0 : index
+  %a3 = tensor.extract_slice %a[0, 0] [2, 3] [1, 1] : tensor<2x?xf32> to tensor<2x3xf32>
+  %b3 = tensor.extract_slice %b[0, 0] [2, 3] [1, 1] : tensor<2x?xf32> to tensor<2x3xf32>
+  %1 = linalg.add ins(%a3, %b3 : tensor<2x3xf32>, tensor<2x3xf32>) outs(%0 : tensor<2x3xf32>) -> tensor<2x3xf32>
+  return %1 : tensor<2x3xf32>
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def step():
+    return kvc.compile(STEP, entry="step")
+
+
+def reference(q, keys, values, key_enc, value_enc, residual):
+    """fp64 attention of one query token over what the cache reads back."""
+    hq, d = q.shape[0], q.shape[-1]
+    group = hq // keys.shape[0]
+    out = np.zeros((hq, d))
+    for h in range(hq):
+        k = kvc.simulate_cache_side(keys[h // group], key_enc, residual)
+        v = kvc.simulate_cache_side(values[h // group], value_enc, residual)
+        s = k.astype(np.float64) @ q[h, 0].astype(np.float64) / np.sqrt(d)
+        p = np.exp(s - s.max())
+        out[h] = (p / p.sum()) @ v.astype(np.float64)
+    return out
+
+
+def test_signature(step):
+    caches = [a for a in step.arguments if a["kind"] == "cache"]
+    assert [c["layer"] for c in caches] == [0, 1]
+    assert caches[0] == {"name": "arg0", "kind": "cache", "layer": 0,
+                         "batch": 2, "kv_heads": 2, "head_dim": 64,
+                         "key": "q2:channel:g32", "value": "q2:token:g32",
+                         "residual": 64}
+    tensors = [a for a in step.arguments if a["kind"] == "tensor"]
+    assert [(t["name"], t["dtype"], t["shape"]) for t in tensors] == [
+        ("q", "F32", [2, 4, 1, 64]), ("k", "F32", [2, 2, 1, 64]),
+        ("v", "F32", [2, 2, 1, 64])]
+    assert [r["name"] for r in step.results] == ["out0", "out1"]
+
+
+def test_decode_steps_match_the_oracle(step):
+    """150 steps: the 64-token residual flushes twice in compiled appends."""
+    rng = np.random.default_rng(0)
+    cache = step.new_cache(max_sequences=2, max_tokens=256)
+    seqs = [cache.new_sequence(), cache.new_sequence()]
+    keys = np.zeros((2, 2, 0, 64), np.float32)
+    values = np.zeros((2, 2, 0, 64), np.float32)
+    worst = shift = 0.0
+    for t in range(150):
+        q = rng.standard_normal((2, 4, 1, 64)).astype(np.float32)
+        k = rng.standard_normal((2, 2, 1, 64)).astype(np.float32)
+        k[..., ::16] *= 8  # outlier channels, as real keys have
+        v = rng.standard_normal((2, 2, 1, 64)).astype(np.float32)
+        out = step({"q": q, "k": k, "v": v}, cache=cache, sequences=seqs)
+        keys = np.concatenate([keys, k.astype(np.float16).astype(np.float32)], 2)
+        values = np.concatenate(
+            [values, v.astype(np.float16).astype(np.float32)], 2)
+        if t % 10 != 9:
+            continue
+        for b in range(2):
+            expected0 = reference(q[b], keys[b], values[b], "q2:channel:g32",
+                                  "q2:token:g32", 64)
+            # Layer 1 stores v as keys and k as values.
+            expected1 = reference(q[b], values[b], keys[b], "q2:channel:g32",
+                                  "q2:token:g32", 64)
+            plain = reference(q[b], keys[b], values[b], "fp16", "fp16", 64)
+            scale = np.abs(expected0).max()
+            worst = max(worst,
+                        np.abs(out["out0"][b, :, 0] - expected0).max() / scale,
+                        np.abs(out["out1"][b, :, 0] - expected1).max() /
+                        np.abs(expected1).max())
+            shift = max(shift, np.abs(plain - expected0).max() / scale)
+    assert cache.length(seqs[0], 0) == 150 and cache.length(seqs[1], 1) == 150
+    assert cache.layer_stats(0)["compressed_tokens"] == 2 * 128
+    assert worst < 1e-4, worst
+    assert shift > 1e-2, shift  # the encoding really applies
+    cache.verify()
+
+
+def test_tensor_function():
+    add = kvc.compile(ADD, entry="add")
+    a = np.arange(8, dtype=np.float32).reshape(2, 4)
+    b = np.full((2, 5), 0.5, np.float32)
+    out = add({"a": a, "arg1": b})
+    assert list(out) == ["result0"]
+    np.testing.assert_array_equal(out["result0"], a[:, :3] + 0.5)
+    # Strided views are copied to a dense buffer first.
+    out = add({"a": np.ascontiguousarray(a.T).T, "arg1": b})
+    np.testing.assert_array_equal(out["result0"], a[:, :3] + 0.5)
+
+
+def test_bad_calls(step):
+    add = kvc.compile(ADD, entry="add")
+    b = np.zeros((2, 3), np.float32)
+    with pytest.raises(TypeError, match="input 'a' is float64"):
+        add({"a": np.zeros((2, 3)), "arg1": b})
+    with pytest.raises(KeyError, match="no input 'arg1'"):
+        add({"a": b})
+    with pytest.raises(KeyError, match="no tensor argument 'c'"):
+        add({"a": b, "arg1": b, "c": b})
+    with pytest.raises(RuntimeError, match=r"shape \[3,3\] does not fit \[2,\?\]"):
+        add({"a": np.zeros((3, 3), np.float32), "arg1": b})
+    with pytest.raises(TypeError, match="must be a numpy array"):
+        add({"a": [[1.0]], "arg1": b})
+    q = np.zeros((2, 4, 1, 64), np.float32)
+    kv = np.zeros((2, 2, 1, 64), np.float32)
+    with pytest.raises(ValueError, match="pass cache= and sequences="):
+        step({"q": q, "k": kv, "v": kv})
+    cache = step.new_cache(max_sequences=2)
+    with pytest.raises(ValueError, match="cache of batch 2, got 1 sequences"):
+        step({"q": q, "k": kv, "v": kv}, cache=cache,
+             sequences=[cache.new_sequence()])
+    # A cache whose encodings are not the compiled ones is refused before
+    # anything runs: nothing is appended.
+    other = kvc.CPUCache([("q2:channel:g32", "q2:token:g32", 64),
+                          ("fp16", "fp16", 64)], kv_heads=2, head_dim=64)
+    seqs = [other.new_sequence(), other.new_sequence()]
+    with pytest.raises(RuntimeError, match=r"argument 'arg1' \(layer 1, key "
+                       r"q2:channel:g32, value q2:token:g32, residual 64\) "
+                       "does not fit the cache: KVC_RT_ERROR_ENCODING_MISMATCH"):
+        step({"q": q, "k": kv, "v": kv}, cache=other, sequences=seqs)
+    assert other.length(seqs[0], 0) == 0
+
+
+def test_compile_errors():
+    with pytest.raises(kvc.CompileError, match="no function @nope"):
+        kvc.compile(ADD, entry="nope")
+    with pytest.raises(kvc.CompileError, match="<python>:2:"):
+        kvc.compile("func.func @f() {\n  %0 = arith.bogus\n}", entry="f")
+    dynamic = ("func.func @f(%a: tensor<?xf32>) -> tensor<?xf32> {\n"
+               "  return %a : tensor<?xf32>\n}")
+    with pytest.raises(kvc.CompileError,
+                       match=r"result #0 \('result0'\) must be a static"):
+        kvc.compile(dynamic, entry="f")
+    with pytest.raises(ValueError, match="takes no cache"):
+        kvc.compile(ADD, entry="add").new_cache()
