@@ -213,6 +213,7 @@ JitFunction::compile(
       info.headDim = unsigned(cache.getHeadDim());
       if (mlir::kvc::EncodingAttr encoding = cache.getEncoding())
         info.encoding = encoding.toNumerics();
+      info.rotatedKeys = func.getArgAttr(i, "kvc.rotated_keys") != nullptr;
     } else if (auto tensor = dyn_cast<RankedTensorType>(argType)) {
       info.dtype = ::kvc::exec::dtypeOf(tensor.getElementType());
       if (info.dtype.empty()) {

@@ -36,6 +36,9 @@ void mlir::kvc::buildCompressPipeline(OpPassManager &pm,
     select.report = options.report == "none" ? "none" : "text";
     pm.addPass(createKVCSelectBitwidths(select));
   }
+  // After the selection: which caches have compressed keys is known.
+  if (options.rotateKeys)
+    pm.addPass(createKVCRotateKeys());
   if (options.report != "none") {
     KVCCacheReportOptions report;
     report.format = options.report;

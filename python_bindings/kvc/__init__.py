@@ -16,6 +16,7 @@ from ._kvc import (  # noqa: F401
     canonical_encoding,
     compile,
     dequantize,
+    hadamard_rotate,
     prune_round_trip,
     quantize,
     round_trip,
@@ -27,6 +28,6 @@ from ._kvc import (  # noqa: F401
 __all__ = [
     "CPUCache", "CompileError", "Function", "bits_per_element",
     "candidate_errors", "canonical_encoding", "compile", "dequantize",
-    "prune_round_trip", "quantize", "round_trip", "run_pipeline",
-    "select_bitwidths", "simulate_cache_side",
+    "hadamard_rotate", "prune_round_trip", "quantize", "round_trip",
+    "run_pipeline", "select_bitwidths", "simulate_cache_side",
 ]

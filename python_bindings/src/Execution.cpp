@@ -72,6 +72,7 @@ py::dict describe(const ValueInfo &info) {
     d["key"] = sideSpec(info.encoding.key);
     d["value"] = sideSpec(info.encoding.value);
     d["residual"] = info.encoding.residual;
+    d["rotated_keys"] = info.rotatedKeys;
     return d;
   }
   d["kind"] = "tensor";
@@ -287,7 +288,9 @@ void bindExecution(py::module_ &m) {
                              "One dict per argument: name, kind ('tensor': "
                              "dtype, shape with None for dynamic dims; "
                              "'cache': layer, batch, kv_heads, head_dim, "
-                             "key, value, residual).")
+                             "key, value, residual, rotated_keys: keys "
+                             "appended from outside must be rotated with "
+                             "kvc.hadamard_rotate).")
       .def_property_readonly("results", &CompiledFunction::results,
                              "The tensor results (name, dtype, shape).")
       .def("new_cache", &CompiledFunction::newCache,

@@ -14,6 +14,7 @@
 #include "kvc/Numerics/Encoding.h"
 #include "kvc/Numerics/Prune.h"
 #include "kvc/Numerics/Quantize.h"
+#include "kvc/Numerics/Rotation.h"
 
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -205,6 +206,21 @@ FloatArray simulateCacheSide(const FloatArray &x, const std::string &spec,
   return out;
 }
 
+/// x · H over the last axis (kvc-rotate-keys' rotation), as a new array.
+FloatArray hadamardRotate(const FloatArray &x) {
+  if (x.ndim() < 1)
+    throw py::value_error("expected an array with a last axis to rotate");
+  size_t d = size_t(x.shape(x.ndim() - 1));
+  if (!num::isHadamardOrder(d))
+    throw py::value_error("the last axis (" + std::to_string(d) +
+                          ") is not a power of two");
+  FloatArray out(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  std::copy(x.data(), x.data() + x.size(), out.mutable_data());
+  py::gil_scoped_release release;
+  num::hadamardRotate(out.mutable_data(), size_t(x.size()) / d, d);
+  return out;
+}
+
 /// Key channel pruning (#kvc.prune): keep the `keep` channels of x [T, D]
 /// that matter most to `queries` [N, D], round-trip them with `spec`, zero
 /// the rest.
@@ -258,6 +274,10 @@ void bindNumerics(py::module_ &m) {
         py::arg("encoding"), py::arg("residual"),
         "What a cache holding all tokens of x reads back: the first "
         "floor(T/R)*R tokens compressed, the rest fp16.");
+  m.def("hadamard_rotate", &hadamardRotate, py::arg("x"),
+        "x @ H over the last axis, H the orthonormal Sylvester-Hadamard "
+        "matrix (symmetric, H @ H = I): the rotation kvc-rotate-keys applies "
+        "to keys and queries.");
   m.def("prune_round_trip", &pruneRoundTrip, py::arg("x"), py::arg("queries"),
         py::arg("keep"), py::arg("encoding"),
         "Key channel pruning: the `keep` channels of x [T, D] most important "

@@ -65,7 +65,7 @@ def test_signature(step):
     assert caches[0] == {"name": "arg0", "kind": "cache", "layer": 0,
                          "batch": 2, "kv_heads": 2, "head_dim": 64,
                          "key": "q2:channel:g32", "value": "q2:token:g32",
-                         "residual": 64}
+                         "residual": 64, "rotated_keys": False}
     tensors = [a for a in step.arguments if a["kind"] == "tensor"]
     assert [(t["name"], t["dtype"], t["shape"]) for t in tensors] == [
         ("q", "F32", [2, 4, 1, 64]), ("k", "F32", [2, 2, 1, 64]),
@@ -169,3 +169,37 @@ def test_compile_errors():
         kvc.compile(dynamic, entry="f")
     with pytest.raises(ValueError, match="takes no cache"):
         kvc.compile(ADD, entry="add").new_cache()
+
+
+def test_rotated_keys_match_the_oracle():
+    """kvc-rotate-keys: the cache stores K·H, attention reads with q·H. The
+    oracle rotates with the numerics' own transform (kvc.hadamard_rotate)."""
+    rotated = kvc.run_pipeline(STEP, "builtin.module(kvc-rotate-keys)")
+    assert rotated.count("kvc.rotated_keys") == 6  # 4 ops, 2 arguments
+    step = kvc.compile(rotated, entry="step")
+    assert all(a["rotated_keys"] for a in step.arguments if a["kind"] == "cache")
+    rng = np.random.default_rng(1)
+    cache = step.new_cache(max_sequences=2, max_tokens=256)
+    seqs = [cache.new_sequence(), cache.new_sequence()]
+    keys = np.zeros((2, 2, 0, 64), np.float32)
+    values = np.zeros((2, 2, 0, 64), np.float32)
+    worst = 0.0
+    for t in range(100):
+        q = rng.standard_normal((2, 4, 1, 64)).astype(np.float32)
+        k = rng.standard_normal((2, 2, 1, 64)).astype(np.float32)
+        k[..., ::16] *= 8
+        v = rng.standard_normal((2, 2, 1, 64)).astype(np.float32)
+        out = step({"q": q, "k": k, "v": v}, cache=cache, sequences=seqs)
+        keys = np.concatenate([keys, kvc.hadamard_rotate(k)], 2)
+        values = np.concatenate([values, v], 2)
+        if t % 10 != 9:
+            continue
+        for b in range(2):
+            # Layer 0: rotated keys; values as they are.
+            stored = keys[b].astype(np.float16).astype(np.float32)
+            expected = reference(kvc.hadamard_rotate(q[b]), stored,
+                                 values[b].astype(np.float16).astype(np.float32),
+                                 "q2:channel:g32", "q2:token:g32", 64)
+            scale = np.abs(expected).max()
+            worst = max(worst, np.abs(out["out0"][b, :, 0] - expected).max() / scale)
+    assert worst < 1e-4, worst

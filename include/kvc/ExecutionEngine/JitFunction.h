@@ -76,6 +76,9 @@ struct ValueInfo {
   int64_t batch = -1;
   unsigned kvHeads = 0, headDim = 0;
   ::kvc::numerics::CacheEncoding encoding;
+  /// The cache stores Hadamard-rotated keys (`kvc.rotated_keys`, set by
+  /// kvc-rotate-keys): keys appended from outside must be rotated too.
+  bool rotatedKeys = false;
 };
 
 class JitFunction {

@@ -53,6 +53,11 @@ struct CompressPipelineOptions
       llvm::cl::desc("Calibration statistics for kvc-select-bitwidths "
                      "(empty: analytic proxy)"),
       llvm::cl::init("")};
+  Option<bool> rotateKeys{
+      *this, "rotate-keys",
+      llvm::cl::desc("Store compressed keys rotated by a Hadamard matrix "
+                     "(kvc-rotate-keys)"),
+      llvm::cl::init(false)};
   Option<std::string> granularity{
       *this, "granularity",
       llvm::cl::desc("kvc-select-bitwidths granularity: layer or head"),

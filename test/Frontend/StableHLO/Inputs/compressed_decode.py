@@ -11,7 +11,10 @@ reference's first `pos` tokens and then run N steps (pos, pos + 1, ...) on
 random tokens. Each step is checked against an oracle: XLA on the CPU runs
 the original StableHLO over caches holding what the kvc numerics library says
 a compressed cache reads back (kvc.simulate_cache_side over the fp16 history
-of keys and values, with the new tokens XLA itself computed).
+of keys and values, with the new tokens XLA itself computed). With
+--rotate-keys (COMPRESSED.mlir made with kvc-compress{rotate-keys}), the cache
+holds K·H and attention reads with q·H: the oracle's keys are then
+simulate(K·H)·H, what the cache reads back in the original basis.
 
 The run stops before a step whose new token would be compressed at once (a
 residual block flushing with it): XLA attends to its new token in f32 and
@@ -39,7 +42,7 @@ import kvc  # noqa: E402
 
 
 def round_fp16(x):
-    return x.astype(np.float16).astype(np.float32)
+    return np.asarray(x).astype(np.float16).astype(np.float32)
 
 
 def main():
@@ -51,6 +54,8 @@ def main():
     parser.add_argument("--steps", type=int, default=56)
     parser.add_argument("--tolerance", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rotate-keys", action="store_true",
+                        help="the compressed module stores Hadamard-rotated keys")
     args = parser.parse_args()
 
     ref = np.load(args.ref)
@@ -66,38 +71,52 @@ def main():
     compressed = kvc.compile(open(args.compressed).read(), entry="main")
     cache_args = [a for a in compressed.arguments if a["kind"] == "cache"]
     spec = cache_args[0]
+    if spec["rotated_keys"] != args.rotate_keys:
+        sys.exit("error: --rotate-keys does not match the compressed module")
     residual = spec["residual"]
     print(f"kvc: {len(cache_args)} cache layers, key {spec['key']}, value "
-          f"{spec['value']}, residual {residual}")
+          f"{spec['value']}, residual {residual}"
+          + (", keys rotated" if args.rotate_keys else ""))
 
     def start_cache(function):
         cache = function.new_cache(max_sequences=batch, max_tokens=slots)
         seqs = [cache.new_sequence() for _ in range(batch)]
-        for layer in range(layers):
+        for arg in function.arguments:
+            if arg["kind"] != "cache":
+                continue
+            layer = arg["layer"]
             for b, seq in enumerate(seqs):
-                cache.append(seq, layer, keys[layer, b, :, :start],
-                             values[layer, b, :, :start])
+                k = keys[layer, b, :, :start]
+                # The cache holds what the compiled appends store.
+                if arg["rotated_keys"]:
+                    k = kvc.hadamard_rotate(k)
+                cache.append(seq, layer, k, values[layer, b, :, :start])
         return cache, seqs
 
     plain_cache, plain_seqs = start_cache(plain)
     comp_cache, comp_seqs = start_cache(compressed)
 
-    # The oracle's history: fp16 keys/values of every token so far.
-    history_k = round_fp16(keys[:, :, :, :start])
-    history_v = round_fp16(values[:, :, :, :start])
+    # The oracle's history: the keys/values of every token so far, as
+    # appended (the runtime rounds them to fp16 when it stores them).
+    history_k = keys[:, :, :, :start]
+    history_v = values[:, :, :, :start]
     backend = jax.extend.backend.get_backend("cpu")
     device = backend.devices()[0]
     xla = backend.compile_and_load(open(args.stablehlo).read(),
                                    backend.devices()[:1],
                                    xla_client.CompileOptions())
 
-    def simulated(history, encoding):
+    def simulated(history, encoding, rotate=False):
         out = np.zeros((layers, batch, kv_heads, slots, head_dim), np.float32)
         n = history.shape[3]
         for l in range(layers):
             for b in range(batch):
-                out[l, b, :, :n] = kvc.simulate_cache_side(
-                    np.ascontiguousarray(history[l, b]), encoding, residual)
+                x = history[l, b]
+                if rotate:
+                    x = kvc.hadamard_rotate(x)
+                read = kvc.simulate_cache_side(
+                    round_fp16(np.ascontiguousarray(x)), encoding, residual)
+                out[l, b, :, :n] = kvc.hadamard_rotate(read) if rotate else read
         return out
 
     rng = np.random.default_rng(args.seed)
@@ -115,14 +134,14 @@ def main():
                           sequences=plain_seqs)["result0"]
         xla_args = [weights[f"arg{i}"] for i in range(21)] + [
             tokens, np.array(pos, np.int32),
-            simulated(history_k, spec["key"]),
+            simulated(history_k, spec["key"], args.rotate_keys),
             simulated(history_v, spec["value"])]
         logits, new_k, new_v = (np.asarray(r) for r in xla.execute(
             [jax.device_put(a, device) for a in xla_args]))
         history_k = np.concatenate(
-            [history_k, round_fp16(new_k[:, :, :, pos:pos + 1])], axis=3)
+            [history_k, new_k[:, :, :, pos:pos + 1]], axis=3)
         history_v = np.concatenate(
-            [history_v, round_fp16(new_v[:, :, :, pos:pos + 1])], axis=3)
+            [history_v, new_v[:, :, :, pos:pos + 1]], axis=3)
         scale = float(np.abs(logits).max())
         shift = max(shift, float(np.abs(got - got_plain).max()) / scale)
         worst = max(worst, float(np.abs(got - logits).max()) / scale)

@@ -4,6 +4,7 @@
 #define KVC_DIALECT_KVC_TRANSFORMS_PASSES_H
 
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"

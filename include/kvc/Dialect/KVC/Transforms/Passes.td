@@ -59,6 +59,27 @@ def KVCDecoupleCompression : Pass<"kvc-decouple-compression", "ModuleOp"> {
   let dependentDialects = ["::mlir::kvc::KVCDialect"];
 }
 
+def KVCRotateKeys : Pass<"kvc-rotate-keys", "ModuleOp"> {
+  let summary = "Store compressed keys rotated by a Hadamard matrix";
+  let description = [{
+    For every cache whose keys are compressed (quantized or fp8), each
+    `kvc.append` stores K·H and each `kvc.attend` reads with q·H, where H is
+    the orthonormal Sylvester-Hadamard matrix of the head dimension
+    (kvc/Numerics/Rotation.h). H·H = I, so the scores are unchanged, while
+    the quantizer sees keys whose outlier channels are spread over all
+    channels (QuaRot). On the tiny LM this cuts KIVI-2's loss increase by a
+    third at the same bits (benchmarks/results/accuracy.md).
+
+    The head dimension must be a power of two and the operands f32; other
+    kvc ops that read such a cache (dequantize, evict) are an error, since
+    they would see rotated keys. Rotated ops get a `kvc.rotated_keys`
+    attribute, so running the pass twice rotates once.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def KVCCacheReport : Pass<"kvc-cache-report", "ModuleOp"> {
   let summary = "Report each layer's K/V encodings and the KV memory they take";
   let description = [{
