@@ -14,7 +14,8 @@ BUILD_TYPE="${KVC_BUILD_TYPE:-Release}"
 LLVM_PREFIX=/usr/lib/llvm-22
 
 # Debian packages of the C++ build (LLVM/MLIR 22 come from bookworm-security),
-# the ONNX importer (libonnx + protobuf) and the Python environment.
+# the ONNX importer (libonnx + protobuf), the Python environment, and English
+# prose for the SmolLM2 quality benchmark (jargon-text: the Jargon File).
 PACKAGES=(
   g++ cmake ninja-build pkg-config
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
@@ -22,6 +23,7 @@ PACKAGES=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   python3 python3-venv python3-pip
   clang libclang-rt-14-dev
+  jargon-text
 )
 
 missing=()

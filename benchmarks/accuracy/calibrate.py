@@ -2,7 +2,7 @@
 """Calibration statistics for kvc-select-bitwidths from the tiny LM running
 on calibration text (docs/cost-model.md describes the file).
 
-  calibrate.py OUT.safetensors [--windows 4] [--text calib.txt]
+  calibrate.py OUT.safetensors [--windows 4] [--text calib.txt] [--rotate-keys]
 
 Writes post-RoPE Q/K/V of every layer on the first window of the text
 (`layer{L}.q [Hq,T,D]`, `layer{L}.k/.v [Hkv,T,D]`, fp16), and measures each
@@ -13,7 +13,9 @@ standard error over windows; a change below the noise is recorded as the
 noise. The cost model
 turns those into a per-(layer, side) weight of the attention-output error,
 so it learns that key noise costs more than value noise where the model
-says so.
+says so. With --rotate-keys (for kvc-compress{rotate-keys}) the queries and
+keys are written Hadamard-rotated (the basis the cache stores) and the key
+sensitivities are measured with rotated keys.
 """
 import argparse
 import os
@@ -37,6 +39,7 @@ def main():
     parser.add_argument("--windows", type=int, default=6)
     parser.add_argument("--residual", type=int, default=128)
     parser.add_argument("--score-from", type=int, default=256)
+    parser.add_argument("--rotate-keys", action="store_true")
     args = parser.parse_args()
     from kvc import safetensors
 
@@ -47,6 +50,11 @@ def main():
 
     capture = {}
     model.forward(tokens[:1024], None, capture=capture)
+    if args.rotate_keys:
+        import kvc
+        for name in capture:
+            if name.endswith(".q") or name.endswith(".k"):
+                capture[name] = kvc.hadamard_rotate(capture[name])
     tensors = {name: array.astype(np.float16) for name, array in capture.items()}
 
     def per_window(policy):
@@ -56,17 +64,20 @@ def main():
 
     start = time.time()
     base = per_window(tinylm.KVPolicy.uniform(model.num_layers, "fp16", "fp16", args.residual))
+    rotation = "hadamard" if args.rotate_keys else "none"
     metadata = {"kvc.stats.version": "1", "kvc.stats.score_from": str(args.score_from),
                 "kvc.stats.source": f"tiny-lm on {os.path.basename(args.text)}, "
                                     f"{args.windows} windows of 1024 bytes",
-                "kvc.calib.base_bits_per_byte": f"{base.mean():.6f}"}
+                "kvc.calib.base_bits_per_byte": f"{base.mean():.6f}",
+                "kvc.calib.key_rotation": rotation}
     print(f"fp16 cache: {base.mean():.4f} bits/byte on {args.windows} windows")
     for layer in range(model.num_layers):
         for side in ("key", "value"):
             layers = [("fp16", "fp16")] * model.num_layers
             enc = REFERENCE_ENCODING[side]
             layers[layer] = (enc, "fp16") if side == "key" else ("fp16", enc)
-            diff = per_window(tinylm.KVPolicy(layers, args.residual)) - base
+            diff = per_window(tinylm.KVPolicy(layers, args.residual,
+                                              rotate_keys=args.rotate_keys)) - base
             measured = diff.mean()
             stderr = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else abs(measured)
             # A loss change below the measurement noise is recorded as the

@@ -7,7 +7,9 @@
 prints CONFIG, bits/byte on the first WINDOWS windows of dev.txt, seconds.
 Configs: fp16, kivi2, kivi2-sink4/32 (first tokens kept fp16, StreamingLLM
 sinks), kivi2-prerope (keys compressed before RoPE, KVQuant), k2tok and
-k2tok-prerope (2-bit per-token keys).
+k2tok-prerope (2-bit per-token keys), kivi2-hadamard and k2tok-hadamard
+(keys stored Hadamard-rotated: kvc-rotate-keys, QuaRot), k2tok-outlier4 and
+kivi2-outlier4 (4 outlier key channels per head kept fp16).
 """
 import os
 import sys
@@ -29,7 +31,11 @@ pols = {"fp16": None,
         "kivi2-prerope": tinylm.KVPolicy([("q2:channel:g32", "q2:token:g32")] * 6, 128, pre_rope=True),
         "k2tok-prerope": tinylm.KVPolicy([("q2:token:g32", "q2:token:g32")] * 6, 128, pre_rope=True),
         "k2tok": tinylm.KVPolicy.uniform(6, "q2:token:g32", "q2:token:g32"),
-        "kivi2-sink32": tinylm.KVPolicy([("q2:channel:g32", "q2:token:g32")] * 6, 128, sink=32)}
+        "kivi2-sink32": tinylm.KVPolicy([("q2:channel:g32", "q2:token:g32")] * 6, 128, sink=32),
+        "kivi2-hadamard": tinylm.KVPolicy([("q2:channel:g32", "q2:token:g32")] * 6, 128, rotate_keys=True),
+        "k2tok-hadamard": tinylm.KVPolicy([("q2:token:g32", "q2:token:g32")] * 6, 128, rotate_keys=True),
+        "k2tok-outlier4": tinylm.KVPolicy([("q2:token:g32", "q2:token:g32")] * 6, 128, outlier_channels=4),
+        "kivi2-outlier4": tinylm.KVPolicy([("q2:channel:g32", "q2:token:g32")] * 6, 128, outlier_channels=4)}
 if name not in pols:
     sys.exit(f"key_tricks.py: unknown config '{name}' (known: {', '.join(pols)})")
 t = time.time()

@@ -38,6 +38,8 @@ UNIFORM = {
     "k4v2": ("q4:channel:g32", "q2:token:g32"),
     "k2v4": ("q2:channel:g32", "q4:token:g32"),
 }
+# Uniform schemes with keys stored Hadamard-rotated (kvc-rotate-keys).
+ROTATED = {"kivi2-rot": "kivi2", "k4v2-rot": "k4v2", "k2v4-rot": "k2v4"}
 
 # ../shared/models/README.md's reference figures (dev.txt bits/byte).
 REFERENCE = {"fp16": 0.8941, "kivi2": 0.9203, "kivi4": 0.8950, "k2v2-token": 0.9392}
@@ -60,6 +62,9 @@ def average_bits(policy, model):
 
 
 def policy_for(name, model, allocations):
+    if name in ROTATED:
+        return tinylm.KVPolicy.uniform(model.num_layers, *UNIFORM[ROTATED[name]],
+                                       residual=128, name=name, rotate_keys=True)
     if name in UNIFORM:
         sides = UNIFORM[name]
         if sides is None:
@@ -68,8 +73,10 @@ def policy_for(name, model, allocations):
     if name in allocations:
         entry = allocations[name]
         layers = [(l["key"], l["value"]) for l in entry["layers"]]
-        return tinylm.KVPolicy(layers, residual=entry.get("residual", 128), name=name)
-    raise SystemExit(f"unknown config '{name}' (uniform: {', '.join(UNIFORM)}; "
+        return tinylm.KVPolicy(layers, residual=entry.get("residual", 128), name=name,
+                               rotate_keys=entry.get("rotate_keys", False))
+    raise SystemExit(f"unknown config '{name}' (uniform: "
+                     f"{', '.join(list(UNIFORM) + list(ROTATED))}; "
                      f"allocations: {', '.join(allocations) or 'none'})")
 
 

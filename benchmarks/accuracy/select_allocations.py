@@ -44,6 +44,9 @@ def main():
     parser.add_argument("--prune", action="store_true",
                         help="also consider key channel pruning")
     parser.add_argument("--prefix", default="cost")
+    parser.add_argument("--rotate-keys", action="store_true",
+                        help="the stats are rotated (calibrate.py --rotate-keys) and "
+                             "the allocations store keys rotated")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     result = {}
@@ -54,6 +57,7 @@ def main():
                                       page_tokens=args.page_tokens, prune=args.prune)
         name = f"{args.prefix}-{args.granularity}-{budget:g}"
         result[name] = {"budget": budget, "residual": args.residual,
+                        "rotate_keys": args.rotate_keys,
                         "layers": allocation(report, args.layers, args.kv_heads),
                         "report": report}
         print(f"{name}: {report['average_bits']:.3f} bits/elem, predicted loss "

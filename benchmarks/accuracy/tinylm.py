@@ -38,7 +38,8 @@ class KVPolicy:
     `residual` is R, the fp16 window.
     """
 
-    def __init__(self, layers, residual=128, name="", sink=0, pre_rope=False):
+    def __init__(self, layers, residual=128, name="", sink=0, pre_rope=False,
+                 rotate_keys=False, outlier_channels=0):
         self.layers = layers
         self.residual = residual
         self.name = name
@@ -47,10 +48,20 @@ class KVPolicy:
         self.sink = sink
         # Experiment: compress keys before RoPE (KVQuant), rotate after.
         self.pre_rope = pre_rope
+        # kvc-rotate-keys: compressed keys are stored rotated by the
+        # Hadamard matrix (kvc.hadamard_rotate) and queries rotated alike, so
+        # the keys read back are rotate(compress(rotate(k))).
+        self.rotate_keys = rotate_keys
+        # Experiment: per head, the `outlier_channels` key channels of
+        # largest magnitude over the first 256 positions stay fp16 (KVQuant's
+        # outliers, per channel); the rest is compressed without them.
+        self.outlier_channels = outlier_channels
 
     @staticmethod
-    def uniform(num_layers, key, value, residual=128, name=""):
-        return KVPolicy([(key, value)] * num_layers, residual, name)
+    def uniform(num_layers, key, value, residual=128, name="",
+                rotate_keys=False):
+        return KVPolicy([(key, value)] * num_layers, residual, name,
+                        rotate_keys=rotate_keys)
 
 
 def _round_fp16(x):
@@ -176,6 +187,11 @@ class TinyLM:
                 residual = policy.residual
                 if policy.pre_rope:
                     keys_read = self._rope(_compress_heads(kvc, pre["k"], key_enc), positions)
+                elif policy.rotate_keys:
+                    keys_read = _compress_heads(kvc, k, key_enc, rotate=True)
+                elif policy.outlier_channels:
+                    keys_read = _compress_with_outliers(
+                        kvc, k, key_enc, policy.outlier_channels)
                 else:
                     keys_read = _compress_heads(kvc, k, key_enc, queries=q)
                 values_read = _compress_heads(kvc, v, value_enc)
@@ -196,7 +212,8 @@ class TinyLM:
         return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
 
 
-def _compress_heads(kvc, x, encoding, queries=None, observe=256):
+def _compress_heads(kvc, x, encoding, queries=None, observe=256,
+                    rotate=False):
     """x [H, T, D] through kvc's numerics, as the runtime stores it: tokens
     are fp16 when appended, and compressed from fp16. One encoding, or one
     per head. A window holds whole blocks, so every token that a query reads
@@ -204,8 +221,21 @@ def _compress_heads(kvc, x, encoding, queries=None, observe=256):
 
     Pruned keys (`prune<N>+<enc>`) keep the channels that matter most to the
     head group's queries of the first `observe` positions (the prefill's
-    observation window, as ThinK does); `queries` is [Hq, T, D]."""
+    observation window, as ThinK does); `queries` is [Hq, T, D].
+
+    `rotate` (kvc-rotate-keys): compressed heads store x·H rounded to fp16
+    and are read back as compress(x·H)·H; fp16 heads are not rotated."""
     heads = encoding if isinstance(encoding, (list, tuple)) else [encoding] * x.shape[0]
+    if rotate:
+        out = np.empty_like(x)
+        for h, enc in enumerate(heads):
+            if enc == "fp16":
+                out[h] = _round_fp16(x[h])
+            else:
+                stored = _round_fp16(kvc.hadamard_rotate(x[h]))
+                out[h] = kvc.hadamard_rotate(
+                    kvc.round_trip(np.ascontiguousarray(stored), enc))
+        return out
     x16 = _round_fp16(x)
     out = np.empty_like(x)
     for h, enc in enumerate(heads):
@@ -217,6 +247,21 @@ def _compress_heads(kvc, x, encoding, queries=None, observe=256):
                                           np.ascontiguousarray(observed), int(keep), element)
         else:
             out[h] = kvc.round_trip(np.ascontiguousarray(x16[h]), enc)
+    return out
+
+
+def _compress_with_outliers(kvc, x, encoding, count, observe=256):
+    """x [H, T, D]: per head, the `count` channels of largest max |x| over the
+    first `observe` positions stay fp16; the others are compressed with the
+    outliers zeroed (so they do not stretch per-token ranges)."""
+    x16 = _round_fp16(x)
+    out = np.empty_like(x)
+    for h in range(x.shape[0]):
+        outliers = np.argsort(-np.abs(x16[h, :observe]).max(axis=0))[:count]
+        inliers = x16[h].copy()
+        inliers[:, outliers] = 0.0
+        out[h] = kvc.round_trip(np.ascontiguousarray(inliers), encoding)
+        out[h][:, outliers] = x16[h][:, outliers]
     return out
 
 

@@ -21,6 +21,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
+#include <functional>
 #include <limits>
 
 using namespace mlir;
@@ -236,6 +237,33 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
            });
 }
 
+/// Stores NaN in every output of sequence `batch`.
+static void fillSequenceWithNaN(OpBuilder &b, Location loc, Value out,
+                                Value batch) {
+  auto type = cast<MemRefType>(out.getType());
+  auto elementType = cast<FloatType>(type.getElementType());
+  Value nan = arith::ConstantFloatOp::create(
+      b, loc, elementType, APFloat::getNaN(elementType.getFloatSemantics()));
+  SmallVector<Value> indices = {batch};
+  std::function<void(OpBuilder &, Location, unsigned)> loop =
+      [&](OpBuilder &lb, Location ll, unsigned dim) {
+        if (dim == 4) {
+          memref::StoreOp::create(lb, ll, nan, out, indices);
+          return;
+        }
+        Value size = memref::DimOp::create(lb, ll, out, dim);
+        buildFor(lb, ll, cIndex(lb, ll, 0), size, ValueRange{},
+                 [&](OpBuilder &nb, Location nl, Value iv,
+                     ValueRange) -> SmallVector<Value> {
+                   indices.push_back(iv);
+                   loop(nb, nl, dim + 1);
+                   indices.pop_back();
+                   return {};
+                 });
+      };
+  loop(b, loc, 1);
+}
+
 LogicalResult
 AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                                ConversionPatternRewriter &rewriter) const {
@@ -352,18 +380,42 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   bb, bl,
                   MemRefType::get({ShapedType::kDynamic}, bb.getF32Type()),
                   ValueRange{s.numTokens});
-              buildFor(bb, bl, cIndex(bb, bl, 0), queryHeads, ValueRange{},
-                       [&](OpBuilder &hb, Location hl, Value head,
-                           ValueRange) -> SmallVector<Value> {
-                         buildFor(hb, hl, cIndex(hb, hl, 0), queryLen,
-                                  ValueRange{},
-                                  [&](OpBuilder &qb, Location ql, Value query,
-                                      ValueRange) -> SmallVector<Value> {
-                                    buildQuery(qb, ql, s, batch, head, query);
-                                    return {};
-                                  });
-                         return {};
-                       });
+              auto attendSequence = [&](OpBuilder &ab, Location al) {
+                buildFor(ab, al, cIndex(ab, al, 0), queryHeads, ValueRange{},
+                         [&](OpBuilder &hb, Location hl, Value head,
+                             ValueRange) -> SmallVector<Value> {
+                           buildFor(hb, hl, cIndex(hb, hl, 0), queryLen,
+                                    ValueRange{},
+                                    [&](OpBuilder &qb, Location ql, Value query,
+                                        ValueRange) -> SmallVector<Value> {
+                                      buildQuery(qb, ql, s, batch, head, query);
+                                      return {};
+                                    });
+                           return {};
+                         });
+              };
+              if (!maskBuffer) {
+                attendSequence(bb, bl);
+                return {};
+              }
+              // The mask covers the tokens of the cache, which only the
+              // runtime knows (a dynamic mask takes its size from another
+              // tensor, such as attention_mask): a sequence whose token
+              // count differs gets NaN outputs rather than reads past the
+              // mask.
+              Value maskTokens = memref::DimOp::create(bb, bl, maskBuffer, 3);
+              Value maskFits = arith::CmpIOp::create(
+                  bb, bl, arith::CmpIPredicate::eq, maskTokens, s.numTokens);
+              scf::IfOp::create(
+                  bb, bl, maskFits,
+                  [&](OpBuilder &tb, Location tl) {
+                    attendSequence(tb, tl);
+                    scf::YieldOp::create(tb, tl);
+                  },
+                  [&](OpBuilder &eb, Location el) {
+                    fillSequenceWithNaN(eb, el, out, batch);
+                    scf::YieldOp::create(eb, el);
+                  });
               return {};
             });
         scf::YieldOp::create(b, l);

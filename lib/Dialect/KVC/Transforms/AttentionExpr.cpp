@@ -56,6 +56,28 @@ static bool isScalarOp(Operation *op) {
          op->getNumResults() == 1 && op->getNumRegions() == 0;
 }
 
+/// The dimension an integer constant counts 0, 1, 2, ... along, when all
+/// its other dimensions are units.
+static std::optional<unsigned> arangeDimOf(DenseElementsAttr dense) {
+  auto type = cast<ShapedType>(dense.getType());
+  if (!isa<IntegerType>(type.getElementType()) || !type.hasStaticShape())
+    return std::nullopt;
+  std::optional<unsigned> dim;
+  for (auto [index, size] : llvm::enumerate(type.getShape())) {
+    if (size == 1)
+      continue;
+    if (dim)
+      return std::nullopt;
+    dim = index;
+  }
+  if (!dim)
+    return std::nullopt;
+  for (auto [position, value] : llvm::enumerate(dense.getValues<APInt>()))
+    if (value.getSExtValue() != int64_t(position))
+      return std::nullopt;
+  return dim;
+}
+
 FailureOr<Expr *> ExprBuilder::readImpl(Value tensor, const Layout &layout,
                                         unsigned depth) {
   Operation *def = tensor.getDefiningOp();
@@ -65,8 +87,8 @@ FailureOr<Expr *> ExprBuilder::readImpl(Value tensor, const Layout &layout,
   ++nesting;
   llvm::scope_exit restoreNesting([&] { --nesting; });
   auto type = dyn_cast<RankedTensorType>(tensor.getType());
-  if (!type || !type.hasStaticShape())
-    return fail(def, "dynamic or unranked tensor");
+  if (!type)
+    return fail(def, "unranked tensor");
   Type elementType = type.getElementType();
 
   std::vector<AtomId> key;
@@ -78,10 +100,19 @@ FailureOr<Expr *> ExprBuilder::readImpl(Value tensor, const Layout &layout,
   if (auto it = memo.find(memoKey); it != memo.end())
     return it->second;
 
+  if (!prefixGather)
+    for (auto [dim, atoms] : llvm::enumerate(layout)) {
+      AtomList dimLeaves = table.leaves(atoms);
+      if (type.isDynamicDim(dim) && dimLeaves.size() == 1)
+        dynamicDims.push_back({dimLeaves[0], tensor, unsigned(dim)});
+    }
+
   auto opaque = [&]() {
     Expr *expr = create(Expr::Kind::Read, elementType);
     expr->tensor = tensor;
     expr->layout = layout;
+    if (prefixGather)
+      assumedExtents[expr] = prefixGather;
     return expr;
   };
   FailureOr<Expr *> result = failure();
@@ -100,21 +131,47 @@ FailureOr<Expr *> ExprBuilder::readImpl(Value tensor, const Layout &layout,
                       depth);
   } else if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(def)) {
     FailureOr<Layout> split =
-        collapse.getSrcType().hasStaticShape()
-            ? splitDims(table, layout, collapse.getReassociationIndices(),
-                        collapse.getSrcType().getShape())
-            : FailureOr<Layout>(failure());
+        splitDims(table, layout, collapse.getReassociationIndices(),
+                  collapse.getSrcType().getShape());
     result = succeeded(split) ? readImpl(collapse.getSrc(), *split, depth)
                               : FailureOr<Expr *>(opaque());
   } else if (auto constant = dyn_cast<arith::ConstantOp>(def)) {
     auto dense = dyn_cast<DenseElementsAttr>(constant.getValue());
-    result = dense && dense.isSplat()
-                 ? makeConstant(dense.getSplatValue<TypedAttr>())
-                 : opaque();
+    std::optional<unsigned> arangeDim =
+        dense ? arangeDimOf(dense) : std::nullopt;
+    if (dense && dense.isSplat()) {
+      result = makeConstant(dense.getSplatValue<TypedAttr>());
+    } else if (arangeDim) {
+      // 0, 1, 2, ... along one dimension: its index (an ONNX Range).
+      Expr *expr = create(Expr::Kind::Index, elementType);
+      expr->atoms = layout[*arangeDim];
+      result = expr;
+    } else {
+      result = opaque();
+    }
   } else if (auto splat = dyn_cast<tensor::SplatOp>(def)) {
     Expr *expr = create(Expr::Kind::Scalar, elementType);
     expr->scalar = splat.getInput();
     result = expr;
+  } else if (auto elements = dyn_cast<tensor::FromElementsOp>(def);
+             elements && elements.getElements().size() == 1) {
+    // A one-element tensor of a scalar (ONNX shape arithmetic).
+    Expr *expr = create(Expr::Kind::Scalar, elementType);
+    expr->scalar = elements.getElements()[0];
+    result = expr;
+  } else if (auto generate = dyn_cast<tensor::GenerateOp>(def);
+             generate && !type.hasStaticShape() && depth < maxDepth) {
+    // A gather over the dynamic token count, read through: otherwise the
+    // mask would need its size, computed from the past keys. When it is
+    // not one, the generate is read as it is.
+    std::string savedError = error;
+    Operation *savedErrorOp = errorOp;
+    result = readGather(def, layout, depth);
+    if (failed(result)) {
+      error = savedError;
+      errorOp = savedErrorOp;
+      result = opaque();
+    }
   } else if (auto softmax = dyn_cast<linalg::SoftmaxOp>(def)) {
     if (depth >= maxDepth) {
       result = opaque();
@@ -175,8 +232,6 @@ FailureOr<Expr *> ExprBuilder::inlineLinalg(Operation *op, OpResult result,
   if (!linalgOp.hasPureTensorSemantics() || !linalgOp.getBlock())
     return fail(op, "not a linalg op on tensors");
   SmallVector<int64_t> loopSizes = linalgOp.getStaticLoopRanges();
-  if (llvm::any_of(loopSizes, ShapedType::isDynamic))
-    return fail(op, "dynamic loop range");
   unsigned resultIndex = result.getResultNumber();
   AffineMap outMap =
       linalgOp.getMatchingIndexingMap(linalgOp.getDpsInitOperand(resultIndex));

@@ -17,7 +17,8 @@ using namespace mlir::kvc;
 //===----------------------------------------------------------------------===//
 
 AtomId AtomTable::create(int64_t size) {
-  assert(size > 1 && "unit atoms are never created");
+  assert((size > 1 || ShapedType::isDynamic(size)) &&
+         "unit atoms are never created");
   AtomId id = atoms.size();
   atoms.push_back({size, id, {}});
   return id;
@@ -39,9 +40,23 @@ int64_t AtomTable::getSize(AtomId atom) const { return atoms[atom].size; }
 
 int64_t AtomTable::getSize(ArrayRef<AtomId> list) const {
   int64_t size = 1;
-  for (AtomId atom : list)
+  for (AtomId atom : list) {
+    if (isDynamic(atom))
+      return ShapedType::kDynamic;
     size *= getSize(atom);
+  }
   return size;
+}
+
+bool AtomTable::isDynamic(AtomId atom) const {
+  return ShapedType::isDynamic(getSize(atom));
+}
+
+bool AtomTable::hasStaticStrides(ArrayRef<AtomId> list) const {
+  AtomList all = leaves(list);
+  return all.empty() ||
+         llvm::none_of(ArrayRef<AtomId>(all).drop_front(),
+                       [&](AtomId leaf) { return isDynamic(leaf); });
 }
 
 void AtomTable::appendLeaves(AtomId atom, AtomList &out) const {
@@ -78,6 +93,7 @@ AtomList AtomTable::flatLeaves(const Layout &layout) const {
 
 void AtomTable::split(AtomId atom, int64_t outer) {
   assert(find(atom) == atom && atoms[atom].children.empty());
+  assert(!isDynamic(atom) && "dynamic atoms are never split");
   int64_t size = atoms[atom].size;
   assert(outer > 1 && size % outer == 0 && size / outer > 1);
   AtomId outerId = create(outer);
@@ -91,13 +107,37 @@ FailureOr<SmallVector<AtomList>> AtomTable::regroup(ArrayRef<AtomId> list,
   // A stack with the next leaf on top.
   SmallVector<AtomId> stack(pending.rbegin(), pending.rend());
   SmallVector<AtomList> groups;
-  for (int64_t size : sizes) {
+  for (auto [index, size] : llvm::enumerate(sizes)) {
+    AtomList group;
+    if (ShapedType::isDynamic(size)) {
+      // Static leaves up to and including one dynamic leaf.
+      while (true) {
+        if (stack.empty())
+          return failure();
+        AtomId leaf = stack.pop_back_val();
+        group.push_back(leaf);
+        if (isDynamic(leaf))
+          break;
+      }
+      // The static leaves that follow go to the next group that is not a
+      // unit; when that group is dynamic too, they could belong to either.
+      auto next = llvm::find_if(sizes.drop_front(index + 1),
+                                [](int64_t s) { return s != 1; });
+      if (next == sizes.end()) {
+        while (!stack.empty() && !isDynamic(stack.back()))
+          group.push_back(stack.pop_back_val());
+      } else if (ShapedType::isDynamic(*next) && !stack.empty() &&
+                 !isDynamic(stack.back())) {
+        return failure();
+      }
+      groups.push_back(std::move(group));
+      continue;
+    }
     if (size <= 0)
       return failure();
-    AtomList group;
     int64_t product = 1;
     while (product < size) {
-      if (stack.empty() || size % product != 0)
+      if (stack.empty() || size % product != 0 || isDynamic(stack.back()))
         return failure();
       AtomId leaf = stack.pop_back_val();
       int64_t leafSize = getSize(leaf), need = size / product;
@@ -152,6 +192,15 @@ LogicalResult AtomTable::unify(ArrayRef<AtomId> a, ArrayRef<AtomId> b) {
       sb.pop_back();
       continue;
     }
+    // A dynamic index is one leaf: it pairs with another dynamic leaf only.
+    if (isDynamic(x) || isDynamic(y)) {
+      if (!isDynamic(x) || !isDynamic(y))
+        return failure();
+      atoms[x].parent = y;
+      sa.pop_back();
+      sb.pop_back();
+      continue;
+    }
     int64_t sx = getSize(x), sy = getSize(y);
     if (sx == sy) {
       atoms[x].parent = y;
@@ -196,8 +245,8 @@ FailureOr<Layout> mlir::kvc::layoutFromMap(const AtomTable &table,
     return failure();
   Layout layout;
   for (auto [expr, size] : llvm::zip(map.getResults(), shape)) {
-    if (ShapedType::isDynamic(size))
-      return failure();
+    // A dynamic dimension is one of dynamic atoms (and a static one of
+    // static atoms): the sizes must agree, dynamic or not.
     if (auto dim = dyn_cast<AffineDimExpr>(expr)) {
       const AtomList &atoms = loops[dim.getPosition()];
       if (table.getSize(atoms) != size)
@@ -243,7 +292,7 @@ FailureOr<Layout> mlir::kvc::loopsFromResult(AtomTable &table, AffineMap map,
       result.push_back(*loop);
       continue;
     }
-    if (ShapedType::isDynamic(size) || size <= 0)
+    if (!ShapedType::isDynamic(size) && size <= 0)
       return failure();
     result.push_back(table.createDim(size));
   }
@@ -344,8 +393,6 @@ FailureOr<ViewSource> mlir::kvc::traceViewsBackward(AtomTable &table,
     }
     if (auto collapse = dyn_cast<tensor::CollapseShapeOp>(op)) {
       RankedTensorType srcType = collapse.getSrcType();
-      if (!srcType.hasStaticShape())
-        return fail(op, "dynamic shape");
       FailureOr<Layout> split =
           splitDims(table, source.layout, collapse.getReassociationIndices(),
                     srcType.getShape());
@@ -531,7 +578,13 @@ Value mlir::kvc::convertLayout(OpBuilder &builder, Location loc,
     shape.push_back(table.getSize(dim));
   }
   Type elementType = cast<RankedTensorType>(value.getType()).getElementType();
-  Value init = tensor::EmptyOp::create(builder, loc, shape, elementType);
+  SmallVector<Value> dynamicSizes;
+  for (auto [size, from] : llvm::zip(shape, permutation))
+    if (ShapedType::isDynamic(size))
+      dynamicSizes.push_back(
+          tensor::DimOp::create(builder, loc, blocked, from).getResult());
+  Value init =
+      tensor::EmptyOp::create(builder, loc, shape, elementType, dynamicSizes);
   Value moved =
       linalg::TransposeOp::create(builder, loc, blocked, init, permutation)
           ->getResult(0);
@@ -542,6 +595,8 @@ AffineExpr mlir::kvc::linearizeAtoms(
     const AtomTable &table, ArrayRef<AtomId> atoms,
     function_ref<std::optional<unsigned>(AtomId)> loopOf,
     MLIRContext *context) {
+  if (!table.hasStaticStrides(atoms))
+    return AffineExpr();
   AffineExpr expr = getAffineConstantExpr(0, context);
   int64_t stride = 1;
   for (AtomId leaf : llvm::reverse(table.leaves(atoms))) {
@@ -549,7 +604,8 @@ AffineExpr mlir::kvc::linearizeAtoms(
     if (!loop)
       return AffineExpr();
     expr = expr + getAffineDimExpr(*loop, context) * stride;
-    stride *= table.getSize(leaf);
+    if (!table.isDynamic(leaf))
+      stride *= table.getSize(leaf);
   }
   return expr;
 }

@@ -15,6 +15,12 @@
 // boundary inside one and are unified when two views of the same index
 // meet; layouts are read through `leaves`, which sees both.
 //
+// An atom may be dynamic (size ShapedType::kDynamic): the cache token count
+// of a decode step for any context length. A dynamic atom is never split,
+// unifies only with another dynamic atom, and a reshape group of dynamic
+// size holds exactly one. Row-major strides are static as long as a dynamic
+// leaf is the outermost of its list (`hasStaticStrides`).
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef KVC_LIB_DIALECT_KVC_TRANSFORMS_ATTENTIONLAYOUT_H
@@ -40,12 +46,17 @@ using Layout = SmallVector<AtomList, 4>;
 /// never created: a unit dimension has an empty atom list.
 class AtomTable {
 public:
-  /// A new atom of `size` (> 1).
+  /// A new atom of `size` (> 1 or dynamic).
   AtomId create(int64_t size);
   /// An atom list for a fresh dimension of `size` (empty when 1).
   AtomList createDim(int64_t size);
   int64_t getSize(AtomId atom) const;
+  /// The product of the sizes; dynamic when one of them is.
   int64_t getSize(ArrayRef<AtomId> atoms) const;
+  bool isDynamic(AtomId atom) const;
+  /// Whether every leaf of `atoms` but the outermost is static, so that
+  /// the row-major strides of the leaves are constants.
+  bool hasStaticStrides(ArrayRef<AtomId> atoms) const;
 
   /// The current leaves of `atoms`, in row-major order.
   AtomList leaves(ArrayRef<AtomId> atoms) const;
@@ -55,10 +66,13 @@ public:
 
   /// Splits `atoms` into consecutive groups of the given sizes, splitting a
   /// leaf where a group boundary falls inside it. Fails when sizes do not
-  /// factor (e.g. 6 into 4 x ...).
+  /// factor (e.g. 6 into 4 x ...). A dynamic size takes exactly one dynamic
+  /// leaf; fails when the grouping is ambiguous (static leaves between two
+  /// dynamic groups).
   FailureOr<SmallVector<AtomList>> regroup(ArrayRef<AtomId> atoms,
                                            ArrayRef<int64_t> sizes);
-  /// Makes `a` and `b` denote the same index (same total size).
+  /// Makes `a` and `b` denote the same index (same total size; dynamic
+  /// leaves pair with dynamic leaves).
   LogicalResult unify(ArrayRef<AtomId> a, ArrayRef<AtomId> b);
   LogicalResult unify(const Layout &a, const Layout &b);
 

@@ -18,18 +18,6 @@ using namespace mlir::kvc;
 /// Scores at or below this are masked: -inf, finfo.min, -1e9, ...
 static constexpr double kMaskingThreshold = -1.0e4;
 
-static std::optional<double> constantValue(Expr *expr) {
-  expr = stripCasts(expr);
-  if (!expr->is(Expr::Kind::Constant))
-    return std::nullopt;
-  if (auto floatAttr = dyn_cast<FloatAttr>(expr->constant))
-    return floatAttr.getValueAsDouble();
-  if (auto intAttr = dyn_cast<IntegerAttr>(expr->constant);
-      intAttr && !intAttr.getType().isInteger(1))
-    return double(intAttr.getValue().getSExtValue());
-  return std::nullopt;
-}
-
 //===----------------------------------------------------------------------===//
 // Scale and mask decomposition
 //===----------------------------------------------------------------------===//
@@ -217,30 +205,6 @@ FailureOr<ScoreDecomposition> mlir::kvc::decomposeScores(Expr *input,
 //===----------------------------------------------------------------------===//
 
 namespace {
-/// c + sum(coefficient * leaf) + sum(coefficient * symbol).
-struct LinearForm {
-  double constant = 0.0;
-  llvm::MapVector<AtomId, double> atoms;
-  llvm::MapVector<Value, double> symbols;
-
-  bool isConstant() const {
-    return llvm::all_of(atoms, [](auto &p) { return p.second == 0.0; }) &&
-           llvm::all_of(symbols, [](auto &p) { return p.second == 0.0; });
-  }
-  bool isNonNegative() const {
-    return constant >= 0.0 &&
-           llvm::all_of(atoms, [](auto &p) { return p.second >= 0.0; }) &&
-           llvm::all_of(symbols, [](auto &p) { return p.second >= 0.0; });
-  }
-  void add(const LinearForm &other, double factor) {
-    constant += factor * other.constant;
-    for (auto [atom, coefficient] : other.atoms)
-      atoms[atom] += factor * coefficient;
-    for (auto [symbol, coefficient] : other.symbols)
-      symbols[symbol] += factor * coefficient;
-  }
-};
-
 enum class Relation { LT, LE, GT, GE, EQ, NE };
 
 /// A kept-score condition as bounds on the query-relative distance
@@ -252,29 +216,6 @@ struct Bounds {
 
 static bool nearlyEqual(double a, double b) {
   return std::fabs(a - b) <= 1e-9 * std::max(1.0, std::fabs(a) + std::fabs(b));
-}
-
-/// The value an integer cast chain starts from (positions often arrive as
-/// i64 and are cast to index, or to float for the comparison).
-static Value stripIntegerCasts(Value value) {
-  while (Operation *def = value.getDefiningOp()) {
-    if (!isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
-             arith::ExtUIOp, arith::TruncIOp, arith::SIToFPOp,
-             arith::UIToFPOp>(def))
-      break;
-    value = def->getOperand(0);
-  }
-  return value;
-}
-
-/// The position a scalar names: a scalar extracted from a 0-d tensor and
-/// the 0-d tensor itself (read by a broadcast) are the same symbol.
-static Value positionSymbol(Value value) {
-  value = stripIntegerCasts(value);
-  if (auto extract = value.getDefiningOp<tensor::ExtractOp>();
-      extract && extract.getIndices().empty())
-    return extract.getTensor();
-  return value;
 }
 
 namespace {
@@ -373,91 +314,13 @@ static Value writePosition(const CacheExtension &keys) {
   return symbol;
 }
 
-static FailureOr<LinearForm> linearize(const AtomTable &table, Expr *expr) {
-  LinearForm form;
-  switch (expr->kind) {
-  case Expr::Kind::Constant: {
-    std::optional<double> value = constantValue(expr);
-    if (!value)
-      return failure();
-    form.constant = *value;
-    return form;
-  }
-  case Expr::Kind::Index: {
-    int64_t stride = 1;
-    for (AtomId leaf : llvm::reverse(table.leaves(expr->atoms))) {
-      form.atoms[leaf] += double(stride);
-      stride *= table.getSize(leaf);
-    }
-    return form;
-  }
-  case Expr::Kind::Scalar: {
-    Value root = stripIntegerCasts(expr->scalar);
-    Attribute constant;
-    if (matchPattern(root, m_Constant(&constant))) {
-      if (auto intAttr = dyn_cast<IntegerAttr>(constant))
-        form.constant = double(intAttr.getValue().getSExtValue());
-      else if (auto floatAttr = dyn_cast<FloatAttr>(constant))
-        form.constant = floatAttr.getValueAsDouble();
-      else
-        return failure();
-      return form;
-    }
-    form.symbols[positionSymbol(root)] = 1.0;
-    return form;
-  }
-  case Expr::Kind::Read:
-    // A 0-d tensor broadcast over the scores: a scalar position.
-    if (cast<RankedTensorType>(expr->tensor.getType()).getRank() != 0 ||
-        !isa<IntegerType, IndexType>(expr->type))
-      return failure();
-    form.symbols[expr->tensor] = 1.0;
-    return form;
-  case Expr::Kind::Op:
-    break;
-  default:
-    return failure();
-  }
-  Operation *op = expr->op;
-  if (isa<arith::IndexCastOp, arith::IndexCastUIOp, arith::ExtSIOp,
-          arith::ExtUIOp, arith::TruncIOp, arith::SIToFPOp, arith::UIToFPOp,
-          arith::ExtFOp, arith::TruncFOp>(op))
-    return linearize(table, expr->operands[0]);
-  if (isa<arith::NegFOp>(op)) {
-    FailureOr<LinearForm> inner = linearize(table, expr->operands[0]);
-    if (failed(inner))
-      return failure();
-    form.add(*inner, -1.0);
-    return form;
-  }
-  if (!isa<arith::AddIOp, arith::AddFOp, arith::SubIOp, arith::SubFOp,
-           arith::MulIOp, arith::MulFOp>(op))
-    return failure();
-  FailureOr<LinearForm> lhs = linearize(table, expr->operands[0]);
-  FailureOr<LinearForm> rhs = linearize(table, expr->operands[1]);
-  if (failed(lhs) || failed(rhs))
-    return failure();
-  if (isa<arith::AddIOp, arith::AddFOp>(op)) {
-    form.add(*lhs, 1.0);
-    form.add(*rhs, 1.0);
-  } else if (isa<arith::SubIOp, arith::SubFOp>(op)) {
-    form.add(*lhs, 1.0);
-    form.add(*rhs, -1.0);
-  } else if (lhs->isConstant()) {
-    form.add(*rhs, lhs->constant);
-  } else if (rhs->isConstant()) {
-    form.add(*lhs, rhs->constant);
-  } else {
-    return failure();
-  }
-  return form;
-}
-
 /// The common factor k with coefficient(leaf) = k * stride(leaf) over the
 /// row-major `leaves`; nullopt when the coefficients are not of that form.
 static std::optional<double> groupCoefficient(const AtomTable &table,
                                               const LinearForm &form,
                                               ArrayRef<AtomId> leaves) {
+  if (!table.hasStaticStrides(leaves))
+    return std::nullopt;
   std::optional<double> factor;
   int64_t stride = 1;
   for (AtomId leaf : llvm::reverse(leaves)) {
@@ -465,9 +328,82 @@ static std::optional<double> groupCoefficient(const AtomTable &table,
     if (factor && !nearlyEqual(*factor, coefficient))
       return std::nullopt;
     factor = coefficient;
-    stride *= table.getSize(leaf);
+    if (!table.isDynamic(leaf))
+      stride *= table.getSize(leaf);
   }
   return factor.value_or(0.0);
+}
+
+/// Whether the concat extending the cache has a dynamic past: its offset
+/// is the past length, known at run time only.
+static bool hasDynamicPast(const CacheExtension &keys) {
+  return !keys.staticOffset && !keys.dynamicOffset;
+}
+
+/// `form` with the past length of a dynamic concat as one symbol, the past
+/// keys: tensor.dim of the past keys or values along the tokens, or of the
+/// extended ones minus the new tokens.
+static LinearForm withPastLength(const AttentionSite &site,
+                                 const LinearForm &form) {
+  const CacheExtension &keys = site.keys, &values = site.values;
+  LinearForm result;
+  result.constant = form.constant;
+  result.atoms = form.atoms;
+  for (auto [symbol, coefficient] : form.symbols) {
+    auto dim = symbol.getDefiningOp<tensor::DimOp>();
+    std::optional<int64_t> index = dim ? dim.getConstantIndex() : std::nullopt;
+    if (hasDynamicPast(keys) && index == int64_t(keys.tokenDim)) {
+      Value source = dim.getSource();
+      if (source == keys.past || source == values.past) {
+        result.symbols[keys.past] += coefficient;
+        continue;
+      }
+      if (source == keys.op->getResult(0) ||
+          source == values.op->getResult(0)) {
+        result.symbols[keys.past] += coefficient;
+        result.constant += coefficient * double(keys.newCount);
+        continue;
+      }
+    }
+    result.symbols[symbol] += coefficient;
+  }
+  return result;
+}
+
+/// Forms equal to zero that relate other symbols to the offset: with a
+/// dynamic token count, the size a tensor read along the tokens was created
+/// with is offset + new tokens (e.g. an arange over past + 1 tokens whose
+/// past length is read from another layer's cache).
+static SmallVector<LinearForm> tokenCountIdentities(const AttentionSite &site,
+                                                    const LinearForm &offset) {
+  SmallVector<LinearForm> identities;
+  const AtomTable &table = *site.atoms;
+  if (!ShapedType::isDynamic(table.getSize(site.tokens)))
+    return identities;
+  for (const ExprBuilder::DynamicDim &dim : site.exprs->getDynamicDims()) {
+    if (table.leaves(dim.atom) != site.tokens)
+      continue;
+    Value size = getSizeValue(dim.tensor, dim.dim);
+    if (!size)
+      continue;
+    LinearForm identity = withPastLength(site, linearizeScalar(size));
+    identity.add(offset, -1.0);
+    identity.constant -= double(site.keys.newCount);
+    identities.push_back(std::move(identity));
+  }
+  return identities;
+}
+
+/// Where the new tokens go when it is not a constant: the position of a
+/// dynamic-update-slice, or the past length of a dynamic concat.
+static std::optional<LinearForm> dynamicOffset(const AttentionSite &site) {
+  if (site.keys.dynamicOffset)
+    return linearizeScalar(writePosition(site.keys));
+  if (!hasDynamicPast(site.keys))
+    return std::nullopt;
+  LinearForm form;
+  form.symbols[site.keys.past] = 1.0;
+  return form;
 }
 
 static std::optional<Relation> relationOf(Operation *op, bool &isUnsigned) {
@@ -556,6 +492,7 @@ static LogicalResult addStructural(const AttentionSite &site,
     return failure();
   LinearForm form = *lhs;
   form.add(*rhs, -1.0);
+  form = withPastLength(site, form);
   Relation rel = predicate.keepWhen ? *relation : negate(*relation);
 
   std::optional<double> alpha = groupCoefficient(table, form, site.positions);
@@ -566,16 +503,31 @@ static LogicalResult addStructural(const AttentionSite &site,
     if (coefficient != 0.0 && !llvm::is_contained(site.positions, atom) &&
         !llvm::is_contained(site.tokens, atom))
       return failure();
+  // The symbols must add up to gamma times the offset.
   double gamma = 0.0;
-  Value offset =
-      site.keys.dynamicOffset ? writePosition(site.keys) : Value();
-  for (auto [symbol, coefficient] : form.symbols) {
-    if (coefficient == 0.0)
-      continue;
-    if (symbol != offset)
-      return failure();
-    gamma = coefficient;
+  std::optional<LinearForm> offset = dynamicOffset(site);
+  if (offset) {
+    // Other symbols may be the offset under another name.
+    for (const LinearForm &identity : tokenCountIdentities(site, *offset)) {
+      for (auto [symbol, coefficient] : identity.symbols) {
+        double inForm = form.symbols.lookup(symbol);
+        if (coefficient == 0.0 || inForm == 0.0 ||
+            offset->symbols.lookup(symbol) != 0.0)
+          continue;
+        form.add(identity, -inForm / coefficient);
+        break;
+      }
+    }
+    for (auto [symbol, coefficient] : offset->symbols) {
+      if (coefficient == 0.0)
+        continue;
+      gamma = form.symbols.lookup(symbol) / coefficient;
+      break;
+    }
+    form.add(*offset, -gamma);
   }
+  if (llvm::any_of(form.symbols, [](auto &p) { return p.second != 0.0; }))
+    return failure();
 
   if (*beta == 0.0) {
     if (*alpha != 0.0 || gamma != 0.0)
@@ -645,6 +597,8 @@ static bool isMaterializable(const AttentionSite &site, Expr *expr,
   heads.insert(site.groups.begin(), site.groups.end());
   bool ok = true;
   auto checkAtoms = [&](ArrayRef<AtomId> atoms) {
+    // The mask generic indexes with constant strides.
+    ok &= site.atoms->hasStaticStrides(atoms);
     for (AtomId leaf : site.atoms->leaves(atoms)) {
       ok &= allowed.contains(leaf);
       dependsOnHeads |= heads.contains(leaf);
@@ -668,6 +622,40 @@ static bool isMaterializable(const AttentionSite &site, Expr *expr,
     }
   });
   return ok;
+}
+
+/// With a dynamic token count, the mask operand takes its size from a
+/// tensor it reads along the tokens: one whose size there is the token
+/// count by the IR's semantics if there is one, else one a gather took to
+/// have it.
+static LogicalResult findMaskTokenCount(AttentionSite &site) {
+  const AtomTable &table = *site.atoms;
+  if (!ShapedType::isDynamic(table.getSize(site.tokens)))
+    return success();
+  SmallVector<Expr *> roots;
+  for (const MaskTerm &term : site.maskTerms)
+    roots.push_back(term.expr);
+  for (const MaskPredicate &predicate : site.maskPredicates)
+    roots.push_back(predicate.expr);
+  bool found = false;
+  for (Expr *root : roots) {
+    walkExpr(root, [&](Expr *node) {
+      if (!node->is(Expr::Kind::Read) || (found && !site.maskTokenAssumption))
+        return;
+      for (auto [dim, atoms] : llvm::enumerate(node->layout)) {
+        if (table.leaves(atoms) != site.tokens)
+          continue;
+        Operation *assumption = site.exprs->getAssumedExtent(node);
+        if (found && assumption)
+          continue;
+        site.maskTokenSource = node->tensor;
+        site.maskTokenDim = dim;
+        site.maskTokenAssumption = assumption;
+        found = true;
+      }
+    });
+  }
+  return success(found);
 }
 
 LogicalResult mlir::kvc::classifyMask(AttentionSite &site,
@@ -739,5 +727,8 @@ LogicalResult mlir::kvc::classifyMask(AttentionSite &site,
       return fail("a mask condition depends on values other than the batch, "
                   "head, query position and token");
   site.maskFill = scores.fill;
+  if (site.hasMaskOperand() && failed(findMaskTokenCount(site)))
+    return fail("the cache token count is dynamic and the mask reads no "
+                "tensor that has it as a dimension");
   return success();
 }

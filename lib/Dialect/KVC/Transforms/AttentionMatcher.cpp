@@ -24,119 +24,6 @@ using namespace mlir;
 using namespace mlir::kvc;
 
 //===----------------------------------------------------------------------===//
-// Cache extensions
-//===----------------------------------------------------------------------===//
-
-/// `value` as an argument of the enclosing function's entry block.
-static BlockArgument asFunctionArgument(Value value) {
-  auto arg = dyn_cast<BlockArgument>(value);
-  if (!arg || !arg.getOwner()->isEntryBlock() ||
-      !isa<FunctionOpInterface>(arg.getOwner()->getParentOp()))
-    return {};
-  return arg;
-}
-
-static bool isStatic4D(Type type) {
-  auto tensor = dyn_cast<RankedTensorType>(type);
-  return tensor && tensor.getRank() == 4 && tensor.hasStaticShape();
-}
-
-/// The one dimension where `insert` writes a part of its destination, with
-/// zero offsets, full sizes and unit strides elsewhere.
-static std::optional<unsigned> insertedDim(tensor::InsertSliceOp insert) {
-  RankedTensorType source = insert.getSourceType();
-  RankedTensorType dest = insert.getDestType();
-  if (!isStatic4D(source) || !isStatic4D(dest) ||
-      !llvm::all_of(insert.getStaticStrides(),
-                    [](int64_t stride) { return stride == 1; }))
-    return std::nullopt;
-  std::optional<unsigned> dim;
-  for (unsigned d = 0; d < 4; ++d) {
-    if (source.getDimSize(d) == dest.getDimSize(d)) {
-      std::optional<int64_t> offset =
-          getConstantIntValue(insert.getMixedOffsets()[d]);
-      if (!offset || *offset != 0)
-        return std::nullopt;
-      continue;
-    }
-    if (dim)
-      return std::nullopt;
-    dim = d;
-  }
-  if (!dim || (*dim != 1 && *dim != 2))
-    return std::nullopt;
-  return dim;
-}
-
-/// A rank-4 tensor; dynamic sizes are reported later, by the matcher.
-static bool isRank4(Type type) {
-  auto tensor = dyn_cast<RankedTensorType>(type);
-  return tensor && tensor.getRank() == 4;
-}
-
-std::optional<CacheExtension> mlir::kvc::matchCacheExtension(Value value) {
-  if (!isRank4(value.getType()))
-    return std::nullopt;
-  CacheExtension ext;
-  ext.op = value.getDefiningOp();
-  if (auto concat = value.getDefiningOp<tensor::ConcatOp>()) {
-    if (concat.getInputs().size() != 2 || concat.getDim() < 1 ||
-        concat.getDim() > 2)
-      return std::nullopt;
-    ext.past = asFunctionArgument(concat.getInputs()[0]);
-    if (!ext.past)
-      return std::nullopt;
-    ext.newTokens = concat.getInputs()[1];
-    ext.tokenDim = concat.getDim();
-    int64_t pastTokens =
-        cast<RankedTensorType>(ext.past.getType()).getDimSize(ext.tokenDim);
-    if (!ShapedType::isDynamic(pastTokens))
-      ext.staticOffset = pastTokens;
-  } else if (auto insert = value.getDefiningOp<tensor::InsertSliceOp>()) {
-    std::optional<unsigned> dim = insertedDim(insert);
-    if (!dim)
-      return std::nullopt;
-    ext.tokenDim = *dim;
-    ext.newTokens = insert.getSource();
-    OpFoldResult offset = insert.getMixedOffsets()[*dim];
-    if (std::optional<int64_t> constant = getConstantIntValue(offset))
-      ext.staticOffset = *constant;
-    else
-      ext.dynamicOffset = cast<Value>(offset);
-    if ((ext.past = asFunctionArgument(insert.getDest()))) {
-      // A dynamic-update-slice into the past buffer.
-    } else if (auto first =
-                   insert.getDest().getDefiningOp<tensor::InsertSliceOp>()) {
-      // insert past into an empty tensor at 0, then the new tokens after.
-      std::optional<unsigned> firstDim = insertedDim(first);
-      ext.past = asFunctionArgument(first.getSource());
-      std::optional<int64_t> firstOffset =
-          getConstantIntValue(first.getMixedOffsets()[ext.tokenDim]);
-      if (!ext.past || firstDim != dim || !firstOffset || *firstOffset != 0 ||
-          !first.getDest().getDefiningOp<tensor::EmptyOp>() ||
-          ext.staticOffset !=
-              first.getSourceType().getDimSize(ext.tokenDim))
-        return std::nullopt;
-    } else {
-      return std::nullopt;
-    }
-  } else {
-    return std::nullopt;
-  }
-  if (!isRank4(ext.past.getType()) || !isRank4(ext.newTokens.getType()))
-    return std::nullopt;
-  auto extType = cast<RankedTensorType>(value.getType());
-  ext.newCount =
-      cast<RankedTensorType>(ext.newTokens.getType()).getDimSize(ext.tokenDim);
-  ext.extent = extType.getDimSize(ext.tokenDim);
-  auto pastType = cast<RankedTensorType>(ext.past.getType());
-  for (unsigned d = 0; d < 4; ++d)
-    if (d != ext.tokenDim && pastType.getDimSize(d) != extType.getDimSize(d))
-      return std::nullopt;
-  return ext;
-}
-
-//===----------------------------------------------------------------------===//
 // The site matcher
 //===----------------------------------------------------------------------===//
 
@@ -167,7 +54,12 @@ private:
   /// `operand` to that input.
   static std::optional<CacheExtension> findExtension(linalg::LinalgOp op,
                                                      unsigned &operand);
-  LogicalResult checkContraction(linalg::LinalgOp op, StringRef part);
+  /// Checks `op` is a float contraction on tensors from zeros whose only
+  /// dynamic loops are over the cache tokens: reduction loops of P·V
+  /// (`tokensReduced`), or loops of QKᵀ that index the keys
+  /// (`cacheOperand`) but not the queries.
+  LogicalResult checkContraction(linalg::LinalgOp op, StringRef part,
+                                 unsigned cacheOperand, bool tokensReduced);
   LogicalResult traceCacheSide(linalg::LinalgOp op, unsigned operand,
                                const Layout &loops,
                                const CacheExtension &ext, StringRef part,
@@ -220,16 +112,35 @@ SiteMatcher::findExtension(linalg::LinalgOp op, unsigned &operand) {
   return std::nullopt;
 }
 
-LogicalResult SiteMatcher::checkContraction(linalg::LinalgOp op,
-                                            StringRef part) {
+LogicalResult SiteMatcher::checkContraction(linalg::LinalgOp op, StringRef part,
+                                            unsigned cacheOperand,
+                                            bool tokensReduced) {
   if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
     return fail(op, part + " not recognized: not a contraction on tensors");
-  if (llvm::any_of(op.getStaticLoopRanges(), ShapedType::isDynamic))
-    return fail(op, part + " not recognized: dynamic shapes are not "
-                           "supported");
-  if (llvm::any_of(op.getStaticLoopRanges(),
-                   [](int64_t size) { return size < 1; }))
+  SmallVector<int64_t> loopSizes = op.getStaticLoopRanges();
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  AffineMap cacheMap =
+      op.getMatchingIndexingMap(op.getDpsInputOperand(cacheOperand));
+  AffineMap otherMap =
+      op.getMatchingIndexingMap(op.getDpsInputOperand(1 - cacheOperand));
+  for (auto [loop, size] : llvm::enumerate(loopSizes)) {
+    if (!ShapedType::isDynamic(size))
+      continue;
+    bool overTokens = tokensReduced
+                          ? iterators[loop] == utils::IteratorType::reduction
+                          : iterators[loop] == utils::IteratorType::parallel &&
+                                cacheMap.isFunctionOfDim(loop) &&
+                                !otherMap.isFunctionOfDim(loop);
+    if (!overTokens)
+      return fail(op, part + " not recognized: dynamic shapes are not "
+                             "supported except for the cache token count: "
+                             "a batch, head, query or channel dimension is "
+                             "dynamic");
+  }
+  if (llvm::any_of(loopSizes, [](int64_t size) {
+        return !ShapedType::isDynamic(size) && size < 1;
+      }))
     return fail(op, part + " not recognized: empty shapes");
   // The rewrite changes the function signature: the attention must be at
   // its top level, not inside a loop or a branch.
@@ -287,7 +198,8 @@ LogicalResult SiteMatcher::traceCacheSide(linalg::LinalgOp op,
 }
 
 LogicalResult SiteMatcher::matchKeys() {
-  if (failed(checkContraction(qk, "QKᵀ")))
+  if (failed(checkContraction(qk, "QKᵀ", keyOperand,
+                              /*tokensReduced=*/false)))
     return failure();
   qkLoops.clear();
   for (int64_t size : qk.getStaticLoopRanges())
@@ -377,7 +289,8 @@ LogicalResult SiteMatcher::findValues() {
 
 LogicalResult SiteMatcher::matchValues() {
   linalg::LinalgOp pv = site->pv;
-  if (failed(checkContraction(pv, "P·V")))
+  if (failed(checkContraction(pv, "P·V", valueOperand,
+                              /*tokensReduced=*/true)))
     return failure();
   for (int64_t size : pv.getStaticLoopRanges())
     pvLoops.push_back(table->createDim(size));
@@ -641,6 +554,15 @@ LogicalResult SiteMatcher::assignRoles() {
       return fail(qk, "keys not recognized: the cache is broadcast along an "
                       "index that is not a query head");
 
+  // Views may have carried a dynamic size elsewhere (a reshape of the
+  // tokens into the heads, say): only the tokens may be dynamic, as one
+  // index.
+  if ((ShapedType::isDynamic(t.getSize(s.tokens)) && s.tokens.size() != 1) ||
+      llvm::any_of(concat({s.batch, s.kvHeads, s.groups, s.positions, s.headDim,
+                           s.valueDim}),
+                   [&](AtomId leaf) { return t.isDynamic(leaf); }))
+    return fail(qk, "scores not recognized: only the cache token count may "
+                    "be dynamic");
   AtomList scoresExpected =
       concat({s.batch, s.kvHeads, s.groups, s.positions, s.tokens});
   if (!sameLeaves(t.flatLeaves(scoresLayout), scoresExpected))

@@ -36,16 +36,19 @@ struct CacheExtension {
   /// New tokens (S) and token extent of the extended tensor (T).
   int64_t newCount = 0;
   int64_t extent = 0;
-  /// Where the new tokens go: the past length.
+  /// Where the new tokens go: the past length (neither for a concat whose
+  /// past length is dynamic).
   std::optional<int64_t> staticOffset;
   Value dynamicOffset;
+  /// Whether `op` is a tensor.concat: the past and new tokens exactly.
+  bool concatenates = false;
 
   unsigned headsDim() const { return tokenDim == 2 ? 1 : 2; }
   bool isBSHD() const { return tokenDim == 1; }
   /// Whether the extended tensor holds exactly past + new tokens; otherwise
   /// slots after the new tokens are unwritten and must be masked.
   bool fillsExtent() const {
-    return staticOffset && *staticOffset + newCount == extent;
+    return concatenates || (staticOffset && *staticOffset + newCount == extent);
   }
 };
 
@@ -90,6 +93,12 @@ struct AttentionSite {
   SmallVector<MaskTerm> maskTerms;
   SmallVector<MaskPredicate> maskPredicates;
   bool maskDependsOnHeads = false;
+  /// With a dynamic token count: the tensor the mask reads whose dimension
+  /// `maskTokenDim` has the token count, and the gather that took it to
+  /// have it (null when the IR says so).
+  Value maskTokenSource;
+  unsigned maskTokenDim = 0;
+  Operation *maskTokenAssumption = nullptr;
   /// The value a masked score gets, and the scores' element type.
   std::optional<double> maskFill;
   FloatType scoreType;

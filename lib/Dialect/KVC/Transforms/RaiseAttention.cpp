@@ -160,10 +160,15 @@ struct MaskBodyEmitter {
         result = result ? arith::AddIOp::create(builder, loc, result, index)
                               .getResult()
                         : index;
-        stride *= table.getSize(leaf);
+        // A dynamic leaf is the outermost one (isMaterializable).
+        if (!table.isDynamic(leaf))
+          stride *= table.getSize(leaf);
       }
       if (!result)
         result = arith::ConstantIndexOp::create(builder, loc, 0);
+      // An integer arange constant is an index of its type.
+      if (!expr->type.isIndex())
+        result = arith::IndexCastOp::create(builder, loc, expr->type, result);
       break;
     }
     case Expr::Kind::Op: {
@@ -255,7 +260,12 @@ static Value emitMaskOverExtent(OpBuilder &builder, Location loc,
     maps.push_back(AffineMap::get(flat.size(), 0, results, context));
   }
   maps.push_back(AffineMap::getMultiDimIdentityMap(flat.size(), context));
-  Value init = tensor::EmptyOp::create(builder, loc, shape, type);
+  // A dynamic token count is the size of a tensor the mask reads.
+  SmallVector<Value> dynamicSizes;
+  if (llvm::any_of(shape, ShapedType::isDynamic))
+    dynamicSizes.push_back(tensor::DimOp::create(
+        builder, loc, site.maskTokenSource, site.maskTokenDim));
+  Value init = tensor::EmptyOp::create(builder, loc, shape, type, dynamicSizes);
   SmallVector<utils::IteratorType> iterators(flat.size(),
                                              utils::IteratorType::parallel);
   auto generic = linalg::GenericOp::create(
@@ -381,21 +391,47 @@ SmallVector<unsigned> FunctionRewriter::returnPositions(Value value) {
   return positions;
 }
 
+/// The values the rewrite of `site` reads: the queries, the new keys and
+/// values, and what the mask operand is computed from.
+static SmallVector<Value> valuesReused(const AttentionSite &site) {
+  SmallVector<Value> values = {site.query, site.keys.newTokens,
+                               site.values.newTokens};
+  if (site.maskTokenSource)
+    values.push_back(site.maskTokenSource);
+  SmallVector<Expr *> roots;
+  for (const MaskTerm &term : site.maskTerms)
+    roots.push_back(term.expr);
+  for (const MaskPredicate &predicate : site.maskPredicates)
+    roots.push_back(predicate.expr);
+  for (Expr *root : roots)
+    walkExpr(root, [&](Expr *node) {
+      if (node->is(Expr::Kind::Read))
+        values.push_back(node->tensor);
+      else if (node->is(Expr::Kind::Scalar))
+        values.push_back(node->scalar);
+    });
+  return values;
+}
+
 llvm::SetVector<Operation *> FunctionRewriter::predictDeadOps() {
   Block &block = func.getBody().front();
   Operation *ret = block.getTerminator();
   llvm::DenseSet<Value> returnedCaches;
-  llvm::DenseSet<Operation *> dead;
+  llvm::DenseSet<Operation *> dead, reused;
   for (auto &site : sites) {
     dead.insert(site->pv);
     returnedCaches.insert(site->keys.op->getResult(0));
     returnedCaches.insert(site->values.op->getResult(0));
+    for (Value value : valuesReused(*site))
+      if (Operation *def = value.getDefiningOp())
+        reused.insert(block.findAncestorOpInBlock(*def));
   }
   // Users come after their operands: one backward sweep finds every op
-  // whose uses all die. Ops that had no use before stay as they were.
+  // whose uses all die. Ops that had no use before stay as they were, and
+  // so do those the rewrite reads.
   for (Operation &op : llvm::reverse(block)) {
     if (&op == ret || dead.contains(&op) || op.use_empty() ||
-        !isMemoryEffectFree(&op))
+        reused.contains(&op) || !isMemoryEffectFree(&op))
       continue;
     bool allDead = llvm::all_of(op.getUses(), [&](OpOperand &use) {
       Operation *user = block.findAncestorOpInBlock(*use.getOwner());
@@ -537,6 +573,13 @@ void FunctionRewriter::rewrite() {
                         "mask compares with the position itself",
                         site.keys.extent - site.keys.newCount)
               .str());
+    if (Operation *gather = site.maskTokenAssumption)
+      site.qk->emitRemark("kvc-raise-attention: assumes the tensor gathered "
+                          "at ")
+          << gather->getLoc()
+          << " (e.g. attention_mask) has as many tokens as the cache, not "
+             "more: the mask operand takes its size from it (kvc.attend "
+             "checks it at run time)";
     Value appended = rewriteSite(site, cache);
     for (unsigned position : keyPositions)
       ret->setOperand(position, appended);
