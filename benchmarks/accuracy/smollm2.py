@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from tinylm import KVPolicy, TinyLM, _compress_heads, _round_fp16  # noqa: F401
+from tinylm import KVPolicy, TinyLM, _round_fp16  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.environ.get("KVC_SHARED_DIR") or os.path.join(HERE, "..", "..", "..", "shared")
@@ -189,39 +189,6 @@ class SmolLM2(TinyLM):
                 out[kv * group:(kv + 1) * group, t0:t1] = (
                     (probs @ v16[kv, :t1]).reshape(group, t1 - t0, d))
         return out
-
-    def layer(self, layer, hidden, positions, policy=None, capture=None):
-        """One decoder layer on hidden [T, H] under `policy` (as TinyLM.forward)."""
-        pre = {}
-        q, k, v = self.qkv(layer, hidden, positions, pre_rope=pre)
-        if capture is not None:
-            capture[f"layer{layer}.q"] = q
-            capture[f"layer{layer}.k"] = k
-            capture[f"layer{layer}.v"] = v
-        keys_read = values_read = None
-        residual = 0
-        if policy is not None:
-            import kvc
-            key_enc, value_enc = policy.layers[layer]
-            residual = policy.residual
-            if policy.pre_rope:
-                keys_read = self._rope(_compress_heads(kvc, pre["k"], key_enc), positions)
-            else:
-                keys_read = _compress_heads(kvc, k, key_enc, queries=q)
-            values_read = _compress_heads(kvc, v, value_enc)
-            if policy.sink:
-                keys_read[:, :policy.sink] = _round_fp16(k[:, :policy.sink])
-                values_read[:, :policy.sink] = _round_fp16(v[:, :policy.sink])
-        t = hidden.shape[0]
-        attn = self.attention(q, k, v, keys_read, values_read, residual)
-        attn = attn.transpose(1, 0, 2).reshape(t, -1)
-        p = f"model.layers.{layer}."
-        hidden = hidden + attn @ self.w[p + "self_attn.o_proj.weight"].T
-        x = self._rms_norm(hidden, self.w[p + "post_attention_layernorm.weight"])
-        gate = x @ self.w[p + "mlp.gate_proj.weight"].T
-        up = x @ self.w[p + "mlp.up_proj.weight"].T
-        silu = gate / (1.0 + np.exp(-gate))
-        return hidden + (silu * up) @ self.w[p + "mlp.down_proj.weight"].T
 
     def hidden_states(self, tokens, policy=None, capture=None, layer_inputs=None,
                       start_layer=0, start_hidden=None):

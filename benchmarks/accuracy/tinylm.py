@@ -163,6 +163,44 @@ class TinyLM:
                 out[kv * group:(kv + 1) * group, t0:t1] = o.reshape(group, t1 - t0, d)
         return out
 
+    def layer(self, layer, hidden, positions, policy=None, capture=None):
+        """One decoder layer on hidden [T, H] under `policy` (see forward)."""
+        t = hidden.shape[0]
+        pre = {}
+        q, k, v = self.qkv(layer, hidden, positions, pre_rope=pre)
+        if capture is not None:
+            capture[f"layer{layer}.q"] = q
+            capture[f"layer{layer}.k"] = k
+            capture[f"layer{layer}.v"] = v
+        keys_read = values_read = None
+        residual = 0
+        if policy is not None:
+            import kvc
+            key_enc, value_enc = policy.layers[layer]
+            residual = policy.residual
+            if policy.pre_rope:
+                keys_read = self._rope(_compress_heads(kvc, pre["k"], key_enc), positions)
+            elif policy.rotate_keys:
+                keys_read = _compress_heads(kvc, k, key_enc, rotate=True)
+            elif policy.outlier_channels:
+                keys_read = _compress_with_outliers(
+                    kvc, k, key_enc, policy.outlier_channels)
+            else:
+                keys_read = _compress_heads(kvc, k, key_enc, queries=q)
+            values_read = _compress_heads(kvc, v, value_enc)
+            if policy.sink:
+                keys_read[:, :policy.sink] = _round_fp16(k[:, :policy.sink])
+                values_read[:, :policy.sink] = _round_fp16(v[:, :policy.sink])
+        attn = self.attention(q, k, v, keys_read, values_read, residual)
+        p = f"model.layers.{layer}."
+        attn = attn.transpose(1, 0, 2).reshape(t, -1)
+        hidden = hidden + attn @ self.w[p + "self_attn.o_proj.weight"].T
+        x = self._rms_norm(hidden, self.w[p + "post_attention_layernorm.weight"])
+        gate = x @ self.w[p + "mlp.gate_proj.weight"].T
+        up = x @ self.w[p + "mlp.up_proj.weight"].T
+        hidden = hidden + ((gate / (1.0 + np.exp(-gate))) * up) @ self.w[p + "mlp.down_proj.weight"].T
+        return hidden
+
     def forward(self, tokens, policy=None, capture=None):
         """Log-probabilities [T, vocab] (base e) for a window of byte tokens.
 
@@ -173,39 +211,7 @@ class TinyLM:
         positions = np.arange(t)
         hidden = self.w["model.embed_tokens.weight"][tokens]
         for layer in range(self.num_layers):
-            pre = {}
-            q, k, v = self.qkv(layer, hidden, positions, pre_rope=pre)
-            if capture is not None:
-                capture[f"layer{layer}.q"] = q
-                capture[f"layer{layer}.k"] = k
-                capture[f"layer{layer}.v"] = v
-            keys_read = values_read = None
-            residual = 0
-            if policy is not None:
-                import kvc
-                key_enc, value_enc = policy.layers[layer]
-                residual = policy.residual
-                if policy.pre_rope:
-                    keys_read = self._rope(_compress_heads(kvc, pre["k"], key_enc), positions)
-                elif policy.rotate_keys:
-                    keys_read = _compress_heads(kvc, k, key_enc, rotate=True)
-                elif policy.outlier_channels:
-                    keys_read = _compress_with_outliers(
-                        kvc, k, key_enc, policy.outlier_channels)
-                else:
-                    keys_read = _compress_heads(kvc, k, key_enc, queries=q)
-                values_read = _compress_heads(kvc, v, value_enc)
-                if policy.sink:
-                    keys_read[:, :policy.sink] = _round_fp16(k[:, :policy.sink])
-                    values_read[:, :policy.sink] = _round_fp16(v[:, :policy.sink])
-            attn = self.attention(q, k, v, keys_read, values_read, residual)
-            p = f"model.layers.{layer}."
-            attn = attn.transpose(1, 0, 2).reshape(t, -1)
-            hidden = hidden + attn @ self.w[p + "self_attn.o_proj.weight"].T
-            x = self._rms_norm(hidden, self.w[p + "post_attention_layernorm.weight"])
-            gate = x @ self.w[p + "mlp.gate_proj.weight"].T
-            up = x @ self.w[p + "mlp.up_proj.weight"].T
-            hidden = hidden + ((gate / (1.0 + np.exp(-gate))) * up) @ self.w[p + "mlp.down_proj.weight"].T
+            hidden = self.layer(layer, hidden, positions, policy, capture)
         x = self._rms_norm(hidden, self.w["model.norm.weight"])
         logits = x @ self.w["model.embed_tokens.weight"].T
         logits -= logits.max(axis=-1, keepdims=True)

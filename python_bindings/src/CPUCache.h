@@ -55,7 +55,6 @@ public:
   const kvc_rt_cache_config &configuration() const { return config; }
 
 private:
-  void create();
   struct Deleter {
     void operator()(kvc_rt_cache *c) const { kvc_rt_cache_destroy(c); }
   };

@@ -26,25 +26,25 @@ void kvc::python::checkStatus(kvc_rt_status status, const char *what) {
 
 using kvc::python::checkStatus;
 
+/// One runtime encoding per (key, value, residual) of the spec language.
+static std::vector<kvc_rt_encoding> parseLayers(
+    const std::vector<std::tuple<std::string, std::string, unsigned>>
+        &encodings) {
+  std::vector<kvc_rt_encoding> layers;
+  for (const auto &[key, value, residual] : encodings)
+    layers.push_back(
+        {::kvc::rt::toCSideEncoding(kvc::python::parseSide(key)),
+         ::kvc::rt::toCSideEncoding(kvc::python::parseSide(value)), residual});
+  return layers;
+}
+
 CPUCache::CPUCache(
     const std::vector<std::tuple<std::string, std::string, unsigned>>
         &encodings,
     unsigned kvHeads, unsigned headDim, unsigned pageTokens,
-    unsigned maxSequences, unsigned maxTokens, unsigned pagesPerLayer) {
-  if (encodings.empty())
-    throw py::value_error("a cache needs at least one layer's encoding");
-  for (const auto &[key, value, residual] : encodings)
-    layers.push_back({::kvc::rt::toCSideEncoding(parseSide(key)),
-                      ::kvc::rt::toCSideEncoding(parseSide(value)), residual});
-  kvc_rt_config_init(&config);
-  config.kv_heads = kvHeads;
-  config.head_dim = headDim;
-  config.page_tokens = pageTokens;
-  config.max_sequences = maxSequences;
-  config.max_tokens = maxTokens;
-  config.pages_per_layer = pagesPerLayer;
-  create();
-}
+    unsigned maxSequences, unsigned maxTokens, unsigned pagesPerLayer)
+    : CPUCache(parseLayers(encodings), kvHeads, headDim, pageTokens,
+               maxSequences, maxTokens, pagesPerLayer) {}
 
 CPUCache::CPUCache(std::vector<kvc_rt_encoding> encodings, unsigned kvHeads,
                    unsigned headDim, unsigned pageTokens,
@@ -60,10 +60,6 @@ CPUCache::CPUCache(std::vector<kvc_rt_encoding> encodings, unsigned kvHeads,
   config.max_sequences = maxSequences;
   config.max_tokens = maxTokens;
   config.pages_per_layer = pagesPerLayer;
-  create();
-}
-
-void CPUCache::create() {
   config.backend = KVC_RT_BACKEND_CPU;
   config.num_layers = unsigned(layers.size());
   if (!config.pages_per_layer && config.page_tokens)
