@@ -12,6 +12,7 @@
 #include "kvc/ExecutionEngine/JitFunction.h"
 
 #include "kvc/Dialect/KVC/IR/KVCAttrs.h"
+#include "kvc/Dialect/KVC/IR/KVCOps.h"
 #include "kvc/Dialect/KVC/IR/KVCTypes.h"
 #include "kvc/Dialect/KVC/Transforms/CacheRoots.h"
 #include "kvc/Pipelines/Pipelines.h"
@@ -124,6 +125,8 @@ llvm::Expected<std::unique_ptr<ExecutionEngine>> createEngine(ModuleOp module) {
         reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_append));
     add("kvc_rt_mlir_check_layout",
         reinterpret_cast<void *>(&kvc_rt_mlir_check_layout));
+    add("kvc_rt_mlir_check_head",
+        reinterpret_cast<void *>(&kvc_rt_mlir_check_head));
     add("kvc_rt_mlir_num_tokens",
         reinterpret_cast<void *>(&kvc_rt_mlir_num_tokens));
     add("kvc_rt_mlir_compressed_tokens",
@@ -213,6 +216,10 @@ JitFunction::compile(
       info.headDim = unsigned(cache.getHeadDim());
       if (mlir::kvc::EncodingAttr encoding = cache.getEncoding())
         info.encoding = encoding.toNumerics();
+      for (mlir::kvc::EncodingAttr head :
+           mlir::kvc::getKVHeadEncodings(func.getArgument(i)))
+        info.headEncodings.push_back(head.toNumerics());
+      info.headEncodings.resize(info.kvHeads, info.encoding);
       info.rotatedKeys = func.getArgAttr(i, "kvc.rotated_keys") != nullptr;
     } else if (auto tensor = dyn_cast<RankedTensorType>(argType)) {
       info.dtype = ::kvc::exec::dtypeOf(tensor.getElementType());
@@ -254,10 +261,18 @@ JitFunction::compile(
     result->tensorResults.push_back(std::move(info));
   }
 
-  // The names are read; the LLVM translation has no use for them.
+  // The names are read; the LLVM translation has no use for them. Per-head
+  // encodings stay for the lowering, which consumes them.
   MLIRContext *context = module.getContext();
-  func.setAllArgAttrs(SmallVector<DictionaryAttr>(type.getNumInputs(),
-                                                  DictionaryAttr::get(context)));
+  StringRef headEncodings = mlir::kvc::KVCDialect::getHeadEncodingsAttrName();
+  SmallVector<DictionaryAttr> argAttrs;
+  for (unsigned i = 0; i < type.getNumInputs(); ++i) {
+    SmallVector<NamedAttribute> kept;
+    if (Attribute heads = func.getArgAttr(i, headEncodings))
+      kept.push_back(NamedAttribute(headEncodings, heads));
+    argAttrs.push_back(DictionaryAttr::get(context, kept));
+  }
+  func.setAllArgAttrs(argAttrs);
   func.setAllResultAttrs(SmallVector<DictionaryAttr>(
       type.getNumResults(), DictionaryAttr::get(context)));
   func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),

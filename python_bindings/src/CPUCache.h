@@ -28,15 +28,11 @@ using FloatArray =
 
 class CPUCache {
 public:
-  /// `encodings`: one (key, value, residual) per layer, in the spec language.
-  CPUCache(const std::vector<std::tuple<std::string, std::string, unsigned>>
-               &encodings,
+  /// Runtime encodings, `encodingsPerLayer` (1 or kvHeads) per layer,
+  /// layer-major (kvc_rt_cache_config::encodings).
+  CPUCache(std::vector<kvc_rt_encoding> encodings, unsigned encodingsPerLayer,
            unsigned kvHeads, unsigned headDim, unsigned pageTokens,
            unsigned maxSequences, unsigned maxTokens, unsigned pagesPerLayer);
-  /// One runtime encoding per layer.
-  CPUCache(std::vector<kvc_rt_encoding> encodings, unsigned kvHeads,
-           unsigned headDim, unsigned pageTokens, unsigned maxSequences,
-           unsigned maxTokens, unsigned pagesPerLayer);
 
   kvc_rt_seq newSequence();
   kvc_rt_seq fork(kvc_rt_seq parent);
@@ -58,7 +54,7 @@ private:
   struct Deleter {
     void operator()(kvc_rt_cache *c) const { kvc_rt_cache_destroy(c); }
   };
-  std::vector<kvc_rt_encoding> layers;
+  std::vector<kvc_rt_encoding> encodings;
   kvc_rt_cache_config config{};
   std::unique_ptr<kvc_rt_cache, Deleter> cache;
 };

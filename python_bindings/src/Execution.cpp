@@ -72,6 +72,14 @@ py::dict describe(const ValueInfo &info) {
     d["key"] = sideSpec(info.encoding.key);
     d["value"] = sideSpec(info.encoding.value);
     d["residual"] = info.encoding.residual;
+    // Per-KV-head encodings (the type's key/value above are the widest).
+    if (info.hasPerHeadEncodings()) {
+      py::list heads;
+      for (const auto &head : info.headEncodings)
+        heads.append(py::make_tuple(sideSpec(head.key), sideSpec(head.value),
+                                    head.residual));
+      d["head_encodings"] = heads;
+    }
     d["rotated_keys"] = info.rotatedKeys;
     return d;
   }
@@ -136,7 +144,8 @@ public:
 
   /// One runtime encoding per layer 0..L-1, from the cache arguments.
   std::vector<kvc_rt_encoding> cacheLayers(unsigned &kvHeads,
-                                           unsigned &headDim) const {
+                                           unsigned &headDim,
+                                           unsigned &encodingsPerLayer) const {
     std::map<unsigned, const ValueInfo *> byLayer;
     for (const ValueInfo &info : function->arguments()) {
       if (info.kind != ValueInfo::Kind::Cache)
@@ -156,21 +165,33 @@ public:
     }
     if (byLayer.empty())
       throw py::value_error("the function takes no cache");
-    std::vector<kvc_rt_encoding> layers;
+    // One encoding per layer, or per (layer, KV head) if any cache has
+    // per-head encodings.
+    bool perHead = llvm::any_of(byLayer, [](const auto &entry) {
+      return entry.second->hasPerHeadEncodings();
+    });
+    std::vector<kvc_rt_encoding> encodings;
+    unsigned expectedLayer = 0;
     for (auto [layer, info] : byLayer) {
-      if (layer != layers.size())
+      if (layer != expectedLayer++)
         throw py::value_error("the cache arguments' layers are not 0.." +
                               std::to_string(byLayer.size() - 1));
-      layers.push_back(::kvc::rt::toCEncoding(info->encoding));
+      if (perHead)
+        for (const auto &head : info->headEncodings)
+          encodings.push_back(::kvc::rt::toCEncoding(head));
+      else
+        encodings.push_back(::kvc::rt::toCEncoding(info->encoding));
     }
-    return layers;
+    encodingsPerLayer = perHead ? kvHeads : 1;
+    return encodings;
   }
 
   CPUCache newCache(unsigned maxSequences, unsigned maxTokens,
                     unsigned pagesPerLayer) const {
-    unsigned kvHeads = 0, headDim = 0;
-    std::vector<kvc_rt_encoding> layers = cacheLayers(kvHeads, headDim);
-    return CPUCache(std::move(layers), kvHeads, headDim,
+    unsigned kvHeads = 0, headDim = 0, encodingsPerLayer = 1;
+    std::vector<kvc_rt_encoding> encodings =
+        cacheLayers(kvHeads, headDim, encodingsPerLayer);
+    return CPUCache(std::move(encodings), encodingsPerLayer, kvHeads, headDim,
                     function->pageTokens(), maxSequences, maxTokens,
                     pagesPerLayer);
   }
@@ -200,9 +221,12 @@ public:
               std::to_string(sequences.size()) + " sequences");
         // Before anything runs: a cache laid out for other encodings would
         // fail inside the call, after earlier layers appended.
-        kvc_rt_encoding expected = ::kvc::rt::toCEncoding(arg.encoding);
-        kvc_rt_status layout = kvc_rt_cache_check_layer(
-            cache->handle(), arg.layer, &expected, arg.kvHeads, arg.headDim,
+        std::vector<kvc_rt_encoding> expected;
+        for (const auto &head : arg.headEncodings)
+          expected.push_back(::kvc::rt::toCEncoding(head));
+        kvc_rt_status layout = kvc_rt_cache_check_layer_heads(
+            cache->handle(), arg.layer, expected.data(),
+            uint32_t(expected.size()), arg.kvHeads, arg.headDim,
             function->pageTokens());
         if (layout != KVC_RT_OK)
           throw std::runtime_error(
@@ -211,6 +235,7 @@ public:
               sideSpec(arg.encoding.key) + ", value " +
               sideSpec(arg.encoding.value) + ", residual " +
               std::to_string(arg.encoding.residual) +
+              (arg.hasPerHeadEncodings() ? ", per-head encodings" : "") +
               ") does not fit the cache: " + kvc_rt_status_name(layout) +
               ": " + kvc_rt_last_error());
         kvc_rt_binding *binding = nullptr;

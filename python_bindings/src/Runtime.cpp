@@ -26,32 +26,56 @@ void kvc::python::checkStatus(kvc_rt_status status, const char *what) {
 
 using kvc::python::checkStatus;
 
-/// One runtime encoding per (key, value, residual) of the spec language.
-static std::vector<kvc_rt_encoding> parseLayers(
-    const std::vector<std::tuple<std::string, std::string, unsigned>>
-        &encodings) {
-  std::vector<kvc_rt_encoding> layers;
-  for (const auto &[key, value, residual] : encodings)
-    layers.push_back(
-        {::kvc::rt::toCSideEncoding(kvc::python::parseSide(key)),
-         ::kvc::rt::toCSideEncoding(kvc::python::parseSide(value)), residual});
-  return layers;
+/// The runtime encoding of a (key, value, residual) of the spec language.
+static kvc_rt_encoding parseEncoding(const py::handle &spec) {
+  auto [key, value, residual] =
+      spec.cast<std::tuple<std::string, std::string, unsigned>>();
+  return {::kvc::rt::toCSideEncoding(kvc::python::parseSide(key)),
+          ::kvc::rt::toCSideEncoding(kvc::python::parseSide(value)),
+          residual};
 }
 
-CPUCache::CPUCache(
-    const std::vector<std::tuple<std::string, std::string, unsigned>>
-        &encodings,
-    unsigned kvHeads, unsigned headDim, unsigned pageTokens,
-    unsigned maxSequences, unsigned maxTokens, unsigned pagesPerLayer)
-    : CPUCache(parseLayers(encodings), kvHeads, headDim, pageTokens,
-               maxSequences, maxTokens, pagesPerLayer) {}
+/// Runtime encodings, layer-major, and how many each layer has: one per
+/// layer unless some layer lists one per KV head, in which case the others
+/// are repeated for each head.
+static std::pair<std::vector<kvc_rt_encoding>, unsigned>
+parseLayers(const std::vector<py::object> &layers, unsigned kvHeads) {
+  std::vector<std::vector<kvc_rt_encoding>> perLayer;
+  bool perHead = false;
+  for (size_t index = 0; index < layers.size(); ++index) {
+    const py::object &layer = layers[index];
+    if (py::isinstance<py::list>(layer)) {
+      auto heads = layer.cast<py::list>();
+      if (heads.size() != kvHeads)
+        throw py::value_error("layer " + std::to_string(index) + " lists " +
+                              std::to_string(heads.size()) +
+                              " head encodings for " +
+                              std::to_string(kvHeads) + " KV heads");
+      std::vector<kvc_rt_encoding> encodings;
+      for (py::handle head : heads)
+        encodings.push_back(parseEncoding(head));
+      perLayer.push_back(std::move(encodings));
+      perHead = true;
+    } else {
+      perLayer.push_back(std::vector<kvc_rt_encoding>{parseEncoding(layer)});
+    }
+  }
+  std::vector<kvc_rt_encoding> flat;
+  for (std::vector<kvc_rt_encoding> &encodings : perLayer) {
+    if (perHead && encodings.size() == 1)
+      encodings.resize(kvHeads, encodings.front());
+    flat.insert(flat.end(), encodings.begin(), encodings.end());
+  }
+  return {std::move(flat), perHead ? kvHeads : 1u};
+}
 
-CPUCache::CPUCache(std::vector<kvc_rt_encoding> encodings, unsigned kvHeads,
+CPUCache::CPUCache(std::vector<kvc_rt_encoding> encodingList,
+                   unsigned encodingsPerLayer, unsigned kvHeads,
                    unsigned headDim, unsigned pageTokens,
                    unsigned maxSequences, unsigned maxTokens,
                    unsigned pagesPerLayer)
-    : layers(std::move(encodings)) {
-  if (layers.empty())
+    : encodings(std::move(encodingList)) {
+  if (encodings.empty())
     throw py::value_error("a cache needs at least one layer's encoding");
   kvc_rt_config_init(&config);
   config.kv_heads = kvHeads;
@@ -61,12 +85,13 @@ CPUCache::CPUCache(std::vector<kvc_rt_encoding> encodings, unsigned kvHeads,
   config.max_tokens = maxTokens;
   config.pages_per_layer = pagesPerLayer;
   config.backend = KVC_RT_BACKEND_CPU;
-  config.num_layers = unsigned(layers.size());
+  config.num_layers = unsigned(encodings.size() / encodingsPerLayer);
+  config.encodings_per_layer = encodingsPerLayer;
   if (!config.pages_per_layer && config.page_tokens)
     config.pages_per_layer =
         config.max_sequences *
         ((config.max_tokens + config.page_tokens - 1) / config.page_tokens);
-  config.encodings = layers.data();
+  config.encodings = encodings.data();
   kvc_rt_cache *raw = nullptr;
   checkStatus(kvc_rt_cache_create(&config, &raw), "kvc_rt_cache_create");
   cache.reset(raw);
@@ -172,15 +197,21 @@ namespace kvc::python {
 void bindRuntime(py::module_ &m) {
   py::class_<CPUCache>(m, "CPUCache",
                        "The runtime's paged KV cache on the CPU backend.")
-      .def(py::init<const std::vector<
-                        std::tuple<std::string, std::string, unsigned>> &,
-                    unsigned, unsigned, unsigned, unsigned, unsigned,
-                    unsigned>(),
+      .def(py::init([](const std::vector<py::object> &layers, unsigned kvHeads,
+                       unsigned headDim, unsigned pageTokens,
+                       unsigned maxSequences, unsigned maxTokens,
+                       unsigned pagesPerLayer) {
+             auto [encodings, perLayer] = parseLayers(layers, kvHeads);
+             return CPUCache(std::move(encodings), perLayer, kvHeads, headDim,
+                             pageTokens, maxSequences, maxTokens,
+                             pagesPerLayer);
+           }),
            py::arg("layers"), py::arg("kv_heads"), py::arg("head_dim"),
            py::arg("page_tokens") = 64, py::arg("max_sequences") = 8,
            py::arg("max_tokens") = 4096, py::arg("pages_per_layer") = 0,
            "layers: one (key encoding, value encoding, residual) per layer, "
-           "e.g. [('q2:channel:g32', 'q2:token:g32', 128)]. "
+           "e.g. [('q2:channel:g32', 'q2:token:g32', 128)], or for a layer "
+           "with per-KV-head encodings a list of kv_heads such tuples. "
            "pages_per_layer 0: enough for max_sequences full sequences.")
       .def("new_sequence", &CPUCache::newSequence)
       .def("fork", &CPUCache::fork, py::arg("parent"),

@@ -1,7 +1,7 @@
 //===- ApiFuzzer.cpp - libFuzzer target over C API call sequences ---------===//
 //
-// The input bytes choose a configuration (preset, backend, pool and slot
-// counts) and then every decision of the model driver: which operation,
+// The input bytes choose a configuration (preset, backend, per-head
+// encodings, pool and slot counts) and then every decision of the model driver: which operation,
 // which sequence and layer, how many tokens, their values (including NaN,
 // Inf and fp16 overflow) and which invalid call to try. After every
 // operation the runtime's own invariant check must pass; the model
@@ -32,6 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ModelConfig config =
       preset(choices.below(static_cast<uint32_t>(numPresets())),
              choices.below(2) ? KVC_RT_BACKEND_CPU_STAGED : KVC_RT_BACKEND_CPU);
+  if (choices.below(4) == 0)
+    randomizeHeadEncodings(config, choices); // any mix of per-head encodings
   config.config.pages_per_layer = 1 + choices.below(24);
   config.config.max_sequences = 1 + choices.below(8);
 

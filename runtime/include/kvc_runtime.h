@@ -7,16 +7,20 @@
  * Model
  * -----
  * A cache has `num_layers` layers. Every layer has its own encoding
- * (key side, value side, residual window R) and two page pools, one for K
- * and one for V, whose page sizes follow each side's encoding. A *page*
- * holds `page_tokens` (T) consecutive tokens of one sequence for all
- * `kv_heads` heads of one layer: it is `kv_heads` blocks back to back, the
- * block of head h at byte `h * block_bytes`; each block is laid out exactly
- * as docs/layout.md (version 1, section 4) says for T tokens of one
- * (layer, kv_head). One page index addresses both pools: logical page i of
- * a sequence in layer l is `page_table[i]`, its K bytes are at
+ * (key side, value side, residual window R) -- or one per KV head
+ * (`encodings_per_layer`), all heads of a layer sharing R -- and two page
+ * pools, one for K and one for V, whose page sizes follow the encodings. A
+ * *page* holds `page_tokens` (T) consecutive tokens of one sequence for all
+ * `kv_heads` heads of one layer: it is the `kv_heads` blocks of heads
+ * 0 .. kv_heads-1 back to back, head h's block at the sum of the block sizes
+ * of heads 0 .. h-1 (`h * block_bytes` when every head has the same
+ * encoding); each block is laid out exactly as docs/layout.md (version 1,
+ * sections 4 and 4.1) says for T tokens of one (layer, kv_head) with that
+ * head's encoding. One page index addresses both pools: logical page i of a
+ * sequence in layer l is `page_table[i]`, its K bytes are at
  * `k_pool + page_table[i] * k.page_bytes` and its V bytes at
- * `v_pool + page_table[i] * v.page_bytes`.
+ * `v_pool + page_table[i] * v.page_bytes` (kvc_rt_head_view_get gives each
+ * head's block offsets).
  *
  * Tokens follow the residual rule (layout.md section 5): of n tokens of a
  * (layer, sequence), the first c(n) = floor(n/R)*R are compressed in pages
@@ -81,7 +85,7 @@ extern "C" {
 
 /** Version of this ABI; bumped on any incompatible change of the structs or
  *  functions below. kvc_rt_abi_version() returns the library's. */
-#define KVC_RT_ABI_VERSION 1
+#define KVC_RT_ABI_VERSION 2
 /** Version of the page layout (docs/layout.md) of the pages. */
 #define KVC_RT_LAYOUT_VERSION 1
 /** Default page size in tokens (kvc_rt_config_init). */
@@ -150,7 +154,8 @@ typedef struct kvc_rt_side_encoding {
   uint32_t fp8_format; /**< FP8: kvc_rt_fp8_format */
 } kvc_rt_side_encoding;
 
-/** A layer's encoding, `#kvc.encoding<key, value, residual>`. */
+/** A layer's (or one KV head's) encoding,
+ *  `#kvc.encoding<key, value, residual>`. */
 typedef struct kvc_rt_encoding {
   kvc_rt_side_encoding key;
   kvc_rt_side_encoding value;
@@ -183,8 +188,15 @@ typedef struct kvc_rt_cache_config {
   uint32_t max_sequences;   /**< live sequences at once (> 0) */
   uint32_t max_tokens;      /**< tokens per sequence and layer (> 0) */
   uint32_t pages_per_layer; /**< pages in each layer's K and V pool (> 0) */
-  /** `num_layers` encodings, one per layer; copied by kvc_rt_cache_create.
-   *  Each must be valid for head_dim and page_tokens. */
+  /** How many encodings each layer has: 1 (0 means 1, so zero-initialised
+   *  configs keep working; kvc_rt_config_init sets 1) = one for all its
+   *  heads, or `kv_heads` = one per KV head. Anything else is
+   *  INVALID_ARGUMENT. */
+  uint32_t encodings_per_layer;
+  /** num_layers * encodings_per_layer encodings, layer-major: with one per
+   *  head, head h of layer l has `encodings[l * kv_heads + h]`. Copied by
+   *  kvc_rt_cache_create. Each must be valid for head_dim and page_tokens,
+   *  and all heads of a layer must have the same `residual`. */
   const kvc_rt_encoding *encodings;
 } kvc_rt_cache_config;
 
@@ -223,7 +235,8 @@ KVC_RT_API const char *kvc_rt_last_error(void);
 KVC_RT_API uint32_t kvc_rt_abi_version(void);
 
 /** Fills `config` with defaults: CPU backend, device 0, page_tokens
- *  KVC_RT_DEFAULT_PAGE_TOKENS, everything else 0 / NULL (the caller must
+ *  KVC_RT_DEFAULT_PAGE_TOKENS, encodings_per_layer 1, everything else
+ *  0 / NULL (the caller must
  *  set num_layers, kv_heads, head_dim, max_sequences, max_tokens,
  *  pages_per_layer and encodings).
  *  Errors: NULL_POINTER. */
@@ -235,7 +248,8 @@ KVC_RT_API kvc_rt_status kvc_rt_config_init(kvc_rt_cache_config *config);
 KVC_RT_API kvc_rt_status kvc_rt_encoding_validate(
     const kvc_rt_encoding *encoding, uint32_t head_dim, uint32_t page_tokens);
 
-/** Checks `config` completely (sizes, every layer's encoding) without
+/** Checks `config` completely (sizes, encodings_per_layer, every layer's
+ *  and head's encoding, one residual per layer) without
  *  allocating anything. Errors: NULL_POINTER, INVALID_ARGUMENT,
  *  UNSUPPORTED (backend not compiled in). */
 KVC_RT_API kvc_rt_status kvc_rt_config_validate(
@@ -292,19 +306,35 @@ KVC_RT_API kvc_rt_status kvc_rt_cache_destroy(kvc_rt_cache *cache);
 KVC_RT_API const char *kvc_rt_cache_last_error(const kvc_rt_cache *cache);
 
 /** Copies the cache's configuration into *out (out->encodings points to the
- *  cache's own copy, valid while the cache lives).
+ *  cache's own copy, valid while the cache lives; encodings_per_layer is 1
+ *  or kv_heads, never 0).
  *  Errors: NULL_POINTER, INVALID_HANDLE. */
 KVC_RT_API kvc_rt_status kvc_rt_cache_get_config(const kvc_rt_cache *cache,
                                                  kvc_rt_cache_config *out);
 
-/** Checks that `layer` has exactly `encoding`, `kv_heads`, `head_dim` and
- *  `page_tokens`: what compiled code calls once before reading pages laid
- *  out for a given encoding. Errors: NULL_POINTER, INVALID_HANDLE,
- *  INVALID_ARGUMENT (layer out of range), SHAPE_MISMATCH (heads, head_dim),
- *  ENCODING_MISMATCH (encoding, page_tokens). */
+/** Checks that every KV head of `layer` has exactly `encoding`, and the
+ *  layer `kv_heads`, `head_dim` and `page_tokens`: what compiled code calls
+ *  once before reading pages laid out for a given encoding. The same as
+ *  kvc_rt_cache_check_layer_heads with count 1.
+ *  Errors: NULL_POINTER, INVALID_HANDLE, INVALID_ARGUMENT (layer out of
+ *  range, a malformed encoding), SHAPE_MISMATCH (heads, head_dim),
+ *  ENCODING_MISMATCH (an encoding, page_tokens). */
 KVC_RT_API kvc_rt_status kvc_rt_cache_check_layer(
     const kvc_rt_cache *cache, uint32_t layer, const kvc_rt_encoding *encoding,
     uint32_t kv_heads, uint32_t head_dim, uint32_t page_tokens);
+
+/** Checks the encodings of `layer` head by head: with count 1 every head
+ *  must have encodings[0], with count == kv_heads head h must have
+ *  encodings[h]; kv_heads, head_dim and page_tokens as in
+ *  kvc_rt_cache_check_layer. The ENCODING_MISMATCH message names the layer,
+ *  the first mismatching head and both encodings.
+ *  Errors: NULL_POINTER, INVALID_HANDLE, INVALID_ARGUMENT (layer, count not
+ *  1 or kv_heads, a malformed encoding), SHAPE_MISMATCH (heads, head_dim),
+ *  ENCODING_MISMATCH (an encoding, page_tokens). */
+KVC_RT_API kvc_rt_status kvc_rt_cache_check_layer_heads(
+    const kvc_rt_cache *cache, uint32_t layer, const kvc_rt_encoding *encodings,
+    uint32_t count, uint32_t kv_heads, uint32_t head_dim,
+    uint32_t page_tokens);
 
 /** The CUDA stream (a cudaStream_t) every copy of this cache is enqueued
  *  on; generated kernels that read the pages should use it (or
@@ -379,7 +409,7 @@ typedef struct kvc_rt_tokens {
 /** Appends tokens to `layer` of `seq`. Values are rounded to fp16 (round to
  *  nearest even, overflow to +-Inf, as the staging buffer stores them);
  *  whenever the count reaches a multiple of R, the R tokens since the last
- *  flush are compressed into pages with the layer's K and V encodings.
+ *  flush are compressed into pages, each head with its K and V encodings.
  *  All checks and page reservations (new pages, and a copy-on-write copy of
  *  a shared partial page) happen before anything is written.
  *  Errors: NULL_POINTER (cache, tokens, keys/values when num_tokens > 0),
@@ -393,14 +423,15 @@ KVC_RT_API kvc_rt_status kvc_rt_append(kvc_rt_cache *cache, kvc_rt_seq seq,
 
 /*===-------------------- Read access for compiled code ------------------===*/
 
-/** One side's page geometry in a layer. */
+/** One side's block geometry of one head, and the layer's page size. */
 typedef struct kvc_rt_block_layout {
   uint64_t block_bytes;   /**< one head's block (layout.md 4), multiple of 16 */
   uint64_t codes_bytes;   /**< codes region at offset 0 of a block */
   uint64_t params_offset; /**< params region (16-byte aligned) */
   uint64_t params_bytes;  /**< 0 for fp16 */
-  uint64_t page_bytes;    /**< kv_heads * block_bytes: page stride in the
-                               pool; head h's block at h * block_bytes */
+  uint64_t page_bytes;    /**< page stride in the pool: the sum of all heads'
+                               block_bytes (kv_heads * block_bytes when the
+                               heads' encodings are the same) */
 } kvc_rt_block_layout;
 
 /** One layer's geometry and base pointers; all of it stays valid and
@@ -408,6 +439,9 @@ typedef struct kvc_rt_block_layout {
  *  appends, forks and frees). Pointers are backend memory (device pointers
  *  on CUDA), except `page_tables`, which is host memory. */
 typedef struct kvc_rt_layer_view {
+  /** The layer's encoding; head 0's when uniform_heads is 0 (then `k` and
+   *  `v` describe head 0's blocks too, but page_bytes is the true page
+   *  size: use kvc_rt_head_view_get for the other heads). */
   kvc_rt_encoding encoding;
   uint32_t kv_heads;
   uint32_t head_dim;
@@ -416,7 +450,9 @@ typedef struct kvc_rt_layer_view {
   uint32_t num_pages;         /**< pages in each pool */
   uint32_t max_sequences;     /**< rows of the page-table matrix */
   uint32_t max_pages_per_sequence; /**< its columns: ceil(max_tokens / T) */
-  uint32_t reserved0;         /**< 0 */
+  uint32_t uniform_heads;     /**< 1 when every KV head has the same
+                                   encoding (head h's block at
+                                   h * block_bytes), 0 otherwise */
   kvc_rt_block_layout k;
   kvc_rt_block_layout v;
   void *k_pool;               /**< num_pages * k.page_bytes bytes */
@@ -439,10 +475,13 @@ typedef struct kvc_rt_layer_view {
 /** One (layer, sequence): what a loop over pages needs. Valid until the next
  *  call that modifies this sequence (append, free) or destroys the cache;
  *  the pool pointers and `slot` stay valid as long as the sequence lives.
- *  Compressed token t (< compressed_tokens) of head h is in block
- *  `pool + page_table[t / T] * page_bytes + h * block_bytes`, token slot
- *  t % T; residual token compressed_tokens + i of head h is row i of the
- *  fp16 [R][D] buffer at `residual + h * residual_head_bytes`. */
+ *  Compressed token t (< compressed_tokens) of head h is in the block at
+ *  `pool + page_table[t / T] * page_bytes + (head h's block offset)`,
+ *  token slot t % T, where the block offset is kvc_rt_head_view's
+ *  k_block_offset / v_block_offset (h * block_bytes when the layer's heads
+ *  share one encoding); residual token compressed_tokens + i of head h is
+ *  row i of the fp16 [R][D] buffer at `residual + h * residual_head_bytes`.
+ *  `k` and `v` describe head 0's blocks (page_bytes: the whole page). */
 typedef struct kvc_rt_sequence_view {
   uint64_t num_tokens;        /**< n */
   uint64_t compressed_tokens; /**< c(n) = floor(n / R) * R (n if R == 0) */
@@ -470,6 +509,24 @@ KVC_RT_API kvc_rt_status kvc_rt_layer_view_get(const kvc_rt_cache *cache,
                                                uint32_t layer,
                                                kvc_rt_layer_view *out);
 
+/** One KV head of a layer: its encoding and where its blocks sit in a
+ *  page. Constant while the cache lives. */
+typedef struct kvc_rt_head_view {
+  kvc_rt_encoding encoding;    /**< this head's */
+  kvc_rt_block_layout k, v;    /**< this head's blocks; page_bytes = the
+                                    layer's page size */
+  uint64_t k_block_offset;     /**< byte offset of this head's K block within
+                                    a K page (sum of the K block sizes of
+                                    heads 0 .. head-1) */
+  uint64_t v_block_offset;     /**< same within a V page */
+} kvc_rt_head_view;
+
+/** Fills *out for (`layer`, `head`). Errors: NULL_POINTER, INVALID_HANDLE,
+ *  INVALID_ARGUMENT (layer, head). */
+KVC_RT_API kvc_rt_status kvc_rt_head_view_get(const kvc_rt_cache *cache,
+                                              uint32_t layer, uint32_t head,
+                                              kvc_rt_head_view *out);
+
 /** Fills *out for (`layer`, `seq`). Errors: NULL_POINTER, INVALID_HANDLE,
  *  INVALID_SEQUENCE, INVALID_ARGUMENT (layer). */
 KVC_RT_API kvc_rt_status kvc_rt_sequence_view_get(const kvc_rt_cache *cache,
@@ -496,7 +553,7 @@ typedef enum kvc_rt_pool { KVC_RT_POOL_K = 0, KVC_RT_POOL_V = 1 } kvc_rt_pool;
 
 /** Copies the raw bytes of one head's block of `page` (a pool index, as
  *  found in a page table) of `pool` (kvc_rt_pool) into host memory `dst` of
- *  `dst_bytes` >= that side's block_bytes. For tests and dumps; pages not
+ *  `dst_bytes` >= that head's block_bytes on that side. For tests and dumps; pages not
  *  in use hold meaningless bytes. Errors: NULL_POINTER, INVALID_HANDLE,
  *  INVALID_ARGUMENT (layer, page, head, pool), CAPACITY_EXCEEDED
  *  (dst_bytes), BACKEND. */
@@ -512,7 +569,7 @@ typedef struct kvc_rt_layer_stats {
   uint32_t pages_used;   /**< reference count > 0 */
   uint32_t pages_free;   /**< pages_total - pages_used */
   uint32_t pages_shared; /**< reference count > 1 (prefix sharing) */
-  uint64_t k_page_bytes_used; /**< pages_used * k.page_bytes */
+  uint64_t k_page_bytes_used; /**< pages_used * k.page_bytes (all heads) */
   uint64_t v_page_bytes_used; /**< pages_used * v.page_bytes */
   uint64_t k_residual_bytes;  /**< staging held by live sequences, K side */
   uint64_t v_residual_bytes;

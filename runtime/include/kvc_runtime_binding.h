@@ -65,14 +65,58 @@ KVC_RT_API void _mlir_ciface_kvc_rt_mlir_append(kvc_rt_binding *binding,
                                                 kvc_rt_memref_4d_f32 *keys,
                                                 kvc_rt_memref_4d_f32 *values);
 
-/** Nonzero when the layer has the page size, block sizes, residual window
- *  and shape the code was compiled for (records ENCODING_MISMATCH if not). */
+/** Nonzero when the bound layer has the page tokens, K and V *page* byte
+ *  sizes (all heads' blocks together: kv_heads * block bytes when every
+ *  head has the same encoding), residual window and shape the code was
+ *  compiled for; otherwise records ENCODING_MISMATCH and returns 0. */
 KVC_RT_API int32_t kvc_rt_mlir_check_layout(kvc_rt_binding *binding,
                                             int64_t page_tokens,
-                                            int64_t k_block_bytes,
-                                            int64_t v_block_bytes,
+                                            int64_t k_page_bytes,
+                                            int64_t v_page_bytes,
                                             int64_t residual, int64_t kv_heads,
                                             int64_t head_dim);
+
+/** A side encoding as one int64 *side descriptor* (what compiled code passes
+ *  to kvc_rt_mlir_check_head):
+ *    kind | bits << 8 | axis << 16 | fp8_format << 24 | group << 32
+ *  kind, bits, axis and fp8_format take 8 bits each (every valid encoding's
+ *  do), group the upper 32 bits. Unused fields are 0, as in
+ *  kvc_rt_side_encoding. The one definition, for the compiler and tests. */
+static inline int64_t
+kvc_rt_pack_side_encoding(const kvc_rt_side_encoding *side) {
+  uint64_t packed = (uint64_t)(side->kind & 0xFFu) |
+                    ((uint64_t)(side->bits & 0xFFu) << 8) |
+                    ((uint64_t)(side->axis & 0xFFu) << 16) |
+                    ((uint64_t)(side->fp8_format & 0xFFu) << 24) |
+                    ((uint64_t)side->group << 32);
+  return (int64_t)packed;
+}
+
+/** The inverse of kvc_rt_pack_side_encoding. */
+static inline kvc_rt_side_encoding
+kvc_rt_unpack_side_encoding(int64_t descriptor) {
+  uint64_t packed = (uint64_t)descriptor;
+  kvc_rt_side_encoding side;
+  side.kind = (uint32_t)(packed & 0xFFu);
+  side.bits = (uint32_t)((packed >> 8) & 0xFFu);
+  side.axis = (uint32_t)((packed >> 16) & 0xFFu);
+  side.fp8_format = (uint32_t)((packed >> 24) & 0xFFu);
+  side.group = (uint32_t)(packed >> 32);
+  return side;
+}
+
+/** Nonzero when KV head `head` of the bound layer has exactly the side
+ *  encodings `k_side` / `v_side` (kvc_rt_pack_side_encoding descriptors) and
+ *  its K / V blocks start at byte `k_block_offset` / `v_block_offset` of a
+ *  page; otherwise (also for a head out of range) records ENCODING_MISMATCH
+ *  with a message naming the head, the compiled and the actual encodings,
+ *  and returns 0. Compiled code calls it once per head after
+ *  kvc_rt_mlir_check_layout. */
+KVC_RT_API int32_t kvc_rt_mlir_check_head(kvc_rt_binding *binding,
+                                          int64_t head, int64_t k_side,
+                                          int64_t v_side,
+                                          int64_t k_block_offset,
+                                          int64_t v_block_offset);
 
 /** Tokens / compressed tokens of batch entry `b` (0 after an error). */
 KVC_RT_API int64_t kvc_rt_mlir_num_tokens(kvc_rt_binding *binding, int64_t b);
@@ -83,7 +127,8 @@ KVC_RT_API int64_t kvc_rt_mlir_compressed_tokens(kvc_rt_binding *binding,
  * would be freed by the compiled code's buffer deallocation). NULL after an
  * error. */
 
-/** The layer's whole K (side 0) or V (side 1) pool. */
+/** The layer's whole K (side 0) or V (side 1) pool (head h's block of page
+ *  p at p * page_bytes + that head's block offset). */
 KVC_RT_API void *kvc_rt_mlir_pool(kvc_rt_binding *binding, int32_t side);
 
 /** The int32 page table of batch entry `b`. */

@@ -61,6 +61,42 @@ bool sequenceView(kvc_rt_binding *binding, int64_t b,
                "kvc_rt_sequence_view_get");
 }
 
+/// A side descriptor (kvc_rt_pack_side_encoding) as text; it comes from
+/// compiled code, so any bit pattern is described, not only valid ones.
+std::string describeSide(int64_t descriptor) {
+  const kvc_rt_side_encoding s = kvc_rt_unpack_side_encoding(descriptor);
+  std::string text;
+  switch (s.kind) {
+  case KVC_RT_SIDE_FP16:
+    text = "fp16";
+    break;
+  case KVC_RT_SIDE_QUANT:
+    text = "quant<bits " + std::to_string(s.bits) + ", " +
+           (s.axis == KVC_RT_AXIS_CHANNEL ? std::string("channel")
+            : s.axis == KVC_RT_AXIS_TOKEN ? std::string("token")
+                                          : "axis " + std::to_string(s.axis)) +
+           ", group " + std::to_string(s.group) + ">";
+    break;
+  case KVC_RT_SIDE_FP8:
+    text = s.fp8_format == KVC_RT_FP8_E4M3   ? "fp8<e4m3>"
+           : s.fp8_format == KVC_RT_FP8_E5M2 ? "fp8<e5m2>"
+                                             : "fp8<format " +
+                                                   std::to_string(s.fp8_format) +
+                                                   ">";
+    break;
+  default:
+    text = "kind " + std::to_string(s.kind);
+    break;
+  }
+  // Fields the kind does not use must be 0; show them when they are not.
+  if ((s.kind == KVC_RT_SIDE_FP16 &&
+            (s.bits || s.axis || s.group || s.fp8_format)) ||
+           (s.kind == KVC_RT_SIDE_QUANT && s.fp8_format) ||
+           (s.kind == KVC_RT_SIDE_FP8 && (s.bits || s.axis || s.group)))
+    text += " (descriptor " + std::to_string(descriptor) + ")";
+  return text;
+}
+
 } // namespace
 
 extern "C" {
@@ -169,30 +205,68 @@ void _mlir_ciface_kvc_rt_mlir_append(kvc_rt_binding *binding,
 }
 
 int32_t kvc_rt_mlir_check_layout(kvc_rt_binding *binding, int64_t pageTokens,
-                                 int64_t kBlockBytes, int64_t vBlockBytes,
+                                 int64_t kPageBytes, int64_t vPageBytes,
                                  int64_t residual, int64_t kvHeads,
                                  int64_t headDim) {
   if (!usable(binding))
     return 0;
   const kvc_rt_layer_view &view = binding->layerView;
   if (int64_t(view.page_tokens) == pageTokens &&
-      int64_t(view.k.block_bytes) == kBlockBytes &&
-      int64_t(view.v.block_bytes) == vBlockBytes &&
+      int64_t(view.k.page_bytes) == kPageBytes &&
+      int64_t(view.v.page_bytes) == vPageBytes &&
       int64_t(view.residual) == residual &&
       int64_t(view.kv_heads) == kvHeads && int64_t(view.head_dim) == headDim)
     return 1;
   fail(binding, KVC_RT_ERROR_ENCODING_MISMATCH,
        "compiled for page_tokens " + std::to_string(pageTokens) +
-           ", K/V blocks " + std::to_string(kBlockBytes) + "/" +
-           std::to_string(vBlockBytes) + " B, residual " +
+           ", K/V pages " + std::to_string(kPageBytes) + "/" +
+           std::to_string(vPageBytes) + " B, residual " +
            std::to_string(residual) + ", " + std::to_string(kvHeads) +
            " heads of " + std::to_string(headDim) + "; the cache layer has " +
            std::to_string(view.page_tokens) + ", " +
-           std::to_string(view.k.block_bytes) + "/" +
-           std::to_string(view.v.block_bytes) + " B, " +
+           std::to_string(view.k.page_bytes) + "/" +
+           std::to_string(view.v.page_bytes) + " B, " +
            std::to_string(view.residual) + ", " +
            std::to_string(view.kv_heads) + " heads of " +
            std::to_string(view.head_dim));
+  return 0;
+}
+
+int32_t kvc_rt_mlir_check_head(kvc_rt_binding *binding, int64_t head,
+                               int64_t kSide, int64_t vSide,
+                               int64_t kBlockOffset, int64_t vBlockOffset) {
+  if (!usable(binding))
+    return 0;
+  const std::string compiled =
+      "compiled for K " + describeSide(kSide) + " at byte " +
+      std::to_string(kBlockOffset) + ", V " + describeSide(vSide) +
+      " at byte " + std::to_string(vBlockOffset);
+  const int64_t heads = binding->layerView.kv_heads;
+  if (head < 0 || head >= heads) {
+    fail(binding, KVC_RT_ERROR_ENCODING_MISMATCH,
+         "KV head " + std::to_string(head) + ": " + compiled +
+             "; the cache layer has only " + std::to_string(heads) +
+             " KV heads");
+    return 0;
+  }
+  kvc_rt_head_view view;
+  if (!check(binding,
+             kvc_rt_head_view_get(binding->cache, binding->layer,
+                                  uint32_t(head), &view),
+             "kvc_rt_head_view_get"))
+    return 0;
+  const int64_t actualK = kvc_rt_pack_side_encoding(&view.encoding.key);
+  const int64_t actualV = kvc_rt_pack_side_encoding(&view.encoding.value);
+  if (actualK == kSide && actualV == vSide &&
+      int64_t(view.k_block_offset) == kBlockOffset &&
+      int64_t(view.v_block_offset) == vBlockOffset)
+    return 1;
+  fail(binding, KVC_RT_ERROR_ENCODING_MISMATCH,
+       "KV head " + std::to_string(head) + ": " + compiled +
+           "; the cache layer has K " + describeSide(actualK) + " at byte " +
+           std::to_string(view.k_block_offset) + ", V " +
+           describeSide(actualV) + " at byte " +
+           std::to_string(view.v_block_offset));
   return 0;
 }
 

@@ -97,6 +97,7 @@ kvc_rt_status kvc_rt_config_init(kvc_rt_cache_config *config) {
   config->backend = KVC_RT_BACKEND_CPU;
   config->device = 0;
   config->page_tokens = KVC_RT_DEFAULT_PAGE_TOKENS;
+  config->encodings_per_layer = 1;
   return finish(Status::ok());
 }
 
@@ -205,7 +206,22 @@ kvc_rt_status kvc_rt_cache_check_layer(const kvc_rt_cache *cache,
   return withCache(cache, [&](const Cache &c) {
     if (!encoding)
       return kvc::rt::nullPointer("encoding");
-    return c.checkLayer(layer, *encoding, kv_heads, head_dim, page_tokens);
+    return c.checkLayerHeads(layer, encoding, 1, kv_heads, head_dim,
+                             page_tokens);
+  });
+}
+
+kvc_rt_status kvc_rt_cache_check_layer_heads(const kvc_rt_cache *cache,
+                                             uint32_t layer,
+                                             const kvc_rt_encoding *encodings,
+                                             uint32_t count, uint32_t kv_heads,
+                                             uint32_t head_dim,
+                                             uint32_t page_tokens) {
+  return withCache(cache, [&](const Cache &c) {
+    if (!encodings)
+      return kvc::rt::nullPointer("encodings");
+    return c.checkLayerHeads(layer, encodings, count, kv_heads, head_dim,
+                             page_tokens);
   });
 }
 
@@ -275,6 +291,15 @@ kvc_rt_status kvc_rt_layer_view_get(const kvc_rt_cache *cache, uint32_t layer,
     if (!out)
       return kvc::rt::nullPointer("out");
     return c.layerView(layer, out);
+  });
+}
+
+kvc_rt_status kvc_rt_head_view_get(const kvc_rt_cache *cache, uint32_t layer,
+                                   uint32_t head, kvc_rt_head_view *out) {
+  return withCache(cache, [&](const Cache &c) {
+    if (!out)
+      return kvc::rt::nullPointer("out");
+    return c.headView(layer, head, out);
   });
 }
 

@@ -46,7 +46,8 @@ Status Cache::create(const kvc_rt_cache_config &config,
   const CacheGeometry &g = cache->geometry_;
   const kvc_rt_cache_config &c = g.config;
   cache->encodings_.assign(config.encodings,
-                           config.encodings + config.num_layers);
+                           config.encodings +
+                               size_t{c.num_layers} * c.encodings_per_layer);
 
   switch (c.backend) {
   case KVC_RT_BACKEND_CPU:
@@ -104,7 +105,7 @@ Status Cache::create(const kvc_rt_cache_config &config,
   size_t maxResidualHead = 0, maxBlock = 0;
   for (const LayerGeometry &lg : g.layers) {
     maxResidualHead = std::max(maxResidualHead, lg.residualHeadBytes);
-    maxBlock = std::max({maxBlock, lg.k.blockBytes, lg.v.blockBytes});
+    maxBlock = std::max(maxBlock, lg.maxBlockBytes);
   }
   if (!cache->scratchTokens_.allocate(size_t{c.page_tokens} * c.head_dim,
                                       0.0f) ||
@@ -153,13 +154,26 @@ Status Cache::checkLayerIndex(uint32_t layer) const {
   return Status::ok();
 }
 
-Cache::SideRef Cache::side(const Layer &layer, bool value) const {
+Status Cache::checkHeadIndex(uint32_t head) const {
+  if (head >= geometry_.config.kv_heads)
+    return invalidArgument("head " + std::to_string(head) +
+                           " is out of range (the cache has " +
+                           std::to_string(geometry_.config.kv_heads) +
+                           " kv heads)");
+  return Status::ok();
+}
+
+Cache::SideRef Cache::side(const Layer &layer, bool value,
+                           uint32_t head) const {
   const LayerGeometry &lg = *layer.geo;
+  const HeadGeometry hg = lg.head(head);
   if (value)
-    return SideRef{&lg.encoding.value, &lg.v, layer.vPool, lg.vPageBytes,
-                   layer.vResidual, lg.residualHeadBytes};
-  return SideRef{&lg.encoding.key, &lg.k, layer.kPool, lg.kPageBytes,
-                 layer.kResidual, lg.residualHeadBytes};
+    return SideRef{hg.encoding.value, hg.v,           hg.vBlockOffset,
+                   layer.vPool,       lg.vPageBytes,  layer.vResidual,
+                   lg.residualHeadBytes};
+  return SideRef{hg.encoding.key, hg.k,           hg.kBlockOffset,
+                 layer.kPool,     lg.kPageBytes,  layer.kResidual,
+                 lg.residualHeadBytes};
 }
 
 uint64_t Cache::compressedCount(const Layer &layer, uint64_t tokens) const {
@@ -228,7 +242,8 @@ Status Cache::forkSequence(kvc_rt_seq parent, kvc_rt_seq *out) {
     status = syncMirror(layer, to, 0, pages);
     const uint64_t residualRows = n - compressedCount(layer, n);
     for (int v = 0; v < 2 && status.isOk() && residualRows; ++v) {
-      const SideRef sr = side(layer, v == 1);
+      // Staging is the same fp16 [R][D] for every head's encoding.
+      const SideRef sr = side(layer, v == 1, 0);
       for (uint32_t h = 0; h < geometry_.config.kv_heads && status.isOk(); ++h)
         status = backend_->copyWithinArena(residualOf(sr, to, h),
                                            residualOf(sr, from, h),
@@ -430,7 +445,6 @@ Status Cache::writeCompressed(Layer &layer, uint32_t slot, bool value,
                               uint64_t c1) {
   if (c1 <= c0)
     return Status::ok();
-  const SideRef sr = side(layer, value);
   const void *input = value ? in.values : in.keys;
   const uint32_t D = geometry_.config.head_dim;
   const uint32_t T = geometry_.config.page_tokens;
@@ -439,6 +453,7 @@ Status Cache::writeCompressed(Layer &layer, uint32_t slot, bool value,
   // A flush compresses every staged token: c1 >= c0 + R > n0.
   const uint64_t stagedRows = n0 - c0;
   for (uint32_t h = 0; h < geometry_.config.kv_heads; ++h) {
+    const SideRef sr = side(layer, value, h);
     const uint16_t *staged = nullptr;
     if (stagedRows) {
       uint8_t *residual = residualOf(sr, slot, h);
@@ -470,16 +485,15 @@ Status Cache::writeCompressed(Layer &layer, uint32_t slot, bool value,
             dst[c] = numerics::halfToFloat(inputHalf(input, in.dtype, base + c));
         }
       }
-      uint8_t *block = sr.pool + size_t(entries[page]) * sr.pageBytes +
-                       size_t{h} * sr.block->blockBytes;
+      uint8_t *block = sr.blockOf(entries[page]);
       if (direct) {
-        numerics::writePageTokens(x, first, count, *sr.encoding, D, T, block);
+        numerics::writePageTokens(x, first, count, sr.encoding, D, T, block);
       } else {
         uint8_t *staging = scratchBlock_.data();
-        numerics::writePageTokens(x, first, count, *sr.encoding, D, T,
+        numerics::writePageTokens(x, first, count, sr.encoding, D, T,
                                   staging);
         ByteRange codes, params;
-        pageTokenRanges(*sr.block, T, first, count, &codes, &params);
+        pageTokenRanges(sr.block, T, first, count, &codes, &params);
         KVC_RT_RETURN_IF_ERROR(backend_->copyToArena(
             block + codes.offset, staging + codes.offset, codes.bytes));
         KVC_RT_RETURN_IF_ERROR(backend_->copyToArena(
@@ -499,7 +513,7 @@ Status Cache::writeResidual(Layer &layer, uint32_t slot, bool value,
   const uint64_t s0 = std::max(c1, n0);
   if (s0 >= n1)
     return Status::ok();
-  const SideRef sr = side(layer, value);
+  const SideRef sr = side(layer, value, 0); // staging: same for every head
   const void *input = value ? in.values : in.keys;
   const uint32_t D = geometry_.config.head_dim;
   const bool direct = backend_->hostAccessible();

@@ -60,10 +60,12 @@ public:
 
   // Queries (CacheRead.cpp).
   Status sequenceLength(kvc_rt_seq seq, uint32_t layer, uint64_t *out) const;
-  Status checkLayer(uint32_t layer, const kvc_rt_encoding &encoding,
-                    uint32_t kvHeads, uint32_t headDim,
-                    uint32_t pageTokens) const;
+  /// kvc_rt_cache_check_layer_heads (count 1: kvc_rt_cache_check_layer).
+  Status checkLayerHeads(uint32_t layer, const kvc_rt_encoding *encodings,
+                         uint32_t count, uint32_t kvHeads, uint32_t headDim,
+                         uint32_t pageTokens) const;
   Status layerView(uint32_t layer, kvc_rt_layer_view *out) const;
+  Status headView(uint32_t layer, uint32_t head, kvc_rt_head_view *out) const;
   Status sequenceView(kvc_rt_seq seq, uint32_t layer,
                       kvc_rt_sequence_view *out) const;
   Status gather(kvc_rt_seq seq, uint32_t layer, uint32_t head, float *keys,
@@ -89,18 +91,26 @@ private:
     uint64_t totalCompressed = 0;
   };
 
-  /// One side (K or V) of a layer, to write loops once for both.
+  /// One side (K or V) of one KV head of a layer, to write loops once for
+  /// both sides.
   struct SideRef {
-    const numerics::SideEncoding *encoding;
-    const numerics::BlockLayout *block;
+    numerics::SideEncoding encoding;
+    numerics::BlockLayout block; ///< this head's
+    size_t blockOffset;          ///< of this head's block within a page
     uint8_t *pool;
     size_t pageBytes;
     uint8_t *residual; ///< staging of slot 0, head 0 (nullptr if R == 0)
     size_t residualHeadBytes;
+
+    /// This head's block in pool page `page`.
+    uint8_t *blockOf(int32_t page) const {
+      return pool + size_t(page) * pageBytes + blockOffset;
+    }
   };
 
   Cache() = default;
-  SideRef side(const Layer &layer, bool value) const;
+  SideRef side(const Layer &layer, bool value, uint32_t head) const;
+  Status checkHeadIndex(uint32_t head) const;
 
   Status resolve(kvc_rt_seq seq, uint32_t *slot) const;
   Status checkLayerIndex(uint32_t layer) const;
@@ -154,7 +164,7 @@ private:
   // Host scratch, allocated once (sizes in HostMetadataSizes::scratchBytes).
   mutable HostArray<float> scratchTokens_; ///< [T][D] fp32
   mutable HostArray<uint16_t> scratchHalf_; ///< one head's residual rows
-  mutable HostArray<uint8_t> scratchBlock_; ///< one block
+  mutable HostArray<uint8_t> scratchBlock_; ///< the largest block
 };
 
 } // namespace rt

@@ -35,10 +35,16 @@ Status Cache::sequenceLength(kvc_rt_seq seq, uint32_t layer,
   return Status::ok();
 }
 
-Status Cache::checkLayer(uint32_t layer, const kvc_rt_encoding &encoding,
-                         uint32_t kvHeads, uint32_t headDim,
-                         uint32_t pageTokens) const {
+Status Cache::checkLayerHeads(uint32_t layer,
+                              const kvc_rt_encoding *encodings, uint32_t count,
+                              uint32_t kvHeads, uint32_t headDim,
+                              uint32_t pageTokens) const {
   KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layer));
+  if (count != 1 && count != kvHeads)
+    return invalidArgument("count must be 1 (one encoding for every head) or "
+                           "kv_heads (" +
+                           std::to_string(kvHeads) + "), got " +
+                           std::to_string(count));
   const kvc_rt_cache_config &cfg = geometry_.config;
   if (kvHeads != cfg.kv_heads || headDim != cfg.head_dim)
     return Status::error(KVC_RT_ERROR_SHAPE_MISMATCH,
@@ -47,14 +53,24 @@ Status Cache::checkLayer(uint32_t layer, const kvc_rt_encoding &encoding,
                              std::to_string(headDim) + ", the cache has " +
                              std::to_string(cfg.kv_heads) + " of dimension " +
                              std::to_string(cfg.head_dim));
-  numerics::CacheEncoding expected;
-  KVC_RT_RETURN_IF_ERROR(convertEncoding(encoding, &expected));
-  const numerics::CacheEncoding &actual = layers_[layer].geo->encoding;
-  if (expected != actual)
-    return Status::error(KVC_RT_ERROR_ENCODING_MISMATCH,
-                         "layer " + std::to_string(layer) + " is encoded as {" +
-                             actual.toString() + "}, expected {" +
-                             expected.toString() + "}");
+  std::vector<numerics::CacheEncoding> expected(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    Status s = convertEncoding(encodings[i], &expected[i]);
+    if (!s.isOk())
+      return invalidArgument("encodings[" + std::to_string(i) +
+                             "]: " + s.message());
+  }
+  const LayerGeometry &lg = *layers_[layer].geo;
+  for (uint32_t h = 0; h < cfg.kv_heads; ++h) {
+    const numerics::CacheEncoding &want = expected[count == 1 ? 0 : h];
+    const numerics::CacheEncoding &actual = lg.head(h).encoding;
+    if (want != actual)
+      return Status::error(KVC_RT_ERROR_ENCODING_MISMATCH,
+                           "layer " + std::to_string(layer) + " head " +
+                               std::to_string(h) + " is encoded as {" +
+                               actual.toString() + "}, expected {" +
+                               want.toString() + "}");
+  }
   if (pageTokens != cfg.page_tokens)
     return Status::error(KVC_RT_ERROR_ENCODING_MISMATCH,
                          "pages hold " + std::to_string(cfg.page_tokens) +
@@ -67,8 +83,9 @@ Status Cache::layerView(uint32_t layerIndex, kvc_rt_layer_view *out) const {
   const Layer &layer = layers_[layerIndex];
   const LayerGeometry &lg = *layer.geo;
   const kvc_rt_cache_config &cfg = geometry_.config;
+  const HeadGeometry head0 = lg.head(0);
   kvc_rt_layer_view v{};
-  v.encoding = lg.cEncoding;
+  v.encoding = head0.cEncoding;
   v.kv_heads = cfg.kv_heads;
   v.head_dim = cfg.head_dim;
   v.page_tokens = cfg.page_tokens;
@@ -76,8 +93,9 @@ Status Cache::layerView(uint32_t layerIndex, kvc_rt_layer_view *out) const {
   v.num_pages = cfg.pages_per_layer;
   v.max_sequences = cfg.max_sequences;
   v.max_pages_per_sequence = geometry_.maxPagesPerSequence;
-  v.k = toC(lg.k, lg.kPageBytes);
-  v.v = toC(lg.v, lg.vPageBytes);
+  v.uniform_heads = lg.uniformHeads ? 1 : 0;
+  v.k = toC(head0.k, lg.kPageBytes);
+  v.v = toC(head0.v, lg.vPageBytes);
   v.k_pool = layer.kPool;
   v.v_pool = layer.vPool;
   v.k_residual = layer.kResidual;
@@ -85,6 +103,22 @@ Status Cache::layerView(uint32_t layerIndex, kvc_rt_layer_view *out) const {
   v.residual_head_bytes = lg.residualHeadBytes;
   v.page_tables = layer.table.data();
   v.page_tables_device = layer.deviceTable;
+  *out = v;
+  return Status::ok();
+}
+
+Status Cache::headView(uint32_t layerIndex, uint32_t head,
+                       kvc_rt_head_view *out) const {
+  KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layerIndex));
+  KVC_RT_RETURN_IF_ERROR(checkHeadIndex(head));
+  const LayerGeometry &lg = *layers_[layerIndex].geo;
+  const HeadGeometry hg = lg.head(head);
+  kvc_rt_head_view v{};
+  v.encoding = hg.cEncoding;
+  v.k = toC(hg.k, lg.kPageBytes);
+  v.v = toC(hg.v, lg.vPageBytes);
+  v.k_block_offset = hg.kBlockOffset;
+  v.v_block_offset = hg.vBlockOffset;
   *out = v;
   return Status::ok();
 }
@@ -110,12 +144,13 @@ Status Cache::sequenceView(kvc_rt_seq seq, uint32_t layerIndex,
   v.k_pool = layer.kPool;
   v.v_pool = layer.vPool;
   if (lg.residualHeadBytes) {
-    v.k_residual = residualOf(side(layer, false), slot, 0);
-    v.v_residual = residualOf(side(layer, true), slot, 0);
+    v.k_residual = residualOf(side(layer, false, 0), slot, 0);
+    v.v_residual = residualOf(side(layer, true, 0), slot, 0);
   }
   v.residual_head_bytes = lg.residualHeadBytes;
-  v.k = toC(lg.k, lg.kPageBytes);
-  v.v = toC(lg.v, lg.vPageBytes);
+  const HeadGeometry head0 = lg.head(0);
+  v.k = toC(head0.k, lg.kPageBytes);
+  v.v = toC(head0.v, lg.vPageBytes);
   v.kv_heads = cfg.kv_heads;
   v.head_dim = cfg.head_dim;
   v.page_tokens = cfg.page_tokens;
@@ -130,11 +165,8 @@ Status Cache::gather(kvc_rt_seq seq, uint32_t layerIndex, uint32_t head,
   uint32_t slot;
   KVC_RT_RETURN_IF_ERROR(resolve(seq, &slot));
   KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layerIndex));
+  KVC_RT_RETURN_IF_ERROR(checkHeadIndex(head));
   const kvc_rt_cache_config &cfg = geometry_.config;
-  if (head >= cfg.kv_heads)
-    return invalidArgument("head " + std::to_string(head) +
-                           " is out of range (the cache has " +
-                           std::to_string(cfg.kv_heads) + " kv heads)");
   const Layer &layer = layers_[layerIndex];
   const uint64_t n = layer.tokens[slot];
   if ((keys || values) && capacityTokens < n)
@@ -151,25 +183,24 @@ Status Cache::gather(kvc_rt_seq seq, uint32_t layerIndex, uint32_t head,
     float *out = v == 1 ? values : keys;
     if (!out)
       continue;
-    const SideRef sr = side(layer, v == 1);
+    const SideRef sr = side(layer, v == 1, head);
     for (uint64_t t0 = 0; t0 < c;) {
       const uint64_t page = t0 / T;
       const uint64_t first = t0 % T;
       const uint64_t count = std::min<uint64_t>(c, (page + 1) * T) - t0;
-      const uint8_t *block = sr.pool + size_t(entries[page]) * sr.pageBytes +
-                             size_t{head} * sr.block->blockBytes;
+      const uint8_t *block = sr.blockOf(entries[page]);
       if (!direct) {
         // Fetch only the bytes of these tokens, at their offsets.
         uint8_t *staging = scratchBlock_.data();
         ByteRange codes, params;
-        pageTokenRanges(*sr.block, T, first, count, &codes, &params);
+        pageTokenRanges(sr.block, T, first, count, &codes, &params);
         KVC_RT_RETURN_IF_ERROR(backend_->copyToHost(
             staging + codes.offset, block + codes.offset, codes.bytes));
         KVC_RT_RETURN_IF_ERROR(backend_->copyToHost(
             staging + params.offset, block + params.offset, params.bytes));
         block = staging;
       }
-      numerics::readPageTokens(block, first, count, *sr.encoding, D, T,
+      numerics::readPageTokens(block, first, count, sr.encoding, D, T,
                                out + t0 * D);
       t0 += count;
     }
@@ -199,19 +230,17 @@ Status Cache::readBlock(uint32_t layerIndex, uint32_t page, uint32_t head,
     return invalidArgument("page " + std::to_string(page) +
                            " is out of range (pools hold " +
                            std::to_string(cfg.pages_per_layer) + " pages)");
-  if (head >= cfg.kv_heads)
-    return invalidArgument("head " + std::to_string(head) +
-                           " is out of range");
+  KVC_RT_RETURN_IF_ERROR(checkHeadIndex(head));
   if (!dst)
     return nullPointer("dst");
-  const SideRef sr = side(layers_[layerIndex], pool == KVC_RT_POOL_V);
-  const size_t bytes = sr.block->blockBytes;
+  const SideRef sr = side(layers_[layerIndex], pool == KVC_RT_POOL_V, head);
+  const size_t bytes = sr.block.blockBytes;
   if (dstBytes < bytes)
     return Status::error(KVC_RT_ERROR_CAPACITY_EXCEEDED,
                          "dst holds " + std::to_string(dstBytes) +
-                             " bytes, a block has " + std::to_string(bytes));
-  return backend_->copyToHost(
-      dst, sr.pool + size_t{page} * sr.pageBytes + size_t{head} * bytes, bytes);
+                             " bytes, head " + std::to_string(head) +
+                             "'s block has " + std::to_string(bytes));
+  return backend_->copyToHost(dst, sr.blockOf(int32_t(page)), bytes);
 }
 
 Status Cache::layerStats(uint32_t layerIndex, kvc_rt_layer_stats *out) const {

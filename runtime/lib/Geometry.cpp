@@ -126,6 +126,51 @@ Status validateEncoding(const kvc_rt_encoding &in, unsigned headDim,
   return Status::ok();
 }
 
+namespace {
+/// The heads of layer `l`: their validated encodings (one shared R) and
+/// block offsets within a page; the page sizes are the sums.
+Status buildLayerHeads(const kvc_rt_cache_config &c, uint32_t l,
+                       uint32_t perLayer, LayerGeometry *out) {
+  LayerGeometry lg;
+  lg.heads.resize(perLayer);
+  for (uint32_t h = 0; h < perLayer; ++h) {
+    HeadGeometry &hg = lg.heads[h];
+    const std::string where =
+        "layer " + std::to_string(l) +
+        (perLayer == 1 ? std::string() : " head " + std::to_string(h));
+    hg.cEncoding = c.encodings[size_t{l} * perLayer + h];
+    Status s = validateEncoding(hg.cEncoding, c.head_dim, c.page_tokens,
+                                &hg.encoding);
+    if (!s.isOk())
+      return invalidArgument(where + ": " + s.message());
+    if (h > 0 && hg.encoding.residual != lg.heads[0].encoding.residual)
+      return invalidArgument(
+          where + ": residual " + std::to_string(hg.encoding.residual) +
+          " differs from head 0's residual " +
+          std::to_string(lg.heads[0].encoding.residual) +
+          " (all heads of a layer share one residual window)");
+    hg.k = numerics::computeBlockLayout(hg.encoding.key, c.head_dim,
+                                        c.page_tokens);
+    hg.v = numerics::computeBlockLayout(hg.encoding.value, c.head_dim,
+                                        c.page_tokens);
+    lg.uniformHeads &= hg.encoding == lg.heads[0].encoding;
+    hg.kBlockOffset = lg.kPageBytes;
+    hg.vBlockOffset = lg.vPageBytes;
+    lg.kPageBytes += hg.k.blockBytes;
+    lg.vPageBytes += hg.v.blockBytes;
+    lg.maxBlockBytes =
+        std::max({lg.maxBlockBytes, hg.k.blockBytes, hg.v.blockBytes});
+  }
+  // The one encoding stands for every head.
+  if (perLayer == 1 &&
+      (!mulChecked(c.kv_heads, lg.kPageBytes, &lg.kPageBytes) ||
+       !mulChecked(c.kv_heads, lg.vPageBytes, &lg.vPageBytes)))
+    return invalidArgument("the configuration's sizes overflow 64 bits");
+  *out = std::move(lg);
+  return Status::ok();
+}
+} // namespace
+
 kvc_rt_footprint CacheGeometry::footprint() const {
   kvc_rt_footprint f;
   f.backend_bytes = arenaBytes;
@@ -159,6 +204,13 @@ Status buildGeometry(const kvc_rt_cache_config &config, CacheGeometry *out) {
       return invalidArgument(std::string(p.name) + " must be positive");
   if (!c.encodings)
     return nullPointer("config.encodings");
+  const uint32_t layerEncodings = encodingsPerLayer(c);
+  if (layerEncodings != 1 && layerEncodings != c.kv_heads)
+    return invalidArgument("encodings_per_layer must be 1 (one encoding per "
+                           "layer) or kv_heads (" +
+                           std::to_string(c.kv_heads) +
+                           ", one per KV head), got " +
+                           std::to_string(c.encodings_per_layer));
   // Page indices are int32 (-1 marks an empty page-table entry) and slots
   // share a 64-bit sequence id with a 32-bit generation.
   if (c.pages_per_layer > uint32_t(std::numeric_limits<int32_t>::max()))
@@ -169,6 +221,7 @@ Status buildGeometry(const kvc_rt_cache_config &config, CacheGeometry *out) {
   CacheGeometry g;
   g.config = c;
   g.config.encodings = nullptr;
+  g.config.encodings_per_layer = layerEncodings;
   g.maxPagesPerSequence =
       static_cast<uint32_t>(ceilDiv(c.max_tokens, c.page_tokens));
   g.deviceMirror = c.backend != KVC_RT_BACKEND_CPU;
@@ -182,23 +235,12 @@ Status buildGeometry(const kvc_rt_cache_config &config, CacheGeometry *out) {
   size_t maxBlock = 0, maxResidualHead = 0;
   for (uint32_t l = 0; l < c.num_layers; ++l) {
     LayerGeometry lg;
-    lg.cEncoding = c.encodings[l];
-    Status s = validateEncoding(lg.cEncoding, c.head_dim, c.page_tokens,
-                                &lg.encoding);
-    if (!s.isOk())
-      return invalidArgument("layer " + std::to_string(l) + ": " +
-                             s.message());
-    lg.k = numerics::computeBlockLayout(lg.encoding.key, c.head_dim,
-                                        c.page_tokens);
-    lg.v = numerics::computeBlockLayout(lg.encoding.value, c.head_dim,
-                                        c.page_tokens);
-    lg.kPageBytes = size_t{c.kv_heads} * lg.k.blockBytes;
-    lg.vPageBytes = size_t{c.kv_heads} * lg.v.blockBytes;
+    KVC_RT_RETURN_IF_ERROR(buildLayerHeads(c, l, layerEncodings, &lg));
     if (lg.residual() > 0)
       lg.residualHeadBytes =
           numerics::residualStagingBytes(lg.residual(), c.head_dim);
     lg.residualSlotBytes = size_t{c.kv_heads} * lg.residualHeadBytes;
-    maxBlock = std::max({maxBlock, lg.k.blockBytes, lg.v.blockBytes});
+    maxBlock = std::max(maxBlock, lg.maxBlockBytes);
     maxResidualHead = std::max(maxResidualHead, lg.residualHeadBytes);
 
     size_t kPool, vPool, kStaging, vStaging;

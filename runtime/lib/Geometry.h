@@ -1,7 +1,8 @@
 //===- Geometry.h - Sizes and arena layout of a cache -----------*- C++ -*-===//
 //
 // Everything about a cache that follows from its configuration alone: the
-// validated encodings of each layer, the page/block byte sizes (from the
+// validated encodings of each layer and KV head, the block byte sizes and
+// offsets of every head in a page and the page sizes (from the
 // numerics library's computeBlockLayout, the one definition of the page
 // layout), where each pool and staging area sits in the arena, and how much
 // host metadata the cache allocates. kvc_rt_cache_create, the footprint and
@@ -41,13 +42,27 @@ kvc_rt_encoding toCEncoding(const numerics::CacheEncoding &encoding);
 Status validateEncoding(const kvc_rt_encoding &in, unsigned headDim,
                         unsigned pageTokens, numerics::CacheEncoding *out);
 
-struct LayerGeometry {
+/// One KV head of a layer: its encoding and its blocks within a page
+/// (layout.md 4.1: the heads' blocks back to back, in head order).
+struct HeadGeometry {
   kvc_rt_encoding cEncoding;
   numerics::CacheEncoding encoding;
-  numerics::BlockLayout k; ///< one head's block
+  numerics::BlockLayout k; ///< this head's K block
   numerics::BlockLayout v;
-  size_t kPageBytes = 0; ///< kv_heads * k.blockBytes
+  size_t kBlockOffset = 0; ///< sum of the K blocks of the heads before it
+  size_t vBlockOffset = 0;
+};
+
+struct LayerGeometry {
+  /// One entry per KV head, or a single one (offsets 0) standing for every
+  /// head when the config gives one encoding per layer; use head().
+  std::vector<HeadGeometry> heads;
+  /// Every head has the same encoding (then head h's block is at
+  /// h * blockBytes, as before per-head encodings existed).
+  bool uniformHeads = true;
+  size_t kPageBytes = 0; ///< sum of the heads' K block sizes
   size_t vPageBytes = 0;
+  size_t maxBlockBytes = 0; ///< largest K or V block of any head
   size_t residualHeadBytes = 0; ///< residualStagingBytes(R, D); 0 if R == 0
   size_t residualSlotBytes = 0; ///< kv_heads * residualHeadBytes (one side)
 
@@ -58,7 +73,17 @@ struct LayerGeometry {
   size_t vResidualOffset = 0;
   size_t deviceTableOffset = 0; ///< only with a device mirror
 
-  unsigned residual() const { return encoding.residual; }
+  /// R, the same for every head (buildGeometry checks it).
+  unsigned residual() const { return heads.front().encoding.residual; }
+  /// KV head `h` with its block offsets.
+  HeadGeometry head(uint32_t h) const {
+    if (heads.size() > 1)
+      return heads[h];
+    HeadGeometry g = heads.front();
+    g.kBlockOffset = size_t{h} * g.k.blockBytes;
+    g.vBlockOffset = size_t{h} * g.v.blockBytes;
+    return g;
+  }
 };
 
 /// The host arrays a cache allocates, by element count (see Cache.h).
@@ -71,7 +96,9 @@ struct HostMetadataSizes {
 };
 
 struct CacheGeometry {
-  kvc_rt_cache_config config; ///< .encodings not owned: use `layers`
+  /// .encodings not owned (use `layers`); .encodings_per_layer normalized
+  /// to 1 or kv_heads.
+  kvc_rt_cache_config config;
   std::vector<LayerGeometry> layers;
   uint32_t maxPagesPerSequence = 0;
   bool deviceMirror = false; ///< page tables mirrored in backend memory
@@ -82,6 +109,11 @@ struct CacheGeometry {
 
   kvc_rt_footprint footprint() const;
 };
+
+/// The config's encodings_per_layer with 0 read as 1 (not validated).
+inline uint32_t encodingsPerLayer(const kvc_rt_cache_config &config) {
+  return config.encodings_per_layer ? config.encodings_per_layer : 1;
+}
 
 /// Validates `config` (everything but the device's existence) and computes
 /// the geometry. The backend's kind decides whether page tables are

@@ -29,6 +29,7 @@ TEST(RuntimeApi, ConfigInitDefaults) {
   EXPECT_EQ(c.page_tokens, uint32_t(KVC_RT_DEFAULT_PAGE_TOKENS));
   EXPECT_EQ(c.num_layers, 0u);
   EXPECT_EQ(c.encodings, nullptr);
+  EXPECT_EQ(c.encodings_per_layer, 1u);
   EXPECT_RT(KVC_RT_ERROR_NULL_POINTER, kvc_rt_config_init(nullptr));
   EXPECT_NE(lastError().find("config"), std::string::npos);
 }

@@ -77,17 +77,18 @@ std::vector<uint8_t> pageBytes(kvc_rt_cache *cache, kvc_rt_seq seq,
   kvc_rt_sequence_view view;
   EXPECT_EQ(kvc_rt_sequence_view_get(cache, seq, layer, &view), KVC_RT_OK);
   std::vector<uint8_t> all;
-  for (uint32_t pool = 0; pool < 2; ++pool) {
-    const kvc_rt_block_layout &bl = pool ? view.v : view.k;
-    std::vector<uint8_t> block(bl.block_bytes);
+  for (uint32_t pool = 0; pool < 2; ++pool)
     for (uint32_t i = 0; i < view.num_pages; ++i)
       for (uint32_t h = 0; h < view.kv_heads; ++h) {
+        kvc_rt_head_view hv;
+        EXPECT_EQ(kvc_rt_head_view_get(cache, layer, h, &hv), KVC_RT_OK);
+        std::vector<uint8_t> block(pool ? hv.v.block_bytes
+                                        : hv.k.block_bytes);
         EXPECT_EQ(kvc_rt_read_block(cache, layer, view.page_table[i], h, pool,
                                     block.data(), block.size()),
                   KVC_RT_OK);
         all.insert(all.end(), block.begin(), block.end());
       }
-  }
   return all;
 }
 } // namespace
@@ -151,8 +152,8 @@ TEST_P(RuntimeAppendPresets, PrefillAndDecodeMatchTheSpec) {
       ASSERT_EQ(s, KVC_RT_OK) << kvc_rt_last_error();
       n += count;
       for (uint32_t h = 0; h < c.kv_heads; ++h)
-        expectMatchesSpec(cache, seq, l, m.encodings[l], h, keys, values, N, n,
-                          c.head_dim);
+        expectMatchesSpec(cache, seq, l, m.encodingOf(l, h), h, keys, values,
+                          N, n, c.head_dim);
     }
     EXPECT_GT(n, 0u);
   }
@@ -161,7 +162,7 @@ TEST_P(RuntimeAppendPresets, PrefillAndDecodeMatchTheSpec) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllPresets, RuntimeAppendPresets,
-    ::testing::Combine(::testing::Range<size_t>(0, 5),
+    ::testing::Combine(::testing::Range<size_t>(0, numPresets()),
                        ::testing::Values(uint32_t(KVC_RT_BACKEND_CPU),
                                          uint32_t(KVC_RT_BACKEND_CPU_STAGED))));
 
@@ -197,8 +198,8 @@ TEST(RuntimeAppend, ChunkingDoesNotChangeTheBytes) {
       EXPECT_EQ(pageBytes(cache, single, l), reference) << m.name << " " << l;
       EXPECT_EQ(pageBytes(cache, mixed, l), reference) << m.name << " " << l;
       for (uint32_t h = 0; h < c.kv_heads; ++h)
-        expectMatchesSpec(cache, mixed, l, m.encodings[l], h, keys, values, N,
-                          N, c.head_dim);
+        expectMatchesSpec(cache, mixed, l, m.encodingOf(l, h), h, keys,
+                          values, N, N, c.head_dim);
     }
     for (kvc_rt_seq s : {whole, single, mixed})
       ASSERT_RT_OK(kvc_rt_sequence_free(cache, s));

@@ -13,6 +13,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 using namespace kvc::rt::testing;
 
 namespace {
@@ -86,13 +88,22 @@ TEST(Binding, AppendsEveryBatchEntryAndExposesPages) {
 TEST_F(BoundSequence, LayoutCheckRecordsAMismatch) {
   kvc_rt_layer_view view;
   ASSERT_RT_OK(kvc_rt_layer_view_get(cache, 0, &view));
-  EXPECT_EQ(kvc_rt_mlir_check_layout(binding, 64, view.k.block_bytes,
-                                     view.v.block_bytes, 64, 2, 64),
+  // Whole pages: two heads' blocks.
+  EXPECT_EQ(kvc_rt_mlir_check_layout(binding, 64, 2 * view.k.block_bytes,
+                                     2 * view.v.block_bytes, 64, 2, 64),
             1);
   EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_OK);
-  // Code compiled for 32-token pages must not read these pages.
-  EXPECT_EQ(kvc_rt_mlir_check_layout(binding, 32, view.k.block_bytes,
+  // One head's block is not the page size any more.
+  EXPECT_EQ(kvc_rt_mlir_check_layout(binding, 64, view.k.block_bytes,
                                      view.v.block_bytes, 64, 2, 64),
+            0);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_ENCODING_MISMATCH);
+  EXPECT_NE(std::string(kvc_rt_binding_error(binding)).find("K/V pages"),
+            std::string::npos);
+  kvc_rt_binding_clear_error(binding);
+  // Code compiled for 32-token pages must not read these pages.
+  EXPECT_EQ(kvc_rt_mlir_check_layout(binding, 32, view.k.page_bytes,
+                                     view.v.page_bytes, 64, 2, 64),
             0);
   EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_ENCODING_MISMATCH);
   EXPECT_NE(std::string(kvc_rt_binding_error(binding)).find("page_tokens 32"),
@@ -141,4 +152,99 @@ TEST_F(BoundSequence, BadUseIsRecordedNotFatal) {
   EXPECT_EQ(other, nullptr);
   EXPECT_EQ(kvc_rt_binding_status(nullptr), KVC_RT_ERROR_NULL_POINTER);
   kvc_rt_binding_destroy(nullptr);
+}
+
+TEST(Binding, SideDescriptorsPackEveryField) {
+  const kvc_rt_side_encoding sides[] = {
+      fp16Side(), fp8Side(KVC_RT_FP8_E5M2),
+      quantSide(3, KVC_RT_AXIS_TOKEN, 64), quantSide(2, KVC_RT_AXIS_CHANNEL, 32)};
+  EXPECT_EQ(kvc_rt_pack_side_encoding(&sides[0]), 0);
+  EXPECT_EQ(kvc_rt_pack_side_encoding(&sides[1]), int64_t(2 | 1 << 24));
+  EXPECT_EQ(kvc_rt_pack_side_encoding(&sides[2]),
+            int64_t(1 | 3 << 8 | 1 << 16) | int64_t(64) << 32);
+  for (const kvc_rt_side_encoding &s : sides) {
+    const kvc_rt_side_encoding back =
+        kvc_rt_unpack_side_encoding(kvc_rt_pack_side_encoding(&s));
+    EXPECT_EQ(std::memcmp(&back, &s, sizeof(s)), 0);
+  }
+}
+
+TEST(Binding, HeadChecksFollowEachHeadsEncoding) {
+  ModelConfig m = preset(5, KVC_RT_BACKEND_CPU); // per-head, 3 heads
+  CacheHolder cache(m);
+  ASSERT_RT_OK(cache.status());
+  kvc_rt_seq seq;
+  ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
+  kvc_rt_binding *binding = nullptr;
+  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, &seq, 1, &binding));
+  kvc_rt_layer_view lv;
+  ASSERT_RT_OK(kvc_rt_layer_view_get(cache, 0, &lv));
+  EXPECT_EQ(lv.uniform_heads, 0u);
+  EXPECT_EQ(kvc_rt_mlir_check_layout(binding, 64, lv.k.page_bytes,
+                                     lv.v.page_bytes, 64, 3, 64),
+            1);
+  kvc_rt_head_view views[3];
+  for (int64_t h = 0; h < 3; ++h) {
+    ASSERT_RT_OK(kvc_rt_head_view_get(cache, 0, uint32_t(h), &views[h]));
+    const kvc_rt_encoding &e = m.encodingOf(0, uint32_t(h));
+    EXPECT_EQ(kvc_rt_mlir_check_head(binding, h,
+                                     kvc_rt_pack_side_encoding(&e.key),
+                                     kvc_rt_pack_side_encoding(&e.value),
+                                     int64_t(views[h].k_block_offset),
+                                     int64_t(views[h].v_block_offset)),
+              1)
+        << kvc_rt_binding_error(binding);
+  }
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_OK);
+
+  // Head 1 checked with head 0's key encoding: names both.
+  const kvc_rt_encoding &e0 = m.encodingOf(0, 0), &e1 = m.encodingOf(0, 1);
+  EXPECT_EQ(kvc_rt_mlir_check_head(binding, 1,
+                                   kvc_rt_pack_side_encoding(&e0.key),
+                                   kvc_rt_pack_side_encoding(&e1.value),
+                                   int64_t(views[1].k_block_offset),
+                                   int64_t(views[1].v_block_offset)),
+            0);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_ENCODING_MISMATCH);
+  const std::string message = kvc_rt_binding_error(binding);
+  EXPECT_NE(message.find("KV head 1"), std::string::npos) << message;
+  EXPECT_NE(message.find("compiled for K quant<bits 4, channel, group 32>"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("has K quant<bits 2, channel, group 32>"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("fp8<e4m3>"), std::string::npos) << message;
+  // Sticky: a correct check now reports nothing.
+  EXPECT_EQ(kvc_rt_mlir_check_head(binding, 0,
+                                   kvc_rt_pack_side_encoding(&e0.key),
+                                   kvc_rt_pack_side_encoding(&e0.value), 0, 0),
+            0);
+  kvc_rt_binding_clear_error(binding);
+
+  // Right encodings, wrong block offset (compiled for uniform blocks).
+  EXPECT_EQ(kvc_rt_mlir_check_head(
+                binding, 2, kvc_rt_pack_side_encoding(&m.encodingOf(0, 2).key),
+                kvc_rt_pack_side_encoding(&m.encodingOf(0, 2).value),
+                int64_t(2 * views[0].k.block_bytes),
+                int64_t(views[2].v_block_offset)),
+            0);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_ENCODING_MISMATCH);
+  kvc_rt_binding_clear_error(binding);
+
+  // Heads the layer does not have, and garbage descriptors.
+  for (int64_t head : {int64_t(3), int64_t(-1)}) {
+    EXPECT_EQ(kvc_rt_mlir_check_head(binding, head, 0, 0, 0, 0), 0);
+    EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_ENCODING_MISMATCH);
+    EXPECT_NE(std::string(kvc_rt_binding_error(binding)).find("only 3 KV heads"),
+              std::string::npos);
+    kvc_rt_binding_clear_error(binding);
+  }
+  EXPECT_EQ(kvc_rt_mlir_check_head(binding, 0, -1, int64_t(99), 0, 0), 0);
+  EXPECT_NE(std::string(kvc_rt_binding_error(binding)).find("kind 255"),
+            std::string::npos)
+      << kvc_rt_binding_error(binding);
+  kvc_rt_binding_clear_error(binding);
+  EXPECT_EQ(kvc_rt_mlir_check_head(nullptr, 0, 0, 0, 0, 0), 0);
+  kvc_rt_binding_destroy(binding);
 }

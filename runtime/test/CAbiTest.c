@@ -2,16 +2,72 @@
  *
  * Built with -std=c99 -pedantic -Werror against libkvc_runtime.so: a cache
  * is created, a KIVI-2 layer is filled past one flush, and the views and
- * gather are read the way generated code would. Prints "N passed, N failed".
+ * gather are read the way generated code would; then a cache with one
+ * encoding per KV head. Prints "N passed, N failed".
 \*===----------------------------------------------------------------------===*/
 
 #include "kvc_runtime.h"
+#include "kvc_runtime_binding.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 static int passed = 0, failed = 0;
+
+static void check(int ok, const char *what);
+
+/* Two heads: 2-bit and 4-bit channel-axis keys, fp8 and fp16 values. */
+static void perHeadCache(void) {
+  kvc_rt_encoding encs[2] = {
+      {{KVC_RT_SIDE_QUANT, 2, KVC_RT_AXIS_CHANNEL, 32, 0},
+       {KVC_RT_SIDE_FP8, 0, 0, 0, KVC_RT_FP8_E4M3},
+       64},
+      {{KVC_RT_SIDE_QUANT, 4, KVC_RT_AXIS_CHANNEL, 32, 0},
+       {KVC_RT_SIDE_FP16, 0, 0, 0, 0},
+       64}};
+  kvc_rt_cache_config config;
+  kvc_rt_cache *cache = NULL;
+  kvc_rt_layer_view layer;
+  kvc_rt_head_view head0, head1;
+
+  check(kvc_rt_config_init(&config) == KVC_RT_OK &&
+            config.encodings_per_layer == 1,
+        "config_init sets encodings_per_layer");
+  config.num_layers = 1;
+  config.kv_heads = 2;
+  config.head_dim = 64;
+  config.max_sequences = 1;
+  config.max_tokens = 128;
+  config.pages_per_layer = 2;
+  config.encodings_per_layer = 3;
+  config.encodings = encs;
+  check(kvc_rt_cache_create(&config, &cache) == KVC_RT_ERROR_INVALID_ARGUMENT &&
+            cache == NULL,
+        "encodings_per_layer must be 1 or kv_heads");
+  config.encodings_per_layer = 2;
+  check(kvc_rt_cache_create(&config, &cache) == KVC_RT_OK, "per-head create");
+  check(kvc_rt_layer_view_get(cache, 0, &layer) == KVC_RT_OK &&
+            layer.uniform_heads == 0,
+        "heads differ");
+  check(kvc_rt_head_view_get(cache, 0, 0, &head0) == KVC_RT_OK &&
+            kvc_rt_head_view_get(cache, 0, 1, &head1) == KVC_RT_OK,
+        "head views");
+  check(head1.k_block_offset == head0.k.block_bytes &&
+            layer.k.page_bytes == head0.k.block_bytes + head1.k.block_bytes &&
+            head1.k.block_bytes > head0.k.block_bytes,
+        "blocks back to back");
+  check(kvc_rt_cache_check_layer_heads(cache, 0, encs, 2, 2, 64, 64) ==
+            KVC_RT_OK,
+        "check_layer_heads");
+  check(kvc_rt_cache_check_layer(cache, 0, &encs[0], 2, 64, 64) ==
+            KVC_RT_ERROR_ENCODING_MISMATCH,
+        "check_layer sees head 1");
+  check(kvc_rt_pack_side_encoding(&head1.encoding.key) ==
+            ((int64_t)1 | (int64_t)4 << 8 | (int64_t)32 << 32),
+        "side descriptor");
+  check(kvc_rt_cache_destroy(cache) == KVC_RT_OK, "destroy per-head");
+}
 
 static void check(int ok, const char *what) {
   if (ok) {
@@ -83,6 +139,7 @@ int main(void) {
   check(kvc_rt_cache_destroy(cache) == KVC_RT_ERROR_INVALID_HANDLE,
         "destroyed handle");
 
+  perHeadCache();
   free(keys);
   free(out);
   printf("%d passed, %d failed\n", passed, failed);

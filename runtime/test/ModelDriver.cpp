@@ -62,7 +62,7 @@ bool ModelDriver::Fingerprint::operator==(const Fingerprint &o) const {
 }
 
 uint64_t ModelDriver::compressed(uint32_t layer, uint64_t n) const {
-  return num::compressedTokenCount(n, cfg_.encodings[layer].residual);
+  return num::compressedTokenCount(n, cfg_.encodingOf(layer, 0).residual);
 }
 
 uint32_t ModelDriver::pagesFor(uint32_t layer, uint64_t n) const {
@@ -106,6 +106,41 @@ std::string ModelDriver::init(const ModelConfig &config) {
   }
   refs_.assign(c.num_layers, {});
   used_.assign(c.num_layers, 0);
+  // Geometry: each head's blocks follow its own encoding, back to back in
+  // head order (layout.md 4.1).
+  for (uint32_t l = 0; l < c.num_layers; ++l) {
+    kvc_rt_layer_view lv;
+    if (kvc_rt_layer_view_get(cache_, l, &lv) != KVC_RT_OK)
+      return "layer_view failed";
+    uint64_t kOffset = 0, vOffset = 0;
+    bool uniform = true;
+    for (uint32_t h = 0; h < c.kv_heads; ++h) {
+      const kvc_rt_encoding &e = cfg_.encodingOf(l, h);
+      uniform &= std::memcmp(&e, &cfg_.encodingOf(l, 0), sizeof(e)) == 0;
+      kvc_rt_head_view hv;
+      if (kvc_rt_head_view_get(cache_, l, h, &hv) != KVC_RT_OK)
+        return "head_view failed";
+      const size_t kBlock = num::computeBlockLayout(toNumerics(e.key),
+                                                    c.head_dim, c.page_tokens)
+                                .blockBytes;
+      const size_t vBlock = num::computeBlockLayout(toNumerics(e.value),
+                                                    c.head_dim, c.page_tokens)
+                                .blockBytes;
+      if (std::memcmp(&hv.encoding, &e, sizeof(e)) ||
+          hv.k.block_bytes != kBlock || hv.v.block_bytes != vBlock ||
+          hv.k_block_offset != kOffset || hv.v_block_offset != vOffset ||
+          hv.k.page_bytes != lv.k.page_bytes ||
+          hv.v.page_bytes != lv.v.page_bytes)
+        return "layer " + std::to_string(l) + " head " + std::to_string(h) +
+               ": head view differs from the model";
+      kOffset += kBlock;
+      vOffset += vBlock;
+    }
+    if (lv.k.page_bytes != kOffset || lv.v.page_bytes != vOffset ||
+        lv.uniform_heads != (uniform ? 1u : 0u))
+      return "layer " + std::to_string(l) +
+             ": page sizes or uniform_heads differ from the model";
+  }
   return "";
 }
 
@@ -345,10 +380,10 @@ std::string ModelDriver::opAppend(Choices &c) {
     sl.pages.push_back(newPage(layer));
   sl.n = n1;
   if (c1 > c0) {
-    const kvc_rt_encoding &enc = cfg_.encodings[layer];
-    const num::SideEncoding key = toNumerics(enc.key);
-    const num::SideEncoding value = toNumerics(enc.value);
     for (uint32_t h = 0; h < H; ++h) {
+      const kvc_rt_encoding &enc = cfg_.encodingOf(layer, h);
+      const num::SideEncoding key = toNumerics(enc.key);
+      const num::SideEncoding value = toNumerics(enc.value);
       std::vector<float> k = num::compressRoundTrip(sl.keys[h].data() + c0 * D,
                                                     c1 - c0, D, key);
       std::vector<float> v = num::compressRoundTrip(
@@ -382,7 +417,7 @@ std::string ModelDriver::opExpectedFailure(Choices &c) {
   tokens.kv_heads = cfg.kv_heads;
   tokens.head_dim = cfg.head_dim;
 
-  switch (c.below(12)) {
+  switch (c.below(13)) {
   case 0: { // double free / use after free
     if (freed_.empty())
       return "";
@@ -499,6 +534,23 @@ std::string ModelDriver::opExpectedFailure(Choices &c) {
                          KVC_RT_ERROR_INVALID_ARGUMENT, before,
                          "read_block past the pool");
   }
+  case 11: { // per-head queries with bad arguments
+    const uint32_t layer = c.below(cfg.num_layers);
+    if (c.below(2)) {
+      kvc_rt_head_view view;
+      return expectFailure(
+          kvc_rt_head_view_get(cache_, layer, cfg.kv_heads + c.below(3), &view),
+          KVC_RT_ERROR_INVALID_ARGUMENT, before, "head view of a bad head");
+    }
+    std::vector<kvc_rt_encoding> encodings(cfg.kv_heads + 1,
+                                           cfg_.encodingOf(layer, 0));
+    return expectFailure(
+        kvc_rt_cache_check_layer_heads(cache_, layer, encodings.data(),
+                                       cfg.kv_heads + 1, cfg.kv_heads,
+                                       cfg.head_dim, cfg.page_tokens),
+        KVC_RT_ERROR_INVALID_ARGUMENT, before,
+        "check_layer_heads with a bad count");
+  }
   default: {
     if (!haveSeq)
       return "";
@@ -520,9 +572,6 @@ std::string ModelDriver::checkSequence(const Seq &seq, uint32_t layer,
   const kvc_rt_cache_config &cfg = cfg_.config;
   const SeqLayer &sl = seq.layers[layer];
   const uint32_t D = cfg.head_dim, T = cfg.page_tokens;
-  const kvc_rt_encoding &enc = cfg_.encodings[layer];
-  const num::SideEncoding sides[2] = {toNumerics(enc.key),
-                                      toNumerics(enc.value)};
   const std::string where = "seq " + std::to_string(seq.id) + " layer " +
                             std::to_string(layer) + ": ";
 
@@ -538,6 +587,9 @@ std::string ModelDriver::checkSequence(const Seq &seq, uint32_t layer,
 
   std::vector<float> gotK(sl.n * D + 1), gotV(sl.n * D + 1);
   for (uint32_t h = 0; h < cfg.kv_heads; ++h) {
+    const kvc_rt_encoding &enc = cfg_.encodingOf(layer, h);
+    const num::SideEncoding sides[2] = {toNumerics(enc.key),
+                                        toNumerics(enc.value)};
     s = kvc_rt_gather(cache_, seq.id, layer, h, gotK.data(), gotV.data(),
                       sl.n);
     if (s != KVC_RT_OK)
@@ -612,9 +664,22 @@ std::string ModelDriver::checkStats() {
       tokens += s.layers[l].n;
       comp += compressed(l, s.layers[l].n);
     }
+    // Page bytes are the sums of every head's block (layout.md 4.1).
+    uint64_t kPage = 0, vPage = 0;
+    for (uint32_t h = 0; h < cfg.kv_heads; ++h) {
+      const kvc_rt_encoding &e = cfg_.encodingOf(l, h);
+      kPage += num::computeBlockLayout(toNumerics(e.key), cfg.head_dim,
+                                       cfg.page_tokens)
+                   .blockBytes;
+      vPage += num::computeBlockLayout(toNumerics(e.value), cfg.head_dim,
+                                       cfg.page_tokens)
+                   .blockBytes;
+    }
     if (ls.pages_used != used_[l] || ls.pages_shared != shared ||
         ls.pages_free != cfg.pages_per_layer - used_[l] ||
-        ls.tokens != tokens || ls.compressed_tokens != comp)
+        ls.tokens != tokens || ls.compressed_tokens != comp ||
+        ls.k_page_bytes_used != ls.pages_used * kPage ||
+        ls.v_page_bytes_used != ls.pages_used * vPage)
       return "layer " + std::to_string(l) + " stats differ from the model: " +
              "used " + std::to_string(ls.pages_used) + " vs " +
              std::to_string(used_[l]) + ", shared " +

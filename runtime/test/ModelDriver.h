@@ -76,13 +76,16 @@ private:
   std::normal_distribution<float> normal_{0.0f, 1.0f};
 };
 
-/// A cache configuration with its own copy of the encodings.
+/// A cache configuration with its own copy of the encodings (one per layer,
+/// or one per KV head when config.encodings_per_layer == kv_heads).
 struct ModelConfig {
   kvc_rt_cache_config config;
   std::vector<kvc_rt_encoding> encodings;
   std::string name;
   /// config with .encodings pointing into `encodings`.
   kvc_rt_cache_config get() const;
+  /// The encoding of KV head `head` of `layer`.
+  const kvc_rt_encoding &encodingOf(uint32_t layer, uint32_t head) const;
 };
 
 /// Encoding helpers.
@@ -93,9 +96,13 @@ kvc_rt_encoding makeEncoding(kvc_rt_side_encoding key,
                              kvc_rt_side_encoding value, uint32_t residual);
 
 /// Small configurations covering every side encoding, R < T, R > T, R = 0,
-/// R not a multiple of 32, odd page sizes and per-layer encodings.
+/// R not a multiple of 32, odd page sizes, per-layer and per-head encodings.
 size_t numPresets();
 ModelConfig preset(size_t index, uint32_t backend);
+
+/// Gives every KV head of `m` its own encoding, chosen by `choices` among
+/// the side encodings valid for its layer (the layer's residual is kept).
+void randomizeHeadEncodings(ModelConfig &m, Choices &choices);
 
 /// What ran: `steps` operations; of them, successful creates, forks, frees
 /// and appends, and calls that failed as the model predicted.

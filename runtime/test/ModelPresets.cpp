@@ -36,6 +36,14 @@ kvc_rt_cache_config ModelConfig::get() const {
   return c;
 }
 
+const kvc_rt_encoding &ModelConfig::encodingOf(uint32_t layer,
+                                               uint32_t head) const {
+  const uint32_t per = config.encodings_per_layer;
+  if (per <= 1)
+    return encodings[layer];
+  return encodings[size_t{layer} * per + head];
+}
+
 kvc_rt_side_encoding fp16Side() { return kvc_rt_side_encoding{}; }
 
 kvc_rt_side_encoding quantSide(uint32_t bits, uint32_t axis, uint32_t group) {
@@ -63,7 +71,7 @@ kvc_rt_encoding makeEncoding(kvc_rt_side_encoding key,
   return e;
 }
 
-size_t numPresets() { return 5; }
+size_t numPresets() { return 7; }
 
 ModelConfig preset(size_t index, uint32_t backend) {
   ModelConfig m;
@@ -108,15 +116,68 @@ ModelConfig preset(size_t index, uint32_t backend) {
     m.encodings = {
         makeEncoding(quantSide(3, CH, 64), quantSide(4, TOK, 64), 128)};
     break;
-  default: // Pages of 96 tokens; a channel group as large as a page.
+  case 4: // Pages of 96 tokens; a channel group as large as a page.
     m.name = "page96";
     set(2, 1, 32, 96, 6, 300, 12);
     m.encodings = {
         makeEncoding(quantSide(2, CH, 32), quantSide(2, TOK, 32), 32),
         makeEncoding(quantSide(4, CH, 96), fp8Side(KVC_RT_FP8_E4M3), 96)};
     break;
+  case 5: // Every head of a layer encoded differently (granularity=head).
+    m.name = "per-head";
+    set(2, 3, 64, 64, 6, 256, 16);
+    c.encodings_per_layer = 3;
+    m.encodings = {
+        makeEncoding(quantSide(4, CH, 32), quantSide(2, TOK, 32), 64),
+        makeEncoding(quantSide(2, CH, 32), fp8Side(KVC_RT_FP8_E4M3), 64),
+        makeEncoding(fp16Side(), quantSide(4, TOK, 64), 64),
+        makeEncoding(fp8Side(KVC_RT_FP8_E5M2), fp16Side(), 128),
+        makeEncoding(quantSide(3, CH, 64), quantSide(8, TOK, 32), 128),
+        makeEncoding(quantSide(2, CH, 32), quantSide(2, TOK, 32), 128)};
+    break;
+  default: // Per-head encodings with partial pages (R < T, R = 0), one
+           // layer whose heads happen to agree.
+    m.name = "per-head-partial";
+    set(3, 2, 32, 96, 6, 300, 14);
+    c.encodings_per_layer = 2;
+    m.encodings = {
+        makeEncoding(quantSide(2, CH, 32), quantSide(4, TOK, 32), 32),
+        makeEncoding(fp16Side(), fp8Side(KVC_RT_FP8_E4M3), 32),
+        makeEncoding(fp8Side(KVC_RT_FP8_E4M3), quantSide(3, TOK, 32), 0),
+        makeEncoding(quantSide(8, TOK, 32), fp16Side(), 0),
+        makeEncoding(quantSide(4, CH, 32), quantSide(2, TOK, 32), 96),
+        makeEncoding(quantSide(4, CH, 32), quantSide(2, TOK, 32), 96)};
+    break;
   }
   return m;
+}
+
+void randomizeHeadEncodings(ModelConfig &m, Choices &choices) {
+  const kvc_rt_cache_config &c = m.config;
+  const uint32_t CH = KVC_RT_AXIS_CHANNEL, TOK = KVC_RT_AXIS_TOKEN;
+  std::vector<kvc_rt_side_encoding> sides = {
+      fp16Side(), fp8Side(KVC_RT_FP8_E4M3), fp8Side(KVC_RT_FP8_E5M2)};
+  for (uint32_t bits : {2u, 3u, 4u, 8u})
+    for (uint32_t axis : {CH, TOK})
+      for (uint32_t group : {32u, 64u})
+        sides.push_back(quantSide(bits, axis, group));
+  std::vector<kvc_rt_encoding> perHead;
+  for (uint32_t l = 0; l < c.num_layers; ++l)
+    for (uint32_t h = 0; h < c.kv_heads; ++h) {
+      const kvc_rt_encoding &base = m.encodingOf(l, h);
+      kvc_rt_encoding e = makeEncoding(
+          sides[choices.below(uint32_t(sides.size()))],
+          sides[choices.below(uint32_t(sides.size()))], base.residual);
+      // A choice the layer's residual, head_dim or page size rules out
+      // falls back to the head's current encoding.
+      if (kvc_rt_encoding_validate(&e, c.head_dim, c.page_tokens) !=
+          KVC_RT_OK)
+        e = base;
+      perHead.push_back(e);
+    }
+  m.encodings = std::move(perHead);
+  m.config.encodings_per_layer = c.kv_heads;
+  m.name += "+random-heads";
 }
 
 } // namespace testing

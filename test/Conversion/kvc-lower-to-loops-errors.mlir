@@ -31,3 +31,23 @@ func.func @page_too_small(%c: !kvc.cache<1x2x?x128xf16, #kvc.encoding<key = #kvc
   %o = kvc.attend %q, %c : tensor<1x2x1x128xf32>, !kvc.cache<1x2x?x128xf16, #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 128>, value = #kvc.plain, residual = 128>> -> tensor<1x2x1x128xf32>
   return %o : tensor<1x2x1x128xf32>
 }
+
+// -----
+// A per-head encoding is checked like the type's: head 1's 128-token key
+// groups do not fit 64-token pages.
+#widest = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>, value = #kvc.plain, residual = 128>
+#head1 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 128>, value = #kvc.plain, residual = 128>
+func.func @per_head_page_too_small(%c: !kvc.cache<1x2x?x64xf16, #widest> {kvc.head_encodings = [#widest, #head1]}, %q: tensor<1x2x1x64xf32>) -> tensor<1x2x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-loops: KV head 1: channel-axis group (128) must divide the token count (64)}}
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16, #widest> -> tensor<1x2x1x64xf32>
+  return %o : tensor<1x2x1x64xf32>
+}
+
+// -----
+#widest2 = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>, value = #kvc.plain, residual = 64>
+#pruned = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>, value = #kvc.plain, residual = 64, key_reduce = #kvc.prune<keep = 32>>
+func.func @per_head_pruned(%c: !kvc.cache<1x2x?x64xf16, #widest2> {kvc.head_encodings = [#widest2, #pruned]}, %q: tensor<1x2x1x64xf32>) -> tensor<1x2x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-loops: KV head 1: key/value reductions are not lowered to CPU loops yet}}
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16, #widest2> -> tensor<1x2x1x64xf32>
+  return %o : tensor<1x2x1x64xf32>
+}

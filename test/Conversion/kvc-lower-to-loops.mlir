@@ -7,6 +7,7 @@
 
 // CHECK-DAG: func.func private @kvc_rt_mlir_append(!llvm.ptr, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>, memref<?x?x?x?xf32, strided<[?, ?, ?, ?], offset: ?>>) attributes {llvm.emit_c_interface}
 // CHECK-DAG: func.func private @kvc_rt_mlir_check_layout(!llvm.ptr, i64, i64, i64, i64, i64, i64) -> i32
+// CHECK-DAG: func.func private @kvc_rt_mlir_check_head(!llvm.ptr, i64, i64, i64, i64, i64) -> i32
 // CHECK-DAG: func.func private @kvc_rt_mlir_pool(!llvm.ptr, i32) -> !llvm.ptr
 // CHECK-DAG: func.func private @kvc_rt_mlir_page_table(!llvm.ptr, i64) -> !llvm.ptr
 // CHECK-DAG: func.func private @kvc_rt_mlir_residual(!llvm.ptr, i64, i32) -> !llvm.ptr
@@ -15,10 +16,15 @@
 // f16 tokens are widened for the runtime, which rounds them to fp16 itself.
 // CHECK: arith.extf %{{.*}} : tensor<1x2x1x64xf16> to tensor<1x2x1x64xf32>
 // CHECK: call @kvc_rt_mlir_append(%[[CACHE]],
-// The layout the code was compiled for: 64-token pages, 2-bit g32 blocks of
-// 64 * (64*2/8 + 64/32*4) = 1536 bytes for both sides, residual 128, 2 heads
-// of 64.
-// CHECK: %[[OK:.*]] = call @kvc_rt_mlir_check_layout(%[[CACHE]], %c64_i64, %c1536_i64, %c1536_i64{{.*}}, %c128_i64, %c2_i64, %c64_i64{{.*}})
+// The layout the code was compiled for: 64-token pages of two 2-bit g32
+// blocks of 64 * (64*2/8 + 64/32*4) = 1536 bytes for both sides, residual
+// 128, 2 heads of 64; then each head's encodings (2-bit channel/token g32
+// descriptors kind | bits << 8 | axis << 16 | group << 32 from
+// kvc_runtime_binding.h: 137438953985 = q2 channel g32, 137439019521 = q2
+// token g32) and block offsets.
+// CHECK: call @kvc_rt_mlir_check_layout(%[[CACHE]], %c64_i64, %c3072_i64, %c3072_i64{{.*}}, %c128_i64, %c2_i64, %c64_i64{{.*}})
+// CHECK: call @kvc_rt_mlir_check_head(%[[CACHE]], %c0_i64, %c137438953985_i64, %c137439019521_i64, %c0_i64{{.*}}, %c0_i64{{.*}})
+// CHECK: call @kvc_rt_mlir_check_head(%[[CACHE]], %c1_i64, %c137438953985_i64{{.*}}, %c137439019521_i64{{.*}}, %c1536_i64{{.*}}, %c1536_i64{{.*}})
 // CHECK: scf.if
 // CHECK: call @kvc_rt_mlir_pool(%[[CACHE]], %c0_i32
 // CHECK: call @kvc_rt_mlir_pool(%[[CACHE]], %c1_i32
@@ -73,4 +79,35 @@ func.func @fp8_values(%c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quan
                       %q: tensor<1x2x4x64xf32>) -> tensor<1x2x4x64xf32> {
   %o = kvc.attend %q, %c : tensor<1x2x4x64xf32>, !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 3, axis = token, group = 32>, value = #kvc.fp8<e5m2>, residual = 0>> -> tensor<1x2x4x64xf32>
   return %o : tensor<1x2x4x64xf32>
+}
+
+// -----
+// Per-KV-head encodings (kvc-select-bitwidths granularity=head): head 0
+// keeps 4-bit keys, head 1 2-bit ones. A page holds head 0's K block
+// (64 * (64*4/8 + 2*4) = 2560 bytes) then head 1's (1536); the V blocks are
+// both 1536 bytes. Each head is read with its own encoding and offset.
+#widest = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>,
+                        value = #kvc.quant<bits = 2, axis = token, group = 32>,
+                        residual = 64>
+#head1 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                       value = #kvc.quant<bits = 2, axis = token, group = 32>,
+                       residual = 64>
+// CHECK-LABEL: func.func @per_head
+// (137438954497 = q4 channel g32.)
+// CHECK: call @kvc_rt_mlir_check_layout(%[[CACHE:[^,]*]], %c64_i64, %c4096_i64, %c3072_i64, %c64_i64{{.*}}, %c2_i64, %c64_i64{{.*}})
+// CHECK: call @kvc_rt_mlir_check_head(%[[CACHE]], %c0_i64, %c137438954497_i64, %c137439019521_i64, %c0_i64{{.*}}, %c0_i64{{.*}})
+// CHECK: call @kvc_rt_mlir_check_head(%[[CACHE]], %c1_i64, %c137438953985_i64, %c137439019521_i64{{.*}}, %c2560_i64, %c1536_i64)
+// Head 0's query heads (0..3) read 4-bit codes (mask 15), head 1's (4..7)
+// 2-bit codes (mask 3) from block offset 2560.
+// CHECK: scf.for %{{.*}} = %c0{{.*}} to %c4{{.*}} step
+// CHECK: arith.andi %{{.*}}, %c15_i32
+// CHECK: scf.for %{{.*}} = %c4{{.*}} to %c8{{.*}} step
+// CHECK: %c2560
+// CHECK: arith.andi %{{.*}}, %c3_i32
+func.func @per_head(%cache: !kvc.cache<1x2x?x64xf16, #widest> {kvc.head_encodings = [#widest, #head1]},
+                    %q: tensor<1x8x1x64xf32>, %k: tensor<1x2x1x64xf32>)
+    -> (tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #widest>) {
+  %c = kvc.append %cache, %k, %k : !kvc.cache<1x2x?x64xf16, #widest>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+  %o = kvc.attend %q, %c {causal} : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #widest> -> tensor<1x8x1x64xf32>
+  return %o, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #widest>
 }

@@ -8,7 +8,6 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-select-bitwidths="budget=3 stats=%t.missing.safetensors" 2>&1 | FileCheck %s --check-prefix=MISSING
 // RUN: not kvc-opt %s -split-input-file --kvc-select-bitwidths="budget=3 stats=%t.junk.safetensors" 2>&1 | FileCheck %s --check-prefix=JUNK
 // RUN: not kvc-opt %s -split-input-file --kvc-select-bitwidths="budget=3 stats=%t.stats.safetensors" 2>&1 | FileCheck %s --check-prefix=STATS
-// RUN: not kvc-opt %s -split-input-file --kvc-select-bitwidths="budget=4 granularity=head report=none" --kvc-lower-to-loops 2>&1 | FileCheck %s --check-prefix=LOWER
 
 // Bad options name the option; bad statistics name the file and the
 // problem; a cache the statistics cannot describe is reported at the cache.
@@ -44,13 +43,4 @@ func.func @missing_layer(%c7: !kvc.cache<1x2x?x32xf16> {kvc.layer = 7 : i64}) ->
 // STATS: error: kvc-select-bitwidths: the module has no caches (run kvc-raise-attention first)
 func.func @no_caches(%x: tensor<4xf32>) -> tensor<4xf32> {
   return %x : tensor<4xf32>
-}
-
-// -----
-// Per-head encodings are chosen, but the CPU lowering cannot run them.
-// LOWER: select-bitwidths-errors.mlir:[[@LINE+1]]:{{[0-9]+}}: error: kvc-lower-to-loops: per-KV-head encodings (kvc.head_encodings, from kvc-select-bitwidths granularity=head) are not supported by the CPU lowering; use granularity=layer
-func.func @per_head(%c: !kvc.cache<1x2x?x32xf16> {kvc.layer = 0 : i64}, %q: tensor<1x4x1x32xf32>, %k: tensor<1x2x1x32xf32>) -> tensor<1x4x1x32xf32> {
-  %a = kvc.append %c, %k, %k : !kvc.cache<1x2x?x32xf16>, tensor<1x2x1x32xf32>, tensor<1x2x1x32xf32>
-  %o = kvc.attend %q, %a {causal} : tensor<1x4x1x32xf32>, !kvc.cache<1x2x?x32xf16> -> tensor<1x4x1x32xf32>
-  return %o : tensor<1x4x1x32xf32>
 }

@@ -86,7 +86,15 @@ namespace {
 struct StepShape {
   int64_t batch, queryHeads, kvHeads, headDim;
   num::CacheEncoding encoding;
+  /// One per KV head: `encoding` unless the cache has kvc.head_encodings.
+  std::vector<num::CacheEncoding> headEncodings;
   num::AttentionOptions attention;
+
+  bool hasPerHeadEncodings() const {
+    return llvm::any_of(headEncodings, [&](const num::CacheEncoding &head) {
+      return !(head == encoding);
+    });
+  }
 };
 
 } // namespace
@@ -124,6 +132,9 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
   shape.headDim = cache.getHeadDim();
   if (EncodingAttr encoding = cache.getEncoding())
     shape.encoding = encoding.toNumerics();
+  for (EncodingAttr head : getKVHeadEncodings(func.getArgument(0)))
+    shape.headEncodings.push_back(head.toNumerics());
+  shape.headEncodings.resize(shape.kvHeads, shape.encoding);
   shape.attention.scale = attend.getEffectiveScale();
   shape.attention.causal = attend.getCausal();
   shape.attention.window = attend.getWindow().value_or(0);
@@ -134,7 +145,12 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
 
 /// Runs the JIT-compiled step `numSteps` times and compares with the oracle.
 static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
-  kvc_rt_encoding encoding = ::kvc::rt::toCEncoding(shape.encoding);
+  std::vector<kvc_rt_encoding> encodings;
+  if (shape.hasPerHeadEncodings())
+    for (const num::CacheEncoding &head : shape.headEncodings)
+      encodings.push_back(::kvc::rt::toCEncoding(head));
+  else
+    encodings.push_back(::kvc::rt::toCEncoding(shape.encoding));
   kvc_rt_cache_config config;
   kvc_rt_config_init(&config);
   config.backend = KVC_RT_BACKEND_CPU;
@@ -146,7 +162,8 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
   config.max_tokens = numSteps;
   config.pages_per_layer =
       shape.batch * ((numSteps + pageTokens - 1) / pageTokens);
-  config.encodings = &encoding;
+  config.encodings_per_layer = unsigned(encodings.size());
+  config.encodings = encodings.data();
   kvc_rt_cache *cache = nullptr;
   if (kvc_rt_cache_create(&config, &cache) != KVC_RT_OK)
     return fail(llvm::Twine("kvc_rt_cache_create: ") + kvc_rt_last_error());
@@ -202,11 +219,11 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
       for (int64_t h = 0; h < hkv; ++h) {
         const std::vector<float> &kh = keys[bi * hkv + h];
         const std::vector<float> &vh = values[bi * hkv + h];
-        auto sk = num::simulateCacheSide(kh.data(), n, d, shape.encoding.key,
-                                         shape.encoding.residual);
-        auto sv = num::simulateCacheSide(vh.data(), n, d,
-                                         shape.encoding.value,
-                                         shape.encoding.residual);
+        const num::CacheEncoding &encoding = shape.headEncodings[h];
+        auto sk = num::simulateCacheSide(kh.data(), n, d, encoding.key,
+                                         encoding.residual);
+        auto sv = num::simulateCacheSide(vh.data(), n, d, encoding.value,
+                                         encoding.residual);
         simK.insert(simK.end(), sk.begin(), sk.end());
         simV.insert(simV.end(), sv.begin(), sv.end());
         plainK.insert(plainK.end(), kh.begin(), kh.end());
@@ -239,6 +256,11 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
       "key {5}, value {6}, residual {7}, seed {8}\n",
       unsigned(numSteps), b, hq, hkv, d, shape.encoding.key.toString(),
       shape.encoding.value.toString(), shape.encoding.residual, actualSeed);
+  if (shape.hasPerHeadEncodings())
+    for (auto [h, head] : llvm::enumerate(shape.headEncodings))
+      llvm::outs() << llvm::formatv("kvc-run: KV head {0}: key {1}, value {2}\n",
+                                    h, head.key.toString(),
+                                    head.value.toString());
   llvm::outs() << llvm::formatv(
       "max |compiled - oracle| / max |oracle| = {0:e2} (tolerance {1:e2}); "
       "compression moves the output by {2:e2}\n",

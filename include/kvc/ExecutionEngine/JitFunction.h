@@ -76,6 +76,15 @@ struct ValueInfo {
   int64_t batch = -1;
   unsigned kvHeads = 0, headDim = 0;
   ::kvc::numerics::CacheEncoding encoding;
+  /// The encoding of each KV head: all `encoding` unless kvc-select-bitwidths
+  /// chose per-head encodings (`kvc.head_encodings`).
+  std::vector<::kvc::numerics::CacheEncoding> headEncodings;
+  bool hasPerHeadEncodings() const {
+    for (const auto &head : headEncodings)
+      if (!(head == encoding))
+        return true;
+    return false;
+  }
   /// The cache stores Hadamard-rotated keys (`kvc.rotated_keys`, set by
   /// kvc-rotate-keys): keys appended from outside must be rotated too.
   bool rotatedKeys = false;

@@ -35,6 +35,11 @@ struct AttendState {
   Value query, mask, out, scores;
   Value numTokens, compressed, queryLen, group;
   ByteViews pageTable, kResidual, vResidual;
+  /// The run of KV heads being read: its first head, and the byte offsets of
+  /// that head's K and V blocks within a page (docs/layout.md, per-head
+  /// encodings); the run's heads follow at the readers' block sizes.
+  Value runFirst;
+  uint64_t kRunOffset, vRunOffset;
   int64_t headDim;
   const PageReader *keys, *values;
   uint64_t kPageBytes, vPageBytes, residualHeadBytes;
@@ -86,8 +91,8 @@ buildFor(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
 /// one side: from its page when compressed, else from the residual buffer.
 static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
                        const PageReader &reader, const ByteViews &residual,
-                       uint64_t pageBytes, Value head, Value token,
-                       Value channel) {
+                       uint64_t pageBytes, uint64_t runOffset, Value head,
+                       Value token, Value channel) {
   Value isCompressed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
                                              token, s.compressed);
   auto ifOp = scf::IfOp::create(
@@ -100,13 +105,17 @@ static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
             arith::MulIOp::create(tb, tloc, pageSlot, cIndex(tb, tloc, 4)));
         Value pageIndex =
             arith::IndexCastOp::create(tb, tloc, tb.getIndexType(), page);
+        Value headInRun = arith::SubIOp::create(tb, tloc, head, s.runFirst);
+        Value headOffset = arith::AddIOp::create(
+            tb, tloc, cIndex(tb, tloc, runOffset),
+            arith::MulIOp::create(
+                tb, tloc, headInRun,
+                cIndex(tb, tloc, reader.getLayout().blockBytes)));
         Value blockBase = arith::AddIOp::create(
             tb, tloc,
             arith::MulIOp::create(tb, tloc, pageIndex,
                                   cIndex(tb, tloc, pageBytes)),
-            arith::MulIOp::create(
-                tb, tloc, head,
-                cIndex(tb, tloc, reader.getLayout().blockBytes)));
+            headOffset);
         Value slot = arith::RemUIOp::create(tb, tloc, token, tokensPerPage);
         scf::YieldOp::create(
             tb, tloc, reader.readCompressed(tb, tloc, blockBase, slot, channel));
@@ -166,9 +175,10 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                                 Value q = loadAsF32(
                                     b2, l2, s.query,
                                     ValueRange{batch, head, query, channel});
-                                Value k = readToken(b2, l2, s, *s.keys,
-                                                    s.kResidual, s.kPageBytes,
-                                                    kvHead, token, channel);
+                                Value k = readToken(
+                                    b2, l2, s, *s.keys, s.kResidual,
+                                    s.kPageBytes, s.kRunOffset, kvHead, token,
+                                    channel);
                                 Value prod = arith::MulFOp::create(b2, l2, q, k);
                                 return {arith::AddFOp::create(b2, l2, acc[0],
                                                               prod)};
@@ -218,9 +228,10 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                               ValueRange args) -> SmallVector<Value> {
                             Value weight =
                                 memref::LoadOp::create(b2, l2, s.scores, token);
-                            Value v = readToken(b2, l2, s, *s.values,
-                                                s.vResidual, s.vPageBytes,
-                                                kvHead, token, channel);
+                            Value v = readToken(
+                                b2, l2, s, *s.values, s.vResidual,
+                                s.vPageBytes, s.vRunOffset, kvHead, token,
+                                channel);
                             return {arith::AddFOp::create(
                                 b2, l2, args[0],
                                 arith::MulFOp::create(b2, l2, weight, v))};
@@ -298,24 +309,36 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
       MemRefType::get(resultType.getShape(), resultType.getElementType()),
       dynamicSizes);
 
-  Value fp8Keys = lowering.getFP8Table(rewriter, loc, encoding.key);
-  Value fp8Values = lowering.getFP8Table(rewriter, loc, encoding.value);
   auto i64Const = [&](int64_t value) -> Value {
     return arith::ConstantIntOp::create(rewriter, loc, value, 64);
   };
-  num::BlockLayout kLayout =
-      num::computeBlockLayout(encoding.key, headDim, lowering.pageTokens);
-  num::BlockLayout vLayout =
-      num::computeBlockLayout(encoding.value, headDim, lowering.pageTokens);
+  const SmallVector<num::CacheEncoding> &headEncodings =
+      lowering.headEncodings.at(op);
+  CachePageLayout pages(headEncodings, headDim, lowering.pageTokens);
   int64_t kvHeads = cacheType.getNumKVHeads();
-  Value layoutStatus = lowering.call(
-      rewriter, loc, abi::kCheckLayout, rewriter.getI32Type(),
-      {binding, i64Const(lowering.pageTokens), i64Const(kLayout.blockBytes),
-       i64Const(vLayout.blockBytes), i64Const(encoding.residual),
-       i64Const(kvHeads), i64Const(headDim)});
+  // The runtime must hold exactly the layout compiled here: the page sizes,
+  // then every head's encodings and block offsets.
   Value layoutOk = arith::CmpIOp::create(
-      rewriter, loc, arith::CmpIPredicate::ne, layoutStatus,
+      rewriter, loc, arith::CmpIPredicate::ne,
+      lowering.call(rewriter, loc, abi::kCheckLayout, rewriter.getI32Type(),
+                    {binding, i64Const(lowering.pageTokens),
+                     i64Const(pages.kPageBytes), i64Const(pages.vPageBytes),
+                     i64Const(encoding.residual), i64Const(kvHeads),
+                     i64Const(headDim)}),
       arith::ConstantIntOp::create(rewriter, loc, 0, 32));
+  for (auto [head, layout] : llvm::enumerate(pages.heads)) {
+    Value headOk = lowering.call(
+        rewriter, loc, abi::kCheckHead, rewriter.getI32Type(),
+        {binding, i64Const(head),
+         i64Const(abi::packSideEncoding(layout.encoding.key)),
+         i64Const(abi::packSideEncoding(layout.encoding.value)),
+         i64Const(layout.kOffset), i64Const(layout.vOffset)});
+    layoutOk = arith::AndIOp::create(
+        rewriter, loc, layoutOk,
+        arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::ne, headOk,
+                              arith::ConstantIntOp::create(rewriter, loc, 0,
+                                                           32)));
+  }
 
   auto ifOp = scf::IfOp::create(
       rewriter, loc, layoutOk,
@@ -324,12 +347,30 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
         Value vSide = arith::ConstantIntOp::create(b, l, 1, 32);
         ByteViews kPool{lowering.call(b, l, abi::kPool, ptr, {binding, kSide})};
         ByteViews vPool{lowering.call(b, l, abi::kPool, ptr, {binding, vSide})};
-        PageReader keys(encoding.key, headDim, lowering.pageTokens, kPool,
-                        fp8Keys);
-        PageReader values(encoding.value, headDim, lowering.pageTokens, vPool,
-                          fp8Values);
+        // Consecutive KV heads with one encoding share their loops.
+        struct HeadRun {
+          unsigned first, count;
+          PageReader keys, values;
+          uint64_t kOffset, vOffset;
+        };
+        SmallVector<HeadRun> runs;
+        for (auto [head, layout] : llvm::enumerate(pages.heads)) {
+          if (!runs.empty() &&
+              pages.heads[runs.back().first].encoding == layout.encoding) {
+            ++runs.back().count;
+            continue;
+          }
+          runs.push_back(HeadRun{
+              unsigned(head), 1,
+              PageReader(layout.encoding.key, headDim, lowering.pageTokens,
+                         kPool,
+                         lowering.getFP8Table(b, l, layout.encoding.key)),
+              PageReader(layout.encoding.value, headDim, lowering.pageTokens,
+                         vPool,
+                         lowering.getFP8Table(b, l, layout.encoding.value)),
+              layout.kOffset, layout.vOffset});
+        }
         Value batchSize = memref::DimOp::create(b, l, queryBuffer, 0);
-        Value queryHeads = cIndex(b, l, resultType.getDimSize(1));
         Value queryLen = memref::DimOp::create(b, l, queryBuffer, 2);
         buildFor(
             b, l, cIndex(b, l, 0), batchSize, ValueRange{},
@@ -364,10 +405,8 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   pointerCall(abi::kResidual, {binding, batchI64, vSide});
               s.headDim = headDim;
               s.pageTokens = lowering.pageTokens;
-              s.keys = &keys;
-              s.values = &values;
-              s.kPageBytes = kvHeads * kLayout.blockBytes;
-              s.vPageBytes = kvHeads * vLayout.blockBytes;
+              s.kPageBytes = pages.kPageBytes;
+              s.vPageBytes = pages.vPageBytes;
               s.residualHeadBytes =
                   num::residualStagingBytes(encoding.residual, headDim);
               s.scale = op.getEffectiveScale();
@@ -381,18 +420,31 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   MemRefType::get({ShapedType::kDynamic}, bb.getF32Type()),
                   ValueRange{s.numTokens});
               auto attendSequence = [&](OpBuilder &ab, Location al) {
-                buildFor(ab, al, cIndex(ab, al, 0), queryHeads, ValueRange{},
-                         [&](OpBuilder &hb, Location hl, Value head,
-                             ValueRange) -> SmallVector<Value> {
-                           buildFor(hb, hl, cIndex(hb, hl, 0), queryLen,
-                                    ValueRange{},
-                                    [&](OpBuilder &qb, Location ql, Value query,
-                                        ValueRange) -> SmallVector<Value> {
-                                      buildQuery(qb, ql, s, batch, head, query);
-                                      return {};
-                                    });
-                           return {};
-                         });
+                for (const HeadRun &run : runs) {
+                  AttendState rs = s;
+                  rs.keys = &run.keys;
+                  rs.values = &run.values;
+                  rs.runFirst = cIndex(ab, al, run.first);
+                  rs.kRunOffset = run.kOffset;
+                  rs.vRunOffset = run.vOffset;
+                  // The query heads of the run's KV heads.
+                  int64_t group = resultType.getDimSize(1) / kvHeads;
+                  buildFor(
+                      ab, al, cIndex(ab, al, run.first * group),
+                      cIndex(ab, al, (run.first + run.count) * group),
+                      ValueRange{},
+                      [&](OpBuilder &hb, Location hl, Value head,
+                          ValueRange) -> SmallVector<Value> {
+                        buildFor(hb, hl, cIndex(hb, hl, 0), queryLen,
+                                 ValueRange{},
+                                 [&](OpBuilder &qb, Location ql, Value query,
+                                     ValueRange) -> SmallVector<Value> {
+                                   buildQuery(qb, ql, rs, batch, head, query);
+                                   return {};
+                                 });
+                        return {};
+                      });
+                }
               };
               if (!maskBuffer) {
                 attendSequence(bb, bl);

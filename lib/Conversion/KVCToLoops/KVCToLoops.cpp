@@ -63,18 +63,30 @@ Value LoweringContext::getFP8Table(OpBuilder &b, Location loc,
   return memref::GetGlobalOp::create(b, loc, type, fp8TableName(side.fp8));
 }
 
+CachePageLayout::CachePageLayout(ArrayRef<num::CacheEncoding> encodings,
+                                 unsigned headDim, unsigned pageTokens) {
+  for (const num::CacheEncoding &encoding : encodings) {
+    HeadPageLayout head;
+    head.encoding = encoding;
+    head.k = num::computeBlockLayout(encoding.key, headDim, pageTokens);
+    head.v = num::computeBlockLayout(encoding.value, headDim, pageTokens);
+    head.kOffset = kPageBytes;
+    head.vOffset = vPageBytes;
+    kPageBytes += head.k.blockBytes;
+    vPageBytes += head.v.blockBytes;
+    heads.push_back(head);
+  }
+}
+
 /// Creates the fp8 decoding tables the module's caches need, from the
 /// numerics library's decoder.
-static void createFP8Tables(ModuleOp module) {
+static void createFP8Tables(ModuleOp module, const LoweringContext &lowering) {
   llvm::SmallSetVector<num::FP8Format, 2> formats;
-  module.walk([&](AttendOp op) {
-    if (EncodingAttr encoding = op.getCache().getType().getEncoding()) {
-      num::CacheEncoding numerics = encoding.toNumerics();
-      for (const num::SideEncoding &side : {numerics.key, numerics.value})
+  for (const auto &entry : lowering.headEncodings)
+    for (const num::CacheEncoding &encoding : entry.second)
+      for (const num::SideEncoding &side : {encoding.key, encoding.value})
         if (side.isFP8())
           formats.insert(side.fp8);
-    }
-  });
   OpBuilder b(module.getBodyRegion());
   for (num::FP8Format format : formats) {
     if (module.lookupSymbol(fp8TableName(format)))
@@ -145,47 +157,52 @@ struct KVCLowerToLoopsPass
 
 /// The CPU path updates caches in place, so a cache value that an append
 /// consumed must not be read afterwards; and the ops it cannot lower yet
-/// are an error here rather than a silent fallback.
-static LogicalResult checkLowerable(ModuleOp module, unsigned pageTokens) {
-  // Per-KV-head encodings (kvc-select-bitwidths granularity=head) would need
-  // per-head page layouts; the CPU loops assume one encoding per cache.
-  constexpr StringLiteral headEncodings = "kvc.head_encodings";
-  const char *perHeadMessage =
-      "kvc-lower-to-loops: per-KV-head encodings (kvc.head_encodings, from "
-      "kvc-select-bitwidths granularity=head) are not supported by the CPU "
-      "lowering; use granularity=layer";
-  for (auto func : module.getOps<func::FuncOp>())
-    for (unsigned i = 0; i < func.getNumArguments(); ++i)
-      if (func.getArgAttr(i, headEncodings))
-        return mlir::emitError(func.getArgument(i).getLoc()) << perHeadMessage;
+/// are an error here rather than a silent fallback. Records the encoding of
+/// every KV head of each attention's cache in `lowering`.
+static LogicalResult checkLowerable(ModuleOp module,
+                                    LoweringContext &lowering) {
   WalkResult result = module.walk([&](Operation *op) -> WalkResult {
-    if (op->hasAttr(headEncodings)) {
-      op->emitOpError() << perHeadMessage;
-      return WalkResult::interrupt();
-    }
     if (isa<EvictOp, ForkOp, CacheEmptyOp, QuantizeOp, DequantizeOp>(op)) {
       op->emitOpError("is not lowered by kvc-lower-to-loops yet");
       return WalkResult::interrupt();
     }
     if (auto attend = dyn_cast<AttendOp>(op)) {
-      EncodingAttr encoding = attend.getCache().getType().getEncoding();
-      if (!encoding)
+      CacheType type = attend.getCache().getType();
+      EncodingAttr encoding = type.getEncoding();
+      auto &heads = lowering.headEncodings[op];
+      if (!encoding) {
+        heads.assign(type.getNumKVHeads(), num::CacheEncoding());
         return WalkResult::advance();
+      }
       if (encoding.getKeyReduce() || encoding.getValueReduce() ||
           encoding.getEvict()) {
         op->emitOpError("kvc-lower-to-loops: key/value reductions and "
                         "eviction are not lowered to CPU loops yet");
         return WalkResult::interrupt();
       }
-      unsigned headDim = attend.getCache().getType().getHeadDim();
-      num::CacheEncoding numerics = encoding.toNumerics();
-      for (const num::SideEncoding *side : {&numerics.key, &numerics.value}) {
-        std::string problem =
-            num::validatePageConfig(*side, headDim, pageTokens);
-        if (!problem.empty()) {
-          op->emitOpError("kvc-lower-to-loops: ") << problem;
+      unsigned headDim = type.getHeadDim();
+      for (auto [head, headEncoding] :
+           llvm::enumerate(getKVHeadEncodings(attend.getCache()))) {
+        if (headEncoding.getKeyReduce() || headEncoding.getValueReduce()) {
+          op->emitOpError("kvc-lower-to-loops: KV head ")
+              << head << ": key/value reductions are not lowered to CPU "
+              << "loops yet";
           return WalkResult::interrupt();
         }
+        num::CacheEncoding numerics = headEncoding.toNumerics();
+        for (const num::SideEncoding *side :
+             {&numerics.key, &numerics.value}) {
+          std::string problem =
+              num::validatePageConfig(*side, headDim, lowering.pageTokens);
+          if (!problem.empty()) {
+            InFlightDiagnostic diag = op->emitOpError("kvc-lower-to-loops: ");
+            if (headEncoding != encoding)
+              diag << "KV head " << head << ": ";
+            diag << problem;
+            return WalkResult::interrupt();
+          }
+        }
+        heads.push_back(numerics);
       }
     }
     if (auto append = dyn_cast<AppendOp>(op)) {
@@ -205,9 +222,10 @@ static LogicalResult checkLowerable(ModuleOp module, unsigned pageTokens) {
 void KVCLowerToLoopsPass::runOnOperation() {
   ModuleOp module = getOperation();
   MLIRContext *context = &getContext();
-  if (failed(checkLowerable(module, pageTokens)))
+  LoweringContext lowering{pageTokens, {}, module};
+  if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();
-  createFP8Tables(module);
+  createFP8Tables(module, lowering);
 
   TypeConverter converter;
   converter.addConversion([](Type type) { return type; });
@@ -222,7 +240,6 @@ void KVCLowerToLoopsPass::runOnOperation() {
   converter.addSourceMaterialization(materialize);
   converter.addTargetMaterialization(materialize);
 
-  LoweringContext lowering{pageTokens, module};
   RewritePatternSet patterns(context);
   patterns.add<AppendToCall>(converter, context, lowering);
   populateAttendToLoopsPattern(patterns, converter, lowering);
@@ -241,5 +258,15 @@ void KVCLowerToLoopsPass::runOnOperation() {
   target.addDynamicallyLegalOp<func::ReturnOp, func::CallOp>(
       [&](Operation *op) { return converter.isLegal(op); });
   if (failed(applyPartialConversion(module, target, std::move(patterns))))
-    signalPassFailure();
+    return signalPassFailure();
+
+  // The per-head encodings are now part of the generated code; the
+  // attribute describes caches, which no longer exist.
+  StringRef headEncodings = KVCDialect::getHeadEncodingsAttrName();
+  module.walk([&](Operation *op) {
+    op->removeAttr(headEncodings);
+    if (auto func = dyn_cast<func::FuncOp>(op))
+      for (unsigned i = 0; i < func.getNumArguments(); ++i)
+        func.removeArgAttr(i, headEncodings);
+  });
 }

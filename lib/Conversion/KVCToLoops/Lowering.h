@@ -5,6 +5,8 @@
 
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 #include "kvc/Numerics/Encoding.h"
+#include "kvc/Numerics/Layout.h"
+#include "llvm/ADT/DenseMap.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Transforms/DialectConversion.h"
@@ -12,9 +14,31 @@
 namespace mlir {
 namespace kvc {
 
+/// One KV head's encoding and where its blocks sit in a page.
+struct HeadPageLayout {
+  ::kvc::numerics::CacheEncoding encoding;
+  ::kvc::numerics::BlockLayout k, v;
+  uint64_t kOffset = 0, vOffset = 0; ///< of its blocks within a page
+};
+
+/// The pages of a cache whose KV heads may have different encodings
+/// (docs/layout.md, per-head encodings): head h's block follows those of
+/// heads 0..h-1, in the K and the V page separately.
+struct CachePageLayout {
+  SmallVector<HeadPageLayout> heads;
+  uint64_t kPageBytes = 0, vPageBytes = 0;
+
+  CachePageLayout(ArrayRef<::kvc::numerics::CacheEncoding> encodings,
+                  unsigned headDim, unsigned pageTokens);
+};
+
 /// What the patterns of the CPU lowering share.
 struct LoweringContext {
   unsigned pageTokens;
+  /// The encoding of every KV head of each kvc.attend's cache, found by the
+  /// pass before the conversion changes the IR (getKVHeadEncodings).
+  llvm::DenseMap<Operation *, SmallVector<::kvc::numerics::CacheEncoding>>
+      headEncodings;
   /// Declares (once) and returns the runtime function `name`.
   func::FuncOp getOrDeclare(OpBuilder &b, StringRef name, TypeRange inputs,
                             TypeRange results, bool cInterface) const;

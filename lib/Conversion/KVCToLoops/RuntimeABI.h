@@ -10,6 +10,8 @@
 #ifndef KVC_LIB_CONVERSION_KVCTOLOOPS_RUNTIMEABI_H
 #define KVC_LIB_CONVERSION_KVCTOLOOPS_RUNTIMEABI_H
 
+#include "kvc/Numerics/Encoding.h"
+#include "kvc_runtime_binding.h"
 #include "llvm/ADT/StringRef.h"
 
 namespace mlir {
@@ -19,9 +21,13 @@ namespace abi {
 /// (binding, keys memref<?x?x?x?xf32>, values memref<?x?x?x?xf32>): appends
 /// [batch][kv_heads][tokens][head_dim] tokens to every sequence.
 inline constexpr llvm::StringLiteral kAppend = "kvc_rt_mlir_append";
-/// (binding, page_tokens, k_block_bytes, v_block_bytes, residual, kv_heads,
+/// (binding, page_tokens, k_page_bytes, v_page_bytes, residual, kv_heads,
 /// head_dim) -> i32: nonzero when the runtime's layout is the compiled one.
 inline constexpr llvm::StringLiteral kCheckLayout = "kvc_rt_mlir_check_layout";
+/// (binding, head, k side descriptor, v side descriptor, k block offset,
+/// v block offset) -> i32: nonzero when KV head `head` has the compiled
+/// encodings and its blocks sit at those offsets of a page.
+inline constexpr llvm::StringLiteral kCheckHead = "kvc_rt_mlir_check_head";
 /// (binding, batch index) -> i64 tokens / compressed tokens.
 inline constexpr llvm::StringLiteral kNumTokens = "kvc_rt_mlir_num_tokens";
 inline constexpr llvm::StringLiteral kCompressedTokens =
@@ -35,6 +41,28 @@ inline constexpr llvm::StringLiteral kPageTable = "kvc_rt_mlir_page_table";
 /// (binding, batch index, side) -> !llvm.ptr: the sequence's fp16 residual
 /// staging buffers of all KV heads, residual_head_bytes apart.
 inline constexpr llvm::StringLiteral kResidual = "kvc_rt_mlir_residual";
+
+/// The runtime's descriptor of a side encoding (kvc_rt_pack_side_encoding),
+/// which kCheckHead compares with the bound layer's.
+inline int64_t packSideEncoding(const ::kvc::numerics::SideEncoding &side) {
+  kvc_rt_side_encoding c = {};
+  if (side.isQuant()) {
+    c.kind = KVC_RT_SIDE_QUANT;
+    c.bits = side.quant.bits;
+    c.axis = side.quant.axis == ::kvc::numerics::QuantAxis::Channel
+                 ? KVC_RT_AXIS_CHANNEL
+                 : KVC_RT_AXIS_TOKEN;
+    c.group = side.quant.group;
+  } else if (side.isFP8()) {
+    c.kind = KVC_RT_SIDE_FP8;
+    c.fp8_format = side.fp8 == ::kvc::numerics::FP8Format::E4M3
+                       ? KVC_RT_FP8_E4M3
+                       : KVC_RT_FP8_E5M2;
+  } else {
+    c.kind = KVC_RT_SIDE_FP16;
+  }
+  return kvc_rt_pack_side_encoding(&c);
+}
 
 } // namespace abi
 } // namespace kvc

@@ -5,7 +5,8 @@
 // "N passed, N failed"; exits 77 (skipped) without a CUDA device.
 //  1. the model-based driver on the CUDA backend, every preset;
 //  2. CUDA and CPU caches fed the same calls store the same bytes;
-//  3. a kernel follows the device page tables into the pools;
+//  3. a kernel follows the device page tables into the pools (uniform and
+//     per-head encodings);
 //  4. device errors: a bad ordinal, an arena larger than the device.
 // KVC_RT_CUDA_MODEL_OPS sets the model operations (default 20000).
 //
@@ -70,17 +71,18 @@ std::vector<uint8_t> pageBytes(kvc_rt_cache *cache, kvc_rt_seq seq,
   std::vector<uint8_t> all;
   if (kvc_rt_sequence_view_get(cache, seq, layer, &view) != KVC_RT_OK)
     return all;
-  for (uint32_t pool = 0; pool < 2; ++pool) {
-    const kvc_rt_block_layout &bl = pool ? view.v : view.k;
-    std::vector<uint8_t> block(bl.block_bytes);
+  for (uint32_t pool = 0; pool < 2; ++pool)
     for (uint32_t i = 0; i < view.num_pages; ++i)
       for (uint32_t h = 0; h < view.kv_heads; ++h) {
+        kvc_rt_head_view hv; // heads may have different block sizes
+        if (kvc_rt_head_view_get(cache, layer, h, &hv) != KVC_RT_OK)
+          return {};
+        std::vector<uint8_t> block(pool ? hv.v.block_bytes : hv.k.block_bytes);
         if (kvc_rt_read_block(cache, layer, view.page_table[i], h, pool,
                               block.data(), block.size()) != KVC_RT_OK)
           return {};
         all.insert(all.end(), block.begin(), block.end());
       }
-  }
   return all;
 }
 
@@ -170,8 +172,9 @@ void cudaMatchesCpu() {
   }
 }
 
-void kernelReadsPages() {
-  ModelConfig m = preset(0, KVC_RT_BACKEND_CUDA); // KIVI-2, 2 layers
+void kernelReadsPages(size_t presetIndex) {
+  ModelConfig m = preset(presetIndex, KVC_RT_BACKEND_CUDA);
+  m.config.pages_per_layer = 32;
   const kvc_rt_cache_config c = m.get();
   kvc_rt_cache *cache = nullptr;
   if (kvc_rt_cache_create(&c, &cache) != KVC_RT_OK) {
@@ -211,14 +214,17 @@ void kernelReadsPages() {
     cudaFree(out);
     check(err == cudaSuccess, std::string("kernel: ") + cudaGetErrorString(err));
     std::vector<uint8_t> want;
-    std::vector<uint8_t> block(bl.block_bytes);
     for (uint32_t i = 0; i < view.num_pages; ++i)
       for (uint32_t h = 0; h < view.kv_heads; ++h) {
+        kvc_rt_head_view hv;
+        kvc_rt_head_view_get(cache, 1, h, &hv);
+        std::vector<uint8_t> block(pool ? hv.v.block_bytes : hv.k.block_bytes);
         kvc_rt_read_block(cache, 1, view.page_table[i], h, pool, block.data(),
                           block.size());
         want.insert(want.end(), block.begin(), block.end());
       }
-    check(got == want, pool ? "kernel reads V pages" : "kernel reads K pages");
+    check(got == want, m.name + (pool ? ": kernel reads V pages"
+                                      : ": kernel reads K pages"));
   }
   // Residual rows: row i of head h holds token compressed + i in fp16.
   std::vector<uint16_t> rows(view.residual_tokens * c.head_dim);
@@ -233,7 +239,8 @@ void kernelReadsPages() {
                            k[(size_t{head} * N + view.compressed_tokens) *
                                  c.head_dim +
                              i]);
-  check(same && view.residual_tokens > 0, "residual rows on the device");
+  check(same && view.residual_tokens > 0,
+        m.name + ": residual rows on the device");
   check(kvc_rt_cache_destroy(cache) == KVC_RT_OK, "destroy");
 }
 
@@ -281,7 +288,8 @@ int main() {
     std::printf("device 0: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
   modelOnCuda();
   cudaMatchesCpu();
-  kernelReadsPages();
+  kernelReadsPages(0); // KIVI-2
+  kernelReadsPages(5); // a different encoding per head
   deviceErrors();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -338,3 +338,33 @@ func.func @attend_mask(%c: !kvc.cache<2x2x?x64xf16>, %q: tensor<2x8x1x64xf32>, %
 // -----
 // expected-error @+1 {{evict must be a #kvc.evict policy}}
 func.func private @evict_kind(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.prune<keep = 4>>>)
+
+// -----
+// Per-KV-head encodings: one per head, each with the type's residual window.
+// expected-error @+1 {{'func.func' op argument 0: 'kvc.head_encodings' has 1 entries for a cache with 2 KV heads}}
+func.func private @head_encodings_count(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>, value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 64>> {kvc.head_encodings = [#kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>, value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 64>]})
+
+// -----
+// expected-error @+1 {{'func.func' op argument 0: 'kvc.head_encodings' entry 1 has residual 32 but the cache type has 64 (the residual window is per layer)}}
+func.func @head_encodings_residual(%c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>, value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 64>> {kvc.head_encodings = [#kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>, value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 64>, #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>, value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 32>]}) {
+  return
+}
+
+// -----
+// expected-error @+1 {{'func.func' op argument 0: 'kvc.head_encodings' applies to a !kvc.cache, not 'tensor<4xf32>'}}
+func.func private @head_encodings_not_cache(tensor<4xf32> {kvc.head_encodings = []})
+
+// -----
+// expected-error @+1 {{'func.func' op argument 0: 'kvc.head_encodings' needs a cache type with an encoding}}
+func.func private @head_encodings_plain_type(!kvc.cache<1x1x?x64xf16> {kvc.head_encodings = [#kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0>]})
+
+// -----
+// expected-error @+1 {{'func.func' op argument 0: 'kvc.head_encodings' entry 0 is not a #kvc.encoding}}
+func.func private @head_encodings_entry(!kvc.cache<1x1x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0>> {kvc.head_encodings = [1 : i64]})
+
+// -----
+func.func @head_encodings_on_op(%q: tensor<1x1x1x64xf32>) {
+  // expected-error @+1 {{'arith.constant' op has 'kvc.head_encodings' but no !kvc.cache result}}
+  %0 = arith.constant {kvc.head_encodings = []} dense<0.0> : tensor<1x1x1x64xf32>
+  return
+}

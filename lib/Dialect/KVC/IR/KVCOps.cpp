@@ -9,6 +9,7 @@
 #include "mlir/IR/OpImplementation.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/TypeUtilities.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 
 #include <cmath>
 
@@ -313,4 +314,46 @@ LogicalResult DequantizeOp::verify() {
   return verifyPacked(*this, getEncoding(), getResult().getType(),
                       getCodes().getType(), getScales().getType(),
                       getZeros() ? getZeros().getType() : Type());
+}
+
+//===----------------------------------------------------------------------===//
+// Per-head encodings
+//===----------------------------------------------------------------------===//
+
+SmallVector<EncodingAttr> mlir::kvc::getKVHeadEncodings(Value cache) {
+  auto type = cast<CacheType>(cache.getType());
+  EncodingAttr encoding = type.getEncoding();
+  if (!encoding)
+    return {};
+  StringRef name = KVCDialect::getHeadEncodingsAttrName();
+  ArrayAttr heads;
+  // Walk back to where the cache was introduced: updates keep the encodings.
+  for (Value value = cache; value && !heads;) {
+    if (auto arg = dyn_cast<BlockArgument>(value)) {
+      Operation *parent = arg.getOwner()->getParentOp();
+      if (auto function = dyn_cast_or_null<FunctionOpInterface>(parent))
+        if (arg.getOwner()->isEntryBlock())
+          heads = function.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(),
+                                                       name);
+      break;
+    }
+    Operation *op = value.getDefiningOp();
+    if ((heads = op->getAttrOfType<ArrayAttr>(name)))
+      break;
+    if (auto append = dyn_cast<AppendOp>(op))
+      value = append.getCache();
+    else if (auto fork = dyn_cast<ForkOp>(op))
+      value = fork.getCache();
+    else if (auto evict = dyn_cast<EvictOp>(op))
+      value = evict.getCache();
+    else
+      break;
+  }
+  // The verifier checked the array against the type.
+  if (heads)
+    return llvm::map_to_vector(heads, [](Attribute attr) {
+      return cast<EncodingAttr>(attr);
+    });
+  return SmallVector<EncodingAttr>(std::max<int64_t>(type.getNumKVHeads(), 0),
+                                   encoding);
 }

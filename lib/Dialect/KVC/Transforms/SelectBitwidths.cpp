@@ -30,7 +30,8 @@ namespace cost = ::kvc::cost;
 namespace num = ::kvc::numerics;
 
 /// The attribute holding per-KV-head encodings (granularity=head).
-static constexpr StringLiteral kHeadEncodingsAttrName = "kvc.head_encodings";
+static constexpr StringLiteral kHeadEncodingsAttrName =
+    KVCDialect::getHeadEncodingsAttrName();
 
 namespace {
 

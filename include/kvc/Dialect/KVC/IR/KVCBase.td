@@ -34,9 +34,20 @@ def KVC_Dialect : Dialect {
   let useDefaultAttributePrinterParser = 1;
   let useDefaultTypePrinterParser = 1;
   let hasConstantMaterializer = 1;
+  // Verifies the discardable `kvc.*` attributes that carry meaning
+  // (kvc.head_encodings) on operations and on function arguments.
+  let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
   let extraClassDeclaration = [{
     void registerAttributes();
     void registerTypes();
+
+    /// Per-KV-head encodings of a cache (from kvc-select-bitwidths
+    /// granularity=head): an array of one `#kvc.encoding` per KV head, on
+    /// the function argument or the operation that introduces the cache.
+    static constexpr ::llvm::StringLiteral getHeadEncodingsAttrName() {
+      return ::llvm::StringLiteral("kvc.head_encodings");
+    }
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::tensor::TensorDialect"];
