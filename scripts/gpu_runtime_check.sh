@@ -51,7 +51,8 @@ build_with_nvcc() {
   # One nvcc command (host files go to the host compiler). The numerics
   # library must not fuse multiply-adds (docs/layout.md 1.1).
   local sources=("$ROOT"/lib/Numerics/*.cpp
-    "$ROOT"/runtime/lib/BackendHost.cpp "$ROOT"/runtime/lib/Cache.cpp
+    "$ROOT"/runtime/lib/BackendHost.cpp "$ROOT"/runtime/lib/Binding.cpp
+    "$ROOT"/runtime/lib/Cache.cpp "$ROOT"/runtime/lib/GPULaunch.cpp
     "$ROOT"/runtime/lib/CacheRead.cpp "$ROOT"/runtime/lib/CApi.cpp
     "$ROOT"/runtime/lib/Geometry.cpp "$ROOT"/runtime/lib/PagePool.cpp
     "$ROOT"/runtime/lib/Status.cpp "$ROOT"/runtime/lib/BackendCUDA.cu

@@ -52,3 +52,12 @@ import subprocess
 if getattr(config, "kvc_python", None) and subprocess.run(
         [config.kvc_python, "-c", "import jax"], capture_output=True).returncode == 0:
     config.available_features.add("jax")
+
+# The GPU path's tests need the CUDA toolkit (no GPU): ptxas for cubins and
+# the checks of scripts/ptxas_check.py, libdevice for math functions. They
+# are marked `REQUIRES: cuda-toolkit`; CUDA_HOME points the NVVM target at it.
+cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+if os.path.exists(os.path.join(cuda_home, "bin", "ptxas")):
+    config.available_features.add("cuda-toolkit")
+    config.environment["CUDA_HOME"] = cuda_home
+    config.substitutions.append(("%ptxas", os.path.join(cuda_home, "bin", "ptxas")))

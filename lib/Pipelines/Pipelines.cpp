@@ -7,6 +7,8 @@
 #include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/StringExtras.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -80,7 +82,69 @@ void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
     llvm::report_fatal_error("kvc-cpu-pipeline: bad built-in pipeline");
 }
 
+namespace {
+/// Stands in for a pipeline whose options are bad: fails with the reason,
+/// located at the module, instead of aborting the tool.
+struct BadPipelineOptions
+    : public PassWrapper<BadPipelineOptions, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(BadPipelineOptions)
+  explicit BadPipelineOptions(std::string message)
+      : message(std::move(message)) {}
+  StringRef getArgument() const override { return "kvc-bad-pipeline-options"; }
+  void runOnOperation() override {
+    getOperation().emitError() << message;
+    signalPassFailure();
+  }
+  std::string message;
+};
+} // namespace
+
+void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
+                                 const GPUPipelineOptions &options) {
+  // The options are spliced into a textual pipeline: they must be plain
+  // words, and the format one the NVVM target knows.
+  auto isWord = [](StringRef text, StringRef extra) {
+    return !text.empty() && llvm::all_of(text, [&](char c) {
+      return llvm::isAlnum(c) || c == '_' || extra.contains(c);
+    });
+  };
+  StringRef format = options.format.getValue();
+  if (!isWord(options.chip, "") || !isWord(options.features, "+,-") ||
+      !llvm::is_contained({"isa", "bin", "fatbin"}, format)) {
+    pm.addPass(std::make_unique<BadPipelineOptions>(
+        "kvc-gpu-pipeline: bad options chip='" + options.chip.getValue() +
+        "' features='" + options.features.getValue() + "' format='" +
+        format.str() + "' (expected e.g. chip=sm_90a features=+ptx80 and "
+                       "format isa, bin or fatbin)"));
+    return;
+  }
+  std::string pipeline = llvm::formatv(
+      "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1}},"
+      "one-shot-bufferize{{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map},"
+      "buffer-results-to-out-params{{modify-public-functions "
+      "hoist-static-allocs},"
+      "gpu-lower-to-nvvm-pipeline{{cubin-chip={2} cubin-features={3} "
+      "cubin-format={4}}",
+      options.pageTokens.getValue(), options.splitTokens.getValue(),
+      options.chip.getValue(), options.features.getValue(),
+      options.format.getValue());
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    registerAllPasses();
+    registerKVCConversionPasses();
+  });
+  if (failed(parsePassPipeline(pipeline, pm)))
+    llvm::report_fatal_error("kvc-gpu-pipeline: bad built-in pipeline");
+}
+
 void mlir::kvc::registerKVCPipelines() {
+  PassPipelineRegistration<GPUPipelineOptions>(
+      "kvc-gpu-pipeline",
+      "Lower kvc.attend to generated NVVM decode-attention kernels launched "
+      "on runtime pages, then bufferize and lower kernels to PTX/cubin and "
+      "the host code to LLVM",
+      buildGPUPipeline);
   PassPipelineRegistration<CPUPipelineOptions>(
       "kvc-cpu-pipeline",
       "Lower kvc ops to loops over runtime pages and runtime calls, then "

@@ -1,10 +1,13 @@
 /*===- kvc_runtime_binding.h - caches as seen by compiled code -*- C -*-===*\
  *
- * Code compiled by kvc (`kvc-cpu-pipeline`) sees a `!kvc.cache<B x H x ? x D>`
- * value as a pointer to a kvc_rt_binding: one layer of a runtime cache and
- * the B sequences of a batch. The host creates the binding and passes it
- * to the compiled function; the compiled code appends to it in place and
- * reads its pages directly.
+ * Code compiled by kvc (`kvc-cpu-pipeline`, `kvc-gpu-pipeline`) sees a
+ * `!kvc.cache<B x H x ? x D>` value as a pointer to a kvc_rt_binding: one
+ * layer of a runtime cache and the B sequences of a batch. The host creates
+ * the binding and passes it to the compiled function; the compiled code
+ * appends to it in place and reads its pages directly: CPU code on the host
+ * (CPU and CPU_STAGED caches), GPU kernels on the device (CUDA caches; the
+ * CPU backends work too, for tests) through the per-batch records of
+ * kvc_rt_mlir_gpu_sequences.
  *
  * Errors inside compiled code cannot be returned through the model's
  * signature, so they are *sticky*: the first failure is recorded in the
@@ -14,7 +17,9 @@
  * The `kvc_rt_mlir_*` functions are the entry points the compiler emits
  * calls to (names in lib/Conversion/KVCToLoops/RuntimeABI.h); memrefs are
  * passed as MLIR's C-interface descriptors. They are not meant to be called
- * by hand.
+ * by hand. A binding is used by one thread at a time (like its cache).
+ * Kernel launches and device memory of GPU code go through the functions of
+ * kvc_runtime_gpu.h.
 \*===----------------------------------------------------------------------===*/
 
 #ifndef KVC_RUNTIME_BINDING_H
@@ -29,9 +34,12 @@ extern "C" {
 typedef struct kvc_rt_binding kvc_rt_binding;
 
 /** Binds `layer` of `cache` and the `batch` sequences `seqs` (copied): batch
- *  entry b of compiled code is sequence seqs[b]. The cache must outlive the
- *  binding. Errors: NULL_POINTER, INVALID_HANDLE, INVALID_ARGUMENT (layer,
- *  batch == 0), INVALID_SEQUENCE, OUT_OF_MEMORY. */
+ *  entry b of compiled code is sequence seqs[b]. Any backend: code compiled
+ *  for the CPU refuses a CUDA cache at run time (kvc_rt_mlir_check_layout).
+ *  The cache must outlive the binding (destroy the binding first: it frees
+ *  backend memory of the cache's backend). Errors: NULL_POINTER,
+ *  INVALID_HANDLE, INVALID_ARGUMENT (layer, batch == 0), INVALID_SEQUENCE,
+ *  OUT_OF_MEMORY. */
 KVC_RT_API kvc_rt_status kvc_rt_binding_create(kvc_rt_cache *cache,
                                                uint32_t layer,
                                                const kvc_rt_seq *seqs,
@@ -65,16 +73,29 @@ KVC_RT_API void _mlir_ciface_kvc_rt_mlir_append(kvc_rt_binding *binding,
                                                 kvc_rt_memref_4d_f32 *keys,
                                                 kvc_rt_memref_4d_f32 *values);
 
-/** Nonzero when the bound layer has the page tokens, K and V *page* byte
- *  sizes (all heads' blocks together: kv_heads * block bytes when every
- *  head has the same encoding), residual window and shape the code was
- *  compiled for; otherwise records ENCODING_MISMATCH and returns 0. */
+/** For code that reads the pages on the host (kvc-cpu-pipeline): nonzero
+ *  when the bound layer has the page tokens, K and V *page* byte sizes (all
+ *  heads' blocks together: kv_heads * block bytes when every head has the
+ *  same encoding), residual window and shape the code was compiled for;
+ *  otherwise records ENCODING_MISMATCH and returns 0. Records UNSUPPORTED
+ *  and returns 0 when the cache is on the CUDA backend (its pages are device
+ *  memory, which host code cannot read). */
 KVC_RT_API int32_t kvc_rt_mlir_check_layout(kvc_rt_binding *binding,
                                             int64_t page_tokens,
                                             int64_t k_page_bytes,
                                             int64_t v_page_bytes,
                                             int64_t residual, int64_t kv_heads,
                                             int64_t head_dim);
+
+/** The same check for code whose kernels read the pages
+ *  (kvc-gpu-pipeline): every backend is accepted. */
+KVC_RT_API int32_t kvc_rt_mlir_gpu_check_layout(kvc_rt_binding *binding,
+                                                int64_t page_tokens,
+                                                int64_t k_page_bytes,
+                                                int64_t v_page_bytes,
+                                                int64_t residual,
+                                                int64_t kv_heads,
+                                                int64_t head_dim);
 
 /** A side encoding as one int64 *side descriptor* (what compiled code passes
  *  to kvc_rt_mlir_check_head):
@@ -128,17 +149,73 @@ KVC_RT_API int64_t kvc_rt_mlir_compressed_tokens(kvc_rt_binding *binding,
  * error. */
 
 /** The layer's whole K (side 0) or V (side 1) pool (head h's block of page
- *  p at p * page_bytes + that head's block offset). */
+ *  p at p * page_bytes + that head's block offset), in backend memory
+ *  (device memory on CUDA). */
 KVC_RT_API void *kvc_rt_mlir_pool(kvc_rt_binding *binding, int32_t side);
 
-/** The int32 page table of batch entry `b`. */
+/** The int32 page table of batch entry `b` (host memory). */
 KVC_RT_API const int32_t *kvc_rt_mlir_page_table(kvc_rt_binding *binding,
                                                  int64_t b);
 
 /** The fp16 residual buffers of batch entry `b`, all KV heads (head h at
- *  h * residual_head_bytes). */
+ *  h * residual_head_bytes), in backend memory. */
 KVC_RT_API const void *kvc_rt_mlir_residual(kvc_rt_binding *binding, int64_t b,
                                             int32_t side);
+
+/*===------------------- Entry points for GPU host code ------------------===*/
+
+/** One batch entry of a binding as generated GPU kernels read it. Addresses
+ *  are backend memory: device memory on CUDA, host memory on the CPU
+ *  backends (CPU_STAGED: its "backend" copies). */
+typedef struct kvc_rt_gpu_sequence {
+  uint64_t page_table;        /**< the sequence's int32 page-table row
+                                   (kvc_rt_sequence_view::page_table_device;
+                                   entries past c(n)'s pages are -1) */
+  uint64_t k_residual;        /**< its fp16 K residual buffers (all KV heads,
+                                   residual_head_bytes apart); 0 when R == 0 */
+  uint64_t v_residual;        /**< the same for V */
+  uint32_t num_tokens;        /**< n */
+  uint32_t compressed_tokens; /**< c(n) */
+} kvc_rt_gpu_sequence;        /* 32 bytes */
+
+#if defined(__cplusplus)
+static_assert(sizeof(kvc_rt_gpu_sequence) == 32 &&
+                  offsetof(kvc_rt_gpu_sequence, k_residual) == 8 &&
+                  offsetof(kvc_rt_gpu_sequence, v_residual) == 16 &&
+                  offsetof(kvc_rt_gpu_sequence, num_tokens) == 24 &&
+                  offsetof(kvc_rt_gpu_sequence, compressed_tokens) == 28,
+              "kvc_rt_gpu_sequence is read by generated kernels");
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(kvc_rt_gpu_sequence) == 32 &&
+                   offsetof(kvc_rt_gpu_sequence, k_residual) == 8 &&
+                   offsetof(kvc_rt_gpu_sequence, v_residual) == 16 &&
+                   offsetof(kvc_rt_gpu_sequence, num_tokens) == 24 &&
+                   offsetof(kvc_rt_gpu_sequence, compressed_tokens) == 28,
+               "kvc_rt_gpu_sequence is read by generated kernels");
+#endif
+
+/** Refreshes and returns the binding's `batch` records (entry b describes
+ *  seqs[b] now) in backend memory, 256-byte aligned. The copy is complete
+ *  when it returns, and so is every earlier operation of the cache on its
+ *  backend (on CUDA the cache's stream is synchronized: pages and page
+ *  tables written by appends are visible to kernels on any stream). The
+ *  records stay valid until the next call of this function or the
+ *  destruction of the binding; the caller must not have kernels reading
+ *  them in flight when it calls again. NULL after an error (sticky, like
+ *  the other entry points): INVALID_HANDLE / INVALID_SEQUENCE (the cache or
+ *  a sequence is gone), OUT_OF_MEMORY, BACKEND. */
+KVC_RT_API const kvc_rt_gpu_sequence *
+kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding);
+
+/** Scratch memory of at least `bytes` (0 allowed) in backend memory owned by
+ *  the binding, 256-byte aligned, uninitialized. It grows on demand: a
+ *  larger request frees the previous block (after the cache's pending
+ *  operations; its contents are lost) and returns a new one; a smaller or
+ *  equal one returns the same block. Freed with the binding. NULL + sticky
+ *  OUT_OF_MEMORY when it cannot be allocated, INVALID_ARGUMENT for
+ *  bytes < 0. */
+KVC_RT_API void *kvc_rt_mlir_gpu_workspace(kvc_rt_binding *binding,
+                                           int64_t bytes);
 
 #ifdef __cplusplus
 }

@@ -1,26 +1,47 @@
 //===- Binding.cpp - caches as seen by compiled code ----------------------===//
 //
-// The entry points kvc-compiled CPU code calls (kvc_runtime_binding.h). They
-// are thin: everything goes through the public C API, so compiled code gets
-// the same checks and the same numerics as any other caller.
+// The entry points kvc-compiled code calls (kvc_runtime_binding.h). They are
+// thin: everything goes through the public C API, so compiled code gets the
+// same checks and the same numerics as any other caller. Only the GPU
+// records and workspace reach the cache's backend directly, to put them in
+// backend memory with the same code on every backend.
 //
 //===----------------------------------------------------------------------===//
 
 #include "kvc_runtime_binding.h"
 
+#include "Backend.h"
+#include "Cache.h"
+
+#include <algorithm>
 #include <new>
 #include <string>
 #include <vector>
 
+using kvc::rt::Backend;
+
+namespace {
+/// A block of the cache's backend memory (records, workspace).
+struct BackendBlock {
+  uint8_t *data = nullptr;
+  size_t bytes = 0;
+};
+} // namespace
+
 struct kvc_rt_binding {
   kvc_rt_cache *cache = nullptr;
   uint32_t layer = 0;
+  kvc_rt_backend backend = KVC_RT_BACKEND_CPU;
   std::vector<kvc_rt_seq> seqs;
   kvc_rt_layer_view layerView{};
   kvc_rt_status status = KVC_RT_OK;
   std::string error;
   /// Contiguous copy of tokens whose channels are strided.
   std::vector<float> scratch;
+  /// kvc_rt_mlir_gpu_sequences: staged on the host, then copied to `records`.
+  std::vector<kvc_rt_gpu_sequence> hostRecords;
+  BackendBlock records;
+  BackendBlock workspace;
 };
 
 namespace {
@@ -44,6 +65,38 @@ bool check(kvc_rt_binding *binding, kvc_rt_status status, const char *what) {
 
 bool usable(kvc_rt_binding *binding) {
   return binding && binding->status == KVC_RT_OK;
+}
+
+/// The backend of the bound cache, or nullptr (recorded) once the cache is
+/// destroyed.
+Backend *backendOf(kvc_rt_binding *binding) {
+  kvc::rt::Cache *cache = kvc::rt::liveCache(binding->cache);
+  if (!cache) {
+    fail(binding, KVC_RT_ERROR_INVALID_HANDLE,
+         "the binding's cache was destroyed");
+    return nullptr;
+  }
+  return &cache->backend();
+}
+
+/// Makes `block` hold at least `bytes` (its contents are not kept).
+bool reserve(kvc_rt_binding *binding, Backend &backend, BackendBlock &block,
+             size_t bytes, const char *what) {
+  if (block.data && block.bytes >= bytes)
+    return true;
+  if (block.data) {
+    backend.release(block.data);
+    block = BackendBlock();
+  }
+  // Backend allocations are 256-byte aligned; round the size the same way.
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  const kvc::rt::Status s = backend.allocate(rounded, &block.data);
+  if (!s.isOk()) {
+    block.data = nullptr;
+    return fail(binding, s.code(), std::string(what) + ": " + s.message());
+  }
+  block.bytes = rounded;
+  return true;
 }
 
 /// The sequence view of batch entry `b`, or false (recorded) on error.
@@ -78,11 +131,10 @@ std::string describeSide(int64_t descriptor) {
            ", group " + std::to_string(s.group) + ">";
     break;
   case KVC_RT_SIDE_FP8:
-    text = s.fp8_format == KVC_RT_FP8_E4M3   ? "fp8<e4m3>"
-           : s.fp8_format == KVC_RT_FP8_E5M2 ? "fp8<e5m2>"
-                                             : "fp8<format " +
-                                                   std::to_string(s.fp8_format) +
-                                                   ">";
+    text = s.fp8_format == KVC_RT_FP8_E4M3 ? "fp8<e4m3>"
+           : s.fp8_format == KVC_RT_FP8_E5M2
+               ? "fp8<e5m2>"
+               : "fp8<format " + std::to_string(s.fp8_format) + ">";
     break;
   default:
     text = "kind " + std::to_string(s.kind);
@@ -90,11 +142,36 @@ std::string describeSide(int64_t descriptor) {
   }
   // Fields the kind does not use must be 0; show them when they are not.
   if ((s.kind == KVC_RT_SIDE_FP16 &&
-            (s.bits || s.axis || s.group || s.fp8_format)) ||
-           (s.kind == KVC_RT_SIDE_QUANT && s.fp8_format) ||
-           (s.kind == KVC_RT_SIDE_FP8 && (s.bits || s.axis || s.group)))
+       (s.bits || s.axis || s.group || s.fp8_format)) ||
+      (s.kind == KVC_RT_SIDE_QUANT && s.fp8_format) ||
+      (s.kind == KVC_RT_SIDE_FP8 && (s.bits || s.axis || s.group)))
     text += " (descriptor " + std::to_string(descriptor) + ")";
   return text;
+}
+
+/// kvc_rt_mlir_check_layout without the backend check.
+bool checkLayout(kvc_rt_binding *binding, int64_t pageTokens,
+                 int64_t kPageBytes, int64_t vPageBytes, int64_t residual,
+                 int64_t kvHeads, int64_t headDim) {
+  const kvc_rt_layer_view &view = binding->layerView;
+  if (int64_t(view.page_tokens) == pageTokens &&
+      int64_t(view.k.page_bytes) == kPageBytes &&
+      int64_t(view.v.page_bytes) == vPageBytes &&
+      int64_t(view.residual) == residual && int64_t(view.kv_heads) == kvHeads &&
+      int64_t(view.head_dim) == headDim)
+    return true;
+  return fail(binding, KVC_RT_ERROR_ENCODING_MISMATCH,
+              "compiled for page_tokens " + std::to_string(pageTokens) +
+                  ", K/V pages " + std::to_string(kPageBytes) + "/" +
+                  std::to_string(vPageBytes) + " B, residual " +
+                  std::to_string(residual) + ", " + std::to_string(kvHeads) +
+                  " heads of " + std::to_string(headDim) +
+                  "; the cache layer has " + std::to_string(view.page_tokens) +
+                  ", " + std::to_string(view.k.page_bytes) + "/" +
+                  std::to_string(view.v.page_bytes) + " B, " +
+                  std::to_string(view.residual) + ", " +
+                  std::to_string(view.kv_heads) + " heads of " +
+                  std::to_string(view.head_dim));
 }
 
 } // namespace
@@ -111,9 +188,6 @@ kvc_rt_status kvc_rt_binding_create(kvc_rt_cache *cache, uint32_t layer,
   kvc_rt_cache_config config;
   if (kvc_rt_status status = kvc_rt_cache_get_config(cache, &config))
     return status;
-  // Compiled CPU code dereferences the pools: they must be host memory.
-  if (config.backend == KVC_RT_BACKEND_CUDA)
-    return KVC_RT_ERROR_UNSUPPORTED;
   kvc_rt_layer_view layerView;
   if (kvc_rt_status status = kvc_rt_layer_view_get(cache, layer, &layerView))
     return status;
@@ -128,13 +202,25 @@ kvc_rt_status kvc_rt_binding_create(kvc_rt_cache *cache, uint32_t layer,
     return KVC_RT_ERROR_OUT_OF_MEMORY;
   binding->cache = cache;
   binding->layer = layer;
+  binding->backend = kvc_rt_backend(config.backend);
   binding->seqs.assign(seqs, seqs + batch);
+  binding->hostRecords.resize(batch);
   binding->layerView = layerView;
   *out = binding;
   return KVC_RT_OK;
 }
 
-void kvc_rt_binding_destroy(kvc_rt_binding *binding) { delete binding; }
+void kvc_rt_binding_destroy(kvc_rt_binding *binding) {
+  if (!binding)
+    return;
+  // After the cache (a misuse) its backend is gone: the blocks leak rather
+  // than being freed through a dangling backend.
+  if (kvc::rt::Cache *cache = kvc::rt::liveCache(binding->cache))
+    for (BackendBlock *block : {&binding->records, &binding->workspace})
+      if (block->data)
+        cache->backend().release(block->data);
+  delete binding;
+}
 
 kvc_rt_status kvc_rt_binding_status(const kvc_rt_binding *binding) {
   return binding ? binding->status : KVC_RT_ERROR_NULL_POINTER;
@@ -210,27 +296,26 @@ int32_t kvc_rt_mlir_check_layout(kvc_rt_binding *binding, int64_t pageTokens,
                                  int64_t headDim) {
   if (!usable(binding))
     return 0;
-  const kvc_rt_layer_view &view = binding->layerView;
-  if (int64_t(view.page_tokens) == pageTokens &&
-      int64_t(view.k.page_bytes) == kPageBytes &&
-      int64_t(view.v.page_bytes) == vPageBytes &&
-      int64_t(view.residual) == residual &&
-      int64_t(view.kv_heads) == kvHeads && int64_t(view.head_dim) == headDim)
-    return 1;
-  fail(binding, KVC_RT_ERROR_ENCODING_MISMATCH,
-       "compiled for page_tokens " + std::to_string(pageTokens) +
-           ", K/V pages " + std::to_string(kPageBytes) + "/" +
-           std::to_string(vPageBytes) + " B, residual " +
-           std::to_string(residual) + ", " + std::to_string(kvHeads) +
-           " heads of " + std::to_string(headDim) + "; the cache layer has " +
-           std::to_string(view.page_tokens) + ", " +
-           std::to_string(view.k.page_bytes) + "/" +
-           std::to_string(view.v.page_bytes) + " B, " +
-           std::to_string(view.residual) + ", " +
-           std::to_string(view.kv_heads) + " heads of " +
-           std::to_string(view.head_dim));
-  return 0;
+  // Host code dereferences the pools: they must be host memory.
+  if (binding->backend == KVC_RT_BACKEND_CUDA)
+    return fail(binding, KVC_RT_ERROR_UNSUPPORTED,
+                "the cache is on the CUDA backend: its pages are device "
+                "memory, which code compiled for the CPU cannot read "
+                "(compile with kvc-gpu-pipeline or use a CPU cache)");
+  return checkLayout(binding, pageTokens, kPageBytes, vPageBytes, residual,
+                     kvHeads, headDim);
 }
+
+int32_t kvc_rt_mlir_gpu_check_layout(kvc_rt_binding *binding,
+                                     int64_t pageTokens, int64_t kPageBytes,
+                                     int64_t vPageBytes, int64_t residual,
+                                     int64_t kvHeads, int64_t headDim) {
+  if (!usable(binding))
+    return 0;
+  return checkLayout(binding, pageTokens, kPageBytes, vPageBytes, residual,
+                     kvHeads, headDim);
+}
+
 
 int32_t kvc_rt_mlir_check_head(kvc_rt_binding *binding, int64_t head,
                                int64_t kSide, int64_t vSide,
@@ -298,6 +383,55 @@ const void *kvc_rt_mlir_residual(kvc_rt_binding *binding, int64_t b,
   if (!sequenceView(binding, b, &view))
     return nullptr;
   return side == 0 ? view.k_residual : view.v_residual;
+}
+
+const kvc_rt_gpu_sequence *kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding) {
+  if (!usable(binding))
+    return nullptr;
+  for (size_t b = 0; b < binding->seqs.size(); ++b) {
+    kvc_rt_sequence_view view;
+    if (!sequenceView(binding, int64_t(b), &view))
+      return nullptr;
+    kvc_rt_gpu_sequence &record = binding->hostRecords[b];
+    record.page_table = uint64_t(uintptr_t(view.page_table_device));
+    record.k_residual = uint64_t(uintptr_t(view.k_residual));
+    record.v_residual = uint64_t(uintptr_t(view.v_residual));
+    // n <= max_tokens, a uint32_t.
+    record.num_tokens = uint32_t(view.num_tokens);
+    record.compressed_tokens = uint32_t(view.compressed_tokens);
+  }
+  Backend *backend = backendOf(binding);
+  const size_t bytes =
+      binding->hostRecords.size() * sizeof(kvc_rt_gpu_sequence);
+  if (!backend || !reserve(binding, *backend, binding->records, bytes,
+                           "kvc_rt_mlir_gpu_sequences"))
+    return nullptr;
+  // Synchronizing also completes the cache's earlier uploads (pages, the
+  // page-table mirror), which kernels on other streams are about to read.
+  kvc::rt::Status s = backend->copyToArena(binding->records.data,
+                                           binding->hostRecords.data(), bytes);
+  if (s.isOk())
+    s = backend->synchronize();
+  if (!s.isOk()) {
+    fail(binding, s.code(), "kvc_rt_mlir_gpu_sequences: " + s.message());
+    return nullptr;
+  }
+  return reinterpret_cast<const kvc_rt_gpu_sequence *>(binding->records.data);
+}
+
+void *kvc_rt_mlir_gpu_workspace(kvc_rt_binding *binding, int64_t bytes) {
+  if (!usable(binding))
+    return nullptr;
+  if (bytes < 0) {
+    fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+         "kvc_rt_mlir_gpu_workspace: " + std::to_string(bytes) + " bytes");
+    return nullptr;
+  }
+  Backend *backend = backendOf(binding);
+  if (!backend || !reserve(binding, *backend, binding->workspace, size_t(bytes),
+                           "kvc_rt_mlir_gpu_workspace"))
+    return nullptr;
+  return binding->workspace.data;
 }
 
 } // extern "C"

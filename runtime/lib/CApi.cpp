@@ -84,6 +84,10 @@ kvc_rt_status withCache(const kvc_rt_cache *cache, Body body) {
 }
 } // namespace
 
+kvc::rt::Cache *kvc::rt::liveCache(const kvc_rt_cache *cache) {
+  return checkHandle(cache).isOk() ? cache->impl.get() : nullptr;
+}
+
 extern "C" {
 
 const char *kvc_rt_last_error(void) { return threadLastError.c_str(); }

@@ -167,6 +167,11 @@ private:
   mutable HostArray<uint8_t> scratchBlock_; ///< the largest block
 };
 
+/// The Cache behind a live handle, or nullptr for NULL, destroyed or foreign
+/// handles (CApi.cpp). For the binding (Binding.cpp), which allocates in the
+/// cache's backend memory.
+Cache *liveCache(const kvc_rt_cache *cache);
+
 } // namespace rt
 } // namespace kvc
 

@@ -3,11 +3,13 @@
  * Built with -std=c99 -pedantic -Werror against libkvc_runtime.so: a cache
  * is created, a KIVI-2 layer is filled past one flush, and the views and
  * gather are read the way generated code would; then a cache with one
- * encoding per KV head. Prints "N passed, N failed".
+ * encoding per KV head; the GPU records of a binding (and, in CUDA builds,
+ * the GPU error record) are read from C. Prints "N passed, N failed".
 \*===----------------------------------------------------------------------===*/
 
 #include "kvc_runtime.h"
 #include "kvc_runtime_binding.h"
+#include "kvc_runtime_gpu.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -131,6 +133,30 @@ int main(void) {
   check(kvc_rt_layer_stats_get(cache, 0, &stats) == KVC_RT_OK &&
             stats.pages_used == 2,
         "stats");
+  {
+    kvc_rt_binding *binding = NULL;
+    const kvc_rt_gpu_sequence *records = NULL;
+    check(sizeof(kvc_rt_gpu_sequence) == 32, "gpu record size");
+    check(kvc_rt_binding_create(cache, 0, &seq, 1, &binding) == KVC_RT_OK,
+          "binding_create");
+    records = kvc_rt_mlir_gpu_sequences(binding);
+    check(records != NULL && records[0].num_tokens == N &&
+              records[0].compressed_tokens == 128 &&
+              records[0].page_table ==
+                  (uint64_t)(uintptr_t)view.page_table_device &&
+              records[0].k_residual == (uint64_t)(uintptr_t)view.k_residual,
+          "gpu records");
+    check(kvc_rt_mlir_gpu_workspace(binding, 1000) != NULL, "gpu workspace");
+    kvc_rt_binding_destroy(binding);
+  }
+#ifdef KVC_RT_TEST_HAVE_CUDA
+  {
+    const char *message = NULL;
+    kvc_rt_gpu_clear_error();
+    check(kvc_rt_gpu_last_error(&message) == 0 && message && !message[0],
+          "gpu error record");
+  }
+#endif
   check(kvc_rt_sequence_free(cache, seq) == KVC_RT_OK, "free");
   check(kvc_rt_sequence_free(cache, seq) == KVC_RT_ERROR_INVALID_SEQUENCE,
         "double free is an error");

@@ -35,6 +35,54 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
   ];
 }
 
+def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
+  let summary = "Lower kvc.attend to generated GPU kernels launched on "
+                "runtime pages";
+  let description = [{
+    The GPU lowering of decode attention. For every `kvc.attend` with one
+    query token, the pass generates kernels into a `gpu.module` and replaces
+    the attention by host code that launches them with `gpu.launch_func`:
+
+    - a split-K (flash-decoding) kernel, grid (splits, KV heads, batch): each
+      block takes `split-tokens` tokens of one sequence and one KV head, and
+      processes the GQA query heads of that head together, so each
+      compressed byte is read once. Keys and values are dequantized in
+      registers straight from the packed pages of docs/layout.md (the same
+      element reader as the CPU loops, so one definition of the numerics),
+      the fp16 residual tail in the same kernel; it writes unnormalized
+      partial outputs with their maximum and sum;
+    - a combine kernel, grid (query heads, batch), that merges the splits
+      with a log-sum-exp.
+
+    Caches become `!llvm.ptr` runtime bindings as in `kvc-lower-to-loops`;
+    the host code checks the runtime's layout (page size, every head's
+    encodings and block offsets) before launching and the combine kernel
+    writes NaN on a mismatch. Per-KV-head encodings get one split kernel per
+    run of heads with the same encoding. Kernel pointers are the runtime's
+    backend memory (device memory on the CUDA backend); tensors are expected
+    in device memory.
+
+    Not lowered yet, each a compile-time error naming the op: `kvc.append`
+    (no quantize-and-pack kernel yet: the host appends through the runtime),
+    attention with more than one query token, with a mask operand, with
+    dynamic shapes, and key/value reductions or eviction.
+  }];
+  let options = [
+    Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",
+           "Tokens per runtime page (must match the runtime cache)">,
+    Option<"splitTokens", "split-tokens", "unsigned", /*default=*/"512",
+           "Tokens per split of the split-K kernel (a multiple of 32)">,
+    Option<"blockThreads", "block-threads", "unsigned", /*default=*/"128",
+           "Threads per block of the split-K kernel (a multiple of 32)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
+    "::mlir::func::FuncDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect", "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect"
+  ];
+}
+
 def KVCStableHLOToLinalg : Pass<"kvc-stablehlo-to-linalg", "ModuleOp"> {
   let summary = "Convert StableHLO in generic form to linalg-on-tensors";
   let description = [{

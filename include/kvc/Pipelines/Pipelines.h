@@ -73,9 +73,37 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::init(64)};
 };
 
+/// Options of `kvc-gpu-pipeline`: kvc.attend to generated NVVM kernels and
+/// their launches, then bufferization and the upstream NVVM lowering (kernels
+/// to PTX or a cubin, host code to LLVM).
+struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
+  Option<unsigned> pageTokens{
+      *this, "page-tokens",
+      llvm::cl::desc("Tokens per runtime page (must match the runtime)"),
+      llvm::cl::init(64)};
+  Option<unsigned> splitTokens{
+      *this, "split-tokens",
+      llvm::cl::desc("Tokens per split of the decode attention kernel"),
+      llvm::cl::init(512)};
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
+                           llvm::cl::init("sm_90a")};
+  Option<std::string> features{
+      *this, "features", llvm::cl::desc("PTX features (+ptx80)"),
+      llvm::cl::init("+ptx80")};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("Kernel binary: isa (PTX), bin (cubin, needs ptxas) or "
+                     "fatbin"),
+      llvm::cl::init("bin")};
+};
+
 /// Adds the passes of `kvc-compress` to `pm`.
 void buildCompressPipeline(OpPassManager &pm,
                            const CompressPipelineOptions &options);
+
+/// Adds the passes of `kvc-gpu-pipeline` to `pm` (a module pass manager).
+void buildGPUPipeline(OpPassManager &pm, const GPUPipelineOptions &options);
 
 /// Adds the passes of `kvc-cpu-pipeline` to `pm` (a module pass manager).
 void buildCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);

@@ -93,50 +93,10 @@ static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
                        const PageReader &reader, const ByteViews &residual,
                        uint64_t pageBytes, uint64_t runOffset, Value head,
                        Value token, Value channel) {
-  Value isCompressed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                             token, s.compressed);
-  auto ifOp = scf::IfOp::create(
-      b, loc, isCompressed,
-      [&](OpBuilder &tb, Location tloc) {
-        Value tokensPerPage = cIndex(tb, tloc, s.pageTokens);
-        Value pageSlot = arith::DivUIOp::create(tb, tloc, token, tokensPerPage);
-        Value page = s.pageTable.load(
-            tb, tloc, tb.getI32Type(),
-            arith::MulIOp::create(tb, tloc, pageSlot, cIndex(tb, tloc, 4)));
-        Value pageIndex =
-            arith::IndexCastOp::create(tb, tloc, tb.getIndexType(), page);
-        Value headInRun = arith::SubIOp::create(tb, tloc, head, s.runFirst);
-        Value headOffset = arith::AddIOp::create(
-            tb, tloc, cIndex(tb, tloc, runOffset),
-            arith::MulIOp::create(
-                tb, tloc, headInRun,
-                cIndex(tb, tloc, reader.getLayout().blockBytes)));
-        Value blockBase = arith::AddIOp::create(
-            tb, tloc,
-            arith::MulIOp::create(tb, tloc, pageIndex,
-                                  cIndex(tb, tloc, pageBytes)),
-            headOffset);
-        Value slot = arith::RemUIOp::create(tb, tloc, token, tokensPerPage);
-        scf::YieldOp::create(
-            tb, tloc, reader.readCompressed(tb, tloc, blockBase, slot, channel));
-      },
-      [&](OpBuilder &eb, Location eloc) {
-        Value row = arith::SubIOp::create(eb, eloc, token, s.compressed);
-        Value headBase = arith::MulIOp::create(
-            eb, eloc, head, cIndex(eb, eloc, s.residualHeadBytes));
-        scf::YieldOp::create(
-            eb, eloc,
-            reader.readResidual(eb, eloc, residual, headBase, row, channel));
-      });
-  return ifOp.getResult(0);
-}
-
-static Value loadAsF32(OpBuilder &b, Location loc, Value memref,
-                       ValueRange indices) {
-  Value value = memref::LoadOp::create(b, loc, memref, indices);
-  if (!value.getType().isF32())
-    value = arith::ExtFOp::create(b, loc, b.getF32Type(), value);
-  return value;
+  SequenceSideView view{&reader,       s.pageTable,  residual,
+                        s.compressed,  pageBytes,    runOffset,
+                        s.runFirst,    s.residualHeadBytes, s.pageTokens};
+  return view.read(b, loc, head, token, channel);
 }
 
 /// The loops for one (batch b, query head h, query i).

@@ -57,10 +57,7 @@ Value LoweringContext::call(OpBuilder &b, Location loc, StringRef name,
 
 Value LoweringContext::getFP8Table(OpBuilder &b, Location loc,
                                    const num::SideEncoding &side) const {
-  if (!side.isFP8())
-    return Value();
-  auto type = MemRefType::get({256}, b.getF32Type());
-  return memref::GetGlobalOp::create(b, loc, type, fp8TableName(side.fp8));
+  return getOrCreateFP8Table(b, loc, module, side);
 }
 
 CachePageLayout::CachePageLayout(ArrayRef<num::CacheEncoding> encodings,
@@ -78,29 +75,26 @@ CachePageLayout::CachePageLayout(ArrayRef<num::CacheEncoding> encodings,
   }
 }
 
-/// Creates the fp8 decoding tables the module's caches need, from the
-/// numerics library's decoder.
-static void createFP8Tables(ModuleOp module, const LoweringContext &lowering) {
-  llvm::SmallSetVector<num::FP8Format, 2> formats;
-  for (const auto &entry : lowering.headEncodings)
-    for (const num::CacheEncoding &encoding : entry.second)
-      for (const num::SideEncoding &side : {encoding.key, encoding.value})
-        if (side.isFP8())
-          formats.insert(side.fp8);
-  OpBuilder b(module.getBodyRegion());
-  for (num::FP8Format format : formats) {
-    if (module.lookupSymbol(fp8TableName(format)))
-      continue;
+Value mlir::kvc::getOrCreateFP8Table(OpBuilder &b, Location loc,
+                                    Operation *symbolTable,
+                                    const num::SideEncoding &side) {
+  if (!side.isFP8())
+    return Value();
+  std::string name = fp8TableName(side.fp8);
+  auto type = MemRefType::get({256}, b.getF32Type());
+  if (!SymbolTable::lookupSymbolIn(symbolTable, name)) {
     SmallVector<float> values;
     for (unsigned code = 0; code < 256; ++code)
-      values.push_back(num::fp8ToFloat(code, format));
-    auto tensorType = RankedTensorType::get({256}, b.getF32Type());
+      values.push_back(num::fp8ToFloat(code, side.fp8));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&symbolTable->getRegion(0).front());
     memref::GlobalOp::create(
-        b, module.getLoc(), fp8TableName(format), b.getStringAttr("private"),
-        MemRefType::get({256}, b.getF32Type()),
-        DenseElementsAttr::get(tensorType, ArrayRef<float>(values)),
+        b, symbolTable->getLoc(), name, b.getStringAttr("private"), type,
+        DenseElementsAttr::get(RankedTensorType::get({256}, b.getF32Type()),
+                               ArrayRef<float>(values)),
         /*constant=*/true, /*alignment=*/IntegerAttr());
   }
+  return memref::GetGlobalOp::create(b, loc, type, name);
 }
 
 namespace {
@@ -155,6 +149,42 @@ struct KVCLowerToLoopsPass
 
 } // namespace
 
+FailureOr<SmallVector<num::CacheEncoding>>
+mlir::kvc::getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
+                                     StringRef passName) {
+  CacheType type = attend.getCache().getType();
+  EncodingAttr encoding = type.getEncoding();
+  if (!encoding)
+    return SmallVector<num::CacheEncoding>(type.getNumKVHeads(),
+                                           num::CacheEncoding());
+  if (encoding.getKeyReduce() || encoding.getValueReduce() ||
+      encoding.getEvict())
+    return attend.emitOpError()
+           << passName
+           << ": key/value reductions and eviction are not lowered yet";
+  SmallVector<num::CacheEncoding> heads;
+  unsigned headDim = type.getHeadDim();
+  for (auto [head, headEncoding] :
+       llvm::enumerate(getKVHeadEncodings(attend.getCache()))) {
+    if (headEncoding.getKeyReduce() || headEncoding.getValueReduce())
+      return attend.emitOpError()
+             << passName << ": KV head " << head
+             << ": key/value reductions are not lowered yet";
+    num::CacheEncoding numerics = headEncoding.toNumerics();
+    for (const num::SideEncoding *side : {&numerics.key, &numerics.value}) {
+      std::string problem = num::validatePageConfig(*side, headDim, pageTokens);
+      if (!problem.empty()) {
+        InFlightDiagnostic diag = attend.emitOpError() << passName << ": ";
+        if (headEncoding != encoding)
+          diag << "KV head " << head << ": ";
+        return diag << problem;
+      }
+    }
+    heads.push_back(numerics);
+  }
+  return heads;
+}
+
 /// The CPU path updates caches in place, so a cache value that an append
 /// consumed must not be read afterwards; and the ops it cannot lower yet
 /// are an error here rather than a silent fallback. Records the encoding of
@@ -167,43 +197,12 @@ static LogicalResult checkLowerable(ModuleOp module,
       return WalkResult::interrupt();
     }
     if (auto attend = dyn_cast<AttendOp>(op)) {
-      CacheType type = attend.getCache().getType();
-      EncodingAttr encoding = type.getEncoding();
-      auto &heads = lowering.headEncodings[op];
-      if (!encoding) {
-        heads.assign(type.getNumKVHeads(), num::CacheEncoding());
-        return WalkResult::advance();
-      }
-      if (encoding.getKeyReduce() || encoding.getValueReduce() ||
-          encoding.getEvict()) {
-        op->emitOpError("kvc-lower-to-loops: key/value reductions and "
-                        "eviction are not lowered to CPU loops yet");
+      FailureOr<SmallVector<num::CacheEncoding>> heads =
+          getLowerableHeadEncodings(attend, lowering.pageTokens,
+                                    "kvc-lower-to-loops");
+      if (failed(heads))
         return WalkResult::interrupt();
-      }
-      unsigned headDim = type.getHeadDim();
-      for (auto [head, headEncoding] :
-           llvm::enumerate(getKVHeadEncodings(attend.getCache()))) {
-        if (headEncoding.getKeyReduce() || headEncoding.getValueReduce()) {
-          op->emitOpError("kvc-lower-to-loops: KV head ")
-              << head << ": key/value reductions are not lowered to CPU "
-              << "loops yet";
-          return WalkResult::interrupt();
-        }
-        num::CacheEncoding numerics = headEncoding.toNumerics();
-        for (const num::SideEncoding *side :
-             {&numerics.key, &numerics.value}) {
-          std::string problem =
-              num::validatePageConfig(*side, headDim, lowering.pageTokens);
-          if (!problem.empty()) {
-            InFlightDiagnostic diag = op->emitOpError("kvc-lower-to-loops: ");
-            if (headEncoding != encoding)
-              diag << "KV head " << head << ": ";
-            diag << problem;
-            return WalkResult::interrupt();
-          }
-        }
-        heads.push_back(numerics);
-      }
+      lowering.headEncodings[op] = std::move(*heads);
     }
     if (auto append = dyn_cast<AppendOp>(op)) {
       for (Operation *user : append.getCache().getUsers())
@@ -225,9 +224,18 @@ void KVCLowerToLoopsPass::runOnOperation() {
   LoweringContext lowering{pageTokens, {}, module};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();
-  createFP8Tables(module, lowering);
 
   TypeConverter converter;
+  addCacheToBindingConversion(converter);
+  RewritePatternSet patterns(context);
+  patterns.add<AppendToCall>(converter, context, lowering);
+  populateAttendToLoopsPattern(patterns, converter, lowering);
+  if (failed(applyBindingConversion(module, converter, std::move(patterns))))
+    return signalPassFailure();
+  removeHeadEncodings(module);
+}
+
+void mlir::kvc::addCacheToBindingConversion(TypeConverter &converter) {
   converter.addConversion([](Type type) { return type; });
   converter.addConversion([](CacheType type) -> Type {
     return LLVM::LLVMPointerType::get(type.getContext());
@@ -239,15 +247,17 @@ void KVCLowerToLoopsPass::runOnOperation() {
   };
   converter.addSourceMaterialization(materialize);
   converter.addTargetMaterialization(materialize);
+}
 
-  RewritePatternSet patterns(context);
-  patterns.add<AppendToCall>(converter, context, lowering);
-  populateAttendToLoopsPattern(patterns, converter, lowering);
+LogicalResult
+mlir::kvc::applyBindingConversion(ModuleOp module,
+                                  const TypeConverter &converter,
+                                  RewritePatternSet &&patterns) {
+  MLIRContext *context = module.getContext();
   populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns,
                                                                  converter);
   populateReturnOpTypeConversionPattern(patterns, converter);
   populateCallOpTypeConversionPattern(patterns, converter);
-
   ConversionTarget target(*context);
   target.addIllegalDialect<KVCDialect>();
   target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
@@ -257,9 +267,10 @@ void KVCLowerToLoopsPass::runOnOperation() {
   });
   target.addDynamicallyLegalOp<func::ReturnOp, func::CallOp>(
       [&](Operation *op) { return converter.isLegal(op); });
-  if (failed(applyPartialConversion(module, target, std::move(patterns))))
-    return signalPassFailure();
+  return applyPartialConversion(module, target, std::move(patterns));
+}
 
+void mlir::kvc::removeHeadEncodings(ModuleOp module) {
   // The per-head encodings are now part of the generated code; the
   // attribute describes caches, which no longer exist.
   StringRef headEncodings = KVCDialect::getHeadEncodingsAttrName();

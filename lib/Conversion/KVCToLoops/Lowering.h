@@ -46,13 +46,39 @@ struct LoweringContext {
   /// interface) and returns its result, if any.
   Value call(OpBuilder &b, Location loc, StringRef name, TypeRange results,
              ValueRange args) const;
-  /// The memref<256xf32> global decoding fp8 codes of `side`'s format
-  /// (created by the pass before the conversion starts), or null when the
-  /// side is not fp8.
+  /// The memref<256xf32> table decoding fp8 codes of `side`'s format
+  /// (getOrCreateFP8Table in the module), or null when the side is not fp8.
   Value getFP8Table(OpBuilder &b, Location loc,
                     const ::kvc::numerics::SideEncoding &side) const;
   mutable ModuleOp module;
 };
+
+/// The memref<256xf32> table decoding the fp8 codes of `side` (from the
+/// numerics library's decoder), as a memref.get_global at the builder's
+/// point of a constant global created on first use in `symbolTable` (a
+/// builtin.module or a gpu.module); null when the side is not fp8.
+Value getOrCreateFP8Table(OpBuilder &b, Location loc, Operation *symbolTable,
+                          const ::kvc::numerics::SideEncoding &side);
+
+/// The encoding of every KV head of `attend`'s cache (plain fp16 when the
+/// cache has no encoding), or an error at the op naming `passName` when an
+/// encoding cannot be lowered (reductions, eviction, a group that does not
+/// fit `pageTokens`-token pages).
+FailureOr<SmallVector<::kvc::numerics::CacheEncoding>>
+getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
+                          StringRef passName);
+
+/// `!kvc.cache` -> `!llvm.ptr` (a runtime binding), everything else kept.
+void addCacheToBindingConversion(TypeConverter &converter);
+
+/// Applies `patterns` (the kvc ops' lowerings) and the conversion of
+/// function signatures, returns and calls; every kvc op must go.
+LogicalResult applyBindingConversion(ModuleOp module,
+                                     const TypeConverter &converter,
+                                     RewritePatternSet &&patterns);
+
+/// Drops `kvc.head_encodings` once the code that reads caches is generated.
+void removeHeadEncodings(ModuleOp module);
 
 /// Adds the pattern lowering kvc.attend to loops over packed pages.
 void populateAttendToLoopsPattern(RewritePatternSet &patterns,

@@ -5,6 +5,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 using namespace mlir;
 using namespace mlir::kvc;
@@ -21,11 +22,18 @@ static Value i32Const(OpBuilder &b, Location loc, int32_t value) {
 Value ByteViews::load(OpBuilder &b, Location loc, Type type,
                       Value byteOffset) const {
   Value offset = arith::IndexCastOp::create(b, loc, b.getI64Type(), byteOffset);
-  auto ptrType = LLVM::LLVMPointerType::get(b.getContext());
-  Value address = LLVM::GEPOp::create(b, loc, ptrType, b.getI8Type(), base,
-                                      ValueRange{offset});
+  Value address = LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(),
+                                      base, ValueRange{offset});
   return LLVM::LoadOp::create(b, loc, type, address,
                               type.getIntOrFloatBitWidth() / 8);
+}
+
+Value mlir::kvc::loadAsF32(OpBuilder &b, Location loc, Value memref,
+                          ValueRange indices) {
+  Value value = memref::LoadOp::create(b, loc, memref, indices);
+  if (!value.getType().isF32())
+    value = arith::ExtFOp::create(b, loc, b.getF32Type(), value);
+  return value;
 }
 
 PageReader::PageReader(const num::SideEncoding &side, unsigned headDim,
@@ -162,4 +170,44 @@ Value PageReader::readResidual(OpBuilder &b, Location loc,
       b, loc, headBase,
       arith::MulIOp::create(b, loc, element, indexConst(b, loc, 2)));
   return readHalf(b, loc, residual, byteOffset);
+}
+
+Value SequenceSideView::read(OpBuilder &b, Location loc, Value head,
+                             Value token, Value channel) const {
+  Value isCompressed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                             token, compressed);
+  auto ifOp = scf::IfOp::create(
+      b, loc, isCompressed,
+      [&](OpBuilder &tb, Location tloc) {
+        Value tokensPerPage = indexConst(tb, tloc, pageTokens);
+        Value pageSlot = arith::DivUIOp::create(tb, tloc, token, tokensPerPage);
+        Value page = pageTable.load(
+            tb, tloc, tb.getI32Type(),
+            arith::MulIOp::create(tb, tloc, pageSlot, indexConst(tb, tloc, 4)));
+        Value pageIndex =
+            arith::IndexCastOp::create(tb, tloc, tb.getIndexType(), page);
+        Value headInRun = arith::SubIOp::create(tb, tloc, head, runFirst);
+        Value headOffset = arith::AddIOp::create(
+            tb, tloc, indexConst(tb, tloc, runOffset),
+            arith::MulIOp::create(
+                tb, tloc, headInRun,
+                indexConst(tb, tloc, reader->getLayout().blockBytes)));
+        Value blockBase = arith::AddIOp::create(
+            tb, tloc,
+            arith::MulIOp::create(tb, tloc, pageIndex,
+                                  indexConst(tb, tloc, pageBytes)),
+            headOffset);
+        Value slot = arith::RemUIOp::create(tb, tloc, token, tokensPerPage);
+        scf::YieldOp::create(
+            tb, tloc, reader->readCompressed(tb, tloc, blockBase, slot, channel));
+      },
+      [&](OpBuilder &eb, Location eloc) {
+        Value row = arith::SubIOp::create(eb, eloc, token, compressed);
+        Value headBase = arith::MulIOp::create(
+            eb, eloc, head, indexConst(eb, eloc, residualHeadBytes));
+        scf::YieldOp::create(
+            eb, eloc,
+            reader->readResidual(eb, eloc, residual, headBase, row, channel));
+      });
+  return ifOp.getResult(0);
 }

@@ -22,11 +22,15 @@ namespace kvc {
 /// raw `!llvm.ptr`: it is owned by the runtime, so it must not look like a
 /// buffer that bufferization could free.
 struct ByteViews {
-  Value base; ///< !llvm.ptr
+  Value base; ///< !llvm.ptr (any address space: GPU kernels read global)
   /// Loads a `type` value at byte `byteOffset` (an index), aligned to its
   /// size.
   Value load(OpBuilder &b, Location loc, Type type, Value byteOffset) const;
 };
+
+/// memref.load of a float element, extended to f32 (queries and masks may
+/// be f16 or bf16; attention computes in f32).
+Value loadAsF32(OpBuilder &b, Location loc, Value memref, ValueRange indices);
 
 /// Reads one side (keys or values) of a layer's pages.
 class PageReader {
@@ -60,6 +64,29 @@ private:
   ::kvc::numerics::BlockLayout layout;
   ByteViews pool;
   Value fp8Table;
+};
+
+/// One side (keys or values) of one sequence, for a run of KV heads that
+/// share an encoding: compressed tokens are read from their pages (through
+/// the page table), the others from the fp16 residual buffer.
+struct SequenceSideView {
+  const PageReader *reader;
+  ByteViews pageTable; ///< the sequence's int32 page indices
+  ByteViews residual;  ///< its fp16 [R][D] buffers, one per KV head
+  Value compressed;    ///< index: tokens stored in pages
+  uint64_t pageBytes;  ///< a whole page of the pool (all heads' blocks)
+  /// Byte offset within a page of the block of the run's first KV head
+  /// `runFirst` (an index); the run's other heads follow at the reader's
+  /// block size (docs/layout.md, per-head encodings).
+  uint64_t runOffset;
+  Value runFirst;
+  uint64_t residualHeadBytes;
+  unsigned pageTokens;
+
+  /// The f32 value of channel `channel` of token `token` of KV head `head`
+  /// (index values).
+  Value read(OpBuilder &b, Location loc, Value head, Value token,
+             Value channel) const;
 };
 
 } // namespace kvc

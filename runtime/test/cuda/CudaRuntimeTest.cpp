@@ -7,7 +7,12 @@
 //  2. CUDA and CPU caches fed the same calls store the same bytes;
 //  3. a kernel follows the device page tables into the pools (uniform and
 //     per-head encodings);
-//  4. device errors: a bad ordinal, an arena larger than the device.
+//  4. device errors: a bad ordinal, an arena larger than the device;
+//  5. the MLIR CUDA runtime wrappers (kvc_runtime_gpu.h): PTX kernels
+//     loaded, launched (plain, clustered) and their errors recorded, as
+//     gpu-to-llvm's code does it;
+//  6. a binding's GPU records and workspace on a CUDA cache, read by a
+//     kernel launched through the wrappers.
 // KVC_RT_CUDA_MODEL_OPS sets the model operations (default 20000).
 //
 //===----------------------------------------------------------------------===//
@@ -15,6 +20,8 @@
 #include "ModelDriver.h"
 #include "PageReadKernel.h"
 #include "kvc_runtime.h"
+#include "kvc_runtime_binding.h"
+#include "kvc_runtime_gpu.h"
 
 #include "kvc/Numerics/Half.h"
 
@@ -276,6 +283,301 @@ void deviceErrors() {
             kvc_rt_cache_destroy(cache) == KVC_RT_OK,
         "create after an out-of-memory failure");
 }
+
+/// What gpu-module-to-binary (format isa) would embed: PTX text, JIT-compiled
+/// by the driver. Checked with `ptxas -arch=sm_90`.
+const char kTestPtx[] = R"PTX(
+.version 7.8
+.target sm_75
+.address_size 64
+
+// p[i] = p[i] * 2 + 1 for i < n.
+.visible .entry scale_add(.param .u64 p_data, .param .u32 p_n)
+{
+  .reg .pred %p<2>;
+  .reg .b32 %r<6>;
+  .reg .f32 %f<3>;
+  .reg .b64 %rd<5>;
+  ld.param.u64 %rd1, [p_data];
+  ld.param.u32 %r1, [p_n];
+  mov.u32 %r2, %ctaid.x;
+  mov.u32 %r3, %ntid.x;
+  mov.u32 %r4, %tid.x;
+  mad.lo.s32 %r5, %r2, %r3, %r4;
+  setp.ge.u32 %p1, %r5, %r1;
+  @%p1 bra DONE;
+  cvta.to.global.u64 %rd2, %rd1;
+  mul.wide.u32 %rd3, %r5, 4;
+  add.s64 %rd4, %rd2, %rd3;
+  ld.global.f32 %f1, [%rd4];
+  fma.rn.f32 %f2, %f1, 0f40000000, 0f3F800000;
+  st.global.f32 [%rd4], %f2;
+DONE:
+  ret;
+}
+
+// Thread b < batch: out[3b .. 3b+2] = records[b].num_tokens,
+// records[b].compressed_tokens, records[b].page_table[0] (kvc_rt_gpu_sequence).
+.visible .entry read_records(.param .u64 p_records, .param .u64 p_out,
+                             .param .u32 p_batch)
+{
+  .reg .pred %p<2>;
+  .reg .b32 %r<6>;
+  .reg .b64 %rd<11>;
+  ld.param.u64 %rd1, [p_records];
+  ld.param.u64 %rd2, [p_out];
+  ld.param.u32 %r1, [p_batch];
+  mov.u32 %r2, %tid.x;
+  setp.ge.u32 %p1, %r2, %r1;
+  @%p1 bra DONE;
+  cvta.to.global.u64 %rd3, %rd1;
+  cvta.to.global.u64 %rd4, %rd2;
+  mul.wide.u32 %rd5, %r2, 32;
+  add.s64 %rd6, %rd3, %rd5;
+  ld.global.u32 %r3, [%rd6+24];
+  ld.global.u32 %r4, [%rd6+28];
+  ld.global.u64 %rd7, [%rd6];
+  cvta.to.global.u64 %rd8, %rd7;
+  ld.global.u32 %r5, [%rd8];
+  mul.wide.u32 %rd9, %r2, 12;
+  add.s64 %rd10, %rd4, %rd9;
+  st.global.u32 [%rd10], %r3;
+  st.global.u32 [%rd10+4], %r4;
+  st.global.u32 [%rd10+8], %r5;
+DONE:
+  ret;
+}
+)PTX";
+
+/// The recorded mgpu* error ("" when none).
+std::string gpuError() {
+  const char *message = nullptr;
+  return kvc_rt_gpu_last_error(&message) != 0 ? std::string(message)
+                                               : std::string();
+}
+
+/// Runs scale_add over `n` floats on `stream` (launch arguments the way
+/// gpu-to-llvm passes them: an array of pointers to the values).
+void scaleAdd(void *function, void *data, uint32_t n, void *stream,
+              int32_t smem = 0) {
+  void *params[] = {&data, &n};
+  mgpuLaunchKernel(function, (n + 127) / 128, 1, 1, 128, 1, 1, smem, stream,
+                   params, nullptr, 2);
+}
+
+void mlirWrappersLaunchPtx() {
+  kvc_rt_gpu_clear_error();
+  std::vector<char> image(kTestPtx, kTestPtx + sizeof(kTestPtx));
+  void *module = mgpuModuleLoad(image.data(), image.size());
+  void *jitModule = mgpuModuleLoadJIT(image.data(), 2);
+  void *function = mgpuModuleGetFunction(module, "scale_add");
+  void *jitFunction = mgpuModuleGetFunction(jitModule, "scale_add");
+  check(module && jitModule && function && jitFunction,
+        "PTX modules load: " + gpuError());
+  void *stream = mgpuStreamCreate();
+  void *other = mgpuStreamCreate();
+  check(stream && other, "streams: " + gpuError());
+
+  const uint32_t n = 1000;
+  std::vector<float> host(n), result(n);
+  for (uint32_t i = 0; i < n; ++i)
+    host[i] = float(i) - 300.0f;
+  void *device = mgpuMemAlloc(n * 4, stream, false);
+  check(device != nullptr, "mgpuMemAlloc: " + gpuError());
+  mgpuMemcpy(device, host.data(), n * 4, stream);
+  scaleAdd(function, device, n, stream);
+  // A second stream waits for the first through an event (gpu.wait of two
+  // tokens), then runs the JIT-loaded copy of the kernel.
+  void *event = mgpuEventCreate();
+  mgpuEventRecord(event, stream);
+  mgpuStreamWaitEvent(other, event);
+  scaleAdd(jitFunction, device, n, other);
+  mgpuMemcpy(result.data(), device, n * 4, other);
+  mgpuStreamSynchronize(other);
+  mgpuEventSynchronize(event);
+  mgpuEventDestroy(event);
+  bool same = true;
+  for (uint32_t i = 0; i < n; ++i)
+    same &= result[i] == (host[i] * 2.0f + 1.0f) * 2.0f + 1.0f;
+  check(same && gpuError().empty(),
+        "two launches of a PTX kernel through mgpuLaunchKernel: " +
+            gpuError());
+
+  // Clusters of 2 blocks (sm_90): once more over the data.
+  {
+    void *data = device;
+    uint32_t count = n;
+    void *params[] = {&data, &count};
+    mgpuLaunchClusterKernel(function, 2, 1, 1, 8, 1, 1, 128, 1, 1, 0, stream,
+                            params, nullptr);
+    mgpuMemcpy(result.data(), device, n * 4, stream);
+    mgpuStreamSynchronize(stream);
+    same = true;
+    for (uint32_t i = 0; i < n; ++i)
+      same &= result[i] ==
+              ((host[i] * 2.0f + 1.0f) * 2.0f + 1.0f) * 2.0f + 1.0f;
+    check(same && gpuError().empty(),
+          "a clustered launch through mgpuLaunchClusterKernel: " + gpuError());
+  }
+
+  // An impossible launch is recorded with its reason, and later launches
+  // are skipped (the data stays as it was) until the record is cleared.
+  mgpuMemcpy(device, host.data(), n * 4, stream);
+  scaleAdd(function, device, n, stream, int32_t(1) << 30);
+  const std::string error = gpuError();
+  check(error.find("mgpuLaunchKernel") != std::string::npos &&
+            error.find("dynamic shared memory") != std::string::npos,
+        "too much shared memory is recorded: " + error);
+  scaleAdd(function, device, n, stream);
+  mgpuMemcpy(result.data(), device, n * 4, stream);
+  mgpuStreamSynchronize(stream);
+  check(result == host, "launches are skipped after an error");
+  kvc_rt_gpu_clear_error();
+  scaleAdd(function, device, n, stream);
+  mgpuMemcpy(result.data(), device, n * 4, stream);
+  mgpuStreamSynchronize(stream);
+  check(result[1] == host[1] * 2.0f + 1.0f && gpuError().empty(),
+        "launches run again once the error is cleared: " + gpuError());
+
+  // A kernel the module does not have.
+  check(mgpuModuleGetFunction(module, "no_such_kernel") == nullptr &&
+            gpuError().find("CUDA_ERROR_NOT_FOUND") != std::string::npos,
+        "a missing kernel is recorded with its CUresult: " + gpuError());
+  kvc_rt_gpu_clear_error();
+
+  mgpuMemset32(device, 0x3F800000u, n, stream); // 1.0f
+  mgpuMemcpy(result.data(), device, n * 4, stream);
+  mgpuStreamSynchronize(stream);
+  check(result[0] == 1.0f && result[n - 1] == 1.0f, "mgpuMemset32");
+  mgpuMemFree(device, stream);
+  mgpuStreamDestroy(other);
+  mgpuStreamDestroy(stream);
+  mgpuModuleUnload(jitModule);
+  mgpuModuleUnload(module);
+  check(gpuError().empty(), "cleanup without errors: " + gpuError());
+}
+
+bool isDeviceMemory(const void *p) {
+  cudaPointerAttributes attributes;
+  return p && cudaPointerGetAttributes(&attributes, p) == cudaSuccess &&
+         attributes.type == cudaMemoryTypeDevice;
+}
+
+void gpuRecordsOnCuda() {
+  kvc_rt_gpu_clear_error();
+  ModelConfig m = preset(0, KVC_RT_BACKEND_CUDA); // KIVI-2, R = 32
+  const kvc_rt_cache_config c = m.get();
+  kvc_rt_cache *cache = nullptr;
+  if (kvc_rt_cache_create(&c, &cache) != KVC_RT_OK) {
+    check(false, std::string("create: ") + kvc_rt_last_error());
+    return;
+  }
+  kvc_rt_seq seqs[2];
+  kvc_rt_sequence_create(cache, &seqs[0]);
+  kvc_rt_sequence_create(cache, &seqs[1]);
+  const kvc_rt_seq bound[2] = {seqs[1], seqs[0]};
+  kvc_rt_binding *binding = nullptr;
+  check(kvc_rt_binding_create(cache, 0, bound, 2, &binding) == KVC_RT_OK,
+        std::string("a binding of a CUDA cache: ") + kvc_rt_last_error());
+  if (!binding) {
+    kvc_rt_cache_destroy(cache);
+    return;
+  }
+
+  // Code compiled for the CPU is refused; GPU code's check passes.
+  kvc_rt_layer_view lv;
+  kvc_rt_layer_view_get(cache, 0, &lv);
+  check(kvc_rt_mlir_check_layout(binding, lv.page_tokens, lv.k.page_bytes,
+                                 lv.v.page_bytes, lv.residual, lv.kv_heads,
+                                 lv.head_dim) == 0 &&
+            kvc_rt_binding_status(binding) == KVC_RT_ERROR_UNSUPPORTED,
+        "CPU code refuses a CUDA cache");
+  kvc_rt_binding_clear_error(binding);
+  check(kvc_rt_mlir_gpu_check_layout(binding, lv.page_tokens, lv.k.page_bytes,
+                                     lv.v.page_bytes, lv.residual,
+                                     lv.kv_heads, lv.head_dim) == 1,
+        std::string("GPU code's layout check: ") +
+            kvc_rt_binding_error(binding));
+
+  // 70 tokens to both through compiled code's append (two flushes of
+  // R = 32), 100 more to batch entry 1 by the host.
+  const uint32_t H = c.kv_heads, D = c.head_dim, T = 70;
+  std::vector<float> tokens = randomTokens(size_t{2} * H * T * D, 11);
+  kvc_rt_memref_4d_f32 desc;
+  desc.allocated = desc.aligned = tokens.data();
+  desc.offset = 0;
+  const int64_t sizes[4] = {2, H, T, D};
+  const int64_t strides[4] = {int64_t(H) * T * D, int64_t(T) * D, D, 1};
+  for (int i = 0; i < 4; ++i) {
+    desc.sizes[i] = sizes[i];
+    desc.strides[i] = strides[i];
+  }
+  _mlir_ciface_kvc_rt_mlir_append(binding, &desc, &desc);
+  std::vector<float> more = randomTokens(size_t{H} * 100 * D, 12);
+  kvc_rt_tokens t = tokensOf(more, more, c, 100, 0, 100);
+  check(kvc_rt_binding_status(binding) == KVC_RT_OK &&
+            kvc_rt_append(cache, bound[1], 0, &t) == KVC_RT_OK,
+        std::string("appends: ") + kvc_rt_binding_error(binding));
+
+  const kvc_rt_gpu_sequence *records = kvc_rt_mlir_gpu_sequences(binding);
+  check(isDeviceMemory(records), std::string("records in device memory: ") +
+                                     kvc_rt_binding_error(binding));
+  kvc_rt_gpu_sequence host[2] = {};
+  if (records)
+    cudaMemcpy(host, records, sizeof(host), cudaMemcpyDeviceToHost);
+  int32_t firstPage[2] = {-1, -1};
+  for (int b = 0; b < 2; ++b) {
+    kvc_rt_sequence_view view;
+    kvc_rt_sequence_view_get(cache, bound[b], 0, &view);
+    firstPage[b] = view.num_pages ? view.page_table[0] : -1;
+    std::vector<int32_t> row(view.num_pages);
+    if (host[b].page_table)
+      cudaMemcpy(row.data(),
+                 reinterpret_cast<const void *>(uintptr_t(host[b].page_table)),
+                 row.size() * 4, cudaMemcpyDeviceToHost);
+    check(host[b].page_table == uint64_t(uintptr_t(view.page_table_device)) &&
+              host[b].k_residual == uint64_t(uintptr_t(view.k_residual)) &&
+              host[b].v_residual == uint64_t(uintptr_t(view.v_residual)) &&
+              host[b].num_tokens == view.num_tokens &&
+              host[b].compressed_tokens == view.compressed_tokens &&
+              row == std::vector<int32_t>(view.page_table,
+                                          view.page_table + view.num_pages),
+          "record " + std::to_string(b) + " matches the sequence view");
+  }
+  check(host[0].num_tokens == 70 && host[1].num_tokens == 170 &&
+            host[1].compressed_tokens == 160,
+        "record token counts");
+
+  // A kernel launched through the wrappers follows the records into the
+  // device page-table mirror.
+  std::vector<char> image(kTestPtx, kTestPtx + sizeof(kTestPtx));
+  void *module = mgpuModuleLoad(image.data(), image.size());
+  void *function = mgpuModuleGetFunction(module, "read_records");
+  void *stream = mgpuStreamCreate();
+  void *out = kvc_rt_mlir_gpu_workspace(binding, 6 * 4);
+  check(isDeviceMemory(out) && uintptr_t(out) % 256 == 0,
+        "the workspace is aligned device memory");
+  const void *recordsArg = records;
+  uint32_t batch = 2;
+  void *params[] = {&recordsArg, &out, &batch};
+  mgpuLaunchKernel(function, 1, 1, 1, 32, 1, 1, 0, stream, params, nullptr, 3);
+  uint32_t seen[6] = {};
+  mgpuMemcpy(seen, out, sizeof(seen), stream);
+  mgpuStreamSynchronize(stream);
+  check(gpuError().empty() && seen[0] == 70 && seen[1] == 64 &&
+            int32_t(seen[2]) == firstPage[0] && seen[3] == 170 &&
+            seen[4] == 160 && int32_t(seen[5]) == firstPage[1],
+        "a kernel reads the records and the page tables: " + gpuError());
+  mgpuStreamDestroy(stream);
+  mgpuModuleUnload(module);
+
+  void *bigger = kvc_rt_mlir_gpu_workspace(binding, 64 << 20);
+  check(isDeviceMemory(bigger) && kvc_rt_binding_status(binding) == KVC_RT_OK,
+        "the workspace grows");
+  kvc_rt_binding_destroy(binding);
+  check(kvc_rt_cache_destroy(cache) == KVC_RT_OK, "destroy");
+}
+
 } // namespace
 
 int main() {
@@ -291,6 +593,8 @@ int main() {
   kernelReadsPages(0); // KIVI-2
   kernelReadsPages(5); // a different encoding per head
   deviceErrors();
+  mlirWrappersLaunchPtx();
+  gpuRecordsOnCuda();
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

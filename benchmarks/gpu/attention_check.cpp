@@ -1,0 +1,652 @@
+//===- attention_check.cpp - kvc's generated GPU attention vs the oracle --===//
+//
+// Runs every decode-attention variant compiled by
+// scripts/gpu_attention_build.sh (kvc-gpu-pipeline objects linked into this
+// program) on CUDA-backend runtime caches and compares each output with the
+// fp64 reference attention over the cache's own dequantized contents
+// (kvc_rt_gather): max |gpu - oracle| / max |oracle| <= 1e-4 per variant
+// (f32 accumulation against fp64, as the CPU execution tests).
+//
+// For each manifest variant and each sequence length S, batch entry b holds
+// S - (37 b mod S/2) tokens (different flush points and partial pages), the
+// last entry of a batch fewer tokens than the residual window; keys have a
+// few outlier channels. Queries are fresh random values (seed printed), the
+// output is poisoned with NaN bytes before each call, and the call is
+// repeated: both results must be bitwise equal (a moving result is a race).
+//
+//   kvc_attention_check [--artifacts DIR] [--only NAME[,NAME...]]
+//                       [--seed N] [--tolerance X] [S ...]
+//
+// DIR holds manifest.txt (default: the directory the program was configured
+// with); --only keeps the variants whose names contain one of the strings;
+// S defaults to 1024 4096. Prints a table, then "N passed, N failed"; exits
+// 1 on any failure, 2 on bad arguments or manifest, 77 without a CUDA
+// device.
+//
+// Built with KVC_ATTENTION_HOST=1 (kvc_attention_check_host) the same
+// program runs the variants compiled by kvc-cpu-pipeline on CPU caches with
+// host buffers: a dry run of everything but the kernels, on any machine.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvc_runtime.h"
+#include "kvc_runtime_binding.h"
+#include "kvc_runtime_gpu.h"
+
+#include "kvc/Numerics/Half.h"
+#include "kvc/Numerics/ReferenceAttention.h"
+
+#include <dlfcn.h>
+#if !KVC_ATTENTION_HOST
+#include <cuda_runtime.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace num = kvc::numerics;
+
+#ifndef KVC_ATTENTION_ARTIFACTS_DIR
+#define KVC_ATTENTION_ARTIFACTS_DIR "build/gpu-attention"
+#endif
+
+namespace {
+
+/// `_mlir_ciface_<name>(binding, q, out)`: what buffer-results-to-out-params
+/// and llvm.emit_c_interface make of `(!kvc.cache, tensor) -> tensor`
+/// (scripts/gpu_attention_build.sh checks the arity; the out-parameter
+/// comes last). Both descriptors are rank-4 f32 memrefs in device memory.
+using AttentionEntry = void (*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
+                                kvc_rt_memref_4d_f32 *);
+
+struct Variant {
+  std::string name;
+  uint32_t batch = 0, queryHeads = 0, kvHeads = 0, headDim = 0;
+  std::vector<kvc_rt_encoding> encodings; ///< 1, or one per KV head
+  uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
+  size_t window = 0;
+  double softcap = 0;
+};
+
+/// `q<bits>:<channel|token>:g<group>`, `fp16` or `fp8:<e4m3|e5m2>`.
+bool parseSide(const std::string &spec, kvc_rt_side_encoding &side) {
+  side = kvc_rt_side_encoding{};
+  if (spec == "fp16") {
+    side.kind = KVC_RT_SIDE_FP16;
+    return true;
+  }
+  if (spec == "fp8:e4m3" || spec == "fp8:e5m2") {
+    side.kind = KVC_RT_SIDE_FP8;
+    side.fp8_format = spec == "fp8:e4m3" ? KVC_RT_FP8_E4M3 : KVC_RT_FP8_E5M2;
+    return true;
+  }
+  unsigned bits = 0, group = 0;
+  char axis[16] = {0};
+  int consumed = 0;
+  if (std::sscanf(spec.c_str(), "q%u:%15[a-z]:g%u%n", &bits, axis, &group,
+                  &consumed) != 3 ||
+      size_t(consumed) != spec.size())
+    return false;
+  if (std::strcmp(axis, "channel") && std::strcmp(axis, "token"))
+    return false;
+  side.kind = KVC_RT_SIDE_QUANT;
+  side.bits = bits;
+  side.axis = std::strcmp(axis, "channel") ? KVC_RT_AXIS_TOKEN
+                                           : KVC_RT_AXIS_CHANNEL;
+  side.group = group;
+  return true;
+}
+
+std::vector<std::string> split(const std::string &text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text);
+  for (std::string part; std::getline(stream, part, separator);)
+    parts.push_back(part);
+  return parts;
+}
+
+/// One manifest line (attention_variants.py documents the format); an
+/// error message on failure.
+std::string parseVariant(const std::string &line, Variant &v) {
+  std::istringstream in(line);
+  std::string keys, values;
+  if (!(in >> v.name >> v.batch >> v.queryHeads >> v.kvHeads >> v.headDim >>
+        keys >> values >> v.residual >> v.pageTokens >> v.splitTokens))
+    return "expected: name B Hq Hkv D key value residual page_tokens split";
+  for (std::string extra; in >> extra;) {
+    if (extra.rfind("window=", 0) == 0)
+      v.window = std::strtoull(extra.c_str() + 7, nullptr, 10);
+    else if (extra.rfind("softcap=", 0) == 0)
+      v.softcap = std::strtod(extra.c_str() + 8, nullptr);
+    else
+      return "unknown field '" + extra + "'";
+  }
+  if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens ||
+      v.queryHeads % v.kvHeads || v.queryHeads == 0)
+    return "bad shape (B, Hq a positive multiple of Hkv, D, page_tokens)";
+  std::vector<std::string> keySpecs = split(keys, ','),
+                           valueSpecs = split(values, ',');
+  if (keySpecs.size() != valueSpecs.size() ||
+      (keySpecs.size() != 1 && keySpecs.size() != v.kvHeads))
+    return "per-head key and value lists must both have Hkv entries";
+  for (size_t h = 0; h < keySpecs.size(); ++h) {
+    kvc_rt_encoding encoding{};
+    if (!parseSide(keySpecs[h], encoding.key) ||
+        !parseSide(valueSpecs[h], encoding.value))
+      return "bad side spec in '" + keySpecs[h] + "' / '" + valueSpecs[h] +
+             "' (q<bits>:<channel|token>:g<group>, fp16, fp8:<e4m3|e5m2>)";
+    encoding.residual = v.residual;
+    v.encodings.push_back(encoding);
+  }
+  return "";
+}
+
+bool readManifest(const std::string &path, std::vector<Variant> &variants) {
+  std::ifstream file(path);
+  if (!file) {
+    std::fprintf(stderr, "attention_check: cannot read %s\n", path.c_str());
+    return false;
+  }
+  int lineNumber = 0;
+  for (std::string line; std::getline(file, line);) {
+    ++lineNumber;
+    if (line.find_first_not_of(" \t") == std::string::npos)
+      continue;
+    Variant v;
+    std::string error = parseVariant(line, v);
+    if (!error.empty()) {
+      std::fprintf(stderr, "attention_check: %s:%d: %s\n", path.c_str(),
+                   lineNumber, error.c_str());
+      return false;
+    }
+    variants.push_back(std::move(v));
+  }
+  return true;
+}
+
+/// Token counts of the batch entries for sequence length S.
+std::vector<uint32_t> sequenceLengths(const Variant &v, uint32_t S) {
+  std::vector<uint32_t> lengths(v.batch);
+  const uint32_t spread = std::max(1u, S / 2);
+  for (uint32_t b = 0; b < v.batch; ++b)
+    lengths[b] = S - (37 * b) % spread;
+  if (v.batch > 1) {
+    // All tokens in the fp16 residual (or, without one, a partial page).
+    uint32_t shortLength = v.residual ? v.residual / 2 + 5 : 19;
+    lengths.back() = std::min(shortLength, S);
+  }
+  return lengths;
+}
+
+/// FNV-1a: per-variant seeds that do not depend on which variants run.
+uint64_t hashName(const std::string &name) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name)
+    h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+struct Outcome {
+  double relError = std::numeric_limits<double>::infinity();
+  std::string problem; ///< empty when the output could be compared
+  bool cudaBroken = false;
+};
+
+#if KVC_ATTENTION_HOST
+constexpr uint32_t kBackend = KVC_RT_BACKEND_CPU;
+
+/// The query / output buffer of a call: host memory in the dry run.
+struct Buffer {
+  std::vector<float> host;
+  float *ptr = nullptr;
+  bool allocate(size_t elements) {
+    host.resize(elements);
+    ptr = host.data();
+    return true;
+  }
+  bool upload(const std::vector<float> &from) {
+    host = from;
+    ptr = host.data();
+    return true;
+  }
+  void poison() { std::memset(ptr, 0xFF, host.size() * 4); }
+  bool download(std::vector<float> &to) const {
+    to = host;
+    return true;
+  }
+};
+
+std::string deviceProblem(const char *) { return ""; }
+std::string synchronize() { return ""; }
+#else
+constexpr uint32_t kBackend = KVC_RT_BACKEND_CUDA;
+
+/// The query / output buffer of a call, in device memory.
+struct Buffer {
+  float *ptr = nullptr;
+  size_t elements = 0;
+  ~Buffer() { cudaFree(ptr); }
+  bool allocate(size_t n) {
+    elements = n;
+    return cudaMalloc(&ptr, n * 4) == cudaSuccess;
+  }
+  // The generated host code launches on a stream of its own, a
+  // non-blocking one that does not wait for the legacy default stream:
+  // copies and memsets are complete before the call.
+  bool upload(const std::vector<float> &from) {
+    return cudaMemcpy(ptr, from.data(), elements * 4,
+                      cudaMemcpyHostToDevice) == cudaSuccess &&
+           cudaDeviceSynchronize() == cudaSuccess;
+  }
+  void poison() { // NaN until written
+    cudaMemset(ptr, 0xFF, elements * 4);
+    cudaDeviceSynchronize();
+  }
+  bool download(std::vector<float> &to) const {
+    to.resize(elements);
+    return cudaMemcpy(to.data(), ptr, elements * 4, cudaMemcpyDeviceToHost) ==
+           cudaSuccess;
+  }
+};
+
+/// The pending CUDA error after `what`, or "".
+std::string deviceProblem(const char *what) {
+  cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess)
+    return "";
+  return std::string(what) + ": " + cudaGetErrorName(err) + ": " +
+         cudaGetErrorString(err);
+}
+
+std::string synchronize() {
+  cudaError_t err = cudaDeviceSynchronize();
+  return err == cudaSuccess ? deviceProblem("after the call")
+                            : std::string("cudaDeviceSynchronize: ") +
+                                  cudaGetErrorName(err) + ": " +
+                                  cudaGetErrorString(err);
+}
+#endif
+
+/// The first error of the runtime's mgpu* functions, or "".
+std::string gpuRecord() {
+#if KVC_ATTENTION_HOST
+  return "";
+#else
+  const char *message = nullptr;
+  int32_t code = kvc_rt_gpu_last_error(&message);
+  if (code == 0)
+    return "";
+  return "mgpu error " + std::to_string(code) + ": " +
+         (message ? message : "");
+#endif
+}
+
+/// Worker threads for token generation and the oracle.
+size_t workerCount() {
+  return std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+}
+
+/// Appends fp16-representable random tokens to every sequence (in two
+/// calls each, so that flushes also happen across appends). Tokens are
+/// drawn on `workerCount()` threads, sequence b from seed (`seed`, b).
+std::string fillCache(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
+                      const std::vector<uint32_t> &lengths, const Variant &v,
+                      uint64_t seed) {
+  const uint32_t D = v.headDim, H = v.kvHeads;
+  // A few key channels with large magnitude and offset, as real keys have.
+  std::vector<float> scale(D, 1.0f), shift(D, 0.0f);
+  for (uint32_t c : {1u, D / 3, D - 2}) {
+    scale[c] = 12.0f;
+    shift[c] = 6.0f;
+  }
+  const size_t workers = workerCount();
+  for (size_t first = 0; first < seqs.size(); first += workers) {
+    const size_t count = std::min(workers, seqs.size() - first);
+    std::vector<std::vector<float>> keys(count), values(count);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < count; ++i)
+      threads.emplace_back([&, i] {
+        const size_t b = first + i, n = lengths[b];
+        std::seed_seq seeds{uint32_t(seed), uint32_t(seed >> 32), uint32_t(b)};
+        std::mt19937_64 rng(seeds);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        keys[i].resize(H * n * D);
+        values[i].resize(H * n * D);
+        for (size_t e = 0; e < keys[i].size(); ++e) {
+          const size_t c = e % D;
+          keys[i][e] = num::roundToHalf(normal(rng) * scale[c] + shift[c]);
+          values[i][e] = num::roundToHalf(normal(rng));
+        }
+      });
+    for (std::thread &thread : threads)
+      thread.join();
+    for (size_t i = 0; i < count; ++i) {
+      const uint32_t n = lengths[first + i], part = n / 3;
+      for (auto [t0, tokenCount] :
+           {std::pair<uint32_t, uint32_t>{0, part},
+            std::pair<uint32_t, uint32_t>{part, n - part}}) {
+        kvc_rt_tokens tokens{};
+        tokens.keys = keys[i].data() + size_t(t0) * D;
+        tokens.values = values[i].data() + size_t(t0) * D;
+        tokens.num_tokens = tokenCount;
+        tokens.dtype = KVC_RT_DTYPE_F32;
+        tokens.kv_heads = H;
+        tokens.head_dim = D;
+        tokens.head_stride = uint64_t(n) * D;
+        tokens.token_stride = D;
+        if (kvc_rt_append(cache, seqs[first + i], 0, &tokens) != KVC_RT_OK)
+          return std::string("kvc_rt_append: ") + kvc_rt_last_error();
+      }
+    }
+  }
+  return "";
+}
+
+/// max |out - oracle| / max |oracle| over the whole output; the oracle is
+/// the fp64 attention over the cache's dequantized contents.
+std::string compareWithOracle(kvc_rt_cache *cache,
+                              const std::vector<kvc_rt_seq> &seqs,
+                              const std::vector<uint32_t> &lengths,
+                              const Variant &v, const std::vector<float> &q,
+                              const std::vector<float> &out, double &relError) {
+  const size_t D = v.headDim, H = v.kvHeads, Hq = v.queryHeads;
+  num::AttentionOptions options;
+  options.causal = true;
+  options.window = v.window;
+  options.softcap = v.softcap;
+  const size_t workers = workerCount();
+  double maxError = 0, maxReference = 0;
+  size_t nonFinite = 0;
+  // Gathering is serial (one cache, one thread); the oracle runs on
+  // `workers` sequences at a time.
+  for (size_t first = 0; first < seqs.size(); first += workers) {
+    const size_t count = std::min(workers, seqs.size() - first);
+    std::vector<std::vector<float>> keys(count), values(count);
+    std::vector<std::vector<double>> expected(count);
+    for (size_t i = 0; i < count; ++i) {
+      const size_t b = first + i, n = lengths[b];
+      keys[i].resize(H * n * D);
+      values[i].resize(H * n * D);
+      for (size_t h = 0; h < H; ++h)
+        if (kvc_rt_gather(cache, seqs[b], 0, uint32_t(h),
+                          keys[i].data() + h * n * D,
+                          values[i].data() + h * n * D, n) != KVC_RT_OK)
+          return std::string("kvc_rt_gather: ") + kvc_rt_last_error();
+    }
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < count; ++i)
+      threads.emplace_back([&, i] {
+        const size_t b = first + i;
+        expected[i] = num::referenceAttention(
+            q.data() + b * Hq * D, Hq, 1, keys[i].data(), values[i].data(), H,
+            lengths[b], D, options);
+      });
+    for (std::thread &thread : threads)
+      thread.join();
+    for (size_t i = 0; i < count; ++i) {
+      const float *got = out.data() + (first + i) * Hq * D;
+      for (size_t j = 0; j < Hq * D; ++j) {
+        maxReference = std::max(maxReference, std::fabs(expected[i][j]));
+        if (!std::isfinite(got[j]))
+          ++nonFinite;
+        else
+          maxError = std::max(maxError, std::fabs(got[j] - expected[i][j]));
+      }
+    }
+  }
+  if (nonFinite)
+    return std::to_string(nonFinite) + " of " + std::to_string(out.size()) +
+           " outputs are not finite (unwritten or NaN)";
+  relError = maxError / std::max(maxReference, 1e-30);
+  return "";
+}
+
+Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
+                   uint64_t seed) {
+  Outcome outcome;
+  std::seed_seq seeds{uint32_t(seed), uint32_t(seed >> 32),
+                      uint32_t(hashName(v.name)), S};
+  std::mt19937_64 rng(seeds);
+  const std::vector<uint32_t> lengths = sequenceLengths(v, S);
+  const uint32_t maxLength = *std::max_element(lengths.begin(), lengths.end());
+
+  kvc_rt_cache_config config;
+  kvc_rt_config_init(&config);
+  config.backend = kBackend;
+  config.num_layers = 1;
+  config.kv_heads = v.kvHeads;
+  config.head_dim = v.headDim;
+  config.page_tokens = v.pageTokens;
+  config.max_sequences = v.batch;
+  config.max_tokens = maxLength;
+  config.pages_per_layer =
+      v.batch * ((maxLength + v.pageTokens - 1) / v.pageTokens);
+  config.encodings_per_layer = uint32_t(v.encodings.size());
+  config.encodings = v.encodings.data();
+  kvc_rt_cache *cache = nullptr;
+  if (kvc_rt_cache_create(&config, &cache) != KVC_RT_OK) {
+    outcome.problem = std::string("kvc_rt_cache_create: ") + kvc_rt_last_error();
+    return outcome;
+  }
+  std::unique_ptr<kvc_rt_cache, kvc_rt_status (*)(kvc_rt_cache *)> cacheOwner(
+      cache, kvc_rt_cache_destroy);
+  std::vector<kvc_rt_seq> seqs(v.batch);
+  for (kvc_rt_seq &seq : seqs)
+    if (kvc_rt_sequence_create(cache, &seq) != KVC_RT_OK) {
+      outcome.problem =
+          std::string("kvc_rt_sequence_create: ") + kvc_rt_last_error();
+      return outcome;
+    }
+  outcome.problem = fillCache(cache, seqs, lengths, v, rng());
+  if (!outcome.problem.empty())
+    return outcome;
+  kvc_rt_binding *binding = nullptr;
+  if (kvc_rt_binding_create(cache, 0, seqs.data(), v.batch, &binding) !=
+      KVC_RT_OK) {
+    outcome.problem =
+        std::string("kvc_rt_binding_create: ") + kvc_rt_last_error();
+    return outcome;
+  }
+  std::unique_ptr<kvc_rt_binding, void (*)(kvc_rt_binding *)> bindingOwner(
+      binding, kvc_rt_binding_destroy);
+
+  const size_t elements = size_t(v.batch) * v.queryHeads * v.headDim;
+  std::vector<float> q(elements);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float &x : q)
+    x = normal(rng);
+  Buffer qBuffer, outBuffer;
+  if (!qBuffer.allocate(elements) || !outBuffer.allocate(elements) ||
+      !qBuffer.upload(q)) {
+    outcome.problem = deviceProblem("cudaMalloc/cudaMemcpy");
+    outcome.cudaBroken = true;
+    return outcome;
+  }
+  auto descriptor = [&](float *data) {
+    const int64_t Hq = v.queryHeads, D = v.headDim;
+    return kvc_rt_memref_4d_f32{data, data, 0,
+                                {int64_t(v.batch), Hq, 1, D},
+                                {Hq * D, D, D, 1}};
+  };
+  std::vector<float> out(elements), again(elements);
+  for (std::vector<float> *result : {&out, &again}) {
+    kvc_rt_memref_4d_f32 qDesc = descriptor(qBuffer.ptr),
+                         outDesc = descriptor(outBuffer.ptr);
+    outBuffer.poison();
+    entry(binding, &qDesc, &outDesc);
+    std::string problem = synchronize();
+    if (problem.empty())
+      problem = gpuRecord();
+    if (!problem.empty()) {
+      outcome.problem = problem;
+      outcome.cudaBroken = true;
+      return outcome;
+    }
+    if (kvc_rt_binding_status(binding) != KVC_RT_OK) {
+      outcome.problem = std::string("binding: ") +
+                        kvc_rt_status_name(kvc_rt_binding_status(binding)) +
+                        ": " + kvc_rt_binding_error(binding);
+      return outcome;
+    }
+    if (!outBuffer.download(*result)) {
+      outcome.problem = deviceProblem("cudaMemcpy of the output");
+      outcome.cudaBroken = true;
+      return outcome;
+    }
+  }
+  outcome.problem =
+      compareWithOracle(cache, seqs, lengths, v, q, out, outcome.relError);
+  if (outcome.problem.empty() &&
+      std::memcmp(out.data(), again.data(), elements * 4) != 0)
+    outcome.problem = "a second call on the same inputs gave different bits";
+  return outcome;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: kvc_attention_check [--artifacts DIR] [--only "
+               "NAME[,NAME...]] [--seed N] [--tolerance X] [S ...]\n");
+  return 2;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string artifacts = KVC_ATTENTION_ARTIFACTS_DIR;
+  std::vector<std::string> only;
+  std::vector<uint32_t> lengths;
+  uint64_t seed = (uint64_t(std::random_device{}()) << 32) |
+                  std::random_device{}();
+  double tolerance = 1e-4;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> const char * {
+      return i + 1 < argc ? argv[++i] : nullptr;
+    };
+    if (arg == "--artifacts" || arg == "--only" || arg == "--seed" ||
+        arg == "--tolerance") {
+      const char *text = value();
+      if (!text)
+        return usage();
+      if (arg == "--artifacts")
+        artifacts = text;
+      else if (arg == "--only")
+        only = split(text, ',');
+      else if (arg == "--seed")
+        seed = std::strtoull(text, nullptr, 0);
+      else
+        tolerance = std::strtod(text, nullptr);
+    } else if (!arg.empty() && arg.find_first_not_of("0123456789") ==
+                                   std::string::npos) {
+      unsigned long S = std::strtoul(arg.c_str(), nullptr, 10);
+      if (S == 0 || S > (1ul << 24))
+        return usage();
+      lengths.push_back(uint32_t(S));
+    } else {
+      return usage();
+    }
+  }
+  if (lengths.empty())
+    lengths = {1024, 4096};
+
+  std::vector<Variant> variants;
+  if (!readManifest(artifacts + "/manifest.txt", variants))
+    return 2;
+  if (!only.empty())
+    variants.erase(std::remove_if(variants.begin(), variants.end(),
+                                  [&](const Variant &v) {
+                                    return std::none_of(
+                                        only.begin(), only.end(),
+                                        [&](const std::string &part) {
+                                          return v.name.find(part) !=
+                                                 std::string::npos;
+                                        });
+                                  }),
+                   variants.end());
+  if (variants.empty()) {
+    std::fprintf(stderr, "attention_check: no variant selected\n");
+    return 2;
+  }
+
+#if KVC_ATTENTION_HOST
+  std::printf("host dry run: kvc-cpu-pipeline code on CPU caches\n");
+#else
+  if (kvc_rt_backend_available(KVC_RT_BACKEND_CUDA, 0) != KVC_RT_OK) {
+    std::printf("attention_check: no usable CUDA device: %s\n",
+                kvc_rt_last_error());
+    return 77;
+  }
+  cudaDeviceProp properties;
+  if (cudaGetDeviceProperties(&properties, 0) == cudaSuccess)
+    std::printf("device: %s (sm_%d%d)\n", properties.name, properties.major,
+                properties.minor);
+#endif
+  // The kernel modules were loaded by the objects' constructors.
+  std::string loadProblem = gpuRecord();
+  if (!loadProblem.empty()) {
+    std::printf("attention_check: loading the kernels failed: %s\n",
+                loadProblem.c_str());
+    std::printf("0 passed, %zu failed\n", variants.size() * lengths.size());
+    return 1;
+  }
+  std::printf("seed: %llu (--seed %llu reproduces), tolerance %g\n",
+              (unsigned long long)seed, (unsigned long long)seed, tolerance);
+  std::printf("| variant | S | B | max rel err | s | result |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- |\n");
+  const auto start = std::chrono::steady_clock::now();
+  int passed = 0, failed = 0;
+  bool broken = false;
+  for (const Variant &v : variants) {
+    auto entry = reinterpret_cast<AttentionEntry>(
+        dlsym(RTLD_DEFAULT, ("_mlir_ciface_" + v.name).c_str()));
+    for (uint32_t S : lengths) {
+      const auto rowStart = std::chrono::steady_clock::now();
+      Outcome outcome;
+      if (broken)
+        outcome.problem = "not run: the CUDA context failed earlier";
+      else if (!entry)
+        outcome.problem = "_mlir_ciface_" + v.name +
+                          " is not linked in (rebuild the artifacts)";
+      else
+        outcome = runVariant(v, entry, S, seed);
+      const bool ok = outcome.problem.empty() && outcome.relError <= tolerance;
+      (ok ? passed : failed)++;
+      const double rowSeconds = std::chrono::duration<double>(
+                                    std::chrono::steady_clock::now() - rowStart)
+                                    .count();
+      std::printf("| %s | %u | %u | %.3e | %.1f | %s%s%s |\n", v.name.c_str(),
+                  S, v.batch, outcome.relError, rowSeconds, ok ? "PASS" : "FAIL",
+                  outcome.problem.empty() ? "" : ": ",
+                  outcome.problem.c_str());
+      std::fflush(stdout);
+#if !KVC_ATTENTION_HOST
+      if (outcome.cudaBroken) {
+        // A sticky error (an illegal address) poisons the context: every
+        // later call would fail too. Anything else is cleared.
+        kvc_rt_gpu_clear_error();
+        cudaGetLastError();
+        broken = cudaDeviceSynchronize() != cudaSuccess;
+      }
+#endif
+    }
+  }
+  const double seconds = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now() - start)
+                             .count();
+  std::printf("time: %.1f s\n", seconds);
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

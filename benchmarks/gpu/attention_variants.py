@@ -1,0 +1,216 @@
+"""Writes the decode-attention variants of the GPU correctness check
+(scripts/gpu_attention_build.sh, benchmarks/gpu/attention_check.cpp).
+
+Each variant is one `func.func @<name>` holding one `kvc.attend` of one
+query token over a `!kvc.cache<B x Hkv x ? x D x f16>`, with
+`llvm.emit_c_interface`, so that after kvc-gpu-pipeline the host can call
+`_mlir_ciface_<name>(binding, &q, &out)` (q and out are rank-4 f32 memref
+descriptors; the out-parameter comes last).
+
+Variants are grouped into modules by the pipeline options they need
+(page-tokens, split-tokens): one MLIR file per group. Outputs, in OUTDIR:
+
+  variants_p<P>_s<S>.mlir   one module per option group
+  modules.txt               "<file> <page_tokens> <split_tokens>" per module
+  manifest.txt              one line per variant, whitespace separated:
+      name B Hq Hkv D key value residual page_tokens split [window=W]
+      [softcap=C]
+    key / value are side specs: `q<bits>:<channel|token>:g<group>`,
+    `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
+    each KV head its own encoding (kvc.head_encodings).
+
+Coverage: the full cross product GQA {1,4,7,8} x head_dim {64,128} x
+batch {1,8,32} for the KIVI-style K2/V2 and K4/V4 encodings (channel-axis
+keys, token-axis values, group 32); the other bits, fp16, fp8, token-axis
+keys, channel-axis values, group 64, residual windows 0 and 64, per-head
+encodings, a sliding window and a softcap at fewer shapes; smaller splits
+(many splits per sequence) and 128-token pages with group-128 keys in
+modules of their own.
+
+usage: attention_variants.py OUTDIR
+"""
+import os
+import sys
+
+K2 = "q2:channel:g32"
+V2 = "q2:token:g32"
+K4 = "q4:channel:g32"
+V4 = "q4:token:g32"
+RESIDUAL = 128
+PAGE_TOKENS = 64
+SPLIT_TOKENS = 512
+
+
+class Variant:
+    def __init__(self, key, value, batch, group, head_dim, kv_heads=2,
+                 residual=RESIDUAL, page_tokens=PAGE_TOKENS,
+                 split=SPLIT_TOKENS, window=None, softcap=None):
+        self.key, self.value = key, value
+        self.batch, self.group, self.head_dim = batch, group, head_dim
+        self.kv_heads, self.residual = kv_heads, residual
+        self.page_tokens, self.split = page_tokens, split
+        self.window, self.softcap = window, softcap
+
+    @property
+    def query_heads(self):
+        return self.group * self.kv_heads
+
+    def name(self):
+        def short(specs):
+            # q2:channel:g32 -> 2c32, fp8:e4m3 -> e4m3, fp16 -> f16; heads
+            # of a per-head list joined by x.
+            def one(spec):
+                if spec == "fp16":
+                    return "f16"
+                if spec.startswith("fp8:"):
+                    return spec[4:]
+                bits, axis, group = spec.split(":")
+                return f"{bits[1:]}{axis[0]}{group[1:]}"
+            return "x".join(one(s) for s in specs.split(","))
+        parts = [f"k{short(self.key)}", f"v{short(self.value)}",
+                 f"r{self.residual}", f"b{self.batch}",
+                 f"h{self.query_heads}x{self.kv_heads}", f"d{self.head_dim}"]
+        if self.page_tokens != PAGE_TOKENS:
+            parts.append(f"p{self.page_tokens}")
+        if self.split != SPLIT_TOKENS:
+            parts.append(f"s{self.split}")
+        if self.window is not None:
+            parts.append(f"w{self.window}")
+        if self.softcap is not None:
+            parts.append(f"c{int(self.softcap)}")
+        return "_".join(parts)
+
+    def manifest_line(self):
+        fields = [self.name(), self.batch, self.query_heads, self.kv_heads,
+                  self.head_dim, self.key, self.value, self.residual,
+                  self.page_tokens, self.split]
+        if self.window is not None:
+            fields.append(f"window={self.window}")
+        if self.softcap is not None:
+            fields.append(f"softcap={self.softcap}")
+        return " ".join(str(f) for f in fields)
+
+
+def variants():
+    # The main encodings: every shape.
+    for key, value in ((K2, V2), (K4, V4)):
+        for group in (1, 4, 7, 8):
+            for head_dim in (64, 128):
+                for batch in (1, 8, 32):
+                    # Llama-like 4 KV heads at head_dim 128, 2 otherwise.
+                    kv_heads = 4 if head_dim == 128 else 2
+                    yield Variant(key, value, batch, group, head_dim, kv_heads)
+    # Every other bit width on each side, against a 2-bit other side.
+    for bits in (3, 8):
+        for head_dim in (64, 128):
+            yield Variant(f"q{bits}:channel:g32", V2, 8, 4, head_dim)
+            yield Variant(K2, f"q{bits}:token:g32", 8, 4, head_dim)
+        yield Variant(f"q{bits}:channel:g32", f"q{bits}:token:g32", 8, 7,
+                      128)
+    # fp16 and fp8 sides.
+    for group in (1, 8):
+        for head_dim in (64, 128):
+            yield Variant("fp16", "fp16", 8, group, head_dim)
+    yield Variant("fp8:e4m3", V2, 8, 4, 128)
+    yield Variant("fp8:e4m3", "fp8:e4m3", 32, 8, 64)
+    yield Variant("fp8:e5m2", V4, 8, 4, 128)
+    yield Variant(K4, "fp8:e5m2", 1, 4, 64)
+    # Other axes and groups.
+    yield Variant("q4:token:g32", V2, 8, 4, 128)
+    yield Variant("q2:token:g64", "q4:token:g64", 8, 1, 128)
+    yield Variant(K2, "q2:channel:g32", 8, 4, 64)
+    yield Variant("q2:channel:g64", "q2:token:g64", 8, 4, 128)
+    # Residual windows: none (every token compressed at once) and 64.
+    yield Variant("fp8:e4m3", V4, 8, 4, 128, residual=0)
+    yield Variant("fp16", "q2:token:g32", 8, 8, 64, residual=0)
+    yield Variant(K2, V2, 8, 4, 128, residual=64)
+    # Per-KV-head encodings: one split kernel per run of equal heads.
+    yield Variant(f"{K4},fp8:e4m3,fp8:e4m3", f"{V2},{V2},{V2}", 8, 2, 64,
+                  kv_heads=3, residual=64)
+    yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
+                  kv_heads=4)
+    # Sliding window (shorter and longer than a split) and softcap.
+    yield Variant(K2, V2, 8, 4, 128, window=300)
+    yield Variant(K4, V4, 8, 8, 64, window=1000, softcap=30.0)
+    yield Variant(K2, V2, 1, 7, 128, softcap=50.0)
+    # Many splits per sequence (split-tokens=128).
+    for key, value in ((K2, V2), (K4, V4)):
+        for group in (4, 8):
+            yield Variant(key, value, 8, group, 128, kv_heads=4, split=128)
+    yield Variant(K2, V2, 32, 1, 64, split=128, window=200)
+    # 128-token pages with group-128 channel-axis keys.
+    yield Variant("q2:channel:g128", V2, 8, 4, 128, page_tokens=128)
+    yield Variant("q4:channel:g128", "q4:token:g128", 1, 8, 128,
+                  page_tokens=128)
+    yield Variant(K2, V2, 8, 4, 64, page_tokens=128)
+
+
+def side_attr(spec):
+    """A side spec as its MLIR attribute."""
+    if spec == "fp16":
+        return "#kvc.plain"
+    if spec.startswith("fp8:"):
+        return f"#kvc.fp8<{spec[4:]}>"
+    bits, axis, group = spec.split(":")
+    assert bits[0] == "q" and group[0] == "g", spec
+    return (f"#kvc.quant<bits = {bits[1:]}, axis = {axis}, "
+            f"group = {group[1:]}>")
+
+
+def encoding_attr(key, value, residual):
+    return (f"#kvc.encoding<key = {side_attr(key)}, value = "
+            f"{side_attr(value)}, residual = {residual}>")
+
+
+def function(v):
+    keys, values = v.key.split(","), v.value.split(",")
+    per_head = len(keys) > 1 or len(values) > 1
+    if per_head:
+        assert len(keys) == len(values) == v.kv_heads, v.name()
+    encodings = [encoding_attr(k, val, v.residual)
+                 for k, val in zip(keys, values)]
+    cache = f"!kvc.cache<{v.batch}x{v.kv_heads}x?x{v.head_dim}xf16, " \
+            f"{encodings[0]}>"
+    query = f"tensor<{v.batch}x{v.query_heads}x1x{v.head_dim}xf32>"
+    cache_attrs = (f" {{kvc.head_encodings = [{', '.join(encodings)}]}}"
+                   if per_head else "")
+    attend_attrs = []
+    if v.window is not None:
+        attend_attrs.append(f"window = {v.window} : i64")
+    if v.softcap is not None:
+        attend_attrs.append(f"softcap = {v.softcap} : f32")
+    attrs = f" {{{', '.join(attend_attrs)}}}" if attend_attrs else ""
+    return (f"func.func @{v.name()}(%cache: {cache}{cache_attrs}, "
+            f"%q: {query}) -> {query} attributes {{llvm.emit_c_interface}} "
+            f"{{\n"
+            f"  %o = kvc.attend %q, %cache{attrs} : {query}, {cache} -> "
+            f"{query}\n"
+            f"  return %o : {query}\n}}\n")
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    outdir = sys.argv[1]
+    os.makedirs(outdir, exist_ok=True)
+    modules = {}
+    seen = set()
+    for v in variants():
+        assert v.name() not in seen, f"duplicate variant {v.name()}"
+        seen.add(v.name())
+        modules.setdefault((v.page_tokens, v.split), []).append(v)
+    with open(os.path.join(outdir, "manifest.txt"), "w") as manifest, \
+            open(os.path.join(outdir, "modules.txt"), "w") as index:
+        for (page_tokens, split), group in sorted(modules.items()):
+            name = f"variants_p{page_tokens}_s{split}.mlir"
+            with open(os.path.join(outdir, name), "w") as out:
+                out.write("".join(function(v) for v in group))
+            index.write(f"{name} {page_tokens} {split}\n")
+            for v in group:
+                manifest.write(v.manifest_line() + "\n")
+    print(f"attention_variants: {len(seen)} variants in {len(modules)} "
+          f"modules under {outdir}")
+
+
+if __name__ == "__main__":
+    main()

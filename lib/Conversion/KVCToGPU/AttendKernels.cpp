@@ -1,0 +1,470 @@
+//===- AttendKernels.cpp - decode attention kernels for kvc.attend --------===//
+//
+// Split-K decode attention (flash-decoding). A block of the split kernel
+// owns `splitTokens` consecutive tokens of one (sequence, KV head) and the
+// GQA query heads of that KV head:
+//
+//   1. the query heads' vectors go to shared memory;
+//   2. each thread takes tokens tid, tid + threads, ...: it dequantizes the
+//      token's key once and accumulates its dot product with every query
+//      head, storing the scores in shared memory;
+//   3. per query head, a block reduction gives the maximum, the scores
+//      become exp(score - max) and a second reduction their sum;
+//   4. threads take channels (and, when D < threads, token lanes): each
+//      dequantizes values and accumulates the weighted sum of every query
+//      head; token lanes are summed through shared memory;
+//   5. the unnormalized output, the maximum and the sum go to the
+//      workspace. The combine kernel merges splits with a log-sum-exp.
+//
+// f32 throughout, like the CPU loops; keys and values are read with
+// PageReader, the one definition of the element decoding.
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttendKernels.h"
+
+#include "../KVCToLoops/Lowering.h"
+#include "../KVCToLoops/PageReader.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::kvc;
+namespace num = ::kvc::numerics;
+
+namespace {
+
+/// Small builders for the kernels' index and float arithmetic.
+struct KernelBuilder {
+  OpBuilder &b;
+  Location loc;
+
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value i32(int32_t v) { return arith::ConstantIntOp::create(b, loc, v, 32); }
+  Value f32(double v) {
+    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
+                                          APFloat(float(v)));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value mul(Value x, int64_t y) { return mul(x, index(y)); }
+  Value div(Value x, int64_t y) {
+    return arith::DivUIOp::create(b, loc, x, index(y));
+  }
+  Value rem(Value x, int64_t y) {
+    return arith::RemUIOp::create(b, loc, x, index(y));
+  }
+  Value minU(Value x, Value y) { return arith::MinUIOp::create(b, loc, x, y); }
+  Value maxU(Value x, Value y) { return arith::MaxUIOp::create(b, loc, x, y); }
+  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
+  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
+  Value fmax(Value x, Value y) {
+    return arith::MaximumFOp::create(b, loc, x, y);
+  }
+  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  }
+  Value toIndex(Value v) {
+    return arith::IndexCastUIOp::create(b, loc, b.getIndexType(), v);
+  }
+  Value threadId() {
+    return gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  }
+  Value blockId(gpu::Dimension d) { return gpu::BlockIdOp::create(b, loc, d); }
+  void barrier() { gpu::BarrierOp::create(b, loc); }
+
+  /// for iv in [lb, ub) step `step`, carrying `inits`.
+  scf::ForOp loop(Value lb, Value ub, Value step, ValueRange inits,
+                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    return scf::ForOp::create(
+        b, loc, lb, ub, step, inits,
+        [&](OpBuilder &nb, Location, Value iv, ValueRange args) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          scf::YieldOp::create(b, loc, body(iv, args));
+        });
+  }
+  void ifThen(Value cond, function_ref<void()> then) {
+    scf::IfOp::create(b, loc, cond, [&](OpBuilder &nb, Location) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      then();
+      scf::YieldOp::create(b, loc);
+    });
+  }
+
+  /// acc[j] + shared[j][column] * x for every row j of a [rows][*] shared
+  /// matrix: one element, multiplied into every query head's accumulator.
+  SmallVector<Value> accumulateRows(ValueRange acc, Value shared, Value column,
+                                    Value x) {
+    SmallVector<Value> next;
+    for (auto [j, sum] : llvm::enumerate(acc)) {
+      Value factor = memref::LoadOp::create(
+          b, loc, shared, ValueRange{index(int64_t(j)), column});
+      next.push_back(fadd(sum, fmul(factor, x)));
+    }
+    return next;
+  }
+
+  /// A generic pointer argument as a pointer to global memory, so that
+  /// loads and stores are `ld.global`/`st.global`.
+  Value global(Value pointer) {
+    return LLVM::AddrSpaceCastOp::create(
+        b, loc, LLVM::LLVMPointerType::get(b.getContext(), 1), pointer);
+  }
+  void storeF32(Value base, Value byteOffset, Value value) {
+    Value offset = arith::IndexCastOp::create(b, loc, b.getI64Type(),
+                                              byteOffset);
+    Value address = LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(),
+                                        base, ValueRange{offset});
+    LLVM::StoreOp::create(b, loc, value, address, 4);
+  }
+
+  /// Block-wide reduction of `value` (every thread holds one) with `op`;
+  /// `scratch` holds one f32 per warp. Every thread gets the result.
+  Value blockReduce(Value value, Value scratch, unsigned threads,
+                    function_ref<Value(Value, Value)> op) {
+    for (int offset = 16; offset >= 1; offset /= 2) {
+      auto shuffle = gpu::ShuffleOp::create(b, loc, value, i32(offset),
+                                            i32(32), gpu::ShuffleMode::XOR);
+      value = op(value, shuffle.getShuffleResult());
+    }
+    Value tid = threadId();
+    Value warp = div(tid, 32);
+    ifThen(cmp(arith::CmpIPredicate::eq, rem(tid, 32), index(0)), [&] {
+      memref::StoreOp::create(b, loc, value, scratch, warp);
+    });
+    barrier();
+    Value result = memref::LoadOp::create(b, loc, scratch, index(0));
+    for (unsigned w = 1; w < threads / 32; ++w)
+      result = op(result, memref::LoadOp::create(b, loc, scratch, index(w)));
+    // The scratch is reused by the next reduction.
+    barrier();
+    return result;
+  }
+};
+
+} // namespace
+
+static gpu::AddressSpaceAttr workgroupSpace(MLIRContext *ctx) {
+  return gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+}
+
+Value mlir::kvc::workspaceBytes(OpBuilder &b, Location loc, int64_t batch,
+                                int64_t queryHeads, int64_t headDim,
+                                Value splits) {
+  KernelBuilder k{b, loc};
+  return k.mul(splits, batch * queryHeads * (headDim + 2) * 4);
+}
+
+gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
+                                           gpu::GPUModuleOp module,
+                                           const SplitKernelSpec &spec) {
+  MLIRContext *ctx = b.getContext();
+  const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
+  const unsigned threads = spec.blockThreads, split = spec.splitTokens;
+  Type f32 = b.getF32Type(), index = b.getIndexType();
+  Type ptr = LLVM::LLVMPointerType::get(ctx);
+  auto queryType = MemRefType::get({spec.batch, spec.queryHeads, 1, d},
+                                   spec.queryElementType);
+  auto shared = [&](ArrayRef<int64_t> shape) {
+    return MemRefType::get(shape, f32, MemRefLayoutAttrInterface(),
+                           workgroupSpace(ctx));
+  };
+  // Token lanes of the value pass: D < threads leaves threads / D lanes.
+  const int64_t channelThreads = std::min<int64_t>(d, threads);
+  const int64_t tokenLanes = threads / channelThreads;
+  const int64_t channelsPerThread = d / channelThreads;
+
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(module.getBody());
+  auto type = b.getFunctionType(
+      {queryType, ptr, ptr, ptr, ptr, index, b.getI32Type(), index}, {});
+  auto func = gpu::GPUFuncOp::create(
+      b, loc, spec.name, type,
+      TypeRange{shared({group, d}), shared({group, split}),
+                shared({threads / 32}), shared({tokenLanes, group, d})},
+      TypeRange{});
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
+  b.setInsertionPointToStart(&func.getBody().front());
+  KernelBuilder k{b, loc};
+
+  Value query = func.getArgument(0);
+  Value kPool = k.global(func.getArgument(1));
+  Value vPool = k.global(func.getArgument(2));
+  Value records = k.global(func.getArgument(3));
+  Value workspace = k.global(func.getArgument(4));
+  Value splits = func.getArgument(5), ok = func.getArgument(6),
+        runFirst = func.getArgument(7);
+  Value sharedQuery = func.getWorkgroupAttributions()[0];
+  Value scores = func.getWorkgroupAttributions()[1];
+  Value scratch = func.getWorkgroupAttributions()[2];
+  Value laneSums = func.getWorkgroupAttributions()[3];
+
+  Value tid = k.threadId();
+  Value splitIndex = k.blockId(gpu::Dimension::x);
+  Value kvHead = k.add(k.blockId(gpu::Dimension::y), runFirst);
+  Value batch = k.blockId(gpu::Dimension::z);
+
+  k.ifThen(k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0)), [&] {
+    // The sequence's record (kvc_rt_gpu_sequence, 32 bytes).
+    ByteViews record{records};
+    Value recordBase = k.mul(batch, 32);
+    auto field = [&](Type t, int64_t offset) {
+      return record.load(b, loc, t, k.add(recordBase, k.index(offset)));
+    };
+    auto pointerField = [&](int64_t offset) -> Value {
+      return LLVM::IntToPtrOp::create(
+          b, loc, LLVM::LLVMPointerType::get(ctx, 1),
+          field(b.getI64Type(), offset));
+    };
+    Value pageTable = pointerField(0);
+    Value kResidual = pointerField(8), vResidual = pointerField(16);
+    Value numTokens = k.toIndex(field(b.getI32Type(), 24));
+    Value compressed = k.toIndex(field(b.getI32Type(), 28));
+
+    // This split's tokens, within the sliding window if any.
+    Value start = k.mul(splitIndex, split);
+    if (spec.window) {
+      // Keys at positions >= n - window are visible to the query at n - 1.
+      Value windowStart = arith::SubIOp::create(
+          b, loc, numTokens, k.minU(numTokens, k.index(*spec.window)));
+      start = k.maxU(start, windowStart);
+    }
+    Value end = k.minU(k.add(k.mul(splitIndex, split), k.index(split)),
+                       numTokens);
+    Value count = arith::SelectOp::create(
+        b, loc, k.cmp(arith::CmpIPredicate::ult, start, end),
+        k.sub(end, start), k.index(0));
+
+    PageReader keyReader(spec.encoding.key, d, spec.pageTokens,
+                         ByteViews{kPool},
+                         getOrCreateFP8Table(b, loc, module, spec.encoding.key));
+    PageReader valueReader(spec.encoding.value, d, spec.pageTokens,
+                           ByteViews{vPool},
+                           getOrCreateFP8Table(b, loc, module, spec.encoding.value));
+    SequenceSideView keys{&keyReader,         {pageTable},
+                          {kResidual},        compressed,
+                          spec.kPageBytes,    spec.kRunOffset,
+                          runFirst,           spec.residualHeadBytes,
+                          spec.pageTokens};
+    SequenceSideView values{&valueReader,      {pageTable},
+                            {vResidual},       compressed,
+                            spec.vPageBytes,   spec.vRunOffset,
+                            runFirst,          spec.residualHeadBytes,
+                            spec.pageTokens};
+
+    // 1. The group's query vectors.
+    Value firstQueryHead = k.mul(kvHead, group);
+    k.loop(tid, k.index(group * d), k.index(threads), {},
+           [&](Value i, ValueRange) -> SmallVector<Value> {
+             Value j = k.div(i, d), c = k.rem(i, d);
+             Value q = loadAsF32(b, loc, query,
+                                 {batch, k.add(firstQueryHead, j), k.index(0),
+                                  c});
+             memref::StoreOp::create(b, loc, q, sharedQuery, ValueRange{j, c});
+             return {};
+           });
+    k.barrier();
+
+    // 2. Scores: one token per thread, every query head of the group.
+    k.loop(tid, count, k.index(threads), {},
+           [&](Value local, ValueRange) -> SmallVector<Value> {
+             Value token = k.add(start, local);
+             SmallVector<Value> zeros(group, k.f32(0.0));
+             scf::ForOp dots = k.loop(
+                 k.index(0), k.index(d), k.index(1), zeros,
+                 [&](Value c, ValueRange acc) -> SmallVector<Value> {
+                   Value key = keys.read(b, loc, kvHead, token, c);
+                   return k.accumulateRows(acc, sharedQuery, c, key);
+                 });
+             for (int64_t j = 0; j < group; ++j) {
+               Value score = k.fmul(dots.getResult(j), k.f32(spec.scale));
+               if (spec.softcap) {
+                 Value cap = k.f32(*spec.softcap);
+                 score = k.fmul(cap, math::TanhOp::create(
+                                         b, loc,
+                                         arith::DivFOp::create(b, loc, score,
+                                                               cap)));
+               }
+               memref::StoreOp::create(b, loc, score, scores,
+                                       ValueRange{k.index(j), local});
+             }
+             return {};
+           });
+    k.barrier();
+
+    // 3. Softmax statistics per query head.
+    double negInf = -std::numeric_limits<double>::infinity();
+    SmallVector<Value> maxima, sums;
+    for (int64_t j = 0; j < group; ++j) {
+      Value row = k.index(j);
+      Value partialMax =
+          k.loop(tid, count, k.index(threads), {k.f32(negInf)},
+                 [&](Value local, ValueRange acc) -> SmallVector<Value> {
+                   return {k.fmax(acc[0], memref::LoadOp::create(
+                                              b, loc, scores,
+                                              ValueRange{row, local}))};
+                 })
+              .getResult(0);
+      Value maximum = k.blockReduce(partialMax, scratch, threads,
+                                    [&](Value x, Value y) { return k.fmax(x, y); });
+      Value partialSum =
+          k.loop(tid, count, k.index(threads), {k.f32(0.0)},
+                 [&](Value local, ValueRange acc) -> SmallVector<Value> {
+                   Value score = memref::LoadOp::create(
+                       b, loc, scores, ValueRange{row, local});
+                   Value weight = math::ExpOp::create(
+                       b, loc, arith::SubFOp::create(b, loc, score, maximum));
+                   memref::StoreOp::create(b, loc, weight, scores,
+                                           ValueRange{row, local});
+                   return {k.fadd(acc[0], weight)};
+                 })
+              .getResult(0);
+      maxima.push_back(maximum);
+      sums.push_back(k.blockReduce(partialSum, scratch, threads,
+                                   [&](Value x, Value y) { return k.fadd(x, y); }));
+    }
+    // The weights written above are read by other threads below.
+    k.barrier();
+
+    // 4./5. Weighted values, per channel; token lanes summed in shared
+    // memory; then the partial results.
+    Value lane = k.div(tid, channelThreads);
+    Value firstChannel = k.rem(tid, channelThreads);
+    Value rowIndex = k.add(k.mul(batch, spec.queryHeads), firstQueryHead);
+    for (int64_t part = 0; part < channelsPerThread; ++part) {
+      Value channel = k.add(firstChannel, k.index(part * channelThreads));
+      SmallVector<Value> zeros(group, k.f32(0.0));
+      scf::ForOp sumsOverTokens = k.loop(
+          lane, count, k.index(tokenLanes), zeros,
+          [&](Value local, ValueRange acc) -> SmallVector<Value> {
+            Value token = k.add(start, local);
+            Value value = values.read(b, loc, kvHead, token, channel);
+            return k.accumulateRows(acc, scores, local, value);
+          });
+      for (int64_t j = 0; j < group; ++j)
+        memref::StoreOp::create(b, loc, sumsOverTokens.getResult(j), laneSums,
+                                ValueRange{lane, k.index(j), channel});
+    }
+    k.barrier();
+    // Partial output (b, hq, split, c) at ((b*Hq + hq) * splits + split) * D.
+    k.loop(tid, k.index(group * d), k.index(threads), {},
+           [&](Value i, ValueRange) -> SmallVector<Value> {
+             Value j = k.div(i, d), c = k.rem(i, d);
+             Value total = k.f32(0.0);
+             for (int64_t l = 0; l < tokenLanes; ++l)
+               total = k.fadd(total, memref::LoadOp::create(
+                                         b, loc, laneSums,
+                                         ValueRange{k.index(l), j, c}));
+             Value slot = k.add(k.mul(k.add(rowIndex, j), splits), splitIndex);
+             k.storeF32(workspace, k.mul(k.add(k.mul(slot, d), c), 4), total);
+             return {};
+           });
+    k.ifThen(k.cmp(arith::CmpIPredicate::eq, tid, k.index(0)), [&] {
+      Value statsBase = k.mul(k.mul(splits, spec.batch * spec.queryHeads),
+                              d * 4);
+      for (int64_t j = 0; j < group; ++j) {
+        Value slot = k.add(k.mul(k.add(rowIndex, k.index(j)), splits),
+                           splitIndex);
+        Value at = k.add(statsBase, k.mul(slot, 8));
+        k.storeF32(workspace, at, maxima[j]);
+        k.storeF32(workspace, k.add(at, k.index(4)), sums[j]);
+      }
+    });
+  });
+  gpu::ReturnOp::create(b, loc);
+  return func;
+}
+
+gpu::GPUFuncOp mlir::kvc::buildCombineKernel(OpBuilder &b, Location loc,
+                                             gpu::GPUModuleOp module,
+                                             StringRef name, int64_t batch,
+                                             int64_t queryHeads,
+                                             int64_t headDim,
+                                             Type outElementType) {
+  MLIRContext *ctx = b.getContext();
+  Type ptr = LLVM::LLVMPointerType::get(ctx);
+  auto outType = MemRefType::get({batch, queryHeads, 1, headDim},
+                                 outElementType);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(module.getBody());
+  auto type = b.getFunctionType(
+      {ptr, outType, b.getIndexType(), b.getI32Type()}, {});
+  auto func = gpu::GPUFuncOp::create(b, loc, name, type);
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({int32_t(headDim), 1, 1}));
+  b.setInsertionPointToStart(&func.getBody().front());
+  KernelBuilder k{b, loc};
+  Value workspace = k.global(func.getArgument(0));
+  Value out = func.getArgument(1), splits = func.getArgument(2),
+        ok = func.getArgument(3);
+  Value channel = k.threadId();
+  Value head = k.blockId(gpu::Dimension::x);
+  Value batchIndex = k.blockId(gpu::Dimension::y);
+  Value row = k.add(k.mul(batchIndex, queryHeads), head);
+  ByteViews ws{workspace};
+  Value statsBase = k.mul(k.mul(splits, batch * queryHeads), headDim * 4);
+  auto stat = [&](Value split, int64_t which) {
+    Value slot = k.add(k.mul(row, splits), split);
+    return ws.load(b, loc, b.getF32Type(),
+                   k.add(statsBase, k.add(k.mul(slot, 8), k.index(which * 4))));
+  };
+  // A layout mismatch poisons the output rather than leave it plausible;
+  // the split kernels wrote nothing then.
+  auto floatType = cast<FloatType>(b.getF32Type());
+  auto merge = scf::IfOp::create(
+      b, loc, k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0)),
+      [&](OpBuilder &tb, Location) {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPoint(tb.getInsertionBlock(), tb.getInsertionPoint());
+        double negInf = -std::numeric_limits<double>::infinity();
+        Value maximum =
+            k.loop(k.index(0), splits, k.index(1), {k.f32(negInf)},
+                   [&](Value s, ValueRange acc) -> SmallVector<Value> {
+                     return {k.fmax(acc[0], stat(s, 0))};
+                   })
+                .getResult(0);
+        scf::ForOp merged = k.loop(
+            k.index(0), splits, k.index(1), {k.f32(0.0), k.f32(0.0)},
+            [&](Value s, ValueRange acc) -> SmallVector<Value> {
+              // Empty splits have maximum -inf and sum 0: weight 0.
+              Value weight = math::ExpOp::create(
+                  b, loc, arith::SubFOp::create(b, loc, stat(s, 0), maximum));
+              Value slot = k.add(k.mul(row, splits), s);
+              Value partial = ws.load(
+                  b, loc, b.getF32Type(),
+                  k.mul(k.add(k.mul(slot, headDim), channel), 4));
+              return {k.fadd(acc[0], k.fmul(weight, stat(s, 1))),
+                      k.fadd(acc[1], k.fmul(weight, partial))};
+            });
+        scf::YieldOp::create(
+            b, loc,
+            ValueRange{arith::DivFOp::create(b, loc, merged.getResult(1),
+                                             merged.getResult(0))});
+      },
+      [&](OpBuilder &eb, Location) {
+        OpBuilder::InsertionGuard inner(b);
+        b.setInsertionPoint(eb.getInsertionBlock(), eb.getInsertionPoint());
+        Value nan = arith::ConstantFloatOp::create(
+            b, loc, floatType, APFloat::getNaN(floatType.getFloatSemantics()));
+        scf::YieldOp::create(b, loc, ValueRange{nan});
+      });
+  Value result = merge.getResult(0);
+  if (outElementType != result.getType())
+    result = arith::TruncFOp::create(b, loc, outElementType, result);
+  memref::StoreOp::create(b, loc, result, out,
+                          ValueRange{batchIndex, head, k.index(0), channel});
+  gpu::ReturnOp::create(b, loc);
+  return func;
+}

@@ -1,0 +1,67 @@
+//===- AttendKernels.h - decode attention kernels for kvc.attend -*- C++ -*-===//
+//
+// Builds the gpu.func kernels of split-K (flash-decoding) decode attention
+// over the runtime's packed pages. Elements are read with the CPU lowering's
+// PageReader, so the GPU kernels and the CPU loops share one definition of
+// the numerics (docs/layout.md).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H
+#define KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H
+
+#include "kvc/Numerics/Encoding.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
+#include <optional>
+#include <string>
+
+namespace mlir {
+namespace kvc {
+
+/// What one split kernel is specialized to: one attention site and one run
+/// of KV heads with the same encoding.
+struct SplitKernelSpec {
+  std::string name;
+  ::kvc::numerics::CacheEncoding encoding;
+  int64_t batch, queryHeads, kvHeads, headDim;
+  unsigned pageTokens;
+  uint64_t kPageBytes, vPageBytes; ///< whole pages (all heads' blocks)
+  uint64_t kRunOffset, vRunOffset; ///< block of the run's first head
+  uint64_t residualHeadBytes;
+  unsigned splitTokens, blockThreads;
+  double scale;
+  std::optional<double> softcap;
+  std::optional<int64_t> window;
+  Type queryElementType;
+};
+
+/// The split kernel. Grid (splits, KV heads of the run, batch), block
+/// `blockThreads`. Arguments: (query memref<B x Hq x 1 x D>, K pool,
+/// V pool, per-batch records (kvc_rt_gpu_sequence), workspace: all
+/// !llvm.ptr; splits: index; ok: i32; first KV head of the run: index).
+/// Writes, per (batch, query head, split), the unnormalized output [D], the
+/// maximum score and the sum of exp(score - maximum) into the workspace
+/// (workspaceBytes).
+gpu::GPUFuncOp buildSplitKernel(OpBuilder &b, Location loc,
+                                gpu::GPUModuleOp module,
+                                const SplitKernelSpec &spec);
+
+/// The combine kernel. Grid (query heads, batch), block D. Arguments:
+/// (workspace: !llvm.ptr, out memref<B x Hq x 1 x D>, splits: index,
+/// ok: i32). Merges the splits with a log-sum-exp; writes NaN when `ok` is
+/// 0 (the runtime's layout is not the compiled one).
+gpu::GPUFuncOp buildCombineKernel(OpBuilder &b, Location loc,
+                                  gpu::GPUModuleOp module, StringRef name,
+                                  int64_t batch, int64_t queryHeads,
+                                  int64_t headDim, Type outElementType);
+
+/// Byte offsets into the workspace: partial outputs f32 [B][Hq][splits][D],
+/// then (maximum, sum) f32 pairs [B][Hq][splits].
+Value workspaceBytes(OpBuilder &b, Location loc, int64_t batch,
+                     int64_t queryHeads, int64_t headDim, Value splits);
+
+} // namespace kvc
+} // namespace mlir
+
+#endif // KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H

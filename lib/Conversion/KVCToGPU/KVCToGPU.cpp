@@ -1,0 +1,327 @@
+//===- KVCToGPU.cpp - kvc.attend as generated GPU kernels -----------------===//
+//
+// Decode attention becomes a split-K kernel per run of KV heads with one
+// encoding plus a combine kernel (AttendKernels.cpp), in a gpu.module, and
+// host code that checks the runtime's layout and launches them with
+// gpu.launch_func. Caches become runtime bindings, as on the CPU path.
+//
+//===----------------------------------------------------------------------===//
+
+#include "AttendKernels.h"
+
+#include "../KVCToLoops/Lowering.h"
+#include "../KVCToLoops/RuntimeABI.h"
+
+#include "kvc/Conversion/Passes.h"
+#include "kvc/Numerics/Layout.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+namespace mlir {
+namespace kvc {
+#define GEN_PASS_DEF_KVCLOWERTOGPU
+#include "kvc/Conversion/Passes.h.inc"
+} // namespace kvc
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::kvc;
+namespace num = ::kvc::numerics;
+
+/// Runtime entry points of the GPU path (runtime/include/kvc_runtime_binding.h).
+/// kCheckLayout's twin that accepts device backends (the CPU one refuses
+/// them: CPU loops cannot read device pages).
+static constexpr StringLiteral kGPUCheckLayout = "kvc_rt_mlir_gpu_check_layout";
+static constexpr StringLiteral kGPUSequences = "kvc_rt_mlir_gpu_sequences";
+static constexpr StringLiteral kGPUWorkspace = "kvc_rt_mlir_gpu_workspace";
+static constexpr StringLiteral kKernelModule = "kvc_kernels";
+
+namespace {
+
+struct GPULowering {
+  LoweringContext context;
+  unsigned splitTokens, blockThreads;
+  gpu::GPUModuleOp kernels;
+  mutable unsigned nextKernel = 0;
+};
+
+/// kvc.attend -> layout checks, then the split and combine launches.
+struct AttendToLaunch : public OpConversionPattern<AttendOp> {
+  AttendToLaunch(const TypeConverter &converter, MLIRContext *context,
+                 const GPULowering &lowering)
+      : OpConversionPattern(converter, context), lowering(lowering) {}
+
+  LogicalResult
+  matchAndRewrite(AttendOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override;
+
+private:
+  const GPULowering &lowering;
+};
+
+struct KVCLowerToGPUPass
+    : public mlir::kvc::impl::KVCLowerToGPUBase<KVCLowerToGPUPass> {
+  using Base::Base;
+  void runOnOperation() override;
+};
+
+} // namespace
+
+LogicalResult
+AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
+                                ConversionPatternRewriter &rewriter) const {
+  Location loc = op.getLoc();
+  const LoweringContext &ctx = lowering.context;
+  CacheType cacheType = op.getCache().getType();
+  RankedTensorType queryType = op.getQuery().getType();
+  RankedTensorType resultType = op.getResult().getType();
+  const int64_t batch = queryType.getDimSize(0),
+                queryHeads = queryType.getDimSize(1),
+                kvHeads = cacheType.getNumKVHeads(),
+                headDim = cacheType.getHeadDim();
+  const SmallVector<num::CacheEncoding> &headEncodings =
+      ctx.headEncodings.at(op);
+  CachePageLayout pages(headEncodings, headDim, ctx.pageTokens);
+  const unsigned residual = headEncodings.front().residual;
+
+  Type i32 = rewriter.getI32Type(), i64 = rewriter.getI64Type();
+  Type ptr = LLVM::LLVMPointerType::get(rewriter.getContext());
+  Value binding = adaptor.getCache();
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(rewriter, loc, v);
+  };
+  auto i64Const = [&](int64_t v) -> Value {
+    return arith::ConstantIntOp::create(rewriter, loc, v, 64);
+  };
+  auto nonZero = [&](Value v) -> Value {
+    return arith::CmpIOp::create(
+        rewriter, loc, arith::CmpIPredicate::ne, v,
+        arith::ConstantIntOp::create(rewriter, loc, v.getType(), 0));
+  };
+  auto nonNull = [&](Value p) -> Value {
+    return LLVM::ICmpOp::create(rewriter, loc, LLVM::ICmpPredicate::ne, p,
+                                LLVM::ZeroOp::create(rewriter, loc, ptr));
+  };
+
+  // The runtime must hold exactly the compiled layout.
+  Value ok = nonZero(ctx.call(
+      rewriter, loc, kGPUCheckLayout, i32,
+      {binding, i64Const(ctx.pageTokens), i64Const(pages.kPageBytes),
+       i64Const(pages.vPageBytes), i64Const(residual), i64Const(kvHeads),
+       i64Const(headDim)}));
+  for (auto [head, layout] : llvm::enumerate(pages.heads))
+    ok = arith::AndIOp::create(
+        rewriter, loc, ok,
+        nonZero(ctx.call(
+            rewriter, loc, abi::kCheckHead, i32,
+            {binding, i64Const(head),
+             i64Const(abi::packSideEncoding(layout.encoding.key)),
+             i64Const(abi::packSideEncoding(layout.encoding.value)),
+             i64Const(layout.kOffset), i64Const(layout.vOffset)})));
+
+  Value kPool = ctx.call(rewriter, loc, abi::kPool, ptr,
+                         {binding, arith::ConstantIntOp::create(
+                                       rewriter, loc, 0, 32)});
+  Value vPool = ctx.call(rewriter, loc, abi::kPool, ptr,
+                         {binding, arith::ConstantIntOp::create(
+                                       rewriter, loc, 1, 32)});
+  Value records = ctx.call(rewriter, loc, kGPUSequences, ptr, {binding});
+
+  // Splits cover the longest sequence of the batch.
+  Value longest =
+      scf::ForOp::create(
+          rewriter, loc, index(0), index(batch), index(1), ValueRange{index(0)},
+          [&](OpBuilder &b, Location l, Value entry, ValueRange acc) {
+            Value tokens = ctx.call(
+                b, l, abi::kNumTokens, i64,
+                {binding, arith::IndexCastOp::create(b, l, i64, entry)});
+            Value n = arith::IndexCastOp::create(b, l, b.getIndexType(),
+                                                 tokens);
+            scf::YieldOp::create(
+                b, l, ValueRange{arith::MaxUIOp::create(b, l, acc[0], n)});
+          })
+          .getResult(0);
+  Value splits = arith::MaxUIOp::create(
+      rewriter, loc, index(1),
+      arith::CeilDivUIOp::create(rewriter, loc, longest,
+                                 index(lowering.splitTokens)));
+  Value bytes = arith::IndexCastOp::create(
+      rewriter, loc, i64,
+      workspaceBytes(rewriter, loc, batch, queryHeads, headDim, splits));
+  Value workspace = ctx.call(rewriter, loc, kGPUWorkspace, ptr,
+                             {binding, bytes});
+  ok = arith::AndIOp::create(rewriter, loc, ok, nonNull(records));
+  ok = arith::AndIOp::create(rewriter, loc, ok, nonNull(workspace));
+  Value ok32 = arith::ExtUIOp::create(rewriter, loc, i32, ok);
+
+  Value query = bufferization::ToBufferOp::create(
+      rewriter, loc,
+      MemRefType::get(queryType.getShape(), queryType.getElementType()),
+      op.getQuery(), /*read_only=*/true);
+  auto outType =
+      MemRefType::get(resultType.getShape(), resultType.getElementType());
+  Value out = memref::AllocOp::create(rewriter, loc, outType);
+
+  // One split kernel per run of KV heads with the same encoding.
+  std::string prefix = "attend" + std::to_string(lowering.nextKernel++);
+  gpu::KernelDim3 threads{index(lowering.blockThreads), index(1), index(1)};
+  unsigned run = 0;
+  for (size_t first = 0; first < pages.heads.size();) {
+    size_t last = first + 1;
+    while (last < pages.heads.size() &&
+           pages.heads[last].encoding == pages.heads[first].encoding)
+      ++last;
+    const HeadPageLayout &layout = pages.heads[first];
+    SplitKernelSpec spec;
+    spec.name = prefix + "_split" + std::to_string(run++);
+    spec.encoding = layout.encoding;
+    spec.batch = batch;
+    spec.queryHeads = queryHeads;
+    spec.kvHeads = kvHeads;
+    spec.headDim = headDim;
+    spec.pageTokens = ctx.pageTokens;
+    spec.kPageBytes = pages.kPageBytes;
+    spec.vPageBytes = pages.vPageBytes;
+    spec.kRunOffset = layout.kOffset;
+    spec.vRunOffset = layout.vOffset;
+    spec.residualHeadBytes = num::residualStagingBytes(residual, headDim);
+    spec.splitTokens = lowering.splitTokens;
+    spec.blockThreads = lowering.blockThreads;
+    spec.scale = op.getEffectiveScale();
+    if (auto softcap = op.getSoftcap())
+      spec.softcap = softcap->convertToDouble();
+    if (auto window = op.getWindow())
+      spec.window = *window;
+    spec.queryElementType = queryType.getElementType();
+    gpu::GPUFuncOp kernel =
+        buildSplitKernel(rewriter, loc, lowering.kernels, spec);
+    gpu::LaunchFuncOp::create(
+        rewriter, loc, kernel,
+        gpu::KernelDim3{splits, index(int64_t(last - first)), index(batch)},
+        threads, /*dynamicSharedMemorySize=*/Value(),
+        ValueRange{query, kPool, vPool, records, workspace, splits, ok32,
+                   index(int64_t(first))});
+    first = last;
+  }
+  gpu::GPUFuncOp combine = buildCombineKernel(
+      rewriter, loc, lowering.kernels, prefix + "_combine", batch, queryHeads,
+      headDim, resultType.getElementType());
+  gpu::LaunchFuncOp::create(
+      rewriter, loc, combine,
+      gpu::KernelDim3{index(queryHeads), index(batch), index(1)},
+      gpu::KernelDim3{index(headDim), index(1), index(1)},
+      /*dynamicSharedMemorySize=*/Value(),
+      ValueRange{workspace, out, splits, ok32});
+  rewriter.replaceOp(op, bufferization::ToTensorOp::create(
+                             rewriter, loc, resultType, out,
+                             /*restrict=*/true, /*writable=*/true));
+  return success();
+}
+
+/// What the kernels do not cover yet is an error at the op, never a
+/// fallback; records the encodings of each attention's KV heads.
+static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
+  WalkResult result = module.walk([&](Operation *op) -> WalkResult {
+    if (isa<AppendOp>(op)) {
+      op->emitOpError("kvc-lower-to-gpu: no quantize-and-pack kernel yet; "
+                      "append through the runtime (kvc_rt_append) and lower "
+                      "only the attention");
+      return WalkResult::interrupt();
+    }
+    if (isa<EvictOp, ForkOp, CacheEmptyOp, QuantizeOp, DequantizeOp>(op)) {
+      op->emitOpError("is not lowered by kvc-lower-to-gpu yet");
+      return WalkResult::interrupt();
+    }
+    auto attend = dyn_cast<AttendOp>(op);
+    if (!attend)
+      return WalkResult::advance();
+    RankedTensorType query = attend.getQuery().getType();
+    CacheType cache = attend.getCache().getType();
+    auto reject = [&]() {
+      InFlightDiagnostic diag = attend.emitOpError("kvc-lower-to-gpu: ");
+      return diag;
+    };
+    if (!query.hasStaticShape() ||
+        ShapedType::isDynamic(cache.getNumKVHeads())) {
+      reject() << "the query (" << query
+               << ") and the cache's KV heads must be static";
+      return WalkResult::interrupt();
+    }
+    if (query.getDimSize(2) != 1) {
+      reject() << "only decode attention (one query token) has a kernel; got "
+               << query.getDimSize(2) << " query tokens";
+      return WalkResult::interrupt();
+    }
+    if (attend.getMask()) {
+      reject() << "attention with a mask operand has no kernel yet";
+      return WalkResult::interrupt();
+    }
+    int64_t headDim = cache.getHeadDim();
+    if (headDim % 32 != 0 || headDim > 1024 ||
+        (headDim > lowering.blockThreads && headDim % lowering.blockThreads)) {
+      reject() << "head_dim " << headDim
+               << " must be a multiple of 32, at most 1024, that divides "
+               << lowering.blockThreads << " or is a multiple of it";
+      return WalkResult::interrupt();
+    }
+    // Scores of a split, the query vectors and the value pass's token-lane
+    // sums live in shared memory.
+    int64_t group = query.getDimSize(1) / cache.getNumKVHeads();
+    int64_t lanes = std::max<int64_t>(1, lowering.blockThreads / headDim);
+    int64_t sharedBytes = 4 * group * (lowering.splitTokens + headDim) +
+                          4 * (lowering.blockThreads / 32) +
+                          4 * lanes * group * headDim;
+    if (sharedBytes > 48 * 1024) {
+      reject() << group << " query heads per KV head need " << sharedBytes
+               << " bytes of shared memory with split-tokens="
+               << lowering.splitTokens
+               << " (at most 49152); lower split-tokens";
+      return WalkResult::interrupt();
+    }
+    FailureOr<SmallVector<num::CacheEncoding>> heads =
+        getLowerableHeadEncodings(attend, lowering.context.pageTokens,
+                                  "kvc-lower-to-gpu");
+    if (failed(heads))
+      return WalkResult::interrupt();
+    lowering.context.headEncodings[op] = std::move(*heads);
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
+void KVCLowerToGPUPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  MLIRContext *context = &getContext();
+  if (splitTokens == 0 || splitTokens % 32 != 0 || blockThreads == 0 ||
+      blockThreads % 32 != 0 || blockThreads > 1024) {
+    module.emitError() << "kvc-lower-to-gpu: split-tokens ("
+                       << uint64_t(splitTokens) << ") and block-threads ("
+                       << uint64_t(blockThreads)
+                       << ") must be positive multiples of 32, block-threads "
+                          "at most 1024";
+    return signalPassFailure();
+  }
+  GPULowering lowering{{pageTokens, {}, module}, splitTokens, blockThreads,
+                       nullptr};
+  if (failed(checkLowerable(module, lowering)))
+    return signalPassFailure();
+  if (lowering.context.headEncodings.empty())
+    return;
+
+  OpBuilder b(context);
+  b.setInsertionPointToEnd(module.getBody());
+  lowering.kernels = module.lookupSymbol<gpu::GPUModuleOp>(kKernelModule);
+  if (!lowering.kernels)
+    lowering.kernels =
+        gpu::GPUModuleOp::create(b, module.getLoc(), kKernelModule);
+  module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                  b.getUnitAttr());
+
+  TypeConverter converter;
+  addCacheToBindingConversion(converter);
+  RewritePatternSet patterns(context);
+  patterns.add<AttendToLaunch>(converter, context, lowering);
+  if (failed(applyBindingConversion(module, converter, std::move(patterns))))
+    return signalPassFailure();
+  removeHeadEncodings(module);
+}

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# GPU correctness check of kvc's generated decode-attention kernels, for a
+# machine with an NVIDIA GPU, the CUDA toolkit, cmake and ninja (LLVM/MLIR
+# not needed). Run from the repository root with the artifacts of
+# scripts/gpu_attention_build.sh present (build/gpu-attention, built on a
+# machine with LLVM/MLIR and carried over):
+#
+#   scripts/gpu_attention_check.sh [S ...]        (default S: 1024 4096)
+#
+#  1. builds benchmarks/gpu (the kvc runtime's CUDA backend + the check,
+#     linked with the compiled variants);
+#  2. runs every variant at each S against the fp64 oracle;
+#  3. runs small subsets under compute-sanitizer: memcheck (with leak
+#     check), racecheck and synccheck (shared memory and barriers of the
+#     kernels), initcheck (reads of unwritten device memory, e.g. workspace
+#     entries of empty splits).
+# Logs go to $OUT when it is set (device runs), else to the build dir.
+# Environment: KVC_ATTENTION_ARTIFACTS (default build/gpu-attention),
+# KVC_GPU_CHECK_BUILD_DIR (default /tmp/kvc-gpu-attention-build), CUDA_HOME
+# (default /usr/local/cuda), KVC_GPU_CHECK_NO_SANITIZER=1 (skip step 3),
+# KVC_GPU_CHECK_SEED (reproduce a run's inputs), KVC_GPU_CHECK_BUDGET
+# (seconds for the whole script, default 480: each step's timeout is cut to
+# what is left, and sanitizer runs that no longer fit are skipped).
+# Ends with "N passed, N failed" (the plain check's rows plus one per
+# sanitizer run); exits 1 on any failure.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ARTIFACTS="${KVC_ATTENTION_ARTIFACTS:-$ROOT/build/gpu-attention}"
+BUILD_DIR="${KVC_GPU_CHECK_BUILD_DIR:-/tmp/kvc-gpu-attention-build}"
+CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+export PATH="$CUDA_HOME/bin:$PATH"
+LOG_DIR="${OUT:-$BUILD_DIR}"
+mkdir -p "$LOG_DIR" "$BUILD_DIR"
+LOG="$LOG_DIR/gpu_attention_check.log"
+LENGTHS=("$@")
+SEED_ARGS=()
+[ -n "${KVC_GPU_CHECK_SEED:-}" ] && SEED_ARGS=(--seed "$KVC_GPU_CHECK_SEED")
+start=$SECONDS
+BUDGET="${KVC_GPU_CHECK_BUDGET:-480}"
+# Seconds a step may take: at most $1, and what is left of the budget less
+# a 15 s reserve for the summary.
+time_for() {
+  local left=$((BUDGET - (SECONDS - start) - 15))
+  echo $(( left < $1 ? left : $1 ))
+}
+
+say() { echo "gpu_attention_check: $*" | tee -a "$LOG"; }
+: > "$LOG"
+
+# --- The machine ----------------------------------------------------------
+{
+  nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.sm,clocks.max.sm \
+    --format=csv || echo "nvidia-smi failed"
+  nvcc --version | tail -n 2
+  cmake --version | head -n 1
+} 2>&1 | tee -a "$LOG"
+if [ ! -f "$ARTIFACTS/manifest.txt" ]; then
+  say "no $ARTIFACTS/manifest.txt: run scripts/gpu_attention_build.sh on a" \
+      "machine with LLVM/MLIR and carry build/gpu-attention"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
+       head -n1 | tr -d ' .')"
+chip="$(cat "$ARTIFACTS/chip.txt" 2>/dev/null || echo unknown)"
+say "kernels built for $chip; device compute capability ${cap:-unknown}"
+case "$chip" in
+  sm_${cap}|sm_${cap}a) ;;
+  *) say "WARNING: $chip cubins will not load on sm_${cap:-?}" \
+         "(rebuild with CHIP=sm_$cap)" ;;
+esac
+
+# --- 1. Build -------------------------------------------------------------
+generator=(-G Ninja)
+command -v ninja >/dev/null || generator=(-G "Unix Makefiles")
+build_start=$SECONDS
+BUDGET="${KVC_GPU_CHECK_BUDGET:-480}"
+# Seconds a step may take: at most $1, and what is left of the budget less
+# a 15 s reserve for the summary.
+time_for() {
+  local left=$((BUDGET - (SECONDS - start) - 15))
+  echo $(( left < $1 ? left : $1 ))
+}
+if ! { cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD_DIR" "${generator[@]}" \
+         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+         -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
+         -DCMAKE_CUDA_ARCHITECTURES="${cap:-90}" \
+         -DKVC_ATTENTION_ARTIFACTS="$ARTIFACTS" &&
+       cmake --build "$BUILD_DIR" -j "$(nproc)" --target kvc_attention_check
+     } >> "$LOG" 2>&1; then
+  tail -n 40 "$LOG"
+  say "the build failed (see $LOG)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+say "built in $((SECONDS - build_start)) s"
+CHECK="$BUILD_DIR/kvc_attention_check"
+
+# --- 2. Every variant against the oracle ----------------------------------
+passed=0
+failed=0
+say "plain run: every variant at S = ${LENGTHS[*]:-1024 4096}"
+timeout -k 10 "$(time_for 330)" \
+  "$CHECK" "${SEED_ARGS[@]}" "${LENGTHS[@]}" 2>&1 | tee -a "$LOG"
+status=${PIPESTATUS[0]}
+if [ "$status" -eq 77 ]; then
+  say "no usable CUDA device"
+  echo "0 passed, 1 failed" | tee -a "$LOG"
+  exit 1
+elif [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  say "the plain run ran out of time (rows above are complete)"
+fi
+summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -n1)"
+passed=$(echo "$summary" | sed -nE 's/^([0-9]+) passed.*/\1/p')
+failed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
+passed=${passed:-0}
+failed=${failed:-0}
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  say "the check exited with status $status"
+  failed=1
+fi
+
+# --- 3. Subsets under compute-sanitizer -----------------------------------
+# Per-head / fp8 / residual 64; no residual; 128-token pages; fp16 at
+# GQA 8; many splits with short sequences and a window.
+MEMCHECK_ONLY="k4c32xe4m3xe4m3,ke4m3_v4t32_r0,k2c128_v2t32,kf16_vf16_r128_b8_h16x2_d128,_w200"
+# Token lanes (D 64), GQA 8 at D 128, GQA 7 with a softcap: B = 1.
+SHARED_ONLY="k2c32_v2t32_r128_b1_h8x2_d64,k4c32_v4t32_r128_b1_h32x4_d128,_c50"
+INITCHECK_ONLY="_w200,k4c32xe4m3xe4m3"
+sanitize() { # tool, --only list, S, extra sanitizer flags...
+  local tool="$1" only="$2" length="$3"
+  shift 3
+  local log="$LOG_DIR/sanitizer_$tool.log" seconds
+  seconds="$(time_for 120)"
+  if [ "$seconds" -lt 30 ]; then
+    say "$tool: not run, the time budget is spent (not counted)"
+    return
+  fi
+  say "compute-sanitizer --tool $tool: $only at S = $length"
+  timeout -k 10 "$seconds" compute-sanitizer --tool "$tool" --error-exitcode 86 "$@" \
+    "$CHECK" "${SEED_ARGS[@]}" --only "$only" "$length" > "$log" 2>&1
+  local code=$?
+  tail -n 4 "$log" | tee -a "$LOG"
+  if grep -qE "Device not supported|LibraryNotLoaded|Unable to find injection" \
+       "$log"; then
+    say "$tool: compute-sanitizer cannot run on this machine (not counted)"
+  elif [ "$code" -eq 0 ]; then
+    say "$tool: clean"
+    passed=$((passed + 1))
+  else
+    say "$tool: FAILED (exit $code; see $(basename "$log"))"
+    grep -m 20 -E "^=========" "$log" | tee -a "$LOG"
+    failed=$((failed + 1))
+  fi
+}
+if [ "${KVC_GPU_CHECK_NO_SANITIZER:-0}" = 1 ]; then
+  say "compute-sanitizer runs skipped (KVC_GPU_CHECK_NO_SANITIZER=1)"
+elif ! command -v compute-sanitizer >/dev/null; then
+  say "compute-sanitizer not found in $CUDA_HOME/bin: sanitizer runs skipped"
+else
+  sanitize memcheck "$MEMCHECK_ONLY" 700 --leak-check full
+  sanitize racecheck "$SHARED_ONLY" 600 --racecheck-report hazard
+  sanitize synccheck "$SHARED_ONLY" 600
+  sanitize initcheck "$INITCHECK_ONLY" 700
+fi
+
+say "finished in $((SECONDS - start)) s; log in $LOG"
+echo "$passed passed, $failed failed" | tee -a "$LOG"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,47 @@
+"""Writes one decode-attention function per kernel variant the GPU path
+supports, for the ptxas checks of kvc-gpu-pipeline: every side encoding
+(bits 2/3/4/8 x channel/token axis x groups 32/64, fp16, fp8 e4m3/e5m2) as
+keys and as values, at head_dim 64 and 128, GQA 4; and GQA 1, 7 and 8 for
+a few encodings. 64-token pages, residual 128.
+
+usage: gpu_attend_variants.py OUT.mlir
+"""
+import sys
+
+SIDES = ([f"#kvc.quant<bits = {b}, axis = {axis}, group = {g}>"
+          for b in (2, 3, 4, 8) for axis in ("channel", "token")
+          for g in (32, 64)]
+         + ["#kvc.plain", "#kvc.fp8<e4m3>", "#kvc.fp8<e5m2>"])
+K2 = "#kvc.quant<bits = 2, axis = channel, group = 32>"
+V2 = "#kvc.quant<bits = 2, axis = token, group = 32>"
+K4 = "#kvc.quant<bits = 4, axis = channel, group = 32>"
+V4 = "#kvc.quant<bits = 4, axis = token, group = 32>"
+
+
+def variants():
+    for d in (64, 128):
+        for side in SIDES:
+            yield side, V2, d, 4
+            yield K2, side, d, 4
+    for key, value in ((K2, V2), (K4, V4), ("#kvc.plain", "#kvc.plain")):
+        for group in (1, 7, 8):
+            yield key, value, 128, group
+
+
+def function(index, key, value, d, group):
+    enc = (f"#kvc.encoding<key = {key}, value = {value}, residual = 128>")
+    cache = f"!kvc.cache<1x2x?x{d}xf16, {enc}>"
+    q = f"tensor<1x{2 * group}x1x{d}xf32>"
+    return (f"func.func @v{index}(%c: {cache}, %q: {q}) -> {q} {{\n"
+            f"  %o = kvc.attend %q, %c : {q}, {cache} -> {q}\n"
+            f"  return %o : {q}\n}}\n")
+
+
+def main():
+    with open(sys.argv[1], "w") as out:
+        for index, variant in enumerate(variants()):
+            out.write(function(index, *variant))
+
+
+if __name__ == "__main__":
+    main()

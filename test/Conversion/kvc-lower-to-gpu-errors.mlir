@@ -1,0 +1,66 @@
+// RUN: kvc-opt %s -split-input-file -verify-diagnostics --kvc-lower-to-gpu
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-tokens=100" 2>&1 | FileCheck %s --check-prefix=SPLIT
+// RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="format=elf" 2>&1 | FileCheck %s --check-prefix=FORMAT
+
+// What the GPU kernels do not cover yet is a compile-time error at the op,
+// never a silent slow path.
+
+// SPLIT: error: kvc-lower-to-gpu: split-tokens (100) and block-threads (128) must be positive multiples of 32, block-threads at most 1024
+// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' (expected e.g. chip=sm_90a features=+ptx80 and format isa, bin or fatbin)
+
+func.func @append(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x1x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
+  // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: no quantize-and-pack kernel yet; append through the runtime (kvc_rt_append) and lower only the attention}}
+  %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+  return %c1 : !kvc.cache<1x2x?x64xf16>
+}
+
+// -----
+func.func @prefill(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x4x16x64xf32>) -> tensor<1x4x16x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: only decode attention (one query token) has a kernel; got 16 query tokens}}
+  %o = kvc.attend %q, %c {causal} : tensor<1x4x16x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x4x16x64xf32>
+  return %o : tensor<1x4x16x64xf32>
+}
+
+// -----
+func.func @mask(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x4x1x64xf32>, %m: tensor<1x1x1x?xf32>) -> tensor<1x4x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: attention with a mask operand has no kernel yet}}
+  %o = kvc.attend %q, %c mask(%m : tensor<1x1x1x?xf32>) : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x4x1x64xf32>
+  return %o : tensor<1x4x1x64xf32>
+}
+
+// -----
+func.func @dynamic_batch(%c: !kvc.cache<?x2x?x64xf16>, %q: tensor<?x4x1x64xf32>) -> tensor<?x4x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: the query ('tensor<?x4x1x64xf32>') and the cache's KV heads must be static}}
+  %o = kvc.attend %q, %c : tensor<?x4x1x64xf32>, !kvc.cache<?x2x?x64xf16> -> tensor<?x4x1x64xf32>
+  return %o : tensor<?x4x1x64xf32>
+}
+
+// -----
+func.func @head_dim(%c: !kvc.cache<1x2x?x80xf16>, %q: tensor<1x4x1x80xf32>) -> tensor<1x4x1x80xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: head_dim 80 must be a multiple of 32, at most 1024, that divides 128 or is a multiple of it}}
+  %o = kvc.attend %q, %c : tensor<1x4x1x80xf32>, !kvc.cache<1x2x?x80xf16> -> tensor<1x4x1x80xf32>
+  return %o : tensor<1x4x1x80xf32>
+}
+
+// -----
+// 32 query heads per KV head: their scores for 512 tokens do not fit in
+// shared memory.
+func.func @wide_group(%c: !kvc.cache<1x1x?x128xf16>, %q: tensor<1x32x1x128xf32>) -> tensor<1x32x1x128xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: 32 query heads per KV head need 98320 bytes of shared memory with split-tokens=512 (at most 49152); lower split-tokens}}
+  %o = kvc.attend %q, %c : tensor<1x32x1x128xf32>, !kvc.cache<1x1x?x128xf16> -> tensor<1x32x1x128xf32>
+  return %o : tensor<1x32x1x128xf32>
+}
+
+// -----
+func.func @page_too_small(%c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 128>, value = #kvc.plain, residual = 128>>, %q: tensor<1x2x1x64xf32>) -> tensor<1x2x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: channel-axis group (128) must divide the token count (64)}}
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 128>, value = #kvc.plain, residual = 128>> -> tensor<1x2x1x64xf32>
+  return %o : tensor<1x2x1x64xf32>
+}
+
+// -----
+func.func @evict(%c: !kvc.cache<1x2x?x64xf16>) -> !kvc.cache<1x2x?x64xf16> {
+  // expected-error @+1 {{'kvc.evict' op is not lowered by kvc-lower-to-gpu yet}}
+  %c1 = kvc.evict %c with <policy = streaming, sink = 4, window = 60, budget = 64> : !kvc.cache<1x2x?x64xf16>
+  return %c1 : !kvc.cache<1x2x?x64xf16>
+}

@@ -1,0 +1,80 @@
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu | FileCheck %s
+
+// Decode attention becomes host code that checks the runtime's layout, asks
+// the runtime for per-sequence records and a workspace, and launches a
+// split-K kernel over (splits, KV heads, batch) and a combine kernel over
+// (query heads, batch); the kernels land in @kvc_kernels.
+
+#kivi2 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                       value = #kvc.quant<bits = 2, axis = token, group = 32>,
+                       residual = 128>
+// CHECK: module attributes {gpu.container_module}
+// CHECK-LABEL: func.func @decode
+// CHECK-SAME: (%[[CACHE:.*]]: !llvm.ptr, %[[Q:.*]]: tensor<4x8x1x64xf32>)
+// CHECK: call @kvc_rt_mlir_gpu_check_layout(%[[CACHE]], %c64_i64, %c3072_i64, %c3072_i64{{.*}}, %c128_i64, %c2_i64, %c64_i64{{.*}})
+// CHECK: call @kvc_rt_mlir_check_head(%[[CACHE]], %c0_i64, %c137438953985_i64, %c137439019521_i64
+// CHECK: call @kvc_rt_mlir_check_head(%[[CACHE]], %c1_i64,
+// CHECK: %[[KPOOL:.*]] = call @kvc_rt_mlir_pool(%[[CACHE]], %c0_i32
+// CHECK: %[[VPOOL:.*]] = call @kvc_rt_mlir_pool(%[[CACHE]], %c1_i32
+// CHECK: %[[SEQS:.*]] = call @kvc_rt_mlir_gpu_sequences(%[[CACHE]])
+// Splits of 512 tokens cover the longest sequence of the batch.
+// CHECK: scf.for
+// CHECK: call @kvc_rt_mlir_num_tokens
+// CHECK: %[[LONGEST:.*]] = arith.ceildivui %{{.*}}, %c512 : index
+// CHECK: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[LONGEST]] : index
+// CHECK: %[[WS:.*]] = call @kvc_rt_mlir_gpu_workspace(%[[CACHE]],
+// CHECK: %[[OUT:.*]] = memref.alloc() : memref<4x8x1x64xf32>
+// CHECK: gpu.launch_func @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], %c2{{.*}}, %c4{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%{{.*}} : memref<4x8x1x64xf32>, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %[[SEQS]] : !llvm.ptr, %[[WS]] : !llvm.ptr, %[[SPLITS]] : index, %{{.*}} : i32, %c0{{.*}} : index)
+// CHECK: gpu.launch_func @kvc_kernels::@attend0_combine blocks in (%c8{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[WS]] : !llvm.ptr, %[[OUT]] : memref<4x8x1x64xf32>, %[[SPLITS]] : index, %{{.*}} : i32)
+// CHECK: bufferization.to_tensor %[[OUT]]
+
+// The split kernel: shared memory for the 4 query vectors of the group, the
+// split's 512 scores per query head, the reductions and the value lanes.
+// CHECK: gpu.module @kvc_kernels
+// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4x64xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// Runtime memory is read as global memory.
+// CHECK: llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
+// Keys dequantized in registers: a 2-bit code, scale and zero, a separate
+// multiply and add (docs/layout.md).
+// CHECK: arith.andi %{{.*}}, %c3_i32
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// Block reductions: warp shuffles, then shared memory.
+// CHECK: gpu.shuffle  xor
+// CHECK: gpu.barrier
+// CHECK: math.exp
+// CHECK: gpu.return
+// CHECK: gpu.func @attend0_combine(%{{.*}}: !llvm.ptr, %{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: index, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 64, 1, 1>}
+// CHECK: math.exp
+// CHECK: arith.divf
+// CHECK: 0x7FC00000
+func.func @decode(%cache: !kvc.cache<4x2x?x64xf16, #kivi2>, %q: tensor<4x8x1x64xf32>) -> tensor<4x8x1x64xf32> {
+  %o = kvc.attend %q, %cache : tensor<4x8x1x64xf32>, !kvc.cache<4x2x?x64xf16, #kivi2> -> tensor<4x8x1x64xf32>
+  return %o : tensor<4x8x1x64xf32>
+}
+
+// -----
+// Per-KV-head encodings: one split kernel per run of heads with the same
+// encoding, launched over that run's heads from its first head; fp8 keys
+// decode through a table in the kernel module. A sliding window and a
+// softcap are applied in the kernel.
+#h0 = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>,
+                    value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 64>
+#h12 = #kvc.encoding<key = #kvc.fp8<e4m3>,
+                     value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 64>
+// CHECK-LABEL: func.func @per_head
+// CHECK: gpu.launch_func @kvc_kernels::@attend0_split0 blocks in (%{{.*}}, %c1{{.*}}, %c1{{.*}}) {{.*}} %c0{{.*}} : index)
+// CHECK: gpu.launch_func @kvc_kernels::@attend0_split1 blocks in (%{{.*}}, %c2{{.*}}, %c1{{.*}}) {{.*}} %c1{{.*}} : index)
+// CHECK: gpu.launch_func @kvc_kernels::@attend0_combine
+// CHECK: gpu.module @kvc_kernels
+// CHECK: memref.global "private" constant @kvc_fp8_e4m3_table : memref<256xf32>
+// CHECK: gpu.func @attend0_split0
+// CHECK-NOT: kvc_fp8_e4m3_table
+// CHECK: gpu.func @attend0_split1
+// CHECK: memref.get_global @kvc_fp8_e4m3_table
+// CHECK: math.tanh
+func.func @per_head(%cache: !kvc.cache<1x3x?x64xf16, #h0> {kvc.head_encodings = [#h0, #h12, #h12]},
+                    %q: tensor<1x6x1x64xf16>) -> tensor<1x6x1x64xf16> {
+  %o = kvc.attend %q, %cache {window = 256 : i64, softcap = 30.0 : f32} : tensor<1x6x1x64xf16>, !kvc.cache<1x3x?x64xf16, #h0> -> tensor<1x6x1x64xf16>
+  return %o : tensor<1x6x1x64xf16>
+}
