@@ -77,12 +77,14 @@ void accumulateScores(const double *q, size_t headDim, const HeadView &view,
 }
 
 /// Attention of one query over keys [lo, hi): keys j < split come from `a`,
-/// the others from `b`.
+/// the others from `b`. `keep` ([n] or null) hides evicted keys; `mass`
+/// ([n] or null) receives each key's probability.
 void attendQuery(const double *q, size_t headDim, double scale,
                  const AttentionOptions &opts, const HeadView &a, size_t split,
                  const HeadView &b, size_t lo, size_t hi,
                  std::vector<double> &scores, std::vector<double> &acc,
-                 double *out) {
+                 double *out, const uint8_t *keep = nullptr,
+                 double *mass = nullptr) {
   KVC_NUMERICS_CHECK(lo < hi, "a query must see at least one key");
   const size_t m = hi - lo;
   scores.assign(m, 0.0);
@@ -90,17 +92,25 @@ void attendQuery(const double *q, size_t headDim, double scale,
   accumulateScores(q, headDim, a, lo, mid, scores.data());
   accumulateScores(q, headDim, b, mid, hi, scores.data() + (mid - lo));
   double maxScore = -INFINITY;
-  for (double &s : scores) {
+  for (size_t j = lo; j < hi; ++j) {
+    double &s = scores[j - lo];
     s *= scale;
     if (opts.softcap > 0.0)
       s = opts.softcap * std::tanh(s / opts.softcap);
+    if (keep && !keep[j])
+      s = -INFINITY;
     maxScore = std::max(maxScore, s);
   }
+  KVC_NUMERICS_CHECK(maxScore > -INFINITY,
+                     "a query must see at least one live key");
   double sum = 0.0;
   for (double &s : scores) {
     s = std::exp(s - maxScore);
     sum += s;
   }
+  if (mass)
+    for (size_t j = lo; j < hi; ++j)
+      mass[j] += scores[j - lo] / sum;
   // Accumulate in a local buffer: `out` could alias the views as far as the
   // compiler knows, which would force a store per element.
   acc.assign(headDim, 0.0);
@@ -126,7 +136,8 @@ std::vector<double> referenceAttention(const float *q, size_t numQueryHeads,
                                        size_t queryLen, const float *keys,
                                        const float *values, size_t numKVHeads,
                                        size_t numKeys, size_t headDim,
-                                       const AttentionOptions &opts) {
+                                       const AttentionOptions &opts,
+                                       double *mass) {
   KVC_NUMERICS_CHECK(numKVHeads > 0 && numQueryHeads % numKVHeads == 0,
                      "kv heads must divide query heads (GQA)");
   KVC_NUMERICS_CHECK(queryLen <= numKeys, "query length exceeds key count");
@@ -146,7 +157,9 @@ std::vector<double> referenceAttention(const float *q, size_t numQueryHeads,
         const size_t hi = opts.causal ? p + 1 : numKeys;
         attendQuery(qd.data(), headDim, scale, opts, view, numKeys, view,
                     firstVisibleKey(p, opts), hi, scores, acc,
-                    out.data() + (h * queryLen + i) * headDim);
+                    out.data() + (h * queryLen + i) * headDim,
+                    opts.keep ? opts.keep + kh * numKeys : nullptr,
+                    mass ? mass + kh * numKeys : nullptr);
       }
   }
   return out;
@@ -161,6 +174,8 @@ std::vector<double> teacherForcedAttention(const float *q, const float *keys,
                                            const AttentionOptions &opts,
                                            size_t firstQuery) {
   KVC_NUMERICS_CHECK(opts.causal, "teacher forcing is causal");
+  KVC_NUMERICS_CHECK(!opts.keep, "eviction changes from step to step: "
+                                 "teacher forcing cannot take a keep mask");
   KVC_NUMERICS_CHECK(numKVHeads > 0 && numQueryHeads % numKVHeads == 0,
                      "kv heads must divide query heads (GQA)");
   KVC_NUMERICS_CHECK(firstQuery <= seqLen, "firstQuery beyond the sequence");

@@ -5,7 +5,8 @@ pipelines on IR text, the runtime's CPU paged cache and the cost model, from
 Python, and `compile` to JIT a function (a whole decoder step with its
 caches) and call it on numpy arrays. Encodings use the spec language of kvc-opt:
 ``q2:channel:g32`` (2-bit, per-channel, groups of 32 tokens),
-``q4:token:g64``, ``fp8:e4m3``, ``fp16``.
+``q4:token:g64``, ``fp8:e4m3``, ``fp16``. Eviction policies:
+``h2o:sink=4:window=64:budget=256``, ``streaming:sink=4:window=60``.
 """
 from ._kvc import (  # noqa: F401
     CPUCache,
@@ -14,6 +15,7 @@ from ._kvc import (  # noqa: F401
     bits_per_element,
     candidate_errors,
     canonical_encoding,
+    check_evict_policy,
     compile,
     dequantize,
     hadamard_rotate,
@@ -22,12 +24,14 @@ from ._kvc import (  # noqa: F401
     round_trip,
     run_pipeline,
     select_bitwidths,
+    select_kept_tokens,
     simulate_cache_side,
 )
 
 __all__ = [
     "CPUCache", "CompileError", "Function", "bits_per_element",
-    "candidate_errors", "canonical_encoding", "compile", "dequantize",
+    "candidate_errors", "canonical_encoding", "check_evict_policy", "compile", "dequantize",
     "hadamard_rotate", "prune_round_trip", "quantize", "round_trip",
-    "run_pipeline", "select_bitwidths", "simulate_cache_side",
+    "run_pipeline", "select_bitwidths", "select_kept_tokens",
+    "simulate_cache_side",
 ]

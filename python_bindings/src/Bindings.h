@@ -24,6 +24,7 @@ mlir::DialectRegistry &dialectRegistry();
 ::kvc::numerics::SideEncoding parseSide(const std::string &spec);
 
 void bindNumerics(pybind11::module_ &m);
+void bindEviction(pybind11::module_ &m);
 void bindCompiler(pybind11::module_ &m);
 void bindRuntime(pybind11::module_ &m);
 void bindCostModel(pybind11::module_ &m);

@@ -64,3 +64,10 @@ func.func @evict(%c: !kvc.cache<1x2x?x64xf16>) -> !kvc.cache<1x2x?x64xf16> {
   %c1 = kvc.evict %c with <policy = streaming, sink = 4, window = 60, budget = 64> : !kvc.cache<1x2x?x64xf16>
   return %c1 : !kvc.cache<1x2x?x64xf16>
 }
+
+// -----
+func.func @attention_mass(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x8x1x64xf32>) -> tensor<1x2x?xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: the attention-mass result (H2O/SnapKV scores) has no kernel yet; kvc-lower-to-loops computes it on the CPU}}
+  %o, %m = kvc.attend %q, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x8x1x64xf32>, tensor<1x2x?xf32>
+  return %m : tensor<1x2x?xf32>
+}

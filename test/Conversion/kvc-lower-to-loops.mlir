@@ -111,3 +111,28 @@ func.func @per_head(%cache: !kvc.cache<1x2x?x64xf16, #widest> {kvc.head_encoding
   %o = kvc.attend %q, %c {causal} : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #widest> -> tensor<1x8x1x64xf32>
   return %o, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #widest>
 }
+
+// -----
+// The attention mass (kvc.attend's second result): sized by the longest
+// sequence (a loop over kvc_rt_mlir_num_tokens), zero-filled, and after each
+// query's softmax sum every visible token's weight / sum is added to
+// mass[batch, kv_head, token].
+// CHECK-LABEL: func.func @attention_mass
+// CHECK: %[[LONGEST:.*]] = scf.for {{.*}} iter_args
+// CHECK: call @kvc_rt_mlir_num_tokens
+// CHECK: arith.maxui
+// CHECK: %[[MASS:.*]] = memref.alloc(%[[LONGEST]]) : memref<2x2x?xf32>
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[MASS]] : memref<2x2x?xf32>)
+// CHECK: math.exp
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %{{.*}} step
+// CHECK: %[[W:.*]] = memref.load %{{.*}}[%[[T]]] : memref<?xf32>
+// CHECK: %[[P:.*]] = arith.divf %[[W]], %{{.*}} : f32
+// CHECK: %[[OLD:.*]] = memref.load %[[MASS]][%{{.*}}, %{{.*}}, %[[T]]]
+// CHECK: %[[NEW:.*]] = arith.addf %[[OLD]], %[[P]] : f32
+// CHECK: memref.store %[[NEW]], %[[MASS]][%{{.*}}, %{{.*}}, %[[T]]]
+// CHECK: bufferization.to_tensor %[[MASS]]
+func.func @attention_mass(%c: !kvc.cache<2x2x?x64xf16>, %q: tensor<2x4x1x64xf32>)
+    -> (tensor<2x4x1x64xf32>, tensor<2x2x?xf32>) {
+  %o, %m = kvc.attend %q, %c {causal} : tensor<2x4x1x64xf32>, !kvc.cache<2x2x?x64xf16> -> tensor<2x4x1x64xf32>, tensor<2x2x?xf32>
+  return %o, %m : tensor<2x4x1x64xf32>, tensor<2x2x?xf32>
+}

@@ -89,6 +89,8 @@ struct StepShape {
   /// One per KV head: `encoding` unless the cache has kvc.head_encodings.
   std::vector<num::CacheEncoding> headEncodings;
   num::AttentionOptions attention;
+  /// The step returns kvc.attend's attention mass as a third result.
+  bool returnsMass = false;
 
   bool hasPerHeadEncodings() const {
     return llvm::any_of(headEncodings, [&](const num::CacheEncoding &head) {
@@ -111,8 +113,10 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
     return failure();
   };
   FunctionType type = func.getFunctionType();
-  if (type.getNumInputs() != 4 || type.getNumResults() != 2)
-    return error("expects (cache, q, k, v) -> (out, cache)");
+  if (type.getNumInputs() != 4 ||
+      (type.getNumResults() != 2 && type.getNumResults() != 3))
+    return error("expects (cache, q, k, v) -> (out, cache) or "
+                 "(out, cache, attention mass)");
   auto cache = dyn_cast<CacheType>(type.getInput(0));
   auto q = dyn_cast<RankedTensorType>(type.getInput(1));
   auto k = dyn_cast<RankedTensorType>(type.getInput(2));
@@ -126,6 +130,20 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
     return error("expects exactly one kvc.attend, without a mask operand");
   AttendOp attend = attends[0];
   StepShape shape;
+  shape.returnsMass = type.getNumResults() == 3;
+  if (shape.returnsMass) {
+    // Results are caller-allocated out-parameters, so the step pads the
+    // mass (batch x kv_heads x ?) into a static tensor.
+    auto mass = dyn_cast<RankedTensorType>(type.getResult(2));
+    if (!attend.getMass() || !mass || !mass.hasStaticShape() ||
+        mass.getRank() != 3 || !mass.getElementType().isF32() ||
+        mass.getDimSize(0) != cache.getBatch() ||
+        mass.getDimSize(1) != cache.getNumKVHeads() ||
+        mass.getDimSize(2) < int64_t(numSteps))
+      return error("a third result must be kvc.attend's attention mass, "
+                   "padded into a static batch x kv_heads x L f32 tensor "
+                   "with L >= --steps");
+  }
   shape.batch = cache.getBatch();
   shape.queryHeads = q.getDimSize(1);
   shape.kvHeads = cache.getNumKVHeads();
@@ -188,7 +206,7 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
     channelScale[c] = 8.0f;
   // History of fp16-rounded tokens per (batch, kv head): [n][D].
   std::vector<std::vector<float>> keys(b * hkv), values(b * hkv);
-  double worst = 0, worstGap = 0;
+  double worst = 0, worstGap = 0, worstMass = 0;
   for (unsigned t = 0; t < numSteps; ++t) {
     ::kvc::exec::HostTensor q({b, hq, 1, d}, "F32"), k({b, hkv, 1, d}, "F32"),
         v({b, hkv, 1, d}, "F32");
@@ -230,8 +248,26 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         plainV.insert(plainV.end(), vh.begin(), vh.end());
       }
       const float *qb = &qData[bi * hq * d];
+      std::vector<double> expectedMass(hkv * n, 0.0);
       std::vector<double> expected = num::referenceAttention(
-          qb, hq, 1, simK.data(), simV.data(), hkv, n, d, shape.attention);
+          qb, hq, 1, simK.data(), simV.data(), hkv, n, d, shape.attention,
+          expectedMass.data());
+      if (shape.returnsMass) {
+        const ::kvc::exec::HostTensor &massTensor = (*outputs)[1];
+        const int64_t padded = massTensor.shape()[2];
+        const auto *massData =
+            reinterpret_cast<const float *>(massTensor.data());
+        // Probabilities sum to the GQA group size per KV head: compare
+        // absolutely. Past the n tokens the padding must be 0.
+        for (int64_t h = 0; h < hkv; ++h)
+          for (int64_t j = 0; j < padded; ++j) {
+            double want = j < int64_t(n) ? expectedMass[h * n + j] : 0.0;
+            double got = massData[(bi * hkv + h) * padded + j];
+            worstMass = std::isnan(got)
+                            ? INFINITY
+                            : std::max(worstMass, std::fabs(got - want));
+          }
+      }
       std::vector<double> uncompressed = num::referenceAttention(
           qb, hq, 1, plainK.data(), plainV.data(), hkv, n, d, shape.attention);
       double scale = 0, error = 0, gap = 0;
@@ -265,9 +301,17 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
       "max |compiled - oracle| / max |oracle| = {0:e2} (tolerance {1:e2}); "
       "compression moves the output by {2:e2}\n",
       worst, double(tolerance), worstGap);
+  if (shape.returnsMass)
+    llvm::outs() << llvm::formatv(
+        "attention mass: max |compiled - oracle| = {0:e2} (tolerance "
+        "{1:e2})\n",
+        worstMass, double(tolerance));
   if (!(worst <= tolerance))
     return fail("the compiled step is further from the oracle than the "
                 "tolerance");
+  if (shape.returnsMass && !(worstMass <= tolerance))
+    return fail("the compiled attention mass is further from the oracle "
+                "than the tolerance");
   // A compressed cache that does not change the output would make this
   // check meaningless (e.g. an encoding silently dropped).
   if (compressed && !(worstGap > 10 * tolerance))

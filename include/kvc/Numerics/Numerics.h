@@ -11,6 +11,7 @@
 
 #include "kvc/Numerics/Cache.h"
 #include "kvc/Numerics/Encoding.h"
+#include "kvc/Numerics/Evict.h"
 #include "kvc/Numerics/FP8.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Layout.h"

@@ -18,6 +18,7 @@
 #include "kvc/Numerics/Encoding.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace kvc {
@@ -28,15 +29,22 @@ struct AttentionOptions {
   bool causal = true;   ///< key position <= query position
   size_t window = 0;    ///< sliding window W (keys with j > p - W); 0 = none
   double softcap = 0.0; ///< c * tanh(s / c) on the scores; 0 = off
+  /// Evicted tokens (kvc/Numerics/Evict.h): [Hkv][n], 0 = evicted, invisible
+  /// to every query of that KV head. Null: every token is live.
+  const uint8_t *keep = nullptr;
 };
 
 /// Attention of q over the views k/v (see the file comment). Requires
-/// Hkv | Hq and Lq <= n; every query sees at least its own position.
+/// Hkv | Hq and Lq <= n; every query sees at least one live key. With `mass`
+/// non-null ([Hkv][n]), adds to it the attention mass of every key: its
+/// softmax probability summed over the query heads of its KV head and over
+/// the Lq query positions (what H2O and SnapKV rank tokens by).
 std::vector<double> referenceAttention(const float *q, size_t numQueryHeads,
                                        size_t queryLen, const float *keys,
                                        const float *values, size_t numKVHeads,
                                        size_t numKeys, size_t headDim,
-                                       const AttentionOptions &opts);
+                                       const AttentionOptions &opts,
+                                       double *mass = nullptr);
 
 /// Teacher-forced prefill over N tokens under a compressed cache: query
 /// position p attends to a cache holding n = p + 1 tokens, so keys/values

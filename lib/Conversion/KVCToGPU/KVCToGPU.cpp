@@ -256,6 +256,11 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
       reject() << "attention with a mask operand has no kernel yet";
       return WalkResult::interrupt();
     }
+    if (attend.getMass()) {
+      reject() << "the attention-mass result (H2O/SnapKV scores) has no "
+                  "kernel yet; kvc-lower-to-loops computes it on the CPU";
+      return WalkResult::interrupt();
+    }
     int64_t headDim = cache.getHeadDim();
     if (headDim % 32 != 0 || headDim > 1024 ||
         (headDim > lowering.blockThreads && headDim % lowering.blockThreads)) {

@@ -32,7 +32,8 @@ namespace {
 
 /// The values one attention needs inside its loops.
 struct AttendState {
-  Value query, mask, out, scores;
+  /// `mass` is the attention-mass buffer (batch x kv_heads x tokens) or null.
+  Value query, mask, out, scores, mass;
   Value numTokens, compressed, queryLen, group;
   ByteViews pageTable, kResidual, vResidual;
   /// The run of KV heads being read: its first head, and the byte offsets of
@@ -178,6 +179,21 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                })
           .getResult(0);
 
+  // The attention mass: each key's probability, summed over the query heads
+  // of its KV head (they run one after the other) and the queries.
+  if (s.mass)
+    buildFor(b, loc, lower, upper, ValueRange{},
+             [&](OpBuilder &b1, Location l1, Value token,
+                 ValueRange) -> SmallVector<Value> {
+               Value weight = memref::LoadOp::create(b1, l1, s.scores, token);
+               Value p = arith::DivFOp::create(b1, l1, weight, sum);
+               SmallVector<Value> at = {batch, kvHead, token};
+               Value old = memref::LoadOp::create(b1, l1, s.mass, at);
+               memref::StoreOp::create(
+                   b1, l1, arith::AddFOp::create(b1, l1, old, p), s.mass, at);
+               return {};
+             });
+
   // Pass 3: the weighted sum of values, one output channel at a time.
   buildFor(b, loc, zero, headDim, ValueRange{},
            [&](OpBuilder &b1, Location l1, Value channel,
@@ -208,7 +224,7 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
            });
 }
 
-/// Stores NaN in every output of sequence `batch`.
+/// Stores NaN in every element of `out` (batch x ...) of sequence `batch`.
 static void fillSequenceWithNaN(OpBuilder &b, Location loc, Value out,
                                 Value batch) {
   auto type = cast<MemRefType>(out.getType());
@@ -218,7 +234,7 @@ static void fillSequenceWithNaN(OpBuilder &b, Location loc, Value out,
   SmallVector<Value> indices = {batch};
   std::function<void(OpBuilder &, Location, unsigned)> loop =
       [&](OpBuilder &lb, Location ll, unsigned dim) {
-        if (dim == 4) {
+        if (dim == type.getRank()) {
           memref::StoreOp::create(lb, ll, nan, out, indices);
           return;
         }
@@ -272,6 +288,35 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
   auto i64Const = [&](int64_t value) -> Value {
     return arith::ConstantIntOp::create(rewriter, loc, value, 64);
   };
+  // The mass result covers the longest sequence; shorter ones leave zeros.
+  Value mass;
+  if (Value massResult = op.getMass()) {
+    Value batchSize = memref::DimOp::create(rewriter, loc, queryBuffer, 0);
+    Value longest =
+        buildFor(rewriter, loc, cIndex(rewriter, loc, 0), batchSize,
+                 cIndex(rewriter, loc, 0),
+                 [&](OpBuilder &b, Location l, Value batch,
+                     ValueRange args) -> SmallVector<Value> {
+                   Value tokens = lowering.call(
+                       b, l, abi::kNumTokens, i64,
+                       {binding, arith::IndexCastOp::create(b, l, i64, batch)});
+                   tokens = arith::IndexCastOp::create(b, l, b.getIndexType(),
+                                                       tokens);
+                   return {arith::MaxUIOp::create(b, l, args[0], tokens)};
+                 })
+            .getResult(0);
+    auto massType = cast<RankedTensorType>(massResult.getType());
+    SmallVector<Value> sizes;
+    if (massType.isDynamicDim(0))
+      sizes.push_back(batchSize);
+    sizes.push_back(longest);
+    mass = memref::AllocOp::create(
+        rewriter, loc,
+        MemRefType::get(massType.getShape(), massType.getElementType()),
+        sizes);
+    linalg::FillOp::create(rewriter, loc, ValueRange{cF32(rewriter, loc, 0.0)},
+                           ValueRange{mass});
+  }
   const SmallVector<num::CacheEncoding> &headEncodings =
       lowering.headEncodings.at(op);
   CachePageLayout pages(headEncodings, headDim, lowering.pageTokens);
@@ -354,6 +399,7 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   maskBuffer &&
                   cast<MemRefType>(maskBuffer.getType()).getDimSize(1) != 1;
               s.out = out;
+              s.mass = mass;
               s.numTokens = scalar(abi::kNumTokens);
               s.compressed = scalar(abi::kCompressedTokens);
               s.queryLen = queryLen;
@@ -426,6 +472,8 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   },
                   [&](OpBuilder &eb, Location el) {
                     fillSequenceWithNaN(eb, el, out, batch);
+                    if (mass)
+                      fillSequenceWithNaN(eb, el, mass, batch);
                     scf::YieldOp::create(eb, el);
                   });
               return {};
@@ -440,12 +488,23 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
             APFloat::getNaN(cast<FloatType>(resultType.getElementType())
                                 .getFloatSemantics()));
         linalg::FillOp::create(b, l, ValueRange{nan}, ValueRange{out});
+        if (mass)
+          linalg::FillOp::create(
+              b, l,
+              ValueRange{arith::ConstantFloatOp::create(
+                  b, l, b.getF32Type(),
+                  APFloat::getNaN(APFloat::IEEEsingle()))},
+              ValueRange{mass});
         scf::YieldOp::create(b, l);
       });
   (void)ifOp;
-  Value result = bufferization::ToTensorOp::create(
-      rewriter, loc, resultType, out, /*restrict=*/true, /*writable=*/true);
-  rewriter.replaceOp(op, result);
+  SmallVector<Value> results = {bufferization::ToTensorOp::create(
+      rewriter, loc, resultType, out, /*restrict=*/true, /*writable=*/true)};
+  if (mass)
+    results.push_back(bufferization::ToTensorOp::create(
+        rewriter, loc, op.getMass().getType(), mass, /*restrict=*/true,
+        /*writable=*/true));
+  rewriter.replaceOp(op, results);
   return success();
 }
 

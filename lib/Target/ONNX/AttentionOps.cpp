@@ -172,8 +172,9 @@ LogicalResult emitCachedAttention(Importer &im, CachedAttention &a) {
   FloatAttr softcap =
       a.softcap != 0.0 ? b.getF32FloatAttr(float(a.softcap)) : FloatAttr();
   Value output = mlir::kvc::AttendOp::create(
-      b, im.loc, a.query.getType(), a.query, appended, mask, scale, a.causal,
-      IntegerAttr(), softcap);
+                     b, im.loc, a.query.getType(), /*mass=*/Type(), a.query,
+                     appended, mask, scale, a.causal, IntegerAttr(), softcap)
+                     .getResult();
   if (a.mergeHeads) {
     Value bshd = transpose0213(im, output);
     auto t = cast<RankedTensorType>(bshd.getType());

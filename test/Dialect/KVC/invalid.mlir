@@ -368,3 +368,22 @@ func.func @head_encodings_on_op(%q: tensor<1x1x1x64xf32>) {
   %0 = arith.constant {kvc.head_encodings = []} dense<0.0> : tensor<1x1x1x64xf32>
   return
 }
+
+// -----
+func.func @attend_mass_shape(%c: !kvc.cache<1x4x?x64xf16>, %q: tensor<1x8x1x64xf32>) {
+  // expected-error @+1 {{'kvc.attend' op mass must be batch x kv_heads x ? (1x4x?xf32: its token dimension is the longest sequence's length, known at run time), got 'tensor<1x8x?xf32>'}}
+  %o, %m = kvc.attend %q, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x4x?x64xf16> -> tensor<1x8x1x64xf32>, tensor<1x8x?xf32>
+  return
+}
+
+// -----
+func.func @attend_mass_static_tokens(%c: !kvc.cache<1x4x?x64xf16>, %q: tensor<1x8x1x64xf32>) {
+  // expected-error @+1 {{'kvc.attend' op mass must be batch x kv_heads x ?}}
+  %o, %m = kvc.attend %q, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x4x?x64xf16> -> tensor<1x8x1x64xf32>, tensor<1x4x16xf32>
+  return
+}
+
+// -----
+// expected-error @+2 {{eviction window must be at least 1 token (the newest token is always kept)}}
+// expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
+func.func private @no_window(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 0, budget = 32>>>)

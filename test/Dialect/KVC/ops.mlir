@@ -89,6 +89,21 @@ func.func @prefill_chunk(%batch: index, %q: tensor<?x14x16x64xbf16>,
   return %o : tensor<?x14x16x64xbf16>
 }
 
+// An H2O decode step: the attention also returns each token's attention
+// mass, which accumulates into the scores the eviction ranks by.
+// CHECK-LABEL: func.func @h2o_step
+// CHECK: %[[O:.*]], %[[M:.*]] = kvc.attend %{{.*}}, %[[C1:.*]] {causal} : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x8x1x64xf32>, tensor<1x2x?xf32>
+// CHECK: kvc.evict %[[C1]] scores(%{{.*}} : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64> : !kvc.cache<1x2x?x64xf16>
+func.func @h2o_step(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x8x1x64xf32>,
+                    %k: tensor<1x2x1x64xf32>, %v: tensor<1x2x1x64xf32>,
+                    %acc: tensor<1x2x?xf32>)
+    -> (tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16>, tensor<1x2x?xf32>) {
+  %c1 = kvc.append %c, %k, %v : !kvc.cache<1x2x?x64xf16>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+  %o, %m = kvc.attend %q, %c1 {causal} : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x8x1x64xf32>, tensor<1x2x?xf32>
+  %c2 = kvc.evict %c1 scores(%m : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64> : !kvc.cache<1x2x?x64xf16>
+  return %o, %c2, %m : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16>, tensor<1x2x?xf32>
+}
+
 // Two continuations of one prefix go through kvc.fork.
 // An additive padding mask over the cache's tokens.
 // CHECK-LABEL: func.func @masked

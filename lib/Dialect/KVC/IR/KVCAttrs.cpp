@@ -95,18 +95,30 @@ LogicalResult LowRankAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
+static num::EvictPolicy toNumericsEvictPolicy(EvictPolicy policy,
+                                              unsigned sink, unsigned window,
+                                              unsigned budget) {
+  num::EvictPolicy p;
+  p.kind = static_cast<num::EvictKind>(static_cast<uint32_t>(policy));
+  p.sink = sink;
+  p.window = window;
+  p.budget = budget;
+  return p;
+}
+
+num::EvictPolicy EvictAttr::toNumerics() const {
+  return toNumericsEvictPolicy(getPolicy(), getSink(), getWindow(),
+                               getBudget());
+}
+
+// The numerics library owns the rule; the attribute reports it.
 LogicalResult EvictAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                 EvictPolicy policy, unsigned sink,
                                 unsigned window, unsigned budget) {
-  if (budget == 0)
-    return emitError() << "eviction budget must be at least 1 token";
-  if (uint64_t(sink) + window > budget)
-    return emitError() << "eviction sink (" << sink << ") + window (" << window
-                       << ") must not exceed the budget (" << budget << ")";
-  if (policy == EvictPolicy::Streaming && sink + window != budget)
-    return emitError() << "streaming eviction keeps exactly sink + window "
-                          "tokens: budget must equal "
-                       << sink + window << ", got " << budget;
+  std::string problem = num::checkEvictPolicy(
+      toNumericsEvictPolicy(policy, sink, window, budget));
+  if (!problem.empty())
+    return emitError() << problem;
   return success();
 }
 

@@ -235,6 +235,17 @@ LogicalResult AttendOp::verify() {
                          "tokens, got ")
              << mask.getType();
   }
+  if (Value mass = getMass()) {
+    auto type = cast<RankedTensorType>(mass.getType());
+    if (type.getRank() != 3 || !dimsAgree(type.getDimSize(0), query.getDimSize(0)) ||
+        type.getDimSize(1) != cache.getNumKVHeads() ||
+        !ShapedType::isDynamic(type.getDimSize(2)))
+      return emitOpError("mass must be batch x kv_heads x ? (")
+             << dimToString(query.getDimSize(0)) << "x"
+             << cache.getNumKVHeads() << "x?xf32: its token dimension is "
+             << "the longest sequence's length, known at run time), got "
+             << type;
+  }
   return success();
 }
 

@@ -365,11 +365,13 @@ Value FunctionRewriter::rewriteSite(AttentionSite &site, BlockArgument cache) {
   Type outputElement = getElementTypeOrSelf(pv->getResult(0).getType());
   auto resultType =
       RankedTensorType::get(queryType.getShape(), outputElement);
-  Value attended = AttendOp::create(
-      builder, loc, resultType, query, appended, mask,
-      builder.getF32FloatAttr(site.scale), site.causal,
-      site.window ? builder.getI64IntegerAttr(*site.window) : IntegerAttr(),
-      FloatAttr());
+  Value attended =
+      AttendOp::create(
+          builder, loc, resultType, /*mass=*/Type(), query, appended, mask,
+          builder.getF32FloatAttr(site.scale), site.causal,
+          site.window ? builder.getI64IntegerAttr(*site.window) : IntegerAttr(),
+          FloatAttr())
+          .getResult();
   Layout attendedLayout = {site.batch, queryHeads, site.positions,
                            site.valueDim};
   Value output = convertLayout(builder, loc, table, attended, attendedLayout,

@@ -4,6 +4,7 @@
 #define KVC_DIALECT_KVC_IR_KVCATTRS_H
 
 #include "kvc/Numerics/Encoding.h"
+#include "kvc/Numerics/Evict.h"
 #include "mlir/IR/Attributes.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"

@@ -155,6 +155,11 @@ def KVC_EvictAttr : KVC_Attr<"Evict", "evict"> {
                         "unsigned":$budget);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The policy in the numerics library's terms (kvc/Numerics/Evict.h),
+    /// the single definition of which tokens it keeps.
+    ::kvc::numerics::EvictPolicy toNumerics() const;
+  }];
 }
 
 //===----------------------------------------------------------------------===//

@@ -109,10 +109,21 @@ def KVC_AttendOp : KVC_Op<"attend", [Pure]> {
       of tokens in the cache (padding masks, or any mask not expressed by
       `causal` and `window`).
 
+    Tokens evicted by `kvc.evict` are invisible. With a second result type,
+    the op also returns the attention mass of every cached token,
+    `batch x kv_heads x ?` f32: its softmax probability summed over the
+    query heads of its KV head and over the `q_len` queries (what H2O
+    accumulates and SnapKV ranks by, from the same pass over the cache). The
+    token dimension is the longest sequence's length; tokens a sequence does
+    not have, evicted tokens and masked tokens have mass 0.
+
     ```mlir
     %o = kvc.attend %q, %c {causal, window = 4096 : i64}
         : tensor<1x32x1x128xf32>, !kvc.cache<1x8x?x128xf16>
         -> tensor<1x32x1x128xf32>
+    %o2, %mass = kvc.attend %q, %c {causal}
+        : tensor<1x32x1x128xf32>, !kvc.cache<1x8x?x128xf16>
+        -> tensor<1x32x1x128xf32>, tensor<1x8x?xf32>
     ```
   }];
   let arguments = (ins KVC_FloatTensor:$query, KVC_Cache:$cache,
@@ -121,10 +132,12 @@ def KVC_AttendOp : KVC_Op<"attend", [Pure]> {
                        UnitAttr:$causal,
                        OptionalAttr<I64Attr>:$window,
                        OptionalAttr<F32Attr>:$softcap);
-  let results = (outs KVC_FloatTensor:$result);
+  let results = (outs KVC_FloatTensor:$result,
+                      Optional<RankedTensorOf<[F32]>>:$mass);
   let assemblyFormat = [{
     $query `,` $cache (`mask` `(` $mask^ `:` type($mask) `)`)? attr-dict `:`
     type($query) `,` qualified(type($cache)) `->` type($result)
+    (`,` type($mass)^)?
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{

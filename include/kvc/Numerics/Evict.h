@@ -1,0 +1,72 @@
+//===- Evict.h - token eviction semantics -----------------------*- C++ -*-===//
+//
+// The one definition of which tokens an eviction policy keeps, and of the
+// attention mass that score-based policies rank tokens by. The runtime, the
+// lowering's oracle tests, the cost model and the Python harness all call
+// these functions.
+//
+// A policy keeps at most `budget` tokens of each (sequence, KV head): the
+// first `sink` tokens, the `window` most recent ones and, for score-based
+// policies (H2O: attention mass accumulated over decode steps; SnapKV:
+// attention mass of an observation window of queries at prefill), the
+// `budget - sink - window` middle tokens with the highest scores. Ties go to
+// the later token, so the choice is deterministic. Tokens already evicted
+// (keep[t] == 0 on entry) stay evicted and do not count against the budget's
+// middle slots.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_NUMERICS_EVICT_H
+#define KVC_NUMERICS_EVICT_H
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace kvc {
+namespace numerics {
+
+enum class EvictKind : uint8_t { Streaming = 0, H2O = 1, SnapKV = 2 };
+
+struct EvictPolicy {
+  EvictKind kind = EvictKind::Streaming;
+  size_t sink = 0;
+  size_t window = 0;
+  size_t budget = 0;
+};
+
+/// Empty when `policy` is valid; otherwise why not (budget >= 1, sink +
+/// window <= budget, streaming keeps exactly sink + window, window >= 1 so
+/// that the newest token, the one a decode step's query sits at, is kept).
+std::string checkEvictPolicy(const EvictPolicy &policy);
+
+/// Parses "streaming:sink=4:window=60", "h2o:sink=4:window=64:budget=256" or
+/// "snapkv:...". Streaming's budget defaults to sink + window. Returns the
+/// error text (empty on success).
+std::string parseEvictPolicy(const std::string &spec, EvictPolicy &policy);
+
+/// Prints the spec form parseEvictPolicy reads.
+std::string formatEvictPolicy(const EvictPolicy &policy);
+
+/// Applies `policy` to one (sequence, KV head) holding `numTokens` tokens.
+/// keep[t] is 1 for a live token and 0 for one evicted earlier; on return the
+/// tokens the policy drops are 0 as well. With at most `budget` live tokens
+/// nothing changes. Otherwise the live tokens among the first `sink` positions
+/// and the last `window` positions stay, and of the other live tokens the
+/// highest-scoring `budget - (sink and window live tokens)` stay (`scores` has
+/// numTokens entries; ignored, and may be null, for streaming). Returns the
+/// number of live tokens after eviction.
+size_t selectKeptTokens(const EvictPolicy &policy, const float *scores,
+                        size_t numTokens, uint8_t *keep);
+
+/// Adds the attention mass of one query position to `mass`: `probs` is
+/// [numQueryHeads][numTokens] (softmax rows, zero for invisible keys) and
+/// `mass` is [numKVHeads][numTokens]; query head h belongs to KV head
+/// h / (numQueryHeads / numKVHeads), so each KV head sums its GQA group.
+void accumulateAttentionMass(const float *probs, size_t numQueryHeads,
+                             size_t numKVHeads, size_t numTokens, float *mass);
+
+} // namespace numerics
+} // namespace kvc
+
+#endif // KVC_NUMERICS_EVICT_H
