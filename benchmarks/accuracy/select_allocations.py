@@ -47,14 +47,25 @@ def main():
     parser.add_argument("--rotate-keys", action="store_true",
                         help="the stats are rotated (calibrate.py --rotate-keys) and "
                              "the allocations store keys rotated")
+    parser.add_argument("--context", type=int, default=0,
+                        help="with --evict-fractions: the context length token budgets "
+                             "are planned for (0: no eviction candidates)")
+    parser.add_argument("--evict-fractions", default="",
+                        help="token budgets as fractions of --context (H2O), e.g. "
+                             "1,0.75,0.5")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     result = {}
+    evict = {}
+    if args.evict_fractions:
+        evict = {"context": args.context,
+                 "evict_fractions": [float(f) for f in args.evict_fractions.split(",")]}
     for budget in [float(b) for b in args.budgets.split(",")]:
         report = kvc.select_bitwidths(args.layers, args.kv_heads, args.head_dim, budget,
                                       stats=args.stats, granularity=args.granularity,
                                       residual=args.residual,
-                                      page_tokens=args.page_tokens, prune=args.prune)
+                                      page_tokens=args.page_tokens, prune=args.prune,
+                                      **evict)
         name = f"{args.prefix}-{args.granularity}-{budget:g}"
         result[name] = {"budget": budget, "residual": args.residual,
                         "rotate_keys": args.rotate_keys,
@@ -62,8 +73,12 @@ def main():
                         "report": report}
         print(f"{name}: {report['average_bits']:.3f} bits/elem, predicted loss "
               f"{report['predicted_loss']:.5f} ({report['model']})")
+        evictions = {e["layer"]: e["evict"] for e in report.get("evictions", [])}
         for layer, entry in enumerate(result[name]["layers"]):
-            print(f"  layer {layer}: key {entry['key']}, value {entry['value']}")
+            if layer in evictions:
+                entry["evict"] = evictions[layer]
+            print(f"  layer {layer}: key {entry['key']}, value {entry['value']}"
+                  + (f", evict {evictions[layer]}" if layer in evictions else ""))
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
 

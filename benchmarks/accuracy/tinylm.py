@@ -122,13 +122,15 @@ class TinyLM:
             pre_rope["k"] = k
         return self._rope(q, positions), self._rope(k, positions), v
 
-    def attention(self, q, k, v, keys_read, values_read, residual):
+    def attention(self, q, k, v, keys_read, values_read, residual, mass=None):
         """Causal attention where query t reads key/value j from the
         compressed view if j < floor((t+1)/R)*R, else from the fp16 one.
 
         Queries with the same compressed prefix c are done together: their
         scores are [q @ compressed[:c], q @ fp16[c:t1]], so no position is
-        computed twice."""
+        computed twice. `mass` ([Hkv, T] float64, optional) receives each
+        key's softmax probabilities summed over all queries of its KV head
+        (H2O's scores, see eviction.py); the output does not depend on it."""
         hq, t, d = q.shape
         hkv = k.shape[0]
         group = hq // hkv
@@ -159,12 +161,17 @@ class TinyLM:
                 scores -= scores.max(axis=-1, keepdims=True)
                 probs = np.exp(scores)
                 probs /= probs.sum(axis=-1, keepdims=True)
+                if mass is not None:
+                    mass[kv, :t1] += probs.sum(axis=0, dtype=np.float64)
                 o = probs[:, :c] @ vc[kv, :c] + probs[:, c:] @ v16[kv, c:t1]
                 out[kv * group:(kv + 1) * group, t0:t1] = o.reshape(group, t1 - t0, d)
         return out
 
-    def layer(self, layer, hidden, positions, policy=None, capture=None):
-        """One decoder layer on hidden [T, H] under `policy` (see forward)."""
+    def layer(self, layer, hidden, positions, policy=None, capture=None,
+              attend=None):
+        """One decoder layer on hidden [T, H] under `policy` (see forward).
+        `attend(layer, q, k, v, keys_read, values_read, residual)` replaces
+        self.attention (eviction.py simulates evicting caches with it)."""
         t = hidden.shape[0]
         pre = {}
         q, k, v = self.qkv(layer, hidden, positions, pre_rope=pre)
@@ -191,7 +198,10 @@ class TinyLM:
             if policy.sink:
                 keys_read[:, :policy.sink] = _round_fp16(k[:, :policy.sink])
                 values_read[:, :policy.sink] = _round_fp16(v[:, :policy.sink])
-        attn = self.attention(q, k, v, keys_read, values_read, residual)
+        if attend is None:
+            attn = self.attention(q, k, v, keys_read, values_read, residual)
+        else:
+            attn = attend(layer, q, k, v, keys_read, values_read, residual)
         p = f"model.layers.{layer}."
         attn = attn.transpose(1, 0, 2).reshape(t, -1)
         hidden = hidden + attn @ self.w[p + "self_attn.o_proj.weight"].T
@@ -201,17 +211,18 @@ class TinyLM:
         hidden = hidden + ((gate / (1.0 + np.exp(-gate))) * up) @ self.w[p + "mlp.down_proj.weight"].T
         return hidden
 
-    def forward(self, tokens, policy=None, capture=None):
+    def forward(self, tokens, policy=None, capture=None, attend=None):
         """Log-probabilities [T, vocab] (base e) for a window of byte tokens.
 
         `policy`: a KVPolicy (None: fp16 cache). `capture`: a dict that
-        receives 'layer{l}.q/k/v' (post-RoPE) of every layer.
+        receives 'layer{l}.q/k/v' (post-RoPE) of every layer. `attend`: see
+        layer.
         """
         t = len(tokens)
         positions = np.arange(t)
         hidden = self.w["model.embed_tokens.weight"][tokens]
         for layer in range(self.num_layers):
-            hidden = self.layer(layer, hidden, positions, policy, capture)
+            hidden = self.layer(layer, hidden, positions, policy, capture, attend)
         x = self._rms_norm(hidden, self.w["model.norm.weight"])
         logits = x @ self.w["model.embed_tokens.weight"].T
         logits -= logits.max(axis=-1, keepdims=True)

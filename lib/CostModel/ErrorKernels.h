@@ -15,6 +15,8 @@
 // where dK, dV are the candidate's round trip minus the fp16 view. Working
 // on differences makes fp16 exactly 0 and keeps fp32 accurate for small
 // errors. The query heads of a GQA group share every key/value load.
+// With eviction (request.liveUntil), a key evicted before position p gets
+// weight 0 in the reference and in every candidate at p.
 //
 //===----------------------------------------------------------------------===//
 
@@ -233,6 +235,24 @@ private:
   size_t rowIndex(size_t p, size_t h) const {
     return (p - chunkFirst) * group + h;
   }
+  /// False when token j is evicted before query position p.
+  bool isLive(size_t j, size_t p) const {
+    return !liveUntil || liveUntil[j] >= p;
+  }
+  /// Masks evicted keys: scores to -inf (out of the maximum) ...
+  void maskScores(float *scores, size_t n, size_t p) const {
+    if (liveUntil)
+      for (size_t j = 0; j < n; ++j)
+        if (!isLive(j, p))
+          scores[j] = -INFINITY;
+  }
+  /// ... and weights to exactly 0 (exp8 clamps, so it would not be 0).
+  void maskWeights(float *weights, size_t n, size_t p) const {
+    if (liveUntil)
+      for (size_t j = 0; j < n; ++j)
+        if (!isLive(j, p))
+          weights[j] = 0.0f;
+  }
 
   const LayerErrorRequest &request;
   const LayerStats &layer;
@@ -241,6 +261,7 @@ private:
   size_t scoreFrom;
   float scale;
   size_t maxCompressed;
+  const uint32_t *liveUntil; // [N] or null: no eviction
 
   std::vector<const float *> queries; // [group] -> [N][D]
   std::vector<float> keysBlocked;     // fp16 view, blocked [np/16][D][16]
@@ -267,7 +288,9 @@ HeadEvaluator::HeadEvaluator(const LayerErrorRequest &request, size_t kvHead,
       scoreFrom(options.scoreFrom),
       scale(float(options.scale != 0.0 ? options.scale
                                        : 1.0 / std::sqrt(double(headDim)))),
-      maxCompressed(numerics::compressedTokenCount(numTokens, residual)) {
+      maxCompressed(numerics::compressedTokenCount(numTokens, residual)),
+      liveUntil(request.liveUntil ? (*request.liveUntil)[kvHead].data()
+                                  : nullptr) {
   const size_t perHead = numTokens * headDim;
   for (size_t g = 0; g < group; ++g)
     queries.push_back(layer.queries.data() + (kvHead * group + g) * perHead);
@@ -348,8 +371,10 @@ void HeadEvaluator::referenceChunk(size_t first, size_t last) {
         Row &row = rows[rowIndex(p, h0 + t)];
         for (size_t j = 0; j < n; ++j)
           sc[t][j] *= scale;
+        maskScores(sc[t], n, p);
         const float m = maxOf(sc[t], n, -INFINITY);
         expShifted(sc[t], m, n, ex[t]);
+        maskWeights(ex[t], n, p);
         const float zRes = sumOf(ex[t] + s, n - s);
         row = Row{m, sumOf(ex[t], s) + zRes, zRes};
       }
@@ -428,6 +453,7 @@ void HeadEvaluator::keyCandidateChunk(const std::vector<float> &deltaBlocked,
           ds[t][j] = sc[j] + scale * ds[t][j];
         const float mx = maxOf(ds[t], s, row.m);
         expShifted(ds[t], mx, s, w[t]);
+        maskWeights(w[t], s, p);
         const float zc = sumOf(w[t], s);
         const float factor = mx == row.m ? 1.0f : fastExp(row.m - mx);
         const float z = zc + row.zResidual * factor;

@@ -4,9 +4,12 @@
 
 #include "llvm/Support/FormatVariadic.h"
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <set>
+#include <sstream>
 #include <thread>
 
 namespace kvc {
@@ -31,6 +34,13 @@ const char *modelKindName(ModelKind kind) {
 namespace {
 llvm::Error selectionError(const llvm::Twine &msg) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), msg);
+}
+
+/// Shortest form of a user-given number ("0.75").
+std::string formatNumber(double x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
 }
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
@@ -80,6 +90,14 @@ selectBitwidths(const std::vector<LayerSpec> &layers,
                           "element");
   if (layers.empty())
     return selectionError("no caches to allocate bits for");
+  if (options.context > 0) {
+    if (!stats)
+      return selectionError("token budgets (context > 0) need statistics: "
+                            "eviction has no analytic proxy");
+    std::string problem = checkEvictFractions(options.evictFractions);
+    if (!problem.empty())
+      return selectionError(problem);
+  }
   std::set<unsigned> seen;
   for (const LayerSpec &l : layers)
     if (!seen.insert(l.layer).second)
@@ -192,20 +210,97 @@ selectBitwidths(const std::vector<LayerSpec> &layers,
     result.note = "no statistics: analytic proxy from bits, group and axis";
   }
 
-  // Slots.
-  struct SlotRef {
-    size_t layer;
+  // Token budgets: per layer, one variant per fraction (1: no eviction);
+  // an evicting variant has its eviction run and every candidate measured
+  // again on the kept tokens.
+  struct Variant {
+    std::optional<TokenBudget> budget; ///< none: every token kept
+    CandidateError evictError;         ///< per KV head (evicting only)
+    LayerErrors kept;                  ///< candidates on the kept tokens
+  };
+  std::vector<std::vector<Variant>> variants(layers.size());
+  if (options.context == 0) {
+    for (auto &v : variants)
+      v.emplace_back();
+  } else {
+    result.context = options.context;
+    result.evictFractions = options.evictFractions;
+    std::sort(result.evictFractions.begin(), result.evictFractions.end(),
+              std::greater<double>());
+    std::vector<EvictionRequest> evictRequests;
+    std::vector<std::pair<size_t, size_t>> evictOwner; // (layer, variant)
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const LayerStats *s = stats->find(layers[i].layer);
+      std::string lastProblem;
+      for (double f : result.evictFractions) {
+        Variant v;
+        if (f < 1.0) {
+          TokenBudget b;
+          std::string problem = makeTokenBudget(
+              f, options.context, layers[i].residual, s->numTokens, b);
+          if (!problem.empty()) {
+            result.skippedBudgets.push_back(
+                llvm::formatv("layer {0}: {1}", layers[i].layer, problem));
+            lastProblem = problem;
+            continue;
+          }
+          v.budget = b;
+          evictRequests.push_back({s, b.calibration});
+          evictOwner.push_back({i, variants[i].size()});
+        }
+        variants[i].push_back(std::move(v));
+      }
+      if (variants[i].empty())
+        return selectionError(llvm::formatv(
+            "layer {0}: none of the token budgets is possible ({1})",
+            layers[i].layer, lastProblem));
+    }
+    ErrorOptions errorOptions;
+    errorOptions.scoreFrom = stats->scoreFrom;
+    errorOptions.scale = options.scale;
+    errorOptions.threads = options.threads;
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<EvictionErrors> evicted =
+        simulateEvictions(evictRequests, errorOptions);
+    std::vector<LayerErrorRequest> keptRequests;
+    for (size_t r = 0; r < evictRequests.size(); ++r) {
+      const size_t i = evictOwner[r].first;
+      LayerErrorRequest request;
+      request.layer = evictRequests[r].layer;
+      request.residual = layers[i].residual;
+      request.keyCandidates = sideOf(i, Side::Key).candidates;
+      request.valueCandidates = sideOf(i, Side::Value).candidates;
+      request.liveUntil = &evicted[r].liveUntil;
+      result.candidatesEvaluated += (request.keyCandidates.size() +
+                                     request.valueCandidates.size()) *
+                                    layers[i].kvHeads;
+      keptRequests.push_back(std::move(request));
+    }
+    std::vector<LayerErrors> kept = computeErrors(keptRequests, errorOptions);
+    result.errorSeconds += secondsSince(start);
+    for (size_t r = 0; r < evictRequests.size(); ++r) {
+      Variant &v = variants[evictOwner[r].first][evictOwner[r].second];
+      v.evictError = std::move(evicted[r].error);
+      v.kept = std::move(kept[r]);
+    }
+  }
+
+  // The slots of a layer under one variant, and each option's error E.
+  struct SubSlotRef {
     Side side;
     int head;
   };
-  std::vector<Slot> slots;
-  std::vector<SlotRef> refs;
-  std::vector<std::vector<double>> slotErrors;
-  for (size_t i = 0; i < layers.size(); ++i)
+  const bool perHead = options.granularity == Granularity::Head;
+  auto layerSlots = [&](size_t i, const Variant &var, std::vector<Slot> &out,
+                        std::vector<std::vector<double>> &outErrors,
+                        std::vector<SubSlotRef> &refs) {
+    const LayerSpec &l = layers[i];
+    const double keep = var.budget ? var.budget->keepFraction : 1.0;
     for (Side side : {Side::Key, Side::Value}) {
       const LayerSide &ls = sideOf(i, side);
-      const LayerSpec &l = layers[i];
-      const bool perHead = options.granularity == Granularity::Head;
+      const std::vector<CandidateError> *numerators = &ls.measured;
+      if (var.budget)
+        numerators = side == Side::Key ? &var.kept.key : &var.kept.value;
       const int numSlots = perHead ? int(l.kvHeads) : 1;
       for (int h = 0; h < numSlots; ++h) {
         Slot slot;
@@ -217,26 +312,94 @@ selectBitwidths(const std::vector<LayerSpec> &layers,
             error = analyticError(ls.candidates[c], side);
             loss = error / numSlots;
           } else {
-            const CandidateError &m = ls.measured[c];
-            double den = 0.0;
-            for (double d : m.denominator)
-              den += d;
-            error = perHead ? m.headError(h) : m.layerError();
+            // Normalized by the unevicted output (the base run's
+            // denominators), like the eviction error itself.
+            const CandidateError &base = ls.measured[c];
+            const CandidateError &m = (*numerators)[c];
+            double num = 0.0, den = 0.0;
+            for (size_t k = 0; k < base.denominator.size(); ++k) {
+              num += m.numerator[k];
+              den += base.denominator[k];
+            }
+            error = perHead ? (base.denominator[h] > 0.0
+                                   ? m.numerator[h] / base.denominator[h]
+                                   : 0.0)
+                            : (den > 0.0 ? num / den : 0.0);
             loss = ls.alpha * (perHead ? m.numerator[h] / den : error);
           }
           slot.options.push_back(
-              {ls.candidates[c].bitsPerElement(l.headDim), loss});
+              {ls.candidates[c].bitsPerElement(l.headDim) * keep, loss});
           errs.push_back(error);
         }
-        slots.push_back(std::move(slot));
-        refs.push_back({i, side, perHead ? h : -1});
-        slotErrors.push_back(std::move(errs));
+        out.push_back(std::move(slot));
+        outErrors.push_back(std::move(errs));
+        refs.push_back({side, perHead ? h : -1});
       }
     }
+  };
+  auto evictionError = [](const Variant &var) {
+    return var.budget ? var.evictError.layerError() : 0.0;
+  };
+  auto evictionLoss = [&](size_t i, const Variant &var) {
+    // Eviction, like key error, perturbs the attention weights: alpha_key.
+    return sideOf(i, Side::Key).alpha * evictionError(var);
+  };
 
+  // Top-level slots: each sub-slot as it is, or with token budgets one
+  // combined slot per layer.
+  struct SlotRef {
+    size_t layer;
+    std::vector<SubSlotRef> subRefs;
+    std::vector<std::vector<std::vector<double>>> errors; // [variant][sub]
+    std::vector<std::vector<Slot>> slots;                 // [variant][sub]
+    std::optional<CombinedSlot> combined;
+    size_t sub = 0; // the sub-slot, when not combined
+  };
+  std::vector<Slot> slots;
+  std::vector<SlotRef> refs;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::vector<GroupVariant> group;
+    SlotRef ref;
+    ref.layer = i;
+    for (const Variant &var : variants[i]) {
+      GroupVariant g;
+      g.fixedLoss = evictionLoss(i, var);
+      std::vector<std::vector<double>> errors;
+      ref.subRefs.clear();
+      layerSlots(i, var, g.slots, errors, ref.subRefs);
+      ref.errors.push_back(std::move(errors));
+      ref.slots.push_back(g.slots);
+      group.push_back(std::move(g));
+    }
+    if (options.context == 0) {
+      for (size_t k = 0; k < group[0].slots.size(); ++k) {
+        SlotRef single = ref;
+        single.sub = k;
+        slots.push_back(group[0].slots[k]);
+        refs.push_back(std::move(single));
+      }
+      continue;
+    }
+    llvm::Expected<CombinedSlot> combined = combineGroup(group);
+    if (!combined)
+      return combined.takeError();
+    slots.push_back(combined->slot);
+    ref.combined = std::move(*combined);
+    refs.push_back(std::move(ref));
+  }
+
+  // A combined slot's cost is the average of its sub-slots' (scaled)
+  // costs: a finer grid keeps the DP exact for the usual encodings.
+  SolveOptions solveOptions = options.solver;
+  if (options.context > 0) {
+    unsigned maxHeads = 1;
+    for (const LayerSpec &l : layers)
+      maxHeads = std::max(maxHeads, l.kvHeads);
+    solveOptions.resolution *= perHead ? 2.0 * maxHeads : 2.0;
+  }
   const auto solveStart = std::chrono::steady_clock::now();
   llvm::Expected<Solution> solution =
-      solve(slots, options.budget, options.solver);
+      solve(slots, options.budget, solveOptions);
   result.solveSeconds = secondsSince(solveStart);
   if (!solution)
     return solution.takeError();
@@ -246,24 +409,54 @@ selectBitwidths(const std::vector<LayerSpec> &layers,
   result.totalPredictedLoss = solution->totalLoss;
   result.lowerBound = solution->lowerBound;
   result.averageBits = solution->averageCost;
-  for (size_t s = 0; s < slots.size(); ++s) {
-    const SlotRef &ref = refs[s];
+  auto addChoice = [&](const SlotRef &ref, size_t variant, size_t sub,
+                       size_t c) {
+    const Variant &var = variants[ref.layer][variant];
+    const std::vector<std::vector<double>> &errors = ref.errors[variant];
     const LayerSpec &l = layers[ref.layer];
-    const size_t c = solution->choice[s];
+    const SubSlotRef &subRef = ref.subRefs[sub];
+    const LayerSide &ls = sideOf(ref.layer, subRef.side);
     SlotChoice choice;
     choice.layer = l.layer;
-    choice.head = ref.head;
-    choice.side = ref.side;
-    choice.heads = ref.head < 0 ? l.kvHeads : 1;
+    choice.head = subRef.head;
+    choice.side = subRef.side;
+    choice.heads = subRef.head < 0 ? l.kvHeads : 1;
     choice.headDim = l.headDim;
-    choice.candidate = sideOf(ref.layer, ref.side).candidates[c];
-    choice.bits = slots[s].options[c].cost;
-    choice.bytesPerToken = choice.bits * choice.heads * l.headDim / 8.0;
-    choice.error = slotErrors[s][c];
-    choice.predictedLoss = slots[s].options[c].loss;
+    choice.candidate = ls.candidates[c];
+    choice.bits = choice.candidate.bitsPerElement(l.headDim);
+    if (var.budget) {
+      choice.evict = var.budget->policy;
+      choice.keepFraction = var.budget->keepFraction;
+    }
+    choice.bytesPerToken =
+        choice.bits * choice.heads * l.headDim / 8.0 * choice.keepFraction;
+    choice.error = errors[sub][c];
+    choice.predictedLoss = ref.slots[variant][sub].options[c].loss;
     result.bytesPerToken += choice.bytesPerToken;
     result.fp16BytesPerToken += 2.0 * choice.heads * l.headDim;
     result.slots.push_back(choice);
+  };
+  for (size_t s = 0; s < slots.size(); ++s) {
+    const SlotRef &ref = refs[s];
+    const size_t c = solution->choice[s];
+    if (!ref.combined) {
+      addChoice(ref, 0, ref.sub, c);
+      continue;
+    }
+    const GroupChoice &g = ref.combined->choices[c];
+    const Variant &var = variants[ref.layer][g.variant];
+    for (size_t k = 0; k < g.choice.size(); ++k)
+      addChoice(ref, g.variant, k, g.choice[k]);
+    LayerEviction e;
+    e.layer = layers[ref.layer].layer;
+    if (var.budget) {
+      e.policy = var.budget->policy;
+      e.calibration = var.budget->calibration;
+      e.keepFraction = var.budget->keepFraction;
+    }
+    e.error = evictionError(var);
+    e.predictedLoss = evictionLoss(ref.layer, var);
+    result.evictions.push_back(e);
   }
   return result;
 }
@@ -280,29 +473,60 @@ void printReport(const SelectionResult &r, llvm::raw_ostream &os) {
   else if (!r.note.empty())
     os << " (" << r.note << ")";
   os << "\n";
+  // With token budgets every row also shows its layer's budget.
+  const bool budgets = r.context > 0;
   os << llvm::formatv("{0,5} {1,5}  {2,-5}  {3,-22} {4,6} {5,9}  {6,11}  "
-                      "{7,11}\n",
+                      "{7,11}",
                       "layer", "head", "side", "encoding", "bits", "B/token",
                       "error E", "pred. loss");
-  for (const SlotChoice &s : r.slots)
+  os << (budgets ? llvm::formatv("  {0,5}  {1}\n", "keep", "evict").str()
+                 : std::string("\n"));
+  for (const SlotChoice &s : r.slots) {
     os << llvm::formatv("{0,5} {1,5}  {2,-5}  {3,-22} {4,6:F3} {5,9:F1}  "
-                        "{6,11:e}  {7,11:e}\n",
+                        "{6,11:e}  {7,11:e}",
                         s.layer,
                         s.head < 0 ? std::string("all") : std::to_string(s.head),
                         sideName(s.side), s.candidate.toString(), s.bits,
                         s.bytesPerToken, s.error, s.predictedLoss);
+    if (budgets)
+      os << llvm::formatv("  {0,5:F3}  {1}", s.keepFraction,
+                          s.evict ? numerics::formatEvictPolicy(*s.evict)
+                                  : std::string("-"));
+    os << "\n";
+  }
+  if (budgets) {
+    os << "token budgets: context " << r.context << " tokens, fractions";
+    for (double f : r.evictFractions)
+      os << " " << formatNumber(f);
+    os << " (H2O, sink " << kEvictSink << ", window R)\n";
+    for (const LayerEviction &e : r.evictions) {
+      if (!e.policy) {
+        os << llvm::formatv("evict layer {0}: none (keep 1.000)\n", e.layer);
+        continue;
+      }
+      os << llvm::formatv("evict layer {0}: {1} (keep {2:F3}; measured with "
+                          "budget {3} on the calibration tokens: E {4:e}, "
+                          "pred. loss {5:e})\n",
+                          e.layer, numerics::formatEvictPolicy(*e.policy),
+                          e.keepFraction, e.calibration.budget, e.error,
+                          e.predictedLoss);
+    }
+    for (const std::string &skipped : r.skippedBudgets)
+      os << "skipped " << skipped << "\n";
+  }
   for (const SideAlpha &a : r.alphas)
     os << llvm::formatv("alpha layer {0} {1}: {2:e} (dloss {3:e} at {4}, "
                         "E_ref {5:e})\n",
                         a.layer, sideName(a.side), a.alpha, a.dloss,
                         a.reference.toString(), a.referenceError);
   os << llvm::formatv("total: {0:F3} bits/element (budget {1:F3}), "
-                      "{2:F1} B/token vs fp16 {3:F1} ({4:F2}x smaller)\n",
+                      "{2:F1} B/token vs fp16 {3:F1} ({4:F2}x smaller){5}\n",
                       r.averageBits, r.budget, r.bytesPerToken,
                       r.fp16BytesPerToken,
                       r.bytesPerToken > 0 ? r.fp16BytesPerToken /
                                                 r.bytesPerToken
-                                          : 0.0);
+                                          : 0.0,
+                      budgets ? ", averaged over the context" : "");
   os << llvm::formatv("predicted loss: {0:e} (lower bound {1:e}; solver {2}, "
                       "{3})\n",
                       r.totalPredictedLoss, r.lowerBound, r.solverMethod,
@@ -315,9 +539,14 @@ void printReport(const SelectionResult &r, llvm::raw_ostream &os) {
 }
 
 llvm::json::Value reportToJSON(const SelectionResult &r) {
+  const bool budgets = r.context > 0;
+  auto policyValue = [](const std::optional<numerics::EvictPolicy> &p) {
+    return p ? llvm::json::Value(numerics::formatEvictPolicy(*p))
+             : llvm::json::Value(nullptr);
+  };
   llvm::json::Array slots;
-  for (const SlotChoice &s : r.slots)
-    slots.push_back(llvm::json::Object{
+  for (const SlotChoice &s : r.slots) {
+    llvm::json::Object slot{
         {"layer", s.layer},
         {"head", s.head < 0 ? llvm::json::Value("all")
                             : llvm::json::Value(s.head)},
@@ -326,7 +555,15 @@ llvm::json::Value reportToJSON(const SelectionResult &r) {
         {"bits_per_element", s.bits},
         {"bytes_per_token", s.bytesPerToken},
         {"error", s.error},
-        {"predicted_loss", s.predictedLoss}});
+        {"predicted_loss", s.predictedLoss}};
+    // Only with token budgets, so that reports without them stay as they
+    // were.
+    if (budgets) {
+      slot["evict"] = policyValue(s.evict);
+      slot["keep_fraction"] = s.keepFraction;
+    }
+    slots.push_back(std::move(slot));
+  }
   llvm::json::Array alphas;
   for (const SideAlpha &a : r.alphas)
     alphas.push_back(llvm::json::Object{{"layer", a.layer},
@@ -335,7 +572,7 @@ llvm::json::Value reportToJSON(const SelectionResult &r) {
                                         {"reference", a.reference.toString()},
                                         {"reference_error", a.referenceError},
                                         {"dloss", a.dloss}});
-  return llvm::json::Object{
+  llvm::json::Object report{
       {"budget", r.budget},
       {"granularity", granularityName(r.granularity)},
       {"model", modelKindName(r.model)},
@@ -353,6 +590,30 @@ llvm::json::Value reportToJSON(const SelectionResult &r) {
       {"candidate_evaluations", int64_t(r.candidatesEvaluated)},
       {"error_seconds", r.errorSeconds},
       {"solve_seconds", r.solveSeconds}};
+  if (budgets) {
+    llvm::json::Array evictions;
+    for (const LayerEviction &e : r.evictions) {
+      llvm::json::Object entry{{"layer", e.layer},
+                               {"evict", policyValue(e.policy)},
+                               {"keep_fraction", e.keepFraction},
+                               {"error", e.error},
+                               {"predicted_loss", e.predictedLoss}};
+      if (e.policy)
+        entry["calibration_budget"] = int64_t(e.calibration.budget);
+      evictions.push_back(std::move(entry));
+    }
+    llvm::json::Array fractions;
+    for (double f : r.evictFractions)
+      fractions.push_back(f);
+    llvm::json::Array skipped;
+    for (const std::string &text : r.skippedBudgets)
+      skipped.push_back(text);
+    report["context"] = int64_t(r.context);
+    report["evict_fractions"] = std::move(fractions);
+    report["evictions"] = std::move(evictions);
+    report["skipped_budgets"] = std::move(skipped);
+  }
+  return report;
 }
 
 } // namespace cost

@@ -41,6 +41,10 @@ llvm::Error checkInstance(const std::vector<Slot> &slots, double budget) {
       return solverError("slot " + llvm::Twine(i) + " has no options");
     if (!(slots[i].weight > 0.0))
       return solverError("slot " + llvm::Twine(i) + " has no elements");
+    // The DP records choices in 16 bits.
+    if (slots[i].options.size() > 65535)
+      return solverError("slot " + llvm::Twine(i) + " has more than 65535 "
+                         "options");
     double minCost = std::numeric_limits<double>::infinity();
     for (const SlotOption &o : slots[i].options)
       minCost = std::min(minCost, o.cost);
@@ -71,6 +75,72 @@ Solution finish(const std::vector<Slot> &slots, std::vector<size_t> choice,
   return s;
 }
 } // namespace
+
+llvm::Expected<CombinedSlot>
+combineGroup(const std::vector<GroupVariant> &variants) {
+  if (variants.empty())
+    return solverError("a slot group needs at least one variant");
+  const std::vector<Slot> &first = variants.front().slots;
+  if (first.empty())
+    return solverError("a slot group needs at least one slot");
+  for (const GroupVariant &v : variants) {
+    if (v.slots.size() != first.size())
+      return solverError("the variants of a slot group differ in slots");
+    for (size_t i = 0; i < first.size(); ++i) {
+      if (v.slots[i].weight != first[i].weight)
+        return solverError("the variants of a slot group differ in weights");
+      if (v.slots[i].options.empty())
+        return solverError("slot " + llvm::Twine(i) + " of a group has no "
+                           "options");
+    }
+  }
+  struct Point {
+    double cost, loss; // cost: sum of weight * cost
+    GroupChoice choice;
+  };
+  // Keeps the Pareto frontier: by cost, then loss, then insertion order;
+  // a point stays if it has less loss than every cheaper-or-equal one.
+  auto frontier = [](std::vector<Point> points) {
+    std::stable_sort(points.begin(), points.end(),
+                     [](const Point &a, const Point &b) {
+                       return a.cost != b.cost ? a.cost < b.cost
+                                               : a.loss < b.loss;
+                     });
+    std::vector<Point> kept;
+    for (Point &p : points)
+      if (kept.empty() || p.loss < kept.back().loss)
+        kept.push_back(std::move(p));
+    return kept;
+  };
+  std::vector<Point> all;
+  for (size_t v = 0; v < variants.size(); ++v) {
+    std::vector<Point> points = {{0.0, variants[v].fixedLoss, {v, {}}}};
+    for (const Slot &slot : variants[v].slots) {
+      std::vector<Point> next;
+      for (const Point &p : points)
+        for (size_t o = 0; o < slot.options.size(); ++o) {
+          Point q = p;
+          q.cost += slot.weight * slot.options[o].cost;
+          q.loss += slot.options[o].loss;
+          q.choice.choice.push_back(o);
+          next.push_back(std::move(q));
+        }
+      points = frontier(std::move(next));
+    }
+    all.insert(all.end(), points.begin(), points.end());
+  }
+  all = frontier(std::move(all));
+  CombinedSlot combined;
+  combined.slot.weight = 0.0;
+  for (const Slot &s : first)
+    combined.slot.weight += s.weight;
+  for (Point &p : all) {
+    combined.slot.options.push_back(
+        {p.cost / combined.slot.weight, p.loss});
+    combined.choices.push_back(std::move(p.choice));
+  }
+  return combined;
+}
 
 bool solveIntegerKnapsack(const std::vector<std::vector<long>> &costs,
                           const std::vector<std::vector<double>> &losses,

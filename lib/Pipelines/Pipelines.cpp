@@ -33,6 +33,11 @@ void mlir::kvc::buildCompressPipeline(OpPassManager &pm,
     select.budget = options.budget;
     select.stats = options.stats;
     select.granularity = options.granularity;
+    if (!options.evictFractions.empty()) {
+      select.context = options.context;
+      select.evictFractions.assign(options.evictFractions.begin(),
+                                   options.evictFractions.end());
+    }
     // The selection's table goes to stderr; report/report-file are the
     // cache report's (run kvc-select-bitwidths alone for its JSON).
     select.report = options.report == "none" ? "none" : "text";

@@ -2,7 +2,8 @@
 //
 // select_bitwidths runs the same selection as kvc-select-bitwidths (without
 // IR: the caller names the layers) and returns its JSON report as Python
-// objects; candidate_errors exposes the measured attention-output error E
+// objects (with context > 0 also each layer's token budget);
+// candidate_errors exposes the measured attention-output error E
 // of encodings on calibration statistics.
 //
 //===----------------------------------------------------------------------===//
@@ -49,7 +50,16 @@ py::object selectBitwidths(unsigned numLayers, unsigned kvHeads,
                            unsigned headDim, double budget,
                            const std::optional<std::string> &statsPath,
                            const std::string &granularity, unsigned residual,
-                           unsigned pageTokens, bool prune) {
+                           unsigned pageTokens, bool prune, int64_t context,
+                           const std::optional<std::vector<double>>
+                               &evictFractions) {
+  if (context < 0)
+    throw py::value_error("context (tokens the token budgets are planned "
+                          "for) must be >= 0, got " +
+                          std::to_string(context));
+  if (evictFractions && context == 0)
+    throw py::value_error("evict_fractions needs context (the context length "
+                          "the token budgets are fractions of)");
   std::optional<cost::CalibrationStats> stats;
   if (statsPath)
     stats = unwrap(cost::loadStats(*statsPath));
@@ -60,6 +70,9 @@ py::object selectBitwidths(unsigned numLayers, unsigned kvHeads,
   options.budget = budget;
   options.candidates.pageTokens = pageTokens;
   options.candidates.prune = prune;
+  options.context = size_t(context);
+  if (evictFractions)
+    options.evictFractions = *evictFractions;
   if (granularity == "head")
     options.granularity = cost::Granularity::Head;
   else if (granularity != "layer")
@@ -122,12 +135,18 @@ void bindCostModel(py::module_ &m) {
         py::arg("kv_heads"), py::arg("head_dim"), py::arg("budget"),
         py::arg("stats") = std::nullopt, py::arg("granularity") = "layer",
         py::arg("residual") = 128, py::arg("page_tokens") = 64,
-        py::arg("prune") = false,
+        py::arg("prune") = false, py::arg("context") = 0,
+        py::arg("evict_fractions") = std::nullopt,
         "Choose key and value encodings per layer (or KV head) under a budget "
         "of average bits per element; returns the cost model's report (the "
         "JSON kvc-select-bitwidths writes) as Python objects. Without stats "
         "the analytic proxy is used. page_tokens: channel-axis groups must "
-        "divide the runtime page; prune: consider key channel pruning.");
+        "divide the runtime page; prune: consider key channel pruning. "
+        "context > 0 (needs stats): each layer may also keep only a token "
+        "budget of fraction * context tokens (H2O, sink 4, window = "
+        "residual), fractions from evict_fractions (default 1, 0.75, 0.5, "
+        "0.25; 1 keeps every token); the report's slots then carry 'evict' "
+        "and 'keep_fraction', and 'evictions' lists each layer's budget.");
   m.def("candidate_errors", &candidateErrors, py::arg("stats"),
         py::arg("layer"), py::arg("side"), py::arg("candidates"),
         py::arg("residual") = 128,

@@ -3,7 +3,8 @@
 // The input bytes choose a configuration (preset, backend, per-head
 // encodings, pool and slot counts) and then every decision of the model driver: which operation,
 // which sequence and layer, how many tokens, their values (including NaN,
-// Inf and fp16 overflow) and which invalid call to try. After every
+// Inf and fp16 overflow), eviction policies and scores, and which invalid
+// call to try. After every
 // operation the runtime's own invariant check must pass; the model
 // comparison runs after each step and in full at the end. Any mismatch
 // aborts, which libFuzzer reports as a crash with the input that caused it.

@@ -41,6 +41,12 @@
  * one arena per cache (plain cudaMalloc on the CUDA backend, never managed
  * memory); page allocation and release are O(1) (free lists).
  *
+ * Eviction (kvc_rt_evict) drops tokens per KV head: every (sequence,
+ * layer, kv head) has a live bitmap, and a page none of whose tokens is live
+ * in any head becomes a hole in the page table (KVC_RT_PAGE_HOLE) and goes
+ * back to the pool. Nothing is copied or moved: positions never shift, a
+ * live token keeps its page and slot, and later appends continue at n.
+ *
  * Conventions
  * -----------
  * - Every function returns a kvc_rt_status. On error nothing observable
@@ -85,11 +91,16 @@ extern "C" {
 
 /** Version of this ABI; bumped on any incompatible change of the structs or
  *  functions below. kvc_rt_abi_version() returns the library's. */
-#define KVC_RT_ABI_VERSION 2
+#define KVC_RT_ABI_VERSION 3
 /** Version of the page layout (docs/layout.md) of the pages. */
 #define KVC_RT_LAYOUT_VERSION 1
 /** Default page size in tokens (kvc_rt_config_init). */
 #define KVC_RT_DEFAULT_PAGE_TOKENS 64
+/** A page-table entry whose page was released by eviction (every token of
+ *  the page is evicted in every KV head). Page tables are int32, so a hole
+ *  reads as -1 (UINT32_MAX as uint32_t), the same value as the entries past
+ *  a sequence's pages: a hole is an entry below num_pages holding it. */
+#define KVC_RT_PAGE_HOLE (-1)
 /** Never a valid sequence id. */
 #define KVC_RT_SEQ_INVALID ((kvc_rt_seq)0)
 
@@ -288,8 +299,9 @@ typedef struct kvc_rt_cache kvc_rt_cache;
 
 /** Creates a cache: validates `config`, allocates the whole arena and all
  *  host metadata up front (nothing is allocated later except transient
- *  buffers of the numerics library). On success *out owns the cache until
- *  kvc_rt_cache_destroy; on error *out is not written.
+ *  buffers of the numerics library and of eviction, and the live bitmaps
+ *  of sequences that evict, see kvc_rt_evict). On success *out owns the
+ *  cache until kvc_rt_cache_destroy; on error *out is not written.
  *  Errors: NULL_POINTER, INVALID_ARGUMENT, UNSUPPORTED, OUT_OF_MEMORY,
  *  BACKEND. */
 KVC_RT_API kvc_rt_status kvc_rt_cache_create(const kvc_rt_cache_config *config,
@@ -473,7 +485,8 @@ typedef struct kvc_rt_layer_view {
 } kvc_rt_layer_view;
 
 /** One (layer, sequence): what a loop over pages needs. Valid until the next
- *  call that modifies this sequence (append, free) or destroys the cache;
+ *  call that modifies this sequence (append, evict, free) or destroys the
+ *  cache;
  *  the pool pointers and `slot` stay valid as long as the sequence lives.
  *  Compressed token t (< compressed_tokens) of head h is in the block at
  *  `pool + page_table[t / T] * page_bytes + (head h's block offset)`,
@@ -488,7 +501,9 @@ typedef struct kvc_rt_sequence_view {
   uint64_t residual_tokens;   /**< n - c(n) */
   uint32_t num_pages;         /**< ceil(c(n) / T) */
   uint32_t slot;              /**< row of this sequence in page_tables */
-  const int32_t *page_table;  /**< host memory, num_pages entries */
+  /** Host memory, num_pages entries; KVC_RT_PAGE_HOLE for a page released
+   *  by eviction (skip it: none of its tokens is live). */
+  const int32_t *page_table;
   const int32_t *page_table_device; /**< backend memory, same entries */
   const void *k_pool;
   const void *v_pool;
@@ -501,6 +516,14 @@ typedef struct kvc_rt_sequence_view {
   uint32_t head_dim;
   uint32_t page_tokens;
   uint32_t residual;
+  /** The live bitmaps of this (sequence, layer), host memory: head h's at
+   *  `live_bitmap + h * live_bitmap_head_bytes`, token t live iff bit t % 8
+   *  of byte t / 8 is 1. NULL while no token of the sequence was ever
+   *  evicted in this layer (every token is live). */
+  const uint8_t *live_bitmap;
+  uint64_t live_bitmap_head_bytes; /**< ceil(max_tokens / 8) rounded up to
+                                        a multiple of 8 */
+  uint64_t evicted_tokens;         /**< over all heads */
 } kvc_rt_sequence_view;
 
 /** Fills *out for `layer`. Errors: NULL_POINTER, INVALID_HANDLE,
@@ -537,7 +560,9 @@ KVC_RT_API kvc_rt_status kvc_rt_sequence_view_get(const kvc_rt_cache *cache,
 /** Dequantizes all tokens of (`layer`, `seq`, `head`) into host fp32
  *  buffers [n][head_dim] (n = the sequence's length in that layer):
  *  compressed tokens through the numerics library, residual tokens from
- *  fp16. For tests and oracles (it synchronizes on CUDA). Either output may
+ *  fp16. Rows of tokens evicted in this head are quiet NaN (their pages may
+ *  be holes, which are never read). For tests and oracles (it synchronizes
+ *  on CUDA). Either output may
  *  be NULL to skip that side. `capacity_tokens` is the rows each non-NULL
  *  output holds. Errors: NULL_POINTER (cache), INVALID_HANDLE,
  *  INVALID_SEQUENCE, INVALID_ARGUMENT (layer, head), CAPACITY_EXCEEDED
@@ -553,14 +578,77 @@ typedef enum kvc_rt_pool { KVC_RT_POOL_K = 0, KVC_RT_POOL_V = 1 } kvc_rt_pool;
 
 /** Copies the raw bytes of one head's block of `page` (a pool index, as
  *  found in a page table) of `pool` (kvc_rt_pool) into host memory `dst` of
- *  `dst_bytes` >= that head's block_bytes on that side. For tests and dumps; pages not
- *  in use hold meaningless bytes. Errors: NULL_POINTER, INVALID_HANDLE,
+ *  `dst_bytes` >= that head's block_bytes on that side. For tests and dumps.
+ *  Only pages in use can be read: a free page (never used, or released by
+ *  eviction or free) and a hole (KVC_RT_PAGE_HOLE, out of range as a
+ *  uint32_t) are INVALID_ARGUMENT. Errors: NULL_POINTER, INVALID_HANDLE,
  *  INVALID_ARGUMENT (layer, page, head, pool), CAPACITY_EXCEEDED
  *  (dst_bytes), BACKEND. */
 KVC_RT_API kvc_rt_status kvc_rt_read_block(const kvc_rt_cache *cache,
                                            uint32_t layer, uint32_t page,
                                            uint32_t head, uint32_t pool,
                                            void *dst, uint64_t dst_bytes);
+
+/*===------------------------------ Eviction -----------------------------===*/
+
+/** Eviction policies (kvc::numerics::EvictKind). */
+typedef enum kvc_rt_evict_kind {
+  KVC_RT_EVICT_STREAMING = 0, /**< sink + recent window (StreamingLLM) */
+  KVC_RT_EVICT_H2O = 1,       /**< heavy hitters by accumulated attention */
+  KVC_RT_EVICT_SNAPKV = 2     /**< observation-window scores at prefill */
+} kvc_rt_evict_kind;
+
+/** `#kvc.evict`: keep at most `budget` tokens per KV head: the first `sink`,
+ *  the last `window`, and (H2O, SnapKV) the highest-scoring others.
+ *  Constraints (kvc::numerics::checkEvictPolicy): budget >= 1, window >= 1,
+ *  sink + window <= budget, and for streaming budget == sink + window. */
+typedef struct kvc_rt_evict_policy {
+  uint32_t kind; /**< kvc_rt_evict_kind */
+  uint32_t sink;
+  uint32_t window;
+  uint32_t budget;
+} kvc_rt_evict_policy;
+
+/** Applies `policy` to every KV head of (`seq`, `layer`): for head h,
+ *  kvc::numerics::selectKeptTokens(policy, scores + h * num_tokens,
+ *  num_tokens, live_h), where live_h is the head's live set (tokens already
+ *  evicted stay evicted; with at most `budget` live tokens nothing changes).
+ *  `scores` is host [kv_heads][num_tokens] f32 (H2O: accumulated attention
+ *  mass; SnapKV: observation-window mass); it is ignored, and may be NULL,
+ *  for streaming. `num_tokens` must equal the sequence's length.
+ *
+ *  No data moves: evicted tokens keep their bytes (tokens still in the fp16
+ *  staging window stay staged, they are just dead) and positions never
+ *  shift. A page none of whose T token positions is live in any head (all
+ *  of them below n) is released: its page-table entry becomes
+ *  KVC_RT_PAGE_HOLE and the page goes back to the pool (a page shared with
+ *  a fork just drops this sequence's reference). Holes are never refilled;
+ *  appends continue at position n, new tokens are live, and a flush skips
+ *  the holes (and does not allocate a page for a position range evicted
+ *  while staged). The first eviction that drops a token of the sequence in
+ *  this layer allocates its bitmaps (kv_heads * live_bitmap_head_bytes
+ *  bytes of host memory; freed with the sequence, copied by fork).
+ *  Cost: O(kv_heads * n log n) (the score sort) + O(pages).
+ *  Errors (nothing changed, nothing leaked): NULL_POINTER (cache, policy),
+ *  INVALID_HANDLE, INVALID_SEQUENCE, INVALID_ARGUMENT (layer; a bad policy,
+ *  with checkEvictPolicy's message; an unknown kind; num_tokens != the
+ *  length; NULL scores for H2O / SnapKV with num_tokens > 0; a NaN score), OUT_OF_MEMORY (the
+ *  bitmaps or the selection's scratch), BACKEND (updating the CUDA page
+ *  table mirror). */
+KVC_RT_API kvc_rt_status kvc_rt_evict(kvc_rt_cache *cache, kvc_rt_seq seq,
+                                      uint32_t layer,
+                                      const kvc_rt_evict_policy *policy,
+                                      const float *scores,
+                                      uint64_t num_tokens);
+
+/** Writes out[t] = 1 if token t of (`seq`, `layer`, `kv_head`) is live, 0
+ *  if it was evicted, for t < n; `n` must equal the sequence's length.
+ *  Errors: NULL_POINTER (cache; out when n > 0), INVALID_HANDLE,
+ *  INVALID_SEQUENCE, INVALID_ARGUMENT (layer, kv_head, n != length). */
+KVC_RT_API kvc_rt_status kvc_rt_live_tokens(const kvc_rt_cache *cache,
+                                            kvc_rt_seq seq, uint32_t layer,
+                                            uint32_t kv_head, uint8_t *out,
+                                            uint64_t n);
 
 /*===--------------------------- Statistics ------------------------------===*/
 
@@ -575,6 +663,11 @@ typedef struct kvc_rt_layer_stats {
   uint64_t v_residual_bytes;
   uint64_t tokens;            /**< sum of the live sequences' lengths */
   uint64_t compressed_tokens; /**< ... of their compressed tokens */
+  /** Over the live sequences and their KV heads: tokens not evicted, and
+   *  evicted ones (tokens_live + tokens_evicted = tokens * kv_heads). Pages
+   *  released by eviction count in pages_free. */
+  uint64_t tokens_live;
+  uint64_t tokens_evicted;
 } kvc_rt_layer_stats;
 
 typedef struct kvc_rt_cache_stats {
@@ -597,10 +690,13 @@ KVC_RT_API kvc_rt_status kvc_rt_layer_stats_get(const kvc_rt_cache *cache,
                                                 kvc_rt_layer_stats *out);
 
 /** Checks every invariant of the bookkeeping (O(total pages + page-table
- *  entries)): each page's reference count equals the number of page-table
- *  entries naming it, the free lists hold exactly the unreferenced pages
- *  once each, counts and stats agree, sequence slots are consistent, and on
- *  device backends the page-table mirror equals the host tables.
+ *  entries and bitmap bits)): each page's reference count equals the
+ *  number of page-table entries naming it, the free lists hold exactly the
+ *  unreferenced pages once each, counts and stats agree, sequence slots are
+ *  consistent, an entry is a hole exactly when every token of its page is
+ *  evicted in every head, bitmap bits at and past n are 1 (new tokens are
+ *  live), evicted counts match the bitmaps, and on device backends the
+ *  page-table mirror equals the host tables.
  *  For tests and debugging. Errors: NULL_POINTER, INVALID_HANDLE, INTERNAL
  *  (the message names the broken invariant), BACKEND. */
 KVC_RT_API kvc_rt_status kvc_rt_cache_verify(const kvc_rt_cache *cache);

@@ -153,7 +153,9 @@ KVC_RT_API int64_t kvc_rt_mlir_compressed_tokens(kvc_rt_binding *binding,
  *  (device memory on CUDA). */
 KVC_RT_API void *kvc_rt_mlir_pool(kvc_rt_binding *binding, int32_t side);
 
-/** The int32 page table of batch entry `b` (host memory). */
+/** The int32 page table of batch entry `b` (host memory); entries of pages
+ *  released by eviction are KVC_RT_PAGE_HOLE (every token there is dead in
+ *  every head: skip the page). */
 KVC_RT_API const int32_t *kvc_rt_mlir_page_table(kvc_rt_binding *binding,
                                                  int64_t b);
 
@@ -161,6 +163,40 @@ KVC_RT_API const int32_t *kvc_rt_mlir_page_table(kvc_rt_binding *binding,
  *  h * residual_head_bytes), in backend memory. */
 KVC_RT_API const void *kvc_rt_mlir_residual(kvc_rt_binding *binding, int64_t b,
                                             int32_t side);
+
+/*===------------------------------ Eviction -----------------------------===*/
+
+/** MLIR's C-interface descriptor of a memref<?x?x?xf32>. */
+typedef struct kvc_rt_memref_3d_f32 {
+  float *allocated, *aligned;
+  int64_t offset, sizes[3], strides[3];
+} kvc_rt_memref_3d_f32;
+
+/** kvc.evict: applies the policy (kind: kvc_rt_evict_kind; sink, window,
+ *  budget as in kvc_rt_evict_policy) to every batch entry b in order,
+ *  kvc_rt_evict(cache, seqs[b], layer, policy, scores[b], n): `scores` is
+ *  [batch][kv_heads][n] with n = sizes[2] equal to every entry's length
+ *  (any strides; the accumulated H2O mass or SnapKV's observation-window
+ *  mass). Streaming ignores the scores: `scores` may be NULL or any
+ *  descriptor (the lowering passes an empty memref<0x0x0xf32>). Records
+ *  INVALID_ARGUMENT for a parameter out of uint32 range or a bad policy,
+ *  SHAPE_MISMATCH for a scores shape other than [batch][kv_heads][n], and
+ *  kvc_rt_evict's errors; if entry b fails, entries before b stay evicted
+ *  (like kvc_rt_mlir_append). */
+KVC_RT_API void _mlir_ciface_kvc_rt_mlir_evict(kvc_rt_binding *binding,
+                                               kvc_rt_memref_3d_f32 *scores,
+                                               int64_t kind, int64_t sink,
+                                               int64_t window, int64_t budget);
+
+/** For host code: the live bitmap of KV head `head` of batch entry `b`
+ *  (host memory; token t is live iff bit t % 8 of byte t / 8 is 1; valid
+ *  until the next append, evict or free of that sequence), or NULL when no
+ *  token of that (sequence, layer) was ever evicted, so that every token is
+ *  live. Also NULL after an error (recorded: b or head out of range,
+ *  INVALID_ARGUMENT; a dead sequence); attention outputs are NaN then
+ *  anyway. Generated loops skip tokens whose bit is 0. */
+KVC_RT_API const uint8_t *kvc_rt_mlir_live_bitmap(kvc_rt_binding *binding,
+                                                  int64_t b, int64_t head);
 
 /*===------------------- Entry points for GPU host code ------------------===*/
 
@@ -170,7 +206,8 @@ KVC_RT_API const void *kvc_rt_mlir_residual(kvc_rt_binding *binding, int64_t b,
 typedef struct kvc_rt_gpu_sequence {
   uint64_t page_table;        /**< the sequence's int32 page-table row
                                    (kvc_rt_sequence_view::page_table_device;
-                                   entries past c(n)'s pages are -1) */
+                                   entries past c(n)'s pages are -1, and so
+                                   are holes, KVC_RT_PAGE_HOLE) */
   uint64_t k_residual;        /**< its fp16 K residual buffers (all KV heads,
                                    residual_head_bytes apart); 0 when R == 0 */
   uint64_t v_residual;        /**< the same for V */
@@ -206,6 +243,21 @@ _Static_assert(sizeof(kvc_rt_gpu_sequence) == 32 &&
  *  a sequence is gone), OUT_OF_MEMORY, BACKEND. */
 KVC_RT_API const kvc_rt_gpu_sequence *
 kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding);
+
+/** The live bitmaps for kernels: refreshes and returns the binding's
+ *  [batch][kv_heads] uint64 addresses, in backend memory (256-byte
+ *  aligned): entry b * kv_heads + h is the address of the bitmap of KV head
+ *  h of seqs[b] (bit layout of kvc_rt_mlir_live_bitmap; bits for tokens
+ *  0 .. n-1), or 0 when no token of that sequence was ever evicted in the
+ *  bound layer. The bitmaps are copies uploaded by this call into backend
+ *  memory owned by the binding (ceil(n / 8) bytes per head, n the entry's
+ *  length now), complete when it returns (the stream is synchronized, as
+ *  by kvc_rt_mlir_gpu_sequences); they describe the sequences as of this
+ *  call and stay valid until its next call or the destruction of the
+ *  binding. NULL after an error (sticky): INVALID_HANDLE /
+ *  INVALID_SEQUENCE, OUT_OF_MEMORY, BACKEND. */
+KVC_RT_API const uint64_t *
+kvc_rt_mlir_gpu_live_bitmaps(kvc_rt_binding *binding);
 
 /** Scratch memory of at least `bytes` (0 allowed) in backend memory owned by
  *  the binding, 256-byte aligned, uninitialized. It grows on demand: a

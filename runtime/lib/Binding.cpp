@@ -42,6 +42,14 @@ struct kvc_rt_binding {
   std::vector<kvc_rt_gpu_sequence> hostRecords;
   BackendBlock records;
   BackendBlock workspace;
+  /// kvc_rt_mlir_gpu_live_bitmaps: [batch][kv_heads] addresses and the
+  /// bitmap copies they point to, staged on the host.
+  std::vector<uint64_t> hostBitmapAddresses;
+  std::vector<uint8_t> hostBitmaps;
+  BackendBlock bitmapAddresses;
+  BackendBlock bitmaps;
+  /// Contiguous copy of strided eviction scores.
+  std::vector<float> scoreScratch;
 };
 
 namespace {
@@ -216,7 +224,9 @@ void kvc_rt_binding_destroy(kvc_rt_binding *binding) {
   // After the cache (a misuse) its backend is gone: the blocks leak rather
   // than being freed through a dangling backend.
   if (kvc::rt::Cache *cache = kvc::rt::liveCache(binding->cache))
-    for (BackendBlock *block : {&binding->records, &binding->workspace})
+    for (BackendBlock *block :
+         {&binding->records, &binding->workspace, &binding->bitmapAddresses,
+          &binding->bitmaps})
       if (block->data)
         cache->backend().release(block->data);
   delete binding;
@@ -417,6 +427,153 @@ const kvc_rt_gpu_sequence *kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding) {
     return nullptr;
   }
   return reinterpret_cast<const kvc_rt_gpu_sequence *>(binding->records.data);
+}
+
+void _mlir_ciface_kvc_rt_mlir_evict(kvc_rt_binding *binding,
+                                    kvc_rt_memref_3d_f32 *scores, int64_t kind,
+                                    int64_t sink, int64_t window,
+                                    int64_t budget) {
+  if (!usable(binding))
+    return;
+  const int64_t params[] = {kind, sink, window, budget};
+  for (int64_t p : params)
+    if (p < 0 || p > int64_t(UINT32_MAX)) {
+      fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+           "kvc.evict: policy parameter " + std::to_string(p) +
+               " is out of range");
+      return;
+    }
+  kvc_rt_evict_policy policy;
+  policy.kind = uint32_t(kind);
+  policy.sink = uint32_t(sink);
+  policy.window = uint32_t(window);
+  policy.budget = uint32_t(budget);
+  const size_t batch = binding->seqs.size();
+  const int64_t heads = binding->layerView.kv_heads;
+  // Streaming ranks nothing: whatever descriptor came (the lowering passes
+  // an empty memref) is not looked at.
+  if (kind == KVC_RT_EVICT_STREAMING)
+    scores = nullptr;
+  if (scores && (scores->sizes[0] != int64_t(batch) ||
+                 scores->sizes[1] != heads || scores->sizes[2] < 0)) {
+    fail(binding, KVC_RT_ERROR_SHAPE_MISMATCH,
+         "kvc.evict: scores of shape [" + std::to_string(scores->sizes[0]) +
+             "][" + std::to_string(scores->sizes[1]) + "][" +
+             std::to_string(scores->sizes[2]) + "] for a binding of batch " +
+             std::to_string(batch) + " and " + std::to_string(heads) +
+             " KV heads");
+    return;
+  }
+  for (size_t b = 0; b < batch; ++b) {
+    uint64_t n;
+    if (!check(binding,
+               kvc_rt_sequence_length(binding->cache, binding->seqs[b],
+                                      binding->layer, &n),
+               "kvc_rt_sequence_length"))
+      return;
+    const float *rows = nullptr;
+    if (scores) {
+      const int64_t count = scores->sizes[2];
+      const float *base =
+          scores->aligned + scores->offset + int64_t(b) * scores->strides[0];
+      if (scores->strides[2] == 1 && scores->strides[1] == count) {
+        rows = base;
+      } else {
+        binding->scoreScratch.resize(size_t(heads) * size_t(count));
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t t = 0; t < count; ++t)
+            binding->scoreScratch[size_t(h * count + t)] =
+                base[h * scores->strides[1] + t * scores->strides[2]];
+        rows = binding->scoreScratch.data();
+      }
+      // kvc_rt_evict checks n; a mismatch is reported with its message.
+      if (uint64_t(count) != n) {
+        fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+             "kvc.evict: scores cover " + std::to_string(count) +
+                 " tokens but batch entry " + std::to_string(b) + " has " +
+                 std::to_string(n));
+        return;
+      }
+    }
+    if (!check(binding,
+               kvc_rt_evict(binding->cache, binding->seqs[b], binding->layer,
+                            &policy, rows, n),
+               "kvc_rt_evict"))
+      return;
+  }
+}
+
+const uint8_t *kvc_rt_mlir_live_bitmap(kvc_rt_binding *binding, int64_t b,
+                                       int64_t head) {
+  kvc_rt_sequence_view view;
+  if (!sequenceView(binding, b, &view))
+    return nullptr;
+  if (head < 0 || head >= int64_t(view.kv_heads)) {
+    fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+         "KV head " + std::to_string(head) + " out of range (" +
+             std::to_string(view.kv_heads) + " heads)");
+    return nullptr;
+  }
+  if (!view.live_bitmap)
+    return nullptr;
+  return view.live_bitmap + size_t(head) * view.live_bitmap_head_bytes;
+}
+
+const uint64_t *kvc_rt_mlir_gpu_live_bitmaps(kvc_rt_binding *binding) {
+  if (!usable(binding))
+    return nullptr;
+  const size_t batch = binding->seqs.size();
+  const size_t heads = binding->layerView.kv_heads;
+  // Pass 1: where each bitmap copy goes (8-byte aligned per head).
+  std::vector<kvc_rt_sequence_view> views(batch);
+  size_t bitmapBytes = 0;
+  for (size_t b = 0; b < batch; ++b) {
+    if (!sequenceView(binding, int64_t(b), &views[b]))
+      return nullptr;
+    if (views[b].live_bitmap)
+      bitmapBytes += heads * ((views[b].num_tokens + 63) / 64 * 8);
+  }
+  Backend *backend = backendOf(binding);
+  if (!backend ||
+      !reserve(binding, *backend, binding->bitmapAddresses,
+               batch * heads * sizeof(uint64_t),
+               "kvc_rt_mlir_gpu_live_bitmaps") ||
+      !reserve(binding, *backend, binding->bitmaps, bitmapBytes,
+               "kvc_rt_mlir_gpu_live_bitmaps"))
+    return nullptr;
+  // Pass 2: stage the copies and their addresses.
+  binding->hostBitmaps.assign(bitmapBytes, 0);
+  binding->hostBitmapAddresses.assign(batch * heads, 0);
+  size_t offset = 0;
+  for (size_t b = 0; b < batch; ++b) {
+    const kvc_rt_sequence_view &view = views[b];
+    if (!view.live_bitmap)
+      continue;
+    const size_t headBytes = (view.num_tokens + 63) / 64 * 8;
+    for (size_t h = 0; h < heads; ++h) {
+      std::copy(view.live_bitmap + h * view.live_bitmap_head_bytes,
+                view.live_bitmap + h * view.live_bitmap_head_bytes + headBytes,
+                binding->hostBitmaps.begin() + offset);
+      binding->hostBitmapAddresses[b * heads + h] =
+          uint64_t(uintptr_t(binding->bitmaps.data + offset));
+      offset += headBytes;
+    }
+  }
+  kvc::rt::Status s = kvc::rt::Status::ok();
+  if (bitmapBytes)
+    s = backend->copyToArena(binding->bitmaps.data,
+                             binding->hostBitmaps.data(), bitmapBytes);
+  if (s.isOk())
+    s = backend->copyToArena(binding->bitmapAddresses.data,
+                             binding->hostBitmapAddresses.data(),
+                             batch * heads * sizeof(uint64_t));
+  if (s.isOk())
+    s = backend->synchronize();
+  if (!s.isOk()) {
+    fail(binding, s.code(), "kvc_rt_mlir_gpu_live_bitmaps: " + s.message());
+    return nullptr;
+  }
+  return reinterpret_cast<const uint64_t *>(binding->bitmapAddresses.data);
 }
 
 void *kvc_rt_mlir_gpu_workspace(kvc_rt_binding *binding, int64_t bytes) {

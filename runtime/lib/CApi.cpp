@@ -289,6 +289,26 @@ kvc_rt_status kvc_rt_append(kvc_rt_cache *cache, kvc_rt_seq seq,
   return finish(cache->impl->append(seq, layer, *tokens), cache);
 }
 
+kvc_rt_status kvc_rt_evict(kvc_rt_cache *cache, kvc_rt_seq seq, uint32_t layer,
+                           const kvc_rt_evict_policy *policy,
+                           const float *scores, uint64_t num_tokens) {
+  Status s = checkHandle(cache);
+  if (!s.isOk())
+    return finish(s);
+  if (!policy)
+    return finish(kvc::rt::nullPointer("policy"), cache);
+  return finish(
+      cache->impl->evict(seq, layer, *policy, scores, num_tokens), cache);
+}
+
+kvc_rt_status kvc_rt_live_tokens(const kvc_rt_cache *cache, kvc_rt_seq seq,
+                                 uint32_t layer, uint32_t kv_head,
+                                 uint8_t *out, uint64_t n) {
+  return withCache(cache, [&](const Cache &c) {
+    return c.liveTokens(seq, layer, kv_head, out, n);
+  });
+}
+
 kvc_rt_status kvc_rt_layer_view_get(const kvc_rt_cache *cache, uint32_t layer,
                                     kvc_rt_layer_view *out) {
   return withCache(cache, [&](const Cache &c) {

@@ -6,6 +6,8 @@
 #include "kvc/Numerics/Layout.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 namespace kvc {
 namespace rt {
@@ -72,7 +74,9 @@ Status Cache::create(const kvc_rt_cache_config &config,
     layer.geo = &lg;
     KVC_RT_RETURN_IF_ERROR(layer.pool.init(c.pages_per_layer));
     if (!layer.table.allocate(g.host.perLayerTableEntries, -1) ||
-        !layer.tokens.allocate(g.host.perLayerTokenCounts, 0))
+        !layer.tokens.allocate(g.host.perLayerTokenCounts, 0) ||
+        !layer.liveBits.allocate(c.max_sequences, nullptr) ||
+        !layer.evicted.allocate(c.max_sequences, 0))
       return hostOom;
     uint8_t *arena = cache->arena_;
     layer.kPool = arena + lg.kPoolOffset;
@@ -101,6 +105,7 @@ Status Cache::create(const kvc_rt_cache_config &config,
   for (uint32_t i = 0; i < c.max_sequences; ++i)
     cache->freeSlots_[i] = c.max_sequences - 1 - i;
   cache->freeSlotCount_ = c.max_sequences;
+  cache->bitmapHeadBytes_ = (ceilDiv(c.max_tokens, 8) + 7) / 8 * 8;
 
   size_t maxResidualHead = 0, maxBlock = 0;
   for (const LayerGeometry &lg : g.layers) {
@@ -118,6 +123,9 @@ Status Cache::create(const kvc_rt_cache_config &config,
 }
 
 Cache::~Cache() {
+  for (Layer &layer : layers_)
+    for (size_t s = 0; s < layer.liveBits.size(); ++s)
+      std::free(layer.liveBits[s]);
   if (arena_)
     backend_->release(arena_);
 }
@@ -192,6 +200,29 @@ uint8_t *Cache::residualOf(const SideRef &side, uint32_t slot,
              side.residualHeadBytes;
 }
 
+bool Cache::pageDead(const Layer &layer, uint32_t slot, uint64_t page,
+                     uint64_t n) const {
+  const uint8_t *bits = layer.liveBits[slot];
+  const uint64_t T = geometry_.config.page_tokens;
+  if (!bits || (page + 1) * T > n)
+    return false;
+  // T is a multiple of 32: the page's bits are whole bytes.
+  for (uint32_t h = 0; h < geometry_.config.kv_heads; ++h) {
+    const uint8_t *head = bits + h * bitmapHeadBytes_;
+    for (uint64_t i = page * T / 8; i < (page + 1) * T / 8; ++i)
+      if (head[i])
+        return false;
+  }
+  return true;
+}
+
+void Cache::dropEvictionState(Layer &layer, uint32_t slot) {
+  std::free(layer.liveBits[slot]);
+  layer.liveBits[slot] = nullptr;
+  layer.totalEvicted -= layer.evicted[slot];
+  layer.evicted[slot] = 0;
+}
+
 Status Cache::syncMirror(Layer &layer, uint32_t slot, uint32_t first,
                          uint32_t count) {
   if (!geometry_.deviceMirror || count == 0)
@@ -230,6 +261,29 @@ Status Cache::forkSequence(kvc_rt_seq parent, kvc_rt_seq *out) {
   const uint32_t to = freeSlots_[freeSlotCount_ - 1];
   const uint32_t headDim = geometry_.config.head_dim;
 
+  // The child's copies of the parent's bitmaps (host memory; the only
+  // allocation of a fork).
+  const size_t bitmapBytes = size_t{geometry_.config.kv_heads} *
+                             bitmapHeadBytes_;
+  std::vector<uint8_t *> childBits(layers_.size(), nullptr);
+  auto freeChildBits = [&] {
+    for (uint8_t *bits : childBits)
+      std::free(bits);
+  };
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const uint8_t *bits = layers_[l].liveBits[from];
+    if (!bits)
+      continue;
+    childBits[l] = static_cast<uint8_t *>(std::malloc(bitmapBytes));
+    if (!childBits[l]) {
+      freeChildBits();
+      return Status::error(KVC_RT_ERROR_OUT_OF_MEMORY,
+                           "cannot allocate the fork's live bitmaps (" +
+                               std::to_string(bitmapBytes) + " bytes)");
+    }
+    std::memcpy(childBits[l], bits, bitmapBytes);
+  }
+
   // Backend work first (it is the only part that can fail): the child's
   // page-table mirror row and its copy of the parent's residual rows.
   Status status;
@@ -259,19 +313,25 @@ Status Cache::forkSequence(kvc_rt_seq parent, kvc_rt_seq *out) {
       std::fill(row(layer, to), row(layer, to) + pages, -1);
       (void)syncMirror(layer, to, 0, pages); // best effort
     }
+    freeChildBits();
     return status;
   }
 
-  // Commit: share every page.
+  // Commit: share every page (holes stay holes) and the eviction state.
   --freeSlotCount_;
-  for (Layer &layer : layers_) {
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer &layer = layers_[l];
     const uint64_t n = layer.tokens[from];
     const uint32_t pages = pagesFor(layer, n);
     for (uint32_t i = 0; i < pages; ++i)
-      layer.pool.retain(row(layer, to)[i]);
+      if (row(layer, to)[i] != KVC_RT_PAGE_HOLE)
+        layer.pool.retain(row(layer, to)[i]);
     layer.tokens[to] = static_cast<uint32_t>(n);
     layer.totalTokens += n;
     layer.totalCompressed += compressedCount(layer, n);
+    layer.liveBits[to] = childBits[l];
+    layer.evicted[to] = layer.evicted[from];
+    layer.totalEvicted += layer.evicted[from];
   }
   live_[to] = 1;
   ++liveCount_;
@@ -297,9 +357,11 @@ Status Cache::freeSequence(kvc_rt_seq seq) {
     const uint32_t pages = pagesFor(layer, n);
     int32_t *entries = row(layer, slot);
     for (uint32_t i = 0; i < pages; ++i) {
-      layer.pool.release(entries[i]);
+      if (entries[i] != KVC_RT_PAGE_HOLE)
+        layer.pool.release(entries[i]);
       entries[i] = -1;
     }
+    dropEvictionState(layer, slot);
     layer.totalTokens -= n;
     layer.totalCompressed -= compressedCount(layer, n);
     layer.tokens[slot] = 0;
@@ -357,11 +419,16 @@ Status Cache::append(kvc_rt_seq seq, uint32_t layerIndex,
   const uint32_t T = cfg.page_tokens;
   int32_t *entries = row(layer, slot);
   // Copy-on-write: the flush writes into the last, partially filled page,
-  // and another sequence (a fork) still reads it.
+  // and another sequence (a fork) still reads it. A hole there (its tokens
+  // were evicted while staged) is not written at all.
   const uint32_t cowIndex = static_cast<uint32_t>(c0 / T);
-  const bool cow =
-      c1 > c0 && c0 % T != 0 && layer.pool.refCount(entries[cowIndex]) > 1;
-  const uint64_t needed = uint64_t(p1 - p0) + (cow ? 1 : 0);
+  const bool cow = c1 > c0 && c0 % T != 0 &&
+                   entries[cowIndex] != KVC_RT_PAGE_HOLE &&
+                   layer.pool.refCount(entries[cowIndex]) > 1;
+  // New pages whose positions were all evicted while staged stay holes.
+  uint64_t needed = cow ? 1 : 0;
+  for (uint32_t p = p0; p < p1; ++p)
+    needed += pageDead(layer, slot, p, n0) ? 0 : 1;
   if (needed > layer.pool.freeCount())
     return Status::error(
         KVC_RT_ERROR_OUT_OF_MEMORY,
@@ -380,10 +447,12 @@ Status Cache::append(kvc_rt_seq seq, uint32_t layerIndex,
   const int32_t sharedPage = cow ? entries[cowIndex] : -1;
   const int32_t cowPage = cow ? layer.pool.allocate() : -1;
   for (uint32_t p = p0; p < p1; ++p)
-    entries[p] = layer.pool.allocate();
+    entries[p] = pageDead(layer, slot, p, n0) ? KVC_RT_PAGE_HOLE
+                                              : layer.pool.allocate();
   auto rollback = [&](Status failure) {
     for (uint32_t p = p0; p < p1; ++p) {
-      layer.pool.release(entries[p]);
+      if (entries[p] != KVC_RT_PAGE_HOLE)
+        layer.pool.release(entries[p]);
       entries[p] = -1;
     }
     if (cow) {
@@ -399,6 +468,8 @@ Status Cache::append(kvc_rt_seq seq, uint32_t layerIndex,
   // Fresh pages are zeroed so that padding and unwritten slots are
   // reproducible (dumps, byte comparisons).
   for (uint32_t p = p0; p < p1 && status.isOk(); ++p) {
+    if (entries[p] == KVC_RT_PAGE_HOLE)
+      continue;
     status = backend_->fillZero(layer.kPool + size_t(entries[p]) * lg.kPageBytes,
                                 lg.kPageBytes);
     if (status.isOk())
@@ -471,6 +542,10 @@ Status Cache::writeCompressed(Layer &layer, uint32_t slot, bool value,
       const uint64_t page = t0 / T;
       const uint64_t first = t0 % T;
       const uint64_t count = std::min<uint64_t>(c1, (page + 1) * T) - t0;
+      if (entries[page] == KVC_RT_PAGE_HOLE) {
+        t0 += count; // every token of a hole is evicted: nothing to keep
+        continue;
+      }
       float *x = scratchTokens_.data();
       for (uint64_t i = 0; i < count; ++i) {
         const uint64_t t = t0 + i;

@@ -58,6 +58,15 @@ public:
   Status freeSequence(kvc_rt_seq seq);
   Status append(kvc_rt_seq seq, uint32_t layer, const kvc_rt_tokens &tokens);
 
+  // Eviction (Evict.cpp).
+  Status evict(kvc_rt_seq seq, uint32_t layer,
+               const kvc_rt_evict_policy &policy, const float *scores,
+               uint64_t numTokens);
+  Status liveTokens(kvc_rt_seq seq, uint32_t layer, uint32_t head,
+                    uint8_t *out, uint64_t n) const;
+  /// Bytes between two heads' bitmaps of one (sequence, layer).
+  size_t bitmapHeadBytes() const { return bitmapHeadBytes_; }
+
   // Queries (CacheRead.cpp).
   Status sequenceLength(kvc_rt_seq seq, uint32_t layer, uint64_t *out) const;
   /// kvc_rt_cache_check_layer_heads (count 1: kvc_rt_cache_check_layer).
@@ -89,6 +98,13 @@ private:
     int32_t *deviceTable = nullptr; ///< mirror, or == table.data() on CPU
     uint64_t totalTokens = 0;       ///< sum over live slots
     uint64_t totalCompressed = 0;
+    /// Per slot: the live bitmaps of all heads (kv_heads * bitmapHeadBytes_
+    /// bytes, malloc'ed at the slot's first eviction; bits >= n are 1, so
+    /// appended tokens are live without touching them), or nullptr while
+    /// every token is live.
+    HostArray<uint8_t *> liveBits;
+    HostArray<uint64_t> evicted; ///< per slot, summed over heads
+    uint64_t totalEvicted = 0;   ///< sum over live slots
   };
 
   /// One side (K or V) of one KV head of a layer, to write loops once for
@@ -129,6 +145,22 @@ private:
   uint64_t compressedCount(const Layer &layer, uint64_t tokens) const;
   uint32_t pagesFor(const Layer &layer, uint64_t tokens) const;
   uint8_t *residualOf(const SideRef &side, uint32_t slot, uint32_t head) const;
+  /// True when page `page` of a slot holds no live token in any head: all
+  /// its T positions are below `n` and evicted. Never true without bitmaps.
+  bool pageDead(const Layer &layer, uint32_t slot, uint64_t page,
+                uint64_t n) const;
+  /// Whether token t of (slot, head) is live.
+  bool tokenLive(const Layer &layer, uint32_t slot, uint32_t head,
+                 uint64_t t) const {
+    const uint8_t *bits = layer.liveBits[slot];
+    return !bits ||
+           (bits[head * bitmapHeadBytes_ + t / 8] >> (t % 8) & 1) != 0;
+  }
+  /// verify's checks of one slot's bitmaps against its evicted count.
+  bool verifyBitmaps(const Layer &layer, uint32_t slot, uint64_t n,
+                     std::string *error) const;
+  /// Frees a slot's bitmaps and its eviction counts.
+  void dropEvictionState(Layer &layer, uint32_t slot);
   /// Copies page-table entries [first, first + count) of a slot's row to the
   /// mirror (no-op without one).
   Status syncMirror(Layer &layer, uint32_t slot, uint32_t first,
@@ -160,6 +192,7 @@ private:
   uint32_t liveCount_ = 0;
   uint32_t retiredCount_ = 0;
   HostArray<int32_t> emptyRow_; ///< max_pages_per_sequence entries of -1
+  size_t bitmapHeadBytes_ = 0;  ///< ceil(max_tokens / 8) rounded up to 8
 
   // Host scratch, allocated once (sizes in HostMetadataSizes::scratchBytes).
   mutable HostArray<float> scratchTokens_; ///< [T][D] fp32

@@ -5,6 +5,8 @@
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Layout.h"
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 namespace kvc {
@@ -155,6 +157,9 @@ Status Cache::sequenceView(kvc_rt_seq seq, uint32_t layerIndex,
   v.head_dim = cfg.head_dim;
   v.page_tokens = cfg.page_tokens;
   v.residual = lg.residual();
+  v.live_bitmap = layer.liveBits[slot];
+  v.live_bitmap_head_bytes = bitmapHeadBytes_;
+  v.evicted_tokens = layer.evicted[slot];
   *out = v;
   return Status::ok();
 }
@@ -188,6 +193,10 @@ Status Cache::gather(kvc_rt_seq seq, uint32_t layerIndex, uint32_t head,
       const uint64_t page = t0 / T;
       const uint64_t first = t0 % T;
       const uint64_t count = std::min<uint64_t>(c, (page + 1) * T) - t0;
+      if (entries[page] == KVC_RT_PAGE_HOLE) {
+        t0 += count; // every token evicted: NaN rows below
+        continue;
+      }
       const uint8_t *block = sr.blockOf(entries[page]);
       if (!direct) {
         // Fetch only the bytes of these tokens, at their offsets.
@@ -216,6 +225,11 @@ Status Cache::gather(kvc_rt_seq seq, uint32_t layerIndex, uint32_t head,
       for (uint64_t i = 0; i < rows * D; ++i)
         out[c * D + i] = numerics::halfToFloat(halves[i]);
     }
+    if (layer.liveBits[slot])
+      for (uint64_t t = 0; t < n; ++t)
+        if (!tokenLive(layer, slot, head, t))
+          std::fill(out + t * D, out + (t + 1) * D,
+                    std::numeric_limits<float>::quiet_NaN());
   }
   return Status::ok();
 }
@@ -233,6 +247,10 @@ Status Cache::readBlock(uint32_t layerIndex, uint32_t page, uint32_t head,
   KVC_RT_RETURN_IF_ERROR(checkHeadIndex(head));
   if (!dst)
     return nullPointer("dst");
+  if (layers_[layerIndex].pool.refCount(int32_t(page)) == 0)
+    return invalidArgument("page " + std::to_string(page) +
+                           " is free (never used, or released by eviction or "
+                           "a free): its bytes belong to no sequence");
   const SideRef sr = side(layers_[layerIndex], pool == KVC_RT_POOL_V, head);
   const size_t bytes = sr.block.blockBytes;
   if (dstBytes < bytes)
@@ -258,6 +276,9 @@ Status Cache::layerStats(uint32_t layerIndex, kvc_rt_layer_stats *out) const {
   s.v_residual_bytes = s.k_residual_bytes;
   s.tokens = layer.totalTokens;
   s.compressed_tokens = layer.totalCompressed;
+  s.tokens_evicted = layer.totalEvicted;
+  s.tokens_live = layer.totalTokens * geometry_.config.kv_heads -
+                  layer.totalEvicted;
   *out = s;
   return Status::ok();
 }
@@ -277,6 +298,38 @@ Status Cache::stats(kvc_rt_cache_stats *out) const {
   s.footprint = geometry_.footprint();
   *out = s;
   return Status::ok();
+}
+
+bool Cache::verifyBitmaps(const Layer &layer, uint32_t slot, uint64_t n,
+                          std::string *error) const {
+  const uint8_t *bits = layer.liveBits[slot];
+  if (!bits) {
+    if (layer.evicted[slot] != 0) {
+      *error = "evicted tokens without a bitmap";
+      return false;
+    }
+    return true;
+  }
+  uint64_t dead = 0;
+  for (uint32_t h = 0; h < geometry_.config.kv_heads; ++h) {
+    const uint8_t *head = bits + size_t{h} * bitmapHeadBytes_;
+    for (uint64_t t = 0; t < uint64_t(bitmapHeadBytes_) * 8; ++t) {
+      const bool live = (head[t / 8] >> (t % 8) & 1) != 0;
+      if (t >= n && !live) {
+        *error = "head " + std::to_string(h) + " bit " + std::to_string(t) +
+                 " at or past n = " + std::to_string(n) +
+                 " is 0 (new tokens would be born dead)";
+        return false;
+      }
+      dead += t < n && !live;
+    }
+  }
+  if (dead != layer.evicted[slot]) {
+    *error = "the evicted count is " + std::to_string(layer.evicted[slot]) +
+             " but the bitmaps have " + std::to_string(dead) + " zero bits";
+    return false;
+  }
+  return true;
 }
 
 Status Cache::verify() const {
@@ -316,13 +369,18 @@ Status Cache::verify() const {
     const uint32_t numPages = layer.pool.capacity();
     std::vector<uint32_t> refs(numPages, 0);
     std::vector<uint32_t> lastRow(numPages, UINT32_MAX);
-    uint64_t tokens = 0, compressed = 0;
+    uint64_t tokens = 0, compressed = 0, evicted = 0;
     for (uint32_t s = 0; s < cfg.max_sequences; ++s) {
       const uint64_t n = layer.tokens[s];
       const int32_t *entries = row(layer, s);
-      if (!live_[s] && n != 0)
+      if (!live_[s] && (n != 0 || layer.liveBits[s] || layer.evicted[s]))
         return internal(where + "free slot " + std::to_string(s) +
-                        " holds tokens");
+                        " holds tokens or eviction state");
+      std::string bitmapError;
+      if (!verifyBitmaps(layer, s, n, &bitmapError))
+        return internal(where + "slot " + std::to_string(s) + ": " +
+                        bitmapError);
+      evicted += layer.evicted[s];
       if (n > cfg.max_tokens)
         return internal(where + "slot " + std::to_string(s) +
                         " exceeds max_tokens");
@@ -335,6 +393,14 @@ Status Cache::verify() const {
                             " has a page-table entry past its pages");
           continue;
         }
+        const bool dead = pageDead(layer, s, i, n);
+        if (dead != (e == KVC_RT_PAGE_HOLE))
+          return internal(where + "slot " + std::to_string(s) + " page " +
+                          std::to_string(i) +
+                          (dead ? " has no live token but is not a hole"
+                                : " is a hole but holds live tokens"));
+        if (dead)
+          continue;
         if (e < 0 || uint32_t(e) >= numPages)
           return internal(where + "slot " + std::to_string(s) +
                           " names page " + std::to_string(e) +
@@ -370,7 +436,8 @@ Status Cache::verify() const {
                         " is out of range, repeated or in use");
       seen[p] = 1;
     }
-    if (tokens != layer.totalTokens || compressed != layer.totalCompressed)
+    if (tokens != layer.totalTokens || compressed != layer.totalCompressed ||
+        evicted != layer.totalEvicted)
       return internal(where + "token totals are wrong");
     if (geometry_.deviceMirror) {
       std::vector<int32_t> mirror(layer.table.size());

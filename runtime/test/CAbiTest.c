@@ -147,7 +147,47 @@ int main(void) {
               records[0].k_residual == (uint64_t)(uintptr_t)view.k_residual,
           "gpu records");
     check(kvc_rt_mlir_gpu_workspace(binding, 1000) != NULL, "gpu workspace");
+    check(kvc_rt_mlir_live_bitmap(binding, 0, 1) == NULL,
+          "no bitmap before eviction");
     kvc_rt_binding_destroy(binding);
+  }
+  {
+    /* Streaming keeps tokens 0..3 and 86..149: page 1 (64..127) keeps
+     * 86..127, so no page is released; 82 tokens per head are evicted. */
+    kvc_rt_evict_policy policy = {KVC_RT_EVICT_STREAMING, 4, 64, 68};
+    uint8_t live[N];
+    kvc_rt_binding *binding = NULL;
+    const uint8_t *bits = NULL;
+    check(kvc_rt_evict(cache, seq, 0, &policy, NULL, N) == KVC_RT_OK,
+          "evict");
+    check(kvc_rt_live_tokens(cache, seq, 0, 1, live, N) == KVC_RT_OK &&
+              live[3] == 1 && live[4] == 0 && live[85] == 0 && live[86] == 1,
+          "live_tokens");
+    check(kvc_rt_layer_stats_get(cache, 0, &stats) == KVC_RT_OK &&
+              stats.tokens_live == 2 * 68 && stats.tokens_evicted == 2 * 82 &&
+              stats.pages_used == 2,
+          "eviction stats");
+    policy.budget = 5; /* streaming needs budget == sink + window */
+    check(kvc_rt_evict(cache, seq, 0, &policy, NULL, N) ==
+              KVC_RT_ERROR_INVALID_ARGUMENT,
+          "bad policy");
+    check(kvc_rt_binding_create(cache, 0, &seq, 1, &binding) == KVC_RT_OK,
+          "binding_create after evict");
+    bits = kvc_rt_mlir_live_bitmap(binding, 0, 0);
+    check(bits != NULL && (bits[0] & 0x1F) == 0x0F, "live bitmap");
+    _mlir_ciface_kvc_rt_mlir_evict(binding, NULL, KVC_RT_EVICT_STREAMING, 0,
+                                   8, 8);
+    check(kvc_rt_binding_status(binding) == KVC_RT_OK, "mlir evict");
+    check(kvc_rt_mlir_gpu_live_bitmaps(binding) != NULL, "gpu bitmaps");
+    kvc_rt_binding_destroy(binding);
+    /* Only 142..149 are live: both pages are released, holes remain. */
+    check(kvc_rt_sequence_view_get(cache, seq, 0, &view) == KVC_RT_OK &&
+              view.num_pages == 2 && view.page_table[0] == KVC_RT_PAGE_HOLE &&
+              view.page_table[1] == KVC_RT_PAGE_HOLE,
+          "holes");
+    check(kvc_rt_layer_stats_get(cache, 0, &stats) == KVC_RT_OK &&
+              stats.pages_used == 0 && stats.tokens_live == 2 * 8,
+          "pages released");
   }
 #ifdef KVC_RT_TEST_HAVE_CUDA
   {

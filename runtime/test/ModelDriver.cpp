@@ -86,6 +86,9 @@ int ModelDriver::newPage(uint32_t layer) {
 }
 
 void ModelDriver::dropPage(uint32_t layer, int page) {
+  if (page < 0)
+    return; // a hole
+
   if (--refs_[layer][page] == 0)
     --used_[layer];
 }
@@ -188,8 +191,10 @@ std::string ModelDriver::step(Choices &c) {
     err = opFork(c);
   else if (op < 25)
     err = opFree(c);
-  else if (op < 88)
+  else if (op < 83)
     err = opAppend(c);
+  else if (op < 88)
+    err = opEvict(c);
   else
     err = opExpectedFailure(c);
   if (err.empty())
@@ -215,6 +220,7 @@ std::string ModelDriver::opCreate() {
     l.values.assign(cfg_.config.kv_heads, {});
     l.deqKeys.assign(cfg_.config.kv_heads, {});
     l.deqValues.assign(cfg_.config.kv_heads, {});
+    l.live.assign(cfg_.config.kv_heads, {});
   }
   seqs_.push_back(std::move(seq));
   return "";
@@ -237,7 +243,8 @@ std::string ModelDriver::opFork(Choices &c) {
   child.id = id;
   for (uint32_t l = 0; l < cfg_.config.num_layers; ++l)
     for (int page : child.layers[l].pages)
-      ++refs_[l][page];
+      if (page >= 0)
+        ++refs_[l][page];
   seqs_.push_back(std::move(child));
   // The child must read exactly what the parent does.
   return checkSequence(seqs_.back(), c.below(cfg_.config.num_layers), false,
@@ -342,9 +349,12 @@ std::string ModelDriver::opAppend(Choices &c) {
   const uint64_t n0 = sl.n, n1 = n0 + count;
   const uint64_t c0 = compressed(layer, n0), c1 = compressed(layer, n1);
   const uint32_t p0 = pagesFor(layer, n0), p1 = pagesFor(layer, n1);
-  const bool cow =
-      c1 > c0 && c0 % T != 0 && refs_[layer][sl.pages[c0 / T]] > 1;
-  const uint64_t needed = (p1 - p0) + (cow ? 1 : 0);
+  const bool cow = c1 > c0 && c0 % T != 0 && sl.pages[c0 / T] >= 0 &&
+                   refs_[layer][sl.pages[c0 / T]] > 1;
+  // Pages whose positions were all evicted while staged are born holes.
+  uint64_t needed = cow ? 1 : 0;
+  for (uint32_t p = p0; p < p1; ++p)
+    needed += pageDead(sl, p, n0) ? 0 : 1;
   const uint64_t freePages = cfg.pages_per_layer - used_[layer];
 
   const Fingerprint before = fingerprint();
@@ -377,7 +387,9 @@ std::string ModelDriver::opAppend(Choices &c) {
     sl.pages[c0 / T] = newPage(layer);
   }
   for (uint32_t p = p0; p < p1; ++p)
-    sl.pages.push_back(newPage(layer));
+    sl.pages.push_back(pageDead(sl, p, n0) ? -1 : newPage(layer));
+  for (std::vector<uint8_t> &live : sl.live)
+    live.resize(n1, 1);
   sl.n = n1;
   if (c1 > c0) {
     for (uint32_t h = 0; h < H; ++h) {
@@ -580,10 +592,19 @@ std::string ModelDriver::checkSequence(const Seq &seq, uint32_t layer,
   if (s != KVC_RT_OK)
     return where + "sequence_view: " + statusText(s);
   const uint64_t c = compressed(layer, sl.n);
+  uint64_t evicted = 0;
+  for (const std::vector<uint8_t> &live : sl.live)
+    evicted += std::count(live.begin(), live.end(), 0);
   if (view.num_tokens != sl.n || view.compressed_tokens != c ||
       view.residual_tokens != sl.n - c ||
-      view.num_pages != sl.pages.size())
+      view.num_pages != sl.pages.size() || view.evicted_tokens != evicted ||
+      (view.live_bitmap == nullptr) != (evicted == 0))
     return where + "view counts differ from the model";
+  for (size_t i = 0; i < sl.pages.size(); ++i)
+    if ((sl.pages[i] < 0) != (view.page_table[i] == KVC_RT_PAGE_HOLE))
+      return where + "page " + std::to_string(i) +
+             (sl.pages[i] < 0 ? " should be a hole" : " should not be a hole");
+  std::vector<uint8_t> gotLive(sl.n + 1);
 
   std::vector<float> gotK(sl.n * D + 1), gotV(sl.n * D + 1);
   for (uint32_t h = 0; h < cfg.kv_heads; ++h) {
@@ -594,6 +615,12 @@ std::string ModelDriver::checkSequence(const Seq &seq, uint32_t layer,
                       sl.n);
     if (s != KVC_RT_OK)
       return where + "gather: " + statusText(s) + ": " + kvc_rt_last_error();
+    s = kvc_rt_live_tokens(cache_, seq.id, layer, h, gotLive.data(), sl.n);
+    if (s != KVC_RT_OK)
+      return where + "live_tokens: " + statusText(s);
+    if (!std::equal(sl.live[h].begin(), sl.live[h].end(), gotLive.begin()))
+      return where + "head " + std::to_string(h) +
+             ": live tokens differ from the model";
     for (int side = 0; side < 2; ++side) {
       const std::vector<float> &x = side ? sl.values[h] : sl.keys[h];
       const std::vector<float> &deq = side ? sl.deqValues[h] : sl.deqKeys[h];
@@ -611,7 +638,11 @@ std::string ModelDriver::checkSequence(const Seq &seq, uint32_t layer,
                    std::to_string(i);
       }
       for (uint64_t i = 0; i < sl.n * D; ++i) {
-        const float want = i < c * D ? deq[i] : x[i];
+        // Evicted tokens read as NaN (their page may be a hole).
+        const float want = !sl.live[h][i / D]
+                               ? std::numeric_limits<float>::quiet_NaN()
+                           : i < c * D ? deq[i]
+                                       : x[i];
         if (!sameFloat(got[i], want))
           return where + (side ? "V" : "K") + " head " + std::to_string(h) +
                  " token " + std::to_string(i / D) + " channel " +
@@ -625,6 +656,8 @@ std::string ModelDriver::checkSequence(const Seq &seq, uint32_t layer,
       const num::BlockLayout bl = num::computeBlockLayout(sides[side], D, T);
       std::vector<uint8_t> want8(bl.blockBytes), got8(bl.blockBytes);
       for (uint32_t i = 0; i < view.num_pages; ++i) {
+        if (sl.pages[i] < 0)
+          continue; // a hole: checked above, no bytes to compare
         const uint64_t first = uint64_t(i) * T;
         const uint64_t count = std::min<uint64_t>(c - first, T);
         std::fill(want8.begin(), want8.end(), 0);
@@ -659,10 +692,12 @@ std::string ModelDriver::checkStats() {
     uint32_t shared = 0;
     for (int r : refs_[l])
       shared += r > 1;
-    uint64_t tokens = 0, comp = 0;
+    uint64_t tokens = 0, comp = 0, evicted = 0;
     for (const Seq &s : seqs_) {
       tokens += s.layers[l].n;
       comp += compressed(l, s.layers[l].n);
+      for (const std::vector<uint8_t> &live : s.layers[l].live)
+        evicted += std::count(live.begin(), live.end(), 0);
     }
     // Page bytes are the sums of every head's block (layout.md 4.1).
     uint64_t kPage = 0, vPage = 0;
@@ -678,6 +713,8 @@ std::string ModelDriver::checkStats() {
     if (ls.pages_used != used_[l] || ls.pages_shared != shared ||
         ls.pages_free != cfg.pages_per_layer - used_[l] ||
         ls.tokens != tokens || ls.compressed_tokens != comp ||
+        ls.tokens_evicted != evicted ||
+        ls.tokens_live != tokens * cfg.kv_heads - evicted ||
         ls.k_page_bytes_used != ls.pages_used * kPage ||
         ls.v_page_bytes_used != ls.pages_used * vPage)
       return "layer " + std::to_string(l) + " stats differ from the model: " +
@@ -702,6 +739,10 @@ std::string ModelDriver::checkRenaming() {
       const std::vector<int> &pages = seq.layers[l].pages;
       for (size_t i = 0; i < pages.size(); ++i) {
         const int32_t r = view.page_table[i];
+        if ((pages[i] < 0) != (r == KVC_RT_PAGE_HOLE))
+          return "layer " + std::to_string(l) + ": holes differ from the model";
+        if (pages[i] < 0)
+          continue;
         auto a = modelToRuntime.emplace(pages[i], r);
         auto b = runtimeToModel.emplace(r, pages[i]);
         if (a.first->second != r || b.first->second != pages[i])

@@ -11,7 +11,11 @@
 //    splits), so the runtime's page tables must be a bijective renaming of
 //    the model's, and its stats / free counts must match;
 //  - the predicted status of every call (capacity, out-of-memory, invalid
-//    ids, shapes), with the state unchanged after a failure.
+//    ids, shapes, eviction policies), with the state unchanged after a
+//    failure;
+//  - per sequence, layer and head, the live set under eviction (computed
+//    with the numerics library's selectKeptTokens, the spec), and which
+//    pages must be holes: gathers return NaN for evicted tokens.
 // Used by the GoogleTest model test, the libFuzzer target and the CUDA test,
 // so it depends on nothing but the C API and the numerics library.
 //
@@ -109,7 +113,10 @@ void randomizeHeadEncodings(ModelConfig &m, Choices &choices);
 struct OpCounts {
   uint64_t steps = 0, create = 0, fork = 0, free = 0, append = 0,
            expectedFailures = 0, fullChecks = 0, appendedTokens = 0,
-           copyOnWrites = 0; ///< appends that had to copy a shared page
+           copyOnWrites = 0, ///< appends that had to copy a shared page
+           evict = 0,        ///< successful kvc_rt_evict calls
+           evictedTokens = 0, ///< tokens (over heads) they evicted
+           holes = 0;        ///< pages they released
 };
 
 class ModelDriver {
@@ -143,7 +150,8 @@ private:
     /// simulateCacheSide, the spec).
     std::vector<std::vector<float>> deqKeys;
     std::vector<std::vector<float>> deqValues;
-    std::vector<int> pages; ///< abstract page ids
+    std::vector<int> pages; ///< abstract page ids; -1 for a hole
+    std::vector<std::vector<uint8_t>> live; ///< [H][n] 1 live, 0 evicted
   };
   struct Seq {
     kvc_rt_seq id = 0;
@@ -160,6 +168,11 @@ private:
   std::string opFork(Choices &c);
   std::string opFree(Choices &c);
   std::string opAppend(Choices &c);
+  std::string opEvict(Choices &c);
+  std::string opEvictFailure(Choices &c, const Fingerprint &before);
+  /// True when page `page` of `sl` holds no live token in any head: all of
+  /// its positions are below `n` and evicted.
+  bool pageDead(const SeqLayer &sl, uint64_t page, uint64_t n) const;
   std::string opExpectedFailure(Choices &c);
 
   /// Gathers (layer, seq) and compares with the model; `spec` also checks

@@ -56,6 +56,11 @@ TEST_P(RuntimeModel, RandomOperationsMatchTheModel) {
   EXPECT_GT(c.fork, 0u);
   EXPECT_GT(c.free, 0u);
   EXPECT_GT(c.expectedFailures, 0u);
+  EXPECT_GT(c.evict, 0u);
+  if (ops >= 10000) {
+    EXPECT_GT(c.evictedTokens, 0u);
+    EXPECT_GT(c.holes, 0u); // pages released by eviction
+  }
   // Copy-on-write happens where compressed boundaries fall inside pages.
   const ModelConfig config = preset(presetIndex, backend);
   bool partialPages = false;
@@ -69,7 +74,9 @@ TEST_P(RuntimeModel, RandomOperationsMatchTheModel) {
             << c.steps << " ops (create " << c.create << ", fork " << c.fork
             << ", free " << c.free << ", append " << c.append << " with "
             << c.appendedTokens << " tokens, " << c.copyOnWrites
-            << " copy-on-write), failing calls "
+            << " copy-on-write, evict " << c.evict << " dropping "
+            << c.evictedTokens << " tokens and " << c.holes
+            << " pages), failing calls "
             << c.expectedFailures << "), " << c.fullChecks << " full checks\n";
 }
 

@@ -71,3 +71,11 @@ func.func @attention_mass(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x8x1x64xf32>
   %o, %m = kvc.attend %q, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x8x1x64xf32>, tensor<1x2x?xf32>
   return %m : tensor<1x2x?xf32>
 }
+
+// -----
+#evicting = #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = streaming, sink = 4, window = 60, budget = 64>>
+func.func @evicting_cache(%c: !kvc.cache<1x2x?x64xf16, #evicting>, %q: tensor<1x2x1x64xf32>) -> tensor<1x2x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: attention over a cache with eviction (#kvc.evict) is not lowered yet; kvc-lower-to-loops lowers it on the CPU}}
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16, #evicting> -> tensor<1x2x1x64xf32>
+  return %o : tensor<1x2x1x64xf32>
+}

@@ -136,3 +136,38 @@ func.func @attention_mass(%c: !kvc.cache<2x2x?x64xf16>, %q: tensor<2x4x1x64xf32>
   %o, %m = kvc.attend %q, %c {causal} : tensor<2x4x1x64xf32>, !kvc.cache<2x2x?x64xf16> -> tensor<2x4x1x64xf32>, tensor<2x2x?xf32>
   return %o, %m : tensor<2x4x1x64xf32>, tensor<2x2x?xf32>
 }
+
+// -----
+// Eviction: kvc.evict becomes one runtime call with the scores and the
+// policy (h2o = 1, sink, window, budget); attention over a cache that
+// declares eviction asks the runtime for each (sequence, KV head)'s live
+// bitmap and reads a token's key and value only when its bit is set.
+#h2o = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                     value = #kvc.quant<bits = 2, axis = token, group = 32>,
+                     residual = 64,
+                     evict = #kvc.evict<policy = h2o, sink = 4, window = 16, budget = 48>>
+// CHECK-LABEL: func.func @h2o_step
+// CHECK: %[[BITMAP:.*]] = func.call @kvc_rt_mlir_live_bitmap(%{{.*}}, %{{.*}}, %{{.*}}) : (!llvm.ptr, i64, i64) -> !llvm.ptr
+// CHECK: %[[NULL:.*]] = llvm.icmp "eq" %[[BITMAP]], %{{.*}} : !llvm.ptr
+// CHECK: %[[LIVE:.*]] = scf.if %[[NULL]] -> (i1)
+// CHECK: arith.shrui %{{.*}}, %c3
+// CHECK: llvm.load %{{.*}} : !llvm.ptr -> i8
+// CHECK: arith.shrui %{{.*}}, %{{.*}} : i8
+// CHECK: scf.if %[[LIVE]] -> (f32)
+// CHECK: call @kvc_rt_mlir_evict(%{{.*}}, %{{.*}}, %c1_i64{{.*}}, %c4_i64, %c16_i64, %c48_i64)
+func.func @h2o_step(%c: !kvc.cache<1x2x?x64xf16, #h2o>, %q: tensor<1x8x1x64xf32>)
+    -> (tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #h2o>) {
+  %o, %m = kvc.attend %q, %c {causal} : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #h2o> -> tensor<1x8x1x64xf32>, tensor<1x2x?xf32>
+  %c1 = kvc.evict %c scores(%m : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 16, budget = 48> : !kvc.cache<1x2x?x64xf16, #h2o>
+  return %o, %c1 : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #h2o>
+}
+
+// -----
+// Without eviction in the encoding, attention reads no bitmap.
+// CHECK-LABEL: func.func @no_eviction
+// CHECK-NOT: kvc_rt_mlir_live_bitmap
+// CHECK: return
+func.func @no_eviction(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x2x1x64xf32>) -> tensor<1x2x1x64xf32> {
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x2x1x64xf32>
+  return %o : tensor<1x2x1x64xf32>
+}

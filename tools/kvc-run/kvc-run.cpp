@@ -37,7 +37,10 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <optional>
 #include <random>
 
 using namespace mlir;
@@ -91,6 +94,11 @@ struct StepShape {
   num::AttentionOptions attention;
   /// The step returns kvc.attend's attention mass as a third result.
   bool returnsMass = false;
+  /// The step's kvc.evict, if any. With a score-based policy the step
+  /// takes the accumulated scores as a fifth argument and returns them
+  /// updated as its third result (both padded to a static length).
+  std::optional<num::EvictPolicy> evict;
+  bool carriesScores = false;
 
   bool hasPerHeadEncodings() const {
     return llvm::any_of(headEncodings, [&](const num::CacheEncoding &head) {
@@ -113,10 +121,19 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
     return failure();
   };
   FunctionType type = func.getFunctionType();
-  if (type.getNumInputs() != 4 ||
-      (type.getNumResults() != 2 && type.getNumResults() != 3))
+  SmallVector<EvictOp> evicts;
+  func.walk([&](EvictOp op) { evicts.push_back(op); });
+  if (evicts.size() > 1)
+    return error("expects at most one kvc.evict");
+  bool carriesScores = !evicts.empty() && evicts[0].getScores();
+  if (carriesScores ? type.getNumInputs() != 5 || type.getNumResults() != 3
+                    : type.getNumInputs() != 4 ||
+                          (type.getNumResults() != 2 &&
+                           type.getNumResults() != 3))
     return error("expects (cache, q, k, v) -> (out, cache) or "
-                 "(out, cache, attention mass)");
+                 "(out, cache, attention mass); with a score-based "
+                 "kvc.evict, (cache, q, k, v, scores) -> (out, cache, "
+                 "scores)");
   auto cache = dyn_cast<CacheType>(type.getInput(0));
   auto q = dyn_cast<RankedTensorType>(type.getInput(1));
   auto k = dyn_cast<RankedTensorType>(type.getInput(2));
@@ -131,6 +148,11 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
   AttendOp attend = attends[0];
   StepShape shape;
   shape.returnsMass = type.getNumResults() == 3;
+  shape.carriesScores = carriesScores;
+  if (!evicts.empty())
+    shape.evict = evicts[0].getPolicy().toNumerics();
+  if (carriesScores && type.getInput(4) != type.getResult(2))
+    return error("the scores argument and result must have one type");
   if (shape.returnsMass) {
     // Results are caller-allocated out-parameters, so the step pads the
     // mass (batch x kv_heads x ?) into a static tensor.
@@ -140,9 +162,9 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
         mass.getDimSize(0) != cache.getBatch() ||
         mass.getDimSize(1) != cache.getNumKVHeads() ||
         mass.getDimSize(2) < int64_t(numSteps))
-      return error("a third result must be kvc.attend's attention mass, "
-                   "padded into a static batch x kv_heads x L f32 tensor "
-                   "with L >= --steps");
+      return error("a third result must be kvc.attend's attention mass (or "
+                   "the accumulated scores), padded into a static batch x "
+                   "kv_heads x L f32 tensor with L >= --steps");
   }
   shape.batch = cache.getBatch();
   shape.queryHeads = q.getDimSize(1);
@@ -159,6 +181,39 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
   shape.attention.softcap =
       attend.getSoftcap() ? attend.getSoftcap()->convertToDouble() : 0.0;
   return shape;
+}
+
+/// After step `t` (n tokens): applies the policy to the oracle's live sets,
+/// ranking by the step's returned scores, and checks that the runtime holds
+/// exactly those live tokens.
+static int checkEviction(kvc_rt_cache *cache, ArrayRef<kvc_rt_seq> seqs,
+                         const num::EvictPolicy &policy,
+                         const std::optional<::kvc::exec::HostTensor> &scores,
+                         size_t n, std::vector<std::vector<uint8_t>> &live,
+                         size_t &evicted, unsigned t) {
+  size_t kvHeads = live.size() / seqs.size();
+  std::vector<uint8_t> runtimeLive(n);
+  for (size_t bi = 0; bi < seqs.size(); ++bi)
+    for (size_t h = 0; h < kvHeads; ++h) {
+      std::vector<uint8_t> &keep = live[bi * kvHeads + h];
+      const float *rowScores = nullptr;
+      if (scores)
+        rowScores = reinterpret_cast<const float *>(scores->data()) +
+                    (bi * kvHeads + h) * scores->shape()[2];
+      size_t before = std::count(keep.begin(), keep.end(), uint8_t(1));
+      evicted += before - num::selectKeptTokens(policy, rowScores, n,
+                                                keep.data());
+      if (kvc_rt_live_tokens(cache, seqs[bi], 0, uint32_t(h),
+                             runtimeLive.data(), n) != KVC_RT_OK)
+        return fail(llvm::Twine("kvc_rt_live_tokens: ") +
+                    kvc_rt_last_error());
+      if (runtimeLive != keep)
+        return fail(llvm::formatv("step {0}: sequence {1}, KV head {2}: the "
+                                  "runtime's live tokens differ from the "
+                                  "oracle's",
+                                  t, bi, h));
+    }
+  return 0;
 }
 
 /// Runs the JIT-compiled step `numSteps` times and compares with the oracle.
@@ -206,7 +261,18 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
     channelScale[c] = 8.0f;
   // History of fp16-rounded tokens per (batch, kv head): [n][D].
   std::vector<std::vector<float>> keys(b * hkv), values(b * hkv);
-  double worst = 0, worstGap = 0, worstMass = 0;
+  // Eviction: the oracle's live tokens per (batch, kv head), and the
+  // accumulated scores the step carries (its own f32 values are what it
+  // ranks by, so the oracle ranks by them too and checks them separately).
+  std::vector<std::vector<uint8_t>> live(b * hkv);
+  std::optional<::kvc::exec::HostTensor> scores;
+  if (shape.carriesScores) {
+    const auto &info = step.results().back();
+    scores.emplace(info.shape, "F32");
+    std::memset(scores->data(), 0, scores->bytes());
+  }
+  size_t evicted = 0;
+  double worst = 0, worstGap = 0, worstMass = 0, worstEvictGap = 0;
   for (unsigned t = 0; t < numSteps; ++t) {
     ::kvc::exec::HostTensor q({b, hq, 1, d}, "F32"), k({b, hkv, 1, d}, "F32"),
         v({b, hkv, 1, d}, "F32");
@@ -225,7 +291,18 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
       }
     // The output is poisoned before the call, so a step that writes
     // nothing cannot pass.
-    auto outputs = step.call({&q, &k, &v}, {binding});
+    std::vector<const ::kvc::exec::HostTensor *> inputs = {&q, &k, &v};
+    if (scores)
+      inputs.push_back(&*scores);
+    for (std::vector<uint8_t> &head : live)
+      head.push_back(1);
+    // The step may update its scores argument in place.
+    std::vector<float> scoresBefore;
+    if (scores) {
+      const auto *data = reinterpret_cast<const float *>(scores->data());
+      scoresBefore.assign(data, data + scores->numElements());
+    }
+    auto outputs = step.call(inputs, {binding});
     if (!outputs)
       return fail(llvm::Twine("step ") + llvm::Twine(t) + ": " +
                   llvm::toString(outputs.takeError()));
@@ -248,9 +325,15 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         plainV.insert(plainV.end(), vh.begin(), vh.end());
       }
       const float *qb = &qData[bi * hq * d];
+      std::vector<uint8_t> keep;
+      for (int64_t h = 0; h < hkv; ++h)
+        keep.insert(keep.end(), live[bi * hkv + h].begin(),
+                    live[bi * hkv + h].end());
+      num::AttentionOptions attention = shape.attention;
+      attention.keep = keep.data();
       std::vector<double> expectedMass(hkv * n, 0.0);
       std::vector<double> expected = num::referenceAttention(
-          qb, hq, 1, simK.data(), simV.data(), hkv, n, d, shape.attention,
+          qb, hq, 1, simK.data(), simV.data(), hkv, n, d, attention,
           expectedMass.data());
       if (shape.returnsMass) {
         const ::kvc::exec::HostTensor &massTensor = (*outputs)[1];
@@ -259,17 +342,33 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
             reinterpret_cast<const float *>(massTensor.data());
         // Probabilities sum to the GQA group size per KV head: compare
         // absolutely. Past the n tokens the padding must be 0.
+        // Carried scores: the previous step's plus this step's mass.
+        const float *before = scores ? scoresBefore.data() : nullptr;
         for (int64_t h = 0; h < hkv; ++h)
           for (int64_t j = 0; j < padded; ++j) {
+            size_t at = (bi * hkv + h) * padded + j;
             double want = j < int64_t(n) ? expectedMass[h * n + j] : 0.0;
-            double got = massData[(bi * hkv + h) * padded + j];
+            if (before)
+              want += before[at];
+            double got = massData[at];
             worstMass = std::isnan(got)
                             ? INFINITY
                             : std::max(worstMass, std::fabs(got - want));
           }
       }
       std::vector<double> uncompressed = num::referenceAttention(
-          qb, hq, 1, plainK.data(), plainV.data(), hkv, n, d, shape.attention);
+          qb, hq, 1, plainK.data(), plainV.data(), hkv, n, d, attention);
+      if (shape.evict) {
+        // What eviction changes: the same cache with every token live.
+        std::vector<double> allLive = num::referenceAttention(
+            qb, hq, 1, simK.data(), simV.data(), hkv, n, d, shape.attention);
+        double moved = 0, size = 0;
+        for (size_t i = 0; i < allLive.size(); ++i) {
+          moved = std::max(moved, std::fabs(allLive[i] - expected[i]));
+          size = std::max(size, std::fabs(expected[i]));
+        }
+        worstEvictGap = std::max(worstEvictGap, moved / std::max(size, 1e-30));
+      }
       double scale = 0, error = 0, gap = 0;
       for (size_t i = 0; i < expected.size(); ++i) {
         scale = std::max(scale, std::fabs(expected[i]));
@@ -280,6 +379,13 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
       }
       worst = std::max(worst, error / std::max(scale, 1e-30));
       worstGap = std::max(worstGap, gap / std::max(scale, 1e-30));
+    }
+    if (shape.evict) {
+      if (scores)
+        std::memcpy(scores->data(), (*outputs)[1].data(), scores->bytes());
+      if (int error = checkEviction(cache, seqs, *shape.evict, scores, n,
+                                    live, evicted, t))
+        return error;
     }
   }
   kvc_rt_binding_destroy(binding);
@@ -303,15 +409,25 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
       worst, double(tolerance), worstGap);
   if (shape.returnsMass)
     llvm::outs() << llvm::formatv(
-        "attention mass: max |compiled - oracle| = {0:e2} (tolerance "
-        "{1:e2})\n",
-        worstMass, double(tolerance));
+        "attention {0}: max |compiled - oracle| = {1:e2} (tolerance "
+        "{2:e2})\n",
+        shape.carriesScores ? "scores" : "mass", worstMass,
+        double(tolerance));
+  if (shape.evict)
+    llvm::outs() << llvm::formatv(
+        "eviction {0}: {1} tokens evicted, the runtime's live tokens equal "
+        "the oracle's after every step; eviction moves the output by "
+        "{2:e2}\n",
+        num::formatEvictPolicy(*shape.evict), evicted, worstEvictGap);
   if (!(worst <= tolerance))
     return fail("the compiled step is further from the oracle than the "
                 "tolerance");
   if (shape.returnsMass && !(worstMass <= tolerance))
     return fail("the compiled attention mass is further from the oracle "
                 "than the tolerance");
+  if (shape.evict && !(worstEvictGap > 10 * tolerance))
+    return fail("eviction changes the output by less than 10x the "
+                "tolerance: the check cannot tell evicted from kept tokens");
   // A compressed cache that does not change the output would make this
   // check meaningless (e.g. an encoding silently dropped).
   if (compressed && !(worstGap > 10 * tolerance))

@@ -20,6 +20,7 @@
 #include "kvc/CostModel/Stats.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace kvc {
@@ -50,7 +51,16 @@ struct LayerErrorRequest {
   unsigned residual = 128; ///< the layer's fp16 residual window R
   std::vector<Candidate> keyCandidates;
   std::vector<Candidate> valueCandidates;
+  /// Token eviction (kvc/CostModel/Eviction.h), or null: per KV head and
+  /// token j, the last query position that still sees j (kNeverEvicted: all
+  /// of them). Evicted keys are invisible to the reference and to every
+  /// candidate, so the candidates' errors are those of quantizing the kept
+  /// tokens, relative to the evicted fp16 cache (and the denominators are
+  /// the evicted cache's output norms).
+  const std::vector<std::vector<uint32_t>> *liveUntil = nullptr;
 };
+/// liveUntil of a token that is never evicted.
+constexpr uint32_t kNeverEvicted = UINT32_MAX;
 struct LayerErrors {
   std::vector<CandidateError> key;   ///< parallel to keyCandidates
   std::vector<CandidateError> value; ///< parallel to valueCandidates

@@ -5,6 +5,9 @@
 // (measured attention error on calibration data, scaled by the calibrated
 // loss sensitivity, or the analytic proxy without data), solve the
 // multiple-choice knapsack under the average-bits budget, and report.
+// With a context length, each layer may also choose a token budget (an H2O
+// eviction policy, Eviction.h) that scales the cost of its K and V slots by
+// the share of tokens kept and adds the measured eviction error.
 // No MLIR: the kvc-select-bitwidths pass and the Python bindings share it.
 //
 //===----------------------------------------------------------------------===//
@@ -14,6 +17,7 @@
 
 #include "kvc/CostModel/AttentionError.h"
 #include "kvc/CostModel/Candidates.h"
+#include "kvc/CostModel/Eviction.h"
 #include "kvc/CostModel/Solver.h"
 #include "kvc/CostModel/Stats.h"
 
@@ -21,6 +25,7 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +51,11 @@ struct SelectionOptions {
   double scale = 0.0;   ///< softmax scale; 0 = 1/sqrt(head_dim)
   unsigned threads = 0; ///< 0 = hardware concurrency
   SolveOptions solver;
+  /// Token budgets: the context length (tokens) they are planned for;
+  /// 0 = no eviction candidates. Needs statistics.
+  size_t context = 0;
+  /// Budget candidates as fractions of `context` (1: keep every token).
+  std::vector<double> evictFractions = defaultEvictFractions();
 };
 
 /// How a slot's loss is predicted.
@@ -68,6 +78,20 @@ struct SlotChoice {
   double bytesPerToken = 0.0; ///< bits * heads * head_dim / 8
   double error = 0.0;         ///< E of this slot (or the analytic proxy)
   double predictedLoss = 0.0; ///< alpha * its share of the layer's E
+  /// The layer's token budget, if it evicts; bytesPerToken is then averaged
+  /// over the context (bits * heads * head_dim / 8 * keepFraction).
+  std::optional<numerics::EvictPolicy> evict;
+  double keepFraction = 1.0;
+};
+
+/// The token budget chosen for one layer (context > 0 only).
+struct LayerEviction {
+  unsigned layer = 0;
+  std::optional<numerics::EvictPolicy> policy; ///< none: every token kept
+  numerics::EvictPolicy calibration; ///< the policy measured (if any)
+  double keepFraction = 1.0;
+  double error = 0.0;         ///< E of eviction alone (fp16 kept tokens)
+  double predictedLoss = 0.0; ///< alpha_key * error
 };
 
 /// Loss sensitivity of one layer side.
@@ -82,6 +106,10 @@ struct SideAlpha {
 
 struct SelectionResult {
   std::vector<SlotChoice> slots;
+  std::vector<LayerEviction> evictions; ///< per layer, when context > 0
+  size_t context = 0;
+  std::vector<double> evictFractions; ///< considered (context > 0)
+  std::vector<std::string> skippedBudgets; ///< budgets not possible, why
   std::vector<SideAlpha> alphas; ///< calibrated model only
   ModelKind model = ModelKind::Analytic;
   std::string statsPath;
@@ -103,7 +131,7 @@ struct SelectionResult {
 /// measured on its layers, which must cover every layer with the same KV
 /// heads and head_dim; without, the analytic proxy is used. Errors: a layer
 /// missing from the stats, shape mismatches, invalid calibration encodings,
-/// an infeasible budget.
+/// an infeasible budget, context > 0 without stats, bad evict fractions.
 llvm::Expected<SelectionResult>
 selectBitwidths(const std::vector<LayerSpec> &layers,
                 const CalibrationStats *stats,

@@ -12,6 +12,9 @@
 //    lambda; feasible, on the lower convex hull of each slot, with the dual
 //    bound lowerBound <= optimum <= totalLoss.
 // solve() uses the DP when its table is small enough, else Lagrangian.
+// combineGroup turns slots that share a choice (a layer's token budget,
+// which fixes the costs and losses of its K and V slots) into one slot whose
+// options are the Pareto-optimal joint choices, so both solvers stay exact.
 //
 //===----------------------------------------------------------------------===//
 
@@ -53,6 +56,36 @@ struct SolveOptions {
   /// Largest DP table (slots x capacity) before falling back to Lagrangian.
   size_t maxTableCells = size_t(1) << 24;
 };
+
+/// One way of choosing a group of slots jointly: the group's slots as they
+/// are under this variant, and a loss the variant adds (e.g. a token
+/// budget's eviction error).
+struct GroupVariant {
+  double fixedLoss = 0.0;
+  std::vector<Slot> slots; ///< same count and weights in every variant
+};
+
+/// What an option of a combined slot stands for.
+struct GroupChoice {
+  size_t variant = 0;
+  std::vector<size_t> choice; ///< option index per slot of the variant
+};
+
+/// A group as one slot: weight = the slots' total weight, options = the
+/// joint choices (variant, one option per slot) with cost = their
+/// weight-averaged cost and loss = fixedLoss + their losses, less every
+/// choice another one dominates (no more cost and no more loss; ties keep
+/// the earlier variant, then the earlier options). Dropping dominated
+/// choices never changes an optimum, so solving the combined slots solves
+/// the grouped problem exactly.
+struct CombinedSlot {
+  Slot slot;
+  std::vector<GroupChoice> choices; ///< parallel to slot.options
+};
+/// Errors: no variants, variants whose slots differ in count or weight, a
+/// slot without options.
+llvm::Expected<CombinedSlot>
+combineGroup(const std::vector<GroupVariant> &variants);
 
 /// Exact DP on integer costs: minimise sum loss s.t. sum cost <= capacity.
 /// Returns false if infeasible.

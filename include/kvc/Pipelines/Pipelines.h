@@ -62,6 +62,11 @@ struct CompressPipelineOptions
       *this, "granularity",
       llvm::cl::desc("kvc-select-bitwidths granularity: layer or head"),
       llvm::cl::init("layer")};
+  ListOption<double> evictFractions{
+      *this, "evict-fractions",
+      llvm::cl::desc("With budget and stats: token budgets, as fractions of "
+                     "`context`, that kvc-select-bitwidths may choose per "
+                     "layer (H2O eviction); empty: no eviction")};
 };
 
 /// Options of `kvc-cpu-pipeline`: kvc ops to loops and runtime calls, then

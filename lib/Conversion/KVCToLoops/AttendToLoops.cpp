@@ -49,6 +49,11 @@ struct AttendState {
   std::optional<int64_t> window;
   unsigned pageTokens;
   bool causal, maskPerHead;
+  /// The cache declares eviction: tokens whose live bit is 0 are skipped
+  /// (their pages may have gone back to the pool).
+  bool evictable = false;
+  Value binding, batchI64;
+  const LoweringContext *lowering = nullptr;
 };
 
 struct AttendToLoops : public OpConversionPattern<AttendOp> {
@@ -100,11 +105,61 @@ static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
   return view.read(b, loc, head, token, channel);
 }
 
+/// `live ? thenValue() : elseValue` where `live` is token `token`'s bit in
+/// the bitmap `bitmap` (a null bitmap: every token is live). Only the taken
+/// branch runs, so an evicted token's page is never read.
+static Value ifLive(OpBuilder &b, Location loc, Value bitmap, Value token,
+                    function_ref<Value(OpBuilder &, Location)> live,
+                    function_ref<Value(OpBuilder &, Location)> dead) {
+  Type ptr = bitmap.getType();
+  Value isNull = LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::eq, bitmap,
+                                      LLVM::ZeroOp::create(b, loc, ptr));
+  Value bit =
+      scf::IfOp::create(
+          b, loc, isNull,
+          [&](OpBuilder &tb, Location tl) {
+            scf::YieldOp::create(
+                tb, tl, ValueRange{arith::ConstantIntOp::create(tb, tl, 1, 1)});
+          },
+          [&](OpBuilder &eb, Location el) {
+            Value byteIndex =
+                arith::ShRUIOp::create(eb, el, token, cIndex(eb, el, 3));
+            Value byte = ByteViews{bitmap}.load(eb, el, eb.getI8Type(),
+                                                byteIndex);
+            Value shift = arith::IndexCastOp::create(
+                eb, el, eb.getI8Type(),
+                arith::AndIOp::create(eb, el, token, cIndex(eb, el, 7)));
+            Value bits = arith::AndIOp::create(
+                eb, el, arith::ShRUIOp::create(eb, el, byte, shift),
+                arith::ConstantIntOp::create(eb, el, 1, 8));
+            scf::YieldOp::create(
+                eb, el,
+                ValueRange{arith::TruncIOp::create(eb, el, eb.getI1Type(),
+                                                   bits)});
+          })
+          .getResult(0);
+  return scf::IfOp::create(
+             b, loc, bit,
+             [&](OpBuilder &tb, Location tl) {
+               scf::YieldOp::create(tb, tl, ValueRange{live(tb, tl)});
+             },
+             [&](OpBuilder &eb, Location el) {
+               scf::YieldOp::create(eb, el, ValueRange{dead(eb, el)});
+             })
+      .getResult(0);
+}
+
 /// The loops for one (batch b, query head h, query i).
 static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                        Value batch, Value head, Value query) {
   Value zero = cIndex(b, loc, 0), one = cIndex(b, loc, 1);
   Value kvHead = arith::DivUIOp::create(b, loc, head, s.group);
+  Value bitmap;
+  if (s.evictable)
+    bitmap = s.lowering->call(
+        b, loc, abi::kLiveBitmap, LLVM::LLVMPointerType::get(b.getContext()),
+        {s.binding, s.batchI64,
+         arith::IndexCastOp::create(b, loc, b.getI64Type(), kvHead)});
   // Query i sits at position n - q_len + i.
   Value position = arith::AddIOp::create(
       b, loc, arith::SubIOp::create(b, loc, s.numTokens, s.queryLen), query);
@@ -124,11 +179,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
   Value zeroF = cF32(b, loc, 0.0);
   Value headDim = cIndex(b, loc, s.headDim);
 
-  // Pass 1: scores and their maximum.
-  Value maxScore =
-      buildFor(b, loc, lower, upper, negInf,
-               [&](OpBuilder &b1, Location l1, Value token,
-                   ValueRange args) -> SmallVector<Value> {
+  // Pass 1: scores and their maximum (an evicted token scores -inf).
+  auto computeScore = [&](OpBuilder &b1, Location l1, Value token) -> Value {
                  Value dot =
                      buildFor(b1, l1, zero, headDim, zeroF,
                               [&](OpBuilder &b2, Location l2, Value channel,
@@ -161,6 +213,20 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                        loadAsF32(b1, l1, s.mask,
                                  ValueRange{batch, maskHead, query, token}));
                  }
+                 return score;
+  };
+  Value maxScore =
+      buildFor(b, loc, lower, upper, negInf,
+               [&](OpBuilder &b1, Location l1, Value token,
+                   ValueRange args) -> SmallVector<Value> {
+                 Value score =
+                     bitmap ? ifLive(
+                                  b1, l1, bitmap, token,
+                                  [&](OpBuilder &lb, Location ll) {
+                                    return computeScore(lb, ll, token);
+                                  },
+                                  [&](OpBuilder &, Location) { return negInf; })
+                            : computeScore(b1, l1, token);
                  memref::StoreOp::create(b1, l1, score, s.scores, token);
                  return {arith::MaximumFOp::create(b1, l1, args[0], score)};
                })
@@ -202,15 +268,24 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                  buildFor(b1, l1, lower, upper, zeroF,
                           [&](OpBuilder &b2, Location l2, Value token,
                               ValueRange args) -> SmallVector<Value> {
-                            Value weight =
-                                memref::LoadOp::create(b2, l2, s.scores, token);
-                            Value v = readToken(
-                                b2, l2, s, *s.values, s.vResidual,
-                                s.vPageBytes, s.vRunOffset, kvHead, token,
-                                channel);
-                            return {arith::AddFOp::create(
-                                b2, l2, args[0],
-                                arith::MulFOp::create(b2, l2, weight, v))};
+                            auto accumulate = [&](OpBuilder &ab,
+                                                  Location al) -> Value {
+                              Value weight = memref::LoadOp::create(
+                                  ab, al, s.scores, token);
+                              Value v = readToken(
+                                  ab, al, s, *s.values, s.vResidual,
+                                  s.vPageBytes, s.vRunOffset, kvHead, token,
+                                  channel);
+                              return arith::AddFOp::create(
+                                  ab, al, args[0],
+                                  arith::MulFOp::create(ab, al, weight, v));
+                            };
+                            if (!bitmap)
+                              return {accumulate(b2, l2)};
+                            return {ifLive(
+                                b2, l2, bitmap, token,
+                                accumulate,
+                                [&](OpBuilder &, Location) { return args[0]; })};
                           })
                      .getResult(0);
              Value result = arith::DivFOp::create(b1, l1, acc, sum);
@@ -288,6 +363,8 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
   auto i64Const = [&](int64_t value) -> Value {
     return arith::ConstantIntOp::create(rewriter, loc, value, 64);
   };
+  EncodingAttr encodingAttr = cacheType.getEncoding();
+  bool evictable = encodingAttr && encodingAttr.getEvict();
   // The mass result covers the longest sequence; shorter ones leave zeros.
   Value mass;
   if (Value massResult = op.getMass()) {
@@ -400,6 +477,10 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   cast<MemRefType>(maskBuffer.getType()).getDimSize(1) != 1;
               s.out = out;
               s.mass = mass;
+              s.evictable = evictable;
+              s.binding = binding;
+              s.batchI64 = batchI64;
+              s.lowering = &lowering;
               s.numTokens = scalar(abi::kNumTokens);
               s.compressed = scalar(abi::kCompressedTokens);
               s.queryLen = queryLen;

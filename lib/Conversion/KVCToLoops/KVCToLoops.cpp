@@ -141,6 +141,59 @@ private:
   const LoweringContext &lowering;
 };
 
+/// kvc.evict -> a runtime call that applies the policy to every sequence of
+/// the binding in place: evicted tokens' live bits are cleared and pages
+/// with no live token left go back to the pool.
+struct EvictToCall : public OpConversionPattern<EvictOp> {
+  EvictToCall(const TypeConverter &converter, MLIRContext *context,
+              const LoweringContext &lowering)
+      : OpConversionPattern(converter, context), lowering(lowering) {}
+
+  LogicalResult
+  matchAndRewrite(EvictOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto stridedType = MemRefType::get(
+        SmallVector<int64_t>(3, ShapedType::kDynamic), rewriter.getF32Type(),
+        StridedLayoutAttr::get(rewriter.getContext(), ShapedType::kDynamic,
+                               SmallVector<int64_t>(3, ShapedType::kDynamic)));
+    Value scores;
+    if (Value tensor = op.getScores()) {
+      auto type = cast<RankedTensorType>(tensor.getType());
+      Value buffer = bufferization::ToBufferOp::create(
+          rewriter, loc,
+          MemRefType::get(type.getShape(), type.getElementType()), tensor,
+          /*read_only=*/true);
+      scores = memref::CastOp::create(rewriter, loc, stridedType, buffer);
+    } else {
+      // Streaming ranks nothing; the runtime takes an empty scores memref.
+      Value empty = memref::AllocaOp::create(
+          rewriter, loc, MemRefType::get({0, 0, 0}, rewriter.getF32Type()));
+      scores = memref::CastOp::create(rewriter, loc, stridedType, empty);
+    }
+    num::EvictPolicy policy = op.getPolicy().toNumerics();
+    auto i64 = [&](int64_t value) -> Value {
+      return arith::ConstantIntOp::create(rewriter, loc, value, 64);
+    };
+    Value binding = adaptor.getCache();
+    func::FuncOp callee = lowering.getOrDeclare(
+        rewriter, abi::kEvict,
+        {binding.getType(), stridedType, rewriter.getI64Type(),
+         rewriter.getI64Type(), rewriter.getI64Type(), rewriter.getI64Type()},
+        {}, true);
+    func::CallOp::create(
+        rewriter, loc, callee,
+        ValueRange{binding, scores, i64(int64_t(policy.kind)),
+                   i64(int64_t(policy.sink)), i64(int64_t(policy.window)),
+                   i64(int64_t(policy.budget))});
+    rewriter.replaceOp(op, binding);
+    return success();
+  }
+
+private:
+  const LoweringContext &lowering;
+};
+
 struct KVCLowerToLoopsPass
     : public mlir::kvc::impl::KVCLowerToLoopsBase<KVCLowerToLoopsPass> {
   using Base::Base;
@@ -151,17 +204,20 @@ struct KVCLowerToLoopsPass
 
 FailureOr<SmallVector<num::CacheEncoding>>
 mlir::kvc::getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
-                                     StringRef passName) {
+                                     StringRef passName, bool allowEviction) {
   CacheType type = attend.getCache().getType();
   EncodingAttr encoding = type.getEncoding();
   if (!encoding)
     return SmallVector<num::CacheEncoding>(type.getNumKVHeads(),
                                            num::CacheEncoding());
-  if (encoding.getKeyReduce() || encoding.getValueReduce() ||
-      encoding.getEvict())
+  if (encoding.getKeyReduce() || encoding.getValueReduce())
+    return attend.emitOpError()
+           << passName << ": key/value reductions are not lowered yet";
+  if (encoding.getEvict() && !allowEviction)
     return attend.emitOpError()
            << passName
-           << ": key/value reductions and eviction are not lowered yet";
+           << ": attention over a cache with eviction (#kvc.evict) is not "
+              "lowered yet; kvc-lower-to-loops lowers it on the CPU";
   SmallVector<num::CacheEncoding> heads;
   unsigned headDim = type.getHeadDim();
   for (auto [head, headEncoding] :
@@ -192,24 +248,39 @@ mlir::kvc::getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
 static LogicalResult checkLowerable(ModuleOp module,
                                     LoweringContext &lowering) {
   WalkResult result = module.walk([&](Operation *op) -> WalkResult {
-    if (isa<EvictOp, ForkOp, CacheEmptyOp, QuantizeOp, DequantizeOp>(op)) {
+    if (isa<ForkOp, CacheEmptyOp, QuantizeOp, DequantizeOp>(op)) {
       op->emitOpError("is not lowered by kvc-lower-to-loops yet");
       return WalkResult::interrupt();
+    }
+    if (auto evict = dyn_cast<EvictOp>(op)) {
+      // Attention checks live tokens only on caches that declare eviction,
+      // so that caches without it pay nothing.
+      EncodingAttr encoding = evict.getCache().getType().getEncoding();
+      if (!encoding || !encoding.getEvict()) {
+        evict.emitOpError(
+            "kvc-lower-to-loops: the cache's encoding declares no eviction "
+            "(evict = #kvc.evict<...>), so attention over it would not skip "
+            "evicted tokens");
+        return WalkResult::interrupt();
+      }
     }
     if (auto attend = dyn_cast<AttendOp>(op)) {
       FailureOr<SmallVector<num::CacheEncoding>> heads =
           getLowerableHeadEncodings(attend, lowering.pageTokens,
-                                    "kvc-lower-to-loops");
+                                    "kvc-lower-to-loops",
+                                    /*allowEviction=*/true);
       if (failed(heads))
         return WalkResult::interrupt();
       lowering.headEncodings[op] = std::move(*heads);
     }
-    if (auto append = dyn_cast<AppendOp>(op)) {
-      for (Operation *user : append.getCache().getUsers())
+    if (isa<AppendOp, EvictOp>(op)) {
+      Value cache = op->getOperand(0);
+      for (Operation *user : cache.getUsers())
         if (user != op && user->getBlock() == op->getBlock() &&
             op->isBeforeInBlock(user)) {
-          user->emitOpError("reads a cache after 'kvc.append' updated it; "
-                            "the CPU lowering updates caches in place");
+          user->emitOpError("reads a cache after '")
+              << op->getName() << "' updated it; the CPU lowering updates "
+              << "caches in place";
           return WalkResult::interrupt();
         }
     }
@@ -228,7 +299,7 @@ void KVCLowerToLoopsPass::runOnOperation() {
   TypeConverter converter;
   addCacheToBindingConversion(converter);
   RewritePatternSet patterns(context);
-  patterns.add<AppendToCall>(converter, context, lowering);
+  patterns.add<AppendToCall, EvictToCall>(converter, context, lowering);
   populateAttendToLoopsPattern(patterns, converter, lowering);
   if (failed(applyBindingConversion(module, converter, std::move(patterns))))
     return signalPassFailure();

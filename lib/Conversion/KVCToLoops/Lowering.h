@@ -62,11 +62,11 @@ Value getOrCreateFP8Table(OpBuilder &b, Location loc, Operation *symbolTable,
 
 /// The encoding of every KV head of `attend`'s cache (plain fp16 when the
 /// cache has no encoding), or an error at the op naming `passName` when an
-/// encoding cannot be lowered (reductions, eviction, a group that does not
-/// fit `pageTokens`-token pages).
+/// encoding cannot be lowered (reductions, eviction unless `allowEviction`,
+/// a group that does not fit `pageTokens`-token pages).
 FailureOr<SmallVector<::kvc::numerics::CacheEncoding>>
 getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
-                          StringRef passName);
+                          StringRef passName, bool allowEviction = false);
 
 /// `!kvc.cache` -> `!llvm.ptr` (a runtime binding), everything else kept.
 void addCacheToBindingConversion(TypeConverter &converter);

@@ -21,6 +21,12 @@ namespace abi {
 /// (binding, keys memref<?x?x?x?xf32>, values memref<?x?x?x?xf32>): appends
 /// [batch][kv_heads][tokens][head_dim] tokens to every sequence.
 inline constexpr llvm::StringLiteral kAppend = "kvc_rt_mlir_append";
+/// (binding, scores memref<?x?x?xf32> [batch][kv_heads][n], kind, sink,
+/// window, budget): applies an eviction policy to every sequence.
+inline constexpr llvm::StringLiteral kEvict = "kvc_rt_mlir_evict";
+/// (binding, batch index, kv head) -> !llvm.ptr: the live-token bitmap
+/// (bit t % 8 of byte t / 8), null when no token was ever evicted.
+inline constexpr llvm::StringLiteral kLiveBitmap = "kvc_rt_mlir_live_bitmap";
 /// (binding, page_tokens, k_page_bytes, v_page_bytes, residual, kv_heads,
 /// head_dim) -> i32: nonzero when the runtime's layout is the compiled one.
 inline constexpr llvm::StringLiteral kCheckLayout = "kvc_rt_mlir_check_layout";

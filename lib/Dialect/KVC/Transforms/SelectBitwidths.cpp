@@ -2,7 +2,9 @@
 //
 // Collects the module's caches, asks the cost model (kvc/CostModel, no MLIR)
 // for the encodings that minimise the predicted loss under the bit budget,
-// writes them into the cache types and prints the report.
+// writes them into the cache types and prints the report. With a context
+// length, the cost model also picks each layer's token budget, written as
+// the encoding's #kvc.evict.
 //
 //===----------------------------------------------------------------------===//
 
@@ -80,17 +82,31 @@ static SideEncodingAttrInterface toAttr(MLIRContext *ctx,
   llvm_unreachable("unknown side encoding");
 }
 
-/// The cache encoding of a key and a value candidate; eviction and value
-/// reductions of the previous encoding are kept.
-static EncodingAttr makeEncoding(MLIRContext *ctx, const cost::Candidate &key,
-                                 const cost::Candidate &value,
-                                 unsigned residual, EncodingAttr previous) {
+/// The #kvc.evict of a chosen token budget.
+static EvictAttr toAttr(MLIRContext *ctx, const num::EvictPolicy &p) {
+  return EvictAttr::get(ctx,
+                        static_cast<EvictPolicy>(static_cast<uint32_t>(p.kind)),
+                        unsigned(p.sink), unsigned(p.window),
+                        unsigned(p.budget));
+}
+
+/// The cache encoding of a key and a value candidate; value reductions of
+/// the previous encoding are kept, and so is its eviction unless the cost
+/// model chose the token budget (`chooseEvict`: `evict`, or none).
+static EncodingAttr
+makeEncoding(MLIRContext *ctx, const cost::Candidate &key,
+             const cost::Candidate &value, unsigned residual,
+             EncodingAttr previous, bool chooseEvict,
+             const std::optional<num::EvictPolicy> &evict) {
   Attribute keyReduce =
       key.isPruned() ? PruneAttr::get(ctx, key.pruneKeep) : Attribute();
+  Attribute evictAttr = previous ? previous.getEvict() : Attribute();
+  if (chooseEvict)
+    evictAttr = evict ? Attribute(toAttr(ctx, *evict)) : Attribute();
   return EncodingAttr::get(ctx, toAttr(ctx, key), toAttr(ctx, value), residual,
                            keyReduce,
                            previous ? previous.getValueReduce() : Attribute(),
-                           previous ? previous.getEvict() : Attribute());
+                           evictAttr);
 }
 
 FailureOr<std::map<unsigned, LayerCaches>>
@@ -163,10 +179,14 @@ SelectBitwidthsPass::apply(const cost::SelectionResult &result,
   std::map<unsigned, std::pair<SmallVector<cost::Candidate>,
                                SmallVector<cost::Candidate>>>
       chosen;
+  // Per layer: its token budget (one for all its heads).
+  std::map<unsigned, std::optional<num::EvictPolicy>> evictions;
+  const bool chooseEvict = result.context > 0;
   for (const cost::SlotChoice &slot : result.slots) {
     auto &sides = chosen[slot.layer];
     (slot.side == cost::Side::Key ? sides.first : sides.second)
         .push_back(slot.candidate);
+    evictions[slot.layer] = slot.evict;
   }
   for (auto &[id, layer] : layers) {
     auto &[keys, values] = chosen.at(id);
@@ -182,9 +202,10 @@ SelectBitwidthsPass::apply(const cost::SelectionResult &result,
     for (auto &[func, root] : layer.roots) {
       auto type = cast<CacheType>(root.value.getType());
       EncodingAttr previous = type.getEncoding();
+      const std::optional<num::EvictPolicy> &evict = evictions.at(id);
       EncodingAttr encoding =
-          makeEncoding(ctx, widest(keys), widest(values),
-                       layer.spec.residual, previous);
+          makeEncoding(ctx, widest(keys), widest(values), layer.spec.residual,
+                       previous, chooseEvict, evict);
       auto emitError = [&]() {
         return mlir::emitError(root.value.getLoc())
                << "kvc-select-bitwidths: layer " << id << ": ";
@@ -199,8 +220,10 @@ SelectBitwidthsPass::apply(const cost::SelectionResult &result,
       if (keys.size() > 1) {
         SmallVector<Attribute> heads;
         for (size_t h = 0; h < keys.size(); ++h)
+          // Eviction is per layer: it stays on the type's encoding only.
           heads.push_back(makeEncoding(ctx, keys[h], values[h],
-                                       layer.spec.residual, previous));
+                                       layer.spec.residual, previous,
+                                       /*chooseEvict=*/true, std::nullopt));
         auto attr = ArrayAttr::get(ctx, heads);
         if (auto arg = dyn_cast<BlockArgument>(root.value))
           func.setArgAttr(arg.getArgNumber(), kHeadEncodingsAttrName, attr);
@@ -259,6 +282,20 @@ void SelectBitwidthsPass::runOnOperation() {
     return fail("bad report '" + report + "' (expected text, json or none)");
   if (prune && stats.empty())
     return fail("'prune' needs 'stats': pruning has no analytic proxy");
+  if (context < 0)
+    return fail("option 'context' (tokens the token budgets are planned "
+                "for) must be >= 0, got " + Twine(context));
+  if (context > 0 && stats.empty())
+    return fail("'context' needs 'stats': eviction has no analytic proxy");
+  if (!evictFractions.empty() && context == 0)
+    return fail("'evict-fractions' needs 'context' (the context length the "
+                "token budgets are fractions of)");
+  std::vector<double> fractions = cost::defaultEvictFractions();
+  if (!evictFractions.empty())
+    fractions.assign(evictFractions.begin(), evictFractions.end());
+  if (std::string problem = cost::checkEvictFractions(fractions);
+      !problem.empty())
+    return fail(problem);
 
   FailureOr<std::map<unsigned, LayerCaches>> layers = collectLayers(module);
   if (failed(layers))
@@ -284,6 +321,8 @@ void SelectBitwidthsPass::runOnOperation() {
   options.candidates.prune = prune;
   options.candidates.pageTokens = pageTokens;
   options.threads = threads;
+  options.context = size_t(context);
+  options.evictFractions = fractions;
   llvm::Expected<cost::SelectionResult> result = cost::selectBitwidths(
       specs, calibration ? &*calibration : nullptr, options);
   if (!result)

@@ -126,6 +126,13 @@ def KVCSelectBitwidths : Pass<"kvc-select-bitwidths", "ModuleOp"> {
     (`granularity=head`: the per-head encodings go into a `kvc.head_encodings`
     attribute of the cache, and the type gets, per side, the head encoding
     with the most bits) and a report is printed.
+
+    With `context` (and `stats`), each layer may also keep only a token
+    budget b = fraction * context (`evict-fractions`; 1 keeps every token)
+    under an H2O policy (sink 4, recent window R): its K and V cost scales by
+    b / context, and its predicted error adds the eviction error measured by
+    running the policy over the calibration tokens. The choice goes into the
+    encoding's `evict` parameter (`#kvc.evict<policy = h2o, ...>`).
   }];
   let options = [
     Option<"budget", "budget", "double", /*default=*/"0.0",
@@ -147,7 +154,13 @@ def KVCSelectBitwidths : Pass<"kvc-select-bitwidths", "ModuleOp"> {
     Option<"report", "report", "std::string", /*default=*/"\"text\"",
            "Report format: text, json or none">,
     Option<"reportFile", "report-file", "std::string", /*default=*/"\"-\"",
-           "File for the report (- for stderr)">
+           "File for the report (- for stderr)">,
+    Option<"context", "context", "int64_t", /*default=*/"0",
+           "Context length (tokens) token budgets are planned for; 0: no "
+           "eviction candidates">,
+    ListOption<"evictFractions", "evict-fractions", "double",
+           "Token budgets as fractions of the context, each in (0, 1] "
+           "(1: keep every token; default 1,0.75,0.5,0.25)">
   ];
   let dependentDialects = ["::mlir::kvc::KVCDialect"];
 }

@@ -1,0 +1,178 @@
+//===- ModelDriverEvict.cpp - Eviction operations of the model driver ----===//
+//
+// kvc_rt_evict calls with random policies and scores, and the eviction
+// calls that must fail. The model's live sets come from the numerics
+// library's selectKeptTokens (the spec); its holes from the rule "every
+// position of the page below n and evicted in every head".
+//
+//===----------------------------------------------------------------------===//
+
+#include "ModelDriver.h"
+
+#include "kvc/Numerics/Evict.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace kvc {
+namespace rt {
+namespace testing {
+
+namespace num = kvc::numerics;
+
+bool ModelDriver::pageDead(const SeqLayer &sl, uint64_t page,
+                           uint64_t n) const {
+  const uint64_t T = cfg_.config.page_tokens;
+  if ((page + 1) * T > n)
+    return false;
+  for (const std::vector<uint8_t> &live : sl.live)
+    for (uint64_t t = page * T; t < (page + 1) * T; ++t)
+      if (live[t])
+        return false;
+  return true;
+}
+
+std::string ModelDriver::opEvict(Choices &c) {
+  if (seqs_.empty())
+    return opCreate();
+  const kvc_rt_cache_config &cfg = cfg_.config;
+  Seq &seq = seqs_[c.below(static_cast<uint32_t>(seqs_.size()))];
+  const uint32_t layer = c.below(cfg.num_layers);
+  SeqLayer &sl = seq.layers[layer];
+  const uint32_t H = cfg.kv_heads;
+  const Fingerprint before = fingerprint();
+  if (c.below(8) == 0)
+    return opEvictFailure(c, before);
+
+  // Budgets from a few tokens to more than the sequence (a no-op).
+  kvc_rt_evict_policy policy{};
+  policy.kind = c.below(3);
+  policy.sink = c.below(3) ? c.below(5) : 0;
+  policy.window = 1 + c.below(c.below(2) ? 8 : 48);
+  policy.budget = policy.sink + policy.window;
+  if (policy.kind != KVC_RT_EVICT_STREAMING)
+    policy.budget += c.below(c.below(2) ? 16 : 96);
+  // Scores: gaussian, or small integers (ties go to the later token).
+  const bool ties = c.below(3) == 0;
+  std::vector<float> scores(size_t{H} * sl.n);
+  for (float &x : scores)
+    x = ties ? float(c.below(4)) : c.gaussian();
+  const bool scored = policy.kind != KVC_RT_EVICT_STREAMING;
+  const kvc_rt_status s =
+      kvc_rt_evict(cache_, seq.id, layer, &policy,
+                   scored || c.below(2) ? scores.data() : nullptr, sl.n);
+  if (s != KVC_RT_OK)
+    return "evict: " + std::string(kvc_rt_status_name(s)) + ": " + kvc_rt_last_error();
+  ++counts_.evict;
+
+  // The model: the spec's selection per head, then the pages without a
+  // live token become holes.
+  num::EvictPolicy p;
+  p.kind = static_cast<num::EvictKind>(policy.kind);
+  p.sink = policy.sink;
+  p.window = policy.window;
+  p.budget = policy.budget;
+  for (uint32_t h = 0; h < H && sl.n > 0; ++h) {
+    const size_t liveBefore =
+        std::count(sl.live[h].begin(), sl.live[h].end(), 1);
+    const size_t liveAfter = num::selectKeptTokens(
+        p, scored ? scores.data() + size_t{h} * sl.n : nullptr, sl.n,
+        sl.live[h].data());
+    counts_.evictedTokens += liveBefore - liveAfter;
+  }
+  for (size_t i = 0; i < sl.pages.size(); ++i)
+    if (sl.pages[i] >= 0 && pageDead(sl, i, sl.n)) {
+      dropPage(layer, sl.pages[i]);
+      sl.pages[i] = -1;
+      ++counts_.holes;
+    }
+  if (c.below(4) == 0)
+    return checkSequence(seq, layer, false, c.below(4) == 0);
+  return "";
+}
+
+std::string ModelDriver::opEvictFailure(Choices &c,
+                                        const Fingerprint &before) {
+  const kvc_rt_cache_config &cfg = cfg_.config;
+  const Seq &seq = seqs_[c.below(static_cast<uint32_t>(seqs_.size()))];
+  const uint32_t layer = c.below(cfg.num_layers);
+  const uint64_t n = seq.layers[layer].n;
+  kvc_rt_evict_policy policy{KVC_RT_EVICT_H2O, 1, 2, 4};
+  std::vector<float> scores(size_t{cfg.kv_heads} * (n + 2), 1.0f);
+  switch (c.below(9)) {
+  case 0:
+    policy.budget = c.below(3); // below sink + window
+    return expectFailure(kvc_rt_evict(cache_, seq.id, layer, &policy,
+                                      scores.data(), n),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "evict with a budget below sink + window");
+  case 1:
+    policy.kind = KVC_RT_EVICT_STREAMING; // budget must be sink + window
+    return expectFailure(kvc_rt_evict(cache_, seq.id, layer, &policy,
+                                      nullptr, n),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "streaming with budget != sink + window");
+  case 2:
+    policy.kind = 3 + c.below(100);
+    return expectFailure(kvc_rt_evict(cache_, seq.id, layer, &policy,
+                                      scores.data(), n),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "evict with an unknown kind");
+  case 3:
+    policy.window = 0;
+    return expectFailure(kvc_rt_evict(cache_, seq.id, layer, &policy,
+                                      scores.data(), n),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "evict with window 0");
+  case 4:
+    return expectFailure(kvc_rt_evict(cache_, seq.id, layer, &policy,
+                                      scores.data(), n + 1 + c.below(2)),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "evict with num_tokens != length");
+  case 5:
+    if (n == 0)
+      return ""; // nothing to rank: NULL scores are fine then
+    policy.kind = c.below(2) ? KVC_RT_EVICT_H2O : KVC_RT_EVICT_SNAPKV;
+    return expectFailure(kvc_rt_evict(cache_, seq.id, layer, &policy,
+                                      nullptr, n),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "score-based evict without scores");
+  case 6:
+    if (n == 0)
+      return "";
+    scores[c.below(static_cast<uint32_t>(cfg.kv_heads * n))] =
+        std::numeric_limits<float>::quiet_NaN();
+    return expectFailure(kvc_rt_evict(cache_, seq.id, layer, &policy,
+                                      scores.data(), n),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "evict with a NaN score");
+  case 7:
+    if (c.below(2))
+      return expectFailure(kvc_rt_evict(cache_, seq.id, layer, nullptr,
+                                        scores.data(), n),
+                           KVC_RT_ERROR_NULL_POINTER, before,
+                           "evict with a NULL policy");
+    return expectFailure(kvc_rt_evict(cache_, seq.id,
+                                      cfg.num_layers + c.below(3), &policy,
+                                      scores.data(), n),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "evict of a layer out of range");
+  default: {
+    std::vector<uint8_t> out(n + 2);
+    if (c.below(2))
+      return expectFailure(kvc_rt_live_tokens(cache_, seq.id, layer,
+                                              cfg.kv_heads + c.below(3),
+                                              out.data(), n),
+                           KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                           "live_tokens of a bad head");
+    return expectFailure(kvc_rt_live_tokens(cache_, seq.id, layer, 0,
+                                            out.data(), n + 1),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "live_tokens with n != length");
+  }
+  }
+}
+
+} // namespace testing
+} // namespace rt
+} // namespace kvc
