@@ -58,11 +58,11 @@ CONFIGS = {
     "h2o256/kivi4>q2tok": ("two-tier", UNIFORM["kivi4"], _h2o(256), (TOKEN2, TOKEN2)),
 }
 
-# Until kvc's cost model emits token budgets, this hand-written report in
-# the form kvc.select_bitwidths(..., context=...) writes ("evict" on the
-# slots and per-layer "evictions"; eviction.config_from_report reads it)
-# stands in for --report: 4-bit keys and 2-bit values everywhere, the first
-# two layers unevicted, the others H2O with half the context.
+# A hand-written report in the form kvc.select_bitwidths(..., context=...)
+# writes ("evict" on the slots and per-layer "evictions";
+# eviction.config_from_report reads it), for the tests: 4-bit keys and 2-bit
+# values everywhere, the first two layers unevicted, the others H2O with
+# half the context. Real cost-model rows come from --report.
 HAND_H2O = "h2o:sink=4:window=128:budget=512"
 HAND_WRITTEN_REPORT = {
     "note": "hand-written stand-in for a cost-model report with token budgets",
@@ -92,14 +92,14 @@ def _budgets(config):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", default=",".join(list(CONFIGS) + ["cost-model"]))
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="comma-separated rows; 'cost-model' runs --report")
     parser.add_argument("--max-windows", type=int, default=None,
                         help="evaluate only the first N windows of 1024 bytes")
     parser.add_argument("--report", default=None,
                         help="cost-model report JSON (eviction.config_from_report), "
                              "FILE or FILE#NAME for one entry of a file of named "
-                             "reports (select_allocations.py's); default: the "
-                             "hand-written stand-in")
+                             "reports (select_allocations.py --context ...)")
     parser.add_argument("--report-config", default="cost-model",
                         help="the name of the --report row")
     parser.add_argument("--merge-into", default=None,
@@ -119,7 +119,10 @@ def main():
         print(table(rows))
         return
 
-    report = HAND_WRITTEN_REPORT
+    report = None
+    if "cost-model" in args.configs.split(",") and not args.report:
+        raise SystemExit("the cost-model row needs --report (a report of "
+                         "select_allocations.py --context ... --evict-fractions ...)")
     if args.report:
         path, _, entry = args.report.partition("#")
         with open(path) as f:
@@ -147,7 +150,7 @@ def main():
     meta = {"text": os.path.basename(args.text), "context": CONTEXT, "score_from": SCORE_FROM,
             "max_windows": args.max_windows, "machine": f"{platform.machine()}, "
             f"{platform.processor() or platform.node()}, 1 BLAS thread",
-            "report": args.report or "hand-written (run_eviction.HAND_WRITTEN_REPORT)"}
+            "report": args.report}
     if args.merge_into:
         meta = {k: v for k, v in merged.items() if k != "rows"}
     rows = list(earlier)
@@ -160,7 +163,7 @@ def main():
                    budgets=budgets, seconds=time.time() - start,
                    long_context=bool(budgets) and max(budgets) <= CONTEXT // 2)
         if name == args.report_config:
-            row["report_source"] = args.report or "run_eviction.HAND_WRITTEN_REPORT"
+            row["report_source"] = args.report
         rows.append(row)
         print(f"{name}: {row['bits_per_byte']:.4f} bits/byte, {row['bits_per_element']:.2f} "
               f"bits/elem ({row['seconds']:.0f} s, {row['windows']} windows)", flush=True)

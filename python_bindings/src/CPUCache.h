@@ -15,6 +15,8 @@
 #include <pybind11/numpy.h>
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -43,6 +45,12 @@ public:
               const FloatArray &values);
   /// The dequantized view: (keys, values), each [kv_heads, n, head_dim].
   pybind11::tuple gather(kvc_rt_seq seq, unsigned layer);
+  /// Applies an eviction policy spec ("h2o:sink=4:window=64:budget=256") to
+  /// every KV head of (seq, layer); scores: float32 [kv_heads, n] or None.
+  void evict(kvc_rt_seq seq, unsigned layer, const std::string &policy,
+             const std::optional<FloatArray> &scores);
+  /// uint8 [kv_heads, n]: 1 for a live token, 0 for an evicted one.
+  pybind11::array_t<uint8_t> liveTokens(kvc_rt_seq seq, unsigned layer);
   pybind11::dict layerStats(unsigned layer);
   pybind11::dict stats();
   void verify();

@@ -10,6 +10,8 @@
 
 #include "CPUCache.h"
 
+#include "kvc/Numerics/Evict.h"
+
 #include "Geometry.h" // runtime/lib: numerics <-> C encodings
 
 #include <pybind11/stl.h>
@@ -156,6 +158,36 @@ py::tuple CPUCache::gather(kvc_rt_seq seq, unsigned layer) {
   return py::make_tuple(keys, values);
 }
 
+void CPUCache::evict(kvc_rt_seq seq, unsigned layer, const std::string &spec,
+                     const std::optional<kvc::python::FloatArray> &scores) {
+  ::kvc::numerics::EvictPolicy policy;
+  std::string problem = ::kvc::numerics::parseEvictPolicy(spec, policy);
+  if (!problem.empty())
+    throw py::value_error("eviction spec '" + spec + "': " + problem);
+  uint64_t n = length(seq, layer);
+  if (scores && (scores->ndim() != 2 ||
+                 uint64_t(scores->shape(0)) != config.kv_heads ||
+                 uint64_t(scores->shape(1)) != n))
+    throw py::value_error("scores must be [kv_heads, tokens] = [" +
+                          std::to_string(config.kv_heads) + ", " +
+                          std::to_string(n) + "]");
+  kvc_rt_evict_policy c{uint32_t(policy.kind), uint32_t(policy.sink),
+                        uint32_t(policy.window), uint32_t(policy.budget)};
+  checkStatus(kvc_rt_evict(cache.get(), seq, layer, &c,
+                           scores ? scores->data() : nullptr, n),
+              "kvc_rt_evict");
+}
+
+py::array_t<uint8_t> CPUCache::liveTokens(kvc_rt_seq seq, unsigned layer) {
+  uint64_t n = length(seq, layer);
+  py::array_t<uint8_t> live({py::ssize_t(config.kv_heads), py::ssize_t(n)});
+  for (unsigned h = 0; h < config.kv_heads; ++h)
+    checkStatus(kvc_rt_live_tokens(cache.get(), seq, layer, h,
+                                   live.mutable_data() + h * n, n),
+                "kvc_rt_live_tokens");
+  return live;
+}
+
 py::dict CPUCache::layerStats(unsigned layer) {
   kvc_rt_layer_stats s{};
   checkStatus(kvc_rt_layer_stats_get(cache.get(), layer, &s),
@@ -171,6 +203,8 @@ py::dict CPUCache::layerStats(unsigned layer) {
   d["v_residual_bytes"] = s.v_residual_bytes;
   d["tokens"] = s.tokens;
   d["compressed_tokens"] = s.compressed_tokens;
+  d["tokens_live"] = s.tokens_live;
+  d["tokens_evicted"] = s.tokens_evicted;
   return d;
 }
 
@@ -223,6 +257,14 @@ void bindRuntime(py::module_ &m) {
            "Append float32 [kv_heads, n, head_dim] keys and values.")
       .def("gather", &CPUCache::gather, py::arg("seq"), py::arg("layer"),
            "The dequantized (keys, values), each [kv_heads, n, head_dim].")
+      .def("evict", &CPUCache::evict, py::arg("seq"), py::arg("layer"),
+           py::arg("policy"), py::arg("scores") = std::nullopt,
+           "Evict tokens of (seq, layer) by a policy spec "
+           "('h2o:sink=4:window=64:budget=256'); scores float32 [kv_heads, "
+           "tokens] for h2o/snapkv, None for streaming. Pages with no live "
+           "token go back to the pool.")
+      .def("live_tokens", &CPUCache::liveTokens, py::arg("seq"),
+           py::arg("layer"), "uint8 [kv_heads, tokens]: 1 = live.")
       .def("layer_stats", &CPUCache::layerStats, py::arg("layer"))
       .def("stats", &CPUCache::stats)
       .def("verify", &CPUCache::verify,

@@ -85,3 +85,45 @@ def test_bad_configuration_raises():
         kvc.CPUCache([("q7:channel:g32", "fp16", 128)], kv_heads=2, head_dim=64)
     with pytest.raises(RuntimeError):
         kvc.CPUCache([("q2:channel:g64", "fp16", 96)], kv_heads=2, head_dim=64)
+
+
+def test_evict_releases_pages_and_matches_the_numerics_rule():
+    rng = np.random.default_rng(5)
+    cache = kvc.CPUCache([KIVI2], kv_heads=2, head_dim=64, page_tokens=64,
+                         max_sequences=1, max_tokens=512)
+    seq = cache.new_sequence()
+    cache.append(seq, 0, tokens(rng, 400), tokens(rng, 400))
+    used_before = cache.layer_stats(0)["pages_used"]
+    scores = rng.random((2, 400)).astype(np.float32)
+    # Heavy hitters only among the first 256 tokens: pages 4 and 5 (tokens
+    # 256..383) keep no token in either head, apart from the window.
+    scores[:, 256:] = 0.0
+    policy = "h2o:sink=4:window=16:budget=100"
+    cache.evict(seq, 0, policy, scores)
+    live = cache.live_tokens(seq, 0)
+    np.testing.assert_array_equal(live, kvc.select_kept_tokens(policy, scores))
+    assert live.sum(axis=1).tolist() == [100, 100]
+    stats = cache.layer_stats(0)
+    assert stats["tokens_live"] == 200 and stats["tokens_evicted"] == 600
+    assert stats["pages_used"] < used_before
+    cache.verify()
+    # Evicted tokens read back as NaN, live ones as before.
+    gk, _ = cache.gather(seq, 0)
+    assert np.isnan(gk[live == 0]).all() and not np.isnan(gk[live == 1]).any()
+
+
+def test_evict_bad_input_raises_and_changes_nothing():
+    rng = np.random.default_rng(6)
+    cache = kvc.CPUCache([KIVI2], kv_heads=2, head_dim=64, max_sequences=1,
+                         max_tokens=256)
+    seq = cache.new_sequence()
+    cache.append(seq, 0, tokens(rng, 50), tokens(rng, 50))
+    with pytest.raises(ValueError, match="unknown eviction policy"):
+        cache.evict(seq, 0, "lru:budget=4")
+    with pytest.raises(ValueError, match=r"scores must be \[kv_heads, tokens\]"):
+        cache.evict(seq, 0, "h2o:sink=1:window=1:budget=8",
+                    np.zeros((2, 49), np.float32))
+    with pytest.raises(RuntimeError, match="kvc_rt_evict"):
+        cache.evict(seq, 0, "h2o:sink=1:window=1:budget=8")  # no scores
+    assert cache.live_tokens(seq, 0).all()
+    cache.verify()

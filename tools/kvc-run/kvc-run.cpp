@@ -342,8 +342,13 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
             reinterpret_cast<const float *>(massTensor.data());
         // Probabilities sum to the GQA group size per KV head: compare
         // absolutely. Past the n tokens the padding must be 0.
-        // Carried scores: the previous step's plus this step's mass.
-        const float *before = scores ? scoresBefore.data() : nullptr;
+        // Carried scores: H2O's are the previous step's plus this step's
+        // mass; SnapKV ranks by the mass of its observation window (here
+        // the step's query) alone.
+        const float *before =
+            scores && shape.evict->kind == num::EvictKind::H2O
+                ? scoresBefore.data()
+                : nullptr;
         for (int64_t h = 0; h < hkv; ++h)
           for (int64_t j = 0; j < padded; ++j) {
             size_t at = (bi * hkv + h) * padded + j;

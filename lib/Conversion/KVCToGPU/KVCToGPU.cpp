@@ -306,8 +306,10 @@ void KVCLowerToGPUPass::runOnOperation() {
                           "at most 1024";
     return signalPassFailure();
   }
-  GPULowering lowering{{pageTokens, {}, module}, splitTokens, blockThreads,
-                       nullptr};
+  // DenseMap's default constructor is explicit: name it.
+  GPULowering lowering{
+      {pageTokens, decltype(LoweringContext::headEncodings)(), module},
+      splitTokens, blockThreads, /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();
   if (lowering.context.headEncodings.empty())
