@@ -8,11 +8,10 @@
 
 #define KVC_ERROR_KERNEL_NAMESPACE baseline
 #include "ErrorKernels.h"
+#include "ForEachKVHead.h"
 #undef KVC_ERROR_KERNEL_NAMESPACE
 
-#include <atomic>
 #include <cassert>
-#include <thread>
 
 namespace kvc {
 namespace cost {
@@ -54,10 +53,6 @@ std::vector<LayerErrors>
 computeErrors(const std::vector<LayerErrorRequest> &requests,
               const ErrorOptions &options) {
   std::vector<LayerErrors> results(requests.size());
-  struct Unit {
-    size_t request, kvHead;
-  };
-  std::vector<Unit> units;
   for (size_t i = 0; i < requests.size(); ++i) {
     const LayerStats &layer = *requests[i].layer;
     assert(options.scoreFrom < layer.numTokens && "nothing to score");
@@ -69,27 +64,11 @@ computeErrors(const std::vector<LayerErrorRequest> &requests,
     };
     results[i].key = sized(requests[i].keyCandidates.size());
     results[i].value = sized(requests[i].valueCandidates.size());
-    for (size_t h = 0; h < layer.numKVHeads; ++h)
-      units.push_back({i, h});
   }
-  // Largest units first would balance better; they are all alike here.
   const EvaluateFn evaluate = selectEvaluator();
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t u = next++; u < units.size(); u = next++) {
-      evaluate(requests[units[u].request], units[u].kvHead, options,
-               results[units[u].request]);
-    }
-  };
-  unsigned threads = options.threads ? options.threads
-                                     : std::thread::hardware_concurrency();
-  threads = std::max(1u, std::min<unsigned>(threads, units.size()));
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t)
-    pool.emplace_back(worker);
-  worker();
-  for (std::thread &t : pool)
-    t.join();
+  forEachKVHead(requests, options.threads, [&](size_t request, size_t kvHead) {
+    evaluate(requests[request], kvHead, options, results[request]);
+  });
   return results;
 }
 

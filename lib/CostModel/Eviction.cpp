@@ -2,15 +2,15 @@
 
 #include "kvc/CostModel/Eviction.h"
 
+#include "ForEachKVHead.h"
+
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <sstream>
-#include <thread>
 
 namespace kvc {
 namespace cost {
@@ -131,10 +131,6 @@ std::vector<EvictionErrors>
 simulateEvictions(const std::vector<EvictionRequest> &requests,
                   const ErrorOptions &options) {
   std::vector<EvictionErrors> results(requests.size());
-  struct Unit {
-    size_t request, kvHead;
-  };
-  std::vector<Unit> units;
   for (size_t i = 0; i < requests.size(); ++i) {
     const LayerStats &layer = *requests[i].layer;
     assert(options.scoreFrom < layer.numTokens && "nothing to score");
@@ -142,24 +138,10 @@ simulateEvictions(const std::vector<EvictionRequest> &requests,
     results[i].error.numerator.assign(layer.numKVHeads, 0.0);
     results[i].error.denominator.assign(layer.numKVHeads, 0.0);
     results[i].liveUntil.resize(layer.numKVHeads);
-    for (size_t h = 0; h < layer.numKVHeads; ++h)
-      units.push_back({i, h});
   }
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t u = next++; u < units.size(); u = next++)
-      simulateHead(requests[units[u].request], units[u].kvHead, options,
-                   results[units[u].request]);
-  };
-  unsigned threads = options.threads ? options.threads
-                                     : std::thread::hardware_concurrency();
-  threads = std::max(1u, std::min<unsigned>(threads, units.size()));
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t)
-    pool.emplace_back(worker);
-  worker();
-  for (std::thread &t : pool)
-    t.join();
+  forEachKVHead(requests, options.threads, [&](size_t request, size_t kvHead) {
+    simulateHead(requests[request], kvHead, options, results[request]);
+  });
   return results;
 }
 

@@ -97,6 +97,26 @@ Value mlir::kvc::getOrCreateFP8Table(OpBuilder &b, Location loc,
   return memref::GetGlobalOp::create(b, loc, type, name);
 }
 
+/// A memref type of f32 with dynamic sizes, strides and offset: what the
+/// runtime's C-interface entry points take, whatever the caller's layout.
+static MemRefType getStridedF32Type(MLIRContext *context, unsigned rank) {
+  return MemRefType::get(
+      SmallVector<int64_t>(rank, ShapedType::kDynamic),
+      Float32Type::get(context),
+      StridedLayoutAttr::get(context, ShapedType::kDynamic,
+                             SmallVector<int64_t>(rank, ShapedType::kDynamic)));
+}
+
+/// The f32 tensor `tensor` as a read-only buffer of getStridedF32Type.
+static Value toStridedF32Buffer(OpBuilder &b, Location loc, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  Value buffer = bufferization::ToBufferOp::create(
+      b, loc, MemRefType::get(type.getShape(), type.getElementType()), tensor,
+      /*read_only=*/true);
+  return memref::CastOp::create(
+      b, loc, getStridedF32Type(b.getContext(), type.getRank()), buffer);
+}
+
 namespace {
 
 /// kvc.append -> a runtime call on the binding, which it updates in place.
@@ -109,21 +129,14 @@ struct AppendToCall : public OpConversionPattern<AppendOp> {
   matchAndRewrite(AppendOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    auto stridedType = MemRefType::get(
-        SmallVector<int64_t>(4, ShapedType::kDynamic), rewriter.getF32Type(),
-        StridedLayoutAttr::get(rewriter.getContext(), ShapedType::kDynamic,
-                               SmallVector<int64_t>(4, ShapedType::kDynamic)));
+    MemRefType stridedType = getStridedF32Type(rewriter.getContext(), 4);
     auto toF32Buffer = [&](Value tensor) -> Value {
       auto type = cast<RankedTensorType>(tensor.getType());
       // The runtime takes f32 tokens and rounds them to fp16 itself.
-      if (!type.getElementType().isF32()) {
-        type = type.clone(rewriter.getF32Type());
-        tensor = arith::ExtFOp::create(rewriter, loc, type, tensor);
-      }
-      Value buffer = bufferization::ToBufferOp::create(
-          rewriter, loc, MemRefType::get(type.getShape(), type.getElementType()),
-          tensor, /*read_only=*/true);
-      return memref::CastOp::create(rewriter, loc, stridedType, buffer);
+      if (!type.getElementType().isF32())
+        tensor = arith::ExtFOp::create(
+            rewriter, loc, type.clone(rewriter.getF32Type()), tensor);
+      return toStridedF32Buffer(rewriter, loc, tensor);
     };
     Value keys = toF32Buffer(op.getKeys());
     Value values = toF32Buffer(op.getValues());
@@ -153,18 +166,10 @@ struct EvictToCall : public OpConversionPattern<EvictOp> {
   matchAndRewrite(EvictOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    auto stridedType = MemRefType::get(
-        SmallVector<int64_t>(3, ShapedType::kDynamic), rewriter.getF32Type(),
-        StridedLayoutAttr::get(rewriter.getContext(), ShapedType::kDynamic,
-                               SmallVector<int64_t>(3, ShapedType::kDynamic)));
+    MemRefType stridedType = getStridedF32Type(rewriter.getContext(), 3);
     Value scores;
     if (Value tensor = op.getScores()) {
-      auto type = cast<RankedTensorType>(tensor.getType());
-      Value buffer = bufferization::ToBufferOp::create(
-          rewriter, loc,
-          MemRefType::get(type.getShape(), type.getElementType()), tensor,
-          /*read_only=*/true);
-      scores = memref::CastOp::create(rewriter, loc, stridedType, buffer);
+      scores = toStridedF32Buffer(rewriter, loc, tensor);
     } else {
       // Streaming ranks nothing; the runtime takes an empty scores memref.
       Value empty = memref::AllocaOp::create(
@@ -292,7 +297,8 @@ static LogicalResult checkLowerable(ModuleOp module,
 void KVCLowerToLoopsPass::runOnOperation() {
   ModuleOp module = getOperation();
   MLIRContext *context = &getContext();
-  LoweringContext lowering{pageTokens, {}, module};
+  LoweringContext lowering{
+      pageTokens, decltype(LoweringContext::headEncodings)(), module};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();
 
