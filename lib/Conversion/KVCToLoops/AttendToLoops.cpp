@@ -22,6 +22,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <functional>
+#include <optional>
 #include <limits>
 
 using namespace mlir;
@@ -105,18 +106,22 @@ static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
   return view.read(b, loc, head, token, channel);
 }
 
+/// A (sequence, KV head)'s live-token bitmap; null: every token is live.
+struct LiveBitmap {
+  Value pointer; ///< !llvm.ptr from kvc_rt_mlir_live_bitmap
+  Value isNull;  ///< i1, tested once per query rather than per token
+};
+
 /// `live ? thenValue() : elseValue` where `live` is token `token`'s bit in
-/// the bitmap `bitmap` (a null bitmap: every token is live). Only the taken
-/// branch runs, so an evicted token's page is never read.
-static Value ifLive(OpBuilder &b, Location loc, Value bitmap, Value token,
+/// `bitmap`. Only the taken branch runs, so an evicted token's page is never
+/// read.
+static Value ifLive(OpBuilder &b, Location loc, const LiveBitmap &bitmap,
+                    Value token,
                     function_ref<Value(OpBuilder &, Location)> live,
                     function_ref<Value(OpBuilder &, Location)> dead) {
-  Type ptr = bitmap.getType();
-  Value isNull = LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::eq, bitmap,
-                                      LLVM::ZeroOp::create(b, loc, ptr));
   Value bit =
       scf::IfOp::create(
-          b, loc, isNull,
+          b, loc, bitmap.isNull,
           [&](OpBuilder &tb, Location tl) {
             scf::YieldOp::create(
                 tb, tl, ValueRange{arith::ConstantIntOp::create(tb, tl, 1, 1)});
@@ -124,7 +129,7 @@ static Value ifLive(OpBuilder &b, Location loc, Value bitmap, Value token,
           [&](OpBuilder &eb, Location el) {
             Value byteIndex =
                 arith::ShRUIOp::create(eb, el, token, cIndex(eb, el, 3));
-            Value byte = ByteViews{bitmap}.load(eb, el, eb.getI8Type(),
+            Value byte = ByteViews{bitmap.pointer}.load(eb, el, eb.getI8Type(),
                                                 byteIndex);
             Value shift = arith::IndexCastOp::create(
                 eb, el, eb.getI8Type(),
@@ -154,12 +159,17 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                        Value batch, Value head, Value query) {
   Value zero = cIndex(b, loc, 0), one = cIndex(b, loc, 1);
   Value kvHead = arith::DivUIOp::create(b, loc, head, s.group);
-  Value bitmap;
-  if (s.evictable)
-    bitmap = s.lowering->call(
-        b, loc, abi::kLiveBitmap, LLVM::LLVMPointerType::get(b.getContext()),
+  std::optional<LiveBitmap> bitmap;
+  if (s.evictable) {
+    Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+    Value pointer = s.lowering->call(
+        b, loc, abi::kLiveBitmap, ptr,
         {s.binding, s.batchI64,
          arith::IndexCastOp::create(b, loc, b.getI64Type(), kvHead)});
+    bitmap = LiveBitmap{pointer, LLVM::ICmpOp::create(
+                                     b, loc, LLVM::ICmpPredicate::eq, pointer,
+                                     LLVM::ZeroOp::create(b, loc, ptr))};
+  }
   // Query i sits at position n - q_len + i.
   Value position = arith::AddIOp::create(
       b, loc, arith::SubIOp::create(b, loc, s.numTokens, s.queryLen), query);
@@ -221,7 +231,7 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                    ValueRange args) -> SmallVector<Value> {
                  Value score =
                      bitmap ? ifLive(
-                                  b1, l1, bitmap, token,
+                                  b1, l1, *bitmap, token,
                                   [&](OpBuilder &lb, Location ll) {
                                     return computeScore(lb, ll, token);
                                   },
@@ -283,7 +293,7 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                             if (!bitmap)
                               return {accumulate(b2, l2)};
                             return {ifLive(
-                                b2, l2, bitmap, token,
+                                b2, l2, *bitmap, token,
                                 accumulate,
                                 [&](OpBuilder &, Location) { return args[0]; })};
                           })
