@@ -138,6 +138,8 @@ llvm::Expected<std::unique_ptr<ExecutionEngine>> createEngine(ModuleOp module) {
         reinterpret_cast<void *>(&kvc_rt_mlir_residual));
     add("_mlir_ciface_kvc_rt_mlir_evict",
         reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_evict));
+    add("_mlir_ciface_kvc_rt_mlir_evict_heads",
+        reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_evict_heads));
     add("kvc_rt_mlir_live_bitmap",
         reinterpret_cast<void *>(&kvc_rt_mlir_live_bitmap));
     // Bufferized tensor.concat / extract_slice copy strided views with it.

@@ -12,7 +12,18 @@
 namespace kvc {
 namespace numerics {
 
-std::string checkEvictPolicy(const EvictPolicy &policy) {
+EvictPolicy EvictPolicy::forHead(size_t head) const {
+  EvictPolicy p = *this;
+  p.headBudgets.clear();
+  if (!headBudgets.empty()) {
+    KVC_NUMERICS_CHECK(head < headBudgets.size(), "KV head out of range");
+    p.budget = headBudgets[head];
+  }
+  return p;
+}
+
+/// The rules for one head's policy.
+static std::string checkHeadPolicy(const EvictPolicy &policy) {
   std::ostringstream os;
   if (policy.budget == 0)
     os << "eviction budget must be at least 1 token";
@@ -28,6 +39,34 @@ std::string checkEvictPolicy(const EvictPolicy &policy) {
     os << "eviction window must be at least 1 token (the newest token is "
           "always kept)";
   return os.str();
+}
+
+std::string checkEvictPolicy(const EvictPolicy &policy) {
+  if (policy.headBudgets.empty())
+    return checkHeadPolicy(policy);
+  if (policy.kind == EvictKind::Streaming)
+    return "streaming eviction keeps sink + window tokens in every KV head: "
+           "per-head budgets need a policy that ranks tokens (h2o, snapkv)";
+  size_t largest = 0;
+  for (size_t h = 0; h < policy.headBudgets.size(); ++h) {
+    std::string err = checkHeadPolicy(policy.forHead(h));
+    if (!err.empty())
+      return "KV head " + std::to_string(h) + ": " + err;
+    largest = std::max(largest, policy.headBudgets[h]);
+  }
+  if (policy.budget != largest)
+    return "eviction budget (" + std::to_string(policy.budget) +
+           ") must be the largest per-head budget (" + std::to_string(largest) +
+           ")";
+  return "";
+}
+
+std::string checkEvictPolicyHeads(const EvictPolicy &policy,
+                                  size_t numKVHeads) {
+  if (policy.headBudgets.empty() || policy.headBudgets.size() == numKVHeads)
+    return "";
+  return "eviction has " + std::to_string(policy.headBudgets.size()) +
+         " per-head budgets for " + std::to_string(numKVHeads) + " KV heads";
 }
 
 std::string parseEvictPolicy(const std::string &spec, EvictPolicy &policy) {
@@ -48,6 +87,14 @@ std::string parseEvictPolicy(const std::string &spec, EvictPolicy &policy) {
     return "unknown eviction policy '" + parts[0] +
            "' (expected streaming, h2o or snapkv)";
   bool haveBudget = false;
+  auto parseCount = [](const std::string &text, size_t &out) -> std::string {
+    char *end = nullptr;
+    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || text[0] == '-')
+      return "'" + text + "' is not a token count";
+    out = value;
+    return "";
+  };
   for (size_t i = 1; i < parts.size(); ++i) {
     const std::string &part = parts[i];
     size_t eq = part.find('=');
@@ -55,10 +102,22 @@ std::string parseEvictPolicy(const std::string &spec, EvictPolicy &policy) {
     if (eq == std::string::npos || eq + 1 == part.size())
       return "expected key=value in eviction spec, got '" + part + "'";
     std::string text = part.substr(eq + 1);
-    char *end = nullptr;
-    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-    if (*end != '\0' || text[0] == '-')
-      return "'" + text + "' is not a token count";
+    if (key == "heads") {
+      std::stringstream list(text);
+      p.headBudgets.clear();
+      for (std::string item; std::getline(list, item, ',');) {
+        size_t budget;
+        std::string err = parseCount(item, budget);
+        if (!err.empty())
+          return err;
+        p.headBudgets.push_back(budget);
+      }
+      continue;
+    }
+    size_t value;
+    std::string err = parseCount(text, value);
+    if (!err.empty())
+      return err;
     if (key == "sink")
       p.sink = value;
     else if (key == "window")
@@ -68,9 +127,11 @@ std::string parseEvictPolicy(const std::string &spec, EvictPolicy &policy) {
       haveBudget = true;
     } else
       return "unknown eviction parameter '" + key +
-             "' (expected sink, window or budget)";
+             "' (expected sink, window, budget or heads)";
   }
-  if (!haveBudget && p.kind == EvictKind::Streaming)
+  if (!haveBudget && !p.headBudgets.empty())
+    p.budget = *std::max_element(p.headBudgets.begin(), p.headBudgets.end());
+  else if (!haveBudget && p.kind == EvictKind::Streaming)
     p.budget = p.sink + p.window;
   std::string err = checkEvictPolicy(p);
   if (err.empty())
@@ -83,6 +144,8 @@ std::string formatEvictPolicy(const EvictPolicy &policy) {
   std::ostringstream os;
   os << names[static_cast<int>(policy.kind)] << ":sink=" << policy.sink
      << ":window=" << policy.window << ":budget=" << policy.budget;
+  for (size_t h = 0; h < policy.headBudgets.size(); ++h)
+    os << (h ? "," : ":heads=") << policy.headBudgets[h];
   return os.str();
 }
 
@@ -90,6 +153,8 @@ size_t selectKeptTokens(const EvictPolicy &policy, const float *scores,
                         size_t numTokens, uint8_t *keep) {
   const std::string err = checkEvictPolicy(policy);
   KVC_NUMERICS_CHECK(err.empty(), err.c_str());
+  KVC_NUMERICS_CHECK(policy.headBudgets.empty(),
+                     "selectKeptTokens takes one KV head's policy (forHead)");
   KVC_NUMERICS_CHECK(policy.kind == EvictKind::Streaming || scores,
                      "score-based eviction needs scores");
   size_t live = 0;

@@ -61,6 +61,12 @@ py::array_t<uint8_t> selectKeptTokens(const std::string &spec,
     throw py::value_error("keep and scores must have the same shape");
   if (numTokens && size_t(shape.back()) != *numTokens)
     throw py::value_error("num_tokens disagrees with the arrays' last axis");
+  const size_t heads = policy.headBudgets.size();
+  if (heads && (shape.size() < 2 || size_t(shape[shape.size() - 2]) != heads))
+    throw py::value_error("policy '" + spec + "' has " +
+                          std::to_string(heads) +
+                          " per-head budgets: the arrays must be [..., " +
+                          std::to_string(heads) + " kv_heads, tokens]");
   size_t n = size_t(shape.back());
   size_t rows = 1;
   for (size_t i = 0; i + 1 < shape.size(); ++i)
@@ -77,8 +83,10 @@ py::array_t<uint8_t> selectKeptTokens(const std::string &spec,
       if (std::isnan(s[i]))
         throw py::value_error("scores contain NaN");
   py::gil_scoped_release release;
+  // Row r belongs to KV head r % heads when the budgets are per head.
   for (size_t r = 0; r < rows; ++r)
-    num::selectKeptTokens(policy, s ? s + r * n : nullptr, n, o + r * n);
+    num::selectKeptTokens(policy.forHead(heads ? r % heads : 0),
+                          s ? s + r * n : nullptr, n, o + r * n);
   return out;
 }
 
@@ -93,7 +101,9 @@ void bindEviction(py::module_ &m) {
         "'h2o:sink=4:window=64:budget=256', 'snapkv:...') to each row of "
         "scores [..., tokens] (float32; None for streaming). keep (uint8, "
         "same shape) marks tokens evicted earlier with 0. Returns the uint8 "
-        "keep mask after eviction: at most `budget` live tokens per row.");
+        "keep mask after eviction: at most `budget` live tokens per row. "
+        "With per-head budgets ('h2o:sink=4:window=64:heads=256,128') the "
+        "arrays are [..., kv_heads, tokens] and each head keeps its own.");
   m.def("check_evict_policy",
         [](const std::string &spec) {
           return num::formatEvictPolicy(parsePolicy(spec));

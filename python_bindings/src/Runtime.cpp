@@ -173,9 +173,19 @@ void CPUCache::evict(kvc_rt_seq seq, unsigned layer, const std::string &spec,
                           std::to_string(n) + "]");
   kvc_rt_evict_policy c{uint32_t(policy.kind), uint32_t(policy.sink),
                         uint32_t(policy.window), uint32_t(policy.budget)};
-  checkStatus(kvc_rt_evict(cache.get(), seq, layer, &c,
-                           scores ? scores->data() : nullptr, n),
-              "kvc_rt_evict");
+  // Per-head budgets ("...:heads=64,32"): the runtime checks their count.
+  std::vector<uint32_t> headBudgets(policy.headBudgets.begin(),
+                                    policy.headBudgets.end());
+  if (!headBudgets.empty() && headBudgets.size() != config.kv_heads)
+    throw py::value_error("eviction spec '" + spec + "' has " +
+                          std::to_string(headBudgets.size()) +
+                          " per-head budgets for " +
+                          std::to_string(config.kv_heads) + " KV heads");
+  checkStatus(kvc_rt_evict_heads(cache.get(), seq, layer, &c,
+                                 headBudgets.empty() ? nullptr
+                                                     : headBudgets.data(),
+                                 scores ? scores->data() : nullptr, n),
+              "kvc_rt_evict_heads");
 }
 
 py::array_t<uint8_t> CPUCache::liveTokens(kvc_rt_seq seq, unsigned layer) {

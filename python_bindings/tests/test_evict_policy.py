@@ -68,3 +68,19 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="same shape"):
         kvc.select_kept_tokens("h2o:sink=1:window=1:budget=4",
                                np.zeros(5, np.float32), np.ones(6, np.uint8))
+
+
+def test_per_head_budgets_apply_to_the_kv_head_axis():
+    rng = np.random.default_rng(3)
+    scores = rng.random((2, 3, 50)).astype(np.float32)
+    out = kvc.select_kept_tokens("h2o:sink=2:window=4:heads=30,10,20", scores)
+    for b in range(2):
+        for h, budget in enumerate((30, 10, 20)):
+            expected = brute_force(scores[b, h], np.ones(50, np.uint8), 2, 4, budget)
+            np.testing.assert_array_equal(out[b, h], expected)
+    assert kvc.check_evict_policy("h2o:sink=2:window=4:heads=30,10,20") == \
+        "h2o:sink=2:window=4:budget=30:heads=30,10,20"
+    with pytest.raises(ValueError, match=r"3 per-head budgets: the arrays must be \[\.\.\., 3 kv_heads"):
+        kvc.select_kept_tokens("h2o:sink=2:window=4:heads=30,10,20", scores[:, :2])
+    with pytest.raises(ValueError, match="KV head 1"):
+        kvc.check_evict_policy("h2o:sink=2:window=4:heads=30,5,20")

@@ -127,3 +127,23 @@ def test_evict_bad_input_raises_and_changes_nothing():
         cache.evict(seq, 0, "h2o:sink=1:window=1:budget=8")  # no scores
     assert cache.live_tokens(seq, 0).all()
     cache.verify()
+
+
+def test_evict_with_per_head_budgets():
+    rng = np.random.default_rng(7)
+    cache = kvc.CPUCache([KIVI2], kv_heads=2, head_dim=64, max_sequences=1,
+                         max_tokens=512)
+    seq = cache.new_sequence()
+    cache.append(seq, 0, tokens(rng, 300), tokens(rng, 300))
+    scores = rng.random((2, 300)).astype(np.float32)
+    policy = "h2o:sink=4:window=16:heads=120,40"
+    with pytest.raises(ValueError, match="3 per-head budgets for 2 KV heads"):
+        cache.evict(seq, 0, "h2o:sink=4:window=16:heads=120,40,40", scores)
+    assert cache.live_tokens(seq, 0).all()
+    cache.evict(seq, 0, policy, scores)
+    live = cache.live_tokens(seq, 0)
+    np.testing.assert_array_equal(live, kvc.select_kept_tokens(policy, scores))
+    assert live.sum(axis=1).tolist() == [120, 40]
+    stats = cache.layer_stats(0)
+    assert stats["tokens_live"] == 160 and stats["tokens_evicted"] == 440
+    cache.verify()

@@ -641,6 +641,20 @@ KVC_RT_API kvc_rt_status kvc_rt_evict(kvc_rt_cache *cache, kvc_rt_seq seq,
                                       const float *scores,
                                       uint64_t num_tokens);
 
+/** kvc_rt_evict with one budget per KV head: head h keeps at most
+ *  `head_budgets[h]` tokens (kv_heads entries) under `policy`'s kind, sink
+ *  and window; `policy->budget` must be the largest head budget
+ *  (kvc::numerics::checkEvictPolicy with headBudgets: each head's budget
+ *  obeys the single-head rules, and streaming takes no per-head budgets).
+ *  `head_budgets` NULL is kvc_rt_evict. Everything else, errors included,
+ *  as kvc_rt_evict. */
+KVC_RT_API kvc_rt_status kvc_rt_evict_heads(kvc_rt_cache *cache,
+                                            kvc_rt_seq seq, uint32_t layer,
+                                            const kvc_rt_evict_policy *policy,
+                                            const uint32_t *head_budgets,
+                                            const float *scores,
+                                            uint64_t num_tokens);
+
 /** Writes out[t] = 1 if token t of (`seq`, `layer`, `kv_head`) is live, 0
  *  if it was evicted, for t < n; `n` must equal the sequence's length.
  *  Errors: NULL_POINTER (cache; out when n > 0), INVALID_HANDLE,

@@ -188,6 +188,23 @@ KVC_RT_API void _mlir_ciface_kvc_rt_mlir_evict(kvc_rt_binding *binding,
                                                int64_t kind, int64_t sink,
                                                int64_t window, int64_t budget);
 
+/** MLIR's C-interface descriptor of a memref<?xi64>. */
+typedef struct kvc_rt_memref_1d_i64 {
+  int64_t *allocated, *aligned;
+  int64_t offset, sizes[1], strides[1];
+} kvc_rt_memref_1d_i64;
+
+/** kvc.evict with per-KV-head budgets (`#kvc.evict<..., head_budgets =
+ *  ...>`): as _mlir_ciface_kvc_rt_mlir_evict, but each batch entry is
+ *  kvc_rt_evict_heads(..., head_budgets) with `budgets` holding one budget
+ *  per KV head (any stride) and the policy's budget their maximum. Records
+ *  SHAPE_MISMATCH when `budgets` does not have kv_heads entries, and
+ *  INVALID_ARGUMENT for a budget out of uint32 range, besides
+ *  _mlir_ciface_kvc_rt_mlir_evict's errors. */
+KVC_RT_API void _mlir_ciface_kvc_rt_mlir_evict_heads(
+    kvc_rt_binding *binding, kvc_rt_memref_3d_f32 *scores, int64_t kind,
+    int64_t sink, int64_t window, kvc_rt_memref_1d_i64 *budgets);
+
 /** For host code: the live bitmap of KV head `head` of batch entry `b`
  *  (host memory; token t is live iff bit t % 8 of byte t / 8 is 1; valid
  *  until the next append, evict or free of that sequence), or NULL when no

@@ -429,12 +429,11 @@ const kvc_rt_gpu_sequence *kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding) {
   return reinterpret_cast<const kvc_rt_gpu_sequence *>(binding->records.data);
 }
 
-void _mlir_ciface_kvc_rt_mlir_evict(kvc_rt_binding *binding,
-                                    kvc_rt_memref_3d_f32 *scores, int64_t kind,
-                                    int64_t sink, int64_t window,
-                                    int64_t budget) {
-  if (!usable(binding))
-    return;
+/// kvc.evict for both entry points: `headBudgets` is null or kv_heads
+/// budgets already checked to fit uint32.
+static void evictBatch(kvc_rt_binding *binding, kvc_rt_memref_3d_f32 *scores,
+                       int64_t kind, int64_t sink, int64_t window,
+                       int64_t budget, const uint32_t *headBudgets) {
   const int64_t params[] = {kind, sink, window, budget};
   for (int64_t p : params)
     if (p < 0 || p > int64_t(UINT32_MAX)) {
@@ -496,11 +495,53 @@ void _mlir_ciface_kvc_rt_mlir_evict(kvc_rt_binding *binding,
       }
     }
     if (!check(binding,
-               kvc_rt_evict(binding->cache, binding->seqs[b], binding->layer,
-                            &policy, rows, n),
+               kvc_rt_evict_heads(binding->cache, binding->seqs[b],
+                                  binding->layer, &policy, headBudgets, rows,
+                                  n),
                "kvc_rt_evict"))
       return;
   }
+}
+
+void _mlir_ciface_kvc_rt_mlir_evict(kvc_rt_binding *binding,
+                                    kvc_rt_memref_3d_f32 *scores, int64_t kind,
+                                    int64_t sink, int64_t window,
+                                    int64_t budget) {
+  if (!usable(binding))
+    return;
+  evictBatch(binding, scores, kind, sink, window, budget, nullptr);
+}
+
+void _mlir_ciface_kvc_rt_mlir_evict_heads(kvc_rt_binding *binding,
+                                          kvc_rt_memref_3d_f32 *scores,
+                                          int64_t kind, int64_t sink,
+                                          int64_t window,
+                                          kvc_rt_memref_1d_i64 *budgets) {
+  if (!usable(binding))
+    return;
+  const int64_t heads = binding->layerView.kv_heads;
+  if (!budgets || budgets->sizes[0] != heads) {
+    fail(binding, KVC_RT_ERROR_SHAPE_MISMATCH,
+         "kvc.evict: " +
+             (budgets ? std::to_string(budgets->sizes[0]) : std::string("no")) +
+             " per-head budgets for " + std::to_string(heads) + " KV heads");
+    return;
+  }
+  std::vector<uint32_t> headBudgets(static_cast<size_t>(heads));
+  int64_t largest = 0;
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t b =
+        budgets->aligned[budgets->offset + h * budgets->strides[0]];
+    if (b < 0 || b > int64_t(UINT32_MAX)) {
+      fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+           "kvc.evict: budget " + std::to_string(b) + " of KV head " +
+               std::to_string(h) + " is out of range");
+      return;
+    }
+    headBudgets[size_t(h)] = uint32_t(b);
+    largest = std::max(largest, b);
+  }
+  evictBatch(binding, scores, kind, sink, window, largest, headBudgets.data());
 }
 
 const uint8_t *kvc_rt_mlir_live_bitmap(kvc_rt_binding *binding, int64_t b,

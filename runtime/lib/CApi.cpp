@@ -292,13 +292,23 @@ kvc_rt_status kvc_rt_append(kvc_rt_cache *cache, kvc_rt_seq seq,
 kvc_rt_status kvc_rt_evict(kvc_rt_cache *cache, kvc_rt_seq seq, uint32_t layer,
                            const kvc_rt_evict_policy *policy,
                            const float *scores, uint64_t num_tokens) {
+  return kvc_rt_evict_heads(cache, seq, layer, policy, nullptr, scores,
+                            num_tokens);
+}
+
+kvc_rt_status kvc_rt_evict_heads(kvc_rt_cache *cache, kvc_rt_seq seq,
+                                 uint32_t layer,
+                                 const kvc_rt_evict_policy *policy,
+                                 const uint32_t *head_budgets,
+                                 const float *scores, uint64_t num_tokens) {
   Status s = checkHandle(cache);
   if (!s.isOk())
     return finish(s);
   if (!policy)
     return finish(kvc::rt::nullPointer("policy"), cache);
-  return finish(
-      cache->impl->evict(seq, layer, *policy, scores, num_tokens), cache);
+  return finish(cache->impl->evict(seq, layer, *policy, head_budgets, scores,
+                                   num_tokens),
+                cache);
 }
 
 kvc_rt_status kvc_rt_live_tokens(const kvc_rt_cache *cache, kvc_rt_seq seq,

@@ -59,9 +59,11 @@ public:
   Status append(kvc_rt_seq seq, uint32_t layer, const kvc_rt_tokens &tokens);
 
   // Eviction (Evict.cpp).
+  /// `headBudgets`: kv_heads entries, or nullptr (every head: the policy's
+  /// budget).
   Status evict(kvc_rt_seq seq, uint32_t layer,
-               const kvc_rt_evict_policy &policy, const float *scores,
-               uint64_t numTokens);
+               const kvc_rt_evict_policy &policy, const uint32_t *headBudgets,
+               const float *scores, uint64_t numTokens);
   Status liveTokens(kvc_rt_seq seq, uint32_t layer, uint32_t head,
                     uint8_t *out, uint64_t n) const;
   /// Bytes between two heads' bitmaps of one (sequence, layer).

@@ -20,8 +20,10 @@ namespace kvc {
 namespace rt {
 
 namespace {
-/// The numerics policy of a C policy, or the reason it is not valid.
-Status toNumerics(const kvc_rt_evict_policy &in, numerics::EvictPolicy *out) {
+/// The numerics policy of a C policy (and its per-head budgets, if any:
+/// `heads` entries), or the reason it is not valid.
+Status toNumerics(const kvc_rt_evict_policy &in, const uint32_t *headBudgets,
+                  uint32_t heads, numerics::EvictPolicy *out) {
   if (in.kind > KVC_RT_EVICT_SNAPKV)
     return invalidArgument("unknown eviction policy kind " +
                            std::to_string(in.kind) +
@@ -31,6 +33,8 @@ Status toNumerics(const kvc_rt_evict_policy &in, numerics::EvictPolicy *out) {
   p.sink = in.sink;
   p.window = in.window;
   p.budget = in.budget;
+  if (headBudgets)
+    p.headBudgets.assign(headBudgets, headBudgets + heads);
   const std::string err = numerics::checkEvictPolicy(p);
   if (!err.empty())
     return invalidArgument(err);
@@ -40,14 +44,16 @@ Status toNumerics(const kvc_rt_evict_policy &in, numerics::EvictPolicy *out) {
 } // namespace
 
 Status Cache::evict(kvc_rt_seq seq, uint32_t layerIndex,
-                    const kvc_rt_evict_policy &cPolicy, const float *scores,
+                    const kvc_rt_evict_policy &cPolicy,
+                    const uint32_t *headBudgets, const float *scores,
                     uint64_t numTokens) {
   // Phase 1: validate and compute the new live sets in scratch.
   uint32_t slot;
   KVC_RT_RETURN_IF_ERROR(resolve(seq, &slot));
   KVC_RT_RETURN_IF_ERROR(checkLayerIndex(layerIndex));
   numerics::EvictPolicy policy;
-  KVC_RT_RETURN_IF_ERROR(toNumerics(cPolicy, &policy));
+  KVC_RT_RETURN_IF_ERROR(toNumerics(cPolicy, headBudgets,
+                                    geometry_.config.kv_heads, &policy));
   Layer &layer = layers_[layerIndex];
   const uint64_t n = layer.tokens[slot];
   if (numTokens != n)
@@ -81,7 +87,7 @@ Status Cache::evict(kvc_rt_seq seq, uint32_t layerIndex,
       liveBefore += k[t];
     }
     liveAfter += numerics::selectKeptTokens(
-        policy, scored ? scores + size_t{h} * n : nullptr, n, k);
+        policy.forHead(h), scored ? scores + size_t{h} * n : nullptr, n, k);
   }
   if (liveAfter == liveBefore)
     return Status::ok(); // nothing evicted: no bitmap, no change

@@ -596,3 +596,98 @@ TEST_P(Evicting, BindingEvictsEveryBatchEntryAndExposesBitmaps) {
   EXPECT_EQ(stats(cache).tokens_live, uint64_t(H) * (2 * 16 + 2 * 80));
   kvc_rt_binding_destroy(binding);
 }
+
+// Per-head budgets: head h keeps what selectKeptTokens keeps with its own
+// budget; bad budgets change nothing; the binding entry point checks their
+// count and range.
+TEST_P(Evicting, PerHeadBudgetsKeepEachHeadsOwnShare) {
+  CacheHolder cache(config());
+  ASSERT_RT_OK(cache.status());
+  kvc_rt_seq seqs[2];
+  for (int b = 0; b < 2; ++b) {
+    ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seqs[b]));
+    append(cache, seqs[b], 0, 200);
+  }
+  Scores scores(2, 200, 23);
+  const uint32_t budgets[H] = {120, 48};
+  const kvc_rt_evict_policy h2o = policyOf(KVC_RT_EVICT_H2O, 4, 32, 120);
+
+  // Errors first: nothing may change.
+  const uint32_t tooSmall[H] = {120, 20}; // < sink + window
+  const std::vector<float> rows0 = scores.rows(0);
+  EXPECT_EQ(kvc_rt_evict_heads(cache, seqs[0], 0, &h2o, tooSmall, rows0.data(),
+                               200),
+            KVC_RT_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(kvc_rt_last_error()).find("KV head 1"),
+            std::string::npos)
+      << kvc_rt_last_error();
+  const kvc_rt_evict_policy notLargest = policyOf(KVC_RT_EVICT_H2O, 4, 32, 100);
+  EXPECT_EQ(kvc_rt_evict_heads(cache, seqs[0], 0, &notLargest, budgets,
+                               rows0.data(), 200),
+            KVC_RT_ERROR_INVALID_ARGUMENT);
+  const kvc_rt_evict_policy streaming =
+      policyOf(KVC_RT_EVICT_STREAMING, 4, 32, 36);
+  const uint32_t streamingBudgets[H] = {36, 36};
+  EXPECT_EQ(kvc_rt_evict_heads(cache, seqs[0], 0, &streaming, streamingBudgets,
+                               nullptr, 200),
+            KVC_RT_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(stats(cache).tokens_evicted, 0u);
+  ASSERT_RT_OK(kvc_rt_cache_verify(cache));
+
+  // Each head keeps its own budget of its own scores.
+  ASSERT_RT_OK(kvc_rt_evict_heads(cache, seqs[0], 0, &h2o, budgets,
+                                  rows0.data(), 200));
+  num::EvictPolicy policy = toNumerics(h2o);
+  policy.headBudgets = {budgets[0], budgets[1]};
+  for (uint32_t h = 0; h < H; ++h) {
+    std::vector<uint8_t> want(200, 1);
+    num::selectKeptTokens(policy.forHead(h), rows0.data() + h * 200, 200,
+                          want.data());
+    EXPECT_EQ(live(cache, seqs[0], h), want) << "head " << h;
+    EXPECT_EQ(std::count(want.begin(), want.end(), uint8_t(1)),
+              int64_t(budgets[h]));
+  }
+  ASSERT_RT_OK(kvc_rt_cache_verify(cache));
+
+  // The binding's entry point: the same for entry 1 (entry 0 is already
+  // under budget); budgets any stride.
+  kvc_rt_binding *binding = nullptr;
+  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, seqs, 2, &binding));
+  int64_t strided[2 * H] = {120, -7, 48, -7};
+  kvc_rt_memref_1d_i64 desc = {strided, strided, 0, {H}, {2}};
+  _mlir_ciface_kvc_rt_mlir_evict_heads(binding, &scores.desc,
+                                       KVC_RT_EVICT_H2O, 4, 32, &desc);
+  ASSERT_EQ(kvc_rt_binding_status(binding), KVC_RT_OK)
+      << kvc_rt_binding_error(binding);
+  const std::vector<float> rows1 = scores.rows(1);
+  for (uint32_t h = 0; h < H; ++h) {
+    std::vector<uint8_t> want(200, 1);
+    num::selectKeptTokens(policy.forHead(h), rows1.data() + h * 200, 200,
+                          want.data());
+    EXPECT_EQ(live(cache, seqs[1], h), want) << "head " << h;
+  }
+  EXPECT_EQ(stats(cache).tokens_live, uint64_t(2) * (120 + 48));
+
+  // Wrong count, out-of-range budget: sticky errors, nothing changed.
+  kvc_rt_memref_1d_i64 one = {strided, strided, 0, {1}, {1}};
+  _mlir_ciface_kvc_rt_mlir_evict_heads(binding, &scores.desc,
+                                       KVC_RT_EVICT_H2O, 4, 32, &one);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_SHAPE_MISMATCH);
+  EXPECT_NE(std::string(kvc_rt_binding_error(binding))
+                .find("1 per-head budgets for 2 KV heads"),
+            std::string::npos)
+      << kvc_rt_binding_error(binding);
+  kvc_rt_binding_clear_error(binding);
+  int64_t negative[H] = {120, -1};
+  kvc_rt_memref_1d_i64 bad = {negative, negative, 0, {H}, {1}};
+  _mlir_ciface_kvc_rt_mlir_evict_heads(binding, &scores.desc,
+                                       KVC_RT_EVICT_H2O, 4, 32, &bad);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_INVALID_ARGUMENT);
+  kvc_rt_binding_clear_error(binding);
+  _mlir_ciface_kvc_rt_mlir_evict_heads(binding, &scores.desc,
+                                       KVC_RT_EVICT_H2O, 4, 32, nullptr);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_SHAPE_MISMATCH);
+  EXPECT_EQ(stats(cache).tokens_live, uint64_t(2) * (120 + 48));
+  ASSERT_RT_OK(kvc_rt_cache_verify(cache));
+  kvc_rt_binding_destroy(binding);
+}

@@ -52,15 +52,28 @@ std::string ModelDriver::opEvict(Choices &c) {
   policy.budget = policy.sink + policy.window;
   if (policy.kind != KVC_RT_EVICT_STREAMING)
     policy.budget += c.below(c.below(2) ? 16 : 96);
+  // A third of the score-based evictions give every KV head its own
+  // budget; the policy's budget is then the largest.
+  std::vector<uint32_t> headBudgets;
+  if (policy.kind != KVC_RT_EVICT_STREAMING && c.below(3) == 0) {
+    uint32_t largest = 0;
+    for (uint32_t h = 0; h < H; ++h) {
+      headBudgets.push_back(policy.sink + policy.window +
+                            c.below(c.below(2) ? 16 : 96));
+      largest = std::max(largest, headBudgets.back());
+    }
+    policy.budget = largest;
+  }
   // Scores: gaussian, or small integers (ties go to the later token).
   const bool ties = c.below(3) == 0;
   std::vector<float> scores(size_t{H} * sl.n);
   for (float &x : scores)
     x = ties ? float(c.below(4)) : c.gaussian();
   const bool scored = policy.kind != KVC_RT_EVICT_STREAMING;
-  const kvc_rt_status s =
-      kvc_rt_evict(cache_, seq.id, layer, &policy,
-                   scored || c.below(2) ? scores.data() : nullptr, sl.n);
+  const kvc_rt_status s = kvc_rt_evict_heads(
+      cache_, seq.id, layer, &policy,
+      headBudgets.empty() ? nullptr : headBudgets.data(),
+      scored || c.below(2) ? scores.data() : nullptr, sl.n);
   if (s != KVC_RT_OK)
     return "evict: " + std::string(kvc_rt_status_name(s)) + ": " + kvc_rt_last_error();
   ++counts_.evict;
@@ -72,11 +85,12 @@ std::string ModelDriver::opEvict(Choices &c) {
   p.sink = policy.sink;
   p.window = policy.window;
   p.budget = policy.budget;
+  p.headBudgets.assign(headBudgets.begin(), headBudgets.end());
   for (uint32_t h = 0; h < H && sl.n > 0; ++h) {
     const size_t liveBefore =
         std::count(sl.live[h].begin(), sl.live[h].end(), 1);
     const size_t liveAfter = num::selectKeptTokens(
-        p, scored ? scores.data() + size_t{h} * sl.n : nullptr, sl.n,
+        p.forHead(h), scored ? scores.data() + size_t{h} * sl.n : nullptr, sl.n,
         sl.live[h].data());
     counts_.evictedTokens += liveBefore - liveAfter;
   }
@@ -99,7 +113,17 @@ std::string ModelDriver::opEvictFailure(Choices &c,
   const uint64_t n = seq.layers[layer].n;
   kvc_rt_evict_policy policy{KVC_RT_EVICT_H2O, 1, 2, 4};
   std::vector<float> scores(size_t{cfg.kv_heads} * (n + 2), 1.0f);
-  switch (c.below(9)) {
+  switch (c.below(10)) {
+  case 8: {
+    // Per-head budgets whose largest is not the policy's budget.
+    std::vector<uint32_t> budgets(cfg.kv_heads, 8);
+    budgets[c.below(cfg.kv_heads)] = 9 + c.below(8);
+    policy.budget = 8;
+    return expectFailure(kvc_rt_evict_heads(cache_, seq.id, layer, &policy,
+                                            budgets.data(), scores.data(), n),
+                         KVC_RT_ERROR_INVALID_ARGUMENT, before,
+                         "evict with a head budget above the policy's");
+  }
   case 0:
     policy.budget = c.below(3); // below sink + window
     return expectFailure(kvc_rt_evict(cache_, seq.id, layer, &policy,

@@ -163,6 +163,27 @@ func.func @h2o_step(%c: !kvc.cache<1x2x?x64xf16, #h2o>, %q: tensor<1x8x1x64xf32>
 }
 
 // -----
+// Per-KV-head budgets: the policy's budgets go to the runtime in a stack
+// buffer, one i64 per KV head.
+#heads = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                       value = #kvc.quant<bits = 2, axis = token, group = 32>,
+                       residual = 64,
+                       evict = #kvc.evict<policy = h2o, sink = 4, window = 16, budget = 48, head_budgets = [48, 24]>>
+// CHECK-LABEL: func.func @h2o_head_budgets
+// CHECK: %[[BUDGETS:.*]] = memref.alloca() : memref<2xi64>
+// CHECK: memref.store %c48_i64, %[[BUDGETS]][%c0] : memref<2xi64>
+// CHECK: memref.store %c24_i64, %[[BUDGETS]][%c1] : memref<2xi64>
+// CHECK: %[[CAST:.*]] = memref.cast %[[BUDGETS]] : memref<2xi64> to memref<?xi64>
+// CHECK: call @kvc_rt_mlir_evict_heads(%{{.*}}, %{{.*}}, %c1_i64{{.*}}, %c4_i64, %c16_i64, %[[CAST]])
+// CHECK-NOT: call @kvc_rt_mlir_evict(
+// CHECK: return
+func.func @h2o_head_budgets(%c: !kvc.cache<1x2x?x64xf16, #heads>, %s: tensor<1x2x?xf32>)
+    -> !kvc.cache<1x2x?x64xf16, #heads> {
+  %c1 = kvc.evict %c scores(%s : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 16, budget = 48, head_budgets = [48, 24]> : !kvc.cache<1x2x?x64xf16, #heads>
+  return %c1 : !kvc.cache<1x2x?x64xf16, #heads>
+}
+
+// -----
 // Without eviction in the encoding, attention reads no bitmap.
 // CHECK-LABEL: func.func @no_eviction
 // CHECK-NOT: kvc_rt_mlir_live_bitmap

@@ -201,7 +201,7 @@ static int checkEviction(kvc_rt_cache *cache, ArrayRef<kvc_rt_seq> seqs,
         rowScores = reinterpret_cast<const float *>(scores->data()) +
                     (bi * kvHeads + h) * scores->shape()[2];
       size_t before = std::count(keep.begin(), keep.end(), uint8_t(1));
-      evicted += before - num::selectKeptTokens(policy, rowScores, n,
+      evicted += before - num::selectKeptTokens(policy.forHead(h), rowScores, n,
                                                 keep.data());
       if (kvc_rt_live_tokens(cache, seqs[bi], 0, uint32_t(h),
                              runtimeLive.data(), n) != KVC_RT_OK)

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kvc {
 namespace numerics {
@@ -33,16 +34,36 @@ struct EvictPolicy {
   size_t sink = 0;
   size_t window = 0;
   size_t budget = 0;
+  /// One budget per KV head, or empty: every head keeps `budget` tokens.
+  std::vector<size_t> headBudgets;
+
+  /// The policy of KV head `head`: `budget` replaced by the head's own, if
+  /// any.
+  EvictPolicy forHead(size_t head) const;
+  bool operator==(const EvictPolicy &other) const {
+    return kind == other.kind && sink == other.sink &&
+           window == other.window && budget == other.budget &&
+           headBudgets == other.headBudgets;
+  }
 };
 
 /// Empty when `policy` is valid; otherwise why not (budget >= 1, sink +
 /// window <= budget, streaming keeps exactly sink + window, window >= 1 so
 /// that the newest token, the one a decode step's query sits at, is kept).
+/// With head budgets, each must satisfy the same rules, `budget` must be
+/// their maximum, and the policy must rank tokens (streaming keeps sink +
+/// window in every head).
 std::string checkEvictPolicy(const EvictPolicy &policy);
 
+/// Empty when `policy` fits a layer of `numKVHeads` KV heads (its head
+/// budgets, if any, number numKVHeads); otherwise why not.
+std::string checkEvictPolicyHeads(const EvictPolicy &policy,
+                                  size_t numKVHeads);
+
 /// Parses "streaming:sink=4:window=60", "h2o:sink=4:window=64:budget=256" or
-/// "snapkv:...". Streaming's budget defaults to sink + window. Returns the
-/// error text (empty on success).
+/// "snapkv:...", with per-head budgets as "h2o:sink=4:window=64:heads=256,128"
+/// (`budget` may then be left out: it is their maximum). Streaming's budget
+/// defaults to sink + window. Returns the error text (empty on success).
 std::string parseEvictPolicy(const std::string &spec, EvictPolicy &policy);
 
 /// Prints the spec form parseEvictPolicy reads.
@@ -55,7 +76,8 @@ std::string formatEvictPolicy(const EvictPolicy &policy);
 /// and the last `window` positions stay, and of the other live tokens the
 /// highest-scoring `budget - (sink and window live tokens)` stay (`scores` has
 /// numTokens entries; ignored, and may be null, for streaming). Returns the
-/// number of live tokens after eviction.
+/// number of live tokens after eviction. `policy` is one head's: it must
+/// have no head budgets (see EvictPolicy::forHead).
 size_t selectKeptTokens(const EvictPolicy &policy, const float *scores,
                         size_t numTokens, uint8_t *keep);
 

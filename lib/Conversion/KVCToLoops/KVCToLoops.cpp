@@ -181,16 +181,34 @@ struct EvictToCall : public OpConversionPattern<EvictOp> {
       return arith::ConstantIntOp::create(rewriter, loc, value, 64);
     };
     Value binding = adaptor.getCache();
-    func::FuncOp callee = lowering.getOrDeclare(
-        rewriter, abi::kEvict,
-        {binding.getType(), stridedType, rewriter.getI64Type(),
-         rewriter.getI64Type(), rewriter.getI64Type(), rewriter.getI64Type()},
-        {}, true);
-    func::CallOp::create(
-        rewriter, loc, callee,
-        ValueRange{binding, scores, i64(int64_t(policy.kind)),
-                   i64(int64_t(policy.sink)), i64(int64_t(policy.window)),
-                   i64(int64_t(policy.budget))});
+    Type i64Type = rewriter.getI64Type();
+    SmallVector<Value> args = {binding, scores, i64(int64_t(policy.kind)),
+                               i64(int64_t(policy.sink)),
+                               i64(int64_t(policy.window))};
+    SmallVector<Type> argTypes = {binding.getType(), stridedType, i64Type,
+                                  i64Type, i64Type};
+    StringRef entry = abi::kEvict;
+    if (policy.headBudgets.empty()) {
+      args.push_back(i64(int64_t(policy.budget)));
+      argTypes.push_back(i64Type);
+    } else {
+      // One budget per KV head, in a small stack buffer.
+      int64_t heads = int64_t(policy.headBudgets.size());
+      Value budgets = memref::AllocaOp::create(
+          rewriter, loc, MemRefType::get({heads}, i64Type));
+      for (auto [head, budget] : llvm::enumerate(policy.headBudgets))
+        memref::StoreOp::create(
+            rewriter, loc, i64(int64_t(budget)), budgets,
+            ValueRange{arith::ConstantIndexOp::create(rewriter, loc, head)});
+      auto dynamicType = MemRefType::get({ShapedType::kDynamic}, i64Type);
+      args.push_back(
+          memref::CastOp::create(rewriter, loc, dynamicType, budgets));
+      argTypes.push_back(dynamicType);
+      entry = abi::kEvictHeads;
+    }
+    func::FuncOp callee =
+        lowering.getOrDeclare(rewriter, entry, argTypes, {}, true);
+    func::CallOp::create(rewriter, loc, callee, args);
     rewriter.replaceOp(op, binding);
     return success();
   }

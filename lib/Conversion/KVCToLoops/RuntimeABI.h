@@ -24,6 +24,9 @@ inline constexpr llvm::StringLiteral kAppend = "kvc_rt_mlir_append";
 /// (binding, scores memref<?x?x?xf32> [batch][kv_heads][n], kind, sink,
 /// window, budget): applies an eviction policy to every sequence.
 inline constexpr llvm::StringLiteral kEvict = "kvc_rt_mlir_evict";
+/// (binding, scores, kind, sink, window, budgets memref<?xi64>): the same
+/// with one budget per KV head (#kvc.evict's head_budgets).
+inline constexpr llvm::StringLiteral kEvictHeads = "kvc_rt_mlir_evict_heads";
 /// (binding, batch index, kv head) -> !llvm.ptr: the live-token bitmap
 /// (bit t % 8 of byte t / 8), null when no token was ever evicted.
 inline constexpr llvm::StringLiteral kLiveBitmap = "kvc_rt_mlir_live_bitmap";

@@ -387,3 +387,40 @@ func.func @attend_mass_static_tokens(%c: !kvc.cache<1x4x?x64xf16>, %q: tensor<1x
 // expected-error @+2 {{eviction window must be at least 1 token (the newest token is always kept)}}
 // expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
 func.func private @no_window(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 0, budget = 32>>>)
+
+// -----
+// Per-KV-head budgets.
+// expected-error @+2 {{eviction budget (80) must be the largest per-head budget (64)}}
+// expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
+func.func private @head_budgets_max(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 80, head_budgets = [64, 32]>>>)
+
+// -----
+// expected-error @+2 {{KV head 1: eviction sink (4) + window (28) must not exceed the budget (16)}}
+// expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
+func.func private @head_budgets_small(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 16]>>>)
+
+// -----
+// expected-error @+2 {{head_budgets entry 1 (-8) is not a token count}}
+// expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
+func.func private @head_budgets_negative(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, -8]>>>)
+
+// -----
+// expected-error @+2 {{head_budgets must name one budget per KV head}}
+// expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
+func.func private @head_budgets_empty(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = []>>>)
+
+// -----
+// expected-error @+2 {{streaming eviction keeps sink + window tokens in every KV head: per-head budgets need a policy that ranks tokens (h2o, snapkv)}}
+// expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
+func.func private @head_budgets_streaming(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = streaming, sink = 4, window = 28, budget = 32, head_budgets = [32, 32]>>>)
+
+// -----
+// expected-error @+1 {{eviction has 3 per-head budgets for 2 KV heads}}
+func.func private @head_budgets_count(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32, 32]>>>)
+
+// -----
+func.func @evict_head_budgets_count(%c: !kvc.cache<1x2x?x64xf16>, %s: tensor<1x2x?xf32>) {
+  // expected-error @+1 {{'kvc.evict' op eviction has 4 per-head budgets for 2 KV heads}}
+  %c1 = kvc.evict %c scores(%s : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32, 32, 32]> : !kvc.cache<1x2x?x64xf16>
+  return
+}

@@ -16,6 +16,7 @@
 // CHECK-DAG: #[[H2O:.*]] = #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 256, budget = 1024>>
 // CHECK-DAG: #[[STREAM:.*]] = #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = streaming, sink = 4, window = 1020, budget = 1024>>
 // CHECK-DAG: #[[SNAP:.*]] = #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = snapkv, sink = 0, window = 64, budget = 512>>
+// CHECK-DAG: #[[HEADS:.*]] = #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]>>
 
 #kivi2 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
                        value = #kvc.quant<bits = 2, axis = token, group = 32>,
@@ -154,4 +155,16 @@ func.func @quantize_dequantize(%x: tensor<2x4x64xf32>, %y: tensor<64x16xf16>,
   %f, %fs = kvc.quantize %w as fp8<e4m3> : tensor<8x64xbf16> -> tensor<8x64xi8>, tensor<8xf16>
   %fr = kvc.dequantize %f, %fs as fp8<e4m3> : tensor<8x64xi8>, tensor<8xf16> -> tensor<8x64xbf16>
   return
+}
+
+// Per-KV-head token budgets: the layer's policy with one budget per head.
+// CHECK-LABEL: func.func @per_head_budgets
+// CHECK-SAME: #[[HEADS]]>
+// CHECK: kvc.evict %{{.*}} scores(%{{.*}} : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]>
+func.func @per_head_budgets(
+    %c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]>>>,
+    %s: tensor<1x2x?xf32>)
+    -> !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]>>> {
+  %c1 = kvc.evict %c scores(%s : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]> : !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]>>>
+  return %c1 : !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]>>>
 }

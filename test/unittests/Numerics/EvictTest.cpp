@@ -55,6 +55,59 @@ TEST(Evict, ParseAndFormatRoundTrip) {
   EXPECT_EQ(formatEvictPolicy(p), formatEvictPolicy(unchanged));
 }
 
+TEST(Evict, PerHeadBudgets) {
+  EvictPolicy p = policy(EvictKind::H2O, 2, 4, 16);
+  p.headBudgets = {16, 8, 6};
+  EXPECT_EQ(checkEvictPolicy(p), "");
+  EXPECT_EQ(checkEvictPolicyHeads(p, 3), "");
+  EXPECT_EQ(checkEvictPolicyHeads(p, 4),
+            "eviction has 3 per-head budgets for 4 KV heads");
+  EXPECT_EQ(p.forHead(1).budget, 8u);
+  EXPECT_TRUE(p.forHead(1).headBudgets.empty());
+  EXPECT_EQ(checkEvictPolicy(p.forHead(2)), "");
+
+  // budget must be the largest head budget; each head obeys the rules.
+  p.budget = 20;
+  EXPECT_EQ(checkEvictPolicy(p),
+            "eviction budget (20) must be the largest per-head budget (16)");
+  p.budget = 16;
+  p.headBudgets = {16, 5};
+  EXPECT_EQ(checkEvictPolicy(p), "KV head 1: eviction sink (2) + window (4) "
+                                 "must not exceed the budget (5)");
+  EvictPolicy streaming = policy(EvictKind::Streaming, 2, 4, 6);
+  streaming.headBudgets = {6, 6};
+  EXPECT_NE(checkEvictPolicy(streaming), "");
+
+  // Each head keeps its own budget of the same scores.
+  const size_t n = 24;
+  std::vector<float> scores(n);
+  for (size_t t = 0; t < n; ++t)
+    scores[t] = float((t * 7) % 11);
+  p.headBudgets = {16, 8};
+  for (size_t h = 0; h < 2; ++h) {
+    std::vector<uint8_t> keep = allLive(n);
+    EXPECT_EQ(selectKeptTokens(p.forHead(h), scores.data(), n, keep.data()),
+              p.headBudgets[h]);
+    EXPECT_EQ(countLive(keep), p.headBudgets[h]);
+  }
+}
+
+TEST(Evict, ParsesAndFormatsPerHeadBudgets) {
+  EvictPolicy p;
+  ASSERT_EQ(parseEvictPolicy("h2o:sink=4:window=16:heads=64,32,48", p), "");
+  EXPECT_EQ(p.budget, 64u);
+  EXPECT_EQ(p.headBudgets, (std::vector<size_t>{64, 32, 48}));
+  EXPECT_EQ(formatEvictPolicy(p), "h2o:sink=4:window=16:budget=64:heads=64,32,48");
+  EvictPolicy again;
+  ASSERT_EQ(parseEvictPolicy(formatEvictPolicy(p), again), "");
+  EXPECT_TRUE(again == p);
+  EXPECT_NE(parseEvictPolicy("h2o:sink=4:window=16:heads=64,,32", p), "");
+  EXPECT_NE(parseEvictPolicy("h2o:sink=4:window=16:budget=32:heads=64,32", p),
+            "");
+  EXPECT_NE(parseEvictPolicy("streaming:sink=4:window=16:heads=20,20", p), "");
+  EXPECT_EQ(p.headBudgets.size(), 3u); // unchanged by the failures
+}
+
 TEST(Evict, UnderBudgetKeepsEverything) {
   std::vector<float> scores = {0.5f, 0.1f, 0.9f};
   std::vector<uint8_t> keep = allLive(3);

@@ -97,26 +97,39 @@ LogicalResult LowRankAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 static num::EvictPolicy toNumericsEvictPolicy(EvictPolicy policy,
                                               unsigned sink, unsigned window,
-                                              unsigned budget) {
+                                              unsigned budget,
+                                              DenseI64ArrayAttr headBudgets) {
   num::EvictPolicy p;
   p.kind = static_cast<num::EvictKind>(static_cast<uint32_t>(policy));
   p.sink = sink;
   p.window = window;
   p.budget = budget;
+  if (headBudgets)
+    for (int64_t headBudget : headBudgets.asArrayRef())
+      p.headBudgets.push_back(size_t(headBudget));
   return p;
 }
 
 num::EvictPolicy EvictAttr::toNumerics() const {
   return toNumericsEvictPolicy(getPolicy(), getSink(), getWindow(),
-                               getBudget());
+                               getBudget(), getHeadBudgets());
 }
 
 // The numerics library owns the rule; the attribute reports it.
 LogicalResult EvictAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                 EvictPolicy policy, unsigned sink,
-                                unsigned window, unsigned budget) {
+                                unsigned window, unsigned budget,
+                                DenseI64ArrayAttr headBudgets) {
+  if (headBudgets) {
+    if (headBudgets.empty())
+      return emitError() << "head_budgets must name one budget per KV head";
+    for (auto [head, headBudget] : llvm::enumerate(headBudgets.asArrayRef()))
+      if (headBudget < 0 || headBudget > int64_t(UINT32_MAX))
+        return emitError() << "head_budgets entry " << head << " ("
+                           << headBudget << ") is not a token count";
+  }
   std::string problem = num::checkEvictPolicy(
-      toNumericsEvictPolicy(policy, sink, window, budget));
+      toNumericsEvictPolicy(policy, sink, window, budget, headBudgets));
   if (!problem.empty())
     return emitError() << problem;
   return success();

@@ -84,7 +84,8 @@ static LogicalResult verifyHeadEncodings(function_ref<InFlightDiagnostic()> emit
                          << " (the residual window is per layer)";
     if (encoding.getEvict())
       return emitError() << "'kvc.head_encodings' entry " << head
-                         << " has an eviction policy, which is per layer";
+                         << " has an eviction policy, which is per layer (per-head "
+                            "budgets go in its head_budgets)";
   }
   return success();
 }

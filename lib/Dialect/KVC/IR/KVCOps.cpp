@@ -2,6 +2,7 @@
 
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 #include "kvc/Dialect/KVC/IR/PackedShapes.h"
+#include "kvc/Numerics/Evict.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -277,6 +278,10 @@ LogicalResult EvictOp::verify() {
              << dimToString(cache.getBatch()) << "x" << cache.getNumKVHeads()
              << "x?), got " << type;
   }
+  std::string problem = ::kvc::numerics::checkEvictPolicyHeads(
+      getPolicy().toNumerics(), size_t(cache.getNumKVHeads()));
+  if (!problem.empty())
+    return emitOpError(problem);
   return verifySingleUpdate(*this, getCache());
 }
 

@@ -2,6 +2,7 @@
 
 #include "kvc/Dialect/KVC/IR/KVCTypes.h"
 #include "kvc/Dialect/KVC/IR/KVCDialect.h"
+#include "kvc/Numerics/Evict.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -68,5 +69,11 @@ LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
   if (encoding &&
       failed(encoding.verifyForHeadDim(shape[kHeadDimDim], emitError)))
     return failure();
+  if (EvictAttr evict = encoding ? encoding.getEvictPolicy() : EvictAttr()) {
+    std::string problem = ::kvc::numerics::checkEvictPolicyHeads(
+        evict.toNumerics(), size_t(shape[kHeadsDim]));
+    if (!problem.empty())
+      return emitError() << problem;
+  }
   return success();
 }

@@ -82,12 +82,16 @@ static SideEncodingAttrInterface toAttr(MLIRContext *ctx,
   llvm_unreachable("unknown side encoding");
 }
 
-/// The #kvc.evict of a chosen token budget.
+/// The #kvc.evict of a chosen token budget (per KV head, if chosen so).
 static EvictAttr toAttr(MLIRContext *ctx, const num::EvictPolicy &p) {
+  DenseI64ArrayAttr headBudgets;
+  if (!p.headBudgets.empty())
+    headBudgets = DenseI64ArrayAttr::get(
+        ctx, SmallVector<int64_t>(p.headBudgets.begin(), p.headBudgets.end()));
   return EvictAttr::get(ctx,
                         static_cast<EvictPolicy>(static_cast<uint32_t>(p.kind)),
                         unsigned(p.sink), unsigned(p.window),
-                        unsigned(p.budget));
+                        unsigned(p.budget), headBudgets);
 }
 
 /// The cache encoding of a key and a value candidate; value reductions of

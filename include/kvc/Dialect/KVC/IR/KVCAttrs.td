@@ -147,12 +147,20 @@ def KVC_EvictAttr : KVC_Attr<"Evict", "evict"> {
     prefill for `snapkv`). `streaming` (StreamingLLM) keeps only the sink and
     the window, so its budget must equal `sink + window`.
 
-    Example: `#kvc.evict<policy = h2o, sink = 4, window = 256, budget = 1024>`
+    `head_budgets` (optional, `h2o` and `snapkv`) gives every KV head its own
+    budget; `budget` is then the largest of them. Each head keeps its own
+    live tokens either way; the budgets differ when some heads attend to a
+    few tokens and others spread their attention.
+
+    Examples: `#kvc.evict<policy = h2o, sink = 4, window = 256, budget = 1024>`,
+    `#kvc.evict<policy = h2o, sink = 4, window = 64, budget = 512,
+    head_budgets = [512, 128]>`
   }];
   let parameters = (ins EnumParameter<KVC_EvictPolicy>:$policy,
                         "unsigned":$sink,
                         "unsigned":$window,
-                        "unsigned":$budget);
+                        "unsigned":$budget,
+                        OptionalParameter<"::mlir::DenseI64ArrayAttr">:$head_budgets);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
