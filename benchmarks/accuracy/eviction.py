@@ -5,7 +5,8 @@ in order. The cache holds tokens 0..t (token j read compressed iff
 j < floor((t+1)/R)*R, kvc's residual rule, as tinylm.py does) restricted to
 each KV head's live tokens; query t attends over them; H2O adds the attention
 mass (summed over the GQA query heads of the KV head) to per-token scores;
-then kvc.select_kept_tokens evicts down to the budget (the one definition of
+then kvc.select_kept_tokens evicts down to the budget, each KV head's own
+when the policy has per-head budgets (the one definition of
 which tokens a policy keeps, include/kvc/Numerics/Evict.h). That is the
 order of one decode step in the IR: append -> attend (+ mass) -> accumulate
 -> evict.
@@ -34,8 +35,9 @@ import tinylm
 
 class Eviction:
     """Eviction of one layer: a kvc policy spec ('h2o:sink=4:window=64:
-    budget=256', 'streaming:sink=4:window=124') and optional demoted side
-    encodings (two-tier; None drops evicted tokens)."""
+    budget=256', 'streaming:sink=4:window=124', per KV head 'h2o:sink=4:
+    window=64:heads=256,1024') and optional demoted side encodings
+    (two-tier; None drops evicted tokens)."""
 
     def __init__(self, spec, demote_key=None, demote_value=None):
         import kvc
@@ -43,7 +45,10 @@ class Eviction:
         fields = dict(part.split("=") for part in self.spec.split(":")[1:])
         self.kind = self.spec.split(":")[0]
         self.sink, self.window = int(fields["sink"]), int(fields["window"])
-        self.budget = int(fields["budget"])
+        self.budget = int(fields["budget"])  # the largest head's, if per head
+        # One budget per KV head, or None: every head keeps `budget`.
+        self.head_budgets = [int(b) for b in fields["heads"].split(",")] \
+            if "heads" in fields else None
         if self.kind == "snapkv":
             raise ValueError("snapkv scores come from a prefill observation "
                              "window; this decode simulation runs streaming and h2o")
@@ -118,8 +123,14 @@ def simulate_attention(model, q, k, v, keys_read, values_read, residual, evictio
     def prefix(t):  # tokens read compressed by query t
         return ((t + 1) // residual) * residual if compressed else 0
 
-    # Steps before the first eviction: everything live, the blocked path.
-    first = steps if eviction is None else min(steps, eviction.budget)
+    # Steps before the first eviction (in the head with the smallest
+    # budget): everything live, the blocked path.
+    if eviction is not None and eviction.head_budgets is not None \
+            and len(eviction.head_budgets) != hkv:
+        raise ValueError(f"{eviction.spec} has {len(eviction.head_budgets)} "
+                         f"per-head budgets for {hkv} KV heads")
+    first = steps if eviction is None else \
+        min(steps, min(eviction.head_budgets or [eviction.budget]))
     mass = np.zeros((hkv, steps)) if eviction is not None and eviction.kind == "h2o" else None
     out = np.empty_like(q)
     out[:, :first] = model.attention(
@@ -171,6 +182,7 @@ def simulate_attention(model, q, k, v, keys_read, values_read, residual, evictio
         if mass is not None:
             mass[:, :n] += probs.sum(axis=1, dtype=np.float64)
         before = live[:, :n].copy()
+        # [Hkv, n]: with per-head budgets each head keeps its own.
         live[:, :n] = kvc.select_kept_tokens(
             eviction.spec, None if mass is None else mass[:, :n].astype(np.float32),
             keep=before)

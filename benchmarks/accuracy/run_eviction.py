@@ -86,8 +86,9 @@ def build_config(name, model, report, report_config="cost-model"):
     return series, eviction.Config.uniform(name, model.num_layers, sides, evict, demote)
 
 
-def _budgets(config):
-    return sorted({e.budget for e in config.evictions if e is not None})
+def _budgets(config):  # every layer's, and every KV head's if per head
+    return sorted({b for e in config.evictions if e is not None
+                   for b in (e.head_budgets or [e.budget])})
 
 
 def main():

@@ -5,9 +5,10 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
-#include <functional>
 #include <cmath>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -337,66 +338,92 @@ selectBitwidths(const std::vector<LayerSpec> &layers,
       }
     }
   };
-  auto evictionError = [](const Variant &var) {
-    return var.budget ? var.evictError.layerError() : 0.0;
+  // E of eviction alone: the layer's (head < 0), or one KV head's share of
+  // it (its numerator over the layer's denominator, so that the heads'
+  // shares add up to the layer's E, like the per-head candidate losses).
+  auto evictionError = [](const Variant &var, int head) {
+    if (!var.budget)
+      return 0.0;
+    const CandidateError &e = var.evictError;
+    if (head < 0)
+      return e.layerError();
+    double den = 0.0;
+    for (double d : e.denominator)
+      den += d;
+    return den > 0.0 ? e.numerator[head] / den : 0.0;
   };
-  auto evictionLoss = [&](size_t i, const Variant &var) {
+  auto evictionLoss = [&](size_t i, const Variant &var, int head) {
     // Eviction, like key error, perturbs the attention weights: alpha_key.
-    return sideOf(i, Side::Key).alpha * evictionError(var);
+    return sideOf(i, Side::Key).alpha * evictionError(var, head);
   };
 
-  // Top-level slots: each sub-slot as it is, or with token budgets one
-  // combined slot per layer.
+  // Every layer's sub-slots under each of its variants, in the layer's
+  // order (keys, then values; by head within a side).
+  struct LayerSlots {
+    std::vector<SubSlotRef> subRefs;
+    std::vector<std::vector<Slot>> slots;                 // [variant][sub]
+    std::vector<std::vector<std::vector<double>>> errors; // [variant][sub][c]
+  };
+  std::vector<LayerSlots> layerData(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i)
+    for (const Variant &var : variants[i]) {
+      std::vector<Slot> subSlots;
+      std::vector<std::vector<double>> errors;
+      layerData[i].subRefs.clear();
+      layerSlots(i, var, subSlots, errors, layerData[i].subRefs);
+      layerData[i].slots.push_back(std::move(subSlots));
+      layerData[i].errors.push_back(std::move(errors));
+    }
+
+  // Top-level slots: without token budgets each sub-slot as it is; with
+  // them one combined slot per group that shares a token budget: a layer
+  // (granularity=layer), or one KV head's K and V (granularity=head: every
+  // head chooses its own budget, as its eviction error is its own).
   struct SlotRef {
     size_t layer;
-    std::vector<SubSlotRef> subRefs;
-    std::vector<std::vector<std::vector<double>>> errors; // [variant][sub]
-    std::vector<std::vector<Slot>> slots;                 // [variant][sub]
+    int head = -1;            ///< the group's KV head, or -1
+    std::vector<size_t> subs; ///< the layer's sub-slots it covers
     std::optional<CombinedSlot> combined;
-    size_t sub = 0; // the sub-slot, when not combined
   };
   std::vector<Slot> slots;
   std::vector<SlotRef> refs;
   for (size_t i = 0; i < layers.size(); ++i) {
-    std::vector<GroupVariant> group;
-    SlotRef ref;
-    ref.layer = i;
-    for (const Variant &var : variants[i]) {
-      GroupVariant g;
-      g.fixedLoss = evictionLoss(i, var);
-      std::vector<std::vector<double>> errors;
-      ref.subRefs.clear();
-      layerSlots(i, var, g.slots, errors, ref.subRefs);
-      ref.errors.push_back(std::move(errors));
-      ref.slots.push_back(g.slots);
-      group.push_back(std::move(g));
-    }
+    const LayerSlots &data = layerData[i];
     if (options.context == 0) {
-      for (size_t k = 0; k < group[0].slots.size(); ++k) {
-        SlotRef single = ref;
-        single.sub = k;
-        slots.push_back(group[0].slots[k]);
-        refs.push_back(std::move(single));
+      for (size_t k = 0; k < data.subRefs.size(); ++k) {
+        slots.push_back(data.slots[0][k]);
+        refs.push_back({i, -1, {k}, std::nullopt});
       }
       continue;
     }
-    llvm::Expected<CombinedSlot> combined = combineGroup(group);
-    if (!combined)
-      return combined.takeError();
-    slots.push_back(combined->slot);
-    ref.combined = std::move(*combined);
-    refs.push_back(std::move(ref));
+    const int numGroups = perHead ? int(layers[i].kvHeads) : 1;
+    for (int g = 0; g < numGroups; ++g) {
+      SlotRef ref{i, perHead ? g : -1, {}, std::nullopt};
+      for (size_t k = 0; k < data.subRefs.size(); ++k)
+        if (ref.head < 0 || data.subRefs[k].head == ref.head)
+          ref.subs.push_back(k);
+      std::vector<GroupVariant> group;
+      for (size_t v = 0; v < variants[i].size(); ++v) {
+        GroupVariant variant;
+        variant.fixedLoss = evictionLoss(i, variants[i][v], ref.head);
+        for (size_t k : ref.subs)
+          variant.slots.push_back(data.slots[v][k]);
+        group.push_back(std::move(variant));
+      }
+      llvm::Expected<CombinedSlot> combined = combineGroup(group);
+      if (!combined)
+        return combined.takeError();
+      slots.push_back(combined->slot);
+      ref.combined = std::move(*combined);
+      refs.push_back(std::move(ref));
+    }
   }
 
-  // A combined slot's cost is the average of its sub-slots' (scaled)
-  // costs: a finer grid keeps the DP exact for the usual encodings.
+  // A combined slot's cost is the average of its two sub-slots' (K and V,
+  // scaled) costs: a finer grid keeps the DP exact for the usual encodings.
   SolveOptions solveOptions = options.solver;
-  if (options.context > 0) {
-    unsigned maxHeads = 1;
-    for (const LayerSpec &l : layers)
-      maxHeads = std::max(maxHeads, l.kvHeads);
-    solveOptions.resolution *= perHead ? 2.0 * maxHeads : 2.0;
-  }
+  if (options.context > 0)
+    solveOptions.resolution *= 2.0;
   const auto solveStart = std::chrono::steady_clock::now();
   llvm::Expected<Solution> solution =
       solve(slots, options.budget, solveOptions);
@@ -409,57 +436,140 @@ selectBitwidths(const std::vector<LayerSpec> &layers,
   result.totalPredictedLoss = solution->totalLoss;
   result.lowerBound = solution->lowerBound;
   result.averageBits = solution->averageCost;
-  auto addChoice = [&](const SlotRef &ref, size_t variant, size_t sub,
-                       size_t c) {
-    const Variant &var = variants[ref.layer][variant];
-    const std::vector<std::vector<double>> &errors = ref.errors[variant];
-    const LayerSpec &l = layers[ref.layer];
-    const SubSlotRef &subRef = ref.subRefs[sub];
-    const LayerSide &ls = sideOf(ref.layer, subRef.side);
-    SlotChoice choice;
-    choice.layer = l.layer;
-    choice.head = subRef.head;
-    choice.side = subRef.side;
-    choice.heads = subRef.head < 0 ? l.kvHeads : 1;
-    choice.headDim = l.headDim;
-    choice.candidate = ls.candidates[c];
-    choice.bits = choice.candidate.bitsPerElement(l.headDim);
-    if (var.budget) {
-      choice.evict = var.budget->policy;
-      choice.keepFraction = var.budget->keepFraction;
-    }
-    choice.bytesPerToken =
-        choice.bits * choice.heads * l.headDim / 8.0 * choice.keepFraction;
-    choice.error = errors[sub][c];
-    choice.predictedLoss = ref.slots[variant][sub].options[c].loss;
-    result.bytesPerToken += choice.bytesPerToken;
-    result.fp16BytesPerToken += 2.0 * choice.heads * l.headDim;
-    result.slots.push_back(choice);
+
+  // Per layer and sub-slot: the variant and the option chosen.
+  struct Pick {
+    size_t variant = 0, option = 0;
   };
+  std::vector<std::vector<Pick>> picked(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i)
+    picked[i].resize(layerData[i].subRefs.size());
   for (size_t s = 0; s < slots.size(); ++s) {
     const SlotRef &ref = refs[s];
     const size_t c = solution->choice[s];
     if (!ref.combined) {
-      addChoice(ref, 0, ref.sub, c);
+      picked[ref.layer][ref.subs.front()] = {0, c};
       continue;
     }
     const GroupChoice &g = ref.combined->choices[c];
-    const Variant &var = variants[ref.layer][g.variant];
-    for (size_t k = 0; k < g.choice.size(); ++k)
-      addChoice(ref, g.variant, k, g.choice[k]);
+    for (size_t k = 0; k < ref.subs.size(); ++k)
+      picked[ref.layer][ref.subs[k]] = {g.variant, g.choice[k]};
+  }
+
+  // The layer's eviction from each KV head's variant: none when every head
+  // keeps every token, one budget when they agree, else per-head budgets
+  // (a head that keeps every token keeps the whole planned context).
+  auto layerEviction = [&](size_t i, const std::vector<size_t> &headVariant) {
+    const LayerSpec &l = layers[i];
     LayerEviction e;
-    e.layer = layers[ref.layer].layer;
-    if (var.budget) {
-      e.policy = var.budget->policy;
-      e.calibration = var.budget->calibration;
-      e.keepFraction = var.budget->keepFraction;
+    e.layer = l.layer;
+    const Variant *evicting = nullptr;
+    bool uniform = true;
+    for (size_t v : headVariant) {
+      if (!evicting && variants[i][v].budget)
+        evicting = &variants[i][v];
+      uniform &= v == headVariant.front();
     }
-    e.error = evictionError(var);
-    e.predictedLoss = evictionLoss(ref.layer, var);
-    result.evictions.push_back(e);
+    if (!evicting)
+      return e;
+    e.policy = evicting->budget->policy;
+    e.calibration = evicting->budget->calibration;
+    if (uniform) {
+      e.keepFraction = evicting->budget->keepFraction;
+      e.error = evictionError(*evicting, -1);
+      e.predictedLoss = evictionLoss(i, *evicting, -1);
+      return e;
+    }
+    const size_t calibrationTokens =
+        std::min(options.context, stats->find(l.layer)->numTokens);
+    double keep = 0.0;
+    for (size_t h = 0; h < headVariant.size(); ++h) {
+      const Variant &var = variants[i][headVariant[h]];
+      e.policy->headBudgets.push_back(var.budget ? var.budget->policy.budget
+                                                 : options.context);
+      e.calibration.headBudgets.push_back(
+          var.budget ? var.budget->calibration.budget : calibrationTokens);
+      keep += var.budget ? var.budget->keepFraction : 1.0;
+      e.error += evictionError(var, int(h));
+      e.predictedLoss += evictionLoss(i, var, int(h));
+    }
+    e.policy->budget = *std::max_element(e.policy->headBudgets.begin(),
+                                         e.policy->headBudgets.end());
+    e.calibration.budget = *std::max_element(
+        e.calibration.headBudgets.begin(), e.calibration.headBudgets.end());
+    e.keepFraction = keep / double(headVariant.size());
+    assert(numerics::checkEvictPolicy(*e.policy).empty() &&
+           numerics::checkEvictPolicy(e.calibration).empty());
+    return e;
+  };
+
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec &l = layers[i];
+    const LayerSlots &data = layerData[i];
+    std::vector<size_t> headVariant(l.kvHeads, 0);
+    for (size_t k = 0; k < data.subRefs.size(); ++k) {
+      const int head = data.subRefs[k].head;
+      for (unsigned h = 0; h < l.kvHeads; ++h)
+        if (head < 0 || head == int(h))
+          headVariant[h] = picked[i][k].variant;
+    }
+    LayerEviction eviction;
+    if (options.context > 0) {
+      eviction = layerEviction(i, headVariant);
+      result.evictions.push_back(eviction);
+    }
+    for (size_t k = 0; k < data.subRefs.size(); ++k) {
+      const auto [v, c] = picked[i][k];
+      const Variant &var = variants[i][v];
+      const SubSlotRef &subRef = data.subRefs[k];
+      const LayerSide &ls = sideOf(i, subRef.side);
+      SlotChoice choice;
+      choice.layer = l.layer;
+      choice.head = subRef.head;
+      choice.side = subRef.side;
+      choice.heads = subRef.head < 0 ? l.kvHeads : 1;
+      choice.headDim = l.headDim;
+      choice.candidate = ls.candidates[c];
+      choice.bits = choice.candidate.bitsPerElement(l.headDim);
+      choice.evict = eviction.policy;
+      if (var.budget)
+        choice.keepFraction = var.budget->keepFraction;
+      choice.bytesPerToken =
+          choice.bits * choice.heads * l.headDim / 8.0 * choice.keepFraction;
+      choice.error = data.errors[v][k][c];
+      choice.predictedLoss = data.slots[v][k].options[c].loss;
+      result.bytesPerToken += choice.bytesPerToken;
+      result.fp16BytesPerToken += 2.0 * choice.heads * l.headDim;
+      result.slots.push_back(choice);
+    }
   }
   return result;
 }
+
+namespace {
+/// The policy a slot's tokens follow: its KV head's, if the layer's budgets
+/// are per head.
+numerics::EvictPolicy slotPolicy(const SlotChoice &s) {
+  return s.head < 0 ? *s.evict : s.evict->forHead(size_t(s.head));
+}
+
+/// "budget 192", or "budgets 192,96" per KV head.
+std::string calibrationBudgets(const numerics::EvictPolicy &p) {
+  if (p.headBudgets.empty())
+    return "budget " + std::to_string(p.budget);
+  std::string text = "budgets ";
+  for (size_t h = 0; h < p.headBudgets.size(); ++h)
+    text += (h ? "," : "") + std::to_string(p.headBudgets[h]);
+  return text;
+}
+
+llvm::json::Array toJSONArray(const std::vector<size_t> &values) {
+  llvm::json::Array array;
+  for (size_t v : values)
+    array.push_back(int64_t(v));
+  return array;
+}
+} // namespace
 
 void printReport(const SelectionResult &r, llvm::raw_ostream &os) {
   os << llvm::formatv("kvc-select-bitwidths: budget {0:F3} bits/element, "
@@ -490,7 +600,7 @@ void printReport(const SelectionResult &r, llvm::raw_ostream &os) {
                         s.bytesPerToken, s.error, s.predictedLoss);
     if (budgets)
       os << llvm::formatv("  {0,5:F3}  {1}", s.keepFraction,
-                          s.evict ? numerics::formatEvictPolicy(*s.evict)
+                          s.evict ? numerics::formatEvictPolicy(slotPolicy(s))
                                   : std::string("-"));
     os << "\n";
   }
@@ -498,18 +608,20 @@ void printReport(const SelectionResult &r, llvm::raw_ostream &os) {
     os << "token budgets: context " << r.context << " tokens, fractions";
     for (double f : r.evictFractions)
       os << " " << formatNumber(f);
-    os << " (H2O, sink " << kEvictSink << ", window R)\n";
+    os << " (H2O, sink " << kEvictSink << ", window R"
+       << (r.granularity == Granularity::Head ? ", per KV head" : "")
+       << ")\n";
     for (const LayerEviction &e : r.evictions) {
       if (!e.policy) {
         os << llvm::formatv("evict layer {0}: none (keep 1.000)\n", e.layer);
         continue;
       }
       os << llvm::formatv("evict layer {0}: {1} (keep {2:F3}; measured with "
-                          "budget {3} on the calibration tokens: E {4:e}, "
+                          "{3} on the calibration tokens: E {4:e}, "
                           "pred. loss {5:e})\n",
                           e.layer, numerics::formatEvictPolicy(*e.policy),
-                          e.keepFraction, e.calibration.budget, e.error,
-                          e.predictedLoss);
+                          e.keepFraction, calibrationBudgets(e.calibration),
+                          e.error, e.predictedLoss);
     }
     for (const std::string &skipped : r.skippedBudgets)
       os << "skipped " << skipped << "\n";
@@ -561,6 +673,9 @@ llvm::json::Value reportToJSON(const SelectionResult &r) {
     if (budgets) {
       slot["evict"] = policyValue(s.evict);
       slot["keep_fraction"] = s.keepFraction;
+      slot["token_budget"] = s.evict ? llvm::json::Value(int64_t(
+                                           slotPolicy(s).budget))
+                                     : llvm::json::Value(nullptr);
     }
     slots.push_back(std::move(slot));
   }
@@ -600,6 +715,11 @@ llvm::json::Value reportToJSON(const SelectionResult &r) {
                                {"predicted_loss", e.predictedLoss}};
       if (e.policy)
         entry["calibration_budget"] = int64_t(e.calibration.budget);
+      if (e.policy && !e.policy->headBudgets.empty()) {
+        entry["head_budgets"] = toJSONArray(e.policy->headBudgets);
+        entry["calibration_head_budgets"] =
+            toJSONArray(e.calibration.headBudgets);
+      }
       evictions.push_back(std::move(entry));
     }
     llvm::json::Array fractions;

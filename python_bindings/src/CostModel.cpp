@@ -2,7 +2,8 @@
 //
 // select_bitwidths runs the same selection as kvc-select-bitwidths (without
 // IR: the caller names the layers) and returns its JSON report as Python
-// objects (with context > 0 also each layer's token budget);
+// objects (with context > 0 also each layer's token budget, per KV head
+// with granularity "head");
 // candidate_errors exposes the measured attention-output error E
 // of encodings on calibration statistics.
 //
@@ -146,7 +147,12 @@ void bindCostModel(py::module_ &m) {
         "budget of fraction * context tokens (H2O, sink 4, window = "
         "residual), fractions from evict_fractions (default 1, 0.75, 0.5, "
         "0.25; 1 keeps every token); the report's slots then carry 'evict' "
-        "and 'keep_fraction', and 'evictions' lists each layer's budget.");
+        "(the layer's policy), 'keep_fraction' and 'token_budget' (the "
+        "slot's own), and 'evictions' lists each layer's budget. With "
+        "granularity='head' every KV head chooses its own budget: a layer "
+        "whose heads differ gets a policy with per-head budgets "
+        "('h2o:sink=4:window=128:budget=2048:heads=1024,2048', also as "
+        "'head_budgets'; a head keeping every token keeps `context`).");
   m.def("candidate_errors", &candidateErrors, py::arg("stats"),
         py::arg("layer"), py::arg("side"), py::arg("candidates"),
         py::arg("residual") = 128,

@@ -40,6 +40,33 @@ def test_token_budgets_on_real_statistics():
     assert "evict" not in plain["slots"][0] and "context" not in plain
 
 
+@needs_qkv
+def test_per_head_token_budgets_on_real_statistics():
+    # granularity="head": every KV head chooses its own budget. At 2.5 bits
+    # layer 0's heads differ on the tiny LM's statistics: one keeps every
+    # token (budget = context), the other half of them.
+    report = kvc.select_bitwidths(2, 2, 64, budget=2.5, stats=QKV, context=2048,
+                                  evict_fractions=[1, 0.5], granularity="head")
+    assert report["average_bits"] <= 2.5 + 1e-9
+    layer0 = report["evictions"][0]
+    assert layer0["evict"] == "h2o:sink=4:window=128:budget=2048:heads=2048,1024"
+    assert layer0["head_budgets"] == [2048, 1024]
+    assert layer0["calibration_head_budgets"] == [1024, 512]
+    assert layer0["keep_fraction"] == 0.75
+    # The spec is one kvc.select_kept_tokens and the runtime read.
+    assert kvc.check_evict_policy(layer0["evict"]) == layer0["evict"]
+    budgets = {e["layer"]: e for e in report["evictions"]}
+    for s in report["slots"]:
+        layer = budgets[s["layer"]]
+        assert s["evict"] == layer["evict"]
+        own = layer["head_budgets"][s["head"]] if "head_budgets" in layer \
+            else int(layer["evict"].split("=")[-1])
+        assert s["token_budget"] == own
+        assert s["keep_fraction"] == own / 2048
+        assert s["bytes_per_token"] == pytest.approx(
+            s["bits_per_element"] * 64 / 8 * s["keep_fraction"])
+
+
 def test_token_budget_arguments_raise():
     with pytest.raises(ValueError, match="context"):
         kvc.select_bitwidths(2, 2, 64, budget=3.0, context=-1)

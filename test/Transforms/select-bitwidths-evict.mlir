@@ -3,6 +3,10 @@
 // RUN: FileCheck %s --check-prefix=REPORT < %t.report.txt
 // RUN: kvc-opt %s --kvc-select-bitwidths="budget=1.5 stats=%t.stats.safetensors residual=64 context=1024 evict-fractions=1,0.5 report=json report-file=%t.json granularity=head threads=2" | FileCheck %s --check-prefix=HEAD
 // RUN: FileCheck %s --check-prefix=JSON < %t.json
+// RUN: kvc-opt %s --kvc-select-bitwidths="budget=2.5 stats=%t.stats.safetensors residual=64 context=1024 evict-fractions=1,0.5 granularity=head threads=2" 2>%t.heads.txt | FileCheck %s --check-prefix=HEADS
+// RUN: FileCheck %s --check-prefix=HEADS-REPORT < %t.heads.txt
+// RUN: kvc-opt %s --kvc-select-bitwidths="budget=2.5 stats=%t.stats.safetensors residual=64 context=1024 evict-fractions=1,0.5 granularity=head threads=2 report=json report-file=%t.heads.json" | kvc-opt | FileCheck %s --check-prefix=HEADS
+// RUN: FileCheck %s --check-prefix=HEADS-JSON < %t.heads.json
 // RUN: kvc-opt %s --kvc-select-bitwidths="budget=4 stats=%t.stats.safetensors residual=64 context=1024 evict-fractions=1 threads=2" 2>&1 | FileCheck %s --check-prefix=KEEP
 // RUN: kvc-opt %s --kvc-compress="budget=1.5 stats=%t.stats.safetensors context=1024 evict-fractions=1,0.5 report=none" 2>/dev/null | FileCheck %s --check-prefix=PIPELINE
 // RUN: not kvc-opt %s --kvc-select-bitwidths="budget=3 stats=%t.stats.safetensors context=-5" 2>&1 | FileCheck %s --check-prefix=NEGATIVE
@@ -38,8 +42,10 @@
 // token budget (3 of them).
 // REPORT-NEXT: errors: 480 candidate evaluations
 
-// Per-head encodings: the layer's token budget is on the type's encoding
-// (eviction is per layer), not on the heads' entries.
+// Per-head encodings: every KV head chooses its own token budget; at 1.5
+// bits both heads of each layer keep half the context, so the layer's
+// policy has one budget. It is on the type's encoding, not on the heads'
+// entries.
 // HEAD: #[[TYPE:kvc_encoding[0-9]*]] = #kvc.encoding<{{.*}}, evict = #kvc.evict<policy = h2o, sink = 4, window = 64, budget = 512>>
 // HEAD-LABEL: func.func @two_layers
 // HEAD-SAME: !kvc.cache<1x2x?x32xf16, #[[TYPE]]> {kvc.head_encodings = [#kvc.encoding<key = {{[^]]*}}, residual = 64>, #kvc.encoding<key = {{[^]]*}}, residual = 64>], kvc.layer = 0 : i64}
@@ -65,6 +71,54 @@
 // JSON-NEXT: "evict": "h2o:sink=4:window=64:budget=512",
 // JSON-NEXT: "head": 0,
 // JSON-NEXT: "keep_fraction": 0.5,
+
+// At 2.5 bits the heads of layer 0 differ: head 0 keeps half the context,
+// head 1 every token (budget = context), at fewer bits; layer 1's heads
+// agree. The per-head budgets are the type's #kvc.evict head_budgets (the
+// IR parses back: the second HEADS run reads its own output), budget =
+// their maximum; the heads' entries carry no evict.
+// HEADS: #[[L0:kvc_encoding[0-9]*]] = #kvc.encoding<{{.*}}, residual = 64, evict = #kvc.evict<policy = h2o, sink = 4, window = 64, budget = 1024, head_budgets = [512, 1024]>>
+// HEADS: #[[L1:kvc_encoding[0-9]*]] = #kvc.encoding<{{.*}}, residual = 64, evict = #kvc.evict<policy = h2o, sink = 4, window = 64, budget = 512>>
+// HEADS-LABEL: func.func @two_layers
+// HEADS-SAME: !kvc.cache<1x2x?x32xf16, #[[L0]]> {kvc.head_encodings = [#kvc.encoding<key = {{[^]]*}}, residual = 64>, #kvc.encoding<key = {{[^]]*}}, residual = 64>], kvc.layer = 0 : i64}
+// HEADS-SAME: !kvc.cache<1x2x?x32xf16, #[[L1]]> {kvc.head_encodings =
+
+// Each row shows its head's budget and share of the context.
+// HEADS-REPORT: layer  head  side   encoding                 bits   B/token      error E   pred. loss   keep  evict
+// HEADS-REPORT-NEXT: {{^ +}}0     0  key    {{.*}}  0.500  h2o:sink=4:window=64:budget=512{{$}}
+// HEADS-REPORT-NEXT: {{^ +}}0     1  key    {{.*}}  1.000  h2o:sink=4:window=64:budget=1024{{$}}
+// HEADS-REPORT-NEXT: {{^ +}}0     0  value  {{.*}}  0.500  h2o:sink=4:window=64:budget=512{{$}}
+// HEADS-REPORT-NEXT: {{^ +}}0     1  value  {{.*}}  1.000  h2o:sink=4:window=64:budget=1024{{$}}
+// HEADS-REPORT: token budgets: context 1024 tokens, fractions 1 0.5 (H2O, sink 4, window R, per KV head)
+// HEADS-REPORT-NEXT: evict layer 0: h2o:sink=4:window=64:budget=1024:heads=512,1024 (keep 0.750; measured with budgets 192,384 on the calibration tokens: E
+// HEADS-REPORT-NEXT: evict layer 1: h2o:sink=4:window=64:budget=512 (keep 0.500; measured with budget 192 on the calibration tokens: E
+// HEADS-REPORT: total: {{2\.[0-4][0-9]*|2\.500}} bits/element (budget 2.500)
+
+// HEADS-JSON: "evictions": [
+// HEADS-JSON-NEXT: {
+// HEADS-JSON-NEXT: "calibration_budget": 384,
+// HEADS-JSON-NEXT: "calibration_head_budgets": [
+// HEADS-JSON-NEXT: 192,
+// HEADS-JSON-NEXT: 384
+// HEADS-JSON-NEXT: ],
+// HEADS-JSON-NEXT: "error": {{[0-9.e-]+}},
+// HEADS-JSON-NEXT: "evict": "h2o:sink=4:window=64:budget=1024:heads=512,1024",
+// HEADS-JSON-NEXT: "head_budgets": [
+// HEADS-JSON-NEXT: 512,
+// HEADS-JSON-NEXT: 1024
+// HEADS-JSON-NEXT: ],
+// HEADS-JSON-NEXT: "keep_fraction": 0.75,
+// HEADS-JSON-NEXT: "layer": 0,
+// HEADS-JSON: "slots": [
+// HEADS-JSON-NEXT: {
+// HEADS-JSON: "evict": "h2o:sink=4:window=64:budget=1024:heads=512,1024",
+// HEADS-JSON-NEXT: "head": 0,
+// HEADS-JSON-NEXT: "keep_fraction": 0.5,
+// HEADS-JSON: "token_budget": 512
+// HEADS-JSON: "evict": "h2o:sink=4:window=64:budget=1024:heads=512,1024",
+// HEADS-JSON-NEXT: "head": 1,
+// HEADS-JSON-NEXT: "keep_fraction": 1,
+// HEADS-JSON: "token_budget": 1024
 
 // kvc-compress passes context and evict-fractions to the cost model (its
 // spec's residual window R = 128 is the H2O window).

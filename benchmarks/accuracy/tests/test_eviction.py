@@ -149,6 +149,38 @@ def test_steps_match_a_direct_computation(spec, demote):
         assert (res.demoted[-1] == ~masks[-1].astype(bool)).all()
 
 
+def test_per_head_budgets_keep_each_heads_own():
+    # KV head 0 keeps 48 tokens, head 1 keeps 96: the per-step masks are the
+    # direct computation's, each head ends at its own budget, and each head
+    # attends as under a single-budget policy of its own budget (the
+    # blocked path runs only until the smallest budget: equal up to
+    # rounding).
+    model, q, k, v = toy()
+    kc, vc = compressed(k, v)
+    bits = np.full(2, 3.0)
+    ev = eviction.Eviction("h2o:sink=4:window=16:heads=48,96")
+    assert ev.budget == 96 and ev.head_budgets == [48, 96]
+    got, res = eviction.simulate_attention(model, q, k, v, kc, vc, 32, ev, bits, bits,
+                                           trace=True)
+    want, masks = direct_decode(q, k, v, kc, vc, 32, ev.spec)
+    for step, (a, b) in enumerate(zip(res.masks, masks)):
+        assert (a == b).all(), step
+    assert list(masks[-1].sum(axis=1)) == [48, 96]
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    for head, budget in enumerate(ev.head_budgets):
+        alone, res1 = eviction.simulate_attention(
+            model, q, k, v, kc, vc, 32, eviction.Eviction(f"h2o:sink=4:window=16:budget={budget}"),
+            bits, bits, trace=True)
+        group = slice(2 * head, 2 * head + 2)  # its query heads
+        np.testing.assert_allclose(got[group], alone[group], atol=1e-5, rtol=0)
+        assert all((a[head] == b[head]).all() for a, b in zip(res.masks, res1.masks))
+    # A spec for another number of KV heads is refused.
+    with pytest.raises(ValueError, match="3 per-head budgets for 2 KV heads"):
+        eviction.simulate_attention(model, q, k, v, kc, vc, 32,
+                                    eviction.Eviction("h2o:sink=4:window=16:heads=48,96,64"),
+                                    bits, bits)
+
+
 @pytest.mark.parametrize("demote", [None, ("q2:token:g32", "q2:token:g32")])
 def test_memory_of_a_toy_cache(demote):
     # 1 KV head, R = 4, streaming sink 1 + window 3; main encodings at
@@ -185,6 +217,16 @@ def test_config_from_a_cost_model_report():
     assert config.evictions[0] is None
     assert config.evictions[1].spec == h2o and config.evictions[1].budget == 512
     assert config.evictions[1].demote_value == "fp8:e4m3"
+    # Per-head budgets (granularity head): the layer's spec, as the cost
+    # model writes it on the slots and in "evictions".
+    heads = "h2o:sink=4:window=128:budget=1024:heads=1024,512"
+    per_head = {"slots": [{"layer": 0, "side": side, "head": h, "encoding": "q4:channel:g64",
+                           "evict": heads, "token_budget": [1024, 512][h]}
+                          for side in ("key", "value") for h in (0, 1)],
+                "evictions": [{"layer": 0, "evict": heads, "head_budgets": [1024, 512]}]}
+    config = eviction.config_from_report("h", per_head, num_layers=1, kv_heads=2)
+    assert config.evictions[0].spec == heads
+    assert config.evictions[0].head_budgets == [1024, 512]
     # select_allocations.py's form with the report nested.
     nested = {"layers": [{"key": "fp16", "value": "fp16"}] * 2,
               "report": {"layers": [{"layer": 1, "evict": "streaming:sink=4:window=60"}]}}

@@ -5,9 +5,10 @@
 // (measured attention error on calibration data, scaled by the calibrated
 // loss sensitivity, or the analytic proxy without data), solve the
 // multiple-choice knapsack under the average-bits budget, and report.
-// With a context length, each layer may also choose a token budget (an H2O
-// eviction policy, Eviction.h) that scales the cost of its K and V slots by
-// the share of tokens kept and adds the measured eviction error.
+// With a context length, each layer (granularity=layer) or each KV head
+// (granularity=head) may also choose a token budget (an H2O eviction
+// policy, Eviction.h) that scales the cost of its K and V slots by the share
+// of tokens kept and adds the measured eviction error.
 // No MLIR: the kvc-select-bitwidths pass and the Python bindings share it.
 //
 //===----------------------------------------------------------------------===//
@@ -78,18 +79,22 @@ struct SlotChoice {
   double bytesPerToken = 0.0; ///< bits * heads * head_dim / 8
   double error = 0.0;         ///< E of this slot (or the analytic proxy)
   double predictedLoss = 0.0; ///< alpha * its share of the layer's E
-  /// The layer's token budget, if it evicts; bytesPerToken is then averaged
-  /// over the context (bits * heads * head_dim / 8 * keepFraction).
+  /// The layer's token budget, if it evicts (with per-head budgets, those
+  /// of every head: forHead(head) is this slot's); bytesPerToken is then
+  /// averaged over the context (bits * heads * head_dim / 8 * keepFraction).
   std::optional<numerics::EvictPolicy> evict;
-  double keepFraction = 1.0;
+  double keepFraction = 1.0; ///< the share of the context this slot keeps
 };
 
-/// The token budget chosen for one layer (context > 0 only).
+/// The token budget chosen for one layer (context > 0 only). With
+/// granularity=head every KV head chooses its own: when they differ, the
+/// policy has head budgets (a head that keeps every token keeps `context`)
+/// and its budget is their maximum.
 struct LayerEviction {
   unsigned layer = 0;
   std::optional<numerics::EvictPolicy> policy; ///< none: every token kept
   numerics::EvictPolicy calibration; ///< the policy measured (if any)
-  double keepFraction = 1.0;
+  double keepFraction = 1.0;  ///< averaged over the KV heads
   double error = 0.0;         ///< E of eviction alone (fp16 kept tokens)
   double predictedLoss = 0.0; ///< alpha_key * error
 };

@@ -539,7 +539,9 @@ TEST(EvictionSelection, TightBudgetEvicts) {
   EXPECT_EQ(*json.getAsObject()->getInteger("context"), 1024);
 }
 
-TEST(EvictionSelection, HeadGranularitySharesTheLayerBudget) {
+// granularity=head: every slot carries its layer's policy (per-head
+// budgets: HeadBudgetTest.cpp) and keeps its own head's share.
+TEST(EvictionSelection, HeadGranularityCarriesTheLayerPolicy) {
   const CalibrationStats stats = peakedStats();
   SelectionOptions options;
   options.budget = 2.0;
@@ -551,8 +553,10 @@ TEST(EvictionSelection, HeadGranularitySharesTheLayerBudget) {
   for (const SlotChoice &s : r.slots) {
     const LayerEviction &e = r.evictions[s.layer];
     ASSERT_EQ(e.layer, s.layer);
-    EXPECT_EQ(s.evict.has_value(), e.policy.has_value());
-    EXPECT_EQ(s.keepFraction, e.keepFraction);
+    EXPECT_EQ(s.evict, e.policy);
+    const double kept =
+        s.evict ? double(s.evict->forHead(size_t(s.head)).budget) / 768 : 1.0;
+    EXPECT_DOUBLE_EQ(s.keepFraction, kept);
   }
   EXPECT_LE(r.averageBits, 2.0 + 1e-12);
 }

@@ -3,8 +3,8 @@
 // Collects the module's caches, asks the cost model (kvc/CostModel, no MLIR)
 // for the encodings that minimise the predicted loss under the bit budget,
 // writes them into the cache types and prints the report. With a context
-// length, the cost model also picks each layer's token budget, written as
-// the encoding's #kvc.evict.
+// length, the cost model also picks each layer's token budget (each KV
+// head's with granularity=head), written as the encoding's #kvc.evict.
 //
 //===----------------------------------------------------------------------===//
 
@@ -183,15 +183,18 @@ SelectBitwidthsPass::apply(const cost::SelectionResult &result,
   std::map<unsigned, std::pair<SmallVector<cost::Candidate>,
                                SmallVector<cost::Candidate>>>
       chosen;
-  // Per layer: its token budget (one for all its heads).
+  // Per layer: its token budget (per KV head, if its heads chose their
+  // own).
   std::map<unsigned, std::optional<num::EvictPolicy>> evictions;
   const bool chooseEvict = result.context > 0;
   for (const cost::SlotChoice &slot : result.slots) {
     auto &sides = chosen[slot.layer];
     (slot.side == cost::Side::Key ? sides.first : sides.second)
         .push_back(slot.candidate);
-    evictions[slot.layer] = slot.evict;
+    evictions[slot.layer] = std::nullopt;
   }
+  for (const cost::LayerEviction &eviction : result.evictions)
+    evictions[eviction.layer] = eviction.policy;
   for (auto &[id, layer] : layers) {
     auto &[keys, values] = chosen.at(id);
     const unsigned dim = layer.spec.headDim;
@@ -224,7 +227,8 @@ SelectBitwidthsPass::apply(const cost::SelectionResult &result,
       if (keys.size() > 1) {
         SmallVector<Attribute> heads;
         for (size_t h = 0; h < keys.size(); ++h)
-          // Eviction is per layer: it stays on the type's encoding only.
+          // Eviction stays on the type's encoding only, per-head budgets
+          // included (its head_budgets).
           heads.push_back(makeEncoding(ctx, keys[h], values[h],
                                        layer.spec.residual, previous,
                                        /*chooseEvict=*/true, std::nullopt));

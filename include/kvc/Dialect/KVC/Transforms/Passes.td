@@ -132,7 +132,11 @@ def KVCSelectBitwidths : Pass<"kvc-select-bitwidths", "ModuleOp"> {
     under an H2O policy (sink 4, recent window R): its K and V cost scales by
     b / context, and its predicted error adds the eviction error measured by
     running the policy over the calibration tokens. The choice goes into the
-    encoding's `evict` parameter (`#kvc.evict<policy = h2o, ...>`).
+    encoding's `evict` parameter (`#kvc.evict<policy = h2o, ...>`). With
+    `granularity=head` every KV head chooses its own budget with its K and V
+    encodings; heads that differ give the layer's policy `head_budgets`
+    (a head that keeps every token keeps `context`; `budget` is the
+    largest).
   }];
   let options = [
     Option<"budget", "budget", "double", /*default=*/"0.0",
