@@ -32,6 +32,15 @@ from run_tinylm import MODEL_DIR  # noqa: E402
 REFERENCE_ENCODING = {"key": "q2:channel:g32", "value": "q2:token:g32"}
 
 
+def rotate_queries_and_keys(capture):
+    """Puts captured `layer{L}.q/.k` in the basis kvc-rotate-keys stores keys
+    in (x·H; scores unchanged), in place; values stay as they are."""
+    import kvc
+    for name in capture:
+        if name.endswith(".q") or name.endswith(".k"):
+            capture[name] = kvc.hadamard_rotate(capture[name])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out")
@@ -51,10 +60,7 @@ def main():
     capture = {}
     model.forward(tokens[:1024], None, capture=capture)
     if args.rotate_keys:
-        import kvc
-        for name in capture:
-            if name.endswith(".q") or name.endswith(".k"):
-                capture[name] = kvc.hadamard_rotate(capture[name])
+        rotate_queries_and_keys(capture)
     tensors = {name: array.astype(np.float16) for name, array in capture.items()}
 
     def per_window(policy):

@@ -4,7 +4,7 @@ calibration text held apart from run_smollm2.py's evaluation text
 (docs/cost-model.md describes the file; calibrate.py does the same for the
 tiny LM).
 
-  calibrate_smollm2.py OUT.safetensors [--windows 2] [--summary S.json]
+  calibrate_smollm2.py OUT.safetensors [--windows 2] [--summary S.json] [--rotate-keys]
 
 Writes post-RoPE Q/K/V of every layer (`layer{L}.q [9,T,64]`, `.k/.v
 [3,T,64]`, fp16) on one packed sequence of T = --capture-tokens tokens: the
@@ -15,7 +15,10 @@ source when only that layer's keys (or values) use the reference encoding
 (2-bit; keys per channel, values per token; groups of 32), with its
 standard error over windows; a change below the noise is recorded as the
 noise. A perturbed run resumes from the base run's input of that layer (the
-layers before it are unchanged), which halves the work.
+layers before it are unchanged), which halves the work. With --rotate-keys
+(for kvc-compress{rotate-keys}) the queries and keys are written
+Hadamard-rotated (the basis the cache stores) and the sensitivities are
+measured with keys stored rotated, as calibrate.py --rotate-keys does.
 """
 import argparse
 import json
@@ -28,7 +31,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import smollm2  # noqa: E402
-from calibrate import REFERENCE_ENCODING  # noqa: E402
+from calibrate import REFERENCE_ENCODING, rotate_queries_and_keys  # noqa: E402
 
 ENDOFTEXT = 0  # <|endoftext|>
 
@@ -51,6 +54,8 @@ def main():
     parser.add_argument("--score-from", type=int, default=256)
     parser.add_argument("--summary", default=None,
                         help="also write the measured sensitivities as JSON here")
+    parser.add_argument("--rotate-keys", action="store_true",
+                        help="stats and key sensitivities in kvc-rotate-keys' basis")
     args = parser.parse_args()
     from kvc import safetensors
 
@@ -62,6 +67,8 @@ def main():
     start = time.time()
     capture = {}
     model.hidden_states(capture_sequence(model, texts, args.capture_tokens), capture=capture)
+    if args.rotate_keys:
+        rotate_queries_and_keys(capture)
     tensors = {name: array.astype(np.float16) for name, array in capture.items()}
 
     windows = []
@@ -78,20 +85,23 @@ def main():
     print(f"fp16 cache: {base.mean():.4f} bits/token on {len(windows)} windows "
           f"({time.time() - start:.0f} s)", flush=True)
 
+    rotation = "hadamard" if args.rotate_keys else "none"
     metadata = {"kvc.stats.version": "1", "kvc.stats.score_from": str(args.score_from),
                 "kvc.stats.source": f"SmolLM2-135M-Instruct (Q4_1 GGUF) on jargon-essays + "
                                     f"calib.txt; dloss in bits/token over {len(windows)} "
                                     f"windows of {args.context} tokens",
-                "kvc.calib.base_bits_per_token": f"{base.mean():.6f}"}
+                "kvc.calib.base_bits_per_token": f"{base.mean():.6f}",
+                "kvc.calib.key_rotation": rotation}
     summary = {"base_bits_per_token": float(base.mean()), "windows": len(windows),
-               "context": args.context, "score_from": args.score_from, "layers": []}
+               "context": args.context, "score_from": args.score_from,
+               "key_rotation": rotation, "layers": []}
     for layer in range(model.num_layers):
         entry = {"layer": layer}
         for side in ("key", "value"):
             layers = [("fp16", "fp16")] * model.num_layers
             enc = REFERENCE_ENCODING[side]
             layers[layer] = (enc, "fp16") if side == "key" else ("fp16", enc)
-            policy = smollm2.KVPolicy(layers, args.residual)
+            policy = smollm2.KVPolicy(layers, args.residual, rotate_keys=args.rotate_keys)
             bits = np.array([
                 model.window_nll(window, policy, args.score_from, start_layer=layer,
                                  start_hidden=inputs[w][layer]).mean() / np.log(2.0)

@@ -4,6 +4,7 @@
   run_smollm2.py --sanity
   run_smollm2.py --full [--allocations A.json] [--jobs N] [--out-prefix P]
   run_smollm2.py [--contexts 1024] [--max-windows 4] [--configs fp16,kivi2,...]
+                 [--allocations A.json[,B.json]]
 
 Semantics as the tiny LM's harness (tinylm.py, run_tinylm.py): teacher
 forcing over non-overlapping windows of `context` tokens, positions >=
@@ -18,6 +19,11 @@ otherwise --max-windows windows per source are evaluated (a reduced run,
 labelled so in every output). --sanity prints greedy generations and
 perplexities on a text the model should know (the GPL-3 text of Debian's
 base-files) and exits.
+
+Keys stored Hadamard-rotated (kvc-rotate-keys): the uniform configs
+kivi2-rot, k4v2-rot and k2v4-rot, and any allocation whose JSON entry has
+"rotate_keys": true (select_allocations.py --rotate-keys, from
+calibrate_smollm2.py --rotate-keys statistics).
 """
 import argparse
 import json
@@ -46,7 +52,9 @@ SANITY_PROMPTS = [
 ]
 LABELS = {"fp16": "fp16", "kivi2": "KIVI-2 (K q2 channel, V q2 token, g32)",
           "kivi4": "KIVI-4", "k4v2": "K4/V2 (g32)", "k2v4": "K2/V4 (g32)",
-          "k2v2-token": "K2/V2 both per-token"}
+          "k2v2-token": "K2/V2 both per-token",
+          "kivi2-rot": "KIVI-2, keys Hadamard-rotated", "k4v2-rot": "K4/V2, keys rotated",
+          "k2v4-rot": "K2/V4, keys rotated"}
 
 _MODEL = None
 _TOKENS = {}
@@ -88,6 +96,39 @@ def _evaluate(work):
             "nll": float(nll.sum()), "tokens": len(nll), "seconds": seconds}
 
 
+def cost_model_series(entry):
+    """'kvc cost model' plus what sets an allocation apart (rotated keys,
+    per-head choice): one line of the plot, the start of a table label."""
+    extras = (["keys rotated"] if entry.get("rotate_keys") else []) + (
+        ["per head"] if entry.get("report", {}).get("granularity") == "head" else [])
+    return "kvc cost model" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def config_label(name, allocations):
+    if name in allocations:
+        series = cost_model_series(allocations[name])
+        budget = f"{allocations[name]['budget']:g} bits"
+        if series.endswith(")"):
+            return f"**{series[:-1]}, {budget})**"
+        return f"**{series}, {budget}**"
+    return LABELS.get(name, name)
+
+
+def load_allocations(paths):
+    """Allocations of one or more select_allocations.py JSON files
+    (comma-separated), merged; a name in two files is an error."""
+    allocations = {}
+    for path in [p for p in (paths or "").split(",") if p]:
+        with open(path) as f:
+            entries = json.load(f)
+        clash = sorted(set(entries) & set(allocations))
+        if clash:
+            raise SystemExit(f"{path}: allocation names already loaded: {', '.join(clash)} "
+                             "(select_allocations.py --prefix sets them)")
+        allocations.update(entries)
+    return allocations
+
+
 def summarize(windows, names, contexts, allocations):
     """Rows per (config, context): perplexity per source and over all
     scored tokens, Δ vs fp16, and the paired standard error of Δ mean NLL
@@ -103,7 +144,9 @@ def summarize(windows, names, contexts, allocations):
                 continue
             nll = sum(w["nll"] for w in mine)
             tokens = sum(w["tokens"] for w in mine)
-            row = {"config": name, "context": context,
+            row = {"config": name, "context": context, "label": config_label(name, allocations),
+                   "series": (cost_model_series(allocations[name]) if name in allocations
+                              else None),
                    "bits_per_element": average_bits(policy_for(name, m, allocations), m),
                    "tokens": tokens, "windows": len(mine), "ppl": float(np.exp(nll / tokens)),
                    "seconds_per_window": float(np.mean([w["seconds"] for w in mine])),
@@ -145,9 +188,7 @@ def markdown(result):
             pct = "" if r["delta_pct"] is None else f"{r['delta_pct']:+.3f}"
             err = ("" if r["delta_nll_stderr"] is None or r["config"] == "fp16"
                    else f"{100 * r['delta_nll_stderr']:.3f}")
-            label = LABELS.get(r["config"], r["config"])
-            if r["config"].startswith("cost"):
-                label = f"**kvc cost model, {r['config'].rsplit('-', 1)[1]} bits**"
+            label = r.get("label") or LABELS.get(r["config"], r["config"])
             per_source = " | ".join(
                 f"{r['sources'][s]['ppl']:.4f}" if s in r["sources"] else "" for s in sources)
             lines.append(f"| {label} | {r['bits_per_element']:.2f} | {r['ppl']:.4f} | {delta} | "
@@ -165,17 +206,17 @@ def plot(result, out):
     for ax, context in zip(axes[0], contexts):
         rows = [r for r in result["rows"] if r["context"] == context and r["config"] != "fp16"
                 and r["delta_pct"] is not None]
-        uniform = [r for r in rows if not r["config"].startswith("cost")]
-        cost = sorted((r for r in rows if r["config"].startswith("cost")),
-                      key=lambda r: r["bits_per_element"])
+        uniform = [r for r in rows if not r.get("series")]
         ax.scatter([r["bits_per_element"] for r in uniform], [r["delta_pct"] for r in uniform],
                    color="tab:gray", zorder=3, label="uniform schemes")
         for r in uniform:
             ax.annotate(r["config"], (r["bits_per_element"], r["delta_pct"]),
                         textcoords="offset points", xytext=(4, 4), fontsize=8)
-        if cost:
+        for series in sorted({r["series"] for r in rows if r.get("series")}):
+            cost = sorted((r for r in rows if r.get("series") == series),
+                          key=lambda r: r["bits_per_element"])
             ax.plot([r["bits_per_element"] for r in cost], [r["delta_pct"] for r in cost],
-                    marker="o", label="kvc cost model")
+                    marker="o", label=series)
         ax.axhline(0, color="black", linewidth=0.5)
         ax.set_xlabel("average bits per K/V element (scales and zeros included)")
         ax.set_ylabel("Δ perplexity vs fp16 cache (%)")
@@ -216,7 +257,8 @@ def main():
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
                         help="'all' adds every allocation of --allocations")
     parser.add_argument("--allocations", default=None,
-                        help="JSON of cost-model allocations (select_allocations.py)")
+                        help="JSON of cost-model allocations (select_allocations.py); "
+                             "several files comma-separated")
     parser.add_argument("--max-windows", type=int, default=4,
                         help="windows per source and context (ignored with --full)")
     parser.add_argument("--score-from", type=int, default=256)
@@ -228,10 +270,7 @@ def main():
         sanity()
         return
 
-    allocations = {}
-    if args.allocations:
-        with open(args.allocations) as f:
-            allocations = json.load(f)
+    allocations = load_allocations(args.allocations)
     names = [n for n in args.configs.split(",") if n]
     if "all" in names:
         names = [n for n in names if n != "all"] + list(allocations)

@@ -2,6 +2,7 @@
 and a short run of the compressed-cache harness (the full run is
 run_smollm2.py --full). Skipped when the GGUF or the gguf package is absent."""
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -187,3 +188,58 @@ def test_short_compressed_run_orders_the_schemes(model):
     assert fp16 < kivi4 < kivi2
     assert kivi2 / fp16 - 1 > 0.05
     assert kivi4 / fp16 - 1 < 0.02
+
+
+def test_load_allocations_merges_files_and_refuses_clashing_names(tmp_path):
+    from run_smollm2 import config_label, load_allocations
+    layer = {"cost-rot-layer-4": {"budget": 4.0, "rotate_keys": True, "layers": [],
+                                  "report": {"granularity": "layer"}}}
+    head = {"cost-rot-head-4": {"budget": 4.0, "rotate_keys": True, "layers": [],
+                                "report": {"granularity": "head"}}}
+    paths = []
+    for name, entries in (("layer", layer), ("head", head)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(entries))
+    merged = load_allocations(f"{paths[0]},{paths[1]}")
+    assert sorted(merged) == ["cost-rot-head-4", "cost-rot-layer-4"]
+    assert config_label("cost-rot-head-4", merged) == \
+        "**kvc cost model (keys rotated, per head, 4 bits)**"
+    assert config_label("cost-rot-layer-4", merged) == "**kvc cost model (keys rotated, 4 bits)**"
+    with pytest.raises(SystemExit, match="already loaded: cost-rot-layer-4"):
+        load_allocations(f"{paths[0]},{paths[0]}")
+
+
+def test_rotated_keys_path(model):
+    """kvc-rotate-keys through the harness: calibration captures q/k in the
+    rotated basis (same scores, flatter key channels), and an allocation with
+    "rotate_keys": true runs exactly as the uniform rotated config."""
+    import kvc  # noqa: F401
+    from calibrate import rotate_queries_and_keys
+    from run_tinylm import policy_for
+    ids = model.encode(open("/usr/share/common-licenses/GPL-3", encoding="utf-8").read())[:385]
+    capture = {}
+    model.hidden_states(ids[:256], capture=capture)
+    rotated = dict(capture)
+    rotate_queries_and_keys(rotated)
+
+    def channel_spread(k):  # max / median channel RMS, per head
+        rms = np.sqrt((k * k).mean(axis=1))
+        return rms.max(axis=1) / np.median(rms, axis=1)
+
+    for layer in (0, 18, 29):
+        q, k = capture[f"layer{layer}.q"], capture[f"layer{layer}.k"]
+        qr, kr = rotated[f"layer{layer}.q"], rotated[f"layer{layer}.k"]
+        np.testing.assert_array_equal(rotated[f"layer{layer}.v"], capture[f"layer{layer}.v"])
+        np.testing.assert_allclose(qr[:3] @ kr[0].T, q[:3] @ k[0].T, rtol=1e-3, atol=1e-2)
+        assert channel_spread(kr).mean() < channel_spread(k).mean()
+
+    entry = {"budget": 3.0, "residual": 128, "rotate_keys": True,
+             "layers": [{"key": "q2:channel:g32", "value": "q2:token:g32"}] * model.num_layers}
+    from_json = policy_for("cost-rot-layer-3", model, {"cost-rot-layer-3": entry})
+    assert from_json.rotate_keys
+    nll = {name: model.window_nll(ids, policy, score_from=256) for name, policy in (
+        ("fp16", None), ("json", from_json), ("kivi2-rot", policy_for("kivi2-rot", model, {})),
+        ("kivi2", policy_for("kivi2", model, {})))}
+    np.testing.assert_array_equal(nll["json"], nll["kivi2-rot"])
+    assert not np.array_equal(nll["kivi2-rot"], nll["kivi2"])
+    assert nll["fp16"].mean() < nll["kivi2-rot"].mean()
