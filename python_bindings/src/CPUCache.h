@@ -47,8 +47,11 @@ public:
   pybind11::tuple gather(kvc_rt_seq seq, unsigned layer);
   /// Applies an eviction policy spec ("h2o:sink=4:window=64:budget=256") to
   /// every KV head of (seq, layer); scores: float32 [kv_heads, n] or None.
+  /// `demote` (key, value) side specs keep the evicted tokens at those
+  /// encodings (kvc_rt_evict_demote) instead of dropping them.
   void evict(kvc_rt_seq seq, unsigned layer, const std::string &policy,
-             const std::optional<FloatArray> &scores);
+             const std::optional<FloatArray> &scores,
+             const std::optional<std::pair<std::string, std::string>> &demote);
   /// uint8 [kv_heads, n]: 1 for a live token, 0 for an evicted one.
   pybind11::array_t<uint8_t> liveTokens(kvc_rt_seq seq, unsigned layer);
   pybind11::dict layerStats(unsigned layer);

@@ -158,8 +158,10 @@ py::tuple CPUCache::gather(kvc_rt_seq seq, unsigned layer) {
   return py::make_tuple(keys, values);
 }
 
-void CPUCache::evict(kvc_rt_seq seq, unsigned layer, const std::string &spec,
-                     const std::optional<kvc::python::FloatArray> &scores) {
+void CPUCache::evict(
+    kvc_rt_seq seq, unsigned layer, const std::string &spec,
+    const std::optional<kvc::python::FloatArray> &scores,
+    const std::optional<std::pair<std::string, std::string>> &demote) {
   ::kvc::numerics::EvictPolicy policy;
   std::string problem = ::kvc::numerics::parseEvictPolicy(spec, policy);
   if (!problem.empty())
@@ -181,9 +183,17 @@ void CPUCache::evict(kvc_rt_seq seq, unsigned layer, const std::string &spec,
                           std::to_string(headBudgets.size()) +
                           " per-head budgets for " +
                           std::to_string(config.kv_heads) + " KV heads");
-  checkStatus(kvc_rt_evict_heads(cache.get(), seq, layer, &c,
-                                 headBudgets.empty() ? nullptr
-                                                     : headBudgets.data(),
+  const uint32_t *budgets = headBudgets.empty() ? nullptr : headBudgets.data();
+  if (demote) {
+    const kvc_rt_encoding encoding =
+        parseEncoding(py::make_tuple(demote->first, demote->second, 0u));
+    checkStatus(kvc_rt_evict_demote(cache.get(), seq, layer, &c, budgets,
+                                    &encoding,
+                                    scores ? scores->data() : nullptr, n),
+                "kvc_rt_evict_demote");
+    return;
+  }
+  checkStatus(kvc_rt_evict_heads(cache.get(), seq, layer, &c, budgets,
                                  scores ? scores->data() : nullptr, n),
               "kvc_rt_evict_heads");
 }
@@ -215,6 +225,8 @@ py::dict CPUCache::layerStats(unsigned layer) {
   d["compressed_tokens"] = s.compressed_tokens;
   d["tokens_live"] = s.tokens_live;
   d["tokens_evicted"] = s.tokens_evicted;
+  d["tokens_demoted"] = s.tokens_demoted;
+  d["demoted_bytes"] = s.demoted_bytes;
   return d;
 }
 
@@ -230,6 +242,7 @@ py::dict CPUCache::stats() {
   d["k_bytes_used"] = s.k_bytes_used;
   d["v_bytes_used"] = s.v_bytes_used;
   d["backend_bytes"] = s.footprint.backend_bytes;
+  d["demoted_bytes"] = s.demoted_bytes;
   return d;
 }
 
@@ -269,10 +282,14 @@ void bindRuntime(py::module_ &m) {
            "The dequantized (keys, values), each [kv_heads, n, head_dim].")
       .def("evict", &CPUCache::evict, py::arg("seq"), py::arg("layer"),
            py::arg("policy"), py::arg("scores") = std::nullopt,
+           py::arg("demote") = std::nullopt,
            "Evict tokens of (seq, layer) by a policy spec "
            "('h2o:sink=4:window=64:budget=256'); scores float32 [kv_heads, "
            "tokens] for h2o/snapkv, None for streaming. Pages with no live "
-           "token go back to the pool.")
+           "token go back to the pool. demote=(key, value) side specs, e.g. "
+           "('q2:token:g32', 'fp8:e4m3'), keeps the evicted tokens at those "
+           "per-token encodings (two-tier) instead of dropping them; "
+           "gather then returns their demoted rows.")
       .def("live_tokens", &CPUCache::liveTokens, py::arg("seq"),
            py::arg("layer"), "uint8 [kv_heads, tokens]: 1 = live.")
       .def("layer_stats", &CPUCache::layerStats, py::arg("layer"))

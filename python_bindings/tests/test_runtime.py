@@ -147,3 +147,35 @@ def test_evict_with_per_head_budgets():
     stats = cache.layer_stats(0)
     assert stats["tokens_live"] == 160 and stats["tokens_evicted"] == 440
     cache.verify()
+
+
+def test_evict_demote_keeps_evicted_tokens_at_a_cheaper_encoding():
+    rng = np.random.default_rng(8)
+    cache = kvc.CPUCache([("q4:channel:g32", "q4:token:g32", 64)], kv_heads=2,
+                         head_dim=64, max_sequences=1, max_tokens=512)
+    seq = cache.new_sequence()
+    cache.append(seq, 0, tokens(rng, 300), tokens(rng, 300))
+    keys_before, values_before = cache.gather(seq, 0)
+    scores = rng.random((2, 300)).astype(np.float32)
+    policy = "h2o:sink=4:window=16:budget=100"
+    with pytest.raises(RuntimeError, match="channel axis"):
+        cache.evict(seq, 0, policy, scores, demote=("q2:channel:g32", "q2:token:g32"))
+    assert cache.live_tokens(seq, 0).all()
+    cache.evict(seq, 0, policy, scores, demote=("q2:token:g32", "q2:token:g32"))
+    live = cache.live_tokens(seq, 0)
+    np.testing.assert_array_equal(live, kvc.select_kept_tokens(policy, scores))
+    keys, values = cache.gather(seq, 0)
+    # Live rows unchanged; evicted rows are the q2 per-token round trip of
+    # the rows read before (not NaN), close to them but not equal.
+    np.testing.assert_array_equal(keys[live == 1], keys_before[live == 1])
+    evicted = live == 0
+    want = kvc.round_trip(keys_before[evicted], "q2:token:g32")
+    np.testing.assert_array_equal(keys[evicted], want)
+    assert not np.array_equal(values[evicted], values_before[evicted])
+    stats = cache.layer_stats(0)
+    assert stats["tokens_demoted"] == stats["tokens_evicted"] == 400
+    assert stats["demoted_bytes"] > 0
+    assert cache.stats()["demoted_bytes"] == stats["demoted_bytes"]
+    with pytest.raises(RuntimeError, match="kvc_rt_evict_demote"):
+        cache.evict(seq, 0, "h2o:sink=4:window=16:budget=50", scores)
+    cache.verify()

@@ -91,7 +91,7 @@ extern "C" {
 
 /** Version of this ABI; bumped on any incompatible change of the structs or
  *  functions below. kvc_rt_abi_version() returns the library's. */
-#define KVC_RT_ABI_VERSION 3
+#define KVC_RT_ABI_VERSION 4
 /** Version of the page layout (docs/layout.md) of the pages. */
 #define KVC_RT_LAYOUT_VERSION 1
 /** Default page size in tokens (kvc_rt_config_init). */
@@ -524,6 +524,14 @@ typedef struct kvc_rt_sequence_view {
   uint64_t live_bitmap_head_bytes; /**< ceil(max_tokens / 8) rounded up to
                                         a multiple of 8 */
   uint64_t evicted_tokens;         /**< over all heads */
+  /** Two-tier eviction (kvc_rt_evict_demote): the host page-pointer table
+   *  of the demoted tokens, max_pages_per_sequence entries (page p covers
+   *  positions [pT, (p+1)T); NULL while none of them is demoted), or NULL
+   *  when the sequence drops its evicted tokens in this layer. A demoted
+   *  page holds the K blocks of KV heads 0..H-1 at `demote.key`, then the V
+   *  blocks at `demote.value` (docs/layout.md 5.2). */
+  const uint8_t *const *demoted_pages;
+  kvc_rt_encoding demote; /**< zero when demoted_pages is NULL */
 } kvc_rt_sequence_view;
 
 /** Fills *out for `layer`. Errors: NULL_POINTER, INVALID_HANDLE,
@@ -655,6 +663,32 @@ KVC_RT_API kvc_rt_status kvc_rt_evict_heads(kvc_rt_cache *cache,
                                             const float *scores,
                                             uint64_t num_tokens);
 
+/** Two-tier eviction: kvc_rt_evict_heads, except that the tokens the policy
+ *  evicts are kept at the cheaper encodings `demote->key` / `demote->value`
+ *  (`residual` ignored) instead of being dropped. A newly evicted token's
+ *  row, as a reader saw it just before (dequantized from its page, or the
+ *  fp16 staged row), is encoded alone into a host page of demoted tokens
+ *  (kvc_rt_sequence_view.demoted_pages); kvc_rt_gather returns the demoted
+ *  rows of evicted tokens instead of NaN. Pages whose tokens are all evicted
+ *  are released as holes as before, so memory goes from the page encoding
+ *  to the cheaper one.
+ *
+ *  The demotion encodings must hold one token on their own: fp16, fp8 or
+ *  token-axis quantization (valid for head_dim and page_tokens). The first
+ *  demoting eviction of a (sequence, layer) fixes them; later ones must pass
+ *  the same, and that (sequence, layer) may no longer drop tokens
+ *  (kvc_rt_evict); a (sequence, layer) that already dropped tokens cannot
+ *  start demoting. Fork copies the demoted pages; free releases them.
+ *  Errors (nothing changed, nothing leaked): kvc_rt_evict_heads's;
+ *  NULL_POINTER (demote); INVALID_ARGUMENT (a demotion encoding that cannot
+ *  hold a token alone, or the rules above); UNSUPPORTED on backends other
+ *  than KVC_RT_BACKEND_CPU (the demoted pages are host memory);
+ *  OUT_OF_MEMORY (a demoted page). */
+KVC_RT_API kvc_rt_status kvc_rt_evict_demote(
+    kvc_rt_cache *cache, kvc_rt_seq seq, uint32_t layer,
+    const kvc_rt_evict_policy *policy, const uint32_t *head_budgets,
+    const kvc_rt_encoding *demote, const float *scores, uint64_t num_tokens);
+
 /** Writes out[t] = 1 if token t of (`seq`, `layer`, `kv_head`) is live, 0
  *  if it was evicted, for t < n; `n` must equal the sequence's length.
  *  Errors: NULL_POINTER (cache; out when n > 0), INVALID_HANDLE,
@@ -682,6 +716,10 @@ typedef struct kvc_rt_layer_stats {
    *  released by eviction count in pages_free. */
   uint64_t tokens_live;
   uint64_t tokens_evicted;
+  /** Of tokens_evicted, those kept at a lower precision (two-tier), and
+   *  the host bytes of their pages. */
+  uint64_t tokens_demoted;
+  uint64_t demoted_bytes;
 } kvc_rt_layer_stats;
 
 typedef struct kvc_rt_cache_stats {
@@ -692,6 +730,7 @@ typedef struct kvc_rt_cache_stats {
   uint64_t k_bytes_used;      /**< pages + staging, all layers, K side */
   uint64_t v_bytes_used;
   kvc_rt_footprint footprint; /**< what the cache reserved */
+  uint64_t demoted_bytes;     /**< host pages of demoted tokens, all layers */
 } kvc_rt_cache_stats;
 
 /** Errors: NULL_POINTER, INVALID_HANDLE. O(layers). */

@@ -306,8 +306,26 @@ kvc_rt_status kvc_rt_evict_heads(kvc_rt_cache *cache, kvc_rt_seq seq,
     return finish(s);
   if (!policy)
     return finish(kvc::rt::nullPointer("policy"), cache);
-  return finish(cache->impl->evict(seq, layer, *policy, head_budgets, scores,
-                                   num_tokens),
+  return finish(cache->impl->evict(seq, layer, *policy, head_budgets,
+                                   nullptr, scores, num_tokens),
+                cache);
+}
+
+kvc_rt_status kvc_rt_evict_demote(kvc_rt_cache *cache, kvc_rt_seq seq,
+                                  uint32_t layer,
+                                  const kvc_rt_evict_policy *policy,
+                                  const uint32_t *head_budgets,
+                                  const kvc_rt_encoding *demote,
+                                  const float *scores, uint64_t num_tokens) {
+  Status s = checkHandle(cache);
+  if (!s.isOk())
+    return finish(s);
+  if (!policy)
+    return finish(kvc::rt::nullPointer("policy"), cache);
+  if (!demote)
+    return finish(kvc::rt::nullPointer("demote"), cache);
+  return finish(cache->impl->evict(seq, layer, *policy, head_budgets, demote,
+                                   scores, num_tokens),
                 cache);
 }
 

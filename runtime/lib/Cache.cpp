@@ -76,6 +76,7 @@ Status Cache::create(const kvc_rt_cache_config &config,
     if (!layer.table.allocate(g.host.perLayerTableEntries, -1) ||
         !layer.tokens.allocate(g.host.perLayerTokenCounts, 0) ||
         !layer.liveBits.allocate(c.max_sequences, nullptr) ||
+        !layer.demoted.allocate(c.max_sequences, nullptr) ||
         !layer.evicted.allocate(c.max_sequences, 0))
       return hostOom;
     uint8_t *arena = cache->arena_;
@@ -123,9 +124,12 @@ Status Cache::create(const kvc_rt_cache_config &config,
 }
 
 Cache::~Cache() {
-  for (Layer &layer : layers_)
+  for (Layer &layer : layers_) {
     for (size_t s = 0; s < layer.liveBits.size(); ++s)
       std::free(layer.liveBits[s]);
+    for (size_t s = 0; s < layer.demoted.size(); ++s)
+      delete layer.demoted[s];
+  }
   if (arena_)
     backend_->release(arena_);
 }
@@ -221,6 +225,12 @@ void Cache::dropEvictionState(Layer &layer, uint32_t slot) {
   layer.liveBits[slot] = nullptr;
   layer.totalEvicted -= layer.evicted[slot];
   layer.evicted[slot] = 0;
+  if (DemotedTokens *store = layer.demoted[slot]) {
+    layer.totalDemoted -= store->demotedTokens;
+    layer.totalDemotedBytes -= uint64_t(store->pagesHeld()) * store->pageBytes();
+    delete store;
+    layer.demoted[slot] = nullptr;
+  }
 }
 
 Status Cache::syncMirror(Layer &layer, uint32_t slot, uint32_t first,
@@ -266,9 +276,12 @@ Status Cache::forkSequence(kvc_rt_seq parent, kvc_rt_seq *out) {
   const size_t bitmapBytes = size_t{geometry_.config.kv_heads} *
                              bitmapHeadBytes_;
   std::vector<uint8_t *> childBits(layers_.size(), nullptr);
+  std::vector<DemotedTokens *> childDemoted(layers_.size(), nullptr);
   auto freeChildBits = [&] {
     for (uint8_t *bits : childBits)
       std::free(bits);
+    for (DemotedTokens *store : childDemoted)
+      delete store;
   };
   for (size_t l = 0; l < layers_.size(); ++l) {
     const uint8_t *bits = layers_[l].liveBits[from];
@@ -282,6 +295,18 @@ Status Cache::forkSequence(kvc_rt_seq parent, kvc_rt_seq *out) {
                                std::to_string(bitmapBytes) + " bytes)");
     }
     std::memcpy(childBits[l], bits, bitmapBytes);
+    if (const DemotedTokens *store = layers_[l].demoted[from]) {
+      childDemoted[l] = store->clone();
+      if (!childDemoted[l]) {
+        freeChildBits();
+        return Status::error(KVC_RT_ERROR_OUT_OF_MEMORY,
+                             "cannot copy the fork's demoted tokens (" +
+                                 std::to_string(store->pagesHeld()) +
+                                 " pages of " +
+                                 std::to_string(store->pageBytes()) +
+                                 " bytes)");
+      }
+    }
   }
 
   // Backend work first (it is the only part that can fail): the child's
@@ -332,6 +357,12 @@ Status Cache::forkSequence(kvc_rt_seq parent, kvc_rt_seq *out) {
     layer.liveBits[to] = childBits[l];
     layer.evicted[to] = layer.evicted[from];
     layer.totalEvicted += layer.evicted[from];
+    if (DemotedTokens *store = childDemoted[l]) {
+      layer.demoted[to] = store;
+      layer.totalDemoted += store->demotedTokens;
+      layer.totalDemotedBytes +=
+          uint64_t(store->pagesHeld()) * store->pageBytes();
+    }
   }
   live_[to] = 1;
   ++liveCount_;

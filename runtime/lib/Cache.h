@@ -16,6 +16,7 @@
 #define KVC_RUNTIME_LIB_CACHE_H
 
 #include "Backend.h"
+#include "Demote.h"
 #include "Geometry.h"
 #include "HostArray.h"
 #include "PagePool.h"
@@ -60,10 +61,12 @@ public:
 
   // Eviction (Evict.cpp).
   /// `headBudgets`: kv_heads entries, or nullptr (every head: the policy's
-  /// budget).
+  /// budget). `demote`: keep evicted tokens at this encoding (two-tier),
+  /// or nullptr to drop them.
   Status evict(kvc_rt_seq seq, uint32_t layer,
                const kvc_rt_evict_policy &policy, const uint32_t *headBudgets,
-               const float *scores, uint64_t numTokens);
+               const kvc_rt_encoding *demote, const float *scores,
+               uint64_t numTokens);
   Status liveTokens(kvc_rt_seq seq, uint32_t layer, uint32_t head,
                     uint8_t *out, uint64_t n) const;
   /// Bytes between two heads' bitmaps of one (sequence, layer).
@@ -107,6 +110,12 @@ private:
     HostArray<uint8_t *> liveBits;
     HostArray<uint64_t> evicted; ///< per slot, summed over heads
     uint64_t totalEvicted = 0;   ///< sum over live slots
+    /// Per slot: the demoted tokens of a two-tier eviction (Demote.h), or
+    /// nullptr while the slot drops nothing at a lower precision. Every
+    /// evicted token of a slot that has one is demoted.
+    HostArray<DemotedTokens *> demoted;
+    uint64_t totalDemoted = 0;      ///< tokens over heads, live slots
+    uint64_t totalDemotedBytes = 0; ///< their pages' bytes
   };
 
   /// One side (K or V) of one KV head of a layer, to write loops once for
@@ -160,6 +169,14 @@ private:
   }
   /// verify's checks of one slot's bitmaps against its evicted count.
   bool verifyBitmaps(const Layer &layer, uint32_t slot, uint64_t n,
+                     std::string *error) const;
+  /// Decodes token t of (slot, head), one side, as readers see it now:
+  /// from its page when compressed, else from the fp16 staging (host
+  /// backends only; the page must not be a hole).
+  void decodeToken(const Layer &layer, uint32_t slot, uint32_t head,
+                   bool value, uint64_t t, uint64_t n, float *out) const;
+  /// Checks the two-tier eviction invariants of one slot.
+  bool verifyDemoted(const Layer &layer, uint32_t slot, uint64_t n,
                      std::string *error) const;
   /// Frees a slot's bitmaps and its eviction counts.
   void dropEvictionState(Layer &layer, uint32_t slot);

@@ -160,6 +160,10 @@ Status Cache::sequenceView(kvc_rt_seq seq, uint32_t layerIndex,
   v.live_bitmap = layer.liveBits[slot];
   v.live_bitmap_head_bytes = bitmapHeadBytes_;
   v.evicted_tokens = layer.evicted[slot];
+  if (const DemotedTokens *store = layer.demoted[slot]) {
+    v.demoted_pages = store->pageTable();
+    v.demote = store->encoding();
+  }
   *out = v;
   return Status::ok();
 }
@@ -225,11 +229,18 @@ Status Cache::gather(kvc_rt_seq seq, uint32_t layerIndex, uint32_t head,
       for (uint64_t i = 0; i < rows * D; ++i)
         out[c * D + i] = numerics::halfToFloat(halves[i]);
     }
+    // Evicted tokens: their demoted rows (two-tier), else NaN.
+    const DemotedTokens *store = layer.demoted[slot];
     if (layer.liveBits[slot])
-      for (uint64_t t = 0; t < n; ++t)
-        if (!tokenLive(layer, slot, head, t))
+      for (uint64_t t = 0; t < n; ++t) {
+        if (tokenLive(layer, slot, head, t))
+          continue;
+        if (store)
+          store->read(head, v == 1, t, out + t * D);
+        else
           std::fill(out + t * D, out + (t + 1) * D,
                     std::numeric_limits<float>::quiet_NaN());
+      }
   }
   return Status::ok();
 }
@@ -279,6 +290,8 @@ Status Cache::layerStats(uint32_t layerIndex, kvc_rt_layer_stats *out) const {
   s.tokens_evicted = layer.totalEvicted;
   s.tokens_live = layer.totalTokens * geometry_.config.kv_heads -
                   layer.totalEvicted;
+  s.tokens_demoted = layer.totalDemoted;
+  s.demoted_bytes = layer.totalDemotedBytes;
   *out = s;
   return Status::ok();
 }
@@ -294,6 +307,7 @@ Status Cache::stats(kvc_rt_cache_stats *out) const {
     s.pages_free += ls.pages_free;
     s.k_bytes_used += ls.k_page_bytes_used + ls.k_residual_bytes;
     s.v_bytes_used += ls.v_page_bytes_used + ls.v_residual_bytes;
+    s.demoted_bytes += ls.demoted_bytes;
   }
   s.footprint = geometry_.footprint();
   *out = s;
@@ -369,17 +383,24 @@ Status Cache::verify() const {
     const uint32_t numPages = layer.pool.capacity();
     std::vector<uint32_t> refs(numPages, 0);
     std::vector<uint32_t> lastRow(numPages, UINT32_MAX);
-    uint64_t tokens = 0, compressed = 0, evicted = 0;
+    uint64_t tokens = 0, compressed = 0, evicted = 0, demoted = 0,
+             demotedBytes = 0;
     for (uint32_t s = 0; s < cfg.max_sequences; ++s) {
       const uint64_t n = layer.tokens[s];
       const int32_t *entries = row(layer, s);
-      if (!live_[s] && (n != 0 || layer.liveBits[s] || layer.evicted[s]))
+      if (!live_[s] && (n != 0 || layer.liveBits[s] || layer.evicted[s] ||
+                        layer.demoted[s]))
         return internal(where + "free slot " + std::to_string(s) +
                         " holds tokens or eviction state");
       std::string bitmapError;
-      if (!verifyBitmaps(layer, s, n, &bitmapError))
+      if (!verifyBitmaps(layer, s, n, &bitmapError) ||
+          !verifyDemoted(layer, s, n, &bitmapError))
         return internal(where + "slot " + std::to_string(s) + ": " +
                         bitmapError);
+      if (const DemotedTokens *store = layer.demoted[s]) {
+        demoted += store->demotedTokens;
+        demotedBytes += uint64_t(store->pagesHeld()) * store->pageBytes();
+      }
       evicted += layer.evicted[s];
       if (n > cfg.max_tokens)
         return internal(where + "slot " + std::to_string(s) +
@@ -437,7 +458,8 @@ Status Cache::verify() const {
       seen[p] = 1;
     }
     if (tokens != layer.totalTokens || compressed != layer.totalCompressed ||
-        evicted != layer.totalEvicted)
+        evicted != layer.totalEvicted || demoted != layer.totalDemoted ||
+        demotedBytes != layer.totalDemotedBytes)
       return internal(where + "token totals are wrong");
     if (geometry_.deviceMirror) {
       std::vector<int32_t> mirror(layer.table.size());

@@ -10,10 +10,14 @@
 #include "Cache.h"
 
 #include "kvc/Numerics/Evict.h"
+#include "kvc/Numerics/Half.h"
 
+#include <algorithm>
 #include <cmath>
+#include <new>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace kvc {
@@ -45,7 +49,8 @@ Status toNumerics(const kvc_rt_evict_policy &in, const uint32_t *headBudgets,
 
 Status Cache::evict(kvc_rt_seq seq, uint32_t layerIndex,
                     const kvc_rt_evict_policy &cPolicy,
-                    const uint32_t *headBudgets, const float *scores,
+                    const uint32_t *headBudgets,
+                    const kvc_rt_encoding *demote, const float *scores,
                     uint64_t numTokens) {
   // Phase 1: validate and compute the new live sets in scratch.
   uint32_t slot;
@@ -56,6 +61,36 @@ Status Cache::evict(kvc_rt_seq seq, uint32_t layerIndex,
                                     geometry_.config.kv_heads, &policy));
   Layer &layer = layers_[layerIndex];
   const uint64_t n = layer.tokens[slot];
+  const std::string where = " in layer " + std::to_string(layerIndex);
+  DemotedTokens *store = layer.demoted[slot];
+  kvc_rt_encoding demoteEncoding{};
+  numerics::CacheEncoding demoteNumerics;
+  if (demote) {
+    if (geometry_.config.backend != KVC_RT_BACKEND_CPU)
+      return Status::error(
+          KVC_RT_ERROR_UNSUPPORTED,
+          "demoting eviction keeps evicted tokens in host pages, which only "
+          "the CPU backend's readers see; drop them with kvc_rt_evict here");
+    demoteEncoding = *demote;
+    demoteEncoding.residual = 0;
+    KVC_RT_RETURN_IF_ERROR(convertEncoding(demoteEncoding, &demoteNumerics));
+    const unsigned D = geometry_.config.head_dim,
+                   T = geometry_.config.page_tokens;
+    KVC_RT_RETURN_IF_ERROR(checkDemoteSide(demoteNumerics.key, "key", D, T));
+    KVC_RT_RETURN_IF_ERROR(
+        checkDemoteSide(demoteNumerics.value, "value", D, T));
+    if (store && !store->sameEncoding(demoteEncoding))
+      return invalidArgument("the sequence already demotes evicted tokens" +
+                             where + " to another encoding");
+    if (!store && layer.evicted[slot] > 0)
+      return invalidArgument(
+          "the sequence already dropped evicted tokens" + where +
+          " (kvc_rt_evict): it cannot start keeping them");
+  } else if (store) {
+    return invalidArgument("the sequence keeps its evicted tokens at a lower "
+                           "precision" +
+                           where + ": evict it with kvc_rt_evict_demote");
+  }
   if (numTokens != n)
     return invalidArgument("num_tokens is " + std::to_string(numTokens) +
                            " but the sequence has " + std::to_string(n) +
@@ -91,6 +126,62 @@ Status Cache::evict(kvc_rt_seq seq, uint32_t layerIndex,
   }
   if (liveAfter == liveBefore)
     return Status::ok(); // nothing evicted: no bitmap, no change
+
+  // Two-tier: the pages of the newly evicted tokens' demoted rows. They are
+  // written below, before any page is released, from the rows as readers
+  // see them now; nothing after the allocation can fail on the CPU backend.
+  std::unique_ptr<DemotedTokens> freshStore;
+  std::vector<uint32_t> newDemotedPages;
+  DemotedTokens *target = store;
+  if (demote) {
+    if (!target) {
+      freshStore.reset(DemotedTokens::create(
+          demoteEncoding, demoteNumerics, H, geometry_.config.head_dim,
+          geometry_.config.page_tokens, geometry_.maxPagesPerSequence));
+      if (!freshStore)
+        return Status::error(KVC_RT_ERROR_OUT_OF_MEMORY,
+                             "cannot allocate the demoted-token table");
+      target = freshStore.get();
+    }
+    const uint64_t T = geometry_.config.page_tokens;
+    for (uint32_t h = 0; h < H; ++h) {
+      const uint8_t *k = keep.data() + size_t{h} * n;
+      for (uint64_t t = 0; t < n; ++t) {
+        if (k[t] || !tokenLive(layer, slot, h, t))
+          continue;
+        bool created;
+        if (!target->ensurePage(uint32_t(t / T), &created)) {
+          for (uint32_t p : newDemotedPages)
+            target->dropPage(p);
+          return Status::error(
+              KVC_RT_ERROR_OUT_OF_MEMORY,
+              "cannot allocate a page of demoted tokens (" +
+                  std::to_string(target->pageBytes()) + " bytes)");
+        }
+        if (created)
+          newDemotedPages.push_back(uint32_t(t / T));
+      }
+    }
+    std::unique_ptr<float[]> rowBuffer(
+        new (std::nothrow) float[geometry_.config.head_dim]);
+    if (!rowBuffer) {
+      for (uint32_t p : newDemotedPages)
+        target->dropPage(p);
+      return Status::error(KVC_RT_ERROR_OUT_OF_MEMORY,
+                           "cannot allocate a row of scratch");
+    }
+    for (uint32_t h = 0; h < H; ++h) {
+      const uint8_t *k = keep.data() + size_t{h} * n;
+      for (uint64_t t = 0; t < n; ++t) {
+        if (k[t] || !tokenLive(layer, slot, h, t))
+          continue;
+        for (bool value : {false, true}) {
+          decodeToken(layer, slot, h, value, t, n, rowBuffer.get());
+          target->write(h, value, t, rowBuffer.get());
+        }
+      }
+    }
+  }
 
   // Pages left without a live token become holes. The new live sets are
   // still in `keep`; the bitmaps change only once nothing can fail.
@@ -140,6 +231,9 @@ Status Cache::evict(kvc_rt_seq seq, uint32_t layerIndex,
       (void)syncMirror(layer, slot, r.first, 1); // best effort
     }
     std::free(fresh);
+    if (target)
+      for (uint32_t p : newDemotedPages)
+        target->dropPage(p);
     return status;
   }
   for (const auto &r : released)
@@ -155,7 +249,67 @@ Status Cache::evict(kvc_rt_seq seq, uint32_t layerIndex,
   const uint64_t newlyEvicted = liveBefore - liveAfter;
   layer.evicted[slot] += newlyEvicted;
   layer.totalEvicted += newlyEvicted;
+  if (target) {
+    if (freshStore)
+      layer.demoted[slot] = freshStore.release();
+    target->demotedTokens += newlyEvicted;
+    layer.totalDemoted += newlyEvicted;
+    layer.totalDemotedBytes +=
+        uint64_t(newDemotedPages.size()) * target->pageBytes();
+  }
   return Status::ok();
+}
+
+void Cache::decodeToken(const Layer &layer, uint32_t slot, uint32_t head,
+                        bool value, uint64_t t, uint64_t n,
+                        float *out) const {
+  const uint32_t D = geometry_.config.head_dim;
+  const uint32_t T = geometry_.config.page_tokens;
+  const SideRef sr = side(layer, value, head);
+  if (t >= compressedCount(layer, n)) {
+    const uint64_t c = compressedCount(layer, n);
+    const uint16_t *halves = reinterpret_cast<const uint16_t *>(
+        residualOf(sr, slot, head) + (t - c) * D * 2);
+    for (uint32_t i = 0; i < D; ++i)
+      out[i] = numerics::halfToFloat(halves[i]);
+    return;
+  }
+  // The token's whole group (channel-axis groups run along tokens).
+  const unsigned granularity = sr.encoding.tokenGranularity();
+  const uint64_t first = (t % T) / granularity * granularity;
+  float *group = scratchTokens_.data();
+  numerics::readPageTokens(sr.blockOf(row(layer, slot)[t / T]), first,
+                           granularity, sr.encoding, D, T, group);
+  std::memcpy(out, group + (t % T - first) * D, D * sizeof(float));
+}
+
+bool Cache::verifyDemoted(const Layer &layer, uint32_t slot, uint64_t n,
+                          std::string *error) const {
+  const DemotedTokens *store = layer.demoted[slot];
+  if (!store)
+    return true;
+  if (store->demotedTokens != layer.evicted[slot]) {
+    *error = "demoted " + std::to_string(store->demotedTokens) +
+             " tokens but evicted " + std::to_string(layer.evicted[slot]);
+    return false;
+  }
+  // A page of demoted tokens exists exactly where a token is evicted.
+  const uint64_t T = geometry_.config.page_tokens;
+  for (uint32_t p = 0; p < store->maxPages(); ++p) {
+    bool anyEvicted = false;
+    for (uint32_t h = 0; h < geometry_.config.kv_heads && !anyEvicted; ++h)
+      for (uint64_t t = p * T; t < std::min<uint64_t>((p + 1) * T, n); ++t)
+        if (!tokenLive(layer, slot, h, t)) {
+          anyEvicted = true;
+          break;
+        }
+    if (anyEvicted != (store->page(p) != nullptr)) {
+      *error = "demoted page " + std::to_string(p) +
+               (anyEvicted ? " is missing" : " holds no evicted token");
+      return false;
+    }
+  }
+  return true;
 }
 
 Status Cache::liveTokens(kvc_rt_seq seq, uint32_t layerIndex, uint32_t head,

@@ -34,7 +34,9 @@ bool sameFloat(float a, float b) {
   return x == y;
 }
 
-num::SideEncoding toNumerics(const kvc_rt_side_encoding &s) {
+} // namespace
+
+numerics::SideEncoding toNumerics(const kvc_rt_side_encoding &s) {
   switch (s.kind) {
   case KVC_RT_SIDE_QUANT:
     return num::SideEncoding::quantized(
@@ -50,7 +52,6 @@ num::SideEncoding toNumerics(const kvc_rt_side_encoding &s) {
     return num::SideEncoding::plain();
   }
 }
-} // namespace
 
 bool ModelDriver::Fingerprint::operator==(const Fingerprint &o) const {
   if (layers.size() != o.layers.size() || lengths != o.lengths)
@@ -598,7 +599,8 @@ std::string ModelDriver::checkSequence(const Seq &seq, uint32_t layer,
   if (view.num_tokens != sl.n || view.compressed_tokens != c ||
       view.residual_tokens != sl.n - c ||
       view.num_pages != sl.pages.size() || view.evicted_tokens != evicted ||
-      (view.live_bitmap == nullptr) != (evicted == 0))
+      (view.live_bitmap == nullptr) != (evicted == 0) ||
+      (view.demoted_pages != nullptr) != sl.demoting)
     return where + "view counts differ from the model";
   for (size_t i = 0; i < sl.pages.size(); ++i)
     if ((sl.pages[i] < 0) != (view.page_table[i] == KVC_RT_PAGE_HOLE))
@@ -637,12 +639,16 @@ std::string ModelDriver::checkSequence(const Seq &seq, uint32_t layer,
                            "simulateCacheSide at element " +
                    std::to_string(i);
       }
+      const auto &demoted = side ? sl.demotedValues : sl.demotedKeys;
       for (uint64_t i = 0; i < sl.n * D; ++i) {
-        // Evicted tokens read as NaN (their page may be a hole).
-        const float want = !sl.live[h][i / D]
-                               ? std::numeric_limits<float>::quiet_NaN()
-                           : i < c * D ? deq[i]
-                                       : x[i];
+        // Evicted tokens read as their demoted rows (two-tier), else NaN
+        // (their page may be a hole).
+        const float want =
+            !sl.live[h][i / D]
+                ? (sl.demoting ? demoted[h].at(i / D)[i % D]
+                               : std::numeric_limits<float>::quiet_NaN())
+            : i < c * D ? deq[i]
+                        : x[i];
         if (!sameFloat(got[i], want))
           return where + (side ? "V" : "K") + " head " + std::to_string(h) +
                  " token " + std::to_string(i / D) + " channel " +
@@ -692,12 +698,15 @@ std::string ModelDriver::checkStats() {
     uint32_t shared = 0;
     for (int r : refs_[l])
       shared += r > 1;
-    uint64_t tokens = 0, comp = 0, evicted = 0;
+    uint64_t tokens = 0, comp = 0, evicted = 0, demoted = 0;
     for (const Seq &s : seqs_) {
       tokens += s.layers[l].n;
       comp += compressed(l, s.layers[l].n);
-      for (const std::vector<uint8_t> &live : s.layers[l].live)
-        evicted += std::count(live.begin(), live.end(), 0);
+      for (const std::vector<uint8_t> &live : s.layers[l].live) {
+        const uint64_t dead = std::count(live.begin(), live.end(), 0);
+        evicted += dead;
+        demoted += s.layers[l].demoting ? dead : 0;
+      }
     }
     // Page bytes are the sums of every head's block (layout.md 4.1).
     uint64_t kPage = 0, vPage = 0;
@@ -713,7 +722,7 @@ std::string ModelDriver::checkStats() {
     if (ls.pages_used != used_[l] || ls.pages_shared != shared ||
         ls.pages_free != cfg.pages_per_layer - used_[l] ||
         ls.tokens != tokens || ls.compressed_tokens != comp ||
-        ls.tokens_evicted != evicted ||
+        ls.tokens_evicted != evicted || ls.tokens_demoted != demoted ||
         ls.tokens_live != tokens * cfg.kv_heads - evicted ||
         ls.k_page_bytes_used != ls.pages_used * kPage ||
         ls.v_page_bytes_used != ls.pages_used * vPage)

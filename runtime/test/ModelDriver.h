@@ -24,10 +24,12 @@
 #ifndef KVC_RUNTIME_TEST_MODELDRIVER_H
 #define KVC_RUNTIME_TEST_MODELDRIVER_H
 
+#include "kvc/Numerics/Encoding.h"
 #include "kvc_runtime.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -95,6 +97,8 @@ struct ModelConfig {
 /// Encoding helpers.
 kvc_rt_side_encoding fp16Side();
 kvc_rt_side_encoding quantSide(uint32_t bits, uint32_t axis, uint32_t group);
+/// The numerics form of a (valid) C side encoding.
+numerics::SideEncoding toNumerics(const kvc_rt_side_encoding &s);
 kvc_rt_side_encoding fp8Side(uint32_t format);
 kvc_rt_encoding makeEncoding(kvc_rt_side_encoding key,
                              kvc_rt_side_encoding value, uint32_t residual);
@@ -116,6 +120,7 @@ struct OpCounts {
            copyOnWrites = 0, ///< appends that had to copy a shared page
            evict = 0,        ///< successful kvc_rt_evict calls
            evictedTokens = 0, ///< tokens (over heads) they evicted
+           demotedTokens = 0, ///< of those, kept at a lower precision
            holes = 0;        ///< pages they released
 };
 
@@ -152,6 +157,13 @@ private:
     std::vector<std::vector<float>> deqValues;
     std::vector<int> pages; ///< abstract page ids; -1 for a hole
     std::vector<std::vector<uint8_t>> live; ///< [H][n] 1 live, 0 evicted
+    /// Two-tier eviction: the demotion encoding once the first demoting
+    /// eviction evicted a token, and the rows readers then see for the
+    /// evicted tokens, [H] maps token -> row [D].
+    bool demoting = false;
+    kvc_rt_encoding demote{};
+    std::vector<std::map<uint64_t, std::vector<float>>> demotedKeys;
+    std::vector<std::map<uint64_t, std::vector<float>>> demotedValues;
   };
   struct Seq {
     kvc_rt_seq id = 0;

@@ -10,6 +10,7 @@
 #include "ModelDriver.h"
 
 #include "kvc/Numerics/Evict.h"
+#include "kvc/Numerics/Layout.h"
 
 #include <algorithm>
 #include <limits>
@@ -70,10 +71,52 @@ std::string ModelDriver::opEvict(Choices &c) {
   for (float &x : scores)
     x = ties ? float(c.below(4)) : c.gaussian();
   const bool scored = policy.kind != KVC_RT_EVICT_STREAMING;
-  const kvc_rt_status s = kvc_rt_evict_heads(
-      cache_, seq.id, layer, &policy,
-      headBudgets.empty() ? nullptr : headBudgets.data(),
-      scored || c.below(2) ? scores.data() : nullptr, sl.n);
+  // Two-tier eviction (CPU backend): a (sequence, layer) that demotes keeps
+  // demoting with its encoding; one that never evicted may start, with a
+  // random per-token encoding.
+  const bool canDemote = cfg.backend == KVC_RT_BACKEND_CPU;
+  bool demote = sl.demoting;
+  kvc_rt_encoding demoteEncoding = sl.demote;
+  const bool neverEvicted =
+      std::all_of(sl.live.begin(), sl.live.end(), [](const auto &live) {
+        return std::all_of(live.begin(), live.end(),
+                           [](uint8_t x) { return x != 0; });
+      });
+  if (!demote && canDemote && neverEvicted && c.below(3) == 0) {
+    demote = true;
+    auto randomSide = [&]() -> kvc_rt_side_encoding {
+      switch (c.below(3)) {
+      case 0:
+        return fp8Side(c.below(2) ? KVC_RT_FP8_E4M3 : KVC_RT_FP8_E5M2);
+      case 1:
+        return kvc_rt_side_encoding{KVC_RT_SIDE_FP16, 0, 0, 0, 0};
+      default: {
+        const uint32_t bits[] = {2, 3, 4, 8};
+        return quantSide(bits[c.below(4)], KVC_RT_AXIS_TOKEN, 32);
+      }
+      }
+    };
+    demoteEncoding = makeEncoding(randomSide(), randomSide(), 0);
+  }
+  // The rows readers see now, for the tokens this eviction may demote.
+  const uint64_t cNow = compressed(layer, sl.n);
+  auto currentRow = [&](uint32_t h, bool value, uint64_t t) {
+    const std::vector<float> &x = value ? sl.values[h] : sl.keys[h];
+    const std::vector<float> &deq = value ? sl.deqValues[h] : sl.deqKeys[h];
+    const float *row = t < cNow ? deq.data() + t * cfg.head_dim
+                                : x.data() + t * cfg.head_dim;
+    return std::vector<float>(row, row + cfg.head_dim);
+  };
+  const kvc_rt_status s =
+      demote ? kvc_rt_evict_demote(
+                   cache_, seq.id, layer, &policy,
+                   headBudgets.empty() ? nullptr : headBudgets.data(),
+                   &demoteEncoding,
+                   scored || c.below(2) ? scores.data() : nullptr, sl.n)
+             : kvc_rt_evict_heads(
+                   cache_, seq.id, layer, &policy,
+                   headBudgets.empty() ? nullptr : headBudgets.data(),
+                   scored || c.below(2) ? scores.data() : nullptr, sl.n);
   if (s != KVC_RT_OK)
     return "evict: " + std::string(kvc_rt_status_name(s)) + ": " + kvc_rt_last_error();
   ++counts_.evict;
@@ -87,12 +130,40 @@ std::string ModelDriver::opEvict(Choices &c) {
   p.budget = policy.budget;
   p.headBudgets.assign(headBudgets.begin(), headBudgets.end());
   for (uint32_t h = 0; h < H && sl.n > 0; ++h) {
-    const size_t liveBefore =
-        std::count(sl.live[h].begin(), sl.live[h].end(), 1);
+    const std::vector<uint8_t> before = sl.live[h];
+    const size_t liveBefore = std::count(before.begin(), before.end(), 1);
     const size_t liveAfter = num::selectKeptTokens(
         p.forHead(h), scored ? scores.data() + size_t{h} * sl.n : nullptr, sl.n,
         sl.live[h].data());
     counts_.evictedTokens += liveBefore - liveAfter;
+    if (!demote || liveAfter == liveBefore)
+      continue;
+    // A demoted row: the demotion encoding's round trip of the row readers
+    // saw (one token alone, at any slot).
+    if (!sl.demoting) {
+      sl.demoting = true;
+      sl.demote = demoteEncoding;
+      sl.demotedKeys.assign(H, {});
+      sl.demotedValues.assign(H, {});
+    }
+    for (uint64_t t = 0; t < sl.n; ++t) {
+      if (!before[t] || sl.live[h][t])
+        continue;
+      for (bool value : {false, true}) {
+        const num::SideEncoding side =
+            toNumerics(value ? demoteEncoding.value : demoteEncoding.key);
+        const num::BlockLayout bl =
+            num::computeBlockLayout(side, cfg.head_dim, cfg.page_tokens);
+        std::vector<uint8_t> block(bl.blockBytes, 0);
+        std::vector<float> row(cfg.head_dim);
+        num::writePageTokens(currentRow(h, value, t).data(), 0, 1, side,
+                             cfg.head_dim, cfg.page_tokens, block.data());
+        num::readPageTokens(block.data(), 0, 1, side, cfg.head_dim,
+                            cfg.page_tokens, row.data());
+        (value ? sl.demotedValues : sl.demotedKeys)[h][t] = std::move(row);
+      }
+      ++counts_.demotedTokens;
+    }
   }
   for (size_t i = 0; i < sl.pages.size(); ++i)
     if (sl.pages[i] >= 0 && pageDead(sl, i, sl.n)) {

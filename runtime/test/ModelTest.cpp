@@ -60,6 +60,9 @@ TEST_P(RuntimeModel, RandomOperationsMatchTheModel) {
   if (ops >= 10000) {
     EXPECT_GT(c.evictedTokens, 0u);
     EXPECT_GT(c.holes, 0u); // pages released by eviction
+    if (backend == KVC_RT_BACKEND_CPU) {
+      EXPECT_GT(c.demotedTokens, 0u); // two-tier eviction
+    }
   }
   // Copy-on-write happens where compressed boundaries fall inside pages.
   const ModelConfig config = preset(presetIndex, backend);
@@ -75,7 +78,8 @@ TEST_P(RuntimeModel, RandomOperationsMatchTheModel) {
             << ", free " << c.free << ", append " << c.append << " with "
             << c.appendedTokens << " tokens, " << c.copyOnWrites
             << " copy-on-write, evict " << c.evict << " dropping "
-            << c.evictedTokens << " tokens and " << c.holes
+            << c.evictedTokens << " tokens (" << c.demotedTokens
+            << " demoted) and " << c.holes
             << " pages), failing calls "
             << c.expectedFailures << "), " << c.fullChecks << " full checks\n";
 }
