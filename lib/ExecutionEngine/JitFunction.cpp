@@ -140,8 +140,12 @@ llvm::Expected<std::unique_ptr<ExecutionEngine>> createEngine(ModuleOp module) {
         reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_evict));
     add("_mlir_ciface_kvc_rt_mlir_evict_heads",
         reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_evict_heads));
+    add("_mlir_ciface_kvc_rt_mlir_evict_demote",
+        reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_evict_demote));
     add("kvc_rt_mlir_live_bitmap",
         reinterpret_cast<void *>(&kvc_rt_mlir_live_bitmap));
+    add("kvc_rt_mlir_demoted_pages",
+        reinterpret_cast<void *>(&kvc_rt_mlir_demoted_pages));
     // Bufferized tensor.concat / extract_slice copy strided views with it.
     add("memrefCopy", reinterpret_cast<void *>(&memrefCopy));
     return symbols;

@@ -3,6 +3,7 @@
 #include "kvc/Numerics/Evict.h"
 
 #include "Check.h"
+#include "kvc/Numerics/Cache.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -195,6 +196,22 @@ size_t selectKeptTokens(const EvictPolicy &policy, const float *scores,
     return protectedLive + slots;
   }
   return protectedLive + middle.size();
+}
+
+std::string checkDemoteEncoding(const SideEncoding &side) {
+  if (!side.isChannelAxis())
+    return "";
+  return side.toString() +
+         " groups tokens along the channel axis, but a demoted token is "
+         "encoded alone (use fp16, fp8 or token-axis quantization)";
+}
+
+void demoteRow(const SideEncoding &side, const float *row, unsigned headDim,
+               float *out) {
+  KVC_NUMERICS_CHECK(checkDemoteEncoding(side).empty(),
+                     "demotion encoding must hold one token alone");
+  std::vector<float> once = simulateCacheSide(row, 1, headDim, side, 0);
+  std::copy(once.begin(), once.end(), out);
 }
 
 void accumulateAttentionMass(const float *probs, size_t numQueryHeads,

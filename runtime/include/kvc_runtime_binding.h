@@ -205,6 +205,26 @@ KVC_RT_API void _mlir_ciface_kvc_rt_mlir_evict_heads(
     kvc_rt_binding *binding, kvc_rt_memref_3d_f32 *scores, int64_t kind,
     int64_t sink, int64_t window, kvc_rt_memref_1d_i64 *budgets);
 
+/** kvc.evict of a two-tier policy (`#kvc.evict<..., demote_key, demote_value>`):
+ *  as _mlir_ciface_kvc_rt_mlir_evict_heads (`budgets`: one per KV head), but
+ *  each batch entry is kvc_rt_evict_demote with the demotion encodings given
+ *  as kvc_rt_pack_side_encoding descriptors. Records kvc_rt_evict_demote's
+ *  errors. */
+KVC_RT_API void _mlir_ciface_kvc_rt_mlir_evict_demote(
+    kvc_rt_binding *binding, kvc_rt_memref_3d_f32 *scores, int64_t kind,
+    int64_t sink, int64_t window, kvc_rt_memref_1d_i64 *budgets,
+    int64_t demote_key, int64_t demote_value);
+
+/** For compiled attention over a two-tier cache: the demoted-page table of
+ *  batch entry `b` (kvc_rt_sequence_view.demoted_pages, host memory), or
+ *  NULL when that sequence keeps no demoted token in the bound layer (its
+ *  evicted tokens, if any, are dropped). When the sequence demotes with
+ *  other encodings than the compiled `demote_key` / `demote_value`
+ *  descriptors, records ENCODING_MISMATCH and returns NULL. */
+KVC_RT_API const uint8_t *const *
+kvc_rt_mlir_demoted_pages(kvc_rt_binding *binding, int64_t b,
+                          int64_t demote_key, int64_t demote_value);
+
 /** For host code: the live bitmap of KV head `head` of batch entry `b`
  *  (host memory; token t is live iff bit t % 8 of byte t / 8 is 1; valid
  *  until the next append, evict or free of that sequence), or NULL when no

@@ -433,7 +433,8 @@ const kvc_rt_gpu_sequence *kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding) {
 /// budgets already checked to fit uint32.
 static void evictBatch(kvc_rt_binding *binding, kvc_rt_memref_3d_f32 *scores,
                        int64_t kind, int64_t sink, int64_t window,
-                       int64_t budget, const uint32_t *headBudgets) {
+                       int64_t budget, const uint32_t *headBudgets,
+                       const kvc_rt_encoding *demote = nullptr) {
   const int64_t params[] = {kind, sink, window, budget};
   for (int64_t p : params)
     if (p < 0 || p > int64_t(UINT32_MAX)) {
@@ -494,11 +495,14 @@ static void evictBatch(kvc_rt_binding *binding, kvc_rt_memref_3d_f32 *scores,
         return;
       }
     }
-    if (!check(binding,
-               kvc_rt_evict_heads(binding->cache, binding->seqs[b],
-                                  binding->layer, &policy, headBudgets, rows,
-                                  n),
-               "kvc_rt_evict"))
+    const kvc_rt_status status =
+        demote ? kvc_rt_evict_demote(binding->cache, binding->seqs[b],
+                                     binding->layer, &policy, headBudgets,
+                                     demote, rows, n)
+               : kvc_rt_evict_heads(binding->cache, binding->seqs[b],
+                                    binding->layer, &policy, headBudgets,
+                                    rows, n);
+    if (!check(binding, status, demote ? "kvc_rt_evict_demote" : "kvc_rt_evict"))
       return;
   }
 }
@@ -512,6 +516,75 @@ void _mlir_ciface_kvc_rt_mlir_evict(kvc_rt_binding *binding,
   evictBatch(binding, scores, kind, sink, window, budget, nullptr);
 }
 
+/// Checks and copies kv_heads per-head budgets; false (recorded) if bad.
+static bool readHeadBudgets(kvc_rt_binding *binding,
+                            const kvc_rt_memref_1d_i64 *budgets,
+                            std::vector<uint32_t> &out, int64_t &largest) {
+  const int64_t heads = binding->layerView.kv_heads;
+  if (!budgets || budgets->sizes[0] != heads)
+    return fail(binding, KVC_RT_ERROR_SHAPE_MISMATCH,
+                "kvc.evict: " +
+                    (budgets ? std::to_string(budgets->sizes[0])
+                             : std::string("no")) +
+                    " per-head budgets for " + std::to_string(heads) +
+                    " KV heads");
+  out.assign(static_cast<size_t>(heads), 0);
+  largest = 0;
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t b =
+        budgets->aligned[budgets->offset + h * budgets->strides[0]];
+    if (b < 0 || b > int64_t(UINT32_MAX))
+      return fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+                  "kvc.evict: budget " + std::to_string(b) + " of KV head " +
+                      std::to_string(h) + " is out of range");
+    out[size_t(h)] = uint32_t(b);
+    largest = std::max(largest, b);
+  }
+  return true;
+}
+
+void _mlir_ciface_kvc_rt_mlir_evict_demote(kvc_rt_binding *binding,
+                                           kvc_rt_memref_3d_f32 *scores,
+                                           int64_t kind, int64_t sink,
+                                           int64_t window,
+                                           kvc_rt_memref_1d_i64 *budgets,
+                                           int64_t demote_key,
+                                           int64_t demote_value) {
+  if (!usable(binding))
+    return;
+  std::vector<uint32_t> headBudgets;
+  int64_t largest;
+  if (!readHeadBudgets(binding, budgets, headBudgets, largest))
+    return;
+  kvc_rt_encoding demote{};
+  demote.key = kvc_rt_unpack_side_encoding(demote_key);
+  demote.value = kvc_rt_unpack_side_encoding(demote_value);
+  evictBatch(binding, scores, kind, sink, window, largest, headBudgets.data(),
+             &demote);
+}
+
+const uint8_t *const *kvc_rt_mlir_demoted_pages(kvc_rt_binding *binding,
+                                                int64_t b, int64_t demote_key,
+                                                int64_t demote_value) {
+  kvc_rt_sequence_view view;
+  if (!sequenceView(binding, b, &view))
+    return nullptr;
+  if (!view.demoted_pages)
+    return nullptr;
+  if (kvc_rt_pack_side_encoding(&view.demote.key) != demote_key ||
+      kvc_rt_pack_side_encoding(&view.demote.value) != demote_value) {
+    fail(binding, KVC_RT_ERROR_ENCODING_MISMATCH,
+         "batch entry " + std::to_string(b) +
+             " keeps its evicted tokens as " +
+             describeSide(kvc_rt_pack_side_encoding(&view.demote.key)) + " / " +
+             describeSide(kvc_rt_pack_side_encoding(&view.demote.value)) +
+             " but the compiled code reads " + describeSide(demote_key) +
+             " / " + describeSide(demote_value));
+    return nullptr;
+  }
+  return view.demoted_pages;
+}
+
 void _mlir_ciface_kvc_rt_mlir_evict_heads(kvc_rt_binding *binding,
                                           kvc_rt_memref_3d_f32 *scores,
                                           int64_t kind, int64_t sink,
@@ -519,28 +592,10 @@ void _mlir_ciface_kvc_rt_mlir_evict_heads(kvc_rt_binding *binding,
                                           kvc_rt_memref_1d_i64 *budgets) {
   if (!usable(binding))
     return;
-  const int64_t heads = binding->layerView.kv_heads;
-  if (!budgets || budgets->sizes[0] != heads) {
-    fail(binding, KVC_RT_ERROR_SHAPE_MISMATCH,
-         "kvc.evict: " +
-             (budgets ? std::to_string(budgets->sizes[0]) : std::string("no")) +
-             " per-head budgets for " + std::to_string(heads) + " KV heads");
+  std::vector<uint32_t> headBudgets;
+  int64_t largest;
+  if (!readHeadBudgets(binding, budgets, headBudgets, largest))
     return;
-  }
-  std::vector<uint32_t> headBudgets(static_cast<size_t>(heads));
-  int64_t largest = 0;
-  for (int64_t h = 0; h < heads; ++h) {
-    const int64_t b =
-        budgets->aligned[budgets->offset + h * budgets->strides[0]];
-    if (b < 0 || b > int64_t(UINT32_MAX)) {
-      fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
-           "kvc.evict: budget " + std::to_string(b) + " of KV head " +
-               std::to_string(h) + " is out of range");
-      return;
-    }
-    headBudgets[size_t(h)] = uint32_t(b);
-    largest = std::max(largest, b);
-  }
   evictBatch(binding, scores, kind, sink, window, largest, headBudgets.data());
 }
 

@@ -2,6 +2,8 @@
 
 #include "Demote.h"
 
+#include "kvc/Numerics/Evict.h"
+
 #include <cstdlib>
 #include <cstring>
 
@@ -10,13 +12,9 @@ namespace rt {
 
 Status checkDemoteSide(const numerics::SideEncoding &side, const char *name,
                        unsigned headDim, unsigned pageTokens) {
-  if (side.isChannelAxis())
-    return invalidArgument(
-        std::string("demotion ") + name + " encoding " + side.toString() +
-        " groups tokens along the channel axis; a demoted token is encoded "
-        "alone (use fp16, fp8 or token-axis quantization)");
-  const std::string problem =
-      numerics::validatePageConfig(side, headDim, pageTokens);
+  std::string problem = numerics::checkDemoteEncoding(side);
+  if (problem.empty())
+    problem = numerics::validatePageConfig(side, headDim, pageTokens);
   if (!problem.empty())
     return invalidArgument(std::string("demotion ") + name +
                            " encoding: " + problem);

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "TestUtil.h"
+#include "kvc_runtime_binding.h"
 #include "kvc/Numerics/Layout.h"
 
 #include <cmath>
@@ -302,4 +303,67 @@ TEST_F(Demoting, Fp8AndPerHeadBudgets) {
     }
   }
   EXPECT_EQ(stats(cache).tokens_demoted, uint64_t(256 - 128 + 256 - 40));
+}
+
+// The entry points compiled code calls: the batch's evictions with the
+// demotion encodings as descriptors, and the demoted-page table per entry,
+// refused when the sequence demotes to other encodings than compiled.
+TEST_F(Demoting, BindingEvictsWithDemotionAndHandsOutThePages) {
+  CacheHolder cache(config());
+  ASSERT_RT_OK(cache.status());
+  kvc_rt_seq seqs[2], mirror;
+  for (kvc_rt_seq &seq : seqs) {
+    ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
+    append(cache, seq, 0, 200);
+  }
+  ASSERT_RT_OK(kvc_rt_sequence_create(cache, &mirror));
+  append(cache, mirror, 0, 200);
+  // Scores [2][H][200], contiguous; budgets one per KV head.
+  std::vector<float> scores = randomTokens(1, 1, 2 * H * 200, 5);
+  kvc_rt_memref_3d_f32 desc = {scores.data(), scores.data(), 0,
+                               {2, H, 200}, {H * 200, 200, 1}};
+  int64_t budgets[H] = {64, 32};
+  kvc_rt_memref_1d_i64 budgetDesc = {budgets, budgets, 0, {H}, {1}};
+  const kvc_rt_encoding q2 = demoteQ2();
+  const int64_t keyDescriptor = kvc_rt_pack_side_encoding(&q2.key);
+  const int64_t valueDescriptor = kvc_rt_pack_side_encoding(&q2.value);
+
+  kvc_rt_binding *binding = nullptr;
+  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, seqs, 2, &binding));
+  EXPECT_EQ(kvc_rt_mlir_demoted_pages(binding, 0, keyDescriptor,
+                                      valueDescriptor),
+            nullptr); // nothing demoted yet
+  _mlir_ciface_kvc_rt_mlir_evict_demote(binding, &desc, KVC_RT_EVICT_H2O, 4,
+                                        16, &budgetDesc, keyDescriptor,
+                                        valueDescriptor);
+  ASSERT_EQ(kvc_rt_binding_status(binding), KVC_RT_OK)
+      << kvc_rt_binding_error(binding);
+
+  // The same as kvc_rt_evict_demote on a copy of entry 1.
+  const kvc_rt_evict_policy h2o = {KVC_RT_EVICT_H2O, 4, 16, 64};
+  const uint32_t headBudgets[H] = {64, 32};
+  ASSERT_RT_OK(kvc_rt_evict_demote(cache, mirror, 0, &h2o, headBudgets, &q2,
+                                   scores.data() + H * 200, 200));
+  std::vector<float> k1, v1, km, vm;
+  gather(cache, seqs[1], 200, k1, v1);
+  gather(cache, mirror, 200, km, vm);
+  EXPECT_EQ(std::memcmp(k1.data(), km.data(), k1.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(v1.data(), vm.data(), v1.size() * 4), 0);
+  for (uint32_t h = 0; h < H; ++h)
+    EXPECT_EQ(live(cache, seqs[1], h, 200), live(cache, mirror, h, 200));
+
+  kvc_rt_sequence_view view;
+  ASSERT_RT_OK(kvc_rt_sequence_view_get(cache, seqs[0], 0, &view));
+  EXPECT_EQ(kvc_rt_mlir_demoted_pages(binding, 0, keyDescriptor,
+                                      valueDescriptor),
+            view.demoted_pages);
+  ASSERT_NE(view.demoted_pages, nullptr);
+  // Other encodings than the runtime holds: a sticky error, no pages.
+  const kvc_rt_side_encoding fp8 = fp8Side(KVC_RT_FP8_E4M3);
+  EXPECT_EQ(kvc_rt_mlir_demoted_pages(binding, 0,
+                                      kvc_rt_pack_side_encoding(&fp8),
+                                      valueDescriptor),
+            nullptr);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_ENCODING_MISMATCH);
+  kvc_rt_binding_destroy(binding);
 }

@@ -60,3 +60,17 @@ func.func @read_after_evict(%c: !kvc.cache<1x2x?x64xf16, #evicting>, %q: tensor<
   %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16, #evicting> -> tensor<1x2x1x64xf32>
   return %o : tensor<1x2x1x64xf32>
 }
+
+// -----
+// Two-tier eviction: a demotion encoding the page layout cannot hold.
+#demote_group = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>,
+                              value = #kvc.quant<bits = 4, axis = token, group = 32>,
+                              residual = 64,
+                              evict = #kvc.evict<policy = h2o, sink = 4, window = 16, budget = 48,
+                                                 demote_key = #kvc.quant<bits = 2, axis = token, group = 128>,
+                                                 demote_value = #kvc.fp8<e4m3>>>
+func.func @demote_group(%c: !kvc.cache<1x2x?x64xf16, #demote_group>, %q: tensor<1x8x1x64xf32>) -> tensor<1x8x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-loops: two-tier eviction demote_key: token-axis group (128) must divide the channel count (64)}}
+  %o = kvc.attend %q, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #demote_group> -> tensor<1x8x1x64xf32>
+  return %o : tensor<1x8x1x64xf32>
+}

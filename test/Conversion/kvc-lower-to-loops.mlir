@@ -184,6 +184,32 @@ func.func @h2o_head_budgets(%c: !kvc.cache<1x2x?x64xf16, #heads>, %s: tensor<1x2
 }
 
 // -----
+// Two-tier eviction: kvc.evict passes per-head budgets and the demotion
+// encodings' descriptors (q2 token g32 = 137439019521, fp8 e5m2 = 16777218);
+// attention asks for the sequence's demoted pages once per query and reads
+// an evicted token from its page (slot t % 64 of the head's block) unless the
+// sequence has none.
+#two_tier = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>,
+                          value = #kvc.quant<bits = 4, axis = token, group = 32>,
+                          residual = 64,
+                          evict = #kvc.evict<policy = h2o, sink = 4, window = 16, budget = 48,
+                                             demote_key = #kvc.quant<bits = 2, axis = token, group = 32>,
+                                             demote_value = #kvc.fp8<e5m2>>>
+// CHECK-LABEL: func.func @two_tier_step
+// CHECK: %[[PAGES:.*]] = func.call @kvc_rt_mlir_demoted_pages(%{{.*}}, %{{.*}}, %c137439019521_i64{{.*}}, %c16777218_i64{{.*}}) : (!llvm.ptr, i64, i64, i64) -> !llvm.ptr
+// CHECK: %[[NONE:.*]] = llvm.icmp "eq" %[[PAGES]], %{{.*}} : !llvm.ptr
+// CHECK: scf.if %[[NONE]] -> (f32)
+// CHECK: llvm.getelementptr %[[PAGES]][%{{.*}}] : (!llvm.ptr, i64) -> !llvm.ptr, !llvm.ptr
+// CHECK: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> !llvm.ptr
+// CHECK: call @kvc_rt_mlir_evict_demote(%{{.*}}, %{{.*}}, %c1_i64{{.*}}, %c4_i64, %c16_i64, %{{.*}}, %c137439019521_i64{{.*}}, %c16777218_i64{{.*}}) : (!llvm.ptr, memref<?x?x?xf32, strided<[?, ?, ?], offset: ?>>, i64, i64, i64, memref<?xi64>, i64, i64) -> ()
+func.func @two_tier_step(%c: !kvc.cache<1x2x?x64xf16, #two_tier>, %q: tensor<1x8x1x64xf32>)
+    -> (tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #two_tier>) {
+  %o, %m = kvc.attend %q, %c {causal} : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #two_tier> -> tensor<1x8x1x64xf32>, tensor<1x2x?xf32>
+  %c1 = kvc.evict %c scores(%m : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 16, budget = 48, demote_key = #kvc.quant<bits = 2, axis = token, group = 32>, demote_value = #kvc.fp8<e5m2>> : !kvc.cache<1x2x?x64xf16, #two_tier>
+  return %o, %c1 : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #two_tier>
+}
+
+// -----
 // Without eviction in the encoding, attention reads no bitmap.
 // CHECK-LABEL: func.func @no_eviction
 // CHECK-NOT: kvc_rt_mlir_live_bitmap

@@ -13,6 +13,7 @@
 #include "kvc/ExecutionEngine/JitFunction.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/Numerics/Cache.h"
+#include "kvc/Numerics/Evict.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 #include "kvc/Pipelines/Pipelines.h"
@@ -40,6 +41,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <random>
 
@@ -98,6 +100,8 @@ struct StepShape {
   /// takes the accumulated scores as a fifth argument and returns them
   /// updated as its third result (both padded to a static length).
   std::optional<num::EvictPolicy> evict;
+  /// Two-tier: the encodings evicted tokens are kept at.
+  std::optional<num::CacheEncoding> demote;
   bool carriesScores = false;
 
   bool hasPerHeadEncodings() const {
@@ -149,8 +153,10 @@ static FailureOr<StepShape> inspectStep(func::FuncOp func) {
   StepShape shape;
   shape.returnsMass = type.getNumResults() == 3;
   shape.carriesScores = carriesScores;
-  if (!evicts.empty())
+  if (!evicts.empty()) {
     shape.evict = evicts[0].getPolicy().toNumerics();
+    shape.demote = evicts[0].getPolicy().getDemoteNumerics();
+  }
   if (carriesScores && type.getInput(4) != type.getResult(2))
     return error("the scores argument and result must have one type");
   if (shape.returnsMass) {
@@ -190,7 +196,8 @@ static int checkEviction(kvc_rt_cache *cache, ArrayRef<kvc_rt_seq> seqs,
                          const num::EvictPolicy &policy,
                          const std::optional<::kvc::exec::HostTensor> &scores,
                          size_t n, std::vector<std::vector<uint8_t>> &live,
-                         size_t &evicted, unsigned t) {
+                         size_t &evicted, unsigned t,
+                         function_ref<void(size_t, size_t, size_t)> onEvict) {
   size_t kvHeads = live.size() / seqs.size();
   std::vector<uint8_t> runtimeLive(n);
   for (size_t bi = 0; bi < seqs.size(); ++bi)
@@ -200,9 +207,13 @@ static int checkEviction(kvc_rt_cache *cache, ArrayRef<kvc_rt_seq> seqs,
       if (scores)
         rowScores = reinterpret_cast<const float *>(scores->data()) +
                     (bi * kvHeads + h) * scores->shape()[2];
+      const std::vector<uint8_t> was = keep;
       size_t before = std::count(keep.begin(), keep.end(), uint8_t(1));
       evicted += before - num::selectKeptTokens(policy.forHead(h), rowScores, n,
                                                 keep.data());
+      for (size_t token = 0; token < n; ++token)
+        if (was[token] && !keep[token])
+          onEvict(bi, h, token);
       if (kvc_rt_live_tokens(cache, seqs[bi], 0, uint32_t(h),
                              runtimeLive.data(), n) != KVC_RT_OK)
         return fail(llvm::Twine("kvc_rt_live_tokens: ") +
@@ -265,6 +276,11 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
   // accumulated scores the step carries (its own f32 values are what it
   // ranks by, so the oracle ranks by them too and checks them separately).
   std::vector<std::vector<uint8_t>> live(b * hkv);
+  // Two-tier: the rows of demoted tokens per (batch, kv head): token ->
+  // (key row, value row), fixed when the token is evicted.
+  std::vector<std::map<size_t, std::pair<std::vector<float>,
+                                         std::vector<float>>>>
+      demoted(b * hkv);
   std::optional<::kvc::exec::HostTensor> scores;
   if (shape.carriesScores) {
     const auto &info = step.results().back();
@@ -310,7 +326,7 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         reinterpret_cast<const float *>((*outputs)[0].data());
     size_t n = t + 1;
     for (int64_t bi = 0; bi < b; ++bi) {
-      std::vector<float> simK, simV, plainK, plainV;
+      std::vector<float> simK, simV, plainK, plainV, storedK, storedV;
       for (int64_t h = 0; h < hkv; ++h) {
         const std::vector<float> &kh = keys[bi * hkv + h];
         const std::vector<float> &vh = values[bi * hkv + h];
@@ -319,16 +335,28 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
                                          encoding.residual);
         auto sv = num::simulateCacheSide(vh.data(), n, d, encoding.value,
                                          encoding.residual);
+        // Without eviction every token would read its stored rows.
+        storedK.insert(storedK.end(), sk.begin(), sk.end());
+        storedV.insert(storedV.end(), sv.begin(), sv.end());
+        for (const auto &[token, rows] : demoted[bi * hkv + h]) {
+          std::copy(rows.first.begin(), rows.first.end(),
+                    sk.begin() + token * d);
+          std::copy(rows.second.begin(), rows.second.end(),
+                    sv.begin() + token * d);
+        }
         simK.insert(simK.end(), sk.begin(), sk.end());
         simV.insert(simV.end(), sv.begin(), sv.end());
         plainK.insert(plainK.end(), kh.begin(), kh.end());
         plainV.insert(plainV.end(), vh.begin(), vh.end());
       }
       const float *qb = &qData[bi * hq * d];
+      // Demoted tokens stay visible (with their demoted rows).
       std::vector<uint8_t> keep;
       for (int64_t h = 0; h < hkv; ++h)
         keep.insert(keep.end(), live[bi * hkv + h].begin(),
                     live[bi * hkv + h].end());
+      if (shape.demote)
+        std::fill(keep.begin(), keep.end(), uint8_t(1));
       num::AttentionOptions attention = shape.attention;
       attention.keep = keep.data();
       std::vector<double> expectedMass(hkv * n, 0.0);
@@ -366,7 +394,8 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
       if (shape.evict) {
         // What eviction changes: the same cache with every token live.
         std::vector<double> allLive = num::referenceAttention(
-            qb, hq, 1, simK.data(), simV.data(), hkv, n, d, shape.attention);
+            qb, hq, 1, storedK.data(), storedV.data(), hkv, n, d,
+            shape.attention);
         double moved = 0, size = 0;
         for (size_t i = 0; i < allLive.size(); ++i) {
           moved = std::max(moved, std::fabs(allLive[i] - expected[i]));
@@ -388,8 +417,28 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
     if (shape.evict) {
       if (scores)
         std::memcpy(scores->data(), (*outputs)[1].data(), scores->bytes());
+      // A demoted row: what the oracle read for the token this step,
+      // through the demotion encoding alone.
+      auto onEvict = [&](size_t bi, size_t h, size_t token) {
+        if (!shape.demote)
+          return;
+        const num::CacheEncoding &encoding = shape.headEncodings[h];
+        std::pair<std::vector<float>, std::vector<float>> rows;
+        for (bool value : {false, true}) {
+          const std::vector<float> &history =
+              value ? values[bi * hkv + h] : keys[bi * hkv + h];
+          std::vector<float> now = num::simulateCacheSide(
+              history.data(), n, d, value ? encoding.value : encoding.key,
+              encoding.residual);
+          std::vector<float> &row = value ? rows.second : rows.first;
+          row.resize(d);
+          num::demoteRow(value ? shape.demote->value : shape.demote->key,
+                         now.data() + token * d, unsigned(d), row.data());
+        }
+        demoted[bi * hkv + h][token] = std::move(rows);
+      };
       if (int error = checkEviction(cache, seqs, *shape.evict, scores, n,
-                                    live, evicted, t))
+                                    live, evicted, t, onEvict))
         return error;
     }
   }
@@ -420,10 +469,13 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         double(tolerance));
   if (shape.evict)
     llvm::outs() << llvm::formatv(
-        "eviction {0}: {1} tokens evicted, the runtime's live tokens equal "
-        "the oracle's after every step; eviction moves the output by "
+        "eviction {0}: {1} tokens evicted{3}, the runtime's live tokens "
+        "equal the oracle's after every step; eviction moves the output by "
         "{2:e2}\n",
-        num::formatEvictPolicy(*shape.evict), evicted, worstEvictGap);
+        num::formatEvictPolicy(*shape.evict), evicted, worstEvictGap,
+        shape.demote ? " (kept as key " + shape.demote->key.toString() +
+                           ", value " + shape.demote->value.toString() + ")"
+                     : std::string());
   if (!(worst <= tolerance))
     return fail("the compiled step is further from the oracle than the "
                 "tolerance");

@@ -19,6 +19,8 @@
 #ifndef KVC_NUMERICS_EVICT_H
 #define KVC_NUMERICS_EVICT_H
 
+#include "kvc/Numerics/Encoding.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -80,6 +82,18 @@ std::string formatEvictPolicy(const EvictPolicy &policy);
 /// have no head budgets (see EvictPolicy::forHead).
 size_t selectKeptTokens(const EvictPolicy &policy, const float *scores,
                         size_t numTokens, uint8_t *keep);
+
+/// Two-tier eviction keeps an evicted token at a cheaper encoding instead
+/// of dropping it: its row as readers saw it is re-encoded alone. Empty when
+/// `side` can hold one token on its own (fp16, fp8, token-axis
+/// quantization); otherwise why not.
+std::string checkDemoteEncoding(const SideEncoding &side);
+
+/// The row readers see for a demoted token: `row` [headDim] (what they saw
+/// before the eviction) through `side` alone. `side` must pass
+/// checkDemoteEncoding.
+void demoteRow(const SideEncoding &side, const float *row, unsigned headDim,
+               float *out);
 
 /// Adds the attention mass of one query position to `mass`: `probs` is
 /// [numQueryHeads][numTokens] (softmax rows, zero for invisible keys) and

@@ -53,6 +53,12 @@ struct AttendState {
   /// The cache declares eviction: tokens whose live bit is 0 are skipped
   /// (their pages may have gone back to the pool).
   bool evictable = false;
+  /// Two-tier eviction: an evicted token is read from its demoted page
+  /// (docs/layout.md 5.2) when the sequence has demoted pages.
+  const num::CacheEncoding *demote = nullptr;
+  Value demoteKeyTable, demoteValueTable; ///< fp8 tables or null
+  uint64_t demoteKBlockBytes = 0, demoteVBlockBytes = 0;
+  int64_t kvHeads = 0;
   Value binding, batchI64;
   const LoweringContext *lowering = nullptr;
 };
@@ -104,6 +110,48 @@ static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
                         s.compressed,  pageBytes,    runOffset,
                         s.runFirst,    s.residualHeadBytes, s.pageTokens};
   return view.read(b, loc, head, token, channel);
+}
+
+/// The f32 value of channel `channel` of demoted token `token` of KV head
+/// `head`, one side, from the demoted-page table `pages` (non-null): slot
+/// token % T of the head's block in page token / T, K blocks of all heads
+/// first, then V blocks.
+static Value readDemoted(OpBuilder &b, Location loc, const AttendState &s,
+                         bool value, Value pages, Value head, Value token,
+                         Value channel) {
+  Value tokens = cIndex(b, loc, s.pageTokens);
+  Value entry = arith::DivUIOp::create(b, loc, token, tokens);
+  Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+  Value address = LLVM::GEPOp::create(
+      b, loc, ptr, ptr, pages,
+      ValueRange{arith::IndexCastOp::create(b, loc, b.getI64Type(), entry)});
+  Value page = LLVM::LoadOp::create(b, loc, ptr, address, 8);
+  const num::SideEncoding &side = value ? s.demote->value : s.demote->key;
+  PageReader reader(side, unsigned(s.headDim), s.pageTokens, ByteViews{page},
+                    value ? s.demoteValueTable : s.demoteKeyTable);
+  uint64_t blockBytes = value ? s.demoteVBlockBytes : s.demoteKBlockBytes;
+  Value blockBase = arith::MulIOp::create(b, loc, head,
+                                          cIndex(b, loc, blockBytes));
+  if (value)
+    blockBase = arith::AddIOp::create(
+        b, loc, blockBase, cIndex(b, loc, s.kvHeads * s.demoteKBlockBytes));
+  Value slot = arith::RemUIOp::create(b, loc, token, tokens);
+  return reader.readCompressed(b, loc, blockBase, slot, channel);
+}
+
+/// `isNull ? dropped() : demoted()`.
+static Value ifDemoted(OpBuilder &b, Location loc, Value isNull,
+                       function_ref<Value(OpBuilder &, Location)> dropped,
+                       function_ref<Value(OpBuilder &, Location)> demoted) {
+  return scf::IfOp::create(
+             b, loc, isNull,
+             [&](OpBuilder &tb, Location tl) {
+               scf::YieldOp::create(tb, tl, ValueRange{dropped(tb, tl)});
+             },
+             [&](OpBuilder &eb, Location el) {
+               scf::YieldOp::create(eb, el, ValueRange{demoted(eb, el)});
+             })
+      .getResult(0);
 }
 
 /// A (sequence, KV head)'s live-token bitmap; null: every token is live.
@@ -170,6 +218,23 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                                      b, loc, LLVM::ICmpPredicate::eq, pointer,
                                      LLVM::ZeroOp::create(b, loc, ptr))};
   }
+  // Two-tier: the sequence's demoted pages (null: its evicted tokens are
+  // dropped), tested once per query.
+  Value demotedPages, noDemotedPages;
+  if (s.demote) {
+    Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+    auto descriptor = [&](const num::SideEncoding &side) -> Value {
+      return arith::ConstantIntOp::create(b, loc, abi::packSideEncoding(side),
+                                          64);
+    };
+    demotedPages = s.lowering->call(
+        b, loc, abi::kDemotedPages, ptr,
+        {s.binding, s.batchI64, descriptor(s.demote->key),
+         descriptor(s.demote->value)});
+    noDemotedPages =
+        LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::eq, demotedPages,
+                             LLVM::ZeroOp::create(b, loc, ptr));
+  }
   // Query i sits at position n - q_len + i.
   Value position = arith::AddIOp::create(
       b, loc, arith::SubIOp::create(b, loc, s.numTokens, s.queryLen), query);
@@ -190,7 +255,9 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
   Value headDim = cIndex(b, loc, s.headDim);
 
   // Pass 1: scores and their maximum (an evicted token scores -inf).
-  auto computeScore = [&](OpBuilder &b1, Location l1, Value token) -> Value {
+  using ChannelReader = function_ref<Value(OpBuilder &, Location, Value)>;
+  auto computeScoreWith = [&](OpBuilder &b1, Location l1, Value token,
+                              ChannelReader readKey) -> Value {
                  Value dot =
                      buildFor(b1, l1, zero, headDim, zeroF,
                               [&](OpBuilder &b2, Location l2, Value channel,
@@ -198,10 +265,7 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                                 Value q = loadAsF32(
                                     b2, l2, s.query,
                                     ValueRange{batch, head, query, channel});
-                                Value k = readToken(
-                                    b2, l2, s, *s.keys, s.kResidual,
-                                    s.kPageBytes, s.kRunOffset, kvHead, token,
-                                    channel);
+                                Value k = readKey(b2, l2, channel);
                                 Value prod = arith::MulFOp::create(b2, l2, q, k);
                                 return {arith::AddFOp::create(b2, l2, acc[0],
                                                               prod)};
@@ -225,6 +289,30 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                  }
                  return score;
   };
+  auto computeScore = [&](OpBuilder &b1, Location l1, Value token) -> Value {
+    return computeScoreWith(b1, l1, token,
+                            [&](OpBuilder &rb, Location rl, Value channel) {
+                              return readToken(rb, rl, s, *s.keys,
+                                               s.kResidual, s.kPageBytes,
+                                               s.kRunOffset, kvHead, token,
+                                               channel);
+                            });
+  };
+  // An evicted token: -inf, or its demoted key's score (two-tier).
+  auto evictedScore = [&](OpBuilder &b1, Location l1, Value token) -> Value {
+    if (!s.demote)
+      return negInf;
+    return ifDemoted(
+        b1, l1, noDemotedPages,
+        [&](OpBuilder &, Location) { return negInf; },
+        [&](OpBuilder &db, Location dl) {
+          return computeScoreWith(
+              db, dl, token, [&](OpBuilder &rb, Location rl, Value channel) {
+                return readDemoted(rb, rl, s, /*value=*/false, demotedPages,
+                                   kvHead, token, channel);
+              });
+        });
+  };
   Value maxScore =
       buildFor(b, loc, lower, upper, negInf,
                [&](OpBuilder &b1, Location l1, Value token,
@@ -235,7 +323,9 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                                   [&](OpBuilder &lb, Location ll) {
                                     return computeScore(lb, ll, token);
                                   },
-                                  [&](OpBuilder &, Location) { return negInf; })
+                                  [&](OpBuilder &eb, Location el) {
+                                    return evictedScore(eb, el, token);
+                                  })
                             : computeScore(b1, l1, token);
                  memref::StoreOp::create(b1, l1, score, s.scores, token);
                  return {arith::MaximumFOp::create(b1, l1, args[0], score)};
@@ -292,10 +382,27 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                             };
                             if (!bitmap)
                               return {accumulate(b2, l2)};
-                            return {ifLive(
-                                b2, l2, *bitmap, token,
-                                accumulate,
-                                [&](OpBuilder &, Location) { return args[0]; })};
+                            auto evicted = [&](OpBuilder &eb,
+                                               Location el) -> Value {
+                              if (!s.demote)
+                                return args[0];
+                              return ifDemoted(
+                                  eb, el, noDemotedPages,
+                                  [&](OpBuilder &, Location) { return args[0]; },
+                                  [&](OpBuilder &db, Location dl) -> Value {
+                                    Value weight = memref::LoadOp::create(
+                                        db, dl, s.scores, token);
+                                    Value v = readDemoted(
+                                        db, dl, s, /*value=*/true,
+                                        demotedPages, kvHead, token, channel);
+                                    return arith::AddFOp::create(
+                                        db, dl, args[0],
+                                        arith::MulFOp::create(db, dl, weight,
+                                                              v));
+                                  });
+                            };
+                            return {ifLive(b2, l2, *bitmap, token, accumulate,
+                                           evicted)};
                           })
                      .getResult(0);
              Value result = arith::DivFOp::create(b1, l1, acc, sum);
@@ -375,6 +482,16 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
   };
   EncodingAttr encodingAttr = cacheType.getEncoding();
   bool evictable = encodingAttr && encodingAttr.getEvict();
+  std::optional<num::CacheEncoding> demote;
+  if (evictable)
+    demote = encodingAttr.getEvictPolicy().getDemoteNumerics();
+  num::BlockLayout demoteKBlock, demoteVBlock;
+  if (demote) {
+    demoteKBlock =
+        num::computeBlockLayout(demote->key, headDim, lowering.pageTokens);
+    demoteVBlock =
+        num::computeBlockLayout(demote->value, headDim, lowering.pageTokens);
+  }
   // The mass result covers the longest sequence; shorter ones leave zeros.
   Value mass;
   if (Value massResult = op.getMass()) {
@@ -439,6 +556,11 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
         Value vSide = arith::ConstantIntOp::create(b, l, 1, 32);
         ByteViews kPool{lowering.call(b, l, abi::kPool, ptr, {binding, kSide})};
         ByteViews vPool{lowering.call(b, l, abi::kPool, ptr, {binding, vSide})};
+        Value demoteKeyTable, demoteValueTable;
+        if (demote) {
+          demoteKeyTable = lowering.getFP8Table(b, l, demote->key);
+          demoteValueTable = lowering.getFP8Table(b, l, demote->value);
+        }
         // Consecutive KV heads with one encoding share their loops.
         struct HeadRun {
           unsigned first, count;
@@ -488,6 +610,14 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
               s.out = out;
               s.mass = mass;
               s.evictable = evictable;
+              s.kvHeads = kvHeads;
+              if (demote) {
+                s.demote = &*demote;
+                s.demoteKeyTable = demoteKeyTable;
+                s.demoteValueTable = demoteValueTable;
+                s.demoteKBlockBytes = demoteKBlock.blockBytes;
+                s.demoteVBlockBytes = demoteVBlock.blockBytes;
+              }
               s.binding = binding;
               s.batchI64 = batchI64;
               s.lowering = &lowering;

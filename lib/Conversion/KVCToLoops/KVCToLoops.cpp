@@ -188,6 +188,13 @@ struct EvictToCall : public OpConversionPattern<EvictOp> {
     SmallVector<Type> argTypes = {binding.getType(), stridedType, i64Type,
                                   i64Type, i64Type};
     StringRef entry = abi::kEvict;
+    std::optional<num::CacheEncoding> demote =
+        op.getPolicy().getDemoteNumerics();
+    // Two-tier eviction passes per-head budgets (all equal without
+    // head_budgets) and the demotion encodings.
+    if (demote && policy.headBudgets.empty())
+      policy.headBudgets.assign(size_t(op.getCache().getType().getNumKVHeads()),
+                                policy.budget);
     if (policy.headBudgets.empty()) {
       args.push_back(i64(int64_t(policy.budget)));
       argTypes.push_back(i64Type);
@@ -205,6 +212,13 @@ struct EvictToCall : public OpConversionPattern<EvictOp> {
           memref::CastOp::create(rewriter, loc, dynamicType, budgets));
       argTypes.push_back(dynamicType);
       entry = abi::kEvictHeads;
+    }
+    if (demote) {
+      for (const num::SideEncoding &side : {demote->key, demote->value}) {
+        args.push_back(i64(abi::packSideEncoding(side)));
+        argTypes.push_back(i64Type);
+      }
+      entry = abi::kEvictDemote;
     }
     func::FuncOp callee =
         lowering.getOrDeclare(rewriter, entry, argTypes, {}, true);
@@ -243,6 +257,17 @@ mlir::kvc::getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
               "lowered yet; kvc-lower-to-loops lowers it on the CPU";
   SmallVector<num::CacheEncoding> heads;
   unsigned headDim = type.getHeadDim();
+  if (EvictAttr evict = encoding.getEvictPolicy())
+    if (std::optional<num::CacheEncoding> demote = evict.getDemoteNumerics())
+      for (auto [side, name] : {std::pair(&demote->key, "demote_key"),
+                                std::pair(&demote->value, "demote_value")}) {
+        std::string problem =
+            num::validatePageConfig(*side, headDim, pageTokens);
+        if (!problem.empty())
+          return attend.emitOpError()
+                 << passName << ": two-tier eviction " << name << ": "
+                 << problem;
+      }
   for (auto [head, headEncoding] :
        llvm::enumerate(getKVHeadEncodings(attend.getCache()))) {
     if (headEncoding.getKeyReduce() || headEncoding.getValueReduce())

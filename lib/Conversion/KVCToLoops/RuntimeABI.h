@@ -27,6 +27,14 @@ inline constexpr llvm::StringLiteral kEvict = "kvc_rt_mlir_evict";
 /// (binding, scores, kind, sink, window, budgets memref<?xi64>): the same
 /// with one budget per KV head (#kvc.evict's head_budgets).
 inline constexpr llvm::StringLiteral kEvictHeads = "kvc_rt_mlir_evict_heads";
+/// (binding, scores, kind, sink, window, budgets memref<?xi64>, demote key
+/// descriptor, demote value descriptor): two-tier eviction, evicted tokens
+/// kept at the demotion encodings.
+inline constexpr llvm::StringLiteral kEvictDemote = "kvc_rt_mlir_evict_demote";
+/// (binding, batch index, demote key descriptor, demote value descriptor)
+/// -> !llvm.ptr: the table of demoted pages (one pointer per position page,
+/// null where none), or null when the sequence keeps no demoted token.
+inline constexpr llvm::StringLiteral kDemotedPages = "kvc_rt_mlir_demoted_pages";
 /// (binding, batch index, kv head) -> !llvm.ptr: the live-token bitmap
 /// (bit t % 8 of byte t / 8), null when no token was ever evicted.
 inline constexpr llvm::StringLiteral kLiveBitmap = "kvc_rt_mlir_live_bitmap";

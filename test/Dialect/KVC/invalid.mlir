@@ -424,3 +424,21 @@ func.func @evict_head_budgets_count(%c: !kvc.cache<1x2x?x64xf16>, %s: tensor<1x2
   %c1 = kvc.evict %c scores(%s : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32, 32, 32]> : !kvc.cache<1x2x?x64xf16>
   return
 }
+
+// -----
+// Two-tier eviction.
+// expected-error @+2 {{demote_key and demote_value go together (two-tier eviction keeps both sides of an evicted token)}}
+// expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
+func.func private @demote_one_side(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.fp8<e4m3>>>>)
+
+// -----
+// expected-error @+2 {{demote_value: quant<bits=2, axis=channel, group=32> groups tokens along the channel axis, but a demoted token is encoded alone (use fp16, fp8 or token-axis quantization)}}
+// expected-error @+1 {{failed to parse KVC_EncodingAttr parameter 'evict'}}
+func.func private @demote_channel(!kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.fp8<e4m3>, demote_value = #kvc.quant<bits = 2, axis = channel, group = 32>>>>)
+
+// -----
+func.func @evict_demote_mismatch(%c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64>>>, %s: tensor<1x2x?xf32>) {
+  // expected-error @+1 {{'kvc.evict' op keeps evicted tokens differently (demote_key / demote_value) from the eviction its cache's encoding declares}}
+  %c1 = kvc.evict %c scores(%s : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.fp8<e4m3>, demote_value = #kvc.fp8<e4m3>> : !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64>>>
+  return
+}

@@ -168,3 +168,14 @@ func.func @per_head_budgets(
   %c1 = kvc.evict %c scores(%s : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]> : !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]>>>
   return %c1 : !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, head_budgets = [64, 32]>>>
 }
+
+// Two-tier eviction: evicted tokens kept at 2 bits per token.
+// CHECK-LABEL: func.func @two_tier
+// CHECK: kvc.evict %{{.*}} scores(%{{.*}} : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.quant<bits = 2, axis = token, group = 32>, demote_value = #kvc.fp8<e4m3>>
+func.func @two_tier(
+    %c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.quant<bits = 2, axis = token, group = 32>, demote_value = #kvc.fp8<e4m3>>>>,
+    %s: tensor<1x2x?xf32>)
+    -> !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.quant<bits = 2, axis = token, group = 32>, demote_value = #kvc.fp8<e4m3>>>> {
+  %c1 = kvc.evict %c scores(%s : tensor<1x2x?xf32>) with <policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.quant<bits = 2, axis = token, group = 32>, demote_value = #kvc.fp8<e4m3>> : !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.quant<bits = 2, axis = token, group = 32>, demote_value = #kvc.fp8<e4m3>>>>
+  return %c1 : !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.plain, value = #kvc.plain, residual = 0, evict = #kvc.evict<policy = h2o, sink = 4, window = 28, budget = 64, demote_key = #kvc.quant<bits = 2, axis = token, group = 32>, demote_value = #kvc.fp8<e4m3>>>>
+}

@@ -1,6 +1,7 @@
 //===- EvictTest.cpp - Eviction policies and attention mass ---------------===//
 
 #include "kvc/Numerics/Evict.h"
+#include "kvc/Numerics/Layout.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 
 #include "gtest/gtest.h"
@@ -247,4 +248,32 @@ TEST(Evict, ReferenceAttentionHidesEvictedKeysAndReportsMass) {
     }
     EXPECT_NEAR(sum, 2.0, 1e-12);
   }
+}
+
+// A demoted row is the encoding of one token alone: the same values as that
+// token written into a page block and read back (what the runtime stores).
+TEST(Evict, DemoteRowIsOneTokenThroughThePageLayout) {
+  const unsigned D = 64, T = 32;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<float> row(D);
+  for (float &x : row)
+    x = normal(rng);
+  for (const SideEncoding &side :
+       {SideEncoding::quantized(2, QuantAxis::Token, 32),
+        SideEncoding::quantized(3, QuantAxis::Token, 64),
+        SideEncoding::quantized(8, QuantAxis::Token, 32),
+        SideEncoding::fp8Format(FP8Format::E5M2), SideEncoding::plain()}) {
+    ASSERT_EQ(checkDemoteEncoding(side), "");
+    std::vector<float> demoted(D), paged(D);
+    demoteRow(side, row.data(), D, demoted.data());
+    const BlockLayout layout = computeBlockLayout(side, D, T);
+    std::vector<uint8_t> block(layout.blockBytes, 0);
+    writePageTokens(row.data(), 7, 1, side, D, T, block.data());
+    readPageTokens(block.data(), 7, 1, side, D, T, paged.data());
+    EXPECT_EQ(demoted, paged) << side.toString();
+  }
+  EXPECT_NE(checkDemoteEncoding(
+                SideEncoding::quantized(2, QuantAxis::Channel, 32)),
+            "");
 }

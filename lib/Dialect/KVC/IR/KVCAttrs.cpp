@@ -115,11 +115,34 @@ num::EvictPolicy EvictAttr::toNumerics() const {
                                getBudget(), getHeadBudgets());
 }
 
+std::optional<num::CacheEncoding> EvictAttr::getDemoteNumerics() const {
+  if (!getDemoteKey() || !getDemoteValue())
+    return std::nullopt;
+  num::CacheEncoding encoding;
+  encoding.key = getDemoteKey().toNumerics();
+  encoding.value = getDemoteValue().toNumerics();
+  encoding.residual = 0;
+  return encoding;
+}
+
 // The numerics library owns the rule; the attribute reports it.
 LogicalResult EvictAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                 EvictPolicy policy, unsigned sink,
                                 unsigned window, unsigned budget,
-                                DenseI64ArrayAttr headBudgets) {
+                                DenseI64ArrayAttr headBudgets,
+                                SideEncodingAttrInterface demoteKey,
+                                SideEncodingAttrInterface demoteValue) {
+  if (bool(demoteKey) != bool(demoteValue))
+    return emitError() << "demote_key and demote_value go together (two-tier "
+                          "eviction keeps both sides of an evicted token)";
+  for (auto [side, name] : {std::pair(demoteKey, "demote_key"),
+                            std::pair(demoteValue, "demote_value")}) {
+    if (!side)
+      continue;
+    std::string problem = num::checkDemoteEncoding(side.toNumerics());
+    if (!problem.empty())
+      return emitError() << name << ": " << problem;
+  }
   if (headBudgets) {
     if (headBudgets.empty())
       return emitError() << "head_budgets must name one budget per KV head";

@@ -282,6 +282,15 @@ LogicalResult EvictOp::verify() {
       getPolicy().toNumerics(), size_t(cache.getNumKVHeads()));
   if (!problem.empty())
     return emitOpError(problem);
+  // Attention reads demoted tokens only if the cache's encoding says they
+  // exist, so both must agree on whether and how evicted tokens are kept.
+  if (EncodingAttr encoding = cache.getEncoding())
+    if (EvictAttr declared = encoding.getEvictPolicy())
+      if (declared.getDemoteKey() != getPolicy().getDemoteKey() ||
+          declared.getDemoteValue() != getPolicy().getDemoteValue())
+        return emitOpError("keeps evicted tokens differently (demote_key / "
+                           "demote_value) from the eviction its cache's "
+                           "encoding declares");
   return verifySingleUpdate(*this, getCache());
 }
 

@@ -91,7 +91,9 @@ static EvictAttr toAttr(MLIRContext *ctx, const num::EvictPolicy &p) {
   return EvictAttr::get(ctx,
                         static_cast<EvictPolicy>(static_cast<uint32_t>(p.kind)),
                         unsigned(p.sink), unsigned(p.window),
-                        unsigned(p.budget), headBudgets);
+                        unsigned(p.budget), headBudgets,
+                        SideEncodingAttrInterface(),
+                        SideEncodingAttrInterface());
 }
 
 /// The cache encoding of a key and a value candidate; value reductions of

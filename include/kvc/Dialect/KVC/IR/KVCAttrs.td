@@ -152,21 +152,35 @@ def KVC_EvictAttr : KVC_Attr<"Evict", "evict"> {
     live tokens either way; the budgets differ when some heads attend to a
     few tokens and others spread their attention.
 
+    `demote_key` and `demote_value` (optional, together) make the eviction
+    two-tier: an evicted token is not dropped but kept at these cheaper
+    encodings, each token re-encoded alone from the row readers saw (so
+    fp16, fp8 or token-axis quantization; docs/layout.md 5.2), and attention
+    keeps attending to it.
+
     Examples: `#kvc.evict<policy = h2o, sink = 4, window = 256, budget = 1024>`,
     `#kvc.evict<policy = h2o, sink = 4, window = 64, budget = 512,
-    head_budgets = [512, 128]>`
+    head_budgets = [512, 128]>`, `#kvc.evict<policy = h2o, sink = 4,
+    window = 64, budget = 256, demote_key = #kvc.quant<bits = 2, axis =
+    token, group = 32>, demote_value = #kvc.quant<bits = 2, axis = token,
+    group = 32>>`
   }];
   let parameters = (ins EnumParameter<KVC_EvictPolicy>:$policy,
                         "unsigned":$sink,
                         "unsigned":$window,
                         "unsigned":$budget,
-                        OptionalParameter<"::mlir::DenseI64ArrayAttr">:$head_budgets);
+                        OptionalParameter<"::mlir::DenseI64ArrayAttr">:$head_budgets,
+                        OptionalParameter<"::mlir::kvc::SideEncodingAttrInterface">:$demote_key,
+                        OptionalParameter<"::mlir::kvc::SideEncodingAttrInterface">:$demote_value);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     /// The policy in the numerics library's terms (kvc/Numerics/Evict.h),
     /// the single definition of which tokens it keeps.
     ::kvc::numerics::EvictPolicy toNumerics() const;
+    /// Two-tier eviction: the encodings evicted tokens are kept at
+    /// (residual 0), or none when evicted tokens are dropped.
+    std::optional<::kvc::numerics::CacheEncoding> getDemoteNumerics() const;
   }];
 }
 
