@@ -296,19 +296,33 @@ kvc_rt_status kvc_rt_evict(kvc_rt_cache *cache, kvc_rt_seq seq, uint32_t layer,
                             num_tokens);
 }
 
-kvc_rt_status kvc_rt_evict_heads(kvc_rt_cache *cache, kvc_rt_seq seq,
-                                 uint32_t layer,
-                                 const kvc_rt_evict_policy *policy,
-                                 const uint32_t *head_budgets,
-                                 const float *scores, uint64_t num_tokens) {
+/// kvc_rt_evict_heads and kvc_rt_evict_demote (`demote` null: drop).
+static kvc_rt_status evictChecked(kvc_rt_cache *cache, kvc_rt_seq seq,
+                                  uint32_t layer,
+                                  const kvc_rt_evict_policy *policy,
+                                  const uint32_t *head_budgets,
+                                  const kvc_rt_encoding *demote,
+                                  bool demoting, const float *scores,
+                                  uint64_t num_tokens) {
   Status s = checkHandle(cache);
   if (!s.isOk())
     return finish(s);
   if (!policy)
     return finish(kvc::rt::nullPointer("policy"), cache);
-  return finish(cache->impl->evict(seq, layer, *policy, head_budgets,
-                                   nullptr, scores, num_tokens),
+  if (demoting && !demote)
+    return finish(kvc::rt::nullPointer("demote"), cache);
+  return finish(cache->impl->evict(seq, layer, *policy, head_budgets, demote,
+                                   scores, num_tokens),
                 cache);
+}
+
+kvc_rt_status kvc_rt_evict_heads(kvc_rt_cache *cache, kvc_rt_seq seq,
+                                 uint32_t layer,
+                                 const kvc_rt_evict_policy *policy,
+                                 const uint32_t *head_budgets,
+                                 const float *scores, uint64_t num_tokens) {
+  return evictChecked(cache, seq, layer, policy, head_budgets, nullptr,
+                      /*demoting=*/false, scores, num_tokens);
 }
 
 kvc_rt_status kvc_rt_evict_demote(kvc_rt_cache *cache, kvc_rt_seq seq,
@@ -317,16 +331,8 @@ kvc_rt_status kvc_rt_evict_demote(kvc_rt_cache *cache, kvc_rt_seq seq,
                                   const uint32_t *head_budgets,
                                   const kvc_rt_encoding *demote,
                                   const float *scores, uint64_t num_tokens) {
-  Status s = checkHandle(cache);
-  if (!s.isOk())
-    return finish(s);
-  if (!policy)
-    return finish(kvc::rt::nullPointer("policy"), cache);
-  if (!demote)
-    return finish(kvc::rt::nullPointer("demote"), cache);
-  return finish(cache->impl->evict(seq, layer, *policy, head_budgets, demote,
-                                   scores, num_tokens),
-                cache);
+  return evictChecked(cache, seq, layer, policy, head_budgets, demote,
+                      /*demoting=*/true, scores, num_tokens);
 }
 
 kvc_rt_status kvc_rt_live_tokens(const kvc_rt_cache *cache, kvc_rt_seq seq,

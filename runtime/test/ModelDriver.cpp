@@ -36,22 +36,6 @@ bool sameFloat(float a, float b) {
 
 } // namespace
 
-numerics::SideEncoding toNumerics(const kvc_rt_side_encoding &s) {
-  switch (s.kind) {
-  case KVC_RT_SIDE_QUANT:
-    return num::SideEncoding::quantized(
-        s.bits,
-        s.axis == KVC_RT_AXIS_CHANNEL ? num::QuantAxis::Channel
-                                      : num::QuantAxis::Token,
-        s.group);
-  case KVC_RT_SIDE_FP8:
-    return num::SideEncoding::fp8Format(s.fp8_format == KVC_RT_FP8_E4M3
-                                            ? num::FP8Format::E4M3
-                                            : num::FP8Format::E5M2);
-  default:
-    return num::SideEncoding::plain();
-  }
-}
 
 bool ModelDriver::Fingerprint::operator==(const Fingerprint &o) const {
   if (layers.size() != o.layers.size() || lengths != o.lengths)

@@ -89,7 +89,7 @@ std::string ModelDriver::opEvict(Choices &c) {
       case 0:
         return fp8Side(c.below(2) ? KVC_RT_FP8_E4M3 : KVC_RT_FP8_E5M2);
       case 1:
-        return kvc_rt_side_encoding{KVC_RT_SIDE_FP16, 0, 0, 0, 0};
+        return fp16Side();
       default: {
         const uint32_t bits[] = {2, 3, 4, 8};
         return quantSide(bits[c.below(4)], KVC_RT_AXIS_TOKEN, 32);

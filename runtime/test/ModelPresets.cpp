@@ -46,6 +46,23 @@ const kvc_rt_encoding &ModelConfig::encodingOf(uint32_t layer,
 
 kvc_rt_side_encoding fp16Side() { return kvc_rt_side_encoding{}; }
 
+numerics::SideEncoding toNumerics(const kvc_rt_side_encoding &s) {
+  switch (s.kind) {
+  case KVC_RT_SIDE_QUANT:
+    return numerics::SideEncoding::quantized(
+        s.bits,
+        s.axis == KVC_RT_AXIS_CHANNEL ? numerics::QuantAxis::Channel
+                                      : numerics::QuantAxis::Token,
+        s.group);
+  case KVC_RT_SIDE_FP8:
+    return numerics::SideEncoding::fp8Format(s.fp8_format == KVC_RT_FP8_E4M3
+                                            ? numerics::FP8Format::E4M3
+                                            : numerics::FP8Format::E5M2);
+  default:
+    return numerics::SideEncoding::plain();
+  }
+}
+
 kvc_rt_side_encoding quantSide(uint32_t bits, uint32_t axis, uint32_t group) {
   kvc_rt_side_encoding s{};
   s.kind = KVC_RT_SIDE_QUANT;
