@@ -82,8 +82,11 @@ static SideEncodingAttrInterface toAttr(MLIRContext *ctx,
   llvm_unreachable("unknown side encoding");
 }
 
-/// The #kvc.evict of a chosen token budget (per KV head, if chosen so).
-static EvictAttr toAttr(MLIRContext *ctx, const num::EvictPolicy &p) {
+/// The #kvc.evict of a chosen token budget (per KV head, if chosen so),
+/// keeping `previous`'s two-tier demotion: the cost model chooses how many
+/// tokens stay, not what happens to the others.
+static EvictAttr toAttr(MLIRContext *ctx, const num::EvictPolicy &p,
+                        EvictAttr previous = EvictAttr()) {
   DenseI64ArrayAttr headBudgets;
   if (!p.headBudgets.empty())
     headBudgets = DenseI64ArrayAttr::get(
@@ -92,8 +95,10 @@ static EvictAttr toAttr(MLIRContext *ctx, const num::EvictPolicy &p) {
                         static_cast<EvictPolicy>(static_cast<uint32_t>(p.kind)),
                         unsigned(p.sink), unsigned(p.window),
                         unsigned(p.budget), headBudgets,
-                        SideEncodingAttrInterface(),
-                        SideEncodingAttrInterface());
+                        previous ? previous.getDemoteKey()
+                                 : SideEncodingAttrInterface(),
+                        previous ? previous.getDemoteValue()
+                                 : SideEncodingAttrInterface());
 }
 
 /// The cache encoding of a key and a value candidate; value reductions of
@@ -108,7 +113,10 @@ makeEncoding(MLIRContext *ctx, const cost::Candidate &key,
       key.isPruned() ? PruneAttr::get(ctx, key.pruneKeep) : Attribute();
   Attribute evictAttr = previous ? previous.getEvict() : Attribute();
   if (chooseEvict)
-    evictAttr = evict ? Attribute(toAttr(ctx, *evict)) : Attribute();
+    evictAttr = evict ? Attribute(toAttr(ctx, *evict,
+                                         previous ? previous.getEvictPolicy()
+                                                  : EvictAttr()))
+                      : Attribute();
   return EncodingAttr::get(ctx, toAttr(ctx, key), toAttr(ctx, value), residual,
                            keyReduce,
                            previous ? previous.getValueReduce() : Attribute(),
@@ -241,6 +249,32 @@ SelectBitwidthsPass::apply(const cost::SelectionResult &result,
           root.value.getDefiningOp()->setAttr(kHeadEncodingsAttrName, attr);
       }
     }
+  }
+  // The chosen token budgets are the contract: each kvc.evict applies the
+  // policy its cache's encoding now declares, and goes away where the layer
+  // keeps every token.
+  if (chooseEvict) {
+    WalkResult walk = getOperation().walk([&](EvictOp op) -> WalkResult {
+      EncodingAttr encoding = op.getCache().getType().getEncoding();
+      if (!encoding)
+        return WalkResult::advance();
+      EvictAttr declared = encoding.getEvictPolicy();
+      if (!declared) {
+        op.getResult().replaceAllUsesWith(op.getCache());
+        op.erase();
+        return WalkResult::advance();
+      }
+      if (declared.getPolicy() != EvictPolicy::Streaming && !op.getScores()) {
+        op.emitOpError("kvc-select-bitwidths: the cost model chose an H2O "
+                       "token budget for this cache, but this eviction has no "
+                       "scores to rank tokens by");
+        return WalkResult::interrupt();
+      }
+      op.setPolicyAttr(declared);
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return failure();
   }
   // Signatures follow the retyped arguments and returned values.
   for (auto func : getOperation().getOps<func::FuncOp>()) {

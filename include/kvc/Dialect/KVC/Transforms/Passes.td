@@ -136,7 +136,9 @@ def KVCSelectBitwidths : Pass<"kvc-select-bitwidths", "ModuleOp"> {
     `granularity=head` every KV head chooses its own budget with its K and V
     encodings; heads that differ give the layer's policy `head_budgets`
     (a head that keeps every token keeps `context`; `budget` is the
-    largest).
+    largest). Existing `kvc.evict` ops then apply the chosen policy (a
+    two-tier demotion is kept) and are removed where the layer keeps every
+    token; one without scores cannot apply an H2O budget (an error).
   }];
   let options = [
     Option<"budget", "budget", "double", /*default=*/"0.0",
