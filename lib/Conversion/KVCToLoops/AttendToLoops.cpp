@@ -254,7 +254,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
   Value zeroF = cF32(b, loc, 0.0);
   Value headDim = cIndex(b, loc, s.headDim);
 
-  // Pass 1: scores and their maximum (an evicted token scores -inf).
+  // Pass 1: scores and their maximum (a dropped token scores -inf; a
+  // demoted one is scored from its demoted page).
   using ChannelReader = function_ref<Value(OpBuilder &, Location, Value)>;
   auto computeScoreWith = [&](OpBuilder &b1, Location l1, Value token,
                               ChannelReader readKey) -> Value {
