@@ -543,6 +543,23 @@ static bool readHeadBudgets(kvc_rt_binding *binding,
   return true;
 }
 
+/// kvc.evict with one budget per KV head, dropping or (`demote`) keeping
+/// the evicted tokens.
+static void evictWithHeadBudgets(kvc_rt_binding *binding,
+                                 kvc_rt_memref_3d_f32 *scores, int64_t kind,
+                                 int64_t sink, int64_t window,
+                                 kvc_rt_memref_1d_i64 *budgets,
+                                 const kvc_rt_encoding *demote) {
+  if (!usable(binding))
+    return;
+  std::vector<uint32_t> headBudgets;
+  int64_t largest;
+  if (!readHeadBudgets(binding, budgets, headBudgets, largest))
+    return;
+  evictBatch(binding, scores, kind, sink, window, largest, headBudgets.data(),
+             demote);
+}
+
 void _mlir_ciface_kvc_rt_mlir_evict_demote(kvc_rt_binding *binding,
                                            kvc_rt_memref_3d_f32 *scores,
                                            int64_t kind, int64_t sink,
@@ -550,17 +567,10 @@ void _mlir_ciface_kvc_rt_mlir_evict_demote(kvc_rt_binding *binding,
                                            kvc_rt_memref_1d_i64 *budgets,
                                            int64_t demote_key,
                                            int64_t demote_value) {
-  if (!usable(binding))
-    return;
-  std::vector<uint32_t> headBudgets;
-  int64_t largest;
-  if (!readHeadBudgets(binding, budgets, headBudgets, largest))
-    return;
   kvc_rt_encoding demote{};
   demote.key = kvc_rt_unpack_side_encoding(demote_key);
   demote.value = kvc_rt_unpack_side_encoding(demote_value);
-  evictBatch(binding, scores, kind, sink, window, largest, headBudgets.data(),
-             &demote);
+  evictWithHeadBudgets(binding, scores, kind, sink, window, budgets, &demote);
 }
 
 const uint8_t *const *kvc_rt_mlir_demoted_pages(kvc_rt_binding *binding,
@@ -590,13 +600,7 @@ void _mlir_ciface_kvc_rt_mlir_evict_heads(kvc_rt_binding *binding,
                                           int64_t kind, int64_t sink,
                                           int64_t window,
                                           kvc_rt_memref_1d_i64 *budgets) {
-  if (!usable(binding))
-    return;
-  std::vector<uint32_t> headBudgets;
-  int64_t largest;
-  if (!readHeadBudgets(binding, budgets, headBudgets, largest))
-    return;
-  evictBatch(binding, scores, kind, sink, window, largest, headBudgets.data());
+  evictWithHeadBudgets(binding, scores, kind, sink, window, budgets, nullptr);
 }
 
 const uint8_t *kvc_rt_mlir_live_bitmap(kvc_rt_binding *binding, int64_t b,

@@ -139,17 +139,18 @@ static Value readDemoted(OpBuilder &b, Location loc, const AttendState &s,
   return reader.readCompressed(b, loc, blockBase, slot, channel);
 }
 
-/// `isNull ? dropped() : demoted()`.
-static Value ifDemoted(OpBuilder &b, Location loc, Value isNull,
-                       function_ref<Value(OpBuilder &, Location)> dropped,
-                       function_ref<Value(OpBuilder &, Location)> demoted) {
+/// `cond ? thenValue() : elseValue()` as an scf.if: only the taken branch
+/// runs, so it may read memory the other condition rules out.
+static Value ifThenElse(OpBuilder &b, Location loc, Value cond,
+                        function_ref<Value(OpBuilder &, Location)> thenValue,
+                        function_ref<Value(OpBuilder &, Location)> elseValue) {
   return scf::IfOp::create(
-             b, loc, isNull,
+             b, loc, cond,
              [&](OpBuilder &tb, Location tl) {
-               scf::YieldOp::create(tb, tl, ValueRange{dropped(tb, tl)});
+               scf::YieldOp::create(tb, tl, ValueRange{thenValue(tb, tl)});
              },
              [&](OpBuilder &eb, Location el) {
-               scf::YieldOp::create(eb, el, ValueRange{demoted(eb, el)});
+               scf::YieldOp::create(eb, el, ValueRange{elseValue(eb, el)});
              })
       .getResult(0);
 }
@@ -167,39 +168,25 @@ static Value ifLive(OpBuilder &b, Location loc, const LiveBitmap &bitmap,
                     Value token,
                     function_ref<Value(OpBuilder &, Location)> live,
                     function_ref<Value(OpBuilder &, Location)> dead) {
-  Value bit =
-      scf::IfOp::create(
-          b, loc, bitmap.isNull,
-          [&](OpBuilder &tb, Location tl) {
-            scf::YieldOp::create(
-                tb, tl, ValueRange{arith::ConstantIntOp::create(tb, tl, 1, 1)});
-          },
-          [&](OpBuilder &eb, Location el) {
-            Value byteIndex =
-                arith::ShRUIOp::create(eb, el, token, cIndex(eb, el, 3));
-            Value byte = ByteViews{bitmap.pointer}.load(eb, el, eb.getI8Type(),
-                                                byteIndex);
-            Value shift = arith::IndexCastOp::create(
-                eb, el, eb.getI8Type(),
-                arith::AndIOp::create(eb, el, token, cIndex(eb, el, 7)));
-            Value bits = arith::AndIOp::create(
-                eb, el, arith::ShRUIOp::create(eb, el, byte, shift),
-                arith::ConstantIntOp::create(eb, el, 1, 8));
-            scf::YieldOp::create(
-                eb, el,
-                ValueRange{arith::TruncIOp::create(eb, el, eb.getI1Type(),
-                                                   bits)});
-          })
-          .getResult(0);
-  return scf::IfOp::create(
-             b, loc, bit,
-             [&](OpBuilder &tb, Location tl) {
-               scf::YieldOp::create(tb, tl, ValueRange{live(tb, tl)});
-             },
-             [&](OpBuilder &eb, Location el) {
-               scf::YieldOp::create(eb, el, ValueRange{dead(eb, el)});
-             })
-      .getResult(0);
+  Value bit = ifThenElse(
+      b, loc, bitmap.isNull,
+      [&](OpBuilder &tb, Location tl) -> Value {
+        return arith::ConstantIntOp::create(tb, tl, 1, 1);
+      },
+      [&](OpBuilder &eb, Location el) -> Value {
+        Value byteIndex =
+            arith::ShRUIOp::create(eb, el, token, cIndex(eb, el, 3));
+        Value byte =
+            ByteViews{bitmap.pointer}.load(eb, el, eb.getI8Type(), byteIndex);
+        Value shift = arith::IndexCastOp::create(
+            eb, el, eb.getI8Type(),
+            arith::AndIOp::create(eb, el, token, cIndex(eb, el, 7)));
+        Value bits = arith::AndIOp::create(
+            eb, el, arith::ShRUIOp::create(eb, el, byte, shift),
+            arith::ConstantIntOp::create(eb, el, 1, 8));
+        return arith::TruncIOp::create(eb, el, eb.getI1Type(), bits);
+      });
+  return ifThenElse(b, loc, bit, live, dead);
 }
 
 /// The loops for one (batch b, query head h, query i).
@@ -303,7 +290,7 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
   auto evictedScore = [&](OpBuilder &b1, Location l1, Value token) -> Value {
     if (!s.demote)
       return negInf;
-    return ifDemoted(
+    return ifThenElse(
         b1, l1, noDemotedPages,
         [&](OpBuilder &, Location) { return negInf; },
         [&](OpBuilder &db, Location dl) {
@@ -387,7 +374,7 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                                                Location el) -> Value {
                               if (!s.demote)
                                 return args[0];
-                              return ifDemoted(
+                              return ifThenElse(
                                   eb, el, noDemotedPages,
                                   [&](OpBuilder &, Location) { return args[0]; },
                                   [&](OpBuilder &db, Location dl) -> Value {
