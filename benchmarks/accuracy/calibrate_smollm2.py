@@ -5,6 +5,7 @@ calibration text held apart from run_smollm2.py's evaluation text
 tiny LM).
 
   calibrate_smollm2.py OUT.safetensors [--windows 2] [--summary S.json] [--rotate-keys]
+                       [--sink 4]
 
 Writes post-RoPE Q/K/V of every layer (`layer{L}.q [9,T,64]`, `.k/.v
 [3,T,64]`, fp16) on one packed sequence of T = --capture-tokens tokens: the
@@ -18,7 +19,9 @@ noise. A perturbed run resumes from the base run's input of that layer (the
 layers before it are unchanged), which halves the work. With --rotate-keys
 (for kvc-compress{rotate-keys}) the queries and keys are written
 Hadamard-rotated (the basis the cache stores) and the sensitivities are
-measured with keys stored rotated, as calibrate.py --rotate-keys does.
+measured with keys stored rotated, as calibrate.py --rotate-keys does. With
+--sink S the sensitivities are measured with the first S tokens of each
+window held apart in fp16 (the harness's sink tokens, tinylm.KVPolicy).
 """
 import argparse
 import json
@@ -56,6 +59,8 @@ def main():
                         help="also write the measured sensitivities as JSON here")
     parser.add_argument("--rotate-keys", action="store_true",
                         help="stats and key sensitivities in kvc-rotate-keys' basis")
+    parser.add_argument("--sink", type=int, default=0,
+                        help="sensitivities with this many fp16 sink tokens held apart")
     args = parser.parse_args()
     from kvc import safetensors
 
@@ -91,17 +96,19 @@ def main():
                                     f"calib.txt; dloss in bits/token over {len(windows)} "
                                     f"windows of {args.context} tokens",
                 "kvc.calib.base_bits_per_token": f"{base.mean():.6f}",
-                "kvc.calib.key_rotation": rotation}
+                "kvc.calib.key_rotation": rotation,
+                "kvc.calib.sink_tokens": str(args.sink)}
     summary = {"base_bits_per_token": float(base.mean()), "windows": len(windows),
                "context": args.context, "score_from": args.score_from,
-               "key_rotation": rotation, "layers": []}
+               "key_rotation": rotation, "sink_tokens": args.sink, "layers": []}
     for layer in range(model.num_layers):
         entry = {"layer": layer}
         for side in ("key", "value"):
             layers = [("fp16", "fp16")] * model.num_layers
             enc = REFERENCE_ENCODING[side]
             layers[layer] = (enc, "fp16") if side == "key" else ("fp16", enc)
-            policy = smollm2.KVPolicy(layers, args.residual, rotate_keys=args.rotate_keys)
+            policy = smollm2.KVPolicy(layers, args.residual, rotate_keys=args.rotate_keys,
+                                      sink=args.sink)
             bits = np.array([
                 model.window_nll(window, policy, args.score_from, start_layer=layer,
                                  start_hidden=inputs[w][layer]).mean() / np.log(2.0)

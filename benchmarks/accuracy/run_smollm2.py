@@ -26,6 +26,7 @@ kivi2-rot, k4v2-rot and k2v4-rot, and any allocation whose JSON entry has
 calibrate_smollm2.py --rotate-keys statistics).
 """
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -81,6 +82,17 @@ def source_windows(name, context, max_windows, full):
     return smollm2.windows(ids, context, None if full else max_windows)
 
 
+def policy_key(policy):
+    """What a window's result depends on besides the text: the cache policy
+    (a resumed run reuses a logged result only under the same key)."""
+    if policy is None:
+        return "fp16"
+    text = json.dumps({"layers": policy.layers, "residual": policy.residual,
+                       "sink": policy.sink, "rotate_keys": policy.rotate_keys},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _evaluate(work):
     """One window of one configuration (in a worker process)."""
     config, context, source, index, allocations, score_from, full, max_windows = work
@@ -93,14 +105,52 @@ def _evaluate(work):
     print(f"{config} ctx {context} {source}[{index}]: ppl {np.exp(nll.mean()):.3f} "
           f"({seconds:.1f} s)", flush=True)
     return {"config": config, "context": context, "source": source, "window": index,
+            "score_from": score_from, "policy": policy_key(policy),
             "nll": float(nll.sum()), "tokens": len(nll), "seconds": seconds}
+
+
+def _work_key(config, context, source, index, score_from, key):
+    return (config, context, source, index, score_from, key)
+
+
+def load_log(path, wanted):
+    """Results of earlier runs from the JSON-lines log `path` whose work key
+    is in `wanted` (same config, window, scoring and cache policy)."""
+    done = {}
+    if not path or not os.path.exists(path):
+        return done
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                w = json.loads(line)
+                key = _work_key(w["config"], w["context"], w["source"], w["window"],
+                                w["score_from"], w["policy"])
+            except (ValueError, KeyError) as error:
+                raise SystemExit(f"{path}:{number}: not a window result ({error})")
+            if key in wanted:
+                done[key] = w
+    return done
+
+
+def complete_windows(windows, names, contexts):
+    """The results of the windows that every configuration has finished
+    (a partial run is summarized on those only, so the rows stay paired)."""
+    have = {}
+    for w in windows:
+        have.setdefault((w["context"], w["source"], w["window"]), set()).add(w["config"])
+    whole = {k for k, configs in have.items() if set(names) <= configs}
+    return [w for w in windows if (w["context"], w["source"], w["window"]) in whole
+            and w["config"] in names and w["context"] in contexts]
 
 
 def cost_model_series(entry):
     """'kvc cost model' plus what sets an allocation apart (rotated keys,
     per-head choice): one line of the plot, the start of a table label."""
     extras = (["keys rotated"] if entry.get("rotate_keys") else []) + (
-        ["per head"] if entry.get("report", {}).get("granularity") == "head" else [])
+        ["per head"] if entry.get("report", {}).get("granularity") == "head" else []) + (
+        [f"{entry['sink']} fp16 sink tokens"] if entry.get("sink") else [])
     return "kvc cost model" + (f" ({', '.join(extras)})" if extras else "")
 
 
@@ -147,7 +197,8 @@ def summarize(windows, names, contexts, allocations):
             row = {"config": name, "context": context, "label": config_label(name, allocations),
                    "series": (cost_model_series(allocations[name]) if name in allocations
                               else None),
-                   "bits_per_element": average_bits(policy_for(name, m, allocations), m),
+                   "bits_per_element": average_bits(policy_for(name, m, allocations), m,
+                                                    context),
                    "tokens": tokens, "windows": len(mine), "ppl": float(np.exp(nll / tokens)),
                    "seconds_per_window": float(np.mean([w["seconds"] for w in mine])),
                    "sources": {}}
@@ -178,8 +229,11 @@ def markdown(result):
         rows = [r for r in result["rows"] if r["context"] == context]
         if not rows:
             continue
+        done = result.get("evaluations", {})
+        part = (f"; partial run: {done['summarized']} of {done['planned']} evaluations"
+                if result["mode"] == "partial" else "")
         lines += ["", f"### Context {context} ({rows[0]['windows']} windows, "
-                      f"{rows[0]['tokens']:,} scored tokens per config)", "",
+                      f"{rows[0]['tokens']:,} scored tokens per config{part})", "",
                   "| config | avg bits/elem | ppl | Δ ppl | Δ % | ± (1 s.e., %) | "
                   + " | ".join(f"ppl {s}" for s in sources) + " | s/window |",
                   "|---|---|---|---|---|---|" + "---|" * len(sources) + "---|"]
@@ -202,6 +256,9 @@ def plot(result, out):
     import matplotlib.pyplot as plt
     contexts = [c for c in result["contexts"]
                 if any(r["context"] == c and r["delta_pct"] is not None for r in result["rows"])]
+    if not contexts:
+        print(f"{out}: no complete window to plot")
+        return
     fig, axes = plt.subplots(1, len(contexts), figsize=(6.5 * len(contexts), 4.5), squeeze=False)
     for ax, context in zip(axes[0], contexts):
         rows = [r for r in result["rows"] if r["context"] == context and r["config"] != "fp16"
@@ -221,7 +278,7 @@ def plot(result, out):
         ax.set_xlabel("average bits per K/V element (scales and zeros included)")
         ax.set_ylabel("Δ perplexity vs fp16 cache (%)")
         ax.set_title(f"SmolLM2-135M, context {context}" +
-                     ("" if result["mode"] == "full" else " (reduced run)"))
+                     ("" if result["mode"] == "full" else f" ({result['mode']} run)"))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -265,6 +322,13 @@ def main():
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--out-prefix", default=None,
                         help="write PREFIX.json, PREFIX-table.md and PREFIX.png")
+    parser.add_argument("--log", default=None,
+                        help="JSON-lines file: each finished window is appended to it, and "
+                             "windows already in it (same config, cache policy, scoring) "
+                             "are not evaluated again, so a long run can go in parts")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="seconds: start no evaluation after this (with --log: "
+                             "run a part of a long run, summarize what is complete)")
     args = parser.parse_args()
     if args.sanity:
         sanity()
@@ -280,7 +344,8 @@ def main():
     for name in names:  # unknown names fail before any work
         policy_for(name, m, allocations)
     sources = list(smollm2.eval_texts())
-    work = []
+    keys = {name: policy_key(policy_for(name, m, allocations)) for name in names}
+    work, planned = [], 0
     for context in sorted(contexts, reverse=True):  # long windows first: better balance
         for source in sources:
             count = len(source_windows(source, context, args.max_windows, args.full))
@@ -288,20 +353,45 @@ def main():
                 for name in names:
                     work.append((name, context, source, index, allocations,
                                  args.score_from, args.full, args.max_windows))
-    print(f"{len(work)} (config, window) evaluations, {args.jobs} process(es)", flush=True)
+    planned = len(work)
+    wanted = {_work_key(w[0], w[1], w[2], w[3], w[5], keys[w[0]]): w for w in work}
+    logged = load_log(args.log, wanted)
+    work = [w for key, w in wanted.items() if key not in logged]
+    print(f"{planned} (config, window) evaluations: {len(logged)} logged in {args.log}, "
+          f"{len(work)} to run, {args.jobs} process(es)" if args.log else
+          f"{planned} (config, window) evaluations, {args.jobs} process(es)", flush=True)
     start = time.time()
-    if args.jobs > 1:
-        with multiprocessing.Pool(args.jobs) as pool:
-            windows = list(pool.imap_unordered(_evaluate, work, chunksize=1))
-    else:
-        windows = [_evaluate(w) for w in work]
-    result = {"mode": "full" if args.full else "reduced",
+    windows = list(logged.values())
+    log = open(args.log, "a") if args.log else None
+    pool = multiprocessing.Pool(args.jobs) if args.jobs > 1 and work else None
+    try:
+        results = (pool.imap(_evaluate, work, chunksize=1) if pool
+                   else (_evaluate(w) for w in work))
+        for done, w in enumerate(results, 1):
+            windows.append(w)
+            if log:
+                log.write(json.dumps(w) + "\n")
+                log.flush()
+            if args.time_limit is not None and time.time() - start > args.time_limit:
+                print(f"time limit: {done} of {len(work)} evaluations run", flush=True)
+                break
+    finally:
+        if pool:
+            pool.terminate()
+        if log:
+            log.close()
+    summarized = complete_windows(windows, names, contexts)
+    partial = len(summarized) < planned
+    mode = ("partial" if partial else "full") if args.full else "reduced"
+    result = {"mode": mode,
               "command": " ".join(["run_smollm2.py"] + sys.argv[1:]),
               "model": m.config["name"] + " (" + smollm2.GGUF_NAME + ")",
               "contexts": contexts, "score_from": args.score_from, "residual": 128,
               "max_windows": None if args.full else args.max_windows,
+              "evaluations": {"planned": planned, "summarized": len(summarized)},
               "sources": sources, "wall_seconds": time.time() - start,
-              "rows": summarize(windows, names, contexts, allocations), "windows": windows}
+              "rows": summarize(summarized, names, contexts, allocations),
+              "windows": summarized}
     table = markdown(result)
     print(table)
     if args.out_prefix:

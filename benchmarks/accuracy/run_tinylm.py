@@ -45,9 +45,10 @@ ROTATED = {"kivi2-rot": "kivi2", "k4v2-rot": "k4v2", "k2v4-rot": "k2v4"}
 REFERENCE = {"fp16": 0.8941, "kivi2": 0.9203, "kivi4": 0.8950, "k2v2-token": 0.9392}
 
 
-def average_bits(policy, model):
+def average_bits(policy, model, context=None):
     """Average stored bits per K/V element over layers and heads, metadata
-    included, residual window excluded."""
+    included, residual window excluded. With `context`, the policy's fp16
+    sink tokens are charged as that share of a `context`-token cache."""
     import kvc
     if policy is None:
         return 16.0
@@ -58,7 +59,10 @@ def average_bits(policy, model):
             for enc in heads:
                 total += kvc.bits_per_element(enc, model.head_dim)
                 count += 1
-    return total / count
+    bits = total / count
+    if context and policy.sink:
+        bits += policy.sink * (16.0 - bits) / context
+    return bits
 
 
 def policy_for(name, model, allocations):
@@ -74,7 +78,8 @@ def policy_for(name, model, allocations):
         entry = allocations[name]
         layers = [(l["key"], l["value"]) for l in entry["layers"]]
         return tinylm.KVPolicy(layers, residual=entry.get("residual", 128), name=name,
-                               rotate_keys=entry.get("rotate_keys", False))
+                               rotate_keys=entry.get("rotate_keys", False),
+                               sink=entry.get("sink", 0))
     raise SystemExit(f"unknown config '{name}' (uniform: "
                      f"{', '.join(list(UNIFORM) + list(ROTATED))}; "
                      f"allocations: {', '.join(allocations) or 'none'})")

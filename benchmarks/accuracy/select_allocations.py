@@ -53,6 +53,9 @@ def main():
     parser.add_argument("--evict-fractions", default="",
                         help="token budgets as fractions of --context (H2O), e.g. "
                              "1,0.75,0.5")
+    parser.add_argument("--sink", type=int, default=0,
+                        help="the allocations keep this many sink tokens in fp16 "
+                             "(tinylm.KVPolicy.sink; calibrate_smollm2.py --sink stats)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     result = {}
@@ -68,7 +71,7 @@ def main():
                                       **evict)
         name = f"{args.prefix}-{args.granularity}-{budget:g}"
         result[name] = {"budget": budget, "residual": args.residual,
-                        "rotate_keys": args.rotate_keys,
+                        "rotate_keys": args.rotate_keys, "sink": args.sink,
                         "layers": allocation(report, args.layers, args.kv_heads),
                         "report": report}
         print(f"{name}: {report['average_bits']:.3f} bits/elem, predicted loss "

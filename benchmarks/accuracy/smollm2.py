@@ -166,12 +166,13 @@ class SmolLM2(TinyLM):
     def decode(self, ids):
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
 
-    def attention(self, q, k, v, keys_read, values_read, residual, block=256):
+    def attention(self, q, k, v, keys_read, values_read, residual, block=256, sink=0):
         """TinyLM.attention; with an all-fp16 cache, in causal blocks of
         `block` queries instead of one T x T matrix (2x less work at 4096)."""
         hq, t, d = q.shape
         if keys_read is not None or t <= block:
-            return super().attention(q, k, v, keys_read, values_read, residual)
+            return super().attention(q, k, v, keys_read, values_read, residual,
+                                     sink=sink)
         hkv = k.shape[0]
         group = hq // hkv
         k16, v16 = _round_fp16(k), _round_fp16(v)

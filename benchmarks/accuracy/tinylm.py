@@ -44,7 +44,8 @@ class KVPolicy:
         self.residual = residual
         self.name = name
         # Experiment (not in the compiler yet): the first `sink` tokens stay
-        # fp16 (StreamingLLM's attention sinks), the rest as encoded.
+        # fp16 (StreamingLLM's attention sinks, KVQuant's fp16 first token),
+        # held apart: the compressed groups and blocks start after them.
         self.sink = sink
         # Experiment: compress keys before RoPE (KVQuant), rotate after.
         self.pre_rope = pre_rope
@@ -122,9 +123,11 @@ class TinyLM:
             pre_rope["k"] = k
         return self._rope(q, positions), self._rope(k, positions), v
 
-    def attention(self, q, k, v, keys_read, values_read, residual, mass=None):
+    def attention(self, q, k, v, keys_read, values_read, residual, mass=None,
+                  sink=0):
         """Causal attention where query t reads key/value j from the
-        compressed view if j < floor((t+1)/R)*R, else from the fp16 one.
+        compressed view if j < S + floor((t+1-S)/R)*R, else from the fp16 one
+        (S = `sink` fp16 tokens held apart; their compressed view is fp16).
 
         Queries with the same compressed prefix c are done together: their
         scores are [q @ compressed[:c], q @ fp16[c:t1]], so no position is
@@ -139,7 +142,8 @@ class TinyLM:
         vc = values_read if values_read is not None else v16
         idx = np.arange(t)
         if residual and keys_read is not None:
-            prefix = ((idx + 1) // residual) * residual
+            prefix = np.where(idx + 1 >= sink,
+                              sink + ((idx + 1 - sink) // residual) * residual, 0)
         else:
             prefix = np.zeros(t, dtype=np.int64)
         out = np.empty_like(q)
@@ -167,6 +171,36 @@ class TinyLM:
                 out[kv * group:(kv + 1) * group, t0:t1] = o.reshape(group, t1 - t0, d)
         return out
 
+    def _read_views(self, policy, layer, q, k, v, pre_rope_k, positions):
+        """The keys and values a query reads from the compressed cache.
+
+        Sink tokens are held apart in fp16: the compressed stream, its groups
+        and its blocks start after them. Only whole blocks are compressed;
+        the rest is never read compressed (see attention) and stays fp16."""
+        import kvc
+        key_enc, value_enc = policy.layers[layer]
+        t, sink, residual = k.shape[1], policy.sink, policy.residual
+        stream = slice(sink, sink + ((t - sink) // residual) * residual if residual else t)
+        keys_read, values_read = _round_fp16(k), _round_fp16(v)
+        if stream.stop <= stream.start:
+            return keys_read, values_read
+
+        def part(x):
+            return np.ascontiguousarray(x[:, stream])
+
+        if policy.pre_rope:
+            keys_read[:, stream] = self._rope(
+                _compress_heads(kvc, part(pre_rope_k), key_enc), positions[stream])
+        elif policy.rotate_keys:
+            keys_read[:, stream] = _compress_heads(kvc, part(k), key_enc, rotate=True)
+        elif policy.outlier_channels:
+            keys_read[:, stream] = _compress_with_outliers(
+                kvc, part(k), key_enc, policy.outlier_channels)
+        else:
+            keys_read[:, stream] = _compress_heads(kvc, part(k), key_enc, queries=part(q))
+        values_read[:, stream] = _compress_heads(kvc, part(v), value_enc)
+        return keys_read, values_read
+
     def layer(self, layer, hidden, positions, policy=None, capture=None,
               attend=None):
         """One decoder layer on hidden [T, H] under `policy` (see forward).
@@ -181,25 +215,12 @@ class TinyLM:
             capture[f"layer{layer}.v"] = v
         keys_read = values_read = None
         residual = 0
+        sink = 0
         if policy is not None:
-            import kvc
-            key_enc, value_enc = policy.layers[layer]
-            residual = policy.residual
-            if policy.pre_rope:
-                keys_read = self._rope(_compress_heads(kvc, pre["k"], key_enc), positions)
-            elif policy.rotate_keys:
-                keys_read = _compress_heads(kvc, k, key_enc, rotate=True)
-            elif policy.outlier_channels:
-                keys_read = _compress_with_outliers(
-                    kvc, k, key_enc, policy.outlier_channels)
-            else:
-                keys_read = _compress_heads(kvc, k, key_enc, queries=q)
-            values_read = _compress_heads(kvc, v, value_enc)
-            if policy.sink:
-                keys_read[:, :policy.sink] = _round_fp16(k[:, :policy.sink])
-                values_read[:, :policy.sink] = _round_fp16(v[:, :policy.sink])
+            residual, sink = policy.residual, policy.sink
+            keys_read, values_read = self._read_views(policy, layer, q, k, v, pre["k"], positions)
         if attend is None:
-            attn = self.attention(q, k, v, keys_read, values_read, residual)
+            attn = self.attention(q, k, v, keys_read, values_read, residual, sink=sink)
         else:
             attn = attend(layer, q, k, v, keys_read, values_read, residual)
         p = f"model.layers.{layer}."

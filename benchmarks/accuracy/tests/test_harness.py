@@ -69,3 +69,45 @@ def test_short_run_orders_the_schemes():
     assert fp16 < kivi4 < kivi2
     assert kivi2 - fp16 > 0.01  # 2 bits visibly hurt; 4 bits barely
     assert kivi4 - fp16 < 0.005
+
+
+def test_sink_tokens_are_held_apart_from_the_compressed_stream():
+    """With S sink tokens, query t reads the sinks in fp16 and token j >= S
+    compressed iff j < S + floor((t + 1 - S) / R) * R, where the stream's
+    groups and blocks start at token S (so the sinks never widen a group's
+    range)."""
+    rng = np.random.default_rng(2)
+    hq, hkv, t, d, sink, residual = 4, 2, 300, 64, 4, 64
+    q = rng.standard_normal((hq, t, d)).astype(np.float32)
+    k = (rng.standard_normal((hkv, t, d)) * np.linspace(0.5, 4, d)).astype(np.float32)
+    v = rng.standard_normal((hkv, t, d)).astype(np.float32)
+    k[:, 0] *= 50  # a sink with outlier magnitude
+    key, value = "q2:channel:g32", "q3:token:g32"
+    model = tinylm.TinyLM({"num_hidden_layers": 1, "hidden_size": hq * d,
+                           "num_attention_heads": hq, "num_key_value_heads": hkv,
+                           "head_dim": d, "rms_norm_eps": 1e-6}, {})
+    policy = tinylm.KVPolicy([(key, value)], residual, sink=sink)
+    keys_read, values_read = model._read_views(policy, 0, q, k, v, None, np.arange(t))
+    stream = slice(sink, sink + ((t - sink) // residual) * residual)
+    np.testing.assert_array_equal(keys_read[:, :sink], tinylm._round_fp16(k[:, :sink]))
+    np.testing.assert_array_equal(
+        keys_read[:, stream], tinylm._compress_heads(kvc, np.ascontiguousarray(k[:, stream]), key))
+    np.testing.assert_array_equal(
+        values_read[:, stream], tinylm._compress_heads(kvc, np.ascontiguousarray(v[:, stream]), value))
+    np.testing.assert_array_equal(keys_read[:, stream.stop:], tinylm._round_fp16(k[:, stream.stop:]))
+
+    parallel = model.attention(q, k, v, keys_read, values_read, residual, sink=sink)
+    k16, v16 = tinylm._round_fp16(k), tinylm._round_fp16(v)
+    for pos in list(range(0, t, 23)) + [sink - 1, sink + residual - 1, sink + residual, t - 1]:
+        c = sink + ((pos + 1 - sink) // residual) * residual if pos + 1 >= sink else 0
+        keys = np.concatenate([keys_read[:, :c], k16[:, c:pos + 1]], axis=1)
+        values = np.concatenate([values_read[:, :c], v16[:, c:pos + 1]], axis=1)
+        want = reference_decode_attention(q[:, pos], keys, values)
+        np.testing.assert_allclose(parallel[:, pos], want, atol=2e-5, rtol=0)
+
+    # Without sinks the outlier token shares a group with tokens 1..31 and
+    # widens their range; held apart it does not.
+    plain = tinylm._compress_heads(kvc, np.ascontiguousarray(k[:, :256]), key)
+    err_plain = np.abs(plain[:, 1:32] - k[:, 1:32]).mean()
+    err_sink = np.abs(keys_read[:, sink:32] - k[:, sink:32]).mean()
+    assert err_sink < 0.5 * err_plain
