@@ -3,6 +3,7 @@
 
   run_smollm2.py --sanity
   run_smollm2.py --full [--allocations A.json] [--jobs N] [--out-prefix P]
+                 [--log W.jsonl] [--time-limit SECONDS]
   run_smollm2.py [--contexts 1024] [--max-windows 4] [--configs fp16,kivi2,...]
                  [--allocations A.json[,B.json]]
 
@@ -19,6 +20,11 @@ otherwise --max-windows windows per source are evaluated (a reduced run,
 labelled so in every output). --sanity prints greedy generations and
 perplexities on a text the model should know (the GPL-3 text of Debian's
 base-files) and exits.
+
+A long run can go in parts: --log appends each finished window to a
+JSON-lines file and skips those already there (same config, cache policy
+and scoring); --time-limit stops starting new ones. Tables cover the
+windows every configuration has finished ("partial" when some are missing).
 
 Keys stored Hadamard-rotated (kvc-rotate-keys): the uniform configs
 kivi2-rot, k4v2-rot and k2v4-rot, and any allocation whose JSON entry has
@@ -179,6 +185,12 @@ def load_allocations(paths):
     return allocations
 
 
+def mean_seconds(windows):
+    """Mean seconds per window over the windows whose time was recorded."""
+    timed = [w["seconds"] for w in windows if w.get("seconds") is not None]
+    return float(np.mean(timed)) if timed else None
+
+
 def summarize(windows, names, contexts, allocations):
     """Rows per (config, context): perplexity per source and over all
     scored tokens, Δ vs fp16, and the paired standard error of Δ mean NLL
@@ -200,7 +212,7 @@ def summarize(windows, names, contexts, allocations):
                    "bits_per_element": average_bits(policy_for(name, m, allocations), m,
                                                     context),
                    "tokens": tokens, "windows": len(mine), "ppl": float(np.exp(nll / tokens)),
-                   "seconds_per_window": float(np.mean([w["seconds"] for w in mine])),
+                   "seconds_per_window": mean_seconds(mine),
                    "sources": {}}
             for source in sorted({w["source"] for w in mine}):
                 part = [w for w in mine if w["source"] == source]
@@ -243,10 +255,12 @@ def markdown(result):
             err = ("" if r["delta_nll_stderr"] is None or r["config"] == "fp16"
                    else f"{100 * r['delta_nll_stderr']:.3f}")
             label = r.get("label") or LABELS.get(r["config"], r["config"])
+            seconds = ("" if r["seconds_per_window"] is None
+                       else f"{r['seconds_per_window']:.1f}")
             per_source = " | ".join(
                 f"{r['sources'][s]['ppl']:.4f}" if s in r["sources"] else "" for s in sources)
             lines.append(f"| {label} | {r['bits_per_element']:.2f} | {r['ppl']:.4f} | {delta} | "
-                         f"{pct} | {err} | {per_source} | {r['seconds_per_window']:.1f} |")
+                         f"{pct} | {err} | {per_source} | {seconds} |")
     return "\n".join(lines) + "\n"
 
 
@@ -345,7 +359,7 @@ def main():
         policy_for(name, m, allocations)
     sources = list(smollm2.eval_texts())
     keys = {name: policy_key(policy_for(name, m, allocations)) for name in names}
-    work, planned = [], 0
+    work = []
     for context in sorted(contexts, reverse=True):  # long windows first: better balance
         for source in sources:
             count = len(source_windows(source, context, args.max_windows, args.full))
@@ -365,7 +379,7 @@ def main():
     log = open(args.log, "a") if args.log else None
     pool = multiprocessing.Pool(args.jobs) if args.jobs > 1 and work else None
     try:
-        results = (pool.imap(_evaluate, work, chunksize=1) if pool
+        results = (pool.imap_unordered(_evaluate, work, chunksize=1) if pool
                    else (_evaluate(w) for w in work))
         for done, w in enumerate(results, 1):
             windows.append(w)
@@ -381,8 +395,7 @@ def main():
         if log:
             log.close()
     summarized = complete_windows(windows, names, contexts)
-    partial = len(summarized) < planned
-    mode = ("partial" if partial else "full") if args.full else "reduced"
+    mode = ("partial" if len(summarized) < planned else "full" if args.full else "reduced")
     result = {"mode": mode,
               "command": " ".join(["run_smollm2.py"] + sys.argv[1:]),
               "model": m.config["name"] + " (" + smollm2.GGUF_NAME + ")",
