@@ -265,27 +265,37 @@ def window_result(model, tokens, config, score_from=256, trace=False):
     return -picked.sum() / np.log(2.0), len(picked), ratio, layers
 
 
+def evaluate_windows(model, windows, config, score_from=256, progress=None):
+    """Loss and memory of `config` over token windows (each context + 1
+    tokens): bits per scored token, the number scored, and the memory ratio
+    averaged over the scored steps and at the last step."""
+    bits, scored, ratios = 0.0, 0, []
+    for w, window in enumerate(windows):
+        b, n, ratio, _ = window_result(model, window, config, score_from)
+        bits += b
+        scored += n
+        ratios.append(ratio)
+        if progress:
+            progress(w + 1, len(windows))
+    ratio = np.mean(ratios, axis=0)
+    return {"bits_per_token": bits / scored, "scored_tokens": scored, "windows": len(windows),
+            "bits_per_element": float(ratio[score_from:].mean()),
+            "final_bits_per_element": float(ratio[-1])}
+
+
 def evaluate(model, data, config, context=1024, score_from=256, max_windows=None,
              progress=None):
     """bits/byte and memory of `config` on consecutive non-overlapping
     windows of `context` bytes (positions >= score_from scored)."""
     tokens = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
-    windows = (len(tokens) - 1) // context
+    count = (len(tokens) - 1) // context
     if max_windows is not None:
-        windows = min(windows, max_windows)
-    bits, scored, ratios = 0.0, 0, []
-    for w in range(windows):
-        b, n, ratio, _ = window_result(model, tokens[w * context:(w + 1) * context + 1],
-                                       config, score_from)
-        bits += b
-        scored += n
-        ratios.append(ratio)
-        if progress:
-            progress(w + 1, windows)
-    ratio = np.mean(ratios, axis=0)
-    return {"bits_per_byte": bits / scored, "scored_bytes": scored, "windows": windows,
-            "bits_per_element": float(ratio[score_from:].mean()),
-            "final_bits_per_element": float(ratio[-1])}
+        count = min(count, max_windows)
+    windows = [tokens[w * context:(w + 1) * context + 1] for w in range(count)]
+    row = evaluate_windows(model, windows, config, score_from, progress)
+    row["bits_per_byte"] = row.pop("bits_per_token")
+    row["scored_bytes"] = row.pop("scored_tokens")
+    return row
 
 
 def config_from_report(name, report, num_layers, kv_heads):

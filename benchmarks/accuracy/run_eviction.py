@@ -5,7 +5,12 @@ caches and a cost-model report's choice (semantics: eviction.py).
 
   run_eviction.py [--configs a,b,...] [--max-windows N] [--report REPORT.json]
                   [--json out.json] [--plot out.png]
+  run_eviction.py --model smollm2 [--max-windows 4] ...
   run_eviction.py --from-json out.json [--plot out.png]
+
+--model smollm2 runs SmolLM2-135M-Instruct (smollm2.py) on --max-windows
+windows of 1024 tokens of each of run_smollm2.py's evaluation texts and
+reports bits per token and perplexity instead of bits/byte.
 
 Memory is the average stored bits per K/V element over the scored steps
 (residual-window tokens at 16 bits, see eviction.py), so it is not
@@ -28,6 +33,7 @@ import tinylm  # noqa: E402
 from run_tinylm import MODEL_DIR, REFERENCE, UNIFORM  # noqa: E402
 
 CONTEXT, SCORE_FROM = 1024, 256
+SMOLLM2_WINDOWS = 4  # per evaluation text, when --max-windows is not given
 TOKEN2 = "q2:token:g32"
 
 
@@ -109,6 +115,7 @@ def main():
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--plot", default=None, help="write the plot here (PNG)")
     parser.add_argument("--text", default=os.path.join(MODEL_DIR, "dev.txt"))
+    parser.add_argument("--model", default="tinylm", choices=["tinylm", "smollm2"])
     parser.add_argument("--from-json", default=None,
                         help="only print the table (and --plot) of earlier results")
     args = parser.parse_args()
@@ -132,7 +139,15 @@ def main():
             if entry not in report:
                 raise SystemExit(f"no report '{entry}' in {path} (has: {', '.join(report)})")
             report = report[entry]
-    model = tinylm.TinyLM.load(MODEL_DIR)
+    if args.model == "smollm2":
+        import run_smollm2
+        import smollm2
+        model = run_smollm2.model()
+        per_text = args.max_windows or SMOLLM2_WINDOWS
+        windows = [w for source in smollm2.eval_texts()
+                   for w in run_smollm2.source_windows(source, CONTEXT, per_text, False)]
+    else:
+        model = tinylm.TinyLM.load(MODEL_DIR)
     names = [args.report_config if n == "cost-model" else n
              for n in args.configs.split(",") if n]
     configs = [(n, *build_config(n, model, report, args.report_config))
@@ -146,9 +161,12 @@ def main():
                              f"{merged.get('max_windows')}, not {args.max_windows}")
         earlier = [r for r in merged["rows"] if r["config"] not in names]
         args.json = args.json or args.merge_into
-    with open(args.text, "rb") as f:
-        data = f.read()
-    meta = {"text": os.path.basename(args.text), "context": CONTEXT, "score_from": SCORE_FROM,
+    if args.model == "tinylm":
+        with open(args.text, "rb") as f:
+            data = f.read()
+    text = (f"{per_text} windows of each of " + " and ".join(smollm2.eval_texts())
+            if args.model == "smollm2" else os.path.basename(args.text))
+    meta = {"model": args.model, "text": text, "context": CONTEXT, "score_from": SCORE_FROM,
             "max_windows": args.max_windows, "machine": f"{platform.machine()}, "
             f"{platform.processor() or platform.node()}, 1 BLAS thread",
             "report": args.report}
@@ -157,7 +175,10 @@ def main():
     rows = list(earlier)
     for name, series, config in configs:
         start = time.time()
-        row = eviction.evaluate(model, data, config, CONTEXT, SCORE_FROM, args.max_windows)
+        if args.model == "smollm2":
+            row = eviction.evaluate_windows(model, windows, config, SCORE_FROM)
+        else:
+            row = eviction.evaluate(model, data, config, CONTEXT, SCORE_FROM, args.max_windows)
         enc, ev, dem = config.describe()
         budgets = _budgets(config)
         row.update(config=name, series=series, encoding=enc, evict=ev, demote=dem,
@@ -166,7 +187,8 @@ def main():
         if name == args.report_config:
             row["report_source"] = args.report
         rows.append(row)
-        print(f"{name}: {row['bits_per_byte']:.4f} bits/byte, {row['bits_per_element']:.2f} "
+        print(f"{name}: {row[loss_key(row)]:.4f} {UNITS[loss_key(row)]}, "
+              f"{row['bits_per_element']:.2f} "
               f"bits/elem ({row['seconds']:.0f} s, {row['windows']} windows)", flush=True)
         _finish(rows, meta, args)
     if args.plot:
@@ -175,23 +197,41 @@ def main():
     print(table(rows))
 
 
+UNITS = {"bits_per_byte": "bits/byte", "bits_per_token": "bits/token"}
+
+
+def loss_key(row):
+    """The loss a row reports: bits/byte (tiny LM) or bits/token (SmolLM2)."""
+    return "bits_per_byte" if "bits_per_byte" in row else "bits_per_token"
+
+
 def _finish(rows, meta, args):
-    base = next((r["bits_per_byte"] for r in rows if r["config"] == "fp16"), None)
+    base = next((r for r in rows if r["config"] == "fp16"), None)
     for r in rows:
-        r["delta"] = None if base is None else r["bits_per_byte"] - base
-        r["reference"] = REFERENCE.get(r["config"]) if args.max_windows is None else None
+        r["delta"] = None if base is None else r[loss_key(r)] - base[loss_key(base)]
+        if "bits_per_token" in r:
+            r["ppl"] = 2.0 ** r["bits_per_token"]
+            r["delta_ppl_pct"] = None if r["delta"] is None else 100 * (2.0 ** r["delta"] - 1)
+        r["reference"] = (REFERENCE.get(r["config"])
+                          if args.max_windows is None and args.model == "tinylm" else None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({**meta, "rows": rows}, f, indent=1)
 
 
 def table(rows):
+    unit = UNITS[loss_key(rows[0])] if rows else "bits/byte"
+    ppl = bool(rows) and "ppl" in rows[0]
     lines = ["| config | series | K / V encoding | eviction | evicted tokens | "
-             "avg bits/elem | bits/elem at t=1023 | bits/byte | Δ vs fp16 | "
-             "budget ≤ context/2 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"avg bits/elem | bits/elem at t=1023 | {unit} | Δ vs fp16 | "
+             + ("ppl | Δ ppl % | " if ppl else "") + "budget ≤ context/2 |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ppl else "") + "---|"]
     for r in rows:
         delta = "" if r["delta"] is None else f"{r['delta']:+.4f}"
+        extra = ""
+        if ppl:
+            pct = "" if r.get("delta_ppl_pct") is None else f"{r['delta_ppl_pct']:+.2f}"
+            extra = f"{r['ppl']:.4f} | {pct} | "
         if r.get("reference") is not None:
             delta += f" (ref {r['reference']:.4f})"
         budgets = "/".join(str(b) for b in r["budgets"])
@@ -199,8 +239,8 @@ def table(rows):
             (f"no ({budgets} of {CONTEXT})" if budgets else "")
         lines.append(f"| {r['config']} | {r['series']} | {r['encoding']} | {r['evict']} | "
                      f"{r['demote']} | {r['bits_per_element']:.2f} | "
-                     f"{r['final_bits_per_element']:.2f} | {r['bits_per_byte']:.4f} | "
-                     f"{delta} | {long} |")
+                     f"{r['final_bits_per_element']:.2f} | {r[loss_key(r)]:.4f} | "
+                     f"{delta} | {extra}{long} |")
     return "\n".join(lines)
 
 
@@ -231,11 +271,13 @@ def plot(rows, out):
         ax.axhline(0, color="black", linewidth=0.5)
         ax.set_xlabel(f"bits per K/V element, {label}")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("Δ bits/byte vs fp16 cache")
+    unit = UNITS[loss_key(rows[0])] if rows else "bits/byte"
+    axes[0].set_ylabel(f"Δ {unit} vs fp16 cache")
     axes[0].set_yscale("symlog", linthresh=0.01)
     axes[0].set_ylim(bottom=min(0.0, 1.2 * min(r["delta"] for r in rows)))
     axes[0].legend(fontsize=8)
-    fig.suptitle("tiny LM, dev.txt, context 1024: eviction vs quantization at equal memory")
+    name = "SmolLM2-135M" if unit == "bits/token" else "tiny LM, dev.txt"
+    fig.suptitle(f"{name}, context 1024: eviction vs quantization at equal memory")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"wrote {out}")

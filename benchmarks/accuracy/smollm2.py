@@ -166,13 +166,15 @@ class SmolLM2(TinyLM):
     def decode(self, ids):
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
 
-    def attention(self, q, k, v, keys_read, values_read, residual, block=256, sink=0):
-        """TinyLM.attention; with an all-fp16 cache, in causal blocks of
-        `block` queries instead of one T x T matrix (2x less work at 4096)."""
+    def attention(self, q, k, v, keys_read, values_read, residual, mass=None, sink=0,
+                  block=256):
+        """TinyLM.attention; with an all-fp16 cache and no attention mass
+        wanted, in causal blocks of `block` queries instead of one T x T
+        matrix (2x less work at 4096)."""
         hq, t, d = q.shape
-        if keys_read is not None or t <= block:
+        if keys_read is not None or t <= block or mass is not None:
             return super().attention(q, k, v, keys_read, values_read, residual,
-                                     sink=sink)
+                                     mass=mass, sink=sink)
         hkv = k.shape[0]
         group = hq // hkv
         k16, v16 = _round_fp16(k), _round_fp16(v)
@@ -192,10 +194,11 @@ class SmolLM2(TinyLM):
         return out
 
     def hidden_states(self, tokens, policy=None, capture=None, layer_inputs=None,
-                      start_layer=0, start_hidden=None):
+                      start_layer=0, start_hidden=None, attend=None):
         """Final hidden states [T, H] (before the last norm). `layer_inputs`
         (a list) receives each layer's input; `start_layer`/`start_hidden`
-        resume from such an input (layers before it are unchanged)."""
+        resume from such an input (layers before it are unchanged); `attend`
+        replaces the attention (TinyLM.layer; eviction.py)."""
         positions = np.arange(len(tokens))
         if start_hidden is None:
             hidden = self.w["model.embed_tokens.weight"][tokens]
@@ -204,7 +207,7 @@ class SmolLM2(TinyLM):
         for layer in range(start_layer, self.num_layers):
             if layer_inputs is not None:
                 layer_inputs.append(hidden)
-            hidden = self.layer(layer, hidden, positions, policy, capture)
+            hidden = self.layer(layer, hidden, positions, policy, capture, attend)
         return hidden
 
     def log_probs(self, hidden, rows):
@@ -214,9 +217,9 @@ class SmolLM2(TinyLM):
         logits -= logits.max(axis=-1, keepdims=True)
         return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
 
-    def forward(self, tokens, policy=None, capture=None):
+    def forward(self, tokens, policy=None, capture=None, attend=None):
         """TinyLM's interface: log-probs [T, vocab] of every position."""
-        hidden = self.hidden_states(tokens, policy, capture)
+        hidden = self.hidden_states(tokens, policy, capture, attend=attend)
         return self.log_probs(hidden, np.arange(len(tokens)))
 
     def window_nll(self, window, policy=None, score_from=256, **resume):

@@ -243,3 +243,28 @@ def test_rotated_keys_path(model):
     np.testing.assert_array_equal(nll["json"], nll["kivi2-rot"])
     assert not np.array_equal(nll["kivi2-rot"], nll["kivi2"])
     assert nll["fp16"].mean() < nll["kivi2-rot"].mean()
+
+
+def test_eviction_simulation_runs_on_smollm2(model):
+    """eviction.py through SmolLM2's layer loop (run_eviction.py --model
+    smollm2): a budget no step reaches is the harness's path, and H2O with a
+    small budget evicts, lowers the memory and changes the loss."""
+    import kvc  # noqa: F401
+    import eviction
+    ids = model.encode(open("/usr/share/common-licenses/GPL-3", encoding="utf-8").read())[:321]
+    nll = model.window_nll(ids, None, score_from=256)
+
+    def run(spec):
+        config = eviction.Config.uniform(spec, model.num_layers, evict=spec)
+        return eviction.window_result(model, ids, config, score_from=256)
+
+    bits, scored, ratio, _ = run("h2o:sink=4:window=256:budget=512")
+    assert scored == len(nll)
+    # Unblocked vs blocked fp16 attention and all-row vs scored-row logits:
+    # float32 summation order through 30 layers.
+    assert bits == pytest.approx(nll.sum() / np.log(2.0), rel=2e-4)
+    np.testing.assert_allclose(ratio, 16.0)
+    evicted_bits, _, evicted_ratio, layers = run("h2o:sink=4:window=32:budget=64")
+    assert evicted_ratio[-1] == pytest.approx(16.0 * 64 / 320)
+    assert abs(evicted_bits - bits) > 0.01 * bits
+    assert all(len(layer.bits) == 320 for layer in layers)
