@@ -283,19 +283,14 @@ def evaluate_windows(model, windows, config, score_from=256, progress=None):
             "final_bits_per_element": float(ratio[-1])}
 
 
-def evaluate(model, data, config, context=1024, score_from=256, max_windows=None,
-             progress=None):
-    """bits/byte and memory of `config` on consecutive non-overlapping
-    windows of `context` bytes (positions >= score_from scored)."""
+def byte_windows(data, context=1024, max_windows=None):
+    """Consecutive non-overlapping windows of `context` bytes of `data` (each
+    with the next byte as the last target) as token ids: the tiny LM's."""
     tokens = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
     count = (len(tokens) - 1) // context
     if max_windows is not None:
         count = min(count, max_windows)
-    windows = [tokens[w * context:(w + 1) * context + 1] for w in range(count)]
-    row = evaluate_windows(model, windows, config, score_from, progress)
-    row["bits_per_byte"] = row.pop("bits_per_token")
-    row["scored_bytes"] = row.pop("scored_tokens")
-    return row
+    return [tokens[w * context:(w + 1) * context + 1] for w in range(count)]
 
 
 def config_from_report(name, report, num_layers, kv_heads):

@@ -139,15 +139,7 @@ def main():
             if entry not in report:
                 raise SystemExit(f"no report '{entry}' in {path} (has: {', '.join(report)})")
             report = report[entry]
-    if args.model == "smollm2":
-        import run_smollm2
-        import smollm2
-        model = run_smollm2.model()
-        per_text = args.max_windows or SMOLLM2_WINDOWS
-        windows = [w for source in smollm2.eval_texts()
-                   for w in run_smollm2.source_windows(source, CONTEXT, per_text, False)]
-    else:
-        model = tinylm.TinyLM.load(MODEL_DIR)
+    model, windows, text = study_inputs(args)
     names = [args.report_config if n == "cost-model" else n
              for n in args.configs.split(",") if n]
     configs = [(n, *build_config(n, model, report, args.report_config))
@@ -161,11 +153,6 @@ def main():
                              f"{merged.get('max_windows')}, not {args.max_windows}")
         earlier = [r for r in merged["rows"] if r["config"] not in names]
         args.json = args.json or args.merge_into
-    if args.model == "tinylm":
-        with open(args.text, "rb") as f:
-            data = f.read()
-    text = (f"{per_text} windows of each of " + " and ".join(smollm2.eval_texts())
-            if args.model == "smollm2" else os.path.basename(args.text))
     meta = {"model": args.model, "text": text, "context": CONTEXT, "score_from": SCORE_FROM,
             "max_windows": args.max_windows, "machine": f"{platform.machine()}, "
             f"{platform.processor() or platform.node()}, 1 BLAS thread",
@@ -175,10 +162,10 @@ def main():
     rows = list(earlier)
     for name, series, config in configs:
         start = time.time()
-        if args.model == "smollm2":
-            row = eviction.evaluate_windows(model, windows, config, SCORE_FROM)
-        else:
-            row = eviction.evaluate(model, data, config, CONTEXT, SCORE_FROM, args.max_windows)
+        row = eviction.evaluate_windows(model, windows, config, SCORE_FROM)
+        if args.model == "tinylm":  # its tokens are bytes
+            row["bits_per_byte"] = row.pop("bits_per_token")
+            row["scored_bytes"] = row.pop("scored_tokens")
         enc, ev, dem = config.describe()
         budgets = _budgets(config)
         row.update(config=name, series=series, encoding=enc, evict=ev, demote=dem,
@@ -195,6 +182,21 @@ def main():
         plot(rows, args.plot)
     print()
     print(table(rows))
+
+
+def study_inputs(args):
+    """(model, token windows, a description of the text) of the study."""
+    if args.model == "smollm2":
+        import run_smollm2
+        import smollm2
+        per_text = args.max_windows or SMOLLM2_WINDOWS
+        windows = [w for source in smollm2.eval_texts()
+                   for w in run_smollm2.source_windows(source, CONTEXT, per_text, False)]
+        return (run_smollm2.model(), windows,
+                f"{per_text} windows of each of " + " and ".join(smollm2.eval_texts()))
+    with open(args.text, "rb") as f:
+        windows = eviction.byte_windows(f.read(), CONTEXT, args.max_windows)
+    return tinylm.TinyLM.load(MODEL_DIR), windows, os.path.basename(args.text)
 
 
 UNITS = {"bits_per_byte": "bits/byte", "bits_per_token": "bits/token"}
