@@ -355,10 +355,9 @@ def main():
     contexts = ([int(c) for c in args.contexts.split(",")] if args.contexts
                 else list(FULL_CONTEXTS) if args.full else [1024])
     m = model()
-    for name in names:  # unknown names fail before any work
-        policy_for(name, m, allocations)
-    sources = list(smollm2.eval_texts())
+    # Each config's cache-policy key (unknown names fail here, before any work).
     keys = {name: policy_key(policy_for(name, m, allocations)) for name in names}
+    sources = list(smollm2.eval_texts())
     work = []
     for context in sorted(contexts, reverse=True):  # long windows first: better balance
         for source in sources:
