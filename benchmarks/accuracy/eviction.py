@@ -265,24 +265,6 @@ def window_result(model, tokens, config, score_from=256, trace=False):
     return -picked.sum() / np.log(2.0), len(picked), ratio, layers
 
 
-def evaluate_windows(model, windows, config, score_from=256, progress=None):
-    """Loss and memory of `config` over token windows (each context + 1
-    tokens): bits per scored token, the number scored, and the memory ratio
-    averaged over the scored steps and at the last step."""
-    bits, scored, ratios = 0.0, 0, []
-    for w, window in enumerate(windows):
-        b, n, ratio, _ = window_result(model, window, config, score_from)
-        bits += b
-        scored += n
-        ratios.append(ratio)
-        if progress:
-            progress(w + 1, len(windows))
-    ratio = np.mean(ratios, axis=0)
-    return {"bits_per_token": bits / scored, "scored_tokens": scored, "windows": len(windows),
-            "bits_per_element": float(ratio[score_from:].mean()),
-            "final_bits_per_element": float(ratio[-1])}
-
-
 def byte_windows(data, context=1024, max_windows=None):
     """Consecutive non-overlapping windows of `context` bytes of `data` (each
     with the next byte as the last target) as token ids: the tiny LM's."""

@@ -5,12 +5,17 @@ caches and a cost-model report's choice (semantics: eviction.py).
 
   run_eviction.py [--configs a,b,...] [--max-windows N] [--report REPORT.json]
                   [--json out.json] [--plot out.png]
-  run_eviction.py --model smollm2 [--max-windows 4] ...
+  run_eviction.py --model smollm2 [--max-windows 4 | --full] [--jobs N]
+                  [--log W.jsonl] [--time-limit SECONDS] ...
   run_eviction.py --from-json out.json [--plot out.png]
 
 --model smollm2 runs SmolLM2-135M-Instruct (smollm2.py) on --max-windows
 windows of 1024 tokens of each of run_smollm2.py's evaluation texts and
-reports bits per token and perplexity instead of bits/byte.
+reports bits per token and perplexity instead of bits/byte; --full runs
+all 131 windows of run_smollm2.py --full's context-1024 set (>= 100k scored
+tokens). Each (configuration, window) is evaluated on its own (--jobs
+worker processes); --log and --time-limit run a long study in parts
+(runlog.py), and the rows cover the windows every configuration finished.
 
 Memory is the average stored bits per K/V element over the scored steps
 (residual-window tokens at 16 bits, see eviction.py), so it is not
@@ -25,10 +30,11 @@ import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-import numpy as np  # noqa: E402,F401
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eviction  # noqa: E402
+import runlog  # noqa: E402
 import tinylm  # noqa: E402
 from run_tinylm import MODEL_DIR, REFERENCE, UNIFORM  # noqa: E402
 
@@ -116,6 +122,17 @@ def main():
     parser.add_argument("--plot", default=None, help="write the plot here (PNG)")
     parser.add_argument("--text", default=os.path.join(MODEL_DIR, "dev.txt"))
     parser.add_argument("--model", default="tinylm", choices=["tinylm", "smollm2"])
+    parser.add_argument("--full", action="store_true",
+                        help="SmolLM2: run_smollm2.py --full's 1024-token windows "
+                             "(>= 100k scored tokens)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--log", default=None,
+                        help="JSON-lines file: each finished (config, window) is "
+                             "appended, and those already in it (same config, cache "
+                             "policy and evictions) are not evaluated again")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="seconds: wait for no further evaluation after this "
+                             "(with --log: a part of a long run)")
     parser.add_argument("--from-json", default=None,
                         help="only print the table (and --plot) of earlier results")
     args = parser.parse_args()
@@ -139,64 +156,143 @@ def main():
             if entry not in report:
                 raise SystemExit(f"no report '{entry}' in {path} (has: {', '.join(report)})")
             report = report[entry]
-    model, windows, text = study_inputs(args)
+    model, windows, text = study_inputs(args.model, args.text, args.max_windows, args.full)
     names = [args.report_config if n == "cost-model" else n
              for n in args.configs.split(",") if n]
-    configs = [(n, *build_config(n, model, report, args.report_config))
-               for n in names]  # fail early
+    configs = {n: build_config(n, model, report, args.report_config)
+               for n in names}  # fail early
     earlier = []
     if args.merge_into:
         with open(args.merge_into) as f:
             merged = json.load(f)
-        if merged.get("max_windows") != args.max_windows:
+        if merged.get("max_windows") != args.max_windows or merged.get("full") != args.full:
             raise SystemExit(f"{args.merge_into} was run with --max-windows "
-                             f"{merged.get('max_windows')}, not {args.max_windows}")
+                             f"{merged.get('max_windows')}"
+                             f"{' --full' if merged.get('full') else ''}, not "
+                             f"{args.max_windows}{' --full' if args.full else ''}")
         earlier = [r for r in merged["rows"] if r["config"] not in names]
         args.json = args.json or args.merge_into
     meta = {"model": args.model, "text": text, "context": CONTEXT, "score_from": SCORE_FROM,
-            "max_windows": args.max_windows, "machine": f"{platform.machine()}, "
+            "max_windows": args.max_windows, "full": args.full,
+            "machine": f"{platform.machine()}, "
             f"{platform.processor() or platform.node()}, 1 BLAS thread",
             "report": args.report}
     if args.merge_into:
         meta = {k: v for k, v in merged.items() if k != "rows"}
+    study = (args.model, args.text, args.max_windows, args.full, report, args.report_config)
+    keys = {n: runlog.policy_key(config.policy, config.evictions)
+            for n, (_, config) in configs.items()}
+    wanted = {runlog.work_key(n, CONTEXT, source, index, SCORE_FROM, keys[n]):
+              (n, source, index, keys[n], study)
+              for source, index, _ in windows for n in names}
+    logged = runlog.load(args.log, wanted)
+    work = [w for key, w in wanted.items() if key not in logged]
+    print(f"{len(wanted)} (config, window) evaluations"
+          + (f": {len(logged)} logged in {args.log}" if args.log else "")
+          + f", {len(work)} to run, {args.jobs} process(es)", flush=True)
+    results = list(logged.values()) + runlog.run(work, _evaluate, args.log, args.jobs,
+                                                 args.time_limit)
+    summarized = runlog.complete_windows(results, names, [CONTEXT])
+    meta["evaluations"] = {"planned": len(wanted), "summarized": len(summarized)}
+    meta["mode"] = "partial" if len(summarized) < len(wanted) else "complete"
+    base = {(w["source"], w["window"]): w for w in summarized if w["config"] == "fp16"}
     rows = list(earlier)
-    for name, series, config in configs:
-        start = time.time()
-        row = eviction.evaluate_windows(model, windows, config, SCORE_FROM)
-        if args.model == "tinylm":  # its tokens are bytes
-            row["bits_per_byte"] = row.pop("bits_per_token")
-            row["scored_bytes"] = row.pop("scored_tokens")
+    for name in names:
+        series, config = configs[name]
+        row = _row([w for w in summarized if w["config"] == name], base, args.model)
+        if row is None:
+            continue
         enc, ev, dem = config.describe()
         budgets = _budgets(config)
         row.update(config=name, series=series, encoding=enc, evict=ev, demote=dem,
-                   budgets=budgets, seconds=time.time() - start,
-                   long_context=bool(budgets) and max(budgets) <= CONTEXT // 2)
+                   budgets=budgets, long_context=bool(budgets) and max(budgets) <= CONTEXT // 2)
         if name == args.report_config:
             row["report_source"] = args.report
         rows.append(row)
-        print(f"{name}: {row[loss_key(row)]:.4f} {UNITS[loss_key(row)]}, "
-              f"{row['bits_per_element']:.2f} "
-              f"bits/elem ({row['seconds']:.0f} s, {row['windows']} windows)", flush=True)
-        _finish(rows, meta, args)
+    _finish(rows, meta, args)
     if args.plot:
         plot(rows, args.plot)
     print()
+    if meta["mode"] == "partial":
+        print(f"partial: {len(summarized) // max(len(names), 1)} of "
+              f"{len(windows)} windows finished by every configuration")
     print(table(rows))
 
 
-def study_inputs(args):
-    """(model, token windows, a description of the text) of the study."""
-    if args.model == "smollm2":
+def _row(mine, base, model_kind):
+    """A configuration's row from its window results: the loss over all
+    scored tokens, the paired standard error of its difference to fp16, and
+    the memory averaged over the windows (each window's average over its
+    scored steps, and its last step: all windows have the same length)."""
+    if not mine:
+        return None
+    bits, scored = sum(w["bits"] for w in mine), sum(w["tokens"] for w in mine)
+    unit = "bits_per_byte" if model_kind == "tinylm" else "bits_per_token"  # tiny LM: bytes
+    row = {unit: bits / scored, "scored_bytes" if model_kind == "tinylm" else "scored_tokens":
+           scored, "windows": len(mine),
+           "bits_per_element": float(np.mean([w["memory"] for w in mine])),
+           "final_bits_per_element": float(np.mean([w["final_memory"] for w in mine])),
+           "seconds": float(sum(w["seconds"] for w in mine)),
+           "delta_stderr": runlog.paired_stderr(mine, base, loss="bits")}
+    return row
+
+
+_STUDIES = {}
+
+
+def _study(study):
+    """(model, {(source, index): tokens}, {name: Config}) of a run, built
+    once per worker process."""
+    key = json.dumps(study, sort_keys=True)
+    if key not in _STUDIES:
+        model, windows, _ = study_inputs(*study[:4])
+        _STUDIES[key] = (model, {(s, i): tokens for s, i, tokens in windows}, {})
+    model, windows, configs = _STUDIES[key]
+    return model, windows, configs
+
+
+def _evaluate(work):
+    """One window of one configuration (in a worker process): its scored
+    bits and tokens and its memory (eviction.window_result)."""
+    name, source, index, key, study = work
+    model, windows, configs = _study(study)
+    if name not in configs:
+        configs[name] = build_config(name, model, study[4], study[5])[1]
+    start = time.time()
+    bits, scored, ratio, _ = eviction.window_result(model, windows[(source, index)],
+                                                    configs[name], SCORE_FROM)
+    seconds = time.time() - start
+    unit = "bits/byte" if study[0] == "tinylm" else "bits/token"
+    print(f"{name} {source}[{index}]: {bits / scored:.4f} {unit} ({seconds:.1f} s)", flush=True)
+    return {"config": name, "context": CONTEXT, "source": source, "window": index,
+            "score_from": SCORE_FROM, "policy": key, "bits": float(bits), "tokens": int(scored),
+            "memory": float(ratio[SCORE_FROM:].mean()), "final_memory": float(ratio[-1]),
+            "seconds": seconds}
+
+
+def study_inputs(model_kind, text_path, max_windows, full):
+    """(model, token windows as (source, index, tokens), a description of the
+    text) of the study."""
+    if model_kind == "smollm2":
         import run_smollm2
         import smollm2
-        per_text = args.max_windows or SMOLLM2_WINDOWS
-        windows = [w for source in smollm2.eval_texts()
-                   for w in run_smollm2.source_windows(source, CONTEXT, per_text, False)]
-        return (run_smollm2.model(), windows,
+        per_text = None if full else max_windows or SMOLLM2_WINDOWS
+        windows = [(source, index, w) for source in smollm2.eval_texts()
+                   for index, w in enumerate(
+                       run_smollm2.source_windows(source, CONTEXT, per_text, full))]
+        what = ("all of dev.txt and the first "
+                f"{run_smollm2.FULL_PROSE_TOKENS} tokens of jargon-lexicon "
+                f"({len(windows)} windows)" if full else
                 f"{per_text} windows of each of " + " and ".join(smollm2.eval_texts()))
-    with open(args.text, "rb") as f:
-        windows = eviction.byte_windows(f.read(), CONTEXT, args.max_windows)
-    return tinylm.TinyLM.load(MODEL_DIR), windows, os.path.basename(args.text)
+        return run_smollm2.model(), windows, what
+    if full:
+        raise SystemExit("--full is SmolLM2's full evaluation set; the tiny LM's study "
+                         "reads all of --text unless --max-windows is given")
+    with open(text_path, "rb") as f:
+        windows = eviction.byte_windows(f.read(), CONTEXT, max_windows)
+    source = os.path.basename(text_path)
+    return (tinylm.TinyLM.load(MODEL_DIR), [(source, i, w) for i, w in enumerate(windows)],
+            source)
 
 
 UNITS = {"bits_per_byte": "bits/byte", "bits_per_token": "bits/token"}
@@ -230,6 +326,8 @@ def table(rows):
              "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ppl else "") + "---|"]
     for r in rows:
         delta = "" if r["delta"] is None else f"{r['delta']:+.4f}"
+        if r["delta"] is not None and r.get("delta_stderr") and r["config"] != "fp16":
+            delta += f" ± {r['delta_stderr']:.4f}"  # paired over windows
         extra = ""
         if ppl:
             pct = "" if r.get("delta_ppl_pct") is None else f"{r['delta_ppl_pct']:+.2f}"

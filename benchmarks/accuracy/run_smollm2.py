@@ -32,9 +32,7 @@ kivi2-rot, k4v2-rot and k2v4-rot, and any allocation whose JSON entry has
 calibrate_smollm2.py --rotate-keys statistics).
 """
 import argparse
-import hashlib
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -43,6 +41,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see run_tinylm.py
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runlog  # noqa: E402
 import smollm2  # noqa: E402
 from run_tinylm import UNIFORM, average_bits, policy_for  # noqa: E402
 
@@ -88,17 +87,6 @@ def source_windows(name, context, max_windows, full):
     return smollm2.windows(ids, context, None if full else max_windows)
 
 
-def policy_key(policy):
-    """What a window's result depends on besides the text: the cache policy
-    (a resumed run reuses a logged result only under the same key)."""
-    if policy is None:
-        return "fp16"
-    text = json.dumps({"layers": policy.layers, "residual": policy.residual,
-                       "sink": policy.sink, "rotate_keys": policy.rotate_keys},
-                      sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _evaluate(work):
     """One window of one configuration (in a worker process)."""
     config, context, source, index, allocations, score_from, full, max_windows = work
@@ -111,44 +99,8 @@ def _evaluate(work):
     print(f"{config} ctx {context} {source}[{index}]: ppl {np.exp(nll.mean()):.3f} "
           f"({seconds:.1f} s)", flush=True)
     return {"config": config, "context": context, "source": source, "window": index,
-            "score_from": score_from, "policy": policy_key(policy),
+            "score_from": score_from, "policy": runlog.policy_key(policy),
             "nll": float(nll.sum()), "tokens": len(nll), "seconds": seconds}
-
-
-def _work_key(config, context, source, index, score_from, key):
-    return (config, context, source, index, score_from, key)
-
-
-def load_log(path, wanted):
-    """Results of earlier runs from the JSON-lines log `path` whose work key
-    is in `wanted` (same config, window, scoring and cache policy)."""
-    done = {}
-    if not path or not os.path.exists(path):
-        return done
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                w = json.loads(line)
-                key = _work_key(w["config"], w["context"], w["source"], w["window"],
-                                w["score_from"], w["policy"])
-            except (ValueError, KeyError) as error:
-                raise SystemExit(f"{path}:{number}: not a window result ({error})")
-            if key in wanted:
-                done[key] = w
-    return done
-
-
-def complete_windows(windows, names, contexts):
-    """The results of the windows that every configuration has finished
-    (a partial run is summarized on those only, so the rows stay paired)."""
-    have = {}
-    for w in windows:
-        have.setdefault((w["context"], w["source"], w["window"]), set()).add(w["config"])
-    whole = {k for k, configs in have.items() if set(names) <= configs}
-    return [w for w in windows if (w["context"], w["source"], w["window"]) in whole
-            and w["config"] in names and w["context"] in contexts]
 
 
 def cost_model_series(entry):
@@ -220,10 +172,7 @@ def summarize(windows, names, contexts, allocations):
                     "tokens": sum(w["tokens"] for w in part),
                     "ppl": float(np.exp(sum(w["nll"] for w in part) /
                                         sum(w["tokens"] for w in part)))}
-            paired = [(w["nll"] - base[(w["source"], w["window"])]["nll"]) / w["tokens"]
-                      for w in mine if (w["source"], w["window"]) in base]
-            row["delta_nll_stderr"] = (float(np.std(paired, ddof=1) / np.sqrt(len(paired)))
-                                       if len(paired) > 1 else None)
+            row["delta_nll_stderr"] = runlog.paired_stderr(mine, base)
             rows.append(row)
         fp16 = next((r for r in rows if r["config"] == "fp16" and r["context"] == context), None)
         for r in rows:
@@ -356,7 +305,7 @@ def main():
                 else list(FULL_CONTEXTS) if args.full else [1024])
     m = model()
     # Each config's cache-policy key (unknown names fail here, before any work).
-    keys = {name: policy_key(policy_for(name, m, allocations)) for name in names}
+    keys = {name: runlog.policy_key(policy_for(name, m, allocations)) for name in names}
     sources = list(smollm2.eval_texts())
     work = []
     for context in sorted(contexts, reverse=True):  # long windows first: better balance
@@ -367,33 +316,16 @@ def main():
                     work.append((name, context, source, index, allocations,
                                  args.score_from, args.full, args.max_windows))
     planned = len(work)
-    wanted = {_work_key(w[0], w[1], w[2], w[3], w[5], keys[w[0]]): w for w in work}
-    logged = load_log(args.log, wanted)
+    wanted = {runlog.work_key(w[0], w[1], w[2], w[3], w[5], keys[w[0]]): w for w in work}
+    logged = runlog.load(args.log, wanted)
     work = [w for key, w in wanted.items() if key not in logged]
     print(f"{planned} (config, window) evaluations: {len(logged)} logged in {args.log}, "
           f"{len(work)} to run, {args.jobs} process(es)" if args.log else
           f"{planned} (config, window) evaluations, {args.jobs} process(es)", flush=True)
     start = time.time()
-    windows = list(logged.values())
-    log = open(args.log, "a") if args.log else None
-    pool = multiprocessing.Pool(args.jobs) if args.jobs > 1 and work else None
-    try:
-        results = (pool.imap_unordered(_evaluate, work, chunksize=1) if pool
-                   else (_evaluate(w) for w in work))
-        for done, w in enumerate(results, 1):
-            windows.append(w)
-            if log:
-                log.write(json.dumps(w) + "\n")
-                log.flush()
-            if args.time_limit is not None and time.time() - start > args.time_limit:
-                print(f"time limit: {done} of {len(work)} evaluations run", flush=True)
-                break
-    finally:
-        if pool:
-            pool.terminate()
-        if log:
-            log.close()
-    summarized = complete_windows(windows, names, contexts)
+    windows = list(logged.values()) + runlog.run(work, _evaluate, args.log, args.jobs,
+                                                 args.time_limit)
+    summarized = runlog.complete_windows(windows, names, contexts)
     mode = ("partial" if len(summarized) < planned else "full" if args.full else "reduced")
     result = {"mode": mode,
               "command": " ".join(["run_smollm2.py"] + sys.argv[1:]),

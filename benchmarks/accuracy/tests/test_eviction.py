@@ -267,3 +267,36 @@ def test_the_hand_written_report_reads_as_the_cost_model_writes_it():
 def test_bad_reports_are_clear_errors(report, message):
     with pytest.raises(ValueError, match=message):
         eviction.config_from_report("bad", report, num_layers=1, kv_heads=2)
+
+
+@needs_model
+def test_the_runner_sums_window_results_and_resumes_from_its_log(tmp_path, monkeypatch, capsys):
+    """run_eviction.py evaluates each (config, window) on its own: its row is
+    window_result summed over the windows, and a second run with the same
+    log evaluates nothing again."""
+    import json
+    import run_eviction
+    log, out = tmp_path / "windows.jsonl", tmp_path / "rows.json"
+    argv = ["run_eviction.py", "--configs", "fp16,k4v2", "--max-windows", "2",
+            "--log", str(log), "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    run_eviction.main()
+    assert "4 (config, window) evaluations: 0 logged" in capsys.readouterr().out
+    rows = {r["config"]: r for r in json.loads(out.read_text())["rows"]}
+    model = tinylm.TinyLM.load(MODEL_DIR)
+    with open(os.path.join(MODEL_DIR, "dev.txt"), "rb") as f:
+        windows = eviction.byte_windows(f.read(), 1024, 2)
+    config = run_eviction.build_config("k4v2", model, None)[1]
+    direct = [eviction.window_result(model, w, config, 256) for w in windows]
+    row = rows["k4v2"]
+    assert row["bits_per_byte"] == pytest.approx(sum(d[0] for d in direct) / 1536, rel=1e-12)
+    assert row["scored_bytes"] == 1536 and row["windows"] == 2
+    ratio = np.mean([d[2] for d in direct], axis=0)
+    assert row["bits_per_element"] == pytest.approx(ratio[256:].mean(), rel=1e-12)
+    assert row["final_bits_per_element"] == pytest.approx(ratio[-1], rel=1e-12)
+    assert row["delta_stderr"] is not None and rows["fp16"]["delta"] == 0.0
+    assert len(log.read_text().splitlines()) == 4
+    run_eviction.main()  # resumed: everything is logged
+    assert ": 4 logged in" in capsys.readouterr().out
+    assert json.loads(out.read_text())["rows"] == list(rows.values())
+    assert len(log.read_text().splitlines()) == 4
