@@ -125,14 +125,7 @@ def main():
     parser.add_argument("--full", action="store_true",
                         help="SmolLM2: run_smollm2.py --full's 1024-token windows "
                              "(>= 100k scored tokens)")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
-    parser.add_argument("--log", default=None,
-                        help="JSON-lines file: each finished (config, window) is "
-                             "appended, and those already in it (same config, cache "
-                             "policy and evictions) are not evaluated again")
-    parser.add_argument("--time-limit", type=float, default=None,
-                        help="seconds: wait for no further evaluation after this "
-                             "(with --log: a part of a long run)")
+    runlog.add_arguments(parser)
     parser.add_argument("--from-json", default=None,
                         help="only print the table (and --plot) of earlier results")
     args = parser.parse_args()

@@ -282,16 +282,9 @@ def main():
     parser.add_argument("--max-windows", type=int, default=4,
                         help="windows per source and context (ignored with --full)")
     parser.add_argument("--score-from", type=int, default=256)
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--out-prefix", default=None,
                         help="write PREFIX.json, PREFIX-table.md and PREFIX.png")
-    parser.add_argument("--log", default=None,
-                        help="JSON-lines file: each finished window is appended to it, and "
-                             "windows already in it (same config, cache policy, scoring) "
-                             "are not evaluated again, so a long run can go in parts")
-    parser.add_argument("--time-limit", type=float, default=None,
-                        help="seconds: start no evaluation after this (with --log: "
-                             "run a part of a long run, summarize what is complete)")
+    runlog.add_arguments(parser)
     args = parser.parse_args()
     if args.sanity:
         sanity()

@@ -17,6 +17,20 @@ import time
 import numpy as np
 
 
+def add_arguments(parser):
+    """The options of a run that can go in parts: --jobs, --log, --time-limit."""
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--log", default=None,
+                        help="JSON-lines file: each finished (config, window) is "
+                             "appended, and those already in it (same config, cache "
+                             "policy, scoring) are not evaluated again, so a long run "
+                             "can go in parts")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="seconds: wait for no further evaluation after this "
+                             "(with --log: run a part of a long run, summarize what "
+                             "is complete)")
+
+
 def policy_key(policy, evictions=None):
     """A short hash of what a window's result depends on besides its text:
     the tinylm.KVPolicy (None: fp16 cache) and, for the eviction study, the
