@@ -178,11 +178,10 @@ def main():
     wanted = {runlog.work_key(n, CONTEXT, source, index, SCORE_FROM, keys[n]):
               (n, source, index, keys[n], study)
               for source, index, _ in windows for n in names}
-    logged = runlog.load(args.log, wanted)
-    work = [w for key, w in wanted.items() if key not in logged]
-    print(f"{len(wanted)} (config, window) evaluations"
-          + (f": {len(logged)} logged in {args.log}" if args.log else "")
-          + f", {len(work)} to run, {args.jobs} process(es)", flush=True)
+    # What this process built serves _evaluate here and in forked workers.
+    _STUDIES[_study_key(study)] = (model, {(s, i): tokens for s, i, tokens in windows},
+                                   {n: config for n, (_, config) in configs.items()})
+    logged, work = runlog.pending(wanted, args.log, args.jobs)
     results = list(logged.values()) + runlog.run(work, _evaluate, args.log, args.jobs,
                                                  args.time_limit)
     summarized = runlog.complete_windows(results, names, [CONTEXT])
@@ -233,15 +232,18 @@ def _row(mine, base, model_kind):
 _STUDIES = {}
 
 
+def _study_key(study):
+    return json.dumps(study, sort_keys=True)
+
+
 def _study(study):
-    """(model, {(source, index): tokens}, {name: Config}) of a run, built
-    once per worker process."""
-    key = json.dumps(study, sort_keys=True)
+    """(model, {(source, index): tokens}, {name: Config}) of a run: the main
+    process's, or built once in a worker that did not inherit it."""
+    key = _study_key(study)
     if key not in _STUDIES:
         model, windows, _ = study_inputs(*study[:4])
         _STUDIES[key] = (model, {(s, i): tokens for s, i, tokens in windows}, {})
-    model, windows, configs = _STUDIES[key]
-    return model, windows, configs
+    return _STUDIES[key]
 
 
 def _evaluate(work):

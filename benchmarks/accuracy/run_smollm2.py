@@ -310,11 +310,7 @@ def main():
                                  args.score_from, args.full, args.max_windows))
     planned = len(work)
     wanted = {runlog.work_key(w[0], w[1], w[2], w[3], w[5], keys[w[0]]): w for w in work}
-    logged = runlog.load(args.log, wanted)
-    work = [w for key, w in wanted.items() if key not in logged]
-    print(f"{planned} (config, window) evaluations: {len(logged)} logged in {args.log}, "
-          f"{len(work)} to run, {args.jobs} process(es)" if args.log else
-          f"{planned} (config, window) evaluations, {args.jobs} process(es)", flush=True)
+    logged, work = runlog.pending(wanted, args.log, args.jobs)
     start = time.time()
     windows = list(logged.values()) + runlog.run(work, _evaluate, args.log, args.jobs,
                                                  args.time_limit)

@@ -72,6 +72,17 @@ def load(path, wanted):
     return done
 
 
+def pending(wanted, log_path, jobs):
+    """Splits `wanted` ({work key: work item}) into the results already in
+    the log and the work items still to run, and says so."""
+    logged = load(log_path, wanted)
+    work = [w for key, w in wanted.items() if key not in logged]
+    print(f"{len(wanted)} (config, window) evaluations"
+          + (f": {len(logged)} logged in {log_path}" if log_path else "")
+          + f", {len(work)} to run, {jobs} process(es)", flush=True)
+    return logged, work
+
+
 def complete_windows(windows, names, contexts):
     """The results of the windows that every configuration has finished
     (a partial run is summarized on those only, so the rows stay paired)."""
