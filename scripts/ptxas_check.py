@@ -2,14 +2,18 @@
 """Compiles the PTX of kvc's generated GPU kernels with ptxas and checks it.
 
 usage: ptxas_check.py MODULE.mlir [--arch sm_90a] [--ptxas PATH] [--ptx-out F]
+                       [--require-16b-loads REGEX]
 
 MODULE.mlir is the output of `kvc-opt --kvc-gpu-pipeline="format=isa ..."`:
 each `gpu.binary` holds the PTX of a gpu.module as its `assembly`. Every
 kernel is compiled with `ptxas -v -arch=ARCH`; the script prints one row per
-kernel (registers, shared memory, stack frame, spill stores/loads) and fails
-when any kernel spills, has a stack frame, or when the PTX touches local
-memory (`.local`, `ld.local`, `st.local`). --ptx-out writes the PTX (for
-FileCheck). Exit status: 0 clean, 1 a check failed, 2 bad input.
+kernel (registers, shared memory, stack frame, spill stores/loads, 16-byte
+global loads in its PTX) and fails when any kernel spills, has a stack frame,
+or when the PTX touches local memory (`.local`, `ld.local`, `st.local`);
+with --require-16b-loads, also when a kernel whose name matches REGEX has
+no 16-byte global load (`ld.global.v4.b32`, `.v2.b64`, ...). --ptx-out
+writes the PTX (for FileCheck). Exit status: 0 clean, 1 a check failed,
+2 bad input.
 """
 import argparse
 import os
@@ -25,6 +29,19 @@ FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, "
                    r"(\d+) bytes spill loads")
 USED = re.compile(r"Used (\d+) registers")
 SMEM = re.compile(r"(\d+) bytes smem")
+PTX_ENTRY = re.compile(r"\.entry\s+(\w+)\s*\(")
+WIDE_LOAD = re.compile(r"\bld\.global(?:\.nc)?\.(?:v4\.(?:b|u|s|f)32|"
+                       r"v2\.(?:b|u|s|f)64)\b")
+
+
+def wide_loads(ptx):
+    """16-byte global loads per kernel of a PTX text."""
+    starts = [(m.group(1), m.start()) for m in PTX_ENTRY.finditer(ptx)]
+    counts = {}
+    for i, (name, start) in enumerate(starts):
+        end = starts[i + 1][1] if i + 1 < len(starts) else len(ptx)
+        counts[name] = len(WIDE_LOAD.findall(ptx, start, end))
+    return counts
 
 
 def unescape(text):
@@ -77,7 +94,16 @@ def main():
     p.add_argument("--arch", default="sm_90a")
     p.add_argument("--ptxas", default=None)
     p.add_argument("--ptx-out", default=None)
+    p.add_argument("--require-16b-loads", default=None, metavar="REGEX",
+                   help="kernels whose names match must load 16 bytes at "
+                        "a time somewhere")
     a = p.parse_args()
+    try:
+        require_wide = re.compile(a.require_16b_loads) \
+            if a.require_16b_loads else None
+    except re.error as e:
+        print(f"ptxas_check: bad --require-16b-loads: {e}", file=sys.stderr)
+        return 2
     ptxas = a.ptxas or shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
     if not os.path.exists(ptxas) and not shutil.which(ptxas):
         print(f"ptxas_check: no ptxas at {ptxas}", file=sys.stderr)
@@ -100,6 +126,7 @@ def main():
     failures = []
     if re.search(r"\.local\b|ld\.local|st\.local", ptx):
         failures.append("the PTX uses local memory")
+    wide = wide_loads(ptx)
     rows = []
     for blob in blobs:
         try:
@@ -107,15 +134,19 @@ def main():
         except RuntimeError as e:
             print(f"ptxas_check: {e}", file=sys.stderr)
             return 1
-    print(f"| kernel ({a.arch}) | registers | smem B | stack B | spill st/ld B |")
-    print("|---|---|---|---|---|")
+    print(f"| kernel ({a.arch}) | registers | smem B | stack B | "
+          "spill st/ld B | 16-B loads |")
+    print("|---|---|---|---|---|---|")
     for name, info in rows:
         print(f"| {name} | {info.get('registers')} | {info.get('smem', 0)} | "
               f"{info.get('stack')} | {info.get('spill_stores')}/"
-              f"{info.get('spill_loads')} |")
+              f"{info.get('spill_loads')} | {wide.get(name, 0)} |")
         if info.get("stack") or info.get("spill_stores") or \
                 info.get("spill_loads"):
             failures.append(f"{name} spills or has a stack frame")
+        if require_wide and require_wide.search(name) and \
+                not wide.get(name, 0):
+            failures.append(f"{name} has no 16-byte global load")
     regs = [info.get("registers", 0) for _, info in rows]
     print(f"ptxas_check: {len(rows)} kernels, registers {min(regs)}..{max(regs)}, "
           f"{len(failures)} failures")

@@ -124,7 +124,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
     return;
   }
   std::string pipeline = llvm::formatv(
-      "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1}},"
+      "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
+      "min-blocks-per-sm={5}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -133,7 +134,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       "cubin-format={4}}",
       options.pageTokens.getValue(), options.splitTokens.getValue(),
       options.chip.getValue(), options.features.getValue(),
-      options.format.getValue());
+      options.format.getValue(), options.minBlocksPerSM.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

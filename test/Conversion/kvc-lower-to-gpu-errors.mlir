@@ -1,11 +1,13 @@
 // RUN: kvc-opt %s -split-input-file -verify-diagnostics --kvc-lower-to-gpu
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-tokens=100" 2>&1 | FileCheck %s --check-prefix=SPLIT
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="format=elf" 2>&1 | FileCheck %s --check-prefix=FORMAT
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="min-blocks-per-sm=17" 2>&1 | FileCheck %s --check-prefix=BLOCKS
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
 
 // SPLIT: error: kvc-lower-to-gpu: split-tokens (100) and block-threads (128) must be positive multiples of 32, block-threads at most 1024
+// BLOCKS: error: kvc-lower-to-gpu: min-blocks-per-sm (17) blocks of 128 threads exceed the 2048 threads an SM holds
 // FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' (expected e.g. chip=sm_90a features=+ptx80 and format isa, bin or fatbin)
 
 func.func @append(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x1x64xf32>) -> !kvc.cache<1x2x?x64xf16> {

@@ -31,14 +31,23 @@
 // The split kernel: shared memory for the 4 query vectors of the group, the
 // split's 512 scores per query head, the reductions and the value lanes.
 // CHECK: gpu.module @kvc_kernels
-// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4x64xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4x64xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
 // Runtime memory is read as global memory.
 // CHECK: llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
-// Keys dequantized in registers: a 2-bit code, scale and zero, a separate
-// multiply and add (docs/layout.md).
+// Keys dequantized in registers, the token located once (one page-table
+// load), then four channels at a time: their (scale, zero) pairs in one
+// 16-byte load, each 2-bit code from its word, a separate multiply and add
+// (docs/layout.md).
+// CHECK: scf.if
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c4
+// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // CHECK: arith.andi %{{.*}}, %c3_i32
 // CHECK: arith.mulf
 // CHECK: arith.addf
+// The fp16 residual rows: eight keys a load.
+// CHECK: } else {
+// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // Block reductions: warp shuffles, then shared memory.
 // CHECK: gpu.shuffle  xor
 // CHECK: gpu.barrier

@@ -32,16 +32,30 @@
 // CHECK: call @kvc_rt_mlir_num_tokens
 // CHECK: call @kvc_rt_mlir_compressed_tokens
 // CHECK: call @kvc_rt_mlir_page_table
-// A 2-bit code: a 32-bit word, shifted and masked, scaled and offset by the
-// group's fp16 (scale, zero) as a separate multiply and add.
+// Keys (PageReader::foldCompressedRow): a token is located once (its page
+// through the page table), then four channels at a time: their fp16
+// (scale, zero) pairs in one 16-byte load, each 2-bit code from its 32-bit
+// word, shifted and masked, scaled and offset as a separate multiply and add.
+// CHECK: scf.if
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c4
+// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
 // CHECK: arith.shrui
 // CHECK: arith.andi %{{.*}}, %c3_i32
-// CHECK: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> f16
+// CHECK: llvm.extractelement %{{.*}} : vector<8xf16>
 // CHECK: arith.uitofp %{{.*}} : i32 to f32
 // CHECK: %[[SCALED:.*]] = arith.mulf
 // CHECK: arith.addf %[[SCALED]]
+// Residual rows: eight fp16 keys a load.
+// CHECK: } else {
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c8
+// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // CHECK: math.exp
+// Values: one element per read, the (scale, zero) pair as two fp16 loads.
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
+// CHECK: arith.andi %{{.*}}, %c3_i32
+// CHECK: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> f16
 // CHECK: } else {
 // CHECK: linalg.fill
 // CHECK: return %{{.*}}, %[[CACHE]] : tensor<1x8x1x64xf32>, !llvm.ptr

@@ -73,7 +73,14 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     Option<"splitTokens", "split-tokens", "unsigned", /*default=*/"512",
            "Tokens per split of the split-K kernel (a multiple of 32)">,
     Option<"blockThreads", "block-threads", "unsigned", /*default=*/"128",
-           "Threads per block of the split-K kernel (a multiple of 32)">
+           "Threads per block of the split-K kernel (a multiple of 32)">,
+    Option<"minBlocksPerSM", "min-blocks-per-sm", "unsigned", /*default=*/"5",
+           "Blocks of the split-K kernel that must fit on one SM "
+           "(nvvm.minctasm, CUDA's __launch_bounds__ minimum): ptxas gets "
+           "65536 / (blocks * threads) registers. 5 is the most at which no "
+           "kernel variant spills on sm_80 or sm_90a (kvc-gpu-pipeline.test); "
+           "0 leaves ptxas its own target, the occupancy shared memory "
+           "allows, at which the unrolled dequantization spills">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

@@ -90,6 +90,11 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       *this, "split-tokens",
       llvm::cl::desc("Tokens per split of the decode attention kernel"),
       llvm::cl::init(512)};
+  Option<unsigned> minBlocksPerSM{
+      *this, "min-blocks-per-sm",
+      llvm::cl::desc("Blocks of the decode attention kernel that must fit on "
+                     "one SM (caps its registers; 0: ptxas's own target)"),
+      llvm::cl::init(5)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};

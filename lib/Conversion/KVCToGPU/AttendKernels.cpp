@@ -195,6 +195,12 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
+  // Without a minimum, ptxas caps registers at the occupancy shared memory
+  // allows (up to 16 blocks of 128 threads: 32 registers) and spills the
+  // unrolled dequantization; with one it uses the registers that minimum
+  // leaves (docs/gpu-kernels.md).
+  if (spec.minBlocksPerSM)
+    func->setAttr("nvvm.minctasm", b.getI32IntegerAttr(spec.minBlocksPerSM));
   b.setInsertionPointToStart(&func.getBody().front());
   KernelBuilder k{b, loc};
 
@@ -280,15 +286,21 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     k.loop(tid, count, k.index(threads), {},
            [&](Value local, ValueRange) -> SmallVector<Value> {
              Value token = k.add(start, local);
+             // The token is located once; its key row comes in wide loads.
              SmallVector<Value> zeros(group, k.f32(0.0));
-             scf::ForOp dots = k.loop(
-                 k.index(0), k.index(d), k.index(1), zeros,
-                 [&](Value c, ValueRange acc) -> SmallVector<Value> {
-                   Value key = keys.read(b, loc, kvHead, token, c);
-                   return k.accumulateRows(acc, sharedQuery, c, key);
+             SmallVector<Value> dots = keys.foldChannels(
+                 b, loc, kvHead, token, zeros,
+                 [&](Value firstChannel, ArrayRef<Value> keyValues,
+                     ValueRange acc) -> SmallVector<Value> {
+                   SmallVector<Value> sums(acc);
+                   for (auto [i, key] : llvm::enumerate(keyValues))
+                     sums = k.accumulateRows(
+                         sums, sharedQuery,
+                         k.add(firstChannel, k.index(int64_t(i))), key);
+                   return sums;
                  });
              for (int64_t j = 0; j < group; ++j) {
-               Value score = k.fmul(dots.getResult(j), k.f32(spec.scale));
+               Value score = k.fmul(dots[j], k.f32(spec.scale));
                if (spec.softcap) {
                  Value cap = k.f32(*spec.softcap);
                  score = k.fmul(cap, math::TanhOp::create(

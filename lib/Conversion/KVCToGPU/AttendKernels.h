@@ -30,6 +30,7 @@ struct SplitKernelSpec {
   uint64_t kRunOffset, vRunOffset; ///< block of the run's first head
   uint64_t residualHeadBytes;
   unsigned splitTokens, blockThreads;
+  unsigned minBlocksPerSM; ///< nvvm.minctasm; 0: none
   double scale;
   std::optional<double> softcap;
   std::optional<int64_t> window;

@@ -40,7 +40,7 @@ namespace {
 
 struct GPULowering {
   LoweringContext context;
-  unsigned splitTokens, blockThreads;
+  unsigned splitTokens, blockThreads, minBlocksPerSM;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
 };
@@ -187,6 +187,7 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.residualHeadBytes = num::residualStagingBytes(residual, headDim);
     spec.splitTokens = lowering.splitTokens;
     spec.blockThreads = lowering.blockThreads;
+    spec.minBlocksPerSM = lowering.minBlocksPerSM;
     spec.scale = op.getEffectiveScale();
     if (auto softcap = op.getSoftcap())
       spec.softcap = softcap->convertToDouble();
@@ -306,10 +307,18 @@ void KVCLowerToGPUPass::runOnOperation() {
                           "at most 1024";
     return signalPassFailure();
   }
+  // An SM holds at most 2048 threads (sm_80 and sm_90).
+  if (uint64_t(minBlocksPerSM) * blockThreads > 2048) {
+    module.emitError() << "kvc-lower-to-gpu: min-blocks-per-sm ("
+                       << uint64_t(minBlocksPerSM) << ") blocks of "
+                       << uint64_t(blockThreads)
+                       << " threads exceed the 2048 threads an SM holds";
+    return signalPassFailure();
+  }
   // DenseMap's default constructor is explicit: name it.
   GPULowering lowering{
       {pageTokens, decltype(LoweringContext::headEncodings)(), module},
-      splitTokens, blockThreads, /*kernels=*/nullptr};
+      splitTokens, blockThreads, minBlocksPerSM, /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();
   if (lowering.context.headEncodings.empty())

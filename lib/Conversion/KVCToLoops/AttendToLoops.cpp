@@ -100,6 +100,19 @@ buildFor(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
       });
 }
 
+/// Folds `fn` over the channels of token `token` of KV head `head` of one
+/// side: from its page when compressed, else from the residual buffer.
+static SmallVector<Value>
+foldTokenChannels(OpBuilder &b, Location loc, const AttendState &s,
+                  const PageReader &reader, const ByteViews &residual,
+                  uint64_t pageBytes, uint64_t runOffset, Value head,
+                  Value token, ValueRange inits, ChannelChunkFn fn) {
+  SequenceSideView view{&reader,       s.pageTable,  residual,
+                        s.compressed,  pageBytes,    runOffset,
+                        s.runFirst,    s.residualHeadBytes, s.pageTokens};
+  return view.foldChannels(b, loc, head, token, inits, fn);
+}
+
 /// The f32 value of channel `channel` of token `token` of KV head `head` of
 /// one side: from its page when compressed, else from the residual buffer.
 static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
@@ -112,13 +125,14 @@ static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
   return view.read(b, loc, head, token, channel);
 }
 
-/// The f32 value of channel `channel` of demoted token `token` of KV head
-/// `head`, one side, from the demoted-page table `pages` (non-null): slot
-/// token % T of the head's block in page token / T, K blocks of all heads
-/// first, then V blocks.
-static Value readDemoted(OpBuilder &b, Location loc, const AttendState &s,
-                         bool value, Value pages, Value head, Value token,
-                         Value channel) {
+/// Where demoted token `token` of KV head `head` lives, one side, in the
+/// demoted-page table `pages` (non-null): slot token % T of the head's block
+/// in page token / T, K blocks of all heads first, then V blocks. Calls
+/// `use` with a reader of that page, the block's byte offset and the slot.
+static Value
+withDemoted(OpBuilder &b, Location loc, const AttendState &s, bool value,
+            Value pages, Value head, Value token,
+            function_ref<Value(const PageReader &, Value, Value)> use) {
   Value tokens = cIndex(b, loc, s.pageTokens);
   Value entry = arith::DivUIOp::create(b, loc, token, tokens);
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
@@ -136,7 +150,20 @@ static Value readDemoted(OpBuilder &b, Location loc, const AttendState &s,
     blockBase = arith::AddIOp::create(
         b, loc, blockBase, cIndex(b, loc, s.kvHeads * s.demoteKBlockBytes));
   Value slot = arith::RemUIOp::create(b, loc, token, tokens);
-  return reader.readCompressed(b, loc, blockBase, slot, channel);
+  return use(reader, blockBase, slot);
+}
+
+/// The f32 value of channel `channel` of demoted token `token` of KV head
+/// `head`, one side.
+static Value readDemoted(OpBuilder &b, Location loc, const AttendState &s,
+                         bool value, Value pages, Value head, Value token,
+                         Value channel) {
+  return withDemoted(b, loc, s, value, pages, head, token,
+                     [&](const PageReader &reader, Value blockBase,
+                         Value slot) {
+                       return reader.readCompressed(b, loc, blockBase, slot,
+                                                    channel);
+                     });
 }
 
 /// `cond ? thenValue() : elseValue()` as an scf.if: only the taken branch
@@ -243,22 +270,27 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
 
   // Pass 1: scores and their maximum (a dropped token scores -inf; a
   // demoted one is scored from its demoted page).
-  using ChannelReader = function_ref<Value(OpBuilder &, Location, Value)>;
+  /// Folds a ChannelChunkFn over the channels of one token's key.
+  using KeyRowFolder =
+      function_ref<Value(OpBuilder &, Location, Value init, ChannelChunkFn)>;
   auto computeScoreWith = [&](OpBuilder &b1, Location l1, Value token,
-                              ChannelReader readKey) -> Value {
-                 Value dot =
-                     buildFor(b1, l1, zero, headDim, zeroF,
-                              [&](OpBuilder &b2, Location l2, Value channel,
-                                  ValueRange acc) -> SmallVector<Value> {
-                                Value q = loadAsF32(
-                                    b2, l2, s.query,
-                                    ValueRange{batch, head, query, channel});
-                                Value k = readKey(b2, l2, channel);
-                                Value prod = arith::MulFOp::create(b2, l2, q, k);
-                                return {arith::AddFOp::create(b2, l2, acc[0],
-                                                              prod)};
-                              })
-                         .getResult(0);
+                              KeyRowFolder foldKey) -> Value {
+                 Value dot = foldKey(
+                     b1, l1, zeroF,
+                     [&](Value firstChannel, ArrayRef<Value> keys,
+                         ValueRange acc) -> SmallVector<Value> {
+                       Value sum = acc[0];
+                       for (auto [i, k] : llvm::enumerate(keys)) {
+                         Value channel = arith::AddIOp::create(
+                             b1, l1, firstChannel, cIndex(b1, l1, i));
+                         Value q = loadAsF32(
+                             b1, l1, s.query,
+                             ValueRange{batch, head, query, channel});
+                         sum = arith::AddFOp::create(
+                             b1, l1, sum, arith::MulFOp::create(b1, l1, q, k));
+                       }
+                       return {sum};
+                     });
                  Value score = arith::MulFOp::create(b1, l1, dot,
                                                      cF32(b1, l1, s.scale));
                  if (s.softcap) {
@@ -278,13 +310,13 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                  return score;
   };
   auto computeScore = [&](OpBuilder &b1, Location l1, Value token) -> Value {
-    return computeScoreWith(b1, l1, token,
-                            [&](OpBuilder &rb, Location rl, Value channel) {
-                              return readToken(rb, rl, s, *s.keys,
-                                               s.kResidual, s.kPageBytes,
-                                               s.kRunOffset, kvHead, token,
-                                               channel);
-                            });
+    return computeScoreWith(
+        b1, l1, token,
+        [&](OpBuilder &rb, Location rl, Value init, ChannelChunkFn fn) {
+          return foldTokenChannels(rb, rl, s, *s.keys, s.kResidual,
+                                   s.kPageBytes, s.kRunOffset, kvHead, token,
+                                   init, fn)[0];
+        });
   };
   // An evicted token: -inf, or its demoted key's score (two-tier).
   auto evictedScore = [&](OpBuilder &b1, Location l1, Value token) -> Value {
@@ -295,9 +327,15 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
         [&](OpBuilder &, Location) { return negInf; },
         [&](OpBuilder &db, Location dl) {
           return computeScoreWith(
-              db, dl, token, [&](OpBuilder &rb, Location rl, Value channel) {
-                return readDemoted(rb, rl, s, /*value=*/false, demotedPages,
-                                   kvHead, token, channel);
+              db, dl, token,
+              [&](OpBuilder &rb, Location rl, Value init, ChannelChunkFn fn) {
+                return withDemoted(
+                    rb, rl, s, /*value=*/false, demotedPages, kvHead, token,
+                    [&](const PageReader &reader, Value blockBase,
+                        Value slot) {
+                      return reader.foldCompressedRow(rb, rl, blockBase, slot,
+                                                      init, fn)[0];
+                    });
               });
         });
   };

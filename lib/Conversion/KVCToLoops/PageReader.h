@@ -26,7 +26,19 @@ struct ByteViews {
   /// Loads a `type` value at byte `byteOffset` (an index), aligned to its
   /// size.
   Value load(OpBuilder &b, Location loc, Type type, Value byteOffset) const;
+  /// Loads a vector of `count` `element`s at byte `byteOffset`, which the
+  /// caller guarantees to be a multiple of `alignment` (16 gives one
+  /// 16-byte load, `ld.global.v4` on the GPU).
+  Value loadVector(OpBuilder &b, Location loc, Type element, int64_t count,
+                   Value byteOffset, unsigned alignment) const;
 };
+
+/// Receives the f32 values of channels firstChannel .. firstChannel +
+/// values.size() - 1 of one token (firstChannel an index) and the values a
+/// fold carries; returns their updates. Ops are created with the builder
+/// the fold was given.
+using ChannelChunkFn = function_ref<SmallVector<Value>(
+    Value firstChannel, ArrayRef<Value> values, ValueRange carried)>;
 
 /// memref.load of a float element, extended to f32 (queries and masks may
 /// be f16 or bf16; attention computes in f32).
@@ -53,7 +65,31 @@ public:
   Value readResidual(OpBuilder &b, Location loc, const ByteViews &residual,
                      Value headBase, Value row, Value channel) const;
 
+  /// Folds `fn` over the D channels of token `slot` of the block at byte
+  /// `blockBase`, in channel order, with the values readCompressed gives,
+  /// read in as few and as wide loads as the layout allows: 16-byte loads of
+  /// fp16, fp8 and token-axis code rows; for channel-axis codes, whose
+  /// token code sits in a different group per channel, one code word per
+  /// channel and one 16-byte load of four channels' (scale, zero) pairs.
+  SmallVector<Value> foldCompressedRow(OpBuilder &b, Location loc,
+                                       Value blockBase, Value slot,
+                                       ValueRange inits,
+                                       ChannelChunkFn fn) const;
+  /// The same over row `row` of the fp16 residual buffer (16-byte loads).
+  SmallVector<Value> foldResidualRow(OpBuilder &b, Location loc,
+                                     const ByteViews &residual, Value headBase,
+                                     Value row, ValueRange inits,
+                                     ChannelChunkFn fn) const;
+
 private:
+  SmallVector<Value> foldTokenAxisRow(OpBuilder &b, Location loc,
+                                      Value blockBase, Value slot,
+                                      ValueRange inits,
+                                      ChannelChunkFn fn) const;
+  SmallVector<Value> foldChannelAxisRow(OpBuilder &b, Location loc,
+                                        Value blockBase, Value slot,
+                                        ValueRange inits,
+                                        ChannelChunkFn fn) const;
   Value readCode(OpBuilder &b, Location loc, Value unitBase,
                  Value indexInUnit) const;
   Value readHalf(OpBuilder &b, Location loc, const ByteViews &views,
@@ -87,6 +123,19 @@ struct SequenceSideView {
   /// (index values).
   Value read(OpBuilder &b, Location loc, Value head, Value token,
              Value channel) const;
+
+  /// Folds `fn` over the D channels of token `token` of KV head `head`:
+  /// the token is located once (page table or residual row), then read
+  /// with PageReader's wide row loads.
+  SmallVector<Value> foldChannels(OpBuilder &b, Location loc, Value head,
+                                  Value token, ValueRange inits,
+                                  ChannelChunkFn fn) const;
+
+private:
+  /// Byte offset of the block of `head` in the page holding compressed
+  /// token `token`, and the token's slot in it.
+  std::pair<Value, Value> locate(OpBuilder &b, Location loc, Value head,
+                                 Value token) const;
 };
 
 } // namespace kvc
