@@ -14,7 +14,8 @@
 # which runs anywhere); the intermediate LLVM dialect / IR files go to
 # OUTDIR.work (not needed on the GPU machine). Environment: CUDA_HOME (default
 # /usr/local/cuda; the NVVM target needs its ptxas and libdevice), CHIP
-# (default sm_90a), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
+# (default sm_90a), MIN_BLOCKS (the split kernels' min-blocks-per-sm,
+# default the pipeline's, 5; 0 leaves ptxas its own target), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
 # /usr/lib/llvm-22/bin), PYTHON (default .venv/bin/python, else python3).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +23,7 @@ OUTDIR="${1:-$ROOT/build/gpu-attention}"
 WORKDIR="$OUTDIR.work"
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 CHIP="${CHIP:-sm_90a}"
+MIN_BLOCKS="${MIN_BLOCKS:-5}"
 KVC_OPT="${KVC_OPT:-$ROOT/build/bin/kvc-opt}"
 LLVM_BIN="${LLVM_BIN:-/usr/lib/llvm-22/bin}"
 PYTHON="${PYTHON:-}"
@@ -46,9 +48,9 @@ start=$SECONDS
 while read -r mlir page_tokens split_tokens; do
   stem="${mlir%.mlir}"
   echo "gpu_attention_build: $mlir (page-tokens=$page_tokens" \
-       "split-tokens=$split_tokens chip=$CHIP)"
+       "split-tokens=$split_tokens chip=$CHIP min-blocks-per-sm=$MIN_BLOCKS)"
   "$KVC_OPT" "$OUTDIR/$mlir" \
-    --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens" \
+    --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens min-blocks-per-sm=$MIN_BLOCKS" \
     -o "$WORKDIR/$stem.llvm.mlir"
   "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$WORKDIR/$stem.llvm.mlir" \
     -o "$WORKDIR/$stem.ll"
@@ -75,6 +77,7 @@ while read -r name _; do
   done
 done < "$OUTDIR/manifest.txt"
 echo "$CHIP" > "$OUTDIR/chip.txt"
+echo "$MIN_BLOCKS" > "$OUTDIR/min-blocks-per-sm.txt"
 echo "gpu_attention_build: $variants variants," \
      "$(wc -l < "$OUTDIR/modules.txt") objects in $OUTDIR" \
      "($((SECONDS - start)) s)"

@@ -52,10 +52,11 @@
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c8
 // CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // CHECK: math.exp
-// Values: one element per read, the (scale, zero) pair as two fp16 loads.
+// Values: one element per read, its group's (scale, zero) pair one 4-byte
+// load.
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
 // CHECK: arith.andi %{{.*}}, %c3_i32
-// CHECK: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> f16
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xf16>
 // CHECK: } else {
 // CHECK: linalg.fill
 // CHECK: return %{{.*}}, %[[CACHE]] : tensor<1x8x1x64xf32>, !llvm.ptr

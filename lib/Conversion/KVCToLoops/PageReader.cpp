@@ -424,13 +424,11 @@ Value PageReader::readCompressed(OpBuilder &b, Location loc, Value blockBase,
   Value code = readCode(
       b, loc, unitBase,
       arith::RemUIOp::create(b, loc, inGroup, indexConst(b, loc, 32)));
-  Value pairBase = add(paramsBase, mul(pairIndex, 4));
-  Value scale = readHalf(b, loc, pool, pairBase);
-  Value zero = readHalf(b, loc, pool, add(pairBase, indexConst(b, loc, 2)));
-  // deq = float(code) * scale + zero: two roundings, never fused.
-  Value value = arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
-  return arith::AddFOp::create(
-      b, loc, arith::MulFOp::create(b, loc, value, scale), zero);
+  // The group's (scale, zero): one 4-byte load.
+  Value pair = pool.loadVector(b, loc, b.getF16Type(), 2,
+                               add(paramsBase, mul(pairIndex, 4)), 4);
+  return dequantize(b, loc, code, halfToF32(b, loc, extract(b, loc, pair, 0)),
+                    halfToF32(b, loc, extract(b, loc, pair, 1)));
 }
 
 Value PageReader::readResidual(OpBuilder &b, Location loc,
