@@ -100,29 +100,14 @@ buildFor(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
       });
 }
 
-/// Folds `fn` over the channels of token `token` of KV head `head` of one
-/// side: from its page when compressed, else from the residual buffer.
-static SmallVector<Value>
-foldTokenChannels(OpBuilder &b, Location loc, const AttendState &s,
-                  const PageReader &reader, const ByteViews &residual,
-                  uint64_t pageBytes, uint64_t runOffset, Value head,
-                  Value token, ValueRange inits, ChannelChunkFn fn) {
-  SequenceSideView view{&reader,       s.pageTable,  residual,
-                        s.compressed,  pageBytes,    runOffset,
-                        s.runFirst,    s.residualHeadBytes, s.pageTokens};
-  return view.foldChannels(b, loc, head, token, inits, fn);
-}
-
-/// The f32 value of channel `channel` of token `token` of KV head `head` of
-/// one side: from its page when compressed, else from the residual buffer.
-static Value readToken(OpBuilder &b, Location loc, const AttendState &s,
-                       const PageReader &reader, const ByteViews &residual,
-                       uint64_t pageBytes, uint64_t runOffset, Value head,
-                       Value token, Value channel) {
-  SequenceSideView view{&reader,       s.pageTable,  residual,
-                        s.compressed,  pageBytes,    runOffset,
-                        s.runFirst,    s.residualHeadBytes, s.pageTokens};
-  return view.read(b, loc, head, token, channel);
+/// One side of the attended sequence as PageReader sees it: compressed
+/// tokens from their pages, the others from the residual buffer.
+static SequenceSideView sideView(const AttendState &s, const PageReader &reader,
+                                 const ByteViews &residual, uint64_t pageBytes,
+                                 uint64_t runOffset) {
+  return SequenceSideView{&reader,       s.pageTable,  residual,
+                          s.compressed,  pageBytes,    runOffset,
+                          s.runFirst,    s.residualHeadBytes, s.pageTokens};
 }
 
 /// Where demoted token `token` of KV head `head` lives, one side, in the
@@ -313,9 +298,9 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
     return computeScoreWith(
         b1, l1, token,
         [&](OpBuilder &rb, Location rl, Value init, ChannelChunkFn fn) {
-          return foldTokenChannels(rb, rl, s, *s.keys, s.kResidual,
-                                   s.kPageBytes, s.kRunOffset, kvHead, token,
-                                   init, fn)[0];
+          return sideView(s, *s.keys, s.kResidual, s.kPageBytes,
+                          s.kRunOffset)
+              .foldChannels(rb, rl, kvHead, token, init, fn)[0];
         });
   };
   // An evicted token: -inf, or its demoted key's score (two-tier).
@@ -398,10 +383,10 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                                                   Location al) -> Value {
                               Value weight = memref::LoadOp::create(
                                   ab, al, s.scores, token);
-                              Value v = readToken(
-                                  ab, al, s, *s.values, s.vResidual,
-                                  s.vPageBytes, s.vRunOffset, kvHead, token,
-                                  channel);
+                              Value v =
+                                  sideView(s, *s.values, s.vResidual,
+                                           s.vPageBytes, s.vRunOffset)
+                                      .read(ab, al, kvHead, token, channel);
                               return arith::AddFOp::create(
                                   ab, al, args[0],
                                   arith::MulFOp::create(ab, al, weight, v));
