@@ -1,12 +1,14 @@
 // RUN: kvc-opt %s -split-input-file -verify-diagnostics --kvc-lower-to-gpu
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-tokens=100" 2>&1 | FileCheck %s --check-prefix=SPLIT
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="block-threads=96" 2>&1 | FileCheck %s --check-prefix=THREADS
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="format=elf" 2>&1 | FileCheck %s --check-prefix=FORMAT
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="min-blocks-per-sm=17" 2>&1 | FileCheck %s --check-prefix=BLOCKS
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
 
-// SPLIT: error: kvc-lower-to-gpu: split-tokens (100) and block-threads (128) must be positive multiples of 32, block-threads at most 1024
+// SPLIT: error: kvc-lower-to-gpu: split-tokens (100) must be a positive multiple of 32 and block-threads (128) a power of two from 32 to 1024
+// THREADS: error: kvc-lower-to-gpu: split-tokens (512) must be a positive multiple of 32 and block-threads (96) a power of two from 32 to 1024
 // BLOCKS: error: kvc-lower-to-gpu: min-blocks-per-sm (17) blocks of 128 threads exceed the 2048 threads an SM holds
 // FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' (expected e.g. chip=sm_90a features=+ptx80 and format isa, bin or fatbin)
 
@@ -48,7 +50,7 @@ func.func @head_dim(%c: !kvc.cache<1x2x?x80xf16>, %q: tensor<1x4x1x80xf32>) -> t
 // 32 query heads per KV head: their scores for 512 tokens do not fit in
 // shared memory.
 func.func @wide_group(%c: !kvc.cache<1x1x?x128xf16>, %q: tensor<1x32x1x128xf32>) -> tensor<1x32x1x128xf32> {
-  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: 32 query heads per KV head need 98320 bytes of shared memory with split-tokens=512 (at most 49152); lower split-tokens}}
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: 32 query heads per KV head need 81936 bytes of shared memory with split-tokens=512 (at most 49152); lower split-tokens}}
   %o = kvc.attend %q, %c : tensor<1x32x1x128xf32>, !kvc.cache<1x1x?x128xf16> -> tensor<1x32x1x128xf32>
   return %o : tensor<1x32x1x128xf32>
 }

@@ -29,9 +29,9 @@
 // CHECK: bufferization.to_tensor %[[OUT]]
 
 // The split kernel: shared memory for the 4 query vectors of the group, the
-// split's 512 scores per query head, the reductions and the value lanes.
+// split's 512 scores per query head and the reductions' per-warp values.
 // CHECK: gpu.module @kvc_kernels
-// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x4x64xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
+// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
 // Runtime memory is read as global memory.
 // CHECK: llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
 // Keys dequantized in registers, the token located once (one page-table
@@ -52,6 +52,27 @@
 // CHECK: gpu.shuffle  xor
 // CHECK: gpu.barrier
 // CHECK: math.exp
+// The value pass: a thread takes a span of 4 channels (valueSpanChannels
+// for GQA 4) and one of 8 token lanes (adjacent threads), 4 query heads x 4
+// channels of accumulators; a token located once, the span's four 2-bit
+// codes from one word, its group's (scale, zero) in one 4-byte load;
+// residual rows one 8-byte load; the lanes summed by shuffles within the
+// warp (xor 4, 2, 1), and lane 0 stores.
+// CHECK: %[[LANE:.*]] = arith.remui %thread_id_x, %c8
+// CHECK: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c8{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// CHECK: scf.if
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// CHECK: %[[WORD:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// CHECK: arith.shrui %[[WORD]]
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> vector<2xf16>
+// CHECK: } else {
+// CHECK: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<4xf16>
+// CHECK-NOT: gpu.shuffle  xor %{{.*}}, %c8_i32
+// CHECK: gpu.shuffle  xor %{{.*}}, %c4_i32
+// CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32
+// CHECK: arith.cmpi eq, %[[LANE]], %c0
+// CHECK: llvm.store %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
+// CHECK-NOT: gpu.barrier
 // CHECK: gpu.return
 // CHECK: gpu.func @attend0_combine(%{{.*}}: !llvm.ptr, %{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: index, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 64, 1, 1>}
 // CHECK: math.exp

@@ -52,11 +52,22 @@
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c8
 // CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // CHECK: math.exp
-// Values: one element per read, its group's (scale, zero) pair one 4-byte
-// load.
+// Values (PageReader spans, as the GPU value pass reads them): 4 channels
+// at a time for GQA 4 (valueSpanChannels), one accumulator each; a token
+// located once, the span's four 2-bit codes from one word shifted to the
+// span's first code, its group's (scale, zero) pair one 4-byte load;
+// residual rows one 8-byte load.
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c64 step %c4
+// CHECK: scf.for {{.*}} -> (f32, f32, f32, f32) {
+// CHECK: scf.if %{{.*}} -> (f32, f32, f32, f32) {
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
-// CHECK: arith.andi %{{.*}}, %c3_i32
+// CHECK: %[[WORD:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
+// CHECK: %[[SPAN:.*]] = arith.shrui %[[WORD]], %{{.*}} : i32
+// CHECK: arith.andi %[[SPAN]], %c3_i32
+// CHECK: arith.shrui %[[SPAN]], %c6_i32
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xf16>
+// CHECK: } else {
+// CHECK: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> vector<4xf16>
 // CHECK: } else {
 // CHECK: linalg.fill
 // CHECK: return %{{.*}}, %[[CACHE]] : tensor<1x8x1x64xf32>, !llvm.ptr

@@ -73,7 +73,8 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     Option<"splitTokens", "split-tokens", "unsigned", /*default=*/"512",
            "Tokens per split of the split-K kernel (a multiple of 32)">,
     Option<"blockThreads", "block-threads", "unsigned", /*default=*/"128",
-           "Threads per block of the split-K kernel (a multiple of 32)">,
+           "Threads per block of the split-K kernel (a power of two, 32 to "
+           "1024)">,
     Option<"minBlocksPerSM", "min-blocks-per-sm", "unsigned", /*default=*/"5",
            "Blocks of the split-K kernel that must fit on one SM "
            "(nvvm.minctasm, CUDA's __launch_bounds__ minimum): ptxas gets "

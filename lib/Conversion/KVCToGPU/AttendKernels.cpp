@@ -10,9 +10,10 @@
 //      head, storing the scores in shared memory;
 //   3. per query head, a block reduction gives the maximum, the scores
 //      become exp(score - max) and a second reduction their sum;
-//   4. threads take channels (and, when D < threads, token lanes): each
-//      dequantizes values and accumulates the weighted sum of every query
-//      head; token lanes are summed through shared memory;
+//   4. each thread owns a span of up to 8 channels and a token lane: it
+//      reads its span of the lane's tokens in one load where the layout
+//      allows and accumulates the weighted sum of every query head; the
+//      lanes of a span are adjacent threads of a warp, summed by shuffles;
 //   5. the unnormalized output, the maximum and the sum go to the
 //      workspace. The combine kernel merges splits with a log-sum-exp.
 //
@@ -164,6 +165,32 @@ Value mlir::kvc::workspaceBytes(OpBuilder &b, Location loc, int64_t batch,
   return k.mul(splits, batch * queryHeads * (headDim + 2) * 4);
 }
 
+namespace {
+/// How the value pass divides a block: each thread takes a span of
+/// `spanChannels` channels (spansPerThread of them, one after the other)
+/// and the tokens lane, lane + tokenLanes, ...; the tokenLanes threads of a
+/// span are adjacent in a warp.
+struct ValuePassShape {
+  int64_t spanChannels, tokenLanes, spansPerThread;
+};
+} // namespace
+
+/// The widest span valueSpanChannels allows whose lanes fit in a warp.
+static ValuePassShape valuePassShape(int64_t headDim, int64_t threads,
+                                     int64_t group) {
+  for (int64_t span = valueSpanChannels(headDim, group); span >= 1;
+       span /= 2) {
+    int64_t spans = headDim / span;
+    if (spans <= threads && threads % spans == 0 && threads / spans <= 32)
+      return {span, threads / spans, 1};
+    if (spans > threads && spans % threads == 0)
+      return {span, 1, spans / threads};
+  }
+  // block-threads is a power of two and head_dim divides it or is a
+  // multiple of it, so one channel a span always fits (checked by the pass).
+  return {1, 1, headDim / threads};
+}
+
 gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                                            gpu::GPUModuleOp module,
                                            const SplitKernelSpec &spec) {
@@ -178,10 +205,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     return MemRefType::get(shape, f32, MemRefLayoutAttrInterface(),
                            workgroupSpace(ctx));
   };
-  // Token lanes of the value pass: D < threads leaves threads / D lanes.
-  const int64_t channelThreads = std::min<int64_t>(d, threads);
-  const int64_t tokenLanes = threads / channelThreads;
-  const int64_t channelsPerThread = d / channelThreads;
+  const ValuePassShape valueShape = valuePassShape(d, threads, group);
 
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(module.getBody());
@@ -190,7 +214,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   auto func = gpu::GPUFuncOp::create(
       b, loc, spec.name, type,
       TypeRange{shared({group, d}), shared({group, split}),
-                shared({threads / 32}), shared({tokenLanes, group, d})},
+                shared({threads / 32})},
       TypeRange{});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(
@@ -214,7 +238,6 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   Value sharedQuery = func.getWorkgroupAttributions()[0];
   Value scores = func.getWorkgroupAttributions()[1];
   Value scratch = func.getWorkgroupAttributions()[2];
-  Value laneSums = func.getWorkgroupAttributions()[3];
 
   Value tid = k.threadId();
   Value splitIndex = k.blockId(gpu::Dimension::x);
@@ -289,8 +312,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
              // The token is located once; its key row comes in wide loads.
              SmallVector<Value> zeros(group, k.f32(0.0));
              SmallVector<Value> dots = keys.foldChannels(
-                 b, loc, kvHead, token, zeros,
-                 [&](Value firstChannel, ArrayRef<Value> keyValues,
+                 b, loc, kvHead, token, keyReader.wholeRow(b, loc), zeros,
+                 [&](Value firstChannel, std::optional<int64_t>,
+                     ArrayRef<Value> keyValues,
                      ValueRange acc) -> SmallVector<Value> {
                    SmallVector<Value> sums(acc);
                    for (auto [i, key] : llvm::enumerate(keyValues))
@@ -349,39 +373,59 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     // The weights written above are read by other threads below.
     k.barrier();
 
-    // 4./5. Weighted values, per channel; token lanes summed in shared
-    // memory; then the partial results.
-    Value lane = k.div(tid, channelThreads);
-    Value firstChannel = k.rem(tid, channelThreads);
+    // 4./5. Weighted values: a span of channels and a token lane per
+    // thread, every query head; the lanes' sums are combined with shuffles
+    // (lanes are the low bits of the thread index) and lane 0 writes the
+    // partial output (b, hq, split, c) at ((b*Hq + hq) * splits + split) * D.
+    const int64_t width = valueShape.spanChannels,
+                  lanes = valueShape.tokenLanes;
+    Value lane = k.rem(tid, lanes);
     Value rowIndex = k.add(k.mul(batch, spec.queryHeads), firstQueryHead);
-    for (int64_t part = 0; part < channelsPerThread; ++part) {
-      Value channel = k.add(firstChannel, k.index(part * channelThreads));
-      SmallVector<Value> zeros(group, k.f32(0.0));
+    for (int64_t part = 0; part < valueShape.spansPerThread; ++part) {
+      Value spanIndex = k.add(k.div(tid, lanes),
+                              k.index(part * threads / lanes));
+      ChannelSpan span{k.mul(spanIndex, width), width};
+      SmallVector<Value> zeros(group * width, k.f32(0.0));
       scf::ForOp sumsOverTokens = k.loop(
-          lane, count, k.index(tokenLanes), zeros,
+          lane, count, k.index(lanes), zeros,
           [&](Value local, ValueRange acc) -> SmallVector<Value> {
-            Value token = k.add(start, local);
-            Value value = values.read(b, loc, kvHead, token, channel);
-            return k.accumulateRows(acc, scores, local, value);
+            SmallVector<Value> weights;
+            for (int64_t j = 0; j < group; ++j)
+              weights.push_back(memref::LoadOp::create(
+                  b, loc, scores, ValueRange{k.index(j), local}));
+            return values.foldChannels(
+                b, loc, kvHead, k.add(start, local), span, acc,
+                [&](Value, std::optional<int64_t> offset,
+                    ArrayRef<Value> chunk,
+                    ValueRange sums) -> SmallVector<Value> {
+                  // Spans are unrolled: the chunk's offset is known.
+                  SmallVector<Value> next(sums);
+                  for (auto [i, v] : llvm::enumerate(chunk))
+                    for (int64_t j = 0; j < group; ++j) {
+                      int64_t at = j * width + *offset + int64_t(i);
+                      next[at] = k.fadd(sums[at], k.fmul(weights[j], v));
+                    }
+                  return next;
+                });
           });
-      for (int64_t j = 0; j < group; ++j)
-        memref::StoreOp::create(b, loc, sumsOverTokens.getResult(j), laneSums,
-                                ValueRange{lane, k.index(j), channel});
+      SmallVector<Value> totals(sumsOverTokens.getResults());
+      for (int64_t offset = lanes / 2; offset >= 1; offset /= 2)
+        for (Value &total : totals)
+          total = k.fadd(total, gpu::ShuffleOp::create(
+                                    b, loc, total, k.i32(offset), k.i32(32),
+                                    gpu::ShuffleMode::XOR)
+                                    .getShuffleResult());
+      k.ifThen(k.cmp(arith::CmpIPredicate::eq, lane, k.index(0)), [&] {
+        for (int64_t j = 0; j < group; ++j) {
+          Value slot = k.add(k.mul(k.add(rowIndex, k.index(j)), splits),
+                             splitIndex);
+          Value rowBase = k.mul(k.add(k.mul(slot, d), span.first), 4);
+          for (int64_t i = 0; i < width; ++i)
+            k.storeF32(workspace, k.add(rowBase, k.index(4 * i)),
+                       totals[j * width + i]);
+        }
+      });
     }
-    k.barrier();
-    // Partial output (b, hq, split, c) at ((b*Hq + hq) * splits + split) * D.
-    k.loop(tid, k.index(group * d), k.index(threads), {},
-           [&](Value i, ValueRange) -> SmallVector<Value> {
-             Value j = k.div(i, d), c = k.rem(i, d);
-             Value total = k.f32(0.0);
-             for (int64_t l = 0; l < tokenLanes; ++l)
-               total = k.fadd(total, memref::LoadOp::create(
-                                         b, loc, laneSums,
-                                         ValueRange{k.index(l), j, c}));
-             Value slot = k.add(k.mul(k.add(rowIndex, j), splits), splitIndex);
-             k.storeF32(workspace, k.mul(k.add(k.mul(slot, d), c), 4), total);
-             return {};
-           });
     k.ifThen(k.cmp(arith::CmpIPredicate::eq, tid, k.index(0)), [&] {
       Value statsBase = k.mul(k.mul(splits, spec.batch * spec.queryHeads),
                               d * 4);

@@ -14,6 +14,7 @@
 
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Numerics/Layout.h"
+#include "llvm/Support/MathExtras.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -270,13 +271,11 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                << lowering.blockThreads << " or is a multiple of it";
       return WalkResult::interrupt();
     }
-    // Scores of a split, the query vectors and the value pass's token-lane
-    // sums live in shared memory.
+    // Scores of a split, the query vectors and the reductions' per-warp
+    // values live in shared memory.
     int64_t group = query.getDimSize(1) / cache.getNumKVHeads();
-    int64_t lanes = std::max<int64_t>(1, lowering.blockThreads / headDim);
     int64_t sharedBytes = 4 * group * (lowering.splitTokens + headDim) +
-                          4 * (lowering.blockThreads / 32) +
-                          4 * lanes * group * headDim;
+                          4 * (lowering.blockThreads / 32);
     if (sharedBytes > 48 * 1024) {
       reject() << group << " query heads per KV head need " << sharedBytes
                << " bytes of shared memory with split-tokens="
@@ -298,13 +297,16 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
 void KVCLowerToGPUPass::runOnOperation() {
   ModuleOp module = getOperation();
   MLIRContext *context = &getContext();
-  if (splitTokens == 0 || splitTokens % 32 != 0 || blockThreads == 0 ||
-      blockThreads % 32 != 0 || blockThreads > 1024) {
+  // The value pass sums token lanes within a warp by shuffles: a power of
+  // two of threads keeps the lanes of a channel span inside one warp.
+  if (splitTokens == 0 || splitTokens % 32 != 0 || blockThreads < 32 ||
+      blockThreads > 1024 || !llvm::isPowerOf2_32(blockThreads)) {
     module.emitError() << "kvc-lower-to-gpu: split-tokens ("
-                       << uint64_t(splitTokens) << ") and block-threads ("
+                       << uint64_t(splitTokens)
+                       << ") must be a positive multiple of 32 and "
+                          "block-threads ("
                        << uint64_t(blockThreads)
-                       << ") must be positive multiples of 32, block-threads "
-                          "at most 1024";
+                       << ") a power of two from 32 to 1024";
     return signalPassFailure();
   }
   // An SM holds at most 2048 threads (sm_80 and sm_90).

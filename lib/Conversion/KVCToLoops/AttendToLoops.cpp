@@ -43,6 +43,8 @@ struct AttendState {
   Value runFirst;
   uint64_t kRunOffset, vRunOffset;
   int64_t headDim;
+  /// Query heads per KV head: the value spans follow the GPU kernels'.
+  int64_t queryHeadsPerKVHead;
   const PageReader *keys, *values;
   uint64_t kPageBytes, vPageBytes, residualHeadBytes;
   double scale;
@@ -151,20 +153,35 @@ static Value readDemoted(OpBuilder &b, Location loc, const AttendState &s,
                      });
 }
 
-/// `cond ? thenValue() : elseValue()` as an scf.if: only the taken branch
+/// `cond ? thenValues() : elseValues()` as an scf.if: only the taken branch
 /// runs, so it may read memory the other condition rules out.
+static SmallVector<Value> ifThenElseValues(
+    OpBuilder &b, Location loc, Value cond,
+    function_ref<SmallVector<Value>(OpBuilder &, Location)> thenValues,
+    function_ref<SmallVector<Value>(OpBuilder &, Location)> elseValues) {
+  auto ifOp = scf::IfOp::create(
+      b, loc, cond,
+      [&](OpBuilder &tb, Location tl) {
+        scf::YieldOp::create(tb, tl, thenValues(tb, tl));
+      },
+      [&](OpBuilder &eb, Location el) {
+        scf::YieldOp::create(eb, el, elseValues(eb, el));
+      });
+  return SmallVector<Value>(ifOp.getResults());
+}
+
+/// ifThenElseValues with one value.
 static Value ifThenElse(OpBuilder &b, Location loc, Value cond,
                         function_ref<Value(OpBuilder &, Location)> thenValue,
                         function_ref<Value(OpBuilder &, Location)> elseValue) {
-  return scf::IfOp::create(
-             b, loc, cond,
-             [&](OpBuilder &tb, Location tl) {
-               scf::YieldOp::create(tb, tl, ValueRange{thenValue(tb, tl)});
-             },
-             [&](OpBuilder &eb, Location el) {
-               scf::YieldOp::create(eb, el, ValueRange{elseValue(eb, el)});
-             })
-      .getResult(0);
+  return ifThenElseValues(
+      b, loc, cond,
+      [&](OpBuilder &tb, Location tl) {
+        return SmallVector<Value>{thenValue(tb, tl)};
+      },
+      [&](OpBuilder &eb, Location el) {
+        return SmallVector<Value>{elseValue(eb, el)};
+      })[0];
 }
 
 /// A (sequence, KV head)'s live-token bitmap; null: every token is live.
@@ -173,13 +190,12 @@ struct LiveBitmap {
   Value isNull;  ///< i1, tested once per query rather than per token
 };
 
-/// `live ? thenValue() : elseValue` where `live` is token `token`'s bit in
-/// `bitmap`. Only the taken branch runs, so an evicted token's page is never
-/// read.
-static Value ifLive(OpBuilder &b, Location loc, const LiveBitmap &bitmap,
-                    Value token,
-                    function_ref<Value(OpBuilder &, Location)> live,
-                    function_ref<Value(OpBuilder &, Location)> dead) {
+/// `live ? live() : dead()` where `live` is token `token`'s bit in `bitmap`.
+/// Only the taken branch runs, so an evicted token's page is never read.
+static SmallVector<Value> ifLiveValues(
+    OpBuilder &b, Location loc, const LiveBitmap &bitmap, Value token,
+    function_ref<SmallVector<Value>(OpBuilder &, Location)> live,
+    function_ref<SmallVector<Value>(OpBuilder &, Location)> dead) {
   Value bit = ifThenElse(
       b, loc, bitmap.isNull,
       [&](OpBuilder &tb, Location tl) -> Value {
@@ -198,7 +214,7 @@ static Value ifLive(OpBuilder &b, Location loc, const LiveBitmap &bitmap,
             arith::ConstantIntOp::create(eb, el, 1, 8));
         return arith::TruncIOp::create(eb, el, eb.getI1Type(), bits);
       });
-  return ifThenElse(b, loc, bit, live, dead);
+  return ifThenElseValues(b, loc, bit, live, dead);
 }
 
 /// The loops for one (batch b, query head h, query i).
@@ -262,7 +278,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                               KeyRowFolder foldKey) -> Value {
                  Value dot = foldKey(
                      b1, l1, zeroF,
-                     [&](Value firstChannel, ArrayRef<Value> keys,
+                     [&](Value firstChannel, std::optional<int64_t>,
+                         ArrayRef<Value> keys,
                          ValueRange acc) -> SmallVector<Value> {
                        Value sum = acc[0];
                        for (auto [i, k] : llvm::enumerate(keys)) {
@@ -300,7 +317,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
         [&](OpBuilder &rb, Location rl, Value init, ChannelChunkFn fn) {
           return sideView(s, *s.keys, s.kResidual, s.kPageBytes,
                           s.kRunOffset)
-              .foldChannels(rb, rl, kvHead, token, init, fn)[0];
+              .foldChannels(rb, rl, kvHead, token,
+                            s.keys->wholeRow(rb, rl), init, fn)[0];
         });
   };
   // An evicted token: -inf, or its demoted key's score (two-tier).
@@ -318,8 +336,9 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                     rb, rl, s, /*value=*/false, demotedPages, kvHead, token,
                     [&](const PageReader &reader, Value blockBase,
                         Value slot) {
-                      return reader.foldCompressedRow(rb, rl, blockBase, slot,
-                                                      init, fn)[0];
+                      return reader.foldCompressedRow(
+                          rb, rl, blockBase, slot, reader.wholeRow(rb, rl),
+                          init, fn)[0];
                     });
               });
         });
@@ -329,14 +348,16 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                [&](OpBuilder &b1, Location l1, Value token,
                    ValueRange args) -> SmallVector<Value> {
                  Value score =
-                     bitmap ? ifLive(
+                     bitmap ? ifLiveValues(
                                   b1, l1, *bitmap, token,
                                   [&](OpBuilder &lb, Location ll) {
-                                    return computeScore(lb, ll, token);
+                                    return SmallVector<Value>{
+                                        computeScore(lb, ll, token)};
                                   },
                                   [&](OpBuilder &eb, Location el) {
-                                    return evictedScore(eb, el, token);
-                                  })
+                                    return SmallVector<Value>{
+                                        evictedScore(eb, el, token)};
+                                  })[0]
                             : computeScore(b1, l1, token);
                  memref::StoreOp::create(b1, l1, score, s.scores, token);
                  return {arith::MaximumFOp::create(b1, l1, args[0], score)};
@@ -371,60 +392,83 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                return {};
              });
 
-  // Pass 3: the weighted sum of values, one output channel at a time.
-  buildFor(b, loc, zero, headDim, ValueRange{},
-           [&](OpBuilder &b1, Location l1, Value channel,
-               ValueRange) -> SmallVector<Value> {
-             Value acc =
-                 buildFor(b1, l1, lower, upper, zeroF,
-                          [&](OpBuilder &b2, Location l2, Value token,
-                              ValueRange args) -> SmallVector<Value> {
-                            auto accumulate = [&](OpBuilder &ab,
-                                                  Location al) -> Value {
-                              Value weight = memref::LoadOp::create(
-                                  ab, al, s.scores, token);
-                              Value v =
-                                  sideView(s, *s.values, s.vResidual,
-                                           s.vPageBytes, s.vRunOffset)
-                                      .read(ab, al, kvHead, token, channel);
-                              return arith::AddFOp::create(
-                                  ab, al, args[0],
-                                  arith::MulFOp::create(ab, al, weight, v));
-                            };
-                            if (!bitmap)
-                              return {accumulate(b2, l2)};
-                            auto evicted = [&](OpBuilder &eb,
-                                               Location el) -> Value {
-                              if (!s.demote)
-                                return args[0];
-                              return ifThenElse(
-                                  eb, el, noDemotedPages,
-                                  [&](OpBuilder &, Location) { return args[0]; },
-                                  [&](OpBuilder &db, Location dl) -> Value {
-                                    Value weight = memref::LoadOp::create(
-                                        db, dl, s.scores, token);
-                                    Value v = readDemoted(
-                                        db, dl, s, /*value=*/true,
-                                        demotedPages, kvHead, token, channel);
-                                    return arith::AddFOp::create(
-                                        db, dl, args[0],
-                                        arith::MulFOp::create(db, dl, weight,
-                                                              v));
-                                  });
-                            };
-                            return {ifLive(b2, l2, *bitmap, token, accumulate,
-                                           evicted)};
-                          })
-                     .getResult(0);
-             Value result = arith::DivFOp::create(b1, l1, acc, sum);
-             Type outType =
-                 cast<MemRefType>(s.out.getType()).getElementType();
-             if (outType != result.getType())
-               result = arith::TruncFOp::create(b1, l1, outType, result);
-             memref::StoreOp::create(b1, l1, result, s.out,
-                                     ValueRange{batch, head, query, channel});
-             return {};
-           });
+  // Pass 3: the weighted sum of values, a span of channels at a time, each
+  // token's span read as the GPU value pass reads it.
+  const int64_t spanChannels =
+      valueSpanChannels(s.headDim, s.queryHeadsPerKVHead);
+  scf::ForOp::create(
+      b, loc, zero, headDim, cIndex(b, loc, spanChannels), ValueRange{},
+      [&](OpBuilder &b1, Location l1, Value firstChannel, ValueRange) {
+        ChannelSpan span{firstChannel, spanChannels};
+        SmallVector<Value> zeros(spanChannels, zeroF);
+        auto channelAt = [&](OpBuilder &cb, Location cl, int64_t i) -> Value {
+          return arith::AddIOp::create(cb, cl, firstChannel, cIndex(cb, cl, i));
+        };
+        scf::ForOp tokens = scf::ForOp::create(
+            b1, l1, lower, upper, one, zeros,
+            [&](OpBuilder &b2, Location l2, Value token, ValueRange acc) {
+              auto accumulate = [&](OpBuilder &ab,
+                                    Location al) -> SmallVector<Value> {
+                Value weight = memref::LoadOp::create(ab, al, s.scores, token);
+                return sideView(s, *s.values, s.vResidual, s.vPageBytes,
+                                s.vRunOffset)
+                    .foldChannels(
+                        ab, al, kvHead, token, span, acc,
+                        [&](Value, std::optional<int64_t> offset,
+                            ArrayRef<Value> values,
+                            ValueRange sums) -> SmallVector<Value> {
+                          // Spans are unrolled: the offset is known.
+                          SmallVector<Value> next(sums);
+                          for (auto [i, v] : llvm::enumerate(values))
+                            next[*offset + i] = arith::AddFOp::create(
+                                ab, al, sums[*offset + i],
+                                arith::MulFOp::create(ab, al, weight, v));
+                          return next;
+                        });
+              };
+              // An evicted token: nothing, or its demoted value (two-tier).
+              auto evicted = [&](OpBuilder &eb,
+                                 Location el) -> SmallVector<Value> {
+                if (!s.demote)
+                  return SmallVector<Value>(acc);
+                return ifThenElseValues(
+                    eb, el, noDemotedPages,
+                    [&](OpBuilder &, Location) {
+                      return SmallVector<Value>(acc);
+                    },
+                    [&](OpBuilder &db, Location dl) {
+                      Value weight =
+                          memref::LoadOp::create(db, dl, s.scores, token);
+                      SmallVector<Value> next;
+                      for (int64_t i = 0; i < spanChannels; ++i) {
+                        Value v = readDemoted(db, dl, s, /*value=*/true,
+                                              demotedPages, kvHead, token,
+                                              channelAt(db, dl, i));
+                        next.push_back(arith::AddFOp::create(
+                            db, dl, acc[i],
+                            arith::MulFOp::create(db, dl, weight, v)));
+                      }
+                      return next;
+                    });
+              };
+              scf::YieldOp::create(
+                  b2, l2,
+                  bitmap ? ifLiveValues(b2, l2, *bitmap, token, accumulate,
+                                        evicted)
+                         : accumulate(b2, l2));
+            });
+        Type outType = cast<MemRefType>(s.out.getType()).getElementType();
+        for (int64_t i = 0; i < spanChannels; ++i) {
+          Value result =
+              arith::DivFOp::create(b1, l1, tokens.getResult(i), sum);
+          if (outType != result.getType())
+            result = arith::TruncFOp::create(b1, l1, outType, result);
+          memref::StoreOp::create(
+              b1, l1, result, s.out,
+              ValueRange{batch, head, query, channelAt(b1, l1, i)});
+        }
+        scf::YieldOp::create(b1, l1);
+      });
 }
 
 /// Stores NaN in every element of `out` (batch x ...) of sequence `batch`.
@@ -635,7 +679,8 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
               s.numTokens = scalar(abi::kNumTokens);
               s.compressed = scalar(abi::kCompressedTokens);
               s.queryLen = queryLen;
-              s.group = cIndex(bb, bl, resultType.getDimSize(1) / kvHeads);
+              s.queryHeadsPerKVHead = resultType.getDimSize(1) / kvHeads;
+              s.group = cIndex(bb, bl, s.queryHeadsPerKVHead);
               s.pageTable = pointerCall(abi::kPageTable, {binding, batchI64});
               s.kResidual =
                   pointerCall(abi::kResidual, {binding, batchI64, kSide});

@@ -9,6 +9,8 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
+#include <algorithm>
+
 using namespace mlir;
 using namespace mlir::kvc;
 namespace num = ::kvc::numerics;
@@ -48,42 +50,60 @@ static Value extract(OpBuilder &b, Location loc, Value vector,
   return LLVM::ExtractElementOp::create(b, loc, vector, index);
 }
 
-/// for c0 in [0, headDim) step chunk, carrying `inits`; `body` builds the
-/// yields with `b` placed in the loop body.
+/// for c0 in span step chunk, carrying `inits`; `body` builds the yields
+/// with `b` placed in the loop body. Spans of up to kMaxUnrolledSpan
+/// channels are unrolled, in channel order.
 static SmallVector<Value>
-forEachChunk(OpBuilder &b, Location loc, int64_t headDim, int64_t chunk,
+forEachChunk(OpBuilder &b, Location loc, ChannelSpan span, int64_t chunk,
              ValueRange inits,
-             function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+             function_ref<SmallVector<Value>(Value, std::optional<int64_t>,
+                                             ValueRange)>
+                 body) {
+  if (span.count <= kMaxUnrolledSpan || span.count == chunk) {
+    SmallVector<Value> carried(inits);
+    for (int64_t c = 0; c < span.count; c += chunk) {
+      Value first = c == 0 ? span.first
+                           : b.createOrFold<arith::AddIOp>(
+                                 loc, span.first, indexConst(b, loc, c));
+      carried = body(first, c, carried);
+    }
+    return carried;
+  }
+  Value end = b.createOrFold<arith::AddIOp>(loc, span.first,
+                                           indexConst(b, loc, span.count));
   auto loop = scf::ForOp::create(
-      b, loc, indexConst(b, loc, 0), indexConst(b, loc, headDim),
-      indexConst(b, loc, chunk), inits,
+      b, loc, span.first, end, indexConst(b, loc, chunk), inits,
       [&](OpBuilder &nb, Location, Value firstChannel, ValueRange carried) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-        scf::YieldOp::create(b, loc, body(firstChannel, carried));
+        scf::YieldOp::create(b, loc,
+                             body(firstChannel, std::nullopt, carried));
       });
   return SmallVector<Value>(loop.getResults());
 }
 
-/// Code `index` (0..31) of a packing unit whose words are `words` (layout.md,
-/// section 2), as an i32: the word/plane arithmetic of readCode with
-/// constant positions.
-static Value codeFromWords(OpBuilder &b, Location loc, ArrayRef<Value> words,
-                           unsigned bits, unsigned index) {
-  unsigned lowBits = bits == 3 ? 2 : bits;
-  unsigned perWord = 32 / lowBits;
-  Value code = arith::AndIOp::create(
-      b, loc,
-      arith::ShRUIOp::create(b, loc, words[index / perWord],
-                             i32Const(b, loc, (index % perWord) * lowBits)),
-      i32Const(b, loc, (1 << lowBits) - 1));
-  if (bits != 3)
-    return code;
-  Value high = arith::AndIOp::create(
-      b, loc, arith::ShRUIOp::create(b, loc, words[2], i32Const(b, loc, index)),
-      i32Const(b, loc, 1));
-  return arith::OrIOp::create(
-      b, loc, code, arith::ShLIOp::create(b, loc, high, i32Const(b, loc, 2)));
+/// The largest of `candidates` (descending) that divides every one of
+/// `sizes`: how many consecutive channels one load may take.
+static int64_t widestDividing(ArrayRef<int64_t> candidates,
+                              ArrayRef<int64_t> sizes) {
+  for (int64_t c : candidates)
+    if (llvm::all_of(sizes, [&](int64_t s) { return s % c == 0; }))
+      return c;
+  return 1;
+}
+
+int64_t mlir::kvc::widestSpan(int64_t headDim, int64_t maxChannels) {
+  int64_t span = 1;
+  while (span * 2 <= maxChannels && headDim % (span * 2) == 0)
+    span *= 2;
+  return span;
+}
+
+int64_t mlir::kvc::valueSpanChannels(int64_t headDim,
+                                     int64_t queryHeadsPerKVHead) {
+  int64_t group = std::max<int64_t>(queryHeadsPerKVHead, 1);
+  return widestSpan(headDim, std::clamp<int64_t>(kMaxValueAccumulators / group,
+                                                 1, kMaxUnrolledSpan));
 }
 
 /// float(code) * scale + zero: two roundings, never fused (the numerics
@@ -99,36 +119,49 @@ static Value halfToF32(OpBuilder &b, Location loc, Value half) {
   return arith::ExtFOp::create(b, loc, b.getF32Type(), half);
 }
 
-/// Folds over a row of D fp16 values at byte `rowBase` of `views`: 16-byte
-/// loads of 8 channels when D allows (rows start 16-byte aligned then), else
-/// one 2-byte load per channel.
+/// `count` elements of `element` at byte `at`, each extracted: one load of
+/// count * size bytes (aligned to that: callers keep `at` a multiple).
+static SmallVector<Value> loadElements(OpBuilder &b, Location loc,
+                                       const ByteViews &views, Type element,
+                                       int64_t count, Value at) {
+  if (count == 1)
+    return {views.load(b, loc, element, at)};
+  unsigned bytes = count * element.getIntOrFloatBitWidth() / 8;
+  Value vector = views.loadVector(b, loc, element, count, at, bytes);
+  SmallVector<Value> elements;
+  for (int64_t i = 0; i < count; ++i)
+    elements.push_back(extract(b, loc, vector, i));
+  return elements;
+}
+
+/// Folds over `span` of a row of D fp16 values at byte `rowBase` of
+/// `views`: up to 8 channels (16 bytes) a load, as D and the span allow.
 static SmallVector<Value> foldHalfRow(OpBuilder &b, Location loc,
                                       const ByteViews &views, Value rowBase,
-                                      int64_t headDim, ValueRange inits,
-                                      ChannelChunkFn fn) {
-  int64_t chunk = headDim % 8 == 0 ? 8 : 1;
+                                      int64_t headDim, ChannelSpan span,
+                                      ValueRange inits, ChannelChunkFn fn) {
+  int64_t chunk = widestDividing({8, 4, 2}, {headDim, span.count});
   return forEachChunk(
-      b, loc, headDim, chunk, inits,
-      [&](Value firstChannel, ValueRange carried) {
+      b, loc, span, chunk, inits, [&](Value firstChannel, std::optional<int64_t> offset,
+          ValueRange carried) {
         Value at = arith::AddIOp::create(
             b, loc, rowBase,
             arith::MulIOp::create(b, loc, firstChannel,
                                   indexConst(b, loc, 2)));
         SmallVector<Value> values;
-        if (chunk == 1) {
-          values.push_back(halfToF32(b, loc, views.load(b, loc, b.getF16Type(),
-                                                        at)));
-        } else {
-          Value halves = views.loadVector(b, loc, b.getF16Type(), chunk, at, 16);
-          for (int64_t i = 0; i < chunk; ++i)
-            values.push_back(halfToF32(b, loc, extract(b, loc, halves, i)));
-        }
-        return fn(firstChannel, values, carried);
+        for (Value half : loadElements(b, loc, views, b.getF16Type(), chunk, at))
+          values.push_back(halfToF32(b, loc, half));
+        return fn(firstChannel, offset, values, carried);
       });
+}
+
+ChannelSpan PageReader::wholeRow(OpBuilder &b, Location loc) const {
+  return ChannelSpan{indexConst(b, loc, 0), int64_t(headDim)};
 }
 
 SmallVector<Value> PageReader::foldCompressedRow(OpBuilder &b, Location loc,
                                                  Value blockBase, Value slot,
+                                                 ChannelSpan span,
                                                  ValueRange inits,
                                                  ChannelChunkFn fn) const {
   auto add = [&](Value x, Value y) -> Value {
@@ -140,118 +173,106 @@ SmallVector<Value> PageReader::foldCompressedRow(OpBuilder &b, Location loc,
   int64_t d = headDim;
   switch (side.kind) {
   case num::SideEncoding::Kind::Plain:
-    return foldHalfRow(b, loc, pool, add(blockBase, mul(slot, 2 * d)), d,
+    return foldHalfRow(b, loc, pool, add(blockBase, mul(slot, 2 * d)), d, span,
                        inits, fn);
   case num::SideEncoding::Kind::FP8: {
-    // Codes [T][D] bytes (16 per load when D allows), the row's fp16 scale.
+    // Codes [T][D] bytes (up to 16 a load), the row's fp16 scale.
     Value rowBase = add(blockBase, mul(slot, d));
-    Value scale = readHalf(
-        b, loc, pool,
-        add(add(blockBase, indexConst(b, loc, layout.paramsOffset)),
-            mul(slot, 2)));
-    int64_t chunk = d % 16 == 0 ? 16 : 1;
+    Value scale = halfToF32(
+        b, loc,
+        pool.load(b, loc, b.getF16Type(),
+                  add(add(blockBase, indexConst(b, loc, layout.paramsOffset)),
+                      mul(slot, 2))));
+    int64_t chunk = widestDividing({16, 8, 4, 2}, {d, span.count});
     return forEachChunk(
-        b, loc, d, chunk, inits, [&](Value firstChannel, ValueRange carried) {
-          Value at = add(rowBase, firstChannel);
-          SmallVector<Value> codes;
-          if (chunk == 1) {
-            codes.push_back(pool.load(b, loc, b.getI8Type(), at));
-          } else {
-            Value bytes = pool.loadVector(b, loc, b.getI8Type(), chunk, at, 16);
-            for (int64_t i = 0; i < chunk; ++i)
-              codes.push_back(extract(b, loc, bytes, i));
-          }
+        b, loc, span, chunk, inits, [&](Value firstChannel, std::optional<int64_t> offset,
+          ValueRange carried) {
           SmallVector<Value> values;
-          for (Value code : codes) {
+          for (Value code : loadElements(b, loc, pool, b.getI8Type(), chunk,
+                                         add(rowBase, firstChannel))) {
             Value tableIndex =
                 arith::IndexCastUIOp::create(b, loc, b.getIndexType(), code);
             Value value = memref::LoadOp::create(b, loc, fp8Table, tableIndex);
             values.push_back(arith::MulFOp::create(b, loc, value, scale));
           }
-          return fn(firstChannel, values, carried);
+          return fn(firstChannel, offset, values, carried);
         });
   }
   case num::SideEncoding::Kind::Quant:
     break;
   }
   if (side.quant.axis == num::QuantAxis::Channel)
-    return foldChannelAxisRow(b, loc, blockBase, slot, inits, fn);
-  return foldTokenAxisRow(b, loc, blockBase, slot, inits, fn);
+    return foldChannelAxisRow(b, loc, blockBase, slot, span, inits, fn);
+  return foldTokenAxisRow(b, loc, blockBase, slot, span, inits, fn);
 }
 
 SmallVector<Value> PageReader::foldTokenAxisRow(OpBuilder &b, Location loc,
                                                 Value blockBase, Value slot,
+                                                ChannelSpan span,
                                                 ValueRange inits,
                                                 ChannelChunkFn fn) const {
   // Codes [T][D*b/8]: a token's codes are one run of packing units in
-  // channel order. A chunk is one unit (32 channels, 4*b bytes) in one load
-  // aligned to its size when that is 8 or 16 bytes (b = 2, 4); 8-bit units
-  // are two 16-byte chunks of 16 channels; 3-bit units (12 bytes) are three
-  // 4-byte words. At most 32 values a chunk: more (a 16-byte load of 2-bit
-  // codes) made ptxas spill once the query heads' products were unrolled.
-  // The groups' (scale, zero) pairs are 4-byte loads, [T][D/G].
+  // channel order. A chunk is at most one unit (32 channels, 4*b bytes):
+  // 16 channels for 8 bits (a 16-byte load), and no more than the span. At
+  // most 32 values a chunk: more (a 16-byte load of 2-bit codes) made ptxas
+  // spill once the query heads' products were unrolled. The groups'
+  // (scale, zero) pairs are 4-byte loads, [T][D/G].
   const num::QuantSpec &spec = side.quant;
   const int64_t d = headDim, group = spec.group, bits = spec.bits;
-  const int64_t rowBytes = d * bits / 8;
-  int64_t chunk = num::kPackUnitCodes, words = bits;
-  unsigned alignment = 4;
-  if (bits == 8 && rowBytes % 16 == 0) {
-    chunk = 16;
-    words = 4;
-    alignment = 16;
-  } else if (bits != 3 && rowBytes % std::min<int64_t>(4 * bits, 16) == 0) {
-    // Blocks are only 16-byte aligned.
-    alignment = std::min<int64_t>(4 * bits, 16);
-  }
+  const int64_t rowBytes = d * bits / 8, unitBytes = 4 * bits;
+  const int64_t chunk = std::min<int64_t>(bits == 8 ? 16 : num::kPackUnitCodes,
+                                          span.count);
+  // Blocks are 16-byte aligned, rows rowBytes apart, units unitBytes apart.
+  const unsigned alignment = widestDividing({16, 8, 4}, {rowBytes, unitBytes});
   auto add = [&](Value x, Value y) -> Value {
     return arith::AddIOp::create(b, loc, x, y);
   };
   auto mul = [&](Value x, int64_t y) -> Value {
     return arith::MulIOp::create(b, loc, x, indexConst(b, loc, y));
   };
+  auto div = [&](Value x, int64_t y) -> Value {
+    return arith::DivUIOp::create(b, loc, x, indexConst(b, loc, y));
+  };
+  auto rem = [&](Value x, int64_t y) -> Value {
+    return arith::RemUIOp::create(b, loc, x, indexConst(b, loc, y));
+  };
   Value rowBase = add(blockBase, mul(slot, rowBytes));
   Value pairRow = add(add(blockBase, indexConst(b, loc, layout.paramsOffset)),
                       mul(slot, d / group * 4));
   return forEachChunk(
-      b, loc, d, chunk, inits, [&](Value firstChannel, ValueRange carried) {
-        Value codeWords = pool.loadVector(
-            b, loc, b.getI32Type(), words,
-            add(rowBase, arith::DivUIOp::create(
-                             b, loc, mul(firstChannel, bits),
-                             indexConst(b, loc, 8))),
-            alignment);
-        SmallVector<Value> wordValues;
-        for (int64_t w = 0; w < words; ++w)
-          wordValues.push_back(extract(b, loc, codeWords, w));
+      b, loc, span, chunk, inits, [&](Value firstChannel, std::optional<int64_t> offset,
+          ValueRange carried) {
+        Value unitBase =
+            add(rowBase, mul(div(firstChannel, num::kPackUnitCodes), unitBytes));
+        SmallVector<Value> codes =
+            unitCodes(b, loc, unitBase, rem(firstChannel, num::kPackUnitCodes),
+                      chunk, alignment);
         // Chunks never cross a group (G is a multiple of 32): one pair.
-        Value groupIndex = arith::DivUIOp::create(b, loc, firstChannel,
-                                                  indexConst(b, loc, group));
         Value pair = pool.loadVector(b, loc, b.getF16Type(), 2,
-                                     add(pairRow, mul(groupIndex, 4)), 4);
+                                     add(pairRow, mul(div(firstChannel, group), 4)),
+                                     4);
         Value scale = halfToF32(b, loc, extract(b, loc, pair, 0));
         Value zero = halfToF32(b, loc, extract(b, loc, pair, 1));
         SmallVector<Value> values;
-        for (int64_t i = 0; i < chunk; ++i) {
-          // 8-bit chunks are half a unit: word i / 4 from the chunk's start.
-          Value code = codeFromWords(b, loc, wordValues, bits, i);
+        for (Value code : codes)
           values.push_back(dequantize(b, loc, code, scale, zero));
-        }
-        return fn(firstChannel, values, carried);
+        return fn(firstChannel, offset, values, carried);
       });
 }
 
 SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
                                                   Value blockBase, Value slot,
+                                                  ChannelSpan span,
                                                   ValueRange inits,
                                                   ChannelChunkFn fn) const {
   // Codes [T/G][D][G*b/8]: the token's code of channel c is in group
   // (slot / G, c), at the same unit and position for every c. Pairs
-  // [T/G][D] are adjacent for adjacent channels: four of them are one
+  // [T/G][D] are adjacent for adjacent channels: up to four of them are one
   // 16-byte load.
   const num::QuantSpec &spec = side.quant;
   const int64_t d = headDim, group = spec.group;
   const int64_t groupBytes = group * spec.bits / 8;
-  const int64_t chunk = d % 4 == 0 ? 4 : 1;
+  const int64_t chunk = widestDividing({4, 2}, {d, span.count});
   auto add = [&](Value x, Value y) -> Value {
     return arith::AddIOp::create(b, loc, x, y);
   };
@@ -271,35 +292,37 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
       b, loc, inGroup, indexConst(b, loc, num::kPackUnitCodes));
   Value paramsBase = add(blockBase, indexConst(b, loc, layout.paramsOffset));
   return forEachChunk(
-      b, loc, d, chunk, inits, [&](Value firstChannel, ValueRange carried) {
+      b, loc, span, chunk, inits, [&](Value firstChannel, std::optional<int64_t> offset,
+          ValueRange carried) {
         Value pair = add(firstPair, firstChannel);
         Value params = pool.loadVector(b, loc, b.getF16Type(), 2 * chunk,
                                        add(paramsBase, mul(pair, 4)),
-                                       chunk == 4 ? 16 : 4);
+                                       4 * chunk);
         SmallVector<Value> values;
         for (int64_t i = 0; i < chunk; ++i) {
           Value unitBase =
               add(add(blockBase, mul(add(pair, indexConst(b, loc, i)),
                                      groupBytes)),
                   unitInGroup);
-          Value code = readCode(b, loc, unitBase, indexInUnit);
+          Value code = unitCodes(b, loc, unitBase, indexInUnit, 1, 4)[0];
           values.push_back(dequantize(
               b, loc, code, halfToF32(b, loc, extract(b, loc, params, 2 * i)),
               halfToF32(b, loc, extract(b, loc, params, 2 * i + 1))));
         }
-        return fn(firstChannel, values, carried);
+        return fn(firstChannel, offset, values, carried);
       });
 }
 
 SmallVector<Value> PageReader::foldResidualRow(OpBuilder &b, Location loc,
                                                const ByteViews &residual,
                                                Value headBase, Value row,
+                                               ChannelSpan span,
                                                ValueRange inits,
                                                ChannelChunkFn fn) const {
   Value rowBase = arith::AddIOp::create(
       b, loc, headBase,
       arith::MulIOp::create(b, loc, row, indexConst(b, loc, 2 * headDim)));
-  return foldHalfRow(b, loc, residual, rowBase, headDim, inits, fn);
+  return foldHalfRow(b, loc, residual, rowBase, headDim, span, inits, fn);
 }
 
 Value mlir::kvc::loadAsF32(OpBuilder &b, Location loc, Value memref,
@@ -322,48 +345,73 @@ Value PageReader::readHalf(OpBuilder &b, Location loc, const ByteViews &views,
   return arith::ExtFOp::create(b, loc, b.getF32Type(), half);
 }
 
-/// Extracts code `indexInUnit` (an index < 32) from the 32-code packing
-/// unit at byte `unitBase` (layout.md, section 2), as an i32.
-Value PageReader::readCode(OpBuilder &b, Location loc, Value unitBase,
-                           Value indexInUnit) const {
-  unsigned bits = side.quant.bits;
-  if (bits == 8) {
-    Value byte = pool.load(b, loc, b.getI8Type(),
-                           arith::AddIOp::create(b, loc, unitBase, indexInUnit));
-    return arith::ExtUIOp::create(b, loc, b.getI32Type(), byte);
-  }
-  // Codes per 32-bit word in the low planes: 16 for 2 and 3 bits, 8 for 4.
-  unsigned lowBits = bits == 4 ? 4 : 2;
-  unsigned perWord = 32 / lowBits;
-  auto loadWord = [&](Value wordInUnit) -> Value {
-    Value byteOffset = arith::AddIOp::create(
-        b, loc, unitBase,
-        arith::MulIOp::create(b, loc, wordInUnit, indexConst(b, loc, 4)));
-    return pool.load(b, loc, b.getI32Type(), byteOffset);
+SmallVector<Value> PageReader::unitCodes(OpBuilder &b, Location loc,
+                                         Value unitBase, Value position,
+                                         int64_t count,
+                                         unsigned alignment) const {
+  // b = 2, 4, 8: codes in order, 32 / b a word. b = 3: words 0-1 hold the
+  // low 2 bits of the codes (16 a word), word 2 bit 2 of code i at bit i.
+  const unsigned bits = side.quant.bits;
+  const int64_t lowBits = bits == 3 ? 2 : bits, perWord = 32 / lowBits;
+  auto add = [&](Value x, Value y) -> Value {
+    return arith::AddIOp::create(b, loc, x, y);
+  };
+  auto mulIndex = [&](Value x, int64_t y) -> Value {
+    return arith::MulIOp::create(b, loc, x, indexConst(b, loc, y));
   };
   auto toI32 = [&](Value index) -> Value {
     return arith::IndexCastOp::create(b, loc, b.getI32Type(), index);
   };
-  Value word =
-      loadWord(arith::DivUIOp::create(b, loc, indexInUnit,
-                                      indexConst(b, loc, perWord)));
-  Value shift = arith::MulIOp::create(
-      b, loc,
-      toI32(arith::RemUIOp::create(b, loc, indexInUnit,
-                                   indexConst(b, loc, perWord))),
-      i32Const(b, loc, lowBits));
-  Value code = arith::AndIOp::create(
-      b, loc, arith::ShRUIOp::create(b, loc, word, shift),
-      i32Const(b, loc, (1 << lowBits) - 1));
-  if (bits != 3)
-    return code;
-  // 3 bits: word 2 of the unit holds bit 2 of code i at bit i.
-  Value plane = loadWord(indexConst(b, loc, 2));
-  Value high = arith::AndIOp::create(
-      b, loc, arith::ShRUIOp::create(b, loc, plane, toI32(indexInUnit)),
-      i32Const(b, loc, 1));
-  return arith::OrIOp::create(
-      b, loc, code, arith::ShLIOp::create(b, loc, high, i32Const(b, loc, 2)));
+  auto field = [&](Value word, int64_t shift, int64_t width) -> Value {
+    if (shift)
+      word = arith::ShRUIOp::create(b, loc, word, i32Const(b, loc, shift));
+    return arith::AndIOp::create(b, loc, word,
+                                 i32Const(b, loc, (1 << width) - 1));
+  };
+  // The low-plane words that hold the codes, shifted so that code i sits
+  // at bit (i % perWord) * lowBits of words[i / perWord].
+  SmallVector<Value> words;
+  if (count * lowBits >= 32) {
+    // Whole words from a word boundary: `position` is a multiple of them.
+    int64_t wordCount = count * lowBits / 32;
+    Value at = add(unitBase, arith::DivUIOp::create(
+                                 b, loc, mulIndex(position, lowBits),
+                                 indexConst(b, loc, 8)));
+    if (wordCount == 1) {
+      words.push_back(pool.load(b, loc, b.getI32Type(), at));
+    } else {
+      Value vector = pool.loadVector(
+          b, loc, b.getI32Type(), wordCount, at,
+          std::min<unsigned>(alignment, 4 * wordCount));
+      for (int64_t w = 0; w < wordCount; ++w)
+        words.push_back(extract(b, loc, vector, w));
+    }
+  } else {
+    // Inside one word: load it, shift the span's first code to bit 0.
+    Value wordIndex = arith::DivUIOp::create(b, loc, position,
+                                             indexConst(b, loc, perWord));
+    Value word = pool.load(b, loc, b.getI32Type(),
+                           add(unitBase, mulIndex(wordIndex, 4)));
+    Value shift = toI32(mulIndex(
+        arith::RemUIOp::create(b, loc, position, indexConst(b, loc, perWord)),
+        lowBits));
+    words.push_back(arith::ShRUIOp::create(b, loc, word, shift));
+  }
+  Value plane;
+  if (bits == 3)
+    plane = arith::ShRUIOp::create(
+        b, loc, pool.load(b, loc, b.getI32Type(), add(unitBase, indexConst(b, loc, 8))),
+        toI32(position));
+  SmallVector<Value> codes;
+  for (int64_t i = 0; i < count; ++i) {
+    Value code = field(words[i / perWord], (i % perWord) * lowBits, lowBits);
+    if (bits == 3)
+      code = arith::OrIOp::create(
+          b, loc, code,
+          arith::ShLIOp::create(b, loc, field(plane, i, 1), i32Const(b, loc, 2)));
+    codes.push_back(code);
+  }
+  return codes;
 }
 
 Value PageReader::readCompressed(OpBuilder &b, Location loc, Value blockBase,
@@ -421,27 +469,14 @@ Value PageReader::readCompressed(OpBuilder &b, Location loc, Value blockBase,
                        mul(arith::DivUIOp::create(b, loc, inGroup,
                                                   indexConst(b, loc, 32)),
                            4 * spec.bits));
-  Value code = readCode(
+  Value code = unitCodes(
       b, loc, unitBase,
-      arith::RemUIOp::create(b, loc, inGroup, indexConst(b, loc, 32)));
+      arith::RemUIOp::create(b, loc, inGroup, indexConst(b, loc, 32)), 1, 4)[0];
   // The group's (scale, zero): one 4-byte load.
   Value pair = pool.loadVector(b, loc, b.getF16Type(), 2,
                                add(paramsBase, mul(pairIndex, 4)), 4);
   return dequantize(b, loc, code, halfToF32(b, loc, extract(b, loc, pair, 0)),
                     halfToF32(b, loc, extract(b, loc, pair, 1)));
-}
-
-Value PageReader::readResidual(OpBuilder &b, Location loc,
-                               const ByteViews &residual, Value headBase,
-                               Value row, Value channel) const {
-  Value element = arith::AddIOp::create(
-      b, loc,
-      arith::MulIOp::create(b, loc, row, indexConst(b, loc, headDim)),
-      channel);
-  Value byteOffset = arith::AddIOp::create(
-      b, loc, headBase,
-      arith::MulIOp::create(b, loc, element, indexConst(b, loc, 2)));
-  return readHalf(b, loc, residual, byteOffset);
 }
 
 std::pair<Value, Value> SequenceSideView::locate(OpBuilder &b, Location loc,
@@ -466,30 +501,9 @@ std::pair<Value, Value> SequenceSideView::locate(OpBuilder &b, Location loc,
   return {blockBase, slot};
 }
 
-Value SequenceSideView::read(OpBuilder &b, Location loc, Value head,
-                             Value token, Value channel) const {
-  Value isCompressed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                             token, compressed);
-  auto ifOp = scf::IfOp::create(
-      b, loc, isCompressed,
-      [&](OpBuilder &tb, Location tloc) {
-        auto [blockBase, slot] = locate(tb, tloc, head, token);
-        scf::YieldOp::create(
-            tb, tloc, reader->readCompressed(tb, tloc, blockBase, slot, channel));
-      },
-      [&](OpBuilder &eb, Location eloc) {
-        Value row = arith::SubIOp::create(eb, eloc, token, compressed);
-        Value headBase = arith::MulIOp::create(
-            eb, eloc, head, indexConst(eb, eloc, residualHeadBytes));
-        scf::YieldOp::create(
-            eb, eloc,
-            reader->readResidual(eb, eloc, residual, headBase, row, channel));
-      });
-  return ifOp.getResult(0);
-}
-
 SmallVector<Value> SequenceSideView::foldChannels(OpBuilder &b, Location loc,
                                                   Value head, Value token,
+                                                  ChannelSpan span,
                                                   ValueRange inits,
                                                   ChannelChunkFn fn) const {
   Value isCompressed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
@@ -501,14 +515,14 @@ SmallVector<Value> SequenceSideView::foldChannels(OpBuilder &b, Location loc,
     b.setInsertionPointToStart(ifOp.thenBlock());
     auto [blockBase, slot] = locate(b, loc, head, token);
     scf::YieldOp::create(
-        b, loc, reader->foldCompressedRow(b, loc, blockBase, slot, inits, fn));
+        b, loc, reader->foldCompressedRow(b, loc, blockBase, slot, span, inits, fn));
     b.setInsertionPointToStart(ifOp.elseBlock());
     Value row = arith::SubIOp::create(b, loc, token, compressed);
     Value headBase = arith::MulIOp::create(
         b, loc, head, indexConst(b, loc, residualHeadBytes));
     scf::YieldOp::create(b, loc,
                          reader->foldResidualRow(b, loc, residual, headBase,
-                                                 row, inits, fn));
+                                                 row, span, inits, fn));
   }
   return SmallVector<Value>(ifOp.getResults());
 }

@@ -15,6 +15,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Value.h"
 
+#include <optional>
+
 namespace mlir {
 namespace kvc {
 
@@ -33,12 +35,43 @@ struct ByteViews {
                    Value byteOffset, unsigned alignment) const;
 };
 
+/// Channels [first, first + count) of a token's row: `first` is an index
+/// value, a multiple of `count`, and `count` divides head_dim. A key's dot
+/// product folds the whole row; a thread of the value pass owns a span.
+struct ChannelSpan {
+  Value first;
+  int64_t count;
+};
+
+/// The most channels, a power of two up to `maxChannels`, that divide
+/// head_dim.
+int64_t widestSpan(int64_t headDim, int64_t maxChannels);
+
+/// Accumulators (channels of a span x query heads) a thread of the GPU value
+/// pass keeps. Measured with ptxas 13 under min-blocks-per-sm=5 (96
+/// registers): 32 spill 4-24 bytes (GQA 4 x 8 channels on sm_80, GQA 7 and
+/// 8 x 4 channels on sm_90a); 16 spill on neither chip.
+constexpr int64_t kMaxValueAccumulators = 16;
+
+/// The span the value passes (GPU and CPU alike) read at once: up to 8
+/// channels (8 fp16 values are one 16-byte load), fewer when the
+/// `queryHeadsPerKVHead` query heads sharing them would need more than
+/// kMaxValueAccumulators accumulators.
+int64_t valueSpanChannels(int64_t headDim, int64_t queryHeadsPerKVHead);
+
+/// The widest span a fold emits chunk after chunk rather than as a loop:
+/// the value passes' spans (whole key rows loop over their chunks).
+constexpr int64_t kMaxUnrolledSpan = 8;
+
 /// Receives the f32 values of channels firstChannel .. firstChannel +
-/// values.size() - 1 of one token (firstChannel an index) and the values a
-/// fold carries; returns their updates. Ops are created with the builder
-/// the fold was given.
+/// values.size() - 1 of one token and the values a fold carries; returns
+/// their updates. Ops are created with the builder the fold was given. A
+/// span of at most kMaxUnrolledSpan channels is unrolled, and `spanOffset`
+/// is then the chunk's static offset from the span's first channel (so a
+/// caller can keep one accumulator per channel); in a loop it is nullopt.
 using ChannelChunkFn = function_ref<SmallVector<Value>(
-    Value firstChannel, ArrayRef<Value> values, ValueRange carried)>;
+    Value firstChannel, std::optional<int64_t> spanOffset,
+    ArrayRef<Value> values, ValueRange carried)>;
 
 /// memref.load of a float element, extended to f32 (queries and masks may
 /// be f16 or bf16; attention computes in f32).
@@ -60,38 +93,43 @@ public:
   Value readCompressed(OpBuilder &b, Location loc, Value blockBase, Value slot,
                        Value channel) const;
 
-  /// The f32 value of row `row`, channel `channel` of the fp16 [R][D]
-  /// residual buffer starting at byte `headBase` of `residual`.
-  Value readResidual(OpBuilder &b, Location loc, const ByteViews &residual,
-                     Value headBase, Value row, Value channel) const;
+  /// The span of all D channels.
+  ChannelSpan wholeRow(OpBuilder &b, Location loc) const;
 
-  /// Folds `fn` over the D channels of token `slot` of the block at byte
-  /// `blockBase`, in channel order, with the values readCompressed gives,
-  /// read in as few and as wide loads as the layout allows: 16-byte loads of
-  /// fp16, fp8 and token-axis code rows; for channel-axis codes, whose
-  /// token code sits in a different group per channel, one code word per
-  /// channel and one 16-byte load of four channels' (scale, zero) pairs.
+  /// Folds `fn` over the channels of `span` of token `slot` of the block at
+  /// byte `blockBase`, in channel order, with the values readCompressed
+  /// gives, read in as few and as wide loads as the layout and the span
+  /// allow: up to 16-byte loads of fp16, fp8 and token-axis code rows; for
+  /// channel-axis codes, whose token code sits in a different group per
+  /// channel, one code word per channel and one 16-byte load of four
+  /// channels' (scale, zero) pairs.
   SmallVector<Value> foldCompressedRow(OpBuilder &b, Location loc,
                                        Value blockBase, Value slot,
-                                       ValueRange inits,
+                                       ChannelSpan span, ValueRange inits,
                                        ChannelChunkFn fn) const;
-  /// The same over row `row` of the fp16 residual buffer (16-byte loads).
+  /// The same over row `row` of the fp16 residual buffer.
   SmallVector<Value> foldResidualRow(OpBuilder &b, Location loc,
                                      const ByteViews &residual, Value headBase,
-                                     Value row, ValueRange inits,
+                                     Value row, ChannelSpan span,
+                                     ValueRange inits,
                                      ChannelChunkFn fn) const;
 
 private:
   SmallVector<Value> foldTokenAxisRow(OpBuilder &b, Location loc,
                                       Value blockBase, Value slot,
-                                      ValueRange inits,
+                                      ChannelSpan span, ValueRange inits,
                                       ChannelChunkFn fn) const;
   SmallVector<Value> foldChannelAxisRow(OpBuilder &b, Location loc,
                                         Value blockBase, Value slot,
-                                        ValueRange inits,
+                                        ChannelSpan span, ValueRange inits,
                                         ChannelChunkFn fn) const;
-  Value readCode(OpBuilder &b, Location loc, Value unitBase,
-                 Value indexInUnit) const;
+  /// Codes position .. position + count - 1 (i32 values) of the 32-code
+  /// packing unit at byte `unitBase`: the one place that knows the bit
+  /// layout (layout.md, section 2). `position` (an index) is a multiple of
+  /// `count`; loads of whole words are aligned to `alignment` at most.
+  SmallVector<Value> unitCodes(OpBuilder &b, Location loc, Value unitBase,
+                               Value position, int64_t count,
+                               unsigned alignment) const;
   Value readHalf(OpBuilder &b, Location loc, const ByteViews &views,
                  Value byteOffset) const;
 
@@ -119,17 +157,12 @@ struct SequenceSideView {
   uint64_t residualHeadBytes;
   unsigned pageTokens;
 
-  /// The f32 value of channel `channel` of token `token` of KV head `head`
-  /// (index values).
-  Value read(OpBuilder &b, Location loc, Value head, Value token,
-             Value channel) const;
-
-  /// Folds `fn` over the D channels of token `token` of KV head `head`:
-  /// the token is located once (page table or residual row), then read
-  /// with PageReader's wide row loads.
+  /// Folds `fn` over the channels of `span` of token `token` of KV head
+  /// `head`: the token is located once (page table or residual row), then
+  /// read with PageReader's wide row loads.
   SmallVector<Value> foldChannels(OpBuilder &b, Location loc, Value head,
-                                  Value token, ValueRange inits,
-                                  ChannelChunkFn fn) const;
+                                  Value token, ChannelSpan span,
+                                  ValueRange inits, ChannelChunkFn fn) const;
 
 private:
   /// Byte offset of the block of `head` in the page holding compressed
