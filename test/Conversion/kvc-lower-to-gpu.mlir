@@ -1,4 +1,5 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu | FileCheck %s
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="block-threads=32" | FileCheck %s --check-prefix=THREADS32
 
 // Decode attention becomes host code that checks the runtime's layout, asks
 // the runtime for per-sequence records and a workspace, and launches a
@@ -107,4 +108,29 @@ func.func @per_head(%cache: !kvc.cache<1x3x?x64xf16, #h0> {kvc.head_encodings = 
                     %q: tensor<1x6x1x64xf16>) -> tensor<1x6x1x64xf16> {
   %o = kvc.attend %q, %cache {window = 256 : i64, softcap = 30.0 : f32} : tensor<1x6x1x64xf16>, !kvc.cache<1x3x?x64xf16, #h0> -> tensor<1x6x1x64xf16>
   return %o : tensor<1x6x1x64xf16>
+}
+
+// -----
+// More spans than threads: head_dim 512 at GQA 1 is 64 spans of 8 channels;
+// 32 threads take two each (spans tid and tid + 32), one token lane, so no
+// shuffles; 128 threads take one each with two token lanes.
+#wide = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                      value = #kvc.quant<bits = 4, axis = token, group = 32>, residual = 64>
+// CHECK-LABEL: func.func @wide_head
+// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<2x1x1x512xf32>
+// CHECK: %[[LANE:.*]] = arith.remui %thread_id_x, %c2
+// CHECK: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c2{{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+// CHECK: gpu.shuffle  xor %{{.*}}, %c1_i32
+// THREADS32-LABEL: func.func @wide_head
+// THREADS32: gpu.func @attend0_split0(%{{.*}}: memref<2x1x1x512xf32>
+// THREADS32: %[[LANE:.*]] = arith.remui %thread_id_x, %c1
+// THREADS32: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c1{{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+// THREADS32: %[[SECOND:.*]] = arith.addi %{{.*}}, %c32
+// THREADS32: arith.muli %[[SECOND]], %c8
+// THREADS32: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c1{{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32) {
+// THREADS32-NOT: gpu.shuffle  xor %{{.*}}, %c1_i32
+// THREADS32: gpu.return
+func.func @wide_head(%cache: !kvc.cache<2x1x?x512xf16, #wide>, %q: tensor<2x1x1x512xf32>) -> tensor<2x1x1x512xf32> {
+  %o = kvc.attend %q, %cache : tensor<2x1x1x512xf32>, !kvc.cache<2x1x?x512xf16, #wide> -> tensor<2x1x1x512xf32>
+  return %o : tensor<2x1x1x512xf32>
 }
