@@ -178,8 +178,7 @@ struct ValuePassShape {
 /// The widest span valueSpanChannels allows whose lanes fit in a warp.
 static ValuePassShape valuePassShape(int64_t headDim, int64_t threads,
                                      int64_t group) {
-  for (int64_t span = valueSpanChannels(headDim, group); span >= 1;
-       span /= 2) {
+  for (int64_t span = valueSpanChannels(headDim, group); span >= 1; span /= 2) {
     int64_t spans = headDim / span;
     if (spans <= threads && threads % spans == 0 && threads / spans <= 32)
       return {span, threads / spans, 1};
@@ -211,11 +210,11 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   b.setInsertionPointToEnd(module.getBody());
   auto type = b.getFunctionType(
       {queryType, ptr, ptr, ptr, ptr, index, b.getI32Type(), index}, {});
-  auto func = gpu::GPUFuncOp::create(
-      b, loc, spec.name, type,
-      TypeRange{shared({group, d}), shared({group, split}),
-                shared({threads / 32})},
-      TypeRange{});
+  auto func = gpu::GPUFuncOp::create(b, loc, spec.name, type,
+                                     TypeRange{shared({group, d}),
+                                               shared({group, split}),
+                                               shared({threads / 32})},
+                                     TypeRange{});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
@@ -382,8 +381,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     Value lane = k.rem(tid, lanes);
     Value rowIndex = k.add(k.mul(batch, spec.queryHeads), firstQueryHead);
     for (int64_t part = 0; part < valueShape.spansPerThread; ++part) {
-      Value spanIndex = k.add(k.div(tid, lanes),
-                              k.index(part * threads / lanes));
+      Value spanIndex =
+          k.add(k.div(tid, lanes), k.index(part * threads / lanes));
       ChannelSpan span{k.mul(spanIndex, width), width};
       SmallVector<Value> zeros(group * width, k.f32(0.0));
       scf::ForOp sumsOverTokens = k.loop(
@@ -395,8 +394,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                   b, loc, scores, ValueRange{k.index(j), local}));
             return values.foldChannels(
                 b, loc, kvHead, k.add(start, local), span, acc,
-                [&](Value, std::optional<int64_t> offset,
-                    ArrayRef<Value> chunk,
+                [&](Value, std::optional<int64_t> offset, ArrayRef<Value> chunk,
                     ValueRange sums) -> SmallVector<Value> {
                   // Spans are unrolled: the chunk's offset is known.
                   SmallVector<Value> next(sums);
@@ -411,14 +409,14 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       SmallVector<Value> totals(sumsOverTokens.getResults());
       for (int64_t offset = lanes / 2; offset >= 1; offset /= 2)
         for (Value &total : totals)
-          total = k.fadd(total, gpu::ShuffleOp::create(
-                                    b, loc, total, k.i32(offset), k.i32(32),
-                                    gpu::ShuffleMode::XOR)
+          total = k.fadd(total, gpu::ShuffleOp::create(b, loc, total,
+                                                       k.i32(offset), k.i32(32),
+                                                       gpu::ShuffleMode::XOR)
                                     .getShuffleResult());
       k.ifThen(k.cmp(arith::CmpIPredicate::eq, lane, k.index(0)), [&] {
         for (int64_t j = 0; j < group; ++j) {
-          Value slot = k.add(k.mul(k.add(rowIndex, k.index(j)), splits),
-                             splitIndex);
+          Value slot =
+              k.add(k.mul(k.add(rowIndex, k.index(j)), splits), splitIndex);
           Value rowBase = k.mul(k.add(k.mul(slot, d), span.first), 4);
           for (int64_t i = 0; i < width; ++i)
             k.storeF32(workspace, k.add(rowBase, k.index(4 * i)),

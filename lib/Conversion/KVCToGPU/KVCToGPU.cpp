@@ -14,9 +14,9 @@
 
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Numerics/Layout.h"
-#include "llvm/Support/MathExtras.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Transforms/DialectConversion.h"
+#include "llvm/Support/MathExtras.h"
 
 namespace mlir {
 namespace kvc {

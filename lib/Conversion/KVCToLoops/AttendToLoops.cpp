@@ -192,10 +192,10 @@ struct LiveBitmap {
 
 /// `live ? live() : dead()` where `live` is token `token`'s bit in `bitmap`.
 /// Only the taken branch runs, so an evicted token's page is never read.
-static SmallVector<Value> ifLiveValues(
-    OpBuilder &b, Location loc, const LiveBitmap &bitmap, Value token,
-    function_ref<SmallVector<Value>(OpBuilder &, Location)> live,
-    function_ref<SmallVector<Value>(OpBuilder &, Location)> dead) {
+static SmallVector<Value>
+ifLiveValues(OpBuilder &b, Location loc, const LiveBitmap &bitmap, Value token,
+             function_ref<SmallVector<Value>(OpBuilder &, Location)> live,
+             function_ref<SmallVector<Value>(OpBuilder &, Location)> dead) {
   Value bit = ifThenElse(
       b, loc, bitmap.isNull,
       [&](OpBuilder &tb, Location tl) -> Value {
@@ -276,49 +276,44 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
       function_ref<Value(OpBuilder &, Location, Value init, ChannelChunkFn)>;
   auto computeScoreWith = [&](OpBuilder &b1, Location l1, Value token,
                               KeyRowFolder foldKey) -> Value {
-                 Value dot = foldKey(
-                     b1, l1, zeroF,
-                     [&](Value firstChannel, std::optional<int64_t>,
-                         ArrayRef<Value> keys,
-                         ValueRange acc) -> SmallVector<Value> {
-                       Value sum = acc[0];
-                       for (auto [i, k] : llvm::enumerate(keys)) {
-                         Value channel = arith::AddIOp::create(
-                             b1, l1, firstChannel, cIndex(b1, l1, i));
-                         Value q = loadAsF32(
-                             b1, l1, s.query,
-                             ValueRange{batch, head, query, channel});
-                         sum = arith::AddFOp::create(
-                             b1, l1, sum, arith::MulFOp::create(b1, l1, q, k));
-                       }
-                       return {sum};
-                     });
-                 Value score = arith::MulFOp::create(b1, l1, dot,
-                                                     cF32(b1, l1, s.scale));
-                 if (s.softcap) {
-                   Value cap = cF32(b1, l1, *s.softcap);
-                   score = arith::MulFOp::create(
-                       b1, l1, cap,
-                       math::TanhOp::create(
-                           b1, l1, arith::DivFOp::create(b1, l1, score, cap)));
-                 }
-                 if (s.mask) {
-                   Value maskHead = s.maskPerHead ? head : zero;
-                   score = arith::AddFOp::create(
-                       b1, l1, score,
-                       loadAsF32(b1, l1, s.mask,
-                                 ValueRange{batch, maskHead, query, token}));
-                 }
-                 return score;
+    Value dot = foldKey(
+        b1, l1, zeroF,
+        [&](Value firstChannel, std::optional<int64_t>, ArrayRef<Value> keys,
+            ValueRange acc) -> SmallVector<Value> {
+          Value sum = acc[0];
+          for (auto [i, k] : llvm::enumerate(keys)) {
+            Value channel =
+                arith::AddIOp::create(b1, l1, firstChannel, cIndex(b1, l1, i));
+            Value q = loadAsF32(b1, l1, s.query,
+                                ValueRange{batch, head, query, channel});
+            sum = arith::AddFOp::create(b1, l1, sum,
+                                        arith::MulFOp::create(b1, l1, q, k));
+          }
+          return {sum};
+        });
+    Value score = arith::MulFOp::create(b1, l1, dot, cF32(b1, l1, s.scale));
+    if (s.softcap) {
+      Value cap = cF32(b1, l1, *s.softcap);
+      score = arith::MulFOp::create(
+          b1, l1, cap,
+          math::TanhOp::create(b1, l1,
+                               arith::DivFOp::create(b1, l1, score, cap)));
+    }
+    if (s.mask) {
+      Value maskHead = s.maskPerHead ? head : zero;
+      score = arith::AddFOp::create(
+          b1, l1, score,
+          loadAsF32(b1, l1, s.mask, ValueRange{batch, maskHead, query, token}));
+    }
+    return score;
   };
   auto computeScore = [&](OpBuilder &b1, Location l1, Value token) -> Value {
     return computeScoreWith(
         b1, l1, token,
         [&](OpBuilder &rb, Location rl, Value init, ChannelChunkFn fn) {
-          return sideView(s, *s.keys, s.kResidual, s.kPageBytes,
-                          s.kRunOffset)
-              .foldChannels(rb, rl, kvHead, token,
-                            s.keys->wholeRow(rb, rl), init, fn)[0];
+          return sideView(s, *s.keys, s.kResidual, s.kPageBytes, s.kRunOffset)
+              .foldChannels(rb, rl, kvHead, token, s.keys->wholeRow(rb, rl),
+                            init, fn)[0];
         });
   };
   // An evicted token: -inf, or its demoted key's score (two-tier).
@@ -326,19 +321,17 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
     if (!s.demote)
       return negInf;
     return ifThenElse(
-        b1, l1, noDemotedPages,
-        [&](OpBuilder &, Location) { return negInf; },
+        b1, l1, noDemotedPages, [&](OpBuilder &, Location) { return negInf; },
         [&](OpBuilder &db, Location dl) {
           return computeScoreWith(
               db, dl, token,
               [&](OpBuilder &rb, Location rl, Value init, ChannelChunkFn fn) {
                 return withDemoted(
                     rb, rl, s, /*value=*/false, demotedPages, kvHead, token,
-                    [&](const PageReader &reader, Value blockBase,
-                        Value slot) {
-                      return reader.foldCompressedRow(
-                          rb, rl, blockBase, slot, reader.wholeRow(rb, rl),
-                          init, fn)[0];
+                    [&](const PageReader &reader, Value blockBase, Value slot) {
+                      return reader.foldCompressedRow(rb, rl, blockBase, slot,
+                                                      reader.wholeRow(rb, rl),
+                                                      init, fn)[0];
                     });
               });
         });
@@ -347,18 +340,17 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
       buildFor(b, loc, lower, upper, negInf,
                [&](OpBuilder &b1, Location l1, Value token,
                    ValueRange args) -> SmallVector<Value> {
-                 Value score =
-                     bitmap ? ifLiveValues(
-                                  b1, l1, *bitmap, token,
-                                  [&](OpBuilder &lb, Location ll) {
-                                    return SmallVector<Value>{
-                                        computeScore(lb, ll, token)};
-                                  },
-                                  [&](OpBuilder &eb, Location el) {
-                                    return SmallVector<Value>{
-                                        evictedScore(eb, el, token)};
-                                  })[0]
-                            : computeScore(b1, l1, token);
+                 Value score = bitmap ? ifLiveValues(
+                                            b1, l1, *bitmap, token,
+                                            [&](OpBuilder &lb, Location ll) {
+                                              return SmallVector<Value>{
+                                                  computeScore(lb, ll, token)};
+                                            },
+                                            [&](OpBuilder &eb, Location el) {
+                                              return SmallVector<Value>{
+                                                  evictedScore(eb, el, token)};
+                                            })[0]
+                                      : computeScore(b1, l1, token);
                  memref::StoreOp::create(b1, l1, score, s.scores, token);
                  return {arith::MaximumFOp::create(b1, l1, args[0], score)};
                })
@@ -441,9 +433,9 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                           memref::LoadOp::create(db, dl, s.scores, token);
                       SmallVector<Value> next;
                       for (int64_t i = 0; i < spanChannels; ++i) {
-                        Value v = readDemoted(db, dl, s, /*value=*/true,
-                                              demotedPages, kvHead, token,
-                                              channelAt(db, dl, i));
+                        Value v =
+                            readDemoted(db, dl, s, /*value=*/true, demotedPages,
+                                        kvHead, token, channelAt(db, dl, i));
                         next.push_back(arith::AddFOp::create(
                             db, dl, acc[i],
                             arith::MulFOp::create(db, dl, weight, v)));
@@ -451,11 +443,10 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                       return next;
                     });
               };
-              scf::YieldOp::create(
-                  b2, l2,
-                  bitmap ? ifLiveValues(b2, l2, *bitmap, token, accumulate,
-                                        evicted)
-                         : accumulate(b2, l2));
+              scf::YieldOp::create(b2, l2,
+                                   bitmap ? ifLiveValues(b2, l2, *bitmap, token,
+                                                         accumulate, evicted)
+                                          : accumulate(b2, l2));
             });
         Type outType = cast<MemRefType>(s.out.getType()).getElementType();
         for (int64_t i = 0; i < spanChannels; ++i) {

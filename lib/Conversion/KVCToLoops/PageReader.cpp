@@ -53,12 +53,11 @@ static Value extract(OpBuilder &b, Location loc, Value vector,
 /// for c0 in span step chunk, carrying `inits`; `body` builds the yields
 /// with `b` placed in the loop body. Spans of up to kMaxUnrolledSpan
 /// channels are unrolled, in channel order.
-static SmallVector<Value>
-forEachChunk(OpBuilder &b, Location loc, ChannelSpan span, int64_t chunk,
-             ValueRange inits,
-             function_ref<SmallVector<Value>(Value, std::optional<int64_t>,
-                                             ValueRange)>
-                 body) {
+static SmallVector<Value> forEachChunk(
+    OpBuilder &b, Location loc, ChannelSpan span, int64_t chunk,
+    ValueRange inits,
+    function_ref<SmallVector<Value>(Value, std::optional<int64_t>, ValueRange)>
+        body) {
   if (span.count <= kMaxUnrolledSpan || span.count == chunk) {
     SmallVector<Value> carried(inits);
     for (int64_t c = 0; c < span.count; c += chunk) {
@@ -70,14 +69,13 @@ forEachChunk(OpBuilder &b, Location loc, ChannelSpan span, int64_t chunk,
     return carried;
   }
   Value end = b.createOrFold<arith::AddIOp>(loc, span.first,
-                                           indexConst(b, loc, span.count));
+                                            indexConst(b, loc, span.count));
   auto loop = scf::ForOp::create(
       b, loc, span.first, end, indexConst(b, loc, chunk), inits,
       [&](OpBuilder &nb, Location, Value firstChannel, ValueRange carried) {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-        scf::YieldOp::create(b, loc,
-                             body(firstChannel, std::nullopt, carried));
+        scf::YieldOp::create(b, loc, body(firstChannel, std::nullopt, carried));
       });
   return SmallVector<Value>(loop.getResults());
 }
@@ -142,14 +140,16 @@ static SmallVector<Value> foldHalfRow(OpBuilder &b, Location loc,
                                       ValueRange inits, ChannelChunkFn fn) {
   int64_t chunk = widestDividing({8, 4, 2}, {headDim, span.count});
   return forEachChunk(
-      b, loc, span, chunk, inits, [&](Value firstChannel, std::optional<int64_t> offset,
+      b, loc, span, chunk, inits,
+      [&](Value firstChannel, std::optional<int64_t> offset,
           ValueRange carried) {
         Value at = arith::AddIOp::create(
             b, loc, rowBase,
             arith::MulIOp::create(b, loc, firstChannel,
                                   indexConst(b, loc, 2)));
         SmallVector<Value> values;
-        for (Value half : loadElements(b, loc, views, b.getF16Type(), chunk, at))
+        for (Value half :
+             loadElements(b, loc, views, b.getF16Type(), chunk, at))
           values.push_back(halfToF32(b, loc, half));
         return fn(firstChannel, offset, values, carried);
       });
@@ -185,8 +185,9 @@ SmallVector<Value> PageReader::foldCompressedRow(OpBuilder &b, Location loc,
                       mul(slot, 2))));
     int64_t chunk = widestDividing({16, 8, 4, 2}, {d, span.count});
     return forEachChunk(
-        b, loc, span, chunk, inits, [&](Value firstChannel, std::optional<int64_t> offset,
-          ValueRange carried) {
+        b, loc, span, chunk, inits,
+        [&](Value firstChannel, std::optional<int64_t> offset,
+            ValueRange carried) {
           SmallVector<Value> values;
           for (Value code : loadElements(b, loc, pool, b.getI8Type(), chunk,
                                          add(rowBase, firstChannel))) {
@@ -220,8 +221,8 @@ SmallVector<Value> PageReader::foldTokenAxisRow(OpBuilder &b, Location loc,
   const num::QuantSpec &spec = side.quant;
   const int64_t d = headDim, group = spec.group, bits = spec.bits;
   const int64_t rowBytes = d * bits / 8, unitBytes = 4 * bits;
-  const int64_t chunk = std::min<int64_t>(bits == 8 ? 16 : num::kPackUnitCodes,
-                                          span.count);
+  const int64_t chunk =
+      std::min<int64_t>(bits == 8 ? 16 : num::kPackUnitCodes, span.count);
   // Blocks are 16-byte aligned, rows rowBytes apart, units unitBytes apart.
   const unsigned alignment = widestDividing({16, 8, 4}, {rowBytes, unitBytes});
   auto add = [&](Value x, Value y) -> Value {
@@ -240,17 +241,18 @@ SmallVector<Value> PageReader::foldTokenAxisRow(OpBuilder &b, Location loc,
   Value pairRow = add(add(blockBase, indexConst(b, loc, layout.paramsOffset)),
                       mul(slot, d / group * 4));
   return forEachChunk(
-      b, loc, span, chunk, inits, [&](Value firstChannel, std::optional<int64_t> offset,
+      b, loc, span, chunk, inits,
+      [&](Value firstChannel, std::optional<int64_t> offset,
           ValueRange carried) {
-        Value unitBase =
-            add(rowBase, mul(div(firstChannel, num::kPackUnitCodes), unitBytes));
+        Value unitBase = add(
+            rowBase, mul(div(firstChannel, num::kPackUnitCodes), unitBytes));
         SmallVector<Value> codes =
             unitCodes(b, loc, unitBase, rem(firstChannel, num::kPackUnitCodes),
                       chunk, alignment);
         // Chunks never cross a group (G is a multiple of 32): one pair.
-        Value pair = pool.loadVector(b, loc, b.getF16Type(), 2,
-                                     add(pairRow, mul(div(firstChannel, group), 4)),
-                                     4);
+        Value pair =
+            pool.loadVector(b, loc, b.getF16Type(), 2,
+                            add(pairRow, mul(div(firstChannel, group), 4)), 4);
         Value scale = halfToF32(b, loc, extract(b, loc, pair, 0));
         Value zero = halfToF32(b, loc, extract(b, loc, pair, 1));
         SmallVector<Value> values;
@@ -292,12 +294,13 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
       b, loc, inGroup, indexConst(b, loc, num::kPackUnitCodes));
   Value paramsBase = add(blockBase, indexConst(b, loc, layout.paramsOffset));
   return forEachChunk(
-      b, loc, span, chunk, inits, [&](Value firstChannel, std::optional<int64_t> offset,
+      b, loc, span, chunk, inits,
+      [&](Value firstChannel, std::optional<int64_t> offset,
           ValueRange carried) {
         Value pair = add(firstPair, firstChannel);
-        Value params = pool.loadVector(b, loc, b.getF16Type(), 2 * chunk,
-                                       add(paramsBase, mul(pair, 4)),
-                                       4 * chunk);
+        Value params =
+            pool.loadVector(b, loc, b.getF16Type(), 2 * chunk,
+                            add(paramsBase, mul(pair, 4)), 4 * chunk);
         SmallVector<Value> values;
         for (int64_t i = 0; i < chunk; ++i) {
           Value unitBase =
@@ -313,12 +316,9 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
       });
 }
 
-SmallVector<Value> PageReader::foldResidualRow(OpBuilder &b, Location loc,
-                                               const ByteViews &residual,
-                                               Value headBase, Value row,
-                                               ChannelSpan span,
-                                               ValueRange inits,
-                                               ChannelChunkFn fn) const {
+SmallVector<Value> PageReader::foldResidualRow(
+    OpBuilder &b, Location loc, const ByteViews &residual, Value headBase,
+    Value row, ChannelSpan span, ValueRange inits, ChannelChunkFn fn) const {
   Value rowBase = arith::AddIOp::create(
       b, loc, headBase,
       arith::MulIOp::create(b, loc, row, indexConst(b, loc, 2 * headDim)));
@@ -374,22 +374,22 @@ SmallVector<Value> PageReader::unitCodes(OpBuilder &b, Location loc,
   if (count * lowBits >= 32) {
     // Whole words from a word boundary: `position` is a multiple of them.
     int64_t wordCount = count * lowBits / 32;
-    Value at = add(unitBase, arith::DivUIOp::create(
-                                 b, loc, mulIndex(position, lowBits),
-                                 indexConst(b, loc, 8)));
+    Value at = add(unitBase,
+                   arith::DivUIOp::create(b, loc, mulIndex(position, lowBits),
+                                          indexConst(b, loc, 8)));
     if (wordCount == 1) {
       words.push_back(pool.load(b, loc, b.getI32Type(), at));
     } else {
-      Value vector = pool.loadVector(
-          b, loc, b.getI32Type(), wordCount, at,
-          std::min<unsigned>(alignment, 4 * wordCount));
+      Value vector =
+          pool.loadVector(b, loc, b.getI32Type(), wordCount, at,
+                          std::min<unsigned>(alignment, 4 * wordCount));
       for (int64_t w = 0; w < wordCount; ++w)
         words.push_back(extract(b, loc, vector, w));
     }
   } else {
     // Inside one word: load it, shift the span's first code to bit 0.
-    Value wordIndex = arith::DivUIOp::create(b, loc, position,
-                                             indexConst(b, loc, perWord));
+    Value wordIndex =
+        arith::DivUIOp::create(b, loc, position, indexConst(b, loc, perWord));
     Value word = pool.load(b, loc, b.getI32Type(),
                            add(unitBase, mulIndex(wordIndex, 4)));
     Value shift = toI32(mulIndex(
@@ -400,15 +400,17 @@ SmallVector<Value> PageReader::unitCodes(OpBuilder &b, Location loc,
   Value plane;
   if (bits == 3)
     plane = arith::ShRUIOp::create(
-        b, loc, pool.load(b, loc, b.getI32Type(), add(unitBase, indexConst(b, loc, 8))),
+        b, loc,
+        pool.load(b, loc, b.getI32Type(), add(unitBase, indexConst(b, loc, 8))),
         toI32(position));
   SmallVector<Value> codes;
   for (int64_t i = 0; i < count; ++i) {
     Value code = field(words[i / perWord], (i % perWord) * lowBits, lowBits);
     if (bits == 3)
-      code = arith::OrIOp::create(
-          b, loc, code,
-          arith::ShLIOp::create(b, loc, field(plane, i, 1), i32Const(b, loc, 2)));
+      code =
+          arith::OrIOp::create(b, loc, code,
+                               arith::ShLIOp::create(b, loc, field(plane, i, 1),
+                                                     i32Const(b, loc, 2)));
     codes.push_back(code);
   }
   return codes;
@@ -515,7 +517,8 @@ SmallVector<Value> SequenceSideView::foldChannels(OpBuilder &b, Location loc,
     b.setInsertionPointToStart(ifOp.thenBlock());
     auto [blockBase, slot] = locate(b, loc, head, token);
     scf::YieldOp::create(
-        b, loc, reader->foldCompressedRow(b, loc, blockBase, slot, span, inits, fn));
+        b, loc,
+        reader->foldCompressedRow(b, loc, blockBase, slot, span, inits, fn));
     b.setInsertionPointToStart(ifOp.elseBlock());
     Value row = arith::SubIOp::create(b, loc, token, compressed);
     Value headBase = arith::MulIOp::create(

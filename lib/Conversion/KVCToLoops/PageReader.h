@@ -111,8 +111,7 @@ public:
   SmallVector<Value> foldResidualRow(OpBuilder &b, Location loc,
                                      const ByteViews &residual, Value headBase,
                                      Value row, ChannelSpan span,
-                                     ValueRange inits,
-                                     ChannelChunkFn fn) const;
+                                     ValueRange inits, ChannelChunkFn fn) const;
 
 private:
   SmallVector<Value> foldTokenAxisRow(OpBuilder &b, Location loc,
