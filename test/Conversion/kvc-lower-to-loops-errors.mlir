@@ -74,3 +74,19 @@ func.func @demote_group(%c: !kvc.cache<1x2x?x64xf16, #demote_group>, %q: tensor<
   %o = kvc.attend %q, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #demote_group> -> tensor<1x8x1x64xf32>
   return %o : tensor<1x8x1x64xf32>
 }
+
+// -----
+// kvc.quantize: fp8 has no loops yet.
+func.func @quantize_fp8(%x: tensor<4x64xf32>) -> (tensor<4x64xi8>, tensor<4xf16>) {
+  // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-loops: only `quant` encodings are lowered yet (fp8 quantization has no loops)}}
+  %c, %s = kvc.quantize %x as fp8<e4m3> : tensor<4x64xf32> -> tensor<4x64xi8>, tensor<4xf16>
+  return %c, %s : tensor<4x64xi8>, tensor<4xf16>
+}
+
+// -----
+// kvc.quantize of a dynamic shape.
+func.func @quantize_dynamic(%x: tensor<?x64xf32>) -> (tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>) {
+  // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-loops: the input must have a static shape}}
+  %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = token, group = 32> : tensor<?x64xf32> -> tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
+  return %c, %s, %z : tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
+}

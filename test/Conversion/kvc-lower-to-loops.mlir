@@ -244,3 +244,43 @@ func.func @no_eviction(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x2x1x64xf32>) -
   %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x2x1x64xf32>
   return %o : tensor<1x2x1x64xf32>
 }
+
+// -----
+// kvc.quantize: loops over the groups (token t, channel group g), each
+// quantized by GroupQuantizer as the numerics library does: saturate to the
+// fp16 range, minimum/maximum and a NaN/Inf flag, fp16 scale and zero (fp16
+// NaN for a poisoned group), codes clamped and rounded half to even by
+// adding and subtracting 2^23, packed 16 two-bit codes a word and stored
+// as bytes. Execution against the library: Integration/quantize-loops.mlir.
+// CHECK-LABEL: func.func @quantize_token
+// CHECK: %[[X:.*]] = bufferization.to_buffer %arg0 read_only : tensor<2x64xf16> to memref<2x64xf16>
+// CHECK: %[[CODES:.*]] = memref.alloc() : memref<2x16xi8>
+// CHECK: %[[SCALES:.*]] = memref.alloc() : memref<2x2xf16>
+// CHECK: %[[ZEROS:.*]] = memref.alloc() : memref<2x2xf16>
+// CHECK: scf.for %[[T:.*]] = %{{.*}} to %c2
+// CHECK: scf.for %[[G:.*]] = %{{.*}} to %c2
+// CHECK: %[[STATS:.*]]:3 = scf.for {{.*}} -> (f32, f32, i1)
+// CHECK: memref.load %[[X]][%[[T]], %{{.*}}] : memref<2x64xf16>
+// CHECK: arith.cmpf uno
+// CHECK: arith.minimumf
+// CHECK: arith.maximumf
+// CHECK: %[[RANGE:.*]] = arith.subf %[[STATS]]#1, %[[STATS]]#0 : f32
+// CHECK: %[[DIV:.*]] = arith.divf %[[RANGE]], %cst{{.*}} : f32
+// CHECK: %[[NAN:.*]] = arith.bitcast %c32256_i16 : i16 to f16
+// CHECK: %[[SCALE16:.*]] = arith.truncf %[[DIV]] : f32 to f16
+// CHECK: %[[SCALE:.*]] = arith.select %[[STATS]]#2, %[[NAN]], %[[SCALE16]] : f16
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c32{{.*}} step %c32
+// CHECK: arith.constant 0x4B000000 : f32
+// CHECK: %[[BIASED:.*]] = arith.addf %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT: arith.subf %[[BIASED]], %{{.*}} : f32
+// CHECK: arith.fptoui %{{.*}} : f32 to i32
+// CHECK: arith.shli %{{.*}}, %c30_i32 : i32
+// CHECK: arith.trunci %{{.*}} : i32 to i8
+// CHECK: memref.store %{{.*}}, %[[CODES]][%[[T]], %{{.*}}] : memref<2x16xi8>
+// CHECK: memref.store %[[SCALE]], %[[SCALES]][%[[T]], %[[G]]] : memref<2x2xf16>
+// CHECK: memref.store %{{.*}}, %[[ZEROS]][%[[T]], %[[G]]] : memref<2x2xf16>
+// CHECK: bufferization.to_tensor %[[CODES]] restrict writable : memref<2x16xi8> to tensor<2x16xi8>
+func.func @quantize_token(%x: tensor<2x64xf16>) -> (tensor<2x16xi8>, tensor<2x2xf16>, tensor<2x2xf16>) {
+  %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = token, group = 32> : tensor<2x64xf16> -> tensor<2x16xi8>, tensor<2x2xf16>, tensor<2x2xf16>
+  return %c, %s, %z : tensor<2x16xi8>, tensor<2x2xf16>, tensor<2x2xf16>
+}

@@ -19,9 +19,15 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
     sizes) once per attention and poisons the output with NaN, and records an
     error in the binding, on a mismatch.
 
-    Ops the CPU path does not lower yet (`kvc.evict`, `kvc.fork`,
-    `kvc.cache.empty`, `kvc.quantize`, `kvc.dequantize`) are a compile-time
-    error, never a silent fallback.
+    `kvc.evict` becomes a runtime call. `kvc.quantize` with a `quant`
+    encoding and static shapes becomes loops that quantize and pack each
+    group exactly as the numerics library does (bit for bit, checked by
+    test/Integration/quantize-loops.mlir), built from arith/scf ops a GPU
+    kernel can use as well.
+
+    Ops the CPU path does not lower yet (`kvc.fork`, `kvc.cache.empty`,
+    `kvc.dequantize`, `kvc.quantize` with fp8 or dynamic shapes) are a
+    compile-time error, never a silent fallback.
   }];
   let options = [
     Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",

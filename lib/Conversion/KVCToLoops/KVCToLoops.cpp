@@ -296,9 +296,22 @@ mlir::kvc::getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
 static LogicalResult checkLowerable(ModuleOp module,
                                     LoweringContext &lowering) {
   WalkResult result = module.walk([&](Operation *op) -> WalkResult {
-    if (isa<ForkOp, CacheEmptyOp, QuantizeOp, DequantizeOp>(op)) {
+    if (isa<ForkOp, CacheEmptyOp, DequantizeOp>(op)) {
       op->emitOpError("is not lowered by kvc-lower-to-loops yet");
       return WalkResult::interrupt();
+    }
+    if (auto quantize = dyn_cast<QuantizeOp>(op)) {
+      if (!quantize.getEncoding().toNumerics().isQuant()) {
+        quantize.emitOpError("kvc-lower-to-loops: only `quant` encodings are "
+                             "lowered yet (fp8 quantization has no loops)");
+        return WalkResult::interrupt();
+      }
+      if (!cast<RankedTensorType>(quantize.getInput().getType())
+               .hasStaticShape()) {
+        quantize.emitOpError(
+            "kvc-lower-to-loops: the input must have a static shape");
+        return WalkResult::interrupt();
+      }
     }
     if (auto evict = dyn_cast<EvictOp>(op)) {
       // Attention checks live tokens only on caches that declare eviction,
@@ -350,6 +363,7 @@ void KVCLowerToLoopsPass::runOnOperation() {
   RewritePatternSet patterns(context);
   patterns.add<AppendToCall, EvictToCall>(converter, context, lowering);
   populateAttendToLoopsPattern(patterns, converter, lowering);
+  populateQuantizeToLoopsPattern(patterns, converter);
   if (failed(applyBindingConversion(module, converter, std::move(patterns))))
     return signalPassFailure();
   removeHeadEncodings(module);

@@ -85,6 +85,11 @@ void populateAttendToLoopsPattern(RewritePatternSet &patterns,
                                   const TypeConverter &converter,
                                   const LoweringContext &context);
 
+/// Adds the pattern lowering kvc.quantize (quant encodings, static shapes)
+/// to loops that quantize and pack its groups.
+void populateQuantizeToLoopsPattern(RewritePatternSet &patterns,
+                                    const TypeConverter &converter);
+
 } // namespace kvc
 } // namespace mlir
 

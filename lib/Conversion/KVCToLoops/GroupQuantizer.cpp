@@ -1,0 +1,154 @@
+//===- GroupQuantizer.cpp - emit the numerics library's quantizer ---------===//
+//
+// Every step mirrors lib/Numerics/Quantize.cpp, one IEEE fp32 operation for
+// each of its operations (no fused multiply-add, no reassociation), so the
+// generated code and the library agree bit for bit.
+//
+//===----------------------------------------------------------------------===//
+
+#include "GroupQuantizer.h"
+
+#include "kvc/Numerics/Half.h"
+#include "kvc/Numerics/Pack.h"
+#include "kvc/Numerics/Quantize.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::kvc;
+namespace num = ::kvc::numerics;
+
+namespace {
+struct Emitter {
+  OpBuilder &b;
+  Location loc;
+
+  Value f32(double v) {
+    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
+                                          APFloat(float(v)));
+  }
+  Value i32(int32_t v) { return arith::ConstantIntOp::create(b, loc, v, 32); }
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value cmp(arith::CmpFPredicate p, Value x, Value y) {
+    return arith::CmpFOp::create(b, loc, p, x, y);
+  }
+  Value select(Value c, Value x, Value y) {
+    return arith::SelectOp::create(b, loc, c, x, y);
+  }
+  Value isInf(Value x) {
+    return cmp(arith::CmpFPredicate::OEQ, math::AbsFOp::create(b, loc, x),
+               f32(std::numeric_limits<double>::infinity()));
+  }
+
+  /// saturateToHalfRange: finite values beyond +-65504 clamp, infinities
+  /// and NaN stay, -0 becomes +0 (x + 0 rounds -0 to +0 and changes
+  /// nothing else).
+  Value saturate(Value x) {
+    Value clamped = arith::MinimumFOp::create(
+        b, loc, arith::MaximumFOp::create(b, loc, x, f32(-num::kHalfMax)),
+        f32(num::kHalfMax));
+    return arith::AddFOp::create(b, loc, select(isInf(x), x, clamped),
+                                 f32(0.0));
+  }
+
+  /// The library's codeOf: 0 unless scale > 0 (constant or poisoned
+  /// groups), else clamp((sat(x) - zero) / scale, 0, top) rounded half to
+  /// even by adding and subtracting 2^23.
+  Value codeOf(Value x, Value zero, Value scale, unsigned top) {
+    Value t = arith::SubFOp::create(b, loc, saturate(x), zero);
+    Value u = arith::DivFOp::create(b, loc, t, scale);
+    u = select(cmp(arith::CmpFPredicate::OGT, u, f32(0.0)), u, f32(0.0));
+    u = select(cmp(arith::CmpFPredicate::OLT, u, f32(top)), u, f32(top));
+    Value r = arith::SubFOp::create(
+        b, loc, arith::AddFOp::create(b, loc, u, f32(8388608.0)),
+        f32(8388608.0));
+    Value code = arith::FPToUIOp::create(b, loc, b.getI32Type(), r);
+    return select(cmp(arith::CmpFPredicate::OGT, scale, f32(0.0)), code,
+                  i32(0));
+  }
+};
+} // namespace
+
+std::pair<Value, Value> GroupQuantizer::emit(OpBuilder &b, Location loc,
+                                             ReadFn read,
+                                             StoreWordFn storeWord) const {
+  Emitter e{b, loc};
+  Type f16 = b.getF16Type(), f32 = b.getF32Type();
+  double inf = std::numeric_limits<double>::infinity();
+
+  // 1. Minimum, maximum and whether any value is NaN or infinite.
+  auto stats = scf::ForOp::create(
+      b, loc, e.index(0), e.index(group), e.index(1),
+      ValueRange{e.f32(inf), e.f32(-inf),
+                 arith::ConstantIntOp::create(b, loc, 0, 1)},
+      [&](OpBuilder &nb, Location, Value i, ValueRange acc) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        Value v = e.saturate(read(i));
+        Value bad = arith::OrIOp::create(
+            b, loc, acc[2], e.cmp(arith::CmpFPredicate::UNO, v, v));
+        bad = arith::OrIOp::create(b, loc, bad, e.isInf(v));
+        scf::YieldOp::create(
+            b, loc,
+            ValueRange{arith::MinimumFOp::create(b, loc, acc[0], v),
+                       arith::MaximumFOp::create(b, loc, acc[1], v), bad});
+      });
+  Value lo = stats.getResult(0), hi = stats.getResult(1);
+  Value poisoned = stats.getResult(2);
+
+  // 2. scale = fp16((hi - lo) / (2^b - 1)), zero = fp16(lo); fp16 NaN for a
+  // poisoned group.
+  unsigned top = num::maxCode(bits);
+  Value scaleF32 = arith::DivFOp::create(
+      b, loc, arith::SubFOp::create(b, loc, hi, lo), e.f32(top));
+  Value nan = arith::BitcastOp::create(
+      b, loc, f16,
+      arith::ConstantIntOp::create(b, loc, num::kHalfQuietNaN, 16));
+  Value scale =
+      e.select(poisoned, nan, arith::TruncFOp::create(b, loc, f16, scaleF32));
+  Value zero =
+      e.select(poisoned, nan, arith::TruncFOp::create(b, loc, f16, lo));
+  Value scaleF = arith::ExtFOp::create(b, loc, f32, scale);
+  Value zeroF = arith::ExtFOp::create(b, loc, f32, zero);
+
+  // 3. Codes, a packing unit at a time: b words of 32 codes (docs/layout.md
+  // section 2; 3 bits: two words of low 2-bit planes, then bit 2 of code k
+  // at bit k of the third).
+  const unsigned lowBits = bits == 3 ? 2 : bits, perWord = 32 / lowBits;
+  const int64_t unitCodes = num::kPackUnitCodes;
+  scf::ForOp::create(
+      b, loc, e.index(0), e.index(group), e.index(unitCodes), ValueRange{},
+      [&](OpBuilder &nb, Location, Value first, ValueRange) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        SmallVector<Value> words(bits, e.i32(0));
+        auto orInto = [&](unsigned w, Value bitsValue, unsigned shift) {
+          if (shift)
+            bitsValue = arith::ShLIOp::create(b, loc, bitsValue, e.i32(shift));
+          words[w] = arith::OrIOp::create(b, loc, words[w], bitsValue);
+        };
+        for (int64_t k = 0; k < unitCodes; ++k) {
+          Value i = arith::AddIOp::create(b, loc, first, e.index(k));
+          Value code = e.codeOf(read(i), zeroF, scaleF, top);
+          if (bits != 3) {
+            orInto(k / perWord, code, (k % perWord) * bits);
+            continue;
+          }
+          orInto(k / perWord, arith::AndIOp::create(b, loc, code, e.i32(3)),
+                 (k % perWord) * 2);
+          orInto(2, arith::ShRUIOp::create(b, loc, code, e.i32(2)), k);
+        }
+        Value firstWord = arith::MulIOp::create(
+            b, loc, arith::DivUIOp::create(b, loc, first, e.index(unitCodes)),
+            e.index(bits));
+        for (unsigned w = 0; w < bits; ++w)
+          storeWord(arith::AddIOp::create(b, loc, firstWord, e.index(w)),
+                    words[w]);
+        scf::YieldOp::create(b, loc);
+      });
+  return {scale, zero};
+}

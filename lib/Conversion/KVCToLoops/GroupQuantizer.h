@@ -1,0 +1,49 @@
+//===- GroupQuantizer.h - emit the numerics library's quantizer -*- C++ -*-===//
+//
+// Emits, in arith and scf, group quantization exactly as the numerics
+// library defines it (include/kvc/Numerics/Quantize.h): saturation to the
+// fp16 range, fp16 (scale, zero) from the group's minimum and maximum,
+// poisoned groups (NaN/Inf) stored as fp16 NaN with zero codes, codes by
+// round-half-to-even of (x - zero) / scale clamped to [0, 2^b - 1], packed
+// into the 32-code units of docs/layout.md. The CPU lowering of
+// kvc.quantize uses it; it is built from ops a GPU kernel can use too.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_LIB_CONVERSION_KVCTOLOOPS_GROUPQUANTIZER_H
+#define KVC_LIB_CONVERSION_KVCTOLOOPS_GROUPQUANTIZER_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Value.h"
+
+#include <utility>
+
+namespace mlir {
+namespace kvc {
+
+/// A b-bit quantizer of groups of `group` values (a multiple of 32).
+class GroupQuantizer {
+public:
+  GroupQuantizer(unsigned bits, unsigned group) : bits(bits), group(group) {}
+
+  /// Element `index` (an index value) of the group, as f32.
+  using ReadFn = function_ref<Value(Value index)>;
+  /// Stores packed word `wordIndex` (an index value, counted from the
+  /// group's first code byte in 4-byte words) of the group's codes, an i32.
+  using StoreWordFn = function_ref<void(Value wordIndex, Value word)>;
+
+  /// Quantizes one group: reads it twice (parameters, then codes), stores
+  /// its group * bits / 32 code words and returns its (scale, zero) as f16
+  /// values. Ops are created with `b`, whose insertion point the callbacks
+  /// see.
+  std::pair<Value, Value> emit(OpBuilder &b, Location loc, ReadFn read,
+                               StoreWordFn storeWord) const;
+
+private:
+  unsigned bits, group;
+};
+
+} // namespace kvc
+} // namespace mlir
+
+#endif // KVC_LIB_CONVERSION_KVCTOLOOPS_GROUPQUANTIZER_H
