@@ -13,7 +13,7 @@
 // FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' (expected e.g. chip=sm_90a features=+ptx80 and format isa, bin or fatbin)
 
 func.func @append(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x1x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
-  // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: no quantize-and-pack kernel yet; append through the runtime (kvc_rt_append) and lower only the attention}}
+  // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: no append kernel yet; append through the runtime (kvc_rt_append) and lower only the attention}}
   %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
   return %c1 : !kvc.cache<1x2x?x64xf16>
 }
@@ -82,4 +82,19 @@ func.func @evicting_cache(%c: !kvc.cache<1x2x?x64xf16, #evicting>, %q: tensor<1x
   // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: attention over a cache with eviction (#kvc.evict) is not lowered yet; kvc-lower-to-loops lowers it on the CPU}}
   %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16, #evicting> -> tensor<1x2x1x64xf32>
   return %o : tensor<1x2x1x64xf32>
+}
+
+// -----
+// kvc.quantize: fp8 has no kernel yet.
+func.func @quantize_fp8(%x: tensor<4x64xf32>) -> (tensor<4x64xi8>, tensor<4xf16>) {
+  // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-gpu: only `quant` encodings have a quantize kernel yet (no fp8 kernel)}}
+  %c, %s = kvc.quantize %x as fp8<e4m3> : tensor<4x64xf32> -> tensor<4x64xi8>, tensor<4xf16>
+  return %c, %s : tensor<4x64xi8>, tensor<4xf16>
+}
+
+// -----
+func.func @quantize_dynamic(%x: tensor<?x64xf32>) -> (tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>) {
+  // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-gpu: the input must have a static shape}}
+  %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = token, group = 32> : tensor<?x64xf32> -> tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
+  return %c, %s, %z : tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
 }

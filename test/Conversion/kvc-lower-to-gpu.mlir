@@ -134,3 +134,31 @@ func.func @wide_head(%cache: !kvc.cache<2x1x?x512xf16, #wide>, %q: tensor<2x1x1x
   %o = kvc.attend %q, %cache : tensor<2x1x1x512xf32>, !kvc.cache<2x1x?x512xf16, #wide> -> tensor<2x1x1x512xf32>
   return %o : tensor<2x1x1x512xf32>
 }
+
+// -----
+// kvc.quantize: a kernel with a thread per group (512 channel-axis groups:
+// 4 blocks of 128), the group found from the thread's global index (channel
+// fastest, so a warp's loads are adjacent), quantized by the CPU lowering's
+// GroupQuantizer (min/max loop, fp16 scale and zero, codes, packed words
+// stored as bytes). The results become buffers the launch writes.
+// CHECK-LABEL: func.func @quantize_keys
+// CHECK: %[[X:.*]] = bufferization.to_buffer %arg0 read_only : tensor<2x64x128xf16> to memref<2x64x128xf16>
+// CHECK: %[[CODES:.*]] = memref.alloc() : memref<2x2x128x8xi8>
+// CHECK: gpu.launch_func @kvc_kernels::@quantize0 blocks in (%c4{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[X]] : memref<2x64x128xf16>, %[[CODES]] : memref<2x2x128x8xi8>, %{{.*}} : memref<2x2x128xf16>, %{{.*}} : memref<2x2x128xf16>)
+// CHECK: bufferization.to_tensor %[[CODES]]
+// CHECK: gpu.func @quantize0(%[[IN:.*]]: memref<2x64x128xf16>, %[[C:.*]]: memref<2x2x128x8xi8>, %[[S:.*]]: memref<2x2x128xf16>, %[[Z:.*]]: memref<2x2x128xf16>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
+// CHECK: %[[GROUP:.*]] = arith.addi %{{.*}}, %thread_id_x : index
+// CHECK: %[[IN_RANGE:.*]] = arith.cmpi ult, %[[GROUP]], %c512 : index
+// CHECK: scf.if %[[IN_RANGE]] {
+// CHECK: %[[CHANNEL:.*]] = arith.remui %[[GROUP]], %c128{{.*}} : index
+// CHECK: scf.for {{.*}} -> (f32, f32, i1)
+// CHECK: memref.load %[[IN]][%{{.*}}, %{{.*}}, %[[CHANNEL]]] : memref<2x64x128xf16>
+// CHECK: arith.truncf %{{.*}} : f32 to f16
+// CHECK: arith.fptoui %{{.*}} : f32 to i32
+// CHECK: memref.store %{{.*}}, %[[C]][%{{.*}}, %{{.*}}, %[[CHANNEL]], %{{.*}}] : memref<2x2x128x8xi8>
+// CHECK: memref.store %{{.*}}, %[[S]][%{{.*}}, %{{.*}}, %[[CHANNEL]]] : memref<2x2x128xf16>
+// CHECK: gpu.return
+func.func @quantize_keys(%x: tensor<2x64x128xf16>) -> (tensor<2x2x128x8xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>) {
+  %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = channel, group = 32> : tensor<2x64x128xf16> -> tensor<2x2x128x8xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
+  return %c, %s, %z : tensor<2x2x128x8xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
+}

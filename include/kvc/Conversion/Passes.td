@@ -68,8 +68,14 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     backend memory (device memory on the CUDA backend); tensors are expected
     in device memory.
 
+    `kvc.quantize` (a `quant` encoding, static shapes) becomes a kernel with
+    a thread per group that quantizes and packs with the CPU lowering's
+    quantizer (GroupQuantizer: the numerics library's, bit for bit on the
+    CPU), launched by the host code.
+
     Not lowered yet, each a compile-time error naming the op: `kvc.append`
-    (no quantize-and-pack kernel yet: the host appends through the runtime),
+    (no append kernel yet: the host appends through the runtime), fp8
+    `kvc.quantize`,
     attention with more than one query token, with a mask operand, with
     dynamic shapes, and key/value reductions or eviction.
   }];

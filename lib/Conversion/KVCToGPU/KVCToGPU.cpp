@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "AttendKernels.h"
+#include "QuantizeKernel.h"
 
 #include "../KVCToLoops/Lowering.h"
 #include "../KVCToLoops/RuntimeABI.h"
@@ -44,6 +45,61 @@ struct GPULowering {
   unsigned splitTokens, blockThreads, minBlocksPerSM;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
+  /// kvc.quantize ops to lower (checkLowerable counts them).
+  unsigned quantizeOps = 0;
+};
+
+/// kvc.quantize -> a launch of its quantize kernel, a thread per group.
+struct QuantizeToLaunch : public OpConversionPattern<QuantizeOp> {
+  QuantizeToLaunch(const TypeConverter &converter, MLIRContext *context,
+                   const GPULowering &lowering)
+      : OpConversionPattern(converter, context), lowering(lowering) {}
+
+  LogicalResult
+  matchAndRewrite(QuantizeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    num::SideEncoding side = op.getEncoding().toNumerics();
+    auto memrefOf = [](Value tensor) {
+      auto type = cast<RankedTensorType>(tensor.getType());
+      return MemRefType::get(type.getShape(), type.getElementType());
+    };
+    MemRefType inputType = memrefOf(op.getInput());
+    MemRefType codesType = memrefOf(op.getCodes());
+    MemRefType paramsType = memrefOf(op.getScales());
+    Value input = bufferization::ToBufferOp::create(
+        rewriter, loc, inputType, op.getInput(), /*read_only=*/true);
+    SmallVector<Value> buffers = {
+        memref::AllocOp::create(rewriter, loc, codesType),
+        memref::AllocOp::create(rewriter, loc, paramsType),
+        memref::AllocOp::create(rewriter, loc, paramsType)};
+    gpu::GPUFuncOp kernel =
+        buildQuantizeKernel(rewriter, loc, lowering.kernels,
+                            "quantize" + std::to_string(lowering.nextKernel++),
+                            side.quant, inputType, codesType, paramsType,
+                            lowering.blockThreads, lowering.minBlocksPerSM);
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    int64_t groups = paramsType.getNumElements();
+    gpu::LaunchFuncOp::create(
+        rewriter, loc, kernel,
+        gpu::KernelDim3{index(llvm::divideCeil(groups, lowering.blockThreads)),
+                        index(1), index(1)},
+        gpu::KernelDim3{index(lowering.blockThreads), index(1), index(1)},
+        /*dynamicSharedMemorySize=*/Value(),
+        ValueRange{input, buffers[0], buffers[1], buffers[2]});
+    SmallVector<Value> results;
+    for (auto [result, buffer] : llvm::zip(op.getResults(), buffers))
+      results.push_back(bufferization::ToTensorOp::create(
+          rewriter, loc, result.getType(), buffer, /*restrict=*/true,
+          /*writable=*/true));
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+
+private:
+  const GPULowering &lowering;
 };
 
 /// kvc.attend -> layout checks, then the split and combine launches.
@@ -225,14 +281,28 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
 static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
   WalkResult result = module.walk([&](Operation *op) -> WalkResult {
     if (isa<AppendOp>(op)) {
-      op->emitOpError("kvc-lower-to-gpu: no quantize-and-pack kernel yet; "
+      op->emitOpError("kvc-lower-to-gpu: no append kernel yet; "
                       "append through the runtime (kvc_rt_append) and lower "
                       "only the attention");
       return WalkResult::interrupt();
     }
-    if (isa<EvictOp, ForkOp, CacheEmptyOp, QuantizeOp, DequantizeOp>(op)) {
+    if (isa<EvictOp, ForkOp, CacheEmptyOp, DequantizeOp>(op)) {
       op->emitOpError("is not lowered by kvc-lower-to-gpu yet");
       return WalkResult::interrupt();
+    }
+    if (auto quantize = dyn_cast<QuantizeOp>(op)) {
+      if (!quantize.getEncoding().toNumerics().isQuant()) {
+        quantize.emitOpError("kvc-lower-to-gpu: only `quant` encodings have "
+                             "a quantize kernel yet (no fp8 kernel)");
+        return WalkResult::interrupt();
+      }
+      if (!quantize.getInput().getType().hasStaticShape()) {
+        quantize.emitOpError(
+            "kvc-lower-to-gpu: the input must have a static shape");
+        return WalkResult::interrupt();
+      }
+      ++lowering.quantizeOps;
+      return WalkResult::advance();
     }
     auto attend = dyn_cast<AttendOp>(op);
     if (!attend)
@@ -323,7 +393,7 @@ void KVCLowerToGPUPass::runOnOperation() {
       splitTokens, blockThreads, minBlocksPerSM, /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();
-  if (lowering.context.headEncodings.empty())
+  if (lowering.context.headEncodings.empty() && !lowering.quantizeOps)
     return;
 
   OpBuilder b(context);
@@ -338,7 +408,7 @@ void KVCLowerToGPUPass::runOnOperation() {
   TypeConverter converter;
   addCacheToBindingConversion(converter);
   RewritePatternSet patterns(context);
-  patterns.add<AttendToLaunch>(converter, context, lowering);
+  patterns.add<AttendToLaunch, QuantizeToLaunch>(converter, context, lowering);
   if (failed(applyBindingConversion(module, converter, std::move(patterns))))
     return signalPassFailure();
   removeHeadEncodings(module);

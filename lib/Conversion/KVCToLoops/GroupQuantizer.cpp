@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "GroupQuantizer.h"
+#include "PageReader.h"
 
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Pack.h"
@@ -14,6 +15,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <limits>
@@ -151,4 +153,64 @@ std::pair<Value, Value> GroupQuantizer::emit(OpBuilder &b, Location loc,
         scf::YieldOp::create(b, loc);
       });
   return {scale, zero};
+}
+
+void mlir::kvc::emitQuantizeMatrixGroup(OpBuilder &b, Location loc,
+                                        const num::QuantSpec &spec, Value input,
+                                        Value codes, Value scales, Value zeros,
+                                        ArrayRef<Value> groupIndex) {
+  const size_t rank = groupIndex.size();
+  const int64_t g = spec.group;
+  const bool tokenAxis = spec.axis == num::QuantAxis::Token;
+  Value row = groupIndex[rank - 2], column = groupIndex[rank - 1];
+  auto indexConst = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto add = [&](Value x, Value y) -> Value {
+    return arith::AddIOp::create(b, loc, x, y);
+  };
+  auto mul = [&](Value x, int64_t y) -> Value {
+    return arith::MulIOp::create(b, loc, x, indexConst(y));
+  };
+  SmallVector<Value> leading(groupIndex.drop_back(2));
+  // The group's codes: [..., t, c / G * (G*b/8) + byte] (token axis) or
+  // [..., tb, c, byte] (channel axis).
+  SmallVector<Value> codeAt(leading);
+  Value firstByte;
+  if (tokenAxis) {
+    codeAt.push_back(row);
+    firstByte = mul(column, g * spec.bits / 8);
+  } else {
+    codeAt.append({row, column});
+    firstByte = indexConst(0);
+  }
+  auto [scale, zero] =
+      GroupQuantizer(spec.bits, spec.group)
+          .emit(
+              b, loc,
+              [&](Value i) -> Value {
+                SmallVector<Value> indices(leading);
+                if (tokenAxis)
+                  indices.append({row, add(mul(column, g), i)});
+                else
+                  indices.append({add(mul(row, g), i), column});
+                return loadAsF32(b, loc, input, indices);
+              },
+              [&](Value wordIndex, Value word) {
+                // Little-endian: byte j of the word is bits 8j..8j+7.
+                Value at = add(firstByte, mul(wordIndex, 4));
+                for (int64_t j = 0; j < 4; ++j) {
+                  Value byte = arith::TruncIOp::create(
+                      b, loc, b.getI8Type(),
+                      j ? arith::ShRUIOp::create(
+                              b, loc, word,
+                              arith::ConstantIntOp::create(b, loc, 8 * j, 32))
+                        : word);
+                  SmallVector<Value> indices(codeAt);
+                  indices.push_back(add(at, indexConst(j)));
+                  memref::StoreOp::create(b, loc, byte, codes, indices);
+                }
+              });
+  memref::StoreOp::create(b, loc, scale, scales, groupIndex);
+  memref::StoreOp::create(b, loc, zero, zeros, groupIndex);
 }

@@ -13,6 +13,7 @@
 #ifndef KVC_LIB_CONVERSION_KVCTOLOOPS_GROUPQUANTIZER_H
 #define KVC_LIB_CONVERSION_KVCTOLOOPS_GROUPQUANTIZER_H
 
+#include "kvc/Numerics/Quantize.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Value.h"
 
@@ -42,6 +43,16 @@ public:
 private:
   unsigned bits, group;
 };
+
+/// Quantizes one group of kvc.quantize's matrix form: `input` is a memref
+/// [..., T, D] of floats, `codes`, `scales` and `zeros` memrefs shaped as
+/// kvc.quantize's results, and `groupIndex` the group's indices into
+/// `scales` ([..., t, c / G] for token axis, [..., t / G, c] for channel
+/// axis). The CPU loops and a GPU kernel's threads call it alike.
+void emitQuantizeMatrixGroup(OpBuilder &b, Location loc,
+                             const ::kvc::numerics::QuantSpec &spec,
+                             Value input, Value codes, Value scales,
+                             Value zeros, ArrayRef<Value> groupIndex);
 
 } // namespace kvc
 } // namespace mlir

@@ -9,7 +9,6 @@
 
 #include "GroupQuantizer.h"
 #include "Lowering.h"
-#include "PageReader.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -56,11 +55,6 @@ struct QuantizeToLoops : public OpConversionPattern<QuantizeOp> {
     if (!side.isQuant() || !inputType.hasStaticShape())
       return rewriter.notifyMatchFailure(op, "not a static quant quantize");
     const num::QuantSpec &spec = side.quant;
-    const int64_t rank = inputType.getRank();
-    const int64_t tokens = inputType.getDimSize(rank - 2);
-    const int64_t channels = inputType.getDimSize(rank - 1);
-    const int64_t g = spec.group;
-    ArrayRef<int64_t> leading = inputType.getShape().drop_back(2);
 
     Value input = bufferization::ToBufferOp::create(
         rewriter, loc,
@@ -75,65 +69,13 @@ struct QuantizeToLoops : public OpConversionPattern<QuantizeOp> {
     Value codes = alloc(op.getCodes()), scales = alloc(op.getScales()),
           zeros = alloc(op.getZeros());
 
-    // Groups: (token, channel group) for token axis, (token group, channel)
-    // for channel axis; the params tensors are indexed the same way.
-    SmallVector<int64_t> groups(leading);
-    bool tokenAxis = spec.axis == num::QuantAxis::Token;
-    groups.push_back(tokenAxis ? tokens : tokens / g);
-    groups.push_back(tokenAxis ? channels / g : channels);
-    GroupQuantizer quantizer(spec.bits, spec.group);
+    // A group per element of the scales: (token, channel group) for token
+    // axis, (token group, channel) for channel axis.
+    ArrayRef<int64_t> groups = op.getScales().getType().getShape();
     SmallVector<Value> ivs;
     forEachIndex(rewriter, loc, groups, ivs, [&](ArrayRef<Value> at) {
-      OpBuilder &b = rewriter;
-      Value row = at[rank - 2], column = at[rank - 1];
-      auto indexConst = [&](int64_t v) -> Value {
-        return arith::ConstantIndexOp::create(b, loc, v);
-      };
-      auto add = [&](Value x, Value y) -> Value {
-        return arith::AddIOp::create(b, loc, x, y);
-      };
-      auto mul = [&](Value x, int64_t y) -> Value {
-        return arith::MulIOp::create(b, loc, x, indexConst(y));
-      };
-      SmallVector<Value> element(at.drop_back(2));
-      // The group's codes: [..., t, c / G * (G*b/8) + byte] (token axis) or
-      // [..., tb, c, byte] (channel axis).
-      SmallVector<Value> codeAt(at.drop_back(2));
-      Value firstByte;
-      if (tokenAxis) {
-        codeAt.push_back(row);
-        firstByte = mul(column, g * spec.bits / 8);
-      } else {
-        codeAt.append({row, column});
-        firstByte = indexConst(0);
-      }
-      auto [scale, zero] = quantizer.emit(
-          b, loc,
-          [&](Value i) -> Value {
-            SmallVector<Value> indices(element);
-            if (tokenAxis)
-              indices.append({row, add(mul(column, g), i)});
-            else
-              indices.append({add(mul(row, g), i), column});
-            return loadAsF32(b, loc, input, indices);
-          },
-          [&](Value wordIndex, Value word) {
-            // Little-endian: byte j of the word is bits 8j..8j+7.
-            Value at0 = add(firstByte, mul(wordIndex, 4));
-            for (int64_t j = 0; j < 4; ++j) {
-              Value byte = arith::TruncIOp::create(
-                  b, loc, b.getI8Type(),
-                  j ? arith::ShRUIOp::create(
-                          b, loc, word,
-                          arith::ConstantIntOp::create(b, loc, 8 * j, 32))
-                    : word);
-              SmallVector<Value> indices(codeAt);
-              indices.push_back(add(at0, indexConst(j)));
-              memref::StoreOp::create(b, loc, byte, codes, indices);
-            }
-          });
-      memref::StoreOp::create(b, loc, scale, scales, at);
-      memref::StoreOp::create(b, loc, zero, zeros, at);
+      emitQuantizeMatrixGroup(rewriter, loc, spec, input, codes, scales, zeros,
+                              at);
     });
 
     SmallVector<Value> results, buffers = {codes, scales, zeros};
