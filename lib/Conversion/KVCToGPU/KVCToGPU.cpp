@@ -60,24 +60,16 @@ struct QuantizeToLaunch : public OpConversionPattern<QuantizeOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     num::SideEncoding side = op.getEncoding().toNumerics();
-    auto memrefOf = [](Value tensor) {
-      auto type = cast<RankedTensorType>(tensor.getType());
-      return MemRefType::get(type.getShape(), type.getElementType());
+    QuantizeBuffers buffers(rewriter, op);
+    auto typeOf = [](Value buffer) {
+      return cast<MemRefType>(buffer.getType());
     };
-    MemRefType inputType = memrefOf(op.getInput());
-    MemRefType codesType = memrefOf(op.getCodes());
-    MemRefType paramsType = memrefOf(op.getScales());
-    Value input = bufferization::ToBufferOp::create(
-        rewriter, loc, inputType, op.getInput(), /*read_only=*/true);
-    SmallVector<Value> buffers = {
-        memref::AllocOp::create(rewriter, loc, codesType),
-        memref::AllocOp::create(rewriter, loc, paramsType),
-        memref::AllocOp::create(rewriter, loc, paramsType)};
-    gpu::GPUFuncOp kernel =
-        buildQuantizeKernel(rewriter, loc, lowering.kernels,
-                            "quantize" + std::to_string(lowering.nextKernel++),
-                            side.quant, inputType, codesType, paramsType,
-                            lowering.blockThreads, lowering.minBlocksPerSM);
+    MemRefType paramsType = typeOf(buffers.scales);
+    gpu::GPUFuncOp kernel = buildQuantizeKernel(
+        rewriter, loc, lowering.kernels,
+        "quantize" + std::to_string(lowering.nextKernel++), side.quant,
+        typeOf(buffers.input), typeOf(buffers.codes), paramsType,
+        lowering.blockThreads, lowering.minBlocksPerSM);
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(rewriter, loc, v);
     };
@@ -88,13 +80,9 @@ struct QuantizeToLaunch : public OpConversionPattern<QuantizeOp> {
                         index(1), index(1)},
         gpu::KernelDim3{index(lowering.blockThreads), index(1), index(1)},
         /*dynamicSharedMemorySize=*/Value(),
-        ValueRange{input, buffers[0], buffers[1], buffers[2]});
-    SmallVector<Value> results;
-    for (auto [result, buffer] : llvm::zip(op.getResults(), buffers))
-      results.push_back(bufferization::ToTensorOp::create(
-          rewriter, loc, result.getType(), buffer, /*restrict=*/true,
-          /*writable=*/true));
-    rewriter.replaceOp(op, results);
+        ValueRange{buffers.input, buffers.codes, buffers.scales,
+                   buffers.zeros});
+    buffers.replace(rewriter, op);
     return success();
   }
 

@@ -85,6 +85,16 @@ void populateAttendToLoopsPattern(RewritePatternSet &patterns,
                                   const TypeConverter &converter,
                                   const LoweringContext &context);
 
+/// kvc.quantize's operand as a read-only buffer, and new buffers for its
+/// results; the CPU loops and the GPU kernel's launch fill them alike.
+struct QuantizeBuffers {
+  Value input, codes, scales, zeros;
+
+  QuantizeBuffers(OpBuilder &b, QuantizeOp op);
+  /// Replaces `op` by tensors of the result buffers.
+  void replace(ConversionPatternRewriter &rewriter, QuantizeOp op) const;
+};
+
 /// Adds the pattern lowering kvc.quantize (quant encodings, static shapes)
 /// to loops that quantize and pack its groups.
 void populateQuantizeToLoopsPattern(RewritePatternSet &patterns,

@@ -56,39 +56,46 @@ struct QuantizeToLoops : public OpConversionPattern<QuantizeOp> {
       return rewriter.notifyMatchFailure(op, "not a static quant quantize");
     const num::QuantSpec &spec = side.quant;
 
-    Value input = bufferization::ToBufferOp::create(
-        rewriter, loc,
-        MemRefType::get(inputType.getShape(), inputType.getElementType()),
-        op.getInput(), /*read_only=*/true);
-    auto alloc = [&](Value result) -> Value {
-      auto type = cast<RankedTensorType>(result.getType());
-      return memref::AllocOp::create(
-          rewriter, loc,
-          MemRefType::get(type.getShape(), type.getElementType()));
-    };
-    Value codes = alloc(op.getCodes()), scales = alloc(op.getScales()),
-          zeros = alloc(op.getZeros());
+    QuantizeBuffers buffers(rewriter, op);
 
     // A group per element of the scales: (token, channel group) for token
     // axis, (token group, channel) for channel axis.
     ArrayRef<int64_t> groups = op.getScales().getType().getShape();
     SmallVector<Value> ivs;
     forEachIndex(rewriter, loc, groups, ivs, [&](ArrayRef<Value> at) {
-      emitQuantizeMatrixGroup(rewriter, loc, spec, input, codes, scales, zeros,
-                              at);
+      emitQuantizeMatrixGroup(rewriter, loc, spec, buffers.input, buffers.codes,
+                              buffers.scales, buffers.zeros, at);
     });
 
-    SmallVector<Value> results, buffers = {codes, scales, zeros};
-    for (auto [result, buffer] : llvm::zip(op.getResults(), buffers))
-      results.push_back(bufferization::ToTensorOp::create(
-          rewriter, loc, result.getType(), buffer, /*restrict=*/true,
-          /*writable=*/true));
-    rewriter.replaceOp(op, results);
+    buffers.replace(rewriter, op);
     return success();
   }
 };
 
 } // namespace
+
+QuantizeBuffers::QuantizeBuffers(OpBuilder &b, QuantizeOp op) {
+  Location loc = op.getLoc();
+  auto memrefOf = [](Value tensor) {
+    auto type = cast<RankedTensorType>(tensor.getType());
+    return MemRefType::get(type.getShape(), type.getElementType());
+  };
+  input = bufferization::ToBufferOp::create(b, loc, memrefOf(op.getInput()),
+                                            op.getInput(), /*read_only=*/true);
+  codes = memref::AllocOp::create(b, loc, memrefOf(op.getCodes()));
+  scales = memref::AllocOp::create(b, loc, memrefOf(op.getScales()));
+  zeros = memref::AllocOp::create(b, loc, memrefOf(op.getZeros()));
+}
+
+void QuantizeBuffers::replace(ConversionPatternRewriter &rewriter,
+                              QuantizeOp op) const {
+  SmallVector<Value> results, buffers = {codes, scales, zeros};
+  for (auto [result, buffer] : llvm::zip(op.getResults(), buffers))
+    results.push_back(bufferization::ToTensorOp::create(
+        rewriter, op.getLoc(), result.getType(), buffer, /*restrict=*/true,
+        /*writable=*/true));
+  rewriter.replaceOp(op, results);
+}
 
 void mlir::kvc::populateQuantizeToLoopsPattern(RewritePatternSet &patterns,
                                                const TypeConverter &converter) {
