@@ -116,10 +116,10 @@ static SequenceSideView sideView(const AttendState &s, const PageReader &reader,
 /// demoted-page table `pages` (non-null): slot token % T of the head's block
 /// in page token / T, K blocks of all heads first, then V blocks. Calls
 /// `use` with a reader of that page, the block's byte offset and the slot.
-static Value
-withDemoted(OpBuilder &b, Location loc, const AttendState &s, bool value,
-            Value pages, Value head, Value token,
-            function_ref<Value(const PageReader &, Value, Value)> use) {
+static SmallVector<Value> withDemoted(
+    OpBuilder &b, Location loc, const AttendState &s, bool value, Value pages,
+    Value head, Value token,
+    function_ref<SmallVector<Value>(const PageReader &, Value, Value)> use) {
   Value tokens = cIndex(b, loc, s.pageTokens);
   Value entry = arith::DivUIOp::create(b, loc, token, tokens);
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
@@ -138,19 +138,6 @@ withDemoted(OpBuilder &b, Location loc, const AttendState &s, bool value,
         b, loc, blockBase, cIndex(b, loc, s.kvHeads * s.demoteKBlockBytes));
   Value slot = arith::RemUIOp::create(b, loc, token, tokens);
   return use(reader, blockBase, slot);
-}
-
-/// The f32 value of channel `channel` of demoted token `token` of KV head
-/// `head`, one side.
-static Value readDemoted(OpBuilder &b, Location loc, const AttendState &s,
-                         bool value, Value pages, Value head, Value token,
-                         Value channel) {
-  return withDemoted(b, loc, s, value, pages, head, token,
-                     [&](const PageReader &reader, Value blockBase,
-                         Value slot) {
-                       return reader.readCompressed(b, loc, blockBase, slot,
-                                                    channel);
-                     });
 }
 
 /// `cond ? thenValues() : elseValues()` as an scf.if: only the taken branch
@@ -331,8 +318,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                     [&](const PageReader &reader, Value blockBase, Value slot) {
                       return reader.foldCompressedRow(rb, rl, blockBase, slot,
                                                       reader.wholeRow(rb, rl),
-                                                      init, fn)[0];
-                    });
+                                                      init, fn);
+                    })[0];
               });
         });
   };
@@ -399,24 +386,27 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
         scf::ForOp tokens = scf::ForOp::create(
             b1, l1, lower, upper, one, zeros,
             [&](OpBuilder &b2, Location l2, Value token, ValueRange acc) {
+              // acc[c] + weight * value of channel c, for the values of a
+              // span's chunk (spans are unrolled: the offset is known).
+              auto weighted = [](OpBuilder &ab, Location al, Value weight) {
+                return
+                    [&ab, al, weight](Value, std::optional<int64_t> offset,
+                                      ArrayRef<Value> values, ValueRange sums) {
+                      SmallVector<Value> next(sums);
+                      for (auto [i, v] : llvm::enumerate(values))
+                        next[*offset + i] = arith::AddFOp::create(
+                            ab, al, sums[*offset + i],
+                            arith::MulFOp::create(ab, al, weight, v));
+                      return next;
+                    };
+              };
               auto accumulate = [&](OpBuilder &ab,
                                     Location al) -> SmallVector<Value> {
-                Value weight = memref::LoadOp::create(ab, al, s.scores, token);
+                auto fn = weighted(
+                    ab, al, memref::LoadOp::create(ab, al, s.scores, token));
                 return sideView(s, *s.values, s.vResidual, s.vPageBytes,
                                 s.vRunOffset)
-                    .foldChannels(
-                        ab, al, kvHead, token, span, acc,
-                        [&](Value, std::optional<int64_t> offset,
-                            ArrayRef<Value> values,
-                            ValueRange sums) -> SmallVector<Value> {
-                          // Spans are unrolled: the offset is known.
-                          SmallVector<Value> next(sums);
-                          for (auto [i, v] : llvm::enumerate(values))
-                            next[*offset + i] = arith::AddFOp::create(
-                                ab, al, sums[*offset + i],
-                                arith::MulFOp::create(ab, al, weight, v));
-                          return next;
-                        });
+                    .foldChannels(ab, al, kvHead, token, span, acc, fn);
               };
               // An evicted token: nothing, or its demoted value (two-tier).
               auto evicted = [&](OpBuilder &eb,
@@ -429,18 +419,17 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                       return SmallVector<Value>(acc);
                     },
                     [&](OpBuilder &db, Location dl) {
-                      Value weight =
-                          memref::LoadOp::create(db, dl, s.scores, token);
-                      SmallVector<Value> next;
-                      for (int64_t i = 0; i < spanChannels; ++i) {
-                        Value v =
-                            readDemoted(db, dl, s, /*value=*/true, demotedPages,
-                                        kvHead, token, channelAt(db, dl, i));
-                        next.push_back(arith::AddFOp::create(
-                            db, dl, acc[i],
-                            arith::MulFOp::create(db, dl, weight, v)));
-                      }
-                      return next;
+                      auto fn = weighted(
+                          db, dl,
+                          memref::LoadOp::create(db, dl, s.scores, token));
+                      return withDemoted(db, dl, s, /*value=*/true,
+                                         demotedPages, kvHead, token,
+                                         [&](const PageReader &reader,
+                                             Value blockBase, Value slot) {
+                                           return reader.foldCompressedRow(
+                                               db, dl, blockBase, slot, span,
+                                               acc, fn);
+                                         });
                     });
               };
               scf::YieldOp::create(b2, l2,

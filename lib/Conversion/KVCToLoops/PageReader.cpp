@@ -339,12 +339,6 @@ PageReader::PageReader(const num::SideEncoding &side, unsigned headDim,
       layout(num::computeBlockLayout(side, headDim, pageTokens)), pool(pool),
       fp8Table(fp8Table) {}
 
-Value PageReader::readHalf(OpBuilder &b, Location loc, const ByteViews &views,
-                           Value byteOffset) const {
-  Value half = views.load(b, loc, b.getF16Type(), byteOffset);
-  return arith::ExtFOp::create(b, loc, b.getF32Type(), half);
-}
-
 SmallVector<Value> PageReader::unitCodes(OpBuilder &b, Location loc,
                                          Value unitBase, Value position,
                                          int64_t count,
@@ -414,71 +408,6 @@ SmallVector<Value> PageReader::unitCodes(OpBuilder &b, Location loc,
     codes.push_back(code);
   }
   return codes;
-}
-
-Value PageReader::readCompressed(OpBuilder &b, Location loc, Value blockBase,
-                                 Value slot, Value channel) const {
-  Value d = indexConst(b, loc, headDim);
-  Value paramsBase = arith::AddIOp::create(
-      b, loc, blockBase, indexConst(b, loc, layout.paramsOffset));
-  auto add = [&](Value x, Value y) -> Value {
-    return arith::AddIOp::create(b, loc, x, y);
-  };
-  auto mul = [&](Value x, int64_t y) -> Value {
-    return arith::MulIOp::create(b, loc, x, indexConst(b, loc, y));
-  };
-
-  switch (side.kind) {
-  case num::SideEncoding::Kind::Plain:
-    // [T][D] fp16.
-    return readHalf(b, loc, pool,
-                    add(blockBase, mul(add(mul(slot, headDim), channel), 2)));
-  case num::SideEncoding::Kind::FP8: {
-    // Codes [T][D] bytes, fp16 scales [T].
-    Value code = pool.load(b, loc, b.getI8Type(),
-                           add(blockBase, add(mul(slot, headDim), channel)));
-    Value tableIndex = arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
-                                                    code);
-    Value value = memref::LoadOp::create(b, loc, fp8Table, tableIndex);
-    Value scale = readHalf(b, loc, pool, add(paramsBase, mul(slot, 2)));
-    return arith::MulFOp::create(b, loc, value, scale);
-  }
-  case num::SideEncoding::Kind::Quant:
-    break;
-  }
-
-  const num::QuantSpec &spec = side.quant;
-  int64_t group = spec.group, groupBytes = int64_t(spec.group) * spec.bits / 8;
-  Value groupBase, pairIndex, inGroup;
-  if (spec.axis == num::QuantAxis::Channel) {
-    // Group (tb, d) covers tokens tb*G.. of channel d.
-    Value tokenBlock = arith::DivUIOp::create(b, loc, slot,
-                                              indexConst(b, loc, group));
-    pairIndex = add(arith::MulIOp::create(b, loc, tokenBlock, d), channel);
-    groupBase = add(blockBase, mul(pairIndex, groupBytes));
-    inGroup = arith::RemUIOp::create(b, loc, slot, indexConst(b, loc, group));
-  } else {
-    // Group (t, g) covers channels g*G.. of token t.
-    Value g = arith::DivUIOp::create(b, loc, channel,
-                                     indexConst(b, loc, group));
-    pairIndex = add(mul(slot, headDim / group), g);
-    groupBase = add(blockBase, add(mul(slot, int64_t(headDim) * spec.bits / 8),
-                                   mul(g, groupBytes)));
-    inGroup = arith::RemUIOp::create(b, loc, channel,
-                                     indexConst(b, loc, group));
-  }
-  Value unitBase = add(groupBase,
-                       mul(arith::DivUIOp::create(b, loc, inGroup,
-                                                  indexConst(b, loc, 32)),
-                           4 * spec.bits));
-  Value code = unitCodes(
-      b, loc, unitBase,
-      arith::RemUIOp::create(b, loc, inGroup, indexConst(b, loc, 32)), 1, 4)[0];
-  // The group's (scale, zero): one 4-byte load.
-  Value pair = pool.loadVector(b, loc, b.getF16Type(), 2,
-                               add(paramsBase, mul(pairIndex, 4)), 4);
-  return dequantize(b, loc, code, halfToF32(b, loc, extract(b, loc, pair, 0)),
-                    halfToF32(b, loc, extract(b, loc, pair, 1)));
 }
 
 std::pair<Value, Value> SequenceSideView::locate(OpBuilder &b, Location loc,

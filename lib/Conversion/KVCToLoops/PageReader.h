@@ -1,7 +1,8 @@
 //===- PageReader.h - emit dequantizing reads of packed pages ---*- C++ -*-===//
 //
-// Emits the arith/memref ops that read one element of a packed page block
-// (docs/layout.md, version 1) or of the fp16 residual buffer, exactly as the
+// Emits the arith/memref ops that read a token's channels (a span of them or
+// the whole row) from a packed page block (docs/layout.md, version 1) or
+// from the fp16 residual buffer, exactly as the
 // numerics library defines it: code * scale + zero as a separate f32
 // multiply and add, fp8 through a 256-entry table built from the numerics
 // library's decoder.
@@ -88,18 +89,13 @@ public:
   /// The block layout the reader assumes.
   const ::kvc::numerics::BlockLayout &getLayout() const { return layout; }
 
-  /// The f32 value of (token `slot` of the block at byte `blockBase`,
-  /// channel `channel`). All arguments are `index` values.
-  Value readCompressed(OpBuilder &b, Location loc, Value blockBase, Value slot,
-                       Value channel) const;
-
   /// The span of all D channels.
   ChannelSpan wholeRow(OpBuilder &b, Location loc) const;
 
   /// Folds `fn` over the channels of `span` of token `slot` of the block at
-  /// byte `blockBase`, in channel order, with the values readCompressed
-  /// gives, read in as few and as wide loads as the layout and the span
-  /// allow: up to 16-byte loads of fp16, fp8 and token-axis code rows; for
+  /// byte `blockBase`, in channel order, dequantized as the numerics
+  /// library defines it, read in as few and as wide loads as the layout and the
+  /// span allow: up to 16-byte loads of fp16, fp8 and token-axis code rows; for
   /// channel-axis codes, whose token code sits in a different group per
   /// channel, one code word per channel and one 16-byte load of four
   /// channels' (scale, zero) pairs.
@@ -129,8 +125,6 @@ private:
   SmallVector<Value> unitCodes(OpBuilder &b, Location loc, Value unitBase,
                                Value position, int64_t count,
                                unsigned alignment) const;
-  Value readHalf(OpBuilder &b, Location loc, const ByteViews &views,
-                 Value byteOffset) const;
 
   ::kvc::numerics::SideEncoding side;
   unsigned headDim, pageTokens;
