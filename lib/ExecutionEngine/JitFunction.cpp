@@ -123,6 +123,8 @@ llvm::Expected<std::unique_ptr<ExecutionEngine>> createEngine(ModuleOp module) {
     };
     add("_mlir_ciface_kvc_rt_mlir_append",
         reinterpret_cast<void *>(&_mlir_ciface_kvc_rt_mlir_append));
+    add("kvc_rt_mlir_reserve_append",
+        reinterpret_cast<void *>(&kvc_rt_mlir_reserve_append));
     add("kvc_rt_mlir_check_layout",
         reinterpret_cast<void *>(&kvc_rt_mlir_check_layout));
     add("kvc_rt_mlir_check_head",
@@ -193,9 +195,10 @@ int64_t HostTensor::numElements() const {
 JitFunction::~JitFunction() = default;
 
 llvm::Expected<std::unique_ptr<JitFunction>>
-JitFunction::compile(
-    ModuleOp module, llvm::StringRef entry, unsigned pageTokens,
-    llvm::function_ref<LogicalResult(PassManager &)> configure) {
+JitFunction::compile(ModuleOp module, llvm::StringRef entry,
+                     unsigned pageTokens,
+                     llvm::function_ref<LogicalResult(PassManager &)> configure,
+                     llvm::StringRef append) {
   auto func = module.lookupSymbol<func::FuncOp>(entry);
   if (!func) {
     module.emitError() << "no function @" << entry;
@@ -292,6 +295,7 @@ JitFunction::compile(
     return compileError();
   mlir::kvc::CPUPipelineOptions pipelineOptions;
   pipelineOptions.pageTokens = pageTokens;
+  pipelineOptions.append = append.str();
   mlir::kvc::buildCPUPipeline(pm, pipelineOptions);
   if (failed(pm.run(module)))
     return compileError();

@@ -56,37 +56,6 @@ void mlir::kvc::buildCompressPipeline(OpPassManager &pm,
   }
 }
 
-void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
-                                 const CPUPipelineOptions &options) {
-  // Upstream passes, by their registered names: the textual form is the one
-  // users would write with --pass-pipeline and is checked when parsed.
-  std::string pipeline = llvm::formatv(
-      "kvc-lower-to-loops{{page-tokens={0}},"
-      "func.func(convert-elementwise-to-linalg),"
-      "one-shot-bufferize{{bufferize-function-boundaries "
-      "function-boundary-type-conversion=identity-layout-map},"
-      "buffer-results-to-out-params{{modify-public-functions "
-      "hoist-static-allocs},"
-      "func.func(convert-linalg-to-loops),"
-      "buffer-deallocation-pipeline,"
-      "expand-strided-metadata,lower-affine,convert-scf-to-cf,"
-      "convert-math-to-libm,convert-math-to-llvm,"
-      "convert-arith-to-llvm,convert-index-to-llvm,"
-      "finalize-memref-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
-      "reconcile-unrealized-casts",
-      options.pageTokens.getValue());
-  // The textual form needs the passes registered; tools other than kvc-opt
-  // (kvc-run, the Python bindings) may not have done it.
-  static std::once_flag registered;
-  std::call_once(registered, [] {
-    registerAllPasses();
-    registerKVCConversionPasses();
-  });
-  // A failure here is a bug in the string above, not bad user input.
-  if (failed(parsePassPipeline(pipeline, pm)))
-    llvm::report_fatal_error("kvc-cpu-pipeline: bad built-in pipeline");
-}
-
 namespace {
 /// Stands in for a pipeline whose options are bad: fails with the reason,
 /// located at the module, instead of aborting the tool.
@@ -103,6 +72,43 @@ struct BadPipelineOptions
   std::string message;
 };
 } // namespace
+
+void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
+                                 const CPUPipelineOptions &options) {
+  if (options.append != "runtime" && options.append != "generated") {
+    pm.addPass(std::make_unique<BadPipelineOptions>(
+        "kvc-cpu-pipeline: append must be `runtime` or `generated`, not `" +
+        options.append.getValue() + "`"));
+    return;
+  }
+  // Upstream passes, by their registered names: the textual form is the one
+  // users would write with --pass-pipeline and is checked when parsed.
+  std::string pipeline = llvm::formatv(
+      "kvc-lower-to-loops{{page-tokens={0} append={1}},"
+      "func.func(convert-elementwise-to-linalg),"
+      "one-shot-bufferize{{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map},"
+      "buffer-results-to-out-params{{modify-public-functions "
+      "hoist-static-allocs},"
+      "func.func(convert-linalg-to-loops),"
+      "buffer-deallocation-pipeline,"
+      "expand-strided-metadata,lower-affine,convert-scf-to-cf,"
+      "convert-math-to-libm,convert-math-to-llvm,"
+      "convert-arith-to-llvm,convert-index-to-llvm,"
+      "finalize-memref-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
+      "reconcile-unrealized-casts",
+      options.pageTokens.getValue(), options.append.getValue());
+  // The textual form needs the passes registered; tools other than kvc-opt
+  // (kvc-run, the Python bindings) may not have done it.
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    registerAllPasses();
+    registerKVCConversionPasses();
+  });
+  // A failure here is a bug in the string above, not bad user input.
+  if (failed(parsePassPipeline(pipeline, pm)))
+    llvm::report_fatal_error("kvc-cpu-pipeline: bad built-in pipeline");
+}
 
 void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
                                  const GPUPipelineOptions &options) {

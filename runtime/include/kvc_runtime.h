@@ -299,7 +299,8 @@ typedef struct kvc_rt_cache kvc_rt_cache;
 
 /** Creates a cache: validates `config`, allocates the whole arena and all
  *  host metadata up front (nothing is allocated later except transient
- *  buffers of the numerics library and of eviction, and the live bitmaps
+ *  buffers of the numerics library, of eviction and of batched
+ *  reservations (kvc_rt_reserve_append), and the live bitmaps
  *  of sequences that evict, see kvc_rt_evict). On success *out owns the
  *  cache until kvc_rt_cache_destroy; on error *out is not written.
  *  Errors: NULL_POINTER, INVALID_ARGUMENT, UNSUPPORTED, OUT_OF_MEMORY,
@@ -432,6 +433,43 @@ typedef struct kvc_rt_tokens {
 KVC_RT_API kvc_rt_status kvc_rt_append(kvc_rt_cache *cache, kvc_rt_seq seq,
                                        uint32_t layer,
                                        const kvc_rt_tokens *tokens);
+
+/** Where the tokens of a reserved append go (kvc_rt_reserve_append): the
+ *  sequence had n0 = old_tokens tokens and now has n1 = new_tokens; tokens
+ *  [old_compressed, new_compressed) = [c(n0), c(n1)) are to be compressed
+ *  into pages. */
+typedef struct kvc_rt_append_range {
+  uint64_t old_tokens;
+  uint64_t new_tokens;
+  uint64_t old_compressed;
+  uint64_t new_compressed;
+} kvc_rt_append_range;
+
+/** For code that writes appended tokens itself (kvc's generated append
+ *  kernels and loops): reserves `num_tokens` new tokens in `layer` of each
+ *  of the `count` sequences `seqs`, all or none. Every sequence is checked
+ *  (distinct, live, within max_tokens) and the pages of all of them counted
+ *  against the layer's free pages before any is taken; then each takes its
+ *  pages as kvc_rt_append would (new pages zeroed, a copy-on-write copy of
+ *  a shared partial page, the page-table mirror updated) and its count
+ *  becomes n1; out[i] says where sequence i's tokens go. Nothing is
+ *  written: before anything else reads or changes these sequences, the
+ *  caller must (1) compress tokens [c(n0), c(n1)) into their pages as
+ *  kvc_rt_append does (token t < n0 from row t - c(n0) of the fp16
+ *  residual staging, the others from the new tokens rounded to fp16;
+ *  pages that are KVC_RT_PAGE_HOLE are skipped), then (2) write tokens
+ *  [max(c(n1), n0), n1) rounded to fp16 to rows t - c(n1) of the staging.
+ *  On CUDA the page preparation is enqueued on the cache's stream
+ *  (kvc_rt_mlir_gpu_sequences-style callers synchronize it).
+ *  Errors: NULL_POINTER (cache, seqs or out with count > 0),
+ *  INVALID_HANDLE, INVALID_SEQUENCE, INVALID_ARGUMENT (layer, a sequence
+ *  twice, count > max_sequences), CAPACITY_EXCEEDED, OUT_OF_MEMORY, BACKEND
+ *  (nothing is reserved after any error). A sequence and its fork in one
+ *  batch, both flushing into the page they share, need what two
+ *  kvc_rt_append calls would: one copy, the last owner writes in place. */
+KVC_RT_API kvc_rt_status kvc_rt_reserve_append(
+    kvc_rt_cache *cache, uint32_t layer, const kvc_rt_seq *seqs, uint32_t count,
+    uint32_t num_tokens, kvc_rt_append_range *out);
 
 /*===-------------------- Read access for compiled code ------------------===*/
 

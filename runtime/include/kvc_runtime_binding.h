@@ -281,6 +281,43 @@ _Static_assert(sizeof(kvc_rt_gpu_sequence) == 32 &&
 KVC_RT_API const kvc_rt_gpu_sequence *
 kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding);
 
+/** One batch entry of a reserved append, as generated append code reads
+ *  it: the first 32 bytes are the entry's kvc_rt_gpu_sequence after the
+ *  append (n1, c(n1)), then n0 and c(n0) before it. */
+typedef struct kvc_rt_gpu_append {
+  kvc_rt_gpu_sequence sequence;
+  uint32_t old_tokens;     /**< n0 */
+  uint32_t old_compressed; /**< c(n0) */
+} kvc_rt_gpu_append;       /* 40 bytes */
+
+#if defined(__cplusplus)
+static_assert(sizeof(kvc_rt_gpu_append) == 40 &&
+                  offsetof(kvc_rt_gpu_append, old_tokens) == 32 &&
+                  offsetof(kvc_rt_gpu_append, old_compressed) == 36,
+              "kvc_rt_gpu_append is read by generated code");
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(kvc_rt_gpu_append) == 40 &&
+                   offsetof(kvc_rt_gpu_append, old_tokens) == 32 &&
+                   offsetof(kvc_rt_gpu_append, old_compressed) == 36,
+               "kvc_rt_gpu_append is read by generated code");
+#endif
+
+/** kvc.append written by generated code (kvc-lower-to-gpu; kvc-lower-to-loops
+ *  with append=generated): reserves `num_tokens` tokens in every sequence
+ *  of the binding (kvc_rt_reserve_append: all or none) and returns the
+ *  batch's records in backend memory (256-byte aligned; host memory on the
+ *  CPU backends). The pages' preparation and the records' upload are
+ *  complete when it returns (on CUDA the cache's stream is synchronized).
+ *  The caller then writes the tokens as kvc_rt_reserve_append says. The
+ *  records stay valid until the next call of this function or the
+ *  destruction of the binding. NULL after an error (sticky): INVALID_ARGUMENT
+ *  for num_tokens < 0 or beyond uint32, OUT_OF_MEMORY for the records, and
+ *  kvc_rt_reserve_append's errors, after which nothing is reserved; a
+ *  BACKEND error of the records' upload comes after the reservation (the
+ *  device is unusable then; the tokens stay reserved and unwritten). */
+KVC_RT_API const kvc_rt_gpu_append *
+kvc_rt_mlir_reserve_append(kvc_rt_binding *binding, int64_t num_tokens);
+
 /** The live bitmaps for kernels: refreshes and returns the binding's
  *  [batch][kv_heads] uint64 addresses, in backend memory (256-byte
  *  aligned): entry b * kv_heads + h is the address of the bitmap of KV head

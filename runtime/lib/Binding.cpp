@@ -42,6 +42,10 @@ struct kvc_rt_binding {
   std::vector<kvc_rt_gpu_sequence> hostRecords;
   BackendBlock records;
   BackendBlock workspace;
+  /// kvc_rt_mlir_reserve_append: the ranges, the staged records, their copy.
+  std::vector<kvc_rt_append_range> appendRanges;
+  std::vector<kvc_rt_gpu_append> hostAppendRecords;
+  BackendBlock appendRecords;
   /// kvc_rt_mlir_gpu_live_bitmaps: [batch][kv_heads] addresses and the
   /// bitmap copies they point to, staged on the host.
   std::vector<uint64_t> hostBitmapAddresses;
@@ -225,8 +229,8 @@ void kvc_rt_binding_destroy(kvc_rt_binding *binding) {
   // than being freed through a dangling backend.
   if (kvc::rt::Cache *cache = kvc::rt::liveCache(binding->cache))
     for (BackendBlock *block :
-         {&binding->records, &binding->workspace, &binding->bitmapAddresses,
-          &binding->bitmaps})
+         {&binding->records, &binding->workspace, &binding->appendRecords,
+          &binding->bitmapAddresses, &binding->bitmaps})
       if (block->data)
         cache->backend().release(block->data);
   delete binding;
@@ -395,38 +399,89 @@ const void *kvc_rt_mlir_residual(kvc_rt_binding *binding, int64_t b,
   return side == 0 ? view.k_residual : view.v_residual;
 }
 
-const kvc_rt_gpu_sequence *kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding) {
-  if (!usable(binding))
-    return nullptr;
-  for (size_t b = 0; b < binding->seqs.size(); ++b) {
-    kvc_rt_sequence_view view;
-    if (!sequenceView(binding, int64_t(b), &view))
-      return nullptr;
-    kvc_rt_gpu_sequence &record = binding->hostRecords[b];
-    record.page_table = uint64_t(uintptr_t(view.page_table_device));
-    record.k_residual = uint64_t(uintptr_t(view.k_residual));
-    record.v_residual = uint64_t(uintptr_t(view.v_residual));
-    // n <= max_tokens, a uint32_t.
-    record.num_tokens = uint32_t(view.num_tokens);
-    record.compressed_tokens = uint32_t(view.compressed_tokens);
-  }
+/// Batch entry `b` as generated kernels read it.
+static bool sequenceRecord(kvc_rt_binding *binding, size_t b,
+                           kvc_rt_gpu_sequence *record) {
+  kvc_rt_sequence_view view;
+  if (!sequenceView(binding, int64_t(b), &view))
+    return false;
+  record->page_table = uint64_t(uintptr_t(view.page_table_device));
+  record->k_residual = uint64_t(uintptr_t(view.k_residual));
+  record->v_residual = uint64_t(uintptr_t(view.v_residual));
+  // n <= max_tokens, a uint32_t.
+  record->num_tokens = uint32_t(view.num_tokens);
+  record->compressed_tokens = uint32_t(view.compressed_tokens);
+  return true;
+}
+
+/// Copies `bytes` of host records into `block` (backend memory, grown as
+/// needed) and synchronizes, which also completes the cache's earlier work
+/// (pages, the page-table mirror) that kernels on other streams are about
+/// to read. The block's data, or nullptr (recorded).
+static const void *upload(kvc_rt_binding *binding, BackendBlock &block,
+                          const void *host, size_t bytes, const char *what) {
   Backend *backend = backendOf(binding);
-  const size_t bytes =
-      binding->hostRecords.size() * sizeof(kvc_rt_gpu_sequence);
-  if (!backend || !reserve(binding, *backend, binding->records, bytes,
-                           "kvc_rt_mlir_gpu_sequences"))
+  if (!backend || !reserve(binding, *backend, block, bytes, what))
     return nullptr;
-  // Synchronizing also completes the cache's earlier uploads (pages, the
-  // page-table mirror), which kernels on other streams are about to read.
-  kvc::rt::Status s = backend->copyToArena(binding->records.data,
-                                           binding->hostRecords.data(), bytes);
+  kvc::rt::Status s = backend->copyToArena(block.data, host, bytes);
   if (s.isOk())
     s = backend->synchronize();
   if (!s.isOk()) {
-    fail(binding, s.code(), "kvc_rt_mlir_gpu_sequences: " + s.message());
+    fail(binding, s.code(), std::string(what) + ": " + s.message());
     return nullptr;
   }
-  return reinterpret_cast<const kvc_rt_gpu_sequence *>(binding->records.data);
+  return block.data;
+}
+
+const kvc_rt_gpu_sequence *kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding) {
+  if (!usable(binding))
+    return nullptr;
+  for (size_t b = 0; b < binding->seqs.size(); ++b)
+    if (!sequenceRecord(binding, b, &binding->hostRecords[b]))
+      return nullptr;
+  return static_cast<const kvc_rt_gpu_sequence *>(
+      upload(binding, binding->records, binding->hostRecords.data(),
+             binding->hostRecords.size() * sizeof(kvc_rt_gpu_sequence),
+             "kvc_rt_mlir_gpu_sequences"));
+}
+
+const kvc_rt_gpu_append *kvc_rt_mlir_reserve_append(kvc_rt_binding *binding,
+                                                    int64_t num_tokens) {
+  if (!usable(binding))
+    return nullptr;
+  if (num_tokens < 0 || num_tokens > int64_t(UINT32_MAX)) {
+    fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+         "kvc.append of " + std::to_string(num_tokens) + " tokens");
+    return nullptr;
+  }
+  const size_t batch = binding->seqs.size();
+  binding->appendRanges.resize(batch);
+  binding->hostAppendRecords.resize(batch);
+  // The records' block first: once reserved, the tokens must reach the
+  // code that writes them.
+  Backend *backend = backendOf(binding);
+  const size_t bytes = batch * sizeof(kvc_rt_gpu_append);
+  if (!backend || !reserve(binding, *backend, binding->appendRecords, bytes,
+                           "kvc_rt_mlir_reserve_append"))
+    return nullptr;
+  if (!check(binding,
+             kvc_rt_reserve_append(binding->cache, binding->layer,
+                                   binding->seqs.data(), uint32_t(batch),
+                                   uint32_t(num_tokens),
+                                   binding->appendRanges.data()),
+             "kvc_rt_reserve_append"))
+    return nullptr;
+  for (size_t b = 0; b < batch; ++b) {
+    kvc_rt_gpu_append &record = binding->hostAppendRecords[b];
+    if (!sequenceRecord(binding, b, &record.sequence))
+      return nullptr;
+    // Counts are at most max_tokens, a uint32_t.
+    record.old_tokens = uint32_t(binding->appendRanges[b].old_tokens);
+    record.old_compressed = uint32_t(binding->appendRanges[b].old_compressed);
+  }
+  return static_cast<const kvc_rt_gpu_append *>(
+      upload(binding, binding->appendRecords, binding->hostAppendRecords.data(),
+             bytes, "kvc_rt_mlir_reserve_append"));
 }
 
 /// kvc.evict for both entry points: `headBudgets` is null or kv_heads

@@ -289,6 +289,21 @@ kvc_rt_status kvc_rt_append(kvc_rt_cache *cache, kvc_rt_seq seq,
   return finish(cache->impl->append(seq, layer, *tokens), cache);
 }
 
+kvc_rt_status kvc_rt_reserve_append(kvc_rt_cache *cache, uint32_t layer,
+                                    const kvc_rt_seq *seqs, uint32_t count,
+                                    uint32_t num_tokens,
+                                    kvc_rt_append_range *out) {
+  Status s = checkHandle(cache);
+  if (!s.isOk())
+    return finish(s);
+  if (count > 0 && !seqs)
+    return finish(kvc::rt::nullPointer("seqs"), cache);
+  if (count > 0 && !out)
+    return finish(kvc::rt::nullPointer("out"), cache);
+  return finish(cache->impl->reserveAppend(seqs, count, layer, num_tokens, out),
+                cache);
+}
+
 kvc_rt_status kvc_rt_evict(kvc_rt_cache *cache, kvc_rt_seq seq, uint32_t layer,
                            const kvc_rt_evict_policy *policy,
                            const float *scores, uint64_t num_tokens) {

@@ -58,6 +58,9 @@ public:
   Status forkSequence(kvc_rt_seq parent, kvc_rt_seq *out);
   Status freeSequence(kvc_rt_seq seq);
   Status append(kvc_rt_seq seq, uint32_t layer, const kvc_rt_tokens &tokens);
+  /// kvc_rt_reserve_append (Append.cpp).
+  Status reserveAppend(const kvc_rt_seq *seqs, uint32_t count, uint32_t layer,
+                       uint32_t numTokens, kvc_rt_append_range *out);
 
   // Eviction (Evict.cpp).
   /// `headBudgets`: kv_heads entries, or nullptr (every head: the policy's
@@ -185,7 +188,31 @@ private:
   Status syncMirror(Layer &layer, uint32_t slot, uint32_t first,
                     uint32_t count);
 
-  // append's phases.
+  // append's phases (Append.cpp).
+  /// An append of tokens n0 .. n1-1 to one sequence: what it compresses
+  /// (c0 .. c1-1), the pages it adds (p0 .. p1-1) and whether it copies a
+  /// shared partial page first (copy-on-write).
+  struct AppendPlan {
+    uint32_t layer = 0, slot = 0;
+    uint64_t n0 = 0, n1 = 0, c0 = 0, c1 = 0;
+    uint32_t p0 = 0, p1 = 0;
+    bool cow = false;
+    uint32_t cowIndex = 0;
+    uint64_t neededPages = 0;
+    int32_t sharedPage = -1, cowPage = -1; ///< set by takeAppendPages
+  };
+  /// Every check of an append of `numTokens`, and the pages it needs.
+  Status planAppend(kvc_rt_seq seq, uint32_t layer, uint64_t numTokens,
+                    AppendPlan *plan);
+  Status checkFreePages(uint32_t layer, uint64_t needed) const;
+  /// Takes the plan's pages (zeroed; the copy-on-write copy) and updates the
+  /// page-table mirror; gives them back itself if the backend fails.
+  Status takeAppendPages(AppendPlan &plan);
+  /// Undoes takeAppendPages.
+  void releaseAppendPages(const AppendPlan &plan);
+  /// Sets the sequence's count to n1 (after its tokens are written, or are
+  /// to be written by generated code).
+  void commitAppend(const AppendPlan &plan);
   Status writeCompressed(Layer &layer, uint32_t slot, bool value,
                          const kvc_rt_tokens &in, uint64_t headStride,
                          uint64_t tokenStride, uint64_t n0, uint64_t c0,

@@ -12,10 +12,27 @@
 // BLOCKS: error: kvc-lower-to-gpu: min-blocks-per-sm (17) blocks of 128 threads exceed the 2048 threads an SM holds
 // FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' (expected e.g. chip=sm_90a features=+ptx80 and format isa, bin or fatbin)
 
-func.func @append(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x1x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
-  // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: no append kernel yet; append through the runtime (kvc_rt_append) and lower only the attention}}
-  %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+#fp8_values = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>, value = #kvc.fp8<e4m3>, residual = 64>
+func.func @append_fp8(%c: !kvc.cache<1x2x?x64xf16, #fp8_values>, %k: tensor<1x2x1x64xf32>) -> !kvc.cache<1x2x?x64xf16, #fp8_values> {
+  // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: fp8 caches have no append kernel yet; append through the runtime (kvc_rt_append) and lower only the attention}}
+  %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16, #fp8_values>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+  return %c1 : !kvc.cache<1x2x?x64xf16, #fp8_values>
+}
+
+// -----
+func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
+  // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: the appended keys and values must have static shapes}}
+  %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>
   return %c1 : !kvc.cache<1x2x?x64xf16>
+}
+
+// -----
+// The kernels update the bound cache in place.
+func.func @read_after_append(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x1x64xf32>, %q: tensor<1x2x1x64xf32>) -> tensor<1x2x1x64xf32> {
+  %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+  // expected-error @+1 {{'kvc.attend' op reads a cache after 'kvc.append' updated it; the GPU lowering updates caches in place}}
+  %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x2x1x64xf32>
+  return %o : tensor<1x2x1x64xf32>
 }
 
 // -----

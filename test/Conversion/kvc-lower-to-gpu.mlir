@@ -162,3 +162,56 @@ func.func @quantize_keys(%x: tensor<2x64x128xf16>) -> (tensor<2x2x128x8xi8>, ten
   %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = channel, group = 32> : tensor<2x64x128xf16> -> tensor<2x2x128x8xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
   return %c, %s, %z : tensor<2x2x128x8xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
 }
+
+// -----
+// kvc.append: the runtime reserves the token (after the layout checks), then
+// a kernel per run of KV heads with one encoding, grid (heads of the run,
+// batch, 2: keys then values), writes it: its threads share the flush's
+// groups (2-bit channel-axis keys: a group of 32 tokens of a channel; 4-bit
+// token-axis values: 32 channels of a token), each quantized by
+// GroupQuantizer into a live page (entry >= 0) and stored as words through
+// global pointers, then meet at a barrier (the flush reads the staged rows
+// the staging overwrites), then share the new rows' fp16 elements.
+#kivi = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                      value = #kvc.quant<bits = 4, axis = token, group = 32>,
+                      residual = 64>
+// CHECK-LABEL: func.func @append_step
+// CHECK: call @kvc_rt_mlir_gpu_check_layout
+// CHECK: %[[REC:.*]] = func.call @kvc_rt_mlir_reserve_append(%arg0, %{{.*}}) : (!llvm.ptr, i64) -> !llvm.ptr
+// CHECK: %[[RESERVED:.*]] = llvm.icmp "ne" %[[REC]]
+// CHECK: scf.if %[[RESERVED]] {
+// CHECK: %[[KPOOL:.*]] = func.call @kvc_rt_mlir_pool(%arg0, %c0_i32
+// CHECK: %[[VPOOL:.*]] = func.call @kvc_rt_mlir_pool(%arg0, %c1_i32
+// CHECK: gpu.launch_func @kvc_kernels::@append0_run0 blocks in (%c2{{.*}}, %c3{{.*}}, %c2{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[REC]] : !llvm.ptr, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %{{.*}} : memref<3x2x1x64xf32>, %{{.*}} : memref<3x2x1x64xf32>)
+// CHECK: gpu.launch_func @kvc_kernels::@attend1_split0
+// CHECK: gpu.func @append0_run0(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: memref<3x2x1x64xf32>, %{{.*}}: memref<3x2x1x64xf32>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
+// CHECK: %[[RECORDS:.*]] = llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
+// CHECK: %[[SIDE:.*]] = gpu.block_id z
+// CHECK: arith.cmpi eq, %[[SIDE]], %c0
+// Keys: the entry's record (40 bytes), then (c1 - c0) / 32 * 64 groups.
+// CHECK: arith.muli %{{.*}}, %c40 : index
+// CHECK: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> i64
+// CHECK: %[[GROUPS:.*]] = arith.divui %{{.*}}, %c32{{.*}} : index
+// CHECK: %[[ITEMS:.*]] = arith.muli %[[GROUPS]], %c64{{.*}} : index
+// CHECK: scf.for %{{.*}} = %thread_id_x to %[[ITEMS]] step %c128
+// CHECK: arith.cmpi sge, %{{.*}}, %c0_i32
+// CHECK: llvm.store %{{.*}}, %{{.*}} {alignment = 4 : i64} : i32, !llvm.ptr<1>
+// CHECK: llvm.store %{{.*}}, %{{.*}} {alignment = 2 : i64} : f16, !llvm.ptr<1>
+// CHECK: gpu.barrier
+// CHECK: arith.maxui
+// CHECK: scf.for %{{.*}} = %thread_id_x to %{{.*}} step %c128
+// CHECK: memref.load %{{.*}} : memref<3x2x1x64xf32>
+// CHECK: llvm.store %{{.*}}, %{{.*}} {alignment = 2 : i64} : f16, !llvm.ptr<1>
+// Values: token-axis groups, (c1 - c0) * 2 of them.
+// CHECK: arith.cmpi eq, %[[SIDE]], %c1
+// CHECK: %[[VITEMS:.*]] = arith.muli %{{.*}}, %c2{{.*}} : index
+// CHECK: scf.for %{{.*}} = %thread_id_x to %[[VITEMS]] step %c128
+// CHECK: gpu.barrier
+// CHECK: gpu.return
+func.func @append_step(%cache: !kvc.cache<3x2x?x64xf16, #kivi>, %q: tensor<3x4x1x64xf32>,
+                       %k: tensor<3x2x1x64xf32>, %v: tensor<3x2x1x64xf32>)
+    -> (tensor<3x4x1x64xf32>, !kvc.cache<3x2x?x64xf16, #kivi>) {
+  %c = kvc.append %cache, %k, %v : !kvc.cache<3x2x?x64xf16, #kivi>, tensor<3x2x1x64xf32>, tensor<3x2x1x64xf32>
+  %o = kvc.attend %q, %c {causal} : tensor<3x4x1x64xf32>, !kvc.cache<3x2x?x64xf16, #kivi> -> tensor<3x4x1x64xf32>
+  return %o, %c : tensor<3x4x1x64xf32>, !kvc.cache<3x2x?x64xf16, #kivi>
+}

@@ -1,5 +1,7 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-loops | FileCheck %s
 // RUN: kvc-opt %s -split-input-file --kvc-cpu-pipeline | FileCheck %s --check-prefix=LLVM
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-loops=append=generated | FileCheck %s --check-prefix=GEN
+// RUN: kvc-opt %s -split-input-file --kvc-cpu-pipeline=append=generated | FileCheck %s --check-prefix=GENLLVM
 
 // Caches become runtime bindings (!llvm.ptr); append is a runtime call that
 // updates the binding in place; attend is loops that read the packed pages
@@ -81,6 +83,45 @@
 // LLVM: llvm.call @kvc_rt_mlir_check_layout
 // LLVM-NOT: kvc.attend
 
+// append=generated: the runtime only reserves the token (after the same
+// layout checks as attention), and loops write it. Per batch entry, its
+// 40-byte record (page table, K and V residual rows, n1, c(n1), n0, c(n0));
+// per KV head, the flush of c(n1) - c(n0) tokens: 2-bit channel-axis keys
+// in groups of 32 tokens of a channel (items (c1 - c0) / 32 * 64), each in
+// a live page (entry >= 0), read from the staged fp16 rows or the input
+// rounded to fp16, then packed into words; then the staging of the new
+// rows as fp16.
+// GEN-LABEL: func.func @kivi2_step
+// GEN: call @kvc_rt_mlir_check_layout
+// GEN: call @kvc_rt_mlir_check_head(%arg0, %c1_i64
+// GEN: scf.if
+// GEN-NEXT: arith.index_cast
+// GEN-NEXT: %[[REC:.*]] = func.call @kvc_rt_mlir_reserve_append(%arg0, %{{.*}}) : (!llvm.ptr, i64) -> !llvm.ptr
+// GEN: %[[RESERVED:.*]] = llvm.icmp "ne" %[[REC]]
+// GEN-NEXT: scf.if %[[RESERVED]] {
+// GEN: %[[KPOOL:.*]] = func.call @kvc_rt_mlir_pool(%arg0, %c0_i32
+// GEN: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step
+// GEN: arith.muli %[[B]], %c40 : index
+// GEN: %[[FLUSHED:.*]] = arith.subi
+// GEN: %[[GROUPS:.*]] = arith.divui %[[FLUSHED]], %c32
+// GEN: arith.muli %[[GROUPS]], %c64 : index
+// GEN: arith.cmpi sge, %{{.*}}, %c0_i32
+// GEN: scf.for {{.*}} iter_args
+// GEN: llvm.load %{{.*}} : !llvm.ptr -> f16
+// GEN: memref.load %{{.*}} : memref<1x2x1x64xf16>
+// GEN: arith.truncf %{{.*}} : f32 to f16
+// GEN: llvm.store %{{.*}}, %{{.*}} {alignment = 4 : i64} : i32, !llvm.ptr
+// GEN: llvm.store %{{.*}}, %{{.*}} {alignment = 2 : i64} : f16, !llvm.ptr
+// GEN: arith.maxui
+// GEN: llvm.store %{{.*}}, %{{.*}} {alignment = 2 : i64} : f16, !llvm.ptr
+// GEN-NOT: kvc_rt_mlir_append
+// GEN: call @kvc_rt_mlir_check_layout
+// GEN-NOT: kvc_rt_mlir_append
+// GEN-LABEL: func.func @fp8_values
+// GENLLVM-LABEL: llvm.func @kivi2_step
+// GENLLVM: llvm.call @kvc_rt_mlir_reserve_append
+// GENLLVM-NOT: kvc_rt_mlir_append
+// GENLLVM: llvm.call @kvc_rt_mlir_check_layout
 #kivi2 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
                        value = #kvc.quant<bits = 2, axis = token, group = 32>,
                        residual = 128>

@@ -19,6 +19,13 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
     sizes) once per attention and poisons the output with NaN, and records an
     error in the binding, on a mismatch.
 
+    With `append=generated`, `kvc.append` instead becomes a reservation in
+    the runtime (`kvc_rt_mlir_reserve_append`: checks, pages and counts)
+    and loops that quantize, pack and stage the tokens themselves, with the
+    emitter of the GPU append kernel (`quant` and fp16 sides; fp8 is a
+    compile-time error); the pages and residual rows are the runtime's byte
+    for byte (`kvc-run --append=generated` checks it).
+
     `kvc.evict` becomes a runtime call. `kvc.quantize` with a `quant`
     encoding and static shapes becomes loops that quantize and pack each
     group exactly as the numerics library does (bit for bit, checked by
@@ -31,7 +38,10 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
   }];
   let options = [
     Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",
-           "Tokens per runtime page (must match the runtime cache)">
+           "Tokens per runtime page (must match the runtime cache)">,
+    Option<"append", "append", "std::string", /*default=*/"\"runtime\"",
+           "Who writes appended tokens: `runtime` (a kvc_rt_mlir_append "
+           "call) or `generated` (a reservation, then generated loops)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

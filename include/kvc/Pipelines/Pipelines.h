@@ -76,6 +76,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "page-tokens",
       llvm::cl::desc("Tokens per runtime page (must match the runtime)"),
       llvm::cl::init(64)};
+  Option<std::string> append{
+      *this, "append",
+      llvm::cl::desc("Who writes appended tokens: `runtime` or `generated` "
+                     "(kvc-lower-to-loops)"),
+      llvm::cl::init("runtime")};
 };
 
 /// Options of `kvc-gpu-pipeline`: kvc.attend to generated NVVM kernels and

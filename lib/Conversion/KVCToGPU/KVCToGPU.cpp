@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "AppendKernel.h"
 #include "AttendKernels.h"
 #include "QuantizeKernel.h"
 
@@ -15,6 +16,7 @@
 
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Numerics/Layout.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Transforms/DialectConversion.h"
 #include "llvm/Support/MathExtras.h"
@@ -90,6 +92,82 @@ private:
   const GPULowering &lowering;
 };
 
+/// kvc.append -> layout checks and the reservation (emitReservedAppend),
+/// then an append kernel launch per run of KV heads with one encoding.
+struct AppendToLaunch : public OpConversionPattern<AppendOp> {
+  AppendToLaunch(const TypeConverter &converter, MLIRContext *context,
+                 const GPULowering &lowering)
+      : OpConversionPattern(converter, context), lowering(lowering) {}
+
+  LogicalResult
+  matchAndRewrite(AppendOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    const LoweringContext &ctx = lowering.context;
+    CacheType cacheType = op.getCache().getType();
+    const int64_t kvHeads = cacheType.getNumKVHeads(),
+                  headDim = cacheType.getHeadDim();
+    const SmallVector<num::CacheEncoding> &headEncodings =
+        ctx.headEncodings.at(op);
+    CachePageLayout pages(headEncodings, headDim, ctx.pageTokens);
+    const unsigned residual = headEncodings.front().residual;
+    auto toBuffer = [&](Value tensor) -> Value {
+      auto type = cast<RankedTensorType>(tensor.getType());
+      return bufferization::ToBufferOp::create(
+          rewriter, loc,
+          MemRefType::get(type.getShape(), type.getElementType()), tensor,
+          /*read_only=*/true);
+    };
+    Value keys = toBuffer(op.getKeys()), values = toBuffer(op.getValues());
+    auto keysType = cast<MemRefType>(keys.getType());
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    std::string prefix = "append" + std::to_string(lowering.nextKernel++);
+    Value binding = adaptor.getCache();
+    emitReservedAppend(
+        rewriter, loc, ctx, kGPUCheckLayout, binding, pages, residual, kvHeads,
+        headDim, index(keysType.getDimSize(2)),
+        [&](Value records, Value kPool, Value vPool) {
+          unsigned run = 0;
+          for (HeadRunRange heads : getHeadRuns(pages)) {
+            const HeadPageLayout &layout = pages.heads[heads.first];
+            AppendKernelSpec spec;
+            spec.name = prefix + "_run" + std::to_string(run++);
+            spec.encoding = layout.encoding;
+            spec.headDim = headDim;
+            spec.pageTokens = ctx.pageTokens;
+            spec.kPageBytes = pages.kPageBytes;
+            spec.vPageBytes = pages.vPageBytes;
+            spec.kRunOffset = layout.kOffset;
+            spec.vRunOffset = layout.vOffset;
+            spec.runFirst = heads.first;
+            spec.residualHeadBytes =
+                num::residualStagingBytes(residual, headDim);
+            spec.keys = keysType;
+            spec.values = cast<MemRefType>(values.getType());
+            spec.blockThreads = lowering.blockThreads;
+            spec.minBlocksPerSM = lowering.minBlocksPerSM;
+            gpu::GPUFuncOp kernel =
+                buildAppendKernel(rewriter, loc, lowering.kernels, spec);
+            gpu::LaunchFuncOp::create(
+                rewriter, loc, kernel,
+                gpu::KernelDim3{index(heads.last - heads.first),
+                                index(keysType.getDimSize(0)), index(2)},
+                gpu::KernelDim3{index(lowering.blockThreads), index(1),
+                                index(1)},
+                /*dynamicSharedMemorySize=*/Value(),
+                ValueRange{records, kPool, vPool, keys, values});
+          }
+        });
+    rewriter.replaceOp(op, binding);
+    return success();
+  }
+
+private:
+  const GPULowering &lowering;
+};
+
 /// kvc.attend -> layout checks, then the split and combine launches.
 struct AttendToLaunch : public OpConversionPattern<AttendOp> {
   AttendToLaunch(const TypeConverter &converter, MLIRContext *context,
@@ -135,34 +213,14 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
   auto index = [&](int64_t v) -> Value {
     return arith::ConstantIndexOp::create(rewriter, loc, v);
   };
-  auto i64Const = [&](int64_t v) -> Value {
-    return arith::ConstantIntOp::create(rewriter, loc, v, 64);
-  };
-  auto nonZero = [&](Value v) -> Value {
-    return arith::CmpIOp::create(
-        rewriter, loc, arith::CmpIPredicate::ne, v,
-        arith::ConstantIntOp::create(rewriter, loc, v.getType(), 0));
-  };
   auto nonNull = [&](Value p) -> Value {
     return LLVM::ICmpOp::create(rewriter, loc, LLVM::ICmpPredicate::ne, p,
                                 LLVM::ZeroOp::create(rewriter, loc, ptr));
   };
 
   // The runtime must hold exactly the compiled layout.
-  Value ok = nonZero(ctx.call(
-      rewriter, loc, kGPUCheckLayout, i32,
-      {binding, i64Const(ctx.pageTokens), i64Const(pages.kPageBytes),
-       i64Const(pages.vPageBytes), i64Const(residual), i64Const(kvHeads),
-       i64Const(headDim)}));
-  for (auto [head, layout] : llvm::enumerate(pages.heads))
-    ok = arith::AndIOp::create(
-        rewriter, loc, ok,
-        nonZero(ctx.call(
-            rewriter, loc, abi::kCheckHead, i32,
-            {binding, i64Const(head),
-             i64Const(abi::packSideEncoding(layout.encoding.key)),
-             i64Const(abi::packSideEncoding(layout.encoding.value)),
-             i64Const(layout.kOffset), i64Const(layout.vOffset)})));
+  Value ok = emitLayoutCheck(rewriter, loc, ctx, kGPUCheckLayout, binding,
+                             pages, residual, kvHeads, headDim);
 
   Value kPool = ctx.call(rewriter, loc, abi::kPool, ptr,
                          {binding, arith::ConstantIntOp::create(
@@ -268,11 +326,32 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
 /// fallback; records the encodings of each attention's KV heads.
 static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
   WalkResult result = module.walk([&](Operation *op) -> WalkResult {
-    if (isa<AppendOp>(op)) {
-      op->emitOpError("kvc-lower-to-gpu: no append kernel yet; "
-                      "append through the runtime (kvc_rt_append) and lower "
-                      "only the attention");
-      return WalkResult::interrupt();
+    if (auto append = dyn_cast<AppendOp>(op)) {
+      if (!append.getKeys().getType().hasStaticShape() ||
+          !append.getValues().getType().hasStaticShape()) {
+        append.emitOpError(
+            "kvc-lower-to-gpu: the appended keys and values must have "
+            "static shapes");
+        return WalkResult::interrupt();
+      }
+      FailureOr<SmallVector<num::CacheEncoding>> heads =
+          getLowerableHeadEncodings(append, append.getCache(),
+                                    lowering.context.pageTokens,
+                                    "kvc-lower-to-gpu",
+                                    /*allowEviction=*/true);
+      if (failed(heads))
+        return WalkResult::interrupt();
+      for (const num::CacheEncoding &head : *heads)
+        if (head.key.isFP8() || head.value.isFP8()) {
+          append.emitOpError("kvc-lower-to-gpu: fp8 caches have no append "
+                             "kernel yet; append through the runtime "
+                             "(kvc_rt_append) and lower only the attention");
+          return WalkResult::interrupt();
+        }
+      if (failed(checkNotReadAfterUpdate(append, "the GPU lowering")))
+        return WalkResult::interrupt();
+      lowering.context.headEncodings[op] = std::move(*heads);
+      return WalkResult::advance();
     }
     if (isa<EvictOp, ForkOp, CacheEmptyOp, DequantizeOp>(op)) {
       op->emitOpError("is not lowered by kvc-lower-to-gpu yet");
@@ -342,7 +421,8 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
       return WalkResult::interrupt();
     }
     FailureOr<SmallVector<num::CacheEncoding>> heads =
-        getLowerableHeadEncodings(attend, lowering.context.pageTokens,
+        getLowerableHeadEncodings(attend, attend.getCache(),
+                                  lowering.context.pageTokens,
                                   "kvc-lower-to-gpu");
     if (failed(heads))
       return WalkResult::interrupt();
@@ -396,7 +476,8 @@ void KVCLowerToGPUPass::runOnOperation() {
   TypeConverter converter;
   addCacheToBindingConversion(converter);
   RewritePatternSet patterns(context);
-  patterns.add<AttendToLaunch, QuantizeToLaunch>(converter, context, lowering);
+  patterns.add<AppendToLaunch, AttendToLaunch, QuantizeToLaunch>(
+      converter, context, lowering);
   if (failed(applyBindingConversion(module, converter, std::move(patterns))))
     return signalPassFailure();
   removeHeadEncodings(module);

@@ -512,9 +512,6 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
       MemRefType::get(resultType.getShape(), resultType.getElementType()),
       dynamicSizes);
 
-  auto i64Const = [&](int64_t value) -> Value {
-    return arith::ConstantIntOp::create(rewriter, loc, value, 64);
-  };
   EncodingAttr encodingAttr = cacheType.getEncoding();
   bool evictable = encodingAttr && encodingAttr.getEvict();
   std::optional<num::CacheEncoding> demote;
@@ -560,29 +557,9 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
       lowering.headEncodings.at(op);
   CachePageLayout pages(headEncodings, headDim, lowering.pageTokens);
   int64_t kvHeads = cacheType.getNumKVHeads();
-  // The runtime must hold exactly the layout compiled here: the page sizes,
-  // then every head's encodings and block offsets.
-  Value layoutOk = arith::CmpIOp::create(
-      rewriter, loc, arith::CmpIPredicate::ne,
-      lowering.call(rewriter, loc, abi::kCheckLayout, rewriter.getI32Type(),
-                    {binding, i64Const(lowering.pageTokens),
-                     i64Const(pages.kPageBytes), i64Const(pages.vPageBytes),
-                     i64Const(encoding.residual), i64Const(kvHeads),
-                     i64Const(headDim)}),
-      arith::ConstantIntOp::create(rewriter, loc, 0, 32));
-  for (auto [head, layout] : llvm::enumerate(pages.heads)) {
-    Value headOk = lowering.call(
-        rewriter, loc, abi::kCheckHead, rewriter.getI32Type(),
-        {binding, i64Const(head),
-         i64Const(abi::packSideEncoding(layout.encoding.key)),
-         i64Const(abi::packSideEncoding(layout.encoding.value)),
-         i64Const(layout.kOffset), i64Const(layout.vOffset)});
-    layoutOk = arith::AndIOp::create(
-        rewriter, loc, layoutOk,
-        arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::ne, headOk,
-                              arith::ConstantIntOp::create(rewriter, loc, 0,
-                                                           32)));
-  }
+  Value layoutOk =
+      emitLayoutCheck(rewriter, loc, lowering, abi::kCheckLayout, binding,
+                      pages, encoding.residual, kvHeads, headDim);
 
   auto ifOp = scf::IfOp::create(
       rewriter, loc, layoutOk,

@@ -60,6 +60,36 @@ Value LoweringContext::getFP8Table(OpBuilder &b, Location loc,
   return getOrCreateFP8Table(b, loc, module, side);
 }
 
+Value mlir::kvc::emitLayoutCheck(OpBuilder &b, Location loc,
+                                 const LoweringContext &ctx,
+                                 StringRef checkLayoutFn, Value binding,
+                                 const CachePageLayout &pages,
+                                 unsigned residual, int64_t kvHeads,
+                                 int64_t headDim) {
+  auto i64Const = [&](int64_t v) -> Value {
+    return arith::ConstantIntOp::create(b, loc, v, 64);
+  };
+  auto nonZero = [&](Value v) -> Value {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, v,
+                                 arith::ConstantIntOp::create(b, loc, 0, 32));
+  };
+  Value ok = nonZero(
+      ctx.call(b, loc, checkLayoutFn, b.getI32Type(),
+               {binding, i64Const(ctx.pageTokens), i64Const(pages.kPageBytes),
+                i64Const(pages.vPageBytes), i64Const(residual),
+                i64Const(kvHeads), i64Const(headDim)}));
+  for (auto [head, layout] : llvm::enumerate(pages.heads))
+    ok = arith::AndIOp::create(
+        b, loc, ok,
+        nonZero(
+            ctx.call(b, loc, abi::kCheckHead, b.getI32Type(),
+                     {binding, i64Const(head),
+                      i64Const(abi::packSideEncoding(layout.encoding.key)),
+                      i64Const(abi::packSideEncoding(layout.encoding.value)),
+                      i64Const(layout.kOffset), i64Const(layout.vOffset)})));
+  return ok;
+}
+
 CachePageLayout::CachePageLayout(ArrayRef<num::CacheEncoding> encodings,
                                  unsigned headDim, unsigned pageTokens) {
   for (const num::CacheEncoding &encoding : encodings) {
@@ -240,18 +270,19 @@ struct KVCLowerToLoopsPass
 } // namespace
 
 FailureOr<SmallVector<num::CacheEncoding>>
-mlir::kvc::getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
-                                     StringRef passName, bool allowEviction) {
-  CacheType type = attend.getCache().getType();
+mlir::kvc::getLowerableHeadEncodings(Operation *op, TypedValue<CacheType> cache,
+                                     unsigned pageTokens, StringRef passName,
+                                     bool allowEviction) {
+  CacheType type = cache.getType();
   EncodingAttr encoding = type.getEncoding();
   if (!encoding)
     return SmallVector<num::CacheEncoding>(type.getNumKVHeads(),
                                            num::CacheEncoding());
   if (encoding.getKeyReduce() || encoding.getValueReduce())
-    return attend.emitOpError()
+    return op->emitOpError()
            << passName << ": key/value reductions are not lowered yet";
   if (encoding.getEvict() && !allowEviction)
-    return attend.emitOpError()
+    return op->emitOpError()
            << passName
            << ": attention over a cache with eviction (#kvc.evict) is not "
               "lowered yet; kvc-lower-to-loops lowers it on the CPU";
@@ -264,21 +295,18 @@ mlir::kvc::getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
         std::string problem =
             num::validatePageConfig(*side, headDim, pageTokens);
         if (!problem.empty())
-          return attend.emitOpError()
-                 << passName << ": two-tier eviction " << name << ": "
-                 << problem;
+          return op->emitOpError() << passName << ": two-tier eviction " << name
+                                   << ": " << problem;
       }
-  for (auto [head, headEncoding] :
-       llvm::enumerate(getKVHeadEncodings(attend.getCache()))) {
+  for (auto [head, headEncoding] : llvm::enumerate(getKVHeadEncodings(cache))) {
     if (headEncoding.getKeyReduce() || headEncoding.getValueReduce())
-      return attend.emitOpError()
-             << passName << ": KV head " << head
-             << ": key/value reductions are not lowered yet";
+      return op->emitOpError() << passName << ": KV head " << head
+                               << ": key/value reductions are not lowered yet";
     num::CacheEncoding numerics = headEncoding.toNumerics();
     for (const num::SideEncoding *side : {&numerics.key, &numerics.value}) {
       std::string problem = num::validatePageConfig(*side, headDim, pageTokens);
       if (!problem.empty()) {
-        InFlightDiagnostic diag = attend.emitOpError() << passName << ": ";
+        InFlightDiagnostic diag = op->emitOpError() << passName << ": ";
         if (headEncoding != encoding)
           diag << "KV head " << head << ": ";
         return diag << problem;
@@ -293,9 +321,24 @@ mlir::kvc::getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
 /// consumed must not be read afterwards; and the ops it cannot lower yet
 /// are an error here rather than a silent fallback. Records the encoding of
 /// every KV head of each attention's cache in `lowering`.
-static LogicalResult checkLowerable(ModuleOp module,
-                                    LoweringContext &lowering) {
+static LogicalResult checkLowerable(ModuleOp module, LoweringContext &lowering,
+                                    bool generatedAppend) {
   WalkResult result = module.walk([&](Operation *op) -> WalkResult {
+    if (auto append = dyn_cast<AppendOp>(op); append && generatedAppend) {
+      FailureOr<SmallVector<num::CacheEncoding>> heads =
+          getLowerableHeadEncodings(append, append.getCache(),
+                                    lowering.pageTokens, "kvc-lower-to-loops",
+                                    /*allowEviction=*/true);
+      if (failed(heads))
+        return WalkResult::interrupt();
+      for (const num::CacheEncoding &head : *heads)
+        if (head.key.isFP8() || head.value.isFP8()) {
+          append.emitOpError("kvc-lower-to-loops: append=generated has no "
+                             "fp8 writer yet; use append=runtime");
+          return WalkResult::interrupt();
+        }
+      lowering.headEncodings[op] = std::move(*heads);
+    }
     if (isa<ForkOp, CacheEmptyOp, DequantizeOp>(op)) {
       op->emitOpError("is not lowered by kvc-lower-to-loops yet");
       return WalkResult::interrupt();
@@ -327,24 +370,16 @@ static LogicalResult checkLowerable(ModuleOp module,
     }
     if (auto attend = dyn_cast<AttendOp>(op)) {
       FailureOr<SmallVector<num::CacheEncoding>> heads =
-          getLowerableHeadEncodings(attend, lowering.pageTokens,
-                                    "kvc-lower-to-loops",
+          getLowerableHeadEncodings(attend, attend.getCache(),
+                                    lowering.pageTokens, "kvc-lower-to-loops",
                                     /*allowEviction=*/true);
       if (failed(heads))
         return WalkResult::interrupt();
       lowering.headEncodings[op] = std::move(*heads);
     }
-    if (isa<AppendOp, EvictOp>(op)) {
-      Value cache = op->getOperand(0);
-      for (Operation *user : cache.getUsers())
-        if (user != op && user->getBlock() == op->getBlock() &&
-            op->isBeforeInBlock(user)) {
-          user->emitOpError("reads a cache after '")
-              << op->getName() << "' updated it; the CPU lowering updates "
-              << "caches in place";
-          return WalkResult::interrupt();
-        }
-    }
+    if (isa<AppendOp, EvictOp>(op) &&
+        failed(checkNotReadAfterUpdate(op, "the CPU lowering")))
+      return WalkResult::interrupt();
     return WalkResult::advance();
   });
   return failure(result.wasInterrupted());
@@ -355,18 +390,41 @@ void KVCLowerToLoopsPass::runOnOperation() {
   MLIRContext *context = &getContext();
   LoweringContext lowering{
       pageTokens, decltype(LoweringContext::headEncodings)(), module};
-  if (failed(checkLowerable(module, lowering)))
+  if (append != "runtime" && append != "generated") {
+    module.emitError() << "kvc-lower-to-loops: append must be `runtime` or "
+                          "`generated`, not `"
+                       << append << "`";
+    return signalPassFailure();
+  }
+  const bool generatedAppend = append == "generated";
+  if (failed(checkLowerable(module, lowering, generatedAppend)))
     return signalPassFailure();
 
   TypeConverter converter;
   addCacheToBindingConversion(converter);
   RewritePatternSet patterns(context);
-  patterns.add<AppendToCall, EvictToCall>(converter, context, lowering);
+  patterns.add<EvictToCall>(converter, context, lowering);
+  if (generatedAppend)
+    populateAppendToLoopsPattern(patterns, converter, lowering);
+  else
+    patterns.add<AppendToCall>(converter, context, lowering);
   populateAttendToLoopsPattern(patterns, converter, lowering);
   populateQuantizeToLoopsPattern(patterns, converter);
   if (failed(applyBindingConversion(module, converter, std::move(patterns))))
     return signalPassFailure();
   removeHeadEncodings(module);
+}
+
+LogicalResult mlir::kvc::checkNotReadAfterUpdate(Operation *update,
+                                                 StringRef passName) {
+  Value cache = update->getOperand(0);
+  for (Operation *user : cache.getUsers())
+    if (user != update && user->getBlock() == update->getBlock() &&
+        update->isBeforeInBlock(user))
+      return user->emitOpError("reads a cache after '")
+             << update->getName() << "' updated it; " << passName
+             << " updates caches in place";
+  return success();
 }
 
 void mlir::kvc::addCacheToBindingConversion(TypeConverter &converter) {

@@ -32,6 +32,40 @@ struct CachePageLayout {
                   unsigned headDim, unsigned pageTokens);
 };
 
+struct LoweringContext;
+
+/// i1: whether the runtime holds exactly the layout compiled here, through
+/// `checkLayoutFn` (the page sizes, residual window and shape: the CPU or
+/// the GPU entry point), then kCheckHead for every head's encodings and
+/// block offsets. A mismatch is recorded in the binding.
+Value emitLayoutCheck(OpBuilder &b, Location loc, const LoweringContext &ctx,
+                      StringRef checkLayoutFn, Value binding,
+                      const CachePageLayout &pages, unsigned residual,
+                      int64_t kvHeads, int64_t headDim);
+
+/// Consecutive KV heads [first, last) with one encoding: they share their
+/// generated code.
+struct HeadRunRange {
+  unsigned first, last;
+};
+SmallVector<HeadRunRange> getHeadRuns(const CachePageLayout &pages);
+
+/// The host side of a kvc.append whose tokens generated code writes: the
+/// layout check (emitLayoutCheck with `checkLayoutFn`), then
+/// kvc_rt_mlir_reserve_append of `numTokens` (an index) tokens; `body` is
+/// emitted where both succeeded, with the records (kvc_rt_gpu_append) and
+/// the K and V pools, all !llvm.ptr. Otherwise nothing is written and the
+/// binding holds the error.
+void emitReservedAppend(
+    OpBuilder &b, Location loc, const LoweringContext &ctx,
+    StringRef checkLayoutFn, Value binding, const CachePageLayout &pages,
+    unsigned residual, int64_t kvHeads, int64_t headDim, Value numTokens,
+    function_ref<void(Value records, Value kPool, Value vPool)> body);
+
+/// Generated code updates caches in place: an error at the first op that
+/// reads the cache `update` (a kvc.append or kvc.evict) consumed.
+LogicalResult checkNotReadAfterUpdate(Operation *update, StringRef passName);
+
 /// What the patterns of the CPU lowering share.
 struct LoweringContext {
   unsigned pageTokens;
@@ -60,13 +94,15 @@ struct LoweringContext {
 Value getOrCreateFP8Table(OpBuilder &b, Location loc, Operation *symbolTable,
                           const ::kvc::numerics::SideEncoding &side);
 
-/// The encoding of every KV head of `attend`'s cache (plain fp16 when the
-/// cache has no encoding), or an error at the op naming `passName` when an
+/// The encoding of every KV head of `cache`, which `op` reads or appends to
+/// (plain fp16 when the cache has no encoding), or an error at `op` naming
+/// `passName` when an
 /// encoding cannot be lowered (reductions, eviction unless `allowEviction`,
 /// a group that does not fit `pageTokens`-token pages).
 FailureOr<SmallVector<::kvc::numerics::CacheEncoding>>
-getLowerableHeadEncodings(AttendOp attend, unsigned pageTokens,
-                          StringRef passName, bool allowEviction = false);
+getLowerableHeadEncodings(Operation *op, TypedValue<CacheType> cache,
+                          unsigned pageTokens, StringRef passName,
+                          bool allowEviction = false);
 
 /// `!kvc.cache` -> `!llvm.ptr` (a runtime binding), everything else kept.
 void addCacheToBindingConversion(TypeConverter &converter);
@@ -94,6 +130,13 @@ struct QuantizeBuffers {
   /// Replaces `op` by tensors of the result buffers.
   void replace(ConversionPatternRewriter &rewriter, QuantizeOp op) const;
 };
+
+/// Adds the pattern lowering kvc.append to a reservation in the runtime
+/// (kvc_rt_mlir_reserve_append) and loops that write the tokens
+/// (AppendWriter), for kvc-lower-to-loops' append=generated.
+void populateAppendToLoopsPattern(RewritePatternSet &patterns,
+                                  const TypeConverter &converter,
+                                  const LoweringContext &context);
 
 /// Adds the pattern lowering kvc.quantize (quant encodings, static shapes)
 /// to loops that quantize and pack its groups.

@@ -32,6 +32,15 @@ Value ByteViews::load(OpBuilder &b, Location loc, Type type,
                               type.getIntOrFloatBitWidth() / 8);
 }
 
+void ByteViews::store(OpBuilder &b, Location loc, Value value,
+                      Value byteOffset) const {
+  Value offset = arith::IndexCastOp::create(b, loc, b.getI64Type(), byteOffset);
+  Value address = LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(),
+                                      base, ValueRange{offset});
+  LLVM::StoreOp::create(b, loc, value, address,
+                        value.getType().getIntOrFloatBitWidth() / 8);
+}
+
 Value ByteViews::loadVector(OpBuilder &b, Location loc, Type element,
                             int64_t count, Value byteOffset,
                             unsigned alignment) const {

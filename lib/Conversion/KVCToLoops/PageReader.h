@@ -34,6 +34,9 @@ struct ByteViews {
   /// 16-byte load, `ld.global.v4` on the GPU).
   Value loadVector(OpBuilder &b, Location loc, Type element, int64_t count,
                    Value byteOffset, unsigned alignment) const;
+  /// Stores `value` (an integer or float) at byte `byteOffset`, aligned to
+  /// its size.
+  void store(OpBuilder &b, Location loc, Value value, Value byteOffset) const;
 };
 
 /// Channels [first, first + count) of a token's row: `first` is an index

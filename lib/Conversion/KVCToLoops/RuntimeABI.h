@@ -21,6 +21,11 @@ namespace abi {
 /// (binding, keys memref<?x?x?x?xf32>, values memref<?x?x?x?xf32>): appends
 /// [batch][kv_heads][tokens][head_dim] tokens to every sequence.
 inline constexpr llvm::StringLiteral kAppend = "kvc_rt_mlir_append";
+/// (binding, i64 tokens) -> !llvm.ptr: reserves the tokens of a kvc.append
+/// that generated code writes; the batch's kvc_rt_gpu_append records, or
+/// null after an error.
+inline constexpr llvm::StringLiteral kReserveAppend =
+    "kvc_rt_mlir_reserve_append";
 /// (binding, scores memref<?x?x?xf32> [batch][kv_heads][n], kind, sink,
 /// window, budget): applies an eviction policy to every sequence.
 inline constexpr llvm::StringLiteral kEvict = "kvc_rt_mlir_evict";
