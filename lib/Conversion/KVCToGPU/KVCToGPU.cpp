@@ -104,48 +104,31 @@ struct AppendToLaunch : public OpConversionPattern<AppendOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     const LoweringContext &ctx = lowering.context;
-    CacheType cacheType = op.getCache().getType();
-    const int64_t kvHeads = cacheType.getNumKVHeads(),
-                  headDim = cacheType.getHeadDim();
-    const SmallVector<num::CacheEncoding> &headEncodings =
-        ctx.headEncodings.at(op);
-    CachePageLayout pages(headEncodings, headDim, ctx.pageTokens);
-    const unsigned residual = headEncodings.front().residual;
-    auto toBuffer = [&](Value tensor) -> Value {
-      auto type = cast<RankedTensorType>(tensor.getType());
-      return bufferization::ToBufferOp::create(
-          rewriter, loc,
-          MemRefType::get(type.getShape(), type.getElementType()), tensor,
-          /*read_only=*/true);
-    };
-    Value keys = toBuffer(op.getKeys()), values = toBuffer(op.getValues());
-    auto keysType = cast<MemRefType>(keys.getType());
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(rewriter, loc, v);
     };
     std::string prefix = "append" + std::to_string(lowering.nextKernel++);
     Value binding = adaptor.getCache();
     emitReservedAppend(
-        rewriter, loc, ctx, kGPUCheckLayout, binding, pages, residual, kvHeads,
-        headDim, index(keysType.getDimSize(2)),
-        [&](Value records, Value kPool, Value vPool) {
+        rewriter, op, ctx, kGPUCheckLayout, binding,
+        [&](const ReservedAppend &r) {
+          auto keysType = cast<MemRefType>(r.keys.getType());
           unsigned run = 0;
-          for (HeadRunRange heads : getHeadRuns(pages)) {
-            const HeadPageLayout &layout = pages.heads[heads.first];
+          for (HeadRunRange heads : getHeadRuns(r.pages)) {
+            const HeadPageLayout &layout = r.pages.heads[heads.first];
             AppendKernelSpec spec;
             spec.name = prefix + "_run" + std::to_string(run++);
             spec.encoding = layout.encoding;
-            spec.headDim = headDim;
+            spec.headDim = r.headDim;
             spec.pageTokens = ctx.pageTokens;
-            spec.kPageBytes = pages.kPageBytes;
-            spec.vPageBytes = pages.vPageBytes;
+            spec.kPageBytes = r.pages.kPageBytes;
+            spec.vPageBytes = r.pages.vPageBytes;
             spec.kRunOffset = layout.kOffset;
             spec.vRunOffset = layout.vOffset;
             spec.runFirst = heads.first;
-            spec.residualHeadBytes =
-                num::residualStagingBytes(residual, headDim);
+            spec.residualHeadBytes = r.residualHeadBytes;
             spec.keys = keysType;
-            spec.values = cast<MemRefType>(values.getType());
+            spec.values = cast<MemRefType>(r.values.getType());
             spec.blockThreads = lowering.blockThreads;
             spec.minBlocksPerSM = lowering.minBlocksPerSM;
             gpu::GPUFuncOp kernel =
@@ -157,7 +140,7 @@ struct AppendToLaunch : public OpConversionPattern<AppendOp> {
                 gpu::KernelDim3{index(lowering.blockThreads), index(1),
                                 index(1)},
                 /*dynamicSharedMemorySize=*/Value(),
-                ValueRange{records, kPool, vPool, keys, values});
+                ValueRange{r.records, r.kPool, r.vPool, r.keys, r.values});
           }
         });
     rewriter.replaceOp(op, binding);

@@ -36,11 +36,26 @@ SmallVector<HeadRunRange> mlir::kvc::getHeadRuns(const CachePageLayout &pages) {
 }
 
 void mlir::kvc::emitReservedAppend(
-    OpBuilder &b, Location loc, const LoweringContext &ctx,
-    StringRef checkLayoutFn, Value binding, const CachePageLayout &pages,
-    unsigned residual, int64_t kvHeads, int64_t headDim, Value numTokens,
-    function_ref<void(Value records, Value kPool, Value vPool)> body) {
+    OpBuilder &b, AppendOp op, const LoweringContext &ctx,
+    StringRef checkLayoutFn, Value binding,
+    function_ref<void(const ReservedAppend &)> body) {
+  Location loc = op.getLoc();
   Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+  CacheType cacheType = op.getCache().getType();
+  const int64_t kvHeads = cacheType.getNumKVHeads(),
+                headDim = cacheType.getHeadDim();
+  const SmallVector<num::CacheEncoding> &headEncodings =
+      ctx.headEncodings.at(op);
+  CachePageLayout pages(headEncodings, headDim, ctx.pageTokens);
+  const unsigned residual = headEncodings.front().residual;
+  auto toBuffer = [&](Value tensor) -> Value {
+    auto type = cast<RankedTensorType>(tensor.getType());
+    return bufferization::ToBufferOp::create(
+        b, loc, MemRefType::get(type.getShape(), type.getElementType()), tensor,
+        /*read_only=*/true);
+  };
+  Value keys = toBuffer(op.getKeys()), values = toBuffer(op.getValues());
+  Value numTokens = memref::DimOp::create(b, loc, keys, 2);
   Value layoutOk = emitLayoutCheck(b, loc, ctx, checkLayoutFn, binding, pages,
                                    residual, kvHeads, headDim);
   // Nothing is reserved unless the layout is the compiled one: reserved
@@ -64,7 +79,8 @@ void mlir::kvc::emitReservedAppend(
       };
       Value kPool = pool(0);
       Value vPool = pool(1);
-      body(records, kPool, vPool);
+      body(ReservedAppend{pages, num::residualStagingBytes(residual, headDim),
+                          headDim, keys, values, records, kPool, vPool});
       scf::YieldOp::create(b, loc);
     });
     scf::YieldOp::create(b, loc);
@@ -95,48 +111,28 @@ struct AppendToLoops : public OpConversionPattern<AppendOp> {
   matchAndRewrite(AppendOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    CacheType cacheType = op.getCache().getType();
-    const int64_t kvHeads = cacheType.getNumKVHeads(),
-                  headDim = cacheType.getHeadDim();
-    const SmallVector<num::CacheEncoding> &headEncodings =
-        lowering.headEncodings.at(op);
-    CachePageLayout pages(headEncodings, headDim, lowering.pageTokens);
-    const unsigned residual = headEncodings.front().residual;
-    const uint64_t residualHeadBytes =
-        num::residualStagingBytes(residual, headDim);
-    auto toBuffer = [&](Value tensor) -> Value {
-      auto type = cast<RankedTensorType>(tensor.getType());
-      return bufferization::ToBufferOp::create(
-          rewriter, loc,
-          MemRefType::get(type.getShape(), type.getElementType()), tensor,
-          /*read_only=*/true);
-    };
-    Value inputs[2] = {toBuffer(op.getKeys()), toBuffer(op.getValues())};
-    auto dim = [&](int64_t d) -> Value {
-      return memref::DimOp::create(rewriter, loc, inputs[0], d);
-    };
-    Value batch = dim(0), numTokens = dim(2);
     Value binding = adaptor.getCache();
     emitReservedAppend(
-        rewriter, loc, lowering, abi::kCheckLayout, binding, pages, residual,
-        kvHeads, headDim, numTokens,
-        [&](Value records, Value kPool, Value vPool) {
+        rewriter, op, lowering, abi::kCheckLayout, binding,
+        [&](const ReservedAppend &r) {
           OpBuilder &b = rewriter;
           Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+          Value batch = memref::DimOp::create(b, loc, r.keys, 0);
+          Value inputs[2] = {r.keys, r.values};
           forRange(b, loc, zero, batch, [&](Value entry) {
-            for (HeadRunRange run : getHeadRuns(pages)) {
-              const HeadPageLayout &layout = pages.heads[run.first];
+            for (HeadRunRange run : getHeadRuns(r.pages)) {
+              const HeadPageLayout &layout = r.pages.heads[run.first];
               for (bool value : {false, true}) {
                 AppendTarget target = loadAppendTarget(
-                    b, loc, ByteViews{records}, entry, value,
-                    ByteViews{value ? vPool : kPool}, /*addressSpace=*/0);
+                    b, loc, ByteViews{r.records}, entry, value,
+                    ByteViews{value ? r.vPool : r.kPool}, /*addressSpace=*/0);
                 AppendWriter writer(
                     value ? layout.encoding.value : layout.encoding.key,
-                    headDim, lowering.pageTokens,
-                    value ? pages.vPageBytes : pages.kPageBytes,
+                    r.headDim, lowering.pageTokens,
+                    value ? r.pages.vPageBytes : r.pages.kPageBytes,
                     value ? layout.vOffset : layout.kOffset,
                     arith::ConstantIndexOp::create(b, loc, run.first),
-                    residualHeadBytes);
+                    r.residualHeadBytes);
                 auto input = [&](Value head, Value token, Value channel) {
                   return loadAsF32(b, loc, inputs[value],
                                    {entry, head, token, channel});

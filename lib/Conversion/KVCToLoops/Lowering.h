@@ -50,17 +50,25 @@ struct HeadRunRange {
 };
 SmallVector<HeadRunRange> getHeadRuns(const CachePageLayout &pages);
 
+/// What the code writing a reserved kvc.append gets: the cache's pages,
+/// the tokens as read-only buffers, the batch's records
+/// (kvc_rt_gpu_append) and the K and V pools (!llvm.ptr).
+struct ReservedAppend {
+  const CachePageLayout &pages;
+  uint64_t residualHeadBytes;
+  int64_t headDim;
+  Value keys, values;
+  Value records, kPool, vPool;
+};
+
 /// The host side of a kvc.append whose tokens generated code writes: the
 /// layout check (emitLayoutCheck with `checkLayoutFn`), then
-/// kvc_rt_mlir_reserve_append of `numTokens` (an index) tokens; `body` is
-/// emitted where both succeeded, with the records (kvc_rt_gpu_append) and
-/// the K and V pools, all !llvm.ptr. Otherwise nothing is written and the
-/// binding holds the error.
-void emitReservedAppend(
-    OpBuilder &b, Location loc, const LoweringContext &ctx,
-    StringRef checkLayoutFn, Value binding, const CachePageLayout &pages,
-    unsigned residual, int64_t kvHeads, int64_t headDim, Value numTokens,
-    function_ref<void(Value records, Value kPool, Value vPool)> body);
+/// kvc_rt_mlir_reserve_append of the op's token count; `body` is emitted
+/// where both succeeded. Otherwise nothing is written and the binding holds
+/// the error.
+void emitReservedAppend(OpBuilder &b, AppendOp op, const LoweringContext &ctx,
+                        StringRef checkLayoutFn, Value binding,
+                        function_ref<void(const ReservedAppend &)> body);
 
 /// Generated code updates caches in place: an error at the first op that
 /// reads the cache `update` (a kvc.append or kvc.evict) consumed.
