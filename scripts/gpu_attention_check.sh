@@ -10,19 +10,22 @@
 #  1. builds benchmarks/gpu (the kvc runtime's CUDA backend + the check,
 #     linked with the compiled variants);
 #  2. runs every variant at each S against the fp64 oracle;
-#  3. runs small subsets under compute-sanitizer: memcheck (with leak
+#  3. runs the kvc.append variants (build/gpu-attention/append) against
+#     the runtime's kvc_rt_append, byte for byte (kvc_append_check);
+#  4. runs small subsets under compute-sanitizer: memcheck (with leak
 #     check), racecheck and synccheck (shared memory and barriers of the
 #     kernels), initcheck (reads of unwritten device memory, e.g. workspace
-#     entries of empty splits).
+#     entries of empty splits); then memcheck and racecheck of two small
+#     append variants.
 # Logs go to $OUT when it is set (device runs), else to the build dir.
 # Environment: KVC_ATTENTION_ARTIFACTS (default build/gpu-attention),
 # KVC_GPU_CHECK_BUILD_DIR (default /tmp/kvc-gpu-attention-build), CUDA_HOME
-# (default /usr/local/cuda), KVC_GPU_CHECK_NO_SANITIZER=1 (skip step 3),
+# (default /usr/local/cuda), KVC_GPU_CHECK_NO_SANITIZER=1 (skip step 4),
 # KVC_GPU_CHECK_SEED (reproduce a run's inputs), KVC_GPU_CHECK_BUDGET
 # (seconds for the whole script, default 480: each step's timeout is cut to
 # what is left, and sanitizer runs that no longer fit are skipped).
-# Ends with "N passed, N failed" (the plain check's rows plus one per
-# sanitizer run); exits 1 on any failure.
+# Ends with "N passed, N failed" (the plain checks' rows, attention and
+# append, plus one per sanitizer run); exits 1 on any failure.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ARTIFACTS="${KVC_ATTENTION_ARTIFACTS:-$ROOT/build/gpu-attention}"
@@ -81,12 +84,19 @@ time_for() {
   local left=$((BUDGET - (SECONDS - start) - 15))
   echo $(( left < $1 ? left : $1 ))
 }
+TARGETS=(kvc_attention_check)
+APPEND_ARTIFACTS="$ARTIFACTS/append"
+APPEND_BUILT=0
+if [ -f "$APPEND_ARTIFACTS/append_manifest.txt" ]; then
+  TARGETS+=(kvc_append_check)
+  APPEND_BUILT=1
+fi
 if ! { cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD_DIR" "${generator[@]}" \
          -DCMAKE_BUILD_TYPE=RelWithDebInfo \
          -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
          -DCMAKE_CUDA_ARCHITECTURES="${cap:-90}" \
          -DKVC_ATTENTION_ARTIFACTS="$ARTIFACTS" &&
-       cmake --build "$BUILD_DIR" -j "$(nproc)" --target kvc_attention_check
+       cmake --build "$BUILD_DIR" -j "$(nproc)" --target "${TARGETS[@]}"
      } >> "$LOG" 2>&1; then
   tail -n 40 "$LOG"
   say "the build failed (see $LOG)"
@@ -95,6 +105,7 @@ if ! { cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD_DIR" "${generator[@]}" \
 fi
 say "built in $((SECONDS - build_start)) s"
 CHECK="$BUILD_DIR/kvc_attention_check"
+APPEND_CHECK="$BUILD_DIR/kvc_append_check"
 
 # --- 2. Every variant against the oracle ----------------------------------
 passed=0
@@ -120,35 +131,76 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1
 fi
 
-# --- 3. Subsets under compute-sanitizer -----------------------------------
+# --- 3. kvc.append against kvc_rt_append ---------------------------------
+APPEND_LOG="$LOG_DIR/append_check.log"
+if [ "$APPEND_BUILT" != 1 ]; then
+  say "no $APPEND_ARTIFACTS/append_manifest.txt: the append check is not" \
+      "built (rebuild the artifacts with scripts/gpu_attention_build.sh)"
+  failed=$((failed + 1))
+else
+  say "append run: every append variant against kvc_rt_append"
+  timeout -k 10 "$(time_for 120)" \
+    "$APPEND_CHECK" "${SEED_ARGS[@]}" 2>&1 | tee "$APPEND_LOG" | tee -a "$LOG"
+  status=${PIPESTATUS[0]}
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    say "the append run ran out of time (rows above are complete)"
+  fi
+  summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$APPEND_LOG" | tail -n1)"
+  append_passed=$(echo "$summary" | sed -nE 's/^([0-9]+) passed.*/\1/p')
+  append_failed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
+  append_passed=${append_passed:-0}
+  append_failed=${append_failed:-0}
+  if [ "$status" -ne 0 ] && [ "$append_failed" -eq 0 ]; then
+    say "the append check exited with status $status"
+    append_failed=1
+  fi
+  passed=$((passed + append_passed))
+  failed=$((failed + append_failed))
+fi
+
+# --- 4. Subsets under compute-sanitizer -----------------------------------
 # Per-head / fp8 / residual 64; no residual; 128-token pages; fp16 at
 # GQA 8; many splits with short sequences and a window.
 MEMCHECK_ONLY="k4c32xe4m3xe4m3,ke4m3_v4t32_r0,k2c128_v2t32,kf16_vf16_r128_b8_h16x2_d128,_w200"
 # Token lanes (D 64), GQA 8 at D 128, GQA 7 with a softcap: B = 1.
 SHARED_ONLY="k2c32_v2t32_r128_b1_h8x2_d64,k4c32_v4t32_r128_b1_h32x4_d128,_c50"
 INITCHECK_ONLY="_w200,k4c32xe4m3xe4m3"
-sanitize() { # tool, --only list, S, extra sanitizer flags...
+# Two small append variants: one token a step at batch 1 (stage, then flush
+# 128 tokens at once), seven a step with a flush in the middle of a call
+# (group-128 pages).
+APPEND_SANITIZE_ONLY="append_k2c32_v2t32_r128_b1_n1_p64,append_k4c128_v4t128_r128_b2_n7_p128"
+sanitize() { # tool, --only list, S (or "append"), extra sanitizer flags...
   local tool="$1" only="$2" length="$3"
   shift 3
-  local log="$LOG_DIR/sanitizer_$tool.log" seconds
+  local log="$LOG_DIR/sanitizer_$tool.log" seconds program=("$CHECK")
+  local what="at S = $length" tool_label="$tool"
+  if [ "$length" = append ]; then
+    log="$LOG_DIR/sanitizer_append_$tool.log"
+    program=("$APPEND_CHECK")
+    what="(append)"
+    tool_label="append $tool"
+  else
+    program+=("$length")
+  fi
   seconds="$(time_for 120)"
   if [ "$seconds" -lt 30 ]; then
-    say "$tool: not run, the time budget is spent (not counted)"
+    say "$tool_label: not run, the time budget is spent (not counted)"
     return
   fi
-  say "compute-sanitizer --tool $tool: $only at S = $length"
+  say "compute-sanitizer --tool $tool: $only $what"
   timeout -k 10 "$seconds" compute-sanitizer --tool "$tool" --error-exitcode 86 "$@" \
-    "$CHECK" "${SEED_ARGS[@]}" --only "$only" "$length" > "$log" 2>&1
+    "${program[0]}" "${SEED_ARGS[@]}" --only "$only" "${program[@]:1}" \
+    > "$log" 2>&1
   local code=$?
   tail -n 4 "$log" | tee -a "$LOG"
   if grep -qE "Device not supported|LibraryNotLoaded|Unable to find injection" \
        "$log"; then
-    say "$tool: compute-sanitizer cannot run on this machine (not counted)"
+    say "$tool_label: compute-sanitizer cannot run on this machine (not counted)"
   elif [ "$code" -eq 0 ]; then
-    say "$tool: clean"
+    say "$tool_label: clean"
     passed=$((passed + 1))
   else
-    say "$tool: FAILED (exit $code; see $(basename "$log"))"
+    say "$tool_label: FAILED (exit $code; see $(basename "$log"))"
     grep -m 20 -E "^=========" "$log" | tee -a "$LOG"
     failed=$((failed + 1))
   fi
@@ -162,6 +214,11 @@ else
   sanitize racecheck "$SHARED_ONLY" 600 --racecheck-report hazard
   sanitize synccheck "$SHARED_ONLY" 600
   sanitize initcheck "$INITCHECK_ONLY" 700
+  if [ "$APPEND_BUILT" = 1 ]; then
+    sanitize memcheck "$APPEND_SANITIZE_ONLY" append --leak-check full
+    sanitize racecheck "$APPEND_SANITIZE_ONLY" append \
+      --racecheck-report hazard
+  fi
 fi
 
 say "finished in $((SECONDS - start)) s; log in $LOG"
