@@ -68,11 +68,16 @@ struct Variant {
   kvc_rt_encoding encoding{};
 };
 
-/// `q<bits>:<channel|token>:g<group>` or `fp16` (fp8 has no append kernel).
+/// `q<bits>:<channel|token>:g<group>`, `fp16` or `fp8:<e4m3|e5m2>`.
 bool parseSide(const std::string &spec, kvc_rt_side_encoding &side) {
   side = kvc_rt_side_encoding{};
   if (spec == "fp16")
     return true;
+  if (spec == "fp8:e4m3" || spec == "fp8:e5m2") {
+    side.kind = KVC_RT_SIDE_FP8;
+    side.fp8_format = spec == "fp8:e4m3" ? KVC_RT_FP8_E4M3 : KVC_RT_FP8_E5M2;
+    return true;
+  }
   unsigned bits = 0, group = 0;
   char axis[16] = {0};
   int consumed = 0;

@@ -16,12 +16,12 @@ they differ in). Outputs, in OUTDIR:
   append_manifest.txt    one line per variant, whitespace separated:
       name B H D N key value residual page_tokens
     key / value are side specs as in attention_variants.py:
-    `q<bits>:<channel|token>:g<group>` or `fp16` (fp8 has no append
-    kernel: a compile-time error).
+    `q<bits>:<channel|token>:g<group>`, `fp16` or `fp8:<e4m3|e5m2>`.
 
 Coverage: bits {2,3,4,8} x (channel-axis keys / token-axis values, and
 token-axis keys / channel-axis values) x (group 32 with 64-token pages,
-group 128 with 128-token pages), and fp16 / fp16, all with residual 128,
+group 128 with 128-token pages), fp16 / fp16 and fp8 e4m3 / e5m2, all
+with residual 128,
 8 KV heads of head_dim 128, batch 2 (KIVI-2, K2 channel / V2 token group
 32, at batch 1 and 8 instead), one token per call; a few with 7 tokens per
 call (flushes in the middle of a call), and residual 0 with token-axis
@@ -47,9 +47,11 @@ class Variant:
 
     def name(self):
         def short(spec):
-            # q2:channel:g32 -> 2c32, fp16 -> f16.
+            # q2:channel:g32 -> 2c32, fp16 -> f16, fp8:e4m3 -> e4m3.
             if spec == "fp16":
                 return "f16"
+            if spec.startswith("fp8:"):
+                return spec[4:]
             bits, axis, group = spec.split(":")
             return f"{bits[1:]}{axis[0]}{group[1:]}"
         parts = [f"k{short(self.key)}", f"v{short(self.value)}",
@@ -79,6 +81,7 @@ def variants():
                 for batch in ((1, 8) if kivi2 else (2,)):
                     yield Variant(key, value, batch, page_tokens)
     yield Variant("fp16", "fp16", 2, 64)
+    yield Variant("fp8:e4m3", "fp8:e5m2", 2, 64)
     # Seven tokens per call: flushes in the middle of a call.
     yield Variant(quant(2, "channel", 32), quant(2, "token", 32), 8, 64,
                   tokens=7)
@@ -96,6 +99,8 @@ def side_attr(spec):
     """A side spec as its MLIR attribute."""
     if spec == "fp16":
         return "#kvc.plain"
+    if spec.startswith("fp8:"):
+        return f"#kvc.fp8<{spec[4:]}>"
     bits, axis, group = spec.split(":")
     assert bits[0] == "q" and group[0] == "g", spec
     return (f"#kvc.quant<bits = {bits[1:]}, axis = {axis}, "

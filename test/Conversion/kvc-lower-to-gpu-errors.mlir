@@ -12,14 +12,6 @@
 // BLOCKS: error: kvc-lower-to-gpu: min-blocks-per-sm (17) blocks of 128 threads exceed the 2048 threads an SM holds
 // FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' (expected e.g. chip=sm_90a features=+ptx80 and format isa, bin or fatbin)
 
-#fp8_values = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>, value = #kvc.fp8<e4m3>, residual = 64>
-func.func @append_fp8(%c: !kvc.cache<1x2x?x64xf16, #fp8_values>, %k: tensor<1x2x1x64xf32>) -> !kvc.cache<1x2x?x64xf16, #fp8_values> {
-  // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: fp8 caches have no append kernel yet; append through the runtime (kvc_rt_append) and lower only the attention}}
-  %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16, #fp8_values>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
-  return %c1 : !kvc.cache<1x2x?x64xf16, #fp8_values>
-}
-
-// -----
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
   // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: the appended keys and values must have static shapes}}
   %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16>, tensor<1x2x?x64xf32>, tensor<1x2x?x64xf32>
@@ -99,14 +91,6 @@ func.func @evicting_cache(%c: !kvc.cache<1x2x?x64xf16, #evicting>, %q: tensor<1x
   // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: attention over a cache with eviction (#kvc.evict) is not lowered yet; kvc-lower-to-loops lowers it on the CPU}}
   %o = kvc.attend %q, %c : tensor<1x2x1x64xf32>, !kvc.cache<1x2x?x64xf16, #evicting> -> tensor<1x2x1x64xf32>
   return %o : tensor<1x2x1x64xf32>
-}
-
-// -----
-// kvc.quantize: fp8 has no kernel yet.
-func.func @quantize_fp8(%x: tensor<4x64xf32>) -> (tensor<4x64xi8>, tensor<4xf16>) {
-  // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-gpu: only `quant` encodings have a quantize kernel yet (no fp8 kernel)}}
-  %c, %s = kvc.quantize %x as fp8<e4m3> : tensor<4x64xf32> -> tensor<4x64xi8>, tensor<4xf16>
-  return %c, %s : tensor<4x64xi8>, tensor<4xf16>
 }
 
 // -----

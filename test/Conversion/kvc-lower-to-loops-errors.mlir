@@ -1,5 +1,4 @@
 // RUN: kvc-opt %s -split-input-file -verify-diagnostics --kvc-lower-to-loops
-// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-loops=append=generated 2>&1 | FileCheck %s --check-prefix=GENFP8
 // RUN: not kvc-opt %s --kvc-lower-to-loops=append=inline 2>&1 | FileCheck %s --check-prefix=APPEND
 // RUN: not kvc-opt %s --kvc-cpu-pipeline=append=inline 2>&1 | FileCheck %s --check-prefix=PIPELINE
 // APPEND: error: kvc-lower-to-loops: append must be `runtime` or `generated`, not `inline`
@@ -81,26 +80,9 @@ func.func @demote_group(%c: !kvc.cache<1x2x?x64xf16, #demote_group>, %q: tensor<
 }
 
 // -----
-// kvc.quantize: fp8 has no loops yet.
-func.func @quantize_fp8(%x: tensor<4x64xf32>) -> (tensor<4x64xi8>, tensor<4xf16>) {
-  // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-loops: only `quant` encodings are lowered yet (fp8 quantization has no loops)}}
-  %c, %s = kvc.quantize %x as fp8<e4m3> : tensor<4x64xf32> -> tensor<4x64xi8>, tensor<4xf16>
-  return %c, %s : tensor<4x64xi8>, tensor<4xf16>
-}
-
-// -----
 // kvc.quantize of a dynamic shape.
 func.func @quantize_dynamic(%x: tensor<?x64xf32>) -> (tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>) {
   // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-loops: the input must have a static shape}}
   %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = token, group = 32> : tensor<?x64xf32> -> tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
   return %c, %s, %z : tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
-}
-
-// -----
-// The runtime appends to fp8 caches; append=generated has no fp8 writer.
-// GENFP8: kvc-lower-to-loops-errors.mlir:[[@LINE+3]]:9: error: 'kvc.append' op kvc-lower-to-loops: append=generated has no fp8 writer yet; use append=runtime
-#fp8_keys = #kvc.encoding<key = #kvc.fp8<e4m3>, value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 64>
-func.func @append_fp8(%c: !kvc.cache<1x2x?x64xf16, #fp8_keys>, %k: tensor<1x2x1x64xf32>) -> !kvc.cache<1x2x?x64xf16, #fp8_keys> {
-  %c1 = kvc.append %c, %k, %k : !kvc.cache<1x2x?x64xf16, #fp8_keys>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
-  return %c1 : !kvc.cache<1x2x?x64xf16, #fp8_keys>
 }

@@ -4,7 +4,8 @@
 // the same tokens to a twin cache with the runtime's kvc_rt_append and
 // requires the same pages and residual rows, byte for byte, after every
 // step; the attention is checked against the oracle as usual. Every bit
-// width, both axes on both sides, groups 32 to 128, fp16 pages, no residual
+// width, both axes on both sides, groups 32 to 128, fp16 and fp8 pages (per-
+// token scales through FP8Quantizer), no residual
 // window (R = 0), batch 2 with GQA 4, per-head encodings, and a cache with
 // evictions (holes in the page table; no twin there, the oracle checks it).
 
@@ -14,6 +15,8 @@
 // RUN: kvc-run %s --steps=300 --page-tokens=128 --append=generated --spec="key=q8:channel:g128,value=q8:token:g64,residual=128" | FileCheck %s --check-prefix=Q8
 // RUN: kvc-run %s --steps=150 --append=generated --spec="key=fp16,value=fp16,residual=64" | FileCheck %s --check-prefix=FP16
 // RUN: kvc-run %s --steps=150 --append=generated --spec="key=fp16,value=q2:token:g32,residual=0" | FileCheck %s --check-prefix=R0
+// RUN: kvc-run %s --steps=150 --append=generated --spec="key=fp8:e4m3,value=fp8:e5m2,residual=64" | FileCheck %s --check-prefix=FP8
+// RUN: kvc-run %s --steps=150 --append=generated --spec="key=q2:channel:g32,value=fp8:e4m3,residual=32" | FileCheck %s --check-prefix=FP8V
 // RUN: kvc-run %S/Inputs/append_per_head.mlir --steps=200 --append=generated | FileCheck %s --check-prefix=HEADS
 // RUN: kvc-run %S/decode-window-softcap-batch.mlir --steps=200 --page-tokens=32 --append=generated --spec="key=q2:channel:g32,value=q4:token:g64,residual=64" | FileCheck %s --check-prefix=BATCH3
 // RUN: kvc-run %S/decode-evict-two-tier.mlir --steps=200 --append=generated | FileCheck %s --check-prefix=EVICT
@@ -37,6 +40,12 @@
 // R0: key fp16, value quant<bits=2, axis=token, group=32>, residual 0
 // R0: generated append: pages and residual rows equal the runtime's append after every step
 // R0-NEXT: PASS
+// FP8: key fp8<e4m3>, value fp8<e5m2>, residual 64
+// FP8: generated append: pages and residual rows equal the runtime's append after every step
+// FP8-NEXT: PASS
+// FP8V: key quant<bits=2, axis=channel, group=32>, value fp8<e4m3>, residual 32
+// FP8V: generated append: pages and residual rows equal the runtime's append after every step
+// FP8V-NEXT: PASS
 // HEADS: kvc-run: KV head 0: key quant<bits=4, axis=channel, group=32>, value quant<bits=2, axis=token, group=32>
 // HEADS: kvc-run: KV head 2: key fp16, value quant<bits=8, axis=token, group=32>
 // HEADS: generated append: pages and residual rows equal the runtime's append after every step

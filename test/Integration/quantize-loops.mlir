@@ -23,6 +23,12 @@
 // RUN: %python %S/Inputs/quantize_check.py check %t.in %t.channel_q4.out channel_q4 | FileCheck %s --check-prefix=CHECK-CHANNEL-Q4
 // RUN: kvc-run --invoke=channel_q8 --inputs=%t.in --outputs=%t.channel_q8.out %s > /dev/null
 // RUN: %python %S/Inputs/quantize_check.py check %t.in %t.channel_q8.out channel_q8 | FileCheck %s --check-prefix=CHECK-CHANNEL-Q8
+// RUN: kvc-run --invoke=fp8_e4m3 --inputs=%t.in --outputs=%t.fp8_e4m3.out %s > /dev/null
+// RUN: %python %S/Inputs/quantize_check.py check %t.in %t.fp8_e4m3.out fp8_e4m3 | FileCheck %s --check-prefix=CHECK-E4M3
+// RUN: kvc-run --invoke=fp8_e5m2 --inputs=%t.in --outputs=%t.fp8_e5m2.out %s > /dev/null
+// RUN: %python %S/Inputs/quantize_check.py check %t.in %t.fp8_e5m2.out fp8_e5m2 | FileCheck %s --check-prefix=CHECK-E5M2
+// RUN: kvc-run --invoke=fp8_e4m3_f16 --inputs=%t.in --outputs=%t.fp8_e4m3_f16.out %s > /dev/null
+// RUN: %python %S/Inputs/quantize_check.py check %t.in %t.fp8_e4m3_f16.out fp8_e4m3_f16 | FileCheck %s --check-prefix=CHECK-E4M3-F16
 
 // CHECK-TOKEN-Q2: token_q2 (quant<bits=2, axis=token, group=32>): {{[0-9]+}} groups ({{[0-9]+}} poisoned), codes, scales and zeros identical to the numerics library
 // CHECK-TOKEN-Q3: token_q3 (quant<bits=3, axis=token, group=32>): {{[0-9]+}} groups ({{[0-9]+}} poisoned), codes, scales and zeros identical to the numerics library
@@ -32,6 +38,10 @@
 // CHECK-CHANNEL-Q3: channel_q3 (quant<bits=3, axis=channel, group=64>): {{[0-9]+}} groups ({{[0-9]+}} poisoned), codes, scales and zeros identical to the numerics library
 // CHECK-CHANNEL-Q4: channel_q4 (quant<bits=4, axis=channel, group=32>): {{[0-9]+}} groups ({{[0-9]+}} poisoned), codes, scales and zeros identical to the numerics library
 // CHECK-CHANNEL-Q8: channel_q8 (quant<bits=8, axis=channel, group=64>): {{[0-9]+}} groups ({{[0-9]+}} poisoned), codes, scales and zeros identical to the numerics library
+// fp8 (per-token fp16 scale, FP8Quantizer: floatToFP8 on the f32 bits).
+// CHECK-E4M3: fp8_e4m3 (fp8<e4m3>): 8 tokens (2 poisoned), {{[1-9][0-9]*}} subnormal and {{[1-9][0-9]*}} largest-finite codes, codes and scales identical to the numerics library
+// CHECK-E5M2: fp8_e5m2 (fp8<e5m2>): 8 tokens (2 poisoned), {{[1-9][0-9]*}} subnormal and {{[1-9][0-9]*}} largest-finite codes, codes and scales identical to the numerics library
+// CHECK-E4M3-F16: fp8_e4m3_f16 (fp8<e4m3>): 6 tokens ({{[0-9]+}} poisoned), {{[1-9][0-9]*}} subnormal and {{[1-9][0-9]*}} largest-finite codes, codes and scales identical to the numerics library
 
 func.func @token_q2(%x: tensor<2x4x64xf32> {kvc.name = "x_token_q2"}) -> (tensor<2x4x16xi8>, tensor<2x4x2xf16>, tensor<2x4x2xf16>) {
   %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = token, group = 32>
@@ -79,4 +89,19 @@ func.func @channel_q8(%x: tensor<64x3xf32> {kvc.name = "x_channel_q8"}) -> (tens
   %c, %s, %z = kvc.quantize %x as quant<bits = 8, axis = channel, group = 64>
       : tensor<64x3xf32> -> tensor<1x3x64xi8>, tensor<1x3xf16>, tensor<1x3xf16>
   return %c, %s, %z : tensor<1x3x64xi8>, tensor<1x3xf16>, tensor<1x3xf16>
+}
+
+func.func @fp8_e4m3(%x: tensor<8x64xf32> {kvc.name = "x_fp8_e4m3"}) -> (tensor<8x64xi8>, tensor<8xf16>) {
+  %c, %s = kvc.quantize %x as fp8<e4m3> : tensor<8x64xf32> -> tensor<8x64xi8>, tensor<8xf16>
+  return %c, %s : tensor<8x64xi8>, tensor<8xf16>
+}
+
+func.func @fp8_e5m2(%x: tensor<2x4x128xf32> {kvc.name = "x_fp8_e5m2"}) -> (tensor<2x4x128xi8>, tensor<2x4xf16>) {
+  %c, %s = kvc.quantize %x as fp8<e5m2> : tensor<2x4x128xf32> -> tensor<2x4x128xi8>, tensor<2x4xf16>
+  return %c, %s : tensor<2x4x128xi8>, tensor<2x4xf16>
+}
+
+func.func @fp8_e4m3_f16(%x: tensor<6x64xf16> {kvc.name = "x_fp8_e4m3_f16"}) -> (tensor<6x64xi8>, tensor<6xf16>) {
+  %c, %s = kvc.quantize %x as fp8<e4m3> : tensor<6x64xf16> -> tensor<6x64xi8>, tensor<6xf16>
+  return %c, %s : tensor<6x64xi8>, tensor<6xf16>
 }

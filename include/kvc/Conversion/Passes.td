@@ -22,18 +22,18 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
     With `append=generated`, `kvc.append` instead becomes a reservation in
     the runtime (`kvc_rt_mlir_reserve_append`: checks, pages and counts)
     and loops that quantize, pack and stage the tokens themselves, with the
-    emitter of the GPU append kernel (`quant` and fp16 sides; fp8 is a
-    compile-time error); the pages and residual rows are the runtime's byte
-    for byte (`kvc-run --append=generated` checks it).
+    emitter of the GPU append kernel (every side encoding); the pages and
+    residual rows are the runtime's byte for byte (`kvc-run
+    --append=generated` checks it).
 
-    `kvc.evict` becomes a runtime call. `kvc.quantize` with a `quant`
-    encoding and static shapes becomes loops that quantize and pack each
-    group exactly as the numerics library does (bit for bit, checked by
+    `kvc.evict` becomes a runtime call. `kvc.quantize` with static shapes
+    becomes loops that quantize and pack each group (fp8: each token)
+    exactly as the numerics library does (bit for bit, checked by
     test/Integration/quantize-loops.mlir), built from arith/scf ops a GPU
     kernel can use as well.
 
     Ops the CPU path does not lower yet (`kvc.fork`, `kvc.cache.empty`,
-    `kvc.dequantize`, `kvc.quantize` with fp8 or dynamic shapes) are a
+    `kvc.dequantize`, `kvc.quantize` with dynamic shapes) are a
     compile-time error, never a silent fallback.
   }];
   let options = [
@@ -78,15 +78,18 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     backend memory (device memory on the CUDA backend); tensors are expected
     in device memory.
 
-    `kvc.quantize` (a `quant` encoding, static shapes) becomes a kernel with
-    a thread per group that quantizes and packs with the CPU lowering's
-    quantizer (GroupQuantizer: the numerics library's, bit for bit on the
-    CPU), launched by the host code.
+    `kvc.quantize` (static shapes) becomes a kernel with a thread per group
+    (fp8: per token) that quantizes and packs with the CPU lowering's
+    quantizer (GroupQuantizer, FP8Quantizer: the numerics library's, bit
+    for bit on the CPU), launched by the host code.
 
-    Not lowered yet, each a compile-time error naming the op: `kvc.append`
-    (no append kernel yet: the host appends through the runtime), fp8
-    `kvc.quantize`,
-    attention with more than one query token, with a mask operand, with
+    `kvc.append` becomes a reservation in the runtime
+    (`kvc_rt_mlir_reserve_append`) and an append kernel per run of KV heads
+    that quantizes and packs a flushed residual block into the pages and
+    stages the new tokens' fp16 rows (AppendWriter, the CPU lowering's
+    `append=generated` emitter).
+
+    Not lowered yet, each a compile-time error naming the op: attention with more than one query token, with a mask operand, with
     dynamic shapes, and key/value reductions or eviction.
   }];
   let options = [

@@ -69,21 +69,23 @@ struct QuantizeToLaunch : public OpConversionPattern<QuantizeOp> {
     MemRefType paramsType = typeOf(buffers.scales);
     gpu::GPUFuncOp kernel = buildQuantizeKernel(
         rewriter, loc, lowering.kernels,
-        "quantize" + std::to_string(lowering.nextKernel++), side.quant,
+        "quantize" + std::to_string(lowering.nextKernel++), side,
         typeOf(buffers.input), typeOf(buffers.codes), paramsType,
         lowering.blockThreads, lowering.minBlocksPerSM);
     auto index = [&](int64_t v) -> Value {
       return arith::ConstantIndexOp::create(rewriter, loc, v);
     };
     int64_t groups = paramsType.getNumElements();
+    SmallVector<Value> arguments = {buffers.input, buffers.codes,
+                                    buffers.scales};
+    if (buffers.zeros)
+      arguments.push_back(buffers.zeros);
     gpu::LaunchFuncOp::create(
         rewriter, loc, kernel,
         gpu::KernelDim3{index(llvm::divideCeil(groups, lowering.blockThreads)),
                         index(1), index(1)},
         gpu::KernelDim3{index(lowering.blockThreads), index(1), index(1)},
-        /*dynamicSharedMemorySize=*/Value(),
-        ValueRange{buffers.input, buffers.codes, buffers.scales,
-                   buffers.zeros});
+        /*dynamicSharedMemorySize=*/Value(), arguments);
     buffers.replace(rewriter, op);
     return success();
   }
@@ -324,13 +326,6 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                                     /*allowEviction=*/true);
       if (failed(heads))
         return WalkResult::interrupt();
-      for (const num::CacheEncoding &head : *heads)
-        if (head.key.isFP8() || head.value.isFP8()) {
-          append.emitOpError("kvc-lower-to-gpu: fp8 caches have no append "
-                             "kernel yet; append through the runtime "
-                             "(kvc_rt_append) and lower only the attention");
-          return WalkResult::interrupt();
-        }
       if (failed(checkNotReadAfterUpdate(append, "the GPU lowering")))
         return WalkResult::interrupt();
       lowering.context.headEncodings[op] = std::move(*heads);
@@ -341,11 +336,6 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
       return WalkResult::interrupt();
     }
     if (auto quantize = dyn_cast<QuantizeOp>(op)) {
-      if (!quantize.getEncoding().toNumerics().isQuant()) {
-        quantize.emitOpError("kvc-lower-to-gpu: only `quant` encodings have "
-                             "a quantize kernel yet (no fp8 kernel)");
-        return WalkResult::interrupt();
-      }
       if (!quantize.getInput().getType().hasStaticShape()) {
         quantize.emitOpError(
             "kvc-lower-to-gpu: the input must have a static shape");

@@ -1,5 +1,4 @@
-//===- QuantizeKernel.cpp - the kvc.quantize kernel
-//------------------------===//
+//===- QuantizeKernel.cpp - the kvc.quantize kernel -----------------------===//
 
 #include "QuantizeKernel.h"
 
@@ -13,12 +12,16 @@ using namespace mlir::kvc;
 
 gpu::GPUFuncOp mlir::kvc::buildQuantizeKernel(
     OpBuilder &b, Location loc, gpu::GPUModuleOp module, StringRef name,
-    const ::kvc::numerics::QuantSpec &spec, MemRefType input, MemRefType codes,
-    MemRefType params, unsigned blockThreads, unsigned minBlocksPerSM) {
+    const ::kvc::numerics::SideEncoding &side, MemRefType input,
+    MemRefType codes, MemRefType params, unsigned blockThreads,
+    unsigned minBlocksPerSM) {
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(module.getBody());
-  auto func = gpu::GPUFuncOp::create(
-      b, loc, name, b.getFunctionType({input, codes, params, params}, {}));
+  SmallVector<Type> arguments = {input, codes, params};
+  if (side.isQuant())
+    arguments.push_back(params); // zeros
+  auto func =
+      gpu::GPUFuncOp::create(b, loc, name, b.getFunctionType(arguments, {}));
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({int32_t(blockThreads), 1, 1}));
@@ -49,11 +52,9 @@ gpu::GPUFuncOp mlir::kvc::buildQuantizeKernel(
       at[d] = arith::RemUIOp::create(b, loc, rest, index(params.getDimSize(d)));
       rest = arith::DivUIOp::create(b, loc, rest, index(params.getDimSize(d)));
     }
-    Value args[4];
-    for (unsigned i = 0; i < 4; ++i)
-      args[i] = func.getArgument(i);
-    emitQuantizeMatrixGroup(b, loc, spec, args[0], args[1], args[2], args[3],
-                            at);
+    Value zeros = side.isQuant() ? func.getArgument(3) : Value();
+    emitQuantizeItem(b, loc, side, func.getArgument(0), func.getArgument(1),
+                     func.getArgument(2), zeros, at);
     scf::YieldOp::create(b, loc);
   });
   gpu::ReturnOp::create(b, loc);

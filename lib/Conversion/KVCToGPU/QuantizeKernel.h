@@ -11,21 +11,22 @@
 #ifndef KVC_LIB_CONVERSION_KVCTOGPU_QUANTIZEKERNEL_H
 #define KVC_LIB_CONVERSION_KVCTOGPU_QUANTIZEKERNEL_H
 
-#include "kvc/Numerics/Quantize.h"
+#include "kvc/Numerics/Encoding.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 
 namespace mlir {
 namespace kvc {
 
-/// The kernel `name` in `module`: arguments (input, codes, scales, zeros)
-/// memrefs of kvc.quantize's operand and result shapes; thread
-/// blockIdx.x * blockThreads + threadIdx.x quantizes group number
-/// (row-major over `scales`) if there is one. Launch it with
-/// ceil(groups / blockThreads) blocks. `minBlocksPerSM` (nvvm.minctasm, 0:
-/// none) lets ptxas use the registers that many blocks leave.
+/// The kernel `name` in `module`: arguments (input, codes, scales, and for
+/// `quant` zeros) memrefs of kvc.quantize's operand and result shapes;
+/// thread blockIdx.x * blockThreads + threadIdx.x quantizes item number
+/// (row-major over `scales`: a group, or an fp8 token) if there is one.
+/// Launch it with ceil(items / blockThreads) blocks. `minBlocksPerSM`
+/// (nvvm.minctasm, 0: none) lets ptxas use the registers that many blocks
+/// leave.
 gpu::GPUFuncOp buildQuantizeKernel(OpBuilder &b, Location loc,
                                    gpu::GPUModuleOp module, StringRef name,
-                                   const ::kvc::numerics::QuantSpec &spec,
+                                   const ::kvc::numerics::SideEncoding &side,
                                    MemRefType input, MemRefType codes,
                                    MemRefType params, unsigned blockThreads,
                                    unsigned minBlocksPerSM);

@@ -93,6 +93,8 @@ Value AppendWriter::flushItems(OpBuilder &b, Location loc,
                                const AppendTarget &t) const {
   IndexMath m{b, loc};
   Value tokens = m.sub(t.newCompressed, t.oldCompressed);
+  if (side.isFP8())
+    return tokens; // a row a token (one fp16 scale)
   if (!side.isQuant())
     return m.mul(tokens, headDim);
   const num::QuantSpec &q = side.quant;
@@ -135,7 +137,10 @@ void AppendWriter::emitFlushItem(OpBuilder &b, Location loc,
   // The item's first token and, for fp16 and token-axis groups, its first
   // channel.
   Value token, channel;
-  if (!side.isQuant()) {
+  if (side.isFP8()) {
+    token = m.add(t.oldCompressed, item);
+    channel = m.c(0);
+  } else if (!side.isQuant()) {
     token = m.add(t.oldCompressed, m.div(item, d));
     channel = m.rem(item, d);
   } else if (side.quant.axis == num::QuantAxis::Token) {
@@ -159,6 +164,26 @@ void AppendWriter::emitFlushItem(OpBuilder &b, Location loc,
               pageBytes),
         m.add(m.c(runOffset), m.mul(m.sub(head, runFirst), layout.blockBytes)));
     Value slot = m.rem(token, pageTokens);
+    if (side.isFP8()) {
+      // Codes [T][D] bytes, then one fp16 scale per token.
+      Value codes =
+          m.add(blockBase, m.add(m.c(layout.codesOffset), m.mul(slot, d)));
+      Value scale =
+          FP8Quantizer(side.fp8, headDim)
+              .emit(
+                  b, loc,
+                  [&](Value c) {
+                    return flushElement(b, loc, t, head, token, c, input);
+                  },
+                  [&](Value c, Value code) {
+                    t.pool.store(b, loc, code, m.add(codes, c));
+                  });
+      t.pool.store(
+          b, loc, scale,
+          m.add(blockBase, m.add(m.c(layout.paramsOffset), m.mul(slot, 2))));
+      scf::YieldOp::create(b, loc);
+      return;
+    }
     if (!side.isQuant()) {
       Value x = flushElement(b, loc, t, head, token, channel, input);
       t.pool.store(b, loc, arith::TruncFOp::create(b, loc, b.getF16Type(), x),

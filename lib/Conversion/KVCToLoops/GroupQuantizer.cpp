@@ -9,6 +9,7 @@
 #include "GroupQuantizer.h"
 #include "PageReader.h"
 
+#include "kvc/Numerics/FP8.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Pack.h"
 #include "kvc/Numerics/Quantize.h"
@@ -155,6 +156,133 @@ std::pair<Value, Value> GroupQuantizer::emit(OpBuilder &b, Location loc,
   return {scale, zero};
 }
 
+Value FP8Quantizer::emit(OpBuilder &b, Location loc, ReadFn read,
+                         StoreCodeFn storeCode) const {
+  Emitter e{b, loc};
+  Type f16 = b.getF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type();
+  auto iconst = [&](int64_t v) { return e.i32(int32_t(v)); };
+  auto cmpi = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  };
+
+  // 1. computeFP8TokenScale: max |sat(x)|, and whether a value is NaN/Inf.
+  auto stats = scf::ForOp::create(
+      b, loc, e.index(0), e.index(channels), e.index(1),
+      ValueRange{e.f32(0.0), arith::ConstantIntOp::create(b, loc, 0, 1)},
+      [&](OpBuilder &nb, Location, Value i, ValueRange acc) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        Value v = e.saturate(read(i));
+        Value bad = arith::OrIOp::create(
+            b, loc, acc[1], e.cmp(arith::CmpFPredicate::UNO, v, v));
+        bad = arith::OrIOp::create(b, loc, bad, e.isInf(v));
+        Value magnitude = math::AbsFOp::create(b, loc, v);
+        Value amax =
+            e.select(e.cmp(arith::CmpFPredicate::OGT, magnitude, acc[0]),
+                     magnitude, acc[0]);
+        scf::YieldOp::create(b, loc, ValueRange{amax, bad});
+      });
+  Value amax = stats.getResult(0), poisoned = stats.getResult(1);
+  Value scaled =
+      arith::DivFOp::create(b, loc, amax, e.f32(num::fp8MaxFinite(format)));
+  Value scaleBits = arith::BitcastOp::create(
+      b, loc, b.getI16Type(), arith::TruncFOp::create(b, loc, f16, scaled));
+  Value i16Zero = arith::ConstantIntOp::create(b, loc, 0, 16);
+  scaleBits = e.select(cmpi(arith::CmpIPredicate::eq, scaleBits, i16Zero),
+                       arith::ConstantIntOp::create(b, loc, 1, 16), scaleBits);
+  scaleBits = e.select(
+      poisoned, arith::ConstantIntOp::create(b, loc, num::kHalfQuietNaN, 16),
+      scaleBits);
+  Value scale = arith::BitcastOp::create(b, loc, f16, scaleBits);
+  Value scaleF = arith::ExtFOp::create(b, loc, f32, scale);
+
+  // 2. quantizeFP8Value: floatToFP8(sat(x) / scale, saturate) on the bits
+  // (MiniFloat.h's roundMagnitude: round to nearest even, subnormals).
+  const bool e4m3 = format == num::FP8Format::E4M3;
+  const int64_t mantBits = e4m3 ? 3 : 2, bias = e4m3 ? 7 : 15;
+  const int64_t maxFinite = e4m3 ? 0x7E : 0x7B;
+  scf::ForOp::create(
+      b, loc, e.index(0), e.index(channels), e.index(1), ValueRange{},
+      [&](OpBuilder &nb, Location, Value i, ValueRange) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        Value y = arith::DivFOp::create(b, loc, e.saturate(read(i)), scaleF);
+        Value u = arith::BitcastOp::create(b, loc, i32, y);
+        Value sign = arith::AndIOp::create(
+            b, loc, arith::ShRUIOp::create(b, loc, u, iconst(24)),
+            iconst(0x80));
+        Value abs = arith::AndIOp::create(b, loc, u, iconst(0x7FFFFFFF));
+        Value biasedExp = arith::ShRUIOp::create(b, loc, abs, iconst(23));
+        Value frac = arith::AndIOp::create(b, loc, abs, iconst(0x7FFFFF));
+        Value exp = arith::SubIOp::create(b, loc, biasedExp, iconst(127));
+        auto lowMask = [&](Value shift) -> Value {
+          return arith::SubIOp::create(
+              b, loc, arith::ShLIOp::create(b, loc, iconst(1), shift),
+              iconst(1));
+        };
+        // Normal in the target: q = (exp + bias) << m | frac >> (23 - m).
+        const int64_t normalShift = 23 - mantBits;
+        Value normalQ = arith::OrIOp::create(
+            b, loc,
+            arith::ShLIOp::create(
+                b, loc, arith::AddIOp::create(b, loc, exp, iconst(bias)),
+                iconst(mantBits)),
+            arith::ShRUIOp::create(b, loc, frac, iconst(normalShift)));
+        Value normalRem =
+            arith::AndIOp::create(b, loc, frac, iconst((1 << normalShift) - 1));
+        // Subnormal in the target: units of 2^(1 - bias - m); the shift is
+        // kept in [1, 31], where shifts are defined (from 25 on the result
+        // is 0 anyway, and normal targets do not use it).
+        Value mant = arith::OrIOp::create(b, loc, frac, iconst(0x800000));
+        Value subShift =
+            arith::SubIOp::create(b, loc, iconst(normalShift + 1 - bias), exp);
+        Value tooSmall = cmpi(arith::CmpIPredicate::sgt, subShift, iconst(24));
+        subShift = arith::MaxSIOp::create(
+            b, loc, arith::MinSIOp::create(b, loc, subShift, iconst(31)),
+            iconst(1));
+        Value subQ = arith::ShRUIOp::create(b, loc, mant, subShift);
+        Value subRem = arith::AndIOp::create(b, loc, mant, lowMask(subShift));
+        Value normal = cmpi(arith::CmpIPredicate::sge, exp, iconst(1 - bias));
+        Value q = e.select(normal, normalQ, subQ);
+        Value rem = e.select(normal, normalRem, subRem);
+        Value halfway =
+            e.select(normal, iconst(1 << (normalShift - 1)),
+                     arith::ShLIOp::create(
+                         b, loc, iconst(1),
+                         arith::SubIOp::create(b, loc, subShift, iconst(1))));
+        Value odd =
+            cmpi(arith::CmpIPredicate::ne,
+                 arith::AndIOp::create(b, loc, q, iconst(1)), iconst(0));
+        Value roundUp = arith::OrIOp::create(
+            b, loc, cmpi(arith::CmpIPredicate::ugt, rem, halfway),
+            arith::AndIOp::create(
+                b, loc, cmpi(arith::CmpIPredicate::eq, rem, halfway), odd));
+        q = e.select(roundUp, arith::AddIOp::create(b, loc, q, iconst(1)), q);
+        // Float subnormals and magnitudes below a quarter unit are 0.
+        Value zero = arith::OrIOp::create(
+            b, loc, cmpi(arith::CmpIPredicate::eq, biasedExp, iconst(0)),
+            arith::AndIOp::create(
+                b, loc,
+                arith::XOrIOp::create(
+                    b, loc, normal, arith::ConstantIntOp::create(b, loc, 1, 1)),
+                tooSmall));
+        Value mag = e.select(zero, iconst(0), q);
+        // Infinity and overflow saturate to the largest finite code.
+        mag = e.select(
+            arith::OrIOp::create(
+                b, loc, cmpi(arith::CmpIPredicate::eq, abs, iconst(0x7F800000)),
+                cmpi(arith::CmpIPredicate::ugt, mag, iconst(maxFinite))),
+            iconst(maxFinite), mag);
+        Value code = arith::OrIOp::create(b, loc, sign, mag);
+        code =
+            e.select(cmpi(arith::CmpIPredicate::ugt, abs, iconst(0x7F800000)),
+                     iconst(num::kFP8NaN), code);
+        storeCode(i, arith::TruncIOp::create(b, loc, b.getI8Type(), code));
+        scf::YieldOp::create(b, loc);
+      });
+  return scale;
+}
+
 void mlir::kvc::emitQuantizeMatrixGroup(OpBuilder &b, Location loc,
                                         const num::QuantSpec &spec, Value input,
                                         Value codes, Value scales, Value zeros,
@@ -213,4 +341,34 @@ void mlir::kvc::emitQuantizeMatrixGroup(OpBuilder &b, Location loc,
               });
   memref::StoreOp::create(b, loc, scale, scales, groupIndex);
   memref::StoreOp::create(b, loc, zero, zeros, groupIndex);
+}
+
+void mlir::kvc::emitQuantizeFP8Row(OpBuilder &b, Location loc,
+                                   num::FP8Format format, Value input,
+                                   Value codes, Value scales,
+                                   ArrayRef<Value> rowIndex) {
+  const int64_t channels = cast<MemRefType>(input.getType()).getShape().back();
+  auto at = [&](Value channel) {
+    SmallVector<Value> indices(rowIndex);
+    indices.push_back(channel);
+    return indices;
+  };
+  Value scale =
+      FP8Quantizer(format, unsigned(channels))
+          .emit(
+              b, loc, [&](Value c) { return loadAsF32(b, loc, input, at(c)); },
+              [&](Value c, Value code) {
+                memref::StoreOp::create(b, loc, code, codes, at(c));
+              });
+  memref::StoreOp::create(b, loc, scale, scales, rowIndex);
+}
+
+void mlir::kvc::emitQuantizeItem(OpBuilder &b, Location loc,
+                                 const num::SideEncoding &side, Value input,
+                                 Value codes, Value scales, Value zeros,
+                                 ArrayRef<Value> index) {
+  if (side.isFP8())
+    return emitQuantizeFP8Row(b, loc, side.fp8, input, codes, scales, index);
+  emitQuantizeMatrixGroup(b, loc, side.quant, input, codes, scales, zeros,
+                          index);
 }

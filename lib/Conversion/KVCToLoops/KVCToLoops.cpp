@@ -331,12 +331,6 @@ static LogicalResult checkLowerable(ModuleOp module, LoweringContext &lowering,
                                     /*allowEviction=*/true);
       if (failed(heads))
         return WalkResult::interrupt();
-      for (const num::CacheEncoding &head : *heads)
-        if (head.key.isFP8() || head.value.isFP8()) {
-          append.emitOpError("kvc-lower-to-loops: append=generated has no "
-                             "fp8 writer yet; use append=runtime");
-          return WalkResult::interrupt();
-        }
       lowering.headEncodings[op] = std::move(*heads);
     }
     if (isa<ForkOp, CacheEmptyOp, DequantizeOp>(op)) {
@@ -344,11 +338,6 @@ static LogicalResult checkLowerable(ModuleOp module, LoweringContext &lowering,
       return WalkResult::interrupt();
     }
     if (auto quantize = dyn_cast<QuantizeOp>(op)) {
-      if (!quantize.getEncoding().toNumerics().isQuant()) {
-        quantize.emitOpError("kvc-lower-to-loops: only `quant` encodings are "
-                             "lowered yet (fp8 quantization has no loops)");
-        return WalkResult::interrupt();
-      }
       if (!cast<RankedTensorType>(quantize.getInput().getType())
                .hasStaticShape()) {
         quantize.emitOpError(

@@ -51,20 +51,19 @@ struct QuantizeToLoops : public OpConversionPattern<QuantizeOp> {
     Location loc = op.getLoc();
     auto inputType = cast<RankedTensorType>(op.getInput().getType());
     num::SideEncoding side = op.getEncoding().toNumerics();
-    // checkLowerable rejected fp8 and dynamic shapes with a message.
-    if (!side.isQuant() || !inputType.hasStaticShape())
-      return rewriter.notifyMatchFailure(op, "not a static quant quantize");
-    const num::QuantSpec &spec = side.quant;
+    // checkLowerable rejected dynamic shapes with a message.
+    if (!inputType.hasStaticShape())
+      return rewriter.notifyMatchFailure(op, "not a static quantize");
 
     QuantizeBuffers buffers(rewriter, op);
 
-    // A group per element of the scales: (token, channel group) for token
-    // axis, (token group, channel) for channel axis.
-    ArrayRef<int64_t> groups = op.getScales().getType().getShape();
+    // An item per element of the scales: (token, channel group) for token
+    // axis, (token group, channel) for channel axis, a token for fp8.
+    ArrayRef<int64_t> items = op.getScales().getType().getShape();
     SmallVector<Value> ivs;
-    forEachIndex(rewriter, loc, groups, ivs, [&](ArrayRef<Value> at) {
-      emitQuantizeMatrixGroup(rewriter, loc, spec, buffers.input, buffers.codes,
-                              buffers.scales, buffers.zeros, at);
+    forEachIndex(rewriter, loc, items, ivs, [&](ArrayRef<Value> at) {
+      emitQuantizeItem(rewriter, loc, side, buffers.input, buffers.codes,
+                       buffers.scales, buffers.zeros, at);
     });
 
     buffers.replace(rewriter, op);
@@ -84,12 +83,15 @@ QuantizeBuffers::QuantizeBuffers(OpBuilder &b, QuantizeOp op) {
                                             op.getInput(), /*read_only=*/true);
   codes = memref::AllocOp::create(b, loc, memrefOf(op.getCodes()));
   scales = memref::AllocOp::create(b, loc, memrefOf(op.getScales()));
-  zeros = memref::AllocOp::create(b, loc, memrefOf(op.getZeros()));
+  if (op.getZeros()) // fp8 has no zero points
+    zeros = memref::AllocOp::create(b, loc, memrefOf(op.getZeros()));
 }
 
 void QuantizeBuffers::replace(ConversionPatternRewriter &rewriter,
                               QuantizeOp op) const {
-  SmallVector<Value> results, buffers = {codes, scales, zeros};
+  SmallVector<Value> results, buffers = {codes, scales};
+  if (zeros)
+    buffers.push_back(zeros);
   for (auto [result, buffer] : llvm::zip(op.getResults(), buffers))
     results.push_back(bufferization::ToTensorOp::create(
         rewriter, op.getLoc(), result.getType(), buffer, /*restrict=*/true,

@@ -1,5 +1,5 @@
 // kvc.append kernels for kvc-gpu-pipeline.test: every bit width, both axes
-// on each side, groups 32 and 128, and fp16, for Llama-3-8B's KV heads
+// on each side, groups 32 and 128, fp16 and fp8, for Llama-3-8B's KV heads
 // (8 x 128) at batch 8, one decode token a step (residual window 128).
 
 #e0 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>, value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 128>
@@ -86,4 +86,9 @@ func.func @k8t_v8c_g128(%c: !kvc.cache<8x8x?x128xf16, #e15>, %k: tensor<8x8x1x12
 func.func @fp16(%c: !kvc.cache<8x8x?x128xf16, #plain>, %k: tensor<8x8x1x128xf32>, %v: tensor<8x8x1x128xf32>) -> !kvc.cache<8x8x?x128xf16, #plain> {
   %c1 = kvc.append %c, %k, %v : !kvc.cache<8x8x?x128xf16, #plain>, tensor<8x8x1x128xf32>, tensor<8x8x1x128xf32>
   return %c1 : !kvc.cache<8x8x?x128xf16, #plain>
+}
+#fp8 = #kvc.encoding<key = #kvc.fp8<e4m3>, value = #kvc.fp8<e5m2>, residual = 128>
+func.func @fp8(%c: !kvc.cache<8x8x?x128xf16, #fp8>, %k: tensor<8x8x1x128xf32>, %v: tensor<8x8x1x128xf32>) -> !kvc.cache<8x8x?x128xf16, #fp8> {
+  %c1 = kvc.append %c, %k, %v : !kvc.cache<8x8x?x128xf16, #fp8>, tensor<8x8x1x128xf32>, tensor<8x8x1x128xf32>
+  return %c1 : !kvc.cache<8x8x?x128xf16, #fp8>
 }
