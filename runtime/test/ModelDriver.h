@@ -2,7 +2,10 @@
 //
 // Drives a cache through the C API with random (or fuzzer-chosen) sequences
 // of create / fork / free / append calls, plus calls that must fail, and
-// checks every result against a simple reference model:
+// checks every result against a simple reference model. On the host
+// backends a third of the appends reserve a batch of sequences
+// (kvc_rt_reserve_append) and write the tokens by hand (ReservedWrite.h);
+// the model is that of kvc_rt_append calls one after the other:
 //  - per sequence, layer and head, the appended tokens as fp16-rounded
 //    floats; the expected dequantized view is the numerics library's
 //    simulateCacheSide of them, and the expected page bytes are what
@@ -115,13 +118,16 @@ void randomizeHeadEncodings(ModelConfig &m, Choices &choices);
 /// What ran: `steps` operations; of them, successful creates, forks, frees
 /// and appends, and calls that failed as the model predicted.
 struct OpCounts {
-  uint64_t steps = 0, create = 0, fork = 0, free = 0, append = 0,
-           expectedFailures = 0, fullChecks = 0, appendedTokens = 0,
+  uint64_t steps = 0, create = 0, fork = 0, free = 0,
+           append = 0,    ///< sequence appends, reserved ones included
+      reserved = 0,       ///< of those, through kvc_rt_reserve_append
+      reserveBatches = 0, ///< successful reservations of >= 1 token
+      expectedFailures = 0, fullChecks = 0, appendedTokens = 0,
            copyOnWrites = 0, ///< appends that had to copy a shared page
-           evict = 0,        ///< successful kvc_rt_evict calls
-           evictedTokens = 0, ///< tokens (over heads) they evicted
-           demotedTokens = 0, ///< of those, kept at a lower precision
-           holes = 0;        ///< pages they released
+      evict = 0,             ///< successful kvc_rt_evict calls
+      evictedTokens = 0,     ///< tokens (over heads) they evicted
+      demotedTokens = 0,     ///< of those, kept at a lower precision
+      holes = 0;             ///< pages they released
 };
 
 class ModelDriver {
@@ -180,6 +186,11 @@ private:
   std::string opFork(Choices &c);
   std::string opFree(Choices &c);
   std::string opAppend(Choices &c);
+  /// A batch of distinct sequences (sometimes with a dead one) appended
+  /// through kvc_rt_reserve_append and writeReserved; the model is that of
+  /// kvc_rt_append calls one after the other, in the batch's order.
+  std::string opReserveAppend(Choices &c, uint32_t layer);
+  std::string opReserveFailure(Choices &c, const Fingerprint &before);
   std::string opEvict(Choices &c);
   std::string opEvictFailure(Choices &c, const Fingerprint &before);
   /// True when page `page` of `sl` holds no live token in any head: all of
@@ -198,6 +209,36 @@ private:
   /// Failed call: status must be `expected` and nothing may have changed.
   std::string expectFailure(kvc_rt_status got, kvc_rt_status expected,
                             const Fingerprint &before, const char *what);
+
+  /// One append's input in kvc_rt_append's form: a random layout and
+  /// dtype, values from `c` (rarely NaN, Inf, fp16 overflow).
+  struct AppendInput {
+    uint32_t count = 0, heads = 0, dim = 0;
+    bool half = false;
+    uint64_t headStride = 0, tokenStride = 0; ///< as passed (0: dense)
+    uint64_t hs = 0, ts = 0;                  ///< the strides in effect
+    std::vector<float> kf, vf;
+    std::vector<uint16_t> kh, vh;
+    kvc_rt_tokens tokens() const;
+    /// fp16 value of (head, token, channel) as the cache stores it.
+    float stored(bool value, uint32_t h, uint32_t t, uint32_t ch) const;
+  };
+  AppendInput makeInput(Choices &c, uint32_t count) const;
+  /// Tokens to append to sequences with `room` tokens left before
+  /// max_tokens: mostly one, sometimes a chunk, rarely a prefill; 1 to 4
+  /// past max_tokens when room is 0.
+  uint32_t chooseCount(Choices &c, uint64_t room) const;
+  /// New pages a `count`-token append to `sl` takes. `copied` counts the
+  /// shared pages that earlier appends of the same batch copied (their
+  /// references are gone by then); the copy this one makes is added.
+  uint64_t pagesNeeded(const SeqLayer &sl, uint32_t layer, uint64_t count,
+                       std::map<int, int> &copied) const;
+  /// The model's side of a successful append of `in` to `sl`.
+  void applyAppend(SeqLayer &sl, uint32_t layer, const AppendInput &in);
+  /// num_tokens and the host page table of each of `ids` in `layer` (a
+  /// dead id leaves a marker), to show a failed call changed none.
+  std::vector<int64_t> pageTables(const std::vector<kvc_rt_seq> &ids,
+                                  uint32_t layer) const;
 
   uint64_t compressed(uint32_t layer, uint64_t n) const;
   uint32_t pagesFor(uint32_t layer, uint64_t n) const;

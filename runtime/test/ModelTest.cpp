@@ -58,6 +58,7 @@ TEST_P(RuntimeModel, RandomOperationsMatchTheModel) {
   EXPECT_GT(c.expectedFailures, 0u);
   EXPECT_GT(c.evict, 0u);
   if (ops >= 10000) {
+    EXPECT_GT(c.reserved, c.reserveBatches); // some batches of several
     EXPECT_GT(c.evictedTokens, 0u);
     EXPECT_GT(c.holes, 0u); // pages released by eviction
     if (backend == KVC_RT_BACKEND_CPU) {
@@ -75,12 +76,12 @@ TEST_P(RuntimeModel, RandomOperationsMatchTheModel) {
   std::cout << "[model] " << preset(presetIndex, backend).name << "/"
             << (backend == KVC_RT_BACKEND_CPU ? "cpu" : "cpu-staged") << ": "
             << c.steps << " ops (create " << c.create << ", fork " << c.fork
-            << ", free " << c.free << ", append " << c.append << " with "
-            << c.appendedTokens << " tokens, " << c.copyOnWrites
-            << " copy-on-write, evict " << c.evict << " dropping "
-            << c.evictedTokens << " tokens (" << c.demotedTokens
-            << " demoted) and " << c.holes
-            << " pages), failing calls "
+            << ", free " << c.free << ", append " << c.append << " ("
+            << c.reserved << " reserved in " << c.reserveBatches
+            << " batches) with " << c.appendedTokens << " tokens, "
+            << c.copyOnWrites << " copy-on-write, evict " << c.evict
+            << " dropping " << c.evictedTokens << " tokens (" << c.demotedTokens
+            << " demoted) and " << c.holes << " pages), failing calls "
             << c.expectedFailures << "), " << c.fullChecks << " full checks\n";
 }
 
@@ -112,6 +113,7 @@ TEST(RuntimeModelRandomHeads, RandomPerHeadEncodingsMatchTheModel) {
     }
     ASSERT_EQ(driver.checkAll(), "") << config.name;
     EXPECT_GT(driver.counts().append, 0u);
+    EXPECT_GT(driver.counts().reserved, 0u);
     ASSERT_EQ(driver.finish(), "") << config.name;
   }
 }

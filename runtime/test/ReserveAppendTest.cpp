@@ -9,9 +9,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "ModelDriver.h"
+#include "ReservedWrite.h"
 #include "TestUtil.h"
-#include "kvc/Numerics/Half.h"
-#include "kvc/Numerics/Layout.h"
 #include "kvc_runtime_binding.h"
 
 #include <gtest/gtest.h>
@@ -23,7 +22,6 @@
 #include <utility>
 
 using namespace kvc::rt::testing;
-namespace num = kvc::numerics;
 
 namespace {
 
@@ -60,56 +58,14 @@ std::vector<uint8_t> pageBytes(const kvc_rt_sequence_view &v, int32_t page) {
 }
 
 /// Writes the reserved tokens [r.old_tokens, r.new_tokens) of `seq` (layer
-/// 0) from `in` (N tokens a head), following kvc_rt_reserve_append's
-/// contract step by step.
-void writeReserved(kvc_rt_cache *cache, kvc_rt_seq seq,
-                   const kvc_rt_append_range &r, const SeqTokens &in,
-                   uint32_t N) {
-  kvc_rt_sequence_view view;
-  ASSERT_RT_OK(kvc_rt_sequence_view_get(cache, seq, 0, &view));
-  std::vector<float> x(size_t{T} * D);
-  for (int v = 0; v < 2; ++v) {
-    const uint64_t pageBytes = v ? view.v.page_bytes : view.k.page_bytes;
-    // The caller writes backend memory: host memory on these backends.
-    uint8_t *pool = const_cast<uint8_t *>(base(view, v, false));
-    uint8_t *residual = const_cast<uint8_t *>(base(view, v, true));
-    for (uint32_t h = 0; h < H; ++h) {
-      kvc_rt_head_view hv;
-      ASSERT_RT_OK(kvc_rt_head_view_get(cache, 0, h, &hv));
-      const num::SideEncoding enc =
-          toNumerics(v ? hv.encoding.value : hv.encoding.key);
-      const uint64_t offset = v ? hv.v_block_offset : hv.k_block_offset;
-      uint16_t *staged = reinterpret_cast<uint16_t *>(
-          residual ? residual + h * view.residual_head_bytes : nullptr);
-      const float *input = (v ? in.values : in.keys).data() + size_t{h} * N * D;
-      // (1) Compress [c(n0), c(n1)) a page piece at a time; staged tokens
-      // are read before (2) overwrites their rows.
-      for (uint64_t t0 = r.old_compressed; t0 < r.new_compressed;) {
-        const uint64_t page = t0 / T;
-        const uint64_t count =
-            std::min<uint64_t>(r.new_compressed, (page + 1) * T) - t0;
-        for (uint64_t i = 0; i < count; ++i) {
-          const uint64_t t = t0 + i;
-          for (uint32_t c = 0; c < D; ++c)
-            x[i * D + c] =
-                t < r.old_tokens
-                    ? num::halfToFloat(staged[(t - r.old_compressed) * D + c])
-                    : num::roundToHalf(input[t * D + c]);
-        }
-        const int32_t entry = view.page_table[page];
-        if (entry != KVC_RT_PAGE_HOLE)
-          num::writePageTokens(x.data(), t0 % T, count, enc, D, T,
-                               pool + entry * pageBytes + offset);
-        t0 += count;
-      }
-      // (2) Stage [max(c(n1), n0), n1) as fp16 rows t - c(n1).
-      for (uint64_t t = std::max(r.new_compressed, r.old_tokens);
-           t < r.new_tokens; ++t)
-        for (uint32_t c = 0; c < D; ++c)
-          staged[(t - r.new_compressed) * D + c] =
-              num::floatToHalf(input[t * D + c]);
-    }
-  }
+/// 0) from `in` (N tokens a head) with the shared hand-written writer.
+void writeReservedSlice(kvc_rt_cache *cache, kvc_rt_seq seq,
+                        const kvc_rt_append_range &r, const SeqTokens &in,
+                        uint32_t N) {
+  const kvc_rt_tokens t =
+      sliceTokens(in.keys, in.values, H, N, D, uint32_t(r.old_tokens),
+                  uint32_t(r.new_tokens - r.old_tokens));
+  ASSERT_EQ(writeReserved(cache, seq, 0, r, t), "");
 }
 
 /// Byte equality of (a, sa) and (b, sb) in layer 0: counts, every page of
@@ -260,7 +216,7 @@ TEST_P(RuntimeReserveAppendContract, HandWrittenTokensMatchAppend) {
                                        compressedOf(n[s] + k, R)}))
           << "step " << i << " seq " << s;
       flushes += r.new_compressed > r.old_compressed;
-      writeReserved(b, seqsB[s], r, in[s], N);
+      writeReservedSlice(b, seqsB[s], r, in[s], N);
       n[s] += k;
     }
     for (uint32_t s = 0; s < count; ++s)
@@ -489,7 +445,7 @@ TEST(RuntimeReserveAppend, ForkInOneBatchCopiesOnce) {
         ASSERT_RT_OK(kvc_rt_append(a, seqsA[s], 0, &t));
       }
       for (unsigned i = 0; i < 2; ++i)
-        writeReserved(b, batch[i], r[i], in[order[i]], N);
+        writeReservedSlice(b, batch[i], r[i], in[order[i]], N);
       for (unsigned s = 0; s < 2; ++s)
         EXPECT_TRUE(sameSequence(a, seqsA[s], b, seqsB[s])) << s;
       EXPECT_EQ(snapshot(b, {}), snapshot(a, {}));
