@@ -26,11 +26,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CheckSupport.h"
+
 #include "kvc_runtime.h"
 #include "kvc_runtime_binding.h"
 #include "kvc_runtime_gpu.h"
 
-#include <dlfcn.h>
 #if !KVC_ATTENTION_HOST
 #include <cuda_runtime.h>
 #endif
@@ -41,7 +42,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -53,6 +53,8 @@
 #endif
 
 namespace {
+
+using namespace kvc::gpucheck;
 
 /// `ptr _mlir_ciface_<name>(binding, k, v)`: llvm.emit_c_interface of
 /// `(!kvc.cache, tensor, tensor) -> !kvc.cache` (the build script checks
@@ -68,103 +70,31 @@ struct Variant {
   kvc_rt_encoding encoding{};
 };
 
-/// `q<bits>:<channel|token>:g<group>`, `fp16` or `fp8:<e4m3|e5m2>`.
-bool parseSide(const std::string &spec, kvc_rt_side_encoding &side) {
-  side = kvc_rt_side_encoding{};
-  if (spec == "fp16")
-    return true;
-  if (spec == "fp8:e4m3" || spec == "fp8:e5m2") {
-    side.kind = KVC_RT_SIDE_FP8;
-    side.fp8_format = spec == "fp8:e4m3" ? KVC_RT_FP8_E4M3 : KVC_RT_FP8_E5M2;
-    return true;
-  }
-  unsigned bits = 0, group = 0;
-  char axis[16] = {0};
-  int consumed = 0;
-  if (std::sscanf(spec.c_str(), "q%u:%15[a-z]:g%u%n", &bits, axis, &group,
-                  &consumed) != 3 ||
-      size_t(consumed) != spec.size() ||
-      (std::strcmp(axis, "channel") && std::strcmp(axis, "token")))
-    return false;
-  side.kind = KVC_RT_SIDE_QUANT;
-  side.bits = bits;
-  side.axis =
-      std::strcmp(axis, "channel") ? KVC_RT_AXIS_TOKEN : KVC_RT_AXIS_CHANNEL;
-  side.group = group;
-  return true;
-}
-
-/// The manifest (append_variants.py documents the format).
-bool readManifest(const std::string &path, std::vector<Variant> &variants) {
-  std::ifstream file(path);
-  if (!file) {
-    std::fprintf(stderr, "append_check: cannot read %s\n", path.c_str());
-    return false;
-  }
-  int lineNumber = 0;
-  for (std::string line; std::getline(file, line);) {
-    ++lineNumber;
-    if (line.find_first_not_of(" \t") == std::string::npos)
-      continue;
-    std::istringstream in(line);
-    std::string key, value, extra;
-    Variant v;
-    const char *error = nullptr;
-    if (!(in >> v.name >> v.batch >> v.heads >> v.headDim >> v.tokens >> key >>
-          value >> v.encoding.residual >> v.pageTokens) ||
-        (in >> extra))
-      error = "expected: name B H D N key value residual page_tokens";
-    else if (!v.batch || !v.heads || !v.headDim || !v.tokens || !v.pageTokens)
-      error = "B, H, D, N and page_tokens must be positive";
-    else if (!parseSide(key, v.encoding.key) ||
-             !parseSide(value, v.encoding.value))
-      error = "bad side spec (q<bits>:<channel|token>:g<group> or fp16)";
-    if (error) {
-      std::fprintf(stderr, "append_check: %s:%d: %s\n", path.c_str(),
-                   lineNumber, error);
-      return false;
-    }
-    variants.push_back(std::move(v));
-  }
-  return true;
-}
-
-/// FNV-1a: per-variant seeds that do not depend on which variants run.
-uint64_t hashName(const std::string &name) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : name)
-    h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-std::string runtimeError(const char *what) {
-  return std::string(what) + ": " + kvc_rt_last_error();
+/// One manifest line (append_variants.py documents the format); an error
+/// message on failure.
+std::string parseVariant(const std::string &line, Variant &v) {
+  std::istringstream in(line);
+  std::string key, value, extra;
+  if (!(in >> v.name >> v.batch >> v.heads >> v.headDim >> v.tokens >> key >>
+        value >> v.encoding.residual >> v.pageTokens) ||
+      (in >> extra))
+    return "expected: name B H D N key value residual page_tokens";
+  if (!v.batch || !v.heads || !v.headDim || !v.tokens || !v.pageTokens)
+    return "B, H, D, N and page_tokens must be positive";
+  if (!parseSide(key, v.encoding.key) || !parseSide(value, v.encoding.value))
+    return "bad side spec (q<bits>:<channel|token>:g<group>, fp16 or "
+           "fp8:<e4m3|e5m2>)";
+  return "";
 }
 
 #if KVC_ATTENTION_HOST
-constexpr uint32_t kBackend = KVC_RT_BACKEND_CPU;
 std::string synchronize() { return ""; }
-std::string gpuRecord() { return ""; }
 #else
-constexpr uint32_t kBackend = KVC_RT_BACKEND_CUDA;
-
 std::string synchronize() {
   cudaError_t err = cudaDeviceSynchronize();
   if (err == cudaSuccess)
     err = cudaGetLastError();
-  return err == cudaSuccess
-             ? ""
-             : std::string("after the call: ") + cudaGetErrorName(err) + ": " +
-                   cudaGetErrorString(err);
-}
-
-/// The first error of the runtime's mgpu* functions, or "".
-std::string gpuRecord() {
-  const char *message = nullptr;
-  int32_t code = kvc_rt_gpu_last_error(&message);
-  if (code == 0)
-    return "";
-  return "mgpu error " + std::to_string(code) + ": " + (message ? message : "");
+  return cudaProblem("after the call", err);
 }
 #endif
 
@@ -243,9 +173,6 @@ struct CallTimer {
   }
 #endif
 };
-
-using CacheOwner =
-    std::unique_ptr<kvc_rt_cache, kvc_rt_status (*)(kvc_rt_cache *)>;
 
 /// One cache and its B sequences.
 struct Side {
@@ -424,8 +351,7 @@ Outcome runVariant(const Variant &v, AppendEntry entry, uint64_t seed) {
     outcome.problem = runtimeError("kvc_rt_binding_create");
     return outcome;
   }
-  std::unique_ptr<kvc_rt_binding, void (*)(kvc_rt_binding *)> bindingOwner(
-      binding, kvc_rt_binding_destroy);
+  BindingOwner bindingOwner(binding, kvc_rt_binding_destroy);
 
   const size_t elements = size_t(B) * H * N * D;
   CallTokens device;
@@ -510,8 +436,7 @@ int usage() {
 int main(int argc, char **argv) {
   std::string artifacts = KVC_APPEND_ARTIFACTS_DIR;
   std::vector<std::string> only; // --only's parts
-  uint64_t seed =
-      (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+  uint64_t seed = randomSeed();
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if ((arg != "--artifacts" && arg != "--only" && arg != "--seed") ||
@@ -521,8 +446,8 @@ int main(int argc, char **argv) {
     if (arg == "--artifacts")
       artifacts = text;
     else if (arg == "--only")
-      for (std::stringstream list(text); std::getline(list, arg, ',');)
-        only.push_back(arg);
+      for (const std::string &part : split(text, ','))
+        only.push_back(part); // repeated --only options add up
     else {
       char *end = nullptr;
       seed = std::strtoull(text, &end, 0);
@@ -531,43 +456,14 @@ int main(int argc, char **argv) {
     }
   }
   std::vector<Variant> variants;
-  if (!readManifest(artifacts + "/append_manifest.txt", variants))
+  if (!readManifest("append_check", artifacts + "/append_manifest.txt",
+                    variants, parseVariant) ||
+      !selectVariants("append_check", variants, only))
     return 2;
-  auto selected = [&](const Variant &v) {
-    for (const std::string &part : only)
-      if (v.name.find(part) != std::string::npos)
-        return true;
-    return only.empty();
-  };
-  variants.erase(std::remove_if(variants.begin(), variants.end(),
-                                [&](const Variant &v) { return !selected(v); }),
-                 variants.end());
-  if (variants.empty()) {
-    std::fprintf(stderr, "append_check: no variant selected\n");
-    return 2;
-  }
-
-#if KVC_ATTENTION_HOST
-  std::printf("host dry run: kvc-cpu-pipeline append loops on CPU caches\n");
-#else
-  if (kvc_rt_backend_available(KVC_RT_BACKEND_CUDA, 0) != KVC_RT_OK) {
-    std::printf("append_check: no usable CUDA device: %s\n",
-                kvc_rt_last_error());
-    return 77;
-  }
-  cudaDeviceProp properties;
-  if (cudaGetDeviceProperties(&properties, 0) == cudaSuccess)
-    std::printf("device: %s (sm_%d%d)\n", properties.name, properties.major,
-                properties.minor);
-#endif
-  // The kernel modules were loaded by the objects' constructors.
-  std::string loadProblem = gpuRecord();
-  if (!loadProblem.empty()) {
-    std::printf("append_check: loading the kernels failed: %s\n",
-                loadProblem.c_str());
-    std::printf("0 passed, %zu failed\n", variants.size());
-    return 1;
-  }
+  if (int exitCode = startDevice("append_check",
+                                 "kvc-cpu-pipeline append loops on CPU caches",
+                                 variants.size()))
+    return exitCode;
   std::printf("seed: %llu (--seed %llu reproduces)\n", (unsigned long long)seed,
               (unsigned long long)seed);
   std::printf("| variant | tokens | bytes compared | append us/call "
@@ -578,15 +474,10 @@ int main(int argc, char **argv) {
   int passed = 0, failed = 0;
   bool broken = false;
   for (const Variant &v : variants) {
-    auto entry = reinterpret_cast<AppendEntry>(
-        dlsym(RTLD_DEFAULT, ("_mlir_ciface_" + v.name).c_str()));
+    auto entry = findEntry<AppendEntry>(v.name);
     Outcome outcome;
-    if (broken)
-      outcome.problem = "not run: the CUDA context failed earlier";
-    else if (!entry)
-      outcome.problem = "_mlir_ciface_" + v.name +
-                        " is not linked in (rebuild the artifacts)";
-    else
+    outcome.problem = notRunReason(v.name, entry != nullptr, broken);
+    if (outcome.problem.empty())
       outcome = runVariant(v, entry, seed);
     const bool ok = outcome.problem.empty();
     (ok ? passed : failed)++;
@@ -596,18 +487,8 @@ int main(int argc, char **argv) {
                 outcome.appendMaxUs, outcome.runtimeUs, ok ? "PASS" : "FAIL",
                 ok ? "" : ": ", outcome.problem.c_str());
     std::fflush(stdout);
-#if !KVC_ATTENTION_HOST
-    if (outcome.cudaBroken) {
-      // A sticky error (an illegal address) poisons the context.
-      kvc_rt_gpu_clear_error();
-      cudaGetLastError();
-      broken = cudaDeviceSynchronize() != cudaSuccess;
-    }
-#endif
+    if (outcome.cudaBroken)
+      broken = contextBroken();
   }
-  std::printf("time: %.1f s\n", std::chrono::duration<double>(
-                                    std::chrono::steady_clock::now() - start)
-                                    .count());
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return finish(start, passed, failed);
 }

@@ -29,6 +29,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CheckSupport.h"
+
 #include "kvc_runtime.h"
 #include "kvc_runtime_binding.h"
 #include "kvc_runtime_gpu.h"
@@ -36,7 +38,6 @@
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 
-#include <dlfcn.h>
 #if !KVC_ATTENTION_HOST
 #include <cuda_runtime.h>
 #endif
@@ -48,7 +49,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <random>
@@ -65,6 +65,8 @@ namespace num = kvc::numerics;
 
 namespace {
 
+using namespace kvc::gpucheck;
+
 /// `_mlir_ciface_<name>(binding, q, out)`: what buffer-results-to-out-params
 /// and llvm.emit_c_interface make of `(!kvc.cache, tensor) -> tensor`
 /// (scripts/gpu_attention_build.sh checks the arity; the out-parameter
@@ -80,43 +82,6 @@ struct Variant {
   size_t window = 0;
   double softcap = 0;
 };
-
-/// `q<bits>:<channel|token>:g<group>`, `fp16` or `fp8:<e4m3|e5m2>`.
-bool parseSide(const std::string &spec, kvc_rt_side_encoding &side) {
-  side = kvc_rt_side_encoding{};
-  if (spec == "fp16") {
-    side.kind = KVC_RT_SIDE_FP16;
-    return true;
-  }
-  if (spec == "fp8:e4m3" || spec == "fp8:e5m2") {
-    side.kind = KVC_RT_SIDE_FP8;
-    side.fp8_format = spec == "fp8:e4m3" ? KVC_RT_FP8_E4M3 : KVC_RT_FP8_E5M2;
-    return true;
-  }
-  unsigned bits = 0, group = 0;
-  char axis[16] = {0};
-  int consumed = 0;
-  if (std::sscanf(spec.c_str(), "q%u:%15[a-z]:g%u%n", &bits, axis, &group,
-                  &consumed) != 3 ||
-      size_t(consumed) != spec.size())
-    return false;
-  if (std::strcmp(axis, "channel") && std::strcmp(axis, "token"))
-    return false;
-  side.kind = KVC_RT_SIDE_QUANT;
-  side.bits = bits;
-  side.axis = std::strcmp(axis, "channel") ? KVC_RT_AXIS_TOKEN
-                                           : KVC_RT_AXIS_CHANNEL;
-  side.group = group;
-  return true;
-}
-
-std::vector<std::string> split(const std::string &text, char separator) {
-  std::vector<std::string> parts;
-  std::stringstream stream(text);
-  for (std::string part; std::getline(stream, part, separator);)
-    parts.push_back(part);
-  return parts;
-}
 
 /// One manifest line (attention_variants.py documents the format); an
 /// error message on failure.
@@ -154,29 +119,6 @@ std::string parseVariant(const std::string &line, Variant &v) {
   return "";
 }
 
-bool readManifest(const std::string &path, std::vector<Variant> &variants) {
-  std::ifstream file(path);
-  if (!file) {
-    std::fprintf(stderr, "attention_check: cannot read %s\n", path.c_str());
-    return false;
-  }
-  int lineNumber = 0;
-  for (std::string line; std::getline(file, line);) {
-    ++lineNumber;
-    if (line.find_first_not_of(" \t") == std::string::npos)
-      continue;
-    Variant v;
-    std::string error = parseVariant(line, v);
-    if (!error.empty()) {
-      std::fprintf(stderr, "attention_check: %s:%d: %s\n", path.c_str(),
-                   lineNumber, error.c_str());
-      return false;
-    }
-    variants.push_back(std::move(v));
-  }
-  return true;
-}
-
 /// Token counts of the batch entries for sequence length S.
 std::vector<uint32_t> sequenceLengths(const Variant &v, uint32_t S) {
   std::vector<uint32_t> lengths(v.batch);
@@ -191,14 +133,6 @@ std::vector<uint32_t> sequenceLengths(const Variant &v, uint32_t S) {
   return lengths;
 }
 
-/// FNV-1a: per-variant seeds that do not depend on which variants run.
-uint64_t hashName(const std::string &name) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : name)
-    h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
 struct Outcome {
   double relError = std::numeric_limits<double>::infinity();
   std::string problem; ///< empty when the output could be compared
@@ -206,8 +140,6 @@ struct Outcome {
 };
 
 #if KVC_ATTENTION_HOST
-constexpr uint32_t kBackend = KVC_RT_BACKEND_CPU;
-
 /// The query / output buffer of a call: host memory in the dry run.
 struct Buffer {
   std::vector<float> host;
@@ -229,11 +161,8 @@ struct Buffer {
   }
 };
 
-std::string deviceProblem(const char *) { return ""; }
 std::string synchronize() { return ""; }
 #else
-constexpr uint32_t kBackend = KVC_RT_BACKEND_CUDA;
-
 /// The query / output buffer of a call, in device memory.
 struct Buffer {
   float *ptr = nullptr;
@@ -247,8 +176,8 @@ struct Buffer {
   // non-blocking one that does not wait for the legacy default stream:
   // copies and memsets are complete before the call.
   bool upload(const std::vector<float> &from) {
-    return cudaMemcpy(ptr, from.data(), elements * 4,
-                      cudaMemcpyHostToDevice) == cudaSuccess &&
+    return cudaMemcpy(ptr, from.data(), elements * 4, cudaMemcpyHostToDevice) ==
+               cudaSuccess &&
            cudaDeviceSynchronize() == cudaSuccess;
   }
   void poison() { // NaN until written
@@ -262,37 +191,12 @@ struct Buffer {
   }
 };
 
-/// The pending CUDA error after `what`, or "".
-std::string deviceProblem(const char *what) {
-  cudaError_t err = cudaGetLastError();
-  if (err == cudaSuccess)
-    return "";
-  return std::string(what) + ": " + cudaGetErrorName(err) + ": " +
-         cudaGetErrorString(err);
-}
-
 std::string synchronize() {
   cudaError_t err = cudaDeviceSynchronize();
   return err == cudaSuccess ? deviceProblem("after the call")
-                            : std::string("cudaDeviceSynchronize: ") +
-                                  cudaGetErrorName(err) + ": " +
-                                  cudaGetErrorString(err);
+                            : cudaProblem("cudaDeviceSynchronize", err);
 }
 #endif
-
-/// The first error of the runtime's mgpu* functions, or "".
-std::string gpuRecord() {
-#if KVC_ATTENTION_HOST
-  return "";
-#else
-  const char *message = nullptr;
-  int32_t code = kvc_rt_gpu_last_error(&message);
-  if (code == 0)
-    return "";
-  return "mgpu error " + std::to_string(code) + ": " +
-         (message ? message : "");
-#endif
-}
 
 /// Worker threads for token generation and the oracle.
 size_t workerCount() {
@@ -348,7 +252,7 @@ std::string fillCache(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
         tokens.head_stride = uint64_t(n) * D;
         tokens.token_stride = D;
         if (kvc_rt_append(cache, seqs[first + i], 0, &tokens) != KVC_RT_OK)
-          return std::string("kvc_rt_append: ") + kvc_rt_last_error();
+          return runtimeError("kvc_rt_append");
       }
     }
   }
@@ -384,15 +288,15 @@ std::string compareWithOracle(kvc_rt_cache *cache,
         if (kvc_rt_gather(cache, seqs[b], 0, uint32_t(h),
                           keys[i].data() + h * n * D,
                           values[i].data() + h * n * D, n) != KVC_RT_OK)
-          return std::string("kvc_rt_gather: ") + kvc_rt_last_error();
+          return runtimeError("kvc_rt_gather");
     }
     std::vector<std::thread> threads;
     for (size_t i = 0; i < count; ++i)
       threads.emplace_back([&, i] {
         const size_t b = first + i;
-        expected[i] = num::referenceAttention(
-            q.data() + b * Hq * D, Hq, 1, keys[i].data(), values[i].data(), H,
-            lengths[b], D, options);
+        expected[i] = num::referenceAttention(q.data() + b * Hq * D, Hq, 1,
+                                              keys[i].data(), values[i].data(),
+                                              H, lengths[b], D, options);
       });
     for (std::thread &thread : threads)
       thread.join();
@@ -438,16 +342,14 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
   config.encodings = v.encodings.data();
   kvc_rt_cache *cache = nullptr;
   if (kvc_rt_cache_create(&config, &cache) != KVC_RT_OK) {
-    outcome.problem = std::string("kvc_rt_cache_create: ") + kvc_rt_last_error();
+    outcome.problem = runtimeError("kvc_rt_cache_create");
     return outcome;
   }
-  std::unique_ptr<kvc_rt_cache, kvc_rt_status (*)(kvc_rt_cache *)> cacheOwner(
-      cache, kvc_rt_cache_destroy);
+  CacheOwner cacheOwner(cache, kvc_rt_cache_destroy);
   std::vector<kvc_rt_seq> seqs(v.batch);
   for (kvc_rt_seq &seq : seqs)
     if (kvc_rt_sequence_create(cache, &seq) != KVC_RT_OK) {
-      outcome.problem =
-          std::string("kvc_rt_sequence_create: ") + kvc_rt_last_error();
+      outcome.problem = runtimeError("kvc_rt_sequence_create");
       return outcome;
     }
   outcome.problem = fillCache(cache, seqs, lengths, v, rng());
@@ -456,12 +358,10 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
   kvc_rt_binding *binding = nullptr;
   if (kvc_rt_binding_create(cache, 0, seqs.data(), v.batch, &binding) !=
       KVC_RT_OK) {
-    outcome.problem =
-        std::string("kvc_rt_binding_create: ") + kvc_rt_last_error();
+    outcome.problem = runtimeError("kvc_rt_binding_create");
     return outcome;
   }
-  std::unique_ptr<kvc_rt_binding, void (*)(kvc_rt_binding *)> bindingOwner(
-      binding, kvc_rt_binding_destroy);
+  BindingOwner bindingOwner(binding, kvc_rt_binding_destroy);
 
   const size_t elements = size_t(v.batch) * v.queryHeads * v.headDim;
   std::vector<float> q(elements);
@@ -477,9 +377,8 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
   }
   auto descriptor = [&](float *data) {
     const int64_t Hq = v.queryHeads, D = v.headDim;
-    return kvc_rt_memref_4d_f32{data, data, 0,
-                                {int64_t(v.batch), Hq, 1, D},
-                                {Hq * D, D, D, 1}};
+    return kvc_rt_memref_4d_f32{
+        data, data, 0, {int64_t(v.batch), Hq, 1, D}, {Hq * D, D, D, 1}};
   };
   std::vector<float> out(elements), again(elements);
   for (std::vector<float> *result : {&out, &again}) {
@@ -516,9 +415,8 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
 }
 
 int usage() {
-  std::fprintf(stderr,
-               "usage: kvc_attention_check [--artifacts DIR] [--only "
-               "NAME[,NAME...]] [--seed N] [--tolerance X] [S ...]\n");
+  std::fprintf(stderr, "usage: kvc_attention_check [--artifacts DIR] [--only "
+                       "NAME[,NAME...]] [--seed N] [--tolerance X] [S ...]\n");
   return 2;
 }
 
@@ -528,8 +426,7 @@ int main(int argc, char **argv) {
   std::string artifacts = KVC_ATTENTION_ARTIFACTS_DIR;
   std::vector<std::string> only;
   std::vector<uint32_t> lengths;
-  uint64_t seed = (uint64_t(std::random_device{}()) << 32) |
-                  std::random_device{}();
+  uint64_t seed = randomSeed();
   double tolerance = 1e-4;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -549,8 +446,8 @@ int main(int argc, char **argv) {
         seed = std::strtoull(text, nullptr, 0);
       else
         tolerance = std::strtod(text, nullptr);
-    } else if (!arg.empty() && arg.find_first_not_of("0123456789") ==
-                                   std::string::npos) {
+    } else if (!arg.empty() &&
+               arg.find_first_not_of("0123456789") == std::string::npos) {
       unsigned long S = std::strtoul(arg.c_str(), nullptr, 10);
       if (S == 0 || S > (1ul << 24))
         return usage();
@@ -563,45 +460,14 @@ int main(int argc, char **argv) {
     lengths = {1024, 4096};
 
   std::vector<Variant> variants;
-  if (!readManifest(artifacts + "/manifest.txt", variants))
+  if (!readManifest("attention_check", artifacts + "/manifest.txt", variants,
+                    parseVariant) ||
+      !selectVariants("attention_check", variants, only))
     return 2;
-  if (!only.empty())
-    variants.erase(std::remove_if(variants.begin(), variants.end(),
-                                  [&](const Variant &v) {
-                                    return std::none_of(
-                                        only.begin(), only.end(),
-                                        [&](const std::string &part) {
-                                          return v.name.find(part) !=
-                                                 std::string::npos;
-                                        });
-                                  }),
-                   variants.end());
-  if (variants.empty()) {
-    std::fprintf(stderr, "attention_check: no variant selected\n");
-    return 2;
-  }
-
-#if KVC_ATTENTION_HOST
-  std::printf("host dry run: kvc-cpu-pipeline code on CPU caches\n");
-#else
-  if (kvc_rt_backend_available(KVC_RT_BACKEND_CUDA, 0) != KVC_RT_OK) {
-    std::printf("attention_check: no usable CUDA device: %s\n",
-                kvc_rt_last_error());
-    return 77;
-  }
-  cudaDeviceProp properties;
-  if (cudaGetDeviceProperties(&properties, 0) == cudaSuccess)
-    std::printf("device: %s (sm_%d%d)\n", properties.name, properties.major,
-                properties.minor);
-#endif
-  // The kernel modules were loaded by the objects' constructors.
-  std::string loadProblem = gpuRecord();
-  if (!loadProblem.empty()) {
-    std::printf("attention_check: loading the kernels failed: %s\n",
-                loadProblem.c_str());
-    std::printf("0 passed, %zu failed\n", variants.size() * lengths.size());
-    return 1;
-  }
+  if (int exitCode =
+          startDevice("attention_check", "kvc-cpu-pipeline code on CPU caches",
+                      variants.size() * lengths.size()))
+    return exitCode;
   std::printf("seed: %llu (--seed %llu reproduces), tolerance %g\n",
               (unsigned long long)seed, (unsigned long long)seed, tolerance);
   std::printf("| variant | S | B | max rel err | s | result |\n");
@@ -610,17 +476,12 @@ int main(int argc, char **argv) {
   int passed = 0, failed = 0;
   bool broken = false;
   for (const Variant &v : variants) {
-    auto entry = reinterpret_cast<AttentionEntry>(
-        dlsym(RTLD_DEFAULT, ("_mlir_ciface_" + v.name).c_str()));
+    auto entry = findEntry<AttentionEntry>(v.name);
     for (uint32_t S : lengths) {
       const auto rowStart = std::chrono::steady_clock::now();
       Outcome outcome;
-      if (broken)
-        outcome.problem = "not run: the CUDA context failed earlier";
-      else if (!entry)
-        outcome.problem = "_mlir_ciface_" + v.name +
-                          " is not linked in (rebuild the artifacts)";
-      else
+      outcome.problem = notRunReason(v.name, entry != nullptr, broken);
+      if (outcome.problem.empty())
         outcome = runVariant(v, entry, S, seed);
       const bool ok = outcome.problem.empty() && outcome.relError <= tolerance;
       (ok ? passed : failed)++;
@@ -628,25 +489,13 @@ int main(int argc, char **argv) {
                                     std::chrono::steady_clock::now() - rowStart)
                                     .count();
       std::printf("| %s | %u | %u | %.3e | %.1f | %s%s%s |\n", v.name.c_str(),
-                  S, v.batch, outcome.relError, rowSeconds, ok ? "PASS" : "FAIL",
-                  outcome.problem.empty() ? "" : ": ",
+                  S, v.batch, outcome.relError, rowSeconds,
+                  ok ? "PASS" : "FAIL", outcome.problem.empty() ? "" : ": ",
                   outcome.problem.c_str());
       std::fflush(stdout);
-#if !KVC_ATTENTION_HOST
-      if (outcome.cudaBroken) {
-        // A sticky error (an illegal address) poisons the context: every
-        // later call would fail too. Anything else is cleared.
-        kvc_rt_gpu_clear_error();
-        cudaGetLastError();
-        broken = cudaDeviceSynchronize() != cudaSuccess;
-      }
-#endif
+      if (outcome.cudaBroken)
+        broken = contextBroken();
     }
   }
-  const double seconds = std::chrono::duration<double>(
-                             std::chrono::steady_clock::now() - start)
-                             .count();
-  std::printf("time: %.1f s\n", seconds);
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return finish(start, passed, failed);
 }

@@ -459,8 +459,9 @@ typedef struct kvc_rt_append_range {
  *  residual staging, the others from the new tokens rounded to fp16;
  *  pages that are KVC_RT_PAGE_HOLE are skipped), then (2) write tokens
  *  [max(c(n1), n0), n1) rounded to fp16 to rows t - c(n1) of the staging.
- *  On CUDA the page preparation is enqueued on the cache's stream
- *  (kvc_rt_mlir_gpu_sequences-style callers synchronize it).
+ *  On CUDA the page preparation (zeroing, the copy) is enqueued on the
+ *  cache's stream: kernels on other streams may write the pages once it is
+ *  synchronized (kvc_rt_mlir_reserve_append does).
  *  Errors: NULL_POINTER (cache, seqs or out with count > 0),
  *  INVALID_HANDLE, INVALID_SEQUENCE, INVALID_ARGUMENT (layer, a sequence
  *  twice, count > max_sequences), CAPACITY_EXCEEDED, OUT_OF_MEMORY, BACKEND

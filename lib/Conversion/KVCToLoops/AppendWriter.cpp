@@ -5,7 +5,8 @@
 // so the group of token-axis row t, channels [gG, (g+1)G), has its codes at
 // t * D * b / 8 + g * G * b / 8 and its pair at t * D / G + g; the group
 // of channel-axis tokens [sG, (s+1)G) and channel c has its codes at
-// (s * D + c) * G * b / 8 and its pair at s * D + c.
+// (s * D + c) * G * b / 8 and its pair at s * D + c. fp8 rows are D code
+// bytes at t * D and an fp16 scale at 2t of the params; fp16 rows 2D bytes.
 //
 //===----------------------------------------------------------------------===//
 

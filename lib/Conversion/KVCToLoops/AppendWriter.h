@@ -5,12 +5,12 @@
 // (runtime/include/kvc_runtime.h): the flush, which quantizes and packs
 // tokens [c(n0), c(n1)) into their pages (staged tokens from the fp16
 // residual rows, new ones from the input rounded to fp16) with the
-// numerics library's group quantizer, then the staging of the tokens left
+// numerics library's quantizers, then the staging of the tokens left
 // in the residual window. Both are split into independent work items (a
-// quantization group, or an fp16 element) so that the CPU loops run them
-// in order and a GPU kernel's threads share them; the flush must be
-// complete before the staging starts (it overwrites residual rows the flush
-// reads).
+// quantization group, an fp8 token or an fp16 element) so that the CPU
+// loops run them in order and a GPU kernel's threads share them; the flush
+// must be complete before the staging starts (it overwrites residual rows
+// the flush reads).
 //
 //===----------------------------------------------------------------------===//
 
@@ -57,10 +57,11 @@ public:
                unsigned pageTokens, uint64_t pageBytes, uint64_t runOffset,
                Value runFirst, uint64_t residualHeadBytes);
 
-  /// Work items of the flush: its quantization groups (fp16 pages: its
-  /// elements). Zero when the append flushes nothing.
+  /// Work items of the flush: its quantization groups (fp8 pages: its
+  /// tokens; fp16 pages: its elements). Zero when the append flushes
+  /// nothing.
   Value flushItems(OpBuilder &b, Location loc, const AppendTarget &t) const;
-  /// Quantizes and packs group `item` of the flush of KV head `head` into
+  /// Quantizes and packs item `item` of the flush of KV head `head` into
   /// its page, unless the page is a hole (evicted while staged).
   void emitFlushItem(OpBuilder &b, Location loc, const AppendTarget &t,
                      Value head, Value item, AppendInputFn input) const;

@@ -1,0 +1,254 @@
+//===- CheckSupport.h - What the GPU check drivers share --------*- C++ -*-===//
+//
+// The parts of attention_check.cpp and append_check.cpp that are the same
+// in both: side specs and manifest lines, --only, per-variant seeds, error
+// text, the device preamble, the entry points and the summary. Like the
+// drivers, it compiles twice: for the GPU, and with KVC_ATTENTION_HOST=1 for
+// the host dry run on CPU caches (no CUDA runtime there).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_BENCHMARKS_GPU_CHECKSUPPORT_H
+#define KVC_BENCHMARKS_GPU_CHECKSUPPORT_H
+
+#include "kvc_runtime.h"
+#include "kvc_runtime_binding.h"
+#include "kvc_runtime_gpu.h"
+
+#include <dlfcn.h>
+#if !KVC_ATTENTION_HOST
+#include <cuda_runtime.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace kvc::gpucheck {
+
+#if KVC_ATTENTION_HOST
+inline constexpr uint32_t kBackend = KVC_RT_BACKEND_CPU;
+#else
+inline constexpr uint32_t kBackend = KVC_RT_BACKEND_CUDA;
+#endif
+
+using CacheOwner =
+    std::unique_ptr<kvc_rt_cache, kvc_rt_status (*)(kvc_rt_cache *)>;
+using BindingOwner =
+    std::unique_ptr<kvc_rt_binding, void (*)(kvc_rt_binding *)>;
+
+/// `what: <the runtime's last error>`.
+inline std::string runtimeError(const char *what) {
+  return std::string(what) + ": " + kvc_rt_last_error();
+}
+
+/// FNV-1a: per-variant seeds that do not depend on which variants run.
+inline uint64_t hashName(const std::string &name) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name)
+    h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+/// A fresh seed for the run (printed, so that --seed reproduces it).
+inline uint64_t randomSeed() {
+  return (uint64_t(std::random_device{}()) << 32) | std::random_device{}();
+}
+
+inline std::vector<std::string> split(const std::string &text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text);
+  for (std::string part; std::getline(stream, part, separator);)
+    parts.push_back(part);
+  return parts;
+}
+
+/// `q<bits>:<channel|token>:g<group>`, `fp16` or `fp8:<e4m3|e5m2>`.
+inline bool parseSide(const std::string &spec, kvc_rt_side_encoding &side) {
+  side = kvc_rt_side_encoding{};
+  if (spec == "fp16") {
+    side.kind = KVC_RT_SIDE_FP16;
+    return true;
+  }
+  if (spec == "fp8:e4m3" || spec == "fp8:e5m2") {
+    side.kind = KVC_RT_SIDE_FP8;
+    side.fp8_format = spec == "fp8:e4m3" ? KVC_RT_FP8_E4M3 : KVC_RT_FP8_E5M2;
+    return true;
+  }
+  unsigned bits = 0, group = 0;
+  char axis[16] = {0};
+  int consumed = 0;
+  if (std::sscanf(spec.c_str(), "q%u:%15[a-z]:g%u%n", &bits, axis, &group,
+                  &consumed) != 3 ||
+      size_t(consumed) != spec.size())
+    return false;
+  if (std::strcmp(axis, "channel") && std::strcmp(axis, "token"))
+    return false;
+  side.kind = KVC_RT_SIDE_QUANT;
+  side.bits = bits;
+  side.axis =
+      std::strcmp(axis, "channel") ? KVC_RT_AXIS_TOKEN : KVC_RT_AXIS_CHANNEL;
+  side.group = group;
+  return true;
+}
+
+/// Reads a manifest, one variant a line (blank lines skipped), each parsed
+/// by `parse` (an error message, or ""). Errors go to stderr, prefixed with
+/// `program`.
+template <typename Variant>
+bool readManifest(const char *program, const std::string &path,
+                  std::vector<Variant> &variants,
+                  std::string (*parse)(const std::string &, Variant &)) {
+  std::ifstream file(path);
+  if (!file) {
+    std::fprintf(stderr, "%s: cannot read %s\n", program, path.c_str());
+    return false;
+  }
+  int lineNumber = 0;
+  for (std::string line; std::getline(file, line);) {
+    ++lineNumber;
+    if (line.find_first_not_of(" \t") == std::string::npos)
+      continue;
+    Variant v;
+    std::string error = parse(line, v);
+    if (!error.empty()) {
+      std::fprintf(stderr, "%s: %s:%d: %s\n", program, path.c_str(), lineNumber,
+                   error.c_str());
+      return false;
+    }
+    variants.push_back(std::move(v));
+  }
+  return true;
+}
+
+/// Keeps the variants whose names contain one of the strings of --only (all
+/// of them when it is empty); false, after a message, when none is left.
+template <typename Variant>
+bool selectVariants(const char *program, std::vector<Variant> &variants,
+                    const std::vector<std::string> &only) {
+  auto unselected = [&](const Variant &v) {
+    return !only.empty() &&
+           std::none_of(only.begin(), only.end(), [&](const std::string &part) {
+             return v.name.find(part) != std::string::npos;
+           });
+  };
+  variants.erase(std::remove_if(variants.begin(), variants.end(), unselected),
+                 variants.end());
+  if (variants.empty()) {
+    std::fprintf(stderr, "%s: no variant selected\n", program);
+    return false;
+  }
+  return true;
+}
+
+/// The first error of the runtime's mgpu* functions, or "".
+inline std::string gpuRecord() {
+#if KVC_ATTENTION_HOST
+  return "";
+#else
+  const char *message = nullptr;
+  int32_t code = kvc_rt_gpu_last_error(&message);
+  if (code == 0)
+    return "";
+  return "mgpu error " + std::to_string(code) + ": " + (message ? message : "");
+#endif
+}
+
+#if KVC_ATTENTION_HOST
+inline std::string deviceProblem(const char *) { return ""; }
+#else
+/// `what: <name>: <description>` for a CUDA error, "" for cudaSuccess.
+inline std::string cudaProblem(const char *what, cudaError_t err) {
+  if (err == cudaSuccess)
+    return "";
+  return std::string(what) + ": " + cudaGetErrorName(err) + ": " +
+         cudaGetErrorString(err);
+}
+
+/// The pending CUDA error after `what`, or "".
+inline std::string deviceProblem(const char *what) {
+  return cudaProblem(what, cudaGetLastError());
+}
+#endif
+
+/// Clears what a failed call left behind; true when a sticky error (an
+/// illegal address) poisoned the CUDA context, so that every later call
+/// would fail too.
+inline bool contextBroken() {
+#if KVC_ATTENTION_HOST
+  return false;
+#else
+  kvc_rt_gpu_clear_error();
+  cudaGetLastError();
+  return cudaDeviceSynchronize() != cudaSuccess;
+#endif
+}
+
+/// Prints the device ("host dry run: <dryRun>" in the dry run) and checks
+/// the kernel modules, which the objects' constructors loaded. Returns the
+/// exit code when the check cannot go on (77 without a usable CUDA device;
+/// 1 when a module failed to load, after a summary that fails all `rows`),
+/// else 0.
+inline int startDevice(const char *program, [[maybe_unused]] const char *dryRun,
+                       size_t rows) {
+#if KVC_ATTENTION_HOST
+  std::printf("host dry run: %s\n", dryRun);
+#else
+  if (kvc_rt_backend_available(KVC_RT_BACKEND_CUDA, 0) != KVC_RT_OK) {
+    std::printf("%s: no usable CUDA device: %s\n", program,
+                kvc_rt_last_error());
+    return 77;
+  }
+  cudaDeviceProp properties;
+  if (cudaGetDeviceProperties(&properties, 0) == cudaSuccess)
+    std::printf("device: %s (sm_%d%d)\n", properties.name, properties.major,
+                properties.minor);
+#endif
+  std::string loadProblem = gpuRecord();
+  if (!loadProblem.empty()) {
+    std::printf("%s: loading the kernels failed: %s\n", program,
+                loadProblem.c_str());
+    std::printf("0 passed, %zu failed\n", rows);
+    return 1;
+  }
+  return 0;
+}
+
+/// `_mlir_ciface_<name>`, found by name (the programs export their
+/// symbols), or nullptr when the variant is not linked in.
+template <typename Entry> Entry findEntry(const std::string &name) {
+  return reinterpret_cast<Entry>(
+      dlsym(RTLD_DEFAULT, ("_mlir_ciface_" + name).c_str()));
+}
+
+/// Why a variant is not run, or "" when it can be.
+inline std::string notRunReason(const std::string &name, bool linked,
+                                bool broken) {
+  if (broken)
+    return "not run: the CUDA context failed earlier";
+  if (!linked)
+    return "_mlir_ciface_" + name + " is not linked in (rebuild the artifacts)";
+  return "";
+}
+
+/// Prints the time since `start` and "N passed, N failed"; the exit code.
+inline int finish(std::chrono::steady_clock::time_point start, int passed,
+                  int failed) {
+  std::printf("time: %.1f s\n", std::chrono::duration<double>(
+                                    std::chrono::steady_clock::now() - start)
+                                    .count());
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
+
+} // namespace kvc::gpucheck
+
+#endif // KVC_BENCHMARKS_GPU_CHECKSUPPORT_H
