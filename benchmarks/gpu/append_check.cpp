@@ -125,8 +125,9 @@ struct CallTokens {
     cudaFree(keys);
     cudaFree(values);
   }
-  // The generated code launches on a non-blocking stream of its own: the
-  // copies must be complete before the call.
+  // The generated code launches on the cache's stream, a non-blocking one
+  // that does not wait for the legacy default stream: the copies must be
+  // complete before the call.
   bool upload(const std::vector<float> &k, const std::vector<float> &v) {
     const size_t bytes = k.size() * 4;
     if (!keys && (cudaMalloc(&keys, bytes) != cudaSuccess ||
@@ -142,8 +143,8 @@ struct CallTokens {
 };
 
 /// Times one call: CUDA events on the legacy stream (the generated code
-/// synchronizes its own stream before it returns), a host clock in the dry
-/// run.
+/// synchronizes the cache's stream before it returns), a host clock in the
+/// dry run.
 struct CallTimer {
 #if KVC_ATTENTION_HOST
   std::chrono::steady_clock::time_point begin;

@@ -172,7 +172,7 @@ struct Buffer {
     elements = n;
     return cudaMalloc(&ptr, n * 4) == cudaSuccess;
   }
-  // The generated host code launches on a stream of its own, a
+  // The generated host code launches on the cache's stream, a
   // non-blocking one that does not wait for the legacy default stream:
   // copies and memsets are complete before the call.
   bool upload(const std::vector<float> &from) {

@@ -269,15 +269,17 @@ _Static_assert(sizeof(kvc_rt_gpu_sequence) == 32 &&
 #endif
 
 /** Refreshes and returns the binding's `batch` records (entry b describes
- *  seqs[b] now) in backend memory, 256-byte aligned. The copy is complete
- *  when it returns, and so is every earlier operation of the cache on its
- *  backend (on CUDA the cache's stream is synchronized: pages and page
- *  tables written by appends are visible to kernels on any stream). The
- *  records stay valid until the next call of this function or the
- *  destruction of the binding; the caller must not have kernels reading
- *  them in flight when it calls again. NULL after an error (sticky, like
- *  the other entry points): INVALID_HANDLE / INVALID_SEQUENCE (the cache or
- *  a sequence is gone), OUT_OF_MEMORY, BACKEND. */
+ *  seqs[b] now) in backend memory, 256-byte aligned. On CUDA the copy is
+ *  enqueued on the cache's stream behind the cache's earlier work (pages
+ *  and page tables written by appends): kernels launched on that stream
+ *  (kvc_rt_mlir_gpu_stream) see all of it; other readers synchronize the
+ *  cache first (kvc_rt_cache_synchronize). On the CPU backends it is
+ *  complete when it returns. The records stay valid until the next call of
+ *  this function or the destruction of the binding; a later call is
+ *  ordered behind kernels on the cache's stream, readers on other streams
+ *  must be done. NULL after an error (sticky, like the other entry points):
+ *  INVALID_HANDLE / INVALID_SEQUENCE (the cache or a sequence is gone),
+ *  OUT_OF_MEMORY, BACKEND. */
 KVC_RT_API const kvc_rt_gpu_sequence *
 kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding);
 
@@ -306,9 +308,11 @@ _Static_assert(sizeof(kvc_rt_gpu_append) == 40 &&
  *  with append=generated): reserves `num_tokens` tokens in every sequence
  *  of the binding (kvc_rt_reserve_append: all or none) and returns the
  *  batch's records in backend memory (256-byte aligned; host memory on the
- *  CPU backends). The pages' preparation and the records' upload are
- *  complete when it returns (on CUDA the cache's stream is synchronized).
- *  The caller then writes the tokens as kvc_rt_reserve_append says. The
+ *  CPU backends). On CUDA the pages' preparation and the records' upload
+ *  are enqueued on the cache's stream, as kvc_rt_mlir_gpu_sequences says:
+ *  kernels launched on it (kvc_rt_mlir_gpu_stream) then write the tokens
+ *  as kvc_rt_reserve_append says; on the CPU backends everything is
+ *  complete when it returns. The
  *  records stay valid until the next call of this function or the
  *  destruction of the binding. NULL after an error (sticky): INVALID_ARGUMENT
  *  for num_tokens < 0 or beyond uint32, OUT_OF_MEMORY for the records, and
@@ -325,8 +329,8 @@ kvc_rt_mlir_reserve_append(kvc_rt_binding *binding, int64_t num_tokens);
  *  0 .. n-1), or 0 when no token of that sequence was ever evicted in the
  *  bound layer. The bitmaps are copies uploaded by this call into backend
  *  memory owned by the binding (ceil(n / 8) bytes per head, n the entry's
- *  length now), complete when it returns (the stream is synchronized, as
- *  by kvc_rt_mlir_gpu_sequences); they describe the sequences as of this
+ *  length now), enqueued on the cache's stream as by
+ *  kvc_rt_mlir_gpu_sequences; they describe the sequences as of this
  *  call and stay valid until its next call or the destruction of the
  *  binding. NULL after an error (sticky): INVALID_HANDLE /
  *  INVALID_SEQUENCE, OUT_OF_MEMORY, BACKEND. */
@@ -342,6 +346,24 @@ kvc_rt_mlir_gpu_live_bitmaps(kvc_rt_binding *binding);
  *  bytes < 0. */
 KVC_RT_API void *kvc_rt_mlir_gpu_workspace(kvc_rt_binding *binding,
                                            int64_t bytes);
+
+/** The stream generated kernels of this binding launch on: the cache's
+ *  CUDA stream (kvc_rt_cache_stream), so that they run behind the cache's
+ *  own copies and the records above without a host wait; NULL (the legacy
+ *  default stream) on the CPU backends and after an error (sticky; the
+ *  kernels are told to write NaN then). When `after` is a stream other than
+ *  the cache's, the cache's stream first waits (on the device) for the work
+ *  enqueued on `after` so far: generated code passes the previous kvc op's
+ *  stream, which orders the ops of a function whose caches differ.
+ *  Errors: BACKEND (the event or the wait failed). */
+KVC_RT_API void *kvc_rt_mlir_gpu_stream(kvc_rt_binding *binding, void *after);
+
+/** Waits until the work enqueued on the binding's stream (the cache's) has
+ *  completed: generated functions call it once before they return, so that
+ *  their results are complete then. Runs after an earlier error too
+ *  (launched kernels must finish); a failure is recorded (sticky BACKEND,
+ *  or INVALID_HANDLE once the cache is gone). */
+KVC_RT_API void kvc_rt_mlir_gpu_synchronize(kvc_rt_binding *binding);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,10 @@ public:
   virtual Status synchronize() = 0;
   /// The cudaStream_t, or nullptr.
   virtual void *stream() const { return nullptr; }
+  /// Makes this backend's stream wait for the work enqueued so far on
+  /// `other` (a cudaStream_t) without blocking the host. Nothing to do on
+  /// the host backends, whose operations complete when they return.
+  virtual Status waitFor(void * /*other*/) { return Status::ok(); }
 };
 
 /// CPU (`staged` = false) or CPU_STAGED (`staged` = true) backend.

@@ -56,6 +56,8 @@ public:
   ~CudaBackend() override {
     DeviceScope scope(device_);
     cudaStreamSynchronize(stream_);
+    if (order_)
+      cudaEventDestroy(order_);
     cudaStreamDestroy(stream_);
     cudaFreeHost(upload_);
   }
@@ -138,6 +140,27 @@ public:
 
   void *stream() const override { return stream_; }
 
+  Status waitFor(void *other) override {
+    if (!other || other == stream_)
+      return Status::ok();
+    DeviceScope scope(device_);
+    if (scope.status() != cudaSuccess)
+      return cudaFailure(scope.status(), "cudaSetDevice");
+    // One event serves every wait: cudaStreamWaitEvent waits for the
+    // record made just before it, later records do not matter.
+    cudaError_t err = cudaSuccess;
+    if (!order_)
+      err = cudaEventCreateWithFlags(&order_, cudaEventDisableTiming);
+    if (err != cudaSuccess)
+      return cudaFailure(err, "cudaEventCreateWithFlags");
+    err = cudaEventRecord(order_, static_cast<cudaStream_t>(other));
+    if (err != cudaSuccess)
+      return cudaFailure(err, "cudaEventRecord");
+    err = cudaStreamWaitEvent(stream_, order_, 0);
+    return err == cudaSuccess ? Status::ok()
+                              : cudaFailure(err, "cudaStreamWaitEvent");
+  }
+
 private:
   Status copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
               bool wait) const {
@@ -161,6 +184,7 @@ private:
   int device_;
   cudaStream_t stream_;
   uint8_t *upload_;               ///< pinned, kCudaUploadBufferBytes
+  cudaEvent_t order_ = nullptr;   ///< waitFor's event, made on first use
   mutable size_t uploadUsed_ = 0; ///< bytes enqueued since the last sync
 };
 } // namespace

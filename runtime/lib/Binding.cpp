@@ -414,18 +414,17 @@ static bool sequenceRecord(kvc_rt_binding *binding, size_t b,
   return true;
 }
 
-/// Copies `bytes` of host records into `block` (backend memory, grown as
-/// needed) and synchronizes, which also completes the cache's earlier work
-/// (pages, the page-table mirror) that kernels on other streams are about
-/// to read. The block's data, or nullptr (recorded).
+/// Enqueues a copy of `bytes` of host records into `block` (backend memory,
+/// grown as needed) on the cache's stream, behind the cache's earlier work
+/// (pages, the page-table mirror): kernels launched on that stream
+/// (kvc_rt_mlir_gpu_stream) see all of it, and no host wait is needed. The
+/// block's data, or nullptr (recorded).
 static const void *upload(kvc_rt_binding *binding, BackendBlock &block,
                           const void *host, size_t bytes, const char *what) {
   Backend *backend = backendOf(binding);
   if (!backend || !reserve(binding, *backend, block, bytes, what))
     return nullptr;
   kvc::rt::Status s = backend->copyToArena(block.data, host, bytes);
-  if (s.isOk())
-    s = backend->synchronize();
   if (!s.isOk()) {
     fail(binding, s.code(), std::string(what) + ": " + s.message());
     return nullptr;
@@ -722,13 +721,38 @@ const uint64_t *kvc_rt_mlir_gpu_live_bitmaps(kvc_rt_binding *binding) {
     s = backend->copyToArena(binding->bitmapAddresses.data,
                              binding->hostBitmapAddresses.data(),
                              batch * heads * sizeof(uint64_t));
-  if (s.isOk())
-    s = backend->synchronize();
   if (!s.isOk()) {
     fail(binding, s.code(), "kvc_rt_mlir_gpu_live_bitmaps: " + s.message());
     return nullptr;
   }
   return reinterpret_cast<const uint64_t *>(binding->bitmapAddresses.data);
+}
+
+void *kvc_rt_mlir_gpu_stream(kvc_rt_binding *binding, void *after) {
+  if (!usable(binding))
+    return nullptr;
+  Backend *backend = backendOf(binding);
+  if (!backend)
+    return nullptr;
+  const kvc::rt::Status s = backend->waitFor(after);
+  if (!s.isOk()) {
+    fail(binding, s.code(), "kvc_rt_mlir_gpu_stream: " + s.message());
+    return nullptr;
+  }
+  return backend->stream();
+}
+
+void kvc_rt_mlir_gpu_synchronize(kvc_rt_binding *binding) {
+  if (!binding)
+    return;
+  // Also after an error: kernels that were launched must finish before the
+  // caller reuses what they write.
+  Backend *backend = backendOf(binding);
+  if (!backend)
+    return;
+  const kvc::rt::Status s = backend->synchronize();
+  if (!s.isOk())
+    fail(binding, s.code(), "kvc_rt_mlir_gpu_synchronize: " + s.message());
 }
 
 void *kvc_rt_mlir_gpu_workspace(kvc_rt_binding *binding, int64_t bytes) {

@@ -147,6 +147,10 @@ int main(void) {
               records[0].k_residual == (uint64_t)(uintptr_t)view.k_residual,
           "gpu records");
     check(kvc_rt_mlir_gpu_workspace(binding, 1000) != NULL, "gpu workspace");
+    /* The CPU backend has no stream: kernels would use the default one. */
+    check(kvc_rt_mlir_gpu_stream(binding, NULL) == NULL, "gpu stream");
+    kvc_rt_mlir_gpu_synchronize(binding);
+    check(kvc_rt_binding_status(binding) == KVC_RT_OK, "gpu synchronize");
     check(kvc_rt_mlir_live_bitmap(binding, 0, 1) == NULL,
           "no bitmap before eviction");
     kvc_rt_binding_destroy(binding);

@@ -226,12 +226,23 @@ TEST_P(GpuBinding, ErrorsAreStickyNotFatal) {
   EXPECT_EQ(kvc_rt_mlir_gpu_sequences(nullptr), nullptr);
   EXPECT_EQ(kvc_rt_mlir_gpu_workspace(nullptr, 16), nullptr);
   EXPECT_EQ(kvc_rt_mlir_gpu_check_layout(nullptr, 64, 1, 1, 64, 2, 64), 0);
+  EXPECT_EQ(kvc_rt_mlir_gpu_stream(nullptr, nullptr), nullptr);
+  kvc_rt_mlir_gpu_synchronize(nullptr);
+  // Host backends have no stream (kernels would take the default one) and
+  // nothing to wait for.
+  EXPECT_EQ(kvc_rt_mlir_gpu_stream(binding, nullptr), nullptr);
+  kvc_rt_mlir_gpu_synchronize(binding);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_OK);
 
   EXPECT_EQ(kvc_rt_mlir_gpu_workspace(binding, -1), nullptr);
   EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_INVALID_ARGUMENT);
   // Sticky: the next entry points do nothing.
   EXPECT_EQ(kvc_rt_mlir_gpu_sequences(binding), nullptr);
   EXPECT_EQ(kvc_rt_mlir_gpu_workspace(binding, 16), nullptr);
+  EXPECT_EQ(kvc_rt_mlir_gpu_stream(binding, nullptr), nullptr);
+  // Synchronizing still runs (launched kernels must finish) and keeps the
+  // first error.
+  kvc_rt_mlir_gpu_synchronize(binding);
   EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_INVALID_ARGUMENT);
   kvc_rt_binding_clear_error(binding);
 

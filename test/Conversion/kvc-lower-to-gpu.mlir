@@ -12,6 +12,11 @@
 // CHECK: module attributes {gpu.container_module}
 // CHECK-LABEL: func.func @decode
 // CHECK-SAME: (%[[CACHE:.*]]: !llvm.ptr, %[[Q:.*]]: tensor<4x8x1x64xf32>)
+// The kernels run on the cache's stream (after the runtime's copies, no
+// host wait), entered as the async token the launches chain on.
+// CHECK: %[[NONE:.*]] = llvm.mlir.zero : !llvm.ptr
+// CHECK: %[[STREAM:.*]] = call @kvc_rt_mlir_gpu_stream(%[[CACHE]], %[[NONE]])
+// CHECK: %[[TOKEN:.*]] = builtin.unrealized_conversion_cast %[[STREAM]] : !llvm.ptr to !gpu.async.token
 // CHECK: call @kvc_rt_mlir_gpu_check_layout(%[[CACHE]], %c64_i64, %c3072_i64, %c3072_i64{{.*}}, %c128_i64, %c2_i64, %c64_i64{{.*}})
 // CHECK: call @kvc_rt_mlir_check_head(%[[CACHE]], %c0_i64, %c137438953985_i64, %c137439019521_i64
 // CHECK: call @kvc_rt_mlir_check_head(%[[CACHE]], %c1_i64,
@@ -25,9 +30,12 @@
 // CHECK: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[LONGEST]] : index
 // CHECK: %[[WS:.*]] = call @kvc_rt_mlir_gpu_workspace(%[[CACHE]],
 // CHECK: %[[OUT:.*]] = memref.alloc() : memref<4x8x1x64xf32>
-// CHECK: gpu.launch_func @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], %c2{{.*}}, %c4{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%{{.*}} : memref<4x8x1x64xf32>, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %[[SEQS]] : !llvm.ptr, %[[WS]] : !llvm.ptr, %[[SPLITS]] : index, %{{.*}} : i32, %c0{{.*}} : index)
-// CHECK: gpu.launch_func @kvc_kernels::@attend0_combine blocks in (%c8{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[WS]] : !llvm.ptr, %[[OUT]] : memref<4x8x1x64xf32>, %[[SPLITS]] : index, %{{.*}} : i32)
+// CHECK: %[[SPLIT:.*]] = gpu.launch_func async [%[[TOKEN]]] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], %c2{{.*}}, %c4{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%{{.*}} : memref<4x8x1x64xf32>, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %[[SEQS]] : !llvm.ptr, %[[WS]] : !llvm.ptr, %[[SPLITS]] : index, %{{.*}} : i32, %c0{{.*}} : index)
+// CHECK: gpu.launch_func async [%[[SPLIT]]] @kvc_kernels::@attend0_combine blocks in (%c8{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[WS]] : !llvm.ptr, %[[OUT]] : memref<4x8x1x64xf32>, %[[SPLITS]] : index, %{{.*}} : i32)
 // CHECK: bufferization.to_tensor %[[OUT]]
+// The one host wait, before the results are returned.
+// CHECK-NEXT: call @kvc_rt_mlir_gpu_synchronize(%[[CACHE]])
+// CHECK-NEXT: return
 
 // The split kernel: shared memory for the 4 query vectors of the group, the
 // split's 512 scores per query head and the reductions' per-warp values.
@@ -94,9 +102,9 @@ func.func @decode(%cache: !kvc.cache<4x2x?x64xf16, #kivi2>, %q: tensor<4x8x1x64x
 #h12 = #kvc.encoding<key = #kvc.fp8<e4m3>,
                      value = #kvc.quant<bits = 2, axis = token, group = 32>, residual = 64>
 // CHECK-LABEL: func.func @per_head
-// CHECK: gpu.launch_func @kvc_kernels::@attend0_split0 blocks in (%{{.*}}, %c1{{.*}}, %c1{{.*}}) {{.*}} %c0{{.*}} : index)
-// CHECK: gpu.launch_func @kvc_kernels::@attend0_split1 blocks in (%{{.*}}, %c2{{.*}}, %c1{{.*}}) {{.*}} %c1{{.*}} : index)
-// CHECK: gpu.launch_func @kvc_kernels::@attend0_combine
+// CHECK: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split0 blocks in (%{{.*}}, %c1{{.*}}, %c1{{.*}}) {{.*}} %c0{{.*}} : index)
+// CHECK: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split1 blocks in (%{{.*}}, %c2{{.*}}, %c1{{.*}}) {{.*}} %c1{{.*}} : index)
+// CHECK: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_combine
 // CHECK: gpu.module @kvc_kernels
 // CHECK: memref.global "private" constant @kvc_fp8_e4m3_table : memref<256xf32>
 // CHECK: gpu.func @attend0_split0
@@ -144,7 +152,11 @@ func.func @wide_head(%cache: !kvc.cache<2x1x?x512xf16, #wide>, %q: tensor<2x1x1x
 // CHECK-LABEL: func.func @quantize_keys
 // CHECK: %[[X:.*]] = bufferization.to_buffer %arg0 read_only : tensor<2x64x128xf16> to memref<2x64x128xf16>
 // CHECK: %[[CODES:.*]] = memref.alloc() : memref<2x2x128x8xi8>
+// Not on a cache: a synchronous launch (a stream of its own) and no other
+// wait.
+// CHECK-NOT: kvc_rt_mlir_gpu_synchronize
 // CHECK: gpu.launch_func @kvc_kernels::@quantize0 blocks in (%c4{{.*}}, %c1{{.*}}, %c1{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[X]] : memref<2x64x128xf16>, %[[CODES]] : memref<2x2x128x8xi8>, %{{.*}} : memref<2x2x128xf16>, %{{.*}} : memref<2x2x128xf16>)
+// CHECK-NOT: kvc_rt_mlir_gpu_synchronize
 // CHECK: bufferization.to_tensor %[[CODES]]
 // CHECK: gpu.func @quantize0(%[[IN:.*]]: memref<2x64x128xf16>, %[[C:.*]]: memref<2x2x128x8xi8>, %[[S:.*]]: memref<2x2x128xf16>, %[[Z:.*]]: memref<2x2x128xf16>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
 // CHECK: %[[GROUP:.*]] = arith.addi %{{.*}}, %thread_id_x : index
@@ -176,14 +188,23 @@ func.func @quantize_keys(%x: tensor<2x64x128xf16>) -> (tensor<2x2x128x8xi8>, ten
                       value = #kvc.quant<bits = 4, axis = token, group = 32>,
                       residual = 64>
 // CHECK-LABEL: func.func @append_step
+// CHECK: %[[ASTREAM:.*]] = call @kvc_rt_mlir_gpu_stream(%arg0,
+// CHECK: %[[ATOKEN:.*]] = builtin.unrealized_conversion_cast %[[ASTREAM]]
 // CHECK: call @kvc_rt_mlir_gpu_check_layout
 // CHECK: %[[REC:.*]] = func.call @kvc_rt_mlir_reserve_append(%arg0, %{{.*}}) : (!llvm.ptr, i64) -> !llvm.ptr
 // CHECK: %[[RESERVED:.*]] = llvm.icmp "ne" %[[REC]]
 // CHECK: scf.if %[[RESERVED]] {
 // CHECK: %[[KPOOL:.*]] = func.call @kvc_rt_mlir_pool(%arg0, %c0_i32
 // CHECK: %[[VPOOL:.*]] = func.call @kvc_rt_mlir_pool(%arg0, %c1_i32
-// CHECK: gpu.launch_func @kvc_kernels::@append0_run0 blocks in (%c2{{.*}}, %c3{{.*}}, %c2{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[REC]] : !llvm.ptr, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %{{.*}} : memref<3x2x1x64xf32>, %{{.*}} : memref<3x2x1x64xf32>)
-// CHECK: gpu.launch_func @kvc_kernels::@attend1_split0
+// CHECK: gpu.launch_func async [%[[ATOKEN]]] @kvc_kernels::@append0_run0 blocks in (%c2{{.*}}, %c3{{.*}}, %c2{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[REC]] : !llvm.ptr, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %{{.*}} : memref<3x2x1x64xf32>, %{{.*}} : memref<3x2x1x64xf32>)
+// The attention waits for the append on the device (same cache, same
+// stream: the runtime sees that), one host wait at the end.
+// CHECK-NOT: kvc_rt_mlir_gpu_synchronize
+// CHECK: call @kvc_rt_mlir_gpu_stream(%arg0, %[[ASTREAM]])
+// CHECK-NOT: kvc_rt_mlir_gpu_synchronize
+// CHECK: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend1_split0
+// CHECK: call @kvc_rt_mlir_gpu_synchronize(%arg0)
+// CHECK-NEXT: return
 // CHECK: gpu.func @append0_run0(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: memref<3x2x1x64xf32>, %{{.*}}: memref<3x2x1x64xf32>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
 // CHECK: %[[RECORDS:.*]] = llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
 // CHECK: %[[SIDE:.*]] = gpu.block_id z
@@ -214,4 +235,46 @@ func.func @append_step(%cache: !kvc.cache<3x2x?x64xf16, #kivi>, %q: tensor<3x4x1
   %c = kvc.append %cache, %k, %v : !kvc.cache<3x2x?x64xf16, #kivi>, tensor<3x2x1x64xf32>, tensor<3x2x1x64xf32>
   %o = kvc.attend %q, %c {causal} : tensor<3x4x1x64xf32>, !kvc.cache<3x2x?x64xf16, #kivi> -> tensor<3x4x1x64xf32>
   return %o, %c : tensor<3x4x1x64xf32>, !kvc.cache<3x2x?x64xf16, #kivi>
+}
+
+// -----
+// The ops of a function form one chain of streams: each op's stream waits
+// (on the device) for the previous op's, whatever cache it belongs to, and
+// only the last is synchronized before the return. An op nested in a region
+// waits for the chain too, then synchronizes its own stream before the
+// region ends (the return may not follow it). A quantize launch, synchronous
+// on a stream of its own, first waits for the chain.
+#enc = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>,
+                     value = #kvc.quant<bits = 4, axis = token, group = 32>,
+                     residual = 64>
+// CHECK-LABEL: func.func @chained
+// CHECK-SAME: (%[[C0:[^:]*]]: !llvm.ptr, %[[C1:[^:]*]]: !llvm.ptr
+// CHECK: %[[S0:.*]] = call @kvc_rt_mlir_gpu_stream(%[[C0]], %{{.*}})
+// CHECK: gpu.launch_func async {{.*}}@attend0_combine
+// CHECK-NOT: kvc_rt_mlir_gpu_synchronize
+// CHECK: %[[S1:.*]] = call @kvc_rt_mlir_gpu_stream(%[[C1]], %[[S0]])
+// CHECK: gpu.launch_func async {{.*}}@attend1_combine
+// CHECK-NOT: kvc_rt_mlir_gpu_synchronize
+// CHECK: scf.if
+// CHECK: call @kvc_rt_mlir_gpu_stream(%[[C0]], %[[S1]])
+// CHECK: gpu.launch_func async {{.*}}@attend2_combine
+// CHECK: call @kvc_rt_mlir_gpu_synchronize(%[[C0]])
+// CHECK: scf.yield
+// CHECK: call @kvc_rt_mlir_gpu_synchronize(%[[C1]])
+// CHECK-NEXT: gpu.launch_func @kvc_kernels::@quantize3
+// CHECK-NOT: kvc_rt_mlir_gpu_synchronize
+// CHECK: return
+func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64xf16, #enc>,
+                   %q: tensor<1x4x1x64xf32>, %x: tensor<2x64x128xf16>, %again: i1)
+    -> (tensor<1x4x1x64xf32>, tensor<2x2x128x16xi8>) {
+  %o0 = kvc.attend %q, %c0 : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16, #enc> -> tensor<1x4x1x64xf32>
+  %o1 = kvc.attend %o0, %c1 : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16, #enc> -> tensor<1x4x1x64xf32>
+  %o2 = scf.if %again -> tensor<1x4x1x64xf32> {
+    %o = kvc.attend %o1, %c0 : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16, #enc> -> tensor<1x4x1x64xf32>
+    scf.yield %o : tensor<1x4x1x64xf32>
+  } else {
+    scf.yield %o1 : tensor<1x4x1x64xf32>
+  }
+  %c, %s, %z = kvc.quantize %x as quant<bits = 4, axis = channel, group = 32> : tensor<2x64x128xf16> -> tensor<2x2x128x16xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
+  return %o2, %c : tensor<1x4x1x64xf32>, tensor<2x2x128x16xi8>
 }

@@ -89,6 +89,12 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     stages the new tokens' fp16 rows (AppendWriter, the CPU lowering's
     `append=generated` emitter).
 
+    Attention and append kernels run on the cache's stream
+    (`kvc_rt_mlir_gpu_stream`, the stream the runtime's copies use, as the
+    async token of the launches), each op's stream waiting on the device
+    for the previous op's; one `kvc_rt_mlir_gpu_synchronize` precedes the
+    function's return, so results are complete when it returns.
+
     Not lowered yet, each a compile-time error naming the op: attention with more than one query token, with a mask operand, with
     dynamic shapes, and key/value reductions or eviction.
   }];

@@ -38,9 +38,62 @@ namespace num = ::kvc::numerics;
 static constexpr StringLiteral kGPUCheckLayout = "kvc_rt_mlir_gpu_check_layout";
 static constexpr StringLiteral kGPUSequences = "kvc_rt_mlir_gpu_sequences";
 static constexpr StringLiteral kGPUWorkspace = "kvc_rt_mlir_gpu_workspace";
+static constexpr StringLiteral kGPUStream = "kvc_rt_mlir_gpu_stream";
+static constexpr StringLiteral kGPUSynchronize = "kvc_rt_mlir_gpu_synchronize";
 static constexpr StringLiteral kKernelModule = "kvc_kernels";
 
+/// True when the kvc op (or a call emitted in its place) sits in the single
+/// block of a function: its stream call then dominates every later kvc op
+/// and the return, so the function's ops form one chain of streams
+/// (orderOpStreams). Ops nested in regions synchronize their own stream.
+static bool joinsStreamChain(Operation *op) {
+  auto func = dyn_cast_or_null<func::FuncOp>(op->getParentOp());
+  return func && func.getBody().hasOneBlock();
+}
+
 namespace {
+
+/// Where an op's kernels run: the binding's cache stream, so that they
+/// follow the runtime's copies (pages, records) without a host wait. The
+/// stream enters the launches as the async token they depend on: gpu-to-llvm
+/// lowers a token to the stream it stands for and launches on it without
+/// creating, synchronizing or destroying a stream (which it does for a
+/// launch without a token). `after` (the previous op's stream) is filled in
+/// by orderOpStreams once every op is lowered.
+struct OpStream {
+  Value binding;
+  Value token;
+
+  OpStream(OpBuilder &b, Location loc, const LoweringContext &ctx,
+           Value binding)
+      : binding(binding) {
+    Type ptr = LLVM::LLVMPointerType::get(b.getContext());
+    Value stream = ctx.call(b, loc, kGPUStream, ptr,
+                            {binding, LLVM::ZeroOp::create(b, loc, ptr)});
+    token = UnrealizedConversionCastOp::create(
+                b, loc, gpu::AsyncTokenType::get(b.getContext()), stream)
+                .getResult(0);
+  }
+
+  /// A launch behind the previous ones.
+  void launch(OpBuilder &b, Location loc, gpu::GPUFuncOp kernel,
+              gpu::KernelDim3 grid, gpu::KernelDim3 block,
+              ValueRange arguments) {
+    token = gpu::LaunchFuncOp::create(
+                b, loc, kernel, grid, block,
+                /*dynamicSharedMemorySize=*/Value(), arguments,
+                gpu::AsyncTokenType::get(b.getContext()), ValueRange{token})
+                .getAsyncToken();
+  }
+
+  /// After the op's launches: an op outside the function's chain waits for
+  /// its kernels itself.
+  void finish(OpBuilder &b, Location loc, const LoweringContext &ctx,
+              Operation *op) const {
+    if (!joinsStreamChain(op))
+      ctx.call(b, loc, kGPUSynchronize, TypeRange{}, {binding});
+  }
+};
 
 struct GPULowering {
   LoweringContext context;
@@ -111,6 +164,7 @@ struct AppendToLaunch : public OpConversionPattern<AppendOp> {
     };
     std::string prefix = "append" + std::to_string(lowering.nextKernel++);
     Value binding = adaptor.getCache();
+    OpStream stream(rewriter, loc, ctx, binding);
     emitReservedAppend(
         rewriter, op, ctx, kGPUCheckLayout, binding,
         [&](const ReservedAppend &r) {
@@ -135,16 +189,18 @@ struct AppendToLaunch : public OpConversionPattern<AppendOp> {
             spec.minBlocksPerSM = lowering.minBlocksPerSM;
             gpu::GPUFuncOp kernel =
                 buildAppendKernel(rewriter, loc, lowering.kernels, spec);
-            gpu::LaunchFuncOp::create(
-                rewriter, loc, kernel,
-                gpu::KernelDim3{index(heads.last - heads.first),
-                                index(keysType.getDimSize(0)), index(2)},
-                gpu::KernelDim3{index(lowering.blockThreads), index(1),
-                                index(1)},
-                /*dynamicSharedMemorySize=*/Value(),
-                ValueRange{r.records, r.kPool, r.vPool, r.keys, r.values});
+            SmallVector<Value> arguments = {r.records, r.kPool, r.vPool, r.keys,
+                                            r.values};
+            stream.launch(rewriter, loc, kernel,
+                          gpu::KernelDim3{index(heads.last - heads.first),
+                                          index(keysType.getDimSize(0)),
+                                          index(2)},
+                          gpu::KernelDim3{index(lowering.blockThreads),
+                                          index(1), index(1)},
+                          arguments);
           }
         });
+    stream.finish(rewriter, loc, ctx, op);
     rewriter.replaceOp(op, binding);
     return success();
   }
@@ -203,6 +259,7 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                                 LLVM::ZeroOp::create(rewriter, loc, ptr));
   };
 
+  OpStream stream(rewriter, loc, ctx, binding);
   // The runtime must hold exactly the compiled layout.
   Value ok = emitLayoutCheck(rewriter, loc, ctx, kGPUCheckLayout, binding,
                              pages, residual, kvHeads, headDim);
@@ -284,23 +341,23 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.queryElementType = queryType.getElementType();
     gpu::GPUFuncOp kernel =
         buildSplitKernel(rewriter, loc, lowering.kernels, spec);
-    gpu::LaunchFuncOp::create(
+    SmallVector<Value> arguments = {
+        query,     kPool,  vPool, records,
+        workspace, splits, ok32,  index(int64_t(first))};
+    stream.launch(
         rewriter, loc, kernel,
         gpu::KernelDim3{splits, index(int64_t(last - first)), index(batch)},
-        threads, /*dynamicSharedMemorySize=*/Value(),
-        ValueRange{query, kPool, vPool, records, workspace, splits, ok32,
-                   index(int64_t(first))});
+        threads, arguments);
     first = last;
   }
   gpu::GPUFuncOp combine = buildCombineKernel(
       rewriter, loc, lowering.kernels, prefix + "_combine", batch, queryHeads,
       headDim, resultType.getElementType());
-  gpu::LaunchFuncOp::create(
-      rewriter, loc, combine,
-      gpu::KernelDim3{index(queryHeads), index(batch), index(1)},
-      gpu::KernelDim3{index(headDim), index(1), index(1)},
-      /*dynamicSharedMemorySize=*/Value(),
-      ValueRange{workspace, out, splits, ok32});
+  SmallVector<Value> arguments = {workspace, out, splits, ok32};
+  stream.launch(rewriter, loc, combine,
+                gpu::KernelDim3{index(queryHeads), index(batch), index(1)},
+                gpu::KernelDim3{index(headDim), index(1), index(1)}, arguments);
+  stream.finish(rewriter, loc, ctx, op);
   rewriter.replaceOp(op, bufferization::ToTensorOp::create(
                              rewriter, loc, resultType, out,
                              /*restrict=*/true, /*writable=*/true));
@@ -405,6 +462,47 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
   return failure(result.wasInterrupted());
 }
 
+/// Orders the lowered kvc ops of each function. Every op's stream waits
+/// for the previous chained op's stream on the device (the `after` operand
+/// of kvc_rt_mlir_gpu_stream), so results flow from op to op without host
+/// waits even when their caches, and so their streams, differ; the last
+/// chained stream is synchronized before the function returns, so its
+/// results are complete then. Quantize launches (synchronous ones, on a
+/// stream of their own) wait for the chain first.
+static void orderOpStreams(ModuleOp module, const LoweringContext &ctx) {
+  module.walk([&](func::FuncOp func) {
+    func::CallOp last;
+    bool pending = false;
+    auto synchronizeLast = [&](Operation *before) {
+      OpBuilder b(before);
+      ctx.call(b, before->getLoc(), kGPUSynchronize, TypeRange{},
+               {last.getOperand(0)});
+    };
+    func.walk<WalkOrder::PreOrder>([&](Operation *op) {
+      if (auto call = dyn_cast<func::CallOp>(op)) {
+        if (call.getCallee() != kGPUStream)
+          return;
+        // `last` is in the function's block before `call`: it dominates.
+        if (last)
+          call->setOperand(1, last.getResult(0));
+        if (joinsStreamChain(call)) {
+          last = call;
+          pending = true;
+        }
+        return;
+      }
+      auto launch = dyn_cast<gpu::LaunchFuncOp>(op);
+      if (launch && !launch.getAsyncToken() && pending) {
+        synchronizeLast(launch);
+        pending = !joinsStreamChain(launch);
+        return;
+      }
+      if (isa<func::ReturnOp>(op) && pending)
+        synchronizeLast(op);
+    });
+  });
+}
+
 void KVCLowerToGPUPass::runOnOperation() {
   ModuleOp module = getOperation();
   MLIRContext *context = &getContext();
@@ -453,5 +551,6 @@ void KVCLowerToGPUPass::runOnOperation() {
       converter, context, lowering);
   if (failed(applyBindingConversion(module, converter, std::move(patterns))))
     return signalPassFailure();
+  orderOpStreams(module, lowering.context);
   removeHeadEncodings(module);
 }

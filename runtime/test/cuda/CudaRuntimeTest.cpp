@@ -522,6 +522,20 @@ void gpuRecordsOnCuda() {
   const kvc_rt_gpu_sequence *records = kvc_rt_mlir_gpu_sequences(binding);
   check(isDeviceMemory(records), std::string("records in device memory: ") +
                                      kvc_rt_binding_error(binding));
+  // The records are enqueued on the cache's stream, which generated kernels
+  // use (also after waiting for another stream); readers elsewhere wait.
+  void *cacheStream = nullptr;
+  cudaStream_t other = nullptr;
+  cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking);
+  check(kvc_rt_cache_stream(cache, &cacheStream) == KVC_RT_OK &&
+            kvc_rt_mlir_gpu_stream(binding, nullptr) == cacheStream &&
+            kvc_rt_mlir_gpu_stream(binding, other) == cacheStream &&
+            kvc_rt_mlir_gpu_stream(binding, cacheStream) == cacheStream,
+        std::string("kernels' stream: ") + kvc_rt_binding_error(binding));
+  cudaStreamDestroy(other);
+  kvc_rt_mlir_gpu_synchronize(binding);
+  check(kvc_rt_binding_status(binding) == KVC_RT_OK,
+        std::string("synchronize: ") + kvc_rt_binding_error(binding));
   kvc_rt_gpu_sequence host[2] = {};
   if (records)
     cudaMemcpy(host, records, sizeof(host), cudaMemcpyDeviceToHost);
