@@ -122,9 +122,9 @@ void Cache::releaseAppendPages(const AppendPlan &plan) {
   Layer &layer = layers_[plan.layer];
   int32_t *entries = row(layer, plan.slot);
   for (uint32_t p = plan.p0; p < plan.p1; ++p) {
-    if (entries[p] != KVC_RT_PAGE_HOLE && entries[p] >= 0)
+    if (entries[p] >= 0) // not a hole (KVC_RT_PAGE_HOLE, -1)
       layer.pool.release(entries[p]);
-    entries[p] = -1;
+    entries[p] = KVC_RT_PAGE_HOLE;
   }
   if (plan.cow && plan.cowPage >= 0) {
     layer.pool.release(plan.cowPage);

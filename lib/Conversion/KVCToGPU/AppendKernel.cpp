@@ -70,11 +70,9 @@ gpu::GPUFuncOp mlir::kvc::buildAppendKernel(OpBuilder &b, Location loc,
       AppendTarget target =
           loadAppendTarget(b, loc, ByteViews{records}, entry, value,
                            ByteViews{pools[value]}, /*addressSpace=*/1);
-      AppendWriter writer(value ? spec.encoding.value : spec.encoding.key,
+      AppendWriter writer(b, loc, value, *spec.pages, spec.runFirst,
                           spec.headDim, spec.pageTokens,
-                          value ? spec.vPageBytes : spec.kPageBytes,
-                          value ? spec.vRunOffset : spec.kRunOffset,
-                          index(spec.runFirst), spec.residualHeadBytes);
+                          spec.residualHeadBytes);
       auto input = [&](Value h, Value token, Value channel) {
         return loadAsF32(b, loc, inputs[value], {entry, h, token, channel});
       };

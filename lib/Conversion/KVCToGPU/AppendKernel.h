@@ -11,7 +11,8 @@
 #ifndef KVC_LIB_CONVERSION_KVCTOGPU_APPENDKERNEL_H
 #define KVC_LIB_CONVERSION_KVCTOGPU_APPENDKERNEL_H
 
-#include "kvc/Numerics/Encoding.h"
+#include "../KVCToLoops/Lowering.h"
+
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 
 #include <string>
@@ -23,12 +24,10 @@ namespace kvc {
 /// KV heads with the same encoding.
 struct AppendKernelSpec {
   std::string name;
-  ::kvc::numerics::CacheEncoding encoding;
+  const CachePageLayout *pages; ///< every KV head's blocks
+  unsigned runFirst;            ///< the run's first KV head
   int64_t headDim;
   unsigned pageTokens;
-  uint64_t kPageBytes, vPageBytes; ///< whole pages (all heads' blocks)
-  uint64_t kRunOffset, vRunOffset; ///< block of the run's first head
-  unsigned runFirst;               ///< the run's first KV head
   uint64_t residualHeadBytes;
   MemRefType keys, values; ///< B x H x N x D, static
   unsigned blockThreads;

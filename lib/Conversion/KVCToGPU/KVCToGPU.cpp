@@ -171,17 +171,12 @@ struct AppendToLaunch : public OpConversionPattern<AppendOp> {
           auto keysType = cast<MemRefType>(r.keys.getType());
           unsigned run = 0;
           for (HeadRunRange heads : getHeadRuns(r.pages)) {
-            const HeadPageLayout &layout = r.pages.heads[heads.first];
             AppendKernelSpec spec;
             spec.name = prefix + "_run" + std::to_string(run++);
-            spec.encoding = layout.encoding;
+            spec.pages = &r.pages;
+            spec.runFirst = heads.first;
             spec.headDim = r.headDim;
             spec.pageTokens = ctx.pageTokens;
-            spec.kPageBytes = r.pages.kPageBytes;
-            spec.vPageBytes = r.pages.vPageBytes;
-            spec.kRunOffset = layout.kOffset;
-            spec.vRunOffset = layout.vOffset;
-            spec.runFirst = heads.first;
             spec.residualHeadBytes = r.residualHeadBytes;
             spec.keys = keysType;
             spec.values = cast<MemRefType>(r.values.getType());

@@ -121,18 +121,13 @@ struct AppendToLoops : public OpConversionPattern<AppendOp> {
           Value inputs[2] = {r.keys, r.values};
           forRange(b, loc, zero, batch, [&](Value entry) {
             for (HeadRunRange run : getHeadRuns(r.pages)) {
-              const HeadPageLayout &layout = r.pages.heads[run.first];
               for (bool value : {false, true}) {
                 AppendTarget target = loadAppendTarget(
                     b, loc, ByteViews{r.records}, entry, value,
                     ByteViews{value ? r.vPool : r.kPool}, /*addressSpace=*/0);
-                AppendWriter writer(
-                    value ? layout.encoding.value : layout.encoding.key,
-                    r.headDim, lowering.pageTokens,
-                    value ? r.pages.vPageBytes : r.pages.kPageBytes,
-                    value ? layout.vOffset : layout.kOffset,
-                    arith::ConstantIndexOp::create(b, loc, run.first),
-                    r.residualHeadBytes);
+                AppendWriter writer(b, loc, value, r.pages, run.first,
+                                    r.headDim, lowering.pageTokens,
+                                    r.residualHeadBytes);
                 auto input = [&](Value head, Value token, Value channel) {
                   return loadAsF32(b, loc, inputs[value],
                                    {entry, head, token, channel});

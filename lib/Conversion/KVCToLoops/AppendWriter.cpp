@@ -81,13 +81,18 @@ AppendTarget mlir::kvc::loadAppendTarget(OpBuilder &b, Location loc,
   return t;
 }
 
-AppendWriter::AppendWriter(const num::SideEncoding &side, unsigned headDim,
-                           unsigned pageTokens, uint64_t pageBytes,
-                           uint64_t runOffset, Value runFirst,
+AppendWriter::AppendWriter(OpBuilder &b, Location loc, bool value,
+                           const CachePageLayout &pages, unsigned runFirst,
+                           unsigned headDim, unsigned pageTokens,
                            uint64_t residualHeadBytes)
-    : side(side), headDim(headDim), pageTokens(pageTokens),
+    : side(value ? pages.heads[runFirst].encoding.value
+                 : pages.heads[runFirst].encoding.key),
+      headDim(headDim), pageTokens(pageTokens),
       layout(num::computeBlockLayout(side, headDim, pageTokens)),
-      pageBytes(pageBytes), runOffset(runOffset), runFirst(runFirst),
+      pageBytes(value ? pages.vPageBytes : pages.kPageBytes),
+      runOffset(value ? pages.heads[runFirst].vOffset
+                      : pages.heads[runFirst].kOffset),
+      runFirst(arith::ConstantIndexOp::create(b, loc, runFirst)),
       residualHeadBytes(residualHeadBytes) {}
 
 Value AppendWriter::flushItems(OpBuilder &b, Location loc,

@@ -17,6 +17,7 @@
 #ifndef KVC_LIB_CONVERSION_KVCTOLOOPS_APPENDWRITER_H
 #define KVC_LIB_CONVERSION_KVCTOLOOPS_APPENDWRITER_H
 
+#include "Lowering.h"
 #include "PageReader.h"
 
 #include "kvc/Numerics/Encoding.h"
@@ -51,11 +52,13 @@ AppendTarget loadAppendTarget(OpBuilder &b, Location loc,
 /// Writes one side of the KV heads of a run that share an encoding.
 class AppendWriter {
 public:
-  /// `runOffset` is the byte offset within a page of the block of KV head
-  /// `runFirst` (an index); the run's other heads follow at the block size.
-  AppendWriter(const ::kvc::numerics::SideEncoding &side, unsigned headDim,
-               unsigned pageTokens, uint64_t pageBytes, uint64_t runOffset,
-               Value runFirst, uint64_t residualHeadBytes);
+  /// Keys (`value` false) or values of the run of KV heads of `pages` that
+  /// starts at head `runFirst` (its heads share that head's encoding and
+  /// follow its block at the block size).
+  AppendWriter(OpBuilder &b, Location loc, bool value,
+               const CachePageLayout &pages, unsigned runFirst,
+               unsigned headDim, unsigned pageTokens,
+               uint64_t residualHeadBytes);
 
   /// Work items of the flush: its quantization groups (fp8 pages: its
   /// tokens; fp16 pages: its elements). Zero when the append flushes
