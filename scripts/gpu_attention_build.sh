@@ -17,13 +17,16 @@
 # go the same way into OUTDIR/append (append_manifest.txt,
 # append_modules.txt, one object per module) and OUTDIR/append/host
 # (kvc-cpu-pipeline with append=generated), apart from the attention
-# objects: each check links only its own. Environment: CUDA_HOME (default
+# objects: each check links only its own. The benchmark's variants
+# (benchmarks/gpu/bench_variants.py, attention_bench.cpp) go the way of the
+# attention ones into OUTDIR/bench (bench_manifest.txt, bench_modules.txt)
+# and OUTDIR/bench/host. Environment: CUDA_HOME (default
 # /usr/local/cuda; the NVVM target needs its ptxas and libdevice), CHIP
 # (default sm_90a), MIN_BLOCKS (the split kernels' min-blocks-per-sm,
 # default the pipeline's, 5; 0 leaves ptxas its own target), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
 # /usr/lib/llvm-22/bin), PYTHON (default .venv/bin/python, else python3),
-# KVC_GPU_BUILD_ONLY (attention or append: rebuild only that part, leaving
-# the other part of OUTDIR as it is; default both).
+# KVC_GPU_BUILD_ONLY (attention, append or bench: rebuild only that part,
+# leaving the other parts of OUTDIR as they are; default all three).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUTDIR="${1:-$ROOT/build/gpu-attention}"
@@ -50,52 +53,64 @@ done
 ONLY="${KVC_GPU_BUILD_ONLY:-}"
 case "$ONLY" in
   "") rm -rf "$OUTDIR" "$WORKDIR" ;;
-  attention) # everything but the append part
+  attention) # everything but the append and bench parts
     for dir in "$OUTDIR" "$WORKDIR"; do
       if [ -d "$dir" ]; then
-        find "$dir" -mindepth 1 -maxdepth 1 ! -name append -exec rm -rf {} +
+        find "$dir" -mindepth 1 -maxdepth 1 ! -name append ! -name bench \
+          -exec rm -rf {} +
       fi
     done ;;
   append) rm -rf "$OUTDIR/append" "$WORKDIR/append" ;;
-  *) fail "KVC_GPU_BUILD_ONLY must be attention or append, not '$ONLY'" ;;
+  bench) rm -rf "$OUTDIR/bench" "$WORKDIR/bench" ;;
+  *) fail "KVC_GPU_BUILD_ONLY must be attention, append or bench, not '$ONLY'" ;;
 esac
 
-# --- Decode attention ------------------------------------------------------
-if [ "$ONLY" != append ]; then
-  mkdir -p "$OUTDIR/host" "$WORKDIR/host"
-  "$PYTHON" "$ROOT/benchmarks/gpu/attention_variants.py" "$OUTDIR"
-  start=$SECONDS
+# Compiles the attention modules listed in DIR/MODULES ("<file> <page_tokens>
+# <split_tokens>") into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
+# (kvc-cpu-pipeline), intermediates in WORK, and checks that every variant
+# of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`.
+compile_attention() { # DIR WORK MODULES MANIFEST
+  local dir="$1" work="$2" modules="$3" manifest="$4"
+  local mlir page_tokens split_tokens stem name ir
+  mkdir -p "$dir/host" "$work/host"
   while read -r mlir page_tokens split_tokens; do
     stem="${mlir%.mlir}"
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens" \
          "split-tokens=$split_tokens chip=$CHIP min-blocks-per-sm=$MIN_BLOCKS)"
-    "$KVC_OPT" "$OUTDIR/$mlir" \
+    "$KVC_OPT" "$dir/$mlir" \
       --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens min-blocks-per-sm=$MIN_BLOCKS" \
-      -o "$WORKDIR/$stem.llvm.mlir"
-    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$WORKDIR/$stem.llvm.mlir" \
-      -o "$WORKDIR/$stem.ll"
+      -o "$work/$stem.llvm.mlir"
+    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$work/$stem.llvm.mlir" \
+      -o "$work/$stem.ll"
     "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
-      "$WORKDIR/$stem.ll" -o "$OUTDIR/$stem.o"
-    # The same functions as CPU loops, for the host dry run of the check.
-    "$KVC_OPT" "$OUTDIR/$mlir" --kvc-cpu-pipeline="page-tokens=$page_tokens" \
-      -o "$WORKDIR/$stem.host.llvm.mlir"
+      "$work/$stem.ll" -o "$dir/$stem.o"
+    # The same functions as CPU loops, for the host dry run.
+    "$KVC_OPT" "$dir/$mlir" --kvc-cpu-pipeline="page-tokens=$page_tokens" \
+      -o "$work/$stem.host.llvm.mlir"
     "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
-      "$WORKDIR/$stem.host.llvm.mlir" -o "$WORKDIR/host/$stem.ll"
+      "$work/$stem.host.llvm.mlir" -o "$work/host/$stem.ll"
     "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
-      "$WORKDIR/host/$stem.ll" -o "$OUTDIR/host/$stem.o"
-  done < "$OUTDIR/modules.txt"
+      "$work/host/$stem.ll" -o "$dir/host/$stem.o"
+  done < "$dir/$modules"
 
-  # Every variant must have its C entry point (the check looks them up by
+  # Every variant must have its C entry point (the programs look them up by
   # name), and the out-parameter must come last: (binding, q, out).
   variants=0
   while read -r name _; do
     variants=$((variants + 1))
-    for ir in "$WORKDIR" "$WORKDIR/host"; do
+    for ir in "$work" "$work/host"; do
       grep -q "^define void @_mlir_ciface_$name(ptr %0, ptr %1, ptr %2)" \
           "$ir"/*.ll ||
         fail "no _mlir_ciface_$name(binding, q, out) in $ir/*.ll"
     done
-  done < "$OUTDIR/manifest.txt"
+  done < "$dir/$manifest"
+}
+
+# --- Decode attention ------------------------------------------------------
+if [ -z "$ONLY" ] || [ "$ONLY" = attention ]; then
+  "$PYTHON" "$ROOT/benchmarks/gpu/attention_variants.py" "$OUTDIR"
+  start=$SECONDS
+  compile_attention "$OUTDIR" "$WORKDIR" modules.txt manifest.txt
   echo "$CHIP" > "$OUTDIR/chip.txt"
   echo "$MIN_BLOCKS" > "$OUTDIR/min-blocks-per-sm.txt"
   echo "gpu_attention_build: $variants variants," \
@@ -104,7 +119,7 @@ if [ "$ONLY" != append ]; then
 fi
 
 # --- kvc.append ------------------------------------------------------------
-if [ "$ONLY" != attention ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
   APPEND="$OUTDIR/append"
   APPEND_WORK="$WORKDIR/append"
   mkdir -p "$APPEND/host" "$APPEND_WORK/host"
@@ -146,5 +161,30 @@ if [ "$ONLY" != attention ]; then
   echo "$CHIP" > "$APPEND/chip.txt"
   echo "gpu_attention_build: $variants append variants," \
        "$(wc -l < "$APPEND/append_modules.txt") objects in $APPEND" \
+       "($((SECONDS - start)) s)"
+fi
+
+# --- The benchmark's attention variants ------------------------------------
+if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
+  BENCH="$OUTDIR/bench"
+  BENCH_WORK="$WORKDIR/bench"
+  "$PYTHON" "$ROOT/benchmarks/gpu/bench_variants.py" "$BENCH"
+  start=$SECONDS
+  compile_attention "$BENCH" "$BENCH_WORK" bench_modules.txt \
+    bench_manifest.txt
+  # The benchmark times the calls with CUDA events on the cache's stream:
+  # that measures the kernels only when the host code launches them there.
+  if grep -q "kvc_rt_mlir_gpu_stream" "$BENCH_WORK"/*.ll; then
+    echo cache > "$BENCH/launch-stream.txt"
+  else
+    echo "gpu_attention_build: WARNING: the bench objects do not call" \
+         "kvc_rt_mlir_gpu_stream (kvc-opt predates launches on the cache's" \
+         "stream): their GPU times will be call times" >&2
+    echo own > "$BENCH/launch-stream.txt"
+  fi
+  echo "$CHIP" > "$BENCH/chip.txt"
+  echo "$MIN_BLOCKS" > "$BENCH/min-blocks-per-sm.txt"
+  echo "gpu_attention_build: $variants bench variants," \
+       "$(wc -l < "$BENCH/bench_modules.txt") objects in $BENCH" \
        "($((SECONDS - start)) s)"
 fi

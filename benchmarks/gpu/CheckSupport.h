@@ -1,10 +1,11 @@
 //===- CheckSupport.h - What the GPU check drivers share --------*- C++ -*-===//
 //
-// The parts of attention_check.cpp and append_check.cpp that are the same
-// in both: side specs and manifest lines, --only, per-variant seeds, error
-// text, the device preamble, the entry points and the summary. Like the
-// drivers, it compiles twice: for the GPU, and with KVC_ATTENTION_HOST=1 for
-// the host dry run on CPU caches (no CUDA runtime there).
+// What attention_check.cpp, append_check.cpp and attention_bench.cpp share:
+// side specs and manifest lines, --only, per-variant seeds, error text, the
+// device preamble, query / output buffers, the entry points and the
+// summary. Like the drivers, it compiles twice: for the GPU, and with
+// KVC_ATTENTION_HOST=1 for the host dry run on CPU caches (no CUDA runtime
+// there).
 //
 //===----------------------------------------------------------------------===//
 
@@ -177,6 +178,61 @@ inline std::string cudaProblem(const char *what, cudaError_t err) {
 inline std::string deviceProblem(const char *what) {
   return cudaProblem(what, cudaGetLastError());
 }
+#endif
+
+#if KVC_ATTENTION_HOST
+/// f32 query / output buffers of compiled calls: host memory in the dry
+/// run.
+struct FloatBuffer {
+  std::vector<float> host;
+  float *ptr = nullptr;
+  bool allocate(size_t n) {
+    host.resize(n);
+    ptr = host.data();
+    return true;
+  }
+  bool upload(const std::vector<float> &from) {
+    std::copy(from.begin(), from.end(), host.begin());
+    return true;
+  }
+  bool poison() { // NaN until written
+    std::memset(ptr, 0xFF, host.size() * 4);
+    return true;
+  }
+  bool download(std::vector<float> &to) const {
+    to = host;
+    return true;
+  }
+};
+#else
+/// f32 query / output buffers of compiled calls, in device memory. Copies
+/// and memsets are synchronous: complete before a call on any stream.
+struct FloatBuffer {
+  float *ptr = nullptr;
+  size_t elements = 0;
+  FloatBuffer() = default;
+  FloatBuffer(const FloatBuffer &) = delete;
+  FloatBuffer &operator=(const FloatBuffer &) = delete;
+  ~FloatBuffer() { cudaFree(ptr); }
+  bool allocate(size_t n) {
+    elements = n;
+    return cudaMalloc(&ptr, n * 4) == cudaSuccess;
+  }
+  bool upload(const std::vector<float> &from) {
+    return cudaMemcpy(ptr, from.data(), elements * 4, cudaMemcpyHostToDevice) ==
+               cudaSuccess &&
+           cudaDeviceSynchronize() == cudaSuccess;
+  }
+  bool poison() { // NaN until written
+    return cudaMemset(ptr, 0xFF, elements * 4) == cudaSuccess &&
+           cudaDeviceSynchronize() == cudaSuccess;
+  }
+  bool download(std::vector<float> &to) const {
+    to.resize(elements);
+    return cudaMemcpy(to.data(), ptr, elements * 4, cudaMemcpyDeviceToHost) ==
+           cudaSuccess;
+  }
+};
 #endif
 
 /// Clears what a failed call left behind; true when a sticky error (an

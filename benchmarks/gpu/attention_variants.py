@@ -188,28 +188,37 @@ def function(v):
             f"  return %o : {query}\n}}\n")
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    outdir = sys.argv[1]
+def write_variants(outdir, variants, stem="variants",
+                   manifest="manifest.txt", modules="modules.txt"):
+    """Writes `variants` into OUTDIR grouped by pipeline options: one
+    module `<stem>_p<P>_s<S>.mlir` per group, the module index `modules`
+    and the manifest `manifest` (formats above). Returns (variants,
+    modules) written."""
     os.makedirs(outdir, exist_ok=True)
-    modules = {}
+    groups = {}
     seen = set()
-    for v in variants():
+    for v in variants:
         assert v.name() not in seen, f"duplicate variant {v.name()}"
         seen.add(v.name())
-        modules.setdefault((v.page_tokens, v.split), []).append(v)
-    with open(os.path.join(outdir, "manifest.txt"), "w") as manifest, \
-            open(os.path.join(outdir, "modules.txt"), "w") as index:
-        for (page_tokens, split), group in sorted(modules.items()):
-            name = f"variants_p{page_tokens}_s{split}.mlir"
+        groups.setdefault((v.page_tokens, v.split), []).append(v)
+    with open(os.path.join(outdir, manifest), "w") as manifest_file, \
+            open(os.path.join(outdir, modules), "w") as index:
+        for (page_tokens, split), group in sorted(groups.items()):
+            name = f"{stem}_p{page_tokens}_s{split}.mlir"
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
             index.write(f"{name} {page_tokens} {split}\n")
             for v in group:
-                manifest.write(v.manifest_line() + "\n")
-    print(f"attention_variants: {len(seen)} variants in {len(modules)} "
-          f"modules under {outdir}")
+                manifest_file.write(v.manifest_line() + "\n")
+    return len(seen), len(groups)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    count, modules = write_variants(sys.argv[1], variants())
+    print(f"attention_variants: {count} variants in {modules} "
+          f"modules under {sys.argv[1]}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,788 @@
+//===- attention_bench.cpp - Decode-attention time of kvc's GPU kernels ---===//
+//
+// Times the decode-attention variants of benchmarks/gpu/bench_variants.py
+// (Llama-3-8B attention: 32 query heads over 8 KV heads of head_dim 128,
+// batch 1, 8 and 32, one variant per encoding and batch), compiled by
+// scripts/gpu_attention_build.sh and linked into this program, on
+// CUDA-backend runtime caches.
+//
+// Per variant: one cache with B sequences, grown to each S of the command
+// line in ascending order (all B sequences hold exactly S tokens) by
+// kvc_rt_append of random fp16 tokens in chunks (the runtime's reference
+// append; the token data does not change what the kernels read). Batch
+// sizes go in ascending order, the caches of one batch size are filled
+// together, one thread each (the host-side compression is most of the
+// run's time). At each S, variant after variant:
+//  - warm-up calls, then N calls timed with CUDA events on the cache's
+//    stream (kvc_rt_cache_stream), where the generated host code launches
+//    its kernels: before each, a memset of twice the L2 size on that stream
+//    evicts the cache's pages from L2, then the start event; the end event
+//    after the call (which synchronizes the stream before it returns). The
+//    host enqueues the call's work while the memset runs, so the events
+//    measure the device time of the call (records upload, split and
+//    combine kernels) without most of its host overhead: "GPU us";
+//  - N more calls, each after a flush and a stream synchronization, timed
+//    by the host clock around the call: "call us", what a caller waits
+//    (layout checks, runtime calls, launches, the final synchronization);
+//  - a last call with the output poisoned (NaN bytes) must write a finite
+//    output and leave the binding, the mgpu* record and CUDA clean.
+// Bytes read are exact for the cache's state: the pages of the c(n)
+// compressed tokens of every sequence (whole pages: c(n) is a multiple of
+// the residual window, which the page size divides) with the block sizes of
+// the numerics library's layout (checked against the runtime's), the fp16
+// residual rows n - c(n) of every KV head, both sides, the f32 query and the
+// f32 output. Page tables, records and the split workspace are not counted.
+//
+//   kvc_attention_bench [--artifacts DIR] [--only NAME[,NAME...]] [--seed N]
+//                       [--reps N] [--warmup N] [--peak-tbps X]
+//                       [--json PATH] [--budget SECONDS] [S ...]
+//
+// DIR holds bench_manifest.txt; S defaults to 1024 4096 16384 32768;
+// --peak-tbps (default 3.35, H100 SXM HBM3) is the bandwidth the "% peak"
+// column divides by; --budget stops starting new rows after that many
+// seconds (the rows not run are listed, not failed). Prints a markdown table
+// and "N passed, N failed"; --json writes every row (rewritten after each
+// row, so a killed run keeps what it measured). Exits 1 on a failed row, 2
+// on bad arguments or manifest, 77 without a CUDA device.
+//
+// Built with KVC_ATTENTION_HOST=1 (kvc_attention_bench_host) it runs the
+// kvc-cpu-pipeline code of the same variants on CPU caches with host
+// buffers and the host clock: a dry run of the fill, the bytes accounting,
+// the table and the JSON, on any machine (its times mean nothing).
+//
+//===----------------------------------------------------------------------===//
+
+#include "CheckSupport.h"
+
+#include "kvc_runtime.h"
+#include "kvc_runtime_binding.h"
+
+#include "kvc/Numerics/Encoding.h"
+#include "kvc/Numerics/Half.h"
+#include "kvc/Numerics/Layout.h"
+
+#if !KVC_ATTENTION_HOST
+#include <cuda_runtime.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace num = kvc::numerics;
+
+#ifndef KVC_BENCH_ARTIFACTS_DIR
+#define KVC_BENCH_ARTIFACTS_DIR "build/gpu-attention/bench"
+#endif
+
+namespace {
+
+using namespace kvc::gpucheck;
+using Clock = std::chrono::steady_clock;
+
+/// `_mlir_ciface_<name>(binding, q, out)`, as in attention_check.cpp.
+using AttentionEntry = void (*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
+                                kvc_rt_memref_4d_f32 *);
+
+struct Variant {
+  std::string name, keySpec, valueSpec;
+  uint32_t batch = 0, queryHeads = 0, kvHeads = 0, headDim = 0;
+  kvc_rt_encoding encoding{};
+  uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
+};
+
+/// A manifest line (attention_variants.py's format, one encoding for all
+/// heads, no window or softcap); an error message on failure.
+std::string parseVariant(const std::string &line, Variant &v) {
+  std::istringstream in(line);
+  if (!(in >> v.name >> v.batch >> v.queryHeads >> v.kvHeads >> v.headDim >>
+        v.keySpec >> v.valueSpec >> v.residual >> v.pageTokens >>
+        v.splitTokens))
+    return "expected: name B Hq Hkv D key value residual page_tokens split";
+  if (std::string extra; in >> extra)
+    return "the benchmark takes no extra field ('" + extra + "')";
+  if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
+      v.queryHeads % v.kvHeads)
+    return "bad shape (B, Hq a positive multiple of Hkv, D, page_tokens)";
+  if (!parseSide(v.keySpec, v.encoding.key) ||
+      !parseSide(v.valueSpec, v.encoding.value))
+    return "bad side spec '" + v.keySpec + "' / '" + v.valueSpec + "'";
+  v.encoding.residual = v.residual;
+  return "";
+}
+
+/// The numerics library's form of a runtime side encoding.
+num::SideEncoding toNumerics(const kvc_rt_side_encoding &side) {
+  if (side.kind == KVC_RT_SIDE_FP16)
+    return num::SideEncoding::plain();
+  if (side.kind == KVC_RT_SIDE_FP8)
+    return num::SideEncoding::fp8Format(side.fp8_format == KVC_RT_FP8_E4M3
+                                            ? num::FP8Format::E4M3
+                                            : num::FP8Format::E5M2);
+  return num::SideEncoding::quantized(side.bits,
+                                      side.axis == KVC_RT_AXIS_CHANNEL
+                                          ? num::QuantAxis::Channel
+                                          : num::QuantAxis::Token,
+                                      side.group);
+}
+
+/// "fp16", "K2/V2 g32", "K4/V2 g32", "K4 g128/V2 g32": the issue's names.
+std::string encodingLabel(const kvc_rt_encoding &e) {
+  auto bits = [](const kvc_rt_side_encoding &s) -> std::string {
+    if (s.kind == KVC_RT_SIDE_FP16)
+      return "16";
+    if (s.kind == KVC_RT_SIDE_FP8)
+      return s.fp8_format == KVC_RT_FP8_E4M3 ? "e4m3" : "e5m2";
+    return std::to_string(s.bits);
+  };
+  if (e.key.kind == KVC_RT_SIDE_FP16 && e.value.kind == KVC_RT_SIDE_FP16)
+    return "fp16";
+  auto group = [](uint32_t g) {
+    return g ? " g" + std::to_string(g) : std::string();
+  };
+  const std::string k = "K" + bits(e.key), v = "V" + bits(e.value);
+  if (e.key.group == e.value.group)
+    return k + "/" + v + group(e.key.group);
+  return k + group(e.key.group) + "/" + v + group(e.value.group);
+}
+
+struct Row {
+  std::string label, name, problem;
+  uint32_t batch = 0, S = 0;
+  std::vector<double> gpu, call; ///< microseconds per timed call
+  uint64_t bytes = 0, kvBytes = 0;
+  double storageBits = 0, readBits = 0;
+  bool ran = false;
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty())
+    return std::nan("");
+  std::sort(v.begin(), v.end());
+  const double at = p * double(v.size() - 1);
+  const size_t lo = size_t(at), hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (at - double(lo));
+}
+
+#if KVC_ATTENTION_HOST
+constexpr const char *kTiming = "host clock (dry run: CPU loops)";
+
+/// The dry run has no device and no L2 to flush: both clocks are the host's.
+struct Timer {
+  std::string init(kvc_rt_cache *) { return ""; }
+  std::string flush(bool) { return ""; }
+  Clock::time_point begin;
+  void start() { begin = Clock::now(); }
+  std::string stop(double &us) {
+    us =
+        std::chrono::duration<double, std::micro>(Clock::now() - begin).count();
+    return "";
+  }
+};
+
+std::string deviceInfo() { return "host (dry run)"; }
+std::string prepareFlush(size_t &bytes) {
+  bytes = 0;
+  return "";
+}
+#else
+constexpr const char *kTiming = "cuda events on the cache stream";
+
+/// The L2 flush buffer, twice the device's L2, shared by every cache.
+void *flushBuffer = nullptr;
+size_t flushBytes = 0;
+
+std::string prepareFlush(size_t &bytes) {
+  int l2 = 0;
+  if (cudaError_t err = cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0))
+    return cudaProblem("cudaDeviceGetAttribute(L2 size)", err);
+  flushBytes = 2 * size_t(std::max(l2, 1 << 20));
+  if (cudaError_t err = cudaMalloc(&flushBuffer, flushBytes))
+    return cudaProblem("cudaMalloc(flush buffer)", err);
+  bytes = flushBytes;
+  return "";
+}
+
+/// Events and flushes on the cache's stream.
+struct Timer {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t begin = nullptr, end = nullptr;
+  unsigned flushes = 0;
+  ~Timer() {
+    cudaEventDestroy(begin);
+    cudaEventDestroy(end);
+  }
+  std::string init(kvc_rt_cache *cache) {
+    void *raw = nullptr;
+    if (kvc_rt_cache_stream(cache, &raw) != KVC_RT_OK)
+      return runtimeError("kvc_rt_cache_stream");
+    stream = static_cast<cudaStream_t>(raw);
+    if (cudaError_t err = cudaEventCreate(&begin))
+      return cudaProblem("cudaEventCreate", err);
+    if (cudaError_t err = cudaEventCreate(&end))
+      return cudaProblem("cudaEventCreate", err);
+    return "";
+  }
+  /// Overwrites twice the L2 size (a new byte each time), on the stream
+  /// the call's kernels will run on; `wait` also waits for it on the host.
+  std::string flush(bool wait) {
+    if (cudaError_t err = cudaMemsetAsync(flushBuffer, int(++flushes & 0xFF),
+                                          flushBytes, stream))
+      return cudaProblem("cudaMemsetAsync(flush)", err);
+    if (wait)
+      if (cudaError_t err = cudaStreamSynchronize(stream))
+        return cudaProblem("cudaStreamSynchronize(flush)", err);
+    return "";
+  }
+  void start() { cudaEventRecord(begin, stream); }
+  std::string stop(double &us) {
+    float ms = 0;
+    cudaEventRecord(end, stream);
+    if (cudaError_t err = cudaEventSynchronize(end))
+      return cudaProblem("cudaEventSynchronize", err);
+    if (cudaError_t err = cudaEventElapsedTime(&ms, begin, end))
+      return cudaProblem("cudaEventElapsedTime", err);
+    us = ms * 1000.0;
+    return "";
+  }
+};
+
+std::string deviceInfo() {
+  cudaDeviceProp p;
+  int driver = 0;
+  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess)
+    return "unknown";
+  cudaDriverGetVersion(&driver);
+  return std::string(p.name) + " (sm_" + std::to_string(p.major) +
+         std::to_string(p.minor) + ", CUDA driver " +
+         std::to_string(driver / 1000) + "." +
+         std::to_string(driver % 1000 / 10) + ")";
+}
+#endif
+
+/// Random fp16 tokens the sequences are filled from: [H][kPoolTokens][D]
+/// keys (a few outlier channels, as real keys have) and values. Appending
+/// windows of one pool keeps the fill cheap; every page is still a page of
+/// its own in device memory.
+constexpr uint32_t kPoolTokens = 4096, kChunkTokens = 1024;
+
+struct TokenPool {
+  std::vector<uint16_t> keys, values;
+  void generate(const Variant &v, uint64_t seed) {
+    const uint32_t D = v.headDim;
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    keys.resize(size_t(v.kvHeads) * kPoolTokens * D);
+    values.resize(keys.size());
+    for (size_t e = 0; e < keys.size(); ++e) {
+      const uint32_t c = uint32_t(e % D);
+      const bool outlier = c == 1 || c == D / 3 || c == D - 2;
+      keys[e] = num::floatToHalf(normal(rng) * (outlier ? 12.0f : 1.0f) +
+                                 (outlier ? 6.0f : 0.0f));
+      values[e] = num::floatToHalf(normal(rng));
+    }
+  }
+};
+
+/// Grows every sequence to S tokens, a chunk at a time round-robin over the
+/// sequences (so that their pages interleave in the pools, as in serving).
+std::string grow(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
+                 std::vector<uint32_t> &lengths, uint32_t S,
+                 const TokenPool &pool, const Variant &v) {
+  for (bool more = true; more;) {
+    more = false;
+    for (size_t b = 0; b < seqs.size(); ++b) {
+      if (lengths[b] >= S)
+        continue;
+      const uint32_t count = std::min(kChunkTokens, S - lengths[b]);
+      // A window of the pool that differs between sequences and chunks.
+      const size_t first =
+          (size_t(lengths[b]) + 977 * b) % (kPoolTokens - kChunkTokens + 1);
+      kvc_rt_tokens tokens{};
+      tokens.keys = pool.keys.data() + first * v.headDim;
+      tokens.values = pool.values.data() + first * v.headDim;
+      tokens.num_tokens = count;
+      tokens.dtype = KVC_RT_DTYPE_F16;
+      tokens.kv_heads = v.kvHeads;
+      tokens.head_dim = v.headDim;
+      tokens.head_stride = uint64_t(kPoolTokens) * v.headDim;
+      tokens.token_stride = v.headDim;
+      if (kvc_rt_append(cache, seqs[b], 0, &tokens) != KVC_RT_OK)
+        return runtimeError("kvc_rt_append");
+      lengths[b] += count;
+      more |= lengths[b] < S;
+    }
+  }
+  return kvc_rt_cache_synchronize(cache) == KVC_RT_OK
+             ? ""
+             : runtimeError("kvc_rt_cache_synchronize");
+}
+
+/// The bytes one call reads (see the file comment), from the layout
+/// functions and each sequence's c(n) and residual rows.
+std::string countBytes(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
+                       const Variant &v, Row &row) {
+  const num::SideEncoding key = toNumerics(v.encoding.key),
+                          value = toNumerics(v.encoding.value);
+  const size_t
+      kBlock = num::computeBlockLayout(key, v.headDim, v.pageTokens).blockBytes,
+      vBlock =
+          num::computeBlockLayout(value, v.headDim, v.pageTokens).blockBytes;
+  kvc_rt_layer_view layer;
+  if (kvc_rt_layer_view_get(cache, 0, &layer) != KVC_RT_OK)
+    return runtimeError("kvc_rt_layer_view_get");
+  if (layer.k.block_bytes != kBlock || layer.v.block_bytes != vBlock)
+    return "the runtime's block sizes (" + std::to_string(layer.k.block_bytes) +
+           ", " + std::to_string(layer.v.block_bytes) +
+           ") differ from the layout's (" + std::to_string(kBlock) + ", " +
+           std::to_string(vBlock) + ")";
+  uint64_t kv = 0, elements = 0;
+  for (kvc_rt_seq seq : seqs) {
+    kvc_rt_sequence_view view;
+    if (kvc_rt_sequence_view_get(cache, seq, 0, &view) != KVC_RT_OK)
+      return runtimeError("kvc_rt_sequence_view_get");
+    if (view.compressed_tokens % v.pageTokens)
+      return "c(n) is not a whole number of pages";
+    kv += uint64_t(view.num_pages) * v.kvHeads * (kBlock + vBlock);
+    kv += view.residual_tokens * v.kvHeads * v.headDim * 2 * sizeof(uint16_t);
+    elements += view.num_tokens * v.kvHeads * v.headDim * 2;
+  }
+  const uint64_t qOut = 2ull * v.batch * v.queryHeads * v.headDim * 4;
+  row.kvBytes = kv;
+  row.bytes = kv + qOut;
+  row.readBits = elements ? 8.0 * double(kv) / double(elements) : 0;
+  num::CacheEncoding enc{key, value, v.residual};
+  row.storageBits = num::cacheBytesPerToken(enc, v.headDim, v.pageTokens) *
+                    8.0 / (2.0 * v.headDim);
+  return "";
+}
+
+struct Options {
+  uint32_t reps = 50, warmup = 10;
+  double peakTBps = 3.35, budget = 0;
+};
+
+/// Why the call failed (binding, cache, mgpu*, CUDA), or "".
+std::string callProblem(kvc_rt_binding *binding, kvc_rt_cache *cache) {
+  if (kvc_rt_binding_status(binding) != KVC_RT_OK)
+    return std::string("binding: ") +
+           kvc_rt_status_name(kvc_rt_binding_status(binding)) + ": " +
+           kvc_rt_binding_error(binding) +
+           " (cache: " + kvc_rt_cache_last_error(cache) + ")";
+  std::string problem = gpuRecord();
+  return problem.empty() ? deviceProblem("after the call") : problem;
+}
+
+/// Times the calls at the cache's current length (the file comment says
+/// how) and checks the output of a last call.
+std::string timeCalls(const Variant &v, AttentionEntry entry,
+                      kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
+                      FloatBuffer &q, FloatBuffer &out, const Options &options,
+                      Row &row) {
+  kvc_rt_binding *binding = nullptr;
+  if (kvc_rt_binding_create(cache, 0, seqs.data(), v.batch, &binding) !=
+      KVC_RT_OK)
+    return runtimeError("kvc_rt_binding_create");
+  BindingOwner owner(binding, kvc_rt_binding_destroy);
+  Timer timer;
+  if (std::string problem = timer.init(cache); !problem.empty())
+    return problem;
+  const int64_t Hq = v.queryHeads, D = v.headDim;
+  auto descriptor = [&](float *data) {
+    return kvc_rt_memref_4d_f32{
+        data, data, 0, {int64_t(v.batch), Hq, 1, D}, {Hq * D, D, D, 1}};
+  };
+  auto call = [&] {
+    kvc_rt_memref_4d_f32 qDesc = descriptor(q.ptr),
+                         outDesc = descriptor(out.ptr);
+    entry(binding, &qDesc, &outDesc);
+  };
+  for (uint32_t i = 0; i < options.warmup; ++i)
+    call();
+  if (std::string problem = callProblem(binding, cache); !problem.empty())
+    return "warm-up: " + problem;
+  for (uint32_t i = 0; i < options.reps; ++i) {
+    double us = 0;
+    if (std::string problem = timer.flush(false); !problem.empty())
+      return problem;
+    timer.start();
+    call();
+    if (std::string problem = timer.stop(us); !problem.empty())
+      return problem;
+    row.gpu.push_back(us);
+  }
+  for (uint32_t i = 0; i < options.reps; ++i) {
+    if (std::string problem = timer.flush(true); !problem.empty())
+      return problem;
+    const auto begin = Clock::now();
+    call();
+    row.call.push_back(
+        std::chrono::duration<double, std::micro>(Clock::now() - begin)
+            .count());
+  }
+  if (std::string problem = callProblem(binding, cache); !problem.empty())
+    return problem;
+  // A failed call writes NaN (or nothing): poison, call, and look.
+  std::vector<float> result;
+  if (!out.poison())
+    return deviceProblem("poisoning the output");
+  call();
+  if (std::string problem = callProblem(binding, cache); !problem.empty())
+    return problem;
+  if (!out.download(result))
+    return deviceProblem("copying the output");
+  const size_t bad = size_t(std::count_if(
+      result.begin(), result.end(), [](float x) { return !std::isfinite(x); }));
+  if (bad)
+    return std::to_string(bad) + " of " + std::to_string(result.size()) +
+           " outputs are not finite (binding: " +
+           kvc_rt_binding_error(binding) +
+           "; cache: " + kvc_rt_cache_last_error(cache) + ")";
+  return "";
+}
+
+/// One variant's cache, sequences and query / output buffers. `problem`
+/// is sticky: once set, the variant's remaining rows fail with it.
+struct Bench {
+  const Variant *v = nullptr;
+  AttentionEntry entry = nullptr;
+  CacheOwner cache{nullptr, kvc_rt_cache_destroy};
+  std::vector<kvc_rt_seq> seqs;
+  std::vector<uint32_t> filled;
+  TokenPool pool;
+  FloatBuffer q, out;
+  std::string problem;
+  double fillSeconds = 0;
+
+  std::string create(uint32_t maxS, uint64_t seed) {
+    kvc_rt_cache_config config;
+    kvc_rt_config_init(&config);
+    config.backend = kBackend;
+    config.num_layers = 1;
+    config.kv_heads = v->kvHeads;
+    config.head_dim = v->headDim;
+    config.page_tokens = v->pageTokens;
+    config.max_sequences = v->batch;
+    config.max_tokens = maxS;
+    config.pages_per_layer =
+        v->batch * ((maxS + v->pageTokens - 1) / v->pageTokens);
+    config.encodings = &v->encoding;
+    kvc_rt_cache *raw = nullptr;
+    if (kvc_rt_cache_create(&config, &raw) != KVC_RT_OK)
+      return runtimeError("kvc_rt_cache_create");
+    cache.reset(raw);
+    seqs.resize(v->batch);
+    filled.assign(v->batch, 0);
+    for (kvc_rt_seq &seq : seqs)
+      if (kvc_rt_sequence_create(raw, &seq) != KVC_RT_OK)
+        return runtimeError("kvc_rt_sequence_create");
+    std::mt19937_64 rng(seed ^ hashName(v->name));
+    pool.generate(*v, rng());
+    const size_t elements = size_t(v->batch) * v->queryHeads * v->headDim;
+    std::vector<float> qHost(elements);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float &x : qHost)
+      x = normal(rng);
+    if (!q.allocate(elements) || !out.allocate(elements) || !q.upload(qHost))
+      return deviceProblem("cudaMalloc/cudaMemcpy of q and out");
+    return "";
+  }
+};
+
+bool overBudget(Clock::time_point start, const Options &o) {
+  return o.budget > 0 &&
+         std::chrono::duration<double>(Clock::now() - start).count() > o.budget;
+}
+
+/// Grows every usable cache of `group` to S tokens, one thread per cache
+/// (different caches may be used from different threads): the host-side
+/// compression of kvc_rt_append is most of the benchmark's time.
+void growAll(std::vector<std::unique_ptr<Bench>> &group, uint32_t S) {
+  const size_t workers =
+      std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  std::vector<Bench *> todo;
+  for (auto &bench : group)
+    if (bench->problem.empty())
+      todo.push_back(bench.get());
+  for (size_t first = 0; first < todo.size(); first += workers) {
+    std::vector<std::thread> threads;
+    for (size_t i = first; i < std::min(todo.size(), first + workers); ++i)
+      threads.emplace_back([bench = todo[i], S] {
+        const auto start = Clock::now();
+        bench->problem = grow(bench->cache.get(), bench->seqs, bench->filled, S,
+                              bench->pool, *bench->v);
+        bench->fillSeconds =
+            std::chrono::duration<double>(Clock::now() - start).count();
+      });
+    for (std::thread &thread : threads)
+      thread.join();
+  }
+}
+
+/// Every variant of one batch size at every S; appends their rows.
+void runBatch(const std::vector<const Variant *> &variants,
+              const std::vector<uint32_t> &lengths, uint64_t seed,
+              const Options &options, Clock::time_point start, bool &broken,
+              const std::function<void(Row)> &report) {
+  std::vector<std::unique_ptr<Bench>> group;
+  for (const Variant *v : variants) {
+    auto bench = std::make_unique<Bench>();
+    bench->v = v;
+    bench->entry = findEntry<AttentionEntry>(v->name);
+    bench->problem = notRunReason(v->name, bench->entry != nullptr, broken);
+    if (bench->problem.empty() && !overBudget(start, options))
+      bench->problem = bench->create(lengths.back(), seed);
+    group.push_back(std::move(bench));
+  }
+  for (uint32_t S : lengths) {
+    const bool skip = overBudget(start, options);
+    if (!skip) {
+      growAll(group, S);
+      for (auto &bench : group)
+        std::fprintf(stderr, "attention_bench: %s: filled to S=%u in %.1f s\n",
+                     bench->v->name.c_str(), S, bench->fillSeconds);
+    }
+    for (auto &bench : group) {
+      const Variant &v = *bench->v;
+      Row row;
+      row.label = encodingLabel(v.encoding);
+      row.name = v.name;
+      row.batch = v.batch;
+      row.S = S;
+      row.ran = !skip;
+      if (skip) {
+        row.problem = "time budget";
+      } else if (broken) {
+        row.problem = "not run: the CUDA context failed earlier";
+      } else if (!bench->problem.empty()) {
+        row.problem = bench->problem;
+      } else {
+        row.problem = countBytes(bench->cache.get(), bench->seqs, v, row);
+        if (row.problem.empty())
+          row.problem =
+              timeCalls(v, bench->entry, bench->cache.get(), bench->seqs,
+                        bench->q, bench->out, options, row);
+        if (!row.problem.empty()) {
+          bench->problem = row.problem;
+          broken = contextBroken();
+        }
+      }
+      report(std::move(row));
+    }
+  }
+}
+
+std::string jsonString(const std::string &text) {
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\')
+      quoted += std::string("\\") + c;
+    else if (static_cast<unsigned char>(c) < 0x20)
+      quoted += ' ';
+    else
+      quoted += c;
+  }
+  return quoted + "\"";
+}
+
+/// A number, or null for NaN (JSON has no NaN).
+std::string jsonNumber(double x) {
+  if (!std::isfinite(x))
+    return "null";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.6g", x);
+  return text;
+}
+
+struct Summary {
+  double gpuMedian, gpuP10, gpuP90, gpuMin, callMedian, tbps, percent;
+};
+
+Summary summarize(const Row &row, const Options &options) {
+  Summary s;
+  s.gpuMedian = percentile(row.gpu, 0.5);
+  s.gpuP10 = percentile(row.gpu, 0.1);
+  s.gpuP90 = percentile(row.gpu, 0.9);
+  s.gpuMin = percentile(row.gpu, 0.0);
+  s.callMedian = percentile(row.call, 0.5);
+  s.tbps = double(row.bytes) / (s.gpuMedian * 1e-6) / 1e12;
+  s.percent = 100.0 * s.tbps / options.peakTBps;
+  return s;
+}
+
+bool writeJson(const std::string &path, const std::string &header,
+               const std::vector<Row> &rows, const Options &options) {
+  std::ofstream file(path);
+  file << "{\n" << header << "  \"rows\": [";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row &r = rows[i];
+    const Summary s = summarize(r, options);
+    file << (i ? ",\n" : "\n") << "    {\"encoding\": " << jsonString(r.label)
+         << ", \"name\": " << jsonString(r.name) << ", \"batch\": " << r.batch
+         << ", \"S\": " << r.S
+         << ", \"ok\": " << (r.ran && r.problem.empty() ? "true" : "false")
+         << ", \"ran\": " << (r.ran ? "true" : "false")
+         << ", \"problem\": " << jsonString(r.problem)
+         << ", \"gpu_us_median\": " << jsonNumber(s.gpuMedian)
+         << ", \"gpu_us_p10\": " << jsonNumber(s.gpuP10)
+         << ", \"gpu_us_p90\": " << jsonNumber(s.gpuP90)
+         << ", \"gpu_us_min\": " << jsonNumber(s.gpuMin)
+         << ", \"call_us_median\": " << jsonNumber(s.callMedian)
+         << ", \"bytes\": " << r.bytes << ", \"kv_bytes\": " << r.kvBytes
+         << ", \"tbps\": " << jsonNumber(s.tbps)
+         << ", \"percent_of_peak\": " << jsonNumber(s.percent)
+         << ", \"storage_bits_per_element\": " << jsonNumber(r.storageBits)
+         << ", \"read_bits_per_element\": " << jsonNumber(r.readBits)
+         << ", \"timed_calls\": " << r.gpu.size() << "}";
+  }
+  file << "\n  ]\n}\n";
+  return bool(file);
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: kvc_attention_bench [--artifacts DIR] [--only "
+               "NAME[,NAME...]] [--seed N] [--reps N] [--warmup N] "
+               "[--peak-tbps X] [--json PATH] [--budget SECONDS] [S ...]\n");
+  return 2;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::string artifacts = KVC_BENCH_ARTIFACTS_DIR, jsonPath, command;
+  std::vector<std::string> only;
+  std::vector<uint32_t> lengths;
+  uint64_t seed = randomSeed();
+  Options options;
+  for (int i = 0; i < argc; ++i)
+    command += (i ? " " : "") + std::string(argv[i]);
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--artifacts" || arg == "--only" || arg == "--seed" ||
+        arg == "--reps" || arg == "--warmup" || arg == "--peak-tbps" ||
+        arg == "--json" || arg == "--budget") {
+      if (i + 1 >= argc)
+        return usage();
+      const char *text = argv[++i];
+      if (arg == "--artifacts")
+        artifacts = text;
+      else if (arg == "--only")
+        only = split(text, ',');
+      else if (arg == "--seed")
+        seed = std::strtoull(text, nullptr, 0);
+      else if (arg == "--reps")
+        options.reps = uint32_t(std::strtoul(text, nullptr, 10));
+      else if (arg == "--warmup")
+        options.warmup = uint32_t(std::strtoul(text, nullptr, 10));
+      else if (arg == "--peak-tbps")
+        options.peakTBps = std::strtod(text, nullptr);
+      else if (arg == "--json")
+        jsonPath = text;
+      else
+        options.budget = std::strtod(text, nullptr);
+    } else if (!arg.empty() &&
+               arg.find_first_not_of("0123456789") == std::string::npos) {
+      unsigned long S = std::strtoul(arg.c_str(), nullptr, 10);
+      if (S == 0 || S > (1ul << 24))
+        return usage();
+      lengths.push_back(uint32_t(S));
+    } else {
+      return usage();
+    }
+  }
+  if (options.reps == 0 || !(options.peakTBps > 0))
+    return usage();
+  if (lengths.empty())
+    lengths = {1024, 4096, 16384, 32768};
+  std::sort(lengths.begin(), lengths.end());
+  lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
+
+  std::vector<Variant> variants;
+  if (!readManifest("attention_bench", artifacts + "/bench_manifest.txt",
+                    variants, parseVariant) ||
+      !selectVariants("attention_bench", variants, only))
+    return 2;
+  if (int exitCode =
+          startDevice("attention_bench", "kvc-cpu-pipeline code on CPU caches",
+                      variants.size() * lengths.size()))
+    return exitCode;
+  size_t flushBytes = 0;
+  if (std::string problem = prepareFlush(flushBytes); !problem.empty()) {
+    std::printf("attention_bench: %s\n", problem.c_str());
+    return 1;
+  }
+  std::printf("seed: %llu; %u warm-up and %u timed calls per row; L2 flush "
+              "%.1f MB; timing: %s; peak %.2f TB/s\n",
+              (unsigned long long)seed, options.warmup, options.reps,
+              flushBytes / 1e6, kTiming, options.peakTBps);
+
+  std::ostringstream header;
+  header << "  \"command\": " << jsonString(command) << ",\n"
+         << "  \"device\": " << jsonString(deviceInfo()) << ",\n"
+         << "  \"timing\": " << jsonString(kTiming) << ",\n"
+         << "  \"seed\": " << seed << ",\n"
+         << "  \"reps\": " << options.reps << ",\n"
+         << "  \"warmup\": " << options.warmup << ",\n"
+         << "  \"l2_flush_bytes\": " << flushBytes << ",\n"
+         << "  \"peak_tbps\": " << jsonNumber(options.peakTBps) << ",\n";
+
+  std::printf("| encoding | B | S | GPU us (p10-p90) | call us | MB read | "
+              "TB/s | %% peak | bits/elem | result |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+              "|\n");
+  std::fflush(stdout);
+  std::vector<Row> rows;
+  int passed = 0, failed = 0, skipped = 0;
+  auto report = [&](Row r) {
+    rows.push_back(std::move(r));
+    const Row &row = rows.back();
+    const Summary s = summarize(row, options);
+    const bool ok = row.ran && row.problem.empty();
+    if (!row.ran)
+      ++skipped;
+    else
+      (ok ? passed : failed)++;
+    std::printf("| %s | %u | %u | %.1f (%.1f-%.1f) | %.1f | %.2f | %.3f | "
+                "%.1f | %.2f | %s%s%s |\n",
+                row.label.c_str(), row.batch, row.S, s.gpuMedian, s.gpuP10,
+                s.gpuP90, s.callMedian, row.bytes / 1e6, s.tbps, s.percent,
+                row.storageBits, ok ? "ok" : (row.ran ? "FAIL" : "skipped"),
+                row.problem.empty() ? "" : ": ", row.problem.c_str());
+    std::fflush(stdout);
+    if (!jsonPath.empty() && !writeJson(jsonPath, header.str(), rows, options))
+      std::fprintf(stderr, "attention_bench: cannot write %s\n",
+                   jsonPath.c_str());
+  };
+  // Batch sizes in ascending order, each with all its encodings filled
+  // together.
+  std::vector<uint32_t> batches;
+  for (const Variant &v : variants)
+    batches.push_back(v.batch);
+  std::sort(batches.begin(), batches.end());
+  batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+  const auto start = Clock::now();
+  bool broken = false;
+  for (uint32_t batch : batches) {
+    std::vector<const Variant *> group;
+    for (const Variant &v : variants)
+      if (v.batch == batch)
+        group.push_back(&v);
+    runBatch(group, lengths, seed, options, start, broken, report);
+  }
+  if (skipped)
+    std::printf("%d rows not run (time budget)\n", skipped);
+  return finish(start, passed, failed);
+}

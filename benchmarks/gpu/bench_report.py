@@ -1,0 +1,222 @@
+"""Merges a run of the GPU decode-attention benchmark (attention_bench.cpp's
+--json) with the PyTorch SDPA baseline of the same run (sdpa_baseline.py's
+--json) into one markdown report: a table per encoding with kvc's times,
+bytes, bandwidth and the speedup over SDPA (SDPA GPU us / kvc GPU us), and
+issue 5's targets marked "met" / "not met" ("not measured" when a row is
+missing, failed or was skipped). The machine and the exact commands, as the
+runner (scripts/gpu_attention_bench.sh) recorded them, head the report.
+
+usage: bench_report.py --kvc KVC.json --sdpa SDPA.json [--machine FILE]
+                       [--commands FILE] [--date YYYY-MM-DD] [--out PATH]
+
+--out defaults to benchmarks/results/gpu-attention-<date>.md.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+# The issue's encodings (kvc's fp16 kernel is the bandwidth reference row
+# and has no target).
+ISSUE_ENCODINGS = ("K2/V2 g32", "K2/V2 g128", "K4/V2 g32", "K4/V4 g128",
+                   "K8/V8 g128")
+
+
+class Target:
+    """One of issue 5's targets: `kind` "peak" (% of the peak bandwidth) or
+    "speedup" (over SDPA), at least `threshold`, for the rows `applies`
+    accepts."""
+
+    def __init__(self, text, kind, threshold, applies):
+        self.text, self.kind = text, kind
+        self.threshold, self.applies = threshold, applies
+
+
+TARGETS = (
+    Target(">= 85% of peak at B >= 8, S >= 16k", "peak", 85.0,
+           lambda e, b, s: e in ISSUE_ENCODINGS and b >= 8 and s >= 16384),
+    Target(">= 70% of peak at B = 1, S = 32k", "peak", 70.0,
+           lambda e, b, s: e in ISSUE_ENCODINGS and b == 1 and s == 32768),
+    Target("K2/V2 g128 >= 6x SDPA at B = 32, S = 32k", "speedup", 6.0,
+           lambda e, b, s: e == "K2/V2 g128" and b == 32 and s == 32768),
+    Target("K2/V2 g32 >= 4.5x SDPA at B = 32, S = 32k", "speedup", 4.5,
+           lambda e, b, s: e == "K2/V2 g32" and b == 32 and s == 32768),
+    Target("K2/V2 g32 >= 9x SDPA at B = 1, S = 4k", "speedup", 9.0,
+           lambda e, b, s: e == "K2/V2 g32" and b == 1 and s == 4096),
+    Target("K4/V4 g128 >= 3.4x SDPA at B = 32, S = 32k", "speedup", 3.4,
+           lambda e, b, s: e == "K4/V4 g128" and b == 32 and s == 32768),
+)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def measured(row):
+    """True when the row ran, passed and has a time."""
+    return bool(row and row.get("ok") and row.get("gpu_us_median"))
+
+
+def speedup(kvc_row, sdpa_row):
+    """SDPA GPU us / kvc GPU us, or None when either is not measured."""
+    if not (measured(kvc_row) and measured(sdpa_row)):
+        return None
+    return sdpa_row["gpu_us_median"] / kvc_row["gpu_us_median"]
+
+
+def sdpa_index(sdpa):
+    return {(r["batch"], r["S"]): r for r in sdpa.get("rows", [])}
+
+
+def evaluate(kvc, sdpa):
+    """Every (target, row) pair the targets name, in target order: dicts
+    with target, encoding, batch, S, value (None when not measured) and
+    status."""
+    baseline = sdpa_index(sdpa)
+    results = []
+    for target in TARGETS:
+        for row in kvc.get("rows", []):
+            if not target.applies(row["encoding"], row["batch"], row["S"]):
+                continue
+            if target.kind == "peak":
+                value = (row.get("percent_of_peak") if measured(row)
+                         else None)
+            else:
+                value = speedup(row, baseline.get((row["batch"], row["S"])))
+            status = ("not measured" if value is None else
+                      "met" if value >= target.threshold else "not met")
+            results.append({"target": target, "encoding": row["encoding"],
+                            "batch": row["batch"], "S": row["S"],
+                            "value": value, "status": status})
+    return results
+
+
+def number(x, digits=1):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}"
+
+
+def value_text(result):
+    unit = "%" if result["target"].kind == "peak" else "x"
+    return number(result["value"], 1 if unit == "%" else 2) + unit
+
+
+def render(kvc, sdpa, machine="", commands="", date=""):
+    """The report, as markdown."""
+    baseline = sdpa_index(sdpa)
+    results = evaluate(kvc, sdpa)
+    lines = [f"# GPU decode attention: kvc vs PyTorch SDPA ({date})", "",
+             "Llama-3-8B attention (32 query heads, 8 KV heads, head_dim "
+             "128, one query token), residual window 128, split-tokens 512. "
+             "kvc: benchmarks/gpu/attention_bench.cpp "
+             f"({kvc.get('timing', '?')}; {kvc.get('warmup', '?')} warm-up, "
+             f"{kvc.get('reps', '?')} timed calls per row, each behind an L2 "
+             f"flush of {number(kvc.get('l2_flush_bytes', 0) / 1e6)} MB; "
+             f"seed {kvc.get('seed', '?')}). SDPA: "
+             "`torch.nn.functional.scaled_dot_product_attention(q, k, v, "
+             "enable_gqa=True)` on an fp16 cache, benchmarks/gpu/"
+             f"sdpa_baseline.py (torch {sdpa.get('torch', '?')}, CUDA "
+             f"{sdpa.get('cuda', '?')}; {sdpa.get('reps', '?')} timed "
+             "calls, L2 flushed the same way). Times are medians of CUDA "
+             "events; speedup = SDPA GPU us / kvc GPU us; bytes read are "
+             "exact (kvc: the compressed pages and fp16 residual rows the "
+             "call reads, q and out; SDPA: q, K, V and out); % of "
+             f"{number(kvc.get('peak_tbps', 3.35), 2)} TB/s, the device's "
+             "peak HBM bandwidth (the issue set its targets for an H100 "
+             "SXM, 3.35 TB/s).", "",
+             f"kvc device: {kvc.get('device', '?')}; SDPA device: "
+             f"{sdpa.get('device', '?')}.", ""]
+    if machine.strip():
+        lines += ["## Machine", "", "```", machine.strip(), "```", ""]
+    lines += ["## Commands", "", "```"]
+    if commands.strip():
+        lines.append(commands.strip())
+    for what, data in (("kvc", kvc), ("sdpa", sdpa)):
+        if data.get("command"):
+            lines.append(f"# {what}: {data['command']}")
+    lines += ["```", "", "## Targets (issue 5)", "",
+              "| target | encoding | B | S | value | status |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        lines.append(f"| {r['target'].text} | {r['encoding']} | {r['batch']} "
+                     f"| {r['S']} | {value_text(r)} | {r['status']} |")
+    counts = {s: sum(r["status"] == s for r in results)
+              for s in ("met", "not met", "not measured")}
+    lines += ["", ", ".join(f"{n} {s}" for s, n in counts.items()), ""]
+
+    encodings = []
+    for row in kvc.get("rows", []):
+        if row["encoding"] not in encodings:
+            encodings.append(row["encoding"])
+    for encoding in encodings:
+        rows = sorted((r for r in kvc["rows"] if r["encoding"] == encoding),
+                      key=lambda r: (r["batch"], r["S"]))
+        bits = next((r.get("storage_bits_per_element") for r in rows
+                     if r.get("storage_bits_per_element")), None)
+        lines += [f"## {encoding} ({number(bits, 2)} bits per element)", "",
+                  "| B | S | kvc GPU us (p10-p90) | kvc call us | MB read | "
+                  "TB/s | % peak | SDPA GPU us | SDPA TB/s | speedup | "
+                  "targets |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | "
+                  "--- | --- |"]
+        for row in rows:
+            base = baseline.get((row["batch"], row["S"]))
+            marks = [f"{r['target'].text.split(' at ')[0]}: {r['status']}"
+                     for r in results
+                     if r["encoding"] == encoding and r["batch"] ==
+                     row["batch"] and r["S"] == row["S"]]
+            if not row.get("ok"):
+                marks.insert(0, ("FAIL: " if row.get("ran", True) else
+                                 "not run: ") + row.get("problem", ""))
+            lines.append(
+                f"| {row['batch']} | {row['S']} | "
+                f"{number(row.get('gpu_us_median'))} "
+                f"({number(row.get('gpu_us_p10'))}-"
+                f"{number(row.get('gpu_us_p90'))}) | "
+                f"{number(row.get('call_us_median'))} | "
+                f"{number(row.get('bytes', 0) / 1e6, 2)} | "
+                f"{number(row.get('tbps'), 3)} | "
+                f"{number(row.get('percent_of_peak'))} | "
+                f"{number(base.get('gpu_us_median') if measured(base) else None)} | "
+                f"{number(base.get('tbps') if measured(base) else None, 3)} | "
+                f"{number(speedup(row, base), 2)} | "
+                f"{'; '.join(marks)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kvc", required=True)
+    parser.add_argument("--sdpa", required=True)
+    parser.add_argument("--machine")
+    parser.add_argument("--commands")
+    parser.add_argument("--date",
+                        default=datetime.date.today().isoformat())
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+    kvc = load(args.kvc)
+    sdpa = load(args.sdpa) if os.path.exists(args.sdpa) else {}
+    if not sdpa:
+        print(f"bench_report: no {args.sdpa}: speedups are not measured",
+              file=sys.stderr)
+    read = (lambda p: open(p).read() if p and os.path.exists(p) else "")
+    text = render(kvc, sdpa, read(args.machine), read(args.commands),
+                  args.date)
+    out = args.out or os.path.join(ROOT, "benchmarks", "results",
+                                   f"gpu-attention-{args.date}.md")
+    with open(out, "w") as f:
+        f.write(text + "\n")
+    print(f"bench_report: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

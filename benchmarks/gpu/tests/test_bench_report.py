@@ -1,0 +1,108 @@
+"""bench_report.py: the merge of a kvc benchmark run and its SDPA baseline,
+the speedups and issue 5's targets, on small hand-made inputs."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import bench_report  # noqa: E402
+
+
+def kvc_row(encoding, batch, S, us, percent, ok=True, ran=True, problem=""):
+    return {"encoding": encoding, "name": "bench_x", "batch": batch, "S": S,
+            "ok": ok, "ran": ran, "problem": problem, "gpu_us_median": us,
+            "gpu_us_p10": us * 0.9, "gpu_us_p90": us * 1.1, "gpu_us_min": us * 0.8,
+            "call_us_median": us + 20, "bytes": 1_000_000, "tbps": 1.0,
+            "percent_of_peak": percent, "storage_bits_per_element": 3.0}
+
+
+def sdpa_row(batch, S, us):
+    return {"batch": batch, "S": S, "ok": True, "ran": True, "problem": "",
+            "gpu_us_median": us, "gpu_us_p10": us, "gpu_us_p90": us,
+            "bytes": 2_000_000, "tbps": 2.0, "percent_of_peak": 60.0}
+
+
+KVC = {"command": "kvc_attention_bench --json k.json", "device": "H100",
+       "timing": "cuda events", "reps": 50, "warmup": 10, "seed": 7,
+       "l2_flush_bytes": 100_000_000, "peak_tbps": 3.35,
+       "rows": [kvc_row("K2/V2 g32", 32, 32768, 100.0, 90.0),
+                kvc_row("K2/V2 g32", 1, 4096, 10.0, 40.0),
+                kvc_row("K2/V2 g128", 32, 32768, 100.0, 80.0),
+                kvc_row("K4/V4 g128", 32, 32768, 0, 0, ok=False,
+                        problem="3 of 4096 outputs are not finite"),
+                kvc_row("K8/V8 g128", 1, 32768, 50.0, 0, ok=False, ran=False,
+                        problem="time budget"),
+                kvc_row("fp16", 32, 32768, 600.0, 50.0)]}
+SDPA = {"command": "sdpa_baseline.py --json s.json", "device": "H100",
+        "torch": "2.5.1", "cuda": "12.4", "reps": 50,
+        "rows": [sdpa_row(32, 32768, 500.0), sdpa_row(1, 4096, 95.0)]}
+
+
+def statuses():
+    return {(r["target"].text, r["encoding"], r["batch"], r["S"]):
+            (r["status"], r["value"]) for r in bench_report.evaluate(KVC, SDPA)}
+
+
+def test_speedup_is_sdpa_over_kvc():
+    assert bench_report.speedup(KVC["rows"][0], SDPA["rows"][0]) == 5.0
+    assert bench_report.speedup(KVC["rows"][3], SDPA["rows"][0]) is None
+    assert bench_report.speedup(KVC["rows"][0], None) is None
+
+
+def test_targets_met_not_met_and_not_measured():
+    s = statuses()
+    peak85 = bench_report.TARGETS[0].text
+    assert s[(peak85, "K2/V2 g32", 32, 32768)] == ("met", 90.0)
+    assert s[(peak85, "K2/V2 g128", 32, 32768)] == ("not met", 80.0)
+    assert s[(peak85, "K4/V4 g128", 32, 32768)] == ("not measured", None)
+    # kvc's fp16 kernel is the reference row: no target.
+    assert not any(key[1] == "fp16" for key in s)
+    assert s[(bench_report.TARGETS[1].text, "K8/V8 g128", 1, 32768)][0] == \
+        "not measured"
+    assert s[(bench_report.TARGETS[2].text, "K2/V2 g128", 32, 32768)] == \
+        ("not met", 5.0)
+    assert s[(bench_report.TARGETS[3].text, "K2/V2 g32", 32, 32768)] == \
+        ("met", 5.0)
+    assert s[(bench_report.TARGETS[4].text, "K2/V2 g32", 1, 4096)] == \
+        ("met", 9.5)
+    assert s[(bench_report.TARGETS[5].text, "K4/V4 g128", 32, 32768)][0] == \
+        "not measured"
+
+
+def test_report_file(tmp_path):
+    for name, data in (("k.json", KVC), ("s.json", SDPA)):
+        (tmp_path / name).write_text(json.dumps(data))
+    (tmp_path / "machine.txt").write_text("NVIDIA H100 80GB HBM3, 550.54.15\n")
+    (tmp_path / "commands.txt").write_text("scripts/gpu_attention_bench.sh\n")
+    out = tmp_path / "report.md"
+    assert bench_report.main(
+        ["--kvc", str(tmp_path / "k.json"), "--sdpa", str(tmp_path / "s.json"),
+         "--machine", str(tmp_path / "machine.txt"), "--commands",
+         str(tmp_path / "commands.txt"), "--date", "2025-01-02",
+         "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "(2025-01-02)" in text
+    assert "NVIDIA H100 80GB HBM3, 550.54.15" in text
+    assert "scripts/gpu_attention_bench.sh" in text
+    assert "# kvc: kvc_attention_bench --json k.json" in text
+    for encoding in ("K2/V2 g32", "K2/V2 g128", "K4/V4 g128", "fp16"):
+        assert f"## {encoding} (" in text
+    # The B = 32, S = 32k row of K2/V2 g32: 500 / 100 = 5x, both targets.
+    row = next(line for line in text.splitlines()
+               if line.startswith("| 32 | 32768 | 100.0 (90.0-110.0)"))
+    assert "| 500.0 | 2.000 | 5.00 |" in row
+    assert ">= 85% of peak: met" in row
+    assert "K2/V2 g32 >= 4.5x SDPA: met" in row
+    assert "FAIL: 3 of 4096 outputs are not finite" in text
+    assert "not run: time budget" in text
+    assert "3 met, 2 not met, 3 not measured" in text
+
+
+def test_missing_baseline_leaves_speedups_unmeasured(tmp_path):
+    (tmp_path / "k.json").write_text(json.dumps(KVC))
+    out = tmp_path / "report.md"
+    bench_report.main(["--kvc", str(tmp_path / "k.json"), "--sdpa",
+                       str(tmp_path / "missing.json"), "--out", str(out)])
+    text = out.read_text()
+    assert "| K2/V2 g32 >= 9x SDPA at B = 1, S = 4k | K2/V2 g32 | 1 | 4096 | -x " \
+           "| not measured |" in text

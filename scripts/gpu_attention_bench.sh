@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# GPU decode-attention benchmark (issue 5), for a machine with an NVIDIA GPU,
+# the CUDA toolkit, cmake, ninja and PyTorch (LLVM/MLIR not needed). Run
+# from the repository root with the artifacts of scripts/gpu_attention_build.sh
+# present (build/gpu-attention with its bench/ part, built on a machine with
+# LLVM/MLIR and carried over):
+#
+#   scripts/gpu_attention_bench.sh [S ...]   (default S: 1024 4096 16384 32768)
+#
+#  1. builds benchmarks/gpu's kvc_attention_bench (the kvc runtime's CUDA
+#     backend linked with the compiled bench variants);
+#  2. runs it: every encoding x batch {1, 8, 32} x S (attention_bench.cpp);
+#  3. runs the PyTorch SDPA fp16 baseline at the same shapes
+#     (benchmarks/gpu/sdpa_baseline.py);
+#  4. merges both into gpu-attention-<date>.md (benchmarks/gpu/bench_report.py:
+#     a table per encoding, speedups, issue 5's targets), with the machine
+#     and the commands, next to the two JSON files.
+# Results and logs go to $OUT when it is set (device runs: copy the report
+# into benchmarks/results/ afterwards), else the report and its JSON files
+# to benchmarks/results/ and the logs to the build dir. Environment:
+# KVC_ATTENTION_ARTIFACTS (default build/gpu-attention),
+# KVC_GPU_BENCH_BUILD_DIR (default /tmp/kvc-gpu-bench-build), CUDA_HOME
+# (default /usr/local/cuda), PYTHON (default python3), KVC_GPU_BENCH_REPS
+# (timed calls per row, default 50), KVC_GPU_BENCH_SEED,
+# KVC_GPU_BENCH_BUDGET (seconds for the whole script, default 450: the
+# benchmark starts no row after its share, SDPA and the report keep 60 s
+# to 100 s), and
+# KVC_GPU_PEAK_TBPS (the "% of peak" bandwidth; default from the GPU's
+# name: 3.35 for an H100 SXM (HBM3, the issue's figure), 4.8 for an H200
+# (HBM3e), else 3.35 with a warning), and
+# KVC_GPU_BENCH_HOST=1 (a plumbing dry run without a GPU: the host build
+# kvc_attention_bench_host, which needs build/gpu-attention/bench/host;
+# its report never goes to benchmarks/results). Exits 1 when a step failed.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ARTIFACTS="${KVC_ATTENTION_ARTIFACTS:-$ROOT/build/gpu-attention}"
+BUILD_DIR="${KVC_GPU_BENCH_BUILD_DIR:-/tmp/kvc-gpu-bench-build}"
+CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+PYTHON="${PYTHON:-python3}"
+REPS="${KVC_GPU_BENCH_REPS:-50}"
+HOST="${KVC_GPU_BENCH_HOST:-0}"
+export PATH="$CUDA_HOME/bin:$PATH"
+LOG_DIR="${OUT:-$BUILD_DIR}"
+RESULTS_DIR="${OUT:-$ROOT/benchmarks/results}"
+[ "$HOST" = 1 ] && RESULTS_DIR="$LOG_DIR"
+mkdir -p "$LOG_DIR" "$BUILD_DIR" "$RESULTS_DIR"
+LOG="$LOG_DIR/gpu_attention_bench.log"
+DATE="$(date -u +%Y-%m-%d)"
+STEM="$RESULTS_DIR/gpu-attention-$DATE"
+KVC_JSON="$STEM-kvc.json"
+SDPA_JSON="$STEM-sdpa.json"
+MACHINE="$LOG_DIR/machine.txt"
+COMMANDS="$LOG_DIR/commands.txt"
+LENGTHS=("$@")
+SEED_ARGS=()
+[ -n "${KVC_GPU_BENCH_SEED:-}" ] && SEED_ARGS=(--seed "$KVC_GPU_BENCH_SEED")
+start=$SECONDS
+BUDGET="${KVC_GPU_BENCH_BUDGET:-450}"
+# Seconds left of the budget, less $1 kept for later steps.
+left() { echo $((BUDGET - (SECONDS - start) - $1)); }
+
+say() { echo "gpu_attention_bench: $*" | tee -a "$LOG"; }
+: > "$LOG"
+failed=0
+
+# --- The machine ----------------------------------------------------------
+{
+  nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total,clocks.max.sm,clocks.max.mem \
+    --format=csv || echo "nvidia-smi failed"
+  nvcc --version | tail -n 2
+  "$PYTHON" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)' 2>&1 |
+    tail -n 1
+  echo "host: $(uname -srm), $(nproc) CPUs"
+  echo "kvc: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(
+    git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
+  echo "artifacts: $(cat "$ARTIFACTS/bench/chip.txt" 2>/dev/null || echo '?')," \
+       "min-blocks-per-sm $(cat "$ARTIFACTS/bench/min-blocks-per-sm.txt" 2>/dev/null || echo '?')," \
+       "launch stream: $(cat "$ARTIFACTS/bench/launch-stream.txt" 2>/dev/null || echo '?')"
+} > "$MACHINE" 2>&1
+tee -a "$LOG" < "$MACHINE"
+# The issue's bandwidth targets are fractions of the device's peak.
+gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n1)"
+PEAK="${KVC_GPU_PEAK_TBPS:-}"
+if [ -z "$PEAK" ]; then
+  case "$gpu_name" in
+    *H200*) PEAK=4.8 ;;
+    *H100*PCIe*) PEAK=2.0 ;;
+    *H100*) PEAK=3.35 ;;
+    *) PEAK=3.35
+       say "WARNING: peak bandwidth of '${gpu_name:-no GPU}' unknown: % of" \
+           "peak uses 3.35 TB/s (set KVC_GPU_PEAK_TBPS)" ;;
+  esac
+fi
+echo "peak bandwidth: $PEAK TB/s" >> "$MACHINE"
+echo "KVC_GPU_BENCH_BUDGET=$BUDGET KVC_GPU_BENCH_REPS=$REPS" \
+     "scripts/gpu_attention_bench.sh ${LENGTHS[*]}" > "$COMMANDS"
+if [ ! -f "$ARTIFACTS/bench/bench_manifest.txt" ]; then
+  say "no $ARTIFACTS/bench/bench_manifest.txt: run" \
+      "KVC_GPU_BUILD_ONLY=bench scripts/gpu_attention_build.sh on a machine" \
+      "with LLVM/MLIR and carry build/gpu-attention"
+  exit 1
+fi
+if [ "$(cat "$ARTIFACTS/bench/launch-stream.txt" 2>/dev/null)" = own ]; then
+  say "WARNING: the bench objects launch on a stream of their own: the" \
+      "CUDA events do not isolate the kernels (rebuild them with a newer kvc-opt)"
+fi
+
+# --- 1. Build -------------------------------------------------------------
+generator=(-G Ninja)
+command -v ninja >/dev/null || generator=(-G "Unix Makefiles")
+cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
+       head -n1 | tr -d ' .')"
+TARGET=kvc_attention_bench
+[ "$HOST" = 1 ] && TARGET=kvc_attention_bench_host
+build_start=$SECONDS
+if ! { cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD_DIR" "${generator[@]}" \
+         -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+         -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
+         -DCMAKE_CUDA_ARCHITECTURES="${cap:-90}" \
+         -DKVC_ATTENTION_ARTIFACTS="$ARTIFACTS" &&
+       cmake --build "$BUILD_DIR" -j "$(nproc)" --target "$TARGET"
+     } >> "$LOG" 2>&1; then
+  tail -n 40 "$LOG"
+  say "the build failed (see $LOG)"
+  exit 1
+fi
+say "built in $((SECONDS - build_start)) s"
+
+# --- 2. kvc ----------------------------------------------------------------
+# The benchmark starts no row after its share of the budget; the timeout,
+# which keeps 60 s for SDPA and the report, catches a row that overruns
+# (rows are written to the JSON as they finish).
+share=$(left 100)
+if [ "$share" -lt 30 ]; then
+  say "no time left for the benchmark (budget $BUDGET s)"
+  exit 1
+fi
+KVC_CMD=("$BUILD_DIR/$TARGET" --reps "$REPS" "${SEED_ARGS[@]}" --budget "$share"
+         --peak-tbps "$PEAK"
+         --json "$KVC_JSON" "${LENGTHS[@]}")
+echo "${KVC_CMD[*]}" >> "$COMMANDS"
+say "kvc: ${KVC_CMD[*]}"
+timeout -k 10 "$(left 60)" "${KVC_CMD[@]}" 2>&1 | tee "$LOG_DIR/kvc_bench.log" |
+  grep -v "^attention_bench: .*filled" | tee -a "$LOG"
+status=${PIPESTATUS[0]}
+if [ "$status" -eq 77 ]; then
+  say "no usable CUDA device"
+  exit 1
+elif [ "$status" -ne 0 ]; then
+  say "kvc_attention_bench exited with status $status"
+  failed=1
+fi
+
+# --- 3. PyTorch SDPA -------------------------------------------------------
+sdpa_share=$(left 15)
+if [ "$sdpa_share" -lt 10 ]; then
+  say "no time left for the SDPA baseline"
+  failed=1
+else
+  SDPA_CMD=("$PYTHON" "$ROOT/benchmarks/gpu/sdpa_baseline.py" --reps "$REPS"
+            --peak-tbps "$PEAK"
+            --budget $((sdpa_share - 10)) --json "$SDPA_JSON" "${LENGTHS[@]}")
+  echo "${SDPA_CMD[*]}" >> "$COMMANDS"
+  say "sdpa: ${SDPA_CMD[*]}"
+  timeout -k 5 "$sdpa_share" "${SDPA_CMD[@]}" 2>&1 |
+    tee "$LOG_DIR/sdpa_baseline.log" | tee -a "$LOG"
+  status=${PIPESTATUS[0]}
+  if [ "$status" -ne 0 ]; then
+    say "sdpa_baseline.py exited with status $status"
+    failed=1
+  fi
+fi
+
+# --- 4. The report ---------------------------------------------------------
+if [ -f "$KVC_JSON" ]; then
+  "$PYTHON" "$ROOT/benchmarks/gpu/bench_report.py" --kvc "$KVC_JSON" \
+    --sdpa "$SDPA_JSON" --machine "$MACHINE" --commands "$COMMANDS" \
+    --date "$DATE" --out "$STEM.md" 2>&1 | tee -a "$LOG"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+  grep -A 12 "^## Targets" "$STEM.md" | tee -a "$LOG"
+else
+  say "no $KVC_JSON: no report"
+  failed=1
+fi
+say "finished in $((SECONDS - start)) s; log in $LOG"
+exit "$failed"
