@@ -84,8 +84,10 @@ compile_attention() { # DIR WORK MODULES MANIFEST
       -o "$work/$stem.ll"
     "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
       "$work/$stem.ll" -o "$dir/$stem.o"
-    # The same functions as CPU loops, for the host dry run.
-    "$KVC_OPT" "$dir/$mlir" --kvc-cpu-pipeline="page-tokens=$page_tokens" \
+    # The same functions as CPU loops, for the host dry run (appends, the
+    # benchmark's, written by the kernels' emitter).
+    "$KVC_OPT" "$dir/$mlir" \
+      --kvc-cpu-pipeline="page-tokens=$page_tokens append=generated" \
       -o "$work/$stem.host.llvm.mlir"
     "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
       "$work/$stem.host.llvm.mlir" -o "$work/host/$stem.ll"
@@ -172,6 +174,14 @@ if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
   start=$SECONDS
   compile_attention "$BENCH" "$BENCH_WORK" bench_modules.txt \
     bench_manifest.txt
+  # Every attention variant's append twin: (binding, k, v) -> binding.
+  while read -r name _; do
+    twin="bench_append_${name#bench_}"
+    for ir in "$BENCH_WORK" "$BENCH_WORK/host"; do
+      grep -q "^define ptr @_mlir_ciface_$twin(ptr %0, ptr %1, ptr %2)" \
+          "$ir"/*.ll || fail "no _mlir_ciface_$twin(binding, k, v) in $ir/*.ll"
+    done
+  done < "$BENCH/bench_manifest.txt"
   # The benchmark times the calls with CUDA events on the cache's stream:
   # that measures the kernels only when the host code launches them there.
   if grep -q "kvc_rt_mlir_gpu_stream" "$BENCH_WORK"/*.ll; then

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -303,6 +304,29 @@ inline int finish(std::chrono::steady_clock::time_point start, int passed,
                                     .count());
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
+}
+
+/// A string as JSON text (control characters become spaces).
+inline std::string jsonString(const std::string &text) {
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\')
+      quoted += std::string("\\") + c;
+    else if (static_cast<unsigned char>(c) < 0x20)
+      quoted += ' ';
+    else
+      quoted += c;
+  }
+  return quoted + "\"";
+}
+
+/// A number, or null for NaN (JSON has no NaN).
+inline std::string jsonNumber(double x) {
+  if (!std::isfinite(x))
+    return "null";
+  char text[64];
+  std::snprintf(text, sizeof text, "%.6g", x);
+  return text;
 }
 
 } // namespace kvc::gpucheck

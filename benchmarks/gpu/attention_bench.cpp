@@ -25,7 +25,9 @@
 //    by the host clock around the call: "call us", what a caller waits
 //    (layout checks, runtime calls, launches, the final synchronization);
 //  - a last call with the output poisoned (NaN bytes) must write a finite
-//    output and leave the binding, the mgpu* record and CUDA clean.
+//    output and leave the binding, the mgpu* record and CUDA clean;
+//  - the variant's append twin over R one-token steps on forks of the
+//    sequences (BenchAppend.h): "append us" per step, host clock.
 // Bytes read are exact for the cache's state: the pages of the c(n)
 // compressed tokens of every sequence (whole pages: c(n) is a multiple of
 // the residual window, which the page size divides) with the block sizes of
@@ -52,6 +54,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BenchAppend.h"
 #include "CheckSupport.h"
 
 #include "kvc_runtime.h"
@@ -162,6 +165,7 @@ struct Row {
   std::string label, name, problem;
   uint32_t batch = 0, S = 0;
   std::vector<double> gpu, call; ///< microseconds per timed call
+  double appendUs = std::nan(""); ///< per decode step; NaN: not timed
   uint64_t bytes = 0, kvBytes = 0;
   double storageBits = 0, readBits = 0;
   bool ran = false;
@@ -453,11 +457,17 @@ std::string timeCalls(const Variant &v, AttentionEntry entry,
   return "";
 }
 
+/// The append steps timed per row: a residual window's worth (one flush).
+uint32_t appendSteps(const Variant &v) {
+  return std::max(v.residual, v.pageTokens);
+}
+
 /// One variant's cache, sequences and query / output buffers. `problem`
 /// is sticky: once set, the variant's remaining rows fail with it.
 struct Bench {
   const Variant *v = nullptr;
   AttentionEntry entry = nullptr;
+  AppendEntry append = nullptr; ///< the twin; null in older artifacts
   CacheOwner cache{nullptr, kvc_rt_cache_destroy};
   std::vector<kvc_rt_seq> seqs;
   std::vector<uint32_t> filled;
@@ -474,10 +484,14 @@ struct Bench {
     config.kv_heads = v->kvHeads;
     config.head_dim = v->headDim;
     config.page_tokens = v->pageTokens;
-    config.max_sequences = v->batch;
-    config.max_tokens = maxS;
+    // Room for the append steps' forks: a second set of sequences, R more
+    // tokens each, and their own pages for what they flush.
+    const uint32_t steps = appendSteps(*v);
+    config.max_sequences = 2 * v->batch;
+    config.max_tokens = maxS + steps;
     config.pages_per_layer =
-        v->batch * ((maxS + v->pageTokens - 1) / v->pageTokens);
+        v->batch * ((maxS + v->pageTokens - 1) / v->pageTokens +
+                    (steps + v->pageTokens - 1) / v->pageTokens + 1);
     config.encodings = &v->encoding;
     kvc_rt_cache *raw = nullptr;
     if (kvc_rt_cache_create(&config, &raw) != KVC_RT_OK)
@@ -541,6 +555,7 @@ void runBatch(const std::vector<const Variant *> &variants,
     auto bench = std::make_unique<Bench>();
     bench->v = v;
     bench->entry = findEntry<AttentionEntry>(v->name);
+    bench->append = findAppendTwin(v->name);
     bench->problem = notRunReason(v->name, bench->entry != nullptr, broken);
     if (bench->problem.empty() && !overBudget(start, options))
       bench->problem = bench->create(lengths.back(), seed);
@@ -574,6 +589,10 @@ void runBatch(const std::vector<const Variant *> &variants,
           row.problem =
               timeCalls(v, bench->entry, bench->cache.get(), bench->seqs,
                         bench->q, bench->out, options, row);
+        if (row.problem.empty() && bench->append)
+          row.problem = timeAppendSteps(bench->append, bench->cache.get(),
+                                        bench->seqs, v.kvHeads, v.headDim,
+                                        appendSteps(v), seed + S, row.appendUs);
         if (!row.problem.empty()) {
           bench->problem = row.problem;
           broken = contextBroken();
@@ -582,28 +601,6 @@ void runBatch(const std::vector<const Variant *> &variants,
       report(std::move(row));
     }
   }
-}
-
-std::string jsonString(const std::string &text) {
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\')
-      quoted += std::string("\\") + c;
-    else if (static_cast<unsigned char>(c) < 0x20)
-      quoted += ' ';
-    else
-      quoted += c;
-  }
-  return quoted + "\"";
-}
-
-/// A number, or null for NaN (JSON has no NaN).
-std::string jsonNumber(double x) {
-  if (!std::isfinite(x))
-    return "null";
-  char text[64];
-  std::snprintf(text, sizeof text, "%.6g", x);
-  return text;
 }
 
 struct Summary {
@@ -640,6 +637,7 @@ bool writeJson(const std::string &path, const std::string &header,
          << ", \"gpu_us_p90\": " << jsonNumber(s.gpuP90)
          << ", \"gpu_us_min\": " << jsonNumber(s.gpuMin)
          << ", \"call_us_median\": " << jsonNumber(s.callMedian)
+         << ", \"append_us_per_step\": " << jsonNumber(r.appendUs)
          << ", \"bytes\": " << r.bytes << ", \"kv_bytes\": " << r.kvBytes
          << ", \"tbps\": " << jsonNumber(s.tbps)
          << ", \"percent_of_peak\": " << jsonNumber(s.percent)
@@ -739,10 +737,10 @@ int main(int argc, char **argv) {
          << "  \"l2_flush_bytes\": " << flushBytes << ",\n"
          << "  \"peak_tbps\": " << jsonNumber(options.peakTBps) << ",\n";
 
-  std::printf("| encoding | B | S | GPU us (p10-p90) | call us | MB read | "
-              "TB/s | %% peak | bits/elem | result |\n");
+  std::printf("| encoding | B | S | GPU us (p10-p90) | call us | append us | "
+              "MB read | TB/s | %% peak | bits/elem | result |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
-              "|\n");
+              "| --- |\n");
   std::fflush(stdout);
   std::vector<Row> rows;
   int passed = 0, failed = 0, skipped = 0;
@@ -755,11 +753,12 @@ int main(int argc, char **argv) {
       ++skipped;
     else
       (ok ? passed : failed)++;
-    std::printf("| %s | %u | %u | %.1f (%.1f-%.1f) | %.1f | %.2f | %.3f | "
-                "%.1f | %.2f | %s%s%s |\n",
+    std::printf("| %s | %u | %u | %.1f (%.1f-%.1f) | %.1f | %.1f | %.2f | "
+                "%.3f | %.1f | %.2f | %s%s%s |\n",
                 row.label.c_str(), row.batch, row.S, s.gpuMedian, s.gpuP10,
-                s.gpuP90, s.callMedian, row.bytes / 1e6, s.tbps, s.percent,
-                row.storageBits, ok ? "ok" : (row.ran ? "FAIL" : "skipped"),
+                s.gpuP90, s.callMedian, row.appendUs, row.bytes / 1e6, s.tbps,
+                s.percent, row.storageBits,
+                ok ? "ok" : (row.ran ? "FAIL" : "skipped"),
                 row.problem.empty() ? "" : ": ", row.problem.c_str());
     std::fflush(stdout);
     if (!jsonPath.empty() && !writeJson(jsonPath, header.str(), rows, options))

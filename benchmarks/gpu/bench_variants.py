@@ -9,11 +9,18 @@ query token, `llvm.emit_c_interface`, `_mlir_ciface_<name>(binding, &q,
 &out)`), named `bench_<its name>`. The sequence length is the cache's,
 known only at run time, so one function serves every S. Residual window
 128, split-tokens 512, 64-token pages; group-128 channel-axis keys need
-128-token pages and get a module of their own. Outputs, in OUTDIR:
+128-token pages and get a module of their own.
+
+Each attention variant `bench_<x>` has an append twin `bench_append_<x>` in
+the same module: append_variants.py's `kvc.append` of one token per batch
+entry to the same cache type (`ptr _mlir_ciface_bench_append_<x>(binding,
+&k, &v)`), which the benchmark times per decode step next to the
+attention. Outputs, in OUTDIR:
 
   bench_p<P>_s<S>.mlir   one module per (page-tokens, split-tokens)
   bench_modules.txt      "<file> <page_tokens> <split_tokens>" per module
-  bench_manifest.txt     attention_variants.py's manifest format
+  bench_manifest.txt     attention_variants.py's manifest format (the
+                         attention variants; the append twins go by name)
 
 usage: bench_variants.py OUTDIR
 """
@@ -21,6 +28,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import append_variants  # noqa: E402
 import attention_variants as av  # noqa: E402
 
 QUERY_HEADS = 32
@@ -59,14 +67,38 @@ def variants():
                                page_tokens=page_tokens(key))
 
 
+class AppendTwin(append_variants.Variant):
+    """The one-token append to an attention variant's cache."""
+
+    def __init__(self, attention):
+        super().__init__(attention.key, attention.value, attention.batch,
+                         attention.page_tokens, tokens=1,
+                         residual=attention.residual)
+        assert (self.heads, self.head_dim) == (attention.kv_heads,
+                                               attention.head_dim)
+        self.attention_name = attention.name()
+
+    def name(self):
+        return "bench_append_" + self.attention_name[len("bench_"):]
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
+    outdir = sys.argv[1]
+    attention = list(variants())
     count, modules = av.write_variants(
-        sys.argv[1], variants(), stem="bench",
+        outdir, attention, stem="bench",
         manifest="bench_manifest.txt", modules="bench_modules.txt")
-    print(f"bench_variants: {count} variants in {modules} modules under "
-          f"{sys.argv[1]}")
+    # Each append twin joins its attention variant's module (the pipeline
+    # options are the same; appends ignore split-tokens).
+    for v in attention:
+        module = os.path.join(outdir,
+                              f"bench_p{v.page_tokens}_s{v.split}.mlir")
+        with open(module, "a") as out:
+            out.write(append_variants.function(AppendTwin(v)))
+    print(f"bench_variants: {count} attention variants and their append "
+          f"twins in {modules} modules under {outdir}")
 
 
 if __name__ == "__main__":

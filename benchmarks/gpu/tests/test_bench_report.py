@@ -95,7 +95,8 @@ def test_report_file(tmp_path):
     assert "K2/V2 g32 >= 4.5x SDPA: met" in row
     assert "FAIL: 3 of 4096 outputs are not finite" in text
     assert "not run: time budget" in text
-    assert "3 met, 2 not met, 3 not measured" in text
+    # Plus the append share at 4 rows, none of them timed here.
+    assert "3 met, 2 not met, 7 not measured" in text
 
 
 def test_missing_baseline_leaves_speedups_unmeasured(tmp_path):
@@ -106,3 +107,21 @@ def test_missing_baseline_leaves_speedups_unmeasured(tmp_path):
     text = out.read_text()
     assert "| K2/V2 g32 >= 9x SDPA at B = 1, S = 4k | K2/V2 g32 | 1 | 4096 | -x " \
            "| not measured |" in text
+
+
+def test_append_share_is_a_maximum_of_the_call_time():
+    row = kvc_row("K2/V2 g32", 1, 4096, 10.0, 40.0)  # call us: 30
+    assert bench_report.append_share(row) is None  # not timed
+    row["append_us_per_step"] = 1.2
+    assert abs(bench_report.append_share(row) - 4.0) < 1e-9
+    kvc = dict(KVC, rows=[row, dict(kvc_row("K2/V2 g128", 32, 32768, 100.0,
+                                            80.0), append_us_per_step=9.0),
+                          kvc_row("K4/V2 g32", 1, 4096, 0, 0, ok=False)])
+    got = {(r["encoding"], r["batch"], r["S"]): (r["status"], r["value"])
+           for r in bench_report.evaluate(kvc, SDPA)
+           if r["target"].kind == "append"}
+    assert got[("K2/V2 g32", 1, 4096)][0] == "met"
+    assert got[("K2/V2 g128", 32, 32768)] == ("not met", 7.5)
+    assert got[("K4/V2 g32", 1, 4096)] == ("not measured", None)
+    text = bench_report.render(kvc, SDPA)
+    assert "| 1.2 (4.0) |" in text
