@@ -45,13 +45,18 @@
 // CHECK: llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
 // Keys dequantized in registers, the token located once (one page-table
 // load), then four channels at a time: their (scale, zero) pairs in one
-// 16-byte load, each 2-bit code from its word, a separate multiply and add
-// (docs/layout.md).
+// 16-byte load, each 2-bit code from its word, made a float with an OR and
+// a subtraction (no integer conversion: GPUs convert at a fraction of their
+// float rate), a separate multiply and add (docs/layout.md).
 // CHECK: scf.if
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c4
 // CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // CHECK: arith.andi %{{.*}}, %c3_i32
+// CHECK: arith.ori %{{.*}}, %c1258291200_i32
+// CHECK: arith.bitcast %{{.*}} : i32 to f32
+// CHECK: arith.subf
+// CHECK-NOT: arith.uitofp
 // CHECK: arith.mulf
 // CHECK: arith.addf
 // The fp16 residual rows: eight keys a load.
