@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -304,6 +305,20 @@ inline int finish(std::chrono::steady_clock::time_point start, int passed,
                                     .count());
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
+}
+
+/// A sequence length argument (1 .. 2^24 tokens, decimal digits only);
+/// false for anything else. (The GPU machine has no LLVM, so the drivers
+/// parse their few arguments themselves.)
+inline bool parseLength(const std::string &arg, std::vector<uint32_t> &out) {
+  if (arg.empty() || arg.size() > 9 ||
+      arg.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  const unsigned long S = std::strtoul(arg.c_str(), nullptr, 10);
+  if (S == 0 || S > (1ul << 24))
+    return false;
+  out.push_back(uint32_t(S));
+  return true;
 }
 
 /// A string as JSON text (control characters become spaces).

@@ -691,13 +691,7 @@ int main(int argc, char **argv) {
         jsonPath = text;
       else
         options.budget = std::strtod(text, nullptr);
-    } else if (!arg.empty() &&
-               arg.find_first_not_of("0123456789") == std::string::npos) {
-      unsigned long S = std::strtoul(arg.c_str(), nullptr, 10);
-      if (S == 0 || S > (1ul << 24))
-        return usage();
-      lengths.push_back(uint32_t(S));
-    } else {
+    } else if (!parseLength(arg, lengths)) {
       return usage();
     }
   }

@@ -140,57 +140,8 @@ struct Outcome {
 };
 
 #if KVC_ATTENTION_HOST
-/// The query / output buffer of a call: host memory in the dry run.
-struct Buffer {
-  std::vector<float> host;
-  float *ptr = nullptr;
-  bool allocate(size_t elements) {
-    host.resize(elements);
-    ptr = host.data();
-    return true;
-  }
-  bool upload(const std::vector<float> &from) {
-    host = from;
-    ptr = host.data();
-    return true;
-  }
-  void poison() { std::memset(ptr, 0xFF, host.size() * 4); }
-  bool download(std::vector<float> &to) const {
-    to = host;
-    return true;
-  }
-};
-
 std::string synchronize() { return ""; }
 #else
-/// The query / output buffer of a call, in device memory.
-struct Buffer {
-  float *ptr = nullptr;
-  size_t elements = 0;
-  ~Buffer() { cudaFree(ptr); }
-  bool allocate(size_t n) {
-    elements = n;
-    return cudaMalloc(&ptr, n * 4) == cudaSuccess;
-  }
-  // The generated host code launches on the cache's stream, a
-  // non-blocking one that does not wait for the legacy default stream:
-  // copies and memsets are complete before the call.
-  bool upload(const std::vector<float> &from) {
-    return cudaMemcpy(ptr, from.data(), elements * 4, cudaMemcpyHostToDevice) ==
-               cudaSuccess &&
-           cudaDeviceSynchronize() == cudaSuccess;
-  }
-  void poison() { // NaN until written
-    cudaMemset(ptr, 0xFF, elements * 4);
-    cudaDeviceSynchronize();
-  }
-  bool download(std::vector<float> &to) const {
-    to.resize(elements);
-    return cudaMemcpy(to.data(), ptr, elements * 4, cudaMemcpyDeviceToHost) ==
-           cudaSuccess;
-  }
-};
-
 std::string synchronize() {
   cudaError_t err = cudaDeviceSynchronize();
   return err == cudaSuccess ? deviceProblem("after the call")
@@ -368,7 +319,7 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (float &x : q)
     x = normal(rng);
-  Buffer qBuffer, outBuffer;
+  FloatBuffer qBuffer, outBuffer; // complete before the call
   if (!qBuffer.allocate(elements) || !outBuffer.allocate(elements) ||
       !qBuffer.upload(q)) {
     outcome.problem = deviceProblem("cudaMalloc/cudaMemcpy");
@@ -384,7 +335,11 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
   for (std::vector<float> *result : {&out, &again}) {
     kvc_rt_memref_4d_f32 qDesc = descriptor(qBuffer.ptr),
                          outDesc = descriptor(outBuffer.ptr);
-    outBuffer.poison();
+    if (!outBuffer.poison()) {
+      outcome.problem = deviceProblem("poisoning the output");
+      outcome.cudaBroken = true;
+      return outcome;
+    }
     entry(binding, &qDesc, &outDesc);
     std::string problem = synchronize();
     if (problem.empty())
@@ -446,13 +401,7 @@ int main(int argc, char **argv) {
         seed = std::strtoull(text, nullptr, 0);
       else
         tolerance = std::strtod(text, nullptr);
-    } else if (!arg.empty() &&
-               arg.find_first_not_of("0123456789") == std::string::npos) {
-      unsigned long S = std::strtoul(arg.c_str(), nullptr, 10);
-      if (S == 0 || S > (1ul << 24))
-        return usage();
-      lengths.push_back(uint32_t(S));
-    } else {
+    } else if (!parseLength(arg, lengths)) {
       return usage();
     }
   }
