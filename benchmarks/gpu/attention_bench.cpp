@@ -526,14 +526,14 @@ bool overBudget(Clock::time_point start, const Options &o) {
 void growAll(std::vector<std::unique_ptr<Bench>> &group, uint32_t S) {
   const size_t workers =
       std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
-  std::vector<Bench *> todo;
+  std::vector<Bench *> pending;
   for (auto &bench : group)
     if (bench->problem.empty())
-      todo.push_back(bench.get());
-  for (size_t first = 0; first < todo.size(); first += workers) {
+      pending.push_back(bench.get());
+  for (size_t first = 0; first < pending.size(); first += workers) {
     std::vector<std::thread> threads;
-    for (size_t i = first; i < std::min(todo.size(), first + workers); ++i)
-      threads.emplace_back([bench = todo[i], S] {
+    for (size_t i = first; i < std::min(pending.size(), first + workers); ++i)
+      threads.emplace_back([bench = pending[i], S] {
         const auto start = Clock::now();
         bench->problem = grow(bench->cache.get(), bench->seqs, bench->filled, S,
                               bench->pool, *bench->v);
