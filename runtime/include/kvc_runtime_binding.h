@@ -350,12 +350,15 @@ KVC_RT_API void *kvc_rt_mlir_gpu_workspace(kvc_rt_binding *binding,
 /** The stream generated kernels of this binding launch on: the cache's
  *  CUDA stream (kvc_rt_cache_stream), so that they run behind the cache's
  *  own copies and the records above without a host wait; NULL (the legacy
- *  default stream) on the CPU backends and after an error (sticky; the
- *  kernels are told to write NaN then). When `after` is a stream other than
- *  the cache's, the cache's stream first waits (on the device) for the work
- *  enqueued on `after` so far: generated code passes the previous kvc op's
- *  stream, which orders the ops of a function whose caches differ.
- *  Errors: BACKEND (the event or the wait failed). */
+ *  default stream) on the CPU backends, for a NULL binding and once the
+ *  cache is destroyed (INVALID_HANDLE). After an earlier error it is still
+ *  the cache's stream: the kernels, told to write NaN, run there and the
+ *  final kvc_rt_mlir_gpu_synchronize covers them. When `after` is a stream
+ *  other than the cache's, the cache's stream first waits (on the device)
+ *  for the work enqueued on `after` so far: generated code passes the
+ *  previous kvc op's stream, which orders the ops of a function whose
+ *  caches differ. Errors (sticky): BACKEND (the event or the wait failed;
+ *  the stream is returned all the same). */
 KVC_RT_API void *kvc_rt_mlir_gpu_stream(kvc_rt_binding *binding, void *after);
 
 /** Waits until the work enqueued on the binding's stream (the cache's) has

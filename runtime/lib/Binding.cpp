@@ -729,16 +729,16 @@ const uint64_t *kvc_rt_mlir_gpu_live_bitmaps(kvc_rt_binding *binding) {
 }
 
 void *kvc_rt_mlir_gpu_stream(kvc_rt_binding *binding, void *after) {
-  if (!usable(binding))
+  if (!binding)
     return nullptr;
+  // The cache's stream even after an error: the kernels still run (they
+  // write NaN), and the function's final synchronization must cover them.
   Backend *backend = backendOf(binding);
   if (!backend)
     return nullptr;
   const kvc::rt::Status s = backend->waitFor(after);
-  if (!s.isOk()) {
+  if (!s.isOk())
     fail(binding, s.code(), "kvc_rt_mlir_gpu_stream: " + s.message());
-    return nullptr;
-  }
   return backend->stream();
 }
 

@@ -239,9 +239,10 @@ TEST_P(GpuBinding, ErrorsAreStickyNotFatal) {
   // Sticky: the next entry points do nothing.
   EXPECT_EQ(kvc_rt_mlir_gpu_sequences(binding), nullptr);
   EXPECT_EQ(kvc_rt_mlir_gpu_workspace(binding, 16), nullptr);
+  // The stream (none on host backends) and the synchronization still
+  // serve after an error (launched kernels must finish); the first error
+  // stays.
   EXPECT_EQ(kvc_rt_mlir_gpu_stream(binding, nullptr), nullptr);
-  // Synchronizing still runs (launched kernels must finish) and keeps the
-  // first error.
   kvc_rt_mlir_gpu_synchronize(binding);
   EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_INVALID_ARGUMENT);
   kvc_rt_binding_clear_error(binding);
@@ -277,6 +278,27 @@ TEST_P(GpuBinding, ErrorsAreStickyNotFatal) {
   const kvc_rt_gpu_sequence *records = kvc_rt_mlir_gpu_sequences(binding);
   ASSERT_NE(records, nullptr) << kvc_rt_binding_error(binding);
   expectRecordMatches(cache, seqs[0], records[0], "one entry");
+  kvc_rt_binding_destroy(binding);
+}
+
+TEST_P(GpuBinding, StreamAndSynchronizeOnceTheCacheIsGone) {
+  const ModelConfig model = simpleConfig(kivi2(), GetParam());
+  const kvc_rt_cache_config config = model.get();
+  kvc_rt_cache *cache = nullptr;
+  ASSERT_RT_OK(kvc_rt_cache_create(&config, &cache));
+  kvc_rt_seq seq;
+  ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
+  kvc_rt_binding *binding = nullptr;
+  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, &seq, 1, &binding));
+  ASSERT_RT_OK(kvc_rt_cache_destroy(cache));
+  // No stream to give, nothing to wait for: errors, not crashes.
+  EXPECT_EQ(kvc_rt_mlir_gpu_stream(binding, nullptr), nullptr);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_INVALID_HANDLE);
+  kvc_rt_binding_clear_error(binding);
+  kvc_rt_mlir_gpu_synchronize(binding);
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_INVALID_HANDLE);
+  EXPECT_NE(std::string(kvc_rt_binding_error(binding)).find("destroyed"),
+            std::string::npos);
   kvc_rt_binding_destroy(binding);
 }
 

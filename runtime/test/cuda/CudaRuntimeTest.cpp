@@ -536,6 +536,12 @@ void gpuRecordsOnCuda() {
   kvc_rt_mlir_gpu_synchronize(binding);
   check(kvc_rt_binding_status(binding) == KVC_RT_OK,
         std::string("synchronize: ") + kvc_rt_binding_error(binding));
+  // After an error the kernels (writing NaN) still go to the cache's
+  // stream, which the function's final synchronization covers.
+  check(kvc_rt_mlir_gpu_workspace(binding, -1) == nullptr &&
+            kvc_rt_mlir_gpu_stream(binding, nullptr) == cacheStream,
+        "the cache's stream after an error");
+  kvc_rt_binding_clear_error(binding);
   kvc_rt_gpu_sequence host[2] = {};
   if (records)
     cudaMemcpy(host, records, sizeof(host), cudaMemcpyDeviceToHost);
