@@ -23,7 +23,8 @@
 # and OUTDIR/bench/host. Environment: CUDA_HOME (default
 # /usr/local/cuda; the NVVM target needs its ptxas and libdevice), CHIP
 # (default sm_90a), MIN_BLOCKS (the split kernels' min-blocks-per-sm,
-# default the pipeline's, 5; 0 leaves ptxas its own target), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
+# default the pipeline's, 5; 0 leaves ptxas its own target), CODE_TO_FLOAT
+# (the attention kernels' code-to-float, bits or convert; default bits), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
 # /usr/lib/llvm-22/bin), PYTHON (default .venv/bin/python, else python3),
 # KVC_GPU_BUILD_ONLY (attention, append or bench: rebuild only that part,
 # leaving the other parts of OUTDIR as they are; default all three).
@@ -34,6 +35,7 @@ WORKDIR="$OUTDIR.work"
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 CHIP="${CHIP:-sm_90a}"
 MIN_BLOCKS="${MIN_BLOCKS:-5}"
+CODE_TO_FLOAT="${CODE_TO_FLOAT:-bits}"
 KVC_OPT="${KVC_OPT:-$ROOT/build/bin/kvc-opt}"
 LLVM_BIN="${LLVM_BIN:-/usr/lib/llvm-22/bin}"
 PYTHON="${PYTHON:-}"
@@ -78,7 +80,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens" \
          "split-tokens=$split_tokens chip=$CHIP min-blocks-per-sm=$MIN_BLOCKS)"
     "$KVC_OPT" "$dir/$mlir" \
-      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens min-blocks-per-sm=$MIN_BLOCKS" \
+      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT" \
       -o "$work/$stem.llvm.mlir"
     "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$work/$stem.llvm.mlir" \
       -o "$work/$stem.ll"
@@ -194,6 +196,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
   fi
   echo "$CHIP" > "$BENCH/chip.txt"
   echo "$MIN_BLOCKS" > "$BENCH/min-blocks-per-sm.txt"
+  echo "$CODE_TO_FLOAT" > "$BENCH/code-to-float.txt"
   echo "gpu_attention_build: $variants bench variants," \
        "$(wc -l < "$BENCH/bench_modules.txt") objects in $BENCH" \
        "($((SECONDS - start)) s)"

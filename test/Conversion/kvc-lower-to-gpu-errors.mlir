@@ -3,6 +3,7 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="block-threads=96" 2>&1 | FileCheck %s --check-prefix=THREADS
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="format=elf" 2>&1 | FileCheck %s --check-prefix=FORMAT
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="min-blocks-per-sm=17" 2>&1 | FileCheck %s --check-prefix=BLOCKS
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=fast" 2>&1 | FileCheck %s --check-prefix=CODES
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
@@ -10,7 +11,8 @@
 // SPLIT: error: kvc-lower-to-gpu: split-tokens (100) must be a positive multiple of 32 and block-threads (128) a power of two from 32 to 1024
 // THREADS: error: kvc-lower-to-gpu: split-tokens (512) must be a positive multiple of 32 and block-threads (96) a power of two from 32 to 1024
 // BLOCKS: error: kvc-lower-to-gpu: min-blocks-per-sm (17) blocks of 128 threads exceed the 2048 threads an SM holds
-// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' (expected e.g. chip=sm_90a features=+ptx80 and format isa, bin or fatbin)
+// CODES: error: kvc-lower-to-gpu: code-to-float must be 'bits' or 'convert', not 'fast'
+// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or fatbin, code-to-float bits or convert)
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
   // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: the appended keys and values must have static shapes}}

@@ -1,5 +1,6 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu | FileCheck %s
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="block-threads=32" | FileCheck %s --check-prefix=THREADS32
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=convert" | FileCheck %s --check-prefix=CONVERT
 
 // Decode attention becomes host code that checks the runtime's layout, asks
 // the runtime for per-sequence records and a workspace, and launches a
@@ -58,6 +59,11 @@
 // CHECK: arith.subf
 // CHECK-NOT: arith.uitofp
 // CHECK: arith.mulf
+// code-to-float=convert keeps the conversion (to compare both on a GPU).
+// CONVERT-LABEL: gpu.func @attend0_split0
+// CONVERT-NOT: arith.ori %{{.*}}, %c1258291200_i32
+// CONVERT: arith.andi %{{.*}}, %c3_i32
+// CONVERT: arith.uitofp %{{.*}} : i32 to f32
 // CHECK: arith.addf
 // The fp16 residual rows: eight keys a load.
 // CHECK: } else {

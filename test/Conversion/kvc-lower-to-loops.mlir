@@ -37,21 +37,18 @@
 // Keys (PageReader::foldCompressedRow): a token is located once (its page
 // through the page table), then four channels at a time: their fp16
 // (scale, zero) pairs in one 16-byte load, each 2-bit code from its 32-bit
-// word, shifted and masked, made a float exactly without an integer
-// conversion (ORed into the mantissa of 2^23, minus 2^23), scaled and
-// offset as a separate multiply and add.
+// word, shifted and masked, converted (uitofp: the CPU converts at full
+// speed), scaled and offset as a separate multiply and add.
 // CHECK: scf.if
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c4
 // CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
 // CHECK: arith.shrui
-// CHECK: %[[CODE:.*]] = arith.andi %{{.*}}, %c3_i32
+// CHECK: arith.andi %{{.*}}, %c3_i32
 // CHECK: llvm.extractelement %{{.*}} : vector<8xf16>
-// CHECK: %[[BIASED:.*]] = arith.ori %[[CODE]], %c1258291200_i32
-// CHECK: %[[BITS:.*]] = arith.bitcast %[[BIASED]] : i32 to f32
-// CHECK: %[[CODEF:.*]] = arith.subf %[[BITS]], %cst
-// CHECK: %[[SCALED:.*]] = arith.mulf %[[CODEF]]
+// CHECK: arith.uitofp %{{.*}} : i32 to f32
+// CHECK: %[[SCALED:.*]] = arith.mulf
 // CHECK: arith.addf %[[SCALED]]
 // Residual rows: eight fp16 keys a load.
 // CHECK: } else {

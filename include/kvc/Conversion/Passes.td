@@ -112,7 +112,14 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "65536 / (blocks * threads) registers. 5 is the most at which no "
            "kernel variant spills on sm_80 or sm_90a (kvc-gpu-pipeline.test); "
            "0 leaves ptxas its own target, the occupancy shared memory "
-           "allows, at which the unrolled dequantization spills">
+           "allows, at which the unrolled dequantization spills">,
+    Option<"codeToFloat", "code-to-float", "std::string",
+           /*default=*/"\"bits\"",
+           "How the attention kernels turn integer codes into floats: "
+           "'bits' (OR into the mantissa of 2^23, minus 2^23: full-rate "
+           "integer and float operations) or 'convert' (cvt.rn.f32.u32: I2F "
+           "on sm_80's conversion unit, I2FP.F32.U32 on sm_90a); both exact, "
+           "to be compared on a GPU">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

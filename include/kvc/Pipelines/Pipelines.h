@@ -100,6 +100,11 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::desc("Blocks of the decode attention kernel that must fit on "
                      "one SM (caps its registers; 0: ptxas's own target)"),
       llvm::cl::init(5)};
+  Option<std::string> codeToFloat{
+      *this, "code-to-float",
+      llvm::cl::desc("How attention kernels turn codes into floats: bits "
+                     "(default) or convert (kvc-lower-to-gpu's option)"),
+      llvm::cl::init("bits")};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};

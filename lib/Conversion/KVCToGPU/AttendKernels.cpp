@@ -285,10 +285,12 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
 
     PageReader keyReader(spec.encoding.key, d, spec.pageTokens,
                          ByteViews{kPool},
-                         getOrCreateFP8Table(b, loc, module, spec.encoding.key));
-    PageReader valueReader(spec.encoding.value, d, spec.pageTokens,
-                           ByteViews{vPool},
-                           getOrCreateFP8Table(b, loc, module, spec.encoding.value));
+                         getOrCreateFP8Table(b, loc, module, spec.encoding.key),
+                         spec.codeToFloat);
+    PageReader valueReader(
+        spec.encoding.value, d, spec.pageTokens, ByteViews{vPool},
+        getOrCreateFP8Table(b, loc, module, spec.encoding.value),
+        spec.codeToFloat);
     SequenceSideView keys{&keyReader,         {pageTable},
                           {kResidual},        compressed,
                           spec.kPageBytes,    spec.kRunOffset,

@@ -10,6 +10,8 @@
 #ifndef KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H
 #define KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H
 
+#include "../KVCToLoops/PageReader.h"
+
 #include "kvc/Numerics/Encoding.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 
@@ -31,6 +33,7 @@ struct SplitKernelSpec {
   uint64_t residualHeadBytes;
   unsigned splitTokens, blockThreads;
   unsigned minBlocksPerSM; ///< nvvm.minctasm; 0: none
+  CodeToFloat codeToFloat; ///< how codes become floats
   double scale;
   std::optional<double> softcap;
   std::optional<int64_t> window;

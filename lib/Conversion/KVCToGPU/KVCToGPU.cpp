@@ -19,6 +19,7 @@
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Transforms/DialectConversion.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/MathExtras.h"
 
 namespace mlir {
@@ -98,6 +99,7 @@ struct OpStream {
 struct GPULowering {
   LoweringContext context;
   unsigned splitTokens, blockThreads, minBlocksPerSM;
+  CodeToFloat codeToFloat;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
   /// kvc.quantize ops to lower (checkLowerable counts them).
@@ -328,6 +330,7 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.splitTokens = lowering.splitTokens;
     spec.blockThreads = lowering.blockThreads;
     spec.minBlocksPerSM = lowering.minBlocksPerSM;
+    spec.codeToFloat = lowering.codeToFloat;
     spec.scale = op.getEffectiveScale();
     if (auto softcap = op.getSoftcap())
       spec.softcap = softcap->convertToDouble();
@@ -521,10 +524,25 @@ void KVCLowerToGPUPass::runOnOperation() {
                        << " threads exceed the 2048 threads an SM holds";
     return signalPassFailure();
   }
+  std::optional<CodeToFloat> codes =
+      llvm::StringSwitch<std::optional<CodeToFloat>>(codeToFloat)
+          .Case("bits", CodeToFloat::Bits)
+          .Case("convert", CodeToFloat::Convert)
+          .Default(std::nullopt);
+  if (!codes) {
+    module.emitError() << "kvc-lower-to-gpu: code-to-float must be 'bits' or "
+                          "'convert', not '"
+                       << codeToFloat << "'";
+    return signalPassFailure();
+  }
   // DenseMap's default constructor is explicit: name it.
   GPULowering lowering{
       {pageTokens, decltype(LoweringContext::headEncodings)(), module},
-      splitTokens, blockThreads, minBlocksPerSM, /*kernels=*/nullptr};
+      splitTokens,
+      blockThreads,
+      minBlocksPerSM,
+      *codes,
+      /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();
   if (lowering.context.headEncodings.empty() && !lowering.quantizeOps)

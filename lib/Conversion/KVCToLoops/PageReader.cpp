@@ -113,13 +113,12 @@ int64_t mlir::kvc::valueSpanChannels(int64_t headDim,
                                                  1, kMaxUnrolledSpan));
 }
 
-/// float(code), exactly, for a code below 2^23 (every code here has at most
-/// 8 bits): the code ORed into the mantissa of 2^23, minus 2^23. GPUs
-/// convert integers at a fraction of their float rate (cvt.rn.f32.u32: 16
-/// per clock and SM on sm_80 and sm_90 against 64-128 float operations),
-/// and a low-bit decode kernel converts every code it reads; an OR and a
-/// subtraction run at the full rate.
-static Value codeToFloat(OpBuilder &b, Location loc, Value code) {
+/// float(code), exactly, as `mode` says (CodeToFloat). Bits relies on
+/// codes below 2^23: every code here has at most 8 bits.
+static Value codeToFloat(OpBuilder &b, Location loc, Value code,
+                         CodeToFloat mode) {
+  if (mode == CodeToFloat::Convert)
+    return arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
   Type i32 = b.getI32Type();
   if (code.getType() != i32)
     code = arith::ExtUIOp::create(b, loc, i32, code);
@@ -134,8 +133,8 @@ static Value codeToFloat(OpBuilder &b, Location loc, Value code) {
 /// float(code) * scale + zero: two roundings, never fused (the numerics
 /// library's dequantization).
 static Value dequantize(OpBuilder &b, Location loc, Value code, Value scale,
-                        Value zero) {
-  Value value = codeToFloat(b, loc, code);
+                        Value zero, CodeToFloat mode) {
+  Value value = codeToFloat(b, loc, code, mode);
   return arith::AddFOp::create(
       b, loc, arith::MulFOp::create(b, loc, value, scale), zero);
 }
@@ -284,7 +283,7 @@ SmallVector<Value> PageReader::foldTokenAxisRow(OpBuilder &b, Location loc,
         Value zero = halfToF32(b, loc, extract(b, loc, pair, 1));
         SmallVector<Value> values;
         for (Value code : codes)
-          values.push_back(dequantize(b, loc, code, scale, zero));
+          values.push_back(dequantize(b, loc, code, scale, zero, codeToFloat));
         return fn(firstChannel, offset, values, carried);
       });
 }
@@ -337,7 +336,8 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
           Value code = unitCodes(b, loc, unitBase, indexInUnit, 1, 4)[0];
           values.push_back(dequantize(
               b, loc, code, halfToF32(b, loc, extract(b, loc, params, 2 * i)),
-              halfToF32(b, loc, extract(b, loc, params, 2 * i + 1))));
+              halfToF32(b, loc, extract(b, loc, params, 2 * i + 1)),
+              codeToFloat));
         }
         return fn(firstChannel, offset, values, carried);
       });
@@ -361,10 +361,11 @@ Value mlir::kvc::loadAsF32(OpBuilder &b, Location loc, Value memref,
 }
 
 PageReader::PageReader(const num::SideEncoding &side, unsigned headDim,
-                       unsigned pageTokens, ByteViews pool, Value fp8Table)
+                       unsigned pageTokens, ByteViews pool, Value fp8Table,
+                       CodeToFloat codeToFloat)
     : side(side), headDim(headDim), pageTokens(pageTokens),
       layout(num::computeBlockLayout(side, headDim, pageTokens)), pool(pool),
-      fp8Table(fp8Table) {}
+      fp8Table(fp8Table), codeToFloat(codeToFloat) {}
 
 SmallVector<Value> PageReader::unitCodes(OpBuilder &b, Location loc,
                                          Value unitBase, Value position,

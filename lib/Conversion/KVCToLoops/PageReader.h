@@ -81,13 +81,25 @@ using ChannelChunkFn = function_ref<SmallVector<Value>(
 /// be f16 or bf16; attention computes in f32).
 Value loadAsF32(OpBuilder &b, Location loc, Value memref, ValueRange indices);
 
+/// How integer codes become floats before their scale and zero apply; both
+/// are exact.
+enum class CodeToFloat {
+  /// arith.uitofp (x86: cvtsi2ss; sm_80: I2F on the conversion unit, 16
+  /// per clock and SM; sm_90a: I2FP.F32.U32).
+  Convert,
+  /// The code ORed into the mantissa of 2^23, reinterpreted, minus 2^23: an
+  /// integer and a float operation at their full rates.
+  Bits,
+};
+
 /// Reads one side (keys or values) of a layer's pages.
 class PageReader {
 public:
   /// `fp8Table` is a memref<256xf32> with the side's fp8 decoding table,
   /// or null when the side is not fp8.
   PageReader(const ::kvc::numerics::SideEncoding &side, unsigned headDim,
-             unsigned pageTokens, ByteViews pool, Value fp8Table);
+             unsigned pageTokens, ByteViews pool, Value fp8Table,
+             CodeToFloat codeToFloat = CodeToFloat::Convert);
 
   /// The block layout the reader assumes.
   const ::kvc::numerics::BlockLayout &getLayout() const { return layout; }
@@ -134,6 +146,7 @@ private:
   ::kvc::numerics::BlockLayout layout;
   ByteViews pool;
   Value fp8Table;
+  CodeToFloat codeToFloat;
 };
 
 /// One side (keys or values) of one sequence, for a run of KV heads that
