@@ -121,19 +121,20 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
   };
   StringRef format = options.format.getValue();
   if (!isWord(options.chip, "") || !isWord(options.features, "+,-") ||
-      !isWord(options.codeToFloat, "") ||
+      !isWord(options.codeToFloat, "") || !isWord(options.keyProduct, "") ||
       !llvm::is_contained({"isa", "bin", "fatbin"}, format)) {
     pm.addPass(std::make_unique<BadPipelineOptions>(
         "kvc-gpu-pipeline: bad options chip='" + options.chip.getValue() +
         "' features='" + options.features.getValue() + "' format='" +
         format.str() + "' code-to-float='" + options.codeToFloat.getValue() +
+        "' key-product='" + options.keyProduct.getValue() +
         "' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or "
-        "fatbin, code-to-float bits or convert)"));
+        "fatbin, code-to-float bits or convert, key-product fma or mma)"));
     return;
   }
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
-      "min-blocks-per-sm={5} code-to-float={6}},"
+      "min-blocks-per-sm={5} code-to-float={6} key-product={7}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -143,7 +144,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.pageTokens.getValue(), options.splitTokens.getValue(),
       options.chip.getValue(), options.features.getValue(),
       options.format.getValue(), options.minBlocksPerSM.getValue(),
-      options.codeToFloat.getValue());
+      options.codeToFloat.getValue(), options.keyProduct.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

@@ -4,6 +4,8 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="format=elf" 2>&1 | FileCheck %s --check-prefix=FORMAT
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="min-blocks-per-sm=17" 2>&1 | FileCheck %s --check-prefix=BLOCKS
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=fast" 2>&1 | FileCheck %s --check-prefix=CODES
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=wmma" 2>&1 | FileCheck %s --check-prefix=PRODUCT
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma" 2>&1 | FileCheck %s --check-prefix=MMA
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
@@ -12,7 +14,8 @@
 // THREADS: error: kvc-lower-to-gpu: split-tokens (512) must be a positive multiple of 32 and block-threads (96) a power of two from 32 to 1024
 // BLOCKS: error: kvc-lower-to-gpu: min-blocks-per-sm (17) blocks of 128 threads exceed the 2048 threads an SM holds
 // CODES: error: kvc-lower-to-gpu: code-to-float must be 'bits' or 'convert', not 'fast'
-// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or fatbin, code-to-float bits or convert)
+// PRODUCT: error: kvc-lower-to-gpu: key-product must be 'fma' or 'mma', not 'wmma'
+// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' key-product='fma' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or fatbin, code-to-float bits or convert, key-product fma or mma)
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
   // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: the appended keys and values must have static shapes}}
@@ -100,4 +103,21 @@ func.func @quantize_dynamic(%x: tensor<?x64xf32>) -> (tensor<?x16xi8>, tensor<?x
   // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-gpu: the input must have a static shape}}
   %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = token, group = 32> : tensor<?x64xf32> -> tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
   return %c, %s, %z : tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
+}
+
+// -----
+// key-product=mma (tensor-core key dot products) takes head_dim 64 or 128
+// and at most 8 query heads per KV head (one m16n8k16 tile's N); these
+// sites lower with the default key-product=fma.
+// MMA: error: 'kvc.attend' op kvc-lower-to-gpu: key-product=mma has no kernel for head_dim 96 (the tensor-core key pass takes 64 or 128); use key-product=fma
+func.func @mma_head_dim(%c: !kvc.cache<1x2x?x96xf16>, %q: tensor<1x8x1x96xf32>) -> tensor<1x8x1x96xf32> {
+  %o = kvc.attend %q, %c : tensor<1x8x1x96xf32>, !kvc.cache<1x2x?x96xf16> -> tensor<1x8x1x96xf32>
+  return %o : tensor<1x8x1x96xf32>
+}
+
+// -----
+// MMA: error: 'kvc.attend' op kvc-lower-to-gpu: key-product=mma has no kernel for 16 query heads per KV head (the tensor-core key pass takes up to 8, the N of one m16n8k16 tile); use key-product=fma
+func.func @mma_group(%c: !kvc.cache<1x1x?x64xf16>, %q: tensor<1x16x1x64xf32>) -> tensor<1x16x1x64xf32> {
+  %o = kvc.attend %q, %c : tensor<1x16x1x64xf32>, !kvc.cache<1x1x?x64xf16> -> tensor<1x16x1x64xf32>
+  return %o : tensor<1x16x1x64xf32>
 }

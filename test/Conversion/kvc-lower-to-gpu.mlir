@@ -1,6 +1,8 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu | FileCheck %s
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="block-threads=32" | FileCheck %s --check-prefix=THREADS32
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=convert" | FileCheck %s --check-prefix=CONVERT
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma" 2> %t.mma.err | FileCheck %s --check-prefix=MMA
+// RUN: FileCheck %s --check-prefix=MMA-ERR < %t.mma.err
 
 // Decode attention becomes host code that checks the runtime's layout, asks
 // the runtime for per-sequence records and a workspace, and launches a
@@ -78,6 +80,27 @@
 // codes from one word, its group's (scale, zero) in one 4-byte load;
 // residual rows one 8-byte load; the lanes summed by shuffles within the
 // warp (xor 4, 2, 1), and lane 0 stores.
+// key-product=mma: the queries' fp16 B fragments (4 k-steps x 32 lanes x
+// 2 registers) in shared memory, then a warp per tile of 16 tokens: lane
+// (g, t) reads channels 16t .. 16t+15 (its slab) of tokens g and g + 8,
+// dequantized as above and rounded to fp16 pairs, and four
+// mma.sync.m16n8k16 sum the 64 channels; scores are stored for query heads
+// 2t and 2t + 1 below 4 and tokens below the split's count.
+// MMA-LABEL: gpu.func @attend0_split0
+// MMA-SAME: %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>)
+// MMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
+// MMA: memref.store %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>
+// MMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
+// MMA: %[[TILES:.*]] = arith.ceildivui %{{.*}}, %c16{{.*}} : index
+// MMA: scf.for %{{.*}} = %[[WARP]] to %[[TILES]] step %c4
+// MMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>)
+// MMA: arith.ori %{{.*}}, %c1258291200_i32
+// MMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
+// MMA-COUNT-4: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// MMA: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
+// MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
+// MMA: gpu.shuffle  xor
+// MMA: gpu.func @attend0_combine
 // CHECK: %[[LANE:.*]] = arith.remui %thread_id_x, %c8
 // CHECK: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c8{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
 // CHECK: scf.if
@@ -152,6 +175,8 @@ func.func @per_head(%cache: !kvc.cache<1x3x?x64xf16, #h0> {kvc.head_encodings = 
 // THREADS32: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c1{{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32) {
 // THREADS32-NOT: gpu.shuffle  xor %{{.*}}, %c1_i32
 // THREADS32: gpu.return
+// The tensor-core key pass takes head_dim 64 and 128 only.
+// MMA-ERR: kvc-lower-to-gpu.mlir:[[@LINE+2]]:8: error: 'kvc.attend' op kvc-lower-to-gpu: key-product=mma has no kernel for head_dim 512 (the tensor-core key pass takes 64 or 128); use key-product=fma
 func.func @wide_head(%cache: !kvc.cache<2x1x?x512xf16, #wide>, %q: tensor<2x1x1x512xf32>) -> tensor<2x1x1x512xf32> {
   %o = kvc.attend %q, %cache : tensor<2x1x1x512xf32>, !kvc.cache<2x1x?x512xf16, #wide> -> tensor<2x1x1x512xf32>
   return %o : tensor<2x1x1x512xf32>

@@ -119,13 +119,21 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "'bits' (OR into the mantissa of 2^23, minus 2^23: full-rate "
            "integer and float operations) or 'convert' (cvt.rn.f32.u32: I2F "
            "on sm_80's conversion unit, I2FP.F32.U32 on sm_90a); both exact, "
-           "to be compared on a GPU">
+           "to be compared on a GPU">,
+    Option<"keyProduct", "key-product", "std::string", /*default=*/"\"fma\"",
+           "Where the split kernel's key dot products run: 'fma' (CUDA "
+           "cores, f32, a thread per token) or 'mma' (tensor cores: a warp "
+           "per 16 tokens, dequantized keys and the queries rounded to fp16 "
+           "into mma.sync.m16n8k16 with f32 accumulation; head_dim 64 or "
+           "128, at most 8 query heads per KV head, other sites are an "
+           "error)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
     "::mlir::func::FuncDialect", "::mlir::gpu::GPUDialect",
     "::mlir::LLVM::LLVMDialect", "::mlir::math::MathDialect",
-    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect"
+    "::mlir::memref::MemRefDialect", "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
   ];
 }
 

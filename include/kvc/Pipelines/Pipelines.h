@@ -105,6 +105,12 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::desc("How attention kernels turn codes into floats: bits "
                      "(default) or convert (kvc-lower-to-gpu's option)"),
       llvm::cl::init("bits")};
+  Option<std::string> keyProduct{
+      *this, "key-product",
+      llvm::cl::desc("Where the key dot products run: fma (CUDA cores, "
+                     "default) or mma (tensor cores; kvc-lower-to-gpu's "
+                     "option)"),
+      llvm::cl::init("fma")};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};

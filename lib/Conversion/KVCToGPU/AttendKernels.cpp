@@ -7,7 +7,9 @@
 //   1. the query heads' vectors go to shared memory;
 //   2. each thread takes tokens tid, tid + threads, ...: it dequantizes the
 //      token's key once and accumulates its dot product with every query
-//      head, storing the scores in shared memory;
+//      head, storing the scores in shared memory (or, with
+//      KeyProduct::MMA, each warp takes tiles of 16 tokens and the dot
+//      products run on tensor cores: emitTensorCoreScores);
 //   3. per query head, a block reduction gives the maximum, the scores
 //      become exp(score - max) and a second reduction their sum;
 //   4. each thread owns a span of up to 8 channels and a token lane: it
@@ -31,7 +33,9 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <limits>
 
@@ -199,6 +203,196 @@ static ValuePassShape valuePassShape(int64_t headDim, int64_t threads,
   return {1, 1, headDim / threads};
 }
 
+std::string mlir::kvc::tensorCoreKeysUnsupported(int64_t headDim,
+                                                 int64_t queryHeadsPerKVHead) {
+  if (headDim != 64 && headDim != 128)
+    return "head_dim " + std::to_string(headDim) +
+           " (the tensor-core key pass takes 64 or 128)";
+  if (queryHeadsPerKVHead > 8)
+    return std::to_string(queryHeadsPerKVHead) +
+           " query heads per KV head (the tensor-core key pass takes up to "
+           "8, the N of one m16n8k16 tile)";
+  return "";
+}
+
+/// The B fragments of the tensor-core key pass (emitTensorCoreScores) into
+/// `fragments` (workgroup memref<D/16 x 32 x 2 x vector<2xf16>>, the two
+/// registers of each lane): for k-step s and lane (g, t), query head g of
+/// the group (zeros past it) at channels t*D/4 + 4s .. + 3, rounded to
+/// fp16.
+static void emitQueryFragments(KernelBuilder &k, const SplitKernelSpec &spec,
+                               Value query, Value batch, Value firstQueryHead,
+                               Value fragments) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
+  const int64_t steps = d / 16;
+  Type f32 = b.getF32Type();
+  k.loop(k.threadId(), k.index(steps * 32), k.index(spec.blockThreads), {},
+         [&](Value i, ValueRange) -> SmallVector<Value> {
+           Value step = k.div(i, 32), lane = k.rem(i, 32);
+           Value row = k.div(lane, 4);
+           Value first = k.add(k.mul(k.rem(lane, 4), d / 4), k.mul(step, 4));
+           Value inGroup =
+               k.cmp(arith::CmpIPredicate::ult, row, k.index(group));
+           Value head = k.add(firstQueryHead, k.minU(row, k.index(group - 1)));
+           SmallVector<Value> values;
+           for (int64_t j = 0; j < 4; ++j) {
+             Value q =
+                 loadAsF32(b, loc, query,
+                           {batch, head, k.index(0), k.add(first, k.index(j))});
+             values.push_back(
+                 arith::SelectOp::create(b, loc, inGroup, q, k.f32(0.0)));
+           }
+           for (int64_t h = 0; h < 2; ++h) {
+             Value pair = arith::TruncFOp::create(
+                 b, loc, VectorType::get({2}, b.getF16Type()),
+                 vector::FromElementsOp::create(
+                     b, loc, VectorType::get({2}, f32),
+                     ValueRange{values[2 * h], values[2 * h + 1]}));
+             memref::StoreOp::create(b, loc, pair, fragments,
+                                     ValueRange{step, lane, k.index(h)});
+           }
+           return {};
+         });
+}
+
+/// Step 2 on tensor cores: scores[j][t] = q_j . k_t for a warp's tiles of
+/// 16 tokens with mma.sync.m16n8k16 (f16 inputs, f32 accumulation). The
+/// tile's tokens are the rows of A, the query heads (zero-padded to 8) the
+/// columns of B, channels the reduction. Lane (g, t) = (lane / 4, lane % 4)
+/// holds A's rows g and g + 8 and B's column g, and in each k-step the
+/// reduction indices {2t, 2t+1, 2t+8, 2t+9} (PTX ISA fragment layouts);
+/// since a dot product may sum its channels in any order, those indices
+/// stand for channels 4s .. 4s+3 of the lane's slab [t*D/4, (t+1)*D/4) in
+/// k-step s, for A and B alike. So a lane reads one contiguous slab of each
+/// of its two tokens with PageReader's loads, 16 channels (4 k-steps) at a
+/// time (2-bit token-axis codes: a 4-byte word and a (scale, zero) pair),
+/// dequantizes it exactly as the CPU loops do, and rounds it to fp16 pairs:
+/// the A fragments of those k-steps. The queries' B fragments come from
+/// shared memory (emitQueryFragments), two 4-byte loads a k-step: held in
+/// registers for the whole pass they made ptxas spill. Tokens past `count`
+/// are zero rows whose scores are not stored.
+static void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
+                                 const SequenceSideView &keys, Value kvHead,
+                                 Value start, Value count, Value queryFragments,
+                                 Value scores,
+                                 function_ref<Value(Value)> finishScore) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
+  const int64_t slab = d / 4, steps = d / 16;
+  const int64_t warps = spec.blockThreads / 32;
+  Type f16 = b.getF16Type(), f32 = b.getF32Type();
+  auto pairType = VectorType::get({2}, f16);
+  // Two f32 values as an fp16 pair (cvt.rn.f16x2.f32).
+  auto pack = [&](Value x, Value y) -> Value {
+    Value pair = vector::FromElementsOp::create(
+        b, loc, VectorType::get({2}, f32), ValueRange{x, y});
+    return arith::TruncFOp::create(b, loc, pairType, pair);
+  };
+  // Rows of fp16 pairs as a fragment (vector<rows x 2 x f16>).
+  auto fragment = [&](ArrayRef<Value> pairs) -> Value {
+    auto type = VectorType::get({int64_t(pairs.size()), 2}, f16);
+    Value result = arith::ConstantOp::create(
+        b, loc, type, DenseElementsAttr::get(type, b.getF16FloatAttr(0.0)));
+    for (auto [i, pair] : llvm::enumerate(pairs))
+      result = vector::InsertOp::create(b, loc, pair, result, int64_t(i));
+    return result;
+  };
+
+  Value tid = k.threadId();
+  Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
+  Value row = k.div(lane, 4), quad = k.rem(lane, 4);
+  Value slabFirst = k.mul(quad, slab);
+
+  // The lane's slab of local token `local` as slab / 2 fp16 pairs (zeros
+  // past `count`).
+  Value zeroPair = arith::ConstantOp::create(
+      b, loc, pairType,
+      DenseElementsAttr::get(pairType, b.getF16FloatAttr(0.0)));
+  // A slab is read a part (16 channels, 4 k-steps) at a time: whole
+  // slabs of both tokens (32 registers at head_dim 128) made ptxas spill.
+  const int64_t partChannels = std::min<int64_t>(slab, 16);
+  auto readSlab = [&](Value local, int64_t part) -> SmallVector<Value> {
+    ChannelSpan span{k.add(slabFirst, k.index(part * partChannels)),
+                     partChannels};
+    SmallVector<Value> zeros(partChannels / 2, zeroPair);
+    auto ifOp =
+        scf::IfOp::create(b, loc, TypeRange(ValueRange(zeros)),
+                          k.cmp(arith::CmpIPredicate::ult, local, count), true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    scf::YieldOp::create(
+        b, loc,
+        keys.foldChannels(b, loc, kvHead, k.add(start, local), span, zeros,
+                          [&](Value, std::optional<int64_t> offset,
+                              ArrayRef<Value> values,
+                              ValueRange pairs) -> SmallVector<Value> {
+                            // The slab is unrolled (setMaxUnrolledSpan):
+                            // offsets are static, and chunks hold an even
+                            // number of channels.
+                            SmallVector<Value> next(pairs);
+                            for (size_t i = 0; i + 1 < values.size(); i += 2)
+                              next[(*offset + int64_t(i)) / 2] =
+                                  pack(values[i], values[i + 1]);
+                            return next;
+                          }));
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, zeros);
+    return SmallVector<Value>(ifOp.getResults());
+  };
+
+  // Warp-uniform loop over the split's tiles: mma.sync needs the whole
+  // warp.
+  Value tiles = arith::CeilDivUIOp::create(b, loc, count, k.index(16));
+  k.loop(
+      warp, tiles, k.index(warps), {},
+      [&](Value tile, ValueRange) -> SmallVector<Value> {
+        Value top = k.add(k.mul(tile, 16), row);
+        Value bottom = k.add(top, k.index(8));
+        auto accType = VectorType::get({2, 2}, f32);
+        Value acc = arith::ConstantOp::create(
+            b, loc, accType,
+            DenseElementsAttr::get(accType, b.getF32FloatAttr(0.0)));
+        SmallVector<Value> upper, lower;
+        for (int64_t s = 0; s < steps; ++s) {
+          int64_t inPart = s % (partChannels / 4);
+          if (inPart == 0) {
+            upper = readSlab(top, s / (partChannels / 4));
+            lower = readSlab(bottom, s / (partChannels / 4));
+          }
+          Value a = fragment({upper[2 * inPart], lower[2 * inPart],
+                              upper[2 * inPart + 1], lower[2 * inPart + 1]});
+          Value q = fragment(
+              {memref::LoadOp::create(b, loc, queryFragments,
+                                      ValueRange{k.index(s), lane, k.index(0)}),
+               memref::LoadOp::create(
+                   b, loc, queryFragments,
+                   ValueRange{k.index(s), lane, k.index(1)})});
+          acc = nvgpu::MmaSyncOp::create(b, loc, a, q, acc,
+                                         ArrayRef<int64_t>{16, 8, 16});
+        }
+        // C: rows g and g + 8, columns (query heads) 2t and 2t + 1.
+        Value tokens[] = {top, bottom};
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t h = 0; h < 2; ++h) {
+            Value local = tokens[i];
+            Value head = k.add(k.mul(quad, 2), k.index(h));
+            Value store = arith::AndIOp::create(
+                b, loc, k.cmp(arith::CmpIPredicate::ult, head, k.index(group)),
+                k.cmp(arith::CmpIPredicate::ult, local, count));
+            Value dot =
+                vector::ExtractOp::create(b, loc, acc, ArrayRef<int64_t>{i, h});
+            k.ifThen(store, [&] {
+              memref::StoreOp::create(b, loc, finishScore(dot), scores,
+                                      ValueRange{head, local});
+            });
+          }
+        return {};
+      });
+}
+
 gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                                            gpu::GPUModuleOp module,
                                            const SplitKernelSpec &spec) {
@@ -219,11 +413,14 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   b.setInsertionPointToEnd(module.getBody());
   auto type = b.getFunctionType(
       {queryType, ptr, ptr, ptr, ptr, index, b.getI32Type(), index}, {});
-  auto func = gpu::GPUFuncOp::create(b, loc, spec.name, type,
-                                     TypeRange{shared({group, d}),
-                                               shared({group, split}),
-                                               shared({threads / 32})},
-                                     TypeRange{});
+  SmallVector<Type> workgroup = {shared({group, d}), shared({group, split}),
+                                 shared({threads / 32})};
+  if (spec.keyProduct == KeyProduct::MMA)
+    workgroup.push_back(
+        MemRefType::get({d / 16, 32, 2}, VectorType::get({2}, b.getF16Type()),
+                        MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
+  auto func =
+      gpu::GPUFuncOp::create(b, loc, spec.name, type, workgroup, TypeRange{});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
@@ -287,6 +484,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                          ByteViews{kPool},
                          getOrCreateFP8Table(b, loc, module, spec.encoding.key),
                          spec.codeToFloat);
+    // The tensor-core pass reads 16 channels of a lane's slab at once.
+    if (spec.keyProduct == KeyProduct::MMA)
+      keyReader.setMaxUnrolledSpan(16);
     PageReader valueReader(
         spec.encoding.value, d, spec.pageTokens, ByteViews{vPool},
         getOrCreateFP8Table(b, loc, module, spec.encoding.value),
@@ -313,40 +513,51 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
              memref::StoreOp::create(b, loc, q, sharedQuery, ValueRange{j, c});
              return {};
            });
+    if (spec.keyProduct == KeyProduct::MMA)
+      emitQueryFragments(k, spec, query, batch, firstQueryHead,
+                         func.getWorkgroupAttributions()[3]);
     k.barrier();
 
-    // 2. Scores: one token per thread, every query head of the group.
-    k.loop(tid, count, k.index(threads), {},
-           [&](Value local, ValueRange) -> SmallVector<Value> {
-             Value token = k.add(start, local);
-             // The token is located once; its key row comes in wide loads.
-             SmallVector<Value> zeros(group, k.f32(0.0));
-             SmallVector<Value> dots = keys.foldChannels(
-                 b, loc, kvHead, token, keyReader.wholeRow(b, loc), zeros,
-                 [&](Value firstChannel, std::optional<int64_t>,
-                     ArrayRef<Value> keyValues,
-                     ValueRange acc) -> SmallVector<Value> {
-                   SmallVector<Value> sums(acc);
-                   for (auto [i, key] : llvm::enumerate(keyValues))
-                     sums = k.accumulateRows(
-                         sums, sharedQuery,
-                         k.add(firstChannel, k.index(int64_t(i))), key);
-                   return sums;
-                 });
-             for (int64_t j = 0; j < group; ++j) {
-               Value score = k.fmul(dots[j], k.f32(spec.scale));
-               if (spec.softcap) {
-                 Value cap = k.f32(*spec.softcap);
-                 score = k.fmul(cap, math::TanhOp::create(
-                                         b, loc,
-                                         arith::DivFOp::create(b, loc, score,
-                                                               cap)));
-               }
-               memref::StoreOp::create(b, loc, score, scores,
-                                       ValueRange{k.index(j), local});
-             }
-             return {};
-           });
+    // 2. Scores, scaled and capped as the CPU loops do.
+    auto finishScore = [&](Value dot) {
+      Value score = k.fmul(dot, k.f32(spec.scale));
+      if (spec.softcap) {
+        Value cap = k.f32(*spec.softcap);
+        score =
+            k.fmul(cap, math::TanhOp::create(
+                            b, loc, arith::DivFOp::create(b, loc, score, cap)));
+      }
+      return score;
+    };
+    if (spec.keyProduct == KeyProduct::MMA) {
+      emitTensorCoreScores(k, spec, keys, kvHead, start, count,
+                           func.getWorkgroupAttributions()[3], scores,
+                           finishScore);
+    } else {
+      // One token per thread, every query head of the group.
+      k.loop(tid, count, k.index(threads), {},
+             [&](Value local, ValueRange) -> SmallVector<Value> {
+               Value token = k.add(start, local);
+               // The token is located once; its key row comes in wide loads.
+               SmallVector<Value> zeros(group, k.f32(0.0));
+               SmallVector<Value> dots = keys.foldChannels(
+                   b, loc, kvHead, token, keyReader.wholeRow(b, loc), zeros,
+                   [&](Value firstChannel, std::optional<int64_t>,
+                       ArrayRef<Value> keyValues,
+                       ValueRange acc) -> SmallVector<Value> {
+                     SmallVector<Value> sums(acc);
+                     for (auto [i, key] : llvm::enumerate(keyValues))
+                       sums = k.accumulateRows(
+                           sums, sharedQuery,
+                           k.add(firstChannel, k.index(int64_t(i))), key);
+                     return sums;
+                   });
+               for (int64_t j = 0; j < group; ++j)
+                 memref::StoreOp::create(b, loc, finishScore(dots[j]), scores,
+                                         ValueRange{k.index(j), local});
+               return {};
+             });
+    }
     k.barrier();
 
     // 3. Softmax statistics per query head.

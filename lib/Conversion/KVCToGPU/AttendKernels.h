@@ -21,6 +21,21 @@
 namespace mlir {
 namespace kvc {
 
+/// Where the split kernel's key dot products run.
+enum class KeyProduct {
+  /// CUDA cores: a thread per token, an f32 multiply and add per channel
+  /// and query head.
+  FMA,
+  /// Tensor cores: a warp per 16 tokens, dequantized keys and the queries
+  /// rounded to fp16 into mma.sync.m16n8k16 with f32 accumulation.
+  MMA,
+};
+
+/// Why KeyProduct::MMA cannot serve a site with these shapes, or "" when it
+/// can (head_dim 64 or 128, at most 8 query heads per KV head).
+std::string tensorCoreKeysUnsupported(int64_t headDim,
+                                      int64_t queryHeadsPerKVHead);
+
 /// What one split kernel is specialized to: one attention site and one run
 /// of KV heads with the same encoding.
 struct SplitKernelSpec {
@@ -34,6 +49,7 @@ struct SplitKernelSpec {
   unsigned splitTokens, blockThreads;
   unsigned minBlocksPerSM; ///< nvvm.minctasm; 0: none
   CodeToFloat codeToFloat; ///< how codes become floats
+  KeyProduct keyProduct = KeyProduct::FMA;
   double scale;
   std::optional<double> softcap;
   std::optional<int64_t> window;

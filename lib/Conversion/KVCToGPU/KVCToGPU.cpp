@@ -100,6 +100,7 @@ struct GPULowering {
   LoweringContext context;
   unsigned splitTokens, blockThreads, minBlocksPerSM;
   CodeToFloat codeToFloat;
+  KeyProduct keyProduct;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
   /// kvc.quantize ops to lower (checkLowerable counts them).
@@ -331,6 +332,7 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.blockThreads = lowering.blockThreads;
     spec.minBlocksPerSM = lowering.minBlocksPerSM;
     spec.codeToFloat = lowering.codeToFloat;
+    spec.keyProduct = lowering.keyProduct;
     spec.scale = op.getEffectiveScale();
     if (auto softcap = op.getSoftcap())
       spec.softcap = softcap->convertToDouble();
@@ -441,12 +443,23 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
     int64_t group = query.getDimSize(1) / cache.getNumKVHeads();
     int64_t sharedBytes = 4 * group * (lowering.splitTokens + headDim) +
                           4 * (lowering.blockThreads / 32);
+    // The tensor-core key pass adds the queries' fp16 B fragments.
+    if (lowering.keyProduct == KeyProduct::MMA)
+      sharedBytes += headDim / 16 * 32 * 8;
     if (sharedBytes > 48 * 1024) {
       reject() << group << " query heads per KV head need " << sharedBytes
                << " bytes of shared memory with split-tokens="
                << lowering.splitTokens
                << " (at most 49152); lower split-tokens";
       return WalkResult::interrupt();
+    }
+    if (lowering.keyProduct == KeyProduct::MMA) {
+      std::string why = tensorCoreKeysUnsupported(headDim, group);
+      if (!why.empty()) {
+        reject() << "key-product=mma has no kernel for " << why
+                 << "; use key-product=fma";
+        return WalkResult::interrupt();
+      }
     }
     FailureOr<SmallVector<num::CacheEncoding>> heads =
         getLowerableHeadEncodings(attend, attend.getCache(),
@@ -535,6 +548,17 @@ void KVCLowerToGPUPass::runOnOperation() {
                        << codeToFloat << "'";
     return signalPassFailure();
   }
+  std::optional<KeyProduct> products =
+      llvm::StringSwitch<std::optional<KeyProduct>>(keyProduct)
+          .Case("fma", KeyProduct::FMA)
+          .Case("mma", KeyProduct::MMA)
+          .Default(std::nullopt);
+  if (!products) {
+    module.emitError() << "kvc-lower-to-gpu: key-product must be 'fma' or "
+                          "'mma', not '"
+                       << keyProduct << "'";
+    return signalPassFailure();
+  }
   // DenseMap's default constructor is explicit: name it.
   GPULowering lowering{
       {pageTokens, decltype(LoweringContext::headEncodings)(), module},
@@ -542,6 +566,7 @@ void KVCLowerToGPUPass::runOnOperation() {
       blockThreads,
       minBlocksPerSM,
       *codes,
+      *products,
       /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();

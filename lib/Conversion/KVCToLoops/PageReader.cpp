@@ -60,14 +60,14 @@ static Value extract(OpBuilder &b, Location loc, Value vector,
 }
 
 /// for c0 in span step chunk, carrying `inits`; `body` builds the yields
-/// with `b` placed in the loop body. Spans of up to kMaxUnrolledSpan
-/// channels are unrolled, in channel order.
+/// with `b` placed in the loop body. Spans of up to `unrolledSpan` channels
+/// are unrolled, in channel order.
 static SmallVector<Value> forEachChunk(
     OpBuilder &b, Location loc, ChannelSpan span, int64_t chunk,
-    ValueRange inits,
+    int64_t unrolledSpan, ValueRange inits,
     function_ref<SmallVector<Value>(Value, std::optional<int64_t>, ValueRange)>
         body) {
-  if (span.count <= kMaxUnrolledSpan || span.count == chunk) {
+  if (span.count <= unrolledSpan || span.count == chunk) {
     SmallVector<Value> carried(inits);
     for (int64_t c = 0; c < span.count; c += chunk) {
       Value first = c == 0 ? span.first
@@ -163,10 +163,11 @@ static SmallVector<Value> loadElements(OpBuilder &b, Location loc,
 static SmallVector<Value> foldHalfRow(OpBuilder &b, Location loc,
                                       const ByteViews &views, Value rowBase,
                                       int64_t headDim, ChannelSpan span,
-                                      ValueRange inits, ChannelChunkFn fn) {
+                                      int64_t unrolledSpan, ValueRange inits,
+                                      ChannelChunkFn fn) {
   int64_t chunk = widestDividing({8, 4, 2}, {headDim, span.count});
   return forEachChunk(
-      b, loc, span, chunk, inits,
+      b, loc, span, chunk, unrolledSpan, inits,
       [&](Value firstChannel, std::optional<int64_t> offset,
           ValueRange carried) {
         Value at = arith::AddIOp::create(
@@ -200,7 +201,7 @@ SmallVector<Value> PageReader::foldCompressedRow(OpBuilder &b, Location loc,
   switch (side.kind) {
   case num::SideEncoding::Kind::Plain:
     return foldHalfRow(b, loc, pool, add(blockBase, mul(slot, 2 * d)), d, span,
-                       inits, fn);
+                       unrolledSpan, inits, fn);
   case num::SideEncoding::Kind::FP8: {
     // Codes [T][D] bytes (up to 16 a load), the row's fp16 scale.
     Value rowBase = add(blockBase, mul(slot, d));
@@ -211,7 +212,7 @@ SmallVector<Value> PageReader::foldCompressedRow(OpBuilder &b, Location loc,
                       mul(slot, 2))));
     int64_t chunk = widestDividing({16, 8, 4, 2}, {d, span.count});
     return forEachChunk(
-        b, loc, span, chunk, inits,
+        b, loc, span, chunk, unrolledSpan, inits,
         [&](Value firstChannel, std::optional<int64_t> offset,
             ValueRange carried) {
           SmallVector<Value> values;
@@ -267,7 +268,7 @@ SmallVector<Value> PageReader::foldTokenAxisRow(OpBuilder &b, Location loc,
   Value pairRow = add(add(blockBase, indexConst(b, loc, layout.paramsOffset)),
                       mul(slot, d / group * 4));
   return forEachChunk(
-      b, loc, span, chunk, inits,
+      b, loc, span, chunk, unrolledSpan, inits,
       [&](Value firstChannel, std::optional<int64_t> offset,
           ValueRange carried) {
         Value unitBase = add(
@@ -320,7 +321,7 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
       b, loc, inGroup, indexConst(b, loc, num::kPackUnitCodes));
   Value paramsBase = add(blockBase, indexConst(b, loc, layout.paramsOffset));
   return forEachChunk(
-      b, loc, span, chunk, inits,
+      b, loc, span, chunk, unrolledSpan, inits,
       [&](Value firstChannel, std::optional<int64_t> offset,
           ValueRange carried) {
         Value pair = add(firstPair, firstChannel);
@@ -349,7 +350,8 @@ SmallVector<Value> PageReader::foldResidualRow(
   Value rowBase = arith::AddIOp::create(
       b, loc, headBase,
       arith::MulIOp::create(b, loc, row, indexConst(b, loc, 2 * headDim)));
-  return foldHalfRow(b, loc, residual, rowBase, headDim, span, inits, fn);
+  return foldHalfRow(b, loc, residual, rowBase, headDim, span, unrolledSpan,
+                     inits, fn);
 }
 
 Value mlir::kvc::loadAsF32(OpBuilder &b, Location loc, Value memref,

@@ -70,7 +70,8 @@ constexpr int64_t kMaxUnrolledSpan = 8;
 /// Receives the f32 values of channels firstChannel .. firstChannel +
 /// values.size() - 1 of one token and the values a fold carries; returns
 /// their updates. Ops are created with the builder the fold was given. A
-/// span of at most kMaxUnrolledSpan channels is unrolled, and `spanOffset`
+/// span of at most the reader's unrolled span (kMaxUnrolledSpan unless
+/// PageReader::setMaxUnrolledSpan says more) is unrolled, and `spanOffset`
 /// is then the chunk's static offset from the span's first channel (so a
 /// caller can keep one accumulator per channel); in a loop it is nullopt.
 using ChannelChunkFn = function_ref<SmallVector<Value>(
@@ -103,6 +104,11 @@ public:
 
   /// The block layout the reader assumes.
   const ::kvc::numerics::BlockLayout &getLayout() const { return layout; }
+
+  /// Spans of up to `channels` are read chunk after chunk, unrolled, so that
+  /// callbacks see static offsets (default kMaxUnrolledSpan); longer spans
+  /// loop over their chunks.
+  void setMaxUnrolledSpan(int64_t channels) { unrolledSpan = channels; }
 
   /// The span of all D channels.
   ChannelSpan wholeRow(OpBuilder &b, Location loc) const;
@@ -147,6 +153,7 @@ private:
   ByteViews pool;
   Value fp8Table;
   CodeToFloat codeToFloat;
+  int64_t unrolledSpan = kMaxUnrolledSpan;
 };
 
 /// One side (keys or values) of one sequence, for a run of KV heads that
