@@ -104,18 +104,24 @@ struct Variant {
   uint32_t batch = 0, queryHeads = 0, kvHeads = 0, headDim = 0;
   kvc_rt_encoding encoding{};
   uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
+  bool tensorCoreKeys = false; ///< key_product=mma
 };
 
 /// A manifest line (attention_variants.py's format, one encoding for all
-/// heads, no window or softcap); an error message on failure.
+/// heads, no window or softcap, key_product=mma allowed); an error message
+/// on failure.
 std::string parseVariant(const std::string &line, Variant &v) {
   std::istringstream in(line);
   if (!(in >> v.name >> v.batch >> v.queryHeads >> v.kvHeads >> v.headDim >>
         v.keySpec >> v.valueSpec >> v.residual >> v.pageTokens >>
         v.splitTokens))
     return "expected: name B Hq Hkv D key value residual page_tokens split";
-  if (std::string extra; in >> extra)
-    return "the benchmark takes no extra field ('" + extra + "')";
+  for (std::string extra; in >> extra;) {
+    if (extra != "key_product=mma" && extra != "key_product=fma")
+      return "the benchmark takes no extra field but key_product ('" + extra +
+             "')";
+    v.tensorCoreKeys = extra == "key_product=mma";
+  }
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
       v.queryHeads % v.kvHeads)
     return "bad shape (B, Hq a positive multiple of Hkv, D, page_tokens)";
@@ -572,7 +578,8 @@ void runBatch(const std::vector<const Variant *> &variants,
     for (auto &bench : group) {
       const Variant &v = *bench->v;
       Row row;
-      row.label = encodingLabel(v.encoding);
+      // Tensor-core key-pass rows are told apart by " mma".
+      row.label = encodingLabel(v.encoding) + (v.tensorCoreKeys ? " mma" : "");
       row.name = v.name;
       row.batch = v.batch;
       row.S = S;

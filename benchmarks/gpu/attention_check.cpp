@@ -5,7 +5,9 @@
 // program) on CUDA-backend runtime caches and compares each output with the
 // fp64 reference attention over the cache's own dequantized contents
 // (kvc_rt_gather): max |gpu - oracle| / max |oracle| <= 1e-4 per variant
-// (f32 accumulation against fp64, as the CPU execution tests).
+// (f32 accumulation against fp64, as the CPU execution tests). Variants
+// with key_product=mma (tensor-core key dot products) are compared with
+// the oracle over the same queries and keys rounded to fp16.
 //
 // For each manifest variant and each sequence length S, batch entry b holds
 // S - (37 b mod S/2) tokens (different flush points and partial pages), the
@@ -81,6 +83,9 @@ struct Variant {
   uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
   size_t window = 0;
   double softcap = 0;
+  /// key_product=mma: the kernels take the key dot products on tensor
+  /// cores, from the queries and dequantized keys rounded to fp16.
+  bool tensorCoreKeys = false;
 };
 
 /// One manifest line (attention_variants.py documents the format); an
@@ -96,6 +101,8 @@ std::string parseVariant(const std::string &line, Variant &v) {
       v.window = std::strtoull(extra.c_str() + 7, nullptr, 10);
     else if (extra.rfind("softcap=", 0) == 0)
       v.softcap = std::strtod(extra.c_str() + 8, nullptr);
+    else if (extra == "key_product=mma" || extra == "key_product=fma")
+      v.tensorCoreKeys = extra == "key_product=mma";
     else
       return "unknown field '" + extra + "'";
   }
@@ -225,6 +232,14 @@ std::string compareWithOracle(kvc_rt_cache *cache,
   const size_t workers = workerCount();
   double maxError = 0, maxReference = 0;
   size_t nonFinite = 0;
+  // Tensor-core variants multiply fp16 queries and keys (exactly, f32
+  // accumulation): the oracle takes the same inputs. The host dry run's
+  // CPU loops multiply in f32 and keep the f32 oracle.
+  const bool roundToHalf = v.tensorCoreKeys && !KVC_ATTENTION_HOST;
+  std::vector<float> queries(q);
+  if (roundToHalf)
+    for (float &x : queries)
+      x = num::roundToHalf(x);
   // Gathering is serial (one cache, one thread); the oracle runs on
   // `workers` sequences at a time.
   for (size_t first = 0; first < seqs.size(); first += workers) {
@@ -241,11 +256,15 @@ std::string compareWithOracle(kvc_rt_cache *cache,
                           values[i].data() + h * n * D, n) != KVC_RT_OK)
           return runtimeError("kvc_rt_gather");
     }
+    if (roundToHalf)
+      for (std::vector<float> &k : keys)
+        for (float &x : k)
+          x = num::roundToHalf(x);
     std::vector<std::thread> threads;
     for (size_t i = 0; i < count; ++i)
       threads.emplace_back([&, i] {
         const size_t b = first + i;
-        expected[i] = num::referenceAttention(q.data() + b * Hq * D, Hq, 1,
+        expected[i] = num::referenceAttention(queries.data() + b * Hq * D, Hq, 1,
                                               keys[i].data(), values[i].data(),
                                               H, lengths[b], D, options);
       });

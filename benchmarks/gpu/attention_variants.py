@@ -8,13 +8,15 @@ query token over a `!kvc.cache<B x Hkv x ? x D x f16>`, with
 descriptors; the out-parameter comes last).
 
 Variants are grouped into modules by the pipeline options they need
-(page-tokens, split-tokens): one MLIR file per group. Outputs, in OUTDIR:
+(page-tokens, split-tokens, key-product): one MLIR file per group.
+Outputs, in OUTDIR:
 
-  variants_p<P>_s<S>.mlir   one module per option group
-  modules.txt               "<file> <page_tokens> <split_tokens>" per module
+  variants_p<P>_s<S>[_mma].mlir   one module per option group
+  modules.txt               "<file> <page_tokens> <split_tokens>
+                            <key_product>" per module
   manifest.txt              one line per variant, whitespace separated:
       name B Hq Hkv D key value residual page_tokens split [window=W]
-      [softcap=C]
+      [softcap=C] [key_product=mma]
     key / value are side specs: `q<bits>:<channel|token>:g<group>`,
     `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
     each KV head its own encoding (kvc.head_encodings).
@@ -25,7 +27,9 @@ keys, token-axis values, group 32); the other bits, fp16, fp8, token-axis
 keys, channel-axis values, group 64, residual windows 0 and 64, per-head
 encodings, a sliding window and a softcap at fewer shapes; smaller splits
 (many splits per sequence) and 128-token pages with group-128 keys in
-modules of their own.
+modules of their own; and the tensor-core key pass (key-product=mma,
+names ending in _mma) for K2/V2 and K4/V4 at every GQA and head_dim, and
+for every other key encoding, window, softcap and split once.
 
 usage: attention_variants.py OUTDIR
 """
@@ -44,12 +48,14 @@ SPLIT_TOKENS = 512
 class Variant:
     def __init__(self, key, value, batch, group, head_dim, kv_heads=2,
                  residual=RESIDUAL, page_tokens=PAGE_TOKENS,
-                 split=SPLIT_TOKENS, window=None, softcap=None):
+                 split=SPLIT_TOKENS, window=None, softcap=None,
+                 key_product="fma"):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
         self.page_tokens, self.split = page_tokens, split
         self.window, self.softcap = window, softcap
+        self.key_product = key_product
 
     @property
     def query_heads(self):
@@ -78,6 +84,8 @@ class Variant:
             parts.append(f"w{self.window}")
         if self.softcap is not None:
             parts.append(f"c{int(self.softcap)}")
+        if self.key_product != "fma":
+            parts.append(self.key_product)
         return "_".join(parts)
 
     def manifest_line(self):
@@ -88,6 +96,8 @@ class Variant:
             fields.append(f"window={self.window}")
         if self.softcap is not None:
             fields.append(f"softcap={self.softcap}")
+        if self.key_product != "fma":
+            fields.append(f"key_product={self.key_product}")
         return " ".join(str(f) for f in fields)
 
 
@@ -143,6 +153,29 @@ def variants():
     yield Variant("q4:channel:g128", "q4:token:g128", 1, 8, 128,
                   page_tokens=128)
     yield Variant(K2, V2, 8, 4, 64, page_tokens=128)
+    # The tensor-core key pass: the main encodings at every GQA and
+    # head_dim, every other key layout once, window, softcap, many splits,
+    # 128-token pages.
+    mma = "mma"
+    for key, value in ((K2, V2), (K4, V4)):
+        for group in (1, 4, 7, 8):
+            for head_dim in (64, 128):
+                kv_heads = 4 if head_dim == 128 else 2
+                yield Variant(key, value, 8, group, head_dim, kv_heads,
+                              key_product=mma)
+    for key in ("q3:channel:g32", "q8:channel:g32", "q4:token:g32",
+                "q2:channel:g64", "fp16", "fp8:e4m3", "fp8:e5m2"):
+        yield Variant(key, V2, 8, 4, 128, key_product=mma)
+    yield Variant("q2:token:g64", "q4:token:g64", 32, 7, 64, key_product=mma)
+    yield Variant(K2, V2, 1, 4, 128, residual=0, key_product=mma)
+    yield Variant(K2, V2, 8, 4, 128, window=300, key_product=mma)
+    yield Variant(K4, V4, 8, 8, 64, window=1000, softcap=30.0,
+                  key_product=mma)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, split=128, key_product=mma)
+    yield Variant("q2:channel:g128", V2, 8, 4, 128, page_tokens=128,
+                  key_product=mma)
+    yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
+                  kv_heads=4, key_product=mma)
 
 
 def side_attr(spec):
@@ -188,6 +221,12 @@ def function(v):
             f"  return %o : {query}\n}}\n")
 
 
+def module_name(stem, v):
+    """The module holding variant `v` (one per pipeline-option group)."""
+    suffix = "" if v.key_product == "fma" else f"_{v.key_product}"
+    return f"{stem}_p{v.page_tokens}_s{v.split}{suffix}.mlir"
+
+
 def write_variants(outdir, variants, stem="variants",
                    manifest="manifest.txt", modules="modules.txt"):
     """Writes `variants` into OUTDIR grouped by pipeline options: one
@@ -200,14 +239,15 @@ def write_variants(outdir, variants, stem="variants",
     for v in variants:
         assert v.name() not in seen, f"duplicate variant {v.name()}"
         seen.add(v.name())
-        groups.setdefault((v.page_tokens, v.split), []).append(v)
+        groups.setdefault((v.page_tokens, v.split, v.key_product),
+                          []).append(v)
     with open(os.path.join(outdir, manifest), "w") as manifest_file, \
             open(os.path.join(outdir, modules), "w") as index:
-        for (page_tokens, split), group in sorted(groups.items()):
-            name = f"{stem}_p{page_tokens}_s{split}.mlir"
+        for (page_tokens, split, product), group in sorted(groups.items()):
+            name = module_name(stem, group[0])
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
-            index.write(f"{name} {page_tokens} {split}\n")
+            index.write(f"{name} {page_tokens} {split} {product}\n")
             for v in group:
                 manifest_file.write(v.manifest_line() + "\n")
     return len(seen), len(groups)

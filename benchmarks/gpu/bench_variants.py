@@ -1,8 +1,9 @@
 """Writes the decode-attention variants of the GPU benchmark
 (scripts/gpu_attention_build.sh, benchmarks/gpu/attention_bench.cpp):
 Llama-3-8B attention, 32 query heads over 8 KV heads of head_dim 128, at
-batch 1, 8 and 32, for each encoding of issue 5 and kvc's own fp16 kernel
-(the bandwidth reference row).
+batch 1, 8 and 32, for each encoding of issue 5 with the CUDA-core and
+the tensor-core (key-product=mma, names ending in _mma) key pass, and
+kvc's own fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
 query token, `llvm.emit_c_interface`, `_mlir_ciface_<name>(binding, &q,
@@ -17,8 +18,10 @@ entry to the same cache type (`ptr _mlir_ciface_bench_append_<x>(binding,
 &k, &v)`), which the benchmark times per decode step next to the
 attention. Outputs, in OUTDIR:
 
-  bench_p<P>_s<S>.mlir   one module per (page-tokens, split-tokens)
-  bench_modules.txt      "<file> <page_tokens> <split_tokens>" per module
+  bench_p<P>_s<S>[_mma].mlir   one module per (page-tokens,
+                         split-tokens, key-product)
+  bench_modules.txt      "<file> <page_tokens> <split_tokens>
+                         <key_product>" per module
   bench_manifest.txt     attention_variants.py's manifest format (the
                          attention variants; the append twins go by name)
 
@@ -60,11 +63,18 @@ def page_tokens(key):
 
 
 def variants():
-    for key, value in ENCODINGS:
-        for batch in BATCHES:
-            yield BenchVariant(key, value, batch, QUERY_HEADS // KV_HEADS,
-                               HEAD_DIM, kv_heads=KV_HEADS,
-                               page_tokens=page_tokens(key))
+    # Each encoding with the CUDA-core key pass and with the tensor-core one
+    # (key-product=mma; kvc's fp16 reference row only with the first).
+    for product in ("fma", "mma"):
+        for key, value in ENCODINGS:
+            if product == "mma" and key == "fp16":
+                continue
+            for batch in BATCHES:
+                yield BenchVariant(key, value, batch,
+                                   QUERY_HEADS // KV_HEADS, HEAD_DIM,
+                                   kv_heads=KV_HEADS,
+                                   page_tokens=page_tokens(key),
+                                   key_product=product)
 
 
 class AppendTwin(append_variants.Variant):
@@ -93,8 +103,7 @@ def main():
     # Each append twin joins its attention variant's module (the pipeline
     # options are the same; appends ignore split-tokens).
     for v in attention:
-        module = os.path.join(outdir,
-                              f"bench_p{v.page_tokens}_s{v.split}.mlir")
+        module = os.path.join(outdir, av.module_name("bench", v))
         with open(module, "a") as out:
             out.write(append_variants.function(AppendTwin(v)))
     print(f"bench_variants: {count} attention variants and their append "
