@@ -40,6 +40,9 @@
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 
+#ifndef KVC_ATTENTION_HOST
+#define KVC_ATTENTION_HOST 0
+#endif
 #if !KVC_ATTENTION_HOST
 #include <cuda_runtime.h>
 #endif

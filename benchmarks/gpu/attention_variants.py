@@ -167,7 +167,7 @@ def variants():
                 "q2:channel:g64", "fp16", "fp8:e4m3", "fp8:e5m2"):
         yield Variant(key, V2, 8, 4, 128, key_product=mma)
     yield Variant("q2:token:g64", "q4:token:g64", 32, 7, 64, key_product=mma)
-    yield Variant(K2, V2, 1, 4, 128, residual=0, key_product=mma)
+    yield Variant("q2:token:g32", V2, 1, 4, 128, residual=0, key_product=mma)
     yield Variant(K2, V2, 8, 4, 128, window=300, key_product=mma)
     yield Variant(K4, V4, 8, 8, 64, window=1000, softcap=30.0,
                   key_product=mma)

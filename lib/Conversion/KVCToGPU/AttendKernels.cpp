@@ -502,20 +502,24 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                             runFirst,          spec.residualHeadBytes,
                             spec.pageTokens};
 
-    // 1. The group's query vectors.
+    // 1. The group's query vectors (the tensor-core pass: its B fragments
+    // instead).
     Value firstQueryHead = k.mul(kvHead, group);
-    k.loop(tid, k.index(group * d), k.index(threads), {},
-           [&](Value i, ValueRange) -> SmallVector<Value> {
-             Value j = k.div(i, d), c = k.rem(i, d);
-             Value q = loadAsF32(b, loc, query,
-                                 {batch, k.add(firstQueryHead, j), k.index(0),
-                                  c});
-             memref::StoreOp::create(b, loc, q, sharedQuery, ValueRange{j, c});
-             return {};
-           });
-    if (spec.keyProduct == KeyProduct::MMA)
+    if (spec.keyProduct == KeyProduct::MMA) {
       emitQueryFragments(k, spec, query, batch, firstQueryHead,
                          func.getWorkgroupAttributions()[3]);
+    } else {
+      k.loop(
+          tid, k.index(group * d), k.index(threads), {},
+          [&](Value i, ValueRange) -> SmallVector<Value> {
+            Value j = k.div(i, d), c = k.rem(i, d);
+            Value q =
+                loadAsF32(b, loc, query,
+                          {batch, k.add(firstQueryHead, j), k.index(0), c});
+            memref::StoreOp::create(b, loc, q, sharedQuery, ValueRange{j, c});
+            return {};
+          });
+    }
     k.barrier();
 
     // 2. Scores, scaled and capped as the CPU loops do.

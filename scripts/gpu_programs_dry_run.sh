@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU check and benchmark programs, built and run here without a GPU:
+# what a GPU session would find broken before it spends device time.
+#
+#   scripts/gpu_programs_dry_run.sh [WORKDIR]     (default: a temporary one)
+#
+#  1. scripts/gpu_attention_build.sh into WORKDIR/artifacts (every
+#     attention, append and benchmark variant through kvc-gpu-pipeline and
+#     kvc-cpu-pipeline);
+#  2. benchmarks/gpu configured and built in WORKDIR/build: every program,
+#     the CUDA ones (kvc_attention_check, kvc_append_check,
+#     kvc_attention_bench) compiled and linked too;
+#  3. the host dry runs (CPU caches, the kvc-cpu-pipeline code): every
+#     attention variant at S = 300 against the oracle, every append variant
+#     byte for byte against kvc_rt_append, and the benchmark at S = 128.
+# Needs build/bin/kvc-opt, LLVM 22's tools and the CUDA toolkit (CUDA_HOME,
+# default /usr/local/cuda), not a GPU. ctest runs it as kvc-gpu-programs.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORK="${1:-$(mktemp -d)}"
+export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+say() { echo "gpu_programs_dry_run: $*"; }
+
+start=$SECONDS
+"$ROOT/scripts/gpu_attention_build.sh" "$WORK/artifacts"
+say "artifacts built ($((SECONDS - start)) s)"
+
+start=$SECONDS
+cmake -S "$ROOT/benchmarks/gpu" -B "$WORK/build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
+  -DKVC_ATTENTION_ARTIFACTS="$WORK/artifacts" > "$WORK/configure.log"
+cmake --build "$WORK/build" -j 2
+for program in kvc_attention_check kvc_append_check kvc_attention_bench \
+    kvc_attention_check_host kvc_append_check_host kvc_attention_bench_host; do
+  [ -x "$WORK/build/$program" ] || { say "FAIL: $program was not built"; exit 1; }
+done
+say "programs built ($((SECONDS - start)) s)"
+
+start=$SECONDS
+"$WORK/build/kvc_attention_check_host" 300
+"$WORK/build/kvc_append_check_host"
+"$WORK/build/kvc_attention_bench_host" --reps 1 --warmup 1 \
+  --json "$WORK/bench_host.json" 128
+say "host dry runs passed ($((SECONDS - start)) s)"
