@@ -1,0 +1,61 @@
+"""attention_variants.py and bench_variants.py: the tensor-core key pass
+(key-product=mma) variants get modules of their own, the module index
+names each module's key-product (the build script passes it to
+kvc-gpu-pipeline) and the manifest marks the variants."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import attention_variants as av  # noqa: E402
+import bench_variants  # noqa: E402
+
+
+def read_lines(path):
+    with open(path) as f:
+        return [line.split() for line in f if line.strip()]
+
+
+def test_modules_are_grouped_by_key_product(tmp_path):
+    variants = [av.Variant(av.K2, av.V2, 8, 4, 128),
+                av.Variant(av.K2, av.V2, 8, 4, 128, key_product="mma"),
+                av.Variant(av.K2, av.V2, 8, 4, 128, split=128,
+                           key_product="mma")]
+    assert av.write_variants(str(tmp_path), variants) == (3, 3)
+    modules = read_lines(tmp_path / "modules.txt")
+    assert ["variants_p64_s512.mlir", "64", "512", "fma"] in modules
+    assert ["variants_p64_s512_mma.mlir", "64", "512", "mma"] in modules
+    assert ["variants_p64_s128_mma.mlir", "64", "128", "mma"] in modules
+    manifest = {fields[0]: fields for fields in
+                read_lines(tmp_path / "manifest.txt")}
+    plain = "k2c32_v2t32_r128_b8_h8x2_d128"
+    assert "key_product=mma" not in manifest[plain]
+    assert manifest[plain + "_mma"][-1] == "key_product=mma"
+    text = (tmp_path / "variants_p64_s512_mma.mlir").read_text()
+    assert f"func.func @{plain}_mma(" in text and f"@{plain}(" not in text
+
+
+def test_check_covers_the_tensor_core_pass_where_it_applies():
+    mma = [v for v in av.variants() if v.key_product == "mma"]
+    assert len(mma) == 30
+    # head_dim 64 or 128 and at most 8 query heads per KV head: the
+    # sites key-product=mma takes (others are a compile-time error).
+    assert all(v.head_dim in (64, 128) and v.group <= 8 for v in mma)
+    assert {v.group for v in mma} == {1, 4, 7, 8}
+    names = [v.name() for v in av.variants()]
+    assert len(names) == len(set(names)) == 116
+
+
+def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
+                                                            monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench_variants.py", str(tmp_path)])
+    bench_variants.main()
+    manifest = [fields[0] for fields in
+                read_lines(tmp_path / "bench_manifest.txt")]
+    mma = [name for name in manifest if name.endswith("_mma")]
+    # Five compressed encodings x three batch sizes (kvc's fp16 reference
+    # row has no twin).
+    assert len(mma) == 15 and len(manifest) == 33
+    assert all(name[:-len("_mma")] in manifest for name in mma)
+    # Each twin's module holds its append twin too.
+    text = (tmp_path / "bench_p64_s512_mma.mlir").read_text()
+    assert "func.func @bench_append_k2c32_v2t32_r128_b8_h32x8_d128_mma(" in text
