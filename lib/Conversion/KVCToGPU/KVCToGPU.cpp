@@ -514,6 +514,26 @@ static void orderOpStreams(ModuleOp module, const LoweringContext &ctx) {
   });
 }
 
+/// The choice `value` names among `choices` (a string option's words), or
+/// an error at `module` that lists them.
+template <typename T>
+static std::optional<T> parseChoice(ModuleOp module, StringRef option,
+                                    StringRef value,
+                                    ArrayRef<std::pair<StringRef, T>> choices) {
+  for (const auto &[word, choice] : choices)
+    if (word == value)
+      return choice;
+  InFlightDiagnostic diag = module.emitError()
+                            << "kvc-lower-to-gpu: " << option << " must be ";
+  for (auto [i, choice] : llvm::enumerate(choices))
+    diag << (i == 0                    ? ""
+             : i + 1 == choices.size() ? " or "
+                                       : ", ")
+         << "'" << choice.first << "'";
+  diag << ", not '" << value << "'";
+  return std::nullopt;
+}
+
 void KVCLowerToGPUPass::runOnOperation() {
   ModuleOp module = getOperation();
   MLIRContext *context = &getContext();
@@ -537,28 +557,14 @@ void KVCLowerToGPUPass::runOnOperation() {
                        << " threads exceed the 2048 threads an SM holds";
     return signalPassFailure();
   }
-  std::optional<CodeToFloat> codes =
-      llvm::StringSwitch<std::optional<CodeToFloat>>(codeToFloat)
-          .Case("bits", CodeToFloat::Bits)
-          .Case("convert", CodeToFloat::Convert)
-          .Default(std::nullopt);
-  if (!codes) {
-    module.emitError() << "kvc-lower-to-gpu: code-to-float must be 'bits' or "
-                          "'convert', not '"
-                       << codeToFloat << "'";
+  std::optional<CodeToFloat> codes = parseChoice<CodeToFloat>(
+      module, "code-to-float", codeToFloat,
+      {{"bits", CodeToFloat::Bits}, {"convert", CodeToFloat::Convert}});
+  std::optional<KeyProduct> products = parseChoice<KeyProduct>(
+      module, "key-product", keyProduct,
+      {{"fma", KeyProduct::FMA}, {"mma", KeyProduct::MMA}});
+  if (!codes || !products)
     return signalPassFailure();
-  }
-  std::optional<KeyProduct> products =
-      llvm::StringSwitch<std::optional<KeyProduct>>(keyProduct)
-          .Case("fma", KeyProduct::FMA)
-          .Case("mma", KeyProduct::MMA)
-          .Default(std::nullopt);
-  if (!products) {
-    module.emitError() << "kvc-lower-to-gpu: key-product must be 'fma' or "
-                          "'mma', not '"
-                       << keyProduct << "'";
-    return signalPassFailure();
-  }
   // DenseMap's default constructor is explicit: name it.
   GPULowering lowering{
       {pageTokens, decltype(LoweringContext::headEncodings)(), module},
