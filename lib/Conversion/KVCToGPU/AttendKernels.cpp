@@ -306,8 +306,8 @@ static void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
   Value row = k.div(lane, 4), quad = k.rem(lane, 4);
   Value slabFirst = k.mul(quad, slab);
 
-  // The lane's slab of local token `local` as slab / 2 fp16 pairs (zeros
-  // past `count`).
+  // Part `part` of the lane's slab of local token `local` as fp16 pairs
+  // (zeros past `count`).
   Value zeroPair = arith::ConstantOp::create(
       b, loc, pairType,
       DenseElementsAttr::get(pairType, b.getF16FloatAttr(0.0)));
@@ -329,7 +329,7 @@ static void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
                           [&](Value, std::optional<int64_t> offset,
                               ArrayRef<Value> values,
                               ValueRange pairs) -> SmallVector<Value> {
-                            // The slab is unrolled (setMaxUnrolledSpan):
+                            // A part is unrolled (setMaxUnrolledSpan):
                             // offsets are static, and chunks hold an even
                             // number of channels.
                             SmallVector<Value> next(pairs);
