@@ -198,7 +198,7 @@ llvm::Expected<std::unique_ptr<JitFunction>>
 JitFunction::compile(ModuleOp module, llvm::StringRef entry,
                      unsigned pageTokens,
                      llvm::function_ref<LogicalResult(PassManager &)> configure,
-                     llvm::StringRef append) {
+                     llvm::StringRef append, llvm::StringRef keyReads) {
   auto func = module.lookupSymbol<func::FuncOp>(entry);
   if (!func) {
     module.emitError() << "no function @" << entry;
@@ -296,6 +296,7 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
   mlir::kvc::CPUPipelineOptions pipelineOptions;
   pipelineOptions.pageTokens = pageTokens;
   pipelineOptions.append = append.str();
+  pipelineOptions.keyReads = keyReads.str();
   mlir::kvc::buildCPUPipeline(pm, pipelineOptions);
   if (failed(pm.run(module)))
     return compileError();

@@ -81,10 +81,16 @@ void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
         options.append.getValue() + "`"));
     return;
   }
+  if (options.keyReads != "rows" && options.keyReads != "parts") {
+    pm.addPass(std::make_unique<BadPipelineOptions>(
+        "kvc-cpu-pipeline: key-reads must be `rows` or `parts`, not `" +
+        options.keyReads.getValue() + "`"));
+    return;
+  }
   // Upstream passes, by their registered names: the textual form is the one
   // users would write with --pass-pipeline and is checked when parsed.
   std::string pipeline = llvm::formatv(
-      "kvc-lower-to-loops{{page-tokens={0} append={1}},"
+      "kvc-lower-to-loops{{page-tokens={0} append={1} key-reads={2}},"
       "func.func(convert-elementwise-to-linalg),"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
@@ -97,7 +103,8 @@ void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
       "convert-arith-to-llvm,convert-index-to-llvm,"
       "finalize-memref-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
       "reconcile-unrealized-casts",
-      options.pageTokens.getValue(), options.append.getValue());
+      options.pageTokens.getValue(), options.append.getValue(),
+      options.keyReads.getValue());
   // The textual form needs the passes registered; tools other than kvc-opt
   // (kvc-run, the Python bindings) may not have done it.
   static std::once_flag registered;

@@ -3,6 +3,11 @@
 // RUN: not kvc-opt %s --kvc-cpu-pipeline=append=inline 2>&1 | FileCheck %s --check-prefix=PIPELINE
 // APPEND: error: kvc-lower-to-loops: append must be `runtime` or `generated`, not `inline`
 // PIPELINE: error: kvc-cpu-pipeline: append must be `runtime` or `generated`, not `inline`
+// RUN: not kvc-opt %s --kvc-lower-to-loops=key-reads=columns 2>&1 | FileCheck %s --check-prefix=READS
+// RUN: not kvc-opt %s --kvc-cpu-pipeline=key-reads=columns 2>&1 | FileCheck %s --check-prefix=READS-PIPELINE
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-loops=key-reads=parts 2>&1 | FileCheck %s --check-prefix=PARTS
+// READS: error: kvc-lower-to-loops: key-reads must be `rows` or `parts`, not `columns`
+// READS-PIPELINE: error: kvc-cpu-pipeline: key-reads must be `rows` or `parts`, not `columns`
 
 // What the CPU path cannot lower is a compile-time error, never a silent
 // slow path.
@@ -85,4 +90,13 @@ func.func @quantize_dynamic(%x: tensor<?x64xf32>) -> (tensor<?x16xi8>, tensor<?x
   // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-loops: the input must have a static shape}}
   %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = token, group = 32> : tensor<?x64xf32> -> tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
   return %c, %s, %z : tensor<?x16xi8>, tensor<?x2xf16>, tensor<?x2xf16>
+}
+
+// -----
+// key-reads=parts reads keys in 16-channel parts (the GPU's tensor-core key
+// pass's reads); head_dim 40 lowers with the default rows.
+// PARTS: error: 'kvc.attend' op kvc-lower-to-loops: key-reads=parts reads keys in 16-channel parts; head_dim 40 is not a multiple of 16
+func.func @parts_head_dim(%c: !kvc.cache<1x2x?x40xf16>, %q: tensor<1x4x1x40xf32>) -> tensor<1x4x1x40xf32> {
+  %o = kvc.attend %q, %c : tensor<1x4x1x40xf32>, !kvc.cache<1x2x?x40xf16> -> tensor<1x4x1x40xf32>
+  return %o : tensor<1x4x1x40xf32>
 }

@@ -2,6 +2,7 @@
 // RUN: kvc-opt %s -split-input-file --kvc-cpu-pipeline | FileCheck %s --check-prefix=LLVM
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-loops=append=generated | FileCheck %s --check-prefix=GEN
 // RUN: kvc-opt %s -split-input-file --kvc-cpu-pipeline=append=generated | FileCheck %s --check-prefix=GENLLVM
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-loops=key-reads=parts | FileCheck %s --check-prefix=PARTS
 
 // Caches become runtime bindings (!llvm.ptr); append is a runtime call that
 // updates the binding in place; attend is loops that read the packed pages
@@ -141,6 +142,17 @@ func.func @kivi2_step(%cache: !kvc.cache<1x2x?x64xf16, #kivi2>, %q: tensor<1x8x1
 // CHECK: memref.global "private" constant @kvc_fp8_e5m2_table : memref<256xf32> = dense<"0x000000000000803700000038
 // CHECK-LABEL: func.func @fp8_values
 // CHECK: memref.get_global @kvc_fp8_e5m2_table
+// A row of 3-bit token-axis keys is two packing units: read as rows, a
+// loop over them, each two low-plane words in one load and one (scale,
+// zero) pair; key-reads=parts reads the row in four 16-channel parts, each
+// with its own word load and pair (the tensor-core key pass's reads), and
+// no two-word code load.
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xi32>
+// PARTS-LABEL: func.func @fp8_values
+// PARTS-NOT: vector<2xi32>
+// PARTS-COUNT-4: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xf16>
+// PARTS-NOT: vector<2xi32>
+// PARTS: return
 // CHECK: arith.andi %{{.*}}, %c1_i32
 // CHECK: arith.shli
 func.func @fp8_values(%c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 3, axis = token, group = 32>, value = #kvc.fp8<e5m2>, residual = 0>>,

@@ -90,6 +90,12 @@ static cl::opt<AppendMode> appendMode(
                           "the same pages and residual rows after every "
                           "step")),
     cl::init(AppendMode::Runtime));
+static cl::opt<std::string> keyReads(
+    "key-reads",
+    cl::desc("How the compiled attention reads keys (kvc-cpu-pipeline's "
+             "key-reads): rows (the default) or parts (16-channel parts, as "
+             "the GPU's tensor-core key pass reads them)"),
+    cl::init("rows"));
 static cl::opt<double> tolerance(
     "tolerance",
     cl::desc("Largest |compiled - oracle| allowed, relative to max |oracle| "
@@ -660,7 +666,7 @@ int main(int argc, char **argv) {
   auto step = ::kvc::exec::JitFunction::compile(
       *module, entryName, pageTokens,
       [](PassManager &pm) { return applyPassManagerCLOptions(pm); },
-      appendMode == AppendMode::Generated ? "generated" : "runtime");
+      appendMode == AppendMode::Generated ? "generated" : "runtime", keyReads);
   if (!step)
     return fail(llvm::toString(step.takeError()));
   return runSteps(**step, *shape);

@@ -41,7 +41,12 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
            "Tokens per runtime page (must match the runtime cache)">,
     Option<"append", "append", "std::string", /*default=*/"\"runtime\"",
            "Who writes appended tokens: `runtime` (a kvc_rt_mlir_append "
-           "call) or `generated` (a reservation, then generated loops)">
+           "call) or `generated` (a reservation, then generated loops)">,
+    Option<"keyReads", "key-reads", "std::string", /*default=*/"\"rows\"",
+           "How attention reads a key: `rows` (the whole row, chunk after "
+           "chunk) or `parts` (16-channel parts, each read on its own, as "
+           "the GPU's tensor-core key pass reads them, so that tests check "
+           "those reads; head_dim a multiple of 16)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

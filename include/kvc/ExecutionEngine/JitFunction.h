@@ -98,12 +98,13 @@ public:
   /// Signature problems and pipeline failures are emitted as diagnostics on
   /// the module's context; the returned error then says compilation failed.
   /// `configure` may set up the pass manager (instrumentation, CL options).
-  /// `append` is kvc-cpu-pipeline's option: who writes appended tokens.
+  /// `append` and `keyReads` are kvc-cpu-pipeline's options: who writes
+  /// appended tokens, how attention reads keys.
   static llvm::Expected<std::unique_ptr<JitFunction>> compile(
       mlir::ModuleOp module, llvm::StringRef entry, unsigned pageTokens,
       llvm::function_ref<mlir::LogicalResult(mlir::PassManager &)> configure =
           nullptr,
-      llvm::StringRef append = "runtime");
+      llvm::StringRef append = "runtime", llvm::StringRef keyReads = "rows");
 
   const std::vector<ValueInfo> &arguments() const { return args; }
   /// Tensor results (static shapes); cache results are the argument

@@ -81,6 +81,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Who writes appended tokens: `runtime` or `generated` "
                      "(kvc-lower-to-loops)"),
       llvm::cl::init("runtime")};
+  Option<std::string> keyReads{
+      *this, "key-reads",
+      llvm::cl::desc("How attention reads keys: `rows` or `parts` "
+                     "(16-channel parts, as the GPU's tensor-core key pass; "
+                     "kvc-lower-to-loops)"),
+      llvm::cl::init("rows")};
 };
 
 /// Options of `kvc-gpu-pipeline`: kvc.attend to generated NVVM kernels and

@@ -298,9 +298,19 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
     return computeScoreWith(
         b1, l1, token,
         [&](OpBuilder &rb, Location rl, Value init, ChannelChunkFn fn) {
-          return sideView(s, *s.keys, s.kResidual, s.kPageBytes, s.kRunOffset)
-              .foldChannels(rb, rl, kvHead, token, s.keys->wholeRow(rb, rl),
-                            init, fn)[0];
+          SequenceSideView keys =
+              sideView(s, *s.keys, s.kResidual, s.kPageBytes, s.kRunOffset);
+          if (!s.lowering->keyReadsInParts)
+            return keys.foldChannels(rb, rl, kvHead, token,
+                                     s.keys->wholeRow(rb, rl), init, fn)[0];
+          // key-reads=parts: 16 channels at a time, each part located and
+          // read on its own (the tensor-core key pass's reads).
+          Value sum = init;
+          for (int64_t first = 0; first < s.headDim; first += 16)
+            sum = keys.foldChannels(rb, rl, kvHead, token,
+                                    ChannelSpan{cIndex(rb, rl, first), 16}, sum,
+                                    fn)[0];
+          return sum;
         });
   };
   // An evicted token: -inf, or its demoted key's score (two-tier).
@@ -595,6 +605,9 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                          vPool,
                          lowering.getFP8Table(b, l, layout.encoding.value)),
               layout.kOffset, layout.vOffset});
+          // The tensor-core key pass's parts are unrolled; so are these.
+          if (lowering.keyReadsInParts)
+            runs.back().keys.setMaxUnrolledSpan(16);
         }
         Value batchSize = memref::DimOp::create(b, l, queryBuffer, 0);
         Value queryLen = memref::DimOp::create(b, l, queryBuffer, 2);

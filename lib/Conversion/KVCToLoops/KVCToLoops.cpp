@@ -358,6 +358,13 @@ static LogicalResult checkLowerable(ModuleOp module, LoweringContext &lowering,
       }
     }
     if (auto attend = dyn_cast<AttendOp>(op)) {
+      int64_t headDim = attend.getCache().getType().getHeadDim();
+      if (lowering.keyReadsInParts && headDim % 16 != 0) {
+        attend.emitOpError("kvc-lower-to-loops: key-reads=parts reads keys "
+                           "in 16-channel parts; head_dim ")
+            << headDim << " is not a multiple of 16";
+        return WalkResult::interrupt();
+      }
       FailureOr<SmallVector<num::CacheEncoding>> heads =
           getLowerableHeadEncodings(attend, attend.getCache(),
                                     lowering.pageTokens, "kvc-lower-to-loops",
@@ -386,6 +393,13 @@ void KVCLowerToLoopsPass::runOnOperation() {
     return signalPassFailure();
   }
   const bool generatedAppend = append == "generated";
+  if (keyReads != "rows" && keyReads != "parts") {
+    module.emitError() << "kvc-lower-to-loops: key-reads must be `rows` or "
+                          "`parts`, not `"
+                       << keyReads << "`";
+    return signalPassFailure();
+  }
+  lowering.keyReadsInParts = keyReads == "parts";
   if (failed(checkLowerable(module, lowering, generatedAppend)))
     return signalPassFailure();
 

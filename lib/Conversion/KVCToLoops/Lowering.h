@@ -93,6 +93,9 @@ struct LoweringContext {
   Value getFP8Table(OpBuilder &b, Location loc,
                     const ::kvc::numerics::SideEncoding &side) const;
   mutable ModuleOp module;
+  /// key-reads=parts: attention reads each key row in 16-channel parts, as
+  /// the GPU's tensor-core key pass does (kvc-lower-to-gpu key-product=mma).
+  bool keyReadsInParts = false;
 };
 
 /// The memref<256xf32> table decoding the fp8 codes of `side` (from the
