@@ -73,7 +73,7 @@ esac
 # of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`.
 compile_attention() { # DIR WORK MODULES MANIFEST
   local dir="$1" work="$2" modules="$3" manifest="$4"
-  local mlir page_tokens split_tokens key_product stem name ir
+  local mlir page_tokens split_tokens key_product key_reads stem name ir
   mkdir -p "$dir/host" "$work/host"
   while read -r mlir page_tokens split_tokens key_product; do
     stem="${mlir%.mlir}"
@@ -89,9 +89,11 @@ compile_attention() { # DIR WORK MODULES MANIFEST
     "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
       "$work/$stem.ll" -o "$dir/$stem.o"
     # The same functions as CPU loops, for the host dry run (appends, the
-    # benchmark's, written by the kernels' emitter).
+    # benchmark's, written by the kernels' emitter; the tensor-core
+    # variants' keys read in that pass's 16-channel parts).
+    if [ "$key_product" = mma ]; then key_reads=parts; else key_reads=rows; fi
     "$KVC_OPT" "$dir/$mlir" \
-      --kvc-cpu-pipeline="page-tokens=$page_tokens append=generated" \
+      --kvc-cpu-pipeline="page-tokens=$page_tokens append=generated key-reads=$key_reads" \
       -o "$work/$stem.host.llvm.mlir"
     "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
       "$work/$stem.host.llvm.mlir" -o "$work/host/$stem.ll"
