@@ -236,9 +236,9 @@ std::string compareWithOracle(kvc_rt_cache *cache,
   double maxError = 0, maxReference = 0;
   size_t nonFinite = 0;
   // Tensor-core variants multiply fp16 queries and keys (exactly, f32
-  // accumulation): the oracle takes the same inputs. The host dry run's
-  // CPU loops multiply in f32 and keep the f32 oracle.
-  const bool roundToHalf = v.tensorCoreKeys && !KVC_ATTENTION_HOST;
+  // accumulation): the oracle takes the same inputs. So do their host
+  // objects (kvc-cpu-pipeline key-reads=parts).
+  const bool roundToHalf = v.tensorCoreKeys;
   std::vector<float> queries(q);
   if (roundToHalf)
     for (float &x : queries)

@@ -150,7 +150,12 @@ func.func @kivi2_step(%cache: !kvc.cache<1x2x?x64xf16, #kivi2>, %q: tensor<1x8x1
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xi32>
 // PARTS-LABEL: func.func @fp8_values
 // PARTS-NOT: vector<2xi32>
-// PARTS-COUNT-4: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xf16>
+// PARTS: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xf16>
+// The query and the key are rounded to fp16 before their product, as
+// tensor cores take them.
+// PARTS: arith.truncf %{{.*}} : f32 to f16
+// PARTS: arith.truncf %{{.*}} : f32 to f16
+// PARTS-COUNT-3: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xf16>
 // PARTS-NOT: vector<2xi32>
 // PARTS: return
 // CHECK: arith.andi %{{.*}}, %c1_i32

@@ -1,7 +1,11 @@
 // Decode steps compiled with kvc-cpu-pipeline's key-reads=parts against the
 // numerics oracle: every key row is read in 16-channel parts, each located
-// and read on its own, the PageReader calls the GPU's tensor-core key pass
-// (kvc-lower-to-gpu key-product=mma) makes for a lane's slab, here for
+// and read on its own, and queries and keys are rounded to fp16 before
+// their products (kvc-run's oracle rounds them too; with fp16 keys and
+// values that rounding alone moves the output by about 1e-3, ten times the
+// tolerance): what the GPU's
+// tensor-core key pass (kvc-lower-to-gpu key-product=mma) does for a
+// lane's slab, but mma.sync and the fragment layout. Here for
 // every key layout that pass reads: 2/3/4/8-bit channel-axis keys (groups
 // 32, 64, and 128 on 128-token pages), 2/3/4/8-bit token-axis keys (groups
 // 32 and 64), fp16 and both fp8 formats. GQA 4, head_dim 128 (parts at

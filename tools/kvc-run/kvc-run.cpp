@@ -93,8 +93,9 @@ static cl::opt<AppendMode> appendMode(
 static cl::opt<std::string> keyReads(
     "key-reads",
     cl::desc("How the compiled attention reads keys (kvc-cpu-pipeline's "
-             "key-reads): rows (the default) or parts (16-channel parts, as "
-             "the GPU's tensor-core key pass reads them)"),
+             "key-reads): rows (the default) or parts (16-channel parts and "
+             "fp16-rounded products, as the GPU's tensor-core key pass; the "
+             "oracle then rounds queries and keys to fp16 too)"),
     cl::init("rows"));
 static cl::opt<double> tolerance(
     "tolerance",
@@ -462,10 +463,19 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         std::fill(keep.begin(), keep.end(), uint8_t(1));
       num::AttentionOptions attention = shape.attention;
       attention.keep = keep.data();
+      // key-reads=parts multiplies fp16-rounded queries and keys, as the
+      // GPU's tensor cores do: so does the oracle.
+      std::vector<float> queryRow(qb, qb + hq * d);
+      if (keyReads == "parts") {
+        for (float &x : queryRow)
+          x = num::roundToHalf(x);
+        for (float &x : simK)
+          x = num::roundToHalf(x);
+      }
       std::vector<double> expectedMass(hkv * n, 0.0);
       std::vector<double> expected = num::referenceAttention(
-          qb, hq, 1, simK.data(), simV.data(), hkv, n, d, attention,
-          expectedMass.data());
+          queryRow.data(), hq, 1, simK.data(), simV.data(), hkv, n, d,
+          attention, expectedMass.data());
       if (shape.returnsMass) {
         const ::kvc::exec::HostTensor &massTensor = (*outputs)[1];
         const int64_t padded = massTensor.shape()[2];

@@ -44,9 +44,10 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
            "call) or `generated` (a reservation, then generated loops)">,
     Option<"keyReads", "key-reads", "std::string", /*default=*/"\"rows\"",
            "How attention reads a key: `rows` (the whole row, chunk after "
-           "chunk) or `parts` (16-channel parts, each read on its own, as "
-           "the GPU's tensor-core key pass reads them, so that tests check "
-           "those reads; head_dim a multiple of 16)">
+           "chunk) or `parts` (as the GPU's tensor-core key pass: 16-channel "
+           "parts, each read on its own, and the query and key rounded to "
+           "fp16 before their f32 product, so that tests check those reads "
+           "and that rounding; head_dim a multiple of 16)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

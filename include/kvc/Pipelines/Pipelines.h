@@ -84,8 +84,8 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   Option<std::string> keyReads{
       *this, "key-reads",
       llvm::cl::desc("How attention reads keys: `rows` or `parts` "
-                     "(16-channel parts, as the GPU's tensor-core key pass; "
-                     "kvc-lower-to-loops)"),
+                     "(16-channel parts and fp16-rounded products, as the "
+                     "GPU's tensor-core key pass; kvc-lower-to-loops)"),
       llvm::cl::init("rows")};
 };
 

@@ -84,6 +84,12 @@ static Value cIndex(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
 }
 
+/// `x` (f32) rounded to fp16 and back.
+static Value roundToHalf(OpBuilder &b, Location loc, Value x) {
+  Value half = arith::TruncFOp::create(b, loc, b.getF16Type(), x);
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), half);
+}
+
 static Value cF32(OpBuilder &b, Location loc, double value) {
   return arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
                                         APFloat(float(value)));
@@ -273,8 +279,15 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                 arith::AddIOp::create(b1, l1, firstChannel, cIndex(b1, l1, i));
             Value q = loadAsF32(b1, l1, s.query,
                                 ValueRange{batch, head, query, channel});
+            Value key = k;
+            if (s.lowering->keyReadsInParts) {
+              // The tensor-core pass's inputs: q and k rounded to fp16
+              // (their product is exact in f32).
+              q = roundToHalf(b1, l1, q);
+              key = roundToHalf(b1, l1, key);
+            }
             sum = arith::AddFOp::create(b1, l1, sum,
-                                        arith::MulFOp::create(b1, l1, q, k));
+                                        arith::MulFOp::create(b1, l1, q, key));
           }
           return {sum};
         });

@@ -93,8 +93,9 @@ struct LoweringContext {
   Value getFP8Table(OpBuilder &b, Location loc,
                     const ::kvc::numerics::SideEncoding &side) const;
   mutable ModuleOp module;
-  /// key-reads=parts: attention reads each key row in 16-channel parts, as
-  /// the GPU's tensor-core key pass does (kvc-lower-to-gpu key-product=mma).
+  /// key-reads=parts: attention reads each key row in 16-channel parts and
+  /// multiplies fp16-rounded queries and keys, as the GPU's tensor-core key
+  /// pass does (kvc-lower-to-gpu key-product=mma).
   bool keyReadsInParts = false;
 };
 
