@@ -74,7 +74,8 @@ failed=0
   echo "kvc: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(
     git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (uncommitted changes)')"
   echo "artifacts: $(cat "$ARTIFACTS/bench/chip.txt" 2>/dev/null || echo '?')," \
-       "min-blocks-per-sm $(cat "$ARTIFACTS/bench/min-blocks-per-sm.txt" 2>/dev/null || echo '?'),"
+       "min-blocks-per-sm $(cat "$ARTIFACTS/bench/min-blocks-per-sm.txt" 2>/dev/null || echo '?'),"  \
+       "split-blocks $(cat "$ARTIFACTS/bench/split-blocks.txt" 2>/dev/null || echo '?'),"  \
        "code-to-float $(cat "$ARTIFACTS/bench/code-to-float.txt" 2>/dev/null || echo '?')," \
        "launch stream: $(cat "$ARTIFACTS/bench/launch-stream.txt" 2>/dev/null || echo '?')"
 } > "$MACHINE" 2>&1

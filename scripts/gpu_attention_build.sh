@@ -24,7 +24,10 @@
 # /usr/local/cuda; the NVVM target needs its ptxas and libdevice), CHIP
 # (default sm_90a), MIN_BLOCKS (the split kernels' min-blocks-per-sm,
 # default the pipeline's, 5; 0 leaves ptxas its own target), CODE_TO_FLOAT
-# (the attention kernels' code-to-float, bits or convert; default bits), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
+# (the attention kernels' code-to-float, bits or convert; default bits),
+# BENCH_SPLIT_TOKENS (the bench variants' split-tokens, default 512),
+# SPLIT_BLOCKS (the attention kernels' split-blocks, default the
+# pipeline's, 0: splits of split-tokens), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
 # /usr/lib/llvm-22/bin), PYTHON (default .venv/bin/python, else python3),
 # KVC_GPU_BUILD_ONLY (attention, append or bench: rebuild only that part,
 # leaving the other parts of OUTDIR as they are; default all three).
@@ -35,6 +38,8 @@ WORKDIR="$OUTDIR.work"
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 CHIP="${CHIP:-sm_90a}"
 MIN_BLOCKS="${MIN_BLOCKS:-5}"
+BENCH_SPLIT_TOKENS="${BENCH_SPLIT_TOKENS:-512}"
+SPLIT_BLOCKS="${SPLIT_BLOCKS:-0}"
 CODE_TO_FLOAT="${CODE_TO_FLOAT:-bits}"
 KVC_OPT="${KVC_OPT:-$ROOT/build/bin/kvc-opt}"
 LLVM_BIN="${LLVM_BIN:-/usr/lib/llvm-22/bin}"
@@ -79,10 +84,10 @@ compile_attention() { # DIR WORK MODULES MANIFEST
     stem="${mlir%.mlir}"
     key_product="${key_product:-fma}"
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens" \
-         "split-tokens=$split_tokens key-product=$key_product chip=$CHIP" \
-         "min-blocks-per-sm=$MIN_BLOCKS)"
+         "split-tokens=$split_tokens split-blocks=$SPLIT_BLOCKS" \
+         "key-product=$key_product chip=$CHIP min-blocks-per-sm=$MIN_BLOCKS)"
     "$KVC_OPT" "$dir/$mlir" \
-      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product" \
+      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$SPLIT_BLOCKS min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product" \
       -o "$work/$stem.llvm.mlir"
     "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$work/$stem.llvm.mlir" \
       -o "$work/$stem.ll"
@@ -176,7 +181,8 @@ fi
 if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
   BENCH="$OUTDIR/bench"
   BENCH_WORK="$WORKDIR/bench"
-  "$PYTHON" "$ROOT/benchmarks/gpu/bench_variants.py" "$BENCH"
+  "$PYTHON" "$ROOT/benchmarks/gpu/bench_variants.py" "$BENCH" \
+    --split-tokens "$BENCH_SPLIT_TOKENS"
   start=$SECONDS
   compile_attention "$BENCH" "$BENCH_WORK" bench_modules.txt \
     bench_manifest.txt
@@ -200,6 +206,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
   fi
   echo "$CHIP" > "$BENCH/chip.txt"
   echo "$MIN_BLOCKS" > "$BENCH/min-blocks-per-sm.txt"
+  echo "$SPLIT_BLOCKS" > "$BENCH/split-blocks.txt"
   echo "$CODE_TO_FLOAT" > "$BENCH/code-to-float.txt"
   echo "gpu_attention_build: $variants bench variants," \
        "$(wc -l < "$BENCH/bench_modules.txt") objects in $BENCH" \

@@ -25,8 +25,13 @@ attention. Outputs, in OUTDIR:
   bench_manifest.txt     attention_variants.py's manifest format (the
                          attention variants; the append twins go by name)
 
-usage: bench_variants.py OUTDIR
+usage: bench_variants.py OUTDIR [--split-tokens N]
+
+--split-tokens (default 512) sets the tokens per split block of every
+variant (names then end in _s<N>): the benchmark's knob for the split-K
+parallelism, which decides how many blocks a batch-1 call has.
 """
+import argparse
 import os
 import sys
 
@@ -62,7 +67,7 @@ def page_tokens(key):
     return av.PAGE_TOKENS
 
 
-def variants():
+def variants(split=av.SPLIT_TOKENS):
     # Each encoding with the CUDA-core key pass and with the tensor-core one
     # (key-product=mma; kvc's fp16 reference row only with the first).
     for product in ("fma", "mma"):
@@ -74,7 +79,7 @@ def variants():
                                    QUERY_HEADS // KV_HEADS, HEAD_DIM,
                                    kv_heads=KV_HEADS,
                                    page_tokens=page_tokens(key),
-                                   key_product=product)
+                                   split=split, key_product=product)
 
 
 class AppendTwin(append_variants.Variant):
@@ -93,10 +98,17 @@ class AppendTwin(append_variants.Variant):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    outdir = sys.argv[1]
-    attention = list(variants())
+    parser = argparse.ArgumentParser(
+        description="Writes the GPU benchmark's attention variants.")
+    parser.add_argument("outdir")
+    parser.add_argument("--split-tokens", type=int, default=av.SPLIT_TOKENS,
+                        help="tokens per split block (a multiple of 128)")
+    args = parser.parse_args()
+    if args.split_tokens <= 0 or args.split_tokens % 128:
+        parser.error("--split-tokens must be a positive multiple of 128 "
+                     "(the largest page size)")
+    outdir = args.outdir
+    attention = list(variants(args.split_tokens))
     count, modules = av.write_variants(
         outdir, attention, stem="bench",
         manifest="bench_manifest.txt", modules="bench_modules.txt")

@@ -141,7 +141,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
   }
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
-      "min-blocks-per-sm={5} code-to-float={6} key-product={7}},"
+      "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
+      "split-blocks={8}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -151,7 +152,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.pageTokens.getValue(), options.splitTokens.getValue(),
       options.chip.getValue(), options.features.getValue(),
       options.format.getValue(), options.minBlocksPerSM.getValue(),
-      options.codeToFloat.getValue(), options.keyProduct.getValue());
+      options.codeToFloat.getValue(), options.keyProduct.getValue(),
+      options.splitBlocks.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

@@ -340,10 +340,28 @@ void *mgpuModuleLoadJIT(void *data, int optLevel) {
 void mgpuModuleUnload(void *module) {
   if (!module) // a failed load, already recorded
     return;
-  ScopedContext scope("mgpuModuleUnload");
-  if (scope.ok())
-    check(driver().cuModuleUnload_(static_cast<CUmodule>(module)),
-          "mgpuModuleUnload", "cuModuleUnload");
+  // gpu-to-llvm unloads its modules from global destructors, which can run
+  // after the driver has shut down at exit (taking every module with it):
+  // the context push then fails with CUDA_ERROR_DEINITIALIZED, or with a
+  // code the driver can no longer name. Nothing is left to unload then.
+  const Driver &d = driver();
+  if (!d.available)
+    return; // no module was ever loaded
+  CUcontext context = primaryContext(defaultDevice, "mgpuModuleUnload");
+  if (!context)
+    return;
+  CUresult pushed = d.cuCtxPushCurrent_(context);
+  const char *name = nullptr;
+  if (pushed == CUDA_ERROR_DEINITIALIZED ||
+      (pushed != CUDA_SUCCESS &&
+       (d.cuGetErrorName_(pushed, &name) != CUDA_SUCCESS || !name)))
+    return;
+  if (!check(pushed, "mgpuModuleUnload", "cuCtxPushCurrent"))
+    return;
+  check(d.cuModuleUnload_(static_cast<CUmodule>(module)), "mgpuModuleUnload",
+        "cuModuleUnload");
+  CUcontext popped;
+  check(d.cuCtxPopCurrent_(&popped), "mgpuModuleUnload", "cuCtxPopCurrent");
 }
 
 void *mgpuModuleGetFunction(void *module, const char *name) {

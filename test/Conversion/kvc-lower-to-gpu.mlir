@@ -1,6 +1,7 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu | FileCheck %s
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="block-threads=32" | FileCheck %s --check-prefix=THREADS32
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=convert" | FileCheck %s --check-prefix=CONVERT
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-blocks=1024" | FileCheck %s --check-prefix=ADAPTIVE
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma" 2> %t.mma.err | FileCheck %s --check-prefix=MMA
 // RUN: FileCheck %s --check-prefix=MMA-ERR < %t.mma.err
 
@@ -27,13 +28,29 @@
 // CHECK: %[[VPOOL:.*]] = call @kvc_rt_mlir_pool(%[[CACHE]], %c1_i32
 // CHECK: %[[SEQS:.*]] = call @kvc_rt_mlir_gpu_sequences(%[[CACHE]])
 // Splits of 512 tokens cover the longest sequence of the batch.
-// CHECK: scf.for
+// CHECK: %[[LONGEST:.*]] = scf.for
 // CHECK: call @kvc_rt_mlir_num_tokens
-// CHECK: %[[LONGEST:.*]] = arith.ceildivui %{{.*}}, %c512 : index
-// CHECK: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[LONGEST]] : index
+// CHECK-NOT: %c1024
+// CHECK: %[[COUNT:.*]] = arith.ceildivui %[[LONGEST]], %c512 : index
+// CHECK: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[COUNT]] : index
+// split-blocks=1024: 512 tokens, or fewer (multiples of 32, at least 64)
+// where that leaves the grid short of 1024 blocks: the longest x 4
+// sequences x 2 KV heads / 1024. The kernel gets the size.
+// ADAPTIVE-LABEL: func.func @decode
+// ADAPTIVE: %[[LONGEST:.*]] = scf.for
+// ADAPTIVE: call @kvc_rt_mlir_num_tokens
+// ADAPTIVE: %[[WORK:.*]] = arith.muli %[[LONGEST]], %c8 : index
+// ADAPTIVE: %[[WANTED:.*]] = arith.ceildivui %[[WORK]], %c1024 : index
+// ADAPTIVE: %[[WARPS:.*]] = arith.ceildivui %[[WANTED]], %c32{{.*}} : index
+// ADAPTIVE: %[[ROUNDED:.*]] = arith.muli %[[WARPS]], %c32{{.*}} : index
+// ADAPTIVE: %[[ATLEAST:.*]] = arith.maxui %[[ROUNDED]], %c64{{.*}} : index
+// ADAPTIVE: %[[SIZE:.*]] = arith.minui %c512{{.*}}, %[[ATLEAST]] : index
+// ADAPTIVE: %[[COUNT:.*]] = arith.ceildivui %[[LONGEST]], %[[SIZE]] : index
+// ADAPTIVE: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[COUNT]] : index
+// ADAPTIVE: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], {{.*}}, %c0{{.*}} : index, %[[SIZE]] : index)
 // CHECK: %[[WS:.*]] = call @kvc_rt_mlir_gpu_workspace(%[[CACHE]],
 // CHECK: %[[OUT:.*]] = memref.alloc() : memref<4x8x1x64xf32>
-// CHECK: %[[SPLIT:.*]] = gpu.launch_func async [%[[TOKEN]]] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], %c2{{.*}}, %c4{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%{{.*}} : memref<4x8x1x64xf32>, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %[[SEQS]] : !llvm.ptr, %[[WS]] : !llvm.ptr, %[[SPLITS]] : index, %{{.*}} : i32, %c0{{.*}} : index)
+// CHECK: %[[SPLIT:.*]] = gpu.launch_func async [%[[TOKEN]]] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], %c2{{.*}}, %c4{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%{{.*}} : memref<4x8x1x64xf32>, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %[[SEQS]] : !llvm.ptr, %[[WS]] : !llvm.ptr, %[[SPLITS]] : index, %{{.*}} : i32, %c0{{.*}} : index, %c512{{.*}} : index)
 // CHECK: gpu.launch_func async [%[[SPLIT]]] @kvc_kernels::@attend0_combine blocks in (%c8{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[WS]] : !llvm.ptr, %[[OUT]] : memref<4x8x1x64xf32>, %[[SPLITS]] : index, %{{.*}} : i32)
 // CHECK: bufferization.to_tensor %[[OUT]]
 // The one host wait, before the results are returned.
@@ -43,7 +60,7 @@
 // The split kernel: shared memory for the 4 query vectors of the group, the
 // split's 512 scores per query head and the reductions' per-warp values.
 // CHECK: gpu.module @kvc_kernels
-// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
+// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
 // Runtime memory is read as global memory.
 // CHECK: llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
 // Keys dequantized in registers, the token located once (one page-table

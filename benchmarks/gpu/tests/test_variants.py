@@ -59,3 +59,29 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
     # Each twin's module holds its append twin too.
     text = (tmp_path / "bench_p64_s512_mma.mlir").read_text()
     assert "func.func @bench_append_k2c32_v2t32_r128_b8_h32x8_d128_mma(" in text
+
+
+def test_bench_split_tokens_option(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench_variants.py", str(tmp_path),
+                                      "--split-tokens", "128"])
+    bench_variants.main()
+    modules = read_lines(tmp_path / "bench_modules.txt")
+    assert {fields[2] for fields in modules} == {"128"}
+    manifest = [fields[0] for fields in
+                read_lines(tmp_path / "bench_manifest.txt")]
+    assert len(manifest) == 33
+    assert "bench_kf16_vf16_r128_b1_h32x8_d128_s128" in manifest
+
+
+def test_bench_split_tokens_must_be_a_multiple_of_128(tmp_path, monkeypatch,
+                                                      capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_variants.py", str(tmp_path),
+                                      "--split-tokens", "96"])
+    try:
+        bench_variants.main()
+    except SystemExit as e:
+        assert e.code == 2
+    else:
+        raise AssertionError("--split-tokens 96 was accepted")
+    assert "multiple of 128" in capsys.readouterr().err
+    assert not (tmp_path / "bench_manifest.txt").exists()

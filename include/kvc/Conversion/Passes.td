@@ -66,7 +66,9 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     the attention by host code that launches them with `gpu.launch_func`:
 
     - a split-K (flash-decoding) kernel, grid (splits, KV heads, batch): each
-      block takes `split-tokens` tokens of one sequence and one KV head, and
+      block takes a split of one sequence and one KV head (`split-tokens`
+      tokens; with `split-blocks`, fewer where the grid would have under that
+      many blocks), and
       processes the GQA query heads of that head together, so each
       compressed byte is read once. Keys and values are dequantized in
       registers straight from the packed pages of docs/layout.md (the same
@@ -108,7 +110,15 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",
            "Tokens per runtime page (must match the runtime cache)">,
     Option<"splitTokens", "split-tokens", "unsigned", /*default=*/"512",
-           "Tokens per split of the split-K kernel (a multiple of 32)">,
+           "Tokens per split of the split-K kernel (a multiple of 32): "
+           "the most; see split-blocks">,
+    Option<"splitBlocks", "split-blocks", "unsigned", /*default=*/"0",
+           "Blocks the host aims the split kernel's grid at: when splits of "
+           "split-tokens give fewer (longest sequence x batch x KV heads / "
+           "split-tokens), each call takes shorter splits (multiples of 32 "
+           "tokens, at least 64) so that small batches and short sequences "
+           "still fill the GPU. 0 (the default until a GPU run compares "
+           "them, e.g. 1024) keeps split-tokens">,
     Option<"blockThreads", "block-threads", "unsigned", /*default=*/"128",
            "Threads per block of the split-K kernel (a power of two, 32 to "
            "1024)">,

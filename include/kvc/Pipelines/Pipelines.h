@@ -99,8 +99,15 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::init(64)};
   Option<unsigned> splitTokens{
       *this, "split-tokens",
-      llvm::cl::desc("Tokens per split of the decode attention kernel"),
+      llvm::cl::desc("Tokens per split of the decode attention kernel (the "
+                     "most; see split-blocks)"),
       llvm::cl::init(512)};
+  Option<unsigned> splitBlocks{
+      *this, "split-blocks",
+      llvm::cl::desc("Blocks the decode attention grid aims at: shorter "
+                     "splits when split-tokens gives fewer (0, the default: "
+                     "never)"),
+      llvm::cl::init(0)};
   Option<unsigned> minBlocksPerSM{
       *this, "min-blocks-per-sm",
       llvm::cl::desc("Blocks of the decode attention kernel that must fit on "

@@ -1,8 +1,9 @@
 //===- AttendKernels.cpp - decode attention kernels for kvc.attend --------===//
 //
 // Split-K decode attention (flash-decoding). A block of the split kernel
-// owns `splitTokens` consecutive tokens of one (sequence, KV head) and the
-// GQA query heads of that KV head:
+// owns a split of consecutive tokens of one (sequence, KV head) (at most
+// `splitTokens`; the host sizes splits per call) and the GQA query heads of
+// that KV head:
 //
 //   1. the query heads' vectors go to shared memory;
 //   2. each thread takes tokens tid, tid + threads, ...: it dequantizes the
@@ -412,7 +413,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(module.getBody());
   auto type = b.getFunctionType(
-      {queryType, ptr, ptr, ptr, ptr, index, b.getI32Type(), index}, {});
+      {queryType, ptr, ptr, ptr, ptr, index, b.getI32Type(), index, index}, {});
   SmallVector<Type> workgroup = {shared({group, d}), shared({group, split}),
                                  shared({threads / 32})};
   if (spec.keyProduct == KeyProduct::MMA)
@@ -438,8 +439,10 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   Value vPool = k.global(func.getArgument(2));
   Value records = k.global(func.getArgument(3));
   Value workspace = k.global(func.getArgument(4));
+  // splitSize: the tokens of a split, at most spec.splitTokens (which sizes
+  // the scores in shared memory); the host picks it per call.
   Value splits = func.getArgument(5), ok = func.getArgument(6),
-        runFirst = func.getArgument(7);
+        runFirst = func.getArgument(7), splitSize = func.getArgument(8);
   Value sharedQuery = func.getWorkgroupAttributions()[0];
   Value scores = func.getWorkgroupAttributions()[1];
   Value scratch = func.getWorkgroupAttributions()[2];
@@ -467,15 +470,15 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     Value compressed = k.toIndex(field(b.getI32Type(), 28));
 
     // This split's tokens, within the sliding window if any.
-    Value start = k.mul(splitIndex, split);
+    Value splitStart = k.mul(splitIndex, splitSize);
+    Value start = splitStart;
     if (spec.window) {
       // Keys at positions >= n - window are visible to the query at n - 1.
       Value windowStart = arith::SubIOp::create(
           b, loc, numTokens, k.minU(numTokens, k.index(*spec.window)));
       start = k.maxU(start, windowStart);
     }
-    Value end = k.minU(k.add(k.mul(splitIndex, split), k.index(split)),
-                       numTokens);
+    Value end = k.minU(k.add(splitStart, splitSize), numTokens);
     Value count = arith::SelectOp::create(
         b, loc, k.cmp(arith::CmpIPredicate::ult, start, end),
         k.sub(end, start), k.index(0));

@@ -46,7 +46,8 @@ struct SplitKernelSpec {
   uint64_t kPageBytes, vPageBytes; ///< whole pages (all heads' blocks)
   uint64_t kRunOffset, vRunOffset; ///< block of the run's first head
   uint64_t residualHeadBytes;
-  unsigned splitTokens, blockThreads;
+  unsigned splitTokens; ///< the most tokens of a split (shared scores)
+  unsigned blockThreads;
   unsigned minBlocksPerSM; ///< nvvm.minctasm; 0: none
   CodeToFloat codeToFloat; ///< how codes become floats
   KeyProduct keyProduct = KeyProduct::FMA;
@@ -59,7 +60,8 @@ struct SplitKernelSpec {
 /// The split kernel. Grid (splits, KV heads of the run, batch), block
 /// `blockThreads`. Arguments: (query memref<B x Hq x 1 x D>, K pool,
 /// V pool, per-batch records (kvc_rt_gpu_sequence), workspace: all
-/// !llvm.ptr; splits: index; ok: i32; first KV head of the run: index).
+/// !llvm.ptr; splits: index; ok: i32; first KV head of the run: index;
+/// tokens per split: index, at most `splitTokens`).
 /// Writes, per (batch, query head, split), the unnormalized output [D], the
 /// maximum score and the sum of exp(score - maximum) into the workspace
 /// (workspaceBytes).

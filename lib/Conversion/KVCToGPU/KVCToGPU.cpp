@@ -98,7 +98,7 @@ struct OpStream {
 
 struct GPULowering {
   LoweringContext context;
-  unsigned splitTokens, blockThreads, minBlocksPerSM;
+  unsigned splitTokens, splitBlocks, blockThreads, minBlocksPerSM;
   CodeToFloat codeToFloat;
   KeyProduct keyProduct;
   gpu::GPUModuleOp kernels;
@@ -284,10 +284,31 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                 b, l, ValueRange{arith::MaxUIOp::create(b, l, acc[0], n)});
           })
           .getResult(0);
+  // Tokens per split: split-tokens, or fewer when that would leave the grid
+  // short of split-blocks blocks (small batches, short sequences), since a
+  // block's tokens are a serial chain of loads and reductions. Multiples of
+  // 32 (a warp's tokens), at least 64.
+  Value splitSize;
+  if (!lowering.splitBlocks) {
+    splitSize = index(lowering.splitTokens);
+  } else {
+    const int64_t quantum = 32;
+    const int64_t smallest = std::min<int64_t>(64, lowering.splitTokens);
+    Value work =
+        arith::MulIOp::create(rewriter, loc, longest, index(batch * kvHeads));
+    Value wanted = arith::CeilDivUIOp::create(rewriter, loc, work,
+                                              index(lowering.splitBlocks));
+    wanted = arith::MulIOp::create(
+        rewriter, loc,
+        arith::CeilDivUIOp::create(rewriter, loc, wanted, index(quantum)),
+        index(quantum));
+    splitSize = arith::MinUIOp::create(
+        rewriter, loc, index(lowering.splitTokens),
+        arith::MaxUIOp::create(rewriter, loc, wanted, index(smallest)));
+  }
   Value splits = arith::MaxUIOp::create(
       rewriter, loc, index(1),
-      arith::CeilDivUIOp::create(rewriter, loc, longest,
-                                 index(lowering.splitTokens)));
+      arith::CeilDivUIOp::create(rewriter, loc, longest, splitSize));
   Value bytes = arith::IndexCastOp::create(
       rewriter, loc, i64,
       workspaceBytes(rewriter, loc, batch, queryHeads, headDim, splits));
@@ -343,7 +364,8 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
         buildSplitKernel(rewriter, loc, lowering.kernels, spec);
     SmallVector<Value> arguments = {
         query,     kPool,  vPool, records,
-        workspace, splits, ok32,  index(int64_t(first))};
+        workspace, splits, ok32,  index(int64_t(first)),
+        splitSize};
     stream.launch(
         rewriter, loc, kernel,
         gpu::KernelDim3{splits, index(int64_t(last - first)), index(batch)},
@@ -569,6 +591,7 @@ void KVCLowerToGPUPass::runOnOperation() {
   GPULowering lowering{
       {pageTokens, decltype(LoweringContext::headEncodings)(), module},
       splitTokens,
+      splitBlocks,
       blockThreads,
       minBlocksPerSM,
       *codes,
