@@ -73,21 +73,24 @@ case "$ONLY" in
 esac
 
 # Compiles the attention modules listed in DIR/MODULES ("<file> <page_tokens>
-# <split_tokens> <key_product>") into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
+# <split_tokens> <key_product> [<split_blocks>]", no split_blocks: $SPLIT_BLOCKS)
+# into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
 # (kvc-cpu-pipeline), intermediates in WORK, and checks that every variant
 # of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`.
 compile_attention() { # DIR WORK MODULES MANIFEST
   local dir="$1" work="$2" modules="$3" manifest="$4"
-  local mlir page_tokens split_tokens key_product key_reads stem name ir
+  local mlir page_tokens split_tokens key_product split_blocks key_reads
+  local stem name ir
   mkdir -p "$dir/host" "$work/host"
-  while read -r mlir page_tokens split_tokens key_product; do
+  while read -r mlir page_tokens split_tokens key_product split_blocks; do
     stem="${mlir%.mlir}"
     key_product="${key_product:-fma}"
+    split_blocks="${split_blocks:-$SPLIT_BLOCKS}"
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens" \
-         "split-tokens=$split_tokens split-blocks=$SPLIT_BLOCKS" \
+         "split-tokens=$split_tokens split-blocks=$split_blocks" \
          "key-product=$key_product chip=$CHIP min-blocks-per-sm=$MIN_BLOCKS)"
     "$KVC_OPT" "$dir/$mlir" \
-      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$SPLIT_BLOCKS min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product" \
+      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product" \
       -o "$work/$stem.llvm.mlir"
     "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$work/$stem.llvm.mlir" \
       -o "$work/$stem.ll"

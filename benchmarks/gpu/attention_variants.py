@@ -8,12 +8,14 @@ query token over a `!kvc.cache<B x Hkv x ? x D x f16>`, with
 descriptors; the out-parameter comes last).
 
 Variants are grouped into modules by the pipeline options they need
-(page-tokens, split-tokens, key-product): one MLIR file per group.
+(page-tokens, split-tokens, key-product, split-blocks): one MLIR file per
+group.
 Outputs, in OUTDIR:
 
-  variants_p<P>_s<S>[_mma].mlir   one module per option group
+  variants_p<P>_s<S>[_sb<N>][_mma].mlir   one module per option group
   modules.txt               "<file> <page_tokens> <split_tokens>
-                            <key_product>" per module
+                            <key_product> [<split_blocks>]" per module
+                            (no split_blocks: the build's default)
   manifest.txt              one line per variant, whitespace separated:
       name B Hq Hkv D key value residual page_tokens split [window=W]
       [softcap=C] [key_product=mma]
@@ -29,7 +31,8 @@ encodings, a sliding window and a softcap at fewer shapes; smaller splits
 (many splits per sequence) and 128-token pages with group-128 keys in
 modules of their own; and the tensor-core key pass (key-product=mma,
 names ending in _mma) for K2/V2 and K4/V4 at every GQA and head_dim, and
-for every other key encoding, window, softcap and split once.
+for every other key encoding, window, softcap and split once; per-call
+split sizes (split-blocks, names with _sb<N>) with both key passes.
 
 usage: attention_variants.py OUTDIR
 """
@@ -49,13 +52,16 @@ class Variant:
     def __init__(self, key, value, batch, group, head_dim, kv_heads=2,
                  residual=RESIDUAL, page_tokens=PAGE_TOKENS,
                  split=SPLIT_TOKENS, window=None, softcap=None,
-                 key_product="fma"):
+                 key_product="fma", split_blocks=None):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
         self.page_tokens, self.split = page_tokens, split
         self.window, self.softcap = window, softcap
         self.key_product = key_product
+        # kvc-gpu-pipeline's split-blocks for this variant's module (None:
+        # the build's default).
+        self.split_blocks = split_blocks
 
     @property
     def query_heads(self):
@@ -84,6 +90,8 @@ class Variant:
             parts.append(f"w{self.window}")
         if self.softcap is not None:
             parts.append(f"c{int(self.softcap)}")
+        if self.split_blocks is not None:
+            parts.append(f"sb{self.split_blocks}")
         if self.key_product != "fma":
             parts.append(self.key_product)
         return "_".join(parts)
@@ -176,6 +184,18 @@ def variants():
                   key_product=mma)
     yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
                   kv_heads=4, key_product=mma)
+    # Per-call split sizes (split-blocks): 1024 gives 64-token splits at
+    # these sizes (128 for B = 8 at S = 4096); 400 gives 96 and 352 tokens,
+    # splits that end inside a 128-token group or a window.
+    for product in ("fma", mma):
+        yield Variant(K2, V2, 8, 4, 128, kv_heads=4, key_product=product,
+                      split_blocks=1024)
+        yield Variant(K2, V2, 8, 4, 128, window=300, softcap=50.0,
+                      key_product=product, split_blocks=400)
+    yield Variant(K4, V4, 1, 8, 128, kv_heads=4, split_blocks=1024)
+    yield Variant("q2:channel:g128", V2, 8, 4, 128, kv_heads=4,
+                  page_tokens=128, split_blocks=400)
+    yield Variant("fp16", "fp16", 32, 8, 64, split_blocks=1024)
 
 
 def side_attr(spec):
@@ -223,7 +243,8 @@ def function(v):
 
 def module_name(stem, v):
     """The module holding variant `v` (one per pipeline-option group)."""
-    suffix = "" if v.key_product == "fma" else f"_{v.key_product}"
+    suffix = "" if v.split_blocks is None else f"_sb{v.split_blocks}"
+    suffix += "" if v.key_product == "fma" else f"_{v.key_product}"
     return f"{stem}_p{v.page_tokens}_s{v.split}{suffix}.mlir"
 
 
@@ -239,15 +260,18 @@ def write_variants(outdir, variants, stem="variants",
     for v in variants:
         assert v.name() not in seen, f"duplicate variant {v.name()}"
         seen.add(v.name())
-        groups.setdefault((v.page_tokens, v.split, v.key_product),
-                          []).append(v)
+        groups.setdefault((v.page_tokens, v.split, v.key_product,
+                           v.split_blocks if v.split_blocks is not None
+                           else -1), []).append(v)
     with open(os.path.join(outdir, manifest), "w") as manifest_file, \
             open(os.path.join(outdir, modules), "w") as index:
-        for (page_tokens, split, product), group in sorted(groups.items()):
+        for (page_tokens, split, product, blocks), group in sorted(
+                groups.items()):
             name = module_name(stem, group[0])
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
-            index.write(f"{name} {page_tokens} {split} {product}\n")
+            line = f"{name} {page_tokens} {split} {product}"
+            index.write(line + (f" {blocks}" if blocks >= 0 else "") + "\n")
             for v in group:
                 manifest_file.write(v.manifest_line() + "\n")
     return len(seen), len(groups)

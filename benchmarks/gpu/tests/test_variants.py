@@ -36,13 +36,34 @@ def test_modules_are_grouped_by_key_product(tmp_path):
 
 def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
-    assert len(mma) == 30
+    assert len(mma) == 32
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
     # sites key-product=mma takes (others are a compile-time error).
     assert all(v.head_dim in (64, 128) and v.group <= 8 for v in mma)
     assert {v.group for v in mma} == {1, 4, 7, 8}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 116
+    assert len(names) == len(set(names)) == 123
+
+
+def test_split_blocks_variants_get_modules_of_their_own(tmp_path):
+    variants = [av.Variant(av.K2, av.V2, 8, 4, 128),
+                av.Variant(av.K2, av.V2, 8, 4, 128, split_blocks=1024),
+                av.Variant(av.K2, av.V2, 8, 4, 128, split_blocks=400,
+                           key_product="mma")]
+    assert av.write_variants(str(tmp_path), variants) == (3, 3)
+    modules = read_lines(tmp_path / "modules.txt")
+    # No fifth column: the build's SPLIT_BLOCKS applies.
+    assert ["variants_p64_s512.mlir", "64", "512", "fma"] in modules
+    assert ["variants_p64_s512_sb1024.mlir", "64", "512", "fma",
+            "1024"] in modules
+    assert ["variants_p64_s512_sb400_mma.mlir", "64", "512", "mma",
+            "400"] in modules
+    names = [fields[0] for fields in read_lines(tmp_path / "manifest.txt")]
+    assert "k2c32_v2t32_r128_b8_h8x2_d128_sb1024" in names
+    assert "k2c32_v2t32_r128_b8_h8x2_d128_sb400_mma" in names
+    # The check covers them with both key passes.
+    blocks = [v for v in av.variants() if v.split_blocks is not None]
+    assert {v.key_product for v in blocks} == {"fma", "mma"}
 
 
 def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
