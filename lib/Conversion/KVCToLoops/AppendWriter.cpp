@@ -43,11 +43,6 @@ struct IndexMath {
   Value ult(Value x, Value y) {
     return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x, y);
   }
-  /// `x` rounded to fp16 (the runtime stores tokens as fp16), as f32.
-  Value roundToHalf(Value x) {
-    Value half = arith::TruncFOp::create(b, loc, b.getF16Type(), x);
-    return arith::ExtFOp::create(b, loc, b.getF32Type(), half);
-  }
 };
 } // namespace
 
@@ -130,7 +125,7 @@ Value AppendWriter::flushElement(OpBuilder &b, Location loc,
         ValueRange{arith::ExtFOp::create(b, loc, b.getF32Type(), half)});
     b.setInsertionPointToStart(&staged.getElseRegion().front());
     Value x = input(head, m.sub(token, t.oldTokens), channel);
-    scf::YieldOp::create(b, loc, ValueRange{m.roundToHalf(x)});
+    scf::YieldOp::create(b, loc, ValueRange{roundToHalf(b, loc, x)});
   }
   return staged.getResult(0);
 }

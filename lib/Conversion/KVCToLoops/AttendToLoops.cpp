@@ -84,12 +84,6 @@ static Value cIndex(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
 }
 
-/// `x` (f32) rounded to fp16 and back.
-static Value roundToHalf(OpBuilder &b, Location loc, Value x) {
-  Value half = arith::TruncFOp::create(b, loc, b.getF16Type(), x);
-  return arith::ExtFOp::create(b, loc, b.getF32Type(), half);
-}
-
 static Value cF32(OpBuilder &b, Location loc, double value) {
   return arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
                                         APFloat(float(value)));

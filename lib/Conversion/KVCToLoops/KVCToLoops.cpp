@@ -105,6 +105,11 @@ CachePageLayout::CachePageLayout(ArrayRef<num::CacheEncoding> encodings,
   }
 }
 
+Value mlir::kvc::roundToHalf(OpBuilder &b, Location loc, Value x) {
+  Value half = arith::TruncFOp::create(b, loc, b.getF16Type(), x);
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), half);
+}
+
 Value mlir::kvc::getOrCreateFP8Table(OpBuilder &b, Location loc,
                                     Operation *symbolTable,
                                     const num::SideEncoding &side) {

@@ -99,6 +99,10 @@ struct LoweringContext {
   bool keyReadsInParts = false;
 };
 
+/// `x` (f32) rounded to fp16 and back to f32: the runtime stores tokens as
+/// fp16, and the tensor-core key pass multiplies fp16 values.
+Value roundToHalf(OpBuilder &b, Location loc, Value x);
+
 /// The memref<256xf32> table decoding the fp8 codes of `side` (from the
 /// numerics library's decoder), as a memref.get_global at the builder's
 /// point of a constant global created on first use in `symbolTable` (a
