@@ -27,7 +27,7 @@
 # (the attention kernels' code-to-float, bits or convert; default bits),
 # BENCH_SPLIT_TOKENS (the bench variants' split-tokens, default 512),
 # SPLIT_BLOCKS (the attention kernels' split-blocks, default the
-# pipeline's, 0: splits of split-tokens), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
+# pipeline's, 512; 0: splits of split-tokens), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
 # /usr/lib/llvm-22/bin), PYTHON (default .venv/bin/python, else python3),
 # KVC_GPU_BUILD_ONLY (attention, append or bench: rebuild only that part,
 # leaving the other parts of OUTDIR as they are; default all three).
@@ -39,7 +39,7 @@ export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 CHIP="${CHIP:-sm_90a}"
 MIN_BLOCKS="${MIN_BLOCKS:-5}"
 BENCH_SPLIT_TOKENS="${BENCH_SPLIT_TOKENS:-512}"
-SPLIT_BLOCKS="${SPLIT_BLOCKS:-0}"
+SPLIT_BLOCKS="${SPLIT_BLOCKS:-512}"
 CODE_TO_FLOAT="${CODE_TO_FLOAT:-bits}"
 KVC_OPT="${KVC_OPT:-$ROOT/build/bin/kvc-opt}"
 LLVM_BIN="${LLVM_BIN:-/usr/lib/llvm-22/bin}"

@@ -9,7 +9,8 @@
 #
 #  1. builds benchmarks/gpu (the kvc runtime's CUDA backend + the check,
 #     linked with the compiled variants);
-#  2. runs every variant at each S against the fp64 oracle;
+#  2. runs every variant at each S against the fp64 oracle, then the
+#     cheaper variants at the longer S of KVC_GPU_CHECK_LONG (step 2b);
 #  3. runs the kvc.append variants (build/gpu-attention/append) against
 #     the runtime's kvc_rt_append, byte for byte (kvc_append_check);
 #  4. runs small subsets under compute-sanitizer: memcheck (with leak
@@ -21,7 +22,9 @@
 # Environment: KVC_ATTENTION_ARTIFACTS (default build/gpu-attention),
 # KVC_GPU_CHECK_BUILD_DIR (default /tmp/kvc-gpu-attention-build), CUDA_HOME
 # (default /usr/local/cuda), KVC_GPU_CHECK_NO_SANITIZER=1 (skip step 4),
-# KVC_GPU_CHECK_SEED (reproduce a run's inputs), KVC_GPU_CHECK_BUDGET
+# KVC_GPU_CHECK_SEED (reproduce a run's inputs), KVC_GPU_CHECK_LONG and
+# KVC_GPU_CHECK_LONG_WEIGHT or KVC_GPU_CHECK_LONG_ONLY (step 2b),
+# KVC_GPU_CHECK_BUDGET
 # (seconds for the whole script, default 480: each step's timeout is cut to
 # what is left, and sanitizer runs that no longer fit are skipped).
 # Ends with "N passed, N failed" (the plain checks' rows, attention and
@@ -129,6 +132,51 @@ failed=${failed:-0}
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   say "the check exited with status $status"
   failed=1
+fi
+
+# --- 2b. Long sequences on the cheaper variants ----------------------------
+# The plain run's time grows with S x batch x query heads x head_dim (the
+# host generates and quantizes the tokens and the fp64 oracle reads them
+# all): every variant at S = 32768 would take ~13 min on an H200. At the
+# lengths of KVC_GPU_CHECK_LONG, the variants with batch x query heads x
+# head_dim <= KVC_GPU_CHECK_LONG_WEIGHT (default 4096) run: they still
+# cover every bit width and axis, fp8, GQA 1 to 8, head_dim 64 and 128,
+# batches 1, 8 and 32, both key passes, windows and split-blocks.
+# KVC_GPU_CHECK_LONG_ONLY (--only names) picks the variants instead.
+LONG_LENGTHS=()
+read -r -a LONG_LENGTHS <<< "${KVC_GPU_CHECK_LONG:-}"
+if [ "${#LONG_LENGTHS[@]}" -gt 0 ]; then
+  weight="${KVC_GPU_CHECK_LONG_WEIGHT:-4096}"
+  # manifest.txt: name batch query-heads kv-heads head_dim ...
+  long_only="${KVC_GPU_CHECK_LONG_ONLY:-}"
+  [ -n "$long_only" ] ||
+    long_only="$(awk -v w="$weight" '$2 * $3 * $5 <= w { printf "%s%s", sep, $1; sep = "," }' \
+                 "$ARTIFACTS/manifest.txt")"
+  LONG_LOG="$LOG_DIR/long_check.log"
+  if [ -z "$long_only" ]; then
+    say "long run: no variant with batch x heads x head_dim <= $weight"
+    failed=$((failed + 1))
+  else
+    say "long run: $long_only at S = ${LONG_LENGTHS[*]}"
+    timeout -k 10 "$(time_for 300)" \
+      "$CHECK" "${SEED_ARGS[@]}" --only "$long_only" "${LONG_LENGTHS[@]}" 2>&1 |
+      tee "$LONG_LOG" | tee -a "$LOG"
+    status=${PIPESTATUS[0]}
+    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+      say "the long run ran out of time (rows above are complete)"
+    fi
+    summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LONG_LOG" | tail -n1)"
+    long_passed=$(echo "$summary" | sed -nE 's/^([0-9]+) passed.*/\1/p')
+    long_failed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
+    long_passed=${long_passed:-0}
+    long_failed=${long_failed:-0}
+    if [ "$status" -ne 0 ] && [ "$long_failed" -eq 0 ]; then
+      say "the long run exited with status $status"
+      long_failed=1
+    fi
+    passed=$((passed + long_passed))
+    failed=$((failed + long_failed))
+  fi
 fi
 
 # --- 3. kvc.append against kvc_rt_append ---------------------------------

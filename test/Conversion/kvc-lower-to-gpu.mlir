@@ -2,6 +2,7 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="block-threads=32" | FileCheck %s --check-prefix=THREADS32
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=convert" | FileCheck %s --check-prefix=CONVERT
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-blocks=1024" | FileCheck %s --check-prefix=ADAPTIVE
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-blocks=0" | FileCheck %s --check-prefix=FIXED
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma" 2> %t.mma.err | FileCheck %s --check-prefix=MMA
 // RUN: FileCheck %s --check-prefix=MMA-ERR < %t.mma.err
 
@@ -27,12 +28,28 @@
 // CHECK: %[[KPOOL:.*]] = call @kvc_rt_mlir_pool(%[[CACHE]], %c0_i32
 // CHECK: %[[VPOOL:.*]] = call @kvc_rt_mlir_pool(%[[CACHE]], %c1_i32
 // CHECK: %[[SEQS:.*]] = call @kvc_rt_mlir_gpu_sequences(%[[CACHE]])
-// Splits of 512 tokens cover the longest sequence of the batch.
+// Splits of at most 512 tokens cover the longest sequence of the batch; by
+// default (split-blocks=512) fewer (multiples of 32, at least 64) where 512
+// would leave the grid short of 512 blocks: the longest x 4 sequences x 2
+// KV heads / 512. The kernel gets the size.
 // CHECK: %[[LONGEST:.*]] = scf.for
 // CHECK: call @kvc_rt_mlir_num_tokens
-// CHECK-NOT: %c1024
-// CHECK: %[[COUNT:.*]] = arith.ceildivui %[[LONGEST]], %c512 : index
+// CHECK: %[[WORK:.*]] = arith.muli %[[LONGEST]], %c8 : index
+// CHECK: %[[WANTED:.*]] = arith.ceildivui %[[WORK]], %c512 : index
+// CHECK: %[[WARPS:.*]] = arith.ceildivui %[[WANTED]], %c32{{.*}} : index
+// CHECK: %[[ROUNDED:.*]] = arith.muli %[[WARPS]], %c32{{.*}} : index
+// CHECK: %[[ATLEAST:.*]] = arith.maxui %[[ROUNDED]], %c64{{.*}} : index
+// CHECK: %[[SIZE:.*]] = arith.minui %c512{{.*}}, %[[ATLEAST]] : index
+// CHECK: %[[COUNT:.*]] = arith.ceildivui %[[LONGEST]], %[[SIZE]] : index
 // CHECK: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[COUNT]] : index
+// split-blocks=0: always splits of split-tokens.
+// FIXED-LABEL: func.func @decode
+// FIXED: %[[LONGEST:.*]] = scf.for
+// FIXED: call @kvc_rt_mlir_num_tokens
+// FIXED-NOT: arith.minui
+// FIXED: %[[COUNT:.*]] = arith.ceildivui %[[LONGEST]], %c512 : index
+// FIXED: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[COUNT]] : index
+// FIXED: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], {{.*}}, %c0{{.*}} : index, %c512{{.*}} : index)
 // split-blocks=1024: 512 tokens, or fewer (multiples of 32, at least 64)
 // where that leaves the grid short of 1024 blocks: the longest x 4
 // sequences x 2 KV heads / 1024. The kernel gets the size.
@@ -50,7 +67,7 @@
 // ADAPTIVE: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], {{.*}}, %c0{{.*}} : index, %[[SIZE]] : index)
 // CHECK: %[[WS:.*]] = call @kvc_rt_mlir_gpu_workspace(%[[CACHE]],
 // CHECK: %[[OUT:.*]] = memref.alloc() : memref<4x8x1x64xf32>
-// CHECK: %[[SPLIT:.*]] = gpu.launch_func async [%[[TOKEN]]] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], %c2{{.*}}, %c4{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%{{.*}} : memref<4x8x1x64xf32>, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %[[SEQS]] : !llvm.ptr, %[[WS]] : !llvm.ptr, %[[SPLITS]] : index, %{{.*}} : i32, %c0{{.*}} : index, %c512{{.*}} : index)
+// CHECK: %[[SPLIT:.*]] = gpu.launch_func async [%[[TOKEN]]] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], %c2{{.*}}, %c4{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%{{.*}} : memref<4x8x1x64xf32>, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %[[SEQS]] : !llvm.ptr, %[[WS]] : !llvm.ptr, %[[SPLITS]] : index, %{{.*}} : i32, %c0{{.*}} : index, %[[SIZE]] : index)
 // CHECK: gpu.launch_func async [%[[SPLIT]]] @kvc_kernels::@attend0_combine blocks in (%c8{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[WS]] : !llvm.ptr, %[[OUT]] : memref<4x8x1x64xf32>, %[[SPLITS]] : index, %{{.*}} : i32)
 // CHECK: bufferization.to_tensor %[[OUT]]
 // The one host wait, before the results are returned.

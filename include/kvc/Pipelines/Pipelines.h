@@ -105,9 +105,9 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
   Option<unsigned> splitBlocks{
       *this, "split-blocks",
       llvm::cl::desc("Blocks the decode attention grid aims at: shorter "
-                     "splits when split-tokens gives fewer (0, the default: "
+                     "splits when split-tokens gives fewer (default 512; 0: "
                      "never)"),
-      llvm::cl::init(0)};
+      llvm::cl::init(512)};
   Option<unsigned> minBlocksPerSM{
       *this, "min-blocks-per-sm",
       llvm::cl::desc("Blocks of the decode attention kernel that must fit on "
