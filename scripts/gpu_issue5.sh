@@ -47,7 +47,8 @@ failed=0
 # H200 (2026-12-04) the check took 54 s at S = 1024 (build, 116 attention
 # and 24 append variants, 6 sanitizer runs) and the benchmark 85 s; S 4096
 # adds about 4x the plain run's 25 s. Longer S: run
-# scripts/gpu_attention_check.sh alone.
+# scripts/gpu_attention_check.sh alone with KVC_GPU_CHECK_LONG (a subset of
+# the variants; at 16384 and 32768 a variant took ~2.5 s per S on average).
 KVC_GPU_CHECK_BUDGET="$CHECK_SHARE" "$ROOT/scripts/gpu_attention_check.sh" \
   1024 4096 || failed=1
 echo "gpu_issue5: check done after $((SECONDS - start)) s (status $failed)"
