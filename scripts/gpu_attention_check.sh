@@ -113,6 +113,26 @@ APPEND_CHECK="$BUILD_DIR/kvc_append_check"
 # --- 2. Every variant against the oracle ----------------------------------
 passed=0
 failed=0
+# Adds a run's "N passed, N failed" (the last such line of log $1) to the
+# totals; a run that exited with status $2 without reporting a failure
+# counts as one failure. $3 names the run.
+tally() {
+  local log="$1" status="$2" what="$3" summary run_passed run_failed
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    say "the $what ran out of time (rows above are complete)"
+  fi
+  summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n1)"
+  run_passed=$(echo "$summary" | sed -nE 's/^([0-9]+) passed.*/\1/p')
+  run_failed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
+  run_passed=${run_passed:-0}
+  run_failed=${run_failed:-0}
+  if [ "$status" -ne 0 ] && [ "$run_failed" -eq 0 ]; then
+    say "the $what exited with status $status"
+    run_failed=1
+  fi
+  passed=$((passed + run_passed))
+  failed=$((failed + run_failed))
+}
 say "plain run: every variant at S = ${LENGTHS[*]:-1024 4096}"
 timeout -k 10 "$(time_for 330)" \
   "$CHECK" "${SEED_ARGS[@]}" "${LENGTHS[@]}" 2>&1 | tee -a "$LOG"
@@ -121,18 +141,8 @@ if [ "$status" -eq 77 ]; then
   say "no usable CUDA device"
   echo "0 passed, 1 failed" | tee -a "$LOG"
   exit 1
-elif [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-  say "the plain run ran out of time (rows above are complete)"
 fi
-summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -n1)"
-passed=$(echo "$summary" | sed -nE 's/^([0-9]+) passed.*/\1/p')
-failed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
-passed=${passed:-0}
-failed=${failed:-0}
-if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
-  say "the check exited with status $status"
-  failed=1
-fi
+tally "$LOG" "$status" "plain run"
 
 # --- 2b. Long sequences on the cheaper variants ----------------------------
 # The plain run's time grows with S x batch x query heads x head_dim (the
@@ -161,21 +171,7 @@ if [ "${#LONG_LENGTHS[@]}" -gt 0 ]; then
     timeout -k 10 "$(time_for 300)" \
       "$CHECK" "${SEED_ARGS[@]}" --only "$long_only" "${LONG_LENGTHS[@]}" 2>&1 |
       tee "$LONG_LOG" | tee -a "$LOG"
-    status=${PIPESTATUS[0]}
-    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-      say "the long run ran out of time (rows above are complete)"
-    fi
-    summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LONG_LOG" | tail -n1)"
-    long_passed=$(echo "$summary" | sed -nE 's/^([0-9]+) passed.*/\1/p')
-    long_failed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
-    long_passed=${long_passed:-0}
-    long_failed=${long_failed:-0}
-    if [ "$status" -ne 0 ] && [ "$long_failed" -eq 0 ]; then
-      say "the long run exited with status $status"
-      long_failed=1
-    fi
-    passed=$((passed + long_passed))
-    failed=$((failed + long_failed))
+    tally "$LONG_LOG" "${PIPESTATUS[0]}" "long run"
   fi
 fi
 
@@ -189,21 +185,7 @@ else
   say "append run: every append variant against kvc_rt_append"
   timeout -k 10 "$(time_for 120)" \
     "$APPEND_CHECK" "${SEED_ARGS[@]}" 2>&1 | tee "$APPEND_LOG" | tee -a "$LOG"
-  status=${PIPESTATUS[0]}
-  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-    say "the append run ran out of time (rows above are complete)"
-  fi
-  summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$APPEND_LOG" | tail -n1)"
-  append_passed=$(echo "$summary" | sed -nE 's/^([0-9]+) passed.*/\1/p')
-  append_failed=$(echo "$summary" | sed -nE 's/.* ([0-9]+) failed$/\1/p')
-  append_passed=${append_passed:-0}
-  append_failed=${append_failed:-0}
-  if [ "$status" -ne 0 ] && [ "$append_failed" -eq 0 ]; then
-    say "the append check exited with status $status"
-    append_failed=1
-  fi
-  passed=$((passed + append_passed))
-  failed=$((failed + append_failed))
+  tally "$APPEND_LOG" "${PIPESTATUS[0]}" "append run"
 fi
 
 # --- 4. Subsets under compute-sanitizer -----------------------------------
