@@ -150,8 +150,9 @@ tally "$LOG" "$status" "plain run"
 # all): every variant at S = 32768 would take ~13 min on an H200. At the
 # lengths of KVC_GPU_CHECK_LONG, the variants with batch x query heads x
 # head_dim <= KVC_GPU_CHECK_LONG_WEIGHT (default 4096) run: they still
-# cover every bit width and axis, fp8, GQA 1 to 8, head_dim 64 and 128,
-# batches 1, 8 and 32, both key passes, windows and split-blocks.
+# cover 2-, 3-, 4- and 8-bit codes, both axes of keys and of values, fp8,
+# fp16, GQA 1 to 8, head_dim 64 and 128, batches 1, 8 and 32, both key
+# passes, a window and split-blocks.
 # KVC_GPU_CHECK_LONG_ONLY (--only names) picks the variants instead.
 LONG_LENGTHS=()
 read -r -a LONG_LENGTHS <<< "${KVC_GPU_CHECK_LONG:-}"
