@@ -73,24 +73,29 @@ case "$ONLY" in
 esac
 
 # Compiles the attention modules listed in DIR/MODULES ("<file> <page_tokens>
-# <split_tokens> <key_product> [<split_blocks>]", no split_blocks: $SPLIT_BLOCKS)
+# <split_tokens> <key_product> <value_product> [<split_blocks>]", no
+# split_blocks: $SPLIT_BLOCKS)
 # into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
 # (kvc-cpu-pipeline), intermediates in WORK, and checks that every variant
 # of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`.
 compile_attention() { # DIR WORK MODULES MANIFEST
   local dir="$1" work="$2" modules="$3" manifest="$4"
-  local mlir page_tokens split_tokens key_product split_blocks key_reads
+  local mlir page_tokens split_tokens key_product value_product split_blocks
+  local key_reads value_reads
   local stem name ir
   mkdir -p "$dir/host" "$work/host"
-  while read -r mlir page_tokens split_tokens key_product split_blocks; do
+  while read -r mlir page_tokens split_tokens key_product value_product \
+      split_blocks; do
     stem="${mlir%.mlir}"
     key_product="${key_product:-fma}"
+    value_product="${value_product:-fma}"
     split_blocks="${split_blocks:-$SPLIT_BLOCKS}"
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens" \
          "split-tokens=$split_tokens split-blocks=$split_blocks" \
-         "key-product=$key_product chip=$CHIP min-blocks-per-sm=$MIN_BLOCKS)"
+         "key-product=$key_product value-product=$value_product chip=$CHIP" \
+         "min-blocks-per-sm=$MIN_BLOCKS)"
     "$KVC_OPT" "$dir/$mlir" \
-      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product" \
+      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product" \
       -o "$work/$stem.llvm.mlir"
     "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$work/$stem.llvm.mlir" \
       -o "$work/$stem.ll"
@@ -98,10 +103,12 @@ compile_attention() { # DIR WORK MODULES MANIFEST
       "$work/$stem.ll" -o "$dir/$stem.o"
     # The same functions as CPU loops, for the host dry run (appends, the
     # benchmark's, written by the kernels' emitter; the tensor-core
-    # variants' keys read in that pass's 16-channel parts).
+    # variants' keys read in that pass's 16-channel parts, their values
+    # rounded to fp16).
     if [ "$key_product" = mma ]; then key_reads=parts; else key_reads=rows; fi
+    if [ "$value_product" = mma ]; then value_reads=f16; else value_reads=f32; fi
     "$KVC_OPT" "$dir/$mlir" \
-      --kvc-cpu-pipeline="page-tokens=$page_tokens append=generated key-reads=$key_reads" \
+      --kvc-cpu-pipeline="page-tokens=$page_tokens append=generated key-reads=$key_reads value-reads=$value_reads" \
       -o "$work/$stem.host.llvm.mlir"
     "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
       "$work/$stem.host.llvm.mlir" -o "$work/host/$stem.ll"

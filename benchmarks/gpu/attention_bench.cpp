@@ -104,12 +104,13 @@ struct Variant {
   uint32_t batch = 0, queryHeads = 0, kvHeads = 0, headDim = 0;
   kvc_rt_encoding encoding{};
   uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
-  bool tensorCoreKeys = false; ///< key_product=mma
+  bool tensorCoreKeys = false;   ///< key_product=mma
+  bool tensorCoreValues = false; ///< value_product=mma
 };
 
 /// A manifest line (attention_variants.py's format, one encoding for all
-/// heads, no window or softcap, key_product=mma allowed); an error message
-/// on failure.
+/// heads, no window or softcap, key_product and value_product allowed); an
+/// error message on failure.
 std::string parseVariant(const std::string &line, Variant &v) {
   std::istringstream in(line);
   if (!(in >> v.name >> v.batch >> v.queryHeads >> v.kvHeads >> v.headDim >>
@@ -117,10 +118,14 @@ std::string parseVariant(const std::string &line, Variant &v) {
         v.splitTokens))
     return "expected: name B Hq Hkv D key value residual page_tokens split";
   for (std::string extra; in >> extra;) {
-    if (extra != "key_product=mma" && extra != "key_product=fma")
-      return "the benchmark takes no extra field but key_product ('" + extra +
-             "')";
-    v.tensorCoreKeys = extra == "key_product=mma";
+    if (extra == "key_product=mma" || extra == "key_product=fma")
+      v.tensorCoreKeys = extra == "key_product=mma";
+    else if (extra == "value_product=mma" || extra == "value_product=fma")
+      v.tensorCoreValues = extra == "value_product=mma";
+    else
+      return "the benchmark takes no extra field but key_product and "
+             "value_product ('" +
+             extra + "')";
   }
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
       v.queryHeads % v.kvHeads)
@@ -618,8 +623,11 @@ void runBatch(const std::vector<const Variant *> &variants,
     for (auto &bench : group) {
       const Variant &v = *bench->v;
       Row row;
-      // Tensor-core key-pass rows are told apart by " mma".
-      row.label = encodingLabel(v.encoding) + (v.tensorCoreKeys ? " mma" : "");
+      // Tensor-core rows are told apart by " mma" (key pass) and " vmma"
+      // (value pass).
+      row.label = encodingLabel(v.encoding) +
+                  (v.tensorCoreKeys ? " mma" : "") +
+                  (v.tensorCoreValues ? " vmma" : "");
       row.name = v.name;
       row.batch = v.batch;
       row.S = S;

@@ -7,7 +7,8 @@
 // (kvc_rt_gather): max |gpu - oracle| / max |oracle| <= 1e-4 per variant
 // (f32 accumulation against fp64, as the CPU execution tests). Variants
 // with key_product=mma (tensor-core key dot products) are compared with
-// the oracle over the same queries and keys rounded to fp16.
+// the oracle over the same queries and keys rounded to fp16, variants with
+// value_product=mma (tensor-core weighted sums) over values rounded to fp16.
 //
 // For each manifest variant and each sequence length S, batch entry b holds
 // S - (37 b mod S/2) tokens (different flush points and partial pages), the
@@ -89,6 +90,9 @@ struct Variant {
   /// key_product=mma: the kernels take the key dot products on tensor
   /// cores, from the queries and dequantized keys rounded to fp16.
   bool tensorCoreKeys = false;
+  /// value_product=mma: the kernels weigh values rounded to fp16 on tensor
+  /// cores.
+  bool tensorCoreValues = false;
 };
 
 /// One manifest line (attention_variants.py documents the format); an
@@ -106,6 +110,8 @@ std::string parseVariant(const std::string &line, Variant &v) {
       v.softcap = std::strtod(extra.c_str() + 8, nullptr);
     else if (extra == "key_product=mma" || extra == "key_product=fma")
       v.tensorCoreKeys = extra == "key_product=mma";
+    else if (extra == "value_product=mma" || extra == "value_product=fma")
+      v.tensorCoreValues = extra == "value_product=mma";
     else
       return "unknown field '" + extra + "'";
   }
@@ -262,6 +268,12 @@ std::string compareWithOracle(kvc_rt_cache *cache,
     if (roundToHalf)
       for (std::vector<float> &k : keys)
         for (float &x : k)
+          x = num::roundToHalf(x);
+    // Tensor-core value variants weigh fp16 values (their host objects:
+    // kvc-cpu-pipeline value-reads=f16).
+    if (v.tensorCoreValues)
+      for (std::vector<float> &rows : values)
+        for (float &x : rows)
           x = num::roundToHalf(x);
     std::vector<std::thread> threads;
     for (size_t i = 0; i < count; ++i)

@@ -8,17 +8,19 @@ query token over a `!kvc.cache<B x Hkv x ? x D x f16>`, with
 descriptors; the out-parameter comes last).
 
 Variants are grouped into modules by the pipeline options they need
-(page-tokens, split-tokens, key-product, split-blocks): one MLIR file per
-group.
+(page-tokens, split-tokens, key-product, value-product, split-blocks): one
+MLIR file per group.
 Outputs, in OUTDIR:
 
-  variants_p<P>_s<S>[_sb<N>][_mma].mlir   one module per option group
+  variants_p<P>_s<S>[_sb<N>][_mma][_vmma].mlir   one module per option
+                            group
   modules.txt               "<file> <page_tokens> <split_tokens>
-                            <key_product> [<split_blocks>]" per module
-                            (no split_blocks: the build's default)
+                            <key_product> <value_product> [<split_blocks>]"
+                            per module (no split_blocks: the build's
+                            default)
   manifest.txt              one line per variant, whitespace separated:
       name B Hq Hkv D key value residual page_tokens split [window=W]
-      [softcap=C] [key_product=mma]
+      [softcap=C] [key_product=mma] [value_product=mma]
     key / value are side specs: `q<bits>:<channel|token>:g<group>`,
     `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
     each KV head its own encoding (kvc.head_encodings).
@@ -31,8 +33,10 @@ encodings, a sliding window and a softcap at fewer shapes; smaller splits
 (many splits per sequence) and 128-token pages with group-128 keys in
 modules of their own; and the tensor-core key pass (key-product=mma,
 names ending in _mma) for K2/V2 and K4/V4 at every GQA and head_dim, and
-for every other key encoding, window, softcap and split once; per-call
-split sizes (split-blocks, names with _sb<N>) with both key passes.
+for every other key encoding, window, softcap and split once; the
+tensor-core value pass (value-product=mma, names ending in _vmma) alike
+for every value encoding, alone and with the tensor-core key pass; per-call
+split sizes (split-blocks, names with _sb<N>) with every pass.
 
 usage: attention_variants.py OUTDIR
 """
@@ -52,13 +56,15 @@ class Variant:
     def __init__(self, key, value, batch, group, head_dim, kv_heads=2,
                  residual=RESIDUAL, page_tokens=PAGE_TOKENS,
                  split=SPLIT_TOKENS, window=None, softcap=None,
-                 key_product="fma", split_blocks=None):
+                 key_product="fma", split_blocks=None,
+                 value_product="fma"):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
         self.page_tokens, self.split = page_tokens, split
         self.window, self.softcap = window, softcap
         self.key_product = key_product
+        self.value_product = value_product
         # kvc-gpu-pipeline's split-blocks for this variant's module (None:
         # the build's default).
         self.split_blocks = split_blocks
@@ -94,6 +100,8 @@ class Variant:
             parts.append(f"sb{self.split_blocks}")
         if self.key_product != "fma":
             parts.append(self.key_product)
+        if self.value_product != "fma":
+            parts.append("v" + self.value_product)
         return "_".join(parts)
 
     def manifest_line(self):
@@ -106,6 +114,8 @@ class Variant:
             fields.append(f"softcap={self.softcap}")
         if self.key_product != "fma":
             fields.append(f"key_product={self.key_product}")
+        if self.value_product != "fma":
+            fields.append(f"value_product={self.value_product}")
         return " ".join(str(f) for f in fields)
 
 
@@ -192,6 +202,38 @@ def variants():
                       split_blocks=1024)
         yield Variant(K2, V2, 8, 4, 128, window=300, softcap=50.0,
                       key_product=product, split_blocks=400)
+    # The tensor-core value pass: the main encodings at every GQA and
+    # head_dim (with the CUDA-core and the tensor-core key pass), every
+    # other value layout once, residual windows, per-head encodings,
+    # window, softcap, many splits, 128-token pages and per-call splits.
+    for key, value in ((K2, V2), (K4, V4)):
+        for group in (1, 4, 7, 8):
+            for head_dim in (64, 128):
+                kv_heads = 4 if head_dim == 128 else 2
+                for product in ("fma", mma):
+                    yield Variant(key, value, 8, group, head_dim, kv_heads,
+                                  key_product=product, value_product=mma)
+    for value in ("q3:token:g32", "q8:token:g32", "q4:token:g64",
+                  "q2:channel:g32", "q3:channel:g32", "q8:channel:g64",
+                  "fp16", "fp8:e4m3", "fp8:e5m2"):
+        yield Variant(K2, value, 8, 4, 128, value_product=mma)
+    yield Variant(K4, "q4:channel:g32", 32, 7, 64, key_product=mma,
+                  value_product=mma)
+    yield Variant("fp16", "fp16", 1, 8, 64, residual=0, value_product=mma)
+    yield Variant(K2, V2, 8, 4, 128, residual=64, value_product=mma)
+    yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
+                  kv_heads=4, key_product=mma, value_product=mma)
+    yield Variant(K2, V2, 8, 4, 128, window=300, value_product=mma)
+    yield Variant(K4, V4, 8, 8, 64, window=1000, softcap=30.0,
+                  key_product=mma, value_product=mma)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, split=128,
+                  value_product=mma)
+    yield Variant("q4:channel:g128", "q4:token:g128", 1, 8, 128,
+                  page_tokens=128, key_product=mma, value_product=mma)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, key_product=mma,
+                  value_product=mma, split_blocks=1024)
+    yield Variant(K2, V2, 8, 4, 128, window=300, softcap=50.0,
+                  value_product=mma, split_blocks=400)
     yield Variant(K4, V4, 1, 8, 128, kv_heads=4, split_blocks=1024)
     yield Variant("q2:channel:g128", V2, 8, 4, 128, kv_heads=4,
                   page_tokens=128, split_blocks=400)
@@ -245,6 +287,7 @@ def module_name(stem, v):
     """The module holding variant `v` (one per pipeline-option group)."""
     suffix = "" if v.split_blocks is None else f"_sb{v.split_blocks}"
     suffix += "" if v.key_product == "fma" else f"_{v.key_product}"
+    suffix += "" if v.value_product == "fma" else f"_v{v.value_product}"
     return f"{stem}_p{v.page_tokens}_s{v.split}{suffix}.mlir"
 
 
@@ -261,16 +304,17 @@ def write_variants(outdir, variants, stem="variants",
         assert v.name() not in seen, f"duplicate variant {v.name()}"
         seen.add(v.name())
         groups.setdefault((v.page_tokens, v.split, v.key_product,
+                           v.value_product,
                            v.split_blocks if v.split_blocks is not None
                            else -1), []).append(v)
     with open(os.path.join(outdir, manifest), "w") as manifest_file, \
             open(os.path.join(outdir, modules), "w") as index:
-        for (page_tokens, split, product, blocks), group in sorted(
-                groups.items()):
+        for (page_tokens, split, product, value_product, blocks), group in \
+                sorted(groups.items()):
             name = module_name(stem, group[0])
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
-            line = f"{name} {page_tokens} {split} {product}"
+            line = f"{name} {page_tokens} {split} {product} {value_product}"
             index.write(line + (f" {blocks}" if blocks >= 0 else "") + "\n")
             for v in group:
                 manifest_file.write(v.manifest_line() + "\n")

@@ -28,10 +28,14 @@ ISSUE_ENCODINGS = ("K2/V2 g32", "K2/V2 g128", "K4/V2 g32", "K4/V4 g128",
 
 
 def base_encoding(label):
-    """A row's encoding without the key pass: "K2/V2 g32 mma" (the
-    tensor-core key pass, key-product=mma) -> "K2/V2 g32". The targets
-    apply to each kernel's rows."""
-    return label[:-len(" mma")] if label.endswith(" mma") else label
+    """A row's encoding without its passes: "K2/V2 g32 mma" (the
+    tensor-core key pass, key-product=mma), "K2/V2 g32 vmma" (the
+    tensor-core value pass) and "K2/V2 g32 mma vmma" -> "K2/V2 g32". The
+    targets apply to each kernel's rows."""
+    for suffix in (" vmma", " mma"):
+        if label.endswith(suffix):
+            label = label[:-len(suffix)]
+    return label
 
 
 class Target:

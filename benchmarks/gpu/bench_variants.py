@@ -1,9 +1,10 @@
 """Writes the decode-attention variants of the GPU benchmark
 (scripts/gpu_attention_build.sh, benchmarks/gpu/attention_bench.cpp):
 Llama-3-8B attention, 32 query heads over 8 KV heads of head_dim 128, at
-batch 1, 8 and 32, for each encoding of issue 5 with the CUDA-core and
-the tensor-core (key-product=mma, names ending in _mma) key pass, and
-kvc's own fp16 kernel (the bandwidth reference row).
+batch 1, 8 and 32, for each encoding of issue 5 with the CUDA-core
+passes, the tensor-core key pass (key-product=mma, names ending in _mma)
+and both passes on tensor cores (value-product=mma too, names ending in
+_mma_vmma), and kvc's own fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
 query token, `llvm.emit_c_interface`, `_mlir_ciface_<name>(binding, &q,
@@ -18,10 +19,10 @@ entry to the same cache type (`ptr _mlir_ciface_bench_append_<x>(binding,
 &k, &v)`), which the benchmark times per decode step next to the
 attention. Outputs, in OUTDIR:
 
-  bench_p<P>_s<S>[_mma].mlir   one module per (page-tokens,
-                         split-tokens, key-product)
+  bench_p<P>_s<S>[_mma][_vmma].mlir   one module per (page-tokens,
+                         split-tokens, key-product, value-product)
   bench_modules.txt      "<file> <page_tokens> <split_tokens>
-                         <key_product>" per module
+                         <key_product> <value_product>" per module
   bench_manifest.txt     attention_variants.py's manifest format (the
                          attention variants; the append twins go by name)
 
@@ -68,18 +69,20 @@ def page_tokens(key):
 
 
 def variants(split=av.SPLIT_TOKENS):
-    # Each encoding with the CUDA-core key pass and with the tensor-core one
-    # (key-product=mma; kvc's fp16 reference row only with the first).
-    for product in ("fma", "mma"):
+    # Each encoding with the CUDA-core passes, the tensor-core key pass
+    # (key-product=mma) and both tensor-core passes (value-product=mma too);
+    # kvc's fp16 reference row only with the first.
+    for products in (("fma", "fma"), ("mma", "fma"), ("mma", "mma")):
         for key, value in ENCODINGS:
-            if product == "mma" and key == "fp16":
+            if products != ("fma", "fma") and key == "fp16":
                 continue
             for batch in BATCHES:
                 yield BenchVariant(key, value, batch,
                                    QUERY_HEADS // KV_HEADS, HEAD_DIM,
                                    kv_heads=KV_HEADS,
                                    page_tokens=page_tokens(key),
-                                   split=split, key_product=product)
+                                   split=split, key_product=products[0],
+                                   value_product=products[1])
 
 
 class AppendTwin(append_variants.Variant):

@@ -198,7 +198,8 @@ llvm::Expected<std::unique_ptr<JitFunction>>
 JitFunction::compile(ModuleOp module, llvm::StringRef entry,
                      unsigned pageTokens,
                      llvm::function_ref<LogicalResult(PassManager &)> configure,
-                     llvm::StringRef append, llvm::StringRef keyReads) {
+                     llvm::StringRef append, llvm::StringRef keyReads,
+                     llvm::StringRef valueReads) {
   auto func = module.lookupSymbol<func::FuncOp>(entry);
   if (!func) {
     module.emitError() << "no function @" << entry;
@@ -297,6 +298,7 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
   pipelineOptions.pageTokens = pageTokens;
   pipelineOptions.append = append.str();
   pipelineOptions.keyReads = keyReads.str();
+  pipelineOptions.valueReads = valueReads.str();
   mlir::kvc::buildCPUPipeline(pm, pipelineOptions);
   if (failed(pm.run(module)))
     return compileError();

@@ -87,10 +87,17 @@ void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
         options.keyReads.getValue() + "`"));
     return;
   }
+  if (options.valueReads != "f32" && options.valueReads != "f16") {
+    pm.addPass(std::make_unique<BadPipelineOptions>(
+        "kvc-cpu-pipeline: value-reads must be `f32` or `f16`, not `" +
+        options.valueReads.getValue() + "`"));
+    return;
+  }
   // Upstream passes, by their registered names: the textual form is the one
   // users would write with --pass-pipeline and is checked when parsed.
   std::string pipeline = llvm::formatv(
-      "kvc-lower-to-loops{{page-tokens={0} append={1} key-reads={2}},"
+      "kvc-lower-to-loops{{page-tokens={0} append={1} key-reads={2} "
+      "value-reads={3}},"
       "func.func(convert-elementwise-to-linalg),"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
@@ -104,7 +111,7 @@ void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
       "finalize-memref-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
       "reconcile-unrealized-casts",
       options.pageTokens.getValue(), options.append.getValue(),
-      options.keyReads.getValue());
+      options.keyReads.getValue(), options.valueReads.getValue());
   // The textual form needs the passes registered; tools other than kvc-opt
   // (kvc-run, the Python bindings) may not have done it.
   static std::once_flag registered;
@@ -129,20 +136,23 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
   StringRef format = options.format.getValue();
   if (!isWord(options.chip, "") || !isWord(options.features, "+,-") ||
       !isWord(options.codeToFloat, "") || !isWord(options.keyProduct, "") ||
+      !isWord(options.valueProduct, "") ||
       !llvm::is_contained({"isa", "bin", "fatbin"}, format)) {
     pm.addPass(std::make_unique<BadPipelineOptions>(
         "kvc-gpu-pipeline: bad options chip='" + options.chip.getValue() +
         "' features='" + options.features.getValue() + "' format='" +
         format.str() + "' code-to-float='" + options.codeToFloat.getValue() +
         "' key-product='" + options.keyProduct.getValue() +
+        "' value-product='" + options.valueProduct.getValue() +
         "' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or "
-        "fatbin, code-to-float bits or convert, key-product fma or mma)"));
+        "fatbin, code-to-float bits or convert, key-product and "
+        "value-product fma or mma)"));
     return;
   }
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
       "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
-      "split-blocks={8}},"
+      "split-blocks={8} value-product={9}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -153,7 +163,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.chip.getValue(), options.features.getValue(),
       options.format.getValue(), options.minBlocksPerSM.getValue(),
       options.codeToFloat.getValue(), options.keyProduct.getValue(),
-      options.splitBlocks.getValue());
+      options.splitBlocks.getValue(), options.valueProduct.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

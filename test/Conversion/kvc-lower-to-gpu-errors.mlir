@@ -6,6 +6,9 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=fast" 2>&1 | FileCheck %s --check-prefix=CODES
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=wmma" 2>&1 | FileCheck %s --check-prefix=PRODUCT
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma" 2>&1 | FileCheck %s --check-prefix=MMA
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="value-product=wmma" 2>&1 | FileCheck %s --check-prefix=VPRODUCT
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="value-product=mma" 2>&1 | FileCheck %s --check-prefix=VMMA
+// RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="value-product=mma,x" 2>&1 | FileCheck %s --check-prefix=VFORMAT
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
@@ -15,7 +18,9 @@
 // BLOCKS: error: kvc-lower-to-gpu: min-blocks-per-sm (17) blocks of 128 threads exceed the 2048 threads an SM holds
 // CODES: error: kvc-lower-to-gpu: code-to-float must be 'bits' or 'convert', not 'fast'
 // PRODUCT: error: kvc-lower-to-gpu: key-product must be 'fma' or 'mma', not 'wmma'
-// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' key-product='fma' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or fatbin, code-to-float bits or convert, key-product fma or mma)
+// VPRODUCT: error: kvc-lower-to-gpu: value-product must be 'fma' or 'mma', not 'wmma'
+// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' key-product='fma' value-product='fma' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or fatbin, code-to-float bits or convert, key-product and value-product fma or mma)
+// VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' (expected
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
   // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: the appended keys and values must have static shapes}}
@@ -110,6 +115,8 @@ func.func @quantize_dynamic(%x: tensor<?x64xf32>) -> (tensor<?x16xi8>, tensor<?x
 // and at most 8 query heads per KV head (one m16n8k16 tile's N); these
 // sites lower with the default key-product=fma.
 // MMA: error: 'kvc.attend' op kvc-lower-to-gpu: key-product=mma has no kernel for head_dim 96 (the tensor-core key pass takes 64 or 128); use key-product=fma
+// So does value-product=mma (tensor-core weighted sums of values).
+// VMMA: error: 'kvc.attend' op kvc-lower-to-gpu: value-product=mma has no kernel for head_dim 96 (the tensor-core value pass takes 64 or 128); use value-product=fma
 func.func @mma_head_dim(%c: !kvc.cache<1x2x?x96xf16>, %q: tensor<1x8x1x96xf32>) -> tensor<1x8x1x96xf32> {
   %o = kvc.attend %q, %c : tensor<1x8x1x96xf32>, !kvc.cache<1x2x?x96xf16> -> tensor<1x8x1x96xf32>
   return %o : tensor<1x8x1x96xf32>
@@ -117,6 +124,7 @@ func.func @mma_head_dim(%c: !kvc.cache<1x2x?x96xf16>, %q: tensor<1x8x1x96xf32>) 
 
 // -----
 // MMA: error: 'kvc.attend' op kvc-lower-to-gpu: key-product=mma has no kernel for 16 query heads per KV head (the tensor-core key pass takes up to 8, the N of one m16n8k16 tile); use key-product=fma
+// VMMA: error: 'kvc.attend' op kvc-lower-to-gpu: value-product=mma has no kernel for 16 query heads per KV head (the tensor-core value pass takes up to 8, the N of one m16n8k16 tile); use value-product=fma
 func.func @mma_group(%c: !kvc.cache<1x1x?x64xf16>, %q: tensor<1x16x1x64xf32>) -> tensor<1x16x1x64xf32> {
   %o = kvc.attend %q, %c : tensor<1x16x1x64xf32>, !kvc.cache<1x1x?x64xf16> -> tensor<1x16x1x64xf32>
   return %o : tensor<1x16x1x64xf32>

@@ -5,6 +5,8 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-blocks=0" | FileCheck %s --check-prefix=FIXED
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma" 2> %t.mma.err | FileCheck %s --check-prefix=MMA
 // RUN: FileCheck %s --check-prefix=MMA-ERR < %t.mma.err
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="value-product=mma" 2> %t.vmma.err | FileCheck %s --check-prefix=VMMA
+// RUN: FileCheck %s --check-prefix=VMMA-ERR < %t.vmma.err
 
 // Decode attention becomes host code that checks the runtime's layout, asks
 // the runtime for per-sequence records and a workspace, and launches a
@@ -135,6 +137,53 @@
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
 // MMA: gpu.shuffle  xor
 // MMA: gpu.func @attend0_combine
+// value-product=mma: the maxima and sums go to the workspace first; then
+// a warp per tile of 8 tokens (tiles warp, warp + 4, ...) keeps D/16 = 4
+// accumulator tiles; lane (g, t) takes head g's weights of tokens 2t and
+// 2t + 1 (head index clamped to the group, zeros past it and past the
+// split) as fp16 hi and lo parts (w - fp16(w), rounded again), reads
+// channels 8g .. 8g+7 (its slab) of both tokens, dequantized as above and
+// rounded to fp16 pairs, pairs one channel of the two tokens per register
+// and sums v * hi + v * lo with one mma.sync.m16n8k16 per channel tile;
+// the warps' sums meet in shared memory (4 warps x 4 heads x 64 channels)
+// and each thread adds up (head, channel) totals for the workspace.
+// VMMA-LABEL: gpu.func @attend0_split0
+// VMMA-SAME: %{{.*}} : memref<4x4x64xf32, #gpu.address_space<workgroup>>)
+// VMMA: math.exp
+// VMMA: arith.cmpi eq, %thread_id_x, %c0
+// VMMA-COUNT-8: llvm.store %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
+// VMMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
+// VMMA: %[[ROW:.*]] = arith.minui %{{.*}}, %c3{{.*}} : index
+// VMMA: %[[TILES:.*]] = arith.ceildivui %{{.*}}, %c8{{.*}} : index
+// VMMA: scf.for %{{.*}} = %[[WARP]] to %[[TILES]] step %c4{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+// VMMA: memref.load %{{.*}}[%[[ROW]], %{{.*}}] : memref<4x512xf32, #gpu.address_space<workgroup>>
+// VMMA: %[[HIGH:.*]] = arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
+// VMMA: %[[HIGH32:.*]] = arith.extf %[[HIGH]] : vector<2xf16> to vector<2xf32>
+// VMMA: %[[REST:.*]] = arith.subf %{{.*}}, %[[HIGH32]] : vector<2xf32>
+// VMMA: %[[LOW:.*]] = arith.truncf %[[REST]] : vector<2xf32> to vector<2xf16>
+// VMMA: %[[B0:.*]] = vector.insert %[[HIGH]], %{{.*}} [0] : vector<2xf16> into vector<2x2xf16>
+// VMMA: %[[B:.*]] = vector.insert %[[LOW]], %[[B0]] [1] : vector<2xf16> into vector<2x2xf16>
+// VMMA: %[[FIRST:.*]]:4 = scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
+// VMMA: arith.ori %{{.*}}, %c1258291200_i32
+// VMMA: } else {
+// VMMA: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// VMMA: %[[SECOND:.*]]:4 = scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
+// VMMA: %[[UP:.*]] = vector.shuffle %[[FIRST]]#0, %[[SECOND]]#0 [0, 2] : vector<2xf16>, vector<2xf16>
+// VMMA: %[[DOWN:.*]] = vector.shuffle %[[FIRST]]#0, %[[SECOND]]#0 [1, 3] : vector<2xf16>, vector<2xf16>
+// VMMA: %[[A0:.*]] = vector.insert %[[UP]], %{{.*}} [0] : vector<2xf16> into vector<4x2xf16>
+// VMMA: %[[A1:.*]] = vector.insert %[[DOWN]], %[[A0]] [1] : vector<2xf16> into vector<4x2xf16>
+// VMMA: %[[A2:.*]] = vector.insert %[[UP]], %[[A1]] [2] : vector<2xf16> into vector<4x2xf16>
+// VMMA: %[[A:.*]] = vector.insert %[[DOWN]], %[[A2]] [3] : vector<2xf16> into vector<4x2xf16>
+// VMMA: nvgpu.mma.sync(%[[A]], %[[B]], %{{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// VMMA-COUNT-3: nvgpu.mma.sync
+// VMMA: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
+// VMMA: memref.store %{{.*}}, %{{.*}}[%[[WARP]], %{{.*}}, %{{.*}}] : memref<4x4x64xf32, #gpu.address_space<workgroup>>
+// VMMA: gpu.barrier
+// VMMA: scf.for %{{.*}} = %thread_id_x{{.*}} to %c256{{.*}} step %c128
+// VMMA-COUNT-4: memref.load %{{.*}} : memref<4x4x64xf32, #gpu.address_space<workgroup>>
+// VMMA: llvm.store %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
+// VMMA-NOT: gpu.shuffle
+// VMMA: gpu.return
 // CHECK: %[[LANE:.*]] = arith.remui %thread_id_x, %c8
 // CHECK: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c8{{.*}} iter_args({{.*}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
 // CHECK: scf.if
@@ -209,7 +258,8 @@ func.func @per_head(%cache: !kvc.cache<1x3x?x64xf16, #h0> {kvc.head_encodings = 
 // THREADS32: scf.for %{{.*}} = %[[LANE]] to %{{.*}} step %c1{{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32) {
 // THREADS32-NOT: gpu.shuffle  xor %{{.*}}, %c1_i32
 // THREADS32: gpu.return
-// The tensor-core key pass takes head_dim 64 and 128 only.
+// The tensor-core key and value passes take head_dim 64 and 128 only.
+// VMMA-ERR: kvc-lower-to-gpu.mlir:[[@LINE+3]]:8: error: 'kvc.attend' op kvc-lower-to-gpu: value-product=mma has no kernel for head_dim 512 (the tensor-core value pass takes 64 or 128); use value-product=fma
 // MMA-ERR: kvc-lower-to-gpu.mlir:[[@LINE+2]]:8: error: 'kvc.attend' op kvc-lower-to-gpu: key-product=mma has no kernel for head_dim 512 (the tensor-core key pass takes 64 or 128); use key-product=fma
 func.func @wide_head(%cache: !kvc.cache<2x1x?x512xf16, #wide>, %q: tensor<2x1x1x512xf32>) -> tensor<2x1x1x512xf32> {
   %o = kvc.attend %q, %cache : tensor<2x1x1x512xf32>, !kvc.cache<2x1x?x512xf16, #wide> -> tensor<2x1x1x512xf32>

@@ -6,8 +6,12 @@
 // RUN: not kvc-opt %s --kvc-lower-to-loops=key-reads=columns 2>&1 | FileCheck %s --check-prefix=READS
 // RUN: not kvc-opt %s --kvc-cpu-pipeline=key-reads=columns 2>&1 | FileCheck %s --check-prefix=READS-PIPELINE
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-loops=key-reads=parts 2>&1 | FileCheck %s --check-prefix=PARTS
+// RUN: not kvc-opt %s --kvc-lower-to-loops=value-reads=bf16 2>&1 | FileCheck %s --check-prefix=VREADS
+// RUN: not kvc-opt %s --kvc-cpu-pipeline=value-reads=bf16 2>&1 | FileCheck %s --check-prefix=VREADS-PIPELINE
 // READS: error: kvc-lower-to-loops: key-reads must be `rows` or `parts`, not `columns`
 // READS-PIPELINE: error: kvc-cpu-pipeline: key-reads must be `rows` or `parts`, not `columns`
+// VREADS: error: kvc-lower-to-loops: value-reads must be `f32` or `f16`, not `bf16`
+// VREADS-PIPELINE: error: kvc-cpu-pipeline: value-reads must be `f32` or `f16`, not `bf16`
 
 // What the CPU path cannot lower is a compile-time error, never a silent
 // slow path.

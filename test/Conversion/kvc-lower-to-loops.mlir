@@ -3,6 +3,7 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-loops=append=generated | FileCheck %s --check-prefix=GEN
 // RUN: kvc-opt %s -split-input-file --kvc-cpu-pipeline=append=generated | FileCheck %s --check-prefix=GENLLVM
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-loops=key-reads=parts | FileCheck %s --check-prefix=PARTS
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-loops=value-reads=f16 | FileCheck %s --check-prefix=VHALF
 
 // Caches become runtime bindings (!llvm.ptr); append is a runtime call that
 // updates the binding in place; attend is loops that read the packed pages
@@ -158,6 +159,19 @@ func.func @kivi2_step(%cache: !kvc.cache<1x2x?x64xf16, #kivi2>, %q: tensor<1x8x1
 // PARTS-COUNT-3: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<2xf16>
 // PARTS-NOT: vector<2xi32>
 // PARTS: return
+// value-reads=f16: each decoded value (the fp8 table's entry times the
+// row's scale) is rounded to fp16 before its weighted sum, as the tensor-core
+// value pass takes it; keys are not.
+// VHALF-LABEL: func.func @fp8_values
+// VHALF-NOT: arith.truncf
+// VHALF: memref.get_global @kvc_fp8_e5m2_table
+// VHALF: %[[ENTRY:.*]] = memref.load %{{.*}} : memref<256xf32>
+// VHALF: %[[VALUE:.*]] = arith.mulf %[[ENTRY]], %{{.*}} : f32
+// VHALF: %[[HALF:.*]] = arith.truncf %[[VALUE]] : f32 to f16
+// VHALF: %[[ROUNDED:.*]] = arith.extf %[[HALF]] : f16 to f32
+// VHALF: arith.mulf %{{.*}}, %[[ROUNDED]] : f32
+// VHALF-COUNT-7: arith.truncf %{{.*}} : f32 to f16
+// VHALF: return
 // CHECK: arith.andi %{{.*}}, %c1_i32
 // CHECK: arith.shli
 func.func @fp8_values(%c: !kvc.cache<1x2x?x64xf16, #kvc.encoding<key = #kvc.quant<bits = 3, axis = token, group = 32>, value = #kvc.fp8<e5m2>, residual = 0>>,

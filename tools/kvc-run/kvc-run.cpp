@@ -97,6 +97,13 @@ static cl::opt<std::string> keyReads(
              "fp16-rounded products, as the GPU's tensor-core key pass; the "
              "oracle then rounds queries and keys to fp16 too)"),
     cl::init("rows"));
+static cl::opt<std::string> valueReads(
+    "value-reads",
+    cl::desc("How the compiled attention takes values (kvc-cpu-pipeline's "
+             "value-reads): f32 (the default) or f16 (each dequantized "
+             "value rounded to fp16, as the GPU's tensor-core value pass; "
+             "the oracle then rounds values to fp16 too)"),
+    cl::init("f32"));
 static cl::opt<double> tolerance(
     "tolerance",
     cl::desc("Largest |compiled - oracle| allowed, relative to max |oracle| "
@@ -472,6 +479,10 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         for (float &x : simK)
           x = num::roundToHalf(x);
       }
+      // value-reads=f16 weighs fp16-rounded values: so does the oracle.
+      if (valueReads == "f16")
+        for (float &x : simV)
+          x = num::roundToHalf(x);
       std::vector<double> expectedMass(hkv * n, 0.0);
       std::vector<double> expected = num::referenceAttention(
           queryRow.data(), hq, 1, simK.data(), simV.data(), hkv, n, d,
@@ -676,7 +687,8 @@ int main(int argc, char **argv) {
   auto step = ::kvc::exec::JitFunction::compile(
       *module, entryName, pageTokens,
       [](PassManager &pm) { return applyPassManagerCLOptions(pm); },
-      appendMode == AppendMode::Generated ? "generated" : "runtime", keyReads);
+      appendMode == AppendMode::Generated ? "generated" : "runtime", keyReads,
+      valueReads);
   if (!step)
     return fail(llvm::toString(step.takeError()));
   return runSteps(**step, *shape);

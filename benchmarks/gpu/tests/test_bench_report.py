@@ -142,3 +142,16 @@ def test_tensor_core_rows_meet_targets_on_their_own():
     assert got[(peak85, "K2/V2 g32 mma")] == ("met", 88.0)
     assert "## K2/V2 g32 mma (" in bench_report.render(dict(KVC, rows=rows),
                                                         SDPA)
+
+
+def test_tensor_core_value_rows_take_their_encodings_targets():
+    # value-product=mma rows (" vmma", " mma vmma") are rows of their own
+    # under the encoding's targets.
+    assert bench_report.base_encoding("K2/V2 g32 mma vmma") == "K2/V2 g32"
+    assert bench_report.base_encoding("K4/V4 g128 vmma") == "K4/V4 g128"
+    rows = [kvc_row("K2/V2 g32", 32, 32768, 125.0, 70.0),
+            kvc_row("K2/V2 g32 mma vmma", 32, 32768, 100.0, 88.0)]
+    got = {(r["target"].text, r["encoding"]): (r["status"], r["value"])
+           for r in bench_report.evaluate(dict(KVC, rows=rows), SDPA)}
+    speedup = bench_report.TARGETS[3].text  # K2/V2 g32 >= 4.5x at B 32
+    assert got[(speedup, "K2/V2 g32 mma vmma")] == ("met", 5.0)

@@ -1,7 +1,8 @@
 """attention_variants.py and bench_variants.py: the tensor-core key pass
-(key-product=mma) variants get modules of their own, the module index
-names each module's key-product (the build script passes it to
-kvc-gpu-pipeline) and the manifest marks the variants."""
+(key-product=mma) and value pass (value-product=mma) variants get modules
+of their own, the module index names each module's key-product and
+value-product (the build script passes them to kvc-gpu-pipeline) and the
+manifest marks the variants."""
 import os
 import sys
 
@@ -22,9 +23,10 @@ def test_modules_are_grouped_by_key_product(tmp_path):
                            key_product="mma")]
     assert av.write_variants(str(tmp_path), variants) == (3, 3)
     modules = read_lines(tmp_path / "modules.txt")
-    assert ["variants_p64_s512.mlir", "64", "512", "fma"] in modules
-    assert ["variants_p64_s512_mma.mlir", "64", "512", "mma"] in modules
-    assert ["variants_p64_s128_mma.mlir", "64", "128", "mma"] in modules
+    assert ["variants_p64_s512.mlir", "64", "512", "fma", "fma"] in modules
+    assert ["variants_p64_s512_mma.mlir", "64", "512", "mma", "fma"] in modules
+    assert ["variants_p64_s128_mma.mlir", "64", "128", "mma",
+            "fma"] in modules
     manifest = {fields[0]: fields for fields in
                 read_lines(tmp_path / "manifest.txt")}
     plain = "k2c32_v2t32_r128_b8_h8x2_d128"
@@ -36,13 +38,44 @@ def test_modules_are_grouped_by_key_product(tmp_path):
 
 def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
-    assert len(mma) == 32
+    assert len(mma) == 32 + 21
+    vmma = [v for v in av.variants() if v.value_product == "mma"]
+    assert len(vmma) == 51
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
-    # sites key-product=mma takes (others are a compile-time error).
-    assert all(v.head_dim in (64, 128) and v.group <= 8 for v in mma)
-    assert {v.group for v in mma} == {1, 4, 7, 8}
+    # sites the tensor-core passes take (others are a compile-time error).
+    for passes in (mma, vmma):
+        assert all(v.head_dim in (64, 128) and v.group <= 8 for v in passes)
+        assert {v.group for v in passes} == {1, 4, 7, 8}
+    # Every value layout the CPU path has, on tensor cores.
+    layouts = {spec.split(":g")[0] for v in vmma
+               for spec in v.value.split(",")}
+    assert layouts >= {"q2:token", "q3:token", "q4:token", "q8:token",
+                       "q2:channel", "q3:channel", "q4:channel",
+                       "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 123
+    assert len(names) == len(set(names)) == 174
+
+
+def test_value_product_variants_are_named_and_grouped(tmp_path):
+    variants = [av.Variant(av.K2, av.V2, 8, 4, 128, value_product="mma"),
+                av.Variant(av.K2, av.V2, 8, 4, 128, key_product="mma",
+                           value_product="mma"),
+                av.Variant(av.K2, av.V2, 8, 4, 128, value_product="mma",
+                           split_blocks=400)]
+    assert av.write_variants(str(tmp_path), variants) == (3, 3)
+    modules = read_lines(tmp_path / "modules.txt")
+    assert ["variants_p64_s512_vmma.mlir", "64", "512", "fma",
+            "mma"] in modules
+    assert ["variants_p64_s512_mma_vmma.mlir", "64", "512", "mma",
+            "mma"] in modules
+    assert ["variants_p64_s512_sb400_vmma.mlir", "64", "512", "fma", "mma",
+            "400"] in modules
+    manifest = {fields[0]: fields for fields in
+                read_lines(tmp_path / "manifest.txt")}
+    plain = "k2c32_v2t32_r128_b8_h8x2_d128"
+    assert manifest[plain + "_vmma"][-1] == "value_product=mma"
+    assert manifest[plain + "_mma_vmma"][-2:] == ["key_product=mma",
+                                                  "value_product=mma"]
 
 
 def test_split_blocks_variants_get_modules_of_their_own(tmp_path):
@@ -52,18 +85,19 @@ def test_split_blocks_variants_get_modules_of_their_own(tmp_path):
                            key_product="mma")]
     assert av.write_variants(str(tmp_path), variants) == (3, 3)
     modules = read_lines(tmp_path / "modules.txt")
-    # No fifth column: the build's SPLIT_BLOCKS applies.
-    assert ["variants_p64_s512.mlir", "64", "512", "fma"] in modules
-    assert ["variants_p64_s512_sb1024.mlir", "64", "512", "fma",
+    # No sixth column: the build's SPLIT_BLOCKS applies.
+    assert ["variants_p64_s512.mlir", "64", "512", "fma", "fma"] in modules
+    assert ["variants_p64_s512_sb1024.mlir", "64", "512", "fma", "fma",
             "1024"] in modules
-    assert ["variants_p64_s512_sb400_mma.mlir", "64", "512", "mma",
+    assert ["variants_p64_s512_sb400_mma.mlir", "64", "512", "mma", "fma",
             "400"] in modules
     names = [fields[0] for fields in read_lines(tmp_path / "manifest.txt")]
     assert "k2c32_v2t32_r128_b8_h8x2_d128_sb1024" in names
     assert "k2c32_v2t32_r128_b8_h8x2_d128_sb400_mma" in names
-    # The check covers them with both key passes.
+    # The check covers them with every pass.
     blocks = [v for v in av.variants() if v.split_blocks is not None]
     assert {v.key_product for v in blocks} == {"fma", "mma"}
+    assert {v.value_product for v in blocks} == {"fma", "mma"}
 
 
 def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
@@ -73,10 +107,12 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
     mma = [name for name in manifest if name.endswith("_mma")]
-    # Five compressed encodings x three batch sizes (kvc's fp16 reference
-    # row has no twin).
-    assert len(mma) == 15 and len(manifest) == 33
+    both = [name for name in manifest if name.endswith("_mma_vmma")]
+    # Five compressed encodings x three batch sizes, each (kvc's fp16
+    # reference row has no twins).
+    assert len(mma) == 15 and len(both) == 15 and len(manifest) == 48
     assert all(name[:-len("_mma")] in manifest for name in mma)
+    assert all(name[:-len("_vmma")] in manifest for name in both)
     # Each twin's module holds its append twin too.
     text = (tmp_path / "bench_p64_s512_mma.mlir").read_text()
     assert "func.func @bench_append_k2c32_v2t32_r128_b8_h32x8_d128_mma(" in text
@@ -90,7 +126,7 @@ def test_bench_split_tokens_option(tmp_path, monkeypatch):
     assert {fields[2] for fields in modules} == {"128"}
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 33
+    assert len(manifest) == 48
     assert "bench_kf16_vf16_r128_b1_h32x8_d128_s128" in manifest
 
 

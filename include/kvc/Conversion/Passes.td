@@ -47,7 +47,12 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
            "chunk) or `parts` (as the GPU's tensor-core key pass: 16-channel "
            "parts, each read on its own, and the query and key rounded to "
            "fp16 before their f32 product, so that tests check those reads "
-           "and that rounding; head_dim a multiple of 16)">
+           "and that rounding; head_dim a multiple of 16)">,
+    Option<"valueReads", "value-reads", "std::string", /*default=*/"\"f32\"",
+           "How attention takes a dequantized value: `f32` (as read) or "
+           "`f16` (rounded to fp16 before its weighted sum, as the GPU's "
+           "tensor-core value pass multiplies it, so that tests check that "
+           "rounding)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",
@@ -143,7 +148,16 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "per 16 tokens, dequantized keys and the queries rounded to fp16 "
            "into mma.sync.m16n8k16 with f32 accumulation; head_dim 64 or "
            "128, at most 8 query heads per KV head, other sites are an "
-           "error)">
+           "error)">,
+    Option<"valueProduct", "value-product", "std::string",
+           /*default=*/"\"fma\"",
+           "Where the split kernel's weighted sum of values runs: 'fma' "
+           "(CUDA cores, f32, a thread per channel span and token lane) or "
+           "'mma' (tensor cores: a warp per 16 tokens and all channels, "
+           "dequantized values rounded to fp16 and the weights as fp16 hi "
+           "and lo parts into mma.sync.m16n8k16 with f32 accumulation; "
+           "head_dim 64 or 128, at most 8 query heads per KV head, other "
+           "sites are an error)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

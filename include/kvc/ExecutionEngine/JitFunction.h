@@ -98,13 +98,14 @@ public:
   /// Signature problems and pipeline failures are emitted as diagnostics on
   /// the module's context; the returned error then says compilation failed.
   /// `configure` may set up the pass manager (instrumentation, CL options).
-  /// `append` and `keyReads` are kvc-cpu-pipeline's options: who writes
-  /// appended tokens, how attention reads keys.
+  /// `append`, `keyReads` and `valueReads` are kvc-cpu-pipeline's options:
+  /// who writes appended tokens, how attention reads keys and takes values.
   static llvm::Expected<std::unique_ptr<JitFunction>> compile(
       mlir::ModuleOp module, llvm::StringRef entry, unsigned pageTokens,
       llvm::function_ref<mlir::LogicalResult(mlir::PassManager &)> configure =
           nullptr,
-      llvm::StringRef append = "runtime", llvm::StringRef keyReads = "rows");
+      llvm::StringRef append = "runtime", llvm::StringRef keyReads = "rows",
+      llvm::StringRef valueReads = "f32");
 
   const std::vector<ValueInfo> &arguments() const { return args; }
   /// Tensor results (static shapes); cache results are the argument

@@ -87,6 +87,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                      "(16-channel parts and fp16-rounded products, as the "
                      "GPU's tensor-core key pass; kvc-lower-to-loops)"),
       llvm::cl::init("rows")};
+  Option<std::string> valueReads{
+      *this, "value-reads",
+      llvm::cl::desc("How attention takes dequantized values: `f32` or "
+                     "`f16` (rounded to fp16, as the GPU's tensor-core "
+                     "value pass; kvc-lower-to-loops)"),
+      llvm::cl::init("f32")};
 };
 
 /// Options of `kvc-gpu-pipeline`: kvc.attend to generated NVVM kernels and
@@ -123,6 +129,12 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::desc("Where the key dot products run: fma (CUDA cores, "
                      "default) or mma (tensor cores; kvc-lower-to-gpu's "
                      "option)"),
+      llvm::cl::init("fma")};
+  Option<std::string> valueProduct{
+      *this, "value-product",
+      llvm::cl::desc("Where the weighted sum of values runs: fma (CUDA "
+                     "cores, default) or mma (tensor cores; "
+                     "kvc-lower-to-gpu's option)"),
       llvm::cl::init("fma")};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),

@@ -31,10 +31,26 @@ enum class KeyProduct {
   MMA,
 };
 
+/// Where the split kernel's value pass runs.
+enum class ValueProduct {
+  /// CUDA cores: a thread per channel span and token lane, an f32 fma per
+  /// channel and query head.
+  FMA,
+  /// Tensor cores: a warp per 16 tokens, dequantized values rounded to fp16
+  /// and the softmax weights as two fp16 parts into mma.sync.m16n8k16 with
+  /// f32 accumulation.
+  MMA,
+};
+
 /// Why KeyProduct::MMA cannot serve a site with these shapes, or "" when it
 /// can (head_dim 64 or 128, at most 8 query heads per KV head).
 std::string tensorCoreKeysUnsupported(int64_t headDim,
                                       int64_t queryHeadsPerKVHead);
+
+/// Why ValueProduct::MMA cannot serve a site with these shapes, or "" when
+/// it can (head_dim 64 or 128, at most 8 query heads per KV head).
+std::string tensorCoreValuesUnsupported(int64_t headDim,
+                                        int64_t queryHeadsPerKVHead);
 
 /// What one split kernel is specialized to: one attention site and one run
 /// of KV heads with the same encoding.
@@ -51,6 +67,7 @@ struct SplitKernelSpec {
   unsigned minBlocksPerSM; ///< nvvm.minctasm; 0: none
   CodeToFloat codeToFloat; ///< how codes become floats
   KeyProduct keyProduct = KeyProduct::FMA;
+  ValueProduct valueProduct = ValueProduct::FMA;
   double scale;
   std::optional<double> softcap;
   std::optional<int64_t> window;

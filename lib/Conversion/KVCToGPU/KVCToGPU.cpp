@@ -101,6 +101,7 @@ struct GPULowering {
   unsigned splitTokens, splitBlocks, blockThreads, minBlocksPerSM;
   CodeToFloat codeToFloat;
   KeyProduct keyProduct;
+  ValueProduct valueProduct;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
   /// kvc.quantize ops to lower (checkLowerable counts them).
@@ -354,6 +355,7 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.minBlocksPerSM = lowering.minBlocksPerSM;
     spec.codeToFloat = lowering.codeToFloat;
     spec.keyProduct = lowering.keyProduct;
+    spec.valueProduct = lowering.valueProduct;
     spec.scale = op.getEffectiveScale();
     if (auto softcap = op.getSoftcap())
       spec.softcap = softcap->convertToDouble();
@@ -460,21 +462,7 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                << lowering.blockThreads << " or is a multiple of it";
       return WalkResult::interrupt();
     }
-    // Scores of a split, the query vectors and the reductions' per-warp
-    // values live in shared memory.
     int64_t group = query.getDimSize(1) / cache.getNumKVHeads();
-    int64_t sharedBytes = 4 * group * (lowering.splitTokens + headDim) +
-                          4 * (lowering.blockThreads / 32);
-    // The tensor-core key pass adds the queries' fp16 B fragments.
-    if (lowering.keyProduct == KeyProduct::MMA)
-      sharedBytes += headDim / 16 * 32 * 8;
-    if (sharedBytes > 48 * 1024) {
-      reject() << group << " query heads per KV head need " << sharedBytes
-               << " bytes of shared memory with split-tokens="
-               << lowering.splitTokens
-               << " (at most 49152); lower split-tokens";
-      return WalkResult::interrupt();
-    }
     if (lowering.keyProduct == KeyProduct::MMA) {
       std::string why = tensorCoreKeysUnsupported(headDim, group);
       if (!why.empty()) {
@@ -482,6 +470,31 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                  << "; use key-product=fma";
         return WalkResult::interrupt();
       }
+    }
+    if (lowering.valueProduct == ValueProduct::MMA) {
+      std::string why = tensorCoreValuesUnsupported(headDim, group);
+      if (!why.empty()) {
+        reject() << "value-product=mma has no kernel for " << why
+                 << "; use value-product=fma";
+        return WalkResult::interrupt();
+      }
+    }
+    // Scores of a split, the query vectors and the reductions' per-warp
+    // values live in shared memory.
+    int64_t sharedBytes = 4 * group * (lowering.splitTokens + headDim) +
+                          4 * (lowering.blockThreads / 32);
+    // The tensor-core key pass adds the queries' fp16 B fragments.
+    if (lowering.keyProduct == KeyProduct::MMA)
+      sharedBytes += headDim / 16 * 32 * 8;
+    // The tensor-core value pass adds its warps' sums.
+    if (lowering.valueProduct == ValueProduct::MMA)
+      sharedBytes += 4 * (lowering.blockThreads / 32) * group * headDim;
+    if (sharedBytes > 48 * 1024) {
+      reject() << group << " query heads per KV head need " << sharedBytes
+               << " bytes of shared memory with split-tokens="
+               << lowering.splitTokens
+               << " (at most 49152); lower split-tokens";
+      return WalkResult::interrupt();
     }
     FailureOr<SmallVector<num::CacheEncoding>> heads =
         getLowerableHeadEncodings(attend, attend.getCache(),
@@ -585,7 +598,10 @@ void KVCLowerToGPUPass::runOnOperation() {
   std::optional<KeyProduct> products = parseChoice<KeyProduct>(
       module, "key-product", keyProduct,
       {{"fma", KeyProduct::FMA}, {"mma", KeyProduct::MMA}});
-  if (!codes || !products)
+  std::optional<ValueProduct> valueProducts = parseChoice<ValueProduct>(
+      module, "value-product", valueProduct,
+      {{"fma", ValueProduct::FMA}, {"mma", ValueProduct::MMA}});
+  if (!codes || !products || !valueProducts)
     return signalPassFailure();
   // DenseMap's default constructor is explicit: name it.
   GPULowering lowering{
@@ -596,6 +612,7 @@ void KVCLowerToGPUPass::runOnOperation() {
       minBlocksPerSM,
       *codes,
       *products,
+      *valueProducts,
       /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();

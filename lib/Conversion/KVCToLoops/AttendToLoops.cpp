@@ -405,17 +405,23 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
             [&](OpBuilder &b2, Location l2, Value token, ValueRange acc) {
               // acc[c] + weight * value of channel c, for the values of a
               // span's chunk (spans are unrolled: the offset is known).
-              auto weighted = [](OpBuilder &ab, Location al, Value weight) {
-                return
-                    [&ab, al, weight](Value, std::optional<int64_t> offset,
-                                      ArrayRef<Value> values, ValueRange sums) {
-                      SmallVector<Value> next(sums);
-                      for (auto [i, v] : llvm::enumerate(values))
-                        next[*offset + i] = arith::AddFOp::create(
-                            ab, al, sums[*offset + i],
-                            arith::MulFOp::create(ab, al, weight, v));
-                      return next;
-                    };
+              // value-reads=f16: each value rounded to fp16 first, as the
+              // tensor-core value pass multiplies it.
+              const bool inHalf = s.lowering->valuesInHalf;
+              auto weighted = [inHalf](OpBuilder &ab, Location al,
+                                       Value weight) {
+                return [&ab, al, weight,
+                        inHalf](Value, std::optional<int64_t> offset,
+                                ArrayRef<Value> values, ValueRange sums) {
+                  SmallVector<Value> next(sums);
+                  for (auto [i, v] : llvm::enumerate(values)) {
+                    Value value = inHalf ? roundToHalf(ab, al, v) : v;
+                    next[*offset + i] = arith::AddFOp::create(
+                        ab, al, sums[*offset + i],
+                        arith::MulFOp::create(ab, al, weight, value));
+                  }
+                  return next;
+                };
               };
               auto accumulate = [&](OpBuilder &ab,
                                     Location al) -> SmallVector<Value> {

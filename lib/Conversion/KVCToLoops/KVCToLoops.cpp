@@ -405,6 +405,13 @@ void KVCLowerToLoopsPass::runOnOperation() {
     return signalPassFailure();
   }
   lowering.keyReadsInParts = keyReads == "parts";
+  if (valueReads != "f32" && valueReads != "f16") {
+    module.emitError() << "kvc-lower-to-loops: value-reads must be `f32` or "
+                          "`f16`, not `"
+                       << valueReads << "`";
+    return signalPassFailure();
+  }
+  lowering.valuesInHalf = valueReads == "f16";
   if (failed(checkLowerable(module, lowering, generatedAppend)))
     return signalPassFailure();
 

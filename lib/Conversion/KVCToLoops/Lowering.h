@@ -97,6 +97,10 @@ struct LoweringContext {
   /// multiplies fp16-rounded queries and keys, as the GPU's tensor-core key
   /// pass does (kvc-lower-to-gpu key-product=mma).
   bool keyReadsInParts = false;
+  /// value-reads=f16: attention rounds each dequantized value to fp16
+  /// before its weighted sum, as the GPU's tensor-core value pass does
+  /// (kvc-lower-to-gpu value-product=mma).
+  bool valuesInHalf = false;
 };
 
 /// `x` (f32) rounded to fp16 and back to f32: the runtime stores tokens as

@@ -1,0 +1,148 @@
+//===- KernelBuilder.h - index and float builders of the kvc kernels -*- C++
+//-*-===//
+//
+// Small builders for the arithmetic, loops, shuffles and global stores of
+// the attention kernels (AttendKernels.cpp, TensorCorePasses.cpp).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_LIB_CONVERSION_KVCTOGPU_KERNELBUILDER_H
+#define KVC_LIB_CONVERSION_KVCTOGPU_KERNELBUILDER_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+namespace mlir {
+namespace kvc {
+
+/// Small builders for the kernels' index and float arithmetic.
+struct KernelBuilder {
+  OpBuilder &b;
+  Location loc;
+
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value i32(int32_t v) { return arith::ConstantIntOp::create(b, loc, v, 32); }
+  Value f32(double v) {
+    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(),
+                                          APFloat(float(v)));
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value mul(Value x, int64_t y) { return mul(x, index(y)); }
+  Value div(Value x, int64_t y) {
+    return arith::DivUIOp::create(b, loc, x, index(y));
+  }
+  Value rem(Value x, int64_t y) {
+    return arith::RemUIOp::create(b, loc, x, index(y));
+  }
+  Value minU(Value x, Value y) { return arith::MinUIOp::create(b, loc, x, y); }
+  Value maxU(Value x, Value y) { return arith::MaxUIOp::create(b, loc, x, y); }
+  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
+  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
+  /// acc + x * y in one rounding: the dot products' and weighted sums' one
+  /// operation per element and query head (the dequantization itself stays
+  /// a separate multiply and add, as the numerics library rounds it).
+  Value fma(Value x, Value y, Value acc) {
+    return math::FmaOp::create(b, loc, x, y, acc);
+  }
+  Value fmax(Value x, Value y) {
+    return arith::MaximumFOp::create(b, loc, x, y);
+  }
+  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  }
+  Value toIndex(Value v) {
+    return arith::IndexCastUIOp::create(b, loc, b.getIndexType(), v);
+  }
+  Value threadId() {
+    return gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  }
+  Value blockId(gpu::Dimension d) { return gpu::BlockIdOp::create(b, loc, d); }
+  void barrier() { gpu::BarrierOp::create(b, loc); }
+
+  /// for iv in [lb, ub) step `step`, carrying `inits`.
+  scf::ForOp loop(Value lb, Value ub, Value step, ValueRange inits,
+                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+    return scf::ForOp::create(
+        b, loc, lb, ub, step, inits,
+        [&](OpBuilder &nb, Location, Value iv, ValueRange args) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          scf::YieldOp::create(b, loc, body(iv, args));
+        });
+  }
+  void ifThen(Value cond, function_ref<void()> then) {
+    scf::IfOp::create(b, loc, cond, [&](OpBuilder &nb, Location) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      then();
+      scf::YieldOp::create(b, loc);
+    });
+  }
+
+  /// acc[j] + shared[j][column] * x for every row j of a [rows][*] shared
+  /// matrix: one element, multiplied into every query head's accumulator.
+  /// A multiply and an add, not an fma: with fmas ptxas spills (up to 24
+  /// bytes of stack in 25 of the 85 sm_80 variants of kvc-gpu-pipeline.test, 8
+  /// in one sm_90a variant) at min-blocks-per-sm=5's register cap.
+  SmallVector<Value> accumulateRows(ValueRange acc, Value shared, Value column,
+                                    Value x) {
+    SmallVector<Value> next;
+    for (auto [j, sum] : llvm::enumerate(acc)) {
+      Value factor = memref::LoadOp::create(
+          b, loc, shared, ValueRange{index(int64_t(j)), column});
+      next.push_back(fadd(sum, fmul(factor, x)));
+    }
+    return next;
+  }
+
+  /// A generic pointer argument as a pointer to global memory, so that
+  /// loads and stores are `ld.global`/`st.global`.
+  Value global(Value pointer) {
+    return LLVM::AddrSpaceCastOp::create(
+        b, loc, LLVM::LLVMPointerType::get(b.getContext(), 1), pointer);
+  }
+  void storeF32(Value base, Value byteOffset, Value value) {
+    Value offset =
+        arith::IndexCastOp::create(b, loc, b.getI64Type(), byteOffset);
+    Value address = LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(),
+                                        base, ValueRange{offset});
+    LLVM::StoreOp::create(b, loc, value, address, 4);
+  }
+
+  /// Block-wide reduction of `value` (every thread holds one) with `op`;
+  /// `scratch` holds one f32 per warp. Every thread gets the result.
+  Value blockReduce(Value value, Value scratch, unsigned threads,
+                    function_ref<Value(Value, Value)> op) {
+    for (int offset = 16; offset >= 1; offset /= 2) {
+      auto shuffle = gpu::ShuffleOp::create(b, loc, value, i32(offset), i32(32),
+                                            gpu::ShuffleMode::XOR);
+      value = op(value, shuffle.getShuffleResult());
+    }
+    Value tid = threadId();
+    Value warp = div(tid, 32);
+    ifThen(cmp(arith::CmpIPredicate::eq, rem(tid, 32), index(0)),
+           [&] { memref::StoreOp::create(b, loc, value, scratch, warp); });
+    barrier();
+    Value result = memref::LoadOp::create(b, loc, scratch, index(0));
+    for (unsigned w = 1; w < threads / 32; ++w)
+      result = op(result, memref::LoadOp::create(b, loc, scratch, index(w)));
+    // The scratch is reused by the next reduction.
+    barrier();
+    return result;
+  }
+};
+
+inline gpu::AddressSpaceAttr workgroupSpace(MLIRContext *ctx) {
+  return gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+}
+
+} // namespace kvc
+} // namespace mlir
+
+#endif // KVC_LIB_CONVERSION_KVCTOGPU_KERNELBUILDER_H

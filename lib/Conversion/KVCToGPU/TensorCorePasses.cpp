@@ -1,0 +1,385 @@
+//===- TensorCorePasses.cpp - mma.sync passes of the split kernel ---------===//
+//
+// The split kernel's key pass (key-product=mma) and value pass
+// (value-product=mma) on tensor cores: nvgpu.mma.sync with shape m16n8k16,
+// fp16 A and B, f32 accumulators, which gpu-lower-to-nvvm lowers to
+// mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 on sm_80 and sm_90a.
+// Lane (g, t) = (lane / 4, lane % 4) of a warp holds (PTX ISA fragment
+// layouts) A's rows g and g + 8 at reduction indices {2t, 2t+1} (registers
+// 0 and 1) and {2t+8, 2t+9} (registers 2 and 3), B's column g at the same
+// reduction indices, and C's rows g and g + 8 at columns 2t and 2t + 1.
+// Elements are read with PageReader (the CPU loops' reader and numerics)
+// and rounded to fp16 pairs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "TensorCorePasses.h"
+
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::kvc;
+
+std::string mlir::kvc::tensorCoreKeysUnsupported(int64_t headDim,
+                                                 int64_t queryHeadsPerKVHead) {
+  if (headDim != 64 && headDim != 128)
+    return "head_dim " + std::to_string(headDim) +
+           " (the tensor-core key pass takes 64 or 128)";
+  if (queryHeadsPerKVHead > 8)
+    return std::to_string(queryHeadsPerKVHead) +
+           " query heads per KV head (the tensor-core key pass takes up to "
+           "8, the N of one m16n8k16 tile)";
+  return "";
+}
+
+std::string
+mlir::kvc::tensorCoreValuesUnsupported(int64_t headDim,
+                                       int64_t queryHeadsPerKVHead) {
+  if (headDim != 64 && headDim != 128)
+    return "head_dim " + std::to_string(headDim) +
+           " (the tensor-core value pass takes 64 or 128)";
+  if (queryHeadsPerKVHead > 8)
+    return std::to_string(queryHeadsPerKVHead) +
+           " query heads per KV head (the tensor-core value pass takes up to "
+           "8, the N of one m16n8k16 tile)";
+  return "";
+}
+
+/// Two f32 values as an fp16 pair (cvt.rn.f16x2.f32).
+static Value packHalfPair(KernelBuilder &k, Value x, Value y) {
+  Type f32 = k.b.getF32Type();
+  Value pair = vector::FromElementsOp::create(
+      k.b, k.loc, VectorType::get({2}, f32), ValueRange{x, y});
+  return arith::TruncFOp::create(k.b, k.loc,
+                                 VectorType::get({2}, k.b.getF16Type()), pair);
+}
+
+/// A constant vector of `type` filled with zeros.
+static Value zeros(KernelBuilder &k, VectorType type) {
+  return arith::ConstantOp::create(
+      k.b, k.loc, type,
+      DenseElementsAttr::get(type, k.b.getZeroAttr(type.getElementType())));
+}
+
+/// fp16 pairs as an mma fragment (vector<pairs x 2 x f16>).
+static Value fragment(KernelBuilder &k, ArrayRef<Value> pairs) {
+  auto type = VectorType::get({int64_t(pairs.size()), 2}, k.b.getF16Type());
+  Value result = zeros(k, type);
+  for (auto [i, pair] : llvm::enumerate(pairs))
+    result = vector::InsertOp::create(k.b, k.loc, pair, result, int64_t(i));
+  return result;
+}
+
+/// Channels `span` of local token `local` of the split ([start, start +
+/// count)) as fp16 pairs (channels 2i, 2i + 1 of the span in pair i), read
+/// and dequantized by the view's PageReader (which must unroll the span);
+/// zeros past `count`, so that tiles past the split's end add nothing.
+static SmallVector<Value> readHalfPairs(KernelBuilder &k,
+                                        const SequenceSideView &view,
+                                        Value kvHead, Value start, Value local,
+                                        Value count, ChannelSpan span) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  SmallVector<Value> none(span.count / 2,
+                          zeros(k, VectorType::get({2}, b.getF16Type())));
+  auto ifOp =
+      scf::IfOp::create(b, loc, TypeRange(ValueRange(none)),
+                        k.cmp(arith::CmpIPredicate::ult, local, count), true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  scf::YieldOp::create(
+      b, loc,
+      view.foldChannels(b, loc, kvHead, k.add(start, local), span, none,
+                        [&](Value, std::optional<int64_t> offset,
+                            ArrayRef<Value> values,
+                            ValueRange pairs) -> SmallVector<Value> {
+                          // The span is unrolled (setMaxUnrolledSpan): offsets
+                          // are static, and chunks hold an even number of
+                          // channels.
+                          SmallVector<Value> next(pairs);
+                          for (size_t i = 0; i + 1 < values.size(); i += 2)
+                            next[(*offset + int64_t(i)) / 2] =
+                                packHalfPair(k, values[i], values[i + 1]);
+                          return next;
+                        }));
+  b.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(b, loc, none);
+  return SmallVector<Value>(ifOp.getResults());
+}
+
+/// The B fragments of the tensor-core key pass (emitTensorCoreScores) into
+/// `fragments` (workgroup memref<D/16 x 32 x 2 x vector<2xf16>>, the two
+/// registers of each lane): for k-step s and lane (g, t), query head g of
+/// the group (zeros past it) at channels t*D/4 + 4s .. + 3, rounded to
+/// fp16.
+void mlir::kvc::emitQueryFragments(KernelBuilder &k,
+                                   const SplitKernelSpec &spec, Value query,
+                                   Value batch, Value firstQueryHead,
+                                   Value fragments) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
+  const int64_t steps = d / 16;
+  Type f32 = b.getF32Type();
+  k.loop(k.threadId(), k.index(steps * 32), k.index(spec.blockThreads), {},
+         [&](Value i, ValueRange) -> SmallVector<Value> {
+           Value step = k.div(i, 32), lane = k.rem(i, 32);
+           Value row = k.div(lane, 4);
+           Value first = k.add(k.mul(k.rem(lane, 4), d / 4), k.mul(step, 4));
+           Value inGroup =
+               k.cmp(arith::CmpIPredicate::ult, row, k.index(group));
+           Value head = k.add(firstQueryHead, k.minU(row, k.index(group - 1)));
+           SmallVector<Value> values;
+           for (int64_t j = 0; j < 4; ++j) {
+             Value q =
+                 loadAsF32(b, loc, query,
+                           {batch, head, k.index(0), k.add(first, k.index(j))});
+             values.push_back(
+                 arith::SelectOp::create(b, loc, inGroup, q, k.f32(0.0)));
+           }
+           for (int64_t h = 0; h < 2; ++h) {
+             Value pair = arith::TruncFOp::create(
+                 b, loc, VectorType::get({2}, b.getF16Type()),
+                 vector::FromElementsOp::create(
+                     b, loc, VectorType::get({2}, f32),
+                     ValueRange{values[2 * h], values[2 * h + 1]}));
+             memref::StoreOp::create(b, loc, pair, fragments,
+                                     ValueRange{step, lane, k.index(h)});
+           }
+           return {};
+         });
+}
+
+/// Step 2 on tensor cores: scores[j][t] = q_j . k_t for a warp's tiles of
+/// 16 tokens with mma.sync.m16n8k16 (f16 inputs, f32 accumulation). The
+/// tile's tokens are the rows of A, the query heads (zero-padded to 8) the
+/// columns of B, channels the reduction. Lane (g, t) = (lane / 4, lane % 4)
+/// holds A's rows g and g + 8 and B's column g, and in each k-step the
+/// reduction indices {2t, 2t+1, 2t+8, 2t+9} (PTX ISA fragment layouts);
+/// since a dot product may sum its channels in any order, those indices
+/// stand for channels 4s .. 4s+3 of the lane's slab [t*D/4, (t+1)*D/4) in
+/// k-step s, for A and B alike. So a lane reads one contiguous slab of each
+/// of its two tokens with PageReader's loads, 16 channels (4 k-steps) at a
+/// time (2-bit token-axis codes: a 4-byte word and a (scale, zero) pair),
+/// dequantizes it exactly as the CPU loops do, and rounds it to fp16 pairs:
+/// the A fragments of those k-steps. The queries' B fragments come from
+/// shared memory (emitQueryFragments), two 4-byte loads a k-step: held in
+/// registers for the whole pass they made ptxas spill. Tokens past `count`
+/// are zero rows whose scores are not stored.
+void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
+                                     const SplitKernelSpec &spec,
+                                     const SequenceSideView &keys, Value kvHead,
+                                     Value start, Value count,
+                                     Value queryFragments, Value scores,
+                                     function_ref<Value(Value)> finishScore) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
+  const int64_t slab = d / 4, steps = d / 16;
+  const int64_t warps = spec.blockThreads / 32;
+  Type f32 = b.getF32Type();
+
+  Value tid = k.threadId();
+  Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
+  Value row = k.div(lane, 4), quad = k.rem(lane, 4);
+  Value slabFirst = k.mul(quad, slab);
+
+  // A slab is read a part (16 channels, 4 k-steps) at a time: whole
+  // slabs of both tokens (32 registers at head_dim 128) made ptxas spill.
+  const int64_t partChannels = std::min<int64_t>(slab, 16);
+  auto readSlab = [&](Value local, int64_t part) {
+    return readHalfPairs(
+        k, keys, kvHead, start, local, count,
+        ChannelSpan{k.add(slabFirst, k.index(part * partChannels)),
+                    partChannels});
+  };
+
+  // Warp-uniform loop over the split's tiles: mma.sync needs the whole
+  // warp.
+  Value tiles = arith::CeilDivUIOp::create(b, loc, count, k.index(16));
+  k.loop(
+      warp, tiles, k.index(warps), {},
+      [&](Value tile, ValueRange) -> SmallVector<Value> {
+        Value top = k.add(k.mul(tile, 16), row);
+        Value bottom = k.add(top, k.index(8));
+        auto accType = VectorType::get({2, 2}, f32);
+        Value acc = arith::ConstantOp::create(
+            b, loc, accType,
+            DenseElementsAttr::get(accType, b.getF32FloatAttr(0.0)));
+        SmallVector<Value> upper, lower;
+        for (int64_t s = 0; s < steps; ++s) {
+          int64_t inPart = s % (partChannels / 4);
+          if (inPart == 0) {
+            upper = readSlab(top, s / (partChannels / 4));
+            lower = readSlab(bottom, s / (partChannels / 4));
+          }
+          Value a = fragment(k, {upper[2 * inPart], lower[2 * inPart],
+                                 upper[2 * inPart + 1], lower[2 * inPart + 1]});
+          Value q = fragment(
+              k,
+              {memref::LoadOp::create(b, loc, queryFragments,
+                                      ValueRange{k.index(s), lane, k.index(0)}),
+               memref::LoadOp::create(
+                   b, loc, queryFragments,
+                   ValueRange{k.index(s), lane, k.index(1)})});
+          acc = nvgpu::MmaSyncOp::create(b, loc, a, q, acc,
+                                         ArrayRef<int64_t>{16, 8, 16});
+        }
+        // C: rows g and g + 8, columns (query heads) 2t and 2t + 1.
+        Value tokens[] = {top, bottom};
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t h = 0; h < 2; ++h) {
+            Value local = tokens[i];
+            Value head = k.add(k.mul(quad, 2), k.index(h));
+            Value store = arith::AndIOp::create(
+                b, loc, k.cmp(arith::CmpIPredicate::ult, head, k.index(group)),
+                k.cmp(arith::CmpIPredicate::ult, local, count));
+            Value dot =
+                vector::ExtractOp::create(b, loc, acc, ArrayRef<int64_t>{i, h});
+            k.ifThen(store, [&] {
+              memref::StoreOp::create(b, loc, finishScore(dot), scores,
+                                      ValueRange{head, local});
+            });
+          }
+        return {};
+      });
+}
+
+/// The value pass on tensor cores. The weighted sum out[c][j] = sum over
+/// tokens of value[token][c] * weight[j][token] is C = A B with A = values
+/// transposed (16 channels x tokens), B = weights (tokens x the query
+/// heads, zero-padded to 8), tokens the reduction. A warp takes tiles of 8
+/// tokens (warp, warp + warps, ...) and all D channels: D / 16 mma tiles,
+/// whose accumulators (D / 8 f32 a lane) it keeps for the whole split.
+/// Lane (g, t) takes tokens 2t and 2t + 1 of a tile (four tokens a lane,
+/// m16n8k16 over 16-token tiles, made ptxas spill 24 bytes at head_dim
+/// 128).
+///
+/// C's rows may stand for any channels, so lane (g, t)'s rows g and g + 8
+/// of channel tile j stand for channels g*D/8 + 2j and g*D/8 + 2j + 1:
+/// lane group g owns the slab [g*D/8, (g+1)*D/8), which it reads with one
+/// located, unrolled PageReader span of each of its two tokens (2-bit
+/// token-axis codes at head_dim 128: a 4-byte word and a (scale, zero)
+/// pair). The read yields channel pairs of one token; an A register pairs
+/// one channel of the two tokens, one vector.shuffle.
+///
+/// Weights are in [0, 1]; rounded to fp16 they would lose 11 bits, so they
+/// are split into hi = fp16(w) and lo = fp16(w - hi) (about 22 bits), which
+/// fill m16n8k16's two reduction halves: B holds hi at indices 2t, 2t + 1
+/// and lo at 2t + 8, 2t + 9, A the lane's values at both, and one mma.sync
+/// a channel tile adds v * hi + v * lo. The values' fp16 rounding is then
+/// the one rounding
+/// the CPU loops model (value-reads=f16). The warps' sums meet in shared
+/// memory, and each (query head, channel) total goes to `store` once.
+void mlir::kvc::emitTensorCoreValues(
+    KernelBuilder &k, const SplitKernelSpec &spec,
+    const SequenceSideView &values, Value kvHead, Value start, Value count,
+    Value weights, Value partials,
+    function_ref<void(Value, Value, Value)> store) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
+  const int64_t slab = d / 8, channelTiles = d / 16;
+  // Channel-axis values take a code word per channel and four channels'
+  // (scale, zero) pairs a load: a whole 16-channel slab of both tokens
+  // made ptxas spill (4 bytes with the tensor-core key pass), half of one
+  // does not.
+  const int64_t part =
+      spec.encoding.value.isChannelAxis() ? std::min<int64_t>(slab, 8) : slab;
+  const int64_t warps = spec.blockThreads / 32;
+  Type f16 = b.getF16Type(), f32 = b.getF32Type();
+  auto accType = VectorType::get({2, 2}, f32);
+
+  Value tid = k.threadId();
+  Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
+  Value row = k.div(lane, 4), quad = k.rem(lane, 4);
+  Value slabFirst = k.mul(row, slab);
+  // B's column g is query head g of the group; past the group, zeros.
+  Value inGroup = k.cmp(arith::CmpIPredicate::ult, row, k.index(group));
+  Value weightRow = k.minU(row, k.index(group - 1));
+
+  Value tiles = arith::CeilDivUIOp::create(b, loc, count, k.index(8));
+  SmallVector<Value> inits(channelTiles, zeros(k, accType));
+  // Warp-uniform loop over the split's tiles: mma.sync needs the whole
+  // warp.
+  scf::ForOp tileLoop = k.loop(
+      warp, tiles, k.index(warps), inits,
+      [&](Value tile, ValueRange accs) -> SmallVector<Value> {
+        // The lane's tokens: reduction indices 2t and 2t + 1.
+        Value first = k.add(k.mul(tile, 8), k.mul(quad, 2));
+        Value locals[2] = {first, k.add(first, k.index(1))};
+        // Their weights (zeros past the split and the group) as fp16 hi
+        // and lo parts.
+        Value w[2];
+        for (int64_t i = 0; i < 2; ++i) {
+          Value weight = memref::LoadOp::create(
+              b, loc, weights, ValueRange{weightRow, locals[i]});
+          Value valid = arith::AndIOp::create(
+              b, loc, inGroup,
+              k.cmp(arith::CmpIPredicate::ult, locals[i], count));
+          w[i] = arith::SelectOp::create(b, loc, valid, weight, k.f32(0.0));
+        }
+        Value high = packHalfPair(k, w[0], w[1]);
+        Value rest = arith::SubFOp::create(
+            b, loc,
+            vector::FromElementsOp::create(b, loc, VectorType::get({2}, f32),
+                                           ValueRange{w[0], w[1]}),
+            arith::ExtFOp::create(b, loc, VectorType::get({2}, f32), high));
+        Value low =
+            arith::TruncFOp::create(b, loc, VectorType::get({2}, f16), rest);
+        // B: the hi parts at reduction indices 2t, 2t + 1, the lo parts at
+        // 2t + 8, 2t + 9, ...
+        Value bWeights = fragment(k, {high, low});
+
+        SmallVector<Value> slabs[2];
+        SmallVector<Value> next;
+        for (int64_t j = 0; j < channelTiles; ++j) {
+          // Each part of the slab: both tokens located and read.
+          if (j % (part / 2) == 0)
+            for (int64_t i = 0; i < 2; ++i)
+              slabs[i] = readHalfPairs(
+                  k, values, kvHead, start, locals[i], count,
+                  ChannelSpan{k.add(slabFirst, k.index(2 * j)), part});
+          const int64_t at = j % (part / 2);
+          // ... and A the same values at both: one m16n8k16 sums v * hi +
+          // v * lo. Rows g and g + 8: one channel of both tokens each.
+          Value upper = vector::ShuffleOp::create(
+              b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{0, 2});
+          Value lower = vector::ShuffleOp::create(
+              b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{1, 3});
+          next.push_back(nvgpu::MmaSyncOp::create(
+              b, loc, fragment(k, {upper, lower, upper, lower}), bWeights,
+              accs[j], ArrayRef<int64_t>{16, 8, 16}));
+        }
+        return next;
+      });
+
+  // C: rows g and g + 8 of tile j are channels slabFirst + 2j (+ 1),
+  // columns 2t and 2t + 1 query heads.
+  for (int64_t j = 0; j < channelTiles; ++j)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t h = 0; h < 2; ++h) {
+        Value head = k.add(k.mul(quad, 2), k.index(h));
+        Value channel = k.add(slabFirst, k.index(2 * j + i));
+        Value sum = vector::ExtractOp::create(b, loc, tileLoop.getResult(j),
+                                              ArrayRef<int64_t>{i, h});
+        k.ifThen(k.cmp(arith::CmpIPredicate::ult, head, k.index(group)), [&] {
+          memref::StoreOp::create(b, loc, sum, partials,
+                                  ValueRange{warp, head, channel});
+        });
+      }
+  k.barrier();
+  k.loop(tid, k.index(group * d), k.index(spec.blockThreads), {},
+         [&](Value i, ValueRange) -> SmallVector<Value> {
+           Value head = k.div(i, d), channel = k.rem(i, d);
+           Value total = memref::LoadOp::create(
+               b, loc, partials, ValueRange{k.index(0), head, channel});
+           for (int64_t w = 1; w < warps; ++w)
+             total = k.fadd(total, memref::LoadOp::create(
+                                       b, loc, partials,
+                                       ValueRange{k.index(w), head, channel}));
+           store(head, channel, total);
+           return {};
+         });
+}

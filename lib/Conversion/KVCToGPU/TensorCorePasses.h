@@ -1,0 +1,47 @@
+//===- TensorCorePasses.h - mma.sync passes of the split kernel -*- C++ -*-===//
+//
+// The split kernel's key and value passes on tensor cores
+// (nvgpu.mma.sync m16n8k16, fp16 inputs, f32 accumulation): key-product=mma
+// and value-product=mma of kvc-lower-to-gpu.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_LIB_CONVERSION_KVCTOGPU_TENSORCOREPASSES_H
+#define KVC_LIB_CONVERSION_KVCTOGPU_TENSORCOREPASSES_H
+
+#include "AttendKernels.h"
+#include "KernelBuilder.h"
+
+namespace mlir {
+namespace kvc {
+
+/// The queries' B fragments of the tensor-core key pass into `fragments`
+/// (workgroup memref<D/16 x 32 x 2 x vector<2xf16>>).
+void emitQueryFragments(KernelBuilder &k, const SplitKernelSpec &spec,
+                        Value query, Value batch, Value firstQueryHead,
+                        Value fragments);
+
+/// The key pass on tensor cores: scores[j][local] = finishScore(q_j . k)
+/// for the split's tokens [start, start + count) (scores in shared memory,
+/// [group][split]).
+void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
+                          const SequenceSideView &keys, Value kvHead,
+                          Value start, Value count, Value queryFragments,
+                          Value scores, function_ref<Value(Value)> finishScore);
+
+/// The value pass on tensor cores: for every query head j of the group and
+/// channel c, the sum over the split's tokens of weights[j][local] *
+/// value[local][c], handed to `store(j, c, total)` (each pair once, by one
+/// thread). `weights` is the shared [group][split] memref of
+/// exp(score - max); `partials` a shared f32 memref<warps x group x D>.
+/// The value reader must unroll spans of D / 8 channels.
+void emitTensorCoreValues(KernelBuilder &k, const SplitKernelSpec &spec,
+                          const SequenceSideView &values, Value kvHead,
+                          Value start, Value count, Value weights,
+                          Value partials,
+                          function_ref<void(Value, Value, Value)> store);
+
+} // namespace kvc
+} // namespace mlir
+
+#endif // KVC_LIB_CONVERSION_KVCTOGPU_TENSORCOREPASSES_H
