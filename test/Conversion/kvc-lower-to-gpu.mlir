@@ -142,11 +142,12 @@
 // accumulator tiles; lane (g, t) takes head g's weights of tokens 2t and
 // 2t + 1 (head index clamped to the group, zeros past it and past the
 // split) as fp16 hi and lo parts (w - fp16(w), rounded again), reads
-// channels 8g .. 8g+7 (its slab) of both tokens, dequantized as above and
-// rounded to fp16 pairs, pairs one channel of the two tokens per register
-// and sums v * hi + v * lo with one mma.sync.m16n8k16 per channel tile;
-// the warps' sums meet in shared memory (4 warps x 4 heads x 64 channels)
-// and each thread adds up (head, channel) totals for the workspace.
+// channels 8g .. 8g+7 (its slab) of both tokens as fp16 pairs, pairs one
+// channel of the two tokens per register and sums v * hi + v * lo with one
+// mma.sync.m16n8k16 per channel tile; the warps' sums meet in shared
+// memory (4 warps x 4 heads x 64 channels; tile j's rows g and g + 8 are
+// channels 8g + j and 8g + j + 4, the pairs' order) and each thread adds
+// up (head, channel) totals for the workspace.
 // VMMA-LABEL: gpu.func @attend0_split0
 // VMMA-SAME: %{{.*}} : memref<4x4x64xf32, #gpu.address_space<workgroup>>)
 // VMMA: math.exp
@@ -163,10 +164,27 @@
 // VMMA: %[[LOW:.*]] = arith.truncf %[[REST]] : vector<2xf32> to vector<2xf16>
 // VMMA: %[[B0:.*]] = vector.insert %[[HIGH]], %{{.*}} [0] : vector<2xf16> into vector<2x2xf16>
 // VMMA: %[[B:.*]] = vector.insert %[[LOW]], %[[B0]] [1] : vector<2xf16> into vector<2x2xf16>
+// The slab's eight 2-bit codes are one 2-byte load, its high byte moved
+// 16 bits above the low one; pair k = codes (k, k + 4) ORed into the
+// mantissas of 1024.0 (0x6400) under the mask 0x00030003, 1024 subtracted,
+// one fp16 fma with the (scale, zero) pair; a residual row's slab is one
+// 16-byte load shuffled into the same order.
 // VMMA: %[[FIRST:.*]]:4 = scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
-// VMMA: arith.ori %{{.*}}, %c1258291200_i32
+// VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// VMMA: arith.shli %{{.*}}, %c8_i32
+// VMMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> vector<2xf16>
+// VMMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 0]
+// VMMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [1, 1]
+// VMMA: arith.andi %{{.*}}, %c196611_i32
+// VMMA: arith.ori %{{.*}}, %c1677747200_i32
+// VMMA: %[[CODES:.*]] = llvm.bitcast %{{.*}} : i32 to vector<2xf16>
+// VMMA: %[[EXACT:.*]] = arith.subf %[[CODES]], %{{.*}} : vector<2xf16>
+// VMMA: llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
+// VMMA-COUNT-3: llvm.intr.fma
 // VMMA: } else {
-// VMMA: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// VMMA: %[[ROW:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// VMMA: llvm.shufflevector %[[ROW]], %[[ROW]] [0, 4] : vector<8xf16>
+// VMMA: llvm.shufflevector %[[ROW]], %[[ROW]] [3, 7] : vector<8xf16>
 // VMMA: %[[SECOND:.*]]:4 = scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
 // VMMA: %[[UP:.*]] = vector.shuffle %[[FIRST]]#0, %[[SECOND]]#0 [0, 2] : vector<2xf16>, vector<2xf16>
 // VMMA: %[[DOWN:.*]] = vector.shuffle %[[FIRST]]#0, %[[SECOND]]#0 [1, 3] : vector<2xf16>, vector<2xf16>

@@ -128,6 +128,20 @@
 #kivi2 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
                        value = #kvc.quant<bits = 2, axis = token, group = 32>,
                        residual = 128>
+// value-reads=f16 over 2-bit token-axis values at head_dim 64: spans of
+// D/8 = 8 channels read as the tensor-core value pass reads them, straight
+// into fp16 pairs (codes in the mantissas of 1024.0, one fp16 fma a pair),
+// each half extended and weighed at its channel.
+// VHALF-LABEL: func.func @kivi2_step
+// VHALF: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> i16
+// VHALF: arith.ori %{{.*}}, %c1677747200_i32
+// VHALF: llvm.bitcast %{{.*}} : i32 to vector<2xf16>
+// VHALF-COUNT-4: llvm.intr.fma(%{{.*}}) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
+// VHALF: } else {
+// VHALF: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
+// VHALF: llvm.shufflevector %{{.*}} [0, 4] : vector<8xf16>
+// VHALF: llvm.extractelement
+// VHALF: arith.extf %{{.*}} : f16 to f32
 func.func @kivi2_step(%cache: !kvc.cache<1x2x?x64xf16, #kivi2>, %q: tensor<1x8x1x64xf32>,
                       %k: tensor<1x2x1x64xf16>, %v: tensor<1x2x1x64xf16>)
     -> (tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #kivi2>) {

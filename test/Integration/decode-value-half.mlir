@@ -2,7 +2,12 @@
 // numerics oracle: every dequantized value is rounded to fp16 before its
 // weighted sum (kvc-run's oracle rounds the values too), which is what the
 // GPU's tensor-core value pass (kvc-lower-to-gpu value-product=mma) gives
-// its mma.sync, but the fragment layout and the weights' hi/lo split. Here
+// its mma.sync, but the fragment layout and the weights' hi/lo split.
+// Token-axis 2-, 4- and 8-bit values at head_dim 64 and 128 are read as
+// that pass reads them, a D/8-channel slab dequantized straight into fp16
+// pairs (PageReader::compressedHalfPairs: codes in the mantissas of 1024.0,
+// one fp16 fma a pair) in the codes' bit order; swapping the two channels
+// of each pair moves the first run's error to 1.9. Here
 // for every value layout that pass reads: 2/3/4/8-bit token-axis values
 // (groups 32 and 64), 2/3/4/8-bit channel-axis values (groups 32 and 128 on
 // 128-token pages), fp16 and both fp8 formats; with key-reads=parts too

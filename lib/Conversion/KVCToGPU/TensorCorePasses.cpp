@@ -72,13 +72,16 @@ static Value fragment(KernelBuilder &k, ArrayRef<Value> pairs) {
 }
 
 /// Channels `span` of local token `local` of the split ([start, start +
-/// count)) as fp16 pairs (channels 2i, 2i + 1 of the span in pair i), read
-/// and dequantized by the view's PageReader (which must unroll the span);
-/// zeros past `count`, so that tiles past the split's end add nothing.
+/// count)) as fp16 pairs, zeros past `count` (so that tiles past the
+/// split's end add nothing). With `direct`, the reader's own fp16-pair
+/// dequantization (SequenceSideView::halfPairs, pairs in its
+/// halfPairOrder); otherwise the reader's f32 values rounded in pairs
+/// (channels 2i, 2i + 1 in pair i; the reader must unroll the span).
 static SmallVector<Value> readHalfPairs(KernelBuilder &k,
                                         const SequenceSideView &view,
                                         Value kvHead, Value start, Value local,
-                                        Value count, ChannelSpan span) {
+                                        Value count, ChannelSpan span,
+                                        bool direct = false) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   SmallVector<Value> none(span.count / 2,
@@ -88,6 +91,13 @@ static SmallVector<Value> readHalfPairs(KernelBuilder &k,
                         k.cmp(arith::CmpIPredicate::ult, local, count), true);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(ifOp.thenBlock());
+  if (direct) {
+    scf::YieldOp::create(
+        b, loc, view.halfPairs(b, loc, kvHead, k.add(start, local), span));
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, none);
+    return SmallVector<Value>(ifOp.getResults());
+  }
   scf::YieldOp::create(
       b, loc,
       view.foldChannels(b, loc, kvHead, k.add(start, local), span, none,
@@ -287,6 +297,17 @@ void mlir::kvc::emitTensorCoreValues(
   // does not.
   const int64_t part =
       spec.encoding.value.isChannelAxis() ? std::min<int64_t>(slab, 8) : slab;
+  // Token-axis 2-, 4- and 8-bit codes are dequantized straight into fp16
+  // pairs (one fma a pair), in the order of their bits: pair j of a slab
+  // holds channels order[j] of it, and so do rows g and g + 8 of channel
+  // tile j. Other layouts: channels 2j and 2j + 1.
+  const bool direct = values.reader->readsHalfPairs();
+  SmallVector<std::pair<int64_t, int64_t>> order;
+  if (direct)
+    order = values.reader->halfPairOrder(slab);
+  else
+    for (int64_t j = 0; j < channelTiles; ++j)
+      order.push_back({2 * j, 2 * j + 1});
   const int64_t warps = spec.blockThreads / 32;
   Type f16 = b.getF16Type(), f32 = b.getF32Type();
   auto accType = VectorType::get({2, 2}, f32);
@@ -340,7 +361,7 @@ void mlir::kvc::emitTensorCoreValues(
             for (int64_t i = 0; i < 2; ++i)
               slabs[i] = readHalfPairs(
                   k, values, kvHead, start, locals[i], count,
-                  ChannelSpan{k.add(slabFirst, k.index(2 * j)), part});
+                  ChannelSpan{k.add(slabFirst, k.index(2 * j)), part}, direct);
           const int64_t at = j % (part / 2);
           // ... and A the same values at both: one m16n8k16 sums v * hi +
           // v * lo. Rows g and g + 8: one channel of both tokens each.
@@ -355,13 +376,14 @@ void mlir::kvc::emitTensorCoreValues(
         return next;
       });
 
-  // C: rows g and g + 8 of tile j are channels slabFirst + 2j (+ 1),
+  // C: rows g and g + 8 of tile j are channels slabFirst + order[j],
   // columns 2t and 2t + 1 query heads.
   for (int64_t j = 0; j < channelTiles; ++j)
     for (int64_t i = 0; i < 2; ++i)
       for (int64_t h = 0; h < 2; ++h) {
         Value head = k.add(k.mul(quad, 2), k.index(h));
-        Value channel = k.add(slabFirst, k.index(2 * j + i));
+        Value channel =
+            k.add(slabFirst, k.index(i ? order[j].second : order[j].first));
         Value sum = vector::ExtractOp::create(b, loc, tileLoop.getResult(j),
                                               ArrayRef<int64_t>{i, h});
         k.ifThen(k.cmp(arith::CmpIPredicate::ult, head, k.index(group)), [&] {

@@ -22,8 +22,8 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <functional>
-#include <optional>
 #include <limits>
+#include <optional>
 
 using namespace mlir;
 using namespace mlir::kvc;
@@ -90,11 +90,10 @@ static Value cF32(OpBuilder &b, Location loc, double value) {
 }
 
 /// Emits `for iv in [lb, ub)` carrying `inits`; `body` returns the yields.
-static scf::ForOp
-buildFor(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
-         function_ref<SmallVector<Value>(OpBuilder &, Location, Value,
-                                         ValueRange)>
-             body) {
+static scf::ForOp buildFor(
+    OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange)>
+        body) {
   return scf::ForOp::create(
       b, loc, lb, ub, cIndex(b, loc, 1), inits,
       [&](OpBuilder &nb, Location nloc, Value iv, ValueRange args) {
@@ -107,9 +106,9 @@ buildFor(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
 static SequenceSideView sideView(const AttendState &s, const PageReader &reader,
                                  const ByteViews &residual, uint64_t pageBytes,
                                  uint64_t runOffset) {
-  return SequenceSideView{&reader,       s.pageTable,  residual,
-                          s.compressed,  pageBytes,    runOffset,
-                          s.runFirst,    s.residualHeadBytes, s.pageTokens};
+  return SequenceSideView{&reader,      s.pageTable,         residual,
+                          s.compressed, pageBytes,           runOffset,
+                          s.runFirst,   s.residualHeadBytes, s.pageTokens};
 }
 
 /// Where demoted token `token` of KV head `head` lives, one side, in the
@@ -131,8 +130,8 @@ static SmallVector<Value> withDemoted(
   PageReader reader(side, unsigned(s.headDim), s.pageTokens, ByteViews{page},
                     value ? s.demoteValueTable : s.demoteKeyTable);
   uint64_t blockBytes = value ? s.demoteVBlockBytes : s.demoteKBlockBytes;
-  Value blockBase = arith::MulIOp::create(b, loc, head,
-                                          cIndex(b, loc, blockBytes));
+  Value blockBase =
+      arith::MulIOp::create(b, loc, head, cIndex(b, loc, blockBytes));
   if (value)
     blockBase = arith::AddIOp::create(
         b, loc, blockBase, cIndex(b, loc, s.kvHeads * s.demoteKBlockBytes));
@@ -216,9 +215,9 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
         b, loc, abi::kLiveBitmap, ptr,
         {s.binding, s.batchI64,
          arith::IndexCastOp::create(b, loc, b.getI64Type(), kvHead)});
-    bitmap = LiveBitmap{pointer, LLVM::ICmpOp::create(
-                                     b, loc, LLVM::ICmpPredicate::eq, pointer,
-                                     LLVM::ZeroOp::create(b, loc, ptr))};
+    bitmap = LiveBitmap{
+        pointer, LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::eq, pointer,
+                                      LLVM::ZeroOp::create(b, loc, ptr))};
   }
   // Two-tier: the sequence's demoted pages (null: its evicted tokens are
   // dropped), tested once per query.
@@ -229,10 +228,10 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
       return arith::ConstantIntOp::create(b, loc, abi::packSideEncoding(side),
                                           64);
     };
-    demotedPages = s.lowering->call(
-        b, loc, abi::kDemotedPages, ptr,
-        {s.binding, s.batchI64, descriptor(s.demote->key),
-         descriptor(s.demote->value)});
+    demotedPages =
+        s.lowering->call(b, loc, abi::kDemotedPages, ptr,
+                         {s.binding, s.batchI64, descriptor(s.demote->key),
+                          descriptor(s.demote->value)});
     noDemotedPages =
         LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::eq, demotedPages,
                              LLVM::ZeroOp::create(b, loc, ptr));
@@ -242,8 +241,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
       b, loc, arith::SubIOp::create(b, loc, s.numTokens, s.queryLen), query);
   Value upper = s.numTokens;
   if (s.causal)
-    upper = arith::MinUIOp::create(b, loc, upper,
-                                   arith::AddIOp::create(b, loc, position, one));
+    upper = arith::MinUIOp::create(
+        b, loc, upper, arith::AddIOp::create(b, loc, position, one));
   Value lower = zero;
   if (s.window) {
     // Keys at positions > position - window.
@@ -389,9 +388,16 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
              });
 
   // Pass 3: the weighted sum of values, a span of channels at a time, each
-  // token's span read as the GPU value pass reads it.
+  // token's span read as the GPU value pass reads it. value-reads=f16 over
+  // token-axis 2/4/8-bit codes at head_dim 64 or 128: as the tensor-core
+  // value pass reads them, a lane's slab (D / 8 channels) dequantized
+  // straight into fp16 pairs (PageReader::compressedHalfPairs).
+  const bool halfPairs = s.lowering->valuesInHalf &&
+                         s.values->readsHalfPairs() &&
+                         (s.headDim == 64 || s.headDim == 128);
   const int64_t spanChannels =
-      valueSpanChannels(s.headDim, s.queryHeadsPerKVHead);
+      halfPairs ? s.headDim / 8
+                : valueSpanChannels(s.headDim, s.queryHeadsPerKVHead);
   scf::ForOp::create(
       b, loc, zero, headDim, cIndex(b, loc, spanChannels), ValueRange{},
       [&](OpBuilder &b1, Location l1, Value firstChannel, ValueRange) {
@@ -425,11 +431,32 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
               };
               auto accumulate = [&](OpBuilder &ab,
                                     Location al) -> SmallVector<Value> {
-                auto fn = weighted(
-                    ab, al, memref::LoadOp::create(ab, al, s.scores, token));
-                return sideView(s, *s.values, s.vResidual, s.vPageBytes,
-                                s.vRunOffset)
-                    .foldChannels(ab, al, kvHead, token, span, acc, fn);
+                Value weight = memref::LoadOp::create(ab, al, s.scores, token);
+                SequenceSideView view = sideView(s, *s.values, s.vResidual,
+                                                 s.vPageBytes, s.vRunOffset);
+                if (!halfPairs)
+                  return view.foldChannels(ab, al, kvHead, token, span, acc,
+                                           weighted(ab, al, weight));
+                // Pair k holds the channels of halfPairOrder()[k].
+                SmallVector<Value> pairs =
+                    view.halfPairs(ab, al, kvHead, token, span);
+                SmallVector<Value> next(acc);
+                for (auto [pair, channels] :
+                     llvm::zip(pairs, s.values->halfPairOrder(spanChannels))) {
+                  int64_t halves[] = {channels.first, channels.second};
+                  for (int64_t h = 0; h < 2; ++h) {
+                    Value half = LLVM::ExtractElementOp::create(
+                        ab, al, pair,
+                        LLVM::ConstantOp::create(ab, al, ab.getI32Type(),
+                                                 ab.getI32IntegerAttr(h)));
+                    Value value =
+                        arith::ExtFOp::create(ab, al, ab.getF32Type(), half);
+                    next[halves[h]] = arith::AddFOp::create(
+                        ab, al, acc[halves[h]],
+                        arith::MulFOp::create(ab, al, weight, value));
+                  }
+                }
+                return next;
               };
               // An evicted token: nothing, or its demoted value (two-tier).
               auto evicted = [&](OpBuilder &eb,
@@ -571,8 +598,7 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     sizes.push_back(longest);
     mass = memref::AllocOp::create(
         rewriter, loc,
-        MemRefType::get(massType.getShape(), massType.getElementType()),
-        sizes);
+        MemRefType::get(massType.getShape(), massType.getElementType()), sizes);
     linalg::FillOp::create(rewriter, loc, ValueRange{cF32(rewriter, loc, 0.0)},
                            ValueRange{mass});
   }
@@ -695,21 +721,21 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   rs.vRunOffset = run.vOffset;
                   // The query heads of the run's KV heads.
                   int64_t group = resultType.getDimSize(1) / kvHeads;
-                  buildFor(
-                      ab, al, cIndex(ab, al, run.first * group),
-                      cIndex(ab, al, (run.first + run.count) * group),
-                      ValueRange{},
-                      [&](OpBuilder &hb, Location hl, Value head,
-                          ValueRange) -> SmallVector<Value> {
-                        buildFor(hb, hl, cIndex(hb, hl, 0), queryLen,
+                  buildFor(ab, al, cIndex(ab, al, run.first * group),
+                           cIndex(ab, al, (run.first + run.count) * group),
+                           ValueRange{},
+                           [&](OpBuilder &hb, Location hl, Value head,
+                               ValueRange) -> SmallVector<Value> {
+                             buildFor(
+                                 hb, hl, cIndex(hb, hl, 0), queryLen,
                                  ValueRange{},
                                  [&](OpBuilder &qb, Location ql, Value query,
                                      ValueRange) -> SmallVector<Value> {
                                    buildQuery(qb, ql, rs, batch, head, query);
                                    return {};
                                  });
-                        return {};
-                      });
+                             return {};
+                           });
                 }
               };
               if (!maskBuffer) {
@@ -749,12 +775,11 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                                 .getFloatSemantics()));
         linalg::FillOp::create(b, l, ValueRange{nan}, ValueRange{out});
         if (mass)
-          linalg::FillOp::create(
-              b, l,
-              ValueRange{arith::ConstantFloatOp::create(
-                  b, l, b.getF32Type(),
-                  APFloat::getNaN(APFloat::IEEEsingle()))},
-              ValueRange{mass});
+          linalg::FillOp::create(b, l,
+                                 ValueRange{arith::ConstantFloatOp::create(
+                                     b, l, b.getF32Type(),
+                                     APFloat::getNaN(APFloat::IEEEsingle()))},
+                                 ValueRange{mass});
         scf::YieldOp::create(b, l);
       });
   (void)ifOp;

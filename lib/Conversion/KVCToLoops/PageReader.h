@@ -130,6 +130,32 @@ public:
                                      Value row, ChannelSpan span,
                                      ValueRange inits, ChannelChunkFn fn) const;
 
+  /// Whether the reader dequantizes straight into fp16 pairs
+  /// (compressedHalfPairs): token-axis 2-, 4- and 8-bit codes.
+  bool readsHalfPairs() const;
+  /// The channels of the span that pair k of compressedHalfPairs and
+  /// residualHalfPairs holds, as offsets from the span's first channel, for
+  /// spans of `count` channels (8 or 16). The order follows the codes'
+  /// bits: a word of 32 / b codes gives pairs (i, i + 16 / b).
+  SmallVector<std::pair<int64_t, int64_t>> halfPairOrder(int64_t count) const;
+  /// Channels `span` (8 or 16 of them, `span.first` a multiple of the count)
+  /// of token `slot` of the block at `blockBase` as vector<2xf16> pairs in
+  /// halfPairOrder: two codes ORed into the mantissas of an fp16 pair of
+  /// exponent 1024 (0x6400), 1024 subtracted (exact), then one fma with
+  /// the group's fp16 scale and zero: code * scale + zero rounded once to
+  /// fp16 (the f32 path rounds it to f32 first; they differ by at most one
+  /// fp16 ulp, and only where that f32 rounding lands on an fp16 tie).
+  /// Needs readsHalfPairs().
+  SmallVector<Value> compressedHalfPairs(OpBuilder &b, Location loc,
+                                         Value blockBase, Value slot,
+                                         ChannelSpan span) const;
+  /// The same channels of row `row` of the fp16 residual buffer, in the
+  /// same pair order (as stored: no rounding).
+  SmallVector<Value> residualHalfPairs(OpBuilder &b, Location loc,
+                                       const ByteViews &residual,
+                                       Value headBase, Value row,
+                                       ChannelSpan span) const;
+
 private:
   SmallVector<Value> foldTokenAxisRow(OpBuilder &b, Location loc,
                                       Value blockBase, Value slot,
@@ -179,6 +205,12 @@ struct SequenceSideView {
   SmallVector<Value> foldChannels(OpBuilder &b, Location loc, Value head,
                                   Value token, ChannelSpan span,
                                   ValueRange inits, ChannelChunkFn fn) const;
+
+  /// Channels `span` of token `token` of KV head `head` as fp16 pairs in
+  /// the reader's halfPairOrder (PageReader::compressedHalfPairs or
+  /// residualHalfPairs); the reader must readsHalfPairs().
+  SmallVector<Value> halfPairs(OpBuilder &b, Location loc, Value head,
+                               Value token, ChannelSpan span) const;
 
 private:
   /// Byte offset of the block of `head` in the page holding compressed
