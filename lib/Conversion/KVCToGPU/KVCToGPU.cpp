@@ -463,21 +463,20 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
       return WalkResult::interrupt();
     }
     int64_t group = query.getDimSize(1) / cache.getNumKVHeads();
-    if (lowering.keyProduct == KeyProduct::MMA) {
-      std::string why = tensorCoreKeysUnsupported(headDim, group);
-      if (!why.empty()) {
-        reject() << "key-product=mma has no kernel for " << why
-                 << "; use key-product=fma";
-        return WalkResult::interrupt();
-      }
-    }
-    if (lowering.valueProduct == ValueProduct::MMA) {
-      std::string why = tensorCoreValuesUnsupported(headDim, group);
-      if (!why.empty()) {
-        reject() << "value-product=mma has no kernel for " << why
-                 << "; use value-product=fma";
-        return WalkResult::interrupt();
-      }
+    // The tensor-core passes' sites: a located error naming the option.
+    std::pair<StringRef, std::string> tensorCorePasses[] = {
+        {"key-product", lowering.keyProduct == KeyProduct::MMA
+                            ? tensorCoreKeysUnsupported(headDim, group)
+                            : ""},
+        {"value-product", lowering.valueProduct == ValueProduct::MMA
+                              ? tensorCoreValuesUnsupported(headDim, group)
+                              : ""}};
+    for (auto &[option, why] : tensorCorePasses) {
+      if (why.empty())
+        continue;
+      reject() << option << "=mma has no kernel for " << why << "; use "
+               << option << "=fma";
+      return WalkResult::interrupt();
     }
     // Scores of a split, the query vectors and the reductions' per-warp
     // values live in shared memory.

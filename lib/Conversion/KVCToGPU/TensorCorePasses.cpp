@@ -21,29 +21,30 @@
 using namespace mlir;
 using namespace mlir::kvc;
 
-std::string mlir::kvc::tensorCoreKeysUnsupported(int64_t headDim,
-                                                 int64_t queryHeadsPerKVHead) {
+/// Why a tensor-core pass (`pass`: "key" or "value") cannot serve a site,
+/// or "".
+static std::string tensorCoreUnsupported(int64_t headDim,
+                                         int64_t queryHeadsPerKVHead,
+                                         StringRef pass) {
   if (headDim != 64 && headDim != 128)
-    return "head_dim " + std::to_string(headDim) +
-           " (the tensor-core key pass takes 64 or 128)";
+    return "head_dim " + std::to_string(headDim) + " (the tensor-core " +
+           pass.str() + " pass takes 64 or 128)";
   if (queryHeadsPerKVHead > 8)
     return std::to_string(queryHeadsPerKVHead) +
-           " query heads per KV head (the tensor-core key pass takes up to "
-           "8, the N of one m16n8k16 tile)";
+           " query heads per KV head (the tensor-core " + pass.str() +
+           " pass takes up to 8, the N of one m16n8k16 tile)";
   return "";
+}
+
+std::string mlir::kvc::tensorCoreKeysUnsupported(int64_t headDim,
+                                                 int64_t queryHeadsPerKVHead) {
+  return tensorCoreUnsupported(headDim, queryHeadsPerKVHead, "key");
 }
 
 std::string
 mlir::kvc::tensorCoreValuesUnsupported(int64_t headDim,
                                        int64_t queryHeadsPerKVHead) {
-  if (headDim != 64 && headDim != 128)
-    return "head_dim " + std::to_string(headDim) +
-           " (the tensor-core value pass takes 64 or 128)";
-  if (queryHeadsPerKVHead > 8)
-    return std::to_string(queryHeadsPerKVHead) +
-           " query heads per KV head (the tensor-core value pass takes up to "
-           "8, the N of one m16n8k16 tile)";
-  return "";
+  return tensorCoreUnsupported(headDim, queryHeadsPerKVHead, "value");
 }
 
 /// Two f32 values as an fp16 pair (cvt.rn.f16x2.f32).

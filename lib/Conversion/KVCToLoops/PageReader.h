@@ -157,6 +157,10 @@ public:
                                        ChannelSpan span) const;
 
 private:
+  /// Byte offsets of token `slot`'s code row and of its groups' (scale,
+  /// zero) pairs in the token-axis block at `blockBase`.
+  std::pair<Value, Value> tokenAxisRows(OpBuilder &b, Location loc,
+                                        Value blockBase, Value slot) const;
   SmallVector<Value> foldTokenAxisRow(OpBuilder &b, Location loc,
                                       Value blockBase, Value slot,
                                       ChannelSpan span, ValueRange inits,
