@@ -320,6 +320,10 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
 
     // 4./5. Weighted values, written as the partial output (b, hq, split,
     // c) at ((b*Hq + hq) * splits + split) * D.
+    auto partialAt = [&](Value head, Value channel) -> Value {
+      Value slot = k.add(k.mul(k.add(rowIndex, head), splits), splitIndex);
+      return k.mul(k.add(k.mul(slot, d), channel), 4);
+    };
     if (spec.valueProduct == ValueProduct::MMA) {
       // The range again, from the record: kept in registers across the key
       // pass, ptxas spilled it (4 bytes, one sm_90a variant with both
@@ -329,11 +333,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
           k, spec, values, kvHead, valueStart, valueCount, scores,
           func.getWorkgroupAttributions()[*valuePartialsAt],
           [&](Value head, Value channel, Value total) {
-            Value slot =
-                k.add(k.mul(k.add(rowIndex, head), splits), splitIndex);
-            k.storeF32(workspace, k.mul(k.add(k.mul(slot, d), channel), 4),
-                       total);
+            k.storeF32(workspace, partialAt(head, channel), total);
           });
+      return;
     }
     // On CUDA cores: a span of channels and a token lane per thread, every
     // query head; the lanes' sums are combined with shuffles (lanes are the
@@ -341,9 +343,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     const int64_t width = valueShape.spanChannels,
                   lanes = valueShape.tokenLanes;
     Value lane = k.rem(tid, lanes);
-    const int64_t cudaCoreSpans =
-        spec.valueProduct == ValueProduct::FMA ? valueShape.spansPerThread : 0;
-    for (int64_t part = 0; part < cudaCoreSpans; ++part) {
+    for (int64_t part = 0; part < valueShape.spansPerThread; ++part) {
       Value spanIndex =
           k.add(k.div(tid, lanes), k.index(part * threads / lanes));
       ChannelSpan span{k.mul(spanIndex, width), width};
@@ -378,9 +378,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                                     .getShuffleResult());
       k.ifThen(k.cmp(arith::CmpIPredicate::eq, lane, k.index(0)), [&] {
         for (int64_t j = 0; j < group; ++j) {
-          Value slot =
-              k.add(k.mul(k.add(rowIndex, k.index(j)), splits), splitIndex);
-          Value rowBase = k.mul(k.add(k.mul(slot, d), span.first), 4);
+          Value rowBase = partialAt(k.index(j), span.first);
           for (int64_t i = 0; i < width; ++i)
             k.storeF32(workspace, k.add(rowBase, k.index(4 * i)),
                        totals[j * width + i]);
