@@ -17,7 +17,7 @@
 //      reads its span of the lane's tokens in one load where the layout
 //      allows and accumulates the weighted sum of every query head; the
 //      lanes of a span are adjacent threads of a warp, summed by shuffles
-//      (or, with ValueProduct::MMA, each warp takes tiles of 16 tokens and
+//      (or, with ValueProduct::MMA, each warp takes tiles of 8 tokens and
 //      the weighted sums run on tensor cores: emitTensorCoreValues);
 //   5. the unnormalized output, the maximum and the sum go to the
 //      workspace. The combine kernel merges splits with a log-sum-exp.
@@ -118,7 +118,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   auto func =
       gpu::GPUFuncOp::create(b, loc, spec.name, type, workgroup, TypeRange{});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
+  func.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
   // Without a minimum, ptxas caps registers at the occupancy shared memory
   // allows (up to 16 blocks of 128 threads: 32 registers) and spills the
   // unrolled dequantization; with one it uses the registers that minimum
@@ -154,9 +155,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       return record.load(b, loc, t, k.add(recordBase, k.index(offset)));
     };
     auto pointerField = [&](int64_t offset) -> Value {
-      return LLVM::IntToPtrOp::create(b, loc,
-                                      LLVM::LLVMPointerType::get(ctx, 1),
-                                      field(b.getI64Type(), offset));
+      return LLVM::IntToPtrOp::create(
+          b, loc, LLVM::LLVMPointerType::get(ctx, 1),
+          field(b.getI64Type(), offset));
     };
     Value pageTable = pointerField(0);
     Value kResidual = pointerField(8), vResidual = pointerField(16);
@@ -196,14 +197,16 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     // The tensor-core value pass reads a lane's slab of D / 8 channels.
     if (spec.valueProduct == ValueProduct::MMA)
       valueReader.setMaxUnrolledSpan(d / 8);
-    SequenceSideView keys{
-        &keyReader,      {pageTable},     {kResidual}, compressed,
-        spec.kPageBytes, spec.kRunOffset, runFirst,    spec.residualHeadBytes,
-        spec.pageTokens};
-    SequenceSideView values{
-        &valueReader,    {pageTable},     {vResidual}, compressed,
-        spec.vPageBytes, spec.vRunOffset, runFirst,    spec.residualHeadBytes,
-        spec.pageTokens};
+    SequenceSideView keys{&keyReader,         {pageTable},
+                          {kResidual},        compressed,
+                          spec.kPageBytes,    spec.kRunOffset,
+                          runFirst,           spec.residualHeadBytes,
+                          spec.pageTokens};
+    SequenceSideView values{&valueReader,      {pageTable},
+                            {vResidual},       compressed,
+                            spec.vPageBytes,   spec.vRunOffset,
+                            runFirst,          spec.residualHeadBytes,
+                            spec.pageTokens};
 
     // 1. The group's query vectors (the tensor-core pass: its B fragments
     // instead).
@@ -390,20 +393,24 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   return func;
 }
 
-gpu::GPUFuncOp mlir::kvc::buildCombineKernel(
-    OpBuilder &b, Location loc, gpu::GPUModuleOp module, StringRef name,
-    int64_t batch, int64_t queryHeads, int64_t headDim, Type outElementType) {
+gpu::GPUFuncOp mlir::kvc::buildCombineKernel(OpBuilder &b, Location loc,
+                                             gpu::GPUModuleOp module,
+                                             StringRef name, int64_t batch,
+                                             int64_t queryHeads,
+                                             int64_t headDim,
+                                             Type outElementType) {
   MLIRContext *ctx = b.getContext();
   Type ptr = LLVM::LLVMPointerType::get(ctx);
-  auto outType =
-      MemRefType::get({batch, queryHeads, 1, headDim}, outElementType);
+  auto outType = MemRefType::get({batch, queryHeads, 1, headDim},
+                                 outElementType);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(module.getBody());
-  auto type =
-      b.getFunctionType({ptr, outType, b.getIndexType(), b.getI32Type()}, {});
+  auto type = b.getFunctionType(
+      {ptr, outType, b.getIndexType(), b.getI32Type()}, {});
   auto func = gpu::GPUFuncOp::create(b, loc, name, type);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(headDim), 1, 1}));
+  func.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({int32_t(headDim), 1, 1}));
   b.setInsertionPointToStart(&func.getBody().front());
   KernelBuilder k{b, loc};
   Value workspace = k.global(func.getArgument(0));
@@ -442,9 +449,9 @@ gpu::GPUFuncOp mlir::kvc::buildCombineKernel(
               Value weight = math::ExpOp::create(
                   b, loc, arith::SubFOp::create(b, loc, stat(s, 0), maximum));
               Value slot = k.add(k.mul(row, splits), s);
-              Value partial =
-                  ws.load(b, loc, b.getF32Type(),
-                          k.mul(k.add(k.mul(slot, headDim), channel), 4));
+              Value partial = ws.load(
+                  b, loc, b.getF32Type(),
+                  k.mul(k.add(k.mul(slot, headDim), channel), 4));
               return {k.fadd(acc[0], k.fmul(weight, stat(s, 1))),
                       k.fadd(acc[1], k.fmul(weight, partial))};
             });

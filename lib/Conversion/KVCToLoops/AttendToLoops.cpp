@@ -22,8 +22,8 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <functional>
-#include <limits>
 #include <optional>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::kvc;
@@ -90,10 +90,11 @@ static Value cF32(OpBuilder &b, Location loc, double value) {
 }
 
 /// Emits `for iv in [lb, ub)` carrying `inits`; `body` returns the yields.
-static scf::ForOp buildFor(
-    OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
-    function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange)>
-        body) {
+static scf::ForOp
+buildFor(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
+         function_ref<SmallVector<Value>(OpBuilder &, Location, Value,
+                                         ValueRange)>
+             body) {
   return scf::ForOp::create(
       b, loc, lb, ub, cIndex(b, loc, 1), inits,
       [&](OpBuilder &nb, Location nloc, Value iv, ValueRange args) {
@@ -106,9 +107,9 @@ static scf::ForOp buildFor(
 static SequenceSideView sideView(const AttendState &s, const PageReader &reader,
                                  const ByteViews &residual, uint64_t pageBytes,
                                  uint64_t runOffset) {
-  return SequenceSideView{&reader,      s.pageTable,         residual,
-                          s.compressed, pageBytes,           runOffset,
-                          s.runFirst,   s.residualHeadBytes, s.pageTokens};
+  return SequenceSideView{&reader,       s.pageTable,  residual,
+                          s.compressed,  pageBytes,    runOffset,
+                          s.runFirst,    s.residualHeadBytes, s.pageTokens};
 }
 
 /// Where demoted token `token` of KV head `head` lives, one side, in the
@@ -130,8 +131,8 @@ static SmallVector<Value> withDemoted(
   PageReader reader(side, unsigned(s.headDim), s.pageTokens, ByteViews{page},
                     value ? s.demoteValueTable : s.demoteKeyTable);
   uint64_t blockBytes = value ? s.demoteVBlockBytes : s.demoteKBlockBytes;
-  Value blockBase =
-      arith::MulIOp::create(b, loc, head, cIndex(b, loc, blockBytes));
+  Value blockBase = arith::MulIOp::create(b, loc, head,
+                                          cIndex(b, loc, blockBytes));
   if (value)
     blockBase = arith::AddIOp::create(
         b, loc, blockBase, cIndex(b, loc, s.kvHeads * s.demoteKBlockBytes));
@@ -215,9 +216,9 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
         b, loc, abi::kLiveBitmap, ptr,
         {s.binding, s.batchI64,
          arith::IndexCastOp::create(b, loc, b.getI64Type(), kvHead)});
-    bitmap = LiveBitmap{
-        pointer, LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::eq, pointer,
-                                      LLVM::ZeroOp::create(b, loc, ptr))};
+    bitmap = LiveBitmap{pointer, LLVM::ICmpOp::create(
+                                     b, loc, LLVM::ICmpPredicate::eq, pointer,
+                                     LLVM::ZeroOp::create(b, loc, ptr))};
   }
   // Two-tier: the sequence's demoted pages (null: its evicted tokens are
   // dropped), tested once per query.
@@ -228,10 +229,10 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
       return arith::ConstantIntOp::create(b, loc, abi::packSideEncoding(side),
                                           64);
     };
-    demotedPages =
-        s.lowering->call(b, loc, abi::kDemotedPages, ptr,
-                         {s.binding, s.batchI64, descriptor(s.demote->key),
-                          descriptor(s.demote->value)});
+    demotedPages = s.lowering->call(
+        b, loc, abi::kDemotedPages, ptr,
+        {s.binding, s.batchI64, descriptor(s.demote->key),
+         descriptor(s.demote->value)});
     noDemotedPages =
         LLVM::ICmpOp::create(b, loc, LLVM::ICmpPredicate::eq, demotedPages,
                              LLVM::ZeroOp::create(b, loc, ptr));
@@ -241,8 +242,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
       b, loc, arith::SubIOp::create(b, loc, s.numTokens, s.queryLen), query);
   Value upper = s.numTokens;
   if (s.causal)
-    upper = arith::MinUIOp::create(
-        b, loc, upper, arith::AddIOp::create(b, loc, position, one));
+    upper = arith::MinUIOp::create(b, loc, upper,
+                                   arith::AddIOp::create(b, loc, position, one));
   Value lower = zero;
   if (s.window) {
     // Keys at positions > position - window.
@@ -598,7 +599,8 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     sizes.push_back(longest);
     mass = memref::AllocOp::create(
         rewriter, loc,
-        MemRefType::get(massType.getShape(), massType.getElementType()), sizes);
+        MemRefType::get(massType.getShape(), massType.getElementType()),
+        sizes);
     linalg::FillOp::create(rewriter, loc, ValueRange{cF32(rewriter, loc, 0.0)},
                            ValueRange{mass});
   }
@@ -721,21 +723,21 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                   rs.vRunOffset = run.vOffset;
                   // The query heads of the run's KV heads.
                   int64_t group = resultType.getDimSize(1) / kvHeads;
-                  buildFor(ab, al, cIndex(ab, al, run.first * group),
-                           cIndex(ab, al, (run.first + run.count) * group),
-                           ValueRange{},
-                           [&](OpBuilder &hb, Location hl, Value head,
-                               ValueRange) -> SmallVector<Value> {
-                             buildFor(
-                                 hb, hl, cIndex(hb, hl, 0), queryLen,
+                  buildFor(
+                      ab, al, cIndex(ab, al, run.first * group),
+                      cIndex(ab, al, (run.first + run.count) * group),
+                      ValueRange{},
+                      [&](OpBuilder &hb, Location hl, Value head,
+                          ValueRange) -> SmallVector<Value> {
+                        buildFor(hb, hl, cIndex(hb, hl, 0), queryLen,
                                  ValueRange{},
                                  [&](OpBuilder &qb, Location ql, Value query,
                                      ValueRange) -> SmallVector<Value> {
                                    buildQuery(qb, ql, rs, batch, head, query);
                                    return {};
                                  });
-                             return {};
-                           });
+                        return {};
+                      });
                 }
               };
               if (!maskBuffer) {
@@ -775,11 +777,12 @@ AttendToLoops::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                                 .getFloatSemantics()));
         linalg::FillOp::create(b, l, ValueRange{nan}, ValueRange{out});
         if (mass)
-          linalg::FillOp::create(b, l,
-                                 ValueRange{arith::ConstantFloatOp::create(
-                                     b, l, b.getF32Type(),
-                                     APFloat::getNaN(APFloat::IEEEsingle()))},
-                                 ValueRange{mass});
+          linalg::FillOp::create(
+              b, l,
+              ValueRange{arith::ConstantFloatOp::create(
+                  b, l, b.getF32Type(),
+                  APFloat::getNaN(APFloat::IEEEsingle()))},
+              ValueRange{mass});
         scf::YieldOp::create(b, l);
       });
   (void)ifOp;
