@@ -389,10 +389,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
              });
 
   // Pass 3: the weighted sum of values, a span of channels at a time, each
-  // token's span read as the GPU value pass reads it. value-reads=f16 over
-  // token-axis 2/4/8-bit codes at head_dim 64 or 128: as the tensor-core
-  // value pass reads them, a lane's slab (D / 8 channels) dequantized
-  // straight into fp16 pairs (PageReader::compressedHalfPairs).
+  // token's span read as the GPU value pass reads it (value-reads=f16: the
+  // tensor-core pass's D/8-channel slabs, fp16 pairs where it has them).
   const bool halfPairs = s.lowering->valuesInHalf &&
                          s.values->readsHalfPairs() &&
                          (s.headDim == 64 || s.headDim == 128);
@@ -412,8 +410,7 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
             [&](OpBuilder &b2, Location l2, Value token, ValueRange acc) {
               // acc[c] + weight * value of channel c, for the values of a
               // span's chunk (spans are unrolled: the offset is known).
-              // value-reads=f16: each value rounded to fp16 first, as the
-              // tensor-core value pass multiplies it.
+              // value-reads=f16: each value rounded to fp16 first.
               const bool inHalf = s.lowering->valuesInHalf;
               auto weighted = [inHalf](OpBuilder &ab, Location al,
                                        Value weight) {
