@@ -92,28 +92,24 @@ static SmallVector<Value> readHalfPairs(KernelBuilder &k,
                         k.cmp(arith::CmpIPredicate::ult, local, count), true);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(ifOp.thenBlock());
-  if (direct) {
-    scf::YieldOp::create(
-        b, loc, view.halfPairs(b, loc, kvHead, k.add(start, local), span));
-    b.setInsertionPointToStart(ifOp.elseBlock());
-    scf::YieldOp::create(b, loc, none);
-    return SmallVector<Value>(ifOp.getResults());
-  }
+  Value token = k.add(start, local);
   scf::YieldOp::create(
       b, loc,
-      view.foldChannels(b, loc, kvHead, k.add(start, local), span, none,
-                        [&](Value, std::optional<int64_t> offset,
-                            ArrayRef<Value> values,
-                            ValueRange pairs) -> SmallVector<Value> {
-                          // The span is unrolled (setMaxUnrolledSpan): offsets
-                          // are static, and chunks hold an even number of
-                          // channels.
-                          SmallVector<Value> next(pairs);
-                          for (size_t i = 0; i + 1 < values.size(); i += 2)
-                            next[(*offset + int64_t(i)) / 2] =
-                                packHalfPair(k, values[i], values[i + 1]);
-                          return next;
-                        }));
+      direct ? view.halfPairs(b, loc, kvHead, token, span)
+             : view.foldChannels(
+                   b, loc, kvHead, token, span, none,
+                   [&](Value, std::optional<int64_t> offset,
+                       ArrayRef<Value> values,
+                       ValueRange pairs) -> SmallVector<Value> {
+                     // The span is unrolled (setMaxUnrolledSpan): offsets
+                     // are static, and chunks hold an even number of
+                     // channels.
+                     SmallVector<Value> next(pairs);
+                     for (size_t i = 0; i + 1 < values.size(); i += 2)
+                       next[(*offset + int64_t(i)) / 2] =
+                           packHalfPair(k, values[i], values[i + 1]);
+                     return next;
+                   }));
   b.setInsertionPointToStart(ifOp.elseBlock());
   scf::YieldOp::create(b, loc, none);
   return SmallVector<Value>(ifOp.getResults());
@@ -132,7 +128,6 @@ void mlir::kvc::emitQueryFragments(KernelBuilder &k,
   Location loc = k.loc;
   const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
   const int64_t steps = d / 16;
-  Type f32 = b.getF32Type();
   k.loop(k.threadId(), k.index(steps * 32), k.index(spec.blockThreads), {},
          [&](Value i, ValueRange) -> SmallVector<Value> {
            Value step = k.div(i, 32), lane = k.rem(i, 32);
@@ -149,15 +144,10 @@ void mlir::kvc::emitQueryFragments(KernelBuilder &k,
              values.push_back(
                  arith::SelectOp::create(b, loc, inGroup, q, k.f32(0.0)));
            }
-           for (int64_t h = 0; h < 2; ++h) {
-             Value pair = arith::TruncFOp::create(
-                 b, loc, VectorType::get({2}, b.getF16Type()),
-                 vector::FromElementsOp::create(
-                     b, loc, VectorType::get({2}, f32),
-                     ValueRange{values[2 * h], values[2 * h + 1]}));
-             memref::StoreOp::create(b, loc, pair, fragments,
-                                     ValueRange{step, lane, k.index(h)});
-           }
+           for (int64_t h = 0; h < 2; ++h)
+             memref::StoreOp::create(
+                 b, loc, packHalfPair(k, values[2 * h], values[2 * h + 1]),
+                 fragments, ValueRange{step, lane, k.index(h)});
            return {};
          });
 }
