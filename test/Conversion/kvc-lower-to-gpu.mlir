@@ -117,22 +117,42 @@
 // residual rows one 8-byte load; the lanes summed by shuffles within the
 // warp (xor 4, 2, 1), and lane 0 stores.
 // key-product=mma: the queries' fp16 B fragments (4 k-steps x 32 lanes x
-// 2 registers) in shared memory, then a warp per tile of 16 tokens: lane
-// (g, t) reads channels 16t .. 16t+15 (its slab) of tokens g and g + 8,
-// dequantized as above and rounded to fp16 pairs, and four
-// mma.sync.m16n8k16 sum the 64 channels; scores are stored for query heads
-// 2t and 2t + 1 below 4 and tokens below the split's count.
+// 2 registers) in shared memory; then, the 2-bit channel-axis keys being
+// read in token pairs, a warp per 32-token unit, the units aligned to the
+// sequence from the one holding the split's first token: lane (g, t)
+// loads each channel of its slab (16t .. 16t+15) for both of the unit's
+// tiles in one 8-byte load and four channels' (scale, zero) in one 16-byte
+// load, takes its pair of codes with one lop3 (mask and exponent),
+// subtracts 1024, applies the channel's scale and zero (both halves) in
+// one fma and transposes channel pairs into A's rows; units past the pages
+// read their tokens' fp16 residual rows. Eight mma.sync.m16n8k16 (2 tiles x
+// 4 k-steps); scores are stored for query heads 2t and 2t + 1 below 4 and
+// tokens of the split.
 // MMA-LABEL: gpu.func @attend0_split0
 // MMA-SAME: %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>)
 // MMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
 // MMA: memref.store %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>
 // MMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
-// MMA: %[[TILES:.*]] = arith.ceildivui %{{.*}}, %c16{{.*}} : index
-// MMA: scf.for %{{.*}} = %[[WARP]] to %[[TILES]] step %c4
-// MMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>)
-// MMA: arith.ori %{{.*}}, %c1258291200_i32
-// MMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
-// MMA-COUNT-4: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// MMA: %[[MISALIGN:.*]] = arith.remui %[[START:[0-9]+]], %c32{{.*}} : index
+// MMA: %[[BASE:.*]] = arith.subi %[[START]], %[[MISALIGN]] : index
+// MMA: %[[SPAN:.*]] = arith.ceildivui %{{.*}}, %c32{{.*}} : index
+// MMA: %[[UNITS:.*]] = arith.select %{{.*}}, %c0{{.*}}, %[[SPAN]] : index
+// MMA: scf.for %{{.*}} = %[[WARP]] to %[[UNITS]] step %c4
+// MMA: scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
+// MMA-COUNT-16: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// MMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// MMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 0]
+// MMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [1, 1]
+// MMA: %[[CODES:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %{{.*}}, %c196611_i32, %c1677747200_i32
+// MMA: %[[HALVES:.*]] = llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
+// MMA: %[[EXACT:.*]] = arith.subf %[[HALVES]], %{{.*}} : vector<2xf16>
+// MMA: llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
+// MMA: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
+// MMA: llvm.shufflevector %{{.*}}, %{{.*}} [1, 3] : vector<2xf16>
+// MMA: } else {
+// MMA: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// MMA-COUNT-8: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// MMA: arith.cmpi uge, %{{.*}}, %[[START]] : index
 // MMA: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
 // MMA: gpu.shuffle  xor
@@ -166,18 +186,17 @@
 // VMMA: %[[B:.*]] = vector.insert %[[LOW]], %[[B0]] [1] : vector<2xf16> into vector<2x2xf16>
 // The slab's eight 2-bit codes are one 2-byte load, its high byte moved
 // 16 bits above the low one; pair k = codes (k, k + 4) ORed into the
-// mantissas of 1024.0 (0x6400) under the mask 0x00030003, 1024 subtracted,
-// one fp16 fma with the (scale, zero) pair; a residual row's slab is one
-// 16-byte load shuffled into the same order.
+// mantissas of 1024.0 (0x6400) under the mask 0x00030003 (one lop3), 1024
+// subtracted, one fp16 fma with the (scale, zero) pair; a residual row's
+// slab is one 16-byte load shuffled into the same order.
 // VMMA: %[[FIRST:.*]]:4 = scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
 // VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
 // VMMA: arith.shli %{{.*}}, %c8_i32
 // VMMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> vector<2xf16>
 // VMMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 0]
 // VMMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [1, 1]
-// VMMA: arith.andi %{{.*}}, %c196611_i32
-// VMMA: arith.ori %{{.*}}, %c1677747200_i32
-// VMMA: %[[CODES:.*]] = llvm.bitcast %{{.*}} : i32 to vector<2xf16>
+// VMMA: %[[MASKED:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %{{.*}}, %c196611_i32, %c1677747200_i32
+// VMMA: %[[CODES:.*]] = llvm.bitcast %[[MASKED]] : i32 to vector<2xf16>
 // VMMA: %[[EXACT:.*]] = arith.subf %[[CODES]], %{{.*}} : vector<2xf16>
 // VMMA: llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
 // VMMA-COUNT-3: llvm.intr.fma

@@ -142,6 +142,28 @@
 // VHALF: llvm.shufflevector %{{.*}} [0, 4] : vector<8xf16>
 // VHALF: llvm.extractelement
 // VHALF: arith.extf %{{.*}} : f16 to f32
+// key-reads=parts over 2-bit channel-axis keys: each 16-channel part of a
+// token read as the tensor-core key pass reads it, through the token pairs
+// of its 32-token unit: each channel's two code words in one 8-byte load,
+// four channels' (scale, zero) in one 16-byte load, codes ORed into fp16
+// mantissas, one fp16 fma, channel pairs transposed (residual units: fp16
+// rows); token % 32 picks the lane group, then the tile and the row.
+// PARTS-LABEL: func.func @kivi2_step
+// PARTS: arith.remui %{{.*}}, %c32 : index
+// PARTS: %[[PAIRS:.*]]:32 = scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
+// PARTS-COUNT-16: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xi32>
+// PARTS: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
+// PARTS: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 0]
+// PARTS: arith.andi %{{.*}}, %c196611_i32
+// PARTS: arith.ori %{{.*}}, %c1677747200_i32
+// PARTS: llvm.intr.fma(%{{.*}}, %[[SCALE]], %{{.*}})
+// PARTS: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
+// PARTS: } else {
+// PARTS: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
+// PARTS: %[[ROW0:.*]] = arith.select %{{.*}}, %[[PAIRS]]#8, %[[PAIRS]]#0 : vector<2xf16>
+// PARTS: %[[ROW1:.*]] = arith.select %{{.*}}, %[[PAIRS]]#24, %[[PAIRS]]#16 : vector<2xf16>
+// PARTS: arith.select %{{.*}}, %[[ROW1]], %[[ROW0]] : vector<2xf16>
+// PARTS: arith.extf %{{.*}} : f16 to f32
 func.func @kivi2_step(%cache: !kvc.cache<1x2x?x64xf16, #kivi2>, %q: tensor<1x8x1x64xf32>,
                       %k: tensor<1x2x1x64xf16>, %v: tensor<1x2x1x64xf16>)
     -> (tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16, #kivi2>) {

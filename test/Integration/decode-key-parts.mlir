@@ -5,7 +5,11 @@
 // values that rounding alone moves the output by about 1e-3, ten times the
 // tolerance): what the GPU's
 // tensor-core key pass (kvc-lower-to-gpu key-product=mma) does for a
-// lane's slab, but mma.sync and the fragment layout. Here for
+// lane's slab, but mma.sync and the fragment layout. Channel-axis 2-, 4-
+// and 8-bit keys go through that pass's token pairs (the 32-token unit's
+// codes two tokens to an fp16 pair, one fp16 fma, channel pairs
+// transposed; the lane group, tile and row that hold the token picked;
+// with the rows' order swapped the error is 2.0). Here for
 // every key layout that pass reads: 2/3/4/8-bit channel-axis keys (groups
 // 32, 64, and 128 on 128-token pages), 2/3/4/8-bit token-axis keys (groups
 // 32 and 64), fp16 and both fp8 formats. GQA 4, head_dim 128 (parts at

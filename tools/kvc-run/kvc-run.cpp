@@ -93,8 +93,9 @@ static cl::opt<AppendMode> appendMode(
 static cl::opt<std::string> keyReads(
     "key-reads",
     cl::desc("How the compiled attention reads keys (kvc-cpu-pipeline's "
-             "key-reads): rows (the default) or parts (16-channel parts and "
-             "fp16-rounded products, as the GPU's tensor-core key pass; the "
+             "key-reads): rows (the default) or parts (16-channel parts, "
+             "token pairs for channel-axis 2/4/8-bit keys, and fp16-rounded "
+             "products, as the GPU's tensor-core key pass; the "
              "oracle then rounds queries and keys to fp16 too)"),
     cl::init("rows"));
 static cl::opt<std::string> valueReads(

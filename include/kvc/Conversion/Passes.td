@@ -45,9 +45,11 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
     Option<"keyReads", "key-reads", "std::string", /*default=*/"\"rows\"",
            "How attention reads a key: `rows` (the whole row, chunk after "
            "chunk) or `parts` (as the GPU's tensor-core key pass: 16-channel "
-           "parts, each read on its own, and the query and key rounded to "
-           "fp16 before their f32 product, so that tests check those reads "
-           "and that rounding; head_dim a multiple of 16)">,
+           "parts, each read on its own, channel-axis 2/4/8-bit keys through "
+           "that pass's fp16 token pairs of their 32-token unit, and the "
+           "query and key rounded to fp16 before their f32 product, so that "
+           "tests check those reads and that rounding; head_dim a multiple "
+           "of 16)">,
     Option<"valueReads", "value-reads", "std::string", /*default=*/"\"f32\"",
            "How attention takes a dequantized value: `f32` (as read) or "
            "`f16` (rounded to fp16 before its weighted sum, as the GPU's "

@@ -84,7 +84,8 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   Option<std::string> keyReads{
       *this, "key-reads",
       llvm::cl::desc("How attention reads keys: `rows` or `parts` "
-                     "(16-channel parts and fp16-rounded products, as the "
+                     "(16-channel parts, token pairs for channel-axis "
+                     "2/4/8-bit keys, and fp16-rounded products, as the "
                      "GPU's tensor-core key pass; kvc-lower-to-loops)"),
       llvm::cl::init("rows")};
   Option<std::string> valueReads{

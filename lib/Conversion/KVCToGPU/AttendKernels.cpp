@@ -197,6 +197,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     // The tensor-core value pass reads a lane's slab of D / 8 channels.
     if (spec.valueProduct == ValueProduct::MMA)
       valueReader.setMaxUnrolledSpan(d / 8);
+    keyReader.setInlinePTX(true);
+    valueReader.setInlinePTX(true);
     SequenceSideView keys{&keyReader,         {pageTable},
                           {kResidual},        compressed,
                           spec.kPageBytes,    spec.kRunOffset,

@@ -152,6 +152,107 @@ void mlir::kvc::emitQueryFragments(KernelBuilder &k,
          });
 }
 
+/// Channels of a lane's slab that emitTokenPairScores reads at once: 32
+/// fp16-pair registers (both tiles' rows). No sm_80 or sm_90a site spills;
+/// 8 took one more locate and 34 more SASS instructions a unit.
+constexpr int64_t kTokenPairPart = 16;
+
+/// The queries' B fragment of k-step `step` for `lane` (emitQueryFragments).
+static Value queryFragment(KernelBuilder &k, Value queryFragments,
+                           int64_t step, Value lane) {
+  SmallVector<Value> registers;
+  for (int64_t r = 0; r < 2; ++r)
+    registers.push_back(memref::LoadOp::create(
+        k.b, k.loc, queryFragments, ValueRange{k.index(step), lane, k.index(r)}));
+  return fragment(k, registers);
+}
+
+/// emitTensorCoreScores for keys read in token pairs (channel-axis 2-, 4-
+/// and 8-bit codes: PageReader::compressedTokenPairs, which dequantizes two
+/// tokens of a channel in one fma.rn.f16x2 and transposes them into A's
+/// layout). A warp takes a 32-token unit, two m16n8k16 row tiles: rows g
+/// and g + 8 of tile m are lane group g's token pair, so a lane reads each
+/// channel of its slab for both tiles in one 8-byte load, and each k-step's
+/// query fragment serves both. Units are aligned to 32 tokens of the
+/// sequence (as packing units and groups are) from the one holding
+/// `start`; their rows outside [start, start + count) are read (pages or
+/// residual rows of the same unit) and not stored.
+static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
+                                const SequenceSideView &keys, Value kvHead,
+                                Value start, Value count, Value queryFragments,
+                                Value scores,
+                                function_ref<Value(Value)> finishScore) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
+  const int64_t slab = d / 4, part = std::min(slab, kTokenPairPart);
+  const int64_t warps = spec.blockThreads / 32;
+  const PageReader &reader = *keys.reader;
+  Type f32 = b.getF32Type();
+  auto accType = VectorType::get({2, 2}, f32);
+
+  Value tid = k.threadId();
+  Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
+  Value pairLane = k.div(lane, 4), quad = k.rem(lane, 4);
+  Value slabFirst = k.mul(quad, slab);
+  Value firsts[2] = {reader.tokenPairFirst(b, loc, pairLane, 0),
+                     reader.tokenPairFirst(b, loc, pairLane, 1)};
+  Value base = k.sub(start, k.rem(start, 32)), end = k.add(start, count);
+  Value units = arith::SelectOp::create(
+      b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
+      arith::CeilDivUIOp::create(b, loc, k.sub(end, base), k.index(32)));
+
+  // Warp-uniform loop over the units: mma.sync needs the whole warp.
+  k.loop(
+      warp, units, k.index(warps), {},
+      [&](Value unit, ValueRange) -> SmallVector<Value> {
+        Value unitToken = k.add(base, k.mul(unit, 32));
+        Value accs[2] = {zeros(k, accType), zeros(k, accType)};
+        for (int64_t p = 0; p < slab / part; ++p) {
+          SmallVector<Value> pairs = keys.tokenPairs(
+              b, loc, kvHead, unitToken, pairLane,
+              ChannelSpan{k.add(slabFirst, k.index(p * part)), part});
+          for (int64_t s = 0; s < part / 4; ++s) {
+            const int64_t step = p * (part / 4) + s;
+            Value q = queryFragment(k, queryFragments, step, lane);
+            for (int64_t m = 0; m < 2; ++m) {
+              // Channels 4s .. 4s + 3 of the part, rows g and g + 8.
+              auto at = [&](int64_t row, int64_t j) {
+                return pairs[(2 * m + row) * (part / 2) + j];
+              };
+              accs[m] = nvgpu::MmaSyncOp::create(
+                  b, loc,
+                  fragment(k, {at(0, 2 * s), at(1, 2 * s), at(0, 2 * s + 1),
+                               at(1, 2 * s + 1)}),
+                  q, accs[m], ArrayRef<int64_t>{16, 8, 16});
+            }
+          }
+        }
+        // C: rows g and g + 8 of tile m are the pair's tokens, columns 2t
+        // and 2t + 1 query heads.
+        for (int64_t m = 0; m < 2; ++m)
+          for (int64_t row = 0; row < 2; ++row)
+            for (int64_t h = 0; h < 2; ++h) {
+              Value token = k.add(k.add(unitToken, firsts[m]),
+                                  k.index(row * reader.tokenPairStride()));
+              Value head = k.add(k.mul(quad, 2), k.index(h));
+              Value store = arith::AndIOp::create(
+                  b, loc,
+                  k.cmp(arith::CmpIPredicate::ult, head, k.index(group)),
+                  arith::AndIOp::create(
+                      b, loc, k.cmp(arith::CmpIPredicate::uge, token, start),
+                      k.cmp(arith::CmpIPredicate::ult, token, end)));
+              Value dot = vector::ExtractOp::create(b, loc, accs[m],
+                                                    ArrayRef<int64_t>{row, h});
+              k.ifThen(store, [&] {
+                memref::StoreOp::create(b, loc, finishScore(dot), scores,
+                                        ValueRange{head, k.sub(token, start)});
+              });
+            }
+        return {};
+      });
+}
+
 /// Step 2 on tensor cores: scores[j][t] = q_j . k_t for a warp's tiles of
 /// 16 tokens with mma.sync.m16n8k16 (f16 inputs, f32 accumulation). The
 /// tile's tokens are the rows of A, the query heads (zero-padded to 8) the
@@ -167,13 +268,17 @@ void mlir::kvc::emitQueryFragments(KernelBuilder &k,
 /// the A fragments of those k-steps. The queries' B fragments come from
 /// shared memory (emitQueryFragments), two 4-byte loads a k-step: held in
 /// registers for the whole pass they made ptxas spill. Tokens past `count`
-/// are zero rows whose scores are not stored.
+/// are zero rows whose scores are not stored. Channel-axis 2-, 4- and 8-bit
+/// keys are read in token pairs instead (emitTokenPairScores).
 void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
                                      const SplitKernelSpec &spec,
                                      const SequenceSideView &keys, Value kvHead,
                                      Value start, Value count,
                                      Value queryFragments, Value scores,
                                      function_ref<Value(Value)> finishScore) {
+  if (keys.reader->readsTokenPairs())
+    return emitTokenPairScores(k, spec, keys, kvHead, start, count,
+                               queryFragments, scores, finishScore);
   OpBuilder &b = k.b;
   Location loc = k.loc;
   const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
@@ -217,13 +322,7 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
           }
           Value a = fragment(k, {upper[2 * inPart], lower[2 * inPart],
                                  upper[2 * inPart + 1], lower[2 * inPart + 1]});
-          Value q = fragment(
-              k,
-              {memref::LoadOp::create(b, loc, queryFragments,
-                                      ValueRange{k.index(s), lane, k.index(0)}),
-               memref::LoadOp::create(
-                   b, loc, queryFragments,
-                   ValueRange{k.index(s), lane, k.index(1)})});
+          Value q = queryFragment(k, queryFragments, s, lane);
           acc = nvgpu::MmaSyncOp::create(b, loc, a, q, acc,
                                          ArrayRef<int64_t>{16, 8, 16});
         }

@@ -3,8 +3,7 @@
 // For every (batch, query head, query) the generated code makes three passes
 // over the visible tokens: scores (q . k dequantized from its page or from
 // the fp16 residual buffer) and their maximum, the softmax weights, then the
-// weighted sum of the dequantized values. f32 throughout, like the GPU
-// kernels; the fp64 oracle of the numerics library bounds the difference.
+// weighted sum of the dequantized values; in f32, like the GPU kernels.
 //
 //===----------------------------------------------------------------------===//
 
@@ -310,13 +309,17 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
           if (!s.lowering->keyReadsInParts)
             return keys.foldChannels(rb, rl, kvHead, token,
                                      s.keys->wholeRow(rb, rl), init, fn)[0];
-          // key-reads=parts: 16 channels at a time, each part located and
-          // read on its own (the tensor-core key pass's reads).
+          // key-reads=parts: the tensor-core key pass's reads (16 channels
+          // at a time; channel-axis 2/4/8-bit keys in its token pairs).
           Value sum = init;
-          for (int64_t first = 0; first < s.headDim; first += 16)
-            sum = keys.foldChannels(rb, rl, kvHead, token,
-                                    ChannelSpan{cIndex(rb, rl, first), 16}, sum,
-                                    fn)[0];
+          for (int64_t first = 0; first < s.headDim; first += 16) {
+            ChannelSpan part{cIndex(rb, rl, first), 16};
+            sum = (s.keys->readsTokenPairs()
+                       ? keys.foldTokenPairChannels(rb, rl, kvHead, token, part,
+                                                    sum, fn)
+                       : keys.foldChannels(rb, rl, kvHead, token, part, sum,
+                                           fn))[0];
+          }
           return sum;
         });
   };
@@ -373,8 +376,7 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                })
           .getResult(0);
 
-  // The attention mass: each key's probability, summed over the query heads
-  // of its KV head (they run one after the other) and the queries.
+  // The attention mass: each key's probability, summed over its query heads.
   if (s.mass)
     buildFor(b, loc, lower, upper, ValueRange{},
              [&](OpBuilder &b1, Location l1, Value token,
@@ -388,9 +390,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
                return {};
              });
 
-  // Pass 3: the weighted sum of values, a span of channels at a time, each
-  // token's span read as the GPU value pass reads it (value-reads=f16: the
-  // tensor-core pass's D/8-channel slabs, fp16 pairs where it has them).
+  // Pass 3: the weighted sum of values, a span of channels at a time, read
+  // as the GPU value pass reads it (value-reads=f16: D/8-channel slabs).
   const bool halfPairs = s.lowering->valuesInHalf &&
                          s.values->readsHalfPairs() &&
                          (s.headDim == 64 || s.headDim == 128);
@@ -408,9 +409,8 @@ static void buildQuery(OpBuilder &b, Location loc, const AttendState &s,
         scf::ForOp tokens = scf::ForOp::create(
             b1, l1, lower, upper, one, zeros,
             [&](OpBuilder &b2, Location l2, Value token, ValueRange acc) {
-              // acc[c] + weight * value of channel c, for the values of a
-              // span's chunk (spans are unrolled: the offset is known).
-              // value-reads=f16: each value rounded to fp16 first.
+              // acc[c] + weight * value of channel c of a chunk (spans are
+              // unrolled); value-reads=f16: the value rounded to fp16.
               const bool inHalf = s.lowering->valuesInHalf;
               auto weighted = [inHalf](OpBuilder &ab, Location al,
                                        Value weight) {

@@ -93,9 +93,10 @@ struct LoweringContext {
   Value getFP8Table(OpBuilder &b, Location loc,
                     const ::kvc::numerics::SideEncoding &side) const;
   mutable ModuleOp module;
-  /// key-reads=parts: attention reads each key row in 16-channel parts and
-  /// multiplies fp16-rounded queries and keys, as the GPU's tensor-core key
-  /// pass does (kvc-lower-to-gpu key-product=mma).
+  /// key-reads=parts: attention reads each key row in 16-channel parts
+  /// (channel-axis 2/4/8-bit keys in token pairs) and multiplies
+  /// fp16-rounded queries and keys, as the GPU's tensor-core key pass does
+  /// (kvc-lower-to-gpu key-product=mma).
   bool keyReadsInParts = false;
   /// value-reads=f16: attention rounds each dequantized value to fp16
   /// before its weighted sum, as the GPU's tensor-core value pass does

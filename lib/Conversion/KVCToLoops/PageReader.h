@@ -93,6 +93,13 @@ enum class CodeToFloat {
   Bits,
 };
 
+/// Where a token of a 32-token unit sits in PageReader's token pairs.
+struct TokenPairSlot {
+  Value lane;       ///< index: the lane group (0..7) that reads it
+  Value secondTile; ///< i1: in tile 1 (else 0)
+  Value secondRow;  ///< i1: the pair's second token (else its first)
+};
+
 /// Reads one side (keys or values) of a layer's pages.
 class PageReader {
 public:
@@ -130,6 +137,14 @@ public:
                                      Value row, ChannelSpan span,
                                      ValueRange inits, ChannelChunkFn fn) const;
 
+  /// GPU kernels: the fp16-pair reads may use PTX inline assembly (one
+  /// lop3.b32 for codesIntoHalves' AND and OR).
+  void setInlinePTX(bool enable) { inlinePTX = enable; }
+  /// (word & mask) | 0x64006400: two codes into the mantissas of an fp16
+  /// pair of exponent 1024.
+  Value codesIntoHalves(OpBuilder &b, Location loc, Value word,
+                        int64_t mask) const;
+
   /// Whether the reader dequantizes straight into fp16 pairs
   /// (compressedHalfPairs): token-axis 2-, 4- and 8-bit codes.
   bool readsHalfPairs() const;
@@ -155,6 +170,37 @@ public:
                                        const ByteViews &residual,
                                        Value headBase, Value row,
                                        ChannelSpan span) const;
+
+  /// Whether the reader dequantizes straight into fp16 pairs of two
+  /// tokens (compressedTokenPairs): channel-axis 2-, 4- and 8-bit codes.
+  bool readsTokenPairs() const;
+  /// Tokens between the two of a token pair: 16 / bits.
+  int64_t tokenPairStride() const;
+  /// The first token (offset in its 32-token unit) of lane group `lane`'s
+  /// pair in tile `tile` (0 or 1); the second is tokenPairStride() later.
+  /// The 16 (lane group, tile) pairs cover the unit once (HalfPairs.cpp).
+  Value tokenPairFirst(OpBuilder &b, Location loc, Value lane,
+                       int64_t tile) const;
+  /// The inverse: where token `within` (0..31) of a unit is read.
+  TokenPairSlot tokenPairSlot(OpBuilder &b, Location loc, Value within) const;
+  /// Channels `span` (a multiple of 4 of them, `span.first` a multiple of
+  /// 4) of lane group `lane`'s tokens of the unit at slot `unitSlot` (a
+  /// multiple of 32) of the block at `blockBase`, in the layout the
+  /// tensor-core key pass's A fragments take: element (2 * tile + row) *
+  /// span.count / 2 + j is channels 2j, 2j + 1 of the span of the token
+  /// tokenPairFirst(lane, tile) + row * tokenPairStride(). Each channel's
+  /// two code words in one 8-byte load, four channels' (scale, zero) in one
+  /// 16-byte load, code * scale + zero rounded once to fp16 (as
+  /// compressedHalfPairs). Needs readsTokenPairs().
+  SmallVector<Value> compressedTokenPairs(OpBuilder &b, Location loc,
+                                          Value blockBase, Value unitSlot,
+                                          Value lane, ChannelSpan span) const;
+  /// The same tokens and layout from the fp16 residual buffer, the unit's
+  /// first token at row `unitRow`.
+  SmallVector<Value> residualTokenPairs(OpBuilder &b, Location loc,
+                                        const ByteViews &residual,
+                                        Value headBase, Value unitRow,
+                                        Value lane, ChannelSpan span) const;
 
 private:
   /// Byte offsets of token `slot`'s code row and of its groups' (scale,
@@ -183,6 +229,7 @@ private:
   ByteViews pool;
   Value fp8Table;
   CodeToFloat codeToFloat;
+  bool inlinePTX = false;
   int64_t unrolledSpan = kMaxUnrolledSpan;
 };
 
@@ -215,6 +262,22 @@ struct SequenceSideView {
   /// residualHalfPairs); the reader must readsHalfPairs().
   SmallVector<Value> halfPairs(OpBuilder &b, Location loc, Value head,
                                Value token, ChannelSpan span) const;
+
+  /// Lane group `lane`'s token pairs (PageReader::compressedTokenPairs'
+  /// layout) of the 32-token unit that starts at token `unitToken` (a
+  /// multiple of 32: a unit is wholly in pages or wholly in the residual
+  /// buffer, whose rows past the sequence's end are read but stand for no
+  /// token). The reader must readsTokenPairs().
+  SmallVector<Value> tokenPairs(OpBuilder &b, Location loc, Value head,
+                                Value unitToken, Value lane,
+                                ChannelSpan span) const;
+  /// Folds `fn` once over channels `span` of token `token` read through
+  /// tokenPairs (its unit, lane group and tile, then its row), as f32: the
+  /// CPU loops' twin of the tensor-core key pass's reads.
+  SmallVector<Value> foldTokenPairChannels(OpBuilder &b, Location loc,
+                                           Value head, Value token,
+                                           ChannelSpan span, ValueRange inits,
+                                           ChannelChunkFn fn) const;
 
 private:
   /// Byte offset of the block of `head` in the page holding compressed
