@@ -18,14 +18,6 @@ using namespace mlir;
 using namespace mlir::kvc;
 namespace num = ::kvc::numerics;
 
-static Value indexConst(OpBuilder &b, Location loc, int64_t value) {
-  return arith::ConstantIndexOp::create(b, loc, value);
-}
-
-static Value i32Const(OpBuilder &b, Location loc, int32_t value) {
-  return arith::ConstantIntOp::create(b, loc, value, 32);
-}
-
 //===----------------------------------------------------------------------===//
 // fp16-pair reads (the tensor-core value pass's, and the CPU loops' with
 // value-reads=f16): two token-axis codes ORed into the mantissas of an

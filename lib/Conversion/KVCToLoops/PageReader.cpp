@@ -15,11 +15,11 @@ using namespace mlir;
 using namespace mlir::kvc;
 namespace num = ::kvc::numerics;
 
-static Value indexConst(OpBuilder &b, Location loc, int64_t value) {
+Value mlir::kvc::indexConst(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
 }
 
-static Value i32Const(OpBuilder &b, Location loc, int32_t value) {
+Value mlir::kvc::i32Const(OpBuilder &b, Location loc, int32_t value) {
   return arith::ConstantIntOp::create(b, loc, value, 32);
 }
 

@@ -21,6 +21,10 @@
 namespace mlir {
 namespace kvc {
 
+/// An index constant and an i32 constant: the readers' shorthands.
+Value indexConst(OpBuilder &b, Location loc, int64_t value);
+Value i32Const(OpBuilder &b, Location loc, int32_t value);
+
 /// Runtime memory (a pool, a page table, a residual buffer) seen through a
 /// raw `!llvm.ptr`: it is owned by the runtime, so it must not look like a
 /// buffer that bufferization could free.
