@@ -193,9 +193,9 @@ fi
 # Per-head / fp8 / residual 64; no residual; 128-token pages; fp16 at
 # GQA 8; many splits with short sequences and a window; the tensor-core
 # value pass over fp16-pair reads (with tensor-core keys) and over
-# channel-axis values; the tensor-core key pass's token pairs under a
-# window (32-token units from before the split's first token).
-MEMCHECK_ONLY="k4c32xe4m3xe4m3,ke4m3_v4t32_r0,k2c128_v2t32,kf16_vf16_r128_b8_h16x2_d128,_w200,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma,k2c32_v2c32_r128_b8_h8x2_d128_vmma,k2c32_v2t32_r128_b8_h8x2_d128_w300_mma"
+# channel-axis values; both tensor-core passes under a window (units and
+# tiles aligned to the sequence, from before the split's first token).
+MEMCHECK_ONLY="k4c32xe4m3xe4m3,ke4m3_v4t32_r0,k2c128_v2t32,kf16_vf16_r128_b8_h16x2_d128,_w200,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma,k2c32_v2c32_r128_b8_h8x2_d128_vmma,k2c32_v2t32_r128_b8_h8x2_d128_w300_mma,k2c32_v2t32_r128_b8_h8x2_d128_w300_vmma"
 # Token lanes (D 64), GQA 8 at D 128, GQA 7 with a softcap: B = 1 (the
 # softcap ones include a tensor-core value pass with per-call splits); the
 # tensor-core value pass's shared sums at D 64 and, with tensor-core keys,

@@ -158,9 +158,10 @@
 // MMA: gpu.shuffle  xor
 // MMA: gpu.func @attend0_combine
 // value-product=mma: the maxima and sums go to the workspace first; then
-// a warp per tile of 8 tokens (tiles warp, warp + 4, ...) keeps D/16 = 4
+// a warp per tile of 8 tokens (tiles warp, warp + 4, ..., aligned to the
+// sequence from the one holding the split's first token) keeps D/16 = 4
 // accumulator tiles; lane (g, t) takes head g's weights of tokens 2t and
-// 2t + 1 (head index clamped to the group, zeros past it and past the
+// 2t + 1 (head index clamped to the group, zeros past it and outside the
 // split) as fp16 hi and lo parts (w - fp16(w), rounded again), reads
 // channels 8g .. 8g+7 (its slab) of both tokens as fp16 pairs, pairs one
 // channel of the two tokens per register and sums v * hi + v * lo with one
@@ -175,7 +176,10 @@
 // VMMA-COUNT-8: llvm.store %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
 // VMMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
 // VMMA: %[[ROW:.*]] = arith.minui %{{.*}}, %c3{{.*}} : index
-// VMMA: %[[TILES:.*]] = arith.ceildivui %{{.*}}, %c8{{.*}} : index
+// VMMA: %[[MISALIGN:.*]] = arith.remui %[[START:[0-9]+]], %c8{{.*}} : index
+// VMMA: arith.subi %[[START]], %[[MISALIGN]] : index
+// VMMA: %[[SPAN:.*]] = arith.ceildivui %{{.*}}, %c8{{.*}} : index
+// VMMA: %[[TILES:.*]] = arith.select %{{.*}}, %c0{{.*}}, %[[SPAN]] : index
 // VMMA: scf.for %{{.*}} = %[[WARP]] to %[[TILES]] step %c4{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
 // VMMA: memref.load %{{.*}}[%[[ROW]], %{{.*}}] : memref<4x512xf32, #gpu.address_space<workgroup>>
 // VMMA: %[[HIGH:.*]] = arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
@@ -184,12 +188,16 @@
 // VMMA: %[[LOW:.*]] = arith.truncf %[[REST]] : vector<2xf32> to vector<2xf16>
 // VMMA: %[[B0:.*]] = vector.insert %[[HIGH]], %{{.*}} [0] : vector<2xf16> into vector<2x2xf16>
 // VMMA: %[[B:.*]] = vector.insert %[[LOW]], %[[B0]] [1] : vector<2xf16> into vector<2x2xf16>
-// The slab's eight 2-bit codes are one 2-byte load, its high byte moved
-// 16 bits above the low one; pair k = codes (k, k + 4) ORed into the
-// mantissas of 1024.0 (0x6400) under the mask 0x00030003 (one lop3), 1024
-// subtracted, one fp16 fma with the (scale, zero) pair; a residual row's
-// slab is one 16-byte load shuffled into the same order.
-// VMMA: %[[FIRST:.*]]:4 = scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
+// A tile wholly in the split and in pages: its page located once (one
+// page-table load) for both tokens. The slab's eight 2-bit codes are one
+// 2-byte load, its high byte moved 16 bits above the low one; pair k =
+// codes (k, k + 4) ORed into the mantissas of 1024.0 (0x6400) under the
+// mask 0x00030003 (one lop3), 1024 subtracted, one fp16 fma with the
+// (scale, zero) pair. Other tiles read each token on its own (pages or a
+// residual row: one 16-byte load shuffled into the same order; zeros
+// outside the split).
+// VMMA: %[[BOTH:.*]]:8 = scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){7} ?}}) {
+// VMMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
 // VMMA: arith.shli %{{.*}}, %c8_i32
 // VMMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> vector<2xf16>
@@ -200,13 +208,17 @@
 // VMMA: %[[EXACT:.*]] = arith.subf %[[CODES]], %{{.*}} : vector<2xf16>
 // VMMA: llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
 // VMMA-COUNT-3: llvm.intr.fma
+// VMMA-NOT: -> i32
+// VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// VMMA-COUNT-4: llvm.intr.fma
 // VMMA: } else {
-// VMMA: %[[ROW:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
-// VMMA: llvm.shufflevector %[[ROW]], %[[ROW]] [0, 4] : vector<8xf16>
-// VMMA: llvm.shufflevector %[[ROW]], %[[ROW]] [3, 7] : vector<8xf16>
-// VMMA: %[[SECOND:.*]]:4 = scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
-// VMMA: %[[UP:.*]] = vector.shuffle %[[FIRST]]#0, %[[SECOND]]#0 [0, 2] : vector<2xf16>, vector<2xf16>
-// VMMA: %[[DOWN:.*]] = vector.shuffle %[[FIRST]]#0, %[[SECOND]]#0 [1, 3] : vector<2xf16>, vector<2xf16>
+// VMMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
+// VMMA: } else {
+// VMMA: %[[RESIDUAL:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// VMMA: llvm.shufflevector %[[RESIDUAL]], %[[RESIDUAL]] [0, 4] : vector<8xf16>
+// VMMA: llvm.shufflevector %[[RESIDUAL]], %[[RESIDUAL]] [3, 7] : vector<8xf16>
+// VMMA: %[[UP:.*]] = vector.shuffle %[[BOTH]]#0, %[[BOTH]]#4 [0, 2] : vector<2xf16>, vector<2xf16>
+// VMMA: %[[DOWN:.*]] = vector.shuffle %[[BOTH]]#0, %[[BOTH]]#4 [1, 3] : vector<2xf16>, vector<2xf16>
 // VMMA: %[[A0:.*]] = vector.insert %[[UP]], %{{.*}} [0] : vector<2xf16> into vector<4x2xf16>
 // VMMA: %[[A1:.*]] = vector.insert %[[DOWN]], %[[A0]] [1] : vector<2xf16> into vector<4x2xf16>
 // VMMA: %[[A2:.*]] = vector.insert %[[UP]], %[[A1]] [2] : vector<2xf16> into vector<4x2xf16>

@@ -358,20 +358,21 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
 ///
 /// C's rows may stand for any channels, so lane (g, t)'s rows g and g + 8
 /// of channel tile j stand for channels g*D/8 + 2j and g*D/8 + 2j + 1:
-/// lane group g owns the slab [g*D/8, (g+1)*D/8), which it reads with one
-/// located, unrolled PageReader span of each of its two tokens (2-bit
-/// token-axis codes at head_dim 128: a 4-byte word and a (scale, zero)
-/// pair). The read yields channel pairs of one token; an A register pairs
-/// one channel of the two tokens, one vector.shuffle.
+/// lane group g owns the slab [g*D/8, (g+1)*D/8), which it reads with an
+/// unrolled PageReader span of each of its two tokens (2-bit token-axis
+/// codes at head_dim 128: a 4-byte word and a (scale, zero) pair); for the
+/// fp16-pair layouts the two tokens of a tile wholly in the split and in
+/// pages share one locate. The read yields channel pairs of one token; an
+/// A register pairs one channel of the two tokens, one vector.shuffle.
 ///
 /// Weights are in [0, 1]; rounded to fp16 they would lose 11 bits, so they
 /// are split into hi = fp16(w) and lo = fp16(w - hi) (about 22 bits), which
 /// fill m16n8k16's two reduction halves: B holds hi at indices 2t, 2t + 1
 /// and lo at 2t + 8, 2t + 9, A the lane's values at both, and one mma.sync
 /// a channel tile adds v * hi + v * lo. The values' fp16 rounding is then
-/// the one rounding
-/// the CPU loops model (value-reads=f16). The warps' sums meet in shared
-/// memory, and each (query head, channel) total goes to `store` once.
+/// the one rounding the CPU loops model (value-reads=f16). The warps' sums
+/// meet in shared memory, and each (query head, channel) total goes to
+/// `store` once.
 void mlir::kvc::emitTensorCoreValues(
     KernelBuilder &k, const SplitKernelSpec &spec,
     const SequenceSideView &values, Value kvHead, Value start, Value count,
@@ -393,9 +394,11 @@ void mlir::kvc::emitTensorCoreValues(
   // tile j. Other layouts: channels 2j and 2j + 1.
   const bool direct = values.reader->readsHalfPairs();
   SmallVector<std::pair<int64_t, int64_t>> order;
-  if (direct)
-    order = values.reader->halfPairOrder(slab);
-  else
+  for (int64_t first = 0; first < slab; first += part)
+    for (auto [x, y] : direct ? values.reader->halfPairOrder(part)
+                              : SmallVector<std::pair<int64_t, int64_t>>{})
+      order.push_back({first + x, first + y});
+  if (!direct)
     for (int64_t j = 0; j < channelTiles; ++j)
       order.push_back({2 * j, 2 * j + 1});
   const int64_t warps = spec.blockThreads / 32;
@@ -410,26 +413,42 @@ void mlir::kvc::emitTensorCoreValues(
   Value inGroup = k.cmp(arith::CmpIPredicate::ult, row, k.index(group));
   Value weightRow = k.minU(row, k.index(group - 1));
 
-  Value tiles = arith::CeilDivUIOp::create(b, loc, count, k.index(8));
+  // Tiles of 8 tokens, for fp16-pair layouts aligned to the sequence from
+  // the one holding `start`: a lane's two tokens 2t and 2t + 1 lie in one
+  // page, so in a tile wholly in the split and in pages they are located
+  // once. (Other layouts: from `start`; aligned, one spilled.)
+  Value base = direct ? k.sub(start, k.rem(start, 8)) : start;
+  Value end = k.add(start, count);
+  Value tiles = arith::SelectOp::create(
+      b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
+      arith::CeilDivUIOp::create(b, loc, k.sub(end, base), k.index(8)));
   SmallVector<Value> inits(channelTiles, zeros(k, accType));
   // Warp-uniform loop over the split's tiles: mma.sync needs the whole
   // warp.
   scf::ForOp tileLoop = k.loop(
       warp, tiles, k.index(warps), inits,
       [&](Value tile, ValueRange accs) -> SmallVector<Value> {
-        // The lane's tokens: reduction indices 2t and 2t + 1.
-        Value first = k.add(k.mul(tile, 8), k.mul(quad, 2));
-        Value locals[2] = {first, k.add(first, k.index(1))};
-        // Their weights (zeros past the split and the group) as fp16 hi
-        // and lo parts.
+        Value tileToken = k.add(base, k.mul(tile, 8));
+        // The lane's tokens (reduction indices 2t and 2t + 1) as offsets in
+        // the tile and in the split (tokens before `start` wrap around:
+        // like those past the end, not below `count`).
+        Value offsets[2], locals[2];
+        for (int64_t i = 0; i < 2; ++i) {
+          offsets[i] = k.add(k.mul(quad, 2), k.index(i));
+          locals[i] = k.sub(k.add(tileToken, offsets[i]), start);
+        }
+        // Their weights (zeros outside the split and past the group) as
+        // fp16 hi and lo parts.
         Value w[2];
         for (int64_t i = 0; i < 2; ++i) {
-          Value weight = memref::LoadOp::create(
-              b, loc, weights, ValueRange{weightRow, locals[i]});
-          Value valid = arith::AndIOp::create(
-              b, loc, inGroup,
-              k.cmp(arith::CmpIPredicate::ult, locals[i], count));
-          w[i] = arith::SelectOp::create(b, loc, valid, weight, k.f32(0.0));
+          Value valid = k.cmp(arith::CmpIPredicate::ult, locals[i], count);
+          Value at =
+              arith::SelectOp::create(b, loc, valid, locals[i], k.index(0));
+          Value weight = memref::LoadOp::create(b, loc, weights,
+                                                ValueRange{weightRow, at});
+          w[i] = arith::SelectOp::create(
+              b, loc, arith::AndIOp::create(b, loc, inGroup, valid), weight,
+              k.f32(0.0));
         }
         Value high = packHalfPair(k, w[0], w[1]);
         Value rest = arith::SubFOp::create(
@@ -443,15 +462,47 @@ void mlir::kvc::emitTensorCoreValues(
         // 2t + 8, 2t + 9, ...
         Value bWeights = fragment(k, {high, low});
 
+        // A tile wholly in the split and in pages (fp16-pair layouts): its
+        // page located once.
+        Value tileEnd = k.add(tileToken, k.index(8));
+        Value wholeTile = arith::AndIOp::create(
+            b, loc, k.cmp(arith::CmpIPredicate::uge, tileToken, start),
+            arith::AndIOp::create(
+                b, loc, k.cmp(arith::CmpIPredicate::ule, tileEnd, end),
+                k.cmp(arith::CmpIPredicate::ule, tileEnd, values.compressed)));
         SmallVector<Value> slabs[2];
         SmallVector<Value> next;
         for (int64_t j = 0; j < channelTiles; ++j) {
-          // Each part of the slab: both tokens located and read.
-          if (j % (part / 2) == 0)
-            for (int64_t i = 0; i < 2; ++i)
-              slabs[i] = readHalfPairs(
-                  k, values, kvHead, start, locals[i], count,
-                  ChannelSpan{k.add(slabFirst, k.index(2 * j)), part}, direct);
+          // Each part of the slab: both tokens read.
+          if (j % (part / 2) == 0) {
+            ChannelSpan span{k.add(slabFirst, k.index(2 * j)), part};
+            auto readEach = [&]() {
+              SmallVector<Value> both;
+              for (int64_t i = 0; i < 2; ++i)
+                llvm::append_range(both, readHalfPairs(k, values, kvHead, start,
+                                                       locals[i], count, span,
+                                                       direct));
+              return both;
+            };
+            SmallVector<Value> both;
+            if (direct) {
+              SmallVector<Type> types(part, VectorType::get({2}, f16));
+              auto ifOp = scf::IfOp::create(b, loc, types, wholeTile, true);
+              OpBuilder::InsertionGuard guard(b);
+              b.setInsertionPointToStart(ifOp.thenBlock());
+              scf::YieldOp::create(b, loc,
+                                   values.halfPairsInPage(b, loc, kvHead,
+                                                          tileToken, offsets,
+                                                          span));
+              b.setInsertionPointToStart(ifOp.elseBlock());
+              scf::YieldOp::create(b, loc, readEach());
+              both.assign(ifOp.getResults().begin(), ifOp.getResults().end());
+            } else {
+              both = readEach();
+            }
+            slabs[0].assign(both.begin(), both.begin() + part / 2);
+            slabs[1].assign(both.begin() + part / 2, both.end());
+          }
           const int64_t at = j % (part / 2);
           // ... and A the same values at both: one m16n8k16 sums v * hi +
           // v * lo. Rows g and g + 8: one channel of both tokens each.

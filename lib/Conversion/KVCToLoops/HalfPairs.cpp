@@ -194,6 +194,20 @@ SmallVector<Value> SequenceSideView::halfPairs(OpBuilder &b, Location loc,
   return SmallVector<Value>(ifOp.getResults());
 }
 
+SmallVector<Value> SequenceSideView::halfPairsInPage(OpBuilder &b, Location loc,
+                                                     Value head, Value first,
+                                                     ArrayRef<Value> offsets,
+                                                     ChannelSpan span) const {
+  auto [blockBase, slot] = locate(b, loc, head, first);
+  SmallVector<Value> pairs;
+  for (Value offset : offsets)
+    llvm::append_range(pairs,
+                       reader->compressedHalfPairs(
+                           b, loc, blockBase,
+                           arith::AddIOp::create(b, loc, slot, offset), span));
+  return pairs;
+}
+
 //===----------------------------------------------------------------------===//
 // Token pairs of channel-axis codes (the tensor-core key pass's, and the
 // CPU loops' with key-reads=parts). A 32-token packing unit of one channel

@@ -267,6 +267,12 @@ struct SequenceSideView {
   SmallVector<Value> halfPairs(OpBuilder &b, Location loc, Value head,
                                Value token, ChannelSpan span) const;
 
+  /// Channels `span` of tokens `first` + offsets[i] (in pages, and in the
+  /// page of `first`), one after the other, as halfPairs reads each: the
+  /// page located once.
+  SmallVector<Value> halfPairsInPage(OpBuilder &b, Location loc, Value head,
+                                     Value first, ArrayRef<Value> offsets,
+                                     ChannelSpan span) const;
   /// Lane group `lane`'s token pairs (PageReader::compressedTokenPairs'
   /// layout) of the 32-token unit that starts at token `unitToken` (a
   /// multiple of 32: a unit is wholly in pages or wholly in the residual
