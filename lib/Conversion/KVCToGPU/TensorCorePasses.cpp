@@ -394,11 +394,9 @@ void mlir::kvc::emitTensorCoreValues(
   // tile j. Other layouts: channels 2j and 2j + 1.
   const bool direct = values.reader->readsHalfPairs();
   SmallVector<std::pair<int64_t, int64_t>> order;
-  for (int64_t first = 0; first < slab; first += part)
-    for (auto [x, y] : direct ? values.reader->halfPairOrder(part)
-                              : SmallVector<std::pair<int64_t, int64_t>>{})
-      order.push_back({first + x, first + y});
-  if (!direct)
+  if (direct)
+    order = values.reader->halfPairOrder(slab);
+  else
     for (int64_t j = 0; j < channelTiles; ++j)
       order.push_back({2 * j, 2 * j + 1});
   const int64_t warps = spec.blockThreads / 32;
@@ -464,12 +462,16 @@ void mlir::kvc::emitTensorCoreValues(
 
         // A tile wholly in the split and in pages (fp16-pair layouts): its
         // page located once.
-        Value tileEnd = k.add(tileToken, k.index(8));
-        Value wholeTile = arith::AndIOp::create(
-            b, loc, k.cmp(arith::CmpIPredicate::uge, tileToken, start),
-            arith::AndIOp::create(
-                b, loc, k.cmp(arith::CmpIPredicate::ule, tileEnd, end),
-                k.cmp(arith::CmpIPredicate::ule, tileEnd, values.compressed)));
+        Value wholeTile;
+        if (direct) {
+          Value tileEnd = k.add(tileToken, k.index(8));
+          wholeTile = arith::AndIOp::create(
+              b, loc, k.cmp(arith::CmpIPredicate::uge, tileToken, start),
+              arith::AndIOp::create(
+                  b, loc, k.cmp(arith::CmpIPredicate::ule, tileEnd, end),
+                  k.cmp(arith::CmpIPredicate::ule, tileEnd,
+                        values.compressed)));
+        }
         SmallVector<Value> slabs[2];
         SmallVector<Value> next;
         for (int64_t j = 0; j < channelTiles; ++j) {
