@@ -34,23 +34,36 @@ static Value pairOf(OpBuilder &b, Location loc, Value x, Value y, int64_t first,
       b, loc, x, y, ArrayRef<int32_t>{int32_t(first), int32_t(second)});
 }
 
-Value PageReader::codesIntoHalves(OpBuilder &b, Location loc, Value word,
-                                  int64_t mask) const {
-  if (!inlinePTX) {
-    Value codes = arith::AndIOp::create(b, loc, word, i32Const(b, loc, mask));
-    return arith::OrIOp::create(b, loc, codes, i32Const(b, loc, 0x64006400));
+Value PageReader::dequantizeCodePair(OpBuilder &b, Location loc, Value word,
+                                     int64_t mask, Value scale,
+                                     Value zero) const {
+  Value codes;
+  if (inlinePTX) {
+    // One lop3.b32 computing (a & b) | c (truth table 0xEA): with both
+    // constants immediates ptxas issues the AND and the OR as two LOP3s.
+    codes = LLVM::InlineAsmOp::create(
+                b, loc, b.getI32Type(),
+                ValueRange{word, i32Const(b, loc, mask),
+                           i32Const(b, loc, 0x64006400)},
+                "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n",
+                /*has_side_effects=*/false, /*is_align_stack=*/false,
+                LLVM::TailCallKind::None, LLVM::AsmDialectAttr(),
+                /*operand_attrs=*/ArrayAttr())
+                .getResult(0);
+  } else {
+    codes = arith::AndIOp::create(b, loc, word, i32Const(b, loc, mask));
+    codes = arith::OrIOp::create(b, loc, codes, i32Const(b, loc, 0x64006400));
   }
-  // One lop3.b32 computing (a & b) | c (truth table 0xEA): with both
-  // constants immediates ptxas issues the AND and the OR as two LOP3s.
-  return LLVM::InlineAsmOp::create(
-             b, loc, b.getI32Type(),
-             ValueRange{word, i32Const(b, loc, mask),
-                        i32Const(b, loc, 0x64006400)},
-             "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n",
-             /*has_side_effects=*/false, /*is_align_stack=*/false,
-             LLVM::TailCallKind::None, LLVM::AsmDialectAttr(),
-             /*operand_attrs=*/ArrayAttr())
-      .getResult(0);
+  // 1024 + code in each half; minus 1024 is exact.
+  auto pairType = VectorType::get({2}, b.getF16Type());
+  Value exponent = arith::ConstantOp::create(
+      b, loc, pairType,
+      DenseElementsAttr::get(pairType, b.getF16FloatAttr(1024.0)));
+  Value value = arith::SubFOp::create(
+      b, loc, LLVM::BitcastOp::create(b, loc, pairType, codes), exponent);
+  // llvm.intr.fma, not math.fma: the NVVM lowering would send the latter to
+  // libdevice's f32 fmaf (fma.rn.f16x2 is the point).
+  return LLVM::FMAOp::create(b, loc, value, scale, zero);
 }
 
 bool PageReader::readsHalfPairs() const {
@@ -90,7 +103,6 @@ SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
         arith::MulIOp::create(b, loc, quotient, indexConst(b, loc, scale)));
   };
   Type i32 = b.getI32Type();
-  auto pairType = VectorType::get({2}, b.getF16Type());
   auto [rowBase, pairRow] = tokenAxisRows(b, loc, blockBase, slot);
 
   // The span's codes: one load of count * b / 8 bytes (span.first is a
@@ -122,9 +134,6 @@ SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
                                  offset(pairRow, group, 4), 4);
   Value scale = pairOf(b, loc, params, params, 0, 0);
   Value zero = pairOf(b, loc, params, params, 1, 1);
-  Value exponent = arith::ConstantOp::create(
-      b, loc, pairType,
-      DenseElementsAttr::get(pairType, b.getF16FloatAttr(1024.0)));
 
   const int64_t mask = ((1 << bits) - 1) * 0x00010001;
   SmallVector<Value> pairs;
@@ -134,13 +143,7 @@ SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
       if (i)
         codes =
             arith::ShRUIOp::create(b, loc, codes, i32Const(b, loc, i * bits));
-      codes = codesIntoHalves(b, loc, codes, mask);
-      // 1024 + code in each half; minus 1024 is exact.
-      Value value = arith::SubFOp::create(
-          b, loc, LLVM::BitcastOp::create(b, loc, pairType, codes), exponent);
-      // llvm.intr.fma, not math.fma: the NVVM lowering would send the
-      // latter to libdevice's f32 fmaf (fma.rn.f16x2 is the point).
-      pairs.push_back(LLVM::FMAOp::create(b, loc, value, scale, zero));
+      pairs.push_back(dequantizeCodePair(b, loc, codes, mask, scale, zero));
     }
   return pairs;
 }
@@ -216,8 +219,8 @@ SmallVector<Value> SequenceSideView::halfPairsInPage(OpBuilder &b, Location loc,
 // for tile m (0 or 1), word 2 * (g / p) + m of the unit and its pair g % p:
 // a lane's two words are adjacent (one 8-byte load a channel), and the 16
 // (lane group, tile) pairs cover the unit's 32 tokens once. The tensor-core
-// key pass wants two channels of one token in a register, so each pair of
-// channels is transposed (a PRMT) before the 1024 comes off.
+// key pass wants two channels of one token in a register, so the
+// dequantized pairs of each two channels are transposed (a PRMT each).
 //===----------------------------------------------------------------------===//
 
 namespace {
@@ -279,7 +282,6 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
   const int64_t groupBytes = group * bits / 8, stride = tokenPairStride();
   IndexOps x{b, loc};
   Type i32 = b.getI32Type();
-  auto pairType = VectorType::get({2}, b.getF16Type());
 
   // Channel c's codes of the unit: group (slot / G, c) at (tb * D + c) *
   // groupBytes, the unit (slot % G) / 32 units into it, the lane's two words
@@ -308,9 +310,6 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
     words.push_back(shifted);
   }
 
-  Value exponent = arith::ConstantOp::create(
-      b, loc, pairType,
-      DenseElementsAttr::get(pairType, b.getF16FloatAttr(1024.0)));
   const int64_t mask = ((1 << bits) - 1) * 0x00010001;
   const int64_t perRow = count / 2;
   SmallVector<Value> pairs(4 * perRow);
@@ -324,12 +323,9 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
     for (int64_t c = 0; c < 4; ++c) {
       Value scale = pairOf(b, loc, params, params, 2 * c, 2 * c);
       Value zero = pairOf(b, loc, params, params, 2 * c + 1, 2 * c + 1);
-      for (int64_t m = 0; m < 2; ++m) {
-        Value codes = codesIntoHalves(b, loc, words[c0 + c][m], mask);
-        Value value = arith::SubFOp::create(
-            b, loc, LLVM::BitcastOp::create(b, loc, pairType, codes), exponent);
-        tokens[c][m] = LLVM::FMAOp::create(b, loc, value, scale, zero);
-      }
+      for (int64_t m = 0; m < 2; ++m)
+        tokens[c][m] =
+            dequantizeCodePair(b, loc, words[c0 + c][m], mask, scale, zero);
     }
     // The transpose: row `row`'s token in channels c and c + 1.
     for (int64_t c = 0; c < 4; c += 2)

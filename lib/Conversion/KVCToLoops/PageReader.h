@@ -142,12 +142,13 @@ public:
                                      ValueRange inits, ChannelChunkFn fn) const;
 
   /// GPU kernels: the fp16-pair reads may use PTX inline assembly (one
-  /// lop3.b32 for codesIntoHalves' AND and OR).
+  /// lop3.b32 for dequantizeCodePair's AND and OR).
   void setInlinePTX(bool enable) { inlinePTX = enable; }
-  /// (word & mask) | 0x64006400: two codes into the mantissas of an fp16
-  /// pair of exponent 1024.
-  Value codesIntoHalves(OpBuilder &b, Location loc, Value word,
-                        int64_t mask) const;
+  /// The two codes of `word` under `mask` (bits 0.. and 16..) as an fp16
+  /// pair: ORed into the mantissas of 1024.0 (0x6400), 1024 subtracted
+  /// (exact), then one fma with `scale` and `zero` (vector<2xf16> each).
+  Value dequantizeCodePair(OpBuilder &b, Location loc, Value word,
+                           int64_t mask, Value scale, Value zero) const;
 
   /// Whether the reader dequantizes straight into fp16 pairs
   /// (compressedHalfPairs): token-axis 2-, 4- and 8-bit codes.
