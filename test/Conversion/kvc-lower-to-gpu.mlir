@@ -127,7 +127,10 @@
 // one fma and transposes channel pairs into A's rows; units past the pages
 // read their tokens' fp16 residual rows. Eight mma.sync.m16n8k16 (2 tiles x
 // 4 k-steps); scores are stored for query heads 2t and 2t + 1 below 4 and
-// tokens of the split.
+// tokens of the split. Two loops: the edge units (the split's partial first
+// and last units and the residual buffer's) with the residual branch and
+// the token bounds, then the units wholly in the split and in pages, with
+// neither: one page-table load a unit, and stores checked by head only.
 // MMA-LABEL: gpu.func @attend0_split0
 // MMA-SAME: %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>)
 // MMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
@@ -135,9 +138,18 @@
 // MMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
 // MMA: %[[MISALIGN:.*]] = arith.remui %[[START:[0-9]+]], %c32{{.*}} : index
 // MMA: %[[BASE:.*]] = arith.subi %[[START]], %[[MISALIGN]] : index
+// MMA: %[[END:.*]] = arith.addi %[[START]], %{{.*}} : index
 // MMA: %[[SPAN:.*]] = arith.ceildivui %{{.*}}, %c32{{.*}} : index
 // MMA: %[[UNITS:.*]] = arith.select %{{.*}}, %c0{{.*}}, %[[SPAN]] : index
-// MMA: scf.for %{{.*}} = %[[WARP]] to %[[UNITS]] step %c4
+// MMA: arith.cmpi ne, %[[START]], %[[BASE]] : index
+// MMA: %[[INNER:.*]] = arith.minui %{{.*}}, %[[UNITS]] : index
+// MMA: %[[PAGED:.*]] = arith.minui %[[END]], %{{.*}} : index
+// MMA: arith.cmpi ugt, %[[PAGED]], %[[BASE]] : index
+// MMA: %[[INNEREND:.*]] = arith.minui %{{.*}}, %[[UNITS]] : index
+// MMA: %[[OUTER:.*]] = arith.subi %[[UNITS]], %[[INNEREND]] : index
+// MMA: %[[EDGES:.*]] = arith.addi %[[INNER]], %[[OUTER]] : index
+// MMA: scf.for %[[EDGE:.*]] = %[[WARP]] to %[[EDGES]] step %c4
+// MMA: arith.cmpi ult, %[[EDGE]], %[[INNER]] : index
 // MMA: scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
 // MMA-COUNT-16: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
 // MMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
@@ -154,6 +166,22 @@
 // MMA-COUNT-8: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // MMA: arith.cmpi uge, %{{.*}}, %[[START]] : index
 // MMA: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
+// MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
+// MMA: %[[LAST:.*]] = arith.muli %[[INNEREND]], %c32{{.*}} : index
+// MMA: %[[STOP:.*]] = arith.addi %[[BASE]], %[[LAST]] : index
+// MMA: scf.for %{{.*}} = %{{.*}} to %[[STOP]] step %c128
+// MMA-NOT: scf.if %{{.*}} ->
+// MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// MMA-NOT: scf.if %{{.*}} ->
+// MMA-COUNT-16: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// MMA-NOT: scf.if %{{.*}} ->
+// MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;"
+// MMA-NOT: scf.if %{{.*}} ->
+// MMA-COUNT-8: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]}
+// MMA-NOT: arith.cmpi uge
+// MMA: %[[HEADOK:.*]] = arith.cmpi ult, %{{.*}}, %c4{{.*}} : index
+// MMA-NEXT: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
+// MMA-NEXT: scf.if %[[HEADOK]] {
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
 // MMA: gpu.shuffle  xor
 // MMA: gpu.func @attend0_combine

@@ -176,7 +176,9 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 /// query fragment serves both. Units are aligned to 32 tokens of the
 /// sequence (as packing units and groups are) from the one holding
 /// `start`; their rows outside [start, start + count) are read (pages or
-/// residual rows of the same unit) and not stored.
+/// residual rows of the same unit) and not stored. The units wholly in the
+/// split and in pages take a loop of their own, without the residual
+/// branch and the token bounds.
 static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                                 const SequenceSideView &keys, Value kvHead,
                                 Value start, Value count, Value queryFragments,
@@ -201,56 +203,116 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   Value units = arith::SelectOp::create(
       b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
       arith::CeilDivUIOp::create(b, loc, k.sub(end, base), k.index(32)));
+  // Units [inner, innerEnd) lie wholly in the split and in pages: their
+  // loop has no residual branch (whose merge cost a move per fragment
+  // register) and no token bounds. The others (at most the first, the last
+  // and the residual buffer's) take the general body.
+  Value inner = k.minU(arith::SelectOp::create(
+                           b, loc, k.cmp(arith::CmpIPredicate::ne, start, base),
+                           k.index(1), k.index(0)),
+                       units);
+  Value pagedEnd = k.minU(end, keys.compressed);
+  Value innerEnd =
+      k.minU(k.maxU(inner, arith::SelectOp::create(
+                               b, loc,
+                               k.cmp(arith::CmpIPredicate::ugt, pagedEnd, base),
+                               k.div(k.sub(pagedEnd, base), 32), k.index(0))),
+             units);
 
-  // Warp-uniform loop over the units: mma.sync needs the whole warp.
-  k.loop(
-      warp, units, k.index(warps), {},
-      [&](Value unit, ValueRange) -> SmallVector<Value> {
-        Value unitToken = k.add(base, k.mul(unit, 32));
-        Value accs[2] = {zeros(k, accType), zeros(k, accType)};
-        for (int64_t p = 0; p < slab / part; ++p) {
-          SmallVector<Value> pairs = keys.tokenPairs(
-              b, loc, kvHead, unitToken, pairLane,
-              ChannelSpan{k.add(slabFirst, k.index(p * part)), part});
-          for (int64_t s = 0; s < part / 4; ++s) {
-            const int64_t step = p * (part / 4) + s;
-            Value q = queryFragment(k, queryFragments, step, lane);
-            for (int64_t m = 0; m < 2; ++m) {
-              // Channels 4s .. 4s + 3 of the part, rows g and g + 8.
-              auto at = [&](int64_t row, int64_t j) {
-                return pairs[(2 * m + row) * (part / 2) + j];
-              };
-              accs[m] = nvgpu::MmaSyncOp::create(
-                  b, loc,
-                  fragment(k, {at(0, 2 * s), at(1, 2 * s), at(0, 2 * s + 1),
-                               at(1, 2 * s + 1)}),
-                  q, accs[m], ArrayRef<int64_t>{16, 8, 16});
-            }
-          }
+  auto scoreUnit = [&](Value unitToken, bool interior) {
+    Value accs[2] = {zeros(k, accType), zeros(k, accType)};
+    for (int64_t p = 0; p < slab / part; ++p) {
+      // In the interior, a part after the first sits behind a branch on
+      // the unit being in pages (always taken there): ptxas hoists no
+      // global load above a branch, so the part's loads do not hold
+      // registers during the previous part's products. Without it the loop
+      // peaked at 93 live registers (2-bit keys at head_dim 128, sm_90a)
+      // and 16 of the 85 test sites spilled under the 96-register cap with
+      // both passes on tensor cores; with it, 86 and none.
+      std::optional<OpBuilder::InsertionGuard> guard;
+      scf::IfOp partIf;
+      if (interior && p > 0) {
+        partIf = scf::IfOp::create(
+            b, loc, TypeRange{accType, accType},
+            k.cmp(arith::CmpIPredicate::ult, unitToken, keys.compressed), true);
+        guard.emplace(b);
+        b.setInsertionPointToStart(partIf.elseBlock());
+        scf::YieldOp::create(b, loc, ValueRange{accs[0], accs[1]});
+        b.setInsertionPointToStart(partIf.thenBlock());
+      }
+      ChannelSpan span{k.add(slabFirst, k.index(p * part)), part};
+      SmallVector<Value> pairs =
+          interior ? keys.tokenPairsInPages(b, loc, kvHead, unitToken, pairLane,
+                                            span)
+                   : keys.tokenPairs(b, loc, kvHead, unitToken, pairLane, span);
+      auto finishPart = [&]() {
+        if (!partIf)
+          return;
+        scf::YieldOp::create(b, loc, ValueRange{accs[0], accs[1]});
+        guard.reset();
+        accs[0] = partIf.getResult(0);
+        accs[1] = partIf.getResult(1);
+      };
+      for (int64_t s = 0; s < part / 4; ++s) {
+        const int64_t step = p * (part / 4) + s;
+        Value q = queryFragment(k, queryFragments, step, lane);
+        for (int64_t m = 0; m < 2; ++m) {
+          // Channels 4s .. 4s + 3 of the part, rows g and g + 8.
+          auto at = [&](int64_t row, int64_t j) {
+            return pairs[(2 * m + row) * (part / 2) + j];
+          };
+          accs[m] = nvgpu::MmaSyncOp::create(
+              b, loc,
+              fragment(k, {at(0, 2 * s), at(1, 2 * s), at(0, 2 * s + 1),
+                           at(1, 2 * s + 1)}),
+              q, accs[m], ArrayRef<int64_t>{16, 8, 16});
         }
-        // C: rows g and g + 8 of tile m are the pair's tokens, columns 2t
-        // and 2t + 1 query heads.
-        for (int64_t m = 0; m < 2; ++m)
-          for (int64_t row = 0; row < 2; ++row)
-            for (int64_t h = 0; h < 2; ++h) {
-              Value token = k.add(k.add(unitToken, firsts[m]),
-                                  k.index(row * reader.tokenPairStride()));
-              Value head = k.add(k.mul(quad, 2), k.index(h));
-              Value store = arith::AndIOp::create(
-                  b, loc,
-                  k.cmp(arith::CmpIPredicate::ult, head, k.index(group)),
-                  arith::AndIOp::create(
-                      b, loc, k.cmp(arith::CmpIPredicate::uge, token, start),
-                      k.cmp(arith::CmpIPredicate::ult, token, end)));
-              Value dot = vector::ExtractOp::create(b, loc, accs[m],
-                                                    ArrayRef<int64_t>{row, h});
-              k.ifThen(store, [&] {
-                memref::StoreOp::create(b, loc, finishScore(dot), scores,
-                                        ValueRange{head, k.sub(token, start)});
-              });
-            }
-        return {};
-      });
+      }
+      finishPart();
+    }
+    // C: rows g and g + 8 of tile m are the pair's tokens, columns 2t and
+    // 2t + 1 query heads.
+    for (int64_t m = 0; m < 2; ++m)
+      for (int64_t row = 0; row < 2; ++row)
+        for (int64_t h = 0; h < 2; ++h) {
+          Value token = k.add(k.add(unitToken, firsts[m]),
+                              k.index(row * reader.tokenPairStride()));
+          Value head = k.add(k.mul(quad, 2), k.index(h));
+          Value store = k.cmp(arith::CmpIPredicate::ult, head, k.index(group));
+          if (!interior)
+            store = arith::AndIOp::create(
+                b, loc, store,
+                arith::AndIOp::create(
+                    b, loc, k.cmp(arith::CmpIPredicate::uge, token, start),
+                    k.cmp(arith::CmpIPredicate::ult, token, end)));
+          Value dot = vector::ExtractOp::create(b, loc, accs[m],
+                                                ArrayRef<int64_t>{row, h});
+          k.ifThen(store, [&] {
+            memref::StoreOp::create(b, loc, finishScore(dot), scores,
+                                    ValueRange{head, k.sub(token, start)});
+          });
+        }
+  };
+
+  // Warp-uniform loops over the units (mma.sync needs the whole warp),
+  // the edges first: the residual buffer's pointer is then dead in the
+  // interior loop, which needs the most registers.
+  Value edges = k.add(inner, k.sub(units, innerEnd));
+  k.loop(warp, edges, k.index(warps), {},
+         [&](Value edge, ValueRange) -> SmallVector<Value> {
+           Value unit = arith::SelectOp::create(
+               b, loc, k.cmp(arith::CmpIPredicate::ult, edge, inner), edge,
+               k.add(k.sub(edge, inner), innerEnd));
+           scoreUnit(k.add(base, k.mul(unit, 32)), /*interior=*/false);
+           return {};
+         });
+  // Over the interior units' first tokens.
+  k.loop(k.add(base, k.mul(k.add(inner, warp), 32)),
+         k.add(base, k.mul(innerEnd, 32)), k.index(32 * warps), {},
+         [&](Value unitToken, ValueRange) -> SmallVector<Value> {
+           scoreUnit(unitToken, /*interior=*/true);
+           return {};
+         });
 }
 
 /// Step 2 on tensor cores: scores[j][t] = q_j . k_t for a warp's tiles of

@@ -374,10 +374,8 @@ SmallVector<Value> SequenceSideView::tokenPairs(OpBuilder &b, Location loc,
                                 /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(ifOp.thenBlock());
-  auto [blockBase, slot] = locate(b, loc, head, unitToken);
-  scf::YieldOp::create(
-      b, loc,
-      reader->compressedTokenPairs(b, loc, blockBase, slot, lane, span));
+  scf::YieldOp::create(b, loc,
+                       tokenPairsInPages(b, loc, head, unitToken, lane, span));
   b.setInsertionPointToStart(ifOp.elseBlock());
   Value row = arith::SubIOp::create(b, loc, unitToken, compressed);
   Value headBase = arith::MulIOp::create(b, loc, head,
@@ -386,6 +384,15 @@ SmallVector<Value> SequenceSideView::tokenPairs(OpBuilder &b, Location loc,
       b, loc,
       reader->residualTokenPairs(b, loc, residual, headBase, row, lane, span));
   return SmallVector<Value>(ifOp.getResults());
+}
+
+SmallVector<Value> SequenceSideView::tokenPairsInPages(OpBuilder &b,
+                                                       Location loc, Value head,
+                                                       Value unitToken,
+                                                       Value lane,
+                                                       ChannelSpan span) const {
+  auto [blockBase, slot] = locate(b, loc, head, unitToken);
+  return reader->compressedTokenPairs(b, loc, blockBase, slot, lane, span);
 }
 
 SmallVector<Value> SequenceSideView::foldTokenPairChannels(

@@ -282,6 +282,10 @@ struct SequenceSideView {
   SmallVector<Value> tokenPairs(OpBuilder &b, Location loc, Value head,
                                 Value unitToken, Value lane,
                                 ChannelSpan span) const;
+  /// tokenPairs of a unit known to be in pages: no residual branch.
+  SmallVector<Value> tokenPairsInPages(OpBuilder &b, Location loc, Value head,
+                                       Value unitToken, Value lane,
+                                       ChannelSpan span) const;
   /// Folds `fn` once over channels `span` of token `token` read through
   /// tokenPairs (its unit, lane group and tile, then its row), as f32: the
   /// CPU loops' twin of the tensor-core key pass's reads.
