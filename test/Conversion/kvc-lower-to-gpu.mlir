@@ -205,10 +205,24 @@
 // VMMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
 // VMMA: %[[ROW:.*]] = arith.minui %{{.*}}, %c3{{.*}} : index
 // VMMA: %[[MISALIGN:.*]] = arith.remui %[[START:[0-9]+]], %c8{{.*}} : index
-// VMMA: arith.subi %[[START]], %[[MISALIGN]] : index
+// VMMA: %[[BASE:.*]] = arith.subi %[[START]], %[[MISALIGN]] : index
+// VMMA: %[[END:.*]] = arith.addi %[[START]], %{{.*}} : index
 // VMMA: %[[SPAN:.*]] = arith.ceildivui %{{.*}}, %c8{{.*}} : index
 // VMMA: %[[TILES:.*]] = arith.select %{{.*}}, %c0{{.*}}, %[[SPAN]] : index
-// VMMA: scf.for %{{.*}} = %[[WARP]] to %[[TILES]] step %c4{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+// VMMA: arith.cmpi ne, %[[START]], %[[BASE]] : index
+// VMMA: %[[INNER:.*]] = arith.minui %{{.*}}, %[[TILES]] : index
+// VMMA: %[[PAGED:.*]] = arith.minui %[[END]], %{{.*}} : index
+// VMMA: arith.cmpi ugt, %[[PAGED]], %[[BASE]] : index
+// VMMA: %[[INNEREND:.*]] = arith.minui %{{.*}}, %[[TILES]] : index
+// The tiles wholly in the split and in pages first: their page located
+// once (one page-table load) for both tokens, no branch, weights without
+// bounds. The slab's eight 2-bit codes are one 2-byte load, its high byte
+// moved 16 bits above the low one; pair k = codes (k, k + 4) ORed into the
+// mantissas of 1024.0 (0x6400) under the mask 0x00030003 (one lop3), 1024
+// subtracted, one fp16 fma with the (scale, zero) pair.
+// VMMA: %[[FIRST:.*]] = arith.addi %[[INNER]], %[[WARP]] : index
+// VMMA: %[[SUMS:.*]]:4 = scf.for %{{.*}} = %[[FIRST]] to %[[INNEREND]] step %c4{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+// VMMA-NOT: scf.if
 // VMMA: memref.load %{{.*}}[%[[ROW]], %{{.*}}] : memref<4x512xf32, #gpu.address_space<workgroup>>
 // VMMA: %[[HIGH:.*]] = arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
 // VMMA: %[[HIGH32:.*]] = arith.extf %[[HIGH]] : vector<2xf16> to vector<2xf32>
@@ -216,15 +230,7 @@
 // VMMA: %[[LOW:.*]] = arith.truncf %[[REST]] : vector<2xf32> to vector<2xf16>
 // VMMA: %[[B0:.*]] = vector.insert %[[HIGH]], %{{.*}} [0] : vector<2xf16> into vector<2x2xf16>
 // VMMA: %[[B:.*]] = vector.insert %[[LOW]], %[[B0]] [1] : vector<2xf16> into vector<2x2xf16>
-// A tile wholly in the split and in pages: its page located once (one
-// page-table load) for both tokens. The slab's eight 2-bit codes are one
-// 2-byte load, its high byte moved 16 bits above the low one; pair k =
-// codes (k, k + 4) ORed into the mantissas of 1024.0 (0x6400) under the
-// mask 0x00030003 (one lop3), 1024 subtracted, one fp16 fma with the
-// (scale, zero) pair. Other tiles read each token on its own (pages or a
-// residual row: one 16-byte load shuffled into the same order; zeros
-// outside the split).
-// VMMA: %[[BOTH:.*]]:8 = scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){7} ?}}) {
+// VMMA-NOT: scf.if
 // VMMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
 // VMMA: arith.shli %{{.*}}, %c8_i32
@@ -234,25 +240,35 @@
 // VMMA: %[[MASKED:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %{{.*}}, %c196611_i32, %c1677747200_i32
 // VMMA: %[[CODES:.*]] = llvm.bitcast %[[MASKED]] : i32 to vector<2xf16>
 // VMMA: %[[EXACT:.*]] = arith.subf %[[CODES]], %{{.*}} : vector<2xf16>
-// VMMA: llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
+// VMMA: %[[FIRSTPAIR:.*]] = llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
 // VMMA-COUNT-3: llvm.intr.fma
 // VMMA-NOT: -> i32
 // VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
-// VMMA-COUNT-4: llvm.intr.fma
-// VMMA: } else {
-// VMMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
-// VMMA: } else {
-// VMMA: %[[RESIDUAL:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
-// VMMA: llvm.shufflevector %[[RESIDUAL]], %[[RESIDUAL]] [0, 4] : vector<8xf16>
-// VMMA: llvm.shufflevector %[[RESIDUAL]], %[[RESIDUAL]] [3, 7] : vector<8xf16>
-// VMMA: %[[UP:.*]] = vector.shuffle %[[BOTH]]#0, %[[BOTH]]#4 [0, 2] : vector<2xf16>, vector<2xf16>
-// VMMA: %[[DOWN:.*]] = vector.shuffle %[[BOTH]]#0, %[[BOTH]]#4 [1, 3] : vector<2xf16>, vector<2xf16>
+// VMMA: %[[SECONDPAIR:.*]] = llvm.intr.fma
+// VMMA-COUNT-3: llvm.intr.fma
+// VMMA-NOT: scf.if
+// VMMA: %[[UP:.*]] = vector.shuffle %[[FIRSTPAIR]], %[[SECONDPAIR]] [0, 2] : vector<2xf16>, vector<2xf16>
+// VMMA: %[[DOWN:.*]] = vector.shuffle %[[FIRSTPAIR]], %[[SECONDPAIR]] [1, 3] : vector<2xf16>, vector<2xf16>
 // VMMA: %[[A0:.*]] = vector.insert %[[UP]], %{{.*}} [0] : vector<2xf16> into vector<4x2xf16>
 // VMMA: %[[A1:.*]] = vector.insert %[[DOWN]], %[[A0]] [1] : vector<2xf16> into vector<4x2xf16>
 // VMMA: %[[A2:.*]] = vector.insert %[[UP]], %[[A1]] [2] : vector<2xf16> into vector<4x2xf16>
 // VMMA: %[[A:.*]] = vector.insert %[[DOWN]], %[[A2]] [3] : vector<2xf16> into vector<4x2xf16>
 // VMMA: nvgpu.mma.sync(%[[A]], %[[B]], %{{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // VMMA-COUNT-3: nvgpu.mma.sync
+// The other tiles then, each token read on its own (pages or a residual
+// row: one 16-byte load shuffled into the same order; zeros outside the
+// split).
+// VMMA: %[[OUTER:.*]] = arith.subi %[[TILES]], %[[INNEREND]] : index
+// VMMA: %[[EDGES:.*]] = arith.addi %[[INNER]], %[[OUTER]] : index
+// VMMA: scf.for %[[EDGE:.*]] = %[[WARP]] to %[[EDGES]] step %c4{{.*}} iter_args(%{{.*}} = %[[SUMS]]#0, %{{.*}} = %[[SUMS]]#1, %{{.*}} = %[[SUMS]]#2, %{{.*}} = %[[SUMS]]#3)
+// VMMA: arith.cmpi ult, %[[EDGE]], %[[INNER]] : index
+// VMMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
+// VMMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
+// VMMA: } else {
+// VMMA: %[[RESIDUAL:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// VMMA: llvm.shufflevector %[[RESIDUAL]], %[[RESIDUAL]] [0, 4] : vector<8xf16>
+// VMMA: llvm.shufflevector %[[RESIDUAL]], %[[RESIDUAL]] [3, 7] : vector<8xf16>
+// VMMA-COUNT-4: nvgpu.mma.sync
 // VMMA: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
 // VMMA: memref.store %{{.*}}, %{{.*}}[%[[WARP]], %{{.*}}, %{{.*}}] : memref<4x4x64xf32, #gpu.address_space<workgroup>>
 // VMMA: gpu.barrier

@@ -422,10 +422,12 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
 /// of channel tile j stand for channels g*D/8 + 2j and g*D/8 + 2j + 1:
 /// lane group g owns the slab [g*D/8, (g+1)*D/8), which it reads with an
 /// unrolled PageReader span of each of its two tokens (2-bit token-axis
-/// codes at head_dim 128: a 4-byte word and a (scale, zero) pair); for the
-/// fp16-pair layouts the two tokens of a tile wholly in the split and in
-/// pages share one locate. The read yields channel pairs of one token; an
-/// A register pairs one channel of the two tokens, one vector.shuffle.
+/// codes at head_dim 128: a 4-byte word and a (scale, zero) pair). For the
+/// fp16-pair layouts, tiles wholly in the split and in pages take a loop of
+/// their own: the two tokens share one locate, and there is no residual
+/// branch and no bound on the weights. The read yields channel pairs of one
+/// token; an A register pairs one channel of the two tokens, one
+/// vector.shuffle.
 ///
 /// Weights are in [0, 1]; rounded to fp16 they would lose 11 bits, so they
 /// are split into hi = fp16(w) and lo = fp16(w - hi) (about 22 bits), which
@@ -483,102 +485,119 @@ void mlir::kvc::emitTensorCoreValues(
       b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
       arith::CeilDivUIOp::create(b, loc, k.sub(end, base), k.index(8)));
   SmallVector<Value> inits(channelTiles, zeros(k, accType));
-  // Warp-uniform loop over the split's tiles: mma.sync needs the whole
-  // warp.
-  scf::ForOp tileLoop = k.loop(
-      warp, tiles, k.index(warps), inits,
-      [&](Value tile, ValueRange accs) -> SmallVector<Value> {
-        Value tileToken = k.add(base, k.mul(tile, 8));
-        // The lane's tokens (reduction indices 2t and 2t + 1) as offsets in
-        // the tile and in the split (tokens before `start` wrap around:
-        // like those past the end, not below `count`).
-        Value offsets[2], locals[2];
-        for (int64_t i = 0; i < 2; ++i) {
-          offsets[i] = k.add(k.mul(quad, 2), k.index(i));
-          locals[i] = k.sub(k.add(tileToken, offsets[i]), start);
-        }
-        // Their weights (zeros outside the split and past the group) as
-        // fp16 hi and lo parts.
-        Value w[2];
-        for (int64_t i = 0; i < 2; ++i) {
-          Value valid = k.cmp(arith::CmpIPredicate::ult, locals[i], count);
-          Value at =
-              arith::SelectOp::create(b, loc, valid, locals[i], k.index(0));
-          Value weight = memref::LoadOp::create(b, loc, weights,
-                                                ValueRange{weightRow, at});
-          w[i] = arith::SelectOp::create(
-              b, loc, arith::AndIOp::create(b, loc, inGroup, valid), weight,
-              k.f32(0.0));
-        }
-        Value high = packHalfPair(k, w[0], w[1]);
-        Value rest = arith::SubFOp::create(
-            b, loc,
-            vector::FromElementsOp::create(b, loc, VectorType::get({2}, f32),
-                                           ValueRange{w[0], w[1]}),
-            arith::ExtFOp::create(b, loc, VectorType::get({2}, f32), high));
-        Value low =
-            arith::TruncFOp::create(b, loc, VectorType::get({2}, f16), rest);
-        // B: the hi parts at reduction indices 2t, 2t + 1, the lo parts at
-        // 2t + 8, 2t + 9, ...
-        Value bWeights = fragment(k, {high, low});
+  // One tile's products added to `accs`. An interior tile (fp16-pair
+  // layouts: wholly in the split and in pages) is located once, its
+  // weights need no bounds and its reads no branch.
+  auto tileBody = [&](Value tileToken, ValueRange accs,
+                      bool interior) -> SmallVector<Value> {
+    // The lane's tokens (reduction indices 2t and 2t + 1) as offsets in
+    // the tile and in the split (tokens before `start` wrap around: like
+    // those past the end, not below `count`).
+    Value offsets[2], locals[2];
+    for (int64_t i = 0; i < 2; ++i) {
+      offsets[i] = k.add(k.mul(quad, 2), k.index(i));
+      locals[i] = k.sub(k.add(tileToken, offsets[i]), start);
+    }
+    // Their weights (zeros outside the split and past the group) as fp16
+    // hi and lo parts.
+    Value w[2];
+    for (int64_t i = 0; i < 2; ++i) {
+      Value valid = inGroup, at = locals[i];
+      if (!interior) {
+        Value inSplit = k.cmp(arith::CmpIPredicate::ult, locals[i], count);
+        at = arith::SelectOp::create(b, loc, inSplit, locals[i], k.index(0));
+        valid = arith::AndIOp::create(b, loc, inGroup, inSplit);
+      }
+      Value weight =
+          memref::LoadOp::create(b, loc, weights, ValueRange{weightRow, at});
+      w[i] = arith::SelectOp::create(b, loc, valid, weight, k.f32(0.0));
+    }
+    Value high = packHalfPair(k, w[0], w[1]);
+    Value rest = arith::SubFOp::create(
+        b, loc,
+        vector::FromElementsOp::create(b, loc, VectorType::get({2}, f32),
+                                       ValueRange{w[0], w[1]}),
+        arith::ExtFOp::create(b, loc, VectorType::get({2}, f32), high));
+    Value low =
+        arith::TruncFOp::create(b, loc, VectorType::get({2}, f16), rest);
+    // B: the hi parts at reduction indices 2t, 2t + 1, the lo parts at
+    // 2t + 8, 2t + 9, ...
+    Value bWeights = fragment(k, {high, low});
 
-        // A tile wholly in the split and in pages (fp16-pair layouts): its
-        // page located once.
-        Value wholeTile;
-        if (direct) {
-          Value tileEnd = k.add(tileToken, k.index(8));
-          wholeTile = arith::AndIOp::create(
-              b, loc, k.cmp(arith::CmpIPredicate::uge, tileToken, start),
-              arith::AndIOp::create(
-                  b, loc, k.cmp(arith::CmpIPredicate::ule, tileEnd, end),
-                  k.cmp(arith::CmpIPredicate::ule, tileEnd,
-                        values.compressed)));
-        }
-        SmallVector<Value> slabs[2];
-        SmallVector<Value> next;
-        for (int64_t j = 0; j < channelTiles; ++j) {
-          // Each part of the slab: both tokens read.
-          if (j % (part / 2) == 0) {
-            ChannelSpan span{k.add(slabFirst, k.index(2 * j)), part};
-            auto readEach = [&]() {
-              SmallVector<Value> both;
-              for (int64_t i = 0; i < 2; ++i)
-                llvm::append_range(both, readHalfPairs(k, values, kvHead, start,
-                                                       locals[i], count, span,
-                                                       direct));
-              return both;
-            };
-            SmallVector<Value> both;
-            if (direct) {
-              SmallVector<Type> types(part, VectorType::get({2}, f16));
-              auto ifOp = scf::IfOp::create(b, loc, types, wholeTile, true);
-              OpBuilder::InsertionGuard guard(b);
-              b.setInsertionPointToStart(ifOp.thenBlock());
-              scf::YieldOp::create(b, loc,
-                                   values.halfPairsInPage(b, loc, kvHead,
-                                                          tileToken, offsets,
-                                                          span));
-              b.setInsertionPointToStart(ifOp.elseBlock());
-              scf::YieldOp::create(b, loc, readEach());
-              both.assign(ifOp.getResults().begin(), ifOp.getResults().end());
-            } else {
-              both = readEach();
-            }
-            slabs[0].assign(both.begin(), both.begin() + part / 2);
-            slabs[1].assign(both.begin() + part / 2, both.end());
-          }
-          const int64_t at = j % (part / 2);
-          // ... and A the same values at both: one m16n8k16 sums v * hi +
-          // v * lo. Rows g and g + 8: one channel of both tokens each.
-          Value upper = vector::ShuffleOp::create(
-              b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{0, 2});
-          Value lower = vector::ShuffleOp::create(
-              b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{1, 3});
-          next.push_back(nvgpu::MmaSyncOp::create(
-              b, loc, fragment(k, {upper, lower, upper, lower}), bWeights,
-              accs[j], ArrayRef<int64_t>{16, 8, 16}));
-        }
-        return next;
+    SmallVector<Value> slabs[2];
+    SmallVector<Value> next;
+    for (int64_t j = 0; j < channelTiles; ++j) {
+      // Each part of the slab: both tokens read.
+      if (j % (part / 2) == 0) {
+        ChannelSpan span{k.add(slabFirst, k.index(2 * j)), part};
+        auto readEach = [&]() {
+          SmallVector<Value> both;
+          for (int64_t i = 0; i < 2; ++i)
+            llvm::append_range(both,
+                               readHalfPairs(k, values, kvHead, start,
+                                             locals[i], count, span, direct));
+          return both;
+        };
+        // Interior tiles are located once; the others (never wholly in
+        // the split and in pages) read each token on its own.
+        SmallVector<Value> both =
+            interior ? values.halfPairsInPage(b, loc, kvHead, tileToken,
+                                              offsets, span)
+                     : readEach();
+        slabs[0].assign(both.begin(), both.begin() + part / 2);
+        slabs[1].assign(both.begin() + part / 2, both.end());
+      }
+      const int64_t at = j % (part / 2);
+      // ... and A the same values at both: one m16n8k16 sums v * hi + v *
+      // lo. Rows g and g + 8: one channel of both tokens each.
+      Value upper = vector::ShuffleOp::create(
+          b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{0, 2});
+      Value lower = vector::ShuffleOp::create(
+          b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{1, 3});
+      next.push_back(nvgpu::MmaSyncOp::create(
+          b, loc, fragment(k, {upper, lower, upper, lower}), bWeights, accs[j],
+          ArrayRef<int64_t>{16, 8, 16}));
+    }
+    return next;
+  };
+
+  // Warp-uniform loops over the split's tiles (mma.sync needs the whole
+  // warp). For fp16-pair layouts, tiles [inner, innerEnd) lie wholly in
+  // the split and in pages and take a loop of their own; the others (at
+  // most the first, the last and the residual buffer's) the general body.
+  Value inner = k.index(0), innerEnd = k.index(0);
+  if (direct) {
+    inner = k.minU(arith::SelectOp::create(
+                       b, loc, k.cmp(arith::CmpIPredicate::ne, start, base),
+                       k.index(1), k.index(0)),
+                   tiles);
+    Value pagedEnd = k.minU(end, values.compressed);
+    innerEnd = k.minU(
+        k.maxU(inner,
+               arith::SelectOp::create(
+                   b, loc, k.cmp(arith::CmpIPredicate::ugt, pagedEnd, base),
+                   k.div(k.sub(pagedEnd, base), 8), k.index(0))),
+        tiles);
+  }
+  // The interior loop first: what the edge loop needs (its tile range)
+  // then passes the interior loop, whose registers are fewer (kept across
+  // the edge loop, ptxas spilled it at GQA 7).
+  scf::ForOp innerLoop;
+  if (direct)
+    innerLoop = k.loop(k.add(inner, warp), innerEnd, k.index(warps), inits,
+                       [&](Value tile, ValueRange accs) {
+                         return tileBody(k.add(base, k.mul(tile, 8)), accs,
+                                         /*interior=*/true);
+                       });
+  Value edges = k.add(inner, k.sub(tiles, innerEnd));
+  scf::ForOp tileLoop = k.loop(
+      warp, edges, k.index(warps),
+      innerLoop ? ValueRange(innerLoop.getResults()) : ValueRange(inits),
+      [&](Value edge, ValueRange accs) -> SmallVector<Value> {
+        Value tile = arith::SelectOp::create(
+            b, loc, k.cmp(arith::CmpIPredicate::ult, edge, inner), edge,
+            k.add(k.sub(edge, inner), innerEnd));
+        return tileBody(k.add(base, k.mul(tile, 8)), accs, /*interior=*/false);
       });
 
   // C: rows g and g + 8 of tile j are channels slabFirst + order[j],
