@@ -188,22 +188,27 @@
 // value-product=mma: the maxima and sums go to the workspace first; then
 // a warp per tile of 8 tokens (tiles warp, warp + 4, ..., aligned to the
 // sequence from the one holding the split's first token) keeps D/16 = 4
-// accumulator tiles; lane (g, t) takes head g's weights of tokens 2t and
-// 2t + 1 (head index clamped to the group, zeros past it and outside the
-// split) as fp16 hi and lo parts (w - fp16(w), rounded again), reads
-// channels 8g .. 8g+7 (its slab) of both tokens as fp16 pairs, pairs one
-// channel of the two tokens per register and sums v * hi + v * lo with one
-// mma.sync.m16n8k16 per channel tile; the warps' sums meet in shared
-// memory (4 warps x 4 heads x 64 channels; tile j's rows g and g + 8 are
-// channels 8g + j and 8g + j + 4, the pairs' order) and each thread adds
-// up (head, channel) totals for the workspace.
+// accumulator tiles; with 4 query heads a KV head, B's columns 0..3 take
+// the heads' weights rounded to fp16 (hi) and columns 4..7 the rest
+// (w - fp16(w), rounded again: lo), so lane (g, t) takes head g mod 4's
+// weights of tokens 2t and 2t + 1 (zeros past the group and outside the
+// split), hi for g < 4 and lo for g >= 4, reads channels 8g .. 8g+7 (its
+// slab) of both tokens as fp16 pairs, pairs one channel of the two tokens
+// per register and sums v * w with one mma.sync.m16n8k8 per channel tile;
+// lanes t and t + 2 add their hi and lo sums with one shuffle; the warps'
+// sums meet in shared memory (4 warps x 4 heads x 64 channels; tile j's
+// rows g and g + 8 are channels 8g + j and 8g + j + 4, the pairs' order)
+// and each thread adds up (head, channel) totals for the workspace.
 // VMMA-LABEL: gpu.func @attend0_split0
 // VMMA-SAME: %{{.*}} : memref<4x4x64xf32, #gpu.address_space<workgroup>>)
 // VMMA: math.exp
 // VMMA: arith.cmpi eq, %thread_id_x, %c0
 // VMMA-COUNT-8: llvm.store %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
 // VMMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
-// VMMA: %[[ROW:.*]] = arith.minui %{{.*}}, %c3{{.*}} : index
+// VMMA: %[[G:.*]] = arith.divui %{{.*}}, %c4{{.*}} : index
+// VMMA: %[[HEAD:.*]] = arith.remui %[[G]], %c4{{.*}} : index
+// VMMA: %[[ROW:.*]] = arith.minui %[[HEAD]], %c3{{.*}} : index
+// VMMA: %[[LOCOLUMN:.*]] = arith.cmpi uge, %[[G]], %c4{{.*}} : index
 // VMMA: %[[MISALIGN:.*]] = arith.remui %[[START:[0-9]+]], %c8{{.*}} : index
 // VMMA: %[[BASE:.*]] = arith.subi %[[START]], %[[MISALIGN]] : index
 // VMMA: %[[END:.*]] = arith.addi %[[START]], %{{.*}} : index
@@ -228,8 +233,8 @@
 // VMMA: %[[HIGH32:.*]] = arith.extf %[[HIGH]] : vector<2xf16> to vector<2xf32>
 // VMMA: %[[REST:.*]] = arith.subf %{{.*}}, %[[HIGH32]] : vector<2xf32>
 // VMMA: %[[LOW:.*]] = arith.truncf %[[REST]] : vector<2xf32> to vector<2xf16>
-// VMMA: %[[B0:.*]] = vector.insert %[[HIGH]], %{{.*}} [0] : vector<2xf16> into vector<2x2xf16>
-// VMMA: %[[B:.*]] = vector.insert %[[LOW]], %[[B0]] [1] : vector<2xf16> into vector<2x2xf16>
+// VMMA: %[[PART:.*]] = arith.select %[[LOCOLUMN]], %[[LOW]], %[[HIGH]] : vector<2xf16>
+// VMMA: %[[B:.*]] = vector.from_elements %{{.*}}, %{{.*}} : vector<1x2xf16>
 // VMMA-NOT: scf.if
 // VMMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
@@ -249,11 +254,9 @@
 // VMMA-NOT: scf.if
 // VMMA: %[[UP:.*]] = vector.shuffle %[[FIRSTPAIR]], %[[SECONDPAIR]] [0, 2] : vector<2xf16>, vector<2xf16>
 // VMMA: %[[DOWN:.*]] = vector.shuffle %[[FIRSTPAIR]], %[[SECONDPAIR]] [1, 3] : vector<2xf16>, vector<2xf16>
-// VMMA: %[[A0:.*]] = vector.insert %[[UP]], %{{.*}} [0] : vector<2xf16> into vector<4x2xf16>
-// VMMA: %[[A1:.*]] = vector.insert %[[DOWN]], %[[A0]] [1] : vector<2xf16> into vector<4x2xf16>
-// VMMA: %[[A2:.*]] = vector.insert %[[UP]], %[[A1]] [2] : vector<2xf16> into vector<4x2xf16>
-// VMMA: %[[A:.*]] = vector.insert %[[DOWN]], %[[A2]] [3] : vector<2xf16> into vector<4x2xf16>
-// VMMA: nvgpu.mma.sync(%[[A]], %[[B]], %{{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// VMMA: %[[A0:.*]] = vector.insert %[[UP]], %{{.*}} [0] : vector<2xf16> into vector<2x2xf16>
+// VMMA: %[[A:.*]] = vector.insert %[[DOWN]], %[[A0]] [1] : vector<2xf16> into vector<2x2xf16>
+// VMMA: nvgpu.mma.sync(%[[A]], %[[B]], %{{.*}}) {mmaShape = [16, 8, 8]} : (vector<2x2xf16>, vector<1x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // VMMA-COUNT-3: nvgpu.mma.sync
 // The other tiles then, each token read on its own (pages or a residual
 // row: one 16-byte load shuffled into the same order; zeros outside the
@@ -268,9 +271,11 @@
 // VMMA: %[[RESIDUAL:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // VMMA: llvm.shufflevector %[[RESIDUAL]], %[[RESIDUAL]] [0, 4] : vector<8xf16>
 // VMMA: llvm.shufflevector %[[RESIDUAL]], %[[RESIDUAL]] [3, 7] : vector<8xf16>
-// VMMA-COUNT-4: nvgpu.mma.sync
-// VMMA: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
-// VMMA: memref.store %{{.*}}, %{{.*}}[%[[WARP]], %{{.*}}, %{{.*}}] : memref<4x4x64xf32, #gpu.address_space<workgroup>>
+// VMMA-COUNT-4: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 8]}
+// VMMA: %[[SUM:.*]] = vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
+// VMMA: %[[PARTNER:.*]], %{{.*}} = gpu.shuffle  xor %[[SUM]], %c2_i32{{.*}}, %c32_i32{{.*}} : f32
+// VMMA: %[[TOTAL:.*]] = arith.addf %[[SUM]], %[[PARTNER]] : f32
+// VMMA: memref.store %[[TOTAL]], %{{.*}}[%[[WARP]], %{{.*}}, %{{.*}}] : memref<4x4x64xf32, #gpu.address_space<workgroup>>
 // VMMA: gpu.barrier
 // VMMA: scf.for %{{.*}} = %thread_id_x{{.*}} to %c256{{.*}} step %c128
 // VMMA-COUNT-4: memref.load %{{.*}} : memref<4x4x64xf32, #gpu.address_space<workgroup>>

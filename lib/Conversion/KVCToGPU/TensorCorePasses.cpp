@@ -72,6 +72,19 @@ static Value fragment(KernelBuilder &k, ArrayRef<Value> pairs) {
   return result;
 }
 
+/// One fp16 pair as a one-register mma fragment (vector<1x2xf16>), built
+/// from its two halves: inserted whole, canonicalization turns it into a
+/// vector.broadcast that the NVVM lowering leaves unconverted.
+static Value singleFragment(KernelBuilder &k, Value pair) {
+  Type f16 = k.b.getF16Type();
+  SmallVector<Value> halves;
+  for (int64_t i = 0; i < 2; ++i)
+    halves.push_back(
+        LLVM::ExtractElementOp::create(k.b, k.loc, pair, k.i32(int32_t(i))));
+  return vector::FromElementsOp::create(k.b, k.loc,
+                                        VectorType::get({1, 2}, f16), halves);
+}
+
 /// Channels `span` of local token `local` of the split ([start, start +
 /// count)) as fp16 pairs, zeros past `count` (so that tiles past the
 /// split's end add nothing). With `direct`, the reader's own fp16-pair
@@ -430,13 +443,16 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
 /// vector.shuffle.
 ///
 /// Weights are in [0, 1]; rounded to fp16 they would lose 11 bits, so they
-/// are split into hi = fp16(w) and lo = fp16(w - hi) (about 22 bits), which
-/// fill m16n8k16's two reduction halves: B holds hi at indices 2t, 2t + 1
-/// and lo at 2t + 8, 2t + 9, A the lane's values at both, and one mma.sync
-/// a channel tile adds v * hi + v * lo. The values' fp16 rounding is then
-/// the one rounding the CPU loops model (value-reads=f16). The warps' sums
-/// meet in shared memory, and each (query head, channel) total goes to
-/// `store` once.
+/// are split into hi = fp16(w) and lo = fp16(w - hi) (about 22 bits). With
+/// up to 4 query heads a KV head (Llama-3's 4) they take B's columns: hi in
+/// 0..3, lo in 4..7, one m16n8k8 a channel tile (A the lane's values once,
+/// B one register), and at the end lanes t and t + 2 add their sums with
+/// one shuffle. With more, they fill m16n8k16's two reduction halves: B
+/// holds hi at indices 2t, 2t + 1 and lo at 2t + 8, 2t + 9, A the lane's
+/// values at both (a register move each). Either way the values' fp16
+/// rounding is the one rounding the CPU loops model (value-reads=f16). The
+/// warps' sums meet in shared memory, and each (query head, channel) total
+/// goes to `store` once.
 void mlir::kvc::emitTensorCoreValues(
     KernelBuilder &k, const SplitKernelSpec &spec,
     const SequenceSideView &values, Value kvHead, Value start, Value count,
@@ -471,9 +487,16 @@ void mlir::kvc::emitTensorCoreValues(
   Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
   Value row = k.div(lane, 4), quad = k.rem(lane, 4);
   Value slabFirst = k.mul(row, slab);
-  // B's column g is query head g of the group; past the group, zeros.
-  Value inGroup = k.cmp(arith::CmpIPredicate::ult, row, k.index(group));
-  Value weightRow = k.minU(row, k.index(group - 1));
+  // Up to 4 query heads a KV head, B's columns take the weights' hi parts
+  // (columns 0..3) and lo parts (4..7), and m16n8k8 tiles of 8 tokens sum
+  // v * hi and v * lo apart: A holds each value once. Otherwise B's column
+  // g is query head g of the group, and m16n8k16 takes hi and lo in its
+  // two reduction halves, A each value twice. Past the group, zeros.
+  const bool splitColumns = group <= 4;
+  Value head = splitColumns ? k.rem(row, 4) : row;
+  Value inGroup = k.cmp(arith::CmpIPredicate::ult, head, k.index(group));
+  Value weightRow = k.minU(head, k.index(group - 1));
+  Value loColumn = k.cmp(arith::CmpIPredicate::uge, row, k.index(4));
 
   // Tiles of 8 tokens, for fp16-pair layouts aligned to the sequence from
   // the one holding `start`: a lane's two tokens 2t and 2t + 1 lie in one
@@ -521,8 +544,11 @@ void mlir::kvc::emitTensorCoreValues(
     Value low =
         arith::TruncFOp::create(b, loc, VectorType::get({2}, f16), rest);
     // B: the hi parts at reduction indices 2t, 2t + 1, the lo parts at
-    // 2t + 8, 2t + 9, ...
-    Value bWeights = fragment(k, {high, low});
+    // 2t + 8, 2t + 9 (or in columns 4..7), ...
+    Value bWeights = splitColumns
+                         ? singleFragment(k, arith::SelectOp::create(
+                                                 b, loc, loColumn, low, high))
+                         : fragment(k, {high, low});
 
     SmallVector<Value> slabs[2];
     SmallVector<Value> next;
@@ -554,9 +580,14 @@ void mlir::kvc::emitTensorCoreValues(
           b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{0, 2});
       Value lower = vector::ShuffleOp::create(
           b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{1, 3});
-      next.push_back(nvgpu::MmaSyncOp::create(
-          b, loc, fragment(k, {upper, lower, upper, lower}), bWeights, accs[j],
-          ArrayRef<int64_t>{16, 8, 16}));
+      if (splitColumns)
+        next.push_back(nvgpu::MmaSyncOp::create(
+            b, loc, fragment(k, {upper, lower}), bWeights, accs[j],
+            ArrayRef<int64_t>{16, 8, 8}));
+      else
+        next.push_back(nvgpu::MmaSyncOp::create(
+            b, loc, fragment(k, {upper, lower, upper, lower}), bWeights,
+            accs[j], ArrayRef<int64_t>{16, 8, 16}));
     }
     return next;
   };
@@ -601,7 +632,9 @@ void mlir::kvc::emitTensorCoreValues(
       });
 
   // C: rows g and g + 8 of tile j are channels slabFirst + order[j],
-  // columns 2t and 2t + 1 query heads.
+  // columns 2t and 2t + 1 query heads (with split columns, lanes t = 2, 3
+  // hold the lo parts' sums of the heads of lanes t - 2: added to those by
+  // one shuffle).
   for (int64_t j = 0; j < channelTiles; ++j)
     for (int64_t i = 0; i < 2; ++i)
       for (int64_t h = 0; h < 2; ++h) {
@@ -610,6 +643,11 @@ void mlir::kvc::emitTensorCoreValues(
             k.add(slabFirst, k.index(i ? order[j].second : order[j].first));
         Value sum = vector::ExtractOp::create(b, loc, tileLoop.getResult(j),
                                               ArrayRef<int64_t>{i, h});
+        if (splitColumns)
+          sum = k.fadd(sum,
+                       gpu::ShuffleOp::create(b, loc, sum, k.i32(2), k.i32(32),
+                                              gpu::ShuffleMode::XOR)
+                           .getShuffleResult());
         k.ifThen(k.cmp(arith::CmpIPredicate::ult, head, k.index(group)), [&] {
           memref::StoreOp::create(b, loc, sum, partials,
                                   ValueRange{warp, head, channel});
