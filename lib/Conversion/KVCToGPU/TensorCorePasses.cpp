@@ -85,6 +85,27 @@ static Value singleFragment(KernelBuilder &k, Value pair) {
                                         VectorType::get({1, 2}, f16), halves);
 }
 
+/// Of the `blocks` blocks of `size` tokens from `base` (a multiple of
+/// `size`, at most `start`) that cover the split [start, end), the range
+/// [inner, innerEnd) of those wholly in it and below `compressed` (in
+/// pages); the others are at most the first, the last and the residual
+/// buffer's.
+static std::pair<Value, Value> interiorRange(KernelBuilder &k, Value start,
+                                             Value end, Value compressed,
+                                             Value base, Value blocks,
+                                             int64_t size) {
+  Value inner =
+      k.minU(arith::SelectOp::create(
+                 k.b, k.loc, k.cmp(arith::CmpIPredicate::ne, start, base),
+                 k.index(1), k.index(0)),
+             blocks);
+  Value pagedEnd = k.minU(end, compressed);
+  Value whole = arith::SelectOp::create(
+      k.b, k.loc, k.cmp(arith::CmpIPredicate::ugt, pagedEnd, base),
+      k.div(k.sub(pagedEnd, base), size), k.index(0));
+  return {inner, k.minU(k.maxU(inner, whole), blocks)};
+}
+
 /// Channels `span` of local token `local` of the split ([start, start +
 /// count)) as fp16 pairs, zeros past `count` (so that tiles past the
 /// split's end add nothing). With `direct`, the reader's own fp16-pair
@@ -220,17 +241,8 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   // loop has no residual branch (whose merge cost a move per fragment
   // register) and no token bounds. The others (at most the first, the last
   // and the residual buffer's) take the general body.
-  Value inner = k.minU(arith::SelectOp::create(
-                           b, loc, k.cmp(arith::CmpIPredicate::ne, start, base),
-                           k.index(1), k.index(0)),
-                       units);
-  Value pagedEnd = k.minU(end, keys.compressed);
-  Value innerEnd =
-      k.minU(k.maxU(inner, arith::SelectOp::create(
-                               b, loc,
-                               k.cmp(arith::CmpIPredicate::ugt, pagedEnd, base),
-                               k.div(k.sub(pagedEnd, base), 32), k.index(0))),
-             units);
+  auto [inner, innerEnd] =
+      interiorRange(k, start, end, keys.compressed, base, units, 32);
 
   auto scoreUnit = [&](Value unitToken, bool interior) {
     Value accs[2] = {zeros(k, accType), zeros(k, accType)};
@@ -597,19 +609,9 @@ void mlir::kvc::emitTensorCoreValues(
   // the split and in pages and take a loop of their own; the others (at
   // most the first, the last and the residual buffer's) the general body.
   Value inner = k.index(0), innerEnd = k.index(0);
-  if (direct) {
-    inner = k.minU(arith::SelectOp::create(
-                       b, loc, k.cmp(arith::CmpIPredicate::ne, start, base),
-                       k.index(1), k.index(0)),
-                   tiles);
-    Value pagedEnd = k.minU(end, values.compressed);
-    innerEnd = k.minU(
-        k.maxU(inner,
-               arith::SelectOp::create(
-                   b, loc, k.cmp(arith::CmpIPredicate::ugt, pagedEnd, base),
-                   k.div(k.sub(pagedEnd, base), 8), k.index(0))),
-        tiles);
-  }
+  if (direct)
+    std::tie(inner, innerEnd) =
+        interiorRange(k, start, end, values.compressed, base, tiles, 8);
   // The interior loop first: what the edge loop needs (its tile range)
   // then passes the interior loop, whose registers are fewer (kept across
   // the edge loop, ptxas spilled it at GQA 7).
