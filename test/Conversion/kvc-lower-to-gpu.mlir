@@ -214,19 +214,30 @@
 // VMMA: %[[END:.*]] = arith.addi %[[START]], %{{.*}} : index
 // VMMA: %[[SPAN:.*]] = arith.ceildivui %{{.*}}, %c8{{.*}} : index
 // VMMA: %[[TILES:.*]] = arith.select %{{.*}}, %c0{{.*}}, %[[SPAN]] : index
-// VMMA: arith.cmpi ne, %[[START]], %[[BASE]] : index
-// VMMA: %[[INNER:.*]] = arith.minui %{{.*}}, %[[TILES]] : index
+// VMMA: %[[BMISALIGN:.*]] = arith.remui %[[START]], %c16{{.*}} : index
+// VMMA: %[[BBASE:.*]] = arith.subi %[[START]], %[[BMISALIGN]] : index
+// VMMA: %[[BSPAN:.*]] = arith.ceildivui %{{.*}}, %c16{{.*}} : index
+// VMMA: %[[BLOCKS:.*]] = arith.select %{{.*}}, %c0{{.*}}, %[[BSPAN]] : index
+// VMMA: arith.cmpi ne, %[[START]], %[[BBASE]] : index
+// VMMA: %[[INNER:.*]] = arith.minui %{{.*}}, %[[BLOCKS]] : index
 // VMMA: %[[PAGED:.*]] = arith.minui %[[END]], %{{.*}} : index
-// VMMA: arith.cmpi ugt, %[[PAGED]], %[[BASE]] : index
-// VMMA: %[[INNEREND:.*]] = arith.minui %{{.*}}, %[[TILES]] : index
-// The tiles wholly in the split and in pages first: their page located
-// once (one page-table load) for both tokens, no branch, weights without
-// bounds. The slab's eight 2-bit codes are one 2-byte load, its high byte
-// moved 16 bits above the low one; pair k = codes (k, k + 4) ORed into the
-// mantissas of 1024.0 (0x6400) under the mask 0x00030003 (one lop3), 1024
-// subtracted, one fp16 fma with the (scale, zero) pair.
+// VMMA: arith.cmpi ugt, %[[PAGED]], %[[BBASE]] : index
+// VMMA: %[[INNEREND:.*]] = arith.minui %{{.*}}, %[[BLOCKS]] : index
+// The 16-token blocks wholly in the split and in pages first, two tiles an
+// iteration: their page located once (one page-table load) for the four
+// tokens, no branch before the first tile, weights without bounds. The
+// slab's eight 2-bit codes are one 2-byte load, its high byte moved 16 bits
+// above the low one; pair k = codes (k, k + 4) ORed into the mantissas of
+// 1024.0 (0x6400) under the mask 0x00030003 (one lop3), 1024 subtracted,
+// one fp16 fma with the (scale, zero) pair. The second tile sits behind a
+// branch on the block being in pages (so ptxas keeps its loads after the
+// first tile's products).
 // VMMA: %[[FIRST:.*]] = arith.addi %[[INNER]], %[[WARP]] : index
-// VMMA: %[[SUMS:.*]]:4 = scf.for %{{.*}} = %[[FIRST]] to %[[INNEREND]] step %c4{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+// VMMA: %[[SUMS:.*]]:4 = scf.for %[[BLOCK:.*]] = %[[FIRST]] to %[[INNEREND]] step %c4{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+// VMMA: %[[BLOCKOFFSET:.*]] = arith.muli %[[BLOCK]], %c16{{.*}} : index
+// VMMA: %[[BLOCKTOKEN:.*]] = arith.addi %[[BBASE]], %[[BLOCKOFFSET]] : index
+// VMMA-NOT: scf.if
+// VMMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // VMMA-NOT: scf.if
 // VMMA: memref.load %{{.*}}[%[[ROW]], %{{.*}}] : memref<4x512xf32, #gpu.address_space<workgroup>>
 // VMMA: %[[HIGH:.*]] = arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
@@ -236,7 +247,7 @@
 // VMMA: %[[PART:.*]] = arith.select %[[LOCOLUMN]], %[[LOW]], %[[HIGH]] : vector<2xf16>
 // VMMA: %[[B:.*]] = vector.from_elements %{{.*}}, %{{.*}} : vector<1x2xf16>
 // VMMA-NOT: scf.if
-// VMMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// VMMA-NOT: -> i32
 // VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
 // VMMA: arith.shli %{{.*}}, %c8_i32
 // VMMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> vector<2xf16>
@@ -258,13 +269,21 @@
 // VMMA: %[[A:.*]] = vector.insert %[[DOWN]], %[[A0]] [1] : vector<2xf16> into vector<2x2xf16>
 // VMMA: nvgpu.mma.sync(%[[A]], %[[B]], %{{.*}}) {mmaShape = [16, 8, 8]} : (vector<2x2xf16>, vector<1x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // VMMA-COUNT-3: nvgpu.mma.sync
+// VMMA: %[[INPAGES:.*]] = arith.cmpi ult, %[[BLOCKTOKEN]], %{{.*}} : index
+// VMMA: scf.if %[[INPAGES]] -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+// VMMA-NOT: -> i32
+// VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// VMMA-COUNT-4: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 8]}
+// VMMA: } else {
 // The other tiles then, each token read on its own (pages or a residual
 // row: one 16-byte load shuffled into the same order; zeros outside the
 // split).
-// VMMA: %[[OUTER:.*]] = arith.subi %[[TILES]], %[[INNEREND]] : index
-// VMMA: %[[EDGES:.*]] = arith.addi %[[INNER]], %[[OUTER]] : index
+// VMMA: %[[EDGEFIRST:.*]] = arith.minui %{{.*}}, %[[TILES]] : index
+// VMMA: %[[EDGEREST:.*]] = arith.minui %{{.*}}, %[[TILES]] : index
+// VMMA: %[[OUTER:.*]] = arith.subi %[[TILES]], %[[EDGEREST]] : index
+// VMMA: %[[EDGES:.*]] = arith.addi %[[EDGEFIRST]], %[[OUTER]] : index
 // VMMA: scf.for %[[EDGE:.*]] = %[[WARP]] to %[[EDGES]] step %c4{{.*}} iter_args(%{{.*}} = %[[SUMS]]#0, %{{.*}} = %[[SUMS]]#1, %{{.*}} = %[[SUMS]]#2, %{{.*}} = %[[SUMS]]#3)
-// VMMA: arith.cmpi ult, %[[EDGE]], %[[INNER]] : index
+// VMMA: arith.cmpi ult, %[[EDGE]], %[[EDGEFIRST]] : index
 // VMMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
 // VMMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
 // VMMA: } else {

@@ -439,8 +439,8 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
 /// heads, zero-padded to 8), tokens the reduction. A warp takes tiles of 8
 /// tokens (warp, warp + warps, ...) and all D channels: D / 16 mma tiles,
 /// whose accumulators (D / 8 f32 a lane) it keeps for the whole split.
-/// Lane (g, t) takes tokens 2t and 2t + 1 of a tile (four tokens a lane,
-/// m16n8k16 over 16-token tiles, made ptxas spill 24 bytes at head_dim
+/// Lane (g, t) takes tokens 2t and 2t + 1 of a tile (four tokens a lane in
+/// one m16n8k16 over 16-token tiles made ptxas spill 24 bytes at head_dim
 /// 128).
 ///
 /// C's rows may stand for any channels, so lane (g, t)'s rows g and g + 8
@@ -448,11 +448,11 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
 /// lane group g owns the slab [g*D/8, (g+1)*D/8), which it reads with an
 /// unrolled PageReader span of each of its two tokens (2-bit token-axis
 /// codes at head_dim 128: a 4-byte word and a (scale, zero) pair). For the
-/// fp16-pair layouts, tiles wholly in the split and in pages take a loop of
-/// their own: the two tokens share one locate, and there is no residual
-/// branch and no bound on the weights. The read yields channel pairs of one
-/// token; an A register pairs one channel of the two tokens, one
-/// vector.shuffle.
+/// fp16-pair layouts, the 16-token blocks wholly in the split and in pages
+/// take a loop of their own, two tiles an iteration: the block's four
+/// tokens a lane share one locate, and there is no residual branch and no
+/// bound on the weights. The read yields channel pairs of one token; an A
+/// register pairs one channel of the two tokens, one vector.shuffle.
 ///
 /// Weights are in [0, 1]; rounded to fp16 they would lose 11 bits, so they
 /// are split into hi = fp16(w) and lo = fp16(w - hi) (about 22 bits). With
@@ -523,115 +523,162 @@ void mlir::kvc::emitTensorCoreValues(
   // One tile's products added to `accs`. An interior tile (fp16-pair
   // layouts: wholly in the split and in pages) is located once, its
   // weights need no bounds and its reads no branch.
-  auto tileBody = [&](Value tileToken, ValueRange accs,
-                      bool interior) -> SmallVector<Value> {
-    // The lane's tokens (reduction indices 2t and 2t + 1) as offsets in
-    // the tile and in the split (tokens before `start` wrap around: like
-    // those past the end, not below `count`).
-    Value offsets[2], locals[2];
-    for (int64_t i = 0; i < 2; ++i) {
-      offsets[i] = k.add(k.mul(quad, 2), k.index(i));
-      locals[i] = k.sub(k.add(tileToken, offsets[i]), start);
-    }
+  // The products of `tiles` consecutive tiles from `tileToken` added to
+  // `accs`. Interior tiles (fp16-pair layouts: wholly in the split and in
+  // pages) come two at a time, 16 tokens of one page located once; their
+  // weights need no bounds and their reads no branch.
+  auto tileBody = [&](Value tileToken, ValueRange accs, bool interior,
+                      int64_t tiles) -> SmallVector<Value> {
+    // The lane's tokens (reduction indices 2t and 2t + 1 of each tile) as
+    // offsets from `tileToken` and in the split (tokens before `start`
+    // wrap around: like those past the end, not below `count`).
+    SmallVector<Value> offsets, locals;
+    for (int64_t h = 0; h < tiles; ++h)
+      for (int64_t i = 0; i < 2; ++i) {
+        offsets.push_back(k.add(k.mul(quad, 2), k.index(8 * h + i)));
+        locals.push_back(k.sub(k.add(tileToken, offsets.back()), start));
+      }
     // Their weights (zeros outside the split and past the group) as fp16
     // hi and lo parts.
-    Value w[2];
-    for (int64_t i = 0; i < 2; ++i) {
-      Value valid = inGroup, at = locals[i];
-      if (!interior) {
-        Value inSplit = k.cmp(arith::CmpIPredicate::ult, locals[i], count);
-        at = arith::SelectOp::create(b, loc, inSplit, locals[i], k.index(0));
-        valid = arith::AndIOp::create(b, loc, inGroup, inSplit);
+    auto weightFragment = [&](int64_t h) {
+      Value w[2];
+      for (int64_t i = 0; i < 2; ++i) {
+        Value local = locals[2 * h + i], valid = inGroup, at = local;
+        if (!interior) {
+          Value inSplit = k.cmp(arith::CmpIPredicate::ult, local, count);
+          at = arith::SelectOp::create(b, loc, inSplit, local, k.index(0));
+          valid = arith::AndIOp::create(b, loc, inGroup, inSplit);
+        }
+        Value weight =
+            memref::LoadOp::create(b, loc, weights, ValueRange{weightRow, at});
+        w[i] = arith::SelectOp::create(b, loc, valid, weight, k.f32(0.0));
       }
-      Value weight =
-          memref::LoadOp::create(b, loc, weights, ValueRange{weightRow, at});
-      w[i] = arith::SelectOp::create(b, loc, valid, weight, k.f32(0.0));
-    }
-    Value high = packHalfPair(k, w[0], w[1]);
-    Value rest = arith::SubFOp::create(
-        b, loc,
-        vector::FromElementsOp::create(b, loc, VectorType::get({2}, f32),
-                                       ValueRange{w[0], w[1]}),
-        arith::ExtFOp::create(b, loc, VectorType::get({2}, f32), high));
-    Value low =
-        arith::TruncFOp::create(b, loc, VectorType::get({2}, f16), rest);
-    // B: the hi parts at reduction indices 2t, 2t + 1, the lo parts at
-    // 2t + 8, 2t + 9 (or in columns 4..7), ...
-    Value bWeights = splitColumns
-                         ? singleFragment(k, arith::SelectOp::create(
-                                                 b, loc, loColumn, low, high))
-                         : fragment(k, {high, low});
+      Value high = packHalfPair(k, w[0], w[1]);
+      Value rest = arith::SubFOp::create(
+          b, loc,
+          vector::FromElementsOp::create(b, loc, VectorType::get({2}, f32),
+                                         ValueRange{w[0], w[1]}),
+          arith::ExtFOp::create(b, loc, VectorType::get({2}, f32), high));
+      Value low =
+          arith::TruncFOp::create(b, loc, VectorType::get({2}, f16), rest);
+      // B: the hi parts at reduction indices 2t, 2t + 1, the lo parts at
+      // 2t + 8, 2t + 9 (or in columns 4..7), ...
+      return splitColumns ? singleFragment(k, arith::SelectOp::create(
+                                                  b, loc, loColumn, low, high))
+                          : fragment(k, {high, low});
+    };
 
-    SmallVector<Value> slabs[2];
-    SmallVector<Value> next;
-    for (int64_t j = 0; j < channelTiles; ++j) {
-      // Each part of the slab: both tokens read.
-      if (j % (part / 2) == 0) {
-        ChannelSpan span{k.add(slabFirst, k.index(2 * j)), part};
-        auto readEach = [&]() {
-          SmallVector<Value> both;
-          for (int64_t i = 0; i < 2; ++i)
-            llvm::append_range(both,
-                               readHalfPairs(k, values, kvHead, start,
-                                             locals[i], count, span, direct));
-          return both;
-        };
-        // Interior tiles are located once; the others (never wholly in
-        // the split and in pages) read each token on its own.
-        SmallVector<Value> both =
-            interior ? values.halfPairsInPage(b, loc, kvHead, tileToken,
-                                              offsets, span)
-                     : readEach();
-        slabs[0].assign(both.begin(), both.begin() + part / 2);
-        slabs[1].assign(both.begin() + part / 2, both.end());
+    // An interior block's page, located once for its tiles.
+    std::pair<Value, Value> located;
+    if (interior)
+      located = values.locate(b, loc, kvHead, tileToken);
+    SmallVector<Value> next(accs);
+    for (int64_t h = 0; h < tiles; ++h) {
+      // The second interior tile sits behind a branch on its block being
+      // in pages (always taken): ptxas hoists no global load above it, so
+      // its reads wait for the first tile's products instead of holding
+      // registers (the K4/V4 g128 bench kernel spilled without it).
+      std::optional<OpBuilder::InsertionGuard> guard;
+      scf::IfOp tileIf;
+      if (h > 0) {
+        SmallVector<Type> types(next.size(), accType);
+        tileIf = scf::IfOp::create(
+            b, loc, types,
+            k.cmp(arith::CmpIPredicate::ult, tileToken, values.compressed),
+            true);
+        guard.emplace(b);
+        b.setInsertionPointToStart(tileIf.elseBlock());
+        scf::YieldOp::create(b, loc, next);
+        b.setInsertionPointToStart(tileIf.thenBlock());
       }
-      const int64_t at = j % (part / 2);
-      // ... and A the same values at both: one m16n8k16 sums v * hi + v *
-      // lo. Rows g and g + 8: one channel of both tokens each.
-      Value upper = vector::ShuffleOp::create(
-          b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{0, 2});
-      Value lower = vector::ShuffleOp::create(
-          b, loc, slabs[0][at], slabs[1][at], ArrayRef<int64_t>{1, 3});
-      if (splitColumns)
-        next.push_back(nvgpu::MmaSyncOp::create(
-            b, loc, fragment(k, {upper, lower}), bWeights, accs[j],
-            ArrayRef<int64_t>{16, 8, 8}));
-      else
-        next.push_back(nvgpu::MmaSyncOp::create(
-            b, loc, fragment(k, {upper, lower, upper, lower}), bWeights,
-            accs[j], ArrayRef<int64_t>{16, 8, 16}));
+      Value bWeights = weightFragment(h);
+      ArrayRef<Value> tileOffsets = ArrayRef<Value>(offsets).slice(2 * h, 2);
+      ArrayRef<Value> tileLocals = ArrayRef<Value>(locals).slice(2 * h, 2);
+      SmallVector<Value> read;
+      for (int64_t j = 0; j < channelTiles; ++j) {
+        // Each part of the slab: both tokens read. Interior tiles are
+        // located once; the others (never wholly in the split and in
+        // pages) read each token on its own.
+        if (j % (part / 2) == 0) {
+          ChannelSpan span{k.add(slabFirst, k.index(2 * j)), part};
+          if (interior) {
+            read = values.halfPairsInPage(b, loc, located.first, located.second,
+                                          tileOffsets, span);
+          } else {
+            read.clear();
+            for (Value local : tileLocals)
+              llvm::append_range(read,
+                                 readHalfPairs(k, values, kvHead, start, local,
+                                               count, span, direct));
+          }
+        }
+        const int64_t at = j % (part / 2);
+        // ... and A the same values at both: one m16n8k16 sums v * hi + v *
+        // lo. Rows g and g + 8: one channel of both tokens each.
+        Value upper = vector::ShuffleOp::create(
+            b, loc, read[at], read[part / 2 + at], ArrayRef<int64_t>{0, 2});
+        Value lower = vector::ShuffleOp::create(
+            b, loc, read[at], read[part / 2 + at], ArrayRef<int64_t>{1, 3});
+        if (splitColumns)
+          next[j] = nvgpu::MmaSyncOp::create(
+              b, loc, fragment(k, {upper, lower}), bWeights, next[j],
+              ArrayRef<int64_t>{16, 8, 8});
+        else
+          next[j] = nvgpu::MmaSyncOp::create(
+              b, loc, fragment(k, {upper, lower, upper, lower}), bWeights,
+              next[j], ArrayRef<int64_t>{16, 8, 16});
+      }
+      if (tileIf) {
+        scf::YieldOp::create(b, loc, next);
+        guard.reset();
+        next.assign(tileIf.getResults().begin(), tileIf.getResults().end());
+      }
     }
     return next;
   };
 
   // Warp-uniform loops over the split's tiles (mma.sync needs the whole
-  // warp). For fp16-pair layouts, tiles [inner, innerEnd) lie wholly in
-  // the split and in pages and take a loop of their own; the others (at
-  // most the first, the last and the residual buffer's) the general body.
-  Value inner = k.index(0), innerEnd = k.index(0);
-  if (direct)
-    std::tie(inner, innerEnd) =
-        interiorRange(k, start, end, values.compressed, base, tiles, 8);
-  // The interior loop first: what the edge loop needs (its tile range)
-  // then passes the interior loop, whose registers are fewer (kept across
-  // the edge loop, ptxas spilled it at GQA 7).
+  // warp). For fp16-pair layouts, the 16-token blocks [inner, innerEnd)
+  // (aligned to the sequence) lie wholly in the split and in pages and
+  // take a loop of their own, two tiles an iteration; the other tiles (at
+  // most two at either end of the split, and the residual buffer's) the
+  // general body.
+  Value edgeFirst = k.index(0), edgeRest = k.index(0);
   scf::ForOp innerLoop;
-  if (direct)
+  if (direct) {
+    Value blockBase = k.sub(start, k.rem(start, 16));
+    Value blocks = arith::SelectOp::create(
+        b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
+        arith::CeilDivUIOp::create(b, loc, k.sub(end, blockBase), k.index(16)));
+    auto [inner, innerEnd] =
+        interiorRange(k, start, end, values.compressed, blockBase, blocks, 16);
+    // The interior loop first: what the edge loop needs (its tile range)
+    // then passes the interior loop, whose registers are fewer (kept
+    // across the edge loop, ptxas spilled it at GQA 7).
     innerLoop = k.loop(k.add(inner, warp), innerEnd, k.index(warps), inits,
-                       [&](Value tile, ValueRange accs) {
-                         return tileBody(k.add(base, k.mul(tile, 8)), accs,
-                                         /*interior=*/true);
+                       [&](Value block, ValueRange accs) {
+                         return tileBody(k.add(blockBase, k.mul(block, 16)),
+                                         accs, /*interior=*/true, 2);
                        });
-  Value edges = k.add(inner, k.sub(tiles, innerEnd));
-  scf::ForOp tileLoop = k.loop(
-      warp, edges, k.index(warps),
-      innerLoop ? ValueRange(innerLoop.getResults()) : ValueRange(inits),
-      [&](Value edge, ValueRange accs) -> SmallVector<Value> {
-        Value tile = arith::SelectOp::create(
-            b, loc, k.cmp(arith::CmpIPredicate::ult, edge, inner), edge,
-            k.add(k.sub(edge, inner), innerEnd));
-        return tileBody(k.add(base, k.mul(tile, 8)), accs, /*interior=*/false);
-      });
+    // The tiles before and after the interior blocks.
+    auto tileOf = [&](Value block) {
+      return k.minU(k.div(k.sub(k.add(blockBase, k.mul(block, 16)), base), 8),
+                    tiles);
+    };
+    edgeFirst = tileOf(inner);
+    edgeRest = tileOf(innerEnd);
+  }
+  Value edges = k.add(edgeFirst, k.sub(tiles, edgeRest));
+  scf::ForOp tileLoop =
+      k.loop(warp, edges, k.index(warps),
+             innerLoop ? ValueRange(innerLoop.getResults()) : ValueRange(inits),
+             [&](Value edge, ValueRange accs) -> SmallVector<Value> {
+               Value tile = arith::SelectOp::create(
+                   b, loc, k.cmp(arith::CmpIPredicate::ult, edge, edgeFirst),
+                   edge, k.add(k.sub(edge, edgeFirst), edgeRest));
+               return tileBody(k.add(base, k.mul(tile, 8)), accs,
+                               /*interior=*/false, 1);
+             });
 
   // C: rows g and g + 8 of tile j are channels slabFirst + order[j],
   // columns 2t and 2t + 1 query heads (with split columns, lanes t = 2, 3

@@ -198,10 +198,10 @@ SmallVector<Value> SequenceSideView::halfPairs(OpBuilder &b, Location loc,
 }
 
 SmallVector<Value> SequenceSideView::halfPairsInPage(OpBuilder &b, Location loc,
-                                                     Value head, Value first,
+                                                     Value blockBase,
+                                                     Value slot,
                                                      ArrayRef<Value> offsets,
                                                      ChannelSpan span) const {
-  auto [blockBase, slot] = locate(b, loc, head, first);
   SmallVector<Value> pairs;
   for (Value offset : offsets)
     llvm::append_range(pairs,

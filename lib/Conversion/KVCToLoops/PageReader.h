@@ -268,11 +268,16 @@ struct SequenceSideView {
   SmallVector<Value> halfPairs(OpBuilder &b, Location loc, Value head,
                                Value token, ChannelSpan span) const;
 
-  /// Channels `span` of tokens `first` + offsets[i] (in pages, and in the
-  /// page of `first`), one after the other, as halfPairs reads each: the
-  /// page located once.
-  SmallVector<Value> halfPairsInPage(OpBuilder &b, Location loc, Value head,
-                                     Value first, ArrayRef<Value> offsets,
+  /// Byte offset of the block of `head` in the page holding compressed
+  /// token `token`, and the token's slot in it.
+  std::pair<Value, Value> locate(OpBuilder &b, Location loc, Value head,
+                                 Value token) const;
+  /// Channels `span` of the tokens at slots `slot` + offsets[i] of the
+  /// block at `blockBase` (located once: locate), one after the other, as
+  /// halfPairs reads each.
+  SmallVector<Value> halfPairsInPage(OpBuilder &b, Location loc,
+                                     Value blockBase, Value slot,
+                                     ArrayRef<Value> offsets,
                                      ChannelSpan span) const;
   /// Lane group `lane`'s token pairs (PageReader::compressedTokenPairs'
   /// layout) of the 32-token unit that starts at token `unitToken` (a
@@ -294,11 +299,6 @@ struct SequenceSideView {
                                            ChannelSpan span, ValueRange inits,
                                            ChannelChunkFn fn) const;
 
-private:
-  /// Byte offset of the block of `head` in the page holding compressed
-  /// token `token`, and the token's slot in it.
-  std::pair<Value, Value> locate(OpBuilder &b, Location loc, Value head,
-                                 Value token) const;
 };
 
 } // namespace kvc
