@@ -85,6 +85,22 @@ static Value singleFragment(KernelBuilder &k, Value pair) {
                                         VectorType::get({1, 2}, f16), halves);
 }
 
+/// `body` applied to `accs` behind a branch on `condition`, which the
+/// caller knows to hold (the else branch passes `accs` on): ptxas hoists no
+/// global load above a branch, so the loads of `body` do not hold
+/// registers during the products before it.
+static SmallVector<Value>
+behindBranch(KernelBuilder &k, Value condition, ValueRange accs,
+             function_ref<SmallVector<Value>(ValueRange)> body) {
+  auto ifOp = scf::IfOp::create(k.b, k.loc, accs.getTypes(), condition, true);
+  OpBuilder::InsertionGuard guard(k.b);
+  k.b.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(k.b, k.loc, accs);
+  k.b.setInsertionPointToStart(ifOp.thenBlock());
+  scf::YieldOp::create(k.b, k.loc, body(accs));
+  return SmallVector<Value>(ifOp.getResults());
+}
+
 /// Of the `blocks` blocks of `size` tokens from `base` (a multiple of
 /// `size`, at most `start`) that cover the split [start, end), the range
 /// [inner, innerEnd) of those wholly in it and below `compressed` (in
@@ -245,39 +261,14 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
       interiorRange(k, start, end, keys.compressed, base, units, 32);
 
   auto scoreUnit = [&](Value unitToken, bool interior) {
-    Value accs[2] = {zeros(k, accType), zeros(k, accType)};
-    for (int64_t p = 0; p < slab / part; ++p) {
-      // In the interior, a part after the first sits behind a branch on
-      // the unit being in pages (always taken there): ptxas hoists no
-      // global load above a branch, so the part's loads do not hold
-      // registers during the previous part's products. Without it the loop
-      // peaked at 93 live registers (2-bit keys at head_dim 128, sm_90a)
-      // and 16 of the 85 test sites spilled under the 96-register cap with
-      // both passes on tensor cores; with it, 86 and none.
-      std::optional<OpBuilder::InsertionGuard> guard;
-      scf::IfOp partIf;
-      if (interior && p > 0) {
-        partIf = scf::IfOp::create(
-            b, loc, TypeRange{accType, accType},
-            k.cmp(arith::CmpIPredicate::ult, unitToken, keys.compressed), true);
-        guard.emplace(b);
-        b.setInsertionPointToStart(partIf.elseBlock());
-        scf::YieldOp::create(b, loc, ValueRange{accs[0], accs[1]});
-        b.setInsertionPointToStart(partIf.thenBlock());
-      }
+    // Part p's products (16 channels of the slab) added to `in`.
+    auto partProducts = [&](int64_t p, ValueRange in) -> SmallVector<Value> {
+      SmallVector<Value> accs(in);
       ChannelSpan span{k.add(slabFirst, k.index(p * part)), part};
       SmallVector<Value> pairs =
           interior ? keys.tokenPairsInPages(b, loc, kvHead, unitToken, pairLane,
                                             span)
                    : keys.tokenPairs(b, loc, kvHead, unitToken, pairLane, span);
-      auto finishPart = [&]() {
-        if (!partIf)
-          return;
-        scf::YieldOp::create(b, loc, ValueRange{accs[0], accs[1]});
-        guard.reset();
-        accs[0] = partIf.getResult(0);
-        accs[1] = partIf.getResult(1);
-      };
       for (int64_t s = 0; s < part / 4; ++s) {
         const int64_t step = p * (part / 4) + s;
         Value q = queryFragment(k, queryFragments, step, lane);
@@ -293,7 +284,22 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
               q, accs[m], ArrayRef<int64_t>{16, 8, 16});
         }
       }
-      finishPart();
+      return accs;
+    };
+    SmallVector<Value> accs = {zeros(k, accType), zeros(k, accType)};
+    for (int64_t p = 0; p < slab / part; ++p) {
+      // In the interior, a part after the first sits behind a branch on
+      // the unit being in pages (always taken there), so its loads do not
+      // hold registers during the previous part's products. Without it the
+      // loop peaked at 93 live registers (2-bit keys at head_dim 128,
+      // sm_90a) and 16 of the 85 test sites spilled under the 96-register
+      // cap with both passes on tensor cores; with it, 86 and none.
+      if (interior && p > 0)
+        accs = behindBranch(
+            k, k.cmp(arith::CmpIPredicate::ult, unitToken, keys.compressed),
+            accs, [&](ValueRange in) { return partProducts(p, in); });
+      else
+        accs = partProducts(p, accs);
     }
     // C: rows g and g + 8 of tile m are the pair's tokens, columns 2t and
     // 2t + 1 query heads.
@@ -520,9 +526,6 @@ void mlir::kvc::emitTensorCoreValues(
       b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
       arith::CeilDivUIOp::create(b, loc, k.sub(end, base), k.index(8)));
   SmallVector<Value> inits(channelTiles, zeros(k, accType));
-  // One tile's products added to `accs`. An interior tile (fp16-pair
-  // layouts: wholly in the split and in pages) is located once, its
-  // weights need no bounds and its reads no branch.
   // The products of `tiles` consecutive tiles from `tileToken` added to
   // `accs`. Interior tiles (fp16-pair layouts: wholly in the split and in
   // pages) come two at a time, 16 tokens of one page located once; their
@@ -572,25 +575,9 @@ void mlir::kvc::emitTensorCoreValues(
     std::pair<Value, Value> located;
     if (interior)
       located = values.locate(b, loc, kvHead, tileToken);
-    SmallVector<Value> next(accs);
-    for (int64_t h = 0; h < tiles; ++h) {
-      // The second interior tile sits behind a branch on its block being
-      // in pages (always taken): ptxas hoists no global load above it, so
-      // its reads wait for the first tile's products instead of holding
-      // registers (the K4/V4 g128 bench kernel spilled without it).
-      std::optional<OpBuilder::InsertionGuard> guard;
-      scf::IfOp tileIf;
-      if (h > 0) {
-        SmallVector<Type> types(next.size(), accType);
-        tileIf = scf::IfOp::create(
-            b, loc, types,
-            k.cmp(arith::CmpIPredicate::ult, tileToken, values.compressed),
-            true);
-        guard.emplace(b);
-        b.setInsertionPointToStart(tileIf.elseBlock());
-        scf::YieldOp::create(b, loc, next);
-        b.setInsertionPointToStart(tileIf.thenBlock());
-      }
+    // Tile h's products added to `in`.
+    auto tileProducts = [&](int64_t h, ValueRange in) -> SmallVector<Value> {
+      SmallVector<Value> next(in);
       Value bWeights = weightFragment(h);
       ArrayRef<Value> tileOffsets = ArrayRef<Value>(offsets).slice(2 * h, 2);
       ArrayRef<Value> tileLocals = ArrayRef<Value>(locals).slice(2 * h, 2);
@@ -628,11 +615,20 @@ void mlir::kvc::emitTensorCoreValues(
               b, loc, fragment(k, {upper, lower, upper, lower}), bWeights,
               next[j], ArrayRef<int64_t>{16, 8, 16});
       }
-      if (tileIf) {
-        scf::YieldOp::create(b, loc, next);
-        guard.reset();
-        next.assign(tileIf.getResults().begin(), tileIf.getResults().end());
-      }
+      return next;
+    };
+    SmallVector<Value> next(accs);
+    for (int64_t h = 0; h < tiles; ++h) {
+      // The second interior tile sits behind a branch on its block being
+      // in pages (always taken), so its reads wait for the first tile's
+      // products instead of holding registers (the K4/V4 g128 bench kernel
+      // spilled without it).
+      if (h > 0)
+        next = behindBranch(
+            k, k.cmp(arith::CmpIPredicate::ult, tileToken, values.compressed),
+            next, [&](ValueRange in) { return tileProducts(h, in); });
+      else
+        next = tileProducts(h, next);
     }
     return next;
   };
