@@ -101,6 +101,25 @@ behindBranch(KernelBuilder &k, Value condition, ValueRange accs,
   return SmallVector<Value>(ifOp.getResults());
 }
 
+/// How many blocks of `size` tokens from `base` (at most `start`) cover
+/// the `count` tokens of the split [start, end): none when it is empty.
+static Value coveringBlocks(KernelBuilder &k, Value count, Value end,
+                            Value base, int64_t size) {
+  return arith::SelectOp::create(
+      k.b, k.loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)),
+      k.index(0),
+      arith::CeilDivUIOp::create(k.b, k.loc, k.sub(end, base), k.index(size)));
+}
+
+/// The `edge`-th block outside the interior range [inner, innerEnd):
+/// those before it, then those from innerEnd on.
+static Value edgeBlock(KernelBuilder &k, Value edge, Value inner,
+                       Value innerEnd) {
+  return arith::SelectOp::create(k.b, k.loc,
+                                 k.cmp(arith::CmpIPredicate::ult, edge, inner),
+                                 edge, k.add(k.sub(edge, inner), innerEnd));
+}
+
 /// Of the `blocks` blocks of `size` tokens from `base` (a multiple of
 /// `size`, at most `start`) that cover the split [start, end), the range
 /// [inner, innerEnd) of those wholly in it and below `compressed` (in
@@ -250,9 +269,7 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   Value firsts[2] = {reader.tokenPairFirst(b, loc, pairLane, 0),
                      reader.tokenPairFirst(b, loc, pairLane, 1)};
   Value base = k.sub(start, k.rem(start, 32)), end = k.add(start, count);
-  Value units = arith::SelectOp::create(
-      b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
-      arith::CeilDivUIOp::create(b, loc, k.sub(end, base), k.index(32)));
+  Value units = coveringBlocks(k, count, end, base, 32);
   // Units [inner, innerEnd) lie wholly in the split and in pages: their
   // loop has no residual branch (whose merge cost a move per fragment
   // register) and no token bounds. The others (at most the first, the last
@@ -331,9 +348,7 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   Value edges = k.add(inner, k.sub(units, innerEnd));
   k.loop(warp, edges, k.index(warps), {},
          [&](Value edge, ValueRange) -> SmallVector<Value> {
-           Value unit = arith::SelectOp::create(
-               b, loc, k.cmp(arith::CmpIPredicate::ult, edge, inner), edge,
-               k.add(k.sub(edge, inner), innerEnd));
+           Value unit = edgeBlock(k, edge, inner, innerEnd);
            scoreUnit(k.add(base, k.mul(unit, 32)), /*interior=*/false);
            return {};
          });
@@ -522,9 +537,7 @@ void mlir::kvc::emitTensorCoreValues(
   // once. (Other layouts: from `start`; aligned, one spilled.)
   Value base = direct ? k.sub(start, k.rem(start, 8)) : start;
   Value end = k.add(start, count);
-  Value tiles = arith::SelectOp::create(
-      b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
-      arith::CeilDivUIOp::create(b, loc, k.sub(end, base), k.index(8)));
+  Value tiles = coveringBlocks(k, count, end, base, 8);
   SmallVector<Value> inits(channelTiles, zeros(k, accType));
   // The products of `tiles` consecutive tiles from `tileToken` added to
   // `accs`. Interior tiles (fp16-pair layouts: wholly in the split and in
@@ -600,8 +613,9 @@ void mlir::kvc::emitTensorCoreValues(
           }
         }
         const int64_t at = j % (part / 2);
-        // ... and A the same values at both: one m16n8k16 sums v * hi + v *
-        // lo. Rows g and g + 8: one channel of both tokens each.
+        // ... and A the values (m16n8k8), or the same values at both halves
+        // (m16n8k16 sums v * hi + v * lo). Rows g and g + 8: one channel of
+        // both tokens each.
         Value upper = vector::ShuffleOp::create(
             b, loc, read[at], read[part / 2 + at], ArrayRef<int64_t>{0, 2});
         Value lower = vector::ShuffleOp::create(
@@ -643,9 +657,7 @@ void mlir::kvc::emitTensorCoreValues(
   scf::ForOp innerLoop;
   if (direct) {
     Value blockBase = k.sub(start, k.rem(start, 16));
-    Value blocks = arith::SelectOp::create(
-        b, loc, k.cmp(arith::CmpIPredicate::eq, count, k.index(0)), k.index(0),
-        arith::CeilDivUIOp::create(b, loc, k.sub(end, blockBase), k.index(16)));
+    Value blocks = coveringBlocks(k, count, end, blockBase, 16);
     auto [inner, innerEnd] =
         interiorRange(k, start, end, values.compressed, blockBase, blocks, 16);
     // The interior loop first: what the edge loop needs (its tile range)
@@ -669,9 +681,7 @@ void mlir::kvc::emitTensorCoreValues(
       k.loop(warp, edges, k.index(warps),
              innerLoop ? ValueRange(innerLoop.getResults()) : ValueRange(inits),
              [&](Value edge, ValueRange accs) -> SmallVector<Value> {
-               Value tile = arith::SelectOp::create(
-                   b, loc, k.cmp(arith::CmpIPredicate::ult, edge, edgeFirst),
-                   edge, k.add(k.sub(edge, edgeFirst), edgeRest));
+               Value tile = edgeBlock(k, edge, edgeFirst, edgeRest);
                return tileBody(k.add(base, k.mul(tile, 8)), accs,
                                /*interior=*/false, 1);
              });
