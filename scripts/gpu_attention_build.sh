@@ -9,9 +9,11 @@
 #   scripts/gpu_attention_build.sh [OUTDIR]     (default build/gpu-attention)
 #
 # OUTDIR gets one object per module, manifest.txt, modules.txt and the MLIR
-# sources, and in OUTDIR/host the same functions compiled by
+# sources, in OUTDIR/host the same functions compiled by
 # kvc-cpu-pipeline (the check's host dry run, kvc_attention_check_host,
-# which runs anywhere); the intermediate LLVM dialect / IR files go to
+# which runs anywhere), and in OUTDIR/emu the kvc-gpu-pipeline objects with
+# the kernels as LLVM bitcode (format=llvm) for the emulated check
+# (kvc_attention_check_emu, linked with libkvc_gpu_emulator); the intermediate LLVM dialect / IR files go to
 # OUTDIR.work (not needed on the GPU machine). The kvc.append variants of
 # benchmarks/gpu/append_variants.py (the append check, append_check.cpp)
 # go the same way into OUTDIR/append (append_manifest.txt,
@@ -78,12 +80,13 @@ esac
 # into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
 # (kvc-cpu-pipeline), intermediates in WORK, and checks that every variant
 # of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`.
-compile_attention() { # DIR WORK MODULES MANIFEST
-  local dir="$1" work="$2" modules="$3" manifest="$4"
+compile_attention() { # DIR WORK MODULES MANIFEST [emu]
+  local dir="$1" work="$2" modules="$3" manifest="$4" emu="${5:-}"
   local mlir page_tokens split_tokens key_product value_product split_blocks
   local key_reads value_reads
   local stem name ir
   mkdir -p "$dir/host" "$work/host"
+  if [ -n "$emu" ]; then mkdir -p "$dir/emu" "$work/emu"; fi
   while read -r mlir page_tokens split_tokens key_product value_product \
       split_blocks; do
     stem="${mlir%.mlir}"
@@ -101,6 +104,17 @@ compile_attention() { # DIR WORK MODULES MANIFEST
       -o "$work/$stem.ll"
     "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
       "$work/$stem.ll" -o "$dir/$stem.o"
+    # The kernels as LLVM bitcode (format=llvm) for the GPU emulator
+    # (libkvc_gpu_emulator): the emulated check runs them on the host.
+    if [ -n "$emu" ]; then
+      "$KVC_OPT" "$dir/$mlir" \
+        --kvc-gpu-pipeline="chip=$CHIP format=llvm page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product" \
+        -o "$work/emu/$stem.llvm.mlir"
+      "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$work/emu/$stem.llvm.mlir" \
+        -o "$work/emu/$stem.ll"
+      "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
+        "$work/emu/$stem.ll" -o "$dir/emu/$stem.o"
+    fi
     # The same functions as CPU loops, for the host dry run (appends, the
     # benchmark's, written by the kernels' emitter; the tensor-core
     # variants' keys read in that pass's 16-channel parts, their values
@@ -121,7 +135,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST
   variants=0
   while read -r name _; do
     variants=$((variants + 1))
-    for ir in "$work" "$work/host"; do
+    for ir in "$work" "$work/host" ${emu:+"$work/emu"}; do
       grep -q "^define void @_mlir_ciface_$name(ptr %0, ptr %1, ptr %2)" \
           "$ir"/*.ll ||
         fail "no _mlir_ciface_$name(binding, q, out) in $ir/*.ll"
@@ -133,7 +147,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST
 if [ -z "$ONLY" ] || [ "$ONLY" = attention ]; then
   "$PYTHON" "$ROOT/benchmarks/gpu/attention_variants.py" "$OUTDIR"
   start=$SECONDS
-  compile_attention "$OUTDIR" "$WORKDIR" modules.txt manifest.txt
+  compile_attention "$OUTDIR" "$WORKDIR" modules.txt manifest.txt emu
   echo "$CHIP" > "$OUTDIR/chip.txt"
   echo "$MIN_BLOCKS" > "$OUTDIR/min-blocks-per-sm.txt"
   echo "gpu_attention_build: $variants variants," \

@@ -12,14 +12,24 @@
 #     kvc_attention_bench) compiled and linked too;
 #  3. the host dry runs (CPU caches, the kvc-cpu-pipeline code): every
 #     attention variant at S = 300 against the oracle, every append variant
-#     byte for byte against kvc_rt_append, and the benchmark at S = 128.
-# Needs build/bin/kvc-opt, LLVM 22's tools and the CUDA toolkit (CUDA_HOME,
+#     byte for byte against kvc_rt_append, and the benchmark at S = 128;
+#  4. the emulated check (kvc_attention_check_emu): the kvc-gpu-pipeline
+#     code of every attention variant, its kernels run by kvc's GPU
+#     emulator (lib/GPUEmulator), against the oracle at S = 300 and, for
+#     the tensor-core variants, S = 1100 (several splits, interior and edge
+#     loops).
+# Needs build/bin/kvc-opt, build/lib/GPUEmulator/libkvc_gpu_emulator.a (or
+# KVC_GPU_EMULATOR), LLVM 22's tools and the CUDA toolkit (CUDA_HOME,
 # default /usr/local/cuda), not a GPU. ctest runs it as kvc-gpu-programs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${1:-$(mktemp -d)}"
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 say() { echo "gpu_programs_dry_run: $*"; }
+
+EMULATOR="${KVC_GPU_EMULATOR:-$ROOT/build/lib/GPUEmulator/libkvc_gpu_emulator.a}"
+[ -f "$EMULATOR" ] || {
+  say "FAIL: no GPU emulator at $EMULATOR (build kvc_gpu_emulator)"; exit 1; }
 
 start=$SECONDS
 "$ROOT/scripts/gpu_attention_build.sh" "$WORK/artifacts"
@@ -29,10 +39,12 @@ start=$SECONDS
 cmake -S "$ROOT/benchmarks/gpu" -B "$WORK/build" -G Ninja \
   -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
-  -DKVC_ATTENTION_ARTIFACTS="$WORK/artifacts" > "$WORK/configure.log"
+  -DKVC_ATTENTION_ARTIFACTS="$WORK/artifacts" \
+  -DKVC_GPU_EMULATOR="$EMULATOR" > "$WORK/configure.log"
 cmake --build "$WORK/build" -j 2
 for program in kvc_attention_check kvc_append_check kvc_attention_bench \
-    kvc_attention_check_host kvc_append_check_host kvc_attention_bench_host; do
+    kvc_attention_check_host kvc_append_check_host kvc_attention_bench_host \
+    kvc_attention_check_emu; do
   [ -x "$WORK/build/$program" ] || { say "FAIL: $program was not built"; exit 1; }
 done
 say "programs built ($((SECONDS - start)) s)"
@@ -43,3 +55,8 @@ start=$SECONDS
 "$WORK/build/kvc_attention_bench_host" --reps 1 --warmup 1 \
   --json "$WORK/bench_host.json" 128
 say "host dry runs passed ($((SECONDS - start)) s)"
+
+start=$SECONDS
+"$WORK/build/kvc_attention_check_emu" 300
+"$WORK/build/kvc_attention_check_emu" --only _mma,_vmma 1100
+say "emulated kernels passed ($((SECONDS - start)) s)"

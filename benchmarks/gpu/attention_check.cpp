@@ -29,6 +29,12 @@
 // Built with KVC_ATTENTION_HOST=1 (kvc_attention_check_host) the same
 // program runs the variants compiled by kvc-cpu-pipeline on CPU caches with
 // host buffers: a dry run of everything but the kernels, on any machine.
+// Built with KVC_ATTENTION_EMULATED=1 as well (kvc_attention_check_emu) it
+// runs the kvc-gpu-pipeline code, kernels included, on CPU caches: the
+// kernels (LLVM bitcode, format=llvm) run in kvc's GPU emulator
+// (lib/GPUEmulator), which computes mma.sync and shfl.sync from the PTX
+// ISA's definitions, so the fragments, loop bounds and stores are checked
+// against the oracle without a GPU.
 //
 //===----------------------------------------------------------------------===//
 
@@ -43,6 +49,9 @@
 
 #ifndef KVC_ATTENTION_HOST
 #define KVC_ATTENTION_HOST 0
+#endif
+#ifndef KVC_ATTENTION_EMULATED
+#define KVC_ATTENTION_EMULATED 0
 #endif
 #if !KVC_ATTENTION_HOST
 #include <cuda_runtime.h>
@@ -447,9 +456,13 @@ int main(int argc, char **argv) {
                     parseVariant) ||
       !selectVariants("attention_check", variants, only))
     return 2;
-  if (int exitCode =
-          startDevice("attention_check", "kvc-cpu-pipeline code on CPU caches",
-                      variants.size() * lengths.size()))
+#if KVC_ATTENTION_EMULATED
+  const char *what = "kvc-gpu-pipeline code on CPU caches, kernels emulated";
+#else
+  const char *what = "kvc-cpu-pipeline code on CPU caches";
+#endif
+  if (int exitCode = startDevice("attention_check", what,
+                                 variants.size() * lengths.size()))
     return exitCode;
   std::printf("seed: %llu (--seed %llu reproduces), tolerance %g\n",
               (unsigned long long)seed, (unsigned long long)seed, tolerance);

@@ -137,15 +137,15 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
   if (!isWord(options.chip, "") || !isWord(options.features, "+,-") ||
       !isWord(options.codeToFloat, "") || !isWord(options.keyProduct, "") ||
       !isWord(options.valueProduct, "") ||
-      !llvm::is_contained({"isa", "bin", "fatbin"}, format)) {
+      !llvm::is_contained({"isa", "bin", "fatbin", "llvm"}, format)) {
     pm.addPass(std::make_unique<BadPipelineOptions>(
         "kvc-gpu-pipeline: bad options chip='" + options.chip.getValue() +
         "' features='" + options.features.getValue() + "' format='" +
         format.str() + "' code-to-float='" + options.codeToFloat.getValue() +
         "' key-product='" + options.keyProduct.getValue() +
         "' value-product='" + options.valueProduct.getValue() +
-        "' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or "
-        "fatbin, code-to-float bits or convert, key-product and "
+        "' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, "
+        "fatbin or llvm, code-to-float bits or convert, key-product and "
         "value-product fma or mma)"));
     return;
   }

@@ -19,7 +19,7 @@
 // CODES: error: kvc-lower-to-gpu: code-to-float must be 'bits' or 'convert', not 'fast'
 // PRODUCT: error: kvc-lower-to-gpu: key-product must be 'fma' or 'mma', not 'wmma'
 // VPRODUCT: error: kvc-lower-to-gpu: value-product must be 'fma' or 'mma', not 'wmma'
-// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' key-product='fma' value-product='fma' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin or fatbin, code-to-float bits or convert, key-product and value-product fma or mma)
+// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' key-product='fma' value-product='fma' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, fatbin or llvm, code-to-float bits or convert, key-product and value-product fma or mma)
 // VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' (expected
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {

@@ -145,8 +145,9 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::init("+ptx80")};
   Option<std::string> format{
       *this, "format",
-      llvm::cl::desc("Kernel binary: isa (PTX), bin (cubin, needs ptxas) or "
-                     "fatbin"),
+      llvm::cl::desc("Kernel binary: isa (PTX), bin (cubin, needs ptxas), "
+                     "fatbin, or llvm (the kernels' LLVM bitcode, which "
+                     "the GPU emulator, libkvc_gpu_emulator, runs)"),
       llvm::cl::init("bin")};
 };
 

@@ -1,0 +1,332 @@
+//===- EmulatorTest.cpp - the GPU emulator on hand-written NVPTX kernels --===//
+//
+// Kernels written here in NVPTX LLVM IR go through the emulator's mgpu*
+// functions as generated host code would call them: shuffles, a barrier and
+// shared memory across warps and blocks, mma.sync against a matrix product
+// whose fragments are placed by the PTX ISA's tables (restated here), and
+// the errors: unsupported intrinsics and PTX, exited lanes at a collective,
+// a deadlock.
+//
+//===----------------------------------------------------------------------===//
+
+#include "../../../lib/GPUEmulator/KernelRewrite.h"
+#include "../../../lib/GPUEmulator/Warps.h"
+
+#include "kvc/Numerics/Half.h"
+#include "kvc_runtime_gpu.h"
+
+#include "llvm/AsmParser/Parser.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include "gtest/gtest.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace num = kvc::numerics;
+
+const char *kHeader = R"(
+target triple = "nvptx64-nvidia-cuda"
+declare i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+declare i32 @llvm.nvvm.read.ptx.sreg.ctaid.x()
+declare i32 @llvm.nvvm.shfl.sync.bfly.i32(i32, i32, i32, i32)
+declare float @llvm.nvvm.shfl.sync.idx.f32(i32, float, i32, i32)
+declare void @llvm.nvvm.barrier.cta.sync.aligned.all(i32)
+declare { float, float, float, float } @llvm.nvvm.mma.m16n8k16.row.col.f32.f32(<2 x half>, <2 x half>, <2 x half>, <2 x half>, <2 x half>, <2 x half>, float, float, float, float)
+declare { float, float, float, float } @llvm.nvvm.mma.m16n8k8.row.col.f32.f32(<2 x half>, <2 x half>, <2 x half>, float, float, float, float)
+)";
+
+std::unique_ptr<llvm::Module> parse(llvm::LLVMContext &context,
+                                    const std::string &body) {
+  llvm::SMDiagnostic error;
+  auto module = llvm::parseAssemblyString(kHeader + body, error, context);
+  if (!module) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    error.print("kernel", os);
+    ADD_FAILURE() << text;
+  }
+  return module;
+}
+
+/// The module as bitcode, as `kvc-gpu-pipeline format=llvm` embeds it.
+std::string bitcode(const std::string &body) {
+  llvm::LLVMContext context;
+  auto module = parse(context, body);
+  std::string bytes;
+  if (module) {
+    llvm::raw_string_ostream os(bytes);
+    llvm::WriteBitcodeToFile(*module, os);
+  }
+  return bytes;
+}
+
+void launch(const std::string &body, const char *kernel, unsigned grid,
+            unsigned block, std::vector<void *> args) {
+  std::string bytes = bitcode(body);
+  void *module = mgpuModuleLoad(bytes.data(), bytes.size());
+  void *function = mgpuModuleGetFunction(module, kernel);
+  std::vector<void *> params;
+  for (void *&arg : args)
+    params.push_back(&arg);
+  mgpuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, nullptr,
+                   params.data(), nullptr, params.size());
+  mgpuModuleUnload(module);
+}
+
+TEST(GPUEmulator, ShuffleBarrierAndSharedMemory) {
+  // Each thread swaps its id with its xor-1 neighbour, stores it in shared
+  // memory, and after the barrier reads the slot mirrored across the two
+  // warps; blocks reuse the shared array.
+  const char *body = R"(
+@slots = internal addrspace(3) global [64 x i32] undef
+define ptx_kernel void @exchange(ptr %out) {
+  %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %cta = call i32 @llvm.nvvm.read.ptx.sreg.ctaid.x()
+  %x = call i32 @llvm.nvvm.shfl.sync.bfly.i32(i32 -1, i32 %tid, i32 1, i32 31)
+  %slot = getelementptr [64 x i32], ptr addrspace(3) @slots, i32 0, i32 %tid
+  store i32 %x, ptr addrspace(3) %slot
+  call void @llvm.nvvm.barrier.cta.sync.aligned.all(i32 0)
+  %mirror = sub i32 63, %tid
+  %mslot = getelementptr [64 x i32], ptr addrspace(3) @slots, i32 0, i32 %mirror
+  %y = load i32, ptr addrspace(3) %mslot
+  %base = mul i32 %cta, 1000
+  %r = add i32 %y, %base
+  %row = mul i32 %cta, 64
+  %i = add i32 %row, %tid
+  %o = getelementptr i32, ptr %out, i32 %i
+  store i32 %r, ptr %o
+  ret void
+}
+)";
+  std::vector<int32_t> out(3 * 64, -1);
+  launch(body, "exchange", 3, 64, {out.data()});
+  for (int cta = 0; cta < 3; ++cta)
+    for (int t = 0; t < 64; ++t)
+      EXPECT_EQ(out[cta * 64 + t], ((63 - t) ^ 1) + 1000 * cta)
+          << "block " << cta << " thread " << t;
+}
+
+TEST(GPUEmulator, ShuffleIndexBroadcastsOneLane) {
+  const char *body = R"(
+define ptx_kernel void @broadcast(ptr %out) {
+  %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %f = sitofp i32 %tid to float
+  %x = call float @llvm.nvvm.shfl.sync.idx.f32(i32 -1, float %f, i32 5, i32 31)
+  %o = getelementptr float, ptr %out, i32 %tid
+  store float %x, ptr %o
+  ret void
+}
+)";
+  std::vector<float> out(64, -1.0f);
+  launch(body, "broadcast", 1, 64, {out.data()});
+  for (int t = 0; t < 64; ++t)
+    EXPECT_EQ(out[t], float(t / 32 * 32 + 5)) << "thread " << t;
+}
+
+TEST(GPUEmulator, AMissingBarrierChangesTheResultBetweenLaunches) {
+  // Without the barrier a thread may read its mirror's slot before it is
+  // written; the emulator alternates the threads' order between launches,
+  // so two launches disagree (what the checks' repeated calls look for).
+  const char *body = R"(
+@slots = internal addrspace(3) global [64 x i32] undef
+define ptx_kernel void @racy(ptr %out) {
+  %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %slot = getelementptr [64 x i32], ptr addrspace(3) @slots, i32 0, i32 %tid
+  store i32 %tid, ptr addrspace(3) %slot
+  %mirror = sub i32 63, %tid
+  %mslot = getelementptr [64 x i32], ptr addrspace(3) @slots, i32 0, i32 %mirror
+  %y = load i32, ptr addrspace(3) %mslot
+  %o = getelementptr i32, ptr %out, i32 %tid
+  store i32 %y, ptr %o
+  ret void
+}
+)";
+  std::vector<int32_t> first(64, 0), second(64, 0);
+  launch(body, "racy", 1, 64, {first.data()});
+  launch(body, "racy", 1, 64, {second.data()});
+  EXPECT_NE(first, second);
+  // Unwritten shared memory reads as the poison, 0xFF bytes.
+  EXPECT_EQ(std::count(first.begin(), first.end(), -1) +
+                std::count(second.begin(), second.end(), -1),
+            64);
+}
+
+/// The PTX ISA's fragment tables for mma.m16n8k{8,16} with f16 A/B and f32
+/// C/D (groupID = lane >> 2, threadID_in_group = lane % 4), restated:
+/// A element i of a lane sits at row groupID (+8 for i in {2,3,6,7}) and
+/// column 2 * threadID_in_group + (i & 1) (+8 for i >= 4); B element i at
+/// row 2 * threadID_in_group + (i & 1) (+8 for i >= 2) and column groupID;
+/// C element i at row groupID (+8 for i >= 2), column 2 * tig + (i & 1).
+void checkMma(unsigned k) {
+  std::mt19937 rng(k);
+  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+  std::vector<float> A(16 * k), B(k * 8), C(16 * 8);
+  for (float &x : A)
+    x = num::roundToHalf(uniform(rng));
+  for (float &x : B)
+    x = num::roundToHalf(uniform(rng));
+  for (float &x : C)
+    x = uniform(rng);
+  std::vector<uint16_t> aFrag(32 * (k / 2)), bFrag(32 * (k / 4));
+  std::vector<float> cFrag(32 * 4), dFrag(32 * 4, -1.0f);
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    const unsigned g = lane >> 2, tig = lane % 4;
+    for (unsigned i = 0; i < k / 2; ++i) {
+      const bool lowRow = i < 2 || (i >= 4 && i < 6);
+      const unsigned row = lowRow ? g : g + 8;
+      const unsigned col = 2 * tig + (i & 1) + (i >= 4 ? 8 : 0);
+      aFrag[lane * (k / 2) + i] = num::floatToHalf(A[row * k + col]);
+    }
+    for (unsigned i = 0; i < k / 4; ++i) {
+      const unsigned row = 2 * tig + (i & 1) + (i >= 2 ? 8 : 0);
+      bFrag[lane * (k / 4) + i] = num::floatToHalf(B[row * 8 + g]);
+    }
+    for (unsigned i = 0; i < 4; ++i)
+      cFrag[lane * 4 + i] = C[(i < 2 ? g : g + 8) * 8 + 2 * tig + (i & 1)];
+  }
+  // Each lane loads its registers (fp16 pairs, lower index in the low
+  // half) and calls the intrinsic, as generated kernels do.
+  std::string body;
+  llvm::raw_string_ostream os(body);
+  const unsigned aRegs = k / 4, bRegs = k / 8;
+  os << "define ptx_kernel void @mma(ptr %a, ptr %b, ptr %c, ptr %d) {\n"
+     << "  %lane = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()\n";
+  auto loadRegs = [&](const char *name, unsigned count, const char *type) {
+    for (unsigned r = 0; r < count; ++r)
+      os << "  %" << name << "i" << r << " = mul i32 %lane, " << count << "\n"
+         << "  %" << name << "j" << r << " = add i32 %" << name << "i" << r
+         << ", " << r << "\n"
+         << "  %" << name << "p" << r << " = getelementptr " << type << ", ptr %"
+         << name << ", i32 %" << name << "j" << r << "\n"
+         << "  %" << name << r << " = load " << type << ", ptr %" << name << "p"
+         << r << "\n";
+  };
+  loadRegs("a", aRegs, "<2 x half>");
+  loadRegs("b", bRegs, "<2 x half>");
+  loadRegs("c", 4, "float");
+  os << "  %r = call { float, float, float, float } @llvm.nvvm.mma.m16n8k" << k
+     << ".row.col.f32.f32(";
+  for (unsigned r = 0; r < aRegs; ++r)
+    os << "<2 x half> %a" << r << ", ";
+  for (unsigned r = 0; r < bRegs; ++r)
+    os << "<2 x half> %b" << r << ", ";
+  os << "float %c0, float %c1, float %c2, float %c3)\n";
+  for (unsigned r = 0; r < 4; ++r)
+    os << "  %d" << r << " = extractvalue { float, float, float, float } %r, "
+       << r << "\n"
+       << "  %di" << r << " = mul i32 %lane, 4\n"
+       << "  %dj" << r << " = add i32 %di" << r << ", " << r << "\n"
+       << "  %dp" << r << " = getelementptr float, ptr %d, i32 %dj" << r
+       << "\n"
+       << "  store float %d" << r << ", ptr %dp" << r << "\n";
+  os << "  ret void\n}\n";
+  launch(body, "mma", 1, 32,
+         {aFrag.data(), bFrag.data(), cFrag.data(), dFrag.data()});
+  for (unsigned lane = 0; lane < 32; ++lane)
+    for (unsigned i = 0; i < 4; ++i) {
+      const unsigned row = (i < 2 ? lane / 4 : lane / 4 + 8);
+      const unsigned col = 2 * (lane % 4) + (i & 1);
+      double expected = C[row * 8 + col];
+      for (unsigned j = 0; j < k; ++j)
+        expected += double(A[row * k + j]) * B[j * 8 + col];
+      EXPECT_NEAR(dFrag[lane * 4 + i], expected, 1e-5)
+          << "k " << k << " lane " << lane << " element " << i;
+    }
+}
+
+TEST(GPUEmulator, MmaM16N8K16FollowsTheIsaFragments) { checkMma(16); }
+TEST(GPUEmulator, MmaM16N8K8FollowsTheIsaFragments) { checkMma(8); }
+
+TEST(GPUEmulator, UnsupportedIntrinsicsAndPtxAreNamed) {
+  llvm::LLVMContext context;
+  const llvm::DataLayout host("e-m:e-i64:64-f80:128-n8:16:32:64-S128");
+  auto clock = parse(context, R"(
+declare i32 @llvm.nvvm.read.ptx.sreg.clock()
+define ptx_kernel void @k() {
+  %c = call i32 @llvm.nvvm.read.ptx.sreg.clock()
+  ret void
+}
+)");
+  ASSERT_TRUE(clock);
+  auto result =
+      kvc::gpuemu::rewriteForHost(*clock, host, "x86_64-unknown-linux-gnu");
+  ASSERT_FALSE(bool(result));
+  EXPECT_EQ(llvm::toString(result.takeError()),
+            "kvc gpu emulator: special register %clock");
+
+  auto ptx = parse(context, R"(
+define ptx_kernel void @k(ptr %out) {
+  %c = call i32 asm "mov.u32 $0, %clock;", "=r"()
+  store i32 %c, ptr %out
+  ret void
+}
+)");
+  ASSERT_TRUE(ptx);
+  result = kvc::gpuemu::rewriteForHost(*ptx, host, "x86_64-unknown-linux-gnu");
+  ASSERT_FALSE(bool(result));
+  EXPECT_EQ(llvm::toString(result.takeError()),
+            "kvc gpu emulator: inline PTX \"mov.u32 $0, %clock;\"");
+}
+
+TEST(GPUEmulatorDeathTest, BadBitcodeEndsTheProgram) {
+  std::string junk = "not bitcode";
+  EXPECT_EXIT(mgpuModuleLoad(junk.data(), junk.size()),
+              testing::ExitedWithCode(1),
+              "kvc gpu emulator: mgpuModuleLoad: not LLVM bitcode");
+}
+
+TEST(GPUEmulatorDeathTest, LanesExitedBeforeAShuffle) {
+  const char *body = R"(
+define ptx_kernel void @early(ptr %out) {
+  %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %low = icmp ult i32 %tid, 16
+  br i1 %low, label %exit, label %shuffle
+shuffle:
+  %x = call i32 @llvm.nvvm.shfl.sync.bfly.i32(i32 -1, i32 %tid, i32 1, i32 31)
+  store i32 %x, ptr %out
+  br label %exit
+exit:
+  ret void
+}
+)";
+  int32_t out = 0;
+  EXPECT_EXIT(launch(body, "early", 1, 32, {&out}), testing::ExitedWithCode(1),
+              "kernel early: warp 0 of block \\(0, 0, 0\\): 16 lanes exited "
+              "before a warp collective");
+}
+
+TEST(GPUEmulatorDeathTest, DivergedBarrierIsADeadlock) {
+  // Warp 1's lanes 0-15 wait at the barrier, 16-31 at a shuffle.
+  const char *body = R"(
+define ptx_kernel void @stuck(ptr %out) {
+  %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %lane = and i32 %tid, 31
+  %high = icmp uge i32 %tid, 48
+  br i1 %high, label %shuffle, label %wait
+shuffle:
+  %x = call i32 @llvm.nvvm.shfl.sync.bfly.i32(i32 -1, i32 %tid, i32 1, i32 31)
+  br label %exit
+wait:
+  call void @llvm.nvvm.barrier.cta.sync.aligned.all(i32 0)
+  br label %exit
+exit:
+  ret void
+}
+)";
+  int32_t out = 0;
+  EXPECT_EXIT(launch(body, "stuck", 1, 64, {&out}), testing::ExitedWithCode(1),
+              "kernel stuck: block \\(0, 0, 0\\): deadlock: 48 of 64 live "
+              "threads at a barrier");
+}
+
+} // namespace
