@@ -15,9 +15,11 @@
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 #include "kvc/Dialect/KVC/IR/KVCTypes.h"
 #include "kvc/Dialect/KVC/Transforms/CacheRoots.h"
+#include "kvc/GPUEmulator/Emulator.h"
 #include "kvc/Pipelines/Pipelines.h"
 #include "kvc/Support/SafeTensors.h"
 #include "kvc_runtime_binding.h"
+#include "kvc_runtime_gpu.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -27,6 +29,7 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/TargetSelect.h"
@@ -102,7 +105,8 @@ std::vector<int64_t> descriptorOf(const HostTensor &tensor) {
 /// An optimizing (-O2) JIT that resolves the runtime's `kvc_rt_mlir_*`
 /// entry points to the copies linked into this binary (a Python extension
 /// does not export them to the process).
-llvm::Expected<std::unique_ptr<ExecutionEngine>> createEngine(ModuleOp module) {
+llvm::Expected<std::unique_ptr<ExecutionEngine>>
+createEngine(ModuleOp module, bool emulatedGPU) {
   // Hosts (a Python extension, a tool) need not have set up the native
   // target themselves.
   static std::once_flag nativeTarget;
@@ -115,7 +119,8 @@ llvm::Expected<std::unique_ptr<ExecutionEngine>> createEngine(ModuleOp module) {
   auto engine = ExecutionEngine::create(module, engineOptions);
   if (!engine)
     return engine.takeError();
-  (*engine)->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+  (*engine)->registerSymbols([emulatedGPU](
+                                 llvm::orc::MangleAndInterner interner) {
     llvm::orc::SymbolMap symbols;
     auto add = [&](const char *name, void *address) {
       symbols[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
@@ -150,8 +155,28 @@ llvm::Expected<std::unique_ptr<ExecutionEngine>> createEngine(ModuleOp module) {
         reinterpret_cast<void *>(&kvc_rt_mlir_demoted_pages));
     // Bufferized tensor.concat / extract_slice copy strided views with it.
     add("memrefCopy", reinterpret_cast<void *>(&memrefCopy));
+    if (emulatedGPU) {
+      // kvc-gpu-pipeline host code: the runtime's GPU entry points (any
+      // backend's caches) and the emulator behind MLIR's mgpu* ABI.
+      add("kvc_rt_mlir_gpu_check_layout",
+          reinterpret_cast<void *>(&kvc_rt_mlir_gpu_check_layout));
+      add("kvc_rt_mlir_gpu_live_bitmaps",
+          reinterpret_cast<void *>(&kvc_rt_mlir_gpu_live_bitmaps));
+      add("kvc_rt_mlir_gpu_sequences",
+          reinterpret_cast<void *>(&kvc_rt_mlir_gpu_sequences));
+      add("kvc_rt_mlir_gpu_stream",
+          reinterpret_cast<void *>(&kvc_rt_mlir_gpu_stream));
+      add("kvc_rt_mlir_gpu_synchronize",
+          reinterpret_cast<void *>(&kvc_rt_mlir_gpu_synchronize));
+      add("kvc_rt_mlir_gpu_workspace",
+          reinterpret_cast<void *>(&kvc_rt_mlir_gpu_workspace));
+      ::kvc::gpuemu::forEachMgpuFunction(add);
+    }
     return symbols;
   });
+  // Global constructors load the kernel modules (mgpuModuleLoad).
+  if (emulatedGPU)
+    (*engine)->initialize();
   return std::move(*engine);
 }
 
@@ -199,7 +224,8 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
                      unsigned pageTokens,
                      llvm::function_ref<LogicalResult(PassManager &)> configure,
                      llvm::StringRef append, llvm::StringRef keyReads,
-                     llvm::StringRef valueReads) {
+                     llvm::StringRef valueReads,
+                     const std::optional<std::string> &emulatedGPU) {
   auto func = module.lookupSymbol<func::FuncOp>(entry);
   if (!func) {
     module.emitError() << "no function @" << entry;
@@ -294,17 +320,47 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
   PassManager pm(context);
   if (configure && failed(configure(pm)))
     return compileError();
-  mlir::kvc::CPUPipelineOptions pipelineOptions;
-  pipelineOptions.pageTokens = pageTokens;
-  pipelineOptions.append = append.str();
-  pipelineOptions.keyReads = keyReads.str();
-  pipelineOptions.valueReads = valueReads.str();
-  mlir::kvc::buildCPUPipeline(pm, pipelineOptions);
+  if (emulatedGPU) {
+    // The options this function sets from its own arguments.
+    for (StringRef own : {"page-tokens", "format", "key-product",
+                          "value-product"})
+      if (StringRef(*emulatedGPU).contains(own)) {
+        module.emitError() << "kvc-gpu-pipeline options '" << *emulatedGPU
+                           << "': " << own
+                           << " is set by the caller (page tokens, key and "
+                              "value reads)";
+        return compileError();
+      }
+    mlir::kvc::GPUPipelineOptions gpuOptions;
+    std::string problems;
+    llvm::raw_string_ostream os(problems);
+    if (failed(gpuOptions.parseFromString(*emulatedGPU, os))) {
+      // The option parser prints what is wrong itself.
+      module.emitError() << "kvc-gpu-pipeline options '" << *emulatedGPU
+                         << "' do not parse" << (problems.empty() ? "" : ": ")
+                         << problems;
+      return compileError();
+    }
+    gpuOptions.pageTokens = pageTokens;
+    gpuOptions.format = "llvm";
+    gpuOptions.keyProduct = keyReads == "parts" ? "mma" : "fma";
+    gpuOptions.valueProduct = valueReads == "f16" ? "mma" : "fma";
+    mlir::kvc::buildGPUPipeline(pm, gpuOptions);
+  } else {
+    mlir::kvc::CPUPipelineOptions pipelineOptions;
+    pipelineOptions.pageTokens = pageTokens;
+    pipelineOptions.append = append.str();
+    pipelineOptions.keyReads = keyReads.str();
+    pipelineOptions.valueReads = valueReads.str();
+    mlir::kvc::buildCPUPipeline(pm, pipelineOptions);
+  }
   if (failed(pm.run(module)))
     return compileError();
   registerBuiltinDialectTranslation(*context);
   registerLLVMDialectTranslation(*context);
-  auto engine = createEngine(module);
+  if (emulatedGPU)
+    registerGPUDialectTranslation(*context);
+  auto engine = createEngine(module, emulatedGPU.has_value());
   if (!engine)
     return llvm::createStringError("JIT: " +
                                    llvm::toString(engine.takeError()));

@@ -1,271 +1,67 @@
-//===- MgpuApi.cpp - the mgpu* functions over the emulator ----------------===//
+//===- MgpuApi.cpp - the emulator under the mgpu* C names -----------------===//
 //
-// The functions `gpu-to-llvm` host code calls (runtime/include/
-// kvc_runtime_gpu.h), implemented on the host: modules are the LLVM bitcode
-// of `kvc-gpu-pipeline format=llvm`, rewritten (KernelRewrite.h) and
-// compiled by LLVM's ORC JIT; launches run the grid on the calling thread
-// (Warps.h); memory is host memory and streams and events are synchronous.
-// A program linked with this library instead of the CUDA runtime runs kvc's
-// GPU kernels on CPU caches. Whatever the emulator cannot run — bitcode it
-// cannot read, an unsupported intrinsic, a divergent collective, a deadlock
-// — is printed ("kvc gpu emulator: ...") and ends the process with exit
-// code 1: a result computed past it would mean nothing.
+// For programs that link libkvc_gpu_emulator.a in place of the CUDA
+// runtime: generated host objects call these names. A separate member of
+// the archive, so that a JIT that maps the names itself (kvc-run) does not
+// pull them in beside a runtime that has its own.
 //
 //===----------------------------------------------------------------------===//
 
-#include "EmulatorAbi.h"
-#include "KernelRewrite.h"
-#include "Warps.h"
+#include "kvc/GPUEmulator/Emulator.h"
 
 #include "kvc_runtime_gpu.h"
 
-#include "llvm/Bitcode/BitcodeReader.h"
-#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
-#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
-#include "llvm/ExecutionEngine/Orc/LLJIT.h"
-#include "llvm/IR/LLVMContext.h"
-#include "llvm/IR/Module.h"
-#include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/TargetSelect.h"
-#include "llvm/Support/raw_ostream.h"
-
-#include <cstdlib>
-#include <cstring>
-#include <map>
-#include <mutex>
-
-using namespace llvm;
 using namespace kvc::gpuemu;
 
-namespace {
-
-[[noreturn]] void fatal(const Twine &message) {
-  errs() << "kvc gpu emulator: " << message << "\n";
-  errs().flush();
-  std::exit(1);
-}
-
-struct EmulatedKernel {
-  std::string name;
-  KernelEntry entry = nullptr;
-  struct EmulatedModule *module = nullptr;
-};
-
-struct EmulatedModule {
-  std::unique_ptr<orc::LLJIT> jit;
-  std::map<std::string, EmulatedKernel> kernels;
-  std::vector<SharedRegion> shared;
-};
-
-/// Dynamic shared memory (`extern __shared__`): one buffer for every
-/// module, as large as an H100 block may have.
-alignas(16) char dynamicShared[227 * 1024];
-
-void initializeTarget() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    InitializeNativeTarget();
-    InitializeNativeTargetAsmPrinter();
-  });
-}
-
-orc::SymbolMap abiSymbols(orc::LLJIT &jit) {
-  orc::SymbolMap symbols;
-  auto add = [&](StringRef name, const void *address) {
-    symbols[jit.mangleAndIntern(name)] = {orc::ExecutorAddr::fromPtr(address),
-                                          JITSymbolFlags::Exported};
-  };
-  add("__kvc_emu_sreg", reinterpret_cast<const void *>(&__kvc_emu_sreg));
-  add("__kvc_emu_barrier", reinterpret_cast<const void *>(&__kvc_emu_barrier));
-  add("__kvc_emu_shfl", reinterpret_cast<const void *>(&__kvc_emu_shfl));
-  add("__kvc_emu_mma_f16_f32",
-      reinterpret_cast<const void *>(&__kvc_emu_mma_f16_f32));
-  add("__kvc_emu_saturate", reinterpret_cast<const void *>(&__kvc_emu_saturate));
-  add("__kvc_emu_fma", reinterpret_cast<const void *>(&__kvc_emu_fma));
-  add("__kvc_emu_ex2", reinterpret_cast<const void *>(&__kvc_emu_ex2));
-  add("__kvc_emu_lop3", reinterpret_cast<const void *>(&__kvc_emu_lop3));
-  return symbols;
-}
-
-std::string describe(Error error) { return toString(std::move(error)); }
-
-EmulatedModule *loadModule(const void *data, size_t size) {
-  initializeTarget();
-  auto context = std::make_unique<LLVMContext>();
-  MemoryBufferRef buffer(
-      StringRef(static_cast<const char *>(data), size), "kernels.bc");
-  Expected<std::unique_ptr<llvm::Module>> parsed =
-      parseBitcodeFile(buffer, *context);
-  if (!parsed)
-    fatal("mgpuModuleLoad: not LLVM bitcode (build the kernels with "
-          "kvc-gpu-pipeline format=llvm): " +
-          describe(parsed.takeError()));
-  auto builder = orc::JITTargetMachineBuilder::detectHost();
-  if (!builder)
-    fatal("mgpuModuleLoad: " + describe(builder.takeError()));
-  Expected<DataLayout> layout = builder->getDefaultDataLayoutForTarget();
-  if (!layout)
-    fatal("mgpuModuleLoad: " + describe(layout.takeError()));
-  Expected<RewrittenModule> rewritten = rewriteForHost(
-      **parsed, *layout, builder->getTargetTriple().str());
-  if (!rewritten)
-    fatal("mgpuModuleLoad: " + describe(rewritten.takeError()));
-
-  auto module = std::make_unique<EmulatedModule>();
-  auto jit = orc::LLJITBuilder().setJITTargetMachineBuilder(*builder).create();
-  if (!jit)
-    fatal("mgpuModuleLoad: " + describe(jit.takeError()));
-  module->jit = std::move(*jit);
-  orc::JITDylib &dylib = module->jit->getMainJITDylib();
-  orc::SymbolMap symbols = abiSymbols(*module->jit);
-  for (const SharedVariable &variable : rewritten->shared)
-    if (variable.bytes == 0)
-      symbols[module->jit->mangleAndIntern(variable.symbol)] = {
-          orc::ExecutorAddr::fromPtr(dynamicShared), JITSymbolFlags::Exported};
-  if (Error e = dylib.define(orc::absoluteSymbols(std::move(symbols))))
-    fatal("mgpuModuleLoad: " + describe(std::move(e)));
-  // libm and libgcc (half conversions) from the process.
-  auto process = orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-      layout->getGlobalPrefix());
-  if (!process)
-    fatal("mgpuModuleLoad: " + describe(process.takeError()));
-  dylib.addGenerator(std::move(*process));
-  if (Error e = module->jit->addIRModule(
-          orc::ThreadSafeModule(std::move(*parsed), std::move(context))))
-    fatal("mgpuModuleLoad: " + describe(std::move(e)));
-
-  for (const std::string &name : rewritten->kernels) {
-    Expected<orc::ExecutorAddr> address =
-        module->jit->lookup(entryName(name));
-    if (!address)
-      fatal("mgpuModuleLoad: kernel " + name + ": " +
-            describe(address.takeError()));
-    module->kernels[name] = {name, address->toPtr<KernelEntry>(),
-                             module.get()};
-  }
-  for (const SharedVariable &variable : rewritten->shared) {
-    if (variable.bytes == 0) {
-      module->shared.push_back({dynamicShared, sizeof dynamicShared});
-      continue;
-    }
-    Expected<orc::ExecutorAddr> address =
-        module->jit->lookup(variable.symbol);
-    if (!address)
-      fatal("mgpuModuleLoad: " + describe(address.takeError()));
-    module->shared.push_back({address->toPtr<void *>(), variable.bytes});
-  }
-  return module.release();
-}
-
-intptr_t checkedDim(const char *what, intptr_t value) {
-  if (value < 1 || value > 0xffffffffLL)
-    fatal(Twine("mgpuLaunchKernel: ") + what + " " + Twine(int64_t(value)) +
-          " is not in [1, 2^32)");
-  return value;
-}
-
-} // namespace
-
 extern "C" {
-
-void *mgpuModuleLoad(void *data, size_t size) {
-  if (!data || size == 0)
-    fatal("mgpuModuleLoad: no module data");
-  return loadModule(data, size);
+void *mgpuModuleLoad(void *data, size_t size) { return moduleLoad(data, size); }
+void *mgpuModuleLoadJIT(void *data, int optLevel) {
+  return moduleLoadJIT(data, optLevel);
 }
-
-void *mgpuModuleLoadJIT(void *, int) {
-  fatal("mgpuModuleLoadJIT: PTX modules cannot be emulated (build the "
-        "kernels with kvc-gpu-pipeline format=llvm)");
-}
-
-void mgpuModuleUnload(void *module) { delete static_cast<EmulatedModule *>(module); }
-
+void mgpuModuleUnload(void *module) { moduleUnload(module); }
 void *mgpuModuleGetFunction(void *module, const char *name) {
-  if (!module || !name)
-    fatal("mgpuModuleGetFunction: no module or name");
-  auto &kernels = static_cast<EmulatedModule *>(module)->kernels;
-  auto it = kernels.find(name);
-  if (it == kernels.end())
-    fatal(Twine("mgpuModuleGetFunction: no kernel '") + name + "'");
-  return &it->second;
+  return moduleGetFunction(module, name);
 }
-
 void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                       intptr_t gridZ, intptr_t blockX, intptr_t blockY,
-                      intptr_t blockZ, int32_t smem, void * /*stream*/,
-                      void **params, void **extra, size_t /*count*/) {
-  if (!function)
-    fatal("mgpuLaunchKernel: no kernel");
-  auto *kernel = static_cast<EmulatedKernel *>(function);
-  if (extra)
-    fatal("mgpuLaunchKernel: `extra` arguments are not supported");
-  if (smem < 0 || size_t(smem) > sizeof dynamicShared)
-    fatal("mgpuLaunchKernel: " + Twine(smem) + " bytes of dynamic shared "
-          "memory");
-  Dim3 grid{uint32_t(checkedDim("grid x", gridX)),
-            uint32_t(checkedDim("grid y", gridY)),
-            uint32_t(checkedDim("grid z", gridZ))};
-  Dim3 block{uint32_t(checkedDim("block x", blockX)),
-             uint32_t(checkedDim("block y", blockY)),
-             uint32_t(checkedDim("block z", blockZ))};
-  if (block.count() > 1024)
-    fatal("mgpuLaunchKernel: " + Twine(block.count()) +
-          " threads a block (at most 1024)");
-  if (Error e = runGrid(kernel->entry, params, grid, block,
-                        kernel->module->shared))
-    fatal("kernel " + kernel->name + ": " + describe(std::move(e)));
+                      intptr_t blockZ, int32_t smem, void *stream,
+                      void **params, void **extra, size_t paramsCount) {
+  launchKernel(function, gridX, gridY, gridZ, blockX, blockY, blockZ, smem,
+               stream, params, extra, paramsCount);
 }
-
-void mgpuLaunchClusterKernel(void *function, intptr_t, intptr_t, intptr_t,
+void mgpuLaunchClusterKernel(void *function, intptr_t clusterX,
+                             intptr_t clusterY, intptr_t clusterZ,
                              intptr_t gridX, intptr_t gridY, intptr_t gridZ,
                              intptr_t blockX, intptr_t blockY, intptr_t blockZ,
                              int32_t smem, void *stream, void **params,
                              void **extra) {
-  // Clusters only group blocks; kvc's kernels use no distributed shared
-  // memory, so blocks one after another are a valid schedule.
-  mgpuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY, blockZ, smem,
-                   stream, params, extra, 0);
+  launchClusterKernel(function, clusterX, clusterY, clusterZ, gridX, gridY,
+                      gridZ, blockX, blockY, blockZ, smem, stream, params,
+                      extra);
 }
-
-// Streams and events: every operation is complete when it returns.
-void *mgpuStreamCreate(void) {
-  static char stream;
-  return &stream;
+void *mgpuStreamCreate(void) { return streamCreate(); }
+void mgpuStreamDestroy(void *stream) { streamDestroy(stream); }
+void mgpuStreamSynchronize(void *stream) { streamSynchronize(stream); }
+void mgpuStreamWaitEvent(void *stream, void *event) {
+  streamWaitEvent(stream, event);
 }
-void mgpuStreamDestroy(void *) {}
-void mgpuStreamSynchronize(void *) {}
-void mgpuStreamWaitEvent(void *, void *) {}
-void *mgpuEventCreate(void) {
-  static char event;
-  return &event;
+void *mgpuEventCreate(void) { return eventCreate(); }
+void mgpuEventDestroy(void *event) { eventDestroy(event); }
+void mgpuEventSynchronize(void *event) { eventSynchronize(event); }
+void mgpuEventRecord(void *event, void *stream) { eventRecord(event, stream); }
+void *mgpuMemAlloc(uint64_t bytes, void *stream, bool isHostShared) {
+  return memAlloc(bytes, stream, isHostShared);
 }
-void mgpuEventDestroy(void *) {}
-void mgpuEventSynchronize(void *) {}
-void mgpuEventRecord(void *, void *) {}
-
-void *mgpuMemAlloc(uint64_t bytes, void *, bool) {
-  if (bytes == 0)
-    return nullptr;
-  void *p = nullptr;
-  if (posix_memalign(&p, 256, bytes) != 0)
-    fatal("mgpuMemAlloc: " + Twine(bytes) + " bytes: out of memory");
-  return p;
+void mgpuMemFree(void *ptr, void *stream) { memFree(ptr, stream); }
+void mgpuMemcpy(void *dst, void *src, size_t bytes, void *stream) {
+  memCopy(dst, src, bytes, stream);
 }
-void mgpuMemFree(void *ptr, void *) { std::free(ptr); }
-void mgpuMemcpy(void *dst, void *src, size_t bytes, void *) {
-  std::memmove(dst, src, bytes);
+void mgpuMemset32(void *dst, unsigned int value, size_t count, void *stream) {
+  memset32(dst, value, count, stream);
 }
-void mgpuMemset32(void *dst, unsigned int value, size_t count, void *) {
-  auto *p = static_cast<uint32_t *>(dst);
-  for (size_t i = 0; i < count; ++i)
-    p[i] = value;
+void mgpuMemset16(void *dst, unsigned short value, size_t count,
+                  void *stream) {
+  memset16(dst, value, count, stream);
 }
-void mgpuMemset16(void *dst, unsigned short value, size_t count, void *) {
-  auto *p = static_cast<uint16_t *>(dst);
-  for (size_t i = 0; i < count; ++i)
-    p[i] = value;
+void mgpuSetDefaultDevice(int32_t device) { setDefaultDevice(device); }
 }
-void mgpuSetDefaultDevice(int32_t) {}
-
-} // extern "C"

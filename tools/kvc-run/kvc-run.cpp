@@ -31,8 +31,8 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
@@ -105,6 +105,20 @@ static cl::opt<std::string> valueReads(
              "value rounded to fp16, as the GPU's tensor-core value pass; "
              "the oracle then rounds values to fp16 too)"),
     cl::init("f32"));
+static cl::opt<bool> gpuEmulator(
+    "gpu-emulator",
+    cl::desc("Compile the step with kvc-gpu-pipeline instead and run its "
+             "kernels (LLVM bitcode, format=llvm) in kvc's GPU emulator on "
+             "the host cache: appends by the generated kernel (checked "
+             "against a twin cache as with --append=generated), "
+             "key-product=mma with --key-reads=parts, value-product=mma with "
+             "--value-reads=f16"),
+    cl::init(false));
+static cl::opt<std::string> gpuOptions(
+    "gpu-options",
+    cl::desc("More kvc-gpu-pipeline options for --gpu-emulator, e.g. "
+             "\"split-tokens=128 split-blocks=0\""),
+    cl::init(""));
 static cl::opt<double> tolerance(
     "tolerance",
     cl::desc("Largest |compiled - oracle| allowed, relative to max |oracle| "
@@ -643,8 +657,10 @@ int main(int argc, char **argv) {
   registerAllDialects(registry);
   registerAllExtensions(registry);
   registry.insert<KVCDialect>();
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
+  // kvc-gpu-pipeline (--gpu-emulator): GPU modules to LLVM IR, the NVVM
+  // target's serialization, gpu.binary to the host's module loads.
+  registerAllToLLVMIRTranslations(registry);
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
   MLIRContext context(registry);
   // Located messages, not IR dumps of the op (kvc-opt style).
   context.printOpOnDiagnostic(false);
@@ -685,11 +701,18 @@ int main(int argc, char **argv) {
   FailureOr<StepShape> shape = inspectStep(entry);
   if (failed(shape))
     return 1;
+  if (!gpuOptions.empty() && !gpuEmulator)
+    return fail("--gpu-options needs --gpu-emulator");
+  // The emulated kernels append with the generated writer.
+  if (gpuEmulator)
+    appendMode = AppendMode::Generated;
   auto step = ::kvc::exec::JitFunction::compile(
       *module, entryName, pageTokens,
       [](PassManager &pm) { return applyPassManagerCLOptions(pm); },
       appendMode == AppendMode::Generated ? "generated" : "runtime", keyReads,
-      valueReads);
+      valueReads,
+      gpuEmulator ? std::optional<std::string>(gpuOptions.getValue())
+                  : std::nullopt);
   if (!step)
     return fail(llvm::toString(step.takeError()));
   return runSteps(**step, *shape);

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,12 +101,19 @@ public:
   /// `configure` may set up the pass manager (instrumentation, CL options).
   /// `append`, `keyReads` and `valueReads` are kvc-cpu-pipeline's options:
   /// who writes appended tokens, how attention reads keys and takes values.
+  /// With `emulatedGPU` (kvc-gpu-pipeline options, e.g. "split-tokens=128")
+  /// the function is lowered by kvc-gpu-pipeline instead, its kernels as
+  /// LLVM bitcode that the GPU emulator (kvc/GPUEmulator/Emulator.h) runs on
+  /// the host: appends by the generated kernel, key-product=mma where
+  /// `keyReads` is "parts" and value-product=mma where `valueReads` is
+  /// "f16" (the same roundings), page-tokens and format set here.
   static llvm::Expected<std::unique_ptr<JitFunction>> compile(
       mlir::ModuleOp module, llvm::StringRef entry, unsigned pageTokens,
       llvm::function_ref<mlir::LogicalResult(mlir::PassManager &)> configure =
           nullptr,
       llvm::StringRef append = "runtime", llvm::StringRef keyReads = "rows",
-      llvm::StringRef valueReads = "f32");
+      llvm::StringRef valueReads = "f32",
+      const std::optional<std::string> &emulatedGPU = std::nullopt);
 
   const std::vector<ValueInfo> &arguments() const { return args; }
   /// Tensor results (static shapes); cache results are the argument

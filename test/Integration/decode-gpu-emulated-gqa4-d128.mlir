@@ -1,0 +1,44 @@
+// Decode steps compiled with kvc-gpu-pipeline, their kernels (append and
+// attention, as LLVM bitcode) run by kvc's GPU emulator on the host cache
+// (kvc-run --gpu-emulator; lib/GPUEmulator computes shfl.sync, mma.sync and
+// barriers from the PTX ISA), against the numerics oracle: batch 2, GQA 4
+// (8 query heads, 2 KV heads), head_dim 128 — Llama-3's grouping — 300
+// steps, so the 128-token residual window flushes twice; the generated
+// append must leave the pages and residual rows of kvc_rt_append after
+// every step. With --key-reads=parts / --value-reads=f16 the attention
+// runs the tensor-core passes (key-product=mma: token pairs for
+// channel-axis 2/4/8-bit keys; value-product=mma: split-column m16n8k8 at
+// GQA 4) and the oracle rounds to fp16 as they do. split-tokens=128 with
+// split-blocks=0 gives up to three splits, so the combine kernel and the
+// interior and edge unit loops all run. Tolerance: 1e-4 of max |output|.
+
+// RUN: kvc-run %s --steps=300 --seed=1 --spec="key=q2:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator | FileCheck %s --check-prefix=K2V2
+// RUN: kvc-run %s --steps=300 --seed=2 --spec="key=q2:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-tokens=128 split-blocks=0" | FileCheck %s --check-prefix=K2V2MMA
+// RUN: kvc-run %s --steps=300 --seed=3 --spec="key=q4:channel:g128,value=q4:token:g128,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 | FileCheck %s --check-prefix=K4V4MMA
+// RUN: kvc-run %s --steps=300 --seed=4 --spec="key=q8:channel:g64,value=q8:token:g32,residual=64" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-tokens=128 split-blocks=0" | FileCheck %s --check-prefix=K8V8MMA
+// RUN: kvc-run %s --steps=300 --seed=5 --spec="key=q3:token:g32,value=q4:channel:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 | FileCheck %s --check-prefix=K3V4MMA
+// RUN: kvc-run %s --steps=300 --seed=6 --spec="key=fp8:e4m3,value=fp16,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 | FileCheck %s --check-prefix=FP8MMA
+
+// K2V2: key quant<bits=2, axis=channel, group=32>, value quant<bits=2, axis=token, group=32>
+// K2V2-NEXT: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
+// K2V2-NEXT: generated append: pages and residual rows equal the runtime's append after every step
+// K2V2-NEXT: PASS
+// K2V2MMA: key quant<bits=2, axis=channel, group=32>, value quant<bits=2, axis=token, group=32>
+// K2V2MMA-NEXT: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
+// K2V2MMA-NEXT: generated append: pages and residual rows equal the runtime's append after every step
+// K2V2MMA-NEXT: PASS
+// K4V4MMA: key quant<bits=4, axis=channel, group=128>, value quant<bits=4, axis=token, group=128>
+// K4V4MMA: PASS
+// K8V8MMA: key quant<bits=8, axis=channel, group=64>, value quant<bits=8, axis=token, group=32>
+// K8V8MMA: PASS
+// K3V4MMA: key quant<bits=3, axis=token, group=32>, value quant<bits=4, axis=channel, group=32>
+// K3V4MMA: PASS
+// FP8MMA: key fp8<e4m3>, value fp16
+// FP8MMA: PASS
+
+func.func @step(%cache: !kvc.cache<2x2x?x128xf32>, %q: tensor<2x8x1x128xf32>,
+                %k: tensor<2x2x1x128xf32>, %v: tensor<2x2x1x128xf32>) -> (tensor<2x8x1x128xf32>, !kvc.cache<2x2x?x128xf32>) {
+  %c = kvc.append %cache, %k, %v : !kvc.cache<2x2x?x128xf32>, tensor<2x2x1x128xf32>, tensor<2x2x1x128xf32>
+  %o = kvc.attend %q, %c {causal} : tensor<2x8x1x128xf32>, !kvc.cache<2x2x?x128xf32> -> tensor<2x8x1x128xf32>
+  return %o, %c : tensor<2x8x1x128xf32>, !kvc.cache<2x2x?x128xf32>
+}
