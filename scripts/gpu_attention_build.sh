@@ -17,8 +17,9 @@
 # OUTDIR.work (not needed on the GPU machine). The kvc.append variants of
 # benchmarks/gpu/append_variants.py (the append check, append_check.cpp)
 # go the same way into OUTDIR/append (append_manifest.txt,
-# append_modules.txt, one object per module) and OUTDIR/append/host
-# (kvc-cpu-pipeline with append=generated), apart from the attention
+# append_modules.txt, one object per module), OUTDIR/append/host
+# (kvc-cpu-pipeline with append=generated) and OUTDIR/append/emu
+# (format=llvm, for the emulator), apart from the attention
 # objects: each check links only its own. The benchmark's variants
 # (benchmarks/gpu/bench_variants.py, attention_bench.cpp) go the way of the
 # attention ones into OUTDIR/bench (bench_manifest.txt, bench_modules.txt)
@@ -159,7 +160,7 @@ fi
 if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
   APPEND="$OUTDIR/append"
   APPEND_WORK="$WORKDIR/append"
-  mkdir -p "$APPEND/host" "$APPEND_WORK/host"
+  mkdir -p "$APPEND/host" "$APPEND_WORK/host" "$APPEND/emu" "$APPEND_WORK/emu"
   "$PYTHON" "$ROOT/benchmarks/gpu/append_variants.py" "$APPEND"
   start=$SECONDS
   while read -r mlir page_tokens; do
@@ -173,6 +174,14 @@ if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
       "$APPEND_WORK/$stem.llvm.mlir" -o "$APPEND_WORK/$stem.ll"
     "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
       "$APPEND_WORK/$stem.ll" -o "$APPEND/$stem.o"
+    # The kernels as LLVM bitcode for the GPU emulator's append check.
+    "$KVC_OPT" "$APPEND/$mlir" \
+      --kvc-gpu-pipeline="chip=$CHIP format=llvm page-tokens=$page_tokens min-blocks-per-sm=$MIN_BLOCKS" \
+      -o "$APPEND_WORK/emu/$stem.llvm.mlir"
+    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
+      "$APPEND_WORK/emu/$stem.llvm.mlir" -o "$APPEND_WORK/emu/$stem.ll"
+    "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
+      "$APPEND_WORK/emu/$stem.ll" -o "$APPEND/emu/$stem.o"
     # The same appends as CPU loops (the emitter the kernels use), for the
     # host dry run.
     "$KVC_OPT" "$APPEND/$mlir" \
@@ -189,7 +198,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
   variants=0
   while read -r name _; do
     variants=$((variants + 1))
-    for ir in "$APPEND_WORK" "$APPEND_WORK/host"; do
+    for ir in "$APPEND_WORK" "$APPEND_WORK/host" "$APPEND_WORK/emu"; do
       grep -q "^define ptr @_mlir_ciface_$name(ptr %0, ptr %1, ptr %2)" \
           "$ir"/*.ll ||
         fail "no ptr _mlir_ciface_$name(binding, k, v) in $ir/*.ll"

@@ -17,7 +17,8 @@
 #     code of every attention variant, its kernels run by kvc's GPU
 #     emulator (lib/GPUEmulator), against the oracle at S = 300 and, for
 #     the tensor-core variants, S = 1100 (several splits, interior and edge
-#     loops).
+#     loops), and every append variant's kernels byte for byte against
+#     kvc_rt_append (kvc_append_check_emu).
 # Needs build/bin/kvc-opt, build/lib/GPUEmulator/libkvc_gpu_emulator.a (or
 # KVC_GPU_EMULATOR), LLVM 22's tools and the CUDA toolkit (CUDA_HOME,
 # default /usr/local/cuda), not a GPU. ctest runs it as kvc-gpu-programs.
@@ -44,7 +45,7 @@ cmake -S "$ROOT/benchmarks/gpu" -B "$WORK/build" -G Ninja \
 cmake --build "$WORK/build" -j 2
 for program in kvc_attention_check kvc_append_check kvc_attention_bench \
     kvc_attention_check_host kvc_append_check_host kvc_attention_bench_host \
-    kvc_attention_check_emu; do
+    kvc_attention_check_emu kvc_append_check_emu; do
   [ -x "$WORK/build/$program" ] || { say "FAIL: $program was not built"; exit 1; }
 done
 say "programs built ($((SECONDS - start)) s)"
@@ -59,4 +60,5 @@ say "host dry runs passed ($((SECONDS - start)) s)"
 start=$SECONDS
 "$WORK/build/kvc_attention_check_emu" 300
 "$WORK/build/kvc_attention_check_emu" --only _mma,_vmma 1100
+"$WORK/build/kvc_append_check_emu"
 say "emulated kernels passed ($((SECONDS - start)) s)"

@@ -22,11 +22,17 @@
 // exits 1 on a failure, 2 on bad arguments or manifest, 77 without a CUDA
 // device. With KVC_ATTENTION_HOST=1 (kvc_append_check_host) it runs the
 // kvc-cpu-pipeline (append=generated) code on CPU caches instead: a dry run
-// of everything but the kernels, on any machine.
+// of everything but the kernels, on any machine; with KVC_ATTENTION_EMULATED=1
+// too (kvc_append_check_emu) the kvc-gpu-pipeline code, its kernels run by
+// kvc's GPU emulator (format=llvm objects), on CPU caches.
 //
 //===----------------------------------------------------------------------===//
 
 #include "CheckSupport.h"
+
+#ifndef KVC_ATTENTION_EMULATED
+#define KVC_ATTENTION_EMULATED 0
+#endif
 
 #include "kvc_runtime.h"
 #include "kvc_runtime_binding.h"
@@ -461,9 +467,12 @@ int main(int argc, char **argv) {
                     variants, parseVariant) ||
       !selectVariants("append_check", variants, only))
     return 2;
-  if (int exitCode = startDevice("append_check",
-                                 "kvc-cpu-pipeline append loops on CPU caches",
-                                 variants.size()))
+#if KVC_ATTENTION_EMULATED
+  const char *what = "kvc-gpu-pipeline append kernels emulated on CPU caches";
+#else
+  const char *what = "kvc-cpu-pipeline append loops on CPU caches";
+#endif
+  if (int exitCode = startDevice("append_check", what, variants.size()))
     return exitCode;
   std::printf("seed: %llu (--seed %llu reproduces)\n", (unsigned long long)seed,
               (unsigned long long)seed);
