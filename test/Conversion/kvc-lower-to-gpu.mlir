@@ -227,9 +227,10 @@
 // iteration: their page located once (one page-table load) for the four
 // tokens, no branch before the first tile, weights without bounds. The
 // slab's eight 2-bit codes are one 2-byte load, its high byte moved 16 bits
-// above the low one; pair k = codes (k, k + 4) ORed into the mantissas of
-// 1024.0 (0x6400) under the mask 0x00030003 (one lop3), 1024 subtracted,
-// one fp16 fma with the (scale, zero) pair. The second tile sits behind a
+// above the low one; pair k = codes (k, k + 4), at bits 2k and 2k + 16,
+// ORed in place (no shift) into the mantissas of 2^(10 - 2k) under the mask
+// 0x00030003 << 2k (one lop3; 0x6400 is 1024.0, 0x5C00 256.0), that power
+// subtracted, one fp16 fma with the (scale, zero) pair. The second tile sits behind a
 // branch on the block being in pages (so ptxas keeps its loads after the
 // first tile's products).
 // VMMA: %[[FIRST:.*]] = arith.addi %[[INNER]], %[[WARP]] : index
@@ -257,7 +258,11 @@
 // VMMA: %[[CODES:.*]] = llvm.bitcast %[[MASKED]] : i32 to vector<2xf16>
 // VMMA: %[[EXACT:.*]] = arith.subf %[[CODES]], %{{.*}} : vector<2xf16>
 // VMMA: %[[FIRSTPAIR:.*]] = llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
-// VMMA-COUNT-3: llvm.intr.fma
+// VMMA-NOT: arith.shrui
+// VMMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %{{.*}}, %c786444_i32, %c1543527424_i32
+// VMMA: arith.subf %{{.*}}, %cst{{.*}} : vector<2xf16>
+// VMMA: llvm.intr.fma
+// VMMA-COUNT-2: llvm.intr.fma
 // VMMA-NOT: -> i32
 // VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
 // VMMA: %[[SECONDPAIR:.*]] = llvm.intr.fma

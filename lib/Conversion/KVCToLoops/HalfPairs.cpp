@@ -1,8 +1,9 @@
 //===- HalfPairs.cpp - dequantizing reads into fp16 pairs -----------------===//
 //
 // The tensor-core passes' reads (and the CPU loops' twins of them): codes
-// ORed into the mantissas of an fp16 pair of exponent 1024, 1024
-// subtracted, one fma.rn.f16x2 with the group's scale and zero. Token-axis
+// ORed into the mantissas of an fp16 pair whose exponent makes their lowest
+// bit the units digit (1024 for codes at bit 0), that power subtracted, one
+// fma.rn.f16x2 with the group's scale and zero. Token-axis
 // codes give two channels of one token (the value pass), channel-axis codes
 // two tokens of one channel (the key pass).
 //
@@ -21,7 +22,7 @@ namespace num = ::kvc::numerics;
 //===----------------------------------------------------------------------===//
 // fp16-pair reads (the tensor-core value pass's, and the CPU loops' with
 // value-reads=f16): two token-axis codes ORed into the mantissas of an
-// fp16 pair with exponent 1024, 1024 subtracted, one fma with the group's
+// fp16 pair, the pair's power of two subtracted, one fma with the group's
 // scale and zero. The bit layout is unitCodes' (codes in order, 32 / b a
 // word, code i at bit (i % (32 / b)) * b).
 //===----------------------------------------------------------------------===//
@@ -35,8 +36,12 @@ static Value pairOf(OpBuilder &b, Location loc, Value x, Value y, int64_t first,
 }
 
 Value PageReader::dequantizeCodePair(OpBuilder &b, Location loc, Value word,
-                                     int64_t mask, Value scale,
-                                     Value zero) const {
+                                     unsigned bits, unsigned position,
+                                     Value scale, Value zero) const {
+  assert(position + bits <= 10 && "the codes must lie in the mantissa");
+  const int64_t mask = (((1 << bits) - 1) << position) * 0x00010001;
+  // fp16 2^(10 - position): biased exponent 25 - position, mantissa 0.
+  const int64_t magic = ((25 - position) << 10) * 0x00010001;
   Value codes;
   if (inlinePTX) {
     // One lop3.b32 computing (a & b) | c (truth table 0xEA): with both
@@ -44,7 +49,7 @@ Value PageReader::dequantizeCodePair(OpBuilder &b, Location loc, Value word,
     codes = LLVM::InlineAsmOp::create(
                 b, loc, b.getI32Type(),
                 ValueRange{word, i32Const(b, loc, mask),
-                           i32Const(b, loc, 0x64006400)},
+                           i32Const(b, loc, magic)},
                 "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n",
                 /*has_side_effects=*/false, /*is_align_stack=*/false,
                 LLVM::TailCallKind::None, LLVM::AsmDialectAttr(),
@@ -52,15 +57,16 @@ Value PageReader::dequantizeCodePair(OpBuilder &b, Location loc, Value word,
                 .getResult(0);
   } else {
     codes = arith::AndIOp::create(b, loc, word, i32Const(b, loc, mask));
-    codes = arith::OrIOp::create(b, loc, codes, i32Const(b, loc, 0x64006400));
+    codes = arith::OrIOp::create(b, loc, codes, i32Const(b, loc, magic));
   }
-  // 1024 + code in each half; minus 1024 is exact.
+  // 2^(10 - position) + code in each half; the power subtracted is exact.
   auto pairType = VectorType::get({2}, b.getF16Type());
-  Value exponent = arith::ConstantOp::create(
+  Value power = arith::ConstantOp::create(
       b, loc, pairType,
-      DenseElementsAttr::get(pairType, b.getF16FloatAttr(1024.0)));
+      DenseElementsAttr::get(
+          pairType, b.getF16FloatAttr(double(1 << (10 - position)))));
   Value value = arith::SubFOp::create(
-      b, loc, LLVM::BitcastOp::create(b, loc, pairType, codes), exponent);
+      b, loc, LLVM::BitcastOp::create(b, loc, pairType, codes), power);
   // llvm.intr.fma, not math.fma: the NVVM lowering would send the latter to
   // libdevice's f32 fmaf (fma.rn.f16x2 is the point).
   return LLVM::FMAOp::create(b, loc, value, scale, zero);
@@ -135,16 +141,24 @@ SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
   Value scale = pairOf(b, loc, params, params, 0, 0);
   Value zero = pairOf(b, loc, params, params, 1, 1);
 
-  const int64_t mask = ((1 << bits) - 1) * 0x00010001;
+  // Pair i sits at bit i * b of each half. Below bit 10 it is read in
+  // place; the others from the word shifted by 8, one shift a word.
   SmallVector<Value> pairs;
-  for (Value word : words)
+  for (Value word : words) {
+    Value high;
     for (int64_t i = 0; i < perWord / 2; ++i) {
+      unsigned position = i * bits;
       Value codes = word;
-      if (i)
-        codes =
-            arith::ShRUIOp::create(b, loc, codes, i32Const(b, loc, i * bits));
-      pairs.push_back(dequantizeCodePair(b, loc, codes, mask, scale, zero));
+      if (position + bits > 10) {
+        if (!high)
+          high = arith::ShRUIOp::create(b, loc, word, i32Const(b, loc, 8));
+        codes = high;
+        position -= 8;
+      }
+      pairs.push_back(
+          dequantizeCodePair(b, loc, codes, bits, position, scale, zero));
     }
+  }
   return pairs;
 }
 
@@ -310,7 +324,6 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
     words.push_back(shifted);
   }
 
-  const int64_t mask = ((1 << bits) - 1) * 0x00010001;
   const int64_t perRow = count / 2;
   SmallVector<Value> pairs(4 * perRow);
   for (int64_t c0 = 0; c0 < count; c0 += 4) {
@@ -325,7 +338,7 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
       Value zero = pairOf(b, loc, params, params, 2 * c + 1, 2 * c + 1);
       for (int64_t m = 0; m < 2; ++m)
         tokens[c][m] =
-            dequantizeCodePair(b, loc, words[c0 + c][m], mask, scale, zero);
+            dequantizeCodePair(b, loc, words[c0 + c][m], bits, 0, scale, zero);
     }
     // The transpose: row `row`'s token in channels c and c + 1.
     for (int64_t c = 0; c < 4; c += 2)

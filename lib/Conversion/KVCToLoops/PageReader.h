@@ -144,11 +144,14 @@ public:
   /// GPU kernels: the fp16-pair reads may use PTX inline assembly (one
   /// lop3.b32 for dequantizeCodePair's AND and OR).
   void setInlinePTX(bool enable) { inlinePTX = enable; }
-  /// The two codes of `word` under `mask` (bits 0.. and 16..) as an fp16
-  /// pair: ORed into the mantissas of 1024.0 (0x6400), 1024 subtracted
-  /// (exact), then one fma with `scale` and `zero` (vector<2xf16> each).
+  /// The two `bits`-bit codes of `word` at bits `position` and `position` +
+  /// 16 as an fp16 pair: ORed into the mantissas of 2^(10 - position) (the
+  /// exponent that makes bit `position` the units digit; position + bits
+  /// <= 10), that power subtracted (exact), then one fma with `scale` and
+  /// `zero` (vector<2xf16> each). Codes below bit 10 thus need no shift.
   Value dequantizeCodePair(OpBuilder &b, Location loc, Value word,
-                           int64_t mask, Value scale, Value zero) const;
+                           unsigned bits, unsigned position, Value scale,
+                           Value zero) const;
 
   /// Whether the reader dequantizes straight into fp16 pairs
   /// (compressedHalfPairs): token-axis 2-, 4- and 8-bit codes.
@@ -160,8 +163,9 @@ public:
   SmallVector<std::pair<int64_t, int64_t>> halfPairOrder(int64_t count) const;
   /// Channels `span` (8 or 16 of them, `span.first` a multiple of the count)
   /// of token `slot` of the block at `blockBase` as vector<2xf16> pairs in
-  /// halfPairOrder: two codes ORed into the mantissas of an fp16 pair of
-  /// exponent 1024 (0x6400), 1024 subtracted (exact), then one fma with
+  /// halfPairOrder: two codes ORed into the mantissas of an fp16 pair
+  /// (dequantizeCodePair; codes below bit 10 of a word in place, the others
+  /// after one shift by 8 a word), then one fma with
   /// the group's fp16 scale and zero: code * scale + zero rounded once to
   /// fp16 (the f32 path rounds it to f32 first; they differ by at most one
   /// fp16 ulp, and only where that f32 rounding lands on an fp16 tie).
