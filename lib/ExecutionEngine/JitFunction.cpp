@@ -175,8 +175,15 @@ createEngine(ModuleOp module, bool emulatedGPU) {
     return symbols;
   });
   // Global constructors load the kernel modules (mgpuModuleLoad).
-  if (emulatedGPU)
+  if (emulatedGPU) {
+    ::kvc::gpuemu::clearError();
     (*engine)->initialize();
+    std::string emulatorError = ::kvc::gpuemu::lastError();
+    if (!emulatorError.empty()) {
+      ::kvc::gpuemu::clearError();
+      return llvm::createStringError(emulatorError);
+    }
+  }
   return std::move(*engine);
 }
 
@@ -365,6 +372,7 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
     return llvm::createStringError("JIT: " +
                                    llvm::toString(engine.takeError()));
   result->engine = std::move(*engine);
+  result->emulatedGPU = emulatedGPU.has_value();
   return std::move(result);
 }
 
@@ -437,6 +445,14 @@ JitFunction::call(llvm::ArrayRef<const HostTensor *> tensors,
     packed.push_back(&returnedCaches[0]);
   if (llvm::Error error = engine->invokePacked(symbol, packed))
     return std::move(error);
+  if (emulatedGPU) {
+    // The emulator records its first error (and then runs no kernel).
+    std::string emulatorError = ::kvc::gpuemu::lastError();
+    if (!emulatorError.empty()) {
+      ::kvc::gpuemu::clearError();
+      return llvm::createStringError(emulatorError);
+    }
+  }
   for (kvc_rt_binding *binding : bindings)
     if (kvc_rt_binding_status(binding) != KVC_RT_OK)
       return llvm::createStringError(std::string("runtime: ") +

@@ -21,20 +21,47 @@
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 
 using namespace llvm;
 using namespace kvc::gpuemu;
 
 namespace {
 
-[[noreturn]] void fatal(const Twine &message) {
-  errs() << "kvc gpu emulator: " << message << "\n";
+/// The first error since the start or the last clearError(), as the CUDA
+/// runtime's kvc_rt_gpu_last_error keeps it.
+struct ErrorRecord {
+  std::mutex mutex;
+  std::string message;
+};
+
+ErrorRecord &errorRecord() {
+  static ErrorRecord record;
+  return record;
+}
+
+bool errorRecorded() {
+  ErrorRecord &record = errorRecord();
+  std::lock_guard<std::mutex> lock(record.mutex);
+  return !record.message.empty();
+}
+
+/// Prints the error and records it if it is the first; nullptr, for the
+/// functions that return a handle.
+std::nullptr_t fail(const Twine &message) {
+  const std::string text = ("kvc gpu emulator: " + message).str();
+  errs() << text << "\n";
   errs().flush();
-  std::exit(1);
+  ErrorRecord &record = errorRecord();
+  std::lock_guard<std::mutex> lock(record.mutex);
+  if (record.message.empty())
+    record.message = text;
+  return nullptr;
 }
 
 struct EmulatedKernel {
@@ -89,24 +116,24 @@ EmulatedModule *loadModule(const void *data, size_t size) {
   Expected<std::unique_ptr<llvm::Module>> parsed =
       parseBitcodeFile(buffer, *context);
   if (!parsed)
-    fatal("mgpuModuleLoad: not LLVM bitcode (build the kernels with "
+    return fail("mgpuModuleLoad: not LLVM bitcode (build the kernels with "
           "kvc-gpu-pipeline format=llvm): " +
           describe(parsed.takeError()));
   auto builder = orc::JITTargetMachineBuilder::detectHost();
   if (!builder)
-    fatal("mgpuModuleLoad: " + describe(builder.takeError()));
+    return fail("mgpuModuleLoad: " + describe(builder.takeError()));
   Expected<DataLayout> layout = builder->getDefaultDataLayoutForTarget();
   if (!layout)
-    fatal("mgpuModuleLoad: " + describe(layout.takeError()));
+    return fail("mgpuModuleLoad: " + describe(layout.takeError()));
   Expected<RewrittenModule> rewritten = rewriteForHost(
       **parsed, *layout, builder->getTargetTriple().str());
   if (!rewritten)
-    fatal("mgpuModuleLoad: " + describe(rewritten.takeError()));
+    return fail("mgpuModuleLoad: " + describe(rewritten.takeError()));
 
   auto module = std::make_unique<EmulatedModule>();
   auto jit = orc::LLJITBuilder().setJITTargetMachineBuilder(*builder).create();
   if (!jit)
-    fatal("mgpuModuleLoad: " + describe(jit.takeError()));
+    return fail("mgpuModuleLoad: " + describe(jit.takeError()));
   module->jit = std::move(*jit);
   orc::JITDylib &dylib = module->jit->getMainJITDylib();
   orc::SymbolMap symbols = abiSymbols(*module->jit);
@@ -115,23 +142,23 @@ EmulatedModule *loadModule(const void *data, size_t size) {
       symbols[module->jit->mangleAndIntern(variable.symbol)] = {
           orc::ExecutorAddr::fromPtr(dynamicShared), JITSymbolFlags::Exported};
   if (Error e = dylib.define(orc::absoluteSymbols(std::move(symbols))))
-    fatal("mgpuModuleLoad: " + describe(std::move(e)));
+    return fail("mgpuModuleLoad: " + describe(std::move(e)));
   // libm and libgcc (half conversions) from the process.
   auto process = orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
       layout->getGlobalPrefix());
   if (!process)
-    fatal("mgpuModuleLoad: " + describe(process.takeError()));
+    return fail("mgpuModuleLoad: " + describe(process.takeError()));
   dylib.addGenerator(std::move(*process));
   if (Error e = module->jit->addIRModule(
           orc::ThreadSafeModule(std::move(*parsed), std::move(context))))
-    fatal("mgpuModuleLoad: " + describe(std::move(e)));
+    return fail("mgpuModuleLoad: " + describe(std::move(e)));
 
   for (const std::string &name : rewritten->kernels) {
     Expected<orc::ExecutorAddr> address =
         module->jit->lookup(entryName(name));
     if (!address)
-      fatal("mgpuModuleLoad: kernel " + name + ": " +
-            describe(address.takeError()));
+      return fail("mgpuModuleLoad: kernel " + name + ": " +
+                  describe(address.takeError()));
     module->kernels[name] = {name, address->toPtr<KernelEntry>(),
                              module.get()};
   }
@@ -143,17 +170,19 @@ EmulatedModule *loadModule(const void *data, size_t size) {
     Expected<orc::ExecutorAddr> address =
         module->jit->lookup(variable.symbol);
     if (!address)
-      fatal("mgpuModuleLoad: " + describe(address.takeError()));
+      return fail("mgpuModuleLoad: " + describe(address.takeError()));
     module->shared.push_back({address->toPtr<void *>(), variable.bytes});
   }
   return module.release();
 }
 
-intptr_t checkedDim(const char *what, intptr_t value) {
-  if (value < 1 || value > 0xffffffffLL)
-    fatal(Twine("mgpuLaunchKernel: ") + what + " " + Twine(int64_t(value)) +
-          " is not in [1, 2^32)");
-  return value;
+/// Whether `value` is a valid grid or block dimension (else an error).
+bool checkDim(const char *what, intptr_t value) {
+  if (value >= 1 && value <= 0xffffffffLL)
+    return true;
+  fail(Twine("mgpuLaunchKernel: ") + what + " " + Twine(int64_t(value)) +
+       " is not in [1, 2^32)");
+  return false;
 }
 
 } // namespace
@@ -161,26 +190,38 @@ intptr_t checkedDim(const char *what, intptr_t value) {
 namespace kvc {
 namespace gpuemu {
 
+std::string lastError() {
+  ErrorRecord &record = errorRecord();
+  std::lock_guard<std::mutex> lock(record.mutex);
+  return record.message;
+}
+
+void clearError() {
+  ErrorRecord &record = errorRecord();
+  std::lock_guard<std::mutex> lock(record.mutex);
+  record.message.clear();
+}
+
 void *moduleLoad(void *data, size_t size) {
   if (!data || size == 0)
-    fatal("mgpuModuleLoad: no module data");
+    return fail("mgpuModuleLoad: no module data");
   return loadModule(data, size);
 }
 
 void *moduleLoadJIT(void *, int) {
-  fatal("mgpuModuleLoadJIT: PTX modules cannot be emulated (build the "
-        "kernels with kvc-gpu-pipeline format=llvm)");
+  return fail("mgpuModuleLoadJIT: PTX modules cannot be emulated (build the "
+              "kernels with kvc-gpu-pipeline format=llvm)");
 }
 
 void moduleUnload(void *module) { delete static_cast<EmulatedModule *>(module); }
 
 void *moduleGetFunction(void *module, const char *name) {
   if (!module || !name)
-    fatal("mgpuModuleGetFunction: no module or name");
+    return fail("mgpuModuleGetFunction: no module or name");
   auto &kernels = static_cast<EmulatedModule *>(module)->kernels;
   auto it = kernels.find(name);
   if (it == kernels.end())
-    fatal(Twine("mgpuModuleGetFunction: no kernel '") + name + "'");
+    return fail(Twine("mgpuModuleGetFunction: no kernel '") + name + "'");
   return &it->second;
 }
 
@@ -188,26 +229,37 @@ void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
                   intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                   intptr_t blockZ, int32_t smem, void * /*stream*/,
                   void **params, void **extra, size_t /*count*/) {
-  if (!function)
-    fatal("mgpuLaunchKernel: no kernel");
+  // As the CUDA runtime: nothing runs while an error is recorded.
+  if (errorRecorded())
+    return;
+  if (!function) {
+    fail("mgpuLaunchKernel: no kernel");
+    return;
+  }
   auto *kernel = static_cast<EmulatedKernel *>(function);
-  if (extra)
-    fatal("mgpuLaunchKernel: `extra` arguments are not supported");
-  if (smem < 0 || size_t(smem) > sizeof dynamicShared)
-    fatal("mgpuLaunchKernel: " + Twine(smem) + " bytes of dynamic shared "
-          "memory");
-  Dim3 grid{uint32_t(checkedDim("grid x", gridX)),
-            uint32_t(checkedDim("grid y", gridY)),
-            uint32_t(checkedDim("grid z", gridZ))};
-  Dim3 block{uint32_t(checkedDim("block x", blockX)),
-             uint32_t(checkedDim("block y", blockY)),
-             uint32_t(checkedDim("block z", blockZ))};
-  if (block.count() > 1024)
-    fatal("mgpuLaunchKernel: " + Twine(block.count()) +
-          " threads a block (at most 1024)");
+  if (extra) {
+    fail("mgpuLaunchKernel: `extra` arguments are not supported");
+    return;
+  }
+  if (smem < 0 || size_t(smem) > sizeof dynamicShared) {
+    fail("mgpuLaunchKernel: " + Twine(smem) + " bytes of dynamic shared "
+         "memory");
+    return;
+  }
+  if (!checkDim("grid x", gridX) || !checkDim("grid y", gridY) ||
+      !checkDim("grid z", gridZ) || !checkDim("block x", blockX) ||
+      !checkDim("block y", blockY) || !checkDim("block z", blockZ))
+    return;
+  Dim3 grid{uint32_t(gridX), uint32_t(gridY), uint32_t(gridZ)};
+  Dim3 block{uint32_t(blockX), uint32_t(blockY), uint32_t(blockZ)};
+  if (block.count() > 1024) {
+    fail("mgpuLaunchKernel: " + Twine(block.count()) +
+         " threads a block (at most 1024)");
+    return;
+  }
   if (Error e = runGrid(kernel->entry, params, grid, block,
                         kernel->module->shared))
-    fatal("kernel " + kernel->name + ": " + describe(std::move(e)));
+    fail("kernel " + kernel->name + ": " + describe(std::move(e)));
 }
 
 void launchClusterKernel(void *function, intptr_t, intptr_t, intptr_t,
@@ -242,7 +294,7 @@ void *memAlloc(uint64_t bytes, void *, bool) {
     return nullptr;
   void *p = nullptr;
   if (posix_memalign(&p, 256, bytes) != 0)
-    fatal("mgpuMemAlloc: " + Twine(bytes) + " bytes: out of memory");
+    return fail("mgpuMemAlloc: " + Twine(bytes) + " bytes: out of memory");
   return p;
 }
 void memFree(void *ptr, void *) { std::free(ptr); }

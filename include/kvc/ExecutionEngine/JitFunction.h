@@ -125,7 +125,7 @@ public:
   /// `caches` one binding per cache argument, both in argument order. A
   /// tensor must have the argument's dtype and fit its shape; a binding's
   /// first runtime error is returned (the binding keeps it, see
-  /// kvc_rt_binding_status).
+  /// kvc_rt_binding_status); for the GPU emulator, its first error.
   llvm::Expected<std::vector<HostTensor>>
   call(llvm::ArrayRef<const HostTensor *> tensors,
        llvm::ArrayRef<kvc_rt_binding *> caches);
@@ -137,6 +137,8 @@ private:
   std::vector<ValueInfo> args, tensorResults;
   unsigned numCacheResults = 0;
   unsigned pageSize = 64;
+  /// Compiled for the GPU emulator: calls report its errors.
+  bool emulatedGPU = false;
 };
 
 } // namespace kvc::exec

@@ -15,10 +15,13 @@
 // objects' calls resolve to them), or a JIT maps the names that
 // forEachMgpuFunction lists to these functions (kvc-run --gpu-emulator).
 //
-// Whatever cannot be emulated (bitcode it cannot read, an intrinsic or
-// inline PTX it does not know) or goes wrong in a kernel (a collective that
-// not all lanes reach, a deadlock) is printed ("kvc gpu emulator: ...") and
-// ends the process with exit code 1.
+// ERRORS, as the CUDA runtime's (kvc_runtime_gpu.h): whatever cannot be
+// emulated (bitcode it cannot read, an intrinsic or inline PTX it does not
+// know) or goes wrong in a kernel (a collective that not all lanes reach, a
+// deadlock: the grid stops there) is printed to stderr ("kvc gpu emulator:
+// ...") and the first such error is recorded until clearError(); while one
+// is recorded, launches do nothing (outputs keep what they held), and the
+// functions returning a handle return NULL on failure.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,9 +32,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace kvc {
 namespace gpuemu {
+
+/// The first error since the start or the last clearError(), "" if none.
+/// Thread-safe.
+std::string lastError();
+void clearError();
 
 void *moduleLoad(void *data, size_t size);
 void *moduleLoadJIT(void *data, int optLevel);

@@ -4,14 +4,16 @@
 // functions as generated host code would call them: shuffles, a barrier and
 // shared memory across warps and blocks, mma.sync against a matrix product
 // whose fragments are placed by the PTX ISA's tables (restated here), and
-// the errors: unsupported intrinsics and PTX, exited lanes at a collective,
-// a deadlock.
+// the errors (recorded, as the CUDA runtime records them): unsupported
+// intrinsics and PTX, bad bitcode, exited lanes at a collective, a
+// deadlock, and that nothing runs while one is recorded.
 //
 //===----------------------------------------------------------------------===//
 
 #include "../../../lib/GPUEmulator/KernelRewrite.h"
 #include "../../../lib/GPUEmulator/Warps.h"
 
+#include "kvc/GPUEmulator/Emulator.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc_runtime_gpu.h"
 
@@ -278,14 +280,26 @@ define ptx_kernel void @k(ptr %out) {
             "kvc gpu emulator: inline PTX \"mov.u32 $0, %clock;\"");
 }
 
-TEST(GPUEmulatorDeathTest, BadBitcodeEndsTheProgram) {
-  std::string junk = "not bitcode";
-  EXPECT_EXIT(mgpuModuleLoad(junk.data(), junk.size()),
-              testing::ExitedWithCode(1),
-              "kvc gpu emulator: mgpuModuleLoad: not LLVM bitcode");
+/// The emulator's recorded error, cleared.
+std::string takeError() {
+  std::string error = kvc::gpuemu::lastError();
+  kvc::gpuemu::clearError();
+  return error;
 }
 
-TEST(GPUEmulatorDeathTest, LanesExitedBeforeAShuffle) {
+TEST(GPUEmulator, BadBitcodeIsARecordedError) {
+  std::string junk = "not bitcode";
+  EXPECT_EQ(mgpuModuleLoad(junk.data(), junk.size()), nullptr);
+  EXPECT_EQ(takeError().rfind("kvc gpu emulator: mgpuModuleLoad: not LLVM "
+                              "bitcode",
+                              0),
+            0u);
+  EXPECT_EQ(mgpuModuleGetFunction(nullptr, "k"), nullptr);
+  EXPECT_EQ(takeError(),
+            "kvc gpu emulator: mgpuModuleGetFunction: no module or name");
+}
+
+TEST(GPUEmulator, LanesExitedBeforeAShuffleStopTheGrid) {
   const char *body = R"(
 define ptx_kernel void @early(ptr %out) {
   %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
@@ -299,18 +313,18 @@ exit:
   ret void
 }
 )";
-  int32_t out = 0;
-  EXPECT_EXIT(launch(body, "early", 1, 32, {&out}), testing::ExitedWithCode(1),
-              "kernel early: warp 0 of block \\(0, 0, 0\\): 16 lanes exited "
-              "before a warp collective");
+  int32_t out = -1;
+  launch(body, "early", 1, 32, {&out});
+  EXPECT_EQ(takeError(), "kvc gpu emulator: kernel early: warp 0 of block (0, "
+                         "0, 0): 16 lanes exited before a warp collective");
+  EXPECT_EQ(out, -1);
 }
 
-TEST(GPUEmulatorDeathTest, DivergedBarrierIsADeadlock) {
+TEST(GPUEmulator, DivergedBarrierIsADeadlock) {
   // Warp 1's lanes 0-15 wait at the barrier, 16-31 at a shuffle.
   const char *body = R"(
 define ptx_kernel void @stuck(ptr %out) {
   %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
-  %lane = and i32 %tid, 31
   %high = icmp uge i32 %tid, 48
   br i1 %high, label %shuffle, label %wait
 shuffle:
@@ -324,9 +338,30 @@ exit:
 }
 )";
   int32_t out = 0;
-  EXPECT_EXIT(launch(body, "stuck", 1, 64, {&out}), testing::ExitedWithCode(1),
-              "kernel stuck: block \\(0, 0, 0\\): deadlock: 48 of 64 live "
-              "threads at a barrier");
+  launch(body, "stuck", 1, 64, {&out});
+  EXPECT_EQ(takeError().rfind("kvc gpu emulator: kernel stuck: block (0, 0, "
+                              "0): deadlock: 48 of 64 live threads at a "
+                              "barrier",
+                              0),
+            0u);
+}
+
+TEST(GPUEmulator, NothingRunsWhileAnErrorIsRecorded) {
+  const char *body = R"(
+define ptx_kernel void @write(ptr %out) {
+  store i32 7, ptr %out
+  ret void
+}
+)";
+  std::string junk = "not bitcode";
+  mgpuModuleLoad(junk.data(), junk.size());
+  int32_t out = 0;
+  launch(body, "write", 1, 1, {&out});
+  EXPECT_EQ(out, 0);
+  EXPECT_FALSE(takeError().empty());
+  launch(body, "write", 1, 1, {&out});
+  EXPECT_EQ(out, 7);
+  EXPECT_EQ(takeError(), "");
 }
 
 } // namespace
