@@ -24,6 +24,8 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -100,6 +102,10 @@ DialectRegistry &dialectRegistry() {
     registerAllDialects(*result);
     registerAllExtensions(*result);
     result->insert<mlir::kvc::KVCDialect>();
+    // kvc.compile(gpu_emulator=...): kvc-gpu-pipeline serializes the GPU
+    // module through the NVVM target and translates gpu.binary for the host.
+    registerAllToLLVMIRTranslations(*result);
+    NVVM::registerNVVMTargetInterfaceExternalModels(*result);
     return result;
   }();
   return *r;

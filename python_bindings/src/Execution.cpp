@@ -95,7 +95,8 @@ py::dict describe(const ValueInfo &info) {
 class CompiledFunction {
 public:
   CompiledFunction(const std::string &ir, const std::string &entry,
-                   unsigned pageTokens, bool allowUnregistered) {
+                   unsigned pageTokens, bool allowUnregistered,
+                   const std::optional<std::string> &gpuEmulator) {
     mlir::MLIRContext context(kvc::python::dialectRegistry());
     context.allowUnregisteredDialects(allowUnregistered);
     // Located messages, not IR dumps of the op (kvc-opt style).
@@ -112,7 +113,9 @@ public:
       mlir::OwningOpRef<mlir::ModuleOp> module =
           mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
       if (module) {
-        auto compiled = JitFunction::compile(*module, entry, pageTokens);
+        auto compiled =
+            JitFunction::compile(*module, entry, pageTokens, nullptr,
+                                 "runtime", "rows", "f32", gpuEmulator);
         if (compiled)
           function = std::move(*compiled);
         else
@@ -333,13 +336,19 @@ void bindExecution(py::module_ &m) {
   m.def(
       "compile",
       [](const std::string &ir, const std::string &entry, unsigned pageTokens,
-         bool allowUnregistered) {
-        return std::make_unique<CompiledFunction>(ir, entry, pageTokens,
-                                                  allowUnregistered);
+         bool allowUnregistered, std::optional<std::string> gpuEmulator) {
+        return std::make_unique<CompiledFunction>(
+            ir, entry, pageTokens, allowUnregistered, gpuEmulator);
       },
       py::arg("ir"), py::arg("entry") = "main", py::arg("page_tokens") = 64,
       py::arg("allow_unregistered_dialects") = false,
+      py::arg("gpu_emulator") = py::none(),
       "Compile function `entry` of IR text for the CPU (kvc-cpu-pipeline, "
-      "JIT). Errors raise CompileError with the located diagnostics.");
+      "JIT). With gpu_emulator (a string of kvc-gpu-pipeline options, e.g. "
+      "'' or 'split-tokens=128') compile it for the GPU instead "
+      "(kvc-gpu-pipeline) and run its kernels in kvc's GPU emulator on the "
+      "CPU cache: a check of the generated kernels without a GPU. Errors "
+      "raise CompileError with the located diagnostics; the emulator's "
+      "errors at a call raise RuntimeError.");
 }
 } // namespace kvc::python

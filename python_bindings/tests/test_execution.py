@@ -1,5 +1,6 @@
-"""kvc.compile: functions JIT-compiled for the CPU, called on numpy arrays
-and on runtime caches that persist between calls."""
+"""kvc.compile: functions JIT-compiled for the CPU (or for the GPU, their
+kernels run by kvc's GPU emulator), called on numpy arrays and on runtime
+caches that persist between calls."""
 import numpy as np
 import pytest
 
@@ -75,6 +76,27 @@ def test_signature(step):
 
 def test_decode_steps_match_the_oracle(step):
     """150 steps: the 64-token residual flushes twice in compiled appends."""
+    run_steps_against_the_oracle(step)
+
+
+def test_gpu_kernels_in_the_emulator_match_the_oracle():
+    """The same steps compiled with kvc-gpu-pipeline: append and attention
+    kernels run by kvc's GPU emulator on the CPU cache (64-token splits, so
+    the combine kernel merges up to three)."""
+    emulated = kvc.compile(STEP, entry="step",
+                           gpu_emulator="split-tokens=64 split-blocks=0")
+    assert emulated.arguments == kvc.compile(STEP, entry="step").arguments
+    run_steps_against_the_oracle(emulated)
+
+
+def test_gpu_emulator_options_are_checked():
+    with pytest.raises(kvc.CompileError, match="format is set by the caller"):
+        kvc.compile(STEP, entry="step", gpu_emulator="format=isa")
+    with pytest.raises(kvc.CompileError, match="split-tokens"):
+        kvc.compile(STEP, entry="step", gpu_emulator="split-tokens=100")
+
+
+def run_steps_against_the_oracle(step):
     rng = np.random.default_rng(0)
     cache = step.new_cache(max_sequences=2, max_tokens=256)
     seqs = [cache.new_sequence(), cache.new_sequence()]
