@@ -60,6 +60,14 @@ done
 [ -x "$CUDA_HOME/bin/ptxas" ] ||
   fail "no ptxas in $CUDA_HOME/bin (set CUDA_HOME): cubins need it"
 
+# `kvc-opt MLIR --PIPELINE="OPTIONS"`, its LLVM IR (WORKSTEM.ll) and an
+# x86-64 object: compile_object MLIR PIPELINE OPTIONS WORKSTEM OBJECT.
+compile_object() {
+  "$KVC_OPT" "$1" --"$2"="$3" -o "$4.llvm.mlir"
+  "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$4.llvm.mlir" -o "$4.ll"
+  "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic "$4.ll" -o "$5"
+}
+
 ONLY="${KVC_GPU_BUILD_ONLY:-}"
 case "$ONLY" in
   "") rm -rf "$OUTDIR" "$WORKDIR" ;;
@@ -84,7 +92,7 @@ esac
 compile_attention() { # DIR WORK MODULES MANIFEST [emu]
   local dir="$1" work="$2" modules="$3" manifest="$4" emu="${5:-}"
   local mlir page_tokens split_tokens key_product value_product split_blocks
-  local key_reads value_reads
+  local key_reads value_reads gpu_options
   local stem name ir
   mkdir -p "$dir/host" "$work/host"
   if [ -n "$emu" ]; then mkdir -p "$dir/emu" "$work/emu"; fi
@@ -98,23 +106,14 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu]
          "split-tokens=$split_tokens split-blocks=$split_blocks" \
          "key-product=$key_product value-product=$value_product chip=$CHIP" \
          "min-blocks-per-sm=$MIN_BLOCKS)"
-    "$KVC_OPT" "$dir/$mlir" \
-      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product" \
-      -o "$work/$stem.llvm.mlir"
-    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$work/$stem.llvm.mlir" \
-      -o "$work/$stem.ll"
-    "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
-      "$work/$stem.ll" -o "$dir/$stem.o"
+    gpu_options="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product"
+    compile_object "$dir/$mlir" kvc-gpu-pipeline "$gpu_options" \
+      "$work/$stem" "$dir/$stem.o"
     # The kernels as LLVM bitcode (format=llvm) for the GPU emulator
     # (libkvc_gpu_emulator): the emulated check runs them on the host.
     if [ -n "$emu" ]; then
-      "$KVC_OPT" "$dir/$mlir" \
-        --kvc-gpu-pipeline="chip=$CHIP format=llvm page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product" \
-        -o "$work/emu/$stem.llvm.mlir"
-      "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$work/emu/$stem.llvm.mlir" \
-        -o "$work/emu/$stem.ll"
-      "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
-        "$work/emu/$stem.ll" -o "$dir/emu/$stem.o"
+      compile_object "$dir/$mlir" kvc-gpu-pipeline "format=llvm $gpu_options" \
+        "$work/emu/$stem" "$dir/emu/$stem.o"
     fi
     # The same functions as CPU loops, for the host dry run (appends, the
     # benchmark's, written by the kernels' emitter; the tensor-core
@@ -122,13 +121,9 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu]
     # rounded to fp16).
     if [ "$key_product" = mma ]; then key_reads=parts; else key_reads=rows; fi
     if [ "$value_product" = mma ]; then value_reads=f16; else value_reads=f32; fi
-    "$KVC_OPT" "$dir/$mlir" \
-      --kvc-cpu-pipeline="page-tokens=$page_tokens append=generated key-reads=$key_reads value-reads=$value_reads" \
-      -o "$work/$stem.host.llvm.mlir"
-    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
-      "$work/$stem.host.llvm.mlir" -o "$work/host/$stem.ll"
-    "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
-      "$work/host/$stem.ll" -o "$dir/host/$stem.o"
+    compile_object "$dir/$mlir" kvc-cpu-pipeline \
+      "page-tokens=$page_tokens append=generated key-reads=$key_reads value-reads=$value_reads" \
+      "$work/host/$stem" "$dir/host/$stem.o"
   done < "$dir/$modules"
 
   # Every variant must have its C entry point (the programs look them up by
@@ -167,30 +162,17 @@ if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
     stem="${mlir%.mlir}"
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens chip=$CHIP" \
          "min-blocks-per-sm=$MIN_BLOCKS)"
-    "$KVC_OPT" "$APPEND/$mlir" \
-      --kvc-gpu-pipeline="chip=$CHIP page-tokens=$page_tokens min-blocks-per-sm=$MIN_BLOCKS" \
-      -o "$APPEND_WORK/$stem.llvm.mlir"
-    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
-      "$APPEND_WORK/$stem.llvm.mlir" -o "$APPEND_WORK/$stem.ll"
-    "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
-      "$APPEND_WORK/$stem.ll" -o "$APPEND/$stem.o"
+    append_options="chip=$CHIP page-tokens=$page_tokens min-blocks-per-sm=$MIN_BLOCKS"
+    compile_object "$APPEND/$mlir" kvc-gpu-pipeline "$append_options" \
+      "$APPEND_WORK/$stem" "$APPEND/$stem.o"
     # The kernels as LLVM bitcode for the GPU emulator's append check.
-    "$KVC_OPT" "$APPEND/$mlir" \
-      --kvc-gpu-pipeline="chip=$CHIP format=llvm page-tokens=$page_tokens min-blocks-per-sm=$MIN_BLOCKS" \
-      -o "$APPEND_WORK/emu/$stem.llvm.mlir"
-    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
-      "$APPEND_WORK/emu/$stem.llvm.mlir" -o "$APPEND_WORK/emu/$stem.ll"
-    "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
-      "$APPEND_WORK/emu/$stem.ll" -o "$APPEND/emu/$stem.o"
+    compile_object "$APPEND/$mlir" kvc-gpu-pipeline "format=llvm $append_options" \
+      "$APPEND_WORK/emu/$stem" "$APPEND/emu/$stem.o"
     # The same appends as CPU loops (the emitter the kernels use), for the
     # host dry run.
-    "$KVC_OPT" "$APPEND/$mlir" \
-      --kvc-cpu-pipeline="page-tokens=$page_tokens append=generated" \
-      -o "$APPEND_WORK/$stem.host.llvm.mlir"
-    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir \
-      "$APPEND_WORK/$stem.host.llvm.mlir" -o "$APPEND_WORK/host/$stem.ll"
-    "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic \
-      "$APPEND_WORK/host/$stem.ll" -o "$APPEND/host/$stem.o"
+    compile_object "$APPEND/$mlir" kvc-cpu-pipeline \
+      "page-tokens=$page_tokens append=generated" \
+      "$APPEND_WORK/host/$stem" "$APPEND/host/$stem.o"
   done < "$APPEND/append_modules.txt"
 
   # `(cache, k, v) -> cache` becomes `ptr _mlir_ciface_<name>(binding,
