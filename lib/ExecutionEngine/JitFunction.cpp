@@ -102,6 +102,15 @@ std::vector<int64_t> descriptorOf(const HostTensor &tensor) {
   return descriptor;
 }
 
+/// The GPU emulator's recorded error (cleared), or success.
+llvm::Error takeEmulatorError() {
+  std::string message = ::kvc::gpuemu::lastError();
+  if (message.empty())
+    return llvm::Error::success();
+  ::kvc::gpuemu::clearError();
+  return llvm::createStringError(message);
+}
+
 /// An optimizing (-O2) JIT that resolves the runtime's `kvc_rt_mlir_*`
 /// entry points to the copies linked into this binary (a Python extension
 /// does not export them to the process).
@@ -178,11 +187,8 @@ createEngine(ModuleOp module, bool emulatedGPU) {
   if (emulatedGPU) {
     ::kvc::gpuemu::clearError();
     (*engine)->initialize();
-    std::string emulatorError = ::kvc::gpuemu::lastError();
-    if (!emulatorError.empty()) {
-      ::kvc::gpuemu::clearError();
-      return llvm::createStringError(emulatorError);
-    }
+    if (llvm::Error error = takeEmulatorError())
+      return std::move(error);
   }
   return std::move(*engine);
 }
@@ -445,14 +451,10 @@ JitFunction::call(llvm::ArrayRef<const HostTensor *> tensors,
     packed.push_back(&returnedCaches[0]);
   if (llvm::Error error = engine->invokePacked(symbol, packed))
     return std::move(error);
-  if (emulatedGPU) {
-    // The emulator records its first error (and then runs no kernel).
-    std::string emulatorError = ::kvc::gpuemu::lastError();
-    if (!emulatorError.empty()) {
-      ::kvc::gpuemu::clearError();
-      return llvm::createStringError(emulatorError);
-    }
-  }
+  // The emulator records its first error (and then runs no kernel).
+  if (emulatedGPU)
+    if (llvm::Error error = takeEmulatorError())
+      return std::move(error);
   for (kvc_rt_binding *binding : bindings)
     if (kvc_rt_binding_status(binding) != KVC_RT_OK)
       return llvm::createStringError(std::string("runtime: ") +
