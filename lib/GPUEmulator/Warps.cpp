@@ -42,7 +42,7 @@ struct Thread {
   unsigned k = 0;
   uint32_t a[4] = {}, b[2] = {};
   float c[4] = {}, d[4] = {};
-  std::unique_ptr<char[]> stack;
+  char *stack = nullptr; ///< kStackBytes from fiberStacks()
 };
 
 struct Block {
@@ -54,6 +54,15 @@ struct Block {
   std::vector<Thread> threads;
   Thread *current = nullptr;
 };
+
+/// Fiber stack `index` of this host thread, kept from launch to launch
+/// rather than allocated for each.
+char *fiberStack(unsigned index) {
+  thread_local std::vector<std::unique_ptr<char[]>> stacks;
+  while (stacks.size() <= index)
+    stacks.emplace_back(new char[kStackBytes]);
+  return stacks[index].get();
+}
 
 /// The block being run on this host thread (the rewritten kernels' calls
 /// find their GPU thread through it).
@@ -186,7 +195,7 @@ Error runBlock(Block &block, bool reverse) {
     t.wait = Wait::None;
     t.started = false;
     getcontext(&t.context);
-    t.context.uc_stack.ss_sp = t.stack.get();
+    t.context.uc_stack.ss_sp = t.stack;
     t.context.uc_stack.ss_size = kStackBytes;
     t.context.uc_link = nullptr; // threadMain never returns
     makecontext(&t.context, threadMain, 0);
@@ -290,7 +299,7 @@ Error runGrid(KernelEntry entry, void **params, Dim3 grid, Dim3 blockDim,
         Thread &t = block.threads[i];
         t.tid = {x, y, z};
         t.linear = i;
-        t.stack.reset(new char[kStackBytes]);
+        t.stack = fiberStack(i);
       }
   // Every other launch runs the blocks, and the threads between two
   // collectives, in the opposite order: a kernel that misses a barrier (or
