@@ -46,6 +46,9 @@ float __kvc_emu_saturate(float x, int32_t ftz);
 float __kvc_emu_fma(int32_t rounding, int32_t ftz, float a, float b, float c);
 float __kvc_emu_ex2(float x, int32_t ftz);
 uint32_t __kvc_emu_lop3(uint32_t a, uint32_t b, uint32_t c, uint32_t lut);
+/// prmt.b32 (default mode): byte i of the result picked from the pool
+/// {b, a} by nibble i of `selector`.
+uint32_t __kvc_emu_prmt(uint32_t a, uint32_t b, uint32_t selector);
 }
 
 #endif // KVC_GPUEMULATOR_EMULATORABI_H

@@ -32,6 +32,22 @@ extern "C" uint32_t __kvc_emu_lop3(uint32_t a, uint32_t b, uint32_t c,
   return result;
 }
 
+extern "C" uint32_t __kvc_emu_prmt(uint32_t a, uint32_t b,
+                                   uint32_t selector) {
+  // The PTX ISA's default mode: nibble i's low three bits index the pool
+  // {b, a} (bytes 0-3 from a), its high bit replicates the byte's sign.
+  const uint64_t pool = uint64_t(b) << 32 | a;
+  uint32_t result = 0;
+  for (unsigned i = 0; i < 4; ++i) {
+    const uint32_t nibble = selector >> (4 * i) & 0xF;
+    uint32_t byte = uint32_t(pool >> (8 * (nibble & 7))) & 0xFF;
+    if (nibble & 8)
+      byte = (byte & 0x80) ? 0xFF : 0x00;
+    result |= byte << (8 * i);
+  }
+  return result;
+}
+
 extern "C" float __kvc_emu_fma(int32_t rounding, int32_t ftz, float a,
                                float b, float c) {
   static const int modes[] = {FE_TONEAREST, FE_TOWARDZERO, FE_DOWNWARD,

@@ -112,6 +112,9 @@ Expected<Value *> Rewriter::lowerIntrinsic(CallInst *call, StringRef name) {
     return lowerMma(call, 16);
   if (name == "llvm.nvvm.mma.m16n8k8.row.col.f32.f32")
     return lowerMma(call, 8);
+  if (name == "llvm.nvvm.prmt")
+    return b.CreateCall(abi("__kvc_emu_prmt", i32, {i32, i32, i32}),
+                        {args(0), args(1), args(2)});
   if (name == "llvm.nvvm.fabs.f32" || name == "llvm.nvvm.fabs")
     return b.CreateUnaryIntrinsic(Intrinsic::fabs, args(0));
   if (name == "llvm.nvvm.saturate.f" || name == "llvm.nvvm.saturate.ftz.f")

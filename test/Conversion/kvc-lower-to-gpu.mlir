@@ -121,9 +121,9 @@
 // read in token pairs, a warp per 32-token unit, the units aligned to the
 // sequence from the one holding the split's first token: lane (g, t)
 // loads each channel of its slab (16t .. 16t+15) for both of the unit's
-// tiles in one 8-byte load and four channels' (scale, zero) in one 16-byte
-// load, takes its pair of codes with one lop3 (mask and exponent),
-// subtracts 1024, applies the channel's scale and zero (both halves) in
+// tiles in one 4-byte load and four channels' (scale, zero) in one 16-byte
+// load, takes each tile's pair of codes with one lop3 (mask and exponent),
+// subtracts the exponent's power, applies the channel's scale and zero (both halves) in
 // one fma and transposes channel pairs into A's rows; units past the pages
 // read their tokens' fp16 residual rows. Eight mma.sync.m16n8k16 (2 tiles x
 // 4 k-steps); scores are stored for query heads 2t and 2t + 1 below 4 and
@@ -150,15 +150,22 @@
 // MMA: %[[EDGES:.*]] = arith.addi %[[INNER]], %[[OUTER]] : index
 // MMA: scf.for %[[EDGE:.*]] = %[[WARP]] to %[[EDGES]] step %c4
 // MMA: arith.cmpi ult, %[[EDGE]], %[[INNER]] : index
+// Each channel's code word of the lane (2-bit: lane groups 4w .. 4w+3 read
+// word w) in one 4-byte load and one shift by the lane's pair positions,
+// which brings its two pairs (one a tile) to bits 0 and 2: read in place
+// with exponents 1024 (0x6400) and 256 (0x5C00).
 // MMA: scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
-// MMA-COUNT-16: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// MMA-COUNT-16: arith.shrui %{{.*}}, %[[LANESHIFT:[0-9]+]] : i32
+// MMA-NOT: vector<2xi32>
 // MMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // MMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 0]
 // MMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [1, 1]
-// MMA: %[[CODES:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %{{.*}}, %c196611_i32, %c1677747200_i32
+// MMA: %[[CODES:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD:[0-9]+]], %c196611_i32, %c1677747200_i32
 // MMA: %[[HALVES:.*]] = llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
 // MMA: %[[EXACT:.*]] = arith.subf %[[HALVES]], %{{.*}} : vector<2xf16>
 // MMA: llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
+// MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD]], %c786444_i32{{.*}}, %c1543527424_i32
 // MMA: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
 // MMA: llvm.shufflevector %{{.*}}, %{{.*}} [1, 3] : vector<2xf16>
 // MMA: } else {
@@ -173,7 +180,7 @@
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // MMA-NOT: scf.if %{{.*}} ->
-// MMA-COUNT-16: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// MMA-COUNT-16: arith.shrui %{{.*}}, %{{.*}} : i32
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;"
 // MMA-NOT: scf.if %{{.*}} ->
@@ -193,8 +200,8 @@
 // (w - fp16(w), rounded again: lo), so lane (g, t) takes head g mod 4's
 // weights of tokens 2t and 2t + 1 (zeros past the group and outside the
 // split), hi for g < 4 and lo for g >= 4, reads channels 8g .. 8g+7 (its
-// slab) of both tokens as fp16 pairs, pairs one channel of the two tokens
-// per register and sums v * w with one mma.sync.m16n8k8 per channel tile;
+// slab) of both tokens as fp16 pairs of one channel of the two tokens
+// and sums v * w with one mma.sync.m16n8k8 per channel tile;
 // lanes t and t + 2 add their hi and lo sums with one shuffle; the warps'
 // sums meet in shared memory (4 warps x 4 heads x 64 channels; tile j's
 // rows g and g + 8 are channels 8g + j and 8g + j + 4, the pairs' order)
@@ -248,30 +255,43 @@
 // VMMA: %[[PART:.*]] = arith.select %[[LOCOLUMN]], %[[LOW]], %[[HIGH]] : vector<2xf16>
 // VMMA: %[[B:.*]] = vector.from_elements %{{.*}}, %{{.*}} : vector<1x2xf16>
 // VMMA-NOT: scf.if
+// An interior tile's two tokens are read together: each token's 8 codes
+// (a half word, spread so that code i + 4 sits 16 bits above code i) and
+// (scale, zero); the two tokens' scales and zeros permuted into one pair
+// each, their code words into one of low halves and one of high halves
+// (PRMT 0x5410 and 0x7632), so each dequantized pair is one channel of
+// both tokens: an A register as it is, no shuffle.
 // VMMA-NOT: -> i32
 // VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
-// VMMA: arith.shli %{{.*}}, %c8_i32
-// VMMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> vector<2xf16>
-// VMMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 0]
-// VMMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [1, 1]
-// VMMA: %[[MASKED:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %{{.*}}, %c196611_i32, %c1677747200_i32
+// VMMA: %[[W0:.*]] = arith.ori %{{.*}}, %{{.*}} : i32
+// VMMA: %[[P0:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> vector<2xf16>
+// VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// VMMA: %[[W1:.*]] = arith.ori %{{.*}}, %{{.*}} : i32
+// VMMA: %[[P1:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> vector<2xf16>
+// VMMA: %[[P1W:.*]] = llvm.bitcast %[[P1]] : vector<2xf16> to i32
+// VMMA: %[[P0W:.*]] = llvm.bitcast %[[P0]] : vector<2xf16> to i32
+// VMMA: %[[SCALES:.*]] = nvvm.prmt <default> %c21520_i32{{.*}}, %[[P0W]], %[[P1W]] : i32
+// VMMA: %[[SCALE:.*]] = llvm.bitcast %[[SCALES]] : i32 to vector<2xf16>
+// VMMA: %[[ZEROS:.*]] = nvvm.prmt <default> %c30258_i32{{.*}}, %{{.*}}, %{{.*}} : i32
+// VMMA: %[[ZERO:.*]] = llvm.bitcast %[[ZEROS]] : i32 to vector<2xf16>
+// VMMA: %[[LOWS:.*]] = nvvm.prmt <default> %c21520_i32{{.*}}, %[[W0]], %[[W1]] : i32
+// VMMA: %[[HIGHS:.*]] = nvvm.prmt <default> %c30258_i32{{.*}}, %[[W0]], %[[W1]] : i32
+// VMMA: %[[MASKED:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[LOWS]], %c196611_i32, %c1677747200_i32
 // VMMA: %[[CODES:.*]] = llvm.bitcast %[[MASKED]] : i32 to vector<2xf16>
 // VMMA: %[[EXACT:.*]] = arith.subf %[[CODES]], %{{.*}} : vector<2xf16>
 // VMMA: %[[FIRSTPAIR:.*]] = llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
 // VMMA-NOT: arith.shrui
-// VMMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %{{.*}}, %c786444_i32, %c1543527424_i32
+// VMMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[LOWS]], %c786444_i32, %c1543527424_i32
 // VMMA: arith.subf %{{.*}}, %cst{{.*}} : vector<2xf16>
 // VMMA: llvm.intr.fma
 // VMMA-COUNT-2: llvm.intr.fma
-// VMMA-NOT: -> i32
-// VMMA: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// VMMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[HIGHS]], %c196611_i32{{.*}}, %c1677747200_i32
 // VMMA: %[[SECONDPAIR:.*]] = llvm.intr.fma
 // VMMA-COUNT-3: llvm.intr.fma
 // VMMA-NOT: scf.if
-// VMMA: %[[UP:.*]] = vector.shuffle %[[FIRSTPAIR]], %[[SECONDPAIR]] [0, 2] : vector<2xf16>, vector<2xf16>
-// VMMA: %[[DOWN:.*]] = vector.shuffle %[[FIRSTPAIR]], %[[SECONDPAIR]] [1, 3] : vector<2xf16>, vector<2xf16>
-// VMMA: %[[A0:.*]] = vector.insert %[[UP]], %{{.*}} [0] : vector<2xf16> into vector<2x2xf16>
-// VMMA: %[[A:.*]] = vector.insert %[[DOWN]], %[[A0]] [1] : vector<2xf16> into vector<2x2xf16>
+// VMMA-NOT: vector.shuffle
+// VMMA: %[[A0:.*]] = vector.insert %[[FIRSTPAIR]], %{{.*}} [0] : vector<2xf16> into vector<2x2xf16>
+// VMMA: %[[A:.*]] = vector.insert %[[SECONDPAIR]], %[[A0]] [1] : vector<2xf16> into vector<2x2xf16>
 // VMMA: nvgpu.mma.sync(%[[A]], %[[B]], %{{.*}}) {mmaShape = [16, 8, 8]} : (vector<2x2xf16>, vector<1x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // VMMA-COUNT-3: nvgpu.mma.sync
 // VMMA: %[[INPAGES:.*]] = arith.cmpi ult, %[[BLOCKTOKEN]], %{{.*}} : index

@@ -602,8 +602,9 @@ void mlir::kvc::emitTensorCoreValues(
         if (j % (part / 2) == 0) {
           ChannelSpan span{k.add(slabFirst, k.index(2 * j)), part};
           if (interior) {
-            read = values.halfPairsInPage(b, loc, located.first, located.second,
-                                          tileOffsets, span);
+            read = values.halfPairColumnsInPage(
+                b, loc, located.first, located.second, tileOffsets[0],
+                tileOffsets[1], span);
           } else {
             read.clear();
             for (Value local : tileLocals)
@@ -615,11 +616,20 @@ void mlir::kvc::emitTensorCoreValues(
         const int64_t at = j % (part / 2);
         // ... and A the values (m16n8k8), or the same values at both halves
         // (m16n8k16 sums v * hi + v * lo). Rows g and g + 8: one channel of
-        // both tokens each.
-        Value upper = vector::ShuffleOp::create(
-            b, loc, read[at], read[part / 2 + at], ArrayRef<int64_t>{0, 2});
-        Value lower = vector::ShuffleOp::create(
-            b, loc, read[at], read[part / 2 + at], ArrayRef<int64_t>{1, 3});
+        // both tokens each (interior tiles read them so; the others pair
+        // the tokens' channel pairs).
+        Value upper, lower;
+        if (interior) {
+          upper = read[2 * at];
+          lower = read[2 * at + 1];
+        } else {
+          upper = vector::ShuffleOp::create(b, loc, read[at],
+                                            read[part / 2 + at],
+                                            ArrayRef<int64_t>{0, 2});
+          lower = vector::ShuffleOp::create(b, loc, read[at],
+                                            read[part / 2 + at],
+                                            ArrayRef<int64_t>{1, 3});
+        }
         if (splitColumns)
           next[j] = nvgpu::MmaSyncOp::create(
               b, loc, fragment(k, {upper, lower}), bWeights, next[j],

@@ -13,6 +13,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 using namespace mlir;
@@ -35,29 +36,63 @@ static Value pairOf(OpBuilder &b, Location loc, Value x, Value y, int64_t first,
       b, loc, x, y, ArrayRef<int32_t>{int32_t(first), int32_t(second)});
 }
 
+Value PageReader::permuteBytes(OpBuilder &b, Location loc, Value low,
+                               Value high, uint32_t selector) const {
+  if (inlinePTX)
+    return NVVM::PermuteOp::create(b, loc, b.getI32Type(), low, high,
+                                   i32Const(b, loc, selector),
+                                   NVVM::PermuteMode::DEFAULT);
+  // Byte i of the result is byte (selector >> 4i) & 7 of high:low.
+  auto bytes = VectorType::get({4}, b.getI8Type());
+  SmallVector<int32_t> picks;
+  for (int i = 0; i < 4; ++i)
+    picks.push_back(int32_t(selector >> (4 * i) & 7));
+  Value permuted = LLVM::ShuffleVectorOp::create(
+      b, loc, LLVM::BitcastOp::create(b, loc, bytes, low),
+      LLVM::BitcastOp::create(b, loc, bytes, high), picks);
+  return LLVM::BitcastOp::create(b, loc, b.getI32Type(), permuted);
+}
+
+/// Whether the code pair at bit `position` of a word (and 16 bits above) is
+/// read where it is: below bit 10, or any byte of 8-bit codes (a PRMT).
+static bool readsInPlace(unsigned bits, unsigned position) {
+  return bits == 8 ? position % 8 == 0 && position < 16
+                   : position + bits <= 10;
+}
+
 Value PageReader::dequantizeCodePair(OpBuilder &b, Location loc, Value word,
                                      unsigned bits, unsigned position,
                                      Value scale, Value zero) const {
-  assert(position + bits <= 10 && "the codes must lie in the mantissa");
-  const int64_t mask = (((1 << bits) - 1) << position) * 0x00010001;
-  // fp16 2^(10 - position): biased exponent 25 - position, mantissa 0.
-  const int64_t magic = ((25 - position) << 10) * 0x00010001;
+  assert(readsInPlace(bits, position) && "the codes must lie in the mantissa");
   Value codes;
-  if (inlinePTX) {
-    // One lop3.b32 computing (a & b) | c (truth table 0xEA): with both
-    // constants immediates ptxas issues the AND and the OR as two LOP3s.
-    codes = LLVM::InlineAsmOp::create(
-                b, loc, b.getI32Type(),
-                ValueRange{word, i32Const(b, loc, mask),
-                           i32Const(b, loc, magic)},
-                "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n",
-                /*has_side_effects=*/false, /*is_align_stack=*/false,
-                LLVM::TailCallKind::None, LLVM::AsmDialectAttr(),
-                /*operand_attrs=*/ArrayAttr())
-                .getResult(0);
+  if (bits == 8) {
+    // Bytes position / 8 and position / 8 + 2 under the fp16 exponent
+    // byte 0x64 (1024.0): one PRMT, which also takes the place of a shift.
+    const uint32_t byte = position / 8, exponentByte = 4;
+    position = 0;
+    codes = permuteBytes(b, loc, word, i32Const(b, loc, 0x64646464),
+                         byte | exponentByte << 4 | (byte + 2) << 8 |
+                             exponentByte << 12);
   } else {
-    codes = arith::AndIOp::create(b, loc, word, i32Const(b, loc, mask));
-    codes = arith::OrIOp::create(b, loc, codes, i32Const(b, loc, magic));
+    const int64_t mask = (((1 << bits) - 1) << position) * 0x00010001;
+    // fp16 2^(10 - position): biased exponent 25 - position, mantissa 0.
+    const int64_t magic = ((25 - position) << 10) * 0x00010001;
+    if (inlinePTX) {
+      // One lop3.b32 computing (a & b) | c (truth table 0xEA): with both
+      // constants immediates ptxas issues the AND and the OR as two LOP3s.
+      codes = LLVM::InlineAsmOp::create(
+                  b, loc, b.getI32Type(),
+                  ValueRange{word, i32Const(b, loc, mask),
+                             i32Const(b, loc, magic)},
+                  "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n",
+                  /*has_side_effects=*/false, /*is_align_stack=*/false,
+                  LLVM::TailCallKind::None, LLVM::AsmDialectAttr(),
+                  /*operand_attrs=*/ArrayAttr())
+                  .getResult(0);
+    } else {
+      codes = arith::AndIOp::create(b, loc, word, i32Const(b, loc, mask));
+      codes = arith::OrIOp::create(b, loc, codes, i32Const(b, loc, magic));
+    }
   }
   // 2^(10 - position) + code in each half; the power subtracted is exact.
   auto pairType = VectorType::get({2}, b.getF16Type());
@@ -93,13 +128,13 @@ PageReader::halfPairOrder(int64_t count) const {
   return order;
 }
 
-SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
+PageReader::HalfPairWords PageReader::halfPairWords(OpBuilder &b,
+                                                   Location loc,
                                                    Value blockBase, Value slot,
                                                    ChannelSpan span) const {
   const unsigned bits = side.quant.bits;
   const int64_t group = side.quant.group, count = span.count;
   const int64_t bytes = count * bits / 8;
-  const int64_t perWord = codesPerWord(bits, count);
   // base + (span.first / divisor) * scale.
   auto offset = [&](Value base, int64_t divisor, int64_t scale) -> Value {
     Value quotient =
@@ -114,7 +149,7 @@ SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
   // The span's codes: one load of count * b / 8 bytes (span.first is a
   // multiple of count >= 8; rows and blocks are 16-byte aligned).
   Value at = offset(rowBase, 8, bits);
-  SmallVector<Value> words;
+  HalfPairWords read;
   if (bytes == 2) {
     // Eight 2-bit codes: the half word's high byte moves to bits 16-23, so
     // that code i + 4 sits 16 bits above code i.
@@ -124,42 +159,98 @@ SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
     Value high = arith::ShLIOp::create(
         b, loc, arith::AndIOp::create(b, loc, half, i32Const(b, loc, 0xFF00)),
         i32Const(b, loc, 8));
-    words.push_back(arith::OrIOp::create(b, loc, low, high));
+    read.words.push_back(arith::OrIOp::create(b, loc, low, high));
   } else if (bytes == 4) {
-    words.push_back(pool.load(b, loc, i32, at));
+    read.words.push_back(pool.load(b, loc, i32, at));
   } else {
     Value vector = pool.loadVector(b, loc, i32, bytes / 4, at, bytes);
     for (int64_t w = 0; w < bytes / 4; ++w)
-      words.push_back(
+      read.words.push_back(
           LLVM::ExtractElementOp::create(b, loc, vector, i32Const(b, loc, w)));
   }
+  // The group's (scale, zero) (spans never cross a group).
+  read.params = pool.loadVector(b, loc, b.getF16Type(), 2,
+                                offset(pairRow, group, 4), 4);
+  return read;
+}
 
-  // The group's (scale, zero), each in both halves of a pair (spans never
-  // cross a group).
-  Value params = pool.loadVector(b, loc, b.getF16Type(), 2,
-                                 offset(pairRow, group, 4), 4);
-  Value scale = pairOf(b, loc, params, params, 0, 0);
-  Value zero = pairOf(b, loc, params, params, 1, 1);
-
+SmallVector<Value> PageReader::dequantizeWordPairs(OpBuilder &b, Location loc,
+                                                   Value word, int64_t count,
+                                                   Value scale,
+                                                   Value zero) const {
+  const unsigned bits = side.quant.bits;
   // Pair i sits at bit i * b of each half. Below bit 10 it is read in
   // place; the others from the word shifted by 8, one shift a word.
   SmallVector<Value> pairs;
-  for (Value word : words) {
-    Value high;
-    for (int64_t i = 0; i < perWord / 2; ++i) {
-      unsigned position = i * bits;
-      Value codes = word;
-      if (position + bits > 10) {
-        if (!high)
-          high = arith::ShRUIOp::create(b, loc, word, i32Const(b, loc, 8));
-        codes = high;
-        position -= 8;
-      }
-      pairs.push_back(
-          dequantizeCodePair(b, loc, codes, bits, position, scale, zero));
+  Value high;
+  for (int64_t i = 0; i < codesPerWord(bits, count) / 2; ++i) {
+    unsigned position = i * bits;
+    Value codes = word;
+    if (!readsInPlace(bits, position)) {
+      if (!high)
+        high = arith::ShRUIOp::create(b, loc, word, i32Const(b, loc, 8));
+      codes = high;
+      position -= 8;
     }
+    pairs.push_back(
+        dequantizeCodePair(b, loc, codes, bits, position, scale, zero));
   }
   return pairs;
+}
+
+SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
+                                                   Value blockBase, Value slot,
+                                                   ChannelSpan span) const {
+  HalfPairWords read = halfPairWords(b, loc, blockBase, slot, span);
+  // The group's scale and zero, each in both halves of a pair.
+  Value scale = pairOf(b, loc, read.params, read.params, 0, 0);
+  Value zero = pairOf(b, loc, read.params, read.params, 1, 1);
+  SmallVector<Value> pairs;
+  for (Value word : read.words)
+    llvm::append_range(
+        pairs, dequantizeWordPairs(b, loc, word, span.count, scale, zero));
+  return pairs;
+}
+
+SmallVector<Value> PageReader::compressedHalfPairColumns(
+    OpBuilder &b, Location loc, Value blockBase, Value firstSlot,
+    Value secondSlot, ChannelSpan span) const {
+  HalfPairWords first = halfPairWords(b, loc, blockBase, firstSlot, span);
+  HalfPairWords second = halfPairWords(b, loc, blockBase, secondSlot, span);
+  // Low halves of x and y in one word, high halves in another (byte
+  // selectors of permuteBytes: PRMTs, which ptxas does not split into
+  // 16-bit moves to repeat at every use).
+  constexpr uint32_t kLowHalves = 0x5410, kHighHalves = 0x7632;
+  auto word = [&](Value pair) {
+    return LLVM::BitcastOp::create(b, loc, b.getI32Type(), pair);
+  };
+  auto pairType = VectorType::get({2}, b.getF16Type());
+  // The two tokens' scales in one pair, their zeros in another.
+  Value scale = LLVM::BitcastOp::create(
+      b, loc, pairType,
+      permuteBytes(b, loc, word(first.params), word(second.params),
+                   kLowHalves));
+  Value zero = LLVM::BitcastOp::create(
+      b, loc, pairType,
+      permuteBytes(b, loc, word(first.params), word(second.params),
+                   kHighHalves));
+  SmallVector<Value> columns;
+  for (auto [x, y] : llvm::zip_equal(first.words, second.words)) {
+    // The words' low halves (codes i < 16 / b, at bit i * b) in one word,
+    // their high halves (codes i + 16 / b) in another: the same bit
+    // positions, a channel of both tokens each.
+    Value lows = permuteBytes(b, loc, x, y, kLowHalves);
+    Value highs = permuteBytes(b, loc, x, y, kHighHalves);
+    SmallVector<Value> upper =
+        dequantizeWordPairs(b, loc, lows, span.count, scale, zero);
+    SmallVector<Value> lower =
+        dequantizeWordPairs(b, loc, highs, span.count, scale, zero);
+    for (auto [u, l] : llvm::zip_equal(upper, lower)) {
+      columns.push_back(u);
+      columns.push_back(l);
+    }
+  }
+  return columns;
 }
 
 SmallVector<Value> PageReader::residualHalfPairs(OpBuilder &b, Location loc,
@@ -211,30 +302,26 @@ SmallVector<Value> SequenceSideView::halfPairs(OpBuilder &b, Location loc,
   return SmallVector<Value>(ifOp.getResults());
 }
 
-SmallVector<Value> SequenceSideView::halfPairsInPage(OpBuilder &b, Location loc,
-                                                     Value blockBase,
-                                                     Value slot,
-                                                     ArrayRef<Value> offsets,
-                                                     ChannelSpan span) const {
-  SmallVector<Value> pairs;
-  for (Value offset : offsets)
-    llvm::append_range(pairs,
-                       reader->compressedHalfPairs(
-                           b, loc, blockBase,
-                           arith::AddIOp::create(b, loc, slot, offset), span));
-  return pairs;
+SmallVector<Value> SequenceSideView::halfPairColumnsInPage(
+    OpBuilder &b, Location loc, Value blockBase, Value slot, Value firstOffset,
+    Value secondOffset, ChannelSpan span) const {
+  return reader->compressedHalfPairColumns(
+      b, loc, blockBase, arith::AddIOp::create(b, loc, slot, firstOffset),
+      arith::AddIOp::create(b, loc, slot, secondOffset), span);
 }
 
 //===----------------------------------------------------------------------===//
 // Token pairs of channel-axis codes (the tensor-core key pass's, and the
 // CPU loops' with key-reads=parts). A 32-token packing unit of one channel
-// holds 32 / b codes a word, so codes i and i + p of a word (p = 16 / b)
-// sit 16 bits apart: the two halves of a pair. Lane group g (0..7) takes,
-// for tile m (0 or 1), word 2 * (g / p) + m of the unit and its pair g % p:
-// a lane's two words are adjacent (one 8-byte load a channel), and the 16
-// (lane group, tile) pairs cover the unit's 32 tokens once. The tensor-core
-// key pass wants two channels of one token in a register, so the
-// dequantized pairs of each two channels are transposed (a PRMT each).
+// is b words of 32 / b codes, codes i and i + p of a word (p = 16 / b) 16
+// bits apart: the two halves of a pair. Each word is read by 8 / b lane
+// groups, lane group g (0..7) taking word g / (8 / b) and, for tile m (0
+// or 1), its pair 2 * (g % (8 / b)) + m: one 4-byte load and one shift a
+// channel bring a lane's two pairs to bits 0 and b, read in place there
+// (8-bit: the second from the word shifted by 8), and the 16 (lane group,
+// tile) pairs cover the unit's 32 tokens once. The tensor-core key pass
+// wants two channels of one token in a register, so the dequantized pairs
+// of each two channels are transposed (a PRMT each).
 //===----------------------------------------------------------------------===//
 
 namespace {
@@ -265,26 +352,34 @@ bool PageReader::readsTokenPairs() const {
 
 int64_t PageReader::tokenPairStride() const { return 16 / side.quant.bits; }
 
+/// Lane groups that read one code word of a unit: 8 / bits.
+static int64_t lanesPerWord(unsigned bits) { return 8 / bits; }
+
 Value PageReader::tokenPairFirst(OpBuilder &b, Location loc, Value lane,
                                  int64_t tile) const {
-  const int64_t stride = tokenPairStride();
+  const unsigned bits = side.quant.bits;
+  const int64_t lanes = lanesPerWord(bits);
   IndexOps x{b, loc};
-  Value word = x.add(x.mul(x.div(lane, stride), 2), tile);
-  return x.add(x.mul(word, 2 * stride), x.rem(lane, stride));
+  // Word lane / lanes (32 / b tokens), its pair 2 * (lane % lanes) + tile.
+  return x.add(x.add(x.mul(x.div(lane, lanes), 32 / bits),
+                     x.mul(x.rem(lane, lanes), 2)),
+               tile);
 }
 
 TokenPairSlot PageReader::tokenPairSlot(OpBuilder &b, Location loc,
                                         Value within) const {
-  const int64_t stride = tokenPairStride();
+  const unsigned bits = side.quant.bits;
+  const int64_t stride = tokenPairStride(), lanes = lanesPerWord(bits);
   IndexOps x{b, loc};
-  Value word = x.div(within, 2 * stride);
-  Value position = x.rem(within, 2 * stride);
+  Value word = x.div(within, 32 / bits);
+  Value position = x.rem(within, 32 / bits);
+  Value pair = x.rem(position, stride);
   auto isOne = [&](Value value) -> Value {
     return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, value,
                                  indexConst(b, loc, 1));
   };
-  return {x.add(x.mul(x.div(word, 2), stride), x.rem(position, stride)),
-          isOne(x.rem(word, 2)), isOne(x.div(position, stride))};
+  return {x.add(x.mul(word, lanes), x.div(pair, 2)), isOne(x.rem(pair, 2)),
+          isOne(x.div(position, stride))};
 }
 
 SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
@@ -293,35 +388,42 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
                                                     ChannelSpan span) const {
   const unsigned bits = side.quant.bits;
   const int64_t group = side.quant.group, count = span.count;
-  const int64_t groupBytes = group * bits / 8, stride = tokenPairStride();
+  const int64_t groupBytes = group * bits / 8;
   IndexOps x{b, loc};
   Type i32 = b.getI32Type();
 
   // Channel c's codes of the unit: group (slot / G, c) at (tb * D + c) *
-  // groupBytes, the unit (slot % G) / 32 units into it, the lane's two words
-  // 8 * (lane / stride) bytes further (8-byte aligned). Its (scale, zero)
-  // at P + 4 * (tb * D + c): four channels' in one 16-byte load.
+  // groupBytes, the unit (slot % G) / 32 units into it, the lane's word
+  // 4 * (lane / lanesPerWord) bytes further. Its (scale, zero) at P + 4 *
+  // (tb * D + c): four channels' in one 16-byte load.
+  const int64_t lanes = lanesPerWord(bits);
   Value firstGroup = x.add(x.mul(x.div(unitSlot, group), headDim), span.first);
   Value codesBase =
       x.add(x.add(blockBase, x.mul(firstGroup, groupBytes)),
             x.add(x.mul(x.div(x.rem(unitSlot, group), 32), 4 * bits),
-                  x.mul(x.div(lane, stride), 8)));
+                  x.mul(x.div(lane, lanes), 4)));
   Value paramsBase =
       x.add(x.add(blockBase, layout.paramsOffset), x.mul(firstGroup, 4));
-  // The lane's pair to bits 0 and 16.
-  Value shift =
-      arith::IndexCastOp::create(b, loc, i32, x.mul(x.rem(lane, stride), bits));
+  // The lane's two pairs to bits 0 and b of each half (none for 8-bit
+  // codes: one lane group a word).
+  Value shift;
+  if (lanes > 1)
+    shift = arith::IndexCastOp::create(b, loc, i32,
+                                       x.mul(x.rem(lane, lanes), 2 * bits));
+  // Tile m's pair: at bit m * b, in place below bit 10 (or a byte of 8-bit
+  // codes), else 8 bits lower in the word shifted by 8.
+  auto inPlace = [&](int64_t m) { return readsInPlace(bits, m * bits); };
   SmallVector<std::array<Value, 2>> words;
   for (int64_t c = 0; c < count; ++c) {
-    Value both =
-        pool.loadVector(b, loc, i32, 2, x.add(codesBase, c * groupBytes), 8);
-    std::array<Value, 2> shifted;
+    Value word = pool.load(b, loc, i32, x.add(codesBase, c * groupBytes));
+    if (shift)
+      word = arith::ShRUIOp::create(b, loc, word, shift);
+    std::array<Value, 2> tiles;
     for (int64_t m = 0; m < 2; ++m)
-      shifted[m] = arith::ShRUIOp::create(
-          b, loc,
-          LLVM::ExtractElementOp::create(b, loc, both, i32Const(b, loc, m)),
-          shift);
-    words.push_back(shifted);
+      tiles[m] = inPlace(m) ? word
+                            : arith::ShRUIOp::create(b, loc, word,
+                                                     i32Const(b, loc, 8));
+    words.push_back(tiles);
   }
 
   const int64_t perRow = count / 2;
@@ -337,8 +439,9 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
       Value scale = pairOf(b, loc, params, params, 2 * c, 2 * c);
       Value zero = pairOf(b, loc, params, params, 2 * c + 1, 2 * c + 1);
       for (int64_t m = 0; m < 2; ++m)
-        tokens[c][m] =
-            dequantizeCodePair(b, loc, words[c0 + c][m], bits, 0, scale, zero);
+        tokens[c][m] = dequantizeCodePair(
+            b, loc, words[c0 + c][m], bits,
+            inPlace(m) ? m * bits : m * bits - 8, scale, zero);
     }
     // The transpose: row `row`'s token in channels c and c + 1.
     for (int64_t c = 0; c < 4; c += 2)

@@ -142,13 +142,20 @@ public:
                                      ValueRange inits, ChannelChunkFn fn) const;
 
   /// GPU kernels: the fp16-pair reads may use PTX inline assembly (one
-  /// lop3.b32 for dequantizeCodePair's AND and OR).
+  /// lop3.b32 for dequantizeCodePair's AND and OR) and NVVM's prmt.
   void setInlinePTX(bool enable) { inlinePTX = enable; }
+  /// Bytes of the 8-byte pool `high`:`low` (i32 values), byte i of the
+  /// result byte (selector >> 4i) & 7 of the pool: PTX prmt.b32 (NVVM's
+  /// prmt on the GPU, a shuffle of bytes elsewhere).
+  Value permuteBytes(OpBuilder &b, Location loc, Value low, Value high,
+                     uint32_t selector) const;
   /// The two `bits`-bit codes of `word` at bits `position` and `position` +
   /// 16 as an fp16 pair: ORed into the mantissas of 2^(10 - position) (the
   /// exponent that makes bit `position` the units digit; position + bits
   /// <= 10), that power subtracted (exact), then one fma with `scale` and
-  /// `zero` (vector<2xf16> each). Codes below bit 10 thus need no shift.
+  /// `zero` (vector<2xf16> each). Codes below bit 10 thus need no shift;
+  /// nor do 8-bit codes, at any byte (`position` 0 or 8): one permute of
+  /// the code bytes under the exponent byte of 1024.
   Value dequantizeCodePair(OpBuilder &b, Location loc, Value word,
                            unsigned bits, unsigned position, Value scale,
                            Value zero) const;
@@ -173,6 +180,18 @@ public:
   SmallVector<Value> compressedHalfPairs(OpBuilder &b, Location loc,
                                          Value blockBase, Value slot,
                                          ChannelSpan span) const;
+  /// The same channels of the tokens at slots `firstSlot` and `secondSlot`
+  /// of one block, paired by channel (the tensor-core value pass's A
+  /// registers): element 2k holds channel halfPairOrder[k].first of both
+  /// tokens (the first in the low half), element 2k + 1 channel
+  /// halfPairOrder[k].second. The two tokens' code words are transposed
+  /// before the dequantization (their low halves in one word, their high
+  /// halves in another: a PRMT each), so no dequantized pair needs one;
+  /// the numerics are compressedHalfPairs'.
+  SmallVector<Value> compressedHalfPairColumns(OpBuilder &b, Location loc,
+                                               Value blockBase, Value firstSlot,
+                                               Value secondSlot,
+                                               ChannelSpan span) const;
   /// The same channels of row `row` of the fp16 residual buffer, in the
   /// same pair order (as stored: no rounding).
   SmallVector<Value> residualHalfPairs(OpBuilder &b, Location loc,
@@ -198,8 +217,8 @@ public:
   /// tensor-core key pass's A fragments take: element (2 * tile + row) *
   /// span.count / 2 + j is channels 2j, 2j + 1 of the span of the token
   /// tokenPairFirst(lane, tile) + row * tokenPairStride(). Each channel's
-  /// two code words in one 8-byte load, four channels' (scale, zero) in one
-  /// 16-byte load, code * scale + zero rounded once to fp16 (as
+  /// code word in one 4-byte load (one shift brings both of the lane's
+  /// pairs below bit 10), four channels' (scale, zero) in one 16-byte load, code * scale + zero rounded once to fp16 (as
   /// compressedHalfPairs). Needs readsTokenPairs().
   SmallVector<Value> compressedTokenPairs(OpBuilder &b, Location loc,
                                           Value blockBase, Value unitSlot,
@@ -212,6 +231,20 @@ public:
                                         Value lane, ChannelSpan span) const;
 
 private:
+  /// A token-axis span's code words (compressedHalfPairs' bit layout:
+  /// code i + 16 / b 16 bits above code i) and its group's (scale, zero)
+  /// as vector<2xf16>.
+  struct HalfPairWords {
+    SmallVector<Value> words;
+    Value params;
+  };
+  HalfPairWords halfPairWords(OpBuilder &b, Location loc, Value blockBase,
+                              Value slot, ChannelSpan span) const;
+  /// The code pairs of one such word (of a `count`-channel span) in bit
+  /// order, dequantized with `scale` and `zero` (dequantizeCodePair).
+  SmallVector<Value> dequantizeWordPairs(OpBuilder &b, Location loc,
+                                         Value word, int64_t count,
+                                         Value scale, Value zero) const;
   /// Byte offsets of token `slot`'s code row and of its groups' (scale,
   /// zero) pairs in the token-axis block at `blockBase`.
   std::pair<Value, Value> tokenAxisRows(OpBuilder &b, Location loc,
@@ -276,13 +309,14 @@ struct SequenceSideView {
   /// token `token`, and the token's slot in it.
   std::pair<Value, Value> locate(OpBuilder &b, Location loc, Value head,
                                  Value token) const;
-  /// Channels `span` of the tokens at slots `slot` + offsets[i] of the
-  /// block at `blockBase` (located once: locate), one after the other, as
-  /// halfPairs reads each.
-  SmallVector<Value> halfPairsInPage(OpBuilder &b, Location loc,
-                                     Value blockBase, Value slot,
-                                     ArrayRef<Value> offsets,
-                                     ChannelSpan span) const;
+  /// Channels `span` of the tokens at slots `slot` + `firstOffset` and
+  /// `slot` + `secondOffset` of the block at `blockBase`, paired by
+  /// channel (PageReader::compressedHalfPairColumns).
+  SmallVector<Value> halfPairColumnsInPage(OpBuilder &b, Location loc,
+                                           Value blockBase, Value slot,
+                                           Value firstOffset,
+                                           Value secondOffset,
+                                           ChannelSpan span) const;
   /// Lane group `lane`'s token pairs (PageReader::compressedTokenPairs'
   /// layout) of the 32-token unit that starts at token `unitToken` (a
   /// multiple of 32: a unit is wholly in pages or wholly in the residual

@@ -2,7 +2,7 @@
 //
 // Kernels written here in NVPTX LLVM IR go through the emulator's mgpu*
 // functions as generated host code would call them: shuffles, a barrier and
-// shared memory across warps and blocks, mma.sync against a matrix product
+// shared memory across warps and blocks, byte permutes, mma.sync against a matrix product
 // whose fragments are placed by the PTX ISA's tables (restated here), and
 // the errors (recorded, as the CUDA runtime records them): unsupported
 // intrinsics and PTX, bad bitcode, exited lanes at a collective, a
@@ -43,6 +43,7 @@ declare i32 @llvm.nvvm.read.ptx.sreg.ctaid.x()
 declare i32 @llvm.nvvm.shfl.sync.bfly.i32(i32, i32, i32, i32)
 declare float @llvm.nvvm.shfl.sync.idx.f32(i32, float, i32, i32)
 declare void @llvm.nvvm.barrier.cta.sync.aligned.all(i32)
+declare i32 @llvm.nvvm.prmt(i32, i32, i32)
 declare { float, float, float, float } @llvm.nvvm.mma.m16n8k16.row.col.f32.f32(<2 x half>, <2 x half>, <2 x half>, <2 x half>, <2 x half>, <2 x half>, float, float, float, float)
 declare { float, float, float, float } @llvm.nvvm.mma.m16n8k8.row.col.f32.f32(<2 x half>, <2 x half>, <2 x half>, float, float, float, float)
 )";
@@ -133,6 +134,32 @@ define ptx_kernel void @broadcast(ptr %out) {
   launch(body, "broadcast", 1, 64, {out.data()});
   for (int t = 0; t < 64; ++t)
     EXPECT_EQ(out[t], float(t / 32 * 32 + 5)) << "thread " << t;
+}
+
+TEST(GPUEmulator, PermuteBytesFollowsTheIsa) {
+  // prmt.b32 picks bytes of {b, a} by the selector's nibbles; a nibble's
+  // high bit replicates the byte's sign. Examples from the PTX ISA's
+  // definition: 0x5410 takes both low halves, 0x7632 both high halves.
+  const char *body = R"(
+define ptx_kernel void @permute(ptr %out) {
+  %lo = call i32 @llvm.nvvm.prmt(i32 u0x33221100, i32 u0x77665544, i32 u0x5410)
+  %hi = call i32 @llvm.nvvm.prmt(i32 u0x33221100, i32 u0x77665544, i32 u0x7632)
+  %mix = call i32 @llvm.nvvm.prmt(i32 u0x80117F00, i32 u0x64646464, i32 u0xB4A4)
+  store i32 %lo, ptr %out
+  %o1 = getelementptr i32, ptr %out, i32 1
+  store i32 %hi, ptr %o1
+  %o2 = getelementptr i32, ptr %out, i32 2
+  store i32 %mix, ptr %o2
+  ret void
+}
+)";
+  std::vector<uint32_t> out(3, 0);
+  launch(body, "permute", 1, 1, {out.data()});
+  EXPECT_EQ(out[0], 0x55441100u);
+  EXPECT_EQ(out[1], 0x77663322u);
+  // Nibbles 4, A (byte 2 = 0x11, sign 0 -> 0x00), 4, B (byte 3 = 0x80,
+  // sign 1 -> 0xFF): bytes 0x64, 0x00, 0x64, 0xFF from low to high.
+  EXPECT_EQ(out[2], 0xFF640064u);
 }
 
 TEST(GPUEmulator, AMissingBarrierChangesTheResultBetweenLaunches) {
