@@ -1,4 +1,4 @@
-//===- Layout.cpp - kvc page layout, version 1 ----------------------------===//
+//===- Layout.cpp - kvc page layout, version 2 ----------------------------===//
 
 #include "kvc/Numerics/Layout.h"
 
@@ -35,6 +35,43 @@ void checkPage(const SideEncoding &side, unsigned headDim, unsigned pageTokens,
                      "channel-axis pages are written in whole groups");
 }
 } // namespace
+
+size_t channelPairHalfOffset(size_t channel, size_t offset, size_t groupBytes) {
+  const size_t side = channel % 2, word = offset / 4, half = offset % 4 / 2;
+  return (channel - side) * groupBytes + 8 * word + 4 * half + 2 * side +
+         offset % 2;
+}
+
+namespace {
+/// Matrix-form channel-axis codes ([rows][D][groupBytes]) to the page's
+/// channel-pair order, or back with `toPage` false.
+void permuteChannelPairs(const uint8_t *in, size_t rows, size_t d,
+                         size_t groupBytes, bool toPage, uint8_t *out) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < d; ++c) {
+      const size_t row = r * d * groupBytes;
+      // An odd D's last channel has no partner: it stays in place.
+      const bool paired = c + 1 < d || c % 2 == 1;
+      for (size_t o = 0; o < groupBytes; ++o) {
+        const size_t matrix = row + c * groupBytes + o;
+        const size_t page =
+            paired ? row + channelPairHalfOffset(c, o, groupBytes) : matrix;
+        if (toPage)
+          out[page] = in[matrix];
+        else
+          out[matrix] = in[page];
+      }
+    }
+}
+} // namespace
+
+ParamsOffsets channelAxisParamsOffsets(size_t group, size_t headDim) {
+  const size_t channel = group % headDim, side = channel % 2;
+  if (channel + 1 == headDim && side == 0)
+    return {4 * group, 4 * group + 2}; // an odd D's unpaired last channel
+  const size_t pair = 4 * (group - side);
+  return {pair + 2 * side, pair + 4 + 2 * side};
+}
 
 std::string validatePageConfig(const SideEncoding &side, unsigned headDim,
                                unsigned pageTokens) {
@@ -126,8 +163,19 @@ void writePageTokens(const float *x, size_t firstToken, size_t numTokens,
     // the matrix form of the whole page.
     const QuantizedMatrix q = quantizeMatrix(x, numTokens, d, side.quant);
     const size_t firstGroup = firstToken * d / side.quant.group;
-    std::memcpy(codes + firstToken * d / 8 * side.quant.bits, q.codes.data(),
-                q.codes.size());
+    uint8_t *rows = codes + firstToken * d / 8 * side.quant.bits;
+    if (side.isChannelAxis()) {
+      const size_t groupBytes = size_t{side.quant.group} * side.quant.bits / 8;
+      permuteChannelPairs(q.codes.data(), numTokens / side.quant.group, d,
+                          groupBytes, /*toPage=*/true, rows);
+      for (size_t g = 0; g < q.scales.size(); ++g) {
+        const ParamsOffsets at = channelAxisParamsOffsets(firstGroup + g, d);
+        store16(q.scales[g], params + at.scale);
+        store16(q.zeros[g], params + at.zero);
+      }
+      return;
+    }
+    std::memcpy(rows, q.codes.data(), q.codes.size());
     for (size_t g = 0; g < q.scales.size(); ++g) {
       store16(q.scales[g], params + 4 * (firstGroup + g));
       store16(q.zeros[g], params + 4 * (firstGroup + g) + 2);
@@ -164,13 +212,26 @@ void readPageTokens(const uint8_t *block, size_t firstToken, size_t numTokens,
     const size_t numGroups = quantNumGroups(side.quant, numTokens, d);
     const size_t firstGroup = firstToken * d / side.quant.group;
     std::vector<uint16_t> scales(numGroups), zeros(numGroups);
+    const uint8_t *rows = codes + firstToken * d / 8 * side.quant.bits;
+    std::vector<uint8_t> matrix;
     for (size_t g = 0; g < numGroups; ++g) {
-      scales[g] = load16(params + 4 * (firstGroup + g));
-      zeros[g] = load16(params + 4 * (firstGroup + g) + 2);
+      ParamsOffsets at{4 * (firstGroup + g), 4 * (firstGroup + g) + 2};
+      if (side.isChannelAxis())
+        at = channelAxisParamsOffsets(firstGroup + g, d);
+      scales[g] = load16(params + at.scale);
+      zeros[g] = load16(params + at.zero);
     }
-    dequantizeMatrix(codes + firstToken * d / 8 * side.quant.bits,
-                     scales.data(), zeros.data(), numTokens, d, side.quant,
-                     out);
+    if (side.isChannelAxis()) {
+      // Back to the matrix form's channel order.
+      const size_t groupBytes = size_t{side.quant.group} * side.quant.bits / 8;
+      const size_t groupRows = numTokens / side.quant.group;
+      matrix.resize(groupRows * d * groupBytes);
+      permuteChannelPairs(rows, groupRows, d, groupBytes, /*toPage=*/false,
+                          matrix.data());
+      rows = matrix.data();
+    }
+    dequantizeMatrix(rows, scales.data(), zeros.data(), numTokens, d,
+                     side.quant, out);
     return;
   }
   }

@@ -14,7 +14,7 @@
  * `kv_heads` heads of one layer: it is the `kv_heads` blocks of heads
  * 0 .. kv_heads-1 back to back, head h's block at the sum of the block sizes
  * of heads 0 .. h-1 (`h * block_bytes` when every head has the same
- * encoding); each block is laid out exactly as docs/layout.md (version 1,
+ * encoding); each block is laid out exactly as docs/layout.md (version 2,
  * sections 4 and 4.1) says for T tokens of one (layer, kv_head) with that
  * head's encoding. One page index addresses both pools: logical page i of a
  * sequence in layer l is `page_table[i]`, its K bytes are at
@@ -93,7 +93,7 @@ extern "C" {
  *  functions below. kvc_rt_abi_version() returns the library's. */
 #define KVC_RT_ABI_VERSION 4
 /** Version of the page layout (docs/layout.md) of the pages. */
-#define KVC_RT_LAYOUT_VERSION 1
+#define KVC_RT_LAYOUT_VERSION 2
 /** Default page size in tokens (kvc_rt_config_init). */
 #define KVC_RT_DEFAULT_PAGE_TOKENS 64
 /** A page-table entry whose page was released by eviction (every token of

@@ -83,15 +83,17 @@
 // Runtime memory is read as global memory.
 // CHECK: llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
 // Keys dequantized in registers, the token located once (one page-table
-// load), then four channels at a time: their (scale, zero) pairs in one
-// 16-byte load, each 2-bit code from its word, made a float with an OR and
-// a subtraction (no integer conversion: GPUs convert at a fraction of their
-// float rate), a separate multiply and add (docs/layout.md).
+// load), then four channels at a time: each 2-bit code from its half word
+// (the page's channel pairs), their pairs' scales and zeros in one 16-byte
+// load, each code made a float with an OR and a subtraction (no integer
+// conversion: GPUs convert at a fraction of their float rate), a separate
+// multiply and add (docs/layout.md).
 // CHECK: scf.if
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c4
-// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// CHECK: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
 // CHECK: arith.andi %{{.*}}, %c3_i32
+// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // CHECK: arith.ori %{{.*}}, %c1258291200_i32
 // CHECK: arith.bitcast %{{.*}} : i32 to f32
 // CHECK: arith.subf
@@ -120,12 +122,13 @@
 // 2 registers) in shared memory; then, the 2-bit channel-axis keys being
 // read in token pairs, a warp per 32-token unit, the units aligned to the
 // sequence from the one holding the split's first token: lane (g, t)
-// loads each channel of its slab (16t .. 16t+15) for both of the unit's
-// tiles in one 4-byte load and four channels' (scale, zero) in one 16-byte
-// load, takes each tile's pair of codes with one lop3 (mask and exponent),
-// subtracts the exponent's power, applies the channel's scale and zero (both halves) in
-// one fma and transposes channel pairs into A's rows; units past the pages
-// read their tokens' fp16 residual rows. Eight mma.sync.m16n8k16 (2 tiles x
+// loads each channel pair of its slab (16t .. 16t+15) for both of the
+// unit's tiles in one 8-byte load (the page's word of the pair's low
+// halves and word of their high halves) and two pairs' scales and zeros in
+// one 16-byte load, takes each tile's token of both channels with one lop3
+// (mask and exponent), subtracts the exponent's power and applies the
+// channels' scales and zeros in one fma: A's registers as they are, no
+// transposes; units past the pages read their tokens' fp16 residual rows. Eight mma.sync.m16n8k16 (2 tiles x
 // 4 k-steps); scores are stored for query heads 2t and 2t + 1 below 4 and
 // tokens of the split. Two loops: the edge units (the split's partial first
 // and last units and the residual buffer's) with the residual branch and
@@ -150,24 +153,27 @@
 // MMA: %[[EDGES:.*]] = arith.addi %[[INNER]], %[[OUTER]] : index
 // MMA: scf.for %[[EDGE:.*]] = %[[WARP]] to %[[EDGES]] step %c4
 // MMA: arith.cmpi ult, %[[EDGE]], %[[INNER]] : index
-// Each channel's code word of the lane (2-bit: lane groups 4w .. 4w+3 read
-// word w) in one 4-byte load and one shift by the lane's pair positions,
-// which brings its two pairs (one a tile) to bits 0 and 2: read in place
-// with exponents 1024 (0x6400) and 256 (0x5C00).
+// The lane's word k of a channel pair (2-bit: lane groups 4w .. 4w+3 read
+// the unit's word w) as two stored words, low halves and high halves (rows
+// g and g + 8), one shift each by the lane's pair positions, which brings
+// its two pairs (one a tile) to bits 0 and 2: read in place with exponents
+// 1024 (0x6400) and 256 (0x5C00), the scales (elements 0, 1) and zeros
+// (2, 3) of the pair straight from the 16-byte load.
 // MMA: scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
 // MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
-// MMA-COUNT-16: arith.shrui %{{.*}}, %[[LANESHIFT:[0-9]+]] : i32
-// MMA-NOT: vector<2xi32>
 // MMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
-// MMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 0]
-// MMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [1, 1]
-// MMA: %[[CODES:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD:[0-9]+]], %c196611_i32, %c1677747200_i32
+// MMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 1]
+// MMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [2, 3]
+// MMA: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// MMA: %[[WORD:.*]] = arith.shrui %{{.*}}, %[[LANESHIFT:[0-9]+]] : i32
+// MMA: %[[CODES:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD]], %c196611_i32, %c1677747200_i32
 // MMA: %[[HALVES:.*]] = llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
 // MMA: %[[EXACT:.*]] = arith.subf %[[HALVES]], %{{.*}} : vector<2xf16>
 // MMA: llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
 // MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD]], %c786444_i32{{.*}}, %c1543527424_i32
-// MMA: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
-// MMA: llvm.shufflevector %{{.*}}, %{{.*}} [1, 3] : vector<2xf16>
+// MMA: arith.shrui %{{.*}}, %[[LANESHIFT]] : i32
+// MMA-COUNT-7: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// MMA-NOT: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
 // MMA: } else {
 // MMA: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // MMA-COUNT-8: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
@@ -180,7 +186,7 @@
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // MMA-NOT: scf.if %{{.*}} ->
-// MMA-COUNT-16: arith.shrui %{{.*}}, %{{.*}} : i32
+// MMA-COUNT-8: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;"
 // MMA-NOT: scf.if %{{.*}} ->
@@ -481,7 +487,14 @@ func.func @quantize_keys(%x: tensor<2x64x128xf16>) -> (tensor<2x2x128x8xi8>, ten
 // CHECK: %[[ITEMS:.*]] = arith.muli %[[GROUPS]], %c64{{.*}} : index
 // CHECK: scf.for %{{.*}} = %thread_id_x to %[[ITEMS]] step %c128
 // CHECK: arith.cmpi sge, %{{.*}}, %c0_i32
-// CHECK: llvm.store %{{.*}}, %{{.*}} {alignment = 4 : i64} : i32, !llvm.ptr<1>
+// Each packed word of a group goes to its channel pair's words as two
+// halves (docs/layout.md, channel pairs), then the scale and zero.
+// CHECK: %[[LOW:.*]] = arith.trunci %[[WORD:.*]] : i32 to i16
+// CHECK: llvm.store %[[LOW]], %{{.*}} {alignment = 2 : i64} : i16, !llvm.ptr<1>
+// CHECK: %[[HIGHBITS:.*]] = arith.shrui %[[WORD]], %c16_i32{{.*}} : i32
+// CHECK: %[[HIGH:.*]] = arith.trunci %[[HIGHBITS]] : i32 to i16
+// CHECK: llvm.store %[[HIGH]], %{{.*}} {alignment = 2 : i64} : i16, !llvm.ptr<1>
+// CHECK-NOT: {alignment = 4 : i64} : i32, !llvm.ptr<1>
 // CHECK: llvm.store %{{.*}}, %{{.*}} {alignment = 2 : i64} : f16, !llvm.ptr<1>
 // CHECK: gpu.barrier
 // CHECK: arith.maxui

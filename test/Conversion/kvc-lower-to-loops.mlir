@@ -37,19 +37,27 @@
 // CHECK: call @kvc_rt_mlir_compressed_tokens
 // CHECK: call @kvc_rt_mlir_page_table
 // Keys (PageReader::foldCompressedRow): a token is located once (its page
-// through the page table), then four channels at a time: their fp16
-// (scale, zero) pairs in one 16-byte load, each 2-bit code from its 32-bit
-// word, shifted and masked, converted (uitofp: the CPU converts at full
-// speed), scaled and offset as a separate multiply and add.
+// through the page table), then four channels at a time: each 2-bit code
+// from the 16-bit half of its word that the page's channel pairing gives
+// it (docs/layout.md), shifted and masked; the two channel pairs' fp16
+// (scale, scale, zero, zero) in one 16-byte load (channel 0's scale
+// element 0, zero element 2); each code converted (uitofp: the CPU
+// converts at full speed), scaled and offset as a separate multiply and
+// add.
 // CHECK: scf.if
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c4
-// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
-// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
-// CHECK: arith.shrui
-// CHECK: arith.andi %{{.*}}, %c3_i32
-// CHECK: llvm.extractelement %{{.*}} : vector<8xf16>
-// CHECK: arith.uitofp %{{.*}} : i32 to f32
+// CHECK: %[[HALF:.*]] = llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> i16
+// CHECK: %[[BITS:.*]] = arith.extui %[[HALF]] : i16 to i32
+// CHECK: %[[SHIFTED:.*]] = arith.shrui %[[BITS]], %{{.*}} : i32
+// CHECK: %[[CODE:.*]] = arith.andi %[[SHIFTED]], %c3_i32
+// CHECK-COUNT-3: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> i16
+// CHECK: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
+// CHECK: %[[C0:.*]] = llvm.mlir.constant(0 : i32) : i32
+// CHECK: llvm.extractelement %[[PARAMS]][%[[C0]] : i32] : vector<8xf16>
+// CHECK: %[[C2:.*]] = llvm.mlir.constant(2 : i32) : i32
+// CHECK: llvm.extractelement %[[PARAMS]][%[[C2]] : i32] : vector<8xf16>
+// CHECK: arith.uitofp %[[CODE]] : i32 to f32
 // CHECK: %[[SCALED:.*]] = arith.mulf
 // CHECK: arith.addf %[[SCALED]]
 // Residual rows: eight fp16 keys a load.
@@ -144,20 +152,29 @@
 // VHALF: arith.extf %{{.*}} : f16 to f32
 // key-reads=parts over 2-bit channel-axis keys: each 16-channel part of a
 // token read as the tensor-core key pass reads it, through the token pairs
-// of its 32-token unit: each channel's two code words in one 8-byte load,
-// four channels' (scale, zero) in one 16-byte load, codes ORed into fp16
-// mantissas, one fp16 fma, channel pairs transposed (residual units: fp16
-// rows); token % 32 picks the lane group, then the tile and the row.
+// of its 32-token unit: a channel pair's word of low halves and word of
+// high halves (the page's channel pairing) in one 8-byte load, each
+// shifted once by the lane group's pair position, two channel pairs'
+// scales and zeros in one 16-byte load ((scale, scale) and (zero, zero) as
+// they are), codes ORed into fp16 mantissas at bits 0 and 2, one fp16 fma,
+// no transposes (residual units: fp16 rows); token % 32 picks the lane
+// group, then the tile and the row.
 // PARTS-LABEL: func.func @kivi2_step
 // PARTS: arith.remui %{{.*}}, %c32 : index
 // PARTS: %[[PAIRS:.*]]:32 = scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
-// PARTS-COUNT-16: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xi32>
 // PARTS: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
-// PARTS: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 0]
-// PARTS: arith.andi %{{.*}}, %c196611_i32
+// PARTS: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 1]
+// PARTS: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [2, 3]
+// PARTS: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xi32>
+// PARTS: %[[LOWS:.*]] = arith.shrui %{{.*}}, %[[SHIFT:.*]] : i32
+// PARTS: arith.andi %[[LOWS]], %c196611_i32
 // PARTS: arith.ori %{{.*}}, %c1677747200_i32
-// PARTS: llvm.intr.fma(%{{.*}}, %[[SCALE]], %{{.*}})
-// PARTS: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
+// PARTS: llvm.intr.fma(%{{.*}}, %[[SCALE]], %[[ZERO]])
+// PARTS: arith.andi %[[LOWS]], %c786444_i32
+// PARTS: arith.ori %{{.*}}, %c1543527424_i32
+// PARTS: arith.shrui %{{.*}}, %[[SHIFT]] : i32
+// PARTS-COUNT-7: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xi32>
+// PARTS-NOT: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
 // PARTS: } else {
 // PARTS: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // PARTS: %[[ROW0:.*]] = arith.select %{{.*}}, %[[PAIRS]]#8, %[[PAIRS]]#0 : vector<2xf16>

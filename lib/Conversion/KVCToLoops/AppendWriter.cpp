@@ -1,12 +1,14 @@
 //===- AppendWriter.cpp - emit the writes of a reserved append ------------===//
 //
-// Addresses follow docs/layout.md (version 1): a page block holds the
+// Addresses follow docs/layout.md (version 2): a page block holds the
 // matrix form of its T tokens, codes then (scale, zero) pairs, token-major,
 // so the group of token-axis row t, channels [gG, (g+1)G), has its codes at
 // t * D * b / 8 + g * G * b / 8 and its pair at t * D / G + g; the group
-// of channel-axis tokens [sG, (s+1)G) and channel c has its codes at
-// (s * D + c) * G * b / 8 and its pair at s * D + c. fp8 rows are D code
-// bytes at t * D and an fp16 scale at 2t of the params; fp16 rows 2D bytes.
+// of channel-axis tokens [sG, (s+1)G) and channel c is group s * D + c,
+// its words split into 16-bit halves among its channel pair's
+// (channelAxisHalf) and its scale and zero beside the pair's
+// (channelAxisParams). fp8 rows are D code bytes at t * D and an fp16
+// scale at 2t of the params; fp16 rows 2D bytes.
 //
 //===----------------------------------------------------------------------===//
 
@@ -205,13 +207,43 @@ void AppendWriter::emitFlushItem(OpBuilder &b, Location loc,
         return flushElement(b, loc, t, head, token, m.add(channel, i), input);
       };
     } else {
+      // Channel pairs: each word's halves go to the pair's words of low and
+      // of high halves, the scale and zero beside the partner's.
       Value rowBlock = m.div(slot, q.group);
       Value groupIndex = m.add(m.mul(rowBlock, d), channel);
-      codes = m.mul(groupIndex, groupCodeBytes);
-      pair = groupIndex;
-      read = [&, token, channel](Value i) {
-        return flushElement(b, loc, t, head, m.add(token, i), channel, input);
-      };
+      Value codesBase = m.add(blockBase, m.c(layout.codesOffset));
+      Value paramsBase = m.add(blockBase, m.c(layout.paramsOffset));
+      auto [scale, zero] =
+          GroupQuantizer(q.bits, q.group)
+              .emit(
+                  b, loc,
+                  [&, token, channel](Value i) {
+                    return flushElement(b, loc, t, head, m.add(token, i),
+                                        channel, input);
+                  },
+                  [&](Value word, Value bits) {
+                    Type i16 = b.getI16Type();
+                    for (int64_t half = 0; half < 2; ++half) {
+                      Value halfBits =
+                          half ? arith::ShRUIOp::create(
+                                     b, loc, bits,
+                                     i32Const(b, loc, 16))
+                               : bits;
+                      t.pool.store(
+                          b, loc, arith::TruncIOp::create(b, loc, i16, halfBits),
+                          m.add(codesBase,
+                                channelAxisHalf(b, loc, groupIndex, channel,
+                                                m.add(m.mul(word, 4),
+                                                      m.c(2 * half)),
+                                                groupCodeBytes, d)));
+                    }
+                  });
+      auto [scaleAt, zeroAt] =
+          channelAxisParams(b, loc, groupIndex, channel, d);
+      t.pool.store(b, loc, scale, m.add(paramsBase, scaleAt));
+      t.pool.store(b, loc, zero, m.add(paramsBase, zeroAt));
+      scf::YieldOp::create(b, loc);
+      return;
     }
     Value codesBase = m.add(blockBase, m.c(layout.codesOffset));
     codesBase = m.add(codesBase, codes);

@@ -314,14 +314,16 @@ SmallVector<Value> SequenceSideView::halfPairColumnsInPage(
 // Token pairs of channel-axis codes (the tensor-core key pass's, and the
 // CPU loops' with key-reads=parts). A 32-token packing unit of one channel
 // is b words of 32 / b codes, codes i and i + p of a word (p = 16 / b) 16
-// bits apart: the two halves of a pair. Each word is read by 8 / b lane
+// bits apart: the two tokens of a pair. Each word is read by 8 / b lane
 // groups, lane group g (0..7) taking word g / (8 / b) and, for tile m (0
-// or 1), its pair 2 * (g % (8 / b)) + m: one 4-byte load and one shift a
-// channel bring a lane's two pairs to bits 0 and b, read in place there
-// (8-bit: the second from the word shifted by 8), and the 16 (lane group,
-// tile) pairs cover the unit's 32 tokens once. The tensor-core key pass
-// wants two channels of one token in a register, so the dequantized pairs
-// of each two channels are transposed (a PRMT each).
+// or 1), its pair 2 * (g % (8 / b)) + m; the 16 (lane group, tile) pairs
+// cover the unit's 32 tokens once. The page pairs channels (docs/layout.md
+// version 2): word k of channels c and c + 1 is stored as a word of their
+// low halves and one of their high halves, so under one mask a stored word
+// gives one token of both channels, the two channels of one token that a
+// tensor-core A register takes: one 8-byte load and two shifts a channel
+// pair bring a lane's pairs to bits 0 and b (8-bit: a PRMT picks them), no
+// transposes.
 //===----------------------------------------------------------------------===//
 
 namespace {
@@ -392,16 +394,21 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
   IndexOps x{b, loc};
   Type i32 = b.getI32Type();
 
-  // Channel c's codes of the unit: group (slot / G, c) at (tb * D + c) *
-  // groupBytes, the unit (slot % G) / 32 units into it, the lane's word
-  // 4 * (lane / lanesPerWord) bytes further. Its (scale, zero) at P + 4 *
-  // (tb * D + c): four channels' in one 16-byte load.
+  // The channel pair (c, c + 1)'s codes of the unit: groups (slot / G, c)
+  // and (slot / G, c + 1) share 2 * groupBytes from (tb * D + c) *
+  // groupBytes (docs/layout.md, channel pairs); matrix word k of both is
+  // the 8 bytes at 8k there, a word of their low halves (the pairs' first
+  // tokens) and one of their high halves (the second tokens). The lane's k
+  // is the unit's (slot % G) / 32 * b plus lane / lanesPerWord. Four
+  // channels' scales and zeros in one 16-byte load: (scale c, scale c + 1,
+  // zero c, zero c + 1) a pair, each an fp16 pair as HFMA2 takes it.
   const int64_t lanes = lanesPerWord(bits);
   Value firstGroup = x.add(x.mul(x.div(unitSlot, group), headDim), span.first);
   Value codesBase =
       x.add(x.add(blockBase, x.mul(firstGroup, groupBytes)),
-            x.add(x.mul(x.div(x.rem(unitSlot, group), 32), 4 * bits),
-                  x.mul(x.div(lane, lanes), 4)));
+            x.mul(x.add(x.mul(x.div(x.rem(unitSlot, group), 32), bits),
+                        x.div(lane, lanes)),
+                  8));
   Value paramsBase =
       x.add(x.add(blockBase, layout.paramsOffset), x.mul(firstGroup, 4));
   // The lane's two pairs to bits 0 and b of each half (none for 8-bit
@@ -413,42 +420,38 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
   // Tile m's pair: at bit m * b, in place below bit 10 (or a byte of 8-bit
   // codes), else 8 bits lower in the word shifted by 8.
   auto inPlace = [&](int64_t m) { return readsInPlace(bits, m * bits); };
-  SmallVector<std::array<Value, 2>> words;
-  for (int64_t c = 0; c < count; ++c) {
-    Value word = pool.load(b, loc, i32, x.add(codesBase, c * groupBytes));
-    if (shift)
-      word = arith::ShRUIOp::create(b, loc, word, shift);
-    std::array<Value, 2> tiles;
-    for (int64_t m = 0; m < 2; ++m)
-      tiles[m] = inPlace(m) ? word
-                            : arith::ShRUIOp::create(b, loc, word,
-                                                     i32Const(b, loc, 8));
-    words.push_back(tiles);
-  }
 
   const int64_t perRow = count / 2;
   SmallVector<Value> pairs(4 * perRow);
-  for (int64_t c0 = 0; c0 < count; c0 += 4) {
-    Value params = pool.loadVector(b, loc, b.getF16Type(), 8,
-                                   x.add(paramsBase, 4 * c0), 16);
-    // Channel c's token pair of tile m, dequantized with the channel's
-    // scale and zero in both halves (ptxas reads them as HFMA2 operand
-    // halves: no moves).
-    Value tokens[4][2];
-    for (int64_t c = 0; c < 4; ++c) {
-      Value scale = pairOf(b, loc, params, params, 2 * c, 2 * c);
-      Value zero = pairOf(b, loc, params, params, 2 * c + 1, 2 * c + 1);
-      for (int64_t m = 0; m < 2; ++m)
-        tokens[c][m] = dequantizeCodePair(
-            b, loc, words[c0 + c][m], bits,
-            inPlace(m) ? m * bits : m * bits - 8, scale, zero);
+  Value params;
+  for (int64_t j = 0; j < perRow; ++j) {
+    if (j % 2 == 0)
+      params = pool.loadVector(b, loc, b.getF16Type(), 8,
+                               x.add(paramsBase, 8 * j), 16);
+    Value scale = pairOf(b, loc, params, params, 4 * (j % 2), 4 * (j % 2) + 1);
+    Value zero =
+        pairOf(b, loc, params, params, 4 * (j % 2) + 2, 4 * (j % 2) + 3);
+    Value both = pool.loadVector(b, loc, i32, 2,
+                                 x.add(codesBase, 2 * j * groupBytes), 8);
+    for (int64_t row = 0; row < 2; ++row) {
+      // Row `row`'s token of both channels: bits p and p + 16.
+      Value word =
+          LLVM::ExtractElementOp::create(b, loc, both, i32Const(b, loc, row));
+      if (shift)
+        word = arith::ShRUIOp::create(b, loc, word, shift);
+      Value high;
+      for (int64_t m = 0; m < 2; ++m) {
+        Value codes = word;
+        if (!inPlace(m)) {
+          if (!high)
+            high = arith::ShRUIOp::create(b, loc, word, i32Const(b, loc, 8));
+          codes = high;
+        }
+        pairs[(2 * m + row) * perRow + j] = dequantizeCodePair(
+            b, loc, codes, bits, inPlace(m) ? m * bits : m * bits - 8, scale,
+            zero);
+      }
     }
-    // The transpose: row `row`'s token in channels c and c + 1.
-    for (int64_t c = 0; c < 4; c += 2)
-      for (int64_t m = 0; m < 2; ++m)
-        for (int64_t row = 0; row < 2; ++row)
-          pairs[(2 * m + row) * perRow + (c0 + c) / 2] =
-              pairOf(b, loc, tokens[c][m], tokens[c + 1][m], row, row + 2);
   }
   return pairs;
 }

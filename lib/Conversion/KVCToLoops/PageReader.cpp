@@ -99,6 +99,84 @@ static int64_t widestDividing(ArrayRef<int64_t> candidates,
   return 1;
 }
 
+namespace {
+/// Whether `channel` has a partner: always but for an odd D's last channel
+/// (null when D is even).
+Value pairedChannel(OpBuilder &b, Location loc, Value channel,
+                    int64_t headDim) {
+  if (headDim % 2 == 0)
+    return {};
+  return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, channel,
+                               indexConst(b, loc, headDim - 1));
+}
+} // namespace
+
+Value mlir::kvc::channelPairHalf(OpBuilder &b, Location loc,
+                                 Value pairFirstGroup, Value side,
+                                 Value byteInGroup, int64_t groupBytes) {
+  auto add = [&](Value x, Value y) -> Value {
+    return b.createOrFold<arith::AddIOp>(loc, x, y);
+  };
+  auto mul = [&](Value x, int64_t y) -> Value {
+    return b.createOrFold<arith::MulIOp>(loc, x, indexConst(b, loc, y));
+  };
+  auto div = [&](Value x, int64_t y) -> Value {
+    return b.createOrFold<arith::DivUIOp>(loc, x, indexConst(b, loc, y));
+  };
+  // Word k's low halves at 8k, its high halves at 8k + 4, channel 2p's
+  // before 2p + 1's.
+  Value half = b.createOrFold<arith::RemUIOp>(loc, div(byteInGroup, 2),
+                                              indexConst(b, loc, 2));
+  return add(add(mul(pairFirstGroup, groupBytes), mul(div(byteInGroup, 4), 8)),
+             add(mul(half, 4), mul(side, 2)));
+}
+
+Value mlir::kvc::channelAxisHalf(OpBuilder &b, Location loc, Value groupIndex,
+                                 Value channel, Value byteInGroup,
+                                 int64_t groupBytes, int64_t headDim) {
+  Value side = b.createOrFold<arith::RemUIOp>(loc, channel,
+                                              indexConst(b, loc, 2));
+  Value paired = channelPairHalf(
+      b, loc, b.createOrFold<arith::SubIOp>(loc, groupIndex, side), side,
+      byteInGroup, groupBytes);
+  Value isPaired = pairedChannel(b, loc, channel, headDim);
+  if (!isPaired)
+    return paired;
+  // An odd D's last channel: where the matrix form has it.
+  Value alone = b.createOrFold<arith::AddIOp>(
+      loc,
+      b.createOrFold<arith::MulIOp>(loc, groupIndex,
+                                    indexConst(b, loc, groupBytes)),
+      byteInGroup);
+  return arith::SelectOp::create(b, loc, isPaired, paired, alone);
+}
+
+std::pair<Value, Value> mlir::kvc::channelAxisParams(OpBuilder &b,
+                                                     Location loc,
+                                                     Value groupIndex,
+                                                     Value channel,
+                                                     int64_t headDim) {
+  auto add = [&](Value x, int64_t y) -> Value {
+    return b.createOrFold<arith::AddIOp>(loc, x, indexConst(b, loc, y));
+  };
+  auto mul = [&](Value x, int64_t y) -> Value {
+    return b.createOrFold<arith::MulIOp>(loc, x, indexConst(b, loc, y));
+  };
+  // A pair's (scale 2p, scale 2p + 1, zero 2p, zero 2p + 1).
+  Value side = b.createOrFold<arith::RemUIOp>(loc, channel,
+                                              indexConst(b, loc, 2));
+  Value scale = b.createOrFold<arith::AddIOp>(
+      loc, mul(b.createOrFold<arith::SubIOp>(loc, groupIndex, side), 4),
+      mul(side, 2));
+  Value zero = add(scale, 4);
+  if (Value isPaired = pairedChannel(b, loc, channel, headDim)) {
+    Value alone = mul(groupIndex, 4);
+    scale = arith::SelectOp::create(b, loc, isPaired, scale, alone);
+    zero = arith::SelectOp::create(b, loc, isPaired, zero, add(alone, 2));
+  }
+  return {scale, zero};
+}
+
 int64_t mlir::kvc::widestSpan(int64_t headDim, int64_t maxChannels) {
   int64_t span = 1;
   while (span * 2 <= maxChannels && headDim % (span * 2) == 0)
@@ -306,9 +384,10 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
                                                   ChannelSpan span,
                                                   ValueRange inits,
                                                   ChannelChunkFn fn) const {
-  // Codes [T/G][D][G*b/8]: the token's code of channel c is in group
-  // (slot / G, c), at the same unit and position for every c. Pairs
-  // [T/G][D] are adjacent for adjacent channels: up to four of them are one
+  // Codes [T/G][D][G*b/8], channels paired: the token's code of channel c
+  // is in group (slot / G, c), at the same unit and position for every c,
+  // in the 16-bit half the pairing gives it. Scales and zeros [T/G][D]
+  // are adjacent for adjacent channel pairs: up to two pairs' are one
   // 16-byte load.
   const num::QuantSpec &spec = side.quant;
   const int64_t d = headDim, group = spec.group;
@@ -332,28 +411,100 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
   Value indexInUnit = arith::RemUIOp::create(
       b, loc, inGroup, indexConst(b, loc, num::kPackUnitCodes));
   Value paramsBase = add(blockBase, indexConst(b, loc, layout.paramsOffset));
+  Type f16 = b.getF16Type();
   return forEachChunk(
       b, loc, span, chunk, unrolledSpan, inits,
       [&](Value firstChannel, std::optional<int64_t> offset,
           ValueRange carried) {
-        Value pair = add(firstPair, firstChannel);
-        Value params =
-            pool.loadVector(b, loc, b.getF16Type(), 2 * chunk,
-                            add(paramsBase, mul(pair, 4)), 4 * chunk);
+        Value firstGroup = add(firstPair, firstChannel);
+        // The chunk's codes, then its scales and zeros.
+        SmallVector<Value> codes;
+        for (int64_t i = 0; i < chunk; ++i) {
+          if (chunk > 1) {
+            Value pairFirst = add(firstGroup, indexConst(b, loc, i - i % 2));
+            codes.push_back(channelAxisCode(
+                b, loc, blockBase, unitInGroup, indexInUnit,
+                [&](Value byteInGroup) {
+                  return channelPairHalf(b, loc, pairFirst,
+                                         indexConst(b, loc, i % 2),
+                                         byteInGroup, groupBytes);
+                }));
+          } else {
+            codes.push_back(channelAxisCode(
+                b, loc, blockBase, unitInGroup, indexInUnit,
+                [&](Value byteInGroup) {
+                  return channelAxisHalf(b, loc, firstGroup, firstChannel,
+                                         byteInGroup, groupBytes, d);
+                }));
+          }
+        }
+        // Chunks of 2 or 4 start at an even channel: their pairs' (scale,
+        // scale, zero, zero) are one load. Single channels (an odd D) read
+        // their own.
+        Value params;
+        if (chunk > 1)
+          params = pool.loadVector(b, loc, f16, 2 * chunk,
+                                   add(paramsBase, mul(firstGroup, 4)),
+                                   4 * chunk);
         SmallVector<Value> values;
         for (int64_t i = 0; i < chunk; ++i) {
-          Value unitBase =
-              add(add(blockBase, mul(add(pair, indexConst(b, loc, i)),
-                                     groupBytes)),
-                  unitInGroup);
-          Value code = unitCodes(b, loc, unitBase, indexInUnit, 1, 4)[0];
-          values.push_back(dequantize(
-              b, loc, code, halfToF32(b, loc, extract(b, loc, params, 2 * i)),
-              halfToF32(b, loc, extract(b, loc, params, 2 * i + 1)),
-              codeToFloat));
+          Value scale, zero;
+          if (chunk > 1) {
+            scale = extract(b, loc, params, 4 * (i / 2) + i % 2);
+            zero = extract(b, loc, params, 4 * (i / 2) + 2 + i % 2);
+          } else {
+            auto [scaleAt, zeroAt] =
+                channelAxisParams(b, loc, firstGroup, firstChannel, d);
+            scale = pool.load(b, loc, f16, add(paramsBase, scaleAt));
+            zero = pool.load(b, loc, f16, add(paramsBase, zeroAt));
+          }
+          values.push_back(dequantize(b, loc, codes[i],
+                                      halfToF32(b, loc, scale),
+                                      halfToF32(b, loc, zero), codeToFloat));
         }
         return fn(firstChannel, offset, values, carried);
       });
+}
+
+Value PageReader::channelAxisCode(
+    OpBuilder &b, Location loc, Value blockBase, Value unitInGroup,
+    Value index, function_ref<Value(Value)> halfOffset) const {
+  // unitCodes' bit layout (b = 3: low bits in words 0-1, bit 2 of code i
+  // at bit i of word 2), each field read from the 16-bit half that the
+  // channel pairing put it in.
+  const unsigned bits = side.quant.bits;
+  const int64_t lowBits = bits == 3 ? 2 : bits, perWord = 32 / lowBits;
+  auto idx = [&](int64_t v) { return indexConst(b, loc, v); };
+  auto field = [&](Value word, Value bit, int64_t width) -> Value {
+    Value byteInGroup = arith::AddIOp::create(
+        b, loc, arith::AddIOp::create(
+                    b, loc, unitInGroup,
+                    arith::MulIOp::create(b, loc, word, idx(4))),
+        arith::MulIOp::create(
+            b, loc, arith::DivUIOp::create(b, loc, bit, idx(16)), idx(2)));
+    Value half = arith::ExtUIOp::create(
+        b, loc, b.getI32Type(),
+        pool.load(b, loc, b.getI16Type(),
+                  arith::AddIOp::create(b, loc, blockBase,
+                                        halfOffset(byteInGroup))));
+    Value shift = arith::IndexCastOp::create(
+        b, loc, b.getI32Type(), arith::RemUIOp::create(b, loc, bit, idx(16)));
+    return arith::AndIOp::create(
+        b, loc, arith::ShRUIOp::create(b, loc, half, shift),
+        i32Const(b, loc, (1 << width) - 1));
+  };
+  Value code =
+      field(arith::DivUIOp::create(b, loc, index, idx(perWord)),
+            arith::MulIOp::create(
+                b, loc, arith::RemUIOp::create(b, loc, index, idx(perWord)),
+                idx(lowBits)),
+            lowBits);
+  if (bits == 3)
+    code = arith::OrIOp::create(
+        b, loc, code,
+        arith::ShLIOp::create(b, loc, field(idx(2), index, 1),
+                              i32Const(b, loc, 2)));
+  return code;
 }
 
 SmallVector<Value> PageReader::foldResidualRow(

@@ -25,6 +25,24 @@ namespace kvc {
 Value indexConst(OpBuilder &b, Location loc, int64_t value);
 Value i32Const(OpBuilder &b, Location loc, int32_t value);
 
+/// Channel-axis pages pair their channels (docs/layout.md, version 2). The
+/// byte offset, from the codes region, of the 16-bit half that holds the
+/// matrix-form bytes `byteInGroup` and `byteInGroup` + 1 (an even index)
+/// of the group `pairFirstGroup` + `side` (tb * D + 2p + side, side 0 or
+/// 1), `groupBytes` = G * b / 8: num::channelPairHalfOffset's addresses.
+Value channelPairHalf(OpBuilder &b, Location loc, Value pairFirstGroup,
+                      Value side, Value byteInGroup, int64_t groupBytes);
+/// The same for group `groupIndex` (tb * D + `channel`) of any channel, an
+/// odd D's unpaired last one included.
+Value channelAxisHalf(OpBuilder &b, Location loc, Value groupIndex,
+                      Value channel, Value byteInGroup, int64_t groupBytes,
+                      int64_t headDim);
+/// The byte offsets, from the params region, of that group's fp16 scale
+/// and zero (num::channelAxisParamsOffsets).
+std::pair<Value, Value> channelAxisParams(OpBuilder &b, Location loc,
+                                          Value groupIndex, Value channel,
+                                          int64_t headDim);
+
 /// Runtime memory (a pool, a page table, a residual buffer) seen through a
 /// raw `!llvm.ptr`: it is owned by the runtime, so it must not look like a
 /// buffer that bufferization could free.
@@ -257,10 +275,18 @@ private:
                                         Value blockBase, Value slot,
                                         ChannelSpan span, ValueRange inits,
                                         ChannelChunkFn fn) const;
+  /// The code at `index` of the channel-axis unit `unitInGroup` bytes into
+  /// a group (matrix form), read from the 16-bit halves of the paired page
+  /// at `blockBase` + halfOffset(matrix-form byte in the group).
+  Value channelAxisCode(OpBuilder &b, Location loc, Value blockBase,
+                        Value unitInGroup, Value index,
+                        function_ref<Value(Value)> halfOffset) const;
   /// Codes position .. position + count - 1 (i32 values) of the 32-code
-  /// packing unit at byte `unitBase`: the one place that knows the bit
-  /// layout (layout.md, section 2). `position` (an index) is a multiple of
-  /// `count`; loads of whole words are aligned to `alignment` at most.
+  /// packing unit at byte `unitBase` of a token-axis page: with
+  /// channelAxisCode (the same words split by the channel pairing), the
+  /// places that know the bit layout (layout.md, section 2). `position` (an
+  /// index) is a multiple of `count`; loads of whole words are aligned to
+  /// `alignment` at most.
   SmallVector<Value> unitCodes(OpBuilder &b, Location loc, Value unitBase,
                                Value position, int64_t count,
                                unsigned alignment) const;

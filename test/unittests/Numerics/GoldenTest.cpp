@@ -74,16 +74,23 @@ TEST(Golden, ChannelAxis3Bit) {
   EXPECT_EQ(q.scales, (std::vector<uint16_t>{0x39B7, 0x39B7, 0x39B7, 0x39B7}));
   EXPECT_EQ(q.zeros, (std::vector<uint16_t>{0xC100, 0xBE00, 0xB800, 0x3800}));
 
-  // The same tokens as a page block (T = 32, D = 4): codes, then the
-  // interleaved little-endian (scale, zero) pairs at offset 48, block 64.
+  // The same tokens as a page block (T = 32, D = 4; layout version 2):
+  // channels 0 and 1 (then 2 and 3) paired, word k of each (bytes 4k ..
+  // 4k+3 above) split into their low halves (channel 0's bytes 4k, 4k+1,
+  // then channel 1's) and their high halves; then, at offset 48, each
+  // pair's little-endian (scale, scale, zero, zero); block 64.
   const SideEncoding side = SideEncoding::quantized(3, QuantAxis::Channel, 32);
   std::vector<uint8_t> block(computeBlockLayout(side, 4, 32).blockBytes, 0xEE);
   ASSERT_EQ(block.size(), 64u);
   writePageTokens(x.data(), 0, 32, side, 4, 32, block.data());
-  std::vector<uint8_t> expected = codes;
-  const std::vector<uint8_t> params = {0xB7, 0x39, 0x00, 0xC1, 0xB7, 0x39,
-                                       0x00, 0xBE, 0xB7, 0x39, 0x00, 0xB8,
-                                       0xB7, 0x39, 0x00, 0x38};
+  std::vector<uint8_t> expected = {
+      0xFC, 0x6A, 0x5A, 0xC1, 0x05, 0xBF, 0xAF, 0x56, 0x5A, 0xC1, 0xF0, 0xAB,
+      0xAF, 0x56, 0x15, 0xFC, 0x54, 0xA5, 0x2A, 0x55, 0x2A, 0x55, 0xA9, 0x4A,
+      0xF0, 0xAB, 0x6A, 0x05, 0x15, 0xFC, 0xBF, 0x5A, 0x6A, 0x05, 0xC1, 0xAF,
+      0xBF, 0x5A, 0x56, 0xF0, 0xA9, 0x4A, 0x55, 0xAA, 0x55, 0xAA, 0x52, 0x95};
+  const std::vector<uint8_t> params = {0xB7, 0x39, 0xB7, 0x39, 0x00, 0xC1,
+                                       0x00, 0xBE, 0xB7, 0x39, 0xB7, 0x39,
+                                       0x00, 0xB8, 0x00, 0x38};
   expected.insert(expected.end(), params.begin(), params.end());
   EXPECT_TRUE(std::equal(expected.begin(), expected.end(), block.begin()));
 }
