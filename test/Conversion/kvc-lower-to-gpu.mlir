@@ -83,16 +83,17 @@
 // Runtime memory is read as global memory.
 // CHECK: llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
 // Keys dequantized in registers, the token located once (one page-table
-// load), then four channels at a time: each 2-bit code from its half word
-// (the page's channel pairs), their pairs' scales and zeros in one 16-byte
-// load, each code made a float with an OR and a subtraction (no integer
+// load), then four channels at a time: each channel pair's 2-bit codes
+// from one 4-byte load (the page's channel pairs), their scales and zeros
+// in one 16-byte load, each code made a float with an OR and a subtraction (no integer
 // conversion: GPUs convert at a fraction of their float rate), a separate
 // multiply and add (docs/layout.md).
 // CHECK: scf.if
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c4
-// CHECK: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<1> -> i16
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // CHECK: arith.andi %{{.*}}, %c3_i32
+// CHECK: arith.shrui %{{.*}}, %c16_i32{{.*}} : i32
 // CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // CHECK: arith.ori %{{.*}}, %c1258291200_i32
 // CHECK: arith.bitcast %{{.*}} : i32 to f32

@@ -37,9 +37,10 @@
 // CHECK: call @kvc_rt_mlir_compressed_tokens
 // CHECK: call @kvc_rt_mlir_page_table
 // Keys (PageReader::foldCompressedRow): a token is located once (its page
-// through the page table), then four channels at a time: each 2-bit code
-// from the 16-bit half of its word that the page's channel pairing gives
-// it (docs/layout.md), shifted and masked; the two channel pairs' fp16
+// through the page table), then four channels at a time: each channel
+// pair's 2-bit codes from one 4-byte load of the two 16-bit halves that
+// the page's channel pairing puts side by side (docs/layout.md), shifted
+// and masked (the second channel 16 bits higher); the two pairs' fp16
 // (scale, scale, zero, zero) in one 16-byte load (channel 0's scale
 // element 0, zero element 2); each code converted (uitofp: the CPU
 // converts at full speed), scaled and offset as a separate multiply and
@@ -47,11 +48,12 @@
 // CHECK: scf.if
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
 // CHECK: scf.for %{{.*}} = %{{.*}} to %c64{{.*}} step %c4
-// CHECK: %[[HALF:.*]] = llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> i16
-// CHECK: %[[BITS:.*]] = arith.extui %[[HALF]] : i16 to i32
-// CHECK: %[[SHIFTED:.*]] = arith.shrui %[[BITS]], %{{.*}} : i32
+// CHECK: %[[HALVES:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
+// CHECK: %[[SHIFTED:.*]] = arith.shrui %[[HALVES]], %{{.*}} : i32
 // CHECK: %[[CODE:.*]] = arith.andi %[[SHIFTED]], %c3_i32
-// CHECK-COUNT-3: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr -> i16
+// CHECK: %[[SECOND:.*]] = arith.shrui %[[SHIFTED]], %c16_i32{{.*}} : i32
+// CHECK: arith.andi %[[SECOND]], %c3_i32
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
 // CHECK: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // CHECK: %[[C0:.*]] = llvm.mlir.constant(0 : i32) : i32
 // CHECK: llvm.extractelement %[[PARAMS]][%[[C0]] : i32] : vector<8xf16>

@@ -417,26 +417,28 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
       [&](Value firstChannel, std::optional<int64_t> offset,
           ValueRange carried) {
         Value firstGroup = add(firstPair, firstChannel);
-        // The chunk's codes, then its scales and zeros.
+        // The chunk's codes (a channel pair's from one 4-byte load), then
+        // its scales and zeros.
         SmallVector<Value> codes;
-        for (int64_t i = 0; i < chunk; ++i) {
-          if (chunk > 1) {
-            Value pairFirst = add(firstGroup, indexConst(b, loc, i - i % 2));
-            codes.push_back(channelAxisCode(
-                b, loc, blockBase, unitInGroup, indexInUnit,
-                [&](Value byteInGroup) {
-                  return channelPairHalf(b, loc, pairFirst,
-                                         indexConst(b, loc, i % 2),
-                                         byteInGroup, groupBytes);
-                }));
-          } else {
-            codes.push_back(channelAxisCode(
-                b, loc, blockBase, unitInGroup, indexInUnit,
-                [&](Value byteInGroup) {
-                  return channelAxisHalf(b, loc, firstGroup, firstChannel,
-                                         byteInGroup, groupBytes, d);
-                }));
+        if (chunk > 1) {
+          for (int64_t i = 0; i < chunk; i += 2) {
+            Value pairFirst = add(firstGroup, indexConst(b, loc, i));
+            llvm::append_range(
+                codes, channelAxisCodes(b, loc, blockBase, unitInGroup,
+                                        indexInUnit, 2, [&](Value byteInGroup) {
+                                          return channelPairHalf(
+                                              b, loc, pairFirst,
+                                              indexConst(b, loc, 0),
+                                              byteInGroup, groupBytes);
+                                        }));
           }
+        } else {
+          codes = channelAxisCodes(b, loc, blockBase, unitInGroup, indexInUnit,
+                                   1, [&](Value byteInGroup) {
+                                     return channelAxisHalf(
+                                         b, loc, firstGroup, firstChannel,
+                                         byteInGroup, groupBytes, d);
+                                   });
         }
         // Chunks of 2 or 4 start at an even channel: their pairs' (scale,
         // scale, zero, zero) are one load. Single channels (an odd D) read
@@ -466,45 +468,55 @@ SmallVector<Value> PageReader::foldChannelAxisRow(OpBuilder &b, Location loc,
       });
 }
 
-Value PageReader::channelAxisCode(
+SmallVector<Value> PageReader::channelAxisCodes(
     OpBuilder &b, Location loc, Value blockBase, Value unitInGroup,
-    Value index, function_ref<Value(Value)> halfOffset) const {
+    Value index, int64_t channels,
+    function_ref<Value(Value)> halfOffset) const {
   // unitCodes' bit layout (b = 3: low bits in words 0-1, bit 2 of code i
   // at bit i of word 2), each field read from the 16-bit half that the
-  // channel pairing put it in.
+  // channel pairing put it in; a pair's two halves are one 4-byte load.
   const unsigned bits = side.quant.bits;
   const int64_t lowBits = bits == 3 ? 2 : bits, perWord = 32 / lowBits;
+  Type i32 = b.getI32Type();
   auto idx = [&](int64_t v) { return indexConst(b, loc, v); };
-  auto field = [&](Value word, Value bit, int64_t width) -> Value {
+  auto fields = [&](Value word, Value bit, int64_t width) {
     Value byteInGroup = arith::AddIOp::create(
         b, loc, arith::AddIOp::create(
                     b, loc, unitInGroup,
                     arith::MulIOp::create(b, loc, word, idx(4))),
         arith::MulIOp::create(
             b, loc, arith::DivUIOp::create(b, loc, bit, idx(16)), idx(2)));
-    Value half = arith::ExtUIOp::create(
-        b, loc, b.getI32Type(),
-        pool.load(b, loc, b.getI16Type(),
-                  arith::AddIOp::create(b, loc, blockBase,
-                                        halfOffset(byteInGroup))));
+    Value at = arith::AddIOp::create(b, loc, blockBase,
+                                     halfOffset(byteInGroup));
+    Value halves = channels == 2
+                       ? pool.load(b, loc, i32, at)
+                       : arith::ExtUIOp::create(
+                             b, loc, i32, pool.load(b, loc, b.getI16Type(), at));
     Value shift = arith::IndexCastOp::create(
-        b, loc, b.getI32Type(), arith::RemUIOp::create(b, loc, bit, idx(16)));
-    return arith::AndIOp::create(
-        b, loc, arith::ShRUIOp::create(b, loc, half, shift),
-        i32Const(b, loc, (1 << width) - 1));
+        b, loc, i32, arith::RemUIOp::create(b, loc, bit, idx(16)));
+    Value shifted = arith::ShRUIOp::create(b, loc, halves, shift);
+    SmallVector<Value> result;
+    for (int64_t c = 0; c < channels; ++c)
+      result.push_back(arith::AndIOp::create(
+          b, loc,
+          c ? arith::ShRUIOp::create(b, loc, shifted, i32Const(b, loc, 16))
+            : shifted,
+          i32Const(b, loc, (1 << width) - 1)));
+    return result;
   };
-  Value code =
-      field(arith::DivUIOp::create(b, loc, index, idx(perWord)),
-            arith::MulIOp::create(
-                b, loc, arith::RemUIOp::create(b, loc, index, idx(perWord)),
-                idx(lowBits)),
-            lowBits);
-  if (bits == 3)
-    code = arith::OrIOp::create(
-        b, loc, code,
-        arith::ShLIOp::create(b, loc, field(idx(2), index, 1),
-                              i32Const(b, loc, 2)));
-  return code;
+  SmallVector<Value> codes =
+      fields(arith::DivUIOp::create(b, loc, index, idx(perWord)),
+             arith::MulIOp::create(
+                 b, loc, arith::RemUIOp::create(b, loc, index, idx(perWord)),
+                 idx(lowBits)),
+             lowBits);
+  if (bits == 3) {
+    SmallVector<Value> planes = fields(idx(2), index, 1);
+    for (auto [code, plane] : llvm::zip_equal(codes, planes))
+      code = arith::OrIOp::create(
+          b, loc, code, arith::ShLIOp::create(b, loc, plane, i32Const(b, loc, 2)));
+  }
+  return codes;
 }
 
 SmallVector<Value> PageReader::foldResidualRow(

@@ -277,13 +277,17 @@ private:
                                         ChannelChunkFn fn) const;
   /// The code at `index` of the channel-axis unit `unitInGroup` bytes into
   /// a group (matrix form), read from the 16-bit halves of the paired page
-  /// at `blockBase` + halfOffset(matrix-form byte in the group).
-  Value channelAxisCode(OpBuilder &b, Location loc, Value blockBase,
-                        Value unitInGroup, Value index,
-                        function_ref<Value(Value)> halfOffset) const;
+  /// at `blockBase` + halfOffset(matrix-form byte in the group): of one
+  /// channel (`channels` 1), or of both channels of a pair (2: halfOffset
+  /// gives the pair's first channel's half, and one 4-byte load reads
+  /// both).
+  SmallVector<Value> channelAxisCodes(
+      OpBuilder &b, Location loc, Value blockBase, Value unitInGroup,
+      Value index, int64_t channels,
+      function_ref<Value(Value)> halfOffset) const;
   /// Codes position .. position + count - 1 (i32 values) of the 32-code
   /// packing unit at byte `unitBase` of a token-axis page: with
-  /// channelAxisCode (the same words split by the channel pairing), the
+  /// channelAxisCodes (the same words split by the channel pairing), the
   /// places that know the bit layout (layout.md, section 2). `position` (an
   /// index) is a multiple of `count`; loads of whole words are aligned to
   /// `alignment` at most.
