@@ -55,11 +55,7 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--kvc-opt",
                         default=os.path.join(ROOT, "build", "bin", "kvc-opt"))
-    parser.add_argument("--arch", default="sm_90a")
-    cuda = os.environ.get("CUDA_HOME", "/usr/local/cuda")
-    parser.add_argument("--ptxas", default=os.path.join(cuda, "bin", "ptxas"))
-    parser.add_argument("--nvdisasm",
-                        default=os.path.join(cuda, "bin", "nvdisasm"))
+    sass_loops.add_tool_arguments(parser)
     args = parser.parse_args()
     for tool in (args.kvc_opt, args.ptxas, args.nvdisasm):
         if not os.path.exists(tool):

@@ -64,15 +64,20 @@ def loops(sass, kernel):
     return found
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("ptx")
-    parser.add_argument("--kernel", required=True)
+def add_tool_arguments(parser):
+    """--arch, --ptxas and --nvdisasm (defaults under CUDA_HOME)."""
     parser.add_argument("--arch", default="sm_90a")
     cuda = os.environ.get("CUDA_HOME", "/usr/local/cuda")
     parser.add_argument("--ptxas", default=os.path.join(cuda, "bin", "ptxas"))
     parser.add_argument("--nvdisasm",
                         default=os.path.join(cuda, "bin", "nvdisasm"))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ptx")
+    parser.add_argument("--kernel", required=True)
+    add_tool_arguments(parser)
     args = parser.parse_args()
     for tool in (args.ptxas, args.nvdisasm):
         if not os.path.exists(tool):
