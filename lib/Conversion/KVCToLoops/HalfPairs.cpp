@@ -417,9 +417,6 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
   if (lanes > 1)
     shift = arith::IndexCastOp::create(b, loc, i32,
                                        x.mul(x.rem(lane, lanes), 2 * bits));
-  // Tile m's pair: at bit m * b, in place below bit 10 (or a byte of 8-bit
-  // codes), else 8 bits lower in the word shifted by 8.
-  auto inPlace = [&](int64_t m) { return readsInPlace(bits, m * bits); };
 
   const int64_t perRow = count / 2;
   SmallVector<Value> pairs(4 * perRow);
@@ -439,18 +436,12 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
           LLVM::ExtractElementOp::create(b, loc, both, i32Const(b, loc, row));
       if (shift)
         word = arith::ShRUIOp::create(b, loc, word, shift);
-      Value high;
-      for (int64_t m = 0; m < 2; ++m) {
-        Value codes = word;
-        if (!inPlace(m)) {
-          if (!high)
-            high = arith::ShRUIOp::create(b, loc, word, i32Const(b, loc, 8));
-          codes = high;
-        }
-        pairs[(2 * m + row) * perRow + j] = dequantizeCodePair(
-            b, loc, codes, bits, inPlace(m) ? m * bits : m * bits - 8, scale,
-            zero);
-      }
+      // Tile m's pair is the word's pair m now (bits m * b and 16 + m * b):
+      // its first four codes.
+      SmallVector<Value> tiles =
+          dequantizeWordPairs(b, loc, word, /*count=*/4, scale, zero);
+      for (int64_t m = 0; m < 2; ++m)
+        pairs[(2 * m + row) * perRow + j] = tiles[m];
     }
   }
   return pairs;

@@ -258,8 +258,9 @@ private:
   };
   HalfPairWords halfPairWords(OpBuilder &b, Location loc, Value blockBase,
                               Value slot, ChannelSpan span) const;
-  /// The code pairs of one such word (of a `count`-channel span) in bit
-  /// order, dequantized with `scale` and `zero` (dequantizeCodePair).
+  /// The code pairs of one such word in bit order, dequantized with
+  /// `scale` and `zero` (dequantizeCodePair): its first min(count, 32 / b)
+  /// codes from bit 0 (a `count`-channel span's), count / 2 pairs.
   SmallVector<Value> dequantizeWordPairs(OpBuilder &b, Location loc,
                                          Value word, int64_t count,
                                          Value scale, Value zero) const;
