@@ -7,8 +7,11 @@
 // (kvc_rt_gather): max |gpu - oracle| / max |oracle| <= 1e-4 per variant
 // (f32 accumulation against fp64, as the CPU execution tests). Variants
 // with key_product=mma (tensor-core key dot products) are compared with
-// the oracle over the same queries and keys rounded to fp16, variants with
-// value_product=mma (tensor-core weighted sums) over values rounded to fp16.
+// the oracle over the same queries and keys rounded to fp16 (channel-axis
+// 2/4/8-bit keys, whose scales the kernels fold into the queries: over the
+// keys each query sees through that arithmetic, kvc/Numerics/FoldedKeys.h),
+// variants with value_product=mma (tensor-core weighted sums) over values
+// rounded to fp16.
 //
 // For each manifest variant and each sequence length S, batch entry b holds
 // S - (37 b mod S/2) tokens (different flush points and partial pages), the
@@ -44,7 +47,9 @@
 #include "kvc_runtime_binding.h"
 #include "kvc_runtime_gpu.h"
 
+#include "kvc/Numerics/FoldedKeys.h"
 #include "kvc/Numerics/Half.h"
+#include "kvc/Numerics/Quantize.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 
 #ifndef KVC_ATTENTION_HOST
@@ -179,19 +184,35 @@ size_t workerCount() {
   return std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
 }
 
-/// Appends fp16-representable random tokens to every sequence (in two
-/// calls each, so that flushes also happen across appends). Tokens are
-/// drawn on `workerCount()` threads, sequence b from seed (`seed`, b).
-std::string fillCache(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
-                      const std::vector<uint32_t> &lengths, const Variant &v,
-                      uint64_t seed) {
+/// The fp16-representable random tokens of sequence b ([H][n][D] keys and
+/// values), drawn from seed (`seed`, b). A few key channels have large
+/// magnitude and offset, as real keys have.
+void randomTokens(const Variant &v, uint64_t seed, size_t b, size_t n,
+                  std::vector<float> &keys, std::vector<float> &values) {
   const uint32_t D = v.headDim, H = v.kvHeads;
-  // A few key channels with large magnitude and offset, as real keys have.
   std::vector<float> scale(D, 1.0f), shift(D, 0.0f);
   for (uint32_t c : {1u, D / 3, D - 2}) {
     scale[c] = 12.0f;
     shift[c] = 6.0f;
   }
+  std::seed_seq seeds{uint32_t(seed), uint32_t(seed >> 32), uint32_t(b)};
+  std::mt19937_64 rng(seeds);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  keys.resize(H * n * D);
+  values.resize(H * n * D);
+  for (size_t e = 0; e < keys.size(); ++e) {
+    const size_t c = e % D;
+    keys[e] = num::roundToHalf(normal(rng) * scale[c] + shift[c]);
+    values[e] = num::roundToHalf(normal(rng));
+  }
+}
+
+/// Appends randomTokens to every sequence (in two calls each, so that
+/// flushes also happen across appends), drawn on `workerCount()` threads.
+std::string fillCache(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
+                      const std::vector<uint32_t> &lengths, const Variant &v,
+                      uint64_t seed) {
+  const uint32_t D = v.headDim, H = v.kvHeads;
   const size_t workers = workerCount();
   for (size_t first = 0; first < seqs.size(); first += workers) {
     const size_t count = std::min(workers, seqs.size() - first);
@@ -199,17 +220,8 @@ std::string fillCache(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
     std::vector<std::thread> threads;
     for (size_t i = 0; i < count; ++i)
       threads.emplace_back([&, i] {
-        const size_t b = first + i, n = lengths[b];
-        std::seed_seq seeds{uint32_t(seed), uint32_t(seed >> 32), uint32_t(b)};
-        std::mt19937_64 rng(seeds);
-        std::normal_distribution<float> normal(0.0f, 1.0f);
-        keys[i].resize(H * n * D);
-        values[i].resize(H * n * D);
-        for (size_t e = 0; e < keys[i].size(); ++e) {
-          const size_t c = e % D;
-          keys[i][e] = num::roundToHalf(normal(rng) * scale[c] + shift[c]);
-          values[i][e] = num::roundToHalf(normal(rng));
-        }
+        randomTokens(v, seed, first + i, lengths[first + i], keys[i],
+                     values[i]);
       });
     for (std::thread &thread : threads)
       thread.join();
@@ -235,12 +247,86 @@ std::string fillCache(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
   return "";
 }
 
+/// Whether the kernels under test fold the key scales of tensor-core
+/// variants (num::foldsKeyScales): the GPU's and the emulator's do; the host
+/// objects (kvc-cpu-pipeline key-reads=parts) multiply dequantized keys
+/// rounded to fp16.
+constexpr bool kKernelsFoldKeyScales =
+    !KVC_ATTENTION_HOST || KVC_ATTENTION_EMULATED;
+
+num::SideEncoding toNumerics(const kvc_rt_side_encoding &side) {
+  switch (side.kind) {
+  case KVC_RT_SIDE_QUANT:
+    return num::SideEncoding::quantized(
+        side.bits,
+        side.axis == KVC_RT_AXIS_CHANNEL ? num::QuantAxis::Channel
+                                         : num::QuantAxis::Token,
+        side.group);
+  case KVC_RT_SIDE_FP8:
+    return num::SideEncoding::fp8Format(side.fp8_format == KVC_RT_FP8_E5M2
+                                            ? num::FP8Format::E5M2
+                                            : num::FP8Format::E4M3);
+  default:
+    return num::SideEncoding::plain();
+  }
+}
+
+/// The oracle of sequence b when key heads fold their scales: each query
+/// head over the keys it sees through the folded arithmetic
+/// (num::foldKeyRows) of the tokens fillCache appended, whose quantization
+/// must match the cache's `keys` (dequantized, rounded to fp16); the other
+/// KV heads' query heads over `keys`. An error message on a mismatch.
+std::string foldedOracle(const Variant &v, uint64_t tokenSeed, size_t b,
+                         size_t n, const float *queries, const float *rawQueries,
+                         const std::vector<float> &keys,
+                         const std::vector<float> &values,
+                         const num::AttentionOptions &options,
+                         std::vector<double> &expected) {
+  const size_t D = v.headDim, H = v.kvHeads, group = v.queryHeads / H;
+  std::vector<float> plainKeys, plainValues;
+  randomTokens(v, tokenSeed, b, n, plainKeys, plainValues);
+  expected.assign(v.queryHeads * D, 0.0);
+  for (size_t h = 0; h < H; ++h) {
+    const num::SideEncoding side =
+        toNumerics(v.encodings[v.encodings.size() == 1 ? 0 : h].key);
+    const float *headKeys = keys.data() + h * n * D;
+    const float *headValues = values.data() + h * n * D;
+    const size_t firstHead = h * group;
+    if (!num::foldsKeyScales(side)) {
+      std::vector<double> heads = num::referenceAttention(
+          queries + firstHead * D, group, 1, headKeys, headValues, 1, n, D,
+          options);
+      std::copy(heads.begin(), heads.end(), expected.begin() + firstHead * D);
+      continue;
+    }
+    const num::CompressedTerms terms = num::simulateCompressedTerms(
+        plainKeys.data() + h * n * D, n, D, side, v.residual);
+    for (size_t i = 0; i < terms.tokens * D; ++i) {
+      const float dequantized = num::dequantizeValue(
+          terms.codes[i], num::GroupParams{terms.scales[i], terms.zeros[i]});
+      if (num::roundToHalf(dequantized) != headKeys[i])
+        return "the cache's key " + std::to_string(i) + " of head " +
+               std::to_string(h) + " is not the appended token's quantization";
+    }
+    for (size_t j = firstHead; j < firstHead + group; ++j) {
+      std::vector<float> seen(headKeys, headKeys + n * D);
+      num::foldKeyRows(rawQueries + j * D, terms, D, seen.data());
+      std::vector<double> head = num::referenceAttention(
+          queries + j * D, 1, 1, seen.data(), headValues, 1, n, D, options);
+      std::copy(head.begin(), head.end(), expected.begin() + j * D);
+    }
+  }
+  return "";
+}
+
 /// max |out - oracle| / max |oracle| over the whole output; the oracle is
-/// the fp64 attention over the cache's dequantized contents.
+/// the fp64 attention over the cache's dequantized contents (or, for key
+/// heads that fold their scales, foldedOracle's).
 std::string compareWithOracle(kvc_rt_cache *cache,
                               const std::vector<kvc_rt_seq> &seqs,
                               const std::vector<uint32_t> &lengths,
-                              const Variant &v, const std::vector<float> &q,
+                              const Variant &v, uint64_t tokenSeed,
+                              const std::vector<float> &q,
                               const std::vector<float> &out, double &relError) {
   const size_t D = v.headDim, H = v.kvHeads, Hq = v.queryHeads;
   num::AttentionOptions options;
@@ -252,8 +338,13 @@ std::string compareWithOracle(kvc_rt_cache *cache,
   size_t nonFinite = 0;
   // Tensor-core variants multiply fp16 queries and keys (exactly, f32
   // accumulation): the oracle takes the same inputs. So do their host
-  // objects (kvc-cpu-pipeline key-reads=parts).
+  // objects (kvc-cpu-pipeline key-reads=parts). Kernels that fold key
+  // scales multiply the keys' codes (foldedOracle).
   const bool roundToHalf = v.tensorCoreKeys;
+  bool folds = false;
+  if (kKernelsFoldKeyScales && v.tensorCoreKeys)
+    for (const kvc_rt_encoding &encoding : v.encodings)
+      folds = folds || num::foldsKeyScales(toNumerics(encoding.key));
   std::vector<float> queries(q);
   if (roundToHalf)
     for (float &x : queries)
@@ -285,15 +376,25 @@ std::string compareWithOracle(kvc_rt_cache *cache,
         for (float &x : rows)
           x = num::roundToHalf(x);
     std::vector<std::thread> threads;
+    std::vector<std::string> problems(count);
     for (size_t i = 0; i < count; ++i)
       threads.emplace_back([&, i] {
         const size_t b = first + i;
-        expected[i] = num::referenceAttention(queries.data() + b * Hq * D, Hq, 1,
-                                              keys[i].data(), values[i].data(),
-                                              H, lengths[b], D, options);
+        if (folds)
+          problems[i] = foldedOracle(v, tokenSeed, b, lengths[b],
+                                     queries.data() + b * Hq * D,
+                                     q.data() + b * Hq * D, keys[i], values[i],
+                                     options, expected[i]);
+        else
+          expected[i] = num::referenceAttention(
+              queries.data() + b * Hq * D, Hq, 1, keys[i].data(),
+              values[i].data(), H, lengths[b], D, options);
       });
     for (std::thread &thread : threads)
       thread.join();
+    for (const std::string &problem : problems)
+      if (!problem.empty())
+        return problem;
     for (size_t i = 0; i < count; ++i) {
       const float *got = out.data() + (first + i) * Hq * D;
       for (size_t j = 0; j < Hq * D; ++j) {
@@ -346,7 +447,8 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
       outcome.problem = runtimeError("kvc_rt_sequence_create");
       return outcome;
     }
-  outcome.problem = fillCache(cache, seqs, lengths, v, rng());
+  const uint64_t tokenSeed = rng();
+  outcome.problem = fillCache(cache, seqs, lengths, v, tokenSeed);
   if (!outcome.problem.empty())
     return outcome;
   kvc_rt_binding *binding = nullptr;
@@ -405,7 +507,8 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
     }
   }
   outcome.problem =
-      compareWithOracle(cache, seqs, lengths, v, q, out, outcome.relError);
+      compareWithOracle(cache, seqs, lengths, v, tokenSeed, q, out,
+                        outcome.relError);
   if (outcome.problem.empty() &&
       std::memcmp(out.data(), again.data(), elements * 4) != 0)
     outcome.problem = "a second call on the same inputs gave different bits";

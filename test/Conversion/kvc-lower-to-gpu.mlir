@@ -127,16 +127,22 @@
 // unit's tiles in one 8-byte load (the page's word of the pair's low
 // halves and word of their high halves) and two pairs' scales and zeros in
 // one 16-byte load, takes each tile's token of both channels with one lop3
-// (mask and exponent), subtracts the exponent's power and applies the
-// channels' scales and zeros in one fma: A's registers as they are, no
-// transposes; units past the pages read their tokens' fp16 residual rows. Eight mma.sync.m16n8k16 (2 tiles x
-// 4 k-steps); scores are stored for query heads 2t and 2t + 1 below 4 and
-// tokens of the split. Two loops: the edge units (the split's partial first
+// (mask and exponent) and subtracts the exponent's power: the codes, A's
+// registers as they are, no transposes; units past the pages read their
+// tokens' fp16 residual rows (scales 1, zeros 0). The scales are folded
+// into the queries (carrying 1/16; the scores' factor 2 = 16 / sqrt(64)):
+// per k-step one fp16 multiply a B register, the two tiles' mma.sync
+// m16n8k16, and one more over the zeros (A: the 16-byte load's registers,
+// rows g + 8 the zeros), whose rows g + 8 are added to the scores. Twelve
+// mma.sync (3 x 4 k-steps); scores are stored for query heads 2t and 2t + 1
+// below 4 and tokens of the split. Two loops: the edge units (the split's partial first
 // and last units and the residual buffer's) with the residual branch and
 // the token bounds, then the units wholly in the split and in pages, with
 // neither: one page-table load a unit, and stores checked by head only.
 // MMA-LABEL: gpu.func @attend0_split0
 // MMA-SAME: %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>)
+// MMA: %[[SIXTEENTH:.*]] = arith.constant 6.250000e-02 : f32
+// MMA: arith.mulf %{{.*}}, %[[SIXTEENTH]] : f32
 // MMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
 // MMA: memref.store %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>
 // MMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
@@ -154,13 +160,18 @@
 // MMA: %[[EDGES:.*]] = arith.addi %[[INNER]], %[[OUTER]] : index
 // MMA: scf.for %[[EDGE:.*]] = %[[WARP]] to %[[EDGES]] step %c4
 // MMA: arith.cmpi ult, %[[EDGE]], %[[INNER]] : index
-// The lane's word k of a channel pair (2-bit: lane groups 4w .. 4w+3 read
-// the unit's word w) as two stored words, low halves and high halves (rows
-// g and g + 8), one shift each by the lane's pair positions, which brings
-// its two pairs (one a tile) to bits 0 and 2: read in place with exponents
-// 1024 (0x6400) and 256 (0x5C00), the scales (elements 0, 1) and zeros
-// (2, 3) of the pair straight from the 16-byte load.
-// MMA: scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
+// An edge unit in pages or in the residual buffer: the part's products
+// behind a branch that merges only the three sums. In pages, the lane's
+// word k of a channel pair (2-bit: lane groups 4w .. 4w+3 read the unit's
+// word w) as two stored words, low halves and high halves (rows g and
+// g + 8), one shift each by the lane's pair positions, which brings its two
+// pairs (one a tile) to bits 0 and 2: read in place with exponents 1024
+// (0x6400) and 256 (0x5C00), the power subtracted (no fma); the pair's
+// scales (elements 0, 1) and zeros (2, 3) straight from the 16-byte load:
+// the scales multiply the query registers, and the zero mma takes (scale,
+// zero, scale, zero) as loaded. Residual units: fp16 rows times the
+// queries, two mma a k-step.
+// MMA: scf.if %{{.*}} -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
 // MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // MMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // MMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 1]
@@ -170,16 +181,34 @@
 // MMA: %[[CODES:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD]], %c196611_i32, %c1677747200_i32
 // MMA: %[[HALVES:.*]] = llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
 // MMA: %[[EXACT:.*]] = arith.subf %[[HALVES]], %{{.*}} : vector<2xf16>
-// MMA: llvm.intr.fma(%[[EXACT]], %[[SCALE]], %[[ZERO]]) : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> vector<2xf16>
+// MMA-NOT: llvm.intr.fma
 // MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD]], %c786444_i32{{.*}}, %c1543527424_i32
 // MMA: arith.shrui %{{.*}}, %[[LANESHIFT]] : i32
 // MMA-COUNT-7: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
 // MMA-NOT: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
+// MMA-NOT: llvm.intr.fma
+// MMA: %[[Q0:.*]] = memref.load %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>
+// MMA: %[[Q1:.*]] = memref.load %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>
+// MMA: arith.mulf %[[Q0]], %[[SCALE]] : vector<2xf16>
+// MMA: arith.mulf %[[Q1]], %{{.*}} : vector<2xf16>
+// MMA: vector.insert %[[EXACT]], %{{.*}} [0] : vector<2xf16> into vector<4x2xf16>
+// MMA-COUNT-2: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// MMA: vector.insert %[[SCALE]], %{{.*}} [0] : vector<2xf16> into vector<4x2xf16>
+// MMA-NEXT: vector.insert %[[ZERO]], %{{.*}} [1] : vector<2xf16> into vector<4x2xf16>
+// MMA-COUNT-10: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// MMA-NOT: nvgpu.mma.sync
 // MMA: } else {
+// MMA-NOT: arith.mulf
 // MMA: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // MMA-COUNT-8: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// MMA-NOT: nvgpu.mma.sync
+// MMA: scf.yield %{{.*}}, %{{.*}}, %{{.*}} : vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>
 // MMA: arith.cmpi uge, %{{.*}}, %[[START]] : index
-// MMA: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
+// MMA: %[[DOT:.*]] = vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
+// MMA-NEXT: %[[ZEROSUM:.*]] = vector.extract %{{.*}}[1, 0] : f32 from vector<2x2xf32>
+// MMA-NEXT: %[[SUM:.*]] = arith.addf %[[DOT]], %[[ZEROSUM]] : f32
+// MMA: %[[FACTOR:.*]] = arith.constant 2.000000e+00 : f32
+// MMA-NEXT: arith.mulf %[[SUM]], %[[FACTOR]] : f32
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
 // MMA: %[[LAST:.*]] = arith.muli %[[INNEREND]], %c32{{.*}} : index
 // MMA: %[[STOP:.*]] = arith.addi %[[BASE]], %[[LAST]] : index
@@ -191,10 +220,12 @@
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;"
 // MMA-NOT: scf.if %{{.*}} ->
-// MMA-COUNT-8: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]}
+// MMA-COUNT-12: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]}
 // MMA-NOT: arith.cmpi uge
 // MMA: %[[HEADOK:.*]] = arith.cmpi ult, %{{.*}}, %c4{{.*}} : index
 // MMA-NEXT: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
+// MMA-NEXT: vector.extract %{{.*}}[1, 0] : f32 from vector<2x2xf32>
+// MMA-NEXT: arith.addf
 // MMA-NEXT: scf.if %[[HEADOK]] {
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
 // MMA: gpu.shuffle  xor

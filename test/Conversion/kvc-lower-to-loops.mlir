@@ -158,9 +158,10 @@
 // high halves (the page's channel pairing) in one 8-byte load, each
 // shifted once by the lane group's pair position, two channel pairs'
 // scales and zeros in one 16-byte load ((scale, scale) and (zero, zero) as
-// they are), codes ORed into fp16 mantissas at bits 0 and 2, one fp16 fma,
-// no transposes (residual units: fp16 rows); token % 32 picks the lane
-// group, then the tile and the row.
+// they are), codes ORed into fp16 mantissas at bits 0 and 2, after all
+// codes one fp16 fma a pair (the GPU pass folds the scales and zeros into
+// its products instead), no transposes (residual units: fp16 rows); token %
+// 32 picks the lane group, then the tile and the row.
 // PARTS-LABEL: func.func @kivi2_step
 // PARTS: arith.remui %{{.*}}, %c32 : index
 // PARTS: %[[PAIRS:.*]]:32 = scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
@@ -171,12 +172,12 @@
 // PARTS: %[[LOWS:.*]] = arith.shrui %{{.*}}, %[[SHIFT:.*]] : i32
 // PARTS: arith.andi %[[LOWS]], %c196611_i32
 // PARTS: arith.ori %{{.*}}, %c1677747200_i32
-// PARTS: llvm.intr.fma(%{{.*}}, %[[SCALE]], %[[ZERO]])
 // PARTS: arith.andi %[[LOWS]], %c786444_i32
 // PARTS: arith.ori %{{.*}}, %c1543527424_i32
 // PARTS: arith.shrui %{{.*}}, %[[SHIFT]] : i32
 // PARTS-COUNT-7: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xi32>
 // PARTS-NOT: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
+// PARTS: llvm.intr.fma(%{{.*}}, %[[SCALE]], %[[ZERO]])
 // PARTS: } else {
 // PARTS: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // PARTS: %[[ROW0:.*]] = arith.select %{{.*}}, %[[PAIRS]]#8, %[[PAIRS]]#0 : vector<2xf16>

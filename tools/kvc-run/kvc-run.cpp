@@ -14,6 +14,7 @@
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/Numerics/Cache.h"
 #include "kvc/Numerics/Evict.h"
+#include "kvc/Numerics/FoldedKeys.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 #include "kvc/Pipelines/Pipelines.h"
@@ -499,9 +500,49 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         for (float &x : simV)
           x = num::roundToHalf(x);
       std::vector<double> expectedMass(hkv * n, 0.0);
-      std::vector<double> expected = num::referenceAttention(
-          queryRow.data(), hq, 1, simK.data(), simV.data(), hkv, n, d,
-          attention, expectedMass.data());
+      // The GPU's tensor-core key pass folds the scales of channel-axis
+      // 2/4/8-bit keys into the queries: each of their query heads sees its
+      // own keys (kvc/Numerics/FoldedKeys.h).
+      bool foldedKeys = false;
+      if (gpuEmulator && keyReads == "parts")
+        for (const num::CacheEncoding &encoding : shape.headEncodings)
+          foldedKeys = foldedKeys || num::foldsKeyScales(encoding.key);
+      std::vector<double> expected;
+      if (!foldedKeys) {
+        expected = num::referenceAttention(queryRow.data(), hq, 1, simK.data(),
+                                           simV.data(), hkv, n, d, attention,
+                                           expectedMass.data());
+      } else {
+        expected.assign(hq * d, 0.0);
+        const int64_t group = hq / hkv;
+        for (int64_t h = 0; h < hkv; ++h) {
+          const num::CacheEncoding &encoding = shape.headEncodings[h];
+          const bool folds = num::foldsKeyScales(encoding.key);
+          num::CompressedTerms terms;
+          if (folds)
+            terms = num::simulateCompressedTerms(keys[bi * hkv + h].data(), n,
+                                                 d, encoding.key,
+                                                 encoding.residual);
+          num::AttentionOptions headAttention = attention;
+          headAttention.keep = keep.data() + h * n;
+          for (int64_t j = h * group; j < (h + 1) * group; ++j) {
+            std::vector<float> seen(simK.begin() + h * n * d,
+                                    simK.begin() + (h + 1) * n * d);
+            if (folds) {
+              num::foldKeyRows(qb + j * d, terms, d, seen.data());
+              // Demoted tokens are read from their demoted rows.
+              for (const auto &[token, rows] : demoted[bi * hkv + h])
+                for (int64_t c = 0; c < d; ++c)
+                  seen[token * d + c] = num::roundToHalf(rows.first[c]);
+            }
+            std::vector<double> head = num::referenceAttention(
+                queryRow.data() + j * d, 1, 1, seen.data(),
+                simV.data() + h * n * d, 1, n, d, headAttention,
+                expectedMass.data() + h * n);
+            std::copy(head.begin(), head.end(), expected.begin() + j * d);
+          }
+        }
+      }
       if (shape.returnsMass) {
         const ::kvc::exec::HostTensor &massTensor = (*outputs)[1];
         const int64_t padded = massTensor.shape()[2];

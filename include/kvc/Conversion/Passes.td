@@ -148,7 +148,9 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "Where the split kernel's key dot products run: 'fma' (CUDA "
            "cores, f32, a thread per token) or 'mma' (tensor cores: a warp "
            "per 16 tokens, dequantized keys and the queries rounded to fp16 "
-           "into mma.sync.m16n8k16 with f32 accumulation; head_dim 64 or "
+           "into mma.sync.m16n8k16 with f32 accumulation; channel-axis "
+           "2/4/8-bit keys as their codes, their scales folded into the "
+           "queries and their zeros summed by one more mma; head_dim 64 or "
            "128, at most 8 query heads per KV head, other sites are an "
            "error)">,
     Option<"valueProduct", "value-product", "std::string",

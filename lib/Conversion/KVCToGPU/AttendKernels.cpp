@@ -213,9 +213,15 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     // 1. The group's query vectors (the tensor-core pass: its B fragments
     // instead).
     Value firstQueryHead = k.mul(kvHead, group);
+    // The factor the key pass's dot products carry (tensor-core passes
+    // that fold the keys' scales into the queries: 1/16).
+    const double queryScale = spec.keyProduct == KeyProduct::MMA
+                                  ? tensorCoreQueryScale(keyReader)
+                                  : 1.0;
     if (spec.keyProduct == KeyProduct::MMA) {
       emitQueryFragments(k, spec, query, batch, firstQueryHead,
-                         func.getWorkgroupAttributions()[*queryFragmentsAt]);
+                         func.getWorkgroupAttributions()[*queryFragmentsAt],
+                         queryScale);
     } else {
       k.loop(
           tid, k.index(group * d), k.index(threads), {},
@@ -232,7 +238,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
 
     // 2. Scores, scaled and capped as the CPU loops do.
     auto finishScore = [&](Value dot) {
-      Value score = k.fmul(dot, k.f32(spec.scale));
+      Value score = k.fmul(dot, k.f32(spec.scale / queryScale));
       if (spec.softcap) {
         Value cap = k.f32(*spec.softcap);
         score =

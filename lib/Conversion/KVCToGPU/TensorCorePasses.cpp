@@ -184,15 +184,19 @@ static SmallVector<Value> readHalfPairs(KernelBuilder &k,
   return SmallVector<Value>(ifOp.getResults());
 }
 
+double mlir::kvc::tensorCoreQueryScale(const PageReader &keys) {
+  return keys.readsTokenPairs() ? 1.0 / 16 : 1.0;
+}
+
 /// The B fragments of the tensor-core key pass (emitTensorCoreScores) into
 /// `fragments` (workgroup memref<D/16 x 32 x 2 x vector<2xf16>>, the two
 /// registers of each lane): for k-step s and lane (g, t), query head g of
-/// the group (zeros past it) at channels t*D/4 + 4s .. + 3, rounded to
-/// fp16.
+/// the group (zeros past it) at channels t*D/4 + 4s .. + 3, times
+/// `queryScale`, rounded to fp16.
 void mlir::kvc::emitQueryFragments(KernelBuilder &k,
                                    const SplitKernelSpec &spec, Value query,
                                    Value batch, Value firstQueryHead,
-                                   Value fragments) {
+                                   Value fragments, double queryScale) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
@@ -210,6 +214,8 @@ void mlir::kvc::emitQueryFragments(KernelBuilder &k,
              Value q =
                  loadAsF32(b, loc, query,
                            {batch, head, k.index(0), k.add(first, k.index(j))});
+             if (queryScale != 1.0)
+               q = k.fmul(q, k.f32(queryScale));
              values.push_back(
                  arith::SelectOp::create(b, loc, inGroup, q, k.f32(0.0)));
            }
@@ -226,23 +232,40 @@ void mlir::kvc::emitQueryFragments(KernelBuilder &k,
 /// 8 took one more locate and 34 more SASS instructions a unit.
 constexpr int64_t kTokenPairPart = 16;
 
-/// The queries' B fragment of k-step `step` for `lane` (emitQueryFragments).
-static Value queryFragment(KernelBuilder &k, Value queryFragments,
-                           int64_t step, Value lane) {
+/// The two registers of the queries' B fragment of k-step `step` for
+/// `lane` (emitQueryFragments).
+static SmallVector<Value> queryRegisters(KernelBuilder &k, Value queryFragments,
+                                         int64_t step, Value lane) {
   SmallVector<Value> registers;
   for (int64_t r = 0; r < 2; ++r)
     registers.push_back(memref::LoadOp::create(
         k.b, k.loc, queryFragments, ValueRange{k.index(step), lane, k.index(r)}));
-  return fragment(k, registers);
+  return registers;
+}
+
+/// The queries' B fragment of k-step `step` for `lane`.
+static Value queryFragment(KernelBuilder &k, Value queryFragments,
+                           int64_t step, Value lane) {
+  return fragment(k, queryRegisters(k, queryFragments, step, lane));
 }
 
 /// emitTensorCoreScores for keys read in token pairs (channel-axis 2-, 4-
-/// and 8-bit codes: PageReader::compressedTokenPairs, which dequantizes two
-/// tokens of a channel in one fma.rn.f16x2 and transposes them into A's
-/// layout). A warp takes a 32-token unit, two m16n8k16 row tiles: rows g
-/// and g + 8 of tile m are lane group g's token pair, so a lane reads each
-/// channel of its slab for both tiles in one 8-byte load, and each k-step's
-/// query fragment serves both. Units are aligned to 32 tokens of the
+/// and 8-bit codes: PageReader::compressedTokenPairTerms, two tokens of a
+/// channel pair in A's layout). A warp takes a 32-token unit, two m16n8k16
+/// row tiles: rows g and g + 8 of tile m are lane group g's token pair, so
+/// a lane reads each channel of its slab for both tiles in one 8-byte
+/// load, and each k-step's query fragment serves both.
+///
+/// The keys are not dequantized: a unit lies in one group of each channel,
+/// so q . k = sum_c (q_c * scale_c) * code_c + sum_c q_c * zero_c. A holds
+/// the codes' values (exact), B the query fragment times the lane's
+/// channels' scales (one HMUL2 a register: a B register holds the channel
+/// pair an A register does), and one more mma a k-step sums the zeros:
+/// A's rows all the lane's zero pairs, B the queries, its sums (the same
+/// in every row) added to both tiles' at the end. Per k-step that is two
+/// HMUL2 and an HMMA instead of eight HFMA2. The queries carry 1/16
+/// (tensorCoreQueryScale) so that fp16(q * scale) stays finite. Units are
+/// aligned to 32 tokens of the
 /// sequence (as packing units and groups are) from the one holding
 /// `start`; their rows outside [start, start + count) are read (pages or
 /// residual rows of the same unit) and not stored. The units wholly in the
@@ -278,32 +301,80 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
       interiorRange(k, start, end, keys.compressed, base, units, 32);
 
   auto scoreUnit = [&](Value unitToken, bool interior) {
-    // Part p's products (16 channels of the slab) added to `in`.
-    auto partProducts = [&](int64_t p, ValueRange in) -> SmallVector<Value> {
+    auto partSpan = [&](int64_t p) {
+      return ChannelSpan{k.add(slabFirst, k.index(p * part)), part};
+    };
+    // A 4-register A fragment of tile m, k-step s, from pairs in
+    // compressedTokenPairs' layout: channels 4s .. 4s + 3 of the part, rows
+    // g and g + 8.
+    auto tileFragment = [&](ArrayRef<Value> pairs, int64_t m, int64_t s) {
+      auto at = [&](int64_t row, int64_t j) {
+        return pairs[(2 * m + row) * (part / 2) + j];
+      };
+      return fragment(k, {at(0, 2 * s), at(1, 2 * s), at(0, 2 * s + 1),
+                          at(1, 2 * s + 1)});
+    };
+    // Part p's products (16 channels of the slab) of a unit in pages added
+    // to `in`: the two tiles' and the zeros' sums.
+    auto foldedProducts = [&](int64_t p, ValueRange in) -> SmallVector<Value> {
       SmallVector<Value> accs(in);
-      ChannelSpan span{k.add(slabFirst, k.index(p * part)), part};
-      SmallVector<Value> pairs =
-          interior ? keys.tokenPairsInPages(b, loc, kvHead, unitToken, pairLane,
-                                            span)
-                   : keys.tokenPairs(b, loc, kvHead, unitToken, pairLane, span);
+      TokenPairTerms terms = keys.tokenPairTermsInPages(b, loc, kvHead,
+                                                        unitToken, pairLane,
+                                                        partSpan(p));
       for (int64_t s = 0; s < part / 4; ++s) {
         const int64_t step = p * (part / 4) + s;
-        Value q = queryFragment(k, queryFragments, step, lane);
-        for (int64_t m = 0; m < 2; ++m) {
-          // Channels 4s .. 4s + 3 of the part, rows g and g + 8.
-          auto at = [&](int64_t row, int64_t j) {
-            return pairs[(2 * m + row) * (part / 2) + j];
-          };
+        // Registers 0 and 1 hold channel pairs 2s and 2s + 1 of the part.
+        SmallVector<Value> q = queryRegisters(k, queryFragments, step, lane);
+        Value scaled = fragment(
+            k, {arith::MulFOp::create(b, loc, q[0], terms.scales[2 * s]),
+                arith::MulFOp::create(b, loc, q[1], terms.scales[2 * s + 1])});
+        for (int64_t m = 0; m < 2; ++m)
           accs[m] = nvgpu::MmaSyncOp::create(
-              b, loc,
-              fragment(k, {at(0, 2 * s), at(1, 2 * s), at(0, 2 * s + 1),
-                           at(1, 2 * s + 1)}),
-              q, accs[m], ArrayRef<int64_t>{16, 8, 16});
-        }
+              b, loc, tileFragment(terms.codes, m, s), scaled, accs[m],
+              ArrayRef<int64_t>{16, 8, 16});
+        // Rows g + 8 the zeros, rows g the scales: the registers as the
+        // 16-byte parameter load left them (no moves); rows g's sums are
+        // not used.
+        accs[2] = nvgpu::MmaSyncOp::create(
+            b, loc,
+            fragment(k, {terms.scales[2 * s], terms.zeros[2 * s],
+                         terms.scales[2 * s + 1], terms.zeros[2 * s + 1]}),
+            fragment(k, q), accs[2], ArrayRef<int64_t>{16, 8, 16});
       }
       return accs;
     };
-    SmallVector<Value> accs = {zeros(k, accType), zeros(k, accType)};
+    // The same of a unit in the residual buffer: its fp16 rows times the
+    // queries (no zeros).
+    auto residualProducts = [&](int64_t p,
+                                ValueRange in) -> SmallVector<Value> {
+      SmallVector<Value> accs(in);
+      SmallVector<Value> pairs = keys.residualTokenPairs(
+          b, loc, kvHead, unitToken, pairLane, partSpan(p));
+      for (int64_t s = 0; s < part / 4; ++s) {
+        Value q = queryFragment(k, queryFragments, p * (part / 4) + s, lane);
+        for (int64_t m = 0; m < 2; ++m)
+          accs[m] = nvgpu::MmaSyncOp::create(b, loc, tileFragment(pairs, m, s),
+                                             q, accs[m],
+                                             ArrayRef<int64_t>{16, 8, 16});
+      }
+      return accs;
+    };
+    // Edge units take either behind a branch, which merges only the sums.
+    auto partProducts = [&](int64_t p, ValueRange in) -> SmallVector<Value> {
+      if (interior)
+        return foldedProducts(p, in);
+      auto ifOp = scf::IfOp::create(
+          b, loc, in.getTypes(),
+          k.cmp(arith::CmpIPredicate::ult, unitToken, keys.compressed), true);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(ifOp.thenBlock());
+      scf::YieldOp::create(b, loc, foldedProducts(p, in));
+      b.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(b, loc, residualProducts(p, in));
+      return SmallVector<Value>(ifOp.getResults());
+    };
+    SmallVector<Value> accs = {zeros(k, accType), zeros(k, accType),
+                               zeros(k, accType)};
     for (int64_t p = 0; p < slab / part; ++p) {
       // In the interior, a part after the first sits behind a branch on
       // the unit being in pages (always taken there), so its loads do not
@@ -333,8 +404,12 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                 arith::AndIOp::create(
                     b, loc, k.cmp(arith::CmpIPredicate::uge, token, start),
                     k.cmp(arith::CmpIPredicate::ult, token, end)));
-          Value dot = vector::ExtractOp::create(b, loc, accs[m],
-                                                ArrayRef<int64_t>{row, h});
+          // The zeros' sums are in rows g + 8 (rows g summed the scales).
+          Value product = vector::ExtractOp::create(b, loc, accs[m],
+                                                    ArrayRef<int64_t>{row, h});
+          Value zeroSum = vector::ExtractOp::create(b, loc, accs[2],
+                                                    ArrayRef<int64_t>{1, h});
+          Value dot = k.fadd(product, zeroSum);
           k.ifThen(store, [&] {
             memref::StoreOp::create(b, loc, finishScore(dot), scores,
                                     ValueRange{head, k.sub(token, start)});

@@ -15,15 +15,22 @@
 namespace mlir {
 namespace kvc {
 
+/// The factor the tensor-core key pass's query fragments carry for keys
+/// read by `keys`: 1/16 where it folds the keys' scales into them
+/// (channel-axis token pairs: fp16(q * scale) stays finite while |q| *
+/// scale < 2^20), else 1. Its dot products carry it too.
+double tensorCoreQueryScale(const PageReader &keys);
+
 /// The queries' B fragments of the tensor-core key pass into `fragments`
-/// (workgroup memref<D/16 x 32 x 2 x vector<2xf16>>).
+/// (workgroup memref<D/16 x 32 x 2 x vector<2xf16>>): the queries times
+/// `queryScale` (a power of two), rounded to fp16.
 void emitQueryFragments(KernelBuilder &k, const SplitKernelSpec &spec,
                         Value query, Value batch, Value firstQueryHead,
-                        Value fragments);
+                        Value fragments, double queryScale);
 
-/// The key pass on tensor cores: scores[j][local] = finishScore(q_j . k)
-/// for the split's tokens [start, start + count) (scores in shared memory,
-/// [group][split]).
+/// The key pass on tensor cores: scores[j][local] = finishScore(q_j . k *
+/// tensorCoreQueryScale) for the split's tokens [start, start + count)
+/// (scores in shared memory, [group][split]).
 void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
                           const SequenceSideView &keys, Value kvHead,
                           Value start, Value count, Value queryFragments,

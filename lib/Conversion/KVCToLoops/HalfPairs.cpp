@@ -60,9 +60,8 @@ static bool readsInPlace(unsigned bits, unsigned position) {
                    : position + bits <= 10;
 }
 
-Value PageReader::dequantizeCodePair(OpBuilder &b, Location loc, Value word,
-                                     unsigned bits, unsigned position,
-                                     Value scale, Value zero) const {
+Value PageReader::codePair(OpBuilder &b, Location loc, Value word,
+                           unsigned bits, unsigned position) const {
   assert(readsInPlace(bits, position) && "the codes must lie in the mantissa");
   Value codes;
   if (bits == 8) {
@@ -100,12 +99,10 @@ Value PageReader::dequantizeCodePair(OpBuilder &b, Location loc, Value word,
       b, loc, pairType,
       DenseElementsAttr::get(
           pairType, b.getF16FloatAttr(double(1 << (10 - position)))));
-  Value value = arith::SubFOp::create(
+  return arith::SubFOp::create(
       b, loc, LLVM::BitcastOp::create(b, loc, pairType, codes), power);
-  // llvm.intr.fma, not math.fma: the NVVM lowering would send the latter to
-  // libdevice's f32 fmaf (fma.rn.f16x2 is the point).
-  return LLVM::FMAOp::create(b, loc, value, scale, zero);
 }
+
 
 bool PageReader::readsHalfPairs() const {
   return side.isQuant() && side.quant.axis == num::QuantAxis::Token &&
@@ -178,6 +175,16 @@ SmallVector<Value> PageReader::dequantizeWordPairs(OpBuilder &b, Location loc,
                                                    Value word, int64_t count,
                                                    Value scale,
                                                    Value zero) const {
+  // llvm.intr.fma, not math.fma: the NVVM lowering would send the latter to
+  // libdevice's f32 fmaf (fma.rn.f16x2 is the point).
+  return wordCodePairs(b, loc, word, count, [&](Value pair) -> Value {
+    return LLVM::FMAOp::create(b, loc, pair, scale, zero);
+  });
+}
+
+SmallVector<Value>
+PageReader::wordCodePairs(OpBuilder &b, Location loc, Value word, int64_t count,
+                          function_ref<Value(Value)> finish) const {
   const unsigned bits = side.quant.bits;
   // Pair i sits at bit i * b of each half. Below bit 10 it is read in
   // place; the others from the word shifted by 8, one shift a word.
@@ -192,8 +199,8 @@ SmallVector<Value> PageReader::dequantizeWordPairs(OpBuilder &b, Location loc,
       codes = high;
       position -= 8;
     }
-    pairs.push_back(
-        dequantizeCodePair(b, loc, codes, bits, position, scale, zero));
+    Value pair = codePair(b, loc, codes, bits, position);
+    pairs.push_back(finish ? finish(pair) : pair);
   }
   return pairs;
 }
@@ -388,6 +395,22 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
                                                     Value blockBase,
                                                     Value unitSlot, Value lane,
                                                     ChannelSpan span) const {
+  TokenPairTerms terms =
+      compressedTokenPairTerms(b, loc, blockBase, unitSlot, lane, span);
+  // Element (2 * tile + row) * count / 2 + j: channel pair j's scales and
+  // zeros.
+  const int64_t perRow = span.count / 2;
+  for (size_t i = 0; i < terms.codes.size(); ++i)
+    terms.codes[i] = LLVM::FMAOp::create(b, loc, terms.codes[i],
+                                         terms.scales[i % perRow],
+                                         terms.zeros[i % perRow]);
+  return terms.codes;
+}
+
+TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
+                                                    Value blockBase,
+                                                    Value unitSlot, Value lane,
+                                                    ChannelSpan span) const {
   const unsigned bits = side.quant.bits;
   const int64_t group = side.quant.group, count = span.count;
   const int64_t groupBytes = group * bits / 8;
@@ -419,15 +442,17 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
                                        x.mul(x.rem(lane, lanes), 2 * bits));
 
   const int64_t perRow = count / 2;
-  SmallVector<Value> pairs(4 * perRow);
+  TokenPairTerms terms;
+  terms.codes.resize(4 * perRow);
   Value params;
   for (int64_t j = 0; j < perRow; ++j) {
     if (j % 2 == 0)
       params = pool.loadVector(b, loc, b.getF16Type(), 8,
                                x.add(paramsBase, 8 * j), 16);
-    Value scale = pairOf(b, loc, params, params, 4 * (j % 2), 4 * (j % 2) + 1);
-    Value zero =
-        pairOf(b, loc, params, params, 4 * (j % 2) + 2, 4 * (j % 2) + 3);
+    terms.scales.push_back(
+        pairOf(b, loc, params, params, 4 * (j % 2), 4 * (j % 2) + 1));
+    terms.zeros.push_back(
+        pairOf(b, loc, params, params, 4 * (j % 2) + 2, 4 * (j % 2) + 3));
     Value both = pool.loadVector(b, loc, i32, 2,
                                  x.add(codesBase, 2 * j * groupBytes), 8);
     for (int64_t row = 0; row < 2; ++row) {
@@ -438,13 +463,12 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
         word = arith::ShRUIOp::create(b, loc, word, shift);
       // Tile m's pair is the word's pair m now (bits m * b and 16 + m * b):
       // its first four codes.
-      SmallVector<Value> tiles =
-          dequantizeWordPairs(b, loc, word, /*count=*/4, scale, zero);
+      SmallVector<Value> tiles = wordCodePairs(b, loc, word, /*count=*/4);
       for (int64_t m = 0; m < 2; ++m)
-        pairs[(2 * m + row) * perRow + j] = tiles[m];
+        terms.codes[(2 * m + row) * perRow + j] = tiles[m];
     }
   }
-  return pairs;
+  return terms;
 }
 
 SmallVector<Value> PageReader::residualTokenPairs(OpBuilder &b, Location loc,
@@ -484,25 +508,34 @@ SmallVector<Value> SequenceSideView::tokenPairs(OpBuilder &b, Location loc,
                                 /*withElseRegion=*/true);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(ifOp.thenBlock());
+  auto [blockBase, slot] = locate(b, loc, head, unitToken);
   scf::YieldOp::create(b, loc,
-                       tokenPairsInPages(b, loc, head, unitToken, lane, span));
+                       reader->compressedTokenPairs(b, loc, blockBase, slot,
+                                                    lane, span));
   b.setInsertionPointToStart(ifOp.elseBlock());
-  Value row = arith::SubIOp::create(b, loc, unitToken, compressed);
-  Value headBase = arith::MulIOp::create(b, loc, head,
-                                         indexConst(b, loc, residualHeadBytes));
   scf::YieldOp::create(
-      b, loc,
-      reader->residualTokenPairs(b, loc, residual, headBase, row, lane, span));
+      b, loc, residualTokenPairs(b, loc, head, unitToken, lane, span));
   return SmallVector<Value>(ifOp.getResults());
 }
 
-SmallVector<Value> SequenceSideView::tokenPairsInPages(OpBuilder &b,
-                                                       Location loc, Value head,
-                                                       Value unitToken,
-                                                       Value lane,
-                                                       ChannelSpan span) const {
+SmallVector<Value> SequenceSideView::residualTokenPairs(OpBuilder &b,
+                                                        Location loc,
+                                                        Value head,
+                                                        Value unitToken,
+                                                        Value lane,
+                                                        ChannelSpan span) const {
+  Value row = arith::SubIOp::create(b, loc, unitToken, compressed);
+  Value headBase = arith::MulIOp::create(b, loc, head,
+                                         indexConst(b, loc, residualHeadBytes));
+  return reader->residualTokenPairs(b, loc, residual, headBase, row, lane,
+                                    span);
+}
+
+TokenPairTerms SequenceSideView::tokenPairTermsInPages(
+    OpBuilder &b, Location loc, Value head, Value unitToken, Value lane,
+    ChannelSpan span) const {
   auto [blockBase, slot] = locate(b, loc, head, unitToken);
-  return reader->compressedTokenPairs(b, loc, blockBase, slot, lane, span);
+  return reader->compressedTokenPairTerms(b, loc, blockBase, slot, lane, span);
 }
 
 SmallVector<Value> SequenceSideView::foldTokenPairChannels(

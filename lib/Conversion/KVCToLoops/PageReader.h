@@ -122,6 +122,14 @@ struct TokenPairSlot {
   Value secondRow;  ///< i1: the pair's second token (else its first)
 };
 
+/// A unit's channel-axis token pairs before their dequantization: the
+/// codes' values as fp16 pairs (PageReader::compressedTokenPairs' layout)
+/// and, for channel pair j of the span, its (scale 2j, scale 2j + 1) and
+/// (zero 2j, zero 2j + 1) pairs.
+struct TokenPairTerms {
+  SmallVector<Value> codes, scales, zeros;
+};
+
 /// Reads one side (keys or values) of a layer's pages.
 class PageReader {
 public:
@@ -160,7 +168,7 @@ public:
                                      ValueRange inits, ChannelChunkFn fn) const;
 
   /// GPU kernels: the fp16-pair reads may use PTX inline assembly (one
-  /// lop3.b32 for dequantizeCodePair's AND and OR) and NVVM's prmt.
+  /// lop3.b32 for codePair's AND and OR) and NVVM's prmt.
   void setInlinePTX(bool enable) { inlinePTX = enable; }
   /// Bytes of the 8-byte pool `high`:`low` (i32 values), byte i of the
   /// result byte (selector >> 4i) & 7 of the pool: PTX prmt.b32 (NVVM's
@@ -168,15 +176,15 @@ public:
   Value permuteBytes(OpBuilder &b, Location loc, Value low, Value high,
                      uint32_t selector) const;
   /// The two `bits`-bit codes of `word` at bits `position` and `position` +
-  /// 16 as an fp16 pair: ORed into the mantissas of 2^(10 - position) (the
-  /// exponent that makes bit `position` the units digit; position + bits
-  /// <= 10), that power subtracted (exact), then one fma with `scale` and
-  /// `zero` (vector<2xf16> each). Codes below bit 10 thus need no shift;
-  /// nor do 8-bit codes, at any byte (`position` 0 or 8): one permute of
-  /// the code bytes under the exponent byte of 1024.
-  Value dequantizeCodePair(OpBuilder &b, Location loc, Value word,
-                           unsigned bits, unsigned position, Value scale,
-                           Value zero) const;
+  /// 16 as an fp16 pair of their values: ORed into the mantissas of
+  /// 2^(10 - position) (the exponent that makes bit `position` the units
+  /// digit; position + bits <= 10), that power subtracted (exact). Codes
+  /// below bit 10 thus need no shift; nor do 8-bit codes, at any byte
+  /// (`position` 0 or 8): one permute of the code bytes under the exponent
+  /// byte of 1024. The dequantizing reads add one fma with the group's
+  /// scale and zero (vector<2xf16> each).
+  Value codePair(OpBuilder &b, Location loc, Value word, unsigned bits,
+                 unsigned position) const;
 
   /// Whether the reader dequantizes straight into fp16 pairs
   /// (compressedHalfPairs): token-axis 2-, 4- and 8-bit codes.
@@ -189,7 +197,7 @@ public:
   /// Channels `span` (8 or 16 of them, `span.first` a multiple of the count)
   /// of token `slot` of the block at `blockBase` as vector<2xf16> pairs in
   /// halfPairOrder: two codes ORed into the mantissas of an fp16 pair
-  /// (dequantizeCodePair; codes below bit 10 of a word in place, the others
+  /// (codePair; codes below bit 10 of a word in place, the others
   /// after one shift by 8 a word), then one fma with
   /// the group's fp16 scale and zero: code * scale + zero rounded once to
   /// fp16 (the f32 path rounds it to f32 first; they differ by at most one
@@ -241,12 +249,19 @@ public:
   SmallVector<Value> compressedTokenPairs(OpBuilder &b, Location loc,
                                           Value blockBase, Value unitSlot,
                                           Value lane, ChannelSpan span) const;
+  /// The same reads before the fma: the codes' values (exact, in
+  /// compressedTokenPairs' layout) and each channel pair's scales and
+  /// zeros, which the tensor-core key pass folds into its products.
+  TokenPairTerms compressedTokenPairTerms(OpBuilder &b, Location loc,
+                                          Value blockBase, Value unitSlot,
+                                          Value lane, ChannelSpan span) const;
   /// The same tokens and layout from the fp16 residual buffer, the unit's
   /// first token at row `unitRow`.
   SmallVector<Value> residualTokenPairs(OpBuilder &b, Location loc,
                                         const ByteViews &residual,
                                         Value headBase, Value unitRow,
                                         Value lane, ChannelSpan span) const;
+
 
 private:
   /// A token-axis span's code words (compressedHalfPairs' bit layout:
@@ -258,9 +273,13 @@ private:
   };
   HalfPairWords halfPairWords(OpBuilder &b, Location loc, Value blockBase,
                               Value slot, ChannelSpan span) const;
-  /// The code pairs of one such word in bit order, dequantized with
-  /// `scale` and `zero` (dequantizeCodePair): its first min(count, 32 / b)
-  /// codes from bit 0 (a `count`-channel span's), count / 2 pairs.
+  /// The code pairs of one such word in bit order (codePair): its first
+  /// min(count, 32 / b) codes from bit 0 (a `count`-channel span's), count
+  /// / 2 pairs, each passed through `finish` (if any) as it is read.
+  SmallVector<Value> wordCodePairs(OpBuilder &b, Location loc, Value word,
+                                   int64_t count,
+                                   function_ref<Value(Value)> finish = {}) const;
+  /// The same pairs dequantized: one fma each with `scale` and `zero`.
   SmallVector<Value> dequantizeWordPairs(OpBuilder &b, Location loc,
                                          Value word, int64_t count,
                                          Value scale, Value zero) const;
@@ -356,10 +375,16 @@ struct SequenceSideView {
   SmallVector<Value> tokenPairs(OpBuilder &b, Location loc, Value head,
                                 Value unitToken, Value lane,
                                 ChannelSpan span) const;
-  /// tokenPairs of a unit known to be in pages: no residual branch.
-  SmallVector<Value> tokenPairsInPages(OpBuilder &b, Location loc, Value head,
+  /// The terms of tokenPairs of a unit in pages
+  /// (PageReader::compressedTokenPairTerms): the tensor-core key pass's
+  /// reads.
+  TokenPairTerms tokenPairTermsInPages(OpBuilder &b, Location loc, Value head,
                                        Value unitToken, Value lane,
                                        ChannelSpan span) const;
+  /// tokenPairs of a unit in the residual buffer (fp16 rows as stored).
+  SmallVector<Value> residualTokenPairs(OpBuilder &b, Location loc,
+                                        Value head, Value unitToken,
+                                        Value lane, ChannelSpan span) const;
   /// Folds `fn` once over channels `span` of token `token` read through
   /// tokenPairs (its unit, lane group and tile, then its row), as f32: the
   /// CPU loops' twin of the tensor-core key pass's reads.

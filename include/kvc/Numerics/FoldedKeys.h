@@ -1,0 +1,58 @@
+//===- FoldedKeys.h - The tensor-core key pass's folded scales --*- C++ -*-===//
+//
+// The GPU's tensor-core key pass over channel-axis 2-, 4- and 8-bit keys does
+// not dequantize them: a 32-token unit lies in one group of each channel, so
+// q . k = sum_c (q_c * scale_c) * code_c + sum_c q_c * zero_c, with the codes
+// in the mma's A fragments, fp16(fp16(q / 16) * scale) in its B fragments and
+// the zeros in one more mma (docs/gpu-kernels.md, "Folded scales"). Its
+// rounding is thus not the cache's dequantized keys rounded to fp16: these
+// functions give oracles the keys a query sees through that arithmetic, so
+// that checks can hold those kernels to f32-accumulation tolerances.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVC_NUMERICS_FOLDEDKEYS_H
+#define KVC_NUMERICS_FOLDEDKEYS_H
+
+#include "kvc/Numerics/Encoding.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace kvc {
+namespace numerics {
+
+/// Whether the tensor-core key pass folds the scales of `side`'s keys:
+/// channel-axis 2-, 4- and 8-bit codes.
+bool foldsKeyScales(const SideEncoding &side);
+
+/// The compressed rows of one side of one head of a cache holding n tokens
+/// (simulateCacheSide's rows below compressedTokenCount(n, R)) as codes and,
+/// for every element, its group's fp16 scale and zero.
+struct CompressedTerms {
+  size_t tokens = 0;                   ///< compressed rows
+  std::vector<uint8_t> codes;          ///< [tokens][D]
+  std::vector<uint16_t> scales, zeros; ///< [tokens][D], fp16 bits
+};
+/// Needs foldsKeyScales(side); checks validateSideEncoding(side, D, R).
+CompressedTerms simulateCompressedTerms(const float *x, size_t numTokens,
+                                        size_t headDim,
+                                        const SideEncoding &side,
+                                        unsigned residual);
+
+/// Overwrites rows [0, terms.tokens) of `keys` ([n][D]) with the keys that
+/// the query row `q` (f32, D values) sees through the folded arithmetic:
+/// with q16 = fp16(q_c / 16), channel c of token t holds
+/// (fp16(q16 * scale) * code + q16 * zero) * 16 / fp16(q_c) (the plain row's
+/// value where fp16(q_c) = 0: the term is 0 either way), so that an oracle
+/// multiplying fp16(q) by these keys sums the kernel's exact products
+/// (up to f32 rounding of each key). The other rows stay as they are (the
+/// residual's fp16 rows, which the pass multiplies as stored).
+void foldKeyRows(const float *q, const CompressedTerms &terms, size_t headDim,
+                 float *keys);
+
+} // namespace numerics
+} // namespace kvc
+
+#endif // KVC_NUMERICS_FOLDEDKEYS_H

@@ -1,0 +1,73 @@
+//===- FoldedKeys.cpp - The tensor-core key pass's folded scales ----------===//
+
+#include "kvc/Numerics/FoldedKeys.h"
+
+#include "kvc/Numerics/Half.h"
+#include "kvc/Numerics/Quantize.h"
+
+#include "Check.h"
+
+namespace kvc {
+namespace numerics {
+
+bool foldsKeyScales(const SideEncoding &side) {
+  return side.kind == SideEncoding::Kind::Quant &&
+         side.quant.axis == QuantAxis::Channel &&
+         (side.quant.bits == 2 || side.quant.bits == 4 || side.quant.bits == 8);
+}
+
+CompressedTerms simulateCompressedTerms(const float *x, size_t numTokens,
+                                        size_t headDim,
+                                        const SideEncoding &side,
+                                        unsigned residual) {
+  const std::string err =
+      validateSideEncoding(side, static_cast<unsigned>(headDim), residual);
+  KVC_NUMERICS_CHECK(err.empty(), err.c_str());
+  KVC_NUMERICS_CHECK(foldsKeyScales(side),
+                     "folded keys are channel-axis 2/4/8-bit codes");
+  CompressedTerms terms;
+  terms.tokens = compressedTokenCount(numTokens, residual);
+  const size_t d = headDim, n = terms.tokens * d, group = side.quant.group;
+  const QuantizedMatrix q = quantizeMatrix(x, terms.tokens, d, side.quant);
+  // The codes: the matrix form dequantized with scale 1 and zero 0.
+  const size_t groups = quantNumGroups(side.quant, terms.tokens, d);
+  std::vector<uint16_t> ones(groups, floatToHalf(1.0f)), nil(groups, 0);
+  std::vector<float> codes(n);
+  dequantizeMatrix(q.codes.data(), ones.data(), nil.data(), terms.tokens, d,
+                   side.quant, codes.data());
+  terms.codes.resize(n);
+  terms.scales.resize(n);
+  terms.zeros.resize(n);
+  for (size_t t = 0; t < terms.tokens; ++t)
+    for (size_t c = 0; c < d; ++c) {
+      // Channel-axis groups: [tokens / G][D] (Quantize.h).
+      const size_t i = t * d + c, g = t / group * d + c;
+      terms.codes[i] = static_cast<uint8_t>(codes[i]);
+      terms.scales[i] = q.scales[g];
+      terms.zeros[i] = q.zeros[g];
+    }
+  return terms;
+}
+
+void foldKeyRows(const float *q, const CompressedTerms &terms, size_t headDim,
+                 float *keys) {
+  const size_t d = headDim;
+  for (size_t c = 0; c < d; ++c) {
+    // q / 16 is exact in f32; the product of two fp16 values is exact in
+    // f32, then rounded once as HMUL2 does.
+    const float query = roundToHalf(q[c]);
+    const float q16 = roundToHalf(q[c] * 0.0625f);
+    if (query == 0.0f)
+      continue;
+    for (size_t t = 0; t < terms.tokens; ++t) {
+      const size_t i = t * d + c;
+      const double scaled = roundToHalf(q16 * halfToFloat(terms.scales[i]));
+      const double term = scaled * terms.codes[i] +
+                          double(q16) * halfToFloat(terms.zeros[i]);
+      keys[i] = static_cast<float>(term * 16.0 / query);
+    }
+  }
+}
+
+} // namespace numerics
+} // namespace kvc

@@ -1,0 +1,137 @@
+//===- FoldedKeysTest.cpp - The tensor-core key pass's folded scales ------===//
+
+#include "kvc/Numerics/Cache.h"
+#include "kvc/Numerics/FoldedKeys.h"
+#include "kvc/Numerics/Half.h"
+#include "kvc/Numerics/Quantize.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <random>
+
+using namespace kvc::numerics;
+
+namespace {
+constexpr size_t kTokens = 160, kDim = 16;
+constexpr unsigned kResidual = 64;
+
+/// fp16-representable keys with an outlier channel.
+std::vector<float> randomKeys(unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(kTokens * kDim);
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = roundToHalf(normal(rng) * (i % kDim == 3 ? 12.0f : 1.0f) +
+                       (i % kDim == 3 ? 6.0f : 0.0f));
+  return x;
+}
+
+TEST(FoldedKeysTest, FoldsChannelAxisCodesOnly) {
+  EXPECT_TRUE(foldsKeyScales(SideEncoding::quantized(2, QuantAxis::Channel, 32)));
+  EXPECT_TRUE(foldsKeyScales(SideEncoding::quantized(8, QuantAxis::Channel, 64)));
+  EXPECT_FALSE(
+      foldsKeyScales(SideEncoding::quantized(3, QuantAxis::Channel, 32)));
+  EXPECT_FALSE(foldsKeyScales(SideEncoding::quantized(2, QuantAxis::Token, 32)));
+  EXPECT_FALSE(foldsKeyScales(SideEncoding::plain()));
+  EXPECT_FALSE(foldsKeyScales(SideEncoding::fp8Format(FP8Format::E4M3)));
+}
+
+TEST(FoldedKeysTest, TermsDequantizeToTheSimulatedCache) {
+  for (unsigned bits : {2u, 4u, 8u}) {
+    const SideEncoding side =
+        SideEncoding::quantized(bits, QuantAxis::Channel, 32);
+    const std::vector<float> x = randomKeys(bits);
+    const CompressedTerms terms =
+        simulateCompressedTerms(x.data(), kTokens, kDim, side, kResidual);
+    ASSERT_EQ(terms.tokens, compressedTokenCount(kTokens, kResidual));
+    ASSERT_EQ(terms.codes.size(), terms.tokens * kDim);
+    const std::vector<float> view =
+        simulateCacheSide(x.data(), kTokens, kDim, side, kResidual);
+    for (size_t i = 0; i < terms.tokens * kDim; ++i) {
+      EXPECT_LT(terms.codes[i], 1u << bits);
+      EXPECT_EQ(dequantizeValue(terms.codes[i],
+                                GroupParams{terms.scales[i], terms.zeros[i]}),
+                view[i])
+          << "bits " << bits << " element " << i;
+    }
+    // A group's tokens share their channel's parameters.
+    EXPECT_EQ(terms.scales[3], terms.scales[31 * kDim + 3]);
+  }
+}
+
+// With queries whose products with the scales are exact (q = 16: q / 16 = 1),
+// the folded keys are code * scale + zero without its f32 roundings.
+TEST(FoldedKeysTest, ExactProductsGiveTheDequantizedKeys) {
+  const SideEncoding side = SideEncoding::quantized(2, QuantAxis::Channel, 32);
+  const std::vector<float> x = randomKeys(7);
+  const CompressedTerms terms =
+      simulateCompressedTerms(x.data(), kTokens, kDim, side, kResidual);
+  std::vector<float> keys =
+      simulateCacheSide(x.data(), kTokens, kDim, side, kResidual);
+  const std::vector<float> view = keys;
+  std::vector<float> q(kDim, 16.0f);
+  foldKeyRows(q.data(), terms, kDim, keys.data());
+  for (size_t i = 0; i < terms.tokens * kDim; ++i) {
+    const double exact = double(halfToFloat(terms.scales[i])) * terms.codes[i] +
+                         halfToFloat(terms.zeros[i]);
+    EXPECT_EQ(keys[i], float(exact)) << i;
+    // The view's two f32 roundings.
+    const double size = double(halfToFloat(terms.scales[i])) * terms.codes[i] +
+                        std::fabs(halfToFloat(terms.zeros[i]));
+    EXPECT_NEAR(keys[i], view[i], 1e-6 * size) << i;
+  }
+  // The residual's rows are the pass's fp16 rows, untouched.
+  for (size_t i = terms.tokens * kDim; i < keys.size(); ++i)
+    EXPECT_EQ(keys[i], view[i]);
+}
+
+// Dot products over the folded keys are the kernel's sums of its fp16
+// products, written out here: fp16(fp16(q / 16) * scale) * code and
+// fp16(q / 16) * zero, times 16.
+TEST(FoldedKeysTest, DotProductsAreTheFoldedSums) {
+  const SideEncoding side = SideEncoding::quantized(4, QuantAxis::Channel, 32);
+  const std::vector<float> x = randomKeys(11);
+  const CompressedTerms terms =
+      simulateCompressedTerms(x.data(), kTokens, kDim, side, kResidual);
+  std::vector<float> keys =
+      simulateCacheSide(x.data(), kTokens, kDim, side, kResidual);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(kDim);
+  for (float &value : q)
+    value = normal(rng);
+  q[5] = 0.0f; // a zero query channel keeps the view's key
+  const std::vector<float> view = keys;
+  foldKeyRows(q.data(), terms, kDim, keys.data());
+  double largestGap = 0;
+  for (size_t t = 0; t < terms.tokens; ++t) {
+    double folded = 0, viaKeys = 0, dequantized = 0;
+    for (size_t c = 0; c < kDim; ++c) {
+      const size_t i = t * kDim + c;
+      const float q16 = roundToHalf(q[c] / 16);
+      const float scaled = roundToHalf(q16 * halfToFloat(terms.scales[i]));
+      folded += 16.0 * (double(scaled) * terms.codes[i] +
+                        double(q16) * halfToFloat(terms.zeros[i]));
+      viaKeys += double(roundToHalf(q[c])) * keys[i];
+      dequantized += double(roundToHalf(q[c])) * view[i];
+    }
+    EXPECT_NEAR(viaKeys, folded, 1e-6 * (std::fabs(folded) + 1)) << t;
+    largestGap = std::max(largestGap, std::fabs(folded - dequantized));
+  }
+  EXPECT_EQ(keys[5], view[5]);
+  // The folding rounds products, not keys: the sums differ from the
+  // dequantized keys' (by fp16 roundings of the products).
+  EXPECT_GT(largestGap, 0.0);
+  EXPECT_LT(largestGap, 0.05);
+}
+
+TEST(FoldedKeysDeathTest, OtherEncodingsAreRejected) {
+  const std::vector<float> x = randomKeys(1);
+  EXPECT_DEATH(simulateCompressedTerms(
+                   x.data(), kTokens, kDim,
+                   SideEncoding::quantized(3, QuantAxis::Channel, 32),
+                   kResidual),
+               "channel-axis 2/4/8-bit");
+}
+} // namespace
