@@ -261,10 +261,13 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 /// the codes' values (exact), B the query fragment times the lane's
 /// channels' scales (one HMUL2 a register: a B register holds the channel
 /// pair an A register does), and one more mma a k-step sums the zeros:
-/// A's rows all the lane's zero pairs, B the queries, its sums (the same
-/// in every row) added to both tiles' at the end. Per k-step that is two
-/// HMUL2 and an HMMA instead of eight HFMA2. The queries carry 1/16
-/// (tensorCoreQueryScale) so that fp16(q * scale) stays finite. Units are
+/// A's rows g + 8 the lane's zero pairs (rows g its scale pairs, as the
+/// parameter load leaves them; unused), B the queries, rows g + 8's sums
+/// added to both tiles' at the end. Per k-step that is two HMUL2 and an
+/// HMMA instead of eight HFMA2. The queries carry 1/16
+/// (tensorCoreQueryScale) so that fp16(q * scale) stays finite. Units in
+/// the residual buffer multiply their fp16 rows by the queries. (The
+/// oracle of this arithmetic: kvc/Numerics/FoldedKeys.h.) Units are
 /// aligned to 32 tokens of the
 /// sequence (as packing units and groups are) from the one holding
 /// `start`; their rows outside [start, start + count) are read (pages or

@@ -3,9 +3,10 @@
 // The tensor-core passes' reads (and the CPU loops' twins of them): codes
 // ORed into the mantissas of an fp16 pair whose exponent makes their lowest
 // bit the units digit (1024 for codes at bit 0), that power subtracted, one
-// fma.rn.f16x2 with the group's scale and zero. Token-axis
-// codes give two channels of one token (the value pass), channel-axis codes
-// two tokens of one channel (the key pass).
+// fma.rn.f16x2 with the group's scale and zero. Token-axis codes give two
+// channels of one token (the value pass), channel-axis codes two tokens of
+// one channel (the key pass, which takes them before the fma: it folds the
+// scales and zeros into its products).
 //
 //===----------------------------------------------------------------------===//
 
@@ -102,7 +103,6 @@ Value PageReader::codePair(OpBuilder &b, Location loc, Value word,
   return arith::SubFOp::create(
       b, loc, LLVM::BitcastOp::create(b, loc, pairType, codes), power);
 }
-
 
 bool PageReader::readsHalfPairs() const {
   return side.isQuant() && side.quant.axis == num::QuantAxis::Token &&
