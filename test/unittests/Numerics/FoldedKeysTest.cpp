@@ -27,6 +27,20 @@ std::vector<float> randomKeys(unsigned seed) {
   return x;
 }
 
+/// A cache side of channel-axis `bits`-bit keys: its terms and its
+/// dequantized view.
+struct SimulatedSide {
+  CompressedTerms terms;
+  std::vector<float> keys;
+};
+SimulatedSide simulateSide(unsigned bits, unsigned seed) {
+  const SideEncoding side =
+      SideEncoding::quantized(bits, QuantAxis::Channel, 32);
+  const std::vector<float> x = randomKeys(seed);
+  return {simulateCompressedTerms(x.data(), kTokens, kDim, side, kResidual),
+          simulateCacheSide(x.data(), kTokens, kDim, side, kResidual)};
+}
+
 TEST(FoldedKeysTest, FoldsChannelAxisCodesOnly) {
   EXPECT_TRUE(foldsKeyScales(SideEncoding::quantized(2, QuantAxis::Channel, 32)));
   EXPECT_TRUE(foldsKeyScales(SideEncoding::quantized(8, QuantAxis::Channel, 64)));
@@ -63,13 +77,10 @@ TEST(FoldedKeysTest, TermsDequantizeToTheSimulatedCache) {
 // With queries whose products with the scales are exact (q = 16: q / 16 = 1),
 // the folded keys are code * scale + zero without its f32 roundings.
 TEST(FoldedKeysTest, ExactProductsGiveTheDequantizedKeys) {
-  const SideEncoding side = SideEncoding::quantized(2, QuantAxis::Channel, 32);
-  const std::vector<float> x = randomKeys(7);
-  const CompressedTerms terms =
-      simulateCompressedTerms(x.data(), kTokens, kDim, side, kResidual);
-  std::vector<float> keys =
-      simulateCacheSide(x.data(), kTokens, kDim, side, kResidual);
-  const std::vector<float> view = keys;
+  const SimulatedSide side = simulateSide(2, 7);
+  const CompressedTerms &terms = side.terms;
+  std::vector<float> keys = side.keys;
+  const std::vector<float> &view = side.keys;
   std::vector<float> q(kDim, 16.0f);
   foldKeyRows(q.data(), terms, kDim, keys.data());
   for (size_t i = 0; i < terms.tokens * kDim; ++i) {
@@ -90,19 +101,16 @@ TEST(FoldedKeysTest, ExactProductsGiveTheDequantizedKeys) {
 // products, written out here: fp16(fp16(q / 16) * scale) * code and
 // fp16(q / 16) * zero, times 16.
 TEST(FoldedKeysTest, DotProductsAreTheFoldedSums) {
-  const SideEncoding side = SideEncoding::quantized(4, QuantAxis::Channel, 32);
-  const std::vector<float> x = randomKeys(11);
-  const CompressedTerms terms =
-      simulateCompressedTerms(x.data(), kTokens, kDim, side, kResidual);
-  std::vector<float> keys =
-      simulateCacheSide(x.data(), kTokens, kDim, side, kResidual);
+  const SimulatedSide side = simulateSide(4, 11);
+  const CompressedTerms &terms = side.terms;
+  std::vector<float> keys = side.keys;
+  const std::vector<float> &view = side.keys;
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> q(kDim);
   for (float &value : q)
     value = normal(rng);
   q[5] = 0.0f; // a zero query channel keeps the view's key
-  const std::vector<float> view = keys;
   foldKeyRows(q.data(), terms, kDim, keys.data());
   double largestGap = 0;
   for (size_t t = 0; t < terms.tokens; ++t) {
