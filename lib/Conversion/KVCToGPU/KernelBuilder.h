@@ -2,7 +2,7 @@
 //-*-===//
 //
 // Small builders for the arithmetic, loops, shuffles and global stores of
-// the attention kernels (AttendKernels.cpp, TensorCorePasses.cpp).
+// the attention kernels (AttendKernels.cpp, TensorCoreKeys.cpp, TensorCoreValues.cpp).
 //
 //===----------------------------------------------------------------------===//
 
