@@ -9,9 +9,10 @@
 // with key_product=mma (tensor-core key dot products) are compared with
 // the oracle over the same queries and keys rounded to fp16 (channel-axis
 // 2/4/8-bit keys, whose scales the kernels fold into the queries: over the
-// keys each query sees through that arithmetic, kvc/Numerics/FoldedKeys.h),
+// keys each query sees through that arithmetic, kvc/Numerics/FoldedScales.h),
 // variants with value_product=mma (tensor-core weighted sums) over values
-// rounded to fp16.
+// rounded to fp16 (but for token-axis 2/4/8-bit values in groups of the
+// whole head, whose scales the kernels fold into the weights).
 //
 // For each manifest variant and each sequence length S, batch entry b holds
 // S - (37 b mod S/2) tokens (different flush points and partial pages), the
@@ -47,7 +48,7 @@
 #include "kvc_runtime_binding.h"
 #include "kvc_runtime_gpu.h"
 
-#include "kvc/Numerics/FoldedKeys.h"
+#include "kvc/Numerics/FoldedScales.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Quantize.h"
 #include "kvc/Numerics/ReferenceAttention.h"
@@ -247,11 +248,11 @@ std::string fillCache(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
   return "";
 }
 
-/// Whether the kernels under test fold the key scales of tensor-core
-/// variants (num::foldsKeyScales): the GPU's and the emulator's do; the host
-/// objects (kvc-cpu-pipeline key-reads=parts) multiply dequantized keys
-/// rounded to fp16.
-constexpr bool kKernelsFoldKeyScales =
+/// Whether the kernels under test fold the scales of tensor-core variants
+/// (num::foldsKeyScales, num::foldsValueScales): the GPU's and the
+/// emulator's do; the host objects (kvc-cpu-pipeline key-reads=parts,
+/// value-reads=f16) multiply dequantized keys and values rounded to fp16.
+constexpr bool kKernelsFoldScales =
     !KVC_ATTENTION_HOST || KVC_ATTENTION_EMULATED;
 
 num::SideEncoding toNumerics(const kvc_rt_side_encoding &side) {
@@ -342,7 +343,7 @@ std::string compareWithOracle(kvc_rt_cache *cache,
   // scales multiply the keys' codes (foldedOracle).
   const bool roundToHalf = v.tensorCoreKeys;
   bool folds = false;
-  if (kKernelsFoldKeyScales && v.tensorCoreKeys)
+  if (kKernelsFoldScales && v.tensorCoreKeys)
     for (const kvc_rt_encoding &encoding : v.encodings)
       folds = folds || num::foldsKeyScales(toNumerics(encoding.key));
   std::vector<float> queries(q);
@@ -370,11 +371,20 @@ std::string compareWithOracle(kvc_rt_cache *cache,
         for (float &x : k)
           x = num::roundToHalf(x);
     // Tensor-core value variants weigh fp16 values (their host objects:
-    // kvc-cpu-pipeline value-reads=f16).
+    // kvc-cpu-pipeline value-reads=f16), except the heads whose scales
+    // they fold: the dequantized values themselves.
     if (v.tensorCoreValues)
-      for (std::vector<float> &rows : values)
-        for (float &x : rows)
-          x = num::roundToHalf(x);
+      for (size_t i = 0; i < count; ++i) {
+        const size_t n = lengths[first + i];
+        for (size_t h = 0; h < H; ++h) {
+          const num::SideEncoding side =
+              toNumerics(v.encodings[v.encodings.size() == 1 ? 0 : h].value);
+          if (kKernelsFoldScales && num::foldsValueScales(side, D))
+            continue;
+          for (size_t e = h * n * D; e < (h + 1) * n * D; ++e)
+            values[i][e] = num::roundToHalf(values[i][e]);
+        }
+      }
     std::vector<std::thread> threads;
     std::vector<std::string> problems(count);
     for (size_t i = 0; i < count; ++i)

@@ -588,3 +588,42 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
   %c, %s, %z = kvc.quantize %x as quant<bits = 4, axis = channel, group = 32> : tensor<2x64x128xf16> -> tensor<2x2x128x16xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
   return %o2, %c : tensor<1x4x1x64xf32>, tensor<2x2x128x16xi8>
 }
+
+// -----
+// value-product=mma over token-axis values in groups of the whole head
+// (2-bit, group 64 at head_dim 64): the scales are folded into the weights.
+// The interior blocks carry the lane's sum of weight * zero beside the
+// tiles' sums; a tile's two tokens' scales and zeros are widened to f32,
+// weight * zero added to that sum by an f32 fma and weight * scale split
+// into fp16 hi and lo parts for B; the codes go to A as read, with no fp16
+// fma. At the end the sums are added over a quad (xor 1, 2), taken from
+// lane 4 * head for heads 2t and 2t + 1 and added to their outputs.
+#wholehead = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                           value = #kvc.quant<bits = 2, axis = token, group = 64>,
+                           residual = 64>
+// VMMA-LABEL: func.func @whole_head_values
+// VMMA: gpu.func @attend0_split0
+// VMMA: scf.for %{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, f32) {
+// VMMA: %[[SCALES:.*]] = llvm.bitcast %{{.*}} : i32 to vector<2xf16>
+// VMMA: %[[ZEROS:.*]] = llvm.bitcast %{{.*}} : i32 to vector<2xf16>
+// VMMA-NOT: llvm.intr.fma(%{{.*}}) : (vector<2xf16>
+// VMMA: arith.extf %[[SCALES]] : vector<2xf16> to vector<2xf32>
+// VMMA: arith.extf %[[ZEROS]] : vector<2xf16> to vector<2xf32>
+// VMMA: llvm.intr.fma(%{{.*}}, %{{.*}}, %{{.*}}) : (f32, f32, f32) -> f32
+// VMMA: arith.mulf %{{.*}}, %{{.*}} : f32
+// VMMA: llvm.intr.fma(%{{.*}}, %{{.*}}, %{{.*}}) : (f32, f32, f32) -> f32
+// VMMA: arith.mulf %{{.*}}, %{{.*}} : f32
+// VMMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
+// VMMA-NOT: llvm.intr.fma(%{{.*}}) : (vector<2xf16>
+// VMMA: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 8]}
+// VMMA: gpu.shuffle  xor %{{[0-9]+}}#4, %c1_i32
+// VMMA: gpu.shuffle  xor %{{.*}}, %c2_i32
+// VMMA: gpu.shuffle  idx
+// VMMA: gpu.shuffle  idx
+// VMMA: gpu.shuffle  xor %{{.*}}, %c2_i32
+// VMMA: arith.addf
+// VMMA: arith.addf
+func.func @whole_head_values(%q: tensor<2x4x1x64xf32>, %cache: !kvc.cache<2x2x?x64xf16, #wholehead>) -> tensor<2x4x1x64xf32> {
+  %o = kvc.attend %q, %cache : tensor<2x4x1x64xf32>, !kvc.cache<2x2x?x64xf16, #wholehead> -> tensor<2x4x1x64xf32>
+  return %o : tensor<2x4x1x64xf32>
+}

@@ -14,7 +14,7 @@
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/Numerics/Cache.h"
 #include "kvc/Numerics/Evict.h"
-#include "kvc/Numerics/FoldedKeys.h"
+#include "kvc/Numerics/FoldedScales.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 #include "kvc/Pipelines/Pipelines.h"
@@ -495,14 +495,21 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         for (float &x : simK)
           x = num::roundToHalf(x);
       }
-      // value-reads=f16 weighs fp16-rounded values: so does the oracle.
+      // value-reads=f16 weighs fp16-rounded values: so does the oracle
+      // (but for the GPU's value pass over heads whose scales it folds into
+      // the weights, kvc/Numerics/FoldedScales.h: the dequantized values).
       if (valueReads == "f16")
-        for (float &x : simV)
-          x = num::roundToHalf(x);
+        for (int64_t h = 0; h < hkv; ++h) {
+          if (gpuEmulator &&
+              num::foldsValueScales(shape.headEncodings[h].value, d))
+            continue;
+          for (size_t e = h * n * d; e < (h + 1) * n * d; ++e)
+            simV[e] = num::roundToHalf(simV[e]);
+        }
       std::vector<double> expectedMass(hkv * n, 0.0);
       // The GPU's tensor-core key pass folds the scales of channel-axis
       // 2/4/8-bit keys into the queries: each of their query heads sees its
-      // own keys (kvc/Numerics/FoldedKeys.h).
+      // own keys (kvc/Numerics/FoldedScales.h).
       bool foldedKeys = false;
       if (gpuEmulator && keyReads == "parts")
         for (const num::CacheEncoding &encoding : shape.headEncodings)

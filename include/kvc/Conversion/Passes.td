@@ -160,6 +160,8 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "'mma' (tensor cores: a warp per 16 tokens and all channels, "
            "dequantized values rounded to fp16 and the weights as fp16 hi "
            "and lo parts into mma.sync.m16n8k16 with f32 accumulation; "
+           "token-axis 2/4/8-bit values in groups of the whole head as "
+           "their codes, the scales folded into the weights; "
            "head_dim 64 or 128, at most 8 query heads per KV head, other "
            "sites are an error)">
   ];

@@ -13,7 +13,7 @@
 #include "kvc/Numerics/Encoding.h"
 #include "kvc/Numerics/Evict.h"
 #include "kvc/Numerics/FP8.h"
-#include "kvc/Numerics/FoldedKeys.h"
+#include "kvc/Numerics/FoldedScales.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Layout.h"
 #include "kvc/Numerics/Pack.h"

@@ -132,7 +132,7 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 /// HMMA instead of eight HFMA2. The queries carry 1/16
 /// (tensorCoreQueryScale) so that fp16(q * scale) stays finite. Units in
 /// the residual buffer multiply their fp16 rows by the queries. (The
-/// oracle of this arithmetic: kvc/Numerics/FoldedKeys.h.) Units are
+/// oracle of this arithmetic: kvc/Numerics/FoldedScales.h.) Units are
 /// aligned to 32 tokens of the
 /// sequence (as packing units and groups are) from the one holding
 /// `start`; their rows outside [start, start + count) are read (pages or

@@ -17,6 +17,36 @@ using namespace mlir;
 using namespace mlir::kvc;
 using namespace mlir::kvc::tensorcore;
 
+/// SequenceSideView::halfPairTerms of local token `local` of the split
+/// ([start, start + count)), zeros (and scale and zero 0) past `count`.
+static HalfPairTerms readHalfPairTerms(KernelBuilder &k,
+                                       const SequenceSideView &view,
+                                       Value kvHead, Value start, Value local,
+                                       Value count, ChannelSpan span) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  SmallVector<Value> none(span.count / 2 + 2,
+                          zeros(k, VectorType::get({2}, b.getF16Type())));
+  auto ifOp =
+      scf::IfOp::create(b, loc, TypeRange(ValueRange(none)),
+                        k.cmp(arith::CmpIPredicate::ult, local, count), true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    HalfPairTerms terms =
+        view.halfPairTerms(b, loc, kvHead, k.add(start, local), span);
+    SmallVector<Value> all(terms.pairs);
+    all.push_back(terms.scales);
+    all.push_back(terms.zeros);
+    scf::YieldOp::create(b, loc, all);
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(b, loc, none);
+  }
+  ValueRange results = ifOp.getResults();
+  return HalfPairTerms{SmallVector<Value>(results.drop_back(2)),
+                       results[results.size() - 2], results.back()};
+}
+
 /// The value pass on tensor cores. The weighted sum out[c][j] = sum over
 /// tokens of value[token][c] * weight[j][token] is C = A B with A = values
 /// transposed (16 channels x tokens), B = weights (tokens x the query
@@ -49,6 +79,15 @@ using namespace mlir::kvc::tensorcore;
 /// rounding is the one rounding the CPU loops model (value-reads=f16). The
 /// warps' sums meet in shared memory, and each (query head, channel) total
 /// goes to `store` once.
+///
+/// Values whose group is the whole head (PageReader::foldsValueScales) are
+/// not dequantized: a token's channels share one scale and one zero, so
+/// out[c][j] = sum_t (w_t * scale_t) * code_t[c] + sum_t w_t * zero_t. A
+/// holds the codes' values, B the split of w * scale (f32, then hi and lo
+/// as above; no HFMA2 a value pair), and each lane sums w * zero over its
+/// tokens in f32 (its head's, lanes of the hi columns), added to its head's
+/// outputs at the end. The values are then the dequantized ones, not
+/// rounded to fp16 (kvc/Numerics/FoldedScales.h).
 void mlir::kvc::emitTensorCoreValues(
     KernelBuilder &k, const SplitKernelSpec &spec,
     const SequenceSideView &values, Value kvHead, Value start, Value count,
@@ -69,6 +108,7 @@ void mlir::kvc::emitTensorCoreValues(
   // holds channels order[j] of it, and so do rows g and g + 8 of channel
   // tile j. Other layouts: channels 2j and 2j + 1.
   const bool direct = values.reader->readsHalfPairs();
+  const bool fold = direct && values.reader->foldsValueScales();
   SmallVector<std::pair<int64_t, int64_t>> order;
   if (direct)
     order = values.reader->halfPairOrder(slab);
@@ -102,6 +142,9 @@ void mlir::kvc::emitTensorCoreValues(
   Value end = k.add(start, count);
   Value tiles = coveringBlocks(k, count, end, base, 8);
   SmallVector<Value> inits(channelTiles, zeros(k, accType));
+  // Folded scales: the lane's sum of weight * zero, after the tiles' sums.
+  if (fold)
+    inits.push_back(k.f32(0.0));
   // The products of `tiles` consecutive tiles from `tileToken` added to
   // `accs`. Interior tiles (fp16-pair layouts: wholly in the split and in
   // pages) come two at a time, 16 tokens of one page located once; their
@@ -117,10 +160,9 @@ void mlir::kvc::emitTensorCoreValues(
         offsets.push_back(k.add(k.mul(quad, 2), k.index(8 * h + i)));
         locals.push_back(k.sub(k.add(tileToken, offsets.back()), start));
       }
-    // Their weights (zeros outside the split and past the group) as fp16
-    // hi and lo parts.
-    auto weightFragment = [&](int64_t h) {
-      Value w[2];
+    // Their weights (zeros outside the split and past the group) in f32.
+    auto tileWeights = [&](int64_t h) {
+      SmallVector<Value, 2> w(2);
       for (int64_t i = 0; i < 2; ++i) {
         Value local = locals[2 * h + i], valid = inGroup, at = local;
         if (!interior) {
@@ -132,6 +174,10 @@ void mlir::kvc::emitTensorCoreValues(
             memref::LoadOp::create(b, loc, weights, ValueRange{weightRow, at});
         w[i] = arith::SelectOp::create(b, loc, valid, weight, k.f32(0.0));
       }
+      return w;
+    };
+    // Weights as fp16 hi and lo parts.
+    auto weightFragment = [&](ArrayRef<Value> w) {
       Value high = packHalfPair(k, w[0], w[1]);
       Value rest = arith::SubFOp::create(
           b, loc,
@@ -154,15 +200,64 @@ void mlir::kvc::emitTensorCoreValues(
     // Tile h's products added to `in`.
     auto tileProducts = [&](int64_t h, ValueRange in) -> SmallVector<Value> {
       SmallVector<Value> next(in);
-      Value bWeights = weightFragment(h);
       ArrayRef<Value> tileOffsets = ArrayRef<Value>(offsets).slice(2 * h, 2);
       ArrayRef<Value> tileLocals = ArrayRef<Value>(locals).slice(2 * h, 2);
+      SmallVector<Value, 2> w = tileWeights(h);
       SmallVector<Value> read;
+      Value bWeights;
+      if (fold) {
+        // The whole slab is one part: the codes, and each token's scale
+        // and zero (pairs of the two tokens' halves).
+        ChannelSpan span{slabFirst, part};
+        Value scales, zeros;
+        if (interior) {
+          HalfPairTerms terms = values.halfPairColumnTermsInPage(
+              b, loc, located.first, located.second, tileOffsets[0],
+              tileOffsets[1], span);
+          read = terms.pairs;
+          scales = terms.scales;
+          zeros = terms.zeros;
+        } else {
+          SmallVector<Value> tokenScales, tokenZeros;
+          for (Value local : tileLocals) {
+            HalfPairTerms terms =
+                readHalfPairTerms(k, values, kvHead, start, local, count, span);
+            llvm::append_range(read, terms.pairs);
+            tokenScales.push_back(terms.scales);
+            tokenZeros.push_back(terms.zeros);
+          }
+          // Token i's in half i.
+          scales = vector::ShuffleOp::create(b, loc, tokenScales[0],
+                                             tokenScales[1],
+                                             ArrayRef<int64_t>{0, 2});
+          zeros = vector::ShuffleOp::create(b, loc, tokenZeros[0],
+                                            tokenZeros[1],
+                                            ArrayRef<int64_t>{0, 2});
+        }
+        auto halves = [&](Value pair) {
+          Value wide = arith::ExtFOp::create(
+              b, loc, VectorType::get({2}, f32), pair);
+          SmallVector<Value, 2> result;
+          for (int64_t i = 0; i < 2; ++i)
+            result.push_back(vector::ExtractOp::create(b, loc, wide, i));
+          return result;
+        };
+        SmallVector<Value, 2> scale = halves(scales), zero = halves(zeros);
+        Value sum = next.back();
+        for (int64_t i = 0; i < 2; ++i) {
+          sum = LLVM::FMAOp::create(b, loc, w[i], zero[i], sum);
+          w[i] = k.fmul(w[i], scale[i]);
+        }
+        next.back() = sum;
+        bWeights = weightFragment(w);
+      } else {
+        bWeights = weightFragment(w);
+      }
       for (int64_t j = 0; j < channelTiles; ++j) {
         // Each part of the slab: both tokens read. Interior tiles are
         // located once; the others (never wholly in the split and in
         // pages) read each token on its own.
-        if (j % (part / 2) == 0) {
+        if (!fold && j % (part / 2) == 0) {
           ChannelSpan span{k.add(slabFirst, k.index(2 * j)), part};
           if (interior) {
             read = values.halfPairColumnsInPage(
@@ -259,6 +354,27 @@ void mlir::kvc::emitTensorCoreValues(
                                /*interior=*/false, 1);
              });
 
+  // Folded scales: each head's sum of weight * zero over the warp's
+  // tokens (the lanes of a quad hold its tokens; lane group g's sums are
+  // head g's, of the hi columns for g < 4), for heads 2t and 2t + 1.
+  Value headZeroSums[2];
+  if (fold) {
+    Value sum = tileLoop.getResults().back();
+    for (int32_t offset : {1, 2})
+      sum = k.fadd(sum, gpu::ShuffleOp::create(b, loc, sum, k.i32(offset),
+                                               k.i32(32), gpu::ShuffleMode::XOR)
+                            .getShuffleResult());
+    for (int64_t h = 0; h < 2; ++h) {
+      Value sourceLane = arith::IndexCastOp::create(
+          b, loc, b.getI32Type(),
+          k.mul(k.add(k.mul(quad, 2), k.index(h)), 4));
+      headZeroSums[h] =
+          gpu::ShuffleOp::create(b, loc, sum, sourceLane, k.i32(32),
+                                 gpu::ShuffleMode::IDX)
+              .getShuffleResult();
+    }
+  }
+
   // C: rows g and g + 8 of tile j are channels slabFirst + order[j],
   // columns 2t and 2t + 1 query heads (with split columns, lanes t = 2, 3
   // hold the lo parts' sums of the heads of lanes t - 2: added to those by
@@ -276,6 +392,8 @@ void mlir::kvc::emitTensorCoreValues(
                        gpu::ShuffleOp::create(b, loc, sum, k.i32(2), k.i32(32),
                                               gpu::ShuffleMode::XOR)
                            .getShuffleResult());
+        if (fold)
+          sum = k.fadd(sum, headZeroSums[h]);
         k.ifThen(k.cmp(arith::CmpIPredicate::ult, head, k.index(group)), [&] {
           memref::StoreOp::create(b, loc, sum, partials,
                                   ValueRange{warp, head, channel});

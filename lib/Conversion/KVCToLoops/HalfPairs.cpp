@@ -12,6 +12,8 @@
 
 #include "PageReader.h"
 
+#include "kvc/Numerics/FoldedScales.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -107,6 +109,10 @@ Value PageReader::codePair(OpBuilder &b, Location loc, Value word,
 bool PageReader::readsHalfPairs() const {
   return side.isQuant() && side.quant.axis == num::QuantAxis::Token &&
          (side.quant.bits == 2 || side.quant.bits == 4 || side.quant.bits == 8);
+}
+
+bool PageReader::foldsValueScales() const {
+  return num::foldsValueScales(side, headDim);
 }
 
 /// Codes of a span that one 32-bit word (or a 16-bit half word spread over
@@ -205,23 +211,43 @@ PageReader::wordCodePairs(OpBuilder &b, Location loc, Value word, int64_t count,
   return pairs;
 }
 
-SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
-                                                   Value blockBase, Value slot,
-                                                   ChannelSpan span) const {
+HalfPairTerms PageReader::halfPairTerms(OpBuilder &b, Location loc,
+                                        Value blockBase, Value slot,
+                                        ChannelSpan span,
+                                        bool dequantize) const {
   HalfPairWords read = halfPairWords(b, loc, blockBase, slot, span);
   // The group's scale and zero, each in both halves of a pair.
   Value scale = pairOf(b, loc, read.params, read.params, 0, 0);
   Value zero = pairOf(b, loc, read.params, read.params, 1, 1);
-  SmallVector<Value> pairs;
+  HalfPairTerms terms;
   for (Value word : read.words)
-    llvm::append_range(
-        pairs, dequantizeWordPairs(b, loc, word, span.count, scale, zero));
-  return pairs;
+    llvm::append_range(terms.pairs,
+                       dequantize ? dequantizeWordPairs(b, loc, word,
+                                                        span.count, scale, zero)
+                                  : wordCodePairs(b, loc, word, span.count));
+  terms.scales = scale;
+  terms.zeros = zero;
+  return terms;
 }
 
-SmallVector<Value> PageReader::compressedHalfPairColumns(
-    OpBuilder &b, Location loc, Value blockBase, Value firstSlot,
-    Value secondSlot, ChannelSpan span) const {
+SmallVector<Value> PageReader::compressedHalfPairs(OpBuilder &b, Location loc,
+                                                   Value blockBase, Value slot,
+                                                   ChannelSpan span) const {
+  return halfPairTerms(b, loc, blockBase, slot, span, /*dequantize=*/true)
+      .pairs;
+}
+
+HalfPairTerms PageReader::compressedHalfPairTerms(OpBuilder &b, Location loc,
+                                                  Value blockBase, Value slot,
+                                                  ChannelSpan span) const {
+  return halfPairTerms(b, loc, blockBase, slot, span, /*dequantize=*/false);
+}
+
+HalfPairTerms PageReader::halfPairColumnTerms(OpBuilder &b, Location loc,
+                                              Value blockBase, Value firstSlot,
+                                              Value secondSlot,
+                                              ChannelSpan span,
+                                              bool dequantize) const {
   HalfPairWords first = halfPairWords(b, loc, blockBase, firstSlot, span);
   HalfPairWords second = halfPairWords(b, loc, blockBase, secondSlot, span);
   // Low halves of x and y in one word, high halves in another (byte
@@ -233,31 +259,49 @@ SmallVector<Value> PageReader::compressedHalfPairColumns(
   };
   auto pairType = VectorType::get({2}, b.getF16Type());
   // The two tokens' scales in one pair, their zeros in another.
-  Value scale = LLVM::BitcastOp::create(
+  HalfPairTerms terms;
+  terms.scales = LLVM::BitcastOp::create(
       b, loc, pairType,
       permuteBytes(b, loc, word(first.params), word(second.params),
                    kLowHalves));
-  Value zero = LLVM::BitcastOp::create(
+  terms.zeros = LLVM::BitcastOp::create(
       b, loc, pairType,
       permuteBytes(b, loc, word(first.params), word(second.params),
                    kHighHalves));
-  SmallVector<Value> columns;
   for (auto [x, y] : llvm::zip_equal(first.words, second.words)) {
     // The words' low halves (codes i < 16 / b, at bit i * b) in one word,
     // their high halves (codes i + 16 / b) in another: the same bit
     // positions, a channel of both tokens each.
     Value lows = permuteBytes(b, loc, x, y, kLowHalves);
     Value highs = permuteBytes(b, loc, x, y, kHighHalves);
-    SmallVector<Value> upper =
-        dequantizeWordPairs(b, loc, lows, span.count, scale, zero);
-    SmallVector<Value> lower =
-        dequantizeWordPairs(b, loc, highs, span.count, scale, zero);
+    auto pairs = [&](Value codes) {
+      return dequantize ? dequantizeWordPairs(b, loc, codes, span.count,
+                                              terms.scales, terms.zeros)
+                        : wordCodePairs(b, loc, codes, span.count);
+    };
+    SmallVector<Value> upper = pairs(lows);
+    SmallVector<Value> lower = pairs(highs);
     for (auto [u, l] : llvm::zip_equal(upper, lower)) {
-      columns.push_back(u);
-      columns.push_back(l);
+      terms.pairs.push_back(u);
+      terms.pairs.push_back(l);
     }
   }
-  return columns;
+  return terms;
+}
+
+SmallVector<Value> PageReader::compressedHalfPairColumns(
+    OpBuilder &b, Location loc, Value blockBase, Value firstSlot,
+    Value secondSlot, ChannelSpan span) const {
+  return halfPairColumnTerms(b, loc, blockBase, firstSlot, secondSlot, span,
+                             /*dequantize=*/true)
+      .pairs;
+}
+
+HalfPairTerms PageReader::compressedHalfPairColumnTerms(
+    OpBuilder &b, Location loc, Value blockBase, Value firstSlot,
+    Value secondSlot, ChannelSpan span) const {
+  return halfPairColumnTerms(b, loc, blockBase, firstSlot, secondSlot, span,
+                             /*dequantize=*/false);
 }
 
 SmallVector<Value> PageReader::residualHalfPairs(OpBuilder &b, Location loc,
@@ -307,6 +351,53 @@ SmallVector<Value> SequenceSideView::halfPairs(OpBuilder &b, Location loc,
   scf::YieldOp::create(
       b, loc, reader->residualHalfPairs(b, loc, residual, headBase, row, span));
   return SmallVector<Value>(ifOp.getResults());
+}
+
+HalfPairTerms SequenceSideView::halfPairTerms(OpBuilder &b, Location loc,
+                                              Value head, Value token,
+                                              ChannelSpan span) const {
+  Value isCompressed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                             token, compressed);
+  auto pairType = VectorType::get({2}, b.getF16Type());
+  SmallVector<Type> types(span.count / 2 + 2, pairType);
+  auto ifOp = scf::IfOp::create(b, loc, types, isCompressed,
+                                /*withElseRegion=*/true);
+  auto yield = [&](const HalfPairTerms &terms) {
+    SmallVector<Value> all(terms.pairs);
+    all.push_back(terms.scales);
+    all.push_back(terms.zeros);
+    scf::YieldOp::create(b, loc, all);
+  };
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(ifOp.thenBlock());
+    auto [blockBase, slot] = locate(b, loc, head, token);
+    yield(reader->compressedHalfPairTerms(b, loc, blockBase, slot, span));
+    // Residual rows as stored: scale 1, zero 0.
+    b.setInsertionPointToStart(ifOp.elseBlock());
+    Value row = arith::SubIOp::create(b, loc, token, compressed);
+    Value headBase = arith::MulIOp::create(
+        b, loc, head, indexConst(b, loc, residualHeadBytes));
+    auto splat = [&](double value) -> Value {
+      return arith::ConstantOp::create(
+          b, loc, pairType,
+          DenseElementsAttr::get(pairType, b.getF16FloatAttr(value)));
+    };
+    yield(HalfPairTerms{reader->residualHalfPairs(b, loc, residual, headBase,
+                                                  row, span),
+                        splat(1.0), splat(0.0)});
+  }
+  ValueRange results = ifOp.getResults();
+  return HalfPairTerms{SmallVector<Value>(results.drop_back(2)),
+                       results[results.size() - 2], results.back()};
+}
+
+HalfPairTerms SequenceSideView::halfPairColumnTermsInPage(
+    OpBuilder &b, Location loc, Value blockBase, Value slot, Value firstOffset,
+    Value secondOffset, ChannelSpan span) const {
+  return reader->compressedHalfPairColumnTerms(
+      b, loc, blockBase, arith::AddIOp::create(b, loc, slot, firstOffset),
+      arith::AddIOp::create(b, loc, slot, secondOffset), span);
 }
 
 SmallVector<Value> SequenceSideView::halfPairColumnsInPage(

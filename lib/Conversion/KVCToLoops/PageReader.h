@@ -130,6 +130,15 @@ struct TokenPairTerms {
   SmallVector<Value> codes, scales, zeros;
 };
 
+/// Token-axis fp16 pairs before their dequantization: the codes' values
+/// (PageReader::compressedHalfPairs' or compressedHalfPairColumns' layout)
+/// and the scales and zeros of the pairs' halves (one token's: the same in
+/// both; two tokens' columns: each token's in its half).
+struct HalfPairTerms {
+  SmallVector<Value> pairs;
+  Value scales, zeros;
+};
+
 /// Reads one side (keys or values) of a layer's pages.
 class PageReader {
 public:
@@ -206,6 +215,15 @@ public:
   SmallVector<Value> compressedHalfPairs(OpBuilder &b, Location loc,
                                          Value blockBase, Value slot,
                                          ChannelSpan span) const;
+  /// The same reads before the fma (the value pass folds the scales into
+  /// its weights: foldsValueScales).
+  HalfPairTerms compressedHalfPairTerms(OpBuilder &b, Location loc,
+                                        Value blockBase, Value slot,
+                                        ChannelSpan span) const;
+  /// Whether the tensor-core value pass folds this side's scales into its
+  /// weights (kvc/Numerics/FoldedScales.h): token-axis 2-, 4- and 8-bit
+  /// codes in groups of the whole head.
+  bool foldsValueScales() const;
   /// The same channels of the tokens at slots `firstSlot` and `secondSlot`
   /// of one block, paired by channel (the tensor-core value pass's A
   /// registers): element 2k holds channel halfPairOrder[k].first of both
@@ -218,6 +236,11 @@ public:
                                                Value blockBase, Value firstSlot,
                                                Value secondSlot,
                                                ChannelSpan span) const;
+  /// The same reads before the fma.
+  HalfPairTerms compressedHalfPairColumnTerms(OpBuilder &b, Location loc,
+                                              Value blockBase, Value firstSlot,
+                                              Value secondSlot,
+                                              ChannelSpan span) const;
   /// The same channels of row `row` of the fp16 residual buffer, in the
   /// same pair order (as stored: no rounding).
   SmallVector<Value> residualHalfPairs(OpBuilder &b, Location loc,
@@ -273,6 +296,15 @@ private:
   };
   HalfPairWords halfPairWords(OpBuilder &b, Location loc, Value blockBase,
                               Value slot, ChannelSpan span) const;
+  /// compressedHalfPairs (`dequantize`) or its terms.
+  HalfPairTerms halfPairTerms(OpBuilder &b, Location loc, Value blockBase,
+                              Value slot, ChannelSpan span,
+                              bool dequantize) const;
+  /// compressedHalfPairColumns (`dequantize`) or its terms.
+  HalfPairTerms halfPairColumnTerms(OpBuilder &b, Location loc,
+                                    Value blockBase, Value firstSlot,
+                                    Value secondSlot, ChannelSpan span,
+                                    bool dequantize) const;
   /// The code pairs of one such word in bit order (codePair): its first
   /// min(count, 32 / b) codes from bit 0 (a `count`-channel span's), count
   /// / 2 pairs, each passed through `finish` (if any) as it is read.
@@ -354,6 +386,10 @@ struct SequenceSideView {
   /// residualHalfPairs); the reader must readsHalfPairs().
   SmallVector<Value> halfPairs(OpBuilder &b, Location loc, Value head,
                                Value token, ChannelSpan span) const;
+  /// halfPairs as terms (PageReader::compressedHalfPairTerms; residual rows
+  /// as stored with scale 1 and zero 0).
+  HalfPairTerms halfPairTerms(OpBuilder &b, Location loc, Value head,
+                              Value token, ChannelSpan span) const;
 
   /// Byte offset of the block of `head` in the page holding compressed
   /// token `token`, and the token's slot in it.
@@ -367,6 +403,12 @@ struct SequenceSideView {
                                            Value firstOffset,
                                            Value secondOffset,
                                            ChannelSpan span) const;
+  /// The same as terms (PageReader::compressedHalfPairColumnTerms).
+  HalfPairTerms halfPairColumnTermsInPage(OpBuilder &b, Location loc,
+                                          Value blockBase, Value slot,
+                                          Value firstOffset,
+                                          Value secondOffset,
+                                          ChannelSpan span) const;
   /// Lane group `lane`'s token pairs (PageReader::compressedTokenPairs'
   /// layout) of the 32-token unit that starts at token `unitToken` (a
   /// multiple of 32: a unit is wholly in pages or wholly in the residual

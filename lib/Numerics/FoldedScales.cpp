@@ -1,6 +1,6 @@
-//===- FoldedKeys.cpp - The tensor-core key pass's folded scales ----------===//
+//===- FoldedScales.cpp - The tensor-core passes' folded scales -----------===//
 
-#include "kvc/Numerics/FoldedKeys.h"
+#include "kvc/Numerics/FoldedScales.h"
 
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Quantize.h"
@@ -13,6 +13,12 @@ namespace numerics {
 bool foldsKeyScales(const SideEncoding &side) {
   return side.kind == SideEncoding::Kind::Quant &&
          side.quant.axis == QuantAxis::Channel &&
+         (side.quant.bits == 2 || side.quant.bits == 4 || side.quant.bits == 8);
+}
+
+bool foldsValueScales(const SideEncoding &side, size_t headDim) {
+  return side.kind == SideEncoding::Kind::Quant &&
+         side.quant.axis == QuantAxis::Token && side.quant.group == headDim &&
          (side.quant.bits == 2 || side.quant.bits == 4 || side.quant.bits == 8);
 }
 

@@ -1,7 +1,7 @@
-//===- FoldedKeysTest.cpp - The tensor-core key pass's folded scales ------===//
+//===- FoldedScalesTest.cpp - The tensor-core key pass's folded scales ------===//
 
 #include "kvc/Numerics/Cache.h"
-#include "kvc/Numerics/FoldedKeys.h"
+#include "kvc/Numerics/FoldedScales.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Quantize.h"
 
@@ -41,7 +41,7 @@ SimulatedSide simulateSide(unsigned bits, unsigned seed) {
           simulateCacheSide(x.data(), kTokens, kDim, side, kResidual)};
 }
 
-TEST(FoldedKeysTest, FoldsChannelAxisCodesOnly) {
+TEST(FoldedScalesTest, FoldsChannelAxisCodesOnly) {
   EXPECT_TRUE(foldsKeyScales(SideEncoding::quantized(2, QuantAxis::Channel, 32)));
   EXPECT_TRUE(foldsKeyScales(SideEncoding::quantized(8, QuantAxis::Channel, 64)));
   EXPECT_FALSE(
@@ -51,7 +51,21 @@ TEST(FoldedKeysTest, FoldsChannelAxisCodesOnly) {
   EXPECT_FALSE(foldsKeyScales(SideEncoding::fp8Format(FP8Format::E4M3)));
 }
 
-TEST(FoldedKeysTest, TermsDequantizeToTheSimulatedCache) {
+TEST(FoldedScalesTest, FoldsWholeHeadTokenGroupsOfValues) {
+  EXPECT_TRUE(
+      foldsValueScales(SideEncoding::quantized(2, QuantAxis::Token, 128), 128));
+  EXPECT_TRUE(
+      foldsValueScales(SideEncoding::quantized(8, QuantAxis::Token, 64), 64));
+  EXPECT_FALSE(
+      foldsValueScales(SideEncoding::quantized(2, QuantAxis::Token, 64), 128));
+  EXPECT_FALSE(
+      foldsValueScales(SideEncoding::quantized(3, QuantAxis::Token, 128), 128));
+  EXPECT_FALSE(foldsValueScales(
+      SideEncoding::quantized(2, QuantAxis::Channel, 128), 128));
+  EXPECT_FALSE(foldsValueScales(SideEncoding::plain(), 128));
+}
+
+TEST(FoldedScalesTest, TermsDequantizeToTheSimulatedCache) {
   for (unsigned bits : {2u, 4u, 8u}) {
     const SideEncoding side =
         SideEncoding::quantized(bits, QuantAxis::Channel, 32);
@@ -76,7 +90,7 @@ TEST(FoldedKeysTest, TermsDequantizeToTheSimulatedCache) {
 
 // With queries whose products with the scales are exact (q = 16: q / 16 = 1),
 // the folded keys are code * scale + zero without its f32 roundings.
-TEST(FoldedKeysTest, ExactProductsGiveTheDequantizedKeys) {
+TEST(FoldedScalesTest, ExactProductsGiveTheDequantizedKeys) {
   const SimulatedSide side = simulateSide(2, 7);
   const CompressedTerms &terms = side.terms;
   std::vector<float> keys = side.keys;
@@ -100,7 +114,7 @@ TEST(FoldedKeysTest, ExactProductsGiveTheDequantizedKeys) {
 // Dot products over the folded keys are the kernel's sums of its fp16
 // products, written out here: fp16(fp16(q / 16) * scale) * code and
 // fp16(q / 16) * zero, times 16.
-TEST(FoldedKeysTest, DotProductsAreTheFoldedSums) {
+TEST(FoldedScalesTest, DotProductsAreTheFoldedSums) {
   const SimulatedSide side = simulateSide(4, 11);
   const CompressedTerms &terms = side.terms;
   std::vector<float> keys = side.keys;
@@ -134,7 +148,7 @@ TEST(FoldedKeysTest, DotProductsAreTheFoldedSums) {
   EXPECT_LT(largestGap, 0.05);
 }
 
-TEST(FoldedKeysDeathTest, OtherEncodingsAreRejected) {
+TEST(FoldedScalesDeathTest, OtherEncodingsAreRejected) {
   const std::vector<float> x = randomKeys(1);
   EXPECT_DEATH(simulateCompressedTerms(
                    x.data(), kTokens, kDim,

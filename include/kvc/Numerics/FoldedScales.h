@@ -1,4 +1,4 @@
-//===- FoldedKeys.h - The tensor-core key pass's folded scales --*- C++ -*-===//
+//===- FoldedScales.h - The tensor-core passes' folded scales ---*- C++ -*-===//
 //
 // The GPU's tensor-core key pass over channel-axis 2-, 4- and 8-bit keys does
 // not dequantize them: a 32-token unit lies in one group of each channel, so
@@ -9,10 +9,16 @@
 // functions give oracles the keys a query sees through that arithmetic, so
 // that checks can hold those kernels to f32-accumulation tolerances.
 //
+// The tensor-core value pass folds the scales of token-axis 2-, 4- and 8-bit
+// values whose group is the whole head (one scale and zero a token): it
+// weighs the codes by weight * scale (split into fp16 hi and lo parts, as
+// the weights are) and adds sum_t weight * zero in f32, so its values are
+// the dequantized ones, not rounded to fp16 (foldsValueScales).
+//
 //===----------------------------------------------------------------------===//
 
-#ifndef KVC_NUMERICS_FOLDEDKEYS_H
-#define KVC_NUMERICS_FOLDEDKEYS_H
+#ifndef KVC_NUMERICS_FOLDEDSCALES_H
+#define KVC_NUMERICS_FOLDEDSCALES_H
 
 #include "kvc/Numerics/Encoding.h"
 
@@ -26,6 +32,11 @@ namespace numerics {
 /// Whether the tensor-core key pass folds the scales of `side`'s keys:
 /// channel-axis 2-, 4- and 8-bit codes.
 bool foldsKeyScales(const SideEncoding &side);
+
+/// Whether the tensor-core value pass folds the scales of `side`'s values
+/// at head_dim `headDim`: token-axis 2-, 4- and 8-bit codes in groups of
+/// the whole head.
+bool foldsValueScales(const SideEncoding &side, size_t headDim);
 
 /// The compressed rows of one side of one head of a cache holding n tokens
 /// (simulateCacheSide's rows below compressedTokenCount(n, R)) as codes and,
@@ -55,4 +66,4 @@ void foldKeyRows(const float *q, const CompressedTerms &terms, size_t headDim,
 } // namespace numerics
 } // namespace kvc
 
-#endif // KVC_NUMERICS_FOLDEDKEYS_H
+#endif // KVC_NUMERICS_FOLDEDSCALES_H
