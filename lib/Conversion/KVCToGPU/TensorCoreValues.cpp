@@ -204,7 +204,6 @@ void mlir::kvc::emitTensorCoreValues(
       ArrayRef<Value> tileLocals = ArrayRef<Value>(locals).slice(2 * h, 2);
       SmallVector<Value, 2> w = tileWeights(h);
       SmallVector<Value> read;
-      Value bWeights;
       if (fold) {
         // The whole slab is one part: the codes, and each token's scale
         // and zero (pairs of the two tokens' halves).
@@ -249,10 +248,8 @@ void mlir::kvc::emitTensorCoreValues(
           w[i] = k.fmul(w[i], scale[i]);
         }
         next.back() = sum;
-        bWeights = weightFragment(w);
-      } else {
-        bWeights = weightFragment(w);
       }
+      Value bWeights = weightFragment(w);
       for (int64_t j = 0; j < channelTiles; ++j) {
         // Each part of the slab: both tokens read. Interior tiles are
         // located once; the others (never wholly in the split and in
