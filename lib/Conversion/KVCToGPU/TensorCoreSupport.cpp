@@ -105,47 +105,54 @@ std::pair<Value, Value> interiorRange(KernelBuilder &k, Value start,
   return {inner, k.minU(k.maxU(inner, whole), blocks)};
 }
 
-/// Channels `span` of local token `local` of the split ([start, start +
-/// count)) as fp16 pairs, zeros past `count` (so that tiles past the
-/// split's end add nothing). With `direct`, the reader's own fp16-pair
-/// dequantization (SequenceSideView::halfPairs, pairs in its
-/// halfPairOrder); otherwise the reader's f32 values rounded in pairs
-/// (channels 2i, 2i + 1 in pair i; the reader must unroll the span).
-SmallVector<Value> readHalfPairs(KernelBuilder &k,
-                                        const SequenceSideView &view,
-                                        Value kvHead, Value start, Value local,
-                                        Value count, ChannelSpan span,
-                                        bool direct) {
+SmallVector<Value> readInSplit(KernelBuilder &k, Value local, Value count,
+                               int64_t pairs,
+                               function_ref<SmallVector<Value>()> read) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
-  SmallVector<Value> none(span.count / 2,
+  SmallVector<Value> none(pairs,
                           zeros(k, VectorType::get({2}, b.getF16Type())));
   auto ifOp =
       scf::IfOp::create(b, loc, TypeRange(ValueRange(none)),
                         k.cmp(arith::CmpIPredicate::ult, local, count), true);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(ifOp.thenBlock());
-  Value token = k.add(start, local);
-  scf::YieldOp::create(
-      b, loc,
-      direct ? view.halfPairs(b, loc, kvHead, token, span)
-             : view.foldChannels(
-                   b, loc, kvHead, token, span, none,
-                   [&](Value, std::optional<int64_t> offset,
-                       ArrayRef<Value> values,
-                       ValueRange pairs) -> SmallVector<Value> {
-                     // The span is unrolled (setMaxUnrolledSpan): offsets
-                     // are static, and chunks hold an even number of
-                     // channels.
-                     SmallVector<Value> next(pairs);
-                     for (size_t i = 0; i + 1 < values.size(); i += 2)
-                       next[(*offset + int64_t(i)) / 2] =
-                           packHalfPair(k, values[i], values[i + 1]);
-                     return next;
-                   }));
+  scf::YieldOp::create(b, loc, read());
   b.setInsertionPointToStart(ifOp.elseBlock());
   scf::YieldOp::create(b, loc, none);
   return SmallVector<Value>(ifOp.getResults());
+}
+
+/// Channels `span` of local token `local` of the split ([start, start +
+/// count)) as fp16 pairs, zeros past `count` (so that tiles past the
+/// split's end add nothing). With `direct`, the reader's own fp16-pair
+/// dequantization (SequenceSideView::halfPairs, pairs in its
+/// halfPairOrder); otherwise the reader's f32 values rounded in pairs
+/// (channels 2i, 2i + 1 in pair i; the reader must unroll the span).
+SmallVector<Value> readHalfPairs(KernelBuilder &k, const SequenceSideView &view,
+                                 Value kvHead, Value start, Value local,
+                                 Value count, ChannelSpan span, bool direct) {
+  OpBuilder &b = k.b;
+  Location loc = k.loc;
+  return readInSplit(k, local, count, span.count / 2, [&] {
+    Value token = k.add(start, local);
+    if (direct)
+      return view.halfPairs(b, loc, kvHead, token, span);
+    SmallVector<Value> none(span.count / 2,
+                            zeros(k, VectorType::get({2}, b.getF16Type())));
+    return view.foldChannels(
+        b, loc, kvHead, token, span, none,
+        [&](Value, std::optional<int64_t> offset, ArrayRef<Value> values,
+            ValueRange pairs) -> SmallVector<Value> {
+          // The span is unrolled (setMaxUnrolledSpan): offsets are static,
+          // and chunks hold an even number of channels.
+          SmallVector<Value> next(pairs);
+          for (size_t i = 0; i + 1 < values.size(); i += 2)
+            next[(*offset + int64_t(i)) / 2] =
+                packHalfPair(k, values[i], values[i + 1]);
+          return next;
+        });
+  });
 }
 
 } // namespace tensorcore

@@ -42,6 +42,11 @@ Value edgeBlock(KernelBuilder &k, Value edge, Value inner, Value innerEnd);
 std::pair<Value, Value> interiorRange(KernelBuilder &k, Value start, Value end,
                                       Value compressed, Value base,
                                       Value blocks, int64_t size);
+/// `pairs` fp16 pairs from `read` when local token `local` is below
+/// `count` (in the split), else zeros.
+SmallVector<Value> readInSplit(KernelBuilder &k, Value local, Value count,
+                               int64_t pairs,
+                               function_ref<SmallVector<Value>()> read);
 /// Channels `span` of local token `local` of the split as fp16 pairs,
 /// zeros past `count` (TensorCoreSupport.cpp).
 SmallVector<Value> readHalfPairs(KernelBuilder &k, const SequenceSideView &view,

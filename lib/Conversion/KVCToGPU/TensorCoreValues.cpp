@@ -23,28 +23,12 @@ static HalfPairTerms readHalfPairTerms(KernelBuilder &k,
                                        const SequenceSideView &view,
                                        Value kvHead, Value start, Value local,
                                        Value count, ChannelSpan span) {
-  OpBuilder &b = k.b;
-  Location loc = k.loc;
-  SmallVector<Value> none(span.count / 2 + 2,
-                          zeros(k, VectorType::get({2}, b.getF16Type())));
-  auto ifOp =
-      scf::IfOp::create(b, loc, TypeRange(ValueRange(none)),
-                        k.cmp(arith::CmpIPredicate::ult, local, count), true);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(ifOp.thenBlock());
-    HalfPairTerms terms =
-        view.halfPairTerms(b, loc, kvHead, k.add(start, local), span);
-    SmallVector<Value> all(terms.pairs);
-    all.push_back(terms.scales);
-    all.push_back(terms.zeros);
-    scf::YieldOp::create(b, loc, all);
-    b.setInsertionPointToStart(ifOp.elseBlock());
-    scf::YieldOp::create(b, loc, none);
-  }
-  ValueRange results = ifOp.getResults();
-  return HalfPairTerms{SmallVector<Value>(results.drop_back(2)),
-                       results[results.size() - 2], results.back()};
+  return HalfPairTerms::unflatten(
+      readInSplit(k, local, count, span.count / 2 + 2, [&] {
+        return view
+            .halfPairTerms(k.b, k.loc, kvHead, k.add(start, local), span)
+            .flatten();
+      }));
 }
 
 /// The value pass on tensor cores. The weighted sum out[c][j] = sum over

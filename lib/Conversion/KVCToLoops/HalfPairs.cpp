@@ -363,10 +363,7 @@ HalfPairTerms SequenceSideView::halfPairTerms(OpBuilder &b, Location loc,
   auto ifOp = scf::IfOp::create(b, loc, types, isCompressed,
                                 /*withElseRegion=*/true);
   auto yield = [&](const HalfPairTerms &terms) {
-    SmallVector<Value> all(terms.pairs);
-    all.push_back(terms.scales);
-    all.push_back(terms.zeros);
-    scf::YieldOp::create(b, loc, all);
+    scf::YieldOp::create(b, loc, terms.flatten());
   };
   {
     OpBuilder::InsertionGuard guard(b);
@@ -387,9 +384,7 @@ HalfPairTerms SequenceSideView::halfPairTerms(OpBuilder &b, Location loc,
                                                   row, span),
                         splat(1.0), splat(0.0)});
   }
-  ValueRange results = ifOp.getResults();
-  return HalfPairTerms{SmallVector<Value>(results.drop_back(2)),
-                       results[results.size() - 2], results.back()};
+  return HalfPairTerms::unflatten(ifOp.getResults());
 }
 
 HalfPairTerms SequenceSideView::halfPairColumnTermsInPage(

@@ -137,6 +137,18 @@ struct TokenPairTerms {
 struct HalfPairTerms {
   SmallVector<Value> pairs;
   Value scales, zeros;
+
+  /// As one list (an scf.if's results): the pairs, the scales, the zeros.
+  SmallVector<Value> flatten() const {
+    SmallVector<Value> all(pairs);
+    all.push_back(scales);
+    all.push_back(zeros);
+    return all;
+  }
+  static HalfPairTerms unflatten(ValueRange all) {
+    return {SmallVector<Value>(all.drop_back(2)), all[all.size() - 2],
+            all.back()};
+  }
 };
 
 /// Reads one side (keys or values) of a layer's pages.
