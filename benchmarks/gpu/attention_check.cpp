@@ -272,51 +272,40 @@ num::SideEncoding toNumerics(const kvc_rt_side_encoding &side) {
   }
 }
 
-/// The oracle of sequence b when key heads fold their scales: each query
-/// head over the keys it sees through the folded arithmetic
-/// (num::foldKeyRows) of the tokens fillCache appended, whose quantization
-/// must match the cache's `keys` (dequantized, rounded to fp16); the other
-/// KV heads' query heads over `keys`. An error message on a mismatch.
+/// The oracle of sequence b when key heads fold their scales
+/// (num::foldedKeyAttention), their terms from the tokens fillCache
+/// appended, whose quantization must match the cache's `keys` (dequantized,
+/// rounded to fp16). An error message on a mismatch.
 std::string foldedOracle(const Variant &v, uint64_t tokenSeed, size_t b,
-                         size_t n, const float *queries, const float *rawQueries,
+                         size_t n, const float *rawQueries,
                          const std::vector<float> &keys,
                          const std::vector<float> &values,
                          const num::AttentionOptions &options,
                          std::vector<double> &expected) {
-  const size_t D = v.headDim, H = v.kvHeads, group = v.queryHeads / H;
+  const size_t D = v.headDim, H = v.kvHeads;
   std::vector<float> plainKeys, plainValues;
   randomTokens(v, tokenSeed, b, n, plainKeys, plainValues);
-  expected.assign(v.queryHeads * D, 0.0);
+  std::vector<num::CompressedTerms> terms(H);
+  std::vector<const num::CompressedTerms *> folded(H, nullptr);
   for (size_t h = 0; h < H; ++h) {
     const num::SideEncoding side =
         toNumerics(v.encodings[v.encodings.size() == 1 ? 0 : h].key);
-    const float *headKeys = keys.data() + h * n * D;
-    const float *headValues = values.data() + h * n * D;
-    const size_t firstHead = h * group;
-    if (!num::foldsKeyScales(side)) {
-      std::vector<double> heads = num::referenceAttention(
-          queries + firstHead * D, group, 1, headKeys, headValues, 1, n, D,
-          options);
-      std::copy(heads.begin(), heads.end(), expected.begin() + firstHead * D);
+    if (!num::foldsKeyScales(side))
       continue;
-    }
-    const num::CompressedTerms terms = num::simulateCompressedTerms(
-        plainKeys.data() + h * n * D, n, D, side, v.residual);
-    for (size_t i = 0; i < terms.tokens * D; ++i) {
+    terms[h] = num::simulateCompressedTerms(plainKeys.data() + h * n * D, n,
+                                            D, side, v.residual);
+    for (size_t i = 0; i < terms[h].tokens * D; ++i) {
       const float dequantized = num::dequantizeValue(
-          terms.codes[i], num::GroupParams{terms.scales[i], terms.zeros[i]});
-      if (num::roundToHalf(dequantized) != headKeys[i])
+          terms[h].codes[i],
+          num::GroupParams{terms[h].scales[i], terms[h].zeros[i]});
+      if (num::roundToHalf(dequantized) != keys[h * n * D + i])
         return "the cache's key " + std::to_string(i) + " of head " +
                std::to_string(h) + " is not the appended token's quantization";
     }
-    for (size_t j = firstHead; j < firstHead + group; ++j) {
-      std::vector<float> seen(headKeys, headKeys + n * D);
-      num::foldKeyRows(rawQueries + j * D, terms, D, seen.data());
-      std::vector<double> head = num::referenceAttention(
-          queries + j * D, 1, 1, seen.data(), headValues, 1, n, D, options);
-      std::copy(head.begin(), head.end(), expected.begin() + j * D);
-    }
+    folded[h] = &terms[h];
   }
+  expected = num::foldedKeyAttention(rawQueries, v.queryHeads, keys.data(),
+                                     values.data(), H, n, D, folded, options);
   return "";
 }
 
@@ -392,7 +381,6 @@ std::string compareWithOracle(kvc_rt_cache *cache,
         const size_t b = first + i;
         if (folds)
           problems[i] = foldedOracle(v, tokenSeed, b, lengths[b],
-                                     queries.data() + b * Hq * D,
                                      q.data() + b * Hq * D, keys[i], values[i],
                                      options, expected[i]);
         else

@@ -7,6 +7,8 @@
 
 #include "Check.h"
 
+#include <algorithm>
+
 namespace kvc {
 namespace numerics {
 
@@ -73,6 +75,45 @@ void foldKeyRows(const float *q, const CompressedTerms &terms, size_t headDim,
       keys[i] = static_cast<float>(term * 16.0 / query);
     }
   }
+}
+
+std::vector<double>
+foldedKeyAttention(const float *q, size_t numQueryHeads, const float *keys,
+                   const float *values, size_t numKVHeads, size_t numKeys,
+                   size_t headDim, const std::vector<const CompressedTerms *> &terms,
+                   const AttentionOptions &opts, double *mass) {
+  KVC_NUMERICS_CHECK(terms.size() == numKVHeads,
+                     "one (possibly null) terms entry a KV head");
+  KVC_NUMERICS_CHECK(numKVHeads > 0 && numQueryHeads % numKVHeads == 0,
+                     "Hkv must divide Hq");
+  const size_t d = headDim, n = numKeys, group = numQueryHeads / numKVHeads;
+  std::vector<float> queries(q, q + numQueryHeads * d);
+  for (float &x : queries)
+    x = roundToHalf(x);
+  std::vector<double> out(numQueryHeads * d);
+  for (size_t h = 0; h < numKVHeads; ++h) {
+    AttentionOptions head = opts;
+    if (opts.keep)
+      head.keep = opts.keep + h * n;
+    double *headMass = mass ? mass + h * n : nullptr;
+    const float *headKeys = keys + h * n * d, *headValues = values + h * n * d;
+    if (!terms[h]) {
+      std::vector<double> rows =
+          referenceAttention(queries.data() + h * group * d, group, 1,
+                             headKeys, headValues, 1, n, d, head, headMass);
+      std::copy(rows.begin(), rows.end(), out.begin() + h * group * d);
+      continue;
+    }
+    for (size_t j = h * group; j < (h + 1) * group; ++j) {
+      std::vector<float> seen(headKeys, headKeys + n * d);
+      foldKeyRows(q + j * d, *terms[h], d, seen.data());
+      std::vector<double> row =
+          referenceAttention(queries.data() + j * d, 1, 1, seen.data(),
+                             headValues, 1, n, d, head, headMass);
+      std::copy(row.begin(), row.end(), out.begin() + j * d);
+    }
+  }
+  return out;
 }
 
 } // namespace numerics

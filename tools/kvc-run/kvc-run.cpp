@@ -520,35 +520,21 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
                                            simV.data(), hkv, n, d, attention,
                                            expectedMass.data());
       } else {
-        expected.assign(hq * d, 0.0);
-        const int64_t group = hq / hkv;
+        // (The GPU lowering has no kvc.evict: no demoted rows here.)
+        std::vector<num::CompressedTerms> terms(hkv);
+        std::vector<const num::CompressedTerms *> folded(hkv, nullptr);
         for (int64_t h = 0; h < hkv; ++h) {
           const num::CacheEncoding &encoding = shape.headEncodings[h];
-          const bool folds = num::foldsKeyScales(encoding.key);
-          num::CompressedTerms terms;
-          if (folds)
-            terms = num::simulateCompressedTerms(keys[bi * hkv + h].data(), n,
-                                                 d, encoding.key,
-                                                 encoding.residual);
-          num::AttentionOptions headAttention = attention;
-          headAttention.keep = keep.data() + h * n;
-          for (int64_t j = h * group; j < (h + 1) * group; ++j) {
-            std::vector<float> seen(simK.begin() + h * n * d,
-                                    simK.begin() + (h + 1) * n * d);
-            if (folds) {
-              num::foldKeyRows(qb + j * d, terms, d, seen.data());
-              // Demoted tokens are read from their demoted rows.
-              for (const auto &[token, rows] : demoted[bi * hkv + h])
-                for (int64_t c = 0; c < d; ++c)
-                  seen[token * d + c] = num::roundToHalf(rows.first[c]);
-            }
-            std::vector<double> head = num::referenceAttention(
-                queryRow.data() + j * d, 1, 1, seen.data(),
-                simV.data() + h * n * d, 1, n, d, headAttention,
-                expectedMass.data() + h * n);
-            std::copy(head.begin(), head.end(), expected.begin() + j * d);
-          }
+          if (!num::foldsKeyScales(encoding.key))
+            continue;
+          terms[h] = num::simulateCompressedTerms(keys[bi * hkv + h].data(), n,
+                                                  d, encoding.key,
+                                                  encoding.residual);
+          folded[h] = &terms[h];
         }
+        expected = num::foldedKeyAttention(qb, hq, simK.data(), simV.data(),
+                                           hkv, n, d, folded, attention,
+                                           expectedMass.data());
       }
       if (shape.returnsMass) {
         const ::kvc::exec::HostTensor &massTensor = (*outputs)[1];

@@ -21,6 +21,7 @@
 #define KVC_NUMERICS_FOLDEDSCALES_H
 
 #include "kvc/Numerics/Encoding.h"
+#include "kvc/Numerics/ReferenceAttention.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +63,18 @@ CompressedTerms simulateCompressedTerms(const float *x, size_t numTokens,
 /// residual's fp16 rows, which the pass multiplies as stored).
 void foldKeyRows(const float *q, const CompressedTerms &terms, size_t headDim,
                  float *keys);
+
+/// referenceAttention of one query row a head (queryLen 1) as kernels that
+/// fold key scales compute it: the queries `q` (f32, [Hq][D]) rounded to
+/// fp16, and query head j over the keys ([Hkv][n][D], rounded to fp16) of
+/// its KV head h with rows [0, terms[h]->tokens) folded for its own row of
+/// `q` (foldKeyRows); heads whose terms[h] is null over their keys as they
+/// are. `opts.keep` and `mass` are [Hkv][n] as in referenceAttention.
+std::vector<double>
+foldedKeyAttention(const float *q, size_t numQueryHeads, const float *keys,
+                   const float *values, size_t numKVHeads, size_t numKeys,
+                   size_t headDim, const std::vector<const CompressedTerms *> &terms,
+                   const AttentionOptions &opts, double *mass = nullptr);
 
 } // namespace numerics
 } // namespace kvc

@@ -231,15 +231,10 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
     auto partProducts = [&](int64_t p, ValueRange in) -> SmallVector<Value> {
       if (interior)
         return foldedProducts(p, in);
-      auto ifOp = scf::IfOp::create(
-          b, loc, in.getTypes(),
-          k.cmp(arith::CmpIPredicate::ult, unitToken, keys.compressed), true);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(ifOp.thenBlock());
-      scf::YieldOp::create(b, loc, foldedProducts(p, in));
-      b.setInsertionPointToStart(ifOp.elseBlock());
-      scf::YieldOp::create(b, loc, residualProducts(p, in));
-      return SmallVector<Value>(ifOp.getResults());
+      return eitherBranch(
+          k, k.cmp(arith::CmpIPredicate::ult, unitToken, keys.compressed), in,
+          [&](ValueRange accs) { return foldedProducts(p, accs); },
+          [&](ValueRange accs) { return residualProducts(p, accs); });
     };
     SmallVector<Value> accs = {zeros(k, accType), zeros(k, accType),
                                zeros(k, accType)};

@@ -54,15 +54,24 @@ Value singleFragment(KernelBuilder &k, Value pair) {
 /// global load above a branch, so the loads of `body` do not hold
 /// registers during the products before it.
 SmallVector<Value>
-behindBranch(KernelBuilder &k, Value condition, ValueRange accs,
-             function_ref<SmallVector<Value>(ValueRange)> body) {
+eitherBranch(KernelBuilder &k, Value condition, ValueRange accs,
+             function_ref<SmallVector<Value>(ValueRange)> thenBody,
+             function_ref<SmallVector<Value>(ValueRange)> elseBody) {
   auto ifOp = scf::IfOp::create(k.b, k.loc, accs.getTypes(), condition, true);
   OpBuilder::InsertionGuard guard(k.b);
   k.b.setInsertionPointToStart(ifOp.elseBlock());
-  scf::YieldOp::create(k.b, k.loc, accs);
+  scf::YieldOp::create(k.b, k.loc, elseBody(accs));
   k.b.setInsertionPointToStart(ifOp.thenBlock());
-  scf::YieldOp::create(k.b, k.loc, body(accs));
+  scf::YieldOp::create(k.b, k.loc, thenBody(accs));
   return SmallVector<Value>(ifOp.getResults());
+}
+
+SmallVector<Value>
+behindBranch(KernelBuilder &k, Value condition, ValueRange accs,
+             function_ref<SmallVector<Value>(ValueRange)> body) {
+  return eitherBranch(k, condition, accs, body, [](ValueRange in) {
+    return SmallVector<Value>(in);
+  });
 }
 
 /// How many blocks of `size` tokens from `base` (at most `start`) cover

@@ -23,6 +23,12 @@ Value zeros(KernelBuilder &k, VectorType type);
 Value fragment(KernelBuilder &k, ArrayRef<Value> pairs);
 /// One fp16 pair as a one-register mma fragment (vector<1x2xf16>).
 Value singleFragment(KernelBuilder &k, Value pair);
+/// `thenBody` or `elseBody` applied to `accs` as `condition` holds, the
+/// results merged.
+SmallVector<Value>
+eitherBranch(KernelBuilder &k, Value condition, ValueRange accs,
+             function_ref<SmallVector<Value>(ValueRange)> thenBody,
+             function_ref<SmallVector<Value>(ValueRange)> elseBody);
 /// `body` applied to `accs` behind a branch on `condition`, which the
 /// caller knows to hold (the else branch passes `accs` on): ptxas hoists no
 /// global load above a branch, so the loads of `body` do not hold

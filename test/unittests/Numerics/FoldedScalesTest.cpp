@@ -4,6 +4,7 @@
 #include "kvc/Numerics/FoldedScales.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Quantize.h"
+#include "kvc/Numerics/ReferenceAttention.h"
 
 #include "gtest/gtest.h"
 
@@ -146,6 +147,39 @@ TEST(FoldedScalesTest, DotProductsAreTheFoldedSums) {
   // dequantized keys' (by fp16 roundings of the products).
   EXPECT_GT(largestGap, 0.0);
   EXPECT_LT(largestGap, 0.05);
+}
+
+// GQA 2 over two KV heads, the first folded: its query heads see their own
+// folded keys, the second's the keys as they are; queries rounded to fp16.
+TEST(FoldedScalesTest, AttentionFoldsOnlyTheHeadsWithTerms) {
+  const SimulatedSide first = simulateSide(2, 3), second = simulateSide(4, 4);
+  std::vector<float> keys(first.keys);
+  keys.insert(keys.end(), second.keys.begin(), second.keys.end());
+  const std::vector<float> values = randomKeys(9);
+  std::vector<float> allValues(values);
+  allValues.insert(allValues.end(), values.begin(), values.end());
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(4 * kDim), rounded(4 * kDim);
+  for (size_t i = 0; i < q.size(); ++i) {
+    q[i] = normal(rng);
+    rounded[i] = roundToHalf(q[i]);
+  }
+  AttentionOptions options;
+  const std::vector<double> got = foldedKeyAttention(
+      q.data(), 4, keys.data(), allValues.data(), 2, kTokens, kDim,
+      {&first.terms, nullptr}, options);
+  ASSERT_EQ(got.size(), 4 * kDim);
+  for (size_t j = 0; j < 4; ++j) {
+    std::vector<float> seen(j < 2 ? first.keys : second.keys);
+    if (j < 2)
+      foldKeyRows(q.data() + j * kDim, first.terms, kDim, seen.data());
+    const std::vector<double> want =
+        referenceAttention(rounded.data() + j * kDim, 1, 1, seen.data(),
+                           values.data(), 1, kTokens, kDim, options);
+    for (size_t c = 0; c < kDim; ++c)
+      EXPECT_EQ(got[j * kDim + c], want[c]) << j << " " << c;
+  }
 }
 
 TEST(FoldedScalesDeathTest, OtherEncodingsAreRejected) {
