@@ -165,12 +165,13 @@
 // word k of a channel pair (2-bit: lane groups 4w .. 4w+3 read the unit's
 // word w) as two stored words, low halves and high halves (rows g and
 // g + 8), one shift each by the lane's pair positions, which brings its two
-// pairs (one a tile) to bits 0 and 2: read in place with exponents 1024
-// (0x6400) and 256 (0x5C00), the power subtracted (no fma); the pair's
-// scales (elements 0, 1) and zeros (2, 3) straight from the 16-byte load:
-// the scales multiply the query registers, and the zero mma takes (scale,
-// zero, scale, zero) as loaded. Residual units: fp16 rows times the
-// queries, two mma a k-step.
+// pairs (one a tile) to bits 0 and 2: read in place as fp16 subnormals (an
+// AND, exponent 0: code * 2^-24 and code * 2^-22; no power to subtract, no
+// fma); the pair's scales (elements 0, 1) and zeros (2, 3) straight from
+// the 16-byte load: the scales multiply the query registers, and the zero
+// mma takes (scale, zero, scale, zero) as loaded. Residual units: fp16 rows
+// times the queries, two mma a k-step, their sums weighed as the subnormal
+// codes' (2^-24 for tile 0, 2^-22 for tile 1).
 // MMA: scf.if %{{.*}} -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
 // MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // MMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
@@ -178,11 +179,11 @@
 // MMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [2, 3]
 // MMA: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
 // MMA: %[[WORD:.*]] = arith.shrui %{{.*}}, %[[LANESHIFT:[0-9]+]] : i32
-// MMA: %[[CODES:.*]] = llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD]], %c196611_i32, %c1677747200_i32
-// MMA: %[[HALVES:.*]] = llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
-// MMA: %[[EXACT:.*]] = arith.subf %[[HALVES]], %{{.*}} : vector<2xf16>
+// MMA: %[[CODES:.*]] = arith.andi %[[WORD]], %c196611_i32 : i32
+// MMA-NEXT: %[[EXACT:.*]] = llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
+// MMA-NOT: arith.subf
 // MMA-NOT: llvm.intr.fma
-// MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,n,n" %[[WORD]], %c786444_i32{{.*}}, %c1543527424_i32
+// MMA: arith.andi %[[WORD]], %c786444_i32{{.*}} : i32
 // MMA: arith.shrui %{{.*}}, %[[LANESHIFT]] : i32
 // MMA-COUNT-7: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
 // MMA-NOT: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
@@ -202,11 +203,19 @@
 // MMA: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // MMA-COUNT-8: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // MMA-NOT: nvgpu.mma.sync
-// MMA: scf.yield %{{.*}}, %{{.*}}, %{{.*}} : vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>
+// MMA: %[[W0:.*]] = arith.constant dense<5.96046448E-8> : vector<2x2xf32>
+// MMA-NEXT: %[[R0:.*]] = arith.mulf %{{.*}}, %[[W0]] : vector<2x2xf32>
+// MMA-NEXT: %[[T0:.*]] = arith.addf %{{.*}}, %[[R0]] : vector<2x2xf32>
+// MMA-NEXT: %[[W1:.*]] = arith.constant dense<2.38418579E-7> : vector<2x2xf32>
+// MMA-NEXT: %[[R1:.*]] = arith.mulf %{{.*}}, %[[W1]] : vector<2x2xf32>
+// MMA-NEXT: %[[T1:.*]] = arith.addf %{{.*}}, %[[R1]] : vector<2x2xf32>
+// MMA-NEXT: scf.yield %[[T0]], %[[T1]], %{{.*}} : vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>
+// The dots: tile 0's sums times 2^24, plus the zeros' sums, one fma.
 // MMA: arith.cmpi uge, %{{.*}}, %[[START]] : index
 // MMA: %[[DOT:.*]] = vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
 // MMA-NEXT: %[[ZEROSUM:.*]] = vector.extract %{{.*}}[1, 0] : f32 from vector<2x2xf32>
-// MMA-NEXT: %[[SUM:.*]] = arith.addf %[[DOT]], %[[ZEROSUM]] : f32
+// MMA-NEXT: %[[UNWEIGH:.*]] = arith.constant 0x4B800000 : f32
+// MMA-NEXT: %[[SUM:.*]] = llvm.intr.fma(%[[DOT]], %[[UNWEIGH]], %[[ZEROSUM]]) : (f32, f32, f32) -> f32
 // MMA: %[[FACTOR:.*]] = arith.constant 2.000000e+00 : f32
 // MMA-NEXT: arith.mulf %[[SUM]], %[[FACTOR]] : f32
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
@@ -218,14 +227,15 @@
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA-COUNT-8: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
 // MMA-NOT: scf.if %{{.*}} ->
-// MMA: llvm.inline_asm "lop3.b32 $0, $1, $2, $3, 0xEA;"
+// MMA: arith.andi %{{.*}}, %c196611_i32{{.*}} : i32
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA-COUNT-12: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]}
 // MMA-NOT: arith.cmpi uge
 // MMA: %[[HEADOK:.*]] = arith.cmpi ult, %{{.*}}, %c4{{.*}} : index
 // MMA-NEXT: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
 // MMA-NEXT: vector.extract %{{.*}}[1, 0] : f32 from vector<2x2xf32>
-// MMA-NEXT: arith.addf
+// MMA-NEXT: arith.constant 0x4B800000 : f32
+// MMA-NEXT: llvm.intr.fma
 // MMA-NEXT: scf.if %[[HEADOK]] {
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
 // MMA: gpu.shuffle  xor

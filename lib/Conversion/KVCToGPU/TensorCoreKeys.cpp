@@ -129,7 +129,11 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 /// A's rows g + 8 the lane's zero pairs (rows g its scale pairs, as the
 /// parameter load leaves them; unused), B the queries, rows g + 8's sums
 /// added to both tiles' at the end. Per k-step that is two HMUL2 and an
-/// HMMA instead of eight HFMA2. The queries carry 1/16
+/// HMMA instead of eight HFMA2. The codes are read as fp16 subnormals
+/// (code * 2^(bit - 24), one LOP3 a pair and no HADD2: the tensor cores
+/// take subnormal inputs and form fp16 products exactly), so tile m's sums
+/// are multiplied by 2^(24 - bit_m) at the end, one FFMA with the zeros'
+/// sum. The queries carry 1/16
 /// (tensorCoreQueryScale) so that fp16(q * scale) stays finite. Units in
 /// the residual buffer multiply their fp16 rows by the queries. (The
 /// oracle of this arithmetic: kvc/Numerics/FoldedScales.h.) Units are
@@ -159,6 +163,8 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   Value slabFirst = k.mul(quad, slab);
   Value firsts[2] = {reader.tokenPairFirst(b, loc, pairLane, 0),
                      reader.tokenPairFirst(b, loc, pairLane, 1)};
+  const double codeWeights[2] = {reader.tokenPairCodeWeight(0),
+                                 reader.tokenPairCodeWeight(1)};
   Value base = k.sub(start, k.rem(start, 32)), end = k.add(start, count);
   Value units = coveringBlocks(k, count, end, base, 32);
   // Units [inner, innerEnd) lie wholly in the split and in pages: their
@@ -212,19 +218,29 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
       return accs;
     };
     // The same of a unit in the residual buffer: its fp16 rows times the
-    // queries (no zeros).
+    // queries (no zeros), weighed as the pages' subnormal codes are.
     auto residualProducts = [&](int64_t p,
                                 ValueRange in) -> SmallVector<Value> {
       SmallVector<Value> accs(in);
       SmallVector<Value> pairs = keys.residualTokenPairs(
           b, loc, kvHead, unitToken, pairLane, partSpan(p));
+      SmallVector<Value> sums = {zeros(k, accType), zeros(k, accType)};
       for (int64_t s = 0; s < part / 4; ++s) {
         Value q = queryFragment(k, queryFragments, p * (part / 4) + s, lane);
         for (int64_t m = 0; m < 2; ++m)
-          accs[m] = nvgpu::MmaSyncOp::create(b, loc, tileFragment(pairs, m, s),
-                                             q, accs[m],
+          sums[m] = nvgpu::MmaSyncOp::create(b, loc, tileFragment(pairs, m, s),
+                                             q, sums[m],
                                              ArrayRef<int64_t>{16, 8, 16});
       }
+      for (int64_t m = 0; m < 2; ++m)
+        accs[m] = arith::AddFOp::create(
+            b, loc, accs[m],
+            arith::MulFOp::create(
+                b, loc, sums[m],
+                arith::ConstantOp::create(
+                    b, loc, accType,
+                    DenseElementsAttr::get(
+                        accType, b.getF32FloatAttr(codeWeights[m])))));
       return accs;
     };
     // Edge units take either behind a branch, which merges only the sums.
@@ -267,12 +283,14 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                 arith::AndIOp::create(
                     b, loc, k.cmp(arith::CmpIPredicate::uge, token, start),
                     k.cmp(arith::CmpIPredicate::ult, token, end)));
-          // The zeros' sums are in rows g + 8 (rows g summed the scales).
+          // Tile m's sums over the subnormal codes scaled back (exact);
+          // the zeros' sums are in rows g + 8 (rows g summed the scales).
           Value product = vector::ExtractOp::create(b, loc, accs[m],
                                                     ArrayRef<int64_t>{row, h});
           Value zeroSum = vector::ExtractOp::create(b, loc, accs[2],
                                                     ArrayRef<int64_t>{1, h});
-          Value dot = k.fadd(product, zeroSum);
+          Value dot = LLVM::FMAOp::create(b, loc, product,
+                                          k.f32(1.0 / codeWeights[m]), zeroSum);
           k.ifThen(store, [&] {
             memref::StoreOp::create(b, loc, finishScore(dot), scores,
                                     ValueRange{head, k.sub(token, start)});

@@ -19,6 +19,8 @@
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::kvc;
 namespace num = ::kvc::numerics;
@@ -63,23 +65,37 @@ static bool readsInPlace(unsigned bits, unsigned position) {
                    : position + bits <= 10;
 }
 
+/// The bit of its half that codePair moves the code at bit `position` to:
+/// bit 0 for 8-bit codes (PRMT), else `position`.
+static unsigned mantissaBit(unsigned bits, unsigned position) {
+  return bits == 8 ? 0 : position;
+}
+
+double PageReader::subnormalCodeWeight(unsigned bits, unsigned position) {
+  return std::ldexp(1.0, int(mantissaBit(bits, position)) - 24);
+}
+
 Value PageReader::codePair(OpBuilder &b, Location loc, Value word,
-                           unsigned bits, unsigned position) const {
+                           unsigned bits, unsigned position,
+                           bool subnormal) const {
   assert(readsInPlace(bits, position) && "the codes must lie in the mantissa");
   Value codes;
   if (bits == 8) {
     // Bytes position / 8 and position / 8 + 2 under the fp16 exponent
-    // byte 0x64 (1024.0): one PRMT, which also takes the place of a shift.
+    // byte 0x64 (1024.0), or 0 (subnormal): one PRMT, which also takes the
+    // place of a shift.
     const uint32_t byte = position / 8, exponentByte = 4;
-    position = 0;
-    codes = permuteBytes(b, loc, word, i32Const(b, loc, 0x64646464),
+    codes = permuteBytes(b, loc, word,
+                         i32Const(b, loc, subnormal ? 0 : 0x64646464),
                          byte | exponentByte << 4 | (byte + 2) << 8 |
                              exponentByte << 12);
   } else {
     const int64_t mask = (((1 << bits) - 1) << position) * 0x00010001;
     // fp16 2^(10 - position): biased exponent 25 - position, mantissa 0.
     const int64_t magic = ((25 - position) << 10) * 0x00010001;
-    if (inlinePTX) {
+    if (subnormal) {
+      codes = arith::AndIOp::create(b, loc, word, i32Const(b, loc, mask));
+    } else if (inlinePTX) {
       // One lop3.b32 computing (a & b) | c (truth table 0xEA): with both
       // constants immediates ptxas issues the AND and the OR as two LOP3s.
       codes = LLVM::InlineAsmOp::create(
@@ -96,14 +112,17 @@ Value PageReader::codePair(OpBuilder &b, Location loc, Value word,
       codes = arith::OrIOp::create(b, loc, codes, i32Const(b, loc, magic));
     }
   }
-  // 2^(10 - position) + code in each half; the power subtracted is exact.
   auto pairType = VectorType::get({2}, b.getF16Type());
-  Value power = arith::ConstantOp::create(
-      b, loc, pairType,
-      DenseElementsAttr::get(
-          pairType, b.getF16FloatAttr(double(1 << (10 - position)))));
+  Value pair = LLVM::BitcastOp::create(b, loc, pairType, codes);
+  if (subnormal) // code * 2^(bit - 24) in each half, exact.
+    return pair;
+  // 2^(10 - bit) + code in each half; the power subtracted is exact.
+  const double power = double(1 << (10 - mantissaBit(bits, position)));
   return arith::SubFOp::create(
-      b, loc, LLVM::BitcastOp::create(b, loc, pairType, codes), power);
+      b, loc, pair,
+      arith::ConstantOp::create(
+          b, loc, pairType,
+          DenseElementsAttr::get(pairType, b.getF16FloatAttr(power))));
 }
 
 bool PageReader::readsHalfPairs() const {
@@ -447,6 +466,11 @@ bool PageReader::readsTokenPairs() const {
 
 int64_t PageReader::tokenPairStride() const { return 16 / side.quant.bits; }
 
+/// Tile m's pair sits at bit m * b once shifted (compressedTokenPairTerms).
+double PageReader::tokenPairCodeWeight(int64_t tile) const {
+  return subnormalCodeWeight(side.quant.bits, tile * side.quant.bits);
+}
+
 /// Lane groups that read one code word of a unit: 8 / bits.
 static int64_t lanesPerWord(unsigned bits) { return 8 / bits; }
 
@@ -496,7 +520,8 @@ SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
 TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
                                                     Value blockBase,
                                                     Value unitSlot, Value lane,
-                                                    ChannelSpan span) const {
+                                                    ChannelSpan span,
+                                                    bool subnormal) const {
   const unsigned bits = side.quant.bits;
   const int64_t group = side.quant.group, count = span.count;
   const int64_t groupBytes = group * bits / 8;
@@ -521,7 +546,7 @@ TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
   Value paramsBase =
       x.add(x.add(blockBase, layout.paramsOffset), x.mul(firstGroup, 4));
   // The lane's two pairs to bits 0 and b of each half (none for 8-bit
-  // codes: one lane group a word).
+  // codes: one lane group a word, bytes 0 and 1 by PRMT).
   Value shift;
   if (lanes > 1)
     shift = arith::IndexCastOp::create(b, loc, i32,
@@ -547,11 +572,10 @@ TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
           LLVM::ExtractElementOp::create(b, loc, both, i32Const(b, loc, row));
       if (shift)
         word = arith::ShRUIOp::create(b, loc, word, shift);
-      // Tile m's pair is the word's pair m now (bits m * b and 16 + m * b):
-      // its first four codes.
-      SmallVector<Value> tiles = wordCodePairs(b, loc, word, /*count=*/4);
+      // Tile m's pair is the word's pair m now (bits m * b and 16 + m * b).
       for (int64_t m = 0; m < 2; ++m)
-        terms.codes[(2 * m + row) * perRow + j] = tiles[m];
+        terms.codes[(2 * m + row) * perRow + j] =
+            codePair(b, loc, word, bits, m * bits, subnormal);
     }
   }
   return terms;
@@ -621,7 +645,8 @@ TokenPairTerms SequenceSideView::tokenPairTermsInPages(
     OpBuilder &b, Location loc, Value head, Value unitToken, Value lane,
     ChannelSpan span) const {
   auto [blockBase, slot] = locate(b, loc, head, unitToken);
-  return reader->compressedTokenPairTerms(b, loc, blockBase, slot, lane, span);
+  return reader->compressedTokenPairTerms(b, loc, blockBase, slot, lane, span,
+                                          /*subnormal=*/true);
 }
 
 SmallVector<Value> SequenceSideView::foldTokenPairChannels(

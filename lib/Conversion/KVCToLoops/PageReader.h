@@ -203,9 +203,15 @@ public:
   /// below bit 10 thus need no shift; nor do 8-bit codes, at any byte
   /// (`position` 0 or 8): one permute of the code bytes under the exponent
   /// byte of 1024. The dequantizing reads add one fma with the group's
-  /// scale and zero (vector<2xf16> each).
+  /// scale and zero (vector<2xf16> each). With `subnormal` the codes are
+  /// ANDed into an exponent of 0 instead: fp16 subnormals code *
+  /// subnormalCodeWeight(bits, position), exact, with no power to
+  /// subtract (for products whose sums the consumer scales back anyway).
   Value codePair(OpBuilder &b, Location loc, Value word, unsigned bits,
-                 unsigned position) const;
+                 unsigned position, bool subnormal = false) const;
+  /// What one unit of a code at bit `position` weighs in codePair's
+  /// subnormal reads: 2^(bit - 24), bit its mantissa bit.
+  static double subnormalCodeWeight(unsigned bits, unsigned position);
 
   /// Whether the reader dequantizes straight into fp16 pairs
   /// (compressedHalfPairs): token-axis 2-, 4- and 8-bit codes.
@@ -265,6 +271,9 @@ public:
   bool readsTokenPairs() const;
   /// Tokens between the two of a token pair: 16 / bits.
   int64_t tokenPairStride() const;
+  /// What one unit of a code of tile `tile` (0 or 1) weighs in the
+  /// subnormal reads of compressedTokenPairTerms.
+  double tokenPairCodeWeight(int64_t tile) const;
   /// The first token (offset in its 32-token unit) of lane group `lane`'s
   /// pair in tile `tile` (0 or 1); the second is tokenPairStride() later.
   /// The 16 (lane group, tile) pairs cover the unit once (HalfPairs.cpp).
@@ -277,19 +286,23 @@ public:
   /// multiple of 32) of the block at `blockBase`, in the layout the
   /// tensor-core key pass's A fragments take: element (2 * tile + row) *
   /// span.count / 2 + j is channels 2j, 2j + 1 of the span of the token
-  /// tokenPairFirst(lane, tile) + row * tokenPairStride(). Each channel's
-  /// code word in one 4-byte load (one shift brings both of the lane's
-  /// pairs below bit 10), four channels' (scale, zero) in one 16-byte load, code * scale + zero rounded once to fp16 (as
+  /// tokenPairFirst(lane, tile) + row * tokenPairStride(). Each channel
+  /// pair's code words in one 8-byte load (one shift a word brings the
+  /// lane's pairs below bit 10), four channels' (scale, zero) in one
+  /// 16-byte load, code * scale + zero rounded once to fp16 (as
   /// compressedHalfPairs). Needs readsTokenPairs().
   SmallVector<Value> compressedTokenPairs(OpBuilder &b, Location loc,
                                           Value blockBase, Value unitSlot,
                                           Value lane, ChannelSpan span) const;
   /// The same reads before the fma: the codes' values (exact, in
   /// compressedTokenPairs' layout) and each channel pair's scales and
-  /// zeros, which the tensor-core key pass folds into its products.
+  /// zeros, which the tensor-core key pass folds into its products. With
+  /// `subnormal` the codes are codePair's subnormal reads, tile m's values
+  /// code * tokenPairCodeWeight(m), one HADD2 a pair fewer.
   TokenPairTerms compressedTokenPairTerms(OpBuilder &b, Location loc,
                                           Value blockBase, Value unitSlot,
-                                          Value lane, ChannelSpan span) const;
+                                          Value lane, ChannelSpan span,
+                                          bool subnormal = false) const;
   /// The same tokens and layout from the fp16 residual buffer, the unit's
   /// first token at row `unitRow`.
   SmallVector<Value> residualTokenPairs(OpBuilder &b, Location loc,
@@ -429,7 +442,7 @@ struct SequenceSideView {
   SmallVector<Value> tokenPairs(OpBuilder &b, Location loc, Value head,
                                 Value unitToken, Value lane,
                                 ChannelSpan span) const;
-  /// The terms of tokenPairs of a unit in pages
+  /// The terms of tokenPairs of a unit in pages, read as subnormals
   /// (PageReader::compressedTokenPairTerms): the tensor-core key pass's
   /// reads.
   TokenPairTerms tokenPairTermsInPages(OpBuilder &b, Location loc, Value head,
