@@ -35,7 +35,9 @@ modules of their own; and the tensor-core key pass (key-product=mma,
 names ending in _mma) for K2/V2 and K4/V4 at every GQA and head_dim, and
 for every other key encoding, window, softcap and split once; the
 tensor-core value pass (value-product=mma, names ending in _vmma) alike
-for every value encoding, alone and with the tensor-core key pass; per-call
+for every value encoding, alone and with the tensor-core key pass, and
+values in groups of the whole head (folded scales) at 2, 4 and 8 bits and
+both head dims; per-call
 split sizes (split-blocks, names with _sb<N>) with every pass.
 
 usage: attention_variants.py OUTDIR
@@ -230,6 +232,17 @@ def variants():
                   value_product=mma)
     yield Variant("q4:channel:g128", "q4:token:g128", 1, 8, 128,
                   page_tokens=128, key_product=mma, value_product=mma)
+    # Values in groups of the whole head (the value pass folds their
+    # scales): 2- and 8-bit at head_dim 128 (the benchmark's K2/V2 and
+    # K8/V8 g128, split B columns), at head_dim 64 with 7 and 2 query
+    # heads a KV head, and with the CUDA-core key pass.
+    yield Variant("q2:channel:g128", "q2:token:g128", 8, 4, 128, kv_heads=4,
+                  page_tokens=128, key_product=mma, value_product=mma)
+    yield Variant("q8:channel:g128", "q8:token:g128", 8, 4, 128, kv_heads=4,
+                  page_tokens=128, key_product=mma, value_product=mma)
+    yield Variant(K2, "q2:token:g64", 8, 7, 64, key_product=mma,
+                  value_product=mma)
+    yield Variant(K4, "q8:token:g64", 32, 2, 64, value_product=mma)
     yield Variant(K2, V2, 8, 4, 128, kv_heads=4, key_product=mma,
                   value_product=mma, split_blocks=1024)
     yield Variant(K2, V2, 8, 4, 128, window=300, softcap=50.0,

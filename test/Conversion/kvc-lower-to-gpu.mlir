@@ -605,17 +605,27 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // The interior blocks carry the lane's sum of weight * zero beside the
 // tiles' sums; a tile's two tokens' scales and zeros are widened to f32,
 // weight * zero added to that sum by an f32 fma and weight * scale split
-// into fp16 hi and lo parts for B; the codes go to A as read, with no fp16
-// fma. At the end the sums are added over a quad (xor 1, 2), taken from
-// lane 4 * head for heads 2t and 2t + 1 and added to their outputs.
+// into fp16 hi and lo parts for B; the codes go to A as read (interior
+// blocks: the two tokens' low halves in one word by PRMT, each pair ANDed
+// out as fp16 subnormals, code * 2^(bit - 24), with no power subtracted),
+// with no fp16 fma. After the interior loop, channel tile j's sums are
+// scaled back by 2^(24 - 2j) (pairs at bits 0, 2, 4, 6) before the edge
+// loop adds its own. At the end the sums are added over a quad (xor 1, 2),
+// taken from lane 4 * head for heads 2t and 2t + 1 and added to their
+// outputs.
 #wholehead = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
                            value = #kvc.quant<bits = 2, axis = token, group = 64>,
                            residual = 64>
 // VMMA-LABEL: func.func @whole_head_values
 // VMMA: gpu.func @attend0_split0
-// VMMA: scf.for %{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, f32) {
+// VMMA: %[[INTERIOR:.*]]:5 = scf.for %{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, f32) {
 // VMMA: %[[SCALES:.*]] = llvm.bitcast %{{.*}} : i32 to vector<2xf16>
 // VMMA: %[[ZEROS:.*]] = llvm.bitcast %{{.*}} : i32 to vector<2xf16>
+// VMMA: %[[CODES:.*]] = arith.andi %[[LOWS:.*]], %c196611_i32 : i32
+// VMMA-NEXT: llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
+// VMMA-NOT: arith.subf
+// VMMA: arith.andi %[[LOWS]], %c786444_i32 : i32
+// VMMA-NOT: arith.subf
 // VMMA-NOT: llvm.intr.fma(%{{.*}}) : (vector<2xf16>
 // VMMA: arith.extf %[[SCALES]] : vector<2xf16> to vector<2xf32>
 // VMMA: arith.extf %[[ZEROS]] : vector<2xf16> to vector<2xf32>
@@ -626,6 +636,15 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // VMMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
 // VMMA-NOT: llvm.intr.fma(%{{.*}}) : (vector<2xf16>
 // VMMA: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 8]}
+// VMMA: %[[UNWEIGH0:.*]] = arith.constant dense<0x4B800000> : vector<2x2xf32>
+// VMMA-NEXT: %[[TILE0:.*]] = arith.mulf %[[INTERIOR]]#0, %[[UNWEIGH0]] : vector<2x2xf32>
+// VMMA-NEXT: arith.constant dense<0x4A800000> : vector<2x2xf32>
+// VMMA-NEXT: arith.mulf %[[INTERIOR]]#1
+// VMMA-NEXT: arith.constant dense<0x49800000> : vector<2x2xf32>
+// VMMA-NEXT: arith.mulf %[[INTERIOR]]#2
+// VMMA-NEXT: arith.constant dense<2.621440e+05> : vector<2x2xf32>
+// VMMA-NEXT: arith.mulf %[[INTERIOR]]#3
+// VMMA: scf.for %{{.*}} iter_args(%{{.*}} = %[[TILE0]], {{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, f32) {
 // VMMA: gpu.shuffle  xor %{{[0-9]+}}#4, %c1_i32
 // VMMA: gpu.shuffle  xor %{{.*}}, %c2_i32
 // VMMA: gpu.shuffle  idx

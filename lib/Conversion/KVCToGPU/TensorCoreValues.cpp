@@ -71,7 +71,11 @@ static HalfPairTerms readHalfPairTerms(KernelBuilder &k,
 /// as above; no HFMA2 a value pair), and each lane sums w * zero over its
 /// tokens in f32 (its head's, lanes of the hi columns), added to its head's
 /// outputs at the end. The values are then the dequantized ones, not
-/// rounded to fp16 (kvc/Numerics/FoldedScales.h).
+/// rounded to fp16 (kvc/Numerics/FoldedScales.h). The interior blocks read
+/// the codes as fp16 subnormals (code * 2^(bit - 24): no HADD2 a pair; the
+/// tensor cores take subnormal inputs and form fp16 products exactly), and
+/// their sums are scaled back once, after their loop; the edge tiles mix
+/// pages with the residual buffer's rows and read the codes' values.
 void mlir::kvc::emitTensorCoreValues(
     KernelBuilder &k, const SplitKernelSpec &spec,
     const SequenceSideView &values, Value kvHead, Value start, Value count,
@@ -325,10 +329,24 @@ void mlir::kvc::emitTensorCoreValues(
     edgeFirst = tileOf(inner);
     edgeRest = tileOf(innerEnd);
   }
+  SmallVector<Value> edgeInits(innerLoop ? ValueRange(innerLoop.getResults())
+                                         : ValueRange(inits));
+  // Folded scales: the interior read its codes as fp16 subnormals (channel
+  // tile j's weigh halfPairCodeWeight(j)); its sums scaled back (exact)
+  // before the edges add theirs, read with the power subtracted.
+  if (fold)
+    for (int64_t j = 0; j < channelTiles; ++j)
+      edgeInits[j] = arith::MulFOp::create(
+          b, loc, edgeInits[j],
+          arith::ConstantOp::create(
+              b, loc, accType,
+              DenseElementsAttr::get(
+                  accType, b.getF32FloatAttr(
+                               1.0 / values.reader->halfPairCodeWeight(
+                                         j, slab)))));
   Value edges = k.add(edgeFirst, k.sub(tiles, edgeRest));
   scf::ForOp tileLoop =
-      k.loop(warp, edges, k.index(warps),
-             innerLoop ? ValueRange(innerLoop.getResults()) : ValueRange(inits),
+      k.loop(warp, edges, k.index(warps), edgeInits,
              [&](Value edge, ValueRange accs) -> SmallVector<Value> {
                Value tile = edgeBlock(k, edge, edgeFirst, edgeRest);
                return tileBody(k.add(base, k.mul(tile, 8)), accs,

@@ -207,24 +207,39 @@ SmallVector<Value> PageReader::dequantizeWordPairs(OpBuilder &b, Location loc,
   });
 }
 
+/// Where wordCodePairs reads pair i of a word: at bit i * b of each half,
+/// in place below bit 10, the others from the word shifted by 8 (the
+/// second: true), 8 bits lower.
+static std::pair<unsigned, bool> wordPairPlace(unsigned bits, int64_t i) {
+  const unsigned position = unsigned(i) * bits;
+  if (readsInPlace(bits, position))
+    return {position, false};
+  return {position - 8, true};
+}
+
+double PageReader::halfPairCodeWeight(int64_t pair, int64_t count) const {
+  const unsigned bits = side.quant.bits;
+  const int64_t i = pair % (codesPerWord(bits, count) / 2);
+  return subnormalCodeWeight(bits, wordPairPlace(bits, i).first);
+}
+
 SmallVector<Value>
 PageReader::wordCodePairs(OpBuilder &b, Location loc, Value word, int64_t count,
-                          function_ref<Value(Value)> finish) const {
+                          function_ref<Value(Value)> finish,
+                          bool subnormal) const {
   const unsigned bits = side.quant.bits;
-  // Pair i sits at bit i * b of each half. Below bit 10 it is read in
-  // place; the others from the word shifted by 8, one shift a word.
+  // One shift a word for the pairs at bit 10 and above.
   SmallVector<Value> pairs;
   Value high;
   for (int64_t i = 0; i < codesPerWord(bits, count) / 2; ++i) {
-    unsigned position = i * bits;
+    auto [position, shifted] = wordPairPlace(bits, i);
     Value codes = word;
-    if (!readsInPlace(bits, position)) {
+    if (shifted) {
       if (!high)
         high = arith::ShRUIOp::create(b, loc, word, i32Const(b, loc, 8));
       codes = high;
-      position -= 8;
     }
-    Value pair = codePair(b, loc, codes, bits, position);
+    Value pair = codePair(b, loc, codes, bits, position, subnormal);
     pairs.push_back(finish ? finish(pair) : pair);
   }
   return pairs;
@@ -296,7 +311,8 @@ HalfPairTerms PageReader::halfPairColumnTerms(OpBuilder &b, Location loc,
     auto pairs = [&](Value codes) {
       return dequantize ? dequantizeWordPairs(b, loc, codes, span.count,
                                               terms.scales, terms.zeros)
-                        : wordCodePairs(b, loc, codes, span.count);
+                        : wordCodePairs(b, loc, codes, span.count, {},
+                                        /*subnormal=*/true);
     };
     SmallVector<Value> upper = pairs(lows);
     SmallVector<Value> lower = pairs(highs);

@@ -254,11 +254,17 @@ public:
                                                Value blockBase, Value firstSlot,
                                                Value secondSlot,
                                                ChannelSpan span) const;
-  /// The same reads before the fma.
+  /// The same reads before the fma, as codePair's subnormal reads: pair
+  /// 2k's and 2k + 1's codes weigh halfPairCodeWeight(k, span.count) (the
+  /// value pass folds the scales into its weights and scales its sums back).
   HalfPairTerms compressedHalfPairColumnTerms(OpBuilder &b, Location loc,
                                               Value blockBase, Value firstSlot,
                                               Value secondSlot,
                                               ChannelSpan span) const;
+  /// What one unit of a code weighs in pair `pair` (halfPairOrder's index)
+  /// of a `count`-channel span read as subnormals: 2^(bit - 24), bit the
+  /// mantissa bit it is read at.
+  double halfPairCodeWeight(int64_t pair, int64_t count) const;
   /// The same channels of row `row` of the fp16 residual buffer, in the
   /// same pair order (as stored: no rounding).
   SmallVector<Value> residualHalfPairs(OpBuilder &b, Location loc,
@@ -330,12 +336,14 @@ private:
                                     Value blockBase, Value firstSlot,
                                     Value secondSlot, ChannelSpan span,
                                     bool dequantize) const;
-  /// The code pairs of one such word in bit order (codePair): its first
-  /// min(count, 32 / b) codes from bit 0 (a `count`-channel span's), count
-  /// / 2 pairs, each passed through `finish` (if any) as it is read.
+  /// The code pairs of one such word in bit order (codePair, `subnormal`
+  /// reads or not): its first min(count, 32 / b) codes from bit 0 (a
+  /// `count`-channel span's), count / 2 pairs, each passed through `finish`
+  /// (if any) as it is read.
   SmallVector<Value> wordCodePairs(OpBuilder &b, Location loc, Value word,
                                    int64_t count,
-                                   function_ref<Value(Value)> finish = {}) const;
+                                   function_ref<Value(Value)> finish = {},
+                                   bool subnormal = false) const;
   /// The same pairs dequantized: one fma each with `scale` and `zero`.
   SmallVector<Value> dequantizeWordPairs(OpBuilder &b, Location loc,
                                          Value word, int64_t count,
@@ -428,7 +436,8 @@ struct SequenceSideView {
                                            Value firstOffset,
                                            Value secondOffset,
                                            ChannelSpan span) const;
-  /// The same as terms (PageReader::compressedHalfPairColumnTerms).
+  /// The same as terms, read as subnormals
+  /// (PageReader::compressedHalfPairColumnTerms).
   HalfPairTerms halfPairColumnTermsInPage(OpBuilder &b, Location loc,
                                           Value blockBase, Value slot,
                                           Value firstOffset,
