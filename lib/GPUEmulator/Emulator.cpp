@@ -226,6 +226,24 @@ void *moduleGetFunction(void *module, const char *name) {
   return &it->second;
 }
 
+/// KVC_GPU_EMULATOR_MMA: how mma.sync accumulates (round-once, the
+/// default, or truncate: Warps.h, MmaAccumulation). False, with an error
+/// recorded, for another value.
+static bool applyMmaAccumulation() {
+  const char *value = std::getenv("KVC_GPU_EMULATOR_MMA");
+  const StringRef name = value ? value : "round-once";
+  if (name == "round-once")
+    setMmaAccumulation(MmaAccumulation::RoundOnce);
+  else if (name == "truncate")
+    setMmaAccumulation(MmaAccumulation::Truncating);
+  else {
+    fail("KVC_GPU_EMULATOR_MMA=" + name +
+         ": not an mma accumulation (round-once or truncate)");
+    return false;
+  }
+  return true;
+}
+
 void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
                   intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                   intptr_t blockZ, int32_t smem, void * /*stream*/,
@@ -258,6 +276,8 @@ void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
          " threads a block (at most 1024)");
     return;
   }
+  if (!applyMmaAccumulation())
+    return;
   if (Error e = runGrid(kernel->entry, params, grid, block,
                         kernel->module->shared))
     fail("kernel " + kernel->name + ": " + describe(std::move(e)));

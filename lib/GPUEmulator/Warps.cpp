@@ -7,7 +7,9 @@
 
 #include "llvm/ADT/Twine.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <csetjmp>
 #include <cstring>
 #include <memory>
@@ -23,6 +25,7 @@ namespace gpuemu {
 namespace {
 
 constexpr unsigned kLanes = 32;
+std::atomic<MmaAccumulation> mmaAccumulation{MmaAccumulation::RoundOnce};
 /// Each fiber's stack. The kernels use no local memory on the GPU; on the
 /// host their spills and the emulator's calls need a few KB.
 constexpr size_t kStackBytes = 256 * 1024;
@@ -179,7 +182,8 @@ Error runCollective(Block &block, unsigned first, unsigned count) {
       std::memcpy(b[i], lanes[i].b, sizeof b[i]);
       std::memcpy(c[i], lanes[i].c, sizeof c[i]);
     }
-    warpMma(lanes[0].k, a, b, c, d);
+    warpMma(lanes[0].k, a, b, c, d,
+            mmaAccumulation.load(std::memory_order_relaxed));
     for (unsigned i = 0; i < kLanes; ++i)
       std::memcpy(lanes[i].d, d[i], sizeof d[i]);
   }
@@ -252,8 +256,50 @@ Error runBlock(Block &block, bool reverse) {
 
 } // namespace
 
+void setMmaAccumulation(MmaAccumulation accumulation) {
+  mmaAccumulation.store(accumulation, std::memory_order_relaxed);
+}
+
+/// `x` truncated toward zero to a multiple of `unit` (a power of two; exact
+/// in double for the magnitudes an mma's terms reach).
+static double truncateTo(double x, double unit) {
+  return std::trunc(x / unit) * unit;
+}
+
+/// `x` rounded toward zero to f32.
+static float truncateToFloat(double x) {
+  float f = float(x);
+  if (std::fabs(double(f)) > std::fabs(x))
+    f = std::nextafter(f, 0.0f);
+  return f;
+}
+
+/// MmaAccumulation::Truncating's sum of `c` and `products`.
+static float truncatingSum(float c, ArrayRef<double> products) {
+  constexpr size_t kBlock = 8;
+  double sum = c;
+  for (size_t first = 0; first < products.size(); first += kBlock) {
+    ArrayRef<double> block =
+        products.slice(first, std::min(kBlock, products.size() - first));
+    double largest = std::fabs(sum);
+    for (double p : block)
+      largest = std::max(largest, std::fabs(p));
+    if (largest == 0)
+      continue;
+    int exponent;
+    std::frexp(largest, &exponent); // largest = m * 2^exponent, m in [0.5, 1)
+    const double unit = std::ldexp(1.0, exponent - 24);
+    double aligned = truncateTo(sum, unit);
+    for (double p : block)
+      aligned += truncateTo(p, unit);
+    sum = truncateToFloat(aligned);
+  }
+  return float(sum);
+}
+
 void warpMma(unsigned k, const uint32_t (*a)[4], const uint32_t (*b)[2],
-             const float (*c)[4], float (*d)[4]) {
+             const float (*c)[4], float (*d)[4],
+             MmaAccumulation accumulation) {
   auto half = [](uint32_t reg, unsigned h) {
     return numerics::halfToFloat(uint16_t(reg >> (16 * h)));
   };
@@ -276,10 +322,18 @@ void warpMma(unsigned k, const uint32_t (*a)[4], const uint32_t (*b)[2],
     const unsigned g = lane / 4, t = lane % 4;
     for (unsigned i = 0; i < 4; ++i) {
       const unsigned row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i % 2);
-      // fp16 products are exact in double; one rounding to f32 at the end.
+      // fp16 products are exact in double.
+      double products[16];
+      for (unsigned j = 0; j < k; ++j)
+        products[j] = double(A[row][j]) * double(B[j][col]);
+      if (accumulation == MmaAccumulation::Truncating) {
+        d[lane][i] = truncatingSum(C[row][col], ArrayRef(products, k));
+        continue;
+      }
+      // One rounding to f32 at the end.
       double sum = C[row][col];
       for (unsigned j = 0; j < k; ++j)
-        sum += double(A[row][j]) * double(B[j][col]);
+        sum += products[j];
       d[lane][i] = float(sum);
     }
   }

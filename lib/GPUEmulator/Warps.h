@@ -44,12 +44,32 @@ struct SharedRegion {
 llvm::Error runGrid(KernelEntry entry, void **params, Dim3 grid, Dim3 block,
                     llvm::ArrayRef<SharedRegion> shared);
 
+/// How mma.sync sums its fp16 products (exact) and C in f32.
+enum class MmaAccumulation {
+  /// The exact sum rounded once to f32 (to nearest).
+  RoundOnce,
+  /// A model of the tensor cores' accumulation as Fasi, Higham, Mikaitis
+  /// and Pranesh measured it on V100, T4 and A100 ("Numerical behavior of
+  /// NVIDIA tensor cores", PeerJ CS 2021): no guard bits and truncation.
+  /// Each block of 8 products is added to the running sum with every term
+  /// aligned to the largest one's exponent and cut to a 24-bit significand
+  /// there (bits below it dropped, toward zero), the sum truncated to f32.
+  /// An approximation (block size and carry bits differ between chips),
+  /// for checking that results do not depend on round-to-nearest sums.
+  Truncating,
+};
+
 /// D = A * B + C of one mma.sync.m16n8k{8,16}.row.col.f32.f16.f16.f32 for a
 /// whole warp: a[lane] holds k / 4 registers, b[lane] k / 8, c[lane] and
 /// d[lane] four floats (fp16 pairs: the lower-indexed element in the low 16
 /// bits). Exposed for the emulator's unit test.
 void warpMma(unsigned k, const uint32_t (*a)[4], const uint32_t (*b)[2],
-             const float (*c)[4], float (*d)[4]);
+             const float (*c)[4], float (*d)[4],
+             MmaAccumulation accumulation = MmaAccumulation::RoundOnce);
+
+/// The accumulation the grids' mma.sync use from now on (RoundOnce at
+/// the start). Thread-safe.
+void setMmaAccumulation(MmaAccumulation accumulation);
 
 } // namespace gpuemu
 } // namespace kvc

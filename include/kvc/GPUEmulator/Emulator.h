@@ -8,7 +8,9 @@
 // GPU thread; warp collectives (shfl.sync, mma.sync) and barriers are
 // computed from the PTX ISA's definitions when all their threads arrive.
 // Memory is host memory (CPU caches: the runtime's host backends), streams
-// and events are synchronous.
+// and events are synchronous. mma.sync rounds its exact sum once to f32, or
+// with KVC_GPU_EMULATOR_MMA=truncate (read at each launch) follows a model
+// of the tensor cores' truncating accumulation (lib/GPUEmulator/Warps.h).
 //
 // Two ways in: a program links libkvc_gpu_emulator.a, whose `mgpu*` C
 // functions then take the place of the CUDA runtime's (the generated

@@ -86,6 +86,13 @@ void launch(const std::string &body, const char *kernel, unsigned grid,
   mgpuModuleUnload(module);
 }
 
+/// The emulator's recorded error, cleared.
+std::string takeError() {
+  std::string error = kvc::gpuemu::lastError();
+  kvc::gpuemu::clearError();
+  return error;
+}
+
 TEST(GPUEmulator, ShuffleBarrierAndSharedMemory) {
   // Each thread swaps its id with its xor-1 neighbour, stores it in shared
   // memory, and after the barrier reads the slot mirrored across the two
@@ -190,41 +197,10 @@ define ptx_kernel void @racy(ptr %out) {
             64);
 }
 
-/// The PTX ISA's fragment tables for mma.m16n8k{8,16} with f16 A/B and f32
-/// C/D (groupID = lane >> 2, threadID_in_group = lane % 4), restated:
-/// A element i of a lane sits at row groupID (+8 for i in {2,3,6,7}) and
-/// column 2 * threadID_in_group + (i & 1) (+8 for i >= 4); B element i at
-/// row 2 * threadID_in_group + (i & 1) (+8 for i >= 2) and column groupID;
-/// C element i at row groupID (+8 for i >= 2), column 2 * tig + (i & 1).
-void checkMma(unsigned k) {
-  std::mt19937 rng(k);
-  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
-  std::vector<float> A(16 * k), B(k * 8), C(16 * 8);
-  for (float &x : A)
-    x = num::roundToHalf(uniform(rng));
-  for (float &x : B)
-    x = num::roundToHalf(uniform(rng));
-  for (float &x : C)
-    x = uniform(rng);
-  std::vector<uint16_t> aFrag(32 * (k / 2)), bFrag(32 * (k / 4));
-  std::vector<float> cFrag(32 * 4), dFrag(32 * 4, -1.0f);
-  for (unsigned lane = 0; lane < 32; ++lane) {
-    const unsigned g = lane >> 2, tig = lane % 4;
-    for (unsigned i = 0; i < k / 2; ++i) {
-      const bool lowRow = i < 2 || (i >= 4 && i < 6);
-      const unsigned row = lowRow ? g : g + 8;
-      const unsigned col = 2 * tig + (i & 1) + (i >= 4 ? 8 : 0);
-      aFrag[lane * (k / 2) + i] = num::floatToHalf(A[row * k + col]);
-    }
-    for (unsigned i = 0; i < k / 4; ++i) {
-      const unsigned row = 2 * tig + (i & 1) + (i >= 2 ? 8 : 0);
-      bFrag[lane * (k / 4) + i] = num::floatToHalf(B[row * 8 + g]);
-    }
-    for (unsigned i = 0; i < 4; ++i)
-      cFrag[lane * 4 + i] = C[(i < 2 ? g : g + 8) * 8 + 2 * tig + (i & 1)];
-  }
-  // Each lane loads its registers (fp16 pairs, lower index in the low
-  // half) and calls the intrinsic, as generated kernels do.
+/// A kernel @mma(a, b, c, d) in which each lane loads its registers of
+/// mma.m16n8k`k` (fp16 pairs, lower index in the low half; lane i's at
+/// element i * count) and calls the intrinsic, as generated kernels do.
+std::string mmaKernel(unsigned k) {
   std::string body;
   llvm::raw_string_ostream os(body);
   const unsigned aRegs = k / 4, bRegs = k / 8;
@@ -259,7 +235,43 @@ void checkMma(unsigned k) {
        << "\n"
        << "  store float %d" << r << ", ptr %dp" << r << "\n";
   os << "  ret void\n}\n";
-  launch(body, "mma", 1, 32,
+  return body;
+}
+
+/// The PTX ISA's fragment tables for mma.m16n8k{8,16} with f16 A/B and f32
+/// C/D (groupID = lane >> 2, threadID_in_group = lane % 4), restated:
+/// A element i of a lane sits at row groupID (+8 for i in {2,3,6,7}) and
+/// column 2 * threadID_in_group + (i & 1) (+8 for i >= 4); B element i at
+/// row 2 * threadID_in_group + (i & 1) (+8 for i >= 2) and column groupID;
+/// C element i at row groupID (+8 for i >= 2), column 2 * tig + (i & 1).
+void checkMma(unsigned k) {
+  std::mt19937 rng(k);
+  std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+  std::vector<float> A(16 * k), B(k * 8), C(16 * 8);
+  for (float &x : A)
+    x = num::roundToHalf(uniform(rng));
+  for (float &x : B)
+    x = num::roundToHalf(uniform(rng));
+  for (float &x : C)
+    x = uniform(rng);
+  std::vector<uint16_t> aFrag(32 * (k / 2)), bFrag(32 * (k / 4));
+  std::vector<float> cFrag(32 * 4), dFrag(32 * 4, -1.0f);
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    const unsigned g = lane >> 2, tig = lane % 4;
+    for (unsigned i = 0; i < k / 2; ++i) {
+      const bool lowRow = i < 2 || (i >= 4 && i < 6);
+      const unsigned row = lowRow ? g : g + 8;
+      const unsigned col = 2 * tig + (i & 1) + (i >= 4 ? 8 : 0);
+      aFrag[lane * (k / 2) + i] = num::floatToHalf(A[row * k + col]);
+    }
+    for (unsigned i = 0; i < k / 4; ++i) {
+      const unsigned row = 2 * tig + (i & 1) + (i >= 2 ? 8 : 0);
+      bFrag[lane * (k / 4) + i] = num::floatToHalf(B[row * 8 + g]);
+    }
+    for (unsigned i = 0; i < 4; ++i)
+      cFrag[lane * 4 + i] = C[(i < 2 ? g : g + 8) * 8 + 2 * tig + (i & 1)];
+  }
+  launch(mmaKernel(k), "mma", 1, 32,
          {aFrag.data(), bFrag.data(), cFrag.data(), dFrag.data()});
   for (unsigned lane = 0; lane < 32; ++lane)
     for (unsigned i = 0; i < 4; ++i) {
@@ -275,6 +287,71 @@ void checkMma(unsigned k) {
 
 TEST(GPUEmulator, MmaM16N8K16FollowsTheIsaFragments) { checkMma(16); }
 TEST(GPUEmulator, MmaM16N8K8FollowsTheIsaFragments) { checkMma(8); }
+
+/// warpMma of A = `a` and B = `b` everywhere (fp16 values) and C = `c`:
+/// element 0 of lane 0's D.
+float uniformMma(float a, float b, float c,
+                 kvc::gpuemu::MmaAccumulation accumulation) {
+  auto pair = [](float x) {
+    const uint32_t h = num::floatToHalf(x);
+    return h | h << 16;
+  };
+  uint32_t A[32][4], B[32][2];
+  float C[32][4], D[32][4];
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    std::fill(std::begin(A[lane]), std::end(A[lane]), pair(a));
+    std::fill(std::begin(B[lane]), std::end(B[lane]), pair(b));
+    std::fill(std::begin(C[lane]), std::end(C[lane]), c);
+  }
+  kvc::gpuemu::warpMma(16, A, B, C, D, accumulation);
+  return D[0][0];
+}
+
+TEST(GPUEmulator, TruncatingAccumulationDropsBitsBelowTheLargestTerm) {
+  using kvc::gpuemu::MmaAccumulation;
+  // 2^24 + 16 ones: exact in f32, but the ones lie below the 24-bit
+  // significand of 2^24 and are dropped, for either sign.
+  EXPECT_EQ(uniformMma(1, 1, 0x1p24f, MmaAccumulation::RoundOnce),
+            0x1p24f + 16);
+  EXPECT_EQ(uniformMma(1, 1, 0x1p24f, MmaAccumulation::Truncating), 0x1p24f);
+  EXPECT_EQ(uniformMma(1, -1, -0x1p24f, MmaAccumulation::Truncating),
+            -0x1p24f);
+  // 1 + 16 * 1.5 * 2^-28: to nearest 1 + 2^-23, truncated 1.
+  EXPECT_EQ(uniformMma(0x1p-14f, 0x1.8p-14f, 1, MmaAccumulation::RoundOnce),
+            1 + 0x1p-23f);
+  EXPECT_EQ(uniformMma(0x1p-14f, 0x1.8p-14f, 1, MmaAccumulation::Truncating),
+            1.0f);
+  // Sums that fit keep every bit: 2 * 16 ones on 0.5.
+  EXPECT_EQ(uniformMma(1, 2, 0.5f, MmaAccumulation::Truncating), 32.5f);
+  // fp16 subnormal inputs are exact products (as on the tensor cores).
+  EXPECT_EQ(uniformMma(0x1p-24f, 3, 0, MmaAccumulation::Truncating),
+            48 * 0x1p-24f);
+}
+
+TEST(GPUEmulator, MmaAccumulationComesFromTheEnvironment) {
+  // KVC_GPU_EMULATOR_MMA=truncate: the launch's mma truncates (2^24 plus
+  // 16 ones stays 2^24), unset it rounds once; another value is an error.
+  std::vector<uint16_t> a(32 * 8, num::floatToHalf(1.0f)), b(32 * 4, a[0]);
+  std::vector<float> c(32 * 4, 0x1p24f), d(32 * 4);
+  auto run = [&] {
+    std::fill(d.begin(), d.end(), -1.0f);
+    launch(mmaKernel(16), "mma", 1, 32,
+           {a.data(), b.data(), c.data(), d.data()});
+  };
+  ASSERT_EQ(setenv("KVC_GPU_EMULATOR_MMA", "truncate", 1), 0);
+  run();
+  EXPECT_EQ(takeError(), "");
+  EXPECT_EQ(d[0], 0x1p24f);
+  ASSERT_EQ(unsetenv("KVC_GPU_EMULATOR_MMA"), 0);
+  run();
+  EXPECT_EQ(takeError(), "");
+  EXPECT_EQ(d[0], 0x1p24f + 16);
+  ASSERT_EQ(setenv("KVC_GPU_EMULATOR_MMA", "nearest", 1), 0);
+  run();
+  EXPECT_EQ(d[0], -1.0f);
+  EXPECT_NE(takeError().find("KVC_GPU_EMULATOR_MMA"), std::string::npos);
+  ASSERT_EQ(unsetenv("KVC_GPU_EMULATOR_MMA"), 0);
+}
 
 TEST(GPUEmulator, UnsupportedIntrinsicsAndPtxAreNamed) {
   llvm::LLVMContext context;
@@ -305,13 +382,6 @@ define ptx_kernel void @k(ptr %out) {
   ASSERT_FALSE(bool(result));
   EXPECT_EQ(llvm::toString(result.takeError()),
             "kvc gpu emulator: inline PTX \"mov.u32 $0, %clock;\"");
-}
-
-/// The emulator's recorded error, cleared.
-std::string takeError() {
-  std::string error = kvc::gpuemu::lastError();
-  kvc::gpuemu::clearError();
-  return error;
 }
 
 TEST(GPUEmulator, BadBitcodeIsARecordedError) {
