@@ -38,14 +38,14 @@ def test_modules_are_grouped_by_key_product(tmp_path):
 
 def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
-    assert len(mma) == 32 + 21
+    assert len(mma) == 32 + 21 + 3
     vmma = [v for v in av.variants() if v.value_product == "mma"]
-    assert len(vmma) == 51
+    assert len(vmma) == 51 + 4
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
     # sites the tensor-core passes take (others are a compile-time error).
     for passes in (mma, vmma):
         assert all(v.head_dim in (64, 128) and v.group <= 8 for v in passes)
-        assert {v.group for v in passes} == {1, 4, 7, 8}
+        assert {v.group for v in passes} >= {1, 4, 7, 8}
     # Every value layout the CPU path has, on tensor cores.
     layouts = {spec.split(":g")[0] for v in vmma
                for spec in v.value.split(",")}
@@ -53,7 +53,14 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 174
+    assert len(names) == len(set(names)) == 178
+    # Values in groups of the whole head (folded scales) at 2, 4 and 8
+    # bits, both head dims, on tensor cores.
+    whole_head = {(v.value, v.head_dim) for v in vmma
+                  if v.value.endswith(f":token:g{v.head_dim}")}
+    assert {bits for bits, _ in whole_head} >= {
+        "q2:token:g128", "q4:token:g128", "q8:token:g128", "q2:token:g64",
+        "q8:token:g64"}
 
 
 def test_value_product_variants_are_named_and_grouped(tmp_path):
