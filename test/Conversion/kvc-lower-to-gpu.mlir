@@ -210,15 +210,18 @@
 // MMA-NEXT: %[[R1:.*]] = arith.mulf %{{.*}}, %[[W1]] : vector<2x2xf32>
 // MMA-NEXT: %[[T1:.*]] = arith.addf %{{.*}}, %[[R1]] : vector<2x2xf32>
 // MMA-NEXT: scf.yield %[[T0]], %[[T1]], %{{.*}} : vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>
-// The dots: tile 0's sums times 2^24, plus the zeros' sums, one fma.
-// MMA: arith.cmpi uge, %{{.*}}, %[[START]] : index
-// MMA: %[[DOT:.*]] = vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
-// MMA-NEXT: %[[ZEROSUM:.*]] = vector.extract %{{.*}}[1, 0] : f32 from vector<2x2xf32>
-// MMA-NEXT: %[[UNWEIGH:.*]] = arith.constant 0x4B800000 : f32
-// MMA-NEXT: %[[SUM:.*]] = llvm.intr.fma(%[[DOT]], %[[UNWEIGH]], %[[ZEROSUM]]) : (f32, f32, f32) -> f32
+// The scores: the zeros' sums (rows g + 8) scaled once a unit as the
+// scores are (scale 1/8 times the queries' 16: 2), then each tile-0 score
+// is its sum times 2 * 2^24 plus that, one fma.
 // MMA: %[[FACTOR:.*]] = arith.constant 2.000000e+00 : f32
-// MMA-NEXT: arith.mulf %[[SUM]], %[[FACTOR]] : f32
-// MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
+// MMA-NEXT: %[[ZEROSUM:.*]] = vector.extract %[[SUMS:.*]]#2[1, 0] : f32 from vector<2x2xf32>
+// MMA-NEXT: %[[ZEROS:.*]] = arith.mulf %[[ZEROSUM]], %[[FACTOR]] : f32
+// MMA: arith.cmpi uge, %{{.*}}, %[[START]] : index
+// MMA: %[[DOT:.*]] = vector.extract %[[SUMS]]#0[0, 0] : f32 from vector<2x2xf32>
+// MMA-NEXT: %[[UNWEIGH:.*]] = arith.constant 0x4C000000 : f32
+// MMA-NEXT: %[[SCORE:.*]] = llvm.intr.fma(%[[DOT]], %[[UNWEIGH]], %[[ZEROS]]) : (f32, f32, f32) -> f32
+// MMA-NEXT: scf.if
+// MMA: memref.store %[[SCORE]], %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
 // MMA: %[[LAST:.*]] = arith.muli %[[INNEREND]], %c32{{.*}} : index
 // MMA: %[[STOP:.*]] = arith.addi %[[BASE]], %[[LAST]] : index
 // MMA: scf.for %{{.*}} = %{{.*}} to %[[STOP]] step %c128
@@ -233,8 +236,7 @@
 // MMA-NOT: arith.cmpi uge
 // MMA: %[[HEADOK:.*]] = arith.cmpi ult, %{{.*}}, %c4{{.*}} : index
 // MMA-NEXT: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
-// MMA-NEXT: vector.extract %{{.*}}[1, 0] : f32 from vector<2x2xf32>
-// MMA-NEXT: arith.constant 0x4B800000 : f32
+// MMA-NEXT: arith.constant 0x4C000000 : f32
 // MMA-NEXT: llvm.intr.fma
 // MMA-NEXT: scf.if %[[HEADOK]] {
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>

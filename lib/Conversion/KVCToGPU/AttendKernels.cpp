@@ -237,20 +237,20 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     k.barrier();
 
     // 2. Scores, scaled and capped as the CPU loops do.
+    auto capScore = [&](Value score) {
+      if (!spec.softcap)
+        return score;
+      Value cap = k.f32(*spec.softcap);
+      return k.fmul(cap, math::TanhOp::create(
+                             b, loc, arith::DivFOp::create(b, loc, score, cap)));
+    };
     auto finishScore = [&](Value dot) {
-      Value score = k.fmul(dot, k.f32(spec.scale / queryScale));
-      if (spec.softcap) {
-        Value cap = k.f32(*spec.softcap);
-        score =
-            k.fmul(cap, math::TanhOp::create(
-                            b, loc, arith::DivFOp::create(b, loc, score, cap)));
-      }
-      return score;
+      return capScore(k.fmul(dot, k.f32(spec.scale / queryScale)));
     };
     if (spec.keyProduct == KeyProduct::MMA) {
       emitTensorCoreScores(k, spec, keys, kvHead, start, count,
                            func.getWorkgroupAttributions()[*queryFragmentsAt],
-                           scores, finishScore);
+                           scores, spec.scale / queryScale, capScore);
     } else {
       // One token per thread, every query head of the group.
       k.loop(tid, count, k.index(threads), {},

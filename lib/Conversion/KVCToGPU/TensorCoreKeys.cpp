@@ -146,8 +146,8 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                                 const SequenceSideView &keys, Value kvHead,
                                 Value start, Value count, Value queryFragments,
-                                Value scores,
-                                function_ref<Value(Value)> finishScore) {
+                                Value scores, double scoreScale,
+                                function_ref<Value(Value)> capScore) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
@@ -268,6 +268,13 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
       else
         accs = partProducts(p, accs);
     }
+    // The zeros' sums of query heads 2t and 2t + 1 (rows g + 8; rows g
+    // summed the scales), scaled as the scores.
+    Value zeroSums[2];
+    for (int64_t h = 0; h < 2; ++h)
+      zeroSums[h] = k.fmul(
+          vector::ExtractOp::create(b, loc, accs[2], ArrayRef<int64_t>{1, h}),
+          k.f32(scoreScale));
     // C: rows g and g + 8 of tile m are the pair's tokens, columns 2t and
     // 2t + 1 query heads.
     for (int64_t m = 0; m < 2; ++m)
@@ -283,16 +290,15 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                 arith::AndIOp::create(
                     b, loc, k.cmp(arith::CmpIPredicate::uge, token, start),
                     k.cmp(arith::CmpIPredicate::ult, token, end)));
-          // Tile m's sums over the subnormal codes scaled back (exact);
-          // the zeros' sums are in rows g + 8 (rows g summed the scales).
+          // Tile m's sums over the subnormal codes scaled back (exact)
+          // and as the scores, plus the zeros': one fma.
           Value product = vector::ExtractOp::create(b, loc, accs[m],
                                                     ArrayRef<int64_t>{row, h});
-          Value zeroSum = vector::ExtractOp::create(b, loc, accs[2],
-                                                    ArrayRef<int64_t>{1, h});
-          Value dot = LLVM::FMAOp::create(b, loc, product,
-                                          k.f32(1.0 / codeWeights[m]), zeroSum);
+          Value score = LLVM::FMAOp::create(
+              b, loc, product, k.f32(scoreScale / codeWeights[m]),
+              zeroSums[h]);
           k.ifThen(store, [&] {
-            memref::StoreOp::create(b, loc, finishScore(dot), scores,
+            memref::StoreOp::create(b, loc, capScore(score), scores,
                                     ValueRange{head, k.sub(token, start)});
           });
         }
@@ -339,10 +345,11 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
                                      const SequenceSideView &keys, Value kvHead,
                                      Value start, Value count,
                                      Value queryFragments, Value scores,
-                                     function_ref<Value(Value)> finishScore) {
+                                     double scoreScale,
+                                     function_ref<Value(Value)> capScore) {
   if (keys.reader->readsTokenPairs())
     return emitTokenPairScores(k, spec, keys, kvHead, start, count,
-                               queryFragments, scores, finishScore);
+                               queryFragments, scores, scoreScale, capScore);
   OpBuilder &b = k.b;
   Location loc = k.loc;
   const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
@@ -402,7 +409,8 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
             Value dot =
                 vector::ExtractOp::create(b, loc, acc, ArrayRef<int64_t>{i, h});
             k.ifThen(store, [&] {
-              memref::StoreOp::create(b, loc, finishScore(dot), scores,
+              memref::StoreOp::create(
+                  b, loc, capScore(k.fmul(dot, k.f32(scoreScale))), scores,
                                       ValueRange{head, local});
             });
           }

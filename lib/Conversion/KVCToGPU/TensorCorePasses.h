@@ -28,13 +28,15 @@ void emitQueryFragments(KernelBuilder &k, const SplitKernelSpec &spec,
                         Value query, Value batch, Value firstQueryHead,
                         Value fragments, double queryScale);
 
-/// The key pass on tensor cores: scores[j][local] = finishScore(q_j . k *
-/// tensorCoreQueryScale) for the split's tokens [start, start + count)
-/// (scores in shared memory, [group][split]).
+/// The key pass on tensor cores: scores[j][local] = capScore(q_j . k *
+/// tensorCoreQueryScale * scoreScale) for the split's tokens [start, start
+/// + count) (scores in shared memory, [group][split]); the pass folds
+/// scoreScale into the multiplications it does anyway.
 void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
                           const SequenceSideView &keys, Value kvHead,
                           Value start, Value count, Value queryFragments,
-                          Value scores, function_ref<Value(Value)> finishScore);
+                          Value scores, double scoreScale,
+                          function_ref<Value(Value)> capScore);
 
 /// The value pass on tensor cores: for every query head j of the group and
 /// channel c, the sum over the split's tokens of weights[j][local] *
