@@ -161,31 +161,41 @@
 // MMA: scf.for %[[EDGE:.*]] = %[[WARP]] to %[[EDGES]] step %c4
 // MMA: arith.cmpi ult, %[[EDGE]], %[[INNER]] : index
 // An edge unit in pages or in the residual buffer: the part's products
-// behind a branch that merges only the three sums. In pages, the lane's
-// word k of a channel pair (2-bit: lane groups 4w .. 4w+3 read the unit's
-// word w) as two stored words, low halves and high halves (rows g and
-// g + 8), one shift each by the lane's pair positions, which brings its two
-// pairs (one a tile) to bits 0 and 2: read in place as fp16 subnormals (an
-// AND, exponent 0: code * 2^-24 and code * 2^-22; no power to subtract, no
-// fma); the pair's scales (elements 0, 1) and zeros (2, 3) straight from
-// the 16-byte load: the scales multiply the query registers, and the zero
-// mma takes (scale, zero, scale, zero) as loaded. Residual units: fp16 rows
-// times the queries, two mma a k-step, their sums weighed as the subnormal
-// codes' (2^-24 for tile 0, 2^-22 for tile 1).
+// behind a branch that merges only the three sums. In pages, lane group g
+// reads tokens 4g .. 4g + 3 of the unit (rows g and g + 8 of tile m:
+// tokens 4g + 2m and 4g + 2m + 1): of a channel pair, one byte of each
+// half of stored word g / 2 (the page's channel pairing), one 4-byte load
+// a channel pair, shifted by 8 * (g % 2) to bits 0 .. 7, its four pairs
+// read in place as fp16 subnormals (an AND at bits 0, 2, 4 and 6,
+// exponent 0: code * 2^(bit - 24); no power to subtract, no fma); the
+// pair's scales (elements 0, 1) and zeros (2, 3) straight from the
+// 16-byte load: the scales multiply the query registers, and the zero mma
+// takes (scale, zero, scale, zero) as loaded. Residual units: fp16 rows
+// times the queries, two mma a k-step, their sums weighed as the
+// subnormal codes' (tile 0's rows 2^-24 and 2^-22, tile 1's 2^-20 and
+// 2^-18).
 // MMA: scf.if %{{.*}} -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
-// MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// MMA: %[[BYTE:.*]] = arith.remui %{{.*}}, %c8{{.*}} : index
+// MMA-NEXT: %c2{{.*}} = arith.constant 2 : index
+// MMA-NEXT: %[[BITS:.*]] = arith.muli %[[BYTE]], %c2{{.*}} : index
+// MMA-NEXT: %[[LANESHIFT:.*]] = arith.index_cast %[[BITS]] : index to i32
 // MMA: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // MMA: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 1]
 // MMA: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [2, 3]
-// MMA: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
-// MMA: %[[WORD:.*]] = arith.shrui %{{.*}}, %[[LANESHIFT:[0-9]+]] : i32
+// MMA: %[[LOADED:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// MMA-NEXT: %[[WORD:.*]] = arith.shrui %[[LOADED]], %[[LANESHIFT]] : i32
 // MMA: %[[CODES:.*]] = arith.andi %[[WORD]], %c196611_i32 : i32
 // MMA-NEXT: %[[EXACT:.*]] = llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
 // MMA-NOT: arith.subf
 // MMA-NOT: llvm.intr.fma
 // MMA: arith.andi %[[WORD]], %c786444_i32{{.*}} : i32
-// MMA: arith.shrui %{{.*}}, %[[LANESHIFT]] : i32
-// MMA-COUNT-7: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// MMA: arith.andi %[[WORD]], %c3145776_i32{{.*}} : i32
+// MMA: arith.andi %[[WORD]], %c12583104_i32{{.*}} : i32
+// MMA-NOT: arith.shrui
+// MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// MMA-NEXT: arith.shrui %{{.*}}, %[[LANESHIFT]] : i32
+// MMA-COUNT-6: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// MMA-NOT: vector<2xi32>
 // MMA-NOT: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
 // MMA-NOT: llvm.intr.fma
 // MMA: %[[Q0:.*]] = memref.load %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>
@@ -203,10 +213,10 @@
 // MMA: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // MMA-COUNT-8: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // MMA-NOT: nvgpu.mma.sync
-// MMA: %[[W0:.*]] = arith.constant dense<5.96046448E-8> : vector<2x2xf32>
+// MMA: %[[W0:.*]] = arith.constant dense<{{\[}}[5.96046448E-8, 5.96046448E-8], [2.38418579E-7, 2.38418579E-7]]> : vector<2x2xf32>
 // MMA-NEXT: %[[R0:.*]] = arith.mulf %{{.*}}, %[[W0]] : vector<2x2xf32>
 // MMA-NEXT: %[[T0:.*]] = arith.addf %{{.*}}, %[[R0]] : vector<2x2xf32>
-// MMA-NEXT: %[[W1:.*]] = arith.constant dense<2.38418579E-7> : vector<2x2xf32>
+// MMA-NEXT: %[[W1:.*]] = arith.constant dense<{{\[}}[9.53674316E-7, 9.53674316E-7], [3.81469727E-6, 3.81469727E-6]]> : vector<2x2xf32>
 // MMA-NEXT: %[[R1:.*]] = arith.mulf %{{.*}}, %[[W1]] : vector<2x2xf32>
 // MMA-NEXT: %[[T1:.*]] = arith.addf %{{.*}}, %[[R1]] : vector<2x2xf32>
 // MMA-NEXT: scf.yield %[[T0]], %[[T1]], %{{.*}} : vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>
@@ -228,7 +238,8 @@
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // MMA-NOT: scf.if %{{.*}} ->
-// MMA-COUNT-8: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xi32>
+// MMA: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
+// MMA-COUNT-2: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // MMA-NOT: scf.if %{{.*}} ->
 // MMA: arith.andi %{{.*}}, %c196611_i32{{.*}} : i32
 // MMA-NOT: scf.if %{{.*}} ->

@@ -154,28 +154,36 @@
 // VHALF: arith.extf %{{.*}} : f16 to f32
 // key-reads=parts over 2-bit channel-axis keys: each 16-channel part of a
 // token read as the tensor-core key pass reads it, through the token pairs
-// of its 32-token unit: a channel pair's word of low halves and word of
-// high halves (the page's channel pairing) in one 8-byte load, each
-// shifted once by the lane group's pair position, two channel pairs'
-// scales and zeros in one 16-byte load ((scale, scale) and (zero, zero) as
-// they are), codes ORed into fp16 mantissas at bits 0 and 2, after all
-// codes one fp16 fma a pair (the GPU pass folds the scales and zeros into
-// its products instead), no transposes (residual units: fp16 rows); token %
-// 32 picks the lane group, then the tile and the row.
+// of its 32-token unit: the lane group's four consecutive tokens of a
+// channel pair (one byte of each half of a stored word: the page's channel
+// pairing) in one 4-byte load, shifted once (by 8 for odd lane groups),
+// two channel pairs' scales and zeros in one 16-byte load ((scale, scale)
+// and (zero, zero) as they are), codes ORed into fp16 mantissas at bits 0,
+// 2, 4 and 6 (tokens 4g .. 4g + 3), after all codes one fp16 fma a pair
+// (the GPU pass reads them as subnormals and folds the scales and zeros
+// into its products instead), no transposes (residual units: fp16 rows);
+// token % 32 picks the lane group, then the tile and the row.
 // PARTS-LABEL: func.func @kivi2_step
 // PARTS: arith.remui %{{.*}}, %c32 : index
 // PARTS: %[[PAIRS:.*]]:32 = scf.if %{{.*}} -> (vector<2xf16>{{(, vector<2xf16>){31} ?}})
 // PARTS: %[[PARAMS:.*]] = llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr -> vector<8xf16>
 // PARTS: %[[SCALE:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [0, 1]
 // PARTS: %[[ZERO:.*]] = llvm.shufflevector %[[PARAMS]], %[[PARAMS]] [2, 3]
-// PARTS: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xi32>
-// PARTS: %[[LOWS:.*]] = arith.shrui %{{.*}}, %[[SHIFT:.*]] : i32
-// PARTS: arith.andi %[[LOWS]], %c196611_i32
+// PARTS: %[[WORD:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
+// PARTS-NEXT: %[[CODES:.*]] = arith.shrui %[[WORD]], %[[SHIFT:.*]] : i32
+// PARTS: arith.andi %[[CODES]], %c196611_i32
 // PARTS: arith.ori %{{.*}}, %c1677747200_i32
-// PARTS: arith.andi %[[LOWS]], %c786444_i32
+// PARTS: arith.andi %[[CODES]], %c786444_i32
 // PARTS: arith.ori %{{.*}}, %c1543527424_i32
-// PARTS: arith.shrui %{{.*}}, %[[SHIFT]] : i32
-// PARTS-COUNT-7: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> vector<2xi32>
+// PARTS: arith.andi %[[CODES]], %c3145776_i32
+// PARTS: arith.ori %{{.*}}, %c1409307648_i32
+// PARTS: arith.andi %[[CODES]], %c12583104_i32
+// PARTS: arith.ori %{{.*}}, %c1275087872_i32
+// PARTS-NOT: arith.shrui
+// PARTS: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
+// PARTS-NEXT: arith.shrui %{{.*}}, %[[SHIFT]] : i32
+// PARTS-COUNT-6: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> i32
+// PARTS-NOT: vector<2xi32>
 // PARTS-NOT: llvm.shufflevector %{{.*}}, %{{.*}} [0, 2] : vector<2xf16>
 // PARTS: llvm.intr.fma(%{{.*}}, %[[SCALE]], %[[ZERO]])
 // PARTS: } else {

@@ -117,9 +117,10 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 /// emitTensorCoreScores for keys read in token pairs (channel-axis 2-, 4-
 /// and 8-bit codes: PageReader::compressedTokenPairTerms, two tokens of a
 /// channel pair in A's layout). A warp takes a 32-token unit, two m16n8k16
-/// row tiles: rows g and g + 8 of tile m are lane group g's token pair, so
-/// a lane reads each channel of its slab for both tiles in one 8-byte
-/// load, and each k-step's query fragment serves both.
+/// row tiles: rows g and g + 8 of tile m are lane group g's token pair
+/// (tokens 4g + 2m and 4g + 2m + 1), so a lane reads each channel pair of
+/// its slab for both tiles in one 4-byte load (8-bit: 8 bytes), and each
+/// k-step's query fragment serves both.
 ///
 /// The keys are not dequantized: a unit lies in one group of each channel,
 /// so q . k = sum_c (q_c * scale_c) * code_c + sum_c q_c * zero_c. A holds
@@ -131,9 +132,10 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 /// added to both tiles' at the end. Per k-step that is two HMUL2 and an
 /// HMMA instead of eight HFMA2. The codes are read as fp16 subnormals
 /// (code * 2^(bit - 24), one LOP3 a pair and no HADD2: the tensor cores
-/// take subnormal inputs and form fp16 products exactly), so tile m's sums
-/// are multiplied by 2^(24 - bit_m) at the end, one FFMA with the zeros'
-/// sum. The queries carry 1/16
+/// take subnormal inputs and form fp16 products exactly); a row's codes
+/// always sit at the same bit, so each row's sums are multiplied by
+/// 2^(24 - bit) at the end, one FFMA with the zeros' sum. The queries
+/// carry 1/16
 /// (tensorCoreQueryScale) so that fp16(q * scale) stays finite. Units in
 /// the residual buffer multiply their fp16 rows by the queries. (The
 /// oracle of this arithmetic: kvc/Numerics/FoldedScales.h.) Units are
@@ -163,8 +165,11 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   Value slabFirst = k.mul(quad, slab);
   Value firsts[2] = {reader.tokenPairFirst(b, loc, pairLane, 0),
                      reader.tokenPairFirst(b, loc, pairLane, 1)};
-  const double codeWeights[2] = {reader.tokenPairCodeWeight(0),
-                                 reader.tokenPairCodeWeight(1)};
+  // What a code unit weighs in tile m's rows g (0) and g + 8 (1).
+  double codeWeights[2][2];
+  for (int64_t m = 0; m < 2; ++m)
+    for (int64_t row = 0; row < 2; ++row)
+      codeWeights[m][row] = reader.tokenPairCodeWeight(m, row);
   Value base = k.sub(start, k.rem(start, 32)), end = k.add(start, count);
   Value units = coveringBlocks(k, count, end, base, 32);
   // Units [inner, innerEnd) lie wholly in the split and in pages: their
@@ -232,15 +237,20 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                                              q, sums[m],
                                              ArrayRef<int64_t>{16, 8, 16});
       }
-      for (int64_t m = 0; m < 2; ++m)
+      for (int64_t m = 0; m < 2; ++m) {
+        // C's element (row, h): row 0 is rows g, row 1 rows g + 8.
+        SmallVector<float> weights;
+        for (int64_t row = 0; row < 2; ++row)
+          weights.append(2, float(codeWeights[m][row]));
         accs[m] = arith::AddFOp::create(
             b, loc, accs[m],
             arith::MulFOp::create(
                 b, loc, sums[m],
                 arith::ConstantOp::create(
                     b, loc, accType,
-                    DenseElementsAttr::get(
-                        accType, b.getF32FloatAttr(codeWeights[m])))));
+                    DenseElementsAttr::get(accType,
+                                           ArrayRef<float>(weights)))));
+      }
       return accs;
     };
     // Edge units take either behind a branch, which merges only the sums.
@@ -295,7 +305,7 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
           Value product = vector::ExtractOp::create(b, loc, accs[m],
                                                     ArrayRef<int64_t>{row, h});
           Value score = LLVM::FMAOp::create(
-              b, loc, product, k.f32(scoreScale / codeWeights[m]),
+              b, loc, product, k.f32(scoreScale / codeWeights[m][row]),
               zeroSums[h]);
           k.ifThen(store, [&] {
             memref::StoreOp::create(b, loc, capScore(score), scores,

@@ -440,18 +440,18 @@ SmallVector<Value> SequenceSideView::halfPairColumnsInPage(
 
 //===----------------------------------------------------------------------===//
 // Token pairs of channel-axis codes (the tensor-core key pass's, and the
-// CPU loops' with key-reads=parts). A 32-token packing unit of one channel
-// is b words of 32 / b codes, codes i and i + p of a word (p = 16 / b) 16
-// bits apart: the two tokens of a pair. Each word is read by 8 / b lane
-// groups, lane group g (0..7) taking word g / (8 / b) and, for tile m (0
-// or 1), its pair 2 * (g % (8 / b)) + m; the 16 (lane group, tile) pairs
-// cover the unit's 32 tokens once. The page pairs channels (docs/layout.md
+// CPU loops' with key-reads=parts). Lane group g (0..7) reads the four
+// consecutive tokens 4g .. 4g + 3 of a 32-token unit, token 4g + 2m + r as
+// row r (g or g + 8) of tile m. The page pairs channels (docs/layout.md
 // version 2): word k of channels c and c + 1 is stored as a word of their
-// low halves and one of their high halves, so under one mask a stored word
-// gives one token of both channels, the two channels of one token that a
-// tensor-core A register takes: one 8-byte load and two shifts a channel
-// pair bring a lane's pairs to bits 0 and b (8-bit: a PRMT picks them), no
-// transposes.
+// low halves and one of their high halves, so the unit's stored words hold
+// its tokens in order, 16 / b of both channels each, and under one mask a
+// stored word gives one token of both channels, the two channels of one
+// token that a tensor-core A register takes. A lane's four tokens are the
+// bits [b * (4g mod 16 / b), + 4b) of each half of stored word 4g / (16 /
+// b) (8-bit: two words), read a channel pair at a time by one 4-byte load
+// (8-bit: 8 bytes) and at most one shift (2-bit: by 8 for odd g; 4-bit: by
+// 8 for tokens 2 and 3; 8-bit: none, PRMT picks the bytes); no transposes.
 //===----------------------------------------------------------------------===//
 
 namespace {
@@ -480,41 +480,37 @@ bool PageReader::readsTokenPairs() const {
          (side.quant.bits == 2 || side.quant.bits == 4 || side.quant.bits == 8);
 }
 
-int64_t PageReader::tokenPairStride() const { return 16 / side.quant.bits; }
+int64_t PageReader::tokenPairStride() const { return 1; }
 
-/// Tile m's pair sits at bit m * b once shifted (compressedTokenPairTerms).
-double PageReader::tokenPairCodeWeight(int64_t tile) const {
-  return subnormalCodeWeight(side.quant.bits, tile * side.quant.bits);
+/// Code pairs a lane group takes from one stored word: its four tokens'
+/// (2- and 4-bit), two (8-bit).
+static int64_t tokenPairsPerWord(unsigned bits) {
+  return std::min<int64_t>(4, 16 / bits);
 }
 
-/// Lane groups that read one code word of a unit: 8 / bits.
-static int64_t lanesPerWord(unsigned bits) { return 8 / bits; }
+double PageReader::tokenPairCodeWeight(int64_t tile, int64_t row) const {
+  const unsigned bits = side.quant.bits;
+  // Token 2 * tile + row is pair i of its word (after the lane's shift)
+  // and read where wordCodePairs reads pair i.
+  const int64_t i = (2 * tile + row) % tokenPairsPerWord(bits);
+  return subnormalCodeWeight(bits, wordPairPlace(bits, i).first);
+}
 
 Value PageReader::tokenPairFirst(OpBuilder &b, Location loc, Value lane,
                                  int64_t tile) const {
-  const unsigned bits = side.quant.bits;
-  const int64_t lanes = lanesPerWord(bits);
   IndexOps x{b, loc};
-  // Word lane / lanes (32 / b tokens), its pair 2 * (lane % lanes) + tile.
-  return x.add(x.add(x.mul(x.div(lane, lanes), 32 / bits),
-                     x.mul(x.rem(lane, lanes), 2)),
-               tile);
+  return x.add(x.mul(lane, 4), 2 * tile);
 }
 
 TokenPairSlot PageReader::tokenPairSlot(OpBuilder &b, Location loc,
                                         Value within) const {
-  const unsigned bits = side.quant.bits;
-  const int64_t stride = tokenPairStride(), lanes = lanesPerWord(bits);
   IndexOps x{b, loc};
-  Value word = x.div(within, 32 / bits);
-  Value position = x.rem(within, 32 / bits);
-  Value pair = x.rem(position, stride);
   auto isOne = [&](Value value) -> Value {
     return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, value,
                                  indexConst(b, loc, 1));
   };
-  return {x.add(x.mul(word, lanes), x.div(pair, 2)), isOne(x.rem(pair, 2)),
-          isOne(x.div(position, stride))};
+  return {x.div(within, 4), isOne(x.rem(x.div(within, 2), 2)),
+          isOne(x.rem(within, 2))};
 }
 
 SmallVector<Value> PageReader::compressedTokenPairs(OpBuilder &b, Location loc,
@@ -546,27 +542,27 @@ TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
 
   // The channel pair (c, c + 1)'s codes of the unit: groups (slot / G, c)
   // and (slot / G, c + 1) share 2 * groupBytes from (tb * D + c) *
-  // groupBytes (docs/layout.md, channel pairs); matrix word k of both is
-  // the 8 bytes at 8k there, a word of their low halves (the pairs' first
-  // tokens) and one of their high halves (the second tokens). The lane's k
-  // is the unit's (slot % G) / 32 * b plus lane / lanesPerWord. Four
-  // channels' scales and zeros in one 16-byte load: (scale c, scale c + 1,
-  // zero c, zero c + 1) a pair, each an fp16 pair as HFMA2 takes it.
-  const int64_t lanes = lanesPerWord(bits);
+  // groupBytes (docs/layout.md, channel pairs), the unit's 2b stored words
+  // from 8b * ((slot % G) / 32), its tokens in order, 16 / b a word. The
+  // lane's first token 4g is in word 4g / (16 / b), at bit b * (4g mod
+  // 16 / b) of each half. Four channels' scales and zeros in one 16-byte
+  // load: (scale c, scale c + 1, zero c, zero c + 1) a pair, each an fp16
+  // pair as HFMA2 takes it.
+  const int64_t perHalf = 16 / bits, pairsPerWord = tokenPairsPerWord(bits);
+  const int64_t words = 4 / pairsPerWord; // a lane's, a channel pair
   Value firstGroup = x.add(x.mul(x.div(unitSlot, group), headDim), span.first);
+  Value tokens = x.mul(lane, 4);
   Value codesBase =
       x.add(x.add(blockBase, x.mul(firstGroup, groupBytes)),
-            x.mul(x.add(x.mul(x.div(x.rem(unitSlot, group), 32), bits),
-                        x.div(lane, lanes)),
-                  8));
+            x.add(x.mul(x.div(x.rem(unitSlot, group), 32), 8 * bits),
+                  x.mul(x.div(tokens, perHalf), 4)));
   Value paramsBase =
       x.add(x.add(blockBase, layout.paramsOffset), x.mul(firstGroup, 4));
-  // The lane's two pairs to bits 0 and b of each half (none for 8-bit
-  // codes: one lane group a word, bytes 0 and 1 by PRMT).
+  // 2-bit: odd lane groups' tokens in each half's high byte, moved down.
   Value shift;
-  if (lanes > 1)
-    shift = arith::IndexCastOp::create(b, loc, i32,
-                                       x.mul(x.rem(lane, lanes), 2 * bits));
+  if (perHalf > 4)
+    shift = arith::IndexCastOp::create(
+        b, loc, i32, x.mul(x.rem(tokens, perHalf), bits));
 
   const int64_t perRow = count / 2;
   TokenPairTerms terms;
@@ -580,18 +576,24 @@ TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
         pairOf(b, loc, params, params, 4 * (j % 2), 4 * (j % 2) + 1));
     terms.zeros.push_back(
         pairOf(b, loc, params, params, 4 * (j % 2) + 2, 4 * (j % 2) + 3));
-    Value both = pool.loadVector(b, loc, i32, 2,
-                                 x.add(codesBase, 2 * j * groupBytes), 8);
-    for (int64_t row = 0; row < 2; ++row) {
-      // Row `row`'s token of both channels: bits p and p + 16.
-      Value word =
-          LLVM::ExtractElementOp::create(b, loc, both, i32Const(b, loc, row));
+    Value at = x.add(codesBase, 2 * j * groupBytes);
+    SmallVector<Value> loaded;
+    if (words == 1) {
+      loaded.push_back(pool.load(b, loc, i32, at));
+    } else {
+      Value both = pool.loadVector(b, loc, i32, words, at, 4 * words);
+      for (int64_t w = 0; w < words; ++w)
+        loaded.push_back(
+            LLVM::ExtractElementOp::create(b, loc, both, i32Const(b, loc, w)));
+    }
+    // Token i = 2 * tile + row of the lane's four: pair i of its words'.
+    int64_t i = 0;
+    for (Value word : loaded) {
       if (shift)
         word = arith::ShRUIOp::create(b, loc, word, shift);
-      // Tile m's pair is the word's pair m now (bits m * b and 16 + m * b).
-      for (int64_t m = 0; m < 2; ++m)
-        terms.codes[(2 * m + row) * perRow + j] =
-            codePair(b, loc, word, bits, m * bits, subnormal);
+      for (Value pair : wordCodePairs(b, loc, word, 2 * pairsPerWord, {},
+                                      subnormal))
+        terms.codes[i++ * perRow + j] = pair;
     }
   }
   return terms;

@@ -275,11 +275,12 @@ public:
   /// Whether the reader dequantizes straight into fp16 pairs of two
   /// tokens (compressedTokenPairs): channel-axis 2-, 4- and 8-bit codes.
   bool readsTokenPairs() const;
-  /// Tokens between the two of a token pair: 16 / bits.
+  /// Tokens between the two of a token pair (rows g and g + 8 of a tile):
+  /// 1.
   int64_t tokenPairStride() const;
-  /// What one unit of a code of tile `tile` (0 or 1) weighs in the
-  /// subnormal reads of compressedTokenPairTerms.
-  double tokenPairCodeWeight(int64_t tile) const;
+  /// What one unit of a code of row `row` (0 or 1) of tile `tile` (0 or 1)
+  /// weighs in the subnormal reads of compressedTokenPairTerms.
+  double tokenPairCodeWeight(int64_t tile, int64_t row) const;
   /// The first token (offset in its 32-token unit) of lane group `lane`'s
   /// pair in tile `tile` (0 or 1); the second is tokenPairStride() later.
   /// The 16 (lane group, tile) pairs cover the unit once (HalfPairs.cpp).
@@ -293,10 +294,10 @@ public:
   /// tensor-core key pass's A fragments take: element (2 * tile + row) *
   /// span.count / 2 + j is channels 2j, 2j + 1 of the span of the token
   /// tokenPairFirst(lane, tile) + row * tokenPairStride(). Each channel
-  /// pair's code words in one 8-byte load (one shift a word brings the
-  /// lane's pairs below bit 10), four channels' (scale, zero) in one
-  /// 16-byte load, code * scale + zero rounded once to fp16 (as
-  /// compressedHalfPairs). Needs readsTokenPairs().
+  /// pair's codes of the lane's four tokens in one 4-byte load (8-bit: 8
+  /// bytes) and at most one shift (HalfPairs.cpp), four channels' (scale,
+  /// zero) in one 16-byte load, code * scale + zero rounded once to fp16
+  /// (as compressedHalfPairs). Needs readsTokenPairs().
   SmallVector<Value> compressedTokenPairs(OpBuilder &b, Location loc,
                                           Value blockBase, Value unitSlot,
                                           Value lane, ChannelSpan span) const;
