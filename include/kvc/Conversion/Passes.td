@@ -149,7 +149,8 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "cores, f32, a thread per token) or 'mma' (tensor cores: a warp "
            "per 16 tokens, dequantized keys and the queries rounded to fp16 "
            "into mma.sync.m16n8k16 with f32 accumulation; channel-axis "
-           "2/4/8-bit keys as their codes, their scales folded into the "
+           "2/4/8-bit keys as their codes (fp16 subnormals), their scales "
+           "folded into the "
            "queries and their zeros summed by one more mma; head_dim 64 or "
            "128, at most 8 query heads per KV head, other sites are an "
            "error)">,
@@ -161,7 +162,8 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "dequantized values rounded to fp16 and the weights as fp16 hi "
            "and lo parts into mma.sync.m16n8k16 with f32 accumulation; "
            "token-axis 2/4/8-bit values in groups of the whole head as "
-           "their codes, the scales folded into the weights; "
+           "their codes (fp16 subnormals), the scales folded into the "
+           "weights; "
            "head_dim 64 or 128, at most 8 query heads per KV head, other "
            "sites are an error)">
   ];
