@@ -617,8 +617,9 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // (2-bit, group 64 at head_dim 64): the scales are folded into the weights.
 // The interior blocks carry the lane's sum of weight * zero beside the
 // tiles' sums; a tile's two tokens' scales and zeros are widened to f32,
-// weight * zero added to that sum by an f32 fma and weight * scale split
-// into fp16 hi and lo parts for B; the codes go to A as read (interior
+// weight * zero added to that sum by an f32 fma and weight * scale * 4
+// (2^bits: the scales times 4 first, one fp16 multiply, divided out at the
+// end) split into fp16 hi and lo parts for B; the codes go to A as read (interior
 // blocks: the two tokens' low halves in one word by PRMT, each pair ANDed
 // out as fp16 subnormals, code * 2^(bit - 24), with no power subtracted),
 // with no fp16 fma. After the interior loop, channel tile j's sums are
@@ -640,7 +641,9 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // VMMA: arith.andi %[[LOWS]], %c786444_i32 : i32
 // VMMA-NOT: arith.subf
 // VMMA-NOT: llvm.intr.fma(%{{.*}}) : (vector<2xf16>
-// VMMA: arith.extf %[[SCALES]] : vector<2xf16> to vector<2xf32>
+// VMMA: %[[RANGE:.*]] = arith.constant dense<4.000000e+00> : vector<2xf16>
+// VMMA-NEXT: %[[SCALES4:.*]] = arith.mulf %[[SCALES]], %[[RANGE]] : vector<2xf16>
+// VMMA-NEXT: arith.extf %[[SCALES4]] : vector<2xf16> to vector<2xf32>
 // VMMA: arith.extf %[[ZEROS]] : vector<2xf16> to vector<2xf32>
 // VMMA: llvm.intr.fma(%{{.*}}, %{{.*}}, %{{.*}}) : (f32, f32, f32) -> f32
 // VMMA: arith.mulf %{{.*}}, %{{.*}} : f32
@@ -663,8 +666,9 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // VMMA: gpu.shuffle  idx
 // VMMA: gpu.shuffle  idx
 // VMMA: gpu.shuffle  xor %{{.*}}, %c2_i32
-// VMMA: arith.addf
-// VMMA: arith.addf
+// VMMA: %[[LOSUM:.*]] = arith.addf
+// VMMA-NEXT: %[[QUARTER:.*]] = arith.constant 2.500000e-01 : f32
+// VMMA-NEXT: llvm.intr.fma(%[[LOSUM]], %[[QUARTER]], %{{.*}}) : (f32, f32, f32) -> f32
 func.func @whole_head_values(%q: tensor<2x4x1x64xf32>, %cache: !kvc.cache<2x2x?x64xf16, #wholehead>) -> tensor<2x4x1x64xf32> {
   %o = kvc.attend %q, %cache : tensor<2x4x1x64xf32>, !kvc.cache<2x2x?x64xf16, #wholehead> -> tensor<2x4x1x64xf32>
   return %o : tensor<2x4x1x64xf32>

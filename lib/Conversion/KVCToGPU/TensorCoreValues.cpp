@@ -67,8 +67,10 @@ static HalfPairTerms readHalfPairTerms(KernelBuilder &k,
 /// Values whose group is the whole head (PageReader::foldsValueScales) are
 /// not dequantized: a token's channels share one scale and one zero, so
 /// out[c][j] = sum_t (w_t * scale_t) * code_t[c] + sum_t w_t * zero_t. A
-/// holds the codes' values, B the split of w * scale (f32, then hi and lo
-/// as above; no HFMA2 a value pair), and each lane sums w * zero over its
+/// holds the codes' values, B the split of w * scale * 2^b (f32, then hi
+/// and lo as above; no HFMA2 a value pair; 2^b keeps small scales' parts
+/// fp16 normals, and is divided out at the end), and each lane sums w *
+/// zero over its
 /// tokens in f32 (its head's, lanes of the hi columns), added to its head's
 /// outputs at the end. The values are then the dequantized ones, not
 /// rounded to fp16 (kvc/Numerics/FoldedScales.h). The interior blocks read
@@ -97,6 +99,9 @@ void mlir::kvc::emitTensorCoreValues(
   // tile j. Other layouts: channels 2j and 2j + 1.
   const bool direct = values.reader->readsHalfPairs();
   const bool fold = direct && values.reader->foldsValueScales();
+  // Folded scales: what the weights carry beyond w * scale (2^bits).
+  const double foldedWeightScale =
+      fold ? values.reader->foldedWeightScale() : 1.0;
   SmallVector<std::pair<int64_t, int64_t>> order;
   if (direct)
     order = values.reader->halfPairOrder(slab);
@@ -229,6 +234,17 @@ void mlir::kvc::emitTensorCoreValues(
             result.push_back(vector::ExtractOp::create(b, loc, wide, i));
           return result;
         };
+        // The scales times 2^b (exact; one HMUL2 for both tokens): w *
+        // scale * 2^b is about w times the token's range, so small scales
+        // (8-bit codes) leave its hi and lo parts fp16 normals, not
+        // subnormals that lose bits; the sums are divided by 2^b at the end.
+        auto pairType = VectorType::get({2}, f16);
+        scales = arith::MulFOp::create(
+            b, loc, scales,
+            arith::ConstantOp::create(
+                b, loc, pairType,
+                DenseElementsAttr::get(pairType, b.getF16FloatAttr(
+                                                     foldedWeightScale))));
         SmallVector<Value, 2> scale = halves(scales), zero = halves(zeros);
         Value sum = next.back();
         for (int64_t i = 0; i < 2; ++i) {
@@ -392,7 +408,8 @@ void mlir::kvc::emitTensorCoreValues(
                                               gpu::ShuffleMode::XOR)
                            .getShuffleResult());
         if (fold)
-          sum = k.fadd(sum, headZeroSums[h]);
+          sum = LLVM::FMAOp::create(b, loc, sum, k.f32(1.0 / foldedWeightScale),
+                                    headZeroSums[h]);
         k.ifThen(k.cmp(arith::CmpIPredicate::ult, head, k.index(group)), [&] {
           memref::StoreOp::create(b, loc, sum, partials,
                                   ValueRange{warp, head, channel});

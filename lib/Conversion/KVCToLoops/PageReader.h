@@ -242,6 +242,10 @@ public:
   /// weights (kvc/Numerics/FoldedScales.h): token-axis 2-, 4- and 8-bit
   /// codes in groups of the whole head.
   bool foldsValueScales() const;
+  /// The power of two the value pass's folded weights carry beyond w *
+  /// scale: 2^bits, so that w * scale * 2^bits (about w times the token's
+  /// range) stays an fp16 normal where small scales would not.
+  double foldedWeightScale() const { return double(1u << side.quant.bits); }
   /// The same channels of the tokens at slots `firstSlot` and `secondSlot`
   /// of one block, paired by channel (the tensor-core value pass's A
   /// registers): element 2k holds channel halfPairOrder[k].first of both
