@@ -17,8 +17,11 @@
 #     code of every attention variant, its kernels run by kvc's GPU
 #     emulator (lib/GPUEmulator), against the oracle at S = 300 and, for
 #     the tensor-core variants, S = 1100 (several splits, interior and edge
-#     loops), and every append variant's kernels byte for byte against
-#     kvc_rt_append (kvc_append_check_emu).
+#     loops), and at S = 300 with the emulator's model of the tensor cores'
+#     truncating accumulation (KVC_GPU_EMULATOR_MMA=truncate), the 8-bit
+#     whole-head value groups at S = 4096 (whose folded weights once lost
+#     bits growing with S), and every append variant's kernels byte for
+#     byte against kvc_rt_append (kvc_append_check_emu).
 # Needs build/bin/kvc-opt, build/lib/GPUEmulator/libkvc_gpu_emulator.a (or
 # KVC_GPU_EMULATOR), LLVM 22's tools and the CUDA toolkit (CUDA_HOME,
 # default /usr/local/cuda), not a GPU. ctest runs it as kvc-gpu-programs.
@@ -60,5 +63,8 @@ say "host dry runs passed ($((SECONDS - start)) s)"
 start=$SECONDS
 "$WORK/build/kvc_attention_check_emu" 300
 "$WORK/build/kvc_attention_check_emu" --only _mma,_vmma 1100
+KVC_GPU_EMULATOR_MMA=truncate "$WORK/build/kvc_attention_check_emu" \
+  --only _mma,_vmma 300
+"$WORK/build/kvc_attention_check_emu" --only v8t128,v8t64 4096
 "$WORK/build/kvc_append_check_emu"
 say "emulated kernels passed ($((SECONDS - start)) s)"
