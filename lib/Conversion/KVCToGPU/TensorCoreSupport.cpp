@@ -21,6 +21,13 @@ Value packHalfPair(KernelBuilder &k, Value x, Value y) {
 }
 
 /// A constant vector of `type` filled with zeros.
+Value splat(KernelBuilder &k, VectorType type, double value) {
+  return arith::ConstantOp::create(
+      k.b, k.loc, type,
+      DenseElementsAttr::get(
+          type, k.b.getFloatAttr(type.getElementType(), value)));
+}
+
 Value zeros(KernelBuilder &k, VectorType type) {
   return arith::ConstantOp::create(
       k.b, k.loc, type,

@@ -17,6 +17,8 @@ namespace tensorcore {
 
 /// Two f32 values as an fp16 pair (cvt.rn.f16x2.f32).
 Value packHalfPair(KernelBuilder &k, Value x, Value y);
+/// A constant vector of `type` (floats) filled with `value`.
+Value splat(KernelBuilder &k, VectorType type, double value);
 /// A constant vector of `type` filled with zeros.
 Value zeros(KernelBuilder &k, VectorType type);
 /// fp16 pairs as an mma fragment (vector<pairs x 2 x f16>).

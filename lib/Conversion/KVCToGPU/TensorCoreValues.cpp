@@ -238,13 +238,9 @@ void mlir::kvc::emitTensorCoreValues(
         // scale * 2^b is about w times the token's range, so small scales
         // (8-bit codes) leave its hi and lo parts fp16 normals, not
         // subnormals that lose bits; the sums are divided by 2^b at the end.
-        auto pairType = VectorType::get({2}, f16);
         scales = arith::MulFOp::create(
             b, loc, scales,
-            arith::ConstantOp::create(
-                b, loc, pairType,
-                DenseElementsAttr::get(pairType, b.getF16FloatAttr(
-                                                     foldedWeightScale))));
+            splat(k, VectorType::get({2}, f16), foldedWeightScale));
         SmallVector<Value, 2> scale = halves(scales), zero = halves(zeros);
         Value sum = next.back();
         for (int64_t i = 0; i < 2; ++i) {
@@ -354,12 +350,7 @@ void mlir::kvc::emitTensorCoreValues(
     for (int64_t j = 0; j < channelTiles; ++j)
       edgeInits[j] = arith::MulFOp::create(
           b, loc, edgeInits[j],
-          arith::ConstantOp::create(
-              b, loc, accType,
-              DenseElementsAttr::get(
-                  accType, b.getF32FloatAttr(
-                               1.0 / values.reader->halfPairCodeWeight(
-                                         j, slab)))));
+          splat(k, accType, 1.0 / values.reader->halfPairCodeWeight(j, slab)));
   Value edges = k.add(edgeFirst, k.sub(tiles, edgeRest));
   scf::ForOp tileLoop =
       k.loop(warp, edges, k.index(warps), edgeInits,
