@@ -104,6 +104,8 @@ orc::SymbolMap abiSymbols(orc::LLJIT &jit) {
   add("__kvc_emu_ex2", reinterpret_cast<const void *>(&__kvc_emu_ex2));
   add("__kvc_emu_lop3", reinterpret_cast<const void *>(&__kvc_emu_lop3));
   add("__kvc_emu_prmt", reinterpret_cast<const void *>(&__kvc_emu_prmt));
+  add("__kvc_emu_prefetch",
+      reinterpret_cast<const void *>(&__kvc_emu_prefetch));
   return symbols;
 }
 

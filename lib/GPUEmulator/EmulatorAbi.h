@@ -46,6 +46,10 @@ float __kvc_emu_saturate(float x, int32_t ftz);
 float __kvc_emu_fma(int32_t rounding, int32_t ftz, float a, float b, float c);
 float __kvc_emu_ex2(float x, int32_t ftz);
 uint32_t __kvc_emu_lop3(uint32_t a, uint32_t b, uint32_t c, uint32_t lut);
+/// prefetch.global.L2 (`bulk` 0, `bytes` 1: the line holding `address`) or
+/// cp.async.bulk.prefetch.L2.global (`bulk` 1: `bytes` bytes, both a
+/// multiple of 16 as the PTX ISA requires).
+void __kvc_emu_prefetch(const void *address, uint64_t bytes, int32_t bulk);
 /// prmt.b32 (default mode): byte i of the result picked from the pool
 /// {b, a} by nibble i of `selector`.
 uint32_t __kvc_emu_prmt(uint32_t a, uint32_t b, uint32_t selector);

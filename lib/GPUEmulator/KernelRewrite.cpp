@@ -112,6 +112,20 @@ Expected<Value *> Rewriter::lowerIntrinsic(CallInst *call, StringRef name) {
     return lowerMma(call, 16);
   if (name == "llvm.nvvm.mma.m16n8k8.row.col.f32.f32")
     return lowerMma(call, 8);
+  // Prefetches into L2: the emulator checks and records them
+  // (kvc::gpuemu::takePrefetches); the cache hint of the bulk form is
+  // ignored.
+  if (name == "llvm.nvvm.prefetch.global.L2" ||
+      name == "llvm.nvvm.cp.async.bulk.prefetch.L2") {
+    const bool bulk = name.contains(".bulk.");
+    Value *address = b.CreateAddrSpaceCast(args(0), ptr);
+    Value *bytes = bulk ? b.CreateZExt(args(1), b.getInt64Ty())
+                        : b.getInt64(1);
+    b.CreateCall(abi("__kvc_emu_prefetch", b.getVoidTy(),
+                     {ptr, b.getInt64Ty(), i32}),
+                 {address, bytes, constant(bulk)});
+    return nullptr;
+  }
   if (name == "llvm.nvvm.prmt")
     return b.CreateCall(abi("__kvc_emu_prmt", i32, {i32, i32, i32}),
                         {args(0), args(1), args(2)});

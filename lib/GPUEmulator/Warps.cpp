@@ -3,6 +3,7 @@
 #include "Warps.h"
 #include "EmulatorAbi.h"
 
+#include "kvc/GPUEmulator/Emulator.h"
 #include "kvc/Numerics/Half.h"
 
 #include "llvm/ADT/Twine.h"
@@ -13,6 +14,7 @@
 #include <csetjmp>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <ucontext.h>
 #include <vector>
@@ -56,6 +58,9 @@ struct Block {
   jmp_buf schedulerJump;
   std::vector<Thread> threads;
   Thread *current = nullptr;
+  /// The first fault of an instruction of one thread (a misaligned bulk
+  /// prefetch): the block stops with it.
+  std::string fault;
 };
 
 /// Fiber stack `index` of this host thread, kept from launch to launch
@@ -211,6 +216,8 @@ Error runBlock(Block &block, bool reverse) {
       if (t.wait == Wait::None) {
         resume(block, t);
         progress = true;
+        if (!block.fault.empty())
+          return createStringError(inconvertibleErrorCode(), block.fault);
       }
     }
     // Every thread waits or is done: release the complete collectives.
@@ -365,6 +372,7 @@ Error runGrid(KernelEntry entry, void **params, Dim3 grid, Dim3 blockDim,
   running = &block;
   Error result = Error::success();
   const uint64_t blocks = grid.count();
+  block.fault.clear();
   for (uint64_t i = 0; i < blocks && !result; ++i) {
     const uint64_t linear = reverse ? blocks - 1 - i : i;
     block.ctaid = {uint32_t(linear % grid.x),
@@ -378,10 +386,52 @@ Error runGrid(KernelEntry entry, void **params, Dim3 grid, Dim3 blockDim,
   return result;
 }
 
+namespace {
+/// The prefetches since the last takePrefetches, the first
+/// kMaxPrefetches of them.
+constexpr size_t kMaxPrefetches = size_t(1) << 20;
+std::mutex prefetchMutex;
+std::vector<Prefetch> prefetchLog;
+} // namespace
+
+std::vector<Prefetch> takePrefetches() {
+  std::lock_guard<std::mutex> lock(prefetchMutex);
+  std::vector<Prefetch> taken;
+  taken.swap(prefetchLog);
+  return taken;
+}
+
 } // namespace gpuemu
 } // namespace kvc
 
 using namespace kvc::gpuemu;
+
+extern "C" void __kvc_emu_prefetch(const void *address, uint64_t bytes,
+                                   int32_t bulk) {
+  Block &b = *running;
+  const auto at = reinterpret_cast<uintptr_t>(address);
+  // cp.async.bulk.prefetch: "the source address and size must be aligned
+  // to 16 bytes" (PTX ISA); a GPU's behaviour is undefined otherwise.
+  if (bulk && (at % 16 != 0 || bytes % 16 != 0 || bytes == 0)) {
+    if (b.fault.empty())
+      b.fault = "thread " + std::to_string(b.current->linear) + " of " +
+                where(b) + ": cp.async.bulk.prefetch.L2 of " +
+                std::to_string(bytes) + " bytes at " +
+                std::to_string(at % 16) +
+                " bytes past a 16-byte boundary (address and size must be "
+                "multiples of 16)";
+    return;
+  }
+  // The range's ends are read, so that an address outside host memory
+  // stops the program here rather than passing unseen.
+  const volatile unsigned char *bytesAt =
+      static_cast<const volatile unsigned char *>(address);
+  (void)bytesAt[0];
+  (void)bytesAt[bytes - 1];
+  std::lock_guard<std::mutex> lock(prefetchMutex);
+  if (prefetchLog.size() < kMaxPrefetches)
+    prefetchLog.push_back({address, bytes, bulk != 0});
+}
 
 extern "C" int32_t __kvc_emu_sreg(int32_t which) {
   const Block &b = *running;

@@ -136,7 +136,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
   StringRef format = options.format.getValue();
   if (!isWord(options.chip, "") || !isWord(options.features, "+,-") ||
       !isWord(options.codeToFloat, "") || !isWord(options.keyProduct, "") ||
-      !isWord(options.valueProduct, "") ||
+      !isWord(options.valueProduct, "") || !isWord(options.l2Prefetch, "") ||
       !llvm::is_contained({"isa", "bin", "fatbin", "llvm"}, format)) {
     pm.addPass(std::make_unique<BadPipelineOptions>(
         "kvc-gpu-pipeline: bad options chip='" + options.chip.getValue() +
@@ -144,15 +144,31 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
         format.str() + "' code-to-float='" + options.codeToFloat.getValue() +
         "' key-product='" + options.keyProduct.getValue() +
         "' value-product='" + options.valueProduct.getValue() +
+        "' l2-prefetch='" + options.l2Prefetch.getValue() +
         "' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, "
         "fatbin or llvm, code-to-float bits or convert, key-product and "
-        "value-product fma or mma)"));
+        "value-product fma or mma, l2-prefetch none, lines or bulk)"));
+    return;
+  }
+  // cp.async.bulk exists from sm_90 on; the NVPTX backend would otherwise
+  // fail late, naming an intrinsic rather than the option.
+  unsigned smVersion = 0;
+  StringRef chipName = options.chip.getValue();
+  if (options.l2Prefetch.getValue() == "bulk" &&
+      (!chipName.consume_front("sm_") ||
+       chipName.take_while(llvm::isDigit).getAsInteger(10, smVersion) ||
+       smVersion < 90)) {
+    pm.addPass(std::make_unique<BadPipelineOptions>(
+        "kvc-gpu-pipeline: l2-prefetch=bulk needs chip sm_90 or later "
+        "(cp.async.bulk.prefetch), not '" +
+        options.chip.getValue() + "'; use l2-prefetch=lines"));
     return;
   }
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
       "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
-      "split-blocks={8} value-product={9}},"
+      "split-blocks={8} value-product={9} l2-prefetch={10} "
+      "l2-prefetch-bytes={11}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -163,7 +179,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.chip.getValue(), options.features.getValue(),
       options.format.getValue(), options.minBlocksPerSM.getValue(),
       options.codeToFloat.getValue(), options.keyProduct.getValue(),
-      options.splitBlocks.getValue(), options.valueProduct.getValue());
+      options.splitBlocks.getValue(), options.valueProduct.getValue(),
+      options.l2Prefetch.getValue(), options.l2PrefetchBytes.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

@@ -3,6 +3,9 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=convert" | FileCheck %s --check-prefix=CONVERT
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-blocks=1024" | FileCheck %s --check-prefix=ADAPTIVE
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-blocks=0" | FileCheck %s --check-prefix=FIXED
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu | not grep prefetch
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="l2-prefetch=bulk" | FileCheck %s --check-prefix=BULK
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="l2-prefetch=lines l2-prefetch-bytes=3072" | FileCheck %s --check-prefix=LINES
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma" 2> %t.mma.err | FileCheck %s --check-prefix=MMA
 // RUN: FileCheck %s --check-prefix=MMA-ERR < %t.mma.err
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="value-product=mma" 2> %t.vmma.err | FileCheck %s --check-prefix=VMMA
@@ -52,6 +55,39 @@
 // FIXED: %[[COUNT:.*]] = arith.ceildivui %[[LONGEST]], %c512 : index
 // FIXED: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[COUNT]] : index
 // FIXED: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], {{.*}}, %c0{{.*}} : index, %c512{{.*}} : index)
+// l2-prefetch=bulk: the split's key page blocks (1536 bytes: 64 tokens x
+// 64 channels x 2 bits, then the scales and zeros) are requested into L2
+// first, at most 49152 / 1536 = 32 pages (those holding compressed tokens of
+// the split), a thread a page; a page the page table marks released
+// (negative) is skipped. The value blocks follow the key pass, before its
+// barrier.
+// BULK-LABEL: gpu.func @attend0_split0
+// BULK: %[[PAGES:.*]] = arith.minui %{{.*}}, %c32{{.*}} : index
+// BULK: %[[COUNT:.*]] = arith.select %{{.*}}, %[[PAGES]], %c0{{.*}} : index
+// BULK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128
+// BULK: %[[PAGE:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// BULK: %[[HELD:.*]] = arith.cmpi sge, %[[PAGE]], %c0{{.*}} : i32
+// BULK: scf.if %[[HELD]]
+// BULK: %[[AT:.*]] = llvm.getelementptr %{{.*}}[%{{.*}}] : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, i8
+// BULK: nvvm.cp.async.bulk.prefetch %[[AT]], %c1536_i32 : <1>
+// BULK: gpu.barrier
+// BULK: nvvm.cp.async.bulk.prefetch %{{.*}}, %c1536_i32 : <1>
+// BULK-NEXT: }
+// BULK-NEXT: }
+// BULK-NEXT: gpu.barrier
+// l2-prefetch=lines with a 3072-byte budget: two pages a side, each
+// 1536 / 128 + 1 = 13 prefetch.global.L2 a block, the last address clamped
+// to the block's last byte (1535).
+// LINES-LABEL: gpu.func @attend0_split0
+// LINES: arith.minui %{{.*}}, %c2{{.*}} : index
+// LINES: %[[ITEMS:.*]] = arith.muli %{{.*}}, %c13{{.*}} : index
+// LINES: scf.for %[[ITEM:.*]] = %{{.*}} to %[[ITEMS]] step %c128
+// LINES: %[[LINE:.*]] = arith.remui %[[ITEM]], %c13{{.*}} : index
+// LINES: %[[STEP:.*]] = arith.muli %[[LINE]], %c128{{.*}} : index
+// LINES: arith.minui %[[STEP]], %c1535{{.*}} : index
+// LINES: nvvm.prefetch level = L2, %{{.*}} : !llvm.ptr<1>
+// LINES: nvvm.prefetch level = L2, %{{.*}} : !llvm.ptr<1>
+// The default, l2-prefetch=none: no prefetch (the RUN line's grep).
 // split-blocks=1024: 512 tokens, or fewer (multiples of 32, at least 64)
 // where that leaves the grid short of 1024 blocks: the longest x 4
 // sequences x 2 KV heads / 1024. The kernel gets the size.

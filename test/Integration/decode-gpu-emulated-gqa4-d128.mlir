@@ -18,6 +18,16 @@
 // RUN: kvc-run %s --steps=300 --seed=4 --spec="key=q8:channel:g64,value=q8:token:g32,residual=64" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-tokens=128 split-blocks=0" | FileCheck %s --check-prefix=K8V8MMA
 // RUN: kvc-run %s --steps=300 --seed=5 --spec="key=q3:token:g32,value=q4:channel:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 | FileCheck %s --check-prefix=K3V4MMA
 // RUN: kvc-run %s --steps=300 --seed=6 --spec="key=fp8:e4m3,value=fp16,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 | FileCheck %s --check-prefix=FP8MMA
+//
+// With l2-prefetch the split blocks first prefetch their page blocks into
+// L2; kvc-run checks each prefetch against the cache (inside one head's
+// block of a page holding compressed tokens, every head's as many). Bulk,
+// split-tokens=128 (two 64-token pages a split): steps with 128 compressed
+// tokens (n = 128 .. 255, 128 steps) prefetch 2 sequences x 2 heads x 2
+// sides x 2 pages = 16 blocks, those with 256 (n = 256 .. 300, 45 steps)
+// 32: 3488 blocks of 3072 bytes. Lines at the default split sizes.
+// RUN: kvc-run %s --steps=300 --seed=2 --spec="key=q2:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-tokens=128 split-blocks=0 l2-prefetch=bulk" | FileCheck %s --check-prefix=BULK
+// RUN: kvc-run %s --steps=300 --seed=7 --spec="key=q4:channel:g128,value=q4:token:g128,residual=128" --page-tokens=128 --gpu-emulator --gpu-options="l2-prefetch=lines" | FileCheck %s --check-prefix=LINES
 
 // K2V2: key quant<bits=2, axis=channel, group=32>, value quant<bits=2, axis=token, group=32>
 // K2V2-NEXT: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
@@ -35,6 +45,12 @@
 // K3V4MMA: PASS
 // FP8MMA: key fp8<e4m3>, value fp16
 // FP8MMA: PASS
+// BULK: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
+// BULK: L2 prefetches: 0 lines, 3488 page blocks (10715136 bytes), each in one head's block of a page holding compressed tokens, every head's as many
+// BULK-NEXT: PASS
+// LINES: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
+// LINES: L2 prefetches: {{[1-9][0-9]*}} lines, 0 page blocks (0 bytes), each in one head's block
+// LINES-NEXT: PASS
 
 func.func @step(%cache: !kvc.cache<2x2x?x128xf32>, %q: tensor<2x8x1x128xf32>,
                 %k: tensor<2x2x1x128xf32>, %v: tensor<2x2x1x128xf32>) -> (tensor<2x8x1x128xf32>, !kvc.cache<2x2x?x128xf32>) {

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Invoke.h"
+#include "Prefetches.h"
 
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 #include "kvc/ExecutionEngine/JitFunction.h"
@@ -371,6 +372,7 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
                     kvc_rt_last_error());
   }
   uint64_t bytesCompared = 0;
+  ::kvc::run::PrefetchCounts prefetches;
 
   unsigned actualSeed = seed ? unsigned(seed) : std::random_device{}();
   std::mt19937 rng(actualSeed);
@@ -433,6 +435,11 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
     if (!outputs)
       return fail(llvm::Twine("step ") + llvm::Twine(t) + ": " +
                   llvm::toString(outputs.takeError()));
+    if (gpuEmulator) {
+      std::string problem = ::kvc::run::checkPrefetches(cache, seqs, prefetches);
+      if (!problem.empty())
+        return fail(llvm::Twine("step ") + llvm::Twine(t) + ": " + problem);
+    }
     if (twin) {
       for (int64_t bi = 0; bi < b; ++bi) {
         kvc_rt_tokens tokens{};
@@ -640,6 +647,12 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
         "generated append: pages and residual rows equal the runtime's "
         "append after every step ({0} bytes compared)\n",
         bytesCompared);
+  if (prefetches.lines || prefetches.blocks)
+    llvm::outs() << llvm::formatv(
+        "L2 prefetches: {0} lines, {1} page blocks ({2} bytes), each in one "
+        "head's block of a page holding compressed tokens, every head's as "
+        "many\n",
+        prefetches.lines, prefetches.blocks, prefetches.blockBytes);
   if (shape.returnsMass)
     llvm::outs() << llvm::formatv(
         "attention {0}: max |compiled - oracle| = {1:e2} (tolerance "

@@ -165,7 +165,19 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "their codes (fp16 subnormals), the scales folded into the "
            "weights; "
            "head_dim 64 or 128, at most 8 query heads per KV head, other "
-           "sites are an error)">
+           "sites are an error)">,
+    Option<"l2Prefetch", "l2-prefetch", "std::string", /*default=*/"\"none\"",
+           "Whether a split block first requests its page blocks into L2 "
+           "(keys at its start, values after the key pass), so that its "
+           "warps' loads wait for L2 rather than DRAM: 'none', 'lines' "
+           "(prefetch.global.L2, one a 128-byte line; any chip) or 'bulk' "
+           "(cp.async.bulk.prefetch.L2, one a page block; sm_90 and "
+           "later)">,
+    Option<"l2PrefetchBytes", "l2-prefetch-bytes", "unsigned",
+           /*default=*/"49152",
+           "The most bytes of each side a split block prefetches (whole "
+           "page blocks from the split's first, at least one): the blocks "
+           "resident on an SM share its part of L2">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

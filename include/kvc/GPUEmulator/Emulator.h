@@ -20,7 +20,7 @@
 // ERRORS, as the CUDA runtime's (kvc_runtime_gpu.h): whatever cannot be
 // emulated (bitcode it cannot read, an intrinsic or inline PTX it does not
 // know) or goes wrong in a kernel (a collective that not all lanes reach, a
-// deadlock: the grid stops there) is printed to stderr ("kvc gpu emulator:
+// deadlock, a misaligned bulk prefetch: the grid stops there) is printed to stderr ("kvc gpu emulator:
 // ...") and the first such error is recorded until clearError(); while one
 // is recorded, launches do nothing (outputs keep what they held), and the
 // functions returning a handle return NULL on failure.
@@ -35,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kvc {
 namespace gpuemu {
@@ -71,6 +72,21 @@ void memCopy(void *dst, void *src, size_t bytes, void *stream);
 void memset32(void *dst, unsigned int value, size_t count, void *stream);
 void memset16(void *dst, unsigned short value, size_t count, void *stream);
 void setDefaultDevice(int32_t device);
+
+/// A prefetch into L2 a kernel thread issued: prefetch.global.L2 (the byte
+/// it names, `bytes` 1) or cp.async.bulk.prefetch.L2 (`bulk`: its range).
+/// Bulk prefetches that break the PTX ISA's 16-byte alignment stop the
+/// grid with an error; the ends of every range are read (an address
+/// outside host memory faults there).
+struct Prefetch {
+  const void *address;
+  uint64_t bytes;
+  bool bulk;
+};
+
+/// The prefetches of the launches since the last call (the first 2^20),
+/// taken from the log. Thread-safe.
+std::vector<Prefetch> takePrefetches();
 
 /// Calls `visit` with each `mgpu*` name and the function above that
 /// implements it (for a JIT's symbol map).

@@ -137,6 +137,17 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
                      "cores, default) or mma (tensor cores; "
                      "kvc-lower-to-gpu's option)"),
       llvm::cl::init("fma")};
+  Option<std::string> l2Prefetch{
+      *this, "l2-prefetch",
+      llvm::cl::desc("Page blocks requested into L2 before the passes read "
+                     "them: none (default), lines (any chip) or bulk (sm_90 "
+                     "and later; kvc-lower-to-gpu's option)"),
+      llvm::cl::init("none")};
+  Option<unsigned> l2PrefetchBytes{
+      *this, "l2-prefetch-bytes",
+      llvm::cl::desc("The most bytes of each side a split block prefetches "
+                     "(default 49152)"),
+      llvm::cl::init(49152)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};

@@ -10,6 +10,8 @@
 #ifndef KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H
 #define KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H
 
+#include "L2Prefetch.h"
+
 #include "../KVCToLoops/PageReader.h"
 
 #include "kvc/Numerics/Encoding.h"
@@ -68,6 +70,10 @@ struct SplitKernelSpec {
   CodeToFloat codeToFloat; ///< how codes become floats
   KeyProduct keyProduct = KeyProduct::FMA;
   ValueProduct valueProduct = ValueProduct::FMA;
+  /// The split's page blocks brought into L2 first (keys at the start,
+  /// values after the key pass), at most l2PrefetchBytes a side.
+  L2Prefetch l2Prefetch = L2Prefetch::None;
+  uint64_t l2PrefetchBytes = 49152;
   double scale;
   std::optional<double> softcap;
   std::optional<int64_t> window;

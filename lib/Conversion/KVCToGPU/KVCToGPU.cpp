@@ -102,6 +102,8 @@ struct GPULowering {
   CodeToFloat codeToFloat;
   KeyProduct keyProduct;
   ValueProduct valueProduct;
+  L2Prefetch l2Prefetch;
+  uint64_t l2PrefetchBytes;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
   /// kvc.quantize ops to lower (checkLowerable counts them).
@@ -356,6 +358,8 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.codeToFloat = lowering.codeToFloat;
     spec.keyProduct = lowering.keyProduct;
     spec.valueProduct = lowering.valueProduct;
+    spec.l2Prefetch = lowering.l2Prefetch;
+    spec.l2PrefetchBytes = lowering.l2PrefetchBytes;
     spec.scale = op.getEffectiveScale();
     if (auto softcap = op.getSoftcap())
       spec.softcap = softcap->convertToDouble();
@@ -600,8 +604,18 @@ void KVCLowerToGPUPass::runOnOperation() {
   std::optional<ValueProduct> valueProducts = parseChoice<ValueProduct>(
       module, "value-product", valueProduct,
       {{"fma", ValueProduct::FMA}, {"mma", ValueProduct::MMA}});
-  if (!codes || !products || !valueProducts)
+  std::optional<L2Prefetch> prefetch = parseChoice<L2Prefetch>(
+      module, "l2-prefetch", l2Prefetch,
+      {{"none", L2Prefetch::None},
+       {"lines", L2Prefetch::Lines},
+       {"bulk", L2Prefetch::Bulk}});
+  if (!codes || !products || !valueProducts || !prefetch)
     return signalPassFailure();
+  if (l2PrefetchBytes == 0) {
+    module.emitError() << "kvc-lower-to-gpu: l2-prefetch-bytes must be "
+                          "positive";
+    return signalPassFailure();
+  }
   // DenseMap's default constructor is explicit: name it.
   GPULowering lowering{
       {pageTokens, decltype(LoweringContext::headEncodings)(), module},
@@ -612,6 +626,8 @@ void KVCLowerToGPUPass::runOnOperation() {
       *codes,
       *products,
       *valueProducts,
+      *prefetch,
+      l2PrefetchBytes,
       /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();

@@ -615,26 +615,35 @@ SmallVector<Value> PageReader::unitCodes(OpBuilder &b, Location loc,
   return codes;
 }
 
-std::pair<Value, Value> SequenceSideView::locate(OpBuilder &b, Location loc,
-                                                 Value head,
-                                                 Value token) const {
-  Value tokensPerPage = indexConst(b, loc, pageTokens);
-  Value pageSlot = arith::DivUIOp::create(b, loc, token, tokensPerPage);
-  Value page = pageTable.load(
+Value SequenceSideView::pageIndex(OpBuilder &b, Location loc,
+                                  Value pageSlot) const {
+  return pageTable.load(
       b, loc, b.getI32Type(),
       arith::MulIOp::create(b, loc, pageSlot, indexConst(b, loc, 4)));
-  Value pageIndex = arith::IndexCastOp::create(b, loc, b.getIndexType(), page);
+}
+
+Value SequenceSideView::blockBase(OpBuilder &b, Location loc, Value head,
+                                  Value page) const {
+  Value poolIndex = arith::IndexCastOp::create(b, loc, b.getIndexType(), page);
   Value headInRun = arith::SubIOp::create(b, loc, head, runFirst);
   Value headOffset = arith::AddIOp::create(
       b, loc, indexConst(b, loc, runOffset),
       arith::MulIOp::create(b, loc, headInRun,
                             indexConst(b, loc, reader->getLayout().blockBytes)));
-  Value blockBase = arith::AddIOp::create(
+  return arith::AddIOp::create(
       b, loc,
-      arith::MulIOp::create(b, loc, pageIndex, indexConst(b, loc, pageBytes)),
+      arith::MulIOp::create(b, loc, poolIndex, indexConst(b, loc, pageBytes)),
       headOffset);
+}
+
+std::pair<Value, Value> SequenceSideView::locate(OpBuilder &b, Location loc,
+                                                 Value head,
+                                                 Value token) const {
+  Value tokensPerPage = indexConst(b, loc, pageTokens);
+  Value pageSlot = arith::DivUIOp::create(b, loc, token, tokensPerPage);
+  Value base = blockBase(b, loc, head, pageIndex(b, loc, pageSlot));
   Value slot = arith::RemUIOp::create(b, loc, token, tokensPerPage);
-  return {blockBase, slot};
+  return {base, slot};
 }
 
 SmallVector<Value> SequenceSideView::foldChannels(OpBuilder &b, Location loc,

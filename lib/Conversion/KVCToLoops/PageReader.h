@@ -162,6 +162,8 @@ public:
 
   /// The block layout the reader assumes.
   const ::kvc::numerics::BlockLayout &getLayout() const { return layout; }
+  /// The pool the reader reads (block bases are byte offsets into it).
+  const ByteViews &getPool() const { return pool; }
 
   /// Spans of up to `channels` are read chunk after chunk, unrolled, so that
   /// callbacks see static offsets (default kMaxUnrolledSpan); longer spans
@@ -429,6 +431,13 @@ struct SequenceSideView {
   HalfPairTerms halfPairTerms(OpBuilder &b, Location loc, Value head,
                               Value token, ChannelSpan span) const;
 
+  /// The pool index (i32) of the sequence's page `pageSlot` (an index): its
+  /// page table's entry (KVC_RT_PAGE_HOLE, -1, for a page eviction
+  /// released).
+  Value pageIndex(OpBuilder &b, Location loc, Value pageSlot) const;
+  /// Byte offset in the pool of the block of `head` in pool page `page`
+  /// (an i32 pool index).
+  Value blockBase(OpBuilder &b, Location loc, Value head, Value page) const;
   /// Byte offset of the block of `head` in the page holding compressed
   /// token `token`, and the token's slot in it.
   std::pair<Value, Value> locate(OpBuilder &b, Location loc, Value head,

@@ -44,6 +44,8 @@ declare i32 @llvm.nvvm.shfl.sync.bfly.i32(i32, i32, i32, i32)
 declare float @llvm.nvvm.shfl.sync.idx.f32(i32, float, i32, i32)
 declare void @llvm.nvvm.barrier.cta.sync.aligned.all(i32)
 declare i32 @llvm.nvvm.prmt(i32, i32, i32)
+declare void @llvm.nvvm.prefetch.global.L2(ptr addrspace(1))
+declare void @llvm.nvvm.cp.async.bulk.prefetch.L2(ptr addrspace(1), i32, i64, i1)
 declare { float, float, float, float } @llvm.nvvm.mma.m16n8k16.row.col.f32.f32(<2 x half>, <2 x half>, <2 x half>, <2 x half>, <2 x half>, <2 x half>, float, float, float, float)
 declare { float, float, float, float } @llvm.nvvm.mma.m16n8k8.row.col.f32.f32(<2 x half>, <2 x half>, <2 x half>, float, float, float, float)
 )";
@@ -441,6 +443,58 @@ exit:
                               "barrier",
                               0),
             0u);
+}
+
+TEST(GPUEmulator, PrefetchesAreRecorded) {
+  // Thread t prefetches line t * 128 of the buffer and, for t < 2, bulk
+  // prefetches bytes [t * 256, t * 256 + %size).
+  const char *body = R"(
+define ptx_kernel void @prefetch(ptr addrspace(1) %buffer, i32 %size) {
+  %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %line = mul i32 %tid, 128
+  %at = getelementptr i8, ptr addrspace(1) %buffer, i32 %line
+  call void @llvm.nvvm.prefetch.global.L2(ptr addrspace(1) %at)
+  %low = icmp ult i32 %tid, 2
+  br i1 %low, label %bulk, label %exit
+bulk:
+  %start = mul i32 %tid, 256
+  %from = getelementptr i8, ptr addrspace(1) %buffer, i32 %start
+  call void @llvm.nvvm.cp.async.bulk.prefetch.L2(ptr addrspace(1) %from, i32 %size, i64 0, i1 false)
+  br label %exit
+exit:
+  ret void
+}
+)";
+  kvc::gpuemu::takePrefetches();
+  alignas(16) static unsigned char buffer[1024];
+  launch(body, "prefetch", 1, 4, {buffer, reinterpret_cast<void *>(192)});
+  EXPECT_EQ(takeError(), "");
+  std::vector<kvc::gpuemu::Prefetch> seen = kvc::gpuemu::takePrefetches();
+  ASSERT_EQ(seen.size(), 6u);
+  unsigned lines = 0, bulks = 0;
+  for (const kvc::gpuemu::Prefetch &p : seen) {
+    const auto offset = static_cast<const unsigned char *>(p.address) - buffer;
+    if (p.bulk) {
+      EXPECT_EQ(p.bytes, 192u);
+      EXPECT_EQ(offset % 256, 0);
+      ++bulks;
+    } else {
+      EXPECT_EQ(p.bytes, 1u);
+      EXPECT_EQ(offset % 128, 0);
+      ++lines;
+    }
+  }
+  EXPECT_EQ(lines, 4u);
+  EXPECT_EQ(bulks, 2u);
+  EXPECT_TRUE(kvc::gpuemu::takePrefetches().empty());
+
+  // A size that is not a multiple of 16 stops the grid.
+  launch(body, "prefetch", 1, 4, {buffer, reinterpret_cast<void *>(200)});
+  EXPECT_EQ(takeError(),
+            "kvc gpu emulator: kernel prefetch: thread 0 of block (0, 0, 0): "
+            "cp.async.bulk.prefetch.L2 of 200 bytes at 0 bytes past a "
+            "16-byte boundary (address and size must be multiples of 16)");
+  kvc::gpuemu::takePrefetches();
 }
 
 TEST(GPUEmulator, NothingRunsWhileAnErrorIsRecorded) {
