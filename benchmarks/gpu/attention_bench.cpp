@@ -106,10 +106,12 @@ struct Variant {
   uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
   bool tensorCoreKeys = false;   ///< key_product=mma
   bool tensorCoreValues = false; ///< value_product=mma
+  std::string l2Prefetch = "none"; ///< l2_prefetch=lines|bulk
 };
 
 /// A manifest line (attention_variants.py's format, one encoding for all
-/// heads, no window or softcap, key_product and value_product allowed); an
+/// heads, no window or softcap, key_product, value_product and l2_prefetch
+/// allowed); an
 /// error message on failure.
 std::string parseVariant(const std::string &line, Variant &v) {
   std::istringstream in(line);
@@ -122,9 +124,12 @@ std::string parseVariant(const std::string &line, Variant &v) {
       v.tensorCoreKeys = extra == "key_product=mma";
     else if (extra == "value_product=mma" || extra == "value_product=fma")
       v.tensorCoreValues = extra == "value_product=mma";
+    else if (extra == "l2_prefetch=lines" || extra == "l2_prefetch=bulk" ||
+             extra == "l2_prefetch=none")
+      v.l2Prefetch = extra.substr(12);
     else
-      return "the benchmark takes no extra field but key_product and "
-             "value_product ('" +
+      return "the benchmark takes no extra field but key_product, "
+             "value_product and l2_prefetch ('" +
              extra + "')";
   }
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
@@ -624,10 +629,11 @@ void runBatch(const std::vector<const Variant *> &variants,
       const Variant &v = *bench->v;
       Row row;
       // Tensor-core rows are told apart by " mma" (key pass) and " vmma"
-      // (value pass).
+      // (value pass), L2-prefetching ones by " l2bulk" or " l2lines".
       row.label = encodingLabel(v.encoding) +
                   (v.tensorCoreKeys ? " mma" : "") +
-                  (v.tensorCoreValues ? " vmma" : "");
+                  (v.tensorCoreValues ? " vmma" : "") +
+                  (v.l2Prefetch != "none" ? " l2" + v.l2Prefetch : "");
       row.name = v.name;
       row.batch = v.batch;
       row.S = S;

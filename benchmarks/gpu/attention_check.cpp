@@ -48,6 +48,9 @@
 #include "kvc_runtime_binding.h"
 #include "kvc_runtime_gpu.h"
 
+#if KVC_ATTENTION_EMULATED
+#include "kvc/GPUEmulator/PrefetchCheck.h"
+#endif
 #include "kvc/Numerics/FoldedScales.h"
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Quantize.h"
@@ -108,6 +111,9 @@ struct Variant {
   /// value_product=mma: the kernels weigh values rounded to fp16 on tensor
   /// cores.
   bool tensorCoreValues = false;
+  /// l2_prefetch=lines|bulk: the split kernels prefetch their page blocks
+  /// into L2 (the emulated check checks each prefetch against the cache).
+  std::string l2Prefetch = "none";
 };
 
 /// One manifest line (attention_variants.py documents the format); an
@@ -127,6 +133,9 @@ std::string parseVariant(const std::string &line, Variant &v) {
       v.tensorCoreKeys = extra == "key_product=mma";
     else if (extra == "value_product=mma" || extra == "value_product=fma")
       v.tensorCoreValues = extra == "value_product=mma";
+    else if (extra == "l2_prefetch=lines" || extra == "l2_prefetch=bulk" ||
+             extra == "l2_prefetch=none")
+      v.l2Prefetch = extra.substr(12);
     else
       return "unknown field '" + extra + "'";
   }
@@ -445,6 +454,9 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
       outcome.problem = runtimeError("kvc_rt_sequence_create");
       return outcome;
     }
+#if KVC_ATTENTION_EMULATED
+  kvc::gpuemu::takePrefetches(); // an earlier variant's, if it failed
+#endif
   const uint64_t tokenSeed = rng();
   outcome.problem = fillCache(cache, seqs, lengths, v, tokenSeed);
   if (!outcome.problem.empty())
@@ -487,6 +499,23 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
     std::string problem = synchronize();
     if (problem.empty())
       problem = gpuRecord();
+#if KVC_ATTENTION_EMULATED
+    if (problem.empty()) {
+      // The prefetches of this call: each in a page block of the cache,
+      // of the kind the variant was built with.
+      kvc::gpuemu::PrefetchCounts counts;
+      problem = kvc::gpuemu::checkPrefetches(cache, seqs.data(), seqs.size(),
+                                             counts);
+      const bool lines = counts.lines > 0, blocks = counts.blocks > 0;
+      if (problem.empty() && (lines != (v.l2Prefetch == "lines") ||
+                              blocks != (v.l2Prefetch == "bulk")))
+        problem = "l2_prefetch=" + v.l2Prefetch + " but " +
+                  std::to_string(counts.lines) + " line and " +
+                  std::to_string(counts.blocks) + " block prefetches";
+      if (!problem.empty())
+        return outcome.problem = problem, outcome;
+    }
+#endif
     if (!problem.empty()) {
       outcome.problem = problem;
       outcome.cudaBroken = true;

@@ -8,19 +8,21 @@ query token over a `!kvc.cache<B x Hkv x ? x D x f16>`, with
 descriptors; the out-parameter comes last).
 
 Variants are grouped into modules by the pipeline options they need
-(page-tokens, split-tokens, key-product, value-product, split-blocks): one
-MLIR file per group.
+(page-tokens, split-tokens, key-product, value-product, split-blocks,
+l2-prefetch): one MLIR file per group.
 Outputs, in OUTDIR:
 
-  variants_p<P>_s<S>[_sb<N>][_mma][_vmma].mlir   one module per option
-                            group
+  variants_p<P>_s<S>[_sb<N>][_mma][_vmma][_l2<kind>].mlir   one module
+                            per option group
   modules.txt               "<file> <page_tokens> <split_tokens>
-                            <key_product> <value_product> [<split_blocks>]"
-                            per module (no split_blocks: the build's
-                            default)
+                            <key_product> <value_product> [<split_blocks>
+                            [<l2_prefetch>]]" per module (no split_blocks
+                            or "-": the build's default; no l2_prefetch:
+                            none)
   manifest.txt              one line per variant, whitespace separated:
       name B Hq Hkv D key value residual page_tokens split [window=W]
       [softcap=C] [key_product=mma] [value_product=mma]
+      [l2_prefetch=lines|bulk]
     key / value are side specs: `q<bits>:<channel|token>:g<group>`,
     `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
     each KV head its own encoding (kvc.head_encodings).
@@ -38,7 +40,10 @@ tensor-core value pass (value-product=mma, names ending in _vmma) alike
 for every value encoding, alone and with the tensor-core key pass, and
 values in groups of the whole head (folded scales) at 2, 4 and 8 bits and
 both head dims; per-call
-split sizes (split-blocks, names with _sb<N>) with every pass.
+split sizes (split-blocks, names with _sb<N>) with every pass; and the L2
+prefetch of the page blocks (l2-prefetch=lines or bulk, names ending in
+_l2lines or _l2bulk) with both key and value passes, per-call splits,
+windows, per-head encodings and 128-token pages.
 
 usage: attention_variants.py OUTDIR
 """
@@ -59,7 +64,7 @@ class Variant:
                  residual=RESIDUAL, page_tokens=PAGE_TOKENS,
                  split=SPLIT_TOKENS, window=None, softcap=None,
                  key_product="fma", split_blocks=None,
-                 value_product="fma"):
+                 value_product="fma", l2_prefetch="none"):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
@@ -70,6 +75,8 @@ class Variant:
         # kvc-gpu-pipeline's split-blocks for this variant's module (None:
         # the build's default).
         self.split_blocks = split_blocks
+        # kvc-gpu-pipeline's l2-prefetch: none, lines or bulk.
+        self.l2_prefetch = l2_prefetch
 
     @property
     def query_heads(self):
@@ -104,6 +111,8 @@ class Variant:
             parts.append(self.key_product)
         if self.value_product != "fma":
             parts.append("v" + self.value_product)
+        if self.l2_prefetch != "none":
+            parts.append("l2" + self.l2_prefetch)
         return "_".join(parts)
 
     def manifest_line(self):
@@ -118,6 +127,8 @@ class Variant:
             fields.append(f"key_product={self.key_product}")
         if self.value_product != "fma":
             fields.append(f"value_product={self.value_product}")
+        if self.l2_prefetch != "none":
+            fields.append(f"l2_prefetch={self.l2_prefetch}")
         return " ".join(str(f) for f in fields)
 
 
@@ -251,6 +262,26 @@ def variants():
     yield Variant("q2:channel:g128", V2, 8, 4, 128, kv_heads=4,
                   page_tokens=128, split_blocks=400)
     yield Variant("fp16", "fp16", 32, 8, 64, split_blocks=1024)
+    # The L2 prefetch of the split's page blocks: bulk with both passes on
+    # tensor cores (the benchmark's K2/V2 g32 and K8/V8 g128 shapes), with
+    # per-call splits that start inside a page, a window, per-head
+    # encodings (blocks at each head's offset); lines with the CUDA-core
+    # passes, 128-token pages and fp16 pages (one page a split: 16 KB).
+    for prefetch, products in (("bulk", (mma, mma)), ("lines", ("fma", "fma"))):
+        yield Variant(K2, V2, 8, 4, 128, kv_heads=4, key_product=products[0],
+                      value_product=products[1], l2_prefetch=prefetch)
+    yield Variant("q8:channel:g128", "q8:token:g128", 8, 4, 128, kv_heads=4,
+                  page_tokens=128, key_product=mma, value_product=mma,
+                  l2_prefetch="bulk")
+    yield Variant(K2, V2, 8, 4, 128, window=300, softcap=50.0,
+                  key_product=mma, value_product=mma, split_blocks=400,
+                  l2_prefetch="bulk")
+    yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
+                  kv_heads=4, key_product=mma, value_product=mma,
+                  l2_prefetch="bulk")
+    yield Variant("q4:channel:g128", "q4:token:g128", 1, 8, 128,
+                  page_tokens=128, l2_prefetch="lines")
+    yield Variant("fp16", "fp16", 8, 4, 64, l2_prefetch="lines")
 
 
 def side_attr(spec):
@@ -301,6 +332,7 @@ def module_name(stem, v):
     suffix = "" if v.split_blocks is None else f"_sb{v.split_blocks}"
     suffix += "" if v.key_product == "fma" else f"_{v.key_product}"
     suffix += "" if v.value_product == "fma" else f"_v{v.value_product}"
+    suffix += "" if v.l2_prefetch == "none" else f"_l2{v.l2_prefetch}"
     return f"{stem}_p{v.page_tokens}_s{v.split}{suffix}.mlir"
 
 
@@ -319,16 +351,20 @@ def write_variants(outdir, variants, stem="variants",
         groups.setdefault((v.page_tokens, v.split, v.key_product,
                            v.value_product,
                            v.split_blocks if v.split_blocks is not None
-                           else -1), []).append(v)
+                           else -1, v.l2_prefetch), []).append(v)
     with open(os.path.join(outdir, manifest), "w") as manifest_file, \
             open(os.path.join(outdir, modules), "w") as index:
-        for (page_tokens, split, product, value_product, blocks), group in \
-                sorted(groups.items()):
+        for (page_tokens, split, product, value_product, blocks,
+             prefetch), group in sorted(groups.items()):
             name = module_name(stem, group[0])
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
             line = f"{name} {page_tokens} {split} {product} {value_product}"
-            index.write(line + (f" {blocks}" if blocks >= 0 else "") + "\n")
+            if prefetch != "none":
+                line += f" {blocks if blocks >= 0 else '-'} {prefetch}"
+            elif blocks >= 0:
+                line += f" {blocks}"
+            index.write(line + "\n")
             for v in group:
                 manifest_file.write(v.manifest_line() + "\n")
     return len(seen), len(groups)

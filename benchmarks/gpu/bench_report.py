@@ -30,9 +30,10 @@ ISSUE_ENCODINGS = ("K2/V2 g32", "K2/V2 g128", "K4/V2 g32", "K4/V4 g128",
 def base_encoding(label):
     """A row's encoding without its passes: "K2/V2 g32 mma" (the
     tensor-core key pass, key-product=mma), "K2/V2 g32 vmma" (the
-    tensor-core value pass) and "K2/V2 g32 mma vmma" -> "K2/V2 g32". The
-    targets apply to each kernel's rows."""
-    for suffix in (" vmma", " mma"):
+    tensor-core value pass), "K2/V2 g32 mma vmma" and "K2/V2 g32 mma vmma
+    l2bulk" (with the L2 prefetch) -> "K2/V2 g32". The targets apply to
+    each kernel's rows."""
+    for suffix in (" l2bulk", " l2lines", " vmma", " mma"):
         if label.endswith(suffix):
             label = label[:-len(suffix)]
     return label

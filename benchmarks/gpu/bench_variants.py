@@ -2,9 +2,11 @@
 (scripts/gpu_attention_build.sh, benchmarks/gpu/attention_bench.cpp):
 Llama-3-8B attention, 32 query heads over 8 KV heads of head_dim 128, at
 batch 1, 8 and 32, for each encoding of issue 5 with the CUDA-core
-passes, the tensor-core key pass (key-product=mma, names ending in _mma)
-and both passes on tensor cores (value-product=mma too, names ending in
-_mma_vmma), and kvc's own fp16 kernel (the bandwidth reference row).
+passes, the tensor-core key pass (key-product=mma, names ending in _mma),
+both passes on tensor cores (value-product=mma too, names ending in
+_mma_vmma) and those with the split blocks' page blocks prefetched into L2
+first (l2-prefetch=bulk, names ending in _mma_vmma_l2bulk), and kvc's own
+fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
 query token, `llvm.emit_c_interface`, `_mlir_ciface_<name>(binding, &q,
@@ -19,10 +21,10 @@ entry to the same cache type (`ptr _mlir_ciface_bench_append_<x>(binding,
 &k, &v)`), which the benchmark times per decode step next to the
 attention. Outputs, in OUTDIR:
 
-  bench_p<P>_s<S>[_mma][_vmma].mlir   one module per (page-tokens,
-                         split-tokens, key-product, value-product)
-  bench_modules.txt      "<file> <page_tokens> <split_tokens>
-                         <key_product> <value_product>" per module
+  bench_p<P>_s<S>[_mma][_vmma][_l2bulk].mlir   one module per
+                         (page-tokens, split-tokens, key-product,
+                         value-product, l2-prefetch)
+  bench_modules.txt      attention_variants.py's module index
   bench_manifest.txt     attention_variants.py's manifest format (the
                          attention variants; the append twins go by name)
 
@@ -70,11 +72,13 @@ def page_tokens(key):
 
 def variants(split=av.SPLIT_TOKENS):
     # Each encoding with the CUDA-core passes, the tensor-core key pass
-    # (key-product=mma) and both tensor-core passes (value-product=mma too);
-    # kvc's fp16 reference row only with the first.
-    for products in (("fma", "fma"), ("mma", "fma"), ("mma", "mma")):
+    # (key-product=mma), both tensor-core passes (value-product=mma too)
+    # and those with the L2 prefetch (l2-prefetch=bulk); kvc's fp16
+    # reference row only with the first.
+    for products in (("fma", "fma", "none"), ("mma", "fma", "none"),
+                     ("mma", "mma", "none"), ("mma", "mma", "bulk")):
         for key, value in ENCODINGS:
-            if products != ("fma", "fma") and key == "fp16":
+            if products[0] != "fma" and key == "fp16":
                 continue
             for batch in BATCHES:
                 yield BenchVariant(key, value, batch,
@@ -82,7 +86,8 @@ def variants(split=av.SPLIT_TOKENS):
                                    kv_heads=KV_HEADS,
                                    page_tokens=page_tokens(key),
                                    split=split, key_product=products[0],
-                                   value_product=products[1])
+                                   value_product=products[1],
+                                   l2_prefetch=products[2])
 
 
 class AppendTwin(append_variants.Variant):

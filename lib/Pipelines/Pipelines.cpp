@@ -150,18 +150,20 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
         "value-product fma or mma, l2-prefetch none, lines or bulk)"));
     return;
   }
-  // cp.async.bulk exists from sm_90 on; the NVPTX backend would otherwise
-  // fail late, naming an intrinsic rather than the option.
+  // LLVM's NVPTX backend selects prefetch.global.L2 and
+  // cp.async.bulk.prefetch.L2 from sm_90 on; below, it would abort in
+  // instruction selection rather than name the option.
   unsigned smVersion = 0;
   StringRef chipName = options.chip.getValue();
-  if (options.l2Prefetch.getValue() == "bulk" &&
+  if (options.l2Prefetch.getValue() != "none" &&
       (!chipName.consume_front("sm_") ||
        chipName.take_while(llvm::isDigit).getAsInteger(10, smVersion) ||
        smVersion < 90)) {
     pm.addPass(std::make_unique<BadPipelineOptions>(
-        "kvc-gpu-pipeline: l2-prefetch=bulk needs chip sm_90 or later "
-        "(cp.async.bulk.prefetch), not '" +
-        options.chip.getValue() + "'; use l2-prefetch=lines"));
+        "kvc-gpu-pipeline: l2-prefetch=" + options.l2Prefetch.getValue() +
+        " needs chip sm_90 or later (LLVM selects the NVVM prefetches from "
+        "sm_90 on), not '" +
+        options.chip.getValue() + "'; use l2-prefetch=none"));
     return;
   }
   std::string pipeline = llvm::formatv(

@@ -12,6 +12,7 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="l2-prefetch=all" 2>&1 | FileCheck %s --check-prefix=PREFETCH
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="l2-prefetch=lines l2-prefetch-bytes=0" 2>&1 | FileCheck %s --check-prefix=PREFETCHBYTES
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_80 l2-prefetch=bulk" 2>&1 | FileCheck %s --check-prefix=BULKCHIP
+// RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_86 l2-prefetch=lines" 2>&1 | FileCheck %s --check-prefix=LINESCHIP
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
@@ -25,7 +26,8 @@
 // FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' key-product='fma' value-product='fma' l2-prefetch='none' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, fatbin or llvm, code-to-float bits or convert, key-product and value-product fma or mma, l2-prefetch none, lines or bulk)
 // PREFETCH: error: kvc-lower-to-gpu: l2-prefetch must be 'none', 'lines' or 'bulk', not 'all'
 // PREFETCHBYTES: error: kvc-lower-to-gpu: l2-prefetch-bytes must be positive
-// BULKCHIP: error: kvc-gpu-pipeline: l2-prefetch=bulk needs chip sm_90 or later (cp.async.bulk.prefetch), not 'sm_80'; use l2-prefetch=lines
+// BULKCHIP: error: kvc-gpu-pipeline: l2-prefetch=bulk needs chip sm_90 or later (LLVM selects the NVVM prefetches from sm_90 on), not 'sm_80'; use l2-prefetch=none
+// LINESCHIP: error: kvc-gpu-pipeline: l2-prefetch=lines needs chip sm_90 or later (LLVM selects the NVVM prefetches from sm_90 on), not 'sm_86'; use l2-prefetch=none
 // VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' l2-prefetch='none' (expected
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {

@@ -8,10 +8,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "Invoke.h"
-#include "Prefetches.h"
 
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 #include "kvc/ExecutionEngine/JitFunction.h"
+#include "kvc/GPUEmulator/PrefetchCheck.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/Numerics/Cache.h"
 #include "kvc/Numerics/Evict.h"
@@ -372,7 +372,7 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
                     kvc_rt_last_error());
   }
   uint64_t bytesCompared = 0;
-  ::kvc::run::PrefetchCounts prefetches;
+  ::kvc::gpuemu::PrefetchCounts prefetches;
 
   unsigned actualSeed = seed ? unsigned(seed) : std::random_device{}();
   std::mt19937 rng(actualSeed);
@@ -436,7 +436,8 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
       return fail(llvm::Twine("step ") + llvm::Twine(t) + ": " +
                   llvm::toString(outputs.takeError()));
     if (gpuEmulator) {
-      std::string problem = ::kvc::run::checkPrefetches(cache, seqs, prefetches);
+      std::string problem = ::kvc::gpuemu::checkPrefetches(
+          cache, seqs.data(), seqs.size(), prefetches);
       if (!problem.empty())
         return fail(llvm::Twine("step ") + llvm::Twine(t) + ": " + problem);
     }

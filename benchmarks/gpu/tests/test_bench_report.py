@@ -149,6 +149,8 @@ def test_tensor_core_value_rows_take_their_encodings_targets():
     # under the encoding's targets.
     assert bench_report.base_encoding("K2/V2 g32 mma vmma") == "K2/V2 g32"
     assert bench_report.base_encoding("K4/V4 g128 vmma") == "K4/V4 g128"
+    assert bench_report.base_encoding("K2/V2 g32 mma vmma l2bulk") == \
+        "K2/V2 g32"
     rows = [kvc_row("K2/V2 g32", 32, 32768, 125.0, 70.0),
             kvc_row("K2/V2 g32 mma vmma", 32, 32768, 100.0, 88.0)]
     got = {(r["target"].text, r["encoding"]): (r["status"], r["value"])

@@ -38,9 +38,9 @@ def test_modules_are_grouped_by_key_product(tmp_path):
 
 def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
-    assert len(mma) == 32 + 21 + 3
+    assert len(mma) == 32 + 21 + 3 + 4
     vmma = [v for v in av.variants() if v.value_product == "mma"]
-    assert len(vmma) == 51 + 4
+    assert len(vmma) == 51 + 4 + 4
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
     # sites the tensor-core passes take (others are a compile-time error).
     for passes in (mma, vmma):
@@ -53,7 +53,7 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 178
+    assert len(names) == len(set(names)) == 185
     # Values in groups of the whole head (folded scales) at 2, 4 and 8
     # bits, both head dims, on tensor cores.
     whole_head = {(v.value, v.head_dim) for v in vmma
@@ -107,6 +107,37 @@ def test_split_blocks_variants_get_modules_of_their_own(tmp_path):
     assert {v.value_product for v in blocks} == {"fma", "mma"}
 
 
+def test_l2_prefetch_variants_are_named_and_grouped(tmp_path):
+    variants = [av.Variant(av.K2, av.V2, 8, 4, 128, key_product="mma",
+                           value_product="mma", l2_prefetch="bulk"),
+                av.Variant(av.K2, av.V2, 8, 4, 128, split_blocks=400,
+                           l2_prefetch="lines"),
+                av.Variant(av.K2, av.V2, 8, 4, 128)]
+    assert av.write_variants(str(tmp_path), variants) == (3, 3)
+    modules = read_lines(tmp_path / "modules.txt")
+    # The l2-prefetch column is the seventh; "-" keeps the build's
+    # SPLIT_BLOCKS before it.
+    assert ["variants_p64_s512_mma_vmma_l2bulk.mlir", "64", "512", "mma",
+            "mma", "-", "bulk"] in modules
+    assert ["variants_p64_s512_sb400_l2lines.mlir", "64", "512", "fma",
+            "fma", "400", "lines"] in modules
+    assert ["variants_p64_s512.mlir", "64", "512", "fma", "fma"] in modules
+    manifest = {fields[0]: fields for fields in
+                read_lines(tmp_path / "manifest.txt")}
+    plain = "k2c32_v2t32_r128_b8_h8x2_d128"
+    assert manifest[plain + "_mma_vmma_l2bulk"][-1] == "l2_prefetch=bulk"
+    assert manifest[plain + "_sb400_l2lines"][-1] == "l2_prefetch=lines"
+    # The check: both kinds, both key and value passes, per-call splits,
+    # windows and per-head encodings.
+    prefetched = [v for v in av.variants() if v.l2_prefetch != "none"]
+    assert {v.l2_prefetch for v in prefetched} == {"lines", "bulk"}
+    assert {(v.key_product, v.value_product) for v in prefetched} >= {
+        ("fma", "fma"), ("mma", "mma")}
+    assert any(v.split_blocks for v in prefetched)
+    assert any(v.window for v in prefetched)
+    assert any("," in v.key for v in prefetched)
+
+
 def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
                                                             monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bench_variants.py", str(tmp_path)])
@@ -115,11 +146,17 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
                 read_lines(tmp_path / "bench_manifest.txt")]
     mma = [name for name in manifest if name.endswith("_mma")]
     both = [name for name in manifest if name.endswith("_mma_vmma")]
+    prefetched = [name for name in manifest if name.endswith("_l2bulk")]
     # Five compressed encodings x three batch sizes, each (kvc's fp16
     # reference row has no twins).
-    assert len(mma) == 15 and len(both) == 15 and len(manifest) == 48
+    assert len(mma) == len(both) == len(prefetched) == 15
+    assert len(manifest) == 63
     assert all(name[:-len("_mma")] in manifest for name in mma)
     assert all(name[:-len("_vmma")] in manifest for name in both)
+    assert all(name[:-len("_l2bulk")] in manifest for name in prefetched)
+    modules = read_lines(tmp_path / "bench_modules.txt")
+    assert ["bench_p64_s512_mma_vmma_l2bulk.mlir", "64", "512", "mma", "mma",
+            "-", "bulk"] in modules
     # Each twin's module holds its append twin too.
     text = (tmp_path / "bench_p64_s512_mma.mlir").read_text()
     assert "func.func @bench_append_k2c32_v2t32_r128_b8_h32x8_d128_mma(" in text
@@ -133,7 +170,7 @@ def test_bench_split_tokens_option(tmp_path, monkeypatch):
     assert {fields[2] for fields in modules} == {"128"}
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 48
+    assert len(manifest) == 63
     assert "bench_kf16_vf16_r128_b1_h32x8_d128_s128" in manifest
 
 

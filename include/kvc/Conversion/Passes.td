@@ -170,9 +170,9 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "Whether a split block first requests its page blocks into L2 "
            "(keys at its start, values after the key pass), so that its "
            "warps' loads wait for L2 rather than DRAM: 'none', 'lines' "
-           "(prefetch.global.L2, one a 128-byte line; any chip) or 'bulk' "
-           "(cp.async.bulk.prefetch.L2, one a page block; sm_90 and "
-           "later)">,
+           "(prefetch.global.L2, one a 128-byte line) or 'bulk' "
+           "(cp.async.bulk.prefetch.L2, one a page block); LLVM's NVPTX "
+           "backend selects both from sm_90 on">,
     Option<"l2PrefetchBytes", "l2-prefetch-bytes", "unsigned",
            /*default=*/"49152",
            "The most bytes of each side a split block prefetches (whole "

@@ -30,12 +30,13 @@
 #ifndef KVC_GPUEMULATOR_EMULATOR_H
 #define KVC_GPUEMULATOR_EMULATOR_H
 
+#include "kvc/GPUEmulator/Prefetches.h"
+
 #include "llvm/ADT/STLFunctionalExtras.h"
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 namespace kvc {
 namespace gpuemu {
@@ -72,21 +73,6 @@ void memCopy(void *dst, void *src, size_t bytes, void *stream);
 void memset32(void *dst, unsigned int value, size_t count, void *stream);
 void memset16(void *dst, unsigned short value, size_t count, void *stream);
 void setDefaultDevice(int32_t device);
-
-/// A prefetch into L2 a kernel thread issued: prefetch.global.L2 (the byte
-/// it names, `bytes` 1) or cp.async.bulk.prefetch.L2 (`bulk`: its range).
-/// Bulk prefetches that break the PTX ISA's 16-byte alignment stop the
-/// grid with an error; the ends of every range are read (an address
-/// outside host memory faults there).
-struct Prefetch {
-  const void *address;
-  uint64_t bytes;
-  bool bulk;
-};
-
-/// The prefetches of the launches since the last call (the first 2^20),
-/// taken from the log. Thread-safe.
-std::vector<Prefetch> takePrefetches();
 
 /// Calls `visit` with each `mgpu*` name and the function above that
 /// implements it (for a JIT's symbol map).

@@ -140,8 +140,8 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
   Option<std::string> l2Prefetch{
       *this, "l2-prefetch",
       llvm::cl::desc("Page blocks requested into L2 before the passes read "
-                     "them: none (default), lines (any chip) or bulk (sm_90 "
-                     "and later; kvc-lower-to-gpu's option)"),
+                     "them: none (default), lines or bulk (sm_90 and later; "
+                     "kvc-lower-to-gpu's option)"),
       llvm::cl::init("none")};
   Option<unsigned> l2PrefetchBytes{
       *this, "l2-prefetch-bytes",

@@ -23,10 +23,12 @@ namespace kvc {
 enum class L2Prefetch {
   /// None: every load goes to DRAM when the pass reaches it.
   None,
-  /// prefetch.global.L2, one a 128-byte line (any chip).
+  /// prefetch.global.L2, one a 128-byte line.
   Lines,
-  /// cp.async.bulk.prefetch.L2.global, one a page block (sm_90 and later).
+  /// cp.async.bulk.prefetch.L2.global, one a page block.
   Bulk,
+  // (LLVM's NVPTX backend selects both from sm_90 on: kvc-gpu-pipeline
+  // rejects them for older chips.)
 };
 
 /// The bytes a 128-byte-line prefetch covers (L2's line).

@@ -1,18 +1,19 @@
-//===- Prefetches.cpp - kvc-run: the emulated kernels' L2 prefetches ------===//
+//===- PrefetchCheck.cpp - emulated L2 prefetches against a cache ---------===//
 
-#include "Prefetches.h"
-
+#include "kvc/GPUEmulator/PrefetchCheck.h"
 #include "kvc/GPUEmulator/Emulator.h"
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <vector>
 
-std::string kvc::run::checkPrefetches(const kvc_rt_cache *cache,
-                                      llvm::ArrayRef<kvc_rt_seq> seqs,
-                                      PrefetchCounts &counts) {
-  std::vector<gpuemu::Prefetch> prefetches = gpuemu::takePrefetches();
+std::string kvc::gpuemu::checkPrefetches(const kvc_rt_cache *cache,
+                                         const kvc_rt_seq *seqs,
+                                         size_t numSeqs,
+                                         PrefetchCounts &counts) {
+  std::vector<Prefetch> prefetches = takePrefetches();
   if (prefetches.empty())
     return "";
   kvc_rt_layer_view layer{};
@@ -24,7 +25,7 @@ std::string kvc::run::checkPrefetches(const kvc_rt_cache *cache,
       return std::string("kvc_rt_head_view_get: ") + kvc_rt_last_error();
   // Pool pages that hold compressed tokens of a sequence.
   llvm::DenseSet<uint64_t> held;
-  for (kvc_rt_seq seq : seqs) {
+  for (const kvc_rt_seq &seq : llvm::ArrayRef(seqs, numSeqs)) {
     kvc_rt_sequence_view view{};
     if (kvc_rt_sequence_view_get(cache, seq, 0, &view) != KVC_RT_OK)
       return std::string("kvc_rt_sequence_view_get: ") + kvc_rt_last_error();
@@ -35,7 +36,7 @@ std::string kvc::run::checkPrefetches(const kvc_rt_cache *cache,
 
   // Prefetches of each (side, head).
   std::vector<uint64_t> perHead(2 * layer.kv_heads, 0);
-  auto place = [&](const gpuemu::Prefetch &p) -> std::string {
+  auto place = [&](const Prefetch &p) -> std::string {
     const auto at = reinterpret_cast<uintptr_t>(p.address);
     for (int side = 0; side < 2; ++side) {
       const auto pool =
@@ -74,7 +75,7 @@ std::string kvc::run::checkPrefetches(const kvc_rt_cache *cache,
                          p.bytes, at)
         .str();
   };
-  for (const gpuemu::Prefetch &p : prefetches)
+  for (const Prefetch &p : prefetches)
     if (std::string problem = place(p); !problem.empty())
       return problem;
   for (int side = 0; side < 2; ++side)
