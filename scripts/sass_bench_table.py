@@ -4,19 +4,22 @@ kernels with both tensor-core passes: the interior loops' SASS
 instructions per key and per value element (docs/gpu-kernels.md's tables).
 
     sass_bench_table.py [--batch 8] [--kvc-opt build/bin/kvc-opt]
+                        [--l2-prefetch none|lines|bulk]
                         [--arch sm_90a] [--ptxas PATH] [--nvdisasm PATH]
 
 For each compressed encoding of benchmarks/gpu/bench_variants.py at the
 batch, compiles the benchmark function alone with
 `kvc-opt --kvc-gpu-pipeline="format=isa page-tokens=P key-product=mma
-value-product=mma"`, assembles the split kernel (scripts/ptxas_check.py:
+value-product=mma l2-prefetch=..."`, assembles the split kernel (scripts/ptxas_check.py:
 registers, spills) and finds its loops in nvdisasm's output
 (scripts/sass_loops.py). The loops holding HMMA are, in address order, the
 key pass's edge and interior unit loops and the value pass's interior and
 edge tile loops; an interior key unit is head_dim key elements a lane (2
 tiles x 2 rows x head_dim / 4 channels), an interior value block head_dim /
-2 (4 tokens x head_dim / 8 channels). A static count, not a timing: what
-one iteration issues, untaken branches included.
+2 (4 tokens x head_dim / 8 channels). The last column counts the whole
+split kernel's instructions (each runs at most a few times a block outside
+the loops). A static count, not a timing: what one iteration issues,
+untaken branches included.
 """
 import argparse
 import os
@@ -55,6 +58,9 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--kvc-opt",
                         default=os.path.join(ROOT, "build", "bin", "kvc-opt"))
+    parser.add_argument("--l2-prefetch", default="none",
+                        choices=("none", "lines", "bulk"),
+                        help="kvc-gpu-pipeline's l2-prefetch")
     sass_loops.add_tool_arguments(parser)
     args = parser.parse_args()
     for tool in (args.kvc_opt, args.ptxas, args.nvdisasm):
@@ -75,8 +81,8 @@ def main():
 
         print(f"| kernel (B {args.batch}) | registers | interior key loop "
               "| per key element | interior value loop | per value element "
-              "| keys and values, per element |")
-        print("|---|---|---|---|---|---|---|")
+              "| keys and values, per element | split kernel |")
+        print("|---|---|---|---|---|---|---|---|")
         for entry in manifest:
             name, batch, _, _, head_dim, key, value = entry[:7]
             page_tokens = int(entry[8])
@@ -93,7 +99,8 @@ def main():
             run([args.kvc_opt, source,
                  f"--kvc-gpu-pipeline=format=isa chip={args.arch} "
                  f"page-tokens={page_tokens} key-product=mma "
-                 "value-product=mma", "-o", isa])
+                 f"value-product=mma l2-prefetch={args.l2_prefetch}",
+                 "-o", isa])
             ptx = os.path.join(tmp, "one.ptx")
             report = run([sys.executable,
                           os.path.join(ROOT, "scripts", "ptxas_check.py"),
@@ -114,9 +121,10 @@ def main():
                          "with HMMA, expected the key and value passes' 4")
             d = int(head_dim)
             keys, values = len(products[1]), len(products[2])
+            total = sass_loops.kernel_size(sass, kernel)
             print(f"| {name} | {registers} | {keys} | {keys / d:.2f} "
                   f"| {values} | {values / (d / 2):.2f} "
-                  f"| {keys / d + values / (d / 2):.2f} |")
+                  f"| {keys / d + values / (d / 2):.2f} | {total} |")
 
 
 if __name__ == "__main__":

@@ -23,16 +23,27 @@ import sys
 import tempfile
 
 
-def loops(sass, kernel):
-    """(first address, last address, opcodes) of every backward branch's
-    range in `kernel`'s section of nvdisasm's output."""
+def kernel_section(sass, kernel):
+    """`kernel`'s section of nvdisasm's output."""
     start = sass.find(f".text.{kernel}:")
     if start < 0:
         raise SystemExit(f"sass_loops: no kernel '{kernel}' in the cubin")
     section = sass[start:]
     end = section.find(".section", 1)
-    if end > 0:
-        section = section[:end]
+    return section[:end] if end > 0 else section
+
+
+def kernel_size(sass, kernel):
+    """The number of instructions in `kernel` (its padding NOPs after the
+    final branch included, as nvdisasm lists them)."""
+    return len(re.findall(r"/\*[0-9a-f]{4,}\*/\s+[^;]*;",
+                          kernel_section(sass, kernel)))
+
+
+def loops(sass, kernel):
+    """(first address, last address, opcodes) of every backward branch's
+    range in `kernel`'s section of nvdisasm's output."""
+    section = kernel_section(sass, kernel)
     labels, instructions, pending = {}, [], []
     for line in section.splitlines():
         label = re.match(r"\s*\.(L_x_\d+):", line)

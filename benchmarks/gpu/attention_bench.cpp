@@ -630,8 +630,7 @@ void runBatch(const std::vector<const Variant *> &variants,
       Row row;
       // Tensor-core rows are told apart by " mma" (key pass) and " vmma"
       // (value pass), L2-prefetching ones by " l2bulk" or " l2lines".
-      row.label = encodingLabel(v.encoding) +
-                  (v.tensorCoreKeys ? " mma" : "") +
+      row.label = encodingLabel(v.encoding) + (v.tensorCoreKeys ? " mma" : "") +
                   (v.tensorCoreValues ? " vmma" : "") +
                   (v.l2Prefetch != "none" ? " l2" + v.l2Prefetch : "");
       row.name = v.name;

@@ -504,8 +504,8 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
       // The prefetches of this call: each in a page block of the cache,
       // of the kind the variant was built with.
       kvc::gpuemu::PrefetchCounts counts;
-      problem = kvc::gpuemu::checkPrefetches(cache, seqs.data(), seqs.size(),
-                                             counts);
+      problem =
+          kvc::gpuemu::checkPrefetches(cache, seqs.data(), seqs.size(), counts);
       const bool lines = counts.lines > 0, blocks = counts.blocks > 0;
       if (problem.empty() && (lines != (v.l2Prefetch == "lines") ||
                               blocks != (v.l2Prefetch == "bulk")))

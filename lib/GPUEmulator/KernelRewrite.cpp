@@ -119,11 +119,10 @@ Expected<Value *> Rewriter::lowerIntrinsic(CallInst *call, StringRef name) {
       name == "llvm.nvvm.cp.async.bulk.prefetch.L2") {
     const bool bulk = name.contains(".bulk.");
     Value *address = b.CreateAddrSpaceCast(args(0), ptr);
-    Value *bytes = bulk ? b.CreateZExt(args(1), b.getInt64Ty())
-                        : b.getInt64(1);
-    b.CreateCall(abi("__kvc_emu_prefetch", b.getVoidTy(),
-                     {ptr, b.getInt64Ty(), i32}),
-                 {address, bytes, constant(bulk)});
+    Value *bytes = bulk ? b.CreateZExt(args(1), b.getInt64Ty()) : b.getInt64(1);
+    b.CreateCall(
+        abi("__kvc_emu_prefetch", b.getVoidTy(), {ptr, b.getInt64Ty(), i32}),
+        {address, bytes, constant(bulk)});
     return nullptr;
   }
   if (name == "llvm.nvvm.prmt")

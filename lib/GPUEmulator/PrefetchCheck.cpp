@@ -10,8 +10,7 @@
 #include <vector>
 
 std::string kvc::gpuemu::checkPrefetches(const kvc_rt_cache *cache,
-                                         const kvc_rt_seq *seqs,
-                                         size_t numSeqs,
+                                         const kvc_rt_seq *seqs, size_t numSeqs,
                                          PrefetchCounts &counts) {
   std::vector<Prefetch> prefetches = takePrefetches();
   if (prefetches.empty())

@@ -416,8 +416,7 @@ extern "C" void __kvc_emu_prefetch(const void *address, uint64_t bytes,
     if (b.fault.empty())
       b.fault = "thread " + std::to_string(b.current->linear) + " of " +
                 where(b) + ": cp.async.bulk.prefetch.L2 of " +
-                std::to_string(bytes) + " bytes at " +
-                std::to_string(at % 16) +
+                std::to_string(bytes) + " bytes at " + std::to_string(at % 16) +
                 " bytes past a 16-byte boundary (address and size must be "
                 "multiples of 16)";
     return;

@@ -10,9 +10,9 @@
 #include "Invoke.h"
 
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
+#include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/ExecutionEngine/JitFunction.h"
 #include "kvc/GPUEmulator/PrefetchCheck.h"
-#include "kvc/Dialect/KVC/Transforms/Passes.h"
 #include "kvc/Numerics/Cache.h"
 #include "kvc/Numerics/Evict.h"
 #include "kvc/Numerics/FoldedScales.h"

@@ -20,10 +20,11 @@
 // ERRORS, as the CUDA runtime's (kvc_runtime_gpu.h): whatever cannot be
 // emulated (bitcode it cannot read, an intrinsic or inline PTX it does not
 // know) or goes wrong in a kernel (a collective that not all lanes reach, a
-// deadlock, a misaligned bulk prefetch: the grid stops there) is printed to stderr ("kvc gpu emulator:
-// ...") and the first such error is recorded until clearError(); while one
-// is recorded, launches do nothing (outputs keep what they held), and the
-// functions returning a handle return NULL on failure.
+// deadlock, a misaligned bulk prefetch: the grid stops there) is printed to
+// stderr ("kvc gpu emulator: ...") and the first such error is recorded
+// until clearError(); while one is recorded, launches do nothing (outputs
+// keep what they held), and the functions returning a handle return NULL
+// on failure.
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,4 +1,4 @@
-//===- Prefetches.h - the GPU emulator's record of L2 prefetches -*- C++ -*-===//
+//===- Prefetches.h - the GPU emulator's L2 prefetch record -*- C++ -*-===//
 //
 // Apart from Emulator.h (no LLVM headers), for programs that check the
 // prefetches of emulated kernels (PrefetchCheck.h).

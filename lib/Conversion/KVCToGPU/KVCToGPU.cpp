@@ -604,11 +604,11 @@ void KVCLowerToGPUPass::runOnOperation() {
   std::optional<ValueProduct> valueProducts = parseChoice<ValueProduct>(
       module, "value-product", valueProduct,
       {{"fma", ValueProduct::FMA}, {"mma", ValueProduct::MMA}});
-  std::optional<L2Prefetch> prefetch = parseChoice<L2Prefetch>(
-      module, "l2-prefetch", l2Prefetch,
-      {{"none", L2Prefetch::None},
-       {"lines", L2Prefetch::Lines},
-       {"bulk", L2Prefetch::Bulk}});
+  std::optional<L2Prefetch> prefetch =
+      parseChoice<L2Prefetch>(module, "l2-prefetch", l2Prefetch,
+                              {{"none", L2Prefetch::None},
+                               {"lines", L2Prefetch::Lines},
+                               {"bulk", L2Prefetch::Bulk}});
   if (!codes || !products || !valueProducts || !prefetch)
     return signalPassFailure();
   if (l2PrefetchBytes == 0) {

@@ -36,33 +36,34 @@ void mlir::kvc::emitL2Prefetch(KernelBuilder &k, const SequenceSideView &side,
       k.minU(k.add(spanned, k.index(1)), k.index(maxPages)), k.index(0));
 
   const ByteViews &pool = side.reader->getPool();
-  k.loop(k.threadId(), k.mul(pages, perPage), k.index(threads), {},
-         [&](Value item, ValueRange) -> SmallVector<Value> {
-           Value page = side.pageIndex(b, loc, k.add(first, k.div(item, perPage)));
-           Value held = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
-                                              page, k.i32(0));
-           k.ifThen(held, [&] {
-             Value offset = side.blockBase(b, loc, head, page);
-             if (mode == L2Prefetch::Lines)
-               offset = k.add(offset,
-                              k.minU(k.mul(k.rem(item, perPage), kL2LineBytes),
+  k.loop(
+      k.threadId(), k.mul(pages, perPage), k.index(threads), {},
+      [&](Value item, ValueRange) -> SmallVector<Value> {
+        Value page = side.pageIndex(b, loc, k.add(first, k.div(item, perPage)));
+        Value held = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
+                                           page, k.i32(0));
+        k.ifThen(held, [&] {
+          Value offset = side.blockBase(b, loc, head, page);
+          if (mode == L2Prefetch::Lines)
+            offset =
+                k.add(offset, k.minU(k.mul(k.rem(item, perPage), kL2LineBytes),
                                      k.index(blockBytes - 1)));
-             Value address = LLVM::GEPOp::create(
-                 b, loc, pool.base.getType(), b.getI8Type(), pool.base,
-                 ValueRange{arith::IndexCastOp::create(b, loc, b.getI64Type(),
-                                                       offset)});
-             if (mode == L2Prefetch::Lines)
-               NVVM::PrefetchOp::create(
-                   b, loc,
-                   NVVM::PrefetchCacheLevelAttr::get(b.getContext(),
-                                                     NVVM::PrefetchCacheLevel::L2),
-                   /*evictPriority=*/nullptr, address, /*predicate=*/Value(),
-                   /*tensormap=*/nullptr);
-             else
-               NVVM::CpAsyncBulkPrefetchOp::create(b, loc, address,
-                                                   k.i32(int32_t(blockBytes)),
-                                                   /*l2CacheHint=*/Value());
-           });
-           return {};
-         });
+          Value address = LLVM::GEPOp::create(
+              b, loc, pool.base.getType(), b.getI8Type(), pool.base,
+              ValueRange{
+                  arith::IndexCastOp::create(b, loc, b.getI64Type(), offset)});
+          if (mode == L2Prefetch::Lines)
+            NVVM::PrefetchOp::create(
+                b, loc,
+                NVVM::PrefetchCacheLevelAttr::get(b.getContext(),
+                                                  NVVM::PrefetchCacheLevel::L2),
+                /*evictPriority=*/nullptr, address, /*predicate=*/Value(),
+                /*tensormap=*/nullptr);
+          else
+            NVVM::CpAsyncBulkPrefetchOp::create(b, loc, address,
+                                                k.i32(int32_t(blockBytes)),
+                                                /*l2CacheHint=*/Value());
+        });
+        return {};
+      });
 }

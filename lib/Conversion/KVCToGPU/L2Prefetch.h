@@ -1,4 +1,4 @@
-//===- L2Prefetch.h - the split kernel's L2 prefetch of its pages -*- C++ -*-===//
+//===- L2Prefetch.h - the split kernel's L2 prefetch of pages -*- C++ -*-===//
 //
 // A split block reads its pages a warp and a unit (or tile) at a time, each
 // load waiting for DRAM; the profile of the first GPU run showed 71 % of the
