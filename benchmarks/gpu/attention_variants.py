@@ -279,6 +279,10 @@ def variants():
     yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
                   kv_heads=4, key_product=mma, value_product=mma,
                   l2_prefetch="bulk")
+    # 512-token splits: the fp16 head's 16 KB blocks stop at the byte
+    # budget's 3 pages of 8, the others' do not.
+    yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
+                  kv_heads=4, split_blocks=0, l2_prefetch="lines")
     yield Variant("q4:channel:g128", "q4:token:g128", 1, 8, 128,
                   page_tokens=128, l2_prefetch="lines")
     yield Variant("fp16", "fp16", 8, 4, 64, l2_prefetch="lines")

@@ -77,14 +77,25 @@ std::string kvc::gpuemu::checkPrefetches(const kvc_rt_cache *cache,
   for (const Prefetch &p : prefetches)
     if (std::string problem = place(p); !problem.empty())
       return problem;
+  // Every head reads the same pages, and heads whose blocks are as large
+  // (the same byte budget's pages) prefetch as many.
   for (int side = 0; side < 2; ++side)
     for (uint32_t h = 1; h < layer.kv_heads; ++h)
-      if (perHead[side * layer.kv_heads + h] != perHead[side * layer.kv_heads])
-        return llvm::formatv("{0} L2 prefetches of KV head {1}'s {2} blocks, "
-                             "{3} of head 0's: every head reads the same "
-                             "pages",
-                             perHead[side * layer.kv_heads + h], h,
-                             side ? "V" : "K", perHead[side * layer.kv_heads])
-            .str();
+      for (uint32_t first = 0; first < h; ++first) {
+        auto blockBytes = [&](uint32_t head) {
+          return side ? heads[head].v.block_bytes : heads[head].k.block_bytes;
+        };
+        if (blockBytes(first) != blockBytes(h))
+          continue;
+        const uint64_t mine = perHead[side * layer.kv_heads + h],
+                       theirs = perHead[side * layer.kv_heads + first];
+        if (mine != theirs)
+          return llvm::formatv("{0} L2 prefetches of KV head {1}'s {2} "
+                               "blocks, {3} of head {4}'s: heads with "
+                               "blocks of one size read the same pages",
+                               mine, h, side ? "V" : "K", theirs, first)
+              .str();
+        break;
+      }
   return "";
 }

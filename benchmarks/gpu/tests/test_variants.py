@@ -53,7 +53,7 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 185
+    assert len(names) == len(set(names)) == 186
     # Values in groups of the whole head (folded scales) at 2, 4 and 8
     # bits, both head dims, on tensor cores.
     whole_head = {(v.value, v.head_dim) for v in vmma

@@ -27,12 +27,12 @@ struct PrefetchCounts {
 
 /// Takes the prefetches the emulated kernels issued since the last call and
 /// checks them against layer 0 of `cache` and its `numSeqs` sequences
-/// `seqs`: every
-/// address inside a block of one head of a page that holds compressed
-/// tokens of one of the sequences (bulk prefetches: the whole block,
-/// nothing more), and every head's blocks of each side prefetched as often
-/// as the others' (the split blocks of all heads read the same pages).
-/// Adds them to `counts`; returns the first problem, or "".
+/// `seqs`: every address inside a block of one head of a page that holds
+/// compressed tokens of one of the sequences (bulk prefetches: the whole
+/// block, nothing more), and the blocks of heads whose blocks are as large
+/// prefetched as often (the split blocks of all heads read the same pages,
+/// as many as l2-prefetch-bytes allows blocks of their size). Adds them to
+/// `counts`; returns the first problem, or "".
 std::string checkPrefetches(const kvc_rt_cache *cache, const kvc_rt_seq *seqs,
                             size_t numSeqs, PrefetchCounts &counts);
 
