@@ -2,8 +2,9 @@
 # Issue 5's GPU work in one device call: the correctness check of the
 # generated attention and append kernels (scripts/gpu_attention_check.sh),
 # then the benchmark against PyTorch SDPA (scripts/gpu_attention_bench.sh),
-# each within its share of one time budget, sharing one build of
-# benchmarks/gpu. For a machine with an NVIDIA GPU, the CUDA toolkit, cmake,
+# then, with what time is left, an Nsight Compute profile of four split
+# kernels (scripts/gpu_attention_profile.sh), each within its share of one
+# time budget, sharing one build of benchmarks/gpu. For a machine with an NVIDIA GPU, the CUDA toolkit, cmake,
 # ninja and PyTorch; run from the repository root with build/gpu-attention
 # (scripts/gpu_attention_build.sh, on a machine with LLVM/MLIR) carried over:
 #
@@ -11,7 +12,7 @@
 #
 # With the device tool: `run` with carry ["build/gpu-attention"],
 # command "scripts/gpu_issue5.sh" and timeout_s 590. The device tool
-# returns at most 8 files from $OUT and the two scripts write more, so with
+# returns at most 8 files from $OUT and the scripts write more, so with
 # $OUT set they write to /tmp/kvc-issue5-out and this script leaves in $OUT
 # a gpu-issue5.tgz of all of it, plus the benchmark's report
 # (gpu-attention-<date>.md) and the two main logs. Without $OUT the scripts
@@ -61,6 +62,18 @@ if [ "$left" -lt 90 ]; then
   exit 1
 fi
 KVC_GPU_BENCH_BUDGET="$left" "$ROOT/scripts/gpu_attention_bench.sh" || failed=1
+# The profile (scripts/gpu_attention_profile.sh: ncu on the K2/V2 split
+# kernels with and without l2-prefetch=bulk) runs if the benchmark left
+# time (else run it alone in another call); its failure is reported, not
+# counted.
+left=$((BUDGET - (SECONDS - start)))
+if [ "$left" -ge 40 ]; then
+  KVC_GPU_PROFILE_BUDGET="$((left - 10))" \
+    "$ROOT/scripts/gpu_attention_profile.sh" 32768 ||
+    echo "gpu_issue5: the profile failed or was cut short (not counted)"
+else
+  echo "gpu_issue5: $left s left: no profile"
+fi
 pack
 echo "gpu_issue5: finished in $((SECONDS - start)) s (status $failed)"
 exit "$failed"

@@ -133,14 +133,23 @@ bool readManifest(const char *program, const std::string &path,
 }
 
 /// Keeps the variants whose names contain one of the strings of --only (all
-/// of them when it is empty); false, after a message, when none is left.
+/// of them when it is empty; a string ending in '$' must end the name: a
+/// variant's name is a prefix of its l2-prefetch twin's); false, after a
+/// message, when none is left.
 template <typename Variant>
 bool selectVariants(const char *program, std::vector<Variant> &variants,
                     const std::vector<std::string> &only) {
+  auto matches = [](const std::string &name, const std::string &part) {
+    if (part.empty() || part.back() != '$')
+      return name.find(part) != std::string::npos;
+    const std::string tail = part.substr(0, part.size() - 1);
+    return name.size() >= tail.size() &&
+           name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
   auto unselected = [&](const Variant &v) {
     return !only.empty() &&
            std::none_of(only.begin(), only.end(), [&](const std::string &part) {
-             return v.name.find(part) != std::string::npos;
+             return matches(v.name, part);
            });
   };
   variants.erase(std::remove_if(variants.begin(), variants.end(), unselected),

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Nsight Compute profile of the benchmark's split kernels (issue 5: "every
+# target is either met or its gap is stated with the profile that explains
+# it"), for a machine with an NVIDIA GPU after scripts/gpu_attention_bench.sh
+# built kvc_attention_bench:
+#
+#   scripts/gpu_attention_profile.sh [S]     (default S: 32768)
+#
+# For each variant of KVC_GPU_PROFILE_VARIANTS (comma-separated; each ends
+# in '$': an exact name end, since a variant's name is a prefix of its
+# l2-prefetch twin's; default: K2/V2 g32 and g128 at batch 8, both passes on
+# tensor cores, without and with l2-prefetch=bulk) it profiles the split and
+# combine kernels of the benchmark's first call at S with ncu (speed of
+# light, occupancy, scheduler and warp-state statistics, memory workload
+# with the L2 hit rate, launch statistics), one text report a variant in
+# $OUT (else the build dir), and stops starting variants past
+# KVC_GPU_PROFILE_BUDGET seconds (default 120). Environment:
+# KVC_GPU_BENCH_BUILD_DIR (default /tmp/kvc-gpu-bench-build), CUDA_HOME
+# (default /usr/local/cuda), NCU (default $CUDA_HOME/bin/ncu, else ncu on
+# PATH). Exits 1 when no ncu, no benchmark binary or a profile failed.
+set -uo pipefail
+CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+BUILD_DIR="${KVC_GPU_BENCH_BUILD_DIR:-/tmp/kvc-gpu-bench-build}"
+OUT_DIR="${OUT:-$BUILD_DIR}"
+BUDGET="${KVC_GPU_PROFILE_BUDGET:-120}"
+S="${1:-32768}"
+BIN="$BUILD_DIR/kvc_attention_bench"
+NCU="${NCU:-$CUDA_HOME/bin/ncu}"
+[ -x "$NCU" ] || NCU="$(command -v ncu || true)"
+DEFAULT="bench_k2c32_v2t32_r128_b8_h32x8_d128_mma_vmma\$"
+DEFAULT+=",bench_k2c32_v2t32_r128_b8_h32x8_d128_mma_vmma_l2bulk\$"
+DEFAULT+=",bench_k2c128_v2t128_r128_b8_h32x8_d128_p128_mma_vmma\$"
+DEFAULT+=",bench_k2c128_v2t128_r128_b8_h32x8_d128_p128_mma_vmma_l2bulk\$"
+IFS=, read -r -a VARIANTS <<< "${KVC_GPU_PROFILE_VARIANTS:-$DEFAULT}"
+say() { echo "gpu_attention_profile: $*"; }
+if [ -z "$NCU" ]; then
+  say "no ncu (Nsight Compute) in $CUDA_HOME/bin or on PATH"
+  exit 1
+fi
+if [ ! -x "$BIN" ]; then
+  say "no $BIN: run scripts/gpu_attention_bench.sh first"
+  exit 1
+fi
+mkdir -p "$OUT_DIR"
+start=$SECONDS
+failed=0
+for variant in "${VARIANTS[@]}"; do
+  left=$((BUDGET - (SECONDS - start)))
+  if [ "$left" -lt 20 ]; then
+    say "budget spent: not profiled: $variant"
+    failed=1
+    continue
+  fi
+  stem="${variant%\$}"
+  report="$OUT_DIR/ncu-$stem-S$S.txt"
+  command=("$NCU" --clock-control none --section SpeedOfLight
+           --section Occupancy --section SchedulerStats
+           --section WarpStateStats --section MemoryWorkloadAnalysis
+           --section LaunchStats -k regex:attend -c 2
+           "$BIN" --only "$variant" --reps 2 --warmup 1 "$S")
+  echo "# ${command[*]}" > "$report"
+  if timeout -k 5 "$left" "${command[@]}" >> "$report" 2>&1; then
+    say "$stem: $report ($((SECONDS - start)) s)"
+  else
+    say "$stem: ncu failed (see $report)"
+    failed=1
+  fi
+done
+exit "$failed"
