@@ -55,29 +55,47 @@
 // FIXED: %[[COUNT:.*]] = arith.ceildivui %[[LONGEST]], %c512 : index
 // FIXED: %[[SPLITS:.*]] = arith.maxui %{{.*}}, %[[COUNT]] : index
 // FIXED: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], {{.*}}, %c0{{.*}} : index, %c512{{.*}} : index)
-// l2-prefetch=bulk: the split's key page blocks (1536 bytes: 64 tokens x
-// 64 channels x 2 bits, then the scales and zeros) are requested into L2
-// first, at most 49152 / 1536 = 32 pages (those holding compressed tokens of
-// the split), a thread a page; a page the page table marks released
-// (negative) is skipped. The value blocks follow the key pass, before its
-// barrier.
+// l2-prefetch=bulk: the split's page blocks (1536 bytes: 64 tokens x 64
+// channels x 2 bits, then the scales and zeros; keys and values alike) are
+// requested into L2 first, a thread a page, each side at most
+// 49152 / 1536 = 32 pages (those holding compressed tokens of the split):
+// the keys', then the values' that fit in the rest of the 49152 bytes; a
+// page the page table marks released (negative) is skipped. After the key
+// pass, before its barrier, the values' the budget left out.
 // BULK-LABEL: gpu.func @attend0_split0
-// BULK: %[[PAGES:.*]] = arith.minui %{{.*}}, %c32{{.*}} : index
-// BULK: %[[COUNT:.*]] = arith.select %{{.*}}, %[[PAGES]], %c0{{.*}} : index
+// BULK: %[[KPAGES:.*]] = arith.minui %{{.*}}, %c32{{.*}} : index
+// BULK: %[[VPAGES:.*]] = arith.minui %{{.*}}, %c32{{.*}} : index
+// BULK: arith.subi %[[KPAGES]], %c0{{.*}} : index
 // BULK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128
 // BULK: %[[PAGE:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // BULK: %[[HELD:.*]] = arith.cmpi sge, %[[PAGE]], %c0{{.*}} : i32
 // BULK: scf.if %[[HELD]]
 // BULK: %[[AT:.*]] = llvm.getelementptr %{{.*}}[%{{.*}}] : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, i8
 // BULK: nvvm.cp.async.bulk.prefetch %[[AT]], %c1536_i32 : <1>
+// BULK: %[[KBYTES:.*]] = arith.muli %[[KPAGES]], %c1536{{.*}} : index
+// BULK: %[[USED:.*]] = arith.minui %[[KBYTES]], %c49152{{.*}} : index
+// BULK: %[[LEFT:.*]] = arith.subi %c49152{{.*}}, %[[USED]] : index
+// BULK: %[[FIT:.*]] = arith.divui %[[LEFT]], %c1536{{.*}} : index
+// BULK: %[[VSTART:.*]] = arith.minui %[[VPAGES]], %[[FIT]] : index
+// BULK: arith.subi %[[VSTART]], %c0{{.*}} : index
+// BULK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128
+// BULK: nvvm.cp.async.bulk.prefetch %{{.*}}, %c1536_i32 : <1>
 // BULK: gpu.barrier
+// BULK: %[[KALL:.*]] = arith.minui %{{.*}}, %c32{{.*}} : index
+// BULK: %[[VALL:.*]] = arith.minui %{{.*}}, %c32{{.*}} : index
+// BULK: arith.muli %[[KALL]], %c1536{{.*}} : index
+// BULK: %[[VFIRST:.*]] = arith.minui %[[VALL]], %{{.*}} : index
+// BULK: %[[REST:.*]] = arith.subi %[[VALL]], %[[VFIRST]] : index
+// BULK: arith.muli %[[REST]], %c1{{.*}} : index
+// BULK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128
 // BULK: nvvm.cp.async.bulk.prefetch %{{.*}}, %c1536_i32 : <1>
 // BULK-NEXT: }
 // BULK-NEXT: }
 // BULK-NEXT: gpu.barrier
-// l2-prefetch=lines with a 3072-byte budget: two pages a side, each
-// 1536 / 128 + 1 = 13 prefetch.global.L2 a block, the last address clamped
-// to the block's last byte (1535).
+// l2-prefetch=lines with a 3072-byte budget: two key pages, which use it
+// all, then two value pages after the key pass; each page 1536 / 128 + 1 =
+// 13 prefetch.global.L2 a block, the last address clamped to the block's
+// last byte (1535).
 // LINES-LABEL: gpu.func @attend0_split0
 // LINES: arith.minui %{{.*}}, %c2{{.*}} : index
 // LINES: %[[ITEMS:.*]] = arith.muli %{{.*}}, %c13{{.*}} : index
@@ -85,6 +103,7 @@
 // LINES: %[[LINE:.*]] = arith.remui %[[ITEM]], %c13{{.*}} : index
 // LINES: %[[STEP:.*]] = arith.muli %[[LINE]], %c128{{.*}} : index
 // LINES: arith.minui %[[STEP]], %c1535{{.*}} : index
+// LINES: nvvm.prefetch level = L2, %{{.*}} : !llvm.ptr<1>
 // LINES: nvvm.prefetch level = L2, %{{.*}} : !llvm.ptr<1>
 // LINES: nvvm.prefetch level = L2, %{{.*}} : !llvm.ptr<1>
 // The default, l2-prefetch=none: no prefetch (the RUN line's grep).

@@ -168,7 +168,9 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "sites are an error)">,
     Option<"l2Prefetch", "l2-prefetch", "std::string", /*default=*/"\"none\"",
            "Whether a split block first requests its page blocks into L2 "
-           "(keys at its start, values after the key pass), so that its "
+           "(at its start the keys' and the values' that fit in "
+           "l2-prefetch-bytes, after the key pass the other values'), so "
+           "that its "
            "warps' loads wait for L2 rather than DRAM: 'none', 'lines' "
            "(prefetch.global.L2, one a 128-byte line) or 'bulk' "
            "(cp.async.bulk.prefetch.L2, one a page block); LLVM's NVPTX "
@@ -176,8 +178,9 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     Option<"l2PrefetchBytes", "l2-prefetch-bytes", "unsigned",
            /*default=*/"49152",
            "The most bytes of each side a split block prefetches (whole "
-           "page blocks from the split's first, at least one): the blocks "
-           "resident on an SM share its part of L2">
+           "page blocks from the split's first, at least one), and of both "
+           "at its start: the blocks resident on an SM share its part of "
+           "L2">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

@@ -145,8 +145,8 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::init("none")};
   Option<unsigned> l2PrefetchBytes{
       *this, "l2-prefetch-bytes",
-      llvm::cl::desc("The most bytes of each side a split block prefetches "
-                     "(default 49152)"),
+      llvm::cl::desc("The most bytes of each side a split block prefetches, "
+                     "and of both at its start (default 49152)"),
       llvm::cl::init(49152)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),

@@ -5,8 +5,8 @@
 // `splitTokens`; the host sizes splits per call) and the GQA query heads of
 // that KV head:
 //
-//   0. with l2-prefetch, the split's key page blocks are requested into L2
-//      (the value blocks after step 2: L2Prefetch.h);
+//   0. with l2-prefetch, the split's page blocks are requested into L2
+//      (the values the byte budget leaves out after step 2: L2Prefetch.h);
 //   1. the query heads' vectors go to shared memory;
 //   2. each thread takes tokens tid, tid + threads, ...: it dequantizes the
 //      token's key once and accumulates its dot product with every query
@@ -212,10 +212,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                             runFirst,          spec.residualHeadBytes,
                             spec.pageTokens};
 
-    // 0. The key pages of the split on their way to L2 while the queries
-    // load.
-    emitL2Prefetch(k, keys, kvHead, start, count, spec.l2Prefetch,
-                   spec.l2PrefetchBytes, threads);
+    // 0. The split's pages on their way to L2 while the queries load.
+    emitL2PrefetchAtStart(k, keys, values, kvHead, start, count,
+                          spec.l2Prefetch, spec.l2PrefetchBytes, threads);
 
     // 1. The group's query vectors (the tensor-core pass: its B fragments
     // instead).
@@ -283,13 +282,14 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                return {};
              });
     }
-    // The value pages on their way to L2 during the softmax (at the start,
-    // both sides' blocks of every resident block would crowd L2). The range
-    // comes from the record again, as for the tensor-core value pass.
+    // The value pages the budget left out at the start on their way to L2
+    // during the softmax (the keys' are read by now). The range comes from
+    // the record again, as for the tensor-core value pass.
     if (spec.l2Prefetch != L2Prefetch::None) {
       auto [prefetchStart, prefetchCount] = splitRange();
-      emitL2Prefetch(k, values, kvHead, prefetchStart, prefetchCount,
-                     spec.l2Prefetch, spec.l2PrefetchBytes, threads);
+      emitL2PrefetchAfterKeys(k, keys, values, kvHead, prefetchStart,
+                              prefetchCount, spec.l2Prefetch,
+                              spec.l2PrefetchBytes, threads);
     }
     k.barrier();
 

@@ -70,8 +70,8 @@ struct SplitKernelSpec {
   CodeToFloat codeToFloat; ///< how codes become floats
   KeyProduct keyProduct = KeyProduct::FMA;
   ValueProduct valueProduct = ValueProduct::FMA;
-  /// The split's page blocks brought into L2 first (keys at the start,
-  /// values after the key pass), at most l2PrefetchBytes a side.
+  /// The split's page blocks brought into L2 first (L2Prefetch.h), at
+  /// most l2PrefetchBytes a side and at the kernel's start.
   L2Prefetch l2Prefetch = L2Prefetch::None;
   uint64_t l2PrefetchBytes = 49152;
   double scale;

@@ -3,9 +3,9 @@
 // A split block reads its pages a warp and a unit (or tile) at a time, each
 // load waiting for DRAM; the profile of the first GPU run showed 71 % of the
 // stall cycles there (benchmarks/results/gpu.md). With `l2-prefetch`, the
-// block first asks the memory system for all of a side's page blocks of its
-// split at once, into L2, without holding a register: the passes' loads
-// then wait for L2 instead of DRAM.
+// block first asks the memory system for its split's page blocks at once,
+// into L2, without holding a register: the passes' loads then wait for L2
+// instead of DRAM.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,15 +34,26 @@ enum class L2Prefetch {
 /// The bytes a 128-byte-line prefetch covers (L2's line).
 constexpr uint64_t kL2LineBytes = 128;
 
-/// Prefetches into L2 KV head `head`'s blocks of the pages of `side` that
-/// hold compressed tokens of [start, start + count): at most
-/// max(1, budgetBytes / block bytes) pages from the first, so that the
-/// blocks resident on an SM do not push each other's data out of L2.
-/// Threads 0 .. `threads` - 1 share the work (lines or blocks); pages the
-/// page table marks as released (negative) are skipped.
-void emitL2Prefetch(KernelBuilder &k, const SequenceSideView &side, Value head,
-                    Value start, Value count, L2Prefetch mode,
-                    uint64_t budgetBytes, unsigned threads);
+/// The split's pages of a side are those that hold compressed tokens of
+/// [start, start + count); the block prefetches KV head `head`'s blocks of
+/// the first max(1, budgetBytes / block bytes) of them, so that the blocks
+/// resident on an SM do not push each other's data out of L2. Pages the
+/// page table marks as released (negative) are skipped; threads 0 ..
+/// `threads` - 1 share the work (lines or blocks).
+///
+/// At the kernel's start: the keys' pages, then as many of the values' as
+/// fit in what the keys left of the budget (all of them for a 512-token
+/// split of 2-bit keys and values: 8 blocks of 3 KB each).
+void emitL2PrefetchAtStart(KernelBuilder &k, const SequenceSideView &keys,
+                           const SequenceSideView &values, Value head,
+                           Value start, Value count, L2Prefetch mode,
+                           uint64_t budgetBytes, unsigned threads);
+/// After the key pass: the rest of the values' pages (the same range and
+/// arithmetic again: nothing is kept in registers across the key pass).
+void emitL2PrefetchAfterKeys(KernelBuilder &k, const SequenceSideView &keys,
+                             const SequenceSideView &values, Value head,
+                             Value start, Value count, L2Prefetch mode,
+                             uint64_t budgetBytes, unsigned threads);
 
 } // namespace kvc
 } // namespace mlir
