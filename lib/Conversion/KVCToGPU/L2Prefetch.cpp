@@ -50,7 +50,13 @@ static void prefetchPages(KernelBuilder &k, const SequenceSideView &side,
           : int64_t((blockBytes + kL2LineBytes - 1) / kL2LineBytes) + 1;
   const ByteViews &pool = side.reader->getPool();
   Value firstPage = k.add(pages.first, from);
-  k.loop(k.threadId(), k.mul(k.sub(to, from), perPage), k.index(threads), {},
+  // Item w + warps * l goes to lane l of warp w: a bulk prefetch's operands
+  // are uniform registers, so a warp issues its lanes' one after another,
+  // and the items are few (pages), so they are spread over the warps.
+  const int64_t warps = threads / 32;
+  Value tid = k.threadId();
+  Value firstItem = k.add(k.mul(k.rem(tid, 32), warps), k.div(tid, 32));
+  k.loop(firstItem, k.mul(k.sub(to, from), perPage), k.index(threads), {},
          [&](Value item, ValueRange) -> SmallVector<Value> {
            Value page =
                side.pageIndex(b, loc, k.add(firstPage, k.div(item, perPage)));
