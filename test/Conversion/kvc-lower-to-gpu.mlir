@@ -65,6 +65,11 @@
 // BULK-LABEL: gpu.func @attend0_split0
 // BULK: %[[KPAGES:.*]] = arith.minui %{{.*}}, %c32{{.*}} : index
 // BULK: %[[VPAGES:.*]] = arith.minui %{{.*}}, %c32{{.*}} : index
+// BULK: %[[KBYTES:.*]] = arith.muli %[[KPAGES]], %c1536{{.*}} : index
+// BULK: %[[USED:.*]] = arith.minui %[[KBYTES]], %c49152{{.*}} : index
+// BULK: %[[LEFT:.*]] = arith.subi %c49152{{.*}}, %[[USED]] : index
+// BULK: %[[FIT:.*]] = arith.divui %[[LEFT]], %c1536{{.*}} : index
+// BULK: %[[VSTART:.*]] = arith.minui %[[VPAGES]], %[[FIT]] : index
 // BULK: arith.subi %[[KPAGES]], %c0{{.*}} : index
 // BULK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128
 // BULK: %[[PAGE:.*]] = llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
@@ -72,11 +77,6 @@
 // BULK: scf.if %[[HELD]]
 // BULK: %[[AT:.*]] = llvm.getelementptr %{{.*}}[%{{.*}}] : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, i8
 // BULK: nvvm.cp.async.bulk.prefetch %[[AT]], %c1536_i32 : <1>
-// BULK: %[[KBYTES:.*]] = arith.muli %[[KPAGES]], %c1536{{.*}} : index
-// BULK: %[[USED:.*]] = arith.minui %[[KBYTES]], %c49152{{.*}} : index
-// BULK: %[[LEFT:.*]] = arith.subi %c49152{{.*}}, %[[USED]] : index
-// BULK: %[[FIT:.*]] = arith.divui %[[LEFT]], %c1536{{.*}} : index
-// BULK: %[[VSTART:.*]] = arith.minui %[[VPAGES]], %[[FIT]] : index
 // BULK: arith.subi %[[VSTART]], %c0{{.*}} : index
 // BULK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128
 // BULK: nvvm.cp.async.bulk.prefetch %{{.*}}, %c1536_i32 : <1>

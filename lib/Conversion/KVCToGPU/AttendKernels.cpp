@@ -213,8 +213,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                             spec.pageTokens};
 
     // 0. The split's pages on their way to L2 while the queries load.
-    emitL2PrefetchAtStart(k, keys, values, kvHead, start, count,
-                          spec.l2Prefetch, spec.l2PrefetchBytes, threads);
+    emitL2Prefetch(k, L2PrefetchPhase::AtStart, keys, values, kvHead, start,
+                   count, spec.l2Prefetch, spec.l2PrefetchBytes, threads);
 
     // 1. The group's query vectors (the tensor-core pass: its B fragments
     // instead).
@@ -287,9 +287,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     // the record again, as for the tensor-core value pass.
     if (spec.l2Prefetch != L2Prefetch::None) {
       auto [prefetchStart, prefetchCount] = splitRange();
-      emitL2PrefetchAfterKeys(k, keys, values, kvHead, prefetchStart,
-                              prefetchCount, spec.l2Prefetch,
-                              spec.l2PrefetchBytes, threads);
+      emitL2Prefetch(k, L2PrefetchPhase::AfterKeyPass, keys, values, kvHead,
+                     prefetchStart, prefetchCount, spec.l2Prefetch,
+                     spec.l2PrefetchBytes, threads);
     }
     k.barrier();
 

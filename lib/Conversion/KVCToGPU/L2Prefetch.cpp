@@ -101,34 +101,23 @@ static Value valuePagesAtStart(KernelBuilder &k, const SplitPages &keyPages,
   return k.minU(valuePages.budgeted, fit);
 }
 
-void mlir::kvc::emitL2PrefetchAtStart(KernelBuilder &k,
-                                      const SequenceSideView &keys,
-                                      const SequenceSideView &values,
-                                      Value head, Value start, Value count,
-                                      L2Prefetch mode, uint64_t budgetBytes,
-                                      unsigned threads) {
+void mlir::kvc::emitL2Prefetch(KernelBuilder &k, L2PrefetchPhase phase,
+                               const SequenceSideView &keys,
+                               const SequenceSideView &values, Value head,
+                               Value start, Value count, L2Prefetch mode,
+                               uint64_t budgetBytes, unsigned threads) {
   if (mode == L2Prefetch::None)
     return;
   SplitPages keyPages = splitPages(k, keys, start, count, budgetBytes);
   SplitPages valuePages = splitPages(k, values, start, count, budgetBytes);
+  Value valuesFirst = valuePagesAtStart(k, keyPages, valuePages, budgetBytes);
+  if (phase == L2PrefetchPhase::AfterKeyPass) {
+    prefetchPages(k, values, head, valuePages, valuesFirst, valuePages.budgeted,
+                  mode, threads);
+    return;
+  }
   prefetchPages(k, keys, head, keyPages, k.index(0), keyPages.budgeted, mode,
                 threads);
-  prefetchPages(k, values, head, valuePages, k.index(0),
-                valuePagesAtStart(k, keyPages, valuePages, budgetBytes), mode,
+  prefetchPages(k, values, head, valuePages, k.index(0), valuesFirst, mode,
                 threads);
-}
-
-void mlir::kvc::emitL2PrefetchAfterKeys(KernelBuilder &k,
-                                        const SequenceSideView &keys,
-                                        const SequenceSideView &values,
-                                        Value head, Value start, Value count,
-                                        L2Prefetch mode, uint64_t budgetBytes,
-                                        unsigned threads) {
-  if (mode == L2Prefetch::None)
-    return;
-  SplitPages keyPages = splitPages(k, keys, start, count, budgetBytes);
-  SplitPages valuePages = splitPages(k, values, start, count, budgetBytes);
-  prefetchPages(k, values, head, valuePages,
-                valuePagesAtStart(k, keyPages, valuePages, budgetBytes),
-                valuePages.budgeted, mode, threads);
 }

@@ -34,26 +34,29 @@ enum class L2Prefetch {
 /// The bytes a 128-byte-line prefetch covers (L2's line).
 constexpr uint64_t kL2LineBytes = 128;
 
-/// The split's pages of a side are those that hold compressed tokens of
-/// [start, start + count); the block prefetches KV head `head`'s blocks of
-/// the first max(1, budgetBytes / block bytes) of them, so that the blocks
-/// resident on an SM do not push each other's data out of L2. Pages the
-/// page table marks as released (negative) are skipped; threads 0 ..
-/// `threads` - 1 share the work (lines or blocks).
-///
-/// At the kernel's start: the keys' pages, then as many of the values' as
-/// fit in what the keys left of the budget (all of them for a 512-token
-/// split of 2-bit keys and values: 8 blocks of 3 KB each).
-void emitL2PrefetchAtStart(KernelBuilder &k, const SequenceSideView &keys,
-                           const SequenceSideView &values, Value head,
-                           Value start, Value count, L2Prefetch mode,
-                           uint64_t budgetBytes, unsigned threads);
-/// After the key pass: the rest of the values' pages (the same range and
-/// arithmetic again: nothing is kept in registers across the key pass).
-void emitL2PrefetchAfterKeys(KernelBuilder &k, const SequenceSideView &keys,
-                             const SequenceSideView &values, Value head,
-                             Value start, Value count, L2Prefetch mode,
-                             uint64_t budgetBytes, unsigned threads);
+/// When emitL2Prefetch is called in the split kernel.
+enum class L2PrefetchPhase {
+  /// At the kernel's start: the keys' pages, then as many of the values'
+  /// as fit in what the keys left of the budget (all of them for a
+  /// 512-token split of 2-bit keys and values: 8 blocks of 3 KB each).
+  AtStart,
+  /// After the key pass: the rest of the values' pages (the same range and
+  /// arithmetic again: nothing is kept in registers across the key pass).
+  AfterKeyPass,
+};
+
+/// Prefetches into L2 the page blocks of `phase`. The split's pages of a
+/// side are those that hold compressed tokens of [start, start + count);
+/// the block prefetches KV head `head`'s blocks of the first max(1,
+/// budgetBytes / block bytes) of them, so that the blocks resident on an
+/// SM do not push each other's data out of L2. Pages the page table marks
+/// as released (negative) are skipped; threads 0 .. `threads` - 1 share
+/// the work (lines or blocks).
+void emitL2Prefetch(KernelBuilder &k, L2PrefetchPhase phase,
+                    const SequenceSideView &keys,
+                    const SequenceSideView &values, Value head, Value start,
+                    Value count, L2Prefetch mode, uint64_t budgetBytes,
+                    unsigned threads);
 
 } // namespace kvc
 } // namespace mlir
