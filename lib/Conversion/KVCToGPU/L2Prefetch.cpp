@@ -7,39 +7,41 @@
 using namespace mlir;
 using namespace mlir::kvc;
 
-namespace {
-/// A side's pages [first, first + count) that hold compressed tokens of a
-/// split, and how many of them the budget lets the block prefetch.
-struct SplitPages {
-  Value first, count;
-  uint64_t blockBytes;
-  /// min(count, max(1, budget / blockBytes)): the pages prefetched in all.
-  Value budgeted;
-};
-} // namespace
-
-static SplitPages splitPages(KernelBuilder &k, const SequenceSideView &side,
-                             Value start, Value count, uint64_t budgetBytes) {
+/// The pages [first, first + count) of a split's range that hold its
+/// compressed tokens (keys and values alike: one page size, one count of
+/// compressed tokens).
+static std::pair<Value, Value> splitPages(KernelBuilder &k,
+                                          const SequenceSideView &side,
+                                          Value start, Value count) {
   const int64_t pageTokens = side.pageTokens;
-  const uint64_t blockBytes = side.reader->getLayout().blockBytes;
   Value end = k.minU(k.add(start, count), side.compressed);
   Value first = k.div(start, pageTokens);
   Value spanned = k.sub(k.div(k.sub(end, k.index(1)), pageTokens), first);
   Value pages = arith::SelectOp::create(
       k.b, k.loc, k.cmp(arith::CmpIPredicate::ult, start, end),
       k.add(spanned, k.index(1)), k.index(0));
-  const int64_t most = std::max<uint64_t>(1, budgetBytes / blockBytes);
-  return {first, pages, blockBytes, k.minU(pages, k.index(most))};
+  return {first, pages};
 }
 
-/// Prefetches the blocks of KV head `head` of pages [from, to) of `pages`
-/// (indices from its first).
+static uint64_t blockBytes(const SequenceSideView &side) {
+  return side.reader->getLayout().blockBytes;
+}
+
+/// min(pages, max(1, budget / block bytes)): a side's pages prefetched in
+/// all.
+static Value budgetedPages(KernelBuilder &k, Value pages, uint64_t bytes,
+                           uint64_t budgetBytes) {
+  return k.minU(pages, k.index(std::max<uint64_t>(1, budgetBytes / bytes)));
+}
+
+/// Prefetches the blocks of KV head `head` of the split's pages [from, to)
+/// (indices from its first page, `firstPage`).
 static void prefetchPages(KernelBuilder &k, const SequenceSideView &side,
-                          Value head, const SplitPages &pages, Value from,
-                          Value to, L2Prefetch mode, unsigned threads) {
+                          Value head, Value firstPage, Value from, Value to,
+                          L2Prefetch mode, unsigned threads) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
-  const uint64_t blockBytes = pages.blockBytes;
+  const uint64_t blockBytes = ::blockBytes(side);
   // Lines: block bytes / 128 rounded up, plus one: the addresses step by
   // 128 from the block's start (16-byte aligned only) and the last is
   // clamped to the block's last byte, so every line the block touches is
@@ -49,7 +51,7 @@ static void prefetchPages(KernelBuilder &k, const SequenceSideView &side,
           ? 1
           : int64_t((blockBytes + kL2LineBytes - 1) / kL2LineBytes) + 1;
   const ByteViews &pool = side.reader->getPool();
-  Value firstPage = k.add(pages.first, from);
+  Value fromPage = k.add(firstPage, from);
   // Item w + warps * l goes to lane l of warp w: a bulk prefetch's operands
   // are uniform registers, so a warp issues its lanes' one after another,
   // and the items are few (pages), so they are spread over the warps.
@@ -59,7 +61,7 @@ static void prefetchPages(KernelBuilder &k, const SequenceSideView &side,
   k.loop(firstItem, k.mul(k.sub(to, from), perPage), k.index(threads), {},
          [&](Value item, ValueRange) -> SmallVector<Value> {
            Value page =
-               side.pageIndex(b, loc, k.add(firstPage, k.div(item, perPage)));
+               side.pageIndex(b, loc, k.add(fromPage, k.div(item, perPage)));
            Value held = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
                                               page, k.i32(0));
            k.ifThen(held, [&] {
@@ -88,19 +90,6 @@ static void prefetchPages(KernelBuilder &k, const SequenceSideView &side,
          });
 }
 
-/// The value pages prefetched at the start: those that fit in what the
-/// keys' left of the budget.
-static Value valuePagesAtStart(KernelBuilder &k, const SplitPages &keyPages,
-                               const SplitPages &valuePages,
-                               uint64_t budgetBytes) {
-  Value keyBytes =
-      k.minU(k.mul(keyPages.budgeted, int64_t(keyPages.blockBytes)),
-             k.index(budgetBytes));
-  Value fit = k.div(k.sub(k.index(budgetBytes), keyBytes),
-                    int64_t(valuePages.blockBytes));
-  return k.minU(valuePages.budgeted, fit);
-}
-
 void mlir::kvc::emitL2Prefetch(KernelBuilder &k, L2PrefetchPhase phase,
                                const SequenceSideView &keys,
                                const SequenceSideView &values, Value head,
@@ -108,16 +97,22 @@ void mlir::kvc::emitL2Prefetch(KernelBuilder &k, L2PrefetchPhase phase,
                                uint64_t budgetBytes, unsigned threads) {
   if (mode == L2Prefetch::None)
     return;
-  SplitPages keyPages = splitPages(k, keys, start, count, budgetBytes);
-  SplitPages valuePages = splitPages(k, values, start, count, budgetBytes);
-  Value valuesFirst = valuePagesAtStart(k, keyPages, valuePages, budgetBytes);
+  auto [first, pages] = splitPages(k, keys, start, count);
+  const uint64_t keyBytes = blockBytes(keys), valueBytes = blockBytes(values);
+  Value keyPages = budgetedPages(k, pages, keyBytes, budgetBytes);
+  Value valuePages = budgetedPages(k, pages, valueBytes, budgetBytes);
+  // The value pages of the start: those that fit in what the keys' left of
+  // the budget.
+  Value keysUsed =
+      k.minU(k.mul(keyPages, int64_t(keyBytes)), k.index(budgetBytes));
+  Value valuesFirst =
+      k.minU(valuePages,
+             k.div(k.sub(k.index(budgetBytes), keysUsed), int64_t(valueBytes)));
   if (phase == L2PrefetchPhase::AfterKeyPass) {
-    prefetchPages(k, values, head, valuePages, valuesFirst, valuePages.budgeted,
-                  mode, threads);
+    prefetchPages(k, values, head, first, valuesFirst, valuePages, mode,
+                  threads);
     return;
   }
-  prefetchPages(k, keys, head, keyPages, k.index(0), keyPages.budgeted, mode,
-                threads);
-  prefetchPages(k, values, head, valuePages, k.index(0), valuesFirst, mode,
-                threads);
+  prefetchPages(k, keys, head, first, k.index(0), keyPages, mode, threads);
+  prefetchPages(k, values, head, first, k.index(0), valuesFirst, mode, threads);
 }
