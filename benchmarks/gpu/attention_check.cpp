@@ -420,6 +420,25 @@ std::string compareWithOracle(kvc_rt_cache *cache,
   return "";
 }
 
+#if KVC_ATTENTION_EMULATED
+/// What is wrong with the prefetches of the call just made ("" if
+/// nothing): each must lie in a page block of the cache, and be of the kind
+/// the variant was built with.
+std::string prefetchProblem(const kvc_rt_cache *cache,
+                            const std::vector<kvc_rt_seq> &seqs,
+                            const Variant &v) {
+  kvc::gpuemu::PrefetchCounts counts;
+  std::string problem =
+      kvc::gpuemu::checkPrefetches(cache, seqs.data(), seqs.size(), counts);
+  if (problem.empty() && ((counts.lines > 0) != (v.l2Prefetch == "lines") ||
+                          (counts.blocks > 0) != (v.l2Prefetch == "bulk")))
+    problem = "l2_prefetch=" + v.l2Prefetch + " but " +
+              std::to_string(counts.lines) + " line and " +
+              std::to_string(counts.blocks) + " block prefetches";
+  return problem;
+}
+#endif
+
 Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
                    uint64_t seed) {
   Outcome outcome;
@@ -499,28 +518,16 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
     std::string problem = synchronize();
     if (problem.empty())
       problem = gpuRecord();
-#if KVC_ATTENTION_EMULATED
-    if (problem.empty()) {
-      // The prefetches of this call: each in a page block of the cache,
-      // of the kind the variant was built with.
-      kvc::gpuemu::PrefetchCounts counts;
-      problem =
-          kvc::gpuemu::checkPrefetches(cache, seqs.data(), seqs.size(), counts);
-      const bool lines = counts.lines > 0, blocks = counts.blocks > 0;
-      if (problem.empty() && (lines != (v.l2Prefetch == "lines") ||
-                              blocks != (v.l2Prefetch == "bulk")))
-        problem = "l2_prefetch=" + v.l2Prefetch + " but " +
-                  std::to_string(counts.lines) + " line and " +
-                  std::to_string(counts.blocks) + " block prefetches";
-      if (!problem.empty())
-        return outcome.problem = problem, outcome;
-    }
-#endif
     if (!problem.empty()) {
       outcome.problem = problem;
       outcome.cudaBroken = true;
       return outcome;
     }
+#if KVC_ATTENTION_EMULATED
+    outcome.problem = prefetchProblem(cache, seqs, v);
+    if (!outcome.problem.empty())
+      return outcome;
+#endif
     if (kvc_rt_binding_status(binding) != KVC_RT_OK) {
       outcome.problem = std::string("binding: ") +
                         kvc_rt_status_name(kvc_rt_binding_status(binding)) +

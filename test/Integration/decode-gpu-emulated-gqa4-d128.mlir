@@ -46,7 +46,7 @@
 // FP8MMA: key fp8<e4m3>, value fp16
 // FP8MMA: PASS
 // BULK: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
-// BULK: L2 prefetches: 0 lines, 3488 page blocks (10715136 bytes), each in one head's block of a page holding compressed tokens, every head's as many
+// BULK: L2 prefetches: 0 lines, 3488 page blocks (10715136 bytes), each in one head's block of a page holding compressed tokens, as many for heads with blocks of one size
 // BULK-NEXT: PASS
 // LINES: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
 // LINES: L2 prefetches: {{[1-9][0-9]*}} lines, 0 page blocks (0 bytes), each in one head's block

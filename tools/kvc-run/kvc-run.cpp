@@ -651,8 +651,8 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
   if (prefetches.lines || prefetches.blocks)
     llvm::outs() << llvm::formatv(
         "L2 prefetches: {0} lines, {1} page blocks ({2} bytes), each in one "
-        "head's block of a page holding compressed tokens, every head's as "
-        "many\n",
+        "head's block of a page holding compressed tokens, as many for heads "
+        "with blocks of one size\n",
         prefetches.lines, prefetches.blocks, prefetches.blockBytes);
   if (shape.returnsMass)
     llvm::outs() << llvm::formatv(
