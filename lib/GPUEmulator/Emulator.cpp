@@ -106,6 +106,14 @@ orc::SymbolMap abiSymbols(orc::LLJIT &jit) {
   add("__kvc_emu_prmt", reinterpret_cast<const void *>(&__kvc_emu_prmt));
   add("__kvc_emu_prefetch",
       reinterpret_cast<const void *>(&__kvc_emu_prefetch));
+  add("__kvc_emu_cp_async",
+      reinterpret_cast<const void *>(&__kvc_emu_cp_async));
+  add("__kvc_emu_cp_async_commit",
+      reinterpret_cast<const void *>(&__kvc_emu_cp_async_commit));
+  add("__kvc_emu_cp_async_wait",
+      reinterpret_cast<const void *>(&__kvc_emu_cp_async_wait));
+  add("__kvc_emu_warp_sync",
+      reinterpret_cast<const void *>(&__kvc_emu_warp_sync));
   return symbols;
 }
 
@@ -174,7 +182,8 @@ EmulatedModule *loadModule(const void *data, size_t size) {
         module->jit->lookup(variable.symbol);
     if (!address)
       return fail("mgpuModuleLoad: " + describe(address.takeError()));
-    module->shared.push_back({address->toPtr<void *>(), variable.bytes});
+    module->shared.push_back(
+        {address->toPtr<char *>() + variable.offset, variable.bytes});
   }
   return module.release();
 }

@@ -53,6 +53,18 @@ void __kvc_emu_prefetch(const void *address, uint64_t bytes, int32_t bulk);
 /// prmt.b32 (default mode): byte i of the result picked from the pool
 /// {b, a} by nibble i of `selector`.
 uint32_t __kvc_emu_prmt(uint32_t a, uint32_t b, uint32_t selector);
+/// cp.async.{ca,cg}.shared.global: `bytes` (4, 8 or 16) from `src` to
+/// `dst`, both multiples of `bytes`, in the thread's current group; the
+/// copy lands at the latest when a wait completes its group.
+void __kvc_emu_cp_async(void *dst, const void *src, int32_t bytes);
+/// cp.async.commit_group: the copies since the last commit form a group.
+void __kvc_emu_cp_async_commit(void);
+/// cp.async.wait_group `pending`: every committed group of the thread but
+/// the `pending` most recent ones is complete.
+void __kvc_emu_cp_async_wait(int32_t pending);
+/// bar.warp.sync: a warp collective (the emulator needs the whole warp in
+/// `mask`).
+void __kvc_emu_warp_sync(int32_t mask);
 }
 
 #endif // KVC_GPUEMULATOR_EMULATORABI_H

@@ -125,6 +125,42 @@ Expected<Value *> Rewriter::lowerIntrinsic(CallInst *call, StringRef name) {
         {address, bytes, constant(bulk)});
     return nullptr;
   }
+  // Ampere's asynchronous copies into shared memory; the cache level (ca,
+  // cg) does not matter here. The .s forms (zero-filled tails) are not
+  // supported.
+  const int copyBytes = StringSwitch<int>(name)
+                            .Case("llvm.nvvm.cp.async.ca.shared.global.4", 4)
+                            .Case("llvm.nvvm.cp.async.ca.shared.global.8", 8)
+                            .Case("llvm.nvvm.cp.async.ca.shared.global.16", 16)
+                            .Case("llvm.nvvm.cp.async.cg.shared.global.16", 16)
+                            .Default(0);
+  if (copyBytes) {
+    b.CreateCall(abi("__kvc_emu_cp_async", b.getVoidTy(), {ptr, ptr, i32}),
+                 {b.CreateAddrSpaceCast(args(0), ptr),
+                  b.CreateAddrSpaceCast(args(1), ptr), constant(copyBytes)});
+    return nullptr;
+  }
+  auto commit = [&] {
+    b.CreateCall(abi("__kvc_emu_cp_async_commit", b.getVoidTy(), {}));
+  };
+  if (name == "llvm.nvvm.cp.async.commit.group") {
+    commit();
+    return nullptr;
+  }
+  if (name == "llvm.nvvm.cp.async.wait.group" ||
+      name == "llvm.nvvm.cp.async.wait.all") {
+    // wait_all is commit_group; wait_group 0 (PTX ISA).
+    const bool all = name.ends_with(".all");
+    if (all)
+      commit();
+    b.CreateCall(abi("__kvc_emu_cp_async_wait", b.getVoidTy(), {i32}),
+                 {all ? constant(0) : args(0)});
+    return nullptr;
+  }
+  if (name == "llvm.nvvm.bar.warp.sync") {
+    b.CreateCall(abi("__kvc_emu_warp_sync", b.getVoidTy(), {i32}), {args(0)});
+    return nullptr;
+  }
   if (name == "llvm.nvvm.prmt")
     return b.CreateCall(abi("__kvc_emu_prmt", i32, {i32, i32, i32}),
                         {args(0), args(1), args(2)});
@@ -242,6 +278,7 @@ Expected<RewrittenModule> Rewriter::finish() {
   // Shared memory: one host global per variable, reused by every block (the
   // emulator runs one block at a time and poisons them before each).
   unsigned unnamed = 0;
+  SmallVector<GlobalVariable *> sharedVariables;
   for (GlobalVariable &global : module.globals()) {
     if (global.getAddressSpace() != 3)
       continue;
@@ -251,12 +288,33 @@ Expected<RewrittenModule> Rewriter::finish() {
       result.shared.push_back({global.getName().str(), 0});
       continue;
     }
-    global.setLinkage(GlobalValue::ExternalLinkage);
-    global.setUnnamedAddr(GlobalValue::UnnamedAddr::None);
-    global.setVisibility(GlobalValue::DefaultVisibility);
-    result.shared.push_back(
-        {global.getName().str(),
-         module.getDataLayout().getTypeAllocSize(global.getValueType())});
+    sharedVariables.push_back(&global);
+  }
+  // Each variable placed at an odd multiple of its declared alignment (the
+  // PTX .align), not more aligned by chance: a 16-byte access (cp.async,
+  // ld.shared.v4) to a variable declared with less faults as on the GPU.
+  for (GlobalVariable *global : sharedVariables) {
+    const DataLayout &layout = module.getDataLayout();
+    Type *type = global->getValueType();
+    const uint64_t align =
+        global->getAlign().value_or(layout.getABITypeAlign(type)).value();
+    Type *padded = StructType::get(
+        module.getContext(),
+        {ArrayType::get(Type::getInt8Ty(module.getContext()), align), type});
+    auto *placed = new GlobalVariable(
+        module, padded, /*isConstant=*/false, GlobalValue::ExternalLinkage,
+        PoisonValue::get(padded), global->getName() + ".placed", nullptr,
+        GlobalValue::NotThreadLocal, global->getAddressSpace());
+    placed->setAlignment(Align(2 * align));
+    Constant *zero = ConstantInt::get(Type::getInt32Ty(module.getContext()), 0);
+    Constant *one = ConstantInt::get(Type::getInt32Ty(module.getContext()), 1);
+    Constant *variable = ConstantExpr::getInBoundsGetElementPtr(
+        padded, placed, ArrayRef<Constant *>{zero, one});
+    global->replaceAllUsesWith(variable);
+    result.shared.push_back({placed->getName().str(),
+                             layout.getTypeAllocSize(type).getFixedValue(),
+                             align});
+    global->eraseFromParent();
   }
   // libdevice functions left unlinked are their libm namesakes.
   for (Function &f : module)

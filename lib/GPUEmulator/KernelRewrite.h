@@ -34,6 +34,9 @@ namespace gpuemu {
 struct SharedVariable {
   std::string symbol;
   uint64_t bytes = 0;
+  /// Where the variable starts past the symbol's address (its declared
+  /// alignment: the rewrite places it at an odd multiple of it).
+  uint64_t offset = 0;
 };
 
 struct RewrittenModule {

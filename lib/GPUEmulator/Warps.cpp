@@ -32,7 +32,15 @@ std::atomic<MmaAccumulation> mmaAccumulation{MmaAccumulation::RoundOnce};
 /// host their spills and the emulator's calls need a few KB.
 constexpr size_t kStackBytes = 256 * 1024;
 
-enum class Wait { None, Shuffle, Mma, Barrier, Done };
+enum class Wait { None, Shuffle, Mma, WarpSync, Barrier, Done };
+
+/// A cp.async issued and not yet performed.
+struct AsyncCopy {
+  void *dst;
+  const void *src;
+  uint32_t bytes;
+  uint64_t group; ///< the id of its cp.async-group
+};
 
 struct Thread {
   ucontext_t context; ///< the fiber's start
@@ -41,12 +49,16 @@ struct Thread {
   Dim3 tid;
   uint32_t linear = 0;
   Wait wait = Wait::None;
-  // shfl.sync operands and result.
+  // shfl.sync (and bar.warp.sync's mask) operands and result.
   int32_t mode = 0, mask = 0, value = 0, laneArg = 0, clamp = 0, result = 0;
   // mma.sync operands and result.
   unsigned k = 0;
   uint32_t a[4] = {}, b[2] = {};
   float c[4] = {}, d[4] = {};
+  // cp.async: the copies not yet performed, in issue order, and the id of
+  // the group being formed (committed groups have the ids below it).
+  std::vector<AsyncCopy> copies;
+  uint64_t group = 0;
   char *stack = nullptr; ///< kStackBytes from fiberStacks()
 };
 
@@ -59,8 +71,11 @@ struct Block {
   std::vector<Thread> threads;
   Thread *current = nullptr;
   /// The first fault of an instruction of one thread (a misaligned bulk
-  /// prefetch): the block stops with it.
+  /// prefetch or cp.async): the block stops with it.
   std::string fault;
+  /// Whether cp.async copies are performed at issue rather than when a wait
+  /// completes their group (see runGrid).
+  bool eagerCopies = false;
 };
 
 /// Fiber stack `index` of this host thread, kept from launch to launch
@@ -76,11 +91,26 @@ char *fiberStack(unsigned index) {
 /// find their GPU thread through it).
 thread_local Block *running = nullptr;
 
+/// Performs `t`'s pending copies of the groups with ids below `end`, in
+/// issue order, reading their sources now.
+void completeCopies(Thread &t, uint64_t end) {
+  size_t kept = 0;
+  for (const AsyncCopy &copy : t.copies) {
+    if (copy.group < end)
+      std::memcpy(copy.dst, copy.src, copy.bytes);
+    else
+      t.copies[kept++] = copy;
+  }
+  t.copies.resize(kept);
+}
+
 // Fibers switch with _setjmp / _longjmp, which leave the signal mask alone
 // (swapcontext makes a system call each time); swapcontext only starts them.
 void threadMain() {
   Block &block = *running;
   block.entry(block.params);
+  // Copies a thread never waited for still land in shared memory on the GPU.
+  completeCopies(*block.current, UINT64_MAX);
   block.current->wait = Wait::Done;
   _longjmp(block.schedulerJump, 1);
 }
@@ -153,15 +183,19 @@ Error runCollective(Block &block, unsigned first, unsigned count) {
           inconvertibleErrorCode(),
           "warp " + Twine(warp) + " of " + where(block) +
               ": its lanes wait at different collectives (divergence)");
-  if (kind == Wait::Shuffle) {
+  if (kind == Wait::Shuffle || kind == Wait::WarpSync) {
     const uint32_t full = count == kLanes ? ~0u : (1u << count) - 1u;
     for (unsigned i = 0; i < count; ++i)
       if (uint32_t(lanes[i].mask) != full)
         return createStringError(
             inconvertibleErrorCode(),
-            "warp " + Twine(warp) + " of " + where(block) +
-                ": shfl.sync with member mask " + Twine(lanes[i].mask) +
+            "warp " + Twine(warp) + " of " + where(block) + ": " +
+                (kind == Wait::Shuffle ? "shfl.sync" : "bar.warp.sync") +
+                " with member mask 0x" +
+                Twine::utohexstr(uint32_t(lanes[i].mask)) +
                 " (the emulator supports whole warps)");
+  }
+  if (kind == Wait::Shuffle) {
     int32_t values[kLanes];
     for (unsigned i = 0; i < count; ++i)
       values[i] = lanes[i].value;
@@ -174,7 +208,7 @@ Error runCollective(Block &block, unsigned first, unsigned count) {
                                      ", which does not exist");
       lanes[i].result = values[source];
     }
-  } else {
+  } else if (kind == Wait::Mma) {
     if (count != kLanes)
       return createStringError(inconvertibleErrorCode(),
                                "warp " + Twine(warp) + " of " + where(block) +
@@ -203,6 +237,8 @@ Error runBlock(Block &block, bool reverse) {
   for (Thread &t : block.threads) {
     t.wait = Wait::None;
     t.started = false;
+    t.copies.clear();
+    t.group = 0;
     getcontext(&t.context);
     t.context.uc_stack.ss_sp = t.stack;
     t.context.uc_stack.ss_size = kStackBytes;
@@ -228,7 +264,7 @@ Error runBlock(Block &block, bool reverse) {
       for (unsigned i = first; i < first + count; ++i) {
         const Wait w = block.threads[i].wait;
         done += w == Wait::Done;
-        atWarp += w == Wait::Shuffle || w == Wait::Mma;
+        atWarp += w == Wait::Shuffle || w == Wait::Mma || w == Wait::WarpSync;
         atBarrier += w == Wait::Barrier;
       }
       alive += count - done;
@@ -368,6 +404,12 @@ Error runGrid(KernelEntry entry, void **params, Dim3 grid, Dim3 blockDim,
   // checks that repeat their calls see.
   static std::atomic<uint64_t> launches{0};
   const bool reverse = launches.fetch_add(1) % 2 == 1;
+  // cp.async lands at any time between its issue and the wait that
+  // completes its group. Forward launches copy at the wait, so a read that
+  // lacks the wait or the sync after it sees poison or stale bytes; reverse
+  // ones copy at issue, so a copy over a stage that other lanes still read
+  // without a sync in between changes what they read.
+  block.eagerCopies = reverse;
   Block *outer = running;
   running = &block;
   Error result = Error::success();
@@ -432,6 +474,40 @@ extern "C" void __kvc_emu_prefetch(const void *address, uint64_t bytes,
     prefetchLog.push_back({address, bytes, bulk != 0});
 }
 
+extern "C" void __kvc_emu_cp_async(void *dst, const void *src, int32_t bytes) {
+  Block &b = *running;
+  Thread &t = *b.current;
+  const auto to = reinterpret_cast<uintptr_t>(dst);
+  const auto from = reinterpret_cast<uintptr_t>(src);
+  // "The source and destination addresses must be aligned to cp-size"
+  // (PTX ISA); a GPU's behaviour is undefined otherwise.
+  if (to % bytes != 0 || from % bytes != 0) {
+    if (b.fault.empty())
+      b.fault = "thread " + std::to_string(t.linear) + " of " + where(b) +
+                ": cp.async of " + std::to_string(bytes) +
+                " bytes with the source " + std::to_string(from % bytes) +
+                " and the destination " + std::to_string(to % bytes) +
+                " bytes past a multiple of " + std::to_string(bytes) +
+                " (both addresses must be multiples of the size)";
+    return;
+  }
+  if (b.eagerCopies)
+    std::memcpy(dst, src, bytes);
+  else
+    t.copies.push_back({dst, src, uint32_t(bytes), t.group});
+}
+
+extern "C" void __kvc_emu_cp_async_commit(void) {
+  // An empty group counts too (PTX ISA), as wait_group's N counts it.
+  ++running->current->group;
+}
+
+extern "C" void __kvc_emu_cp_async_wait(int32_t pending) {
+  Thread &t = *running->current;
+  if (uint64_t(pending) < t.group)
+    completeCopies(t, t.group - uint64_t(pending));
+}
+
 extern "C" int32_t __kvc_emu_sreg(int32_t which) {
   const Block &b = *running;
   const Thread &t = *b.current;
@@ -454,6 +530,11 @@ extern "C" int32_t __kvc_emu_sreg(int32_t which) {
 }
 
 extern "C" void __kvc_emu_barrier(void) { park(Wait::Barrier); }
+
+extern "C" void __kvc_emu_warp_sync(int32_t mask) {
+  running->current->mask = mask;
+  park(Wait::WarpSync);
+}
 
 extern "C" int32_t __kvc_emu_shfl(int32_t mode, int32_t mask, int32_t value,
                                   int32_t b, int32_t c) {

@@ -2,12 +2,14 @@
 //
 // Runs a rewritten kernel (KernelRewrite.h) over a grid on the calling host
 // thread: one block at a time, each GPU thread a fiber with its own stack.
-// A thread runs until it reaches a warp collective (shfl.sync, mma.sync) or
-// a block barrier; when every live lane of its warp (every live thread of
-// its block) is there, the collective is computed from all of their
-// operands — the PTX ISA's semantics and fragment layouts, written from the
-// ISA, not from kvc's kernel generator — and they go on. A collective some
+// A thread runs until it reaches a warp collective (shfl.sync, mma.sync,
+// bar.warp.sync) or a block barrier; when every live lane of its warp (every
+// live thread of its block) is there, the collective is computed from all of
+// their operands — the PTX ISA's semantics and fragment layouts, written from
+// the ISA, not from kvc's kernel generator — and they go on. A collective some
 // lanes never reach (divergence, exited lanes) is reported, not guessed.
+// cp.async copies are kept per thread in their groups and performed when a
+// wait completes them, or at issue on reverse launches (runGrid).
 //
 //===----------------------------------------------------------------------===//
 
@@ -39,8 +41,9 @@ struct SharedRegion {
 
 /// Runs `entry` over `grid` x `block`. Errors name the block and what went
 /// wrong (divergent or incomplete collectives, a deadlock). Every other call
-/// runs blocks and threads in reverse order, so that a race shows as a
-/// result that differs between two launches.
+/// runs blocks and threads in reverse order and performs cp.async copies at
+/// issue rather than at the wait, so that a race shows as a result that
+/// differs between two launches.
 llvm::Error runGrid(KernelEntry entry, void **params, Dim3 grid, Dim3 block,
                     llvm::ArrayRef<SharedRegion> shared);
 
