@@ -151,26 +151,38 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
     return;
   }
   // LLVM's NVPTX backend selects prefetch.global.L2 and
-  // cp.async.bulk.prefetch.L2 from sm_90 on; below, it would abort in
-  // instruction selection rather than name the option.
+  // cp.async.bulk.prefetch.L2 from sm_90 on, and cp.async from sm_80 on;
+  // below, it would abort in instruction selection rather than name the
+  // option.
   unsigned smVersion = 0;
   StringRef chipName = options.chip.getValue();
-  if (options.l2Prefetch.getValue() != "none" &&
-      (!chipName.consume_front("sm_") ||
-       chipName.take_while(llvm::isDigit).getAsInteger(10, smVersion) ||
-       smVersion < 90)) {
+  if (!chipName.consume_front("sm_") ||
+      chipName.take_while(llvm::isDigit).getAsInteger(10, smVersion))
+    smVersion = 0;
+  auto needsChip = [&](const std::string &option, unsigned minimum,
+                       StringRef instead) {
     pm.addPass(std::make_unique<BadPipelineOptions>(
-        "kvc-gpu-pipeline: l2-prefetch=" + options.l2Prefetch.getValue() +
-        " needs chip sm_90 or later (LLVM selects the NVVM prefetches from "
-        "sm_90 on), not '" +
-        options.chip.getValue() + "'; use l2-prefetch=none"));
+        ("kvc-gpu-pipeline: " + option + " needs chip sm_" + Twine(minimum) +
+         " or later (LLVM selects its NVVM instructions from sm_" +
+         Twine(minimum) + " on), not '" + options.chip.getValue() + "'; use " +
+         instead)
+            .str()));
+  };
+  if (options.l2Prefetch.getValue() != "none" && smVersion < 90) {
+    needsChip("l2-prefetch=" + options.l2Prefetch.getValue(), 90,
+              "l2-prefetch=none");
+    return;
+  }
+  if (options.keyStages.getValue() != 0 && smVersion < 80) {
+    needsChip("key-stages=" + std::to_string(options.keyStages.getValue()), 80,
+              "key-stages=0");
     return;
   }
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
       "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
       "split-blocks={8} value-product={9} l2-prefetch={10} "
-      "l2-prefetch-bytes={11}},"
+      "l2-prefetch-bytes={11} key-stages={12}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -182,7 +194,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.format.getValue(), options.minBlocksPerSM.getValue(),
       options.codeToFloat.getValue(), options.keyProduct.getValue(),
       options.splitBlocks.getValue(), options.valueProduct.getValue(),
-      options.l2Prefetch.getValue(), options.l2PrefetchBytes.getValue());
+      options.l2Prefetch.getValue(), options.l2PrefetchBytes.getValue(),
+      options.keyStages.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

@@ -13,6 +13,8 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="l2-prefetch=lines l2-prefetch-bytes=0" 2>&1 | FileCheck %s --check-prefix=PREFETCHBYTES
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_80 l2-prefetch=bulk" 2>&1 | FileCheck %s --check-prefix=BULKCHIP
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_86 l2-prefetch=lines" 2>&1 | FileCheck %s --check-prefix=LINESCHIP
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma key-stages=1" 2>&1 | FileCheck %s --check-prefix=STAGES
+// RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_75 key-product=mma key-stages=2" 2>&1 | FileCheck %s --check-prefix=STAGESCHIP
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
@@ -26,8 +28,10 @@
 // FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='elf' code-to-float='bits' key-product='fma' value-product='fma' l2-prefetch='none' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, fatbin or llvm, code-to-float bits or convert, key-product and value-product fma or mma, l2-prefetch none, lines or bulk)
 // PREFETCH: error: kvc-lower-to-gpu: l2-prefetch must be 'none', 'lines' or 'bulk', not 'all'
 // PREFETCHBYTES: error: kvc-lower-to-gpu: l2-prefetch-bytes must be positive
-// BULKCHIP: error: kvc-gpu-pipeline: l2-prefetch=bulk needs chip sm_90 or later (LLVM selects the NVVM prefetches from sm_90 on), not 'sm_80'; use l2-prefetch=none
-// LINESCHIP: error: kvc-gpu-pipeline: l2-prefetch=lines needs chip sm_90 or later (LLVM selects the NVVM prefetches from sm_90 on), not 'sm_86'; use l2-prefetch=none
+// BULKCHIP: error: kvc-gpu-pipeline: l2-prefetch=bulk needs chip sm_90 or later (LLVM selects its NVVM instructions from sm_90 on), not 'sm_80'; use l2-prefetch=none
+// LINESCHIP: error: kvc-gpu-pipeline: l2-prefetch=lines needs chip sm_90 or later (LLVM selects its NVVM instructions from sm_90 on), not 'sm_86'; use l2-prefetch=none
+// STAGES: error: kvc-lower-to-gpu: key-stages must be 0 (no staging) or at least 2 (a unit read while the next is copied), not 1
+// STAGESCHIP: error: kvc-gpu-pipeline: key-stages=2 needs chip sm_80 or later (LLVM selects its NVVM instructions from sm_80 on), not 'sm_75'; use key-stages=0
 // VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' l2-prefetch='none' (expected
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {

@@ -28,6 +28,17 @@
 // 32: 3488 blocks of 3072 bytes. Lines at the default split sizes.
 // RUN: kvc-run %s --steps=300 --seed=2 --spec="key=q2:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-tokens=128 split-blocks=0 l2-prefetch=bulk" | FileCheck %s --check-prefix=BULK
 // RUN: kvc-run %s --steps=300 --seed=7 --spec="key=q4:channel:g128,value=q4:token:g128,residual=128" --page-tokens=128 --gpu-emulator --gpu-options="l2-prefetch=lines" | FileCheck %s --check-prefix=LINES
+//
+// With key-stages each warp of the tensor-core key pass copies its next
+// units into shared-memory stages (cp.async) while it multiplies the
+// current one; the emulator performs the copies at the wait on alternate
+// launches and at issue on the others, so a read before the wait or a
+// copy into a stage still being read gives wrong scores. One 512-token
+// split (split-blocks=0): up to 8 interior units, two a warp, so the copy
+// ahead runs; 3 stages with 128-token pages, group-128 keys and the L2
+// prefetch.
+// RUN: kvc-run %s --steps=300 --seed=8 --spec="key=q2:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=2" | FileCheck %s --check-prefix=STAGES
+// RUN: kvc-run %s --steps=300 --seed=9 --spec="key=q4:channel:g128,value=q2:token:g32,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=3 l2-prefetch=bulk" | FileCheck %s --check-prefix=STAGES
 
 // K2V2: key quant<bits=2, axis=channel, group=32>, value quant<bits=2, axis=token, group=32>
 // K2V2-NEXT: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
@@ -58,3 +69,5 @@ func.func @step(%cache: !kvc.cache<2x2x?x128xf32>, %q: tensor<2x8x1x128xf32>,
   %o = kvc.attend %q, %c {causal} : tensor<2x8x1x128xf32>, !kvc.cache<2x2x?x128xf32> -> tensor<2x8x1x128xf32>
   return %o, %c : tensor<2x8x1x128xf32>, !kvc.cache<2x2x?x128xf32>
 }
+// STAGES: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
+// STAGES: PASS

@@ -180,7 +180,14 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "The most bytes of each side a split block prefetches (whole "
            "page blocks from the split's first, at least one), and of both "
            "at its start: the blocks resident on an SM share its part of "
-           "L2">
+           "L2">,
+    Option<"keyStages", "key-stages", "unsigned", /*default=*/"0",
+           "Shared-memory stages each warp of the tensor-core key pass "
+           "copies its next 32-token units into with cp.async (16 bytes a "
+           "lane, sm_80 and later) while it multiplies the current one: 0 "
+           "(the default) reads the pages directly; N >= 2 keeps N - 1 "
+           "units in flight. Channel-axis 2-, 4- and 8-bit keys with "
+           "key-product=mma only (other sites are an error)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

@@ -148,6 +148,13 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
       llvm::cl::desc("The most bytes of each side a split block prefetches, "
                      "and of both at its start (default 49152)"),
       llvm::cl::init(49152)};
+  Option<unsigned> keyStages{
+      *this, "key-stages",
+      llvm::cl::desc("Shared-memory stages each warp of the tensor-core key "
+                     "pass copies its next units into with cp.async (sm_80 "
+                     "and later; 0, the default: none; kvc-lower-to-gpu's "
+                     "option)"),
+      llvm::cl::init(0)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};

@@ -31,6 +31,7 @@
 
 #include "AttendKernels.h"
 #include "KernelBuilder.h"
+#include "KeyStaging.h"
 #include "TensorCorePasses.h"
 
 #include "../KVCToLoops/Lowering.h"
@@ -105,21 +106,41 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   SmallVector<Type> workgroup = {shared({group, d}), shared({group, split}),
                                  shared({threads / 32})};
   // Optional attributions follow: the key pass's query fragments, the
-  // value pass's per-warp sums.
-  std::optional<unsigned> queryFragmentsAt, valuePartialsAt;
+  // value pass's per-warp sums, and the key pass's stages (KeyStaging.h).
+  // With stages the sums take the stages' bytes: the key pass is done with
+  // them at the barrier before the softmax (every copy waited for).
+  std::optional<unsigned> queryFragmentsAt, valuePartialsAt, keyStagesAt;
   if (spec.keyProduct == KeyProduct::MMA) {
     queryFragmentsAt = workgroup.size();
     workgroup.push_back(
         MemRefType::get({d / 16, 32, 2}, VectorType::get({2}, b.getF16Type()),
                         MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
   }
-  if (spec.valueProduct == ValueProduct::MMA) {
+  auto partialsType = shared({threads / 32, group, d});
+  if (spec.keyStages) {
+    keyStagesAt = workgroup.size();
+    const int64_t partialsBytes = spec.valueProduct == ValueProduct::MMA
+                                      ? 4 * partialsType.getNumElements()
+                                      : 0;
+    workgroup.push_back(MemRefType::get(
+        {std::max(partialsBytes,
+                  keyStagingBytes(d, spec.encoding.key.quant.bits, threads / 32,
+                                  spec.keyStages))},
+        b.getI8Type(), MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
+  } else if (spec.valueProduct == ValueProduct::MMA) {
     valuePartialsAt = workgroup.size();
-    workgroup.push_back(shared({threads / 32, group, d}));
+    workgroup.push_back(partialsType);
   }
   auto func =
       gpu::GPUFuncOp::create(b, loc, spec.name, type, workgroup, TypeRange{});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  // 16-byte aligned: the stages take cp.async's and ld.shared.v4's 16-byte
+  // accesses, and an i8 buffer would otherwise be aligned to 1 (the value
+  // pass's f32 sums share it).
+  if (keyStagesAt)
+    func.setWorkgroupAttributionAttr(*keyStagesAt,
+                                     LLVM::LLVMDialect::getAlignAttrName(),
+                                     b.getI64IntegerAttr(16));
   func.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
   // Without a minimum, ptxas caps registers at the occupancy shared memory
@@ -254,9 +275,12 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       return capScore(k.fmul(dot, k.f32(spec.scale / queryScale)));
     };
     if (spec.keyProduct == KeyProduct::MMA) {
-      emitTensorCoreScores(k, spec, keys, kvHead, start, count,
-                           func.getWorkgroupAttributions()[*queryFragmentsAt],
-                           scores, spec.scale / queryScale, capScore);
+      emitTensorCoreScores(
+          k, spec, keys, kvHead, start, count,
+          func.getWorkgroupAttributions()[*queryFragmentsAt],
+          keyStagesAt ? Value(func.getWorkgroupAttributions()[*keyStagesAt])
+                      : Value(),
+          scores, spec.scale / queryScale, capScore);
     } else {
       // One token per thread, every query head of the group.
       k.loop(tid, count, k.index(threads), {},
@@ -357,7 +381,12 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       auto [valueStart, valueCount] = splitRange();
       emitTensorCoreValues(
           k, spec, values, kvHead, valueStart, valueCount, scores,
-          func.getWorkgroupAttributions()[*valuePartialsAt],
+          keyStagesAt
+              ? Value(memref::ViewOp::create(
+                    b, loc, partialsType,
+                    func.getWorkgroupAttributions()[*keyStagesAt], k.index(0),
+                    ValueRange{}))
+              : Value(func.getWorkgroupAttributions()[*valuePartialsAt]),
           [&](Value head, Value channel, Value total) {
             k.storeF32(workspace, partialAt(head, channel), total);
           });

@@ -9,6 +9,7 @@
 
 #include "AppendKernel.h"
 #include "AttendKernels.h"
+#include "KeyStaging.h"
 #include "QuantizeKernel.h"
 
 #include "../KVCToLoops/Lowering.h"
@@ -104,6 +105,7 @@ struct GPULowering {
   ValueProduct valueProduct;
   L2Prefetch l2Prefetch;
   uint64_t l2PrefetchBytes;
+  unsigned keyStages;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
   /// kvc.quantize ops to lower (checkLowerable counts them).
@@ -360,6 +362,7 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.valueProduct = lowering.valueProduct;
     spec.l2Prefetch = lowering.l2Prefetch;
     spec.l2PrefetchBytes = lowering.l2PrefetchBytes;
+    spec.keyStages = lowering.keyStages;
     spec.scale = op.getEffectiveScale();
     if (auto softcap = op.getSoftcap())
       spec.softcap = softcap->convertToDouble();
@@ -490,8 +493,11 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
     if (lowering.keyProduct == KeyProduct::MMA)
       sharedBytes += headDim / 16 * 32 * 8;
     // The tensor-core value pass adds its warps' sums.
-    if (lowering.valueProduct == ValueProduct::MMA)
-      sharedBytes += 4 * (lowering.blockThreads / 32) * group * headDim;
+    const int64_t valueSumBytes =
+        lowering.valueProduct == ValueProduct::MMA
+            ? 4 * (lowering.blockThreads / 32) * group * headDim
+            : 0;
+    sharedBytes += valueSumBytes;
     if (sharedBytes > 48 * 1024) {
       reject() << group << " query heads per KV head need " << sharedBytes
                << " bytes of shared memory with split-tokens="
@@ -505,6 +511,42 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                                   "kvc-lower-to-gpu");
     if (failed(heads))
       return WalkResult::interrupt();
+    // key-stages copies channel-axis token-pair units (KeyStaging.h):
+    // every KV head's keys must be read so, and the stages fit beside the
+    // rest.
+    if (lowering.keyStages) {
+      unsigned bits = 0;
+      for (const num::CacheEncoding &head : *heads) {
+        const num::SideEncoding &key = head.key;
+        if (lowering.keyProduct != KeyProduct::MMA || !key.isQuant() ||
+            key.quant.axis != num::QuantAxis::Channel ||
+            (key.quant.bits != 2 && key.quant.bits != 4 &&
+             key.quant.bits != 8)) {
+          reject() << "key-stages=" << lowering.keyStages
+                   << " stages the tensor-core key pass's channel-axis 2-, "
+                      "4- and 8-bit keys (key-product=mma); this site has "
+                   << (lowering.keyProduct != KeyProduct::MMA
+                           ? std::string("key-product=fma")
+                           : "keys '" + key.toString() + "'")
+                   << "; use key-stages=0";
+          return WalkResult::interrupt();
+        }
+        bits = std::max(bits, key.quant.bits);
+      }
+      // The stages share their bytes with the value pass's sums.
+      int64_t stagingBytes = keyStagingBytes(
+          headDim, bits, lowering.blockThreads / 32, lowering.keyStages);
+      if (sharedBytes - valueSumBytes + std::max(stagingBytes, valueSumBytes) >
+          48 * 1024) {
+        reject() << "key-stages=" << lowering.keyStages << " needs "
+                 << stagingBytes << " bytes of shared memory for " << bits
+                 << "-bit keys beside the kernel's "
+                 << sharedBytes - valueSumBytes
+                 << " (at most 49152 in all); lower key-stages or "
+                    "split-tokens";
+        return WalkResult::interrupt();
+      }
+    }
     lowering.context.headEncodings[op] = std::move(*heads);
     return WalkResult::advance();
   });
@@ -616,6 +658,12 @@ void KVCLowerToGPUPass::runOnOperation() {
                           "positive";
     return signalPassFailure();
   }
+  if (keyStages == 1) {
+    module.emitError() << "kvc-lower-to-gpu: key-stages must be 0 (no "
+                          "staging) or at least 2 (a unit read while the "
+                          "next is copied), not 1";
+    return signalPassFailure();
+  }
   // DenseMap's default constructor is explicit: name it.
   GPULowering lowering{
       {pageTokens, decltype(LoweringContext::headEncodings)(), module},
@@ -628,6 +676,7 @@ void KVCLowerToGPUPass::runOnOperation() {
       *valueProducts,
       *prefetch,
       l2PrefetchBytes,
+      keyStages,
       /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();

@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "KeyStaging.h"
 #include "TensorCorePasses.h"
 #include "TensorCoreSupport.h"
 
@@ -148,7 +149,8 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                                 const SequenceSideView &keys, Value kvHead,
                                 Value start, Value count, Value queryFragments,
-                                Value scores, double scoreScale,
+                                Value keyStages, Value scores,
+                                double scoreScale,
                                 function_ref<Value(Value)> capScore) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
@@ -179,7 +181,15 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   auto [inner, innerEnd] =
       interiorRange(k, start, end, keys.compressed, base, units, 32);
 
-  auto scoreUnit = [&](Value unitToken, bool interior) {
+  // key-stages: each warp's next units copied ahead into its shared-memory
+  // stages (emitKeyStaging); the interior loop reads them from there.
+  std::optional<ByteViews> staged;
+  if (keyStages)
+    staged = sharedBytes(k, keyStages);
+
+  // `stageBase`: where in `staged` an interior unit's copy lies (none:
+  // read from its page).
+  auto scoreUnit = [&](Value unitToken, bool interior, Value stageBase) {
     auto partSpan = [&](int64_t p) {
       return ChannelSpan{k.add(slabFirst, k.index(p * part)), part};
     };
@@ -197,9 +207,12 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
     // to `in`: the two tiles' and the zeros' sums.
     auto foldedProducts = [&](int64_t p, ValueRange in) -> SmallVector<Value> {
       SmallVector<Value> accs(in);
-      TokenPairTerms terms = keys.tokenPairTermsInPages(b, loc, kvHead,
-                                                        unitToken, pairLane,
-                                                        partSpan(p));
+      TokenPairTerms terms =
+          stageBase ? reader.stagedTokenPairTerms(b, loc, *staged, stageBase,
+                                                  pairLane, partSpan(p),
+                                                  /*subnormal=*/true)
+                    : keys.tokenPairTermsInPages(b, loc, kvHead, unitToken,
+                                                 pairLane, partSpan(p));
       for (int64_t s = 0; s < part / 4; ++s) {
         const int64_t step = p * (part / 4) + s;
         // Registers 0 and 1 hold channel pairs 2s and 2s + 1 of the part.
@@ -317,19 +330,39 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   // Warp-uniform loops over the units (mma.sync needs the whole warp),
   // the edges first: the residual buffer's pointer is then dead in the
   // interior loop, which needs the most registers.
+  auto interiorFirst = [&] {
+    return k.add(base, k.mul(k.add(inner, warp), 32));
+  };
+  auto interiorEnd = [&] { return k.add(base, k.mul(innerEnd, 32)); };
+  Value step = k.index(32 * warps);
+  std::optional<KeyStaging> staging;
+  if (staged)
+    // The first interior units' copies under way during the edges.
+    staging.emplace(KeyStaging::start(k, spec, keys, kvHead, *staged,
+                                      interiorFirst(), interiorEnd(), step));
   Value edges = k.add(inner, k.sub(units, innerEnd));
   k.loop(warp, edges, k.index(warps), {},
          [&](Value edge, ValueRange) -> SmallVector<Value> {
            Value unit = edgeBlock(k, edge, inner, innerEnd);
-           scoreUnit(k.add(base, k.mul(unit, 32)), /*interior=*/false);
+           scoreUnit(k.add(base, k.mul(unit, 32)), /*interior=*/false, {});
            return {};
          });
   // Over the interior units' first tokens.
-  k.loop(k.add(base, k.mul(k.add(inner, warp), 32)),
-         k.add(base, k.mul(innerEnd, 32)), k.index(32 * warps), {},
-         [&](Value unitToken, ValueRange) -> SmallVector<Value> {
-           scoreUnit(unitToken, /*interior=*/true);
-           return {};
+  if (!staging) {
+    k.loop(interiorFirst(), interiorEnd(), step, {},
+           [&](Value unitToken, ValueRange) -> SmallVector<Value> {
+             scoreUnit(unitToken, /*interior=*/true, {});
+             return {};
+           });
+    return;
+  }
+  k.loop(staging->getFirst(), staging->getEnd(), step, {k.index(0)},
+         [&](Value unitToken, ValueRange carried) -> SmallVector<Value> {
+           Value stageIndex = carried[0];
+           Value stageBase = staging->await(stageIndex);
+           staging->copyAhead(unitToken, stageIndex);
+           scoreUnit(unitToken, /*interior=*/true, stageBase);
+           return {staging->nextStage(stageIndex)};
          });
 }
 
@@ -354,12 +387,14 @@ void mlir::kvc::emitTensorCoreScores(KernelBuilder &k,
                                      const SplitKernelSpec &spec,
                                      const SequenceSideView &keys, Value kvHead,
                                      Value start, Value count,
-                                     Value queryFragments, Value scores,
-                                     double scoreScale,
+                                     Value queryFragments, Value keyStages,
+                                     Value scores, double scoreScale,
                                      function_ref<Value(Value)> capScore) {
   if (keys.reader->readsTokenPairs())
     return emitTokenPairScores(k, spec, keys, kvHead, start, count,
-                               queryFragments, scores, scoreScale, capScore);
+                               queryFragments, keyStages, scores, scoreScale,
+                               capScore);
+  assert(!keyStages && "key-stages needs keys read in token pairs");
   OpBuilder &b = k.b;
   Location loc = k.loc;
   const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;

@@ -31,11 +31,13 @@ void emitQueryFragments(KernelBuilder &k, const SplitKernelSpec &spec,
 /// The key pass on tensor cores: scores[j][local] = capScore(q_j . k *
 /// tensorCoreQueryScale * scoreScale) for the split's tokens [start, start
 /// + count) (scores in shared memory, [group][split]); the pass folds
-/// scoreScale into the multiplications it does anyway.
+/// scoreScale into the multiplications it does anyway. `keyStages`: the
+/// workgroup memref of spec.keyStages > 0 (KeyStaging.h; keys read in
+/// token pairs), else null.
 void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
                           const SequenceSideView &keys, Value kvHead,
                           Value start, Value count, Value queryFragments,
-                          Value scores, double scoreScale,
+                          Value keyStages, Value scores, double scoreScale,
                           function_ref<Value(Value)> capScore);
 
 /// The value pass on tensor cores: for every query head j of the group and

@@ -534,30 +534,88 @@ TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
                                                     Value unitSlot, Value lane,
                                                     ChannelSpan span,
                                                     bool subnormal) const {
-  const unsigned bits = side.quant.bits;
-  const int64_t group = side.quant.group, count = span.count;
-  const int64_t groupBytes = group * bits / 8;
+  const int64_t group = side.quant.group;
+  const int64_t groupBytes = group * side.quant.bits / 8;
   IndexOps x{b, loc};
-  Type i32 = b.getI32Type();
-
   // The channel pair (c, c + 1)'s codes of the unit: groups (slot / G, c)
   // and (slot / G, c + 1) share 2 * groupBytes from (tb * D + c) *
   // groupBytes (docs/layout.md, channel pairs), the unit's 2b stored words
-  // from 8b * ((slot % G) / 32), its tokens in order, 16 / b a word. The
-  // lane's first token 4g is in word 4g / (16 / b), at bit b * (4g mod
-  // 16 / b) of each half. Four channels' scales and zeros in one 16-byte
-  // load: (scale c, scale c + 1, zero c, zero c + 1) a pair, each an fp16
-  // pair as HFMA2 takes it.
+  // from 8b * ((slot % G) / 32). Four channels' scales and zeros in one
+  // 16-byte load: (scale c, scale c + 1, zero c, zero c + 1) a pair, each
+  // an fp16 pair as HFMA2 takes it.
+  Value firstGroup = x.add(x.mul(x.div(unitSlot, group), headDim), span.first);
+  Value codes =
+      x.add(x.add(blockBase, x.mul(firstGroup, groupBytes)),
+            x.mul(x.div(x.rem(unitSlot, group), 32), 8 * side.quant.bits));
+  Value params =
+      x.add(x.add(blockBase, layout.paramsOffset), x.mul(firstGroup, 4));
+  return tokenPairTermsAt(b, loc, pool, codes, 2 * groupBytes, params, lane,
+                          span, subnormal);
+}
+
+int64_t PageReader::tokenPairUnitCodeBytes() const {
+  return 4 * int64_t(headDim) * side.quant.bits;
+}
+
+int64_t PageReader::tokenPairUnitBytes() const {
+  return tokenPairUnitCodeBytes() + 4 * int64_t(headDim);
+}
+
+Value PageReader::tokenPairUnitSegment(OpBuilder &b, Location loc,
+                                       Value blockBase, Value unitSlot,
+                                       Value segment, bool code) const {
+  const unsigned bits = side.quant.bits;
+  const int64_t group = side.quant.group, groupBytes = group * bits / 8;
+  const int64_t pairBytes = 8 * bits;
+  IndexOps x{b, loc};
+  Value groupRow = x.mul(x.div(unitSlot, group), headDim);
+  Value byte = x.mul(segment, 16);
+  // The group row's (scale, zero) of every channel lie together.
+  if (!code)
+    return x.add(
+        x.add(blockBase, x.mul(groupRow, 4)),
+        x.add(byte, int64_t(layout.paramsOffset) - tokenPairUnitCodeBytes()));
+  // A channel pair's 8b code bytes of the unit (compressedTokenPairTerms'
+  // addresses), pair after pair.
+  return x.add(x.add(x.add(blockBase, x.mul(groupRow, groupBytes)),
+                     x.mul(x.div(x.rem(unitSlot, group), 32), pairBytes)),
+               x.add(x.mul(x.div(byte, pairBytes), 2 * groupBytes),
+                     x.rem(byte, pairBytes)));
+}
+
+TokenPairTerms PageReader::stagedTokenPairTerms(OpBuilder &b, Location loc,
+                                                const ByteViews &stage,
+                                                Value stageBase, Value lane,
+                                                ChannelSpan span,
+                                                bool subnormal) const {
+  const int64_t pairBytes = 8 * side.quant.bits;
+  IndexOps x{b, loc};
+  // tokenPairUnitSegment's order: channel pair p's codes at p * 8b, the
+  // (scale, zero) of channel c at 4 * D * b + 4c.
+  Value codes = x.add(stageBase, x.mul(x.div(span.first, 2), pairBytes));
+  Value params =
+      x.add(x.add(stageBase, tokenPairUnitCodeBytes()), x.mul(span.first, 4));
+  return tokenPairTermsAt(b, loc, stage, codes, pairBytes, params, lane, span,
+                          subnormal);
+}
+
+TokenPairTerms PageReader::tokenPairTermsAt(OpBuilder &b, Location loc,
+                                            const ByteViews &views, Value codes,
+                                            int64_t pairStride, Value params,
+                                            Value lane, ChannelSpan span,
+                                            bool subnormal) const {
+  const unsigned bits = side.quant.bits;
+  const int64_t count = span.count;
+  IndexOps x{b, loc};
+  Type i32 = b.getI32Type();
+
+  // A channel pair's stored words of a unit hold its tokens in order, 16 /
+  // b a word. The lane's first token 4g is in word 4g / (16 / b), at bit b
+  // * (4g mod 16 / b) of each half.
   const int64_t perHalf = 16 / bits, pairsPerWord = tokenPairsPerWord(bits);
   const int64_t words = 4 / pairsPerWord; // a lane's, a channel pair
-  Value firstGroup = x.add(x.mul(x.div(unitSlot, group), headDim), span.first);
   Value tokens = x.mul(lane, 4);
-  Value codesBase =
-      x.add(x.add(blockBase, x.mul(firstGroup, groupBytes)),
-            x.add(x.mul(x.div(x.rem(unitSlot, group), 32), 8 * bits),
-                  x.mul(x.div(tokens, perHalf), 4)));
-  Value paramsBase =
-      x.add(x.add(blockBase, layout.paramsOffset), x.mul(firstGroup, 4));
+  Value codesBase = x.add(codes, x.mul(x.div(tokens, perHalf), 4));
   // 2-bit: odd lane groups' tokens in each half's high byte, moved down.
   Value shift;
   if (perHalf > 4)
@@ -567,21 +625,21 @@ TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
   const int64_t perRow = count / 2;
   TokenPairTerms terms;
   terms.codes.resize(4 * perRow);
-  Value params;
+  Value loadedParams;
   for (int64_t j = 0; j < perRow; ++j) {
     if (j % 2 == 0)
-      params = pool.loadVector(b, loc, b.getF16Type(), 8,
-                               x.add(paramsBase, 8 * j), 16);
-    terms.scales.push_back(
-        pairOf(b, loc, params, params, 4 * (j % 2), 4 * (j % 2) + 1));
-    terms.zeros.push_back(
-        pairOf(b, loc, params, params, 4 * (j % 2) + 2, 4 * (j % 2) + 3));
-    Value at = x.add(codesBase, 2 * j * groupBytes);
+      loadedParams =
+          views.loadVector(b, loc, b.getF16Type(), 8, x.add(params, 8 * j), 16);
+    terms.scales.push_back(pairOf(b, loc, loadedParams, loadedParams,
+                                  4 * (j % 2), 4 * (j % 2) + 1));
+    terms.zeros.push_back(pairOf(b, loc, loadedParams, loadedParams,
+                                 4 * (j % 2) + 2, 4 * (j % 2) + 3));
+    Value at = x.add(codesBase, j * pairStride);
     SmallVector<Value> loaded;
     if (words == 1) {
-      loaded.push_back(pool.load(b, loc, i32, at));
+      loaded.push_back(views.load(b, loc, i32, at));
     } else {
-      Value both = pool.loadVector(b, loc, i32, words, at, 4 * words);
+      Value both = views.loadVector(b, loc, i32, words, at, 4 * words);
       for (int64_t w = 0; w < words; ++w)
         loaded.push_back(
             LLVM::ExtractElementOp::create(b, loc, both, i32Const(b, loc, w)));

@@ -23,32 +23,29 @@ Value mlir::kvc::i32Const(OpBuilder &b, Location loc, int32_t value) {
   return arith::ConstantIntOp::create(b, loc, value, 32);
 }
 
+Value ByteViews::address(OpBuilder &b, Location loc, Value byteOffset) const {
+  Value offset = arith::IndexCastOp::create(b, loc, b.getI64Type(), byteOffset);
+  return LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(), base,
+                             ValueRange{offset});
+}
+
 Value ByteViews::load(OpBuilder &b, Location loc, Type type,
                       Value byteOffset) const {
-  Value offset = arith::IndexCastOp::create(b, loc, b.getI64Type(), byteOffset);
-  Value address = LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(),
-                                      base, ValueRange{offset});
-  return LLVM::LoadOp::create(b, loc, type, address,
+  return LLVM::LoadOp::create(b, loc, type, address(b, loc, byteOffset),
                               type.getIntOrFloatBitWidth() / 8);
 }
 
 void ByteViews::store(OpBuilder &b, Location loc, Value value,
                       Value byteOffset) const {
-  Value offset = arith::IndexCastOp::create(b, loc, b.getI64Type(), byteOffset);
-  Value address = LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(),
-                                      base, ValueRange{offset});
-  LLVM::StoreOp::create(b, loc, value, address,
+  LLVM::StoreOp::create(b, loc, value, address(b, loc, byteOffset),
                         value.getType().getIntOrFloatBitWidth() / 8);
 }
 
 Value ByteViews::loadVector(OpBuilder &b, Location loc, Type element,
                             int64_t count, Value byteOffset,
                             unsigned alignment) const {
-  Value offset = arith::IndexCastOp::create(b, loc, b.getI64Type(), byteOffset);
-  Value address = LLVM::GEPOp::create(b, loc, base.getType(), b.getI8Type(),
-                                      base, ValueRange{offset});
   return LLVM::LoadOp::create(b, loc, VectorType::get({count}, element),
-                              address, alignment);
+                              address(b, loc, byteOffset), alignment);
 }
 
 /// Element `position` of an LLVM-compatible vector.

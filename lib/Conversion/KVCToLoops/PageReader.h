@@ -48,6 +48,8 @@ std::pair<Value, Value> channelAxisParams(OpBuilder &b, Location loc,
 /// buffer that bufferization could free.
 struct ByteViews {
   Value base; ///< !llvm.ptr (any address space: GPU kernels read global)
+  /// The address `byteOffset` (an index) bytes past `base`.
+  Value address(OpBuilder &b, Location loc, Value byteOffset) const;
   /// Loads a `type` value at byte `byteOffset` (an index), aligned to its
   /// size.
   Value load(OpBuilder &b, Location loc, Type type, Value byteOffset) const;
@@ -316,6 +318,25 @@ public:
                                           Value blockBase, Value unitSlot,
                                           Value lane, ChannelSpan span,
                                           bool subnormal = false) const;
+  /// A unit's reads staged in shared memory (the tensor-core key pass's
+  /// key-stages): its copy takes tokenPairUnitBytes(), the code bytes of
+  /// its channel pairs in order (tokenPairUnitCodeBytes(), 8b a pair),
+  /// then its group row's (scale, zero) of every channel (4 a channel).
+  int64_t tokenPairUnitBytes() const;
+  int64_t tokenPairUnitCodeBytes() const;
+  /// Byte offset in the pool of 16-byte segment `segment` (an index) of the
+  /// copy of the unit at slot `unitSlot` of the block at `blockBase`: a
+  /// code segment (below tokenPairUnitCodeBytes() / 16) when `code`, else a
+  /// parameter segment. Segments never straddle a channel pair.
+  Value tokenPairUnitSegment(OpBuilder &b, Location loc, Value blockBase,
+                             Value unitSlot, Value segment, bool code) const;
+  /// compressedTokenPairTerms from such a copy at byte `stageBase` of
+  /// `stage` (the same loads: a 4-byte word a channel pair, 16 bytes of
+  /// parameters a channel-pair pair).
+  TokenPairTerms stagedTokenPairTerms(OpBuilder &b, Location loc,
+                                      const ByteViews &stage, Value stageBase,
+                                      Value lane, ChannelSpan span,
+                                      bool subnormal) const;
   /// The same tokens and layout from the fp16 residual buffer, the unit's
   /// first token at row `unitRow`.
   SmallVector<Value> residualTokenPairs(OpBuilder &b, Location loc,
@@ -377,6 +398,13 @@ private:
       OpBuilder &b, Location loc, Value blockBase, Value unitInGroup,
       Value index, int64_t channels,
       function_ref<Value(Value)> halfOffset) const;
+  /// compressedTokenPairTerms' loads from `views`: channel pair j of the
+  /// span's code words of the unit at `codes` + j * `pairStride`, its
+  /// (scale, zero) pairs at `params` + 8j.
+  TokenPairTerms tokenPairTermsAt(OpBuilder &b, Location loc,
+                                  const ByteViews &views, Value codes,
+                                  int64_t pairStride, Value params, Value lane,
+                                  ChannelSpan span, bool subnormal) const;
   /// Codes position .. position + count - 1 (i32 values) of the 32-code
   /// packing unit at byte `unitBase` of a token-axis page: with
   /// channelAxisCodes (the same words split by the channel pairing), the

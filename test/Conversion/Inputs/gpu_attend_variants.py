@@ -4,9 +4,14 @@ supports, for the ptxas checks of kvc-gpu-pipeline: every side encoding
 keys and as values, at head_dim 64 and 128, GQA 4; and GQA 1, 7 and 8 for
 a few encodings. 64-token pages, residual 128.
 
-usage: gpu_attend_variants.py OUT.mlir
+usage: gpu_attend_variants.py OUT.mlir [--stageable-keys]
+
+--stageable-keys: only the variants kvc-lower-to-gpu's key-stages=2 takes:
+channel-axis 2- and 4-bit keys, and 8-bit ones at head_dim 64 (at 128 their
+stages would not fit in 48 KB of shared memory beside the rest).
 """
-import sys
+import argparse
+import re
 
 SIDES = ([f"#kvc.quant<bits = {b}, axis = {axis}, group = {g}>"
           for b in (2, 3, 4, 8) for axis in ("channel", "token")
@@ -37,9 +42,22 @@ def function(index, key, value, d, group):
             f"  return %o : {q}\n}}\n")
 
 
+def stageable_keys(key, d):
+    match = re.match(r"#kvc.quant<bits = (\d), axis = channel", key)
+    return match is not None and (match.group(1) in "24" or
+                                  (match.group(1) == "8" and d == 64))
+
+
 def main():
-    with open(sys.argv[1], "w") as out:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--stageable-keys", action="store_true")
+    args = parser.parse_args()
+    with open(args.out, "w") as out:
         for index, variant in enumerate(variants()):
+            if args.stageable_keys and not stageable_keys(variant[0],
+                                                          variant[2]):
+                continue
             out.write(function(index, *variant))
 
 

@@ -1,0 +1,61 @@
+// RUN: kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma key-stages=2" | FileCheck %s
+// RUN: kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma key-stages=3" | FileCheck %s --check-prefix=THREE
+// RUN: kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma" | not grep cp.async
+
+// key-stages (KeyStaging.h): each warp of the tensor-core key pass copies
+// its next interior units into shared-memory stages with cp.async and
+// reads them from there. 2-bit channel-axis keys at head_dim 64: a unit's
+// copy is 768 bytes (32 tokens x 64 channels x 2 bits, then 64 (scale,
+// zero) pairs), 48 16-byte segments, so the second of each lane's two is
+// only the first 16 lanes'; 4 warps x 2 stages x 768 = 6144 bytes, which
+// the value pass's per-warp sums (4 x 4 x 64 f32 = 4096 bytes) share,
+// aligned to 16.
+
+#kivi2 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
+                       value = #kvc.quant<bits = 2, axis = token, group = 32>,
+                       residual = 128>
+
+// CHECK-LABEL: gpu.func @attend0_split0
+// CHECK-SAME: %[[BYTES:[a-z0-9]+]] : memref<6144xi8, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// CHECK: %[[AT:.*]] = memref.extract_aligned_pointer_as_index %[[BYTES]]
+// CHECK: %[[WIDE:.*]] = arith.index_cast %[[AT]] : index to i64
+// CHECK: %[[STAGES:.*]] = llvm.inttoptr %[[WIDE]] : i64 to !llvm.ptr<3>
+// The first unit's copy is issued before the edge units' loop.
+// CHECK: scf.if
+// CHECK: %[[DST:.*]] = llvm.getelementptr %[[STAGES]][%{{.*}}] : (!llvm.ptr<3>, i64) -> !llvm.ptr<3>, i8
+// CHECK: nvvm.cp.async.shared.global %[[DST]], %{{.*}}, 16, cache =  cg : !llvm.ptr<3>, !llvm.ptr<1>
+// CHECK: %[[LANES:.*]] = arith.cmpi ult, %{{.*}}, %c48 : index
+// CHECK: scf.if %[[LANES]]
+// CHECK: nvvm.cp.async.shared.global
+// CHECK: nvvm.cp.async.commit.group
+// CHECK-NOT: nvvm.cp.async
+// CHECK: scf.for
+// The interior loop carries the stage: it waits for the current unit's
+// copy, meets the warp's other lanes, copies the next unit into the stage
+// before, then reads the codes and parameters from shared memory.
+// CHECK: %{{.*}} = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128{{.*}} iter_args(%[[STAGE:.*]] = %c0{{.*}}) -> (index)
+// CHECK-NEXT: nvvm.cp.async.wait.group 0
+// CHECK: nvvm.bar.warp.sync %c-1_i32 : i32
+// CHECK: %[[BASE:.*]] = arith.muli %[[STAGE]], %c768 : index
+// CHECK: arith.cmpi eq, %[[STAGE]], %c0{{.*}} : index
+// CHECK: nvvm.cp.async.shared.global
+// CHECK: nvvm.cp.async.commit.group
+// CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<3> -> vector<8xf16>
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<3> -> i32
+// CHECK: nvgpu.mma.sync
+// CHECK: scf.yield %{{.*}} : index
+// The value pass's sums in the same bytes.
+// CHECK: memref.view %[[BYTES]][%{{.*}}][] : memref<6144xi8, #gpu.address_space<workgroup>> to memref<4x4x64xf32, #gpu.address_space<workgroup>>
+
+// Three stages: two units copied ahead before the loop, which waits for
+// all but the newest group.
+// THREE-LABEL: gpu.func @attend0_split0
+// THREE-SAME: memref<9216xi8, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// THREE: nvvm.cp.async.commit.group
+// THREE: nvvm.cp.async.commit.group
+// THREE: iter_args
+// THREE-NEXT: nvvm.cp.async.wait.group 1
+func.func @decode(%cache: !kvc.cache<4x2x?x64xf16, #kivi2>, %q: tensor<4x8x1x64xf32>) -> tensor<4x8x1x64xf32> {
+  %o = kvc.attend %q, %cache : tensor<4x8x1x64xf32>, !kvc.cache<4x2x?x64xf16, #kivi2> -> tensor<4x8x1x64xf32>
+  return %o : tensor<4x8x1x64xf32>
+}
