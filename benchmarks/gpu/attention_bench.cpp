@@ -107,11 +107,12 @@ struct Variant {
   bool tensorCoreKeys = false;   ///< key_product=mma
   bool tensorCoreValues = false; ///< value_product=mma
   std::string l2Prefetch = "none"; ///< l2_prefetch=lines|bulk
+  uint32_t keyStages = 0;          ///< key_stages=N (0: none)
 };
 
 /// A manifest line (attention_variants.py's format, one encoding for all
-/// heads, no window or softcap, key_product, value_product and l2_prefetch
-/// allowed); an
+/// heads, no window or softcap, key_product, value_product, l2_prefetch
+/// and key_stages allowed); an
 /// error message on failure.
 std::string parseVariant(const std::string &line, Variant &v) {
   std::istringstream in(line);
@@ -127,9 +128,12 @@ std::string parseVariant(const std::string &line, Variant &v) {
     else if (extra == "l2_prefetch=lines" || extra == "l2_prefetch=bulk" ||
              extra == "l2_prefetch=none")
       v.l2Prefetch = extra.substr(12);
+    else if (extra.rfind("key_stages=", 0) == 0 && extra.size() > 11 &&
+             extra.find_first_not_of("0123456789", 11) == std::string::npos)
+      v.keyStages = uint32_t(std::strtoul(extra.c_str() + 11, nullptr, 10));
     else
       return "the benchmark takes no extra field but key_product, "
-             "value_product and l2_prefetch ('" +
+             "value_product, l2_prefetch and key_stages ('" +
              extra + "')";
   }
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
@@ -629,10 +633,12 @@ void runBatch(const std::vector<const Variant *> &variants,
       const Variant &v = *bench->v;
       Row row;
       // Tensor-core rows are told apart by " mma" (key pass) and " vmma"
-      // (value pass), L2-prefetching ones by " l2bulk" or " l2lines".
+      // (value pass), L2-prefetching ones by " l2bulk" or " l2lines", those
+      // with the key pass's cp.async key stages by " ks<N>".
       row.label = encodingLabel(v.encoding) + (v.tensorCoreKeys ? " mma" : "") +
                   (v.tensorCoreValues ? " vmma" : "") +
-                  (v.l2Prefetch != "none" ? " l2" + v.l2Prefetch : "");
+                  (v.l2Prefetch != "none" ? " l2" + v.l2Prefetch : "") +
+                  (v.keyStages ? " ks" + std::to_string(v.keyStages) : "");
       row.name = v.name;
       row.batch = v.batch;
       row.S = S;

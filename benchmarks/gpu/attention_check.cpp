@@ -114,6 +114,10 @@ struct Variant {
   /// l2_prefetch=lines|bulk: the split kernels prefetch their page blocks
   /// into L2 (the emulated check checks each prefetch against the cache).
   std::string l2Prefetch = "none";
+  /// key_stages=N: the tensor-core key pass copies its key units into N
+  /// shared-memory stages with cp.async (0: none; the results are the
+  /// same).
+  uint32_t keyStages = 0;
 };
 
 /// One manifest line (attention_variants.py documents the format); an
@@ -136,6 +140,9 @@ std::string parseVariant(const std::string &line, Variant &v) {
     else if (extra == "l2_prefetch=lines" || extra == "l2_prefetch=bulk" ||
              extra == "l2_prefetch=none")
       v.l2Prefetch = extra.substr(12);
+    else if (extra.rfind("key_stages=", 0) == 0 && extra.size() > 11 &&
+             extra.find_first_not_of("0123456789", 11) == std::string::npos)
+      v.keyStages = uint32_t(std::strtoul(extra.c_str() + 11, nullptr, 10));
     else
       return "unknown field '" + extra + "'";
   }

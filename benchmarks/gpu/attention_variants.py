@@ -9,20 +9,20 @@ descriptors; the out-parameter comes last).
 
 Variants are grouped into modules by the pipeline options they need
 (page-tokens, split-tokens, key-product, value-product, split-blocks,
-l2-prefetch): one MLIR file per group.
+l2-prefetch, key-stages): one MLIR file per group.
 Outputs, in OUTDIR:
 
-  variants_p<P>_s<S>[_sb<N>][_mma][_vmma][_l2<kind>].mlir   one module
-                            per option group
+  variants_p<P>_s<S>[_sb<N>][_mma][_vmma][_l2<kind>][_ks<N>].mlir   one
+                            module per option group
   modules.txt               "<file> <page_tokens> <split_tokens>
                             <key_product> <value_product> [<split_blocks>
-                            [<l2_prefetch>]]" per module (no split_blocks
-                            or "-": the build's default; no l2_prefetch:
-                            none)
+                            [<l2_prefetch> [<key_stages>]]]" per module
+                            (no split_blocks or "-": the build's default;
+                            no l2_prefetch: none; no key_stages: 0)
   manifest.txt              one line per variant, whitespace separated:
       name B Hq Hkv D key value residual page_tokens split [window=W]
       [softcap=C] [key_product=mma] [value_product=mma]
-      [l2_prefetch=lines|bulk]
+      [l2_prefetch=lines|bulk] [key_stages=N]
     key / value are side specs: `q<bits>:<channel|token>:g<group>`,
     `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
     each KV head its own encoding (kvc.head_encodings).
@@ -43,7 +43,12 @@ both head dims; per-call
 split sizes (split-blocks, names with _sb<N>) with every pass; and the L2
 prefetch of the page blocks (l2-prefetch=lines or bulk, names ending in
 _l2lines or _l2bulk) with both key and value passes, per-call splits,
-windows, per-head encodings and 128-token pages.
+windows, per-head encodings and 128-token pages; and the tensor-core key
+pass's cp.async key stages (key-stages=2 or 3, names ending in _ks<N>,
+both passes on tensor cores) for K2/V2 at every GQA and head_dim
+(batches 1 and 8), K4/V4, 8-bit keys at head_dim 64, group-128 keys on
+128-token pages, a window with a softcap, per-call splits (some shorter
+than the stages), the L2 prefetch, residual 64 and per-head encodings.
 
 usage: attention_variants.py OUTDIR
 """
@@ -64,7 +69,7 @@ class Variant:
                  residual=RESIDUAL, page_tokens=PAGE_TOKENS,
                  split=SPLIT_TOKENS, window=None, softcap=None,
                  key_product="fma", split_blocks=None,
-                 value_product="fma", l2_prefetch="none"):
+                 value_product="fma", l2_prefetch="none", key_stages=0):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
@@ -77,6 +82,9 @@ class Variant:
         self.split_blocks = split_blocks
         # kvc-gpu-pipeline's l2-prefetch: none, lines or bulk.
         self.l2_prefetch = l2_prefetch
+        # kvc-gpu-pipeline's key-stages: 0 (none) or the shared-memory
+        # stages of the tensor-core key pass's cp.async copies (>= 2).
+        self.key_stages = key_stages
 
     @property
     def query_heads(self):
@@ -113,6 +121,8 @@ class Variant:
             parts.append("v" + self.value_product)
         if self.l2_prefetch != "none":
             parts.append("l2" + self.l2_prefetch)
+        if self.key_stages:
+            parts.append(f"ks{self.key_stages}")
         return "_".join(parts)
 
     def manifest_line(self):
@@ -129,6 +139,8 @@ class Variant:
             fields.append(f"value_product={self.value_product}")
         if self.l2_prefetch != "none":
             fields.append(f"l2_prefetch={self.l2_prefetch}")
+        if self.key_stages:
+            fields.append(f"key_stages={self.key_stages}")
         return " ".join(str(f) for f in fields)
 
 
@@ -286,6 +298,37 @@ def variants():
     yield Variant("q4:channel:g128", "q4:token:g128", 1, 8, 128,
                   page_tokens=128, l2_prefetch="lines")
     yield Variant("fp16", "fp16", 8, 4, 64, l2_prefetch="lines")
+    # The tensor-core key pass copying its next 32-token key units into
+    # shared-memory stages with cp.async (key-stages, names ending in
+    # _ks<N>; channel-axis 2-, 4- and 8-bit keys only), both passes on
+    # tensor cores: K2/V2 at every GQA and head_dim (batches 1 and 8 in
+    # turn), K4/V4 and 8-bit keys (head_dim 64: at 128 their stages do
+    # not fit), three stages (and 64-token splits, fewer units than
+    # stages), group-128 keys on 128-token pages, a window with a softcap,
+    # per-call splits that end inside a unit, the L2 prefetch, a residual
+    # window of 64 (channel-axis keys need one) and per-head encodings.
+    both = dict(key_product=mma, value_product=mma)
+    for group in (1, 4, 7, 8):
+        for head_dim in (64, 128):
+            kv_heads = 4 if head_dim == 128 else 2
+            batch = 8 if (group + head_dim // 64) % 2 else 1
+            yield Variant(K2, V2, batch, group, head_dim, kv_heads,
+                          key_stages=2, **both)
+    yield Variant(K4, V4, 8, 4, 128, kv_heads=4, key_stages=2, **both)
+    yield Variant("q8:channel:g32", V2, 8, 4, 64, key_stages=2, **both)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, key_stages=3, **both)
+    yield Variant(K4, V4, 8, 8, 64, split_blocks=1024, key_stages=3, **both)
+    yield Variant("q2:channel:g128", "q2:token:g128", 8, 4, 128, kv_heads=4,
+                  page_tokens=128, key_stages=2, **both)
+    yield Variant(K2, V2, 8, 4, 128, window=300, softcap=50.0, key_stages=2,
+                  **both)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, split_blocks=400,
+                  key_stages=2, **both)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, l2_prefetch="bulk",
+                  key_stages=2, **both)
+    yield Variant(K2, V2, 8, 4, 128, residual=64, key_stages=2, **both)
+    yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
+                  kv_heads=4, key_stages=2, **both)
 
 
 def side_attr(spec):
@@ -337,6 +380,7 @@ def module_name(stem, v):
     suffix += "" if v.key_product == "fma" else f"_{v.key_product}"
     suffix += "" if v.value_product == "fma" else f"_v{v.value_product}"
     suffix += "" if v.l2_prefetch == "none" else f"_l2{v.l2_prefetch}"
+    suffix += f"_ks{v.key_stages}" if v.key_stages else ""
     return f"{stem}_p{v.page_tokens}_s{v.split}{suffix}.mlir"
 
 
@@ -355,16 +399,23 @@ def write_variants(outdir, variants, stem="variants",
         groups.setdefault((v.page_tokens, v.split, v.key_product,
                            v.value_product,
                            v.split_blocks if v.split_blocks is not None
-                           else -1, v.l2_prefetch), []).append(v)
+                           else -1, v.l2_prefetch, v.key_stages),
+                          []).append(v)
     with open(os.path.join(outdir, manifest), "w") as manifest_file, \
             open(os.path.join(outdir, modules), "w") as index:
         for (page_tokens, split, product, value_product, blocks,
-             prefetch), group in sorted(groups.items()):
+             prefetch, stages), group in sorted(groups.items()):
             name = module_name(stem, group[0])
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
+            # Optional trailing columns: split_blocks ("-": the build's
+            # default), l2_prefetch, key_stages; each written only when it
+            # or a later one is not the default.
             line = f"{name} {page_tokens} {split} {product} {value_product}"
-            if prefetch != "none":
+            if stages:
+                line += (f" {blocks if blocks >= 0 else '-'} {prefetch}"
+                         f" {stages}")
+            elif prefetch != "none":
                 line += f" {blocks if blocks >= 0 else '-'} {prefetch}"
             elif blocks >= 0:
                 line += f" {blocks}"

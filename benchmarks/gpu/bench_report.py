@@ -16,6 +16,7 @@ import datetime
 import json
 import math
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -30,9 +31,12 @@ ISSUE_ENCODINGS = ("K2/V2 g32", "K2/V2 g128", "K4/V2 g32", "K4/V4 g128",
 def base_encoding(label):
     """A row's encoding without its passes: "K2/V2 g32 mma" (the
     tensor-core key pass, key-product=mma), "K2/V2 g32 vmma" (the
-    tensor-core value pass), "K2/V2 g32 mma vmma" and "K2/V2 g32 mma vmma
-    l2bulk" (with the L2 prefetch) -> "K2/V2 g32". The targets apply to
-    each kernel's rows."""
+    tensor-core value pass), "K2/V2 g32 mma vmma", "K2/V2 g32 mma vmma
+    l2bulk" (with the L2 prefetch), "K2/V2 g32 mma vmma ks2" and "K2/V2
+    g32 mma vmma l2bulk ks2" (with the key pass's cp.async key stages,
+    key-stages=2) -> "K2/V2 g32". The targets apply to each kernel's
+    rows."""
+    label = re.sub(r" ks\d+$", "", label)
     for suffix in (" l2bulk", " l2lines", " vmma", " mma"):
         if label.endswith(suffix):
             label = label[:-len(suffix)]

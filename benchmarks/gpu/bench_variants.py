@@ -5,8 +5,12 @@ batch 1, 8 and 32, for each encoding of issue 5 with the CUDA-core
 passes, the tensor-core key pass (key-product=mma, names ending in _mma),
 both passes on tensor cores (value-product=mma too, names ending in
 _mma_vmma) and those with the split blocks' page blocks prefetched into L2
-first (l2-prefetch=bulk, names ending in _mma_vmma_l2bulk), and kvc's own
-fp16 kernel (the bandwidth reference row).
+first (l2-prefetch=bulk, names ending in _mma_vmma_l2bulk), for the
+encodings with channel-axis 2- and 4-bit keys both of those with the key
+pass copying its next key units into two shared-memory stages with
+cp.async (key-stages=2, names ending in _mma_vmma_ks2 and
+_mma_vmma_l2bulk_ks2; K8/V8's stages do not fit at head_dim 128), and
+kvc's own fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
 query token, `llvm.emit_c_interface`, `_mlir_ciface_<name>(binding, &q,
@@ -21,9 +25,9 @@ entry to the same cache type (`ptr _mlir_ciface_bench_append_<x>(binding,
 &k, &v)`), which the benchmark times per decode step next to the
 attention. Outputs, in OUTDIR:
 
-  bench_p<P>_s<S>[_mma][_vmma][_l2bulk].mlir   one module per
+  bench_p<P>_s<S>[_mma][_vmma][_l2bulk][_ks2].mlir   one module per
                          (page-tokens, split-tokens, key-product,
-                         value-product, l2-prefetch)
+                         value-product, l2-prefetch, key-stages)
   bench_modules.txt      attention_variants.py's module index
   bench_manifest.txt     attention_variants.py's manifest format (the
                          attention variants; the append twins go by name)
@@ -32,7 +36,9 @@ usage: bench_variants.py OUTDIR [--split-tokens N]
 
 --split-tokens (default 512) sets the tokens per split block of every
 variant (names then end in _s<N>): the benchmark's knob for the split-K
-parallelism, which decides how many blocks a batch-1 call has.
+parallelism, which decides how many blocks a batch-1 call has. Above
+1024 (STAGES_MAX_SPLIT) the key-stages=2 rows are left out: their stages
+no longer fit in shared memory beside the split's own data.
 """
 import argparse
 import os
@@ -70,15 +76,35 @@ def page_tokens(key):
     return av.PAGE_TOKENS
 
 
+# The most split-tokens at which the key stages fit in the split kernel's
+# 48 KB of shared memory (GQA 4, head_dim 128: at 2048 tokens the kernel's
+# own, mostly the split's scores, takes 36 KB, 2-bit keys' two stages
+# 12 KB more; kvc-opt rejects it).
+STAGES_MAX_SPLIT = 1024
+
+
+def stages_fit(key, split):
+    """Whether the key pass's key-stages=2 applies to `key` at the
+    benchmark's shape and `split` tokens a split: channel-axis 2- and
+    4-bit keys (8-bit keys' two stages overflow shared memory at head_dim
+    128), up to STAGES_MAX_SPLIT."""
+    return (key.split(":")[0] in ("q2", "q4") and ":channel:" in key and
+            split <= STAGES_MAX_SPLIT)
+
+
 def variants(split=av.SPLIT_TOKENS):
     # Each encoding with the CUDA-core passes, the tensor-core key pass
     # (key-product=mma), both tensor-core passes (value-product=mma too)
     # and those with the L2 prefetch (l2-prefetch=bulk); kvc's fp16
-    # reference row only with the first.
-    for products in (("fma", "fma", "none"), ("mma", "fma", "none"),
-                     ("mma", "mma", "none"), ("mma", "mma", "bulk")):
+    # reference row only with the first; the last two again with the
+    # key pass's two cp.async key stages (key-stages=2) where they fit.
+    for products in (("fma", "fma", "none", 0), ("mma", "fma", "none", 0),
+                     ("mma", "mma", "none", 0), ("mma", "mma", "bulk", 0),
+                     ("mma", "mma", "none", 2), ("mma", "mma", "bulk", 2)):
         for key, value in ENCODINGS:
             if products[0] != "fma" and key == "fp16":
+                continue
+            if products[3] and not stages_fit(key, split):
                 continue
             for batch in BATCHES:
                 yield BenchVariant(key, value, batch,
@@ -87,7 +113,8 @@ def variants(split=av.SPLIT_TOKENS):
                                    page_tokens=page_tokens(key),
                                    split=split, key_product=products[0],
                                    value_product=products[1],
-                                   l2_prefetch=products[2])
+                                   l2_prefetch=products[2],
+                                   key_stages=products[3])
 
 
 class AppendTwin(append_variants.Variant):

@@ -157,3 +157,27 @@ def test_tensor_core_value_rows_take_their_encodings_targets():
            for r in bench_report.evaluate(dict(KVC, rows=rows), SDPA)}
     speedup = bench_report.TARGETS[3].text  # K2/V2 g32 >= 4.5x at B 32
     assert got[(speedup, "K2/V2 g32 mma vmma")] == ("met", 5.0)
+
+
+def test_key_stages_rows_take_their_encodings_targets():
+    # key-stages rows (" ks2", after " l2bulk" when both) are rows of their
+    # own under the encoding's targets.
+    assert bench_report.base_encoding("K2/V2 g32 mma vmma ks2") == \
+        "K2/V2 g32"
+    assert bench_report.base_encoding("K4/V4 g128 mma vmma l2bulk ks2") == \
+        "K4/V4 g128"
+    assert bench_report.base_encoding("K2/V2 g128 mma vmma ks3") == \
+        "K2/V2 g128"
+    rows = [kvc_row("K2/V2 g32", 32, 32768, 125.0, 70.0),
+            kvc_row("K2/V2 g32 mma vmma ks2", 32, 32768, 100.0, 88.0),
+            kvc_row("K2/V2 g32 mma vmma l2bulk ks2", 32, 32768, 80.0, 90.0)]
+    got = {(r["target"].text, r["encoding"]): (r["status"], r["value"])
+           for r in bench_report.evaluate(dict(KVC, rows=rows), SDPA)}
+    speedup = bench_report.TARGETS[3].text  # K2/V2 g32 >= 4.5x at B 32
+    assert got[(speedup, "K2/V2 g32 mma vmma ks2")] == ("met", 5.0)
+    assert got[(speedup, "K2/V2 g32 mma vmma l2bulk ks2")] == ("met", 6.25)
+    peak85 = bench_report.TARGETS[0].text
+    assert got[(peak85, "K2/V2 g32 mma vmma ks2")] == ("met", 88.0)
+    text = bench_report.render(dict(KVC, rows=rows), SDPA)
+    assert "## K2/V2 g32 mma vmma ks2 (" in text
+    assert "## K2/V2 g32 mma vmma l2bulk ks2 (" in text

@@ -1,8 +1,8 @@
 """attention_variants.py and bench_variants.py: the tensor-core key pass
-(key-product=mma) and value pass (value-product=mma) variants get modules
-of their own, the module index names each module's key-product and
-value-product (the build script passes them to kvc-gpu-pipeline) and the
-manifest marks the variants."""
+(key-product=mma) and value pass (value-product=mma) variants, and those
+with split-blocks, l2-prefetch or key-stages, get modules of their own,
+the module index names each module's options (the build script passes
+them to kvc-gpu-pipeline) and the manifest marks the variants."""
 import os
 import sys
 
@@ -38,9 +38,10 @@ def test_modules_are_grouped_by_key_product(tmp_path):
 
 def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
-    assert len(mma) == 32 + 21 + 3 + 4
+    # ... + 18: the key-stages variants (both passes on tensor cores).
+    assert len(mma) == 32 + 21 + 3 + 4 + 18
     vmma = [v for v in av.variants() if v.value_product == "mma"]
-    assert len(vmma) == 51 + 4 + 4
+    assert len(vmma) == 51 + 4 + 4 + 18
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
     # sites the tensor-core passes take (others are a compile-time error).
     for passes in (mma, vmma):
@@ -53,7 +54,7 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 186
+    assert len(names) == len(set(names)) == 186 + 18
     # Values in groups of the whole head (folded scales) at 2, 4 and 8
     # bits, both head dims, on tensor cores.
     whole_head = {(v.value, v.head_dim) for v in vmma
@@ -138,6 +139,72 @@ def test_l2_prefetch_variants_are_named_and_grouped(tmp_path):
     assert any("," in v.key for v in prefetched)
 
 
+def test_key_stages_variants_are_named_and_grouped(tmp_path):
+    variants = [av.Variant(av.K2, av.V2, 8, 4, 128, key_product="mma",
+                           value_product="mma", key_stages=2),
+                av.Variant(av.K2, av.V2, 8, 4, 128, key_product="mma",
+                           value_product="mma", l2_prefetch="bulk",
+                           key_stages=2),
+                av.Variant(av.K2, av.V2, 8, 4, 128, key_product="mma",
+                           value_product="mma", split_blocks=400,
+                           key_stages=3),
+                av.Variant(av.K2, av.V2, 8, 4, 128, key_product="mma",
+                           value_product="mma")]
+    assert av.write_variants(str(tmp_path), variants) == (4, 4)
+    modules = read_lines(tmp_path / "modules.txt")
+    # The key-stages column is the eighth; "-" and "none" keep the
+    # build's SPLIT_BLOCKS and no prefetch before it; without it, 0.
+    assert ["variants_p64_s512_mma_vmma_ks2.mlir", "64", "512", "mma",
+            "mma", "-", "none", "2"] in modules
+    assert ["variants_p64_s512_mma_vmma_l2bulk_ks2.mlir", "64", "512",
+            "mma", "mma", "-", "bulk", "2"] in modules
+    assert ["variants_p64_s512_sb400_mma_vmma_ks3.mlir", "64", "512",
+            "mma", "mma", "400", "none", "3"] in modules
+    assert ["variants_p64_s512_mma_vmma.mlir", "64", "512", "mma",
+            "mma"] in modules
+    manifest = {fields[0]: fields for fields in
+                read_lines(tmp_path / "manifest.txt")}
+    plain = "k2c32_v2t32_r128_b8_h8x2_d128"
+    assert manifest[plain + "_mma_vmma_ks2"][-1] == "key_stages=2"
+    assert manifest[plain + "_mma_vmma_l2bulk_ks2"][-2:] == [
+        "l2_prefetch=bulk", "key_stages=2"]
+    assert manifest[plain + "_sb400_mma_vmma_ks3"][-1] == "key_stages=3"
+    assert not any(f.startswith("key_stages=")
+                   for f in manifest[plain + "_mma_vmma"])
+    text = (tmp_path / "variants_p64_s512_mma_vmma_ks2.mlir").read_text()
+    assert f"func.func @{plain}_mma_vmma_ks2(" in text
+    assert f"@{plain}_mma_vmma(" not in text
+
+
+def test_check_covers_the_key_stages_where_they_apply():
+    staged = [v for v in av.variants() if v.key_stages]
+    assert len(staged) == 18
+    # Both passes on tensor cores, channel-axis 2-, 4- and 8-bit keys
+    # (other sites are a compile-time error).
+    assert all((v.key_product, v.value_product) == ("mma", "mma")
+               for v in staged)
+    assert all(spec.split(":")[0] in ("q2", "q4", "q8") and
+               ":channel:" in spec
+               for v in staged for spec in v.key.split(","))
+    assert {spec.split(":")[0] for v in staged
+            for spec in v.key.split(",")} == {"q2", "q4", "q8"}
+    # K2/V2 at every GQA and head_dim, batches 1 and 8.
+    k2 = {(v.group, v.head_dim) for v in staged
+          if (v.key, v.value) == (av.K2, av.V2)}
+    assert k2 >= {(g, d) for g in (1, 4, 7, 8) for d in (64, 128)}
+    assert {v.batch for v in staged} == {1, 8}
+    assert {v.key_stages for v in staged} == {2, 3}
+    assert any(v.page_tokens == 128 and v.key.endswith(":g128")
+               for v in staged)
+    assert any(v.window and v.softcap for v in staged)
+    assert any(v.split_blocks for v in staged)
+    assert any(v.l2_prefetch == "bulk" for v in staged)
+    assert any(v.residual != av.RESIDUAL for v in staged)
+    assert any("," in v.key for v in staged)
+    # 8-bit keys' stages fit at head_dim 64 only.
+    assert all(v.head_dim == 64 for v in staged if v.key.startswith("q8"))
+
+
 def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
                                                             monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bench_variants.py", str(tmp_path)])
@@ -150,13 +217,31 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
     # Five compressed encodings x three batch sizes, each (kvc's fp16
     # reference row has no twins).
     assert len(mma) == len(both) == len(prefetched) == 15
-    assert len(manifest) == 63
+    # The key stages: the four encodings with channel-axis 2- and 4-bit
+    # keys (not K8/V8: its stages do not fit at head_dim 128) x three
+    # batch sizes, without and with the L2 prefetch.
+    staged = [name for name in manifest if name.endswith("_mma_vmma_ks2")]
+    staged_prefetched = [name for name in manifest
+                         if name.endswith("_mma_vmma_l2bulk_ks2")]
+    assert len(staged) == len(staged_prefetched) == 12
+    assert not any(name.startswith("bench_k8") for name in staged +
+                   staged_prefetched)
+    assert len(manifest) == 63 + 24
     assert all(name[:-len("_mma")] in manifest for name in mma)
     assert all(name[:-len("_vmma")] in manifest for name in both)
     assert all(name[:-len("_l2bulk")] in manifest for name in prefetched)
+    assert all(name[:-len("_ks2")] in manifest
+               for name in staged + staged_prefetched)
     modules = read_lines(tmp_path / "bench_modules.txt")
     assert ["bench_p64_s512_mma_vmma_l2bulk.mlir", "64", "512", "mma", "mma",
             "-", "bulk"] in modules
+    assert ["bench_p64_s512_mma_vmma_ks2.mlir", "64", "512", "mma", "mma",
+            "-", "none", "2"] in modules
+    assert ["bench_p128_s512_mma_vmma_l2bulk_ks2.mlir", "128", "512", "mma",
+            "mma", "-", "bulk", "2"] in modules
+    fields = {f[0]: f for f in read_lines(tmp_path / "bench_manifest.txt")}
+    assert fields["bench_k2c32_v2t32_r128_b8_h32x8_d128_mma_vmma_ks2"][
+        -1] == "key_stages=2"
     # Each twin's module holds its append twin too.
     text = (tmp_path / "bench_p64_s512_mma.mlir").read_text()
     assert "func.func @bench_append_k2c32_v2t32_r128_b8_h32x8_d128_mma(" in text
@@ -170,8 +255,25 @@ def test_bench_split_tokens_option(tmp_path, monkeypatch):
     assert {fields[2] for fields in modules} == {"128"}
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 63
+    assert len(manifest) == 63 + 24
     assert "bench_kf16_vf16_r128_b1_h32x8_d128_s128" in manifest
+    assert ("bench_k2c32_v2t32_r128_b1_h32x8_d128_s128_mma_vmma_ks2"
+            in manifest)
+
+
+def test_bench_leaves_out_key_stages_that_do_not_fit(tmp_path,
+                                                     monkeypatch):
+    # At 2048 tokens a split the stages no longer fit in shared memory
+    # beside the split's own data: kvc-opt would reject those modules.
+    monkeypatch.setattr(sys, "argv", ["bench_variants.py", str(tmp_path),
+                                      "--split-tokens", "2048"])
+    bench_variants.main()
+    manifest = [fields[0] for fields in
+                read_lines(tmp_path / "bench_manifest.txt")]
+    assert len(manifest) == 63
+    assert not any("_ks" in name for name in manifest)
+    assert len(list(bench_variants.variants(
+        bench_variants.STAGES_MAX_SPLIT))) == 63 + 24
 
 
 def test_bench_split_tokens_must_be_a_multiple_of_128(tmp_path, monkeypatch,
