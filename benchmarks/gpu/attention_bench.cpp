@@ -108,11 +108,12 @@ struct Variant {
   bool tensorCoreValues = false; ///< value_product=mma
   std::string l2Prefetch = "none"; ///< l2_prefetch=lines|bulk
   uint32_t keyStages = 0;          ///< key_stages=N (0: none)
+  uint32_t valueStages = 0;        ///< value_stages=N (0: none)
 };
 
 /// A manifest line (attention_variants.py's format, one encoding for all
-/// heads, no window or softcap, key_product, value_product, l2_prefetch
-/// and key_stages allowed); an
+/// heads, no window or softcap, key_product, value_product, l2_prefetch,
+/// key_stages and value_stages allowed); an
 /// error message on failure.
 std::string parseVariant(const std::string &line, Variant &v) {
   std::istringstream in(line);
@@ -131,9 +132,12 @@ std::string parseVariant(const std::string &line, Variant &v) {
     else if (extra.rfind("key_stages=", 0) == 0 && extra.size() > 11 &&
              extra.find_first_not_of("0123456789", 11) == std::string::npos)
       v.keyStages = uint32_t(std::strtoul(extra.c_str() + 11, nullptr, 10));
+    else if (extra.rfind("value_stages=", 0) == 0 && extra.size() > 13 &&
+             extra.find_first_not_of("0123456789", 13) == std::string::npos)
+      v.valueStages = uint32_t(std::strtoul(extra.c_str() + 13, nullptr, 10));
     else
       return "the benchmark takes no extra field but key_product, "
-             "value_product, l2_prefetch and key_stages ('" +
+             "value_product, l2_prefetch, key_stages and value_stages ('" +
              extra + "')";
   }
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
@@ -634,11 +638,13 @@ void runBatch(const std::vector<const Variant *> &variants,
       Row row;
       // Tensor-core rows are told apart by " mma" (key pass) and " vmma"
       // (value pass), L2-prefetching ones by " l2bulk" or " l2lines", those
-      // with the key pass's cp.async key stages by " ks<N>".
+      // with the key pass's cp.async key stages by " ks<N>", the value
+      // pass's by " vs<N>".
       row.label = encodingLabel(v.encoding) + (v.tensorCoreKeys ? " mma" : "") +
                   (v.tensorCoreValues ? " vmma" : "") +
                   (v.l2Prefetch != "none" ? " l2" + v.l2Prefetch : "") +
-                  (v.keyStages ? " ks" + std::to_string(v.keyStages) : "");
+                  (v.keyStages ? " ks" + std::to_string(v.keyStages) : "") +
+                  (v.valueStages ? " vs" + std::to_string(v.valueStages) : "");
       row.name = v.name;
       row.batch = v.batch;
       row.S = S;

@@ -118,6 +118,8 @@ struct Variant {
   /// shared-memory stages with cp.async (0: none; the results are the
   /// same).
   uint32_t keyStages = 0;
+  /// value_stages=N: the same for the tensor-core value pass.
+  uint32_t valueStages = 0;
 };
 
 /// One manifest line (attention_variants.py documents the format); an
@@ -143,6 +145,9 @@ std::string parseVariant(const std::string &line, Variant &v) {
     else if (extra.rfind("key_stages=", 0) == 0 && extra.size() > 11 &&
              extra.find_first_not_of("0123456789", 11) == std::string::npos)
       v.keyStages = uint32_t(std::strtoul(extra.c_str() + 11, nullptr, 10));
+    else if (extra.rfind("value_stages=", 0) == 0 && extra.size() > 13 &&
+             extra.find_first_not_of("0123456789", 13) == std::string::npos)
+      v.valueStages = uint32_t(std::strtoul(extra.c_str() + 13, nullptr, 10));
     else
       return "unknown field '" + extra + "'";
   }

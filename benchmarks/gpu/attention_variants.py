@@ -9,20 +9,22 @@ descriptors; the out-parameter comes last).
 
 Variants are grouped into modules by the pipeline options they need
 (page-tokens, split-tokens, key-product, value-product, split-blocks,
-l2-prefetch, key-stages): one MLIR file per group.
+l2-prefetch, key-stages, value-stages): one MLIR file per group.
 Outputs, in OUTDIR:
 
-  variants_p<P>_s<S>[_sb<N>][_mma][_vmma][_l2<kind>][_ks<N>].mlir   one
-                            module per option group
+  variants_p<P>_s<S>[_sb<N>][_mma][_vmma][_l2<kind>][_ks<N>][_vs<N>].mlir
+                            one module per option group
   modules.txt               "<file> <page_tokens> <split_tokens>
                             <key_product> <value_product> [<split_blocks>
-                            [<l2_prefetch> [<key_stages>]]]" per module
-                            (no split_blocks or "-": the build's default;
-                            no l2_prefetch: none; no key_stages: 0)
+                            [<l2_prefetch> [<key_stages>
+                            [<value_stages>]]]]" per module (no
+                            split_blocks or "-": the build's default; no
+                            l2_prefetch: none; no key_stages or
+                            value_stages: 0)
   manifest.txt              one line per variant, whitespace separated:
       name B Hq Hkv D key value residual page_tokens split [window=W]
       [softcap=C] [key_product=mma] [value_product=mma]
-      [l2_prefetch=lines|bulk] [key_stages=N]
+      [l2_prefetch=lines|bulk] [key_stages=N] [value_stages=N]
     key / value are side specs: `q<bits>:<channel|token>:g<group>`,
     `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
     each KV head its own encoding (kvc.head_encodings).
@@ -48,7 +50,11 @@ pass's cp.async key stages (key-stages=2 or 3, names ending in _ks<N>,
 both passes on tensor cores) for K2/V2 at every GQA and head_dim
 (batches 1 and 8), K4/V4, 8-bit keys at head_dim 64, group-128 keys on
 128-token pages, a window with a softcap, per-call splits (some shorter
-than the stages), the L2 prefetch, residual 64 and per-head encodings.
+than the stages), the L2 prefetch, residual 64 and per-head encodings;
+and the value pass's stages (value-stages=2 or 3, names ending in
+_vs<N>, with the key stages) for K2/V2 at GQA 1, 4 and 8, K4/V4, values in
+groups of the whole head (folded scales) on 128-token pages, 8-bit values,
+per-call splits and the L2 prefetch.
 
 usage: attention_variants.py OUTDIR
 """
@@ -69,7 +75,8 @@ class Variant:
                  residual=RESIDUAL, page_tokens=PAGE_TOKENS,
                  split=SPLIT_TOKENS, window=None, softcap=None,
                  key_product="fma", split_blocks=None,
-                 value_product="fma", l2_prefetch="none", key_stages=0):
+                 value_product="fma", l2_prefetch="none", key_stages=0,
+                 value_stages=0):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
@@ -85,6 +92,8 @@ class Variant:
         # kvc-gpu-pipeline's key-stages: 0 (none) or the shared-memory
         # stages of the tensor-core key pass's cp.async copies (>= 2).
         self.key_stages = key_stages
+        # kvc-gpu-pipeline's value-stages, the same for the value pass.
+        self.value_stages = value_stages
 
     @property
     def query_heads(self):
@@ -123,6 +132,8 @@ class Variant:
             parts.append("l2" + self.l2_prefetch)
         if self.key_stages:
             parts.append(f"ks{self.key_stages}")
+        if self.value_stages:
+            parts.append(f"vs{self.value_stages}")
         return "_".join(parts)
 
     def manifest_line(self):
@@ -141,6 +152,8 @@ class Variant:
             fields.append(f"l2_prefetch={self.l2_prefetch}")
         if self.key_stages:
             fields.append(f"key_stages={self.key_stages}")
+        if self.value_stages:
+            fields.append(f"value_stages={self.value_stages}")
         return " ".join(str(f) for f in fields)
 
 
@@ -329,6 +342,23 @@ def variants():
     yield Variant(K2, V2, 8, 4, 128, residual=64, key_stages=2, **both)
     yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
                   kv_heads=4, key_stages=2, **both)
+    # The value pass's 16-token blocks staged too (value-stages, names
+    # ending in _vs<N>; token-axis 2-, 4- and 8-bit values only), with the
+    # key stages: K2/V2 at GQA 1, 4 and 8, K4/V4, whole-head value groups
+    # (folded scales) on 128-token pages, 8-bit values, three stages with
+    # per-call splits, and the L2 prefetch.
+    staged = dict(key_stages=2, value_stages=2, **both)
+    yield Variant(K2, V2, 1, 1, 128, kv_heads=4, **staged)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, **staged)
+    yield Variant(K2, V2, 8, 8, 64, **staged)
+    yield Variant(K4, V4, 8, 4, 128, kv_heads=4, **staged)
+    yield Variant("q2:channel:g128", "q2:token:g128", 8, 4, 128, kv_heads=4,
+                  page_tokens=128, **staged)
+    yield Variant("q4:channel:g32", "q8:token:g32", 8, 4, 64, **staged)
+    yield Variant(K2, V4, 8, 4, 128, kv_heads=4, split_blocks=400,
+                  key_stages=2, value_stages=3, **both)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, l2_prefetch="bulk",
+                  **staged)
 
 
 def side_attr(spec):
@@ -381,6 +411,7 @@ def module_name(stem, v):
     suffix += "" if v.value_product == "fma" else f"_v{v.value_product}"
     suffix += "" if v.l2_prefetch == "none" else f"_l2{v.l2_prefetch}"
     suffix += f"_ks{v.key_stages}" if v.key_stages else ""
+    suffix += f"_vs{v.value_stages}" if v.value_stages else ""
     return f"{stem}_p{v.page_tokens}_s{v.split}{suffix}.mlir"
 
 
@@ -399,12 +430,13 @@ def write_variants(outdir, variants, stem="variants",
         groups.setdefault((v.page_tokens, v.split, v.key_product,
                            v.value_product,
                            v.split_blocks if v.split_blocks is not None
-                           else -1, v.l2_prefetch, v.key_stages),
+                           else -1, v.l2_prefetch, v.key_stages,
+                           v.value_stages),
                           []).append(v)
     with open(os.path.join(outdir, manifest), "w") as manifest_file, \
             open(os.path.join(outdir, modules), "w") as index:
         for (page_tokens, split, product, value_product, blocks,
-             prefetch, stages), group in sorted(groups.items()):
+             prefetch, stages, value_stages), group in sorted(groups.items()):
             name = module_name(stem, group[0])
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
@@ -412,7 +444,10 @@ def write_variants(outdir, variants, stem="variants",
             # default), l2_prefetch, key_stages; each written only when it
             # or a later one is not the default.
             line = f"{name} {page_tokens} {split} {product} {value_product}"
-            if stages:
+            if value_stages:
+                line += (f" {blocks if blocks >= 0 else '-'} {prefetch}"
+                         f" {stages} {value_stages}")
+            elif stages:
                 line += (f" {blocks if blocks >= 0 else '-'} {prefetch}"
                          f" {stages}")
             elif prefetch != "none":

@@ -36,7 +36,7 @@ def base_encoding(label):
     g32 mma vmma l2bulk ks2" (with the key pass's cp.async key stages,
     key-stages=2) -> "K2/V2 g32". The targets apply to each kernel's
     rows."""
-    label = re.sub(r" ks\d+$", "", label)
+    label = re.sub(r"( [kv]s\d+)+$", "", label)
     for suffix in (" l2bulk", " l2lines", " vmma", " mma"):
         if label.endswith(suffix):
             label = label[:-len(suffix)]

@@ -8,8 +8,9 @@ _mma_vmma) and those with the split blocks' page blocks prefetched into L2
 first (l2-prefetch=bulk, names ending in _mma_vmma_l2bulk), for the
 encodings with channel-axis 2- and 4-bit keys both of those with the key
 pass copying its next key units into two shared-memory stages with
-cp.async (key-stages=2, names ending in _mma_vmma_ks2 and
-_mma_vmma_l2bulk_ks2; K8/V8's stages do not fit at head_dim 128), and
+cp.async (key-stages=2, names ending in _mma_vmma_ks2, and with the value
+pass's stages too, value-stages=2, _mma_vmma_l2bulk_ks2_vs2; K8/V8's key
+stages do not fit at head_dim 128), and
 kvc's own fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
@@ -25,9 +26,10 @@ entry to the same cache type (`ptr _mlir_ciface_bench_append_<x>(binding,
 &k, &v)`), which the benchmark times per decode step next to the
 attention. Outputs, in OUTDIR:
 
-  bench_p<P>_s<S>[_mma][_vmma][_l2bulk][_ks2].mlir   one module per
+  bench_p<P>_s<S>[_mma][_vmma][_l2bulk][_ks2][_vs2].mlir   one module per
                          (page-tokens, split-tokens, key-product,
-                         value-product, l2-prefetch, key-stages)
+                         value-product, l2-prefetch, key-stages,
+                         value-stages)
   bench_modules.txt      attention_variants.py's module index
   bench_manifest.txt     attention_variants.py's manifest format (the
                          attention variants; the append twins go by name)
@@ -97,10 +99,11 @@ def variants(split=av.SPLIT_TOKENS):
     # (key-product=mma), both tensor-core passes (value-product=mma too)
     # and those with the L2 prefetch (l2-prefetch=bulk); kvc's fp16
     # reference row only with the first; the last two again with the
-    # key pass's two cp.async key stages (key-stages=2) where they fit.
-    for products in (("fma", "fma", "none", 0), ("mma", "fma", "none", 0),
-                     ("mma", "mma", "none", 0), ("mma", "mma", "bulk", 0),
-                     ("mma", "mma", "none", 2), ("mma", "mma", "bulk", 2)):
+    # key pass's two cp.async key stages (key-stages=2) where they fit,
+    # the last with the value pass's too (value-stages=2).
+    for products in (("fma", "fma", "none", 0, 0), ("mma", "fma", "none", 0, 0),
+                     ("mma", "mma", "none", 0, 0), ("mma", "mma", "bulk", 0, 0),
+                     ("mma", "mma", "none", 2, 0), ("mma", "mma", "bulk", 2, 2)):
         for key, value in ENCODINGS:
             if products[0] != "fma" and key == "fp16":
                 continue
@@ -114,7 +117,8 @@ def variants(split=av.SPLIT_TOKENS):
                                    split=split, key_product=products[0],
                                    value_product=products[1],
                                    l2_prefetch=products[2],
-                                   key_stages=products[3])
+                                   key_stages=products[3],
+                                   value_stages=products[4])
 
 
 class AppendTwin(append_variants.Variant):

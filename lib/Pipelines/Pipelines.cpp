@@ -178,11 +178,16 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
               "key-stages=0");
     return;
   }
+  if (options.valueStages.getValue() != 0 && smVersion < 80) {
+    needsChip("value-stages=" + std::to_string(options.valueStages.getValue()),
+              80, "value-stages=0");
+    return;
+  }
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
       "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
       "split-blocks={8} value-product={9} l2-prefetch={10} "
-      "l2-prefetch-bytes={11} key-stages={12}},"
+      "l2-prefetch-bytes={11} key-stages={12} value-stages={13}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -195,7 +200,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.codeToFloat.getValue(), options.keyProduct.getValue(),
       options.splitBlocks.getValue(), options.valueProduct.getValue(),
       options.l2Prefetch.getValue(), options.l2PrefetchBytes.getValue(),
-      options.keyStages.getValue());
+      options.keyStages.getValue(), options.valueStages.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

@@ -15,6 +15,8 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_86 l2-prefetch=lines" 2>&1 | FileCheck %s --check-prefix=LINESCHIP
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma key-stages=1" 2>&1 | FileCheck %s --check-prefix=STAGES
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_75 key-product=mma key-stages=2" 2>&1 | FileCheck %s --check-prefix=STAGESCHIP
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="value-product=mma value-stages=1" 2>&1 | FileCheck %s --check-prefix=VSTAGES
+// RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_75 value-product=mma value-stages=2" 2>&1 | FileCheck %s --check-prefix=VSTAGESCHIP
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
@@ -32,6 +34,8 @@
 // LINESCHIP: error: kvc-gpu-pipeline: l2-prefetch=lines needs chip sm_90 or later (LLVM selects its NVVM instructions from sm_90 on), not 'sm_86'; use l2-prefetch=none
 // STAGES: error: kvc-lower-to-gpu: key-stages must be 0 (no staging) or at least 2 (a unit read while the next is copied), not 1
 // STAGESCHIP: error: kvc-gpu-pipeline: key-stages=2 needs chip sm_80 or later (LLVM selects its NVVM instructions from sm_80 on), not 'sm_75'; use key-stages=0
+// VSTAGES: error: kvc-lower-to-gpu: value-stages must be 0 (no staging) or at least 2 (a unit read while the next is copied), not 1
+// VSTAGESCHIP: error: kvc-gpu-pipeline: value-stages=2 needs chip sm_80 or later (LLVM selects its NVVM instructions from sm_80 on), not 'sm_75'; use value-stages=0
 // VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='+ptx80' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' l2-prefetch='none' (expected
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {

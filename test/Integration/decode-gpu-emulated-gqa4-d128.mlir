@@ -36,9 +36,12 @@
 // copy into a stage still being read gives wrong scores. One 512-token
 // split (split-blocks=0): up to 8 interior units, two a warp, so the copy
 // ahead runs; 3 stages with 128-token pages, group-128 keys and the L2
-// prefetch.
+// prefetch. value-stages likewise for the value pass's 16-token blocks
+// (dequantized g32 values, and g128 ones whose scales fold into the
+// weights).
 // RUN: kvc-run %s --steps=300 --seed=8 --spec="key=q2:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=2" | FileCheck %s --check-prefix=STAGES
-// RUN: kvc-run %s --steps=300 --seed=9 --spec="key=q4:channel:g128,value=q2:token:g32,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=3 l2-prefetch=bulk" | FileCheck %s --check-prefix=STAGES
+// RUN: kvc-run %s --steps=300 --seed=9 --spec="key=q4:channel:g128,value=q2:token:g32,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=3 l2-prefetch=bulk value-stages=2" | FileCheck %s --check-prefix=STAGES
+// RUN: kvc-run %s --steps=300 --seed=10 --spec="key=q2:channel:g32,value=q4:token:g128,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=2 value-stages=3" | FileCheck %s --check-prefix=STAGES
 
 // K2V2: key quant<bits=2, axis=channel, group=32>, value quant<bits=2, axis=token, group=32>
 // K2V2-NEXT: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)

@@ -38,10 +38,11 @@ def test_modules_are_grouped_by_key_product(tmp_path):
 
 def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
-    # ... + 18: the key-stages variants (both passes on tensor cores).
-    assert len(mma) == 32 + 21 + 3 + 4 + 18
+    # ... + 18: the key-stages variants (both passes on tensor cores), + 8
+    # the value-stages ones.
+    assert len(mma) == 32 + 21 + 3 + 4 + 18 + 8
     vmma = [v for v in av.variants() if v.value_product == "mma"]
-    assert len(vmma) == 51 + 4 + 4 + 18
+    assert len(vmma) == 51 + 4 + 4 + 18 + 8
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
     # sites the tensor-core passes take (others are a compile-time error).
     for passes in (mma, vmma):
@@ -54,7 +55,7 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 186 + 18
+    assert len(names) == len(set(names)) == 186 + 18 + 8
     # Values in groups of the whole head (folded scales) at 2, 4 and 8
     # bits, both head dims, on tensor cores.
     whole_head = {(v.value, v.head_dim) for v in vmma
@@ -176,9 +177,25 @@ def test_key_stages_variants_are_named_and_grouped(tmp_path):
     assert f"@{plain}_mma_vmma(" not in text
 
 
+def test_check_covers_the_value_stages_where_they_apply():
+    staged = [v for v in av.variants() if v.value_stages]
+    assert len(staged) == 8
+    # Token-axis 2-, 4- and 8-bit values with both passes on tensor cores
+    # and the key stages.
+    assert all(v.key_stages and (v.key_product, v.value_product) ==
+               ("mma", "mma") for v in staged)
+    assert {v.value.split(":")[0] for v in staged} == {"q2", "q4", "q8"}
+    assert all(":token:" in v.value for v in staged)
+    assert {v.value_stages for v in staged} == {2, 3}
+    assert any(v.value.endswith(":g128") for v in staged)
+    assert any(v.l2_prefetch == "bulk" for v in staged)
+    assert any(v.split_blocks for v in staged)
+    assert {v.group for v in staged} >= {1, 4, 8}
+
+
 def test_check_covers_the_key_stages_where_they_apply():
     staged = [v for v in av.variants() if v.key_stages]
-    assert len(staged) == 18
+    assert len(staged) == 18 + 8
     # Both passes on tensor cores, channel-axis 2-, 4- and 8-bit keys
     # (other sites are a compile-time error).
     assert all((v.key_product, v.value_product) == ("mma", "mma")
@@ -222,7 +239,7 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
     # batch sizes, without and with the L2 prefetch.
     staged = [name for name in manifest if name.endswith("_mma_vmma_ks2")]
     staged_prefetched = [name for name in manifest
-                         if name.endswith("_mma_vmma_l2bulk_ks2")]
+                         if name.endswith("_mma_vmma_l2bulk_ks2_vs2")]
     assert len(staged) == len(staged_prefetched) == 12
     assert not any(name.startswith("bench_k8") for name in staged +
                    staged_prefetched)
@@ -230,15 +247,16 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
     assert all(name[:-len("_mma")] in manifest for name in mma)
     assert all(name[:-len("_vmma")] in manifest for name in both)
     assert all(name[:-len("_l2bulk")] in manifest for name in prefetched)
-    assert all(name[:-len("_ks2")] in manifest
-               for name in staged + staged_prefetched)
+    assert all(name[:-len("_ks2")] in manifest for name in staged)
+    assert all(name[:-len("_ks2_vs2")] in manifest
+               for name in staged_prefetched)
     modules = read_lines(tmp_path / "bench_modules.txt")
     assert ["bench_p64_s512_mma_vmma_l2bulk.mlir", "64", "512", "mma", "mma",
             "-", "bulk"] in modules
     assert ["bench_p64_s512_mma_vmma_ks2.mlir", "64", "512", "mma", "mma",
             "-", "none", "2"] in modules
-    assert ["bench_p128_s512_mma_vmma_l2bulk_ks2.mlir", "128", "512", "mma",
-            "mma", "-", "bulk", "2"] in modules
+    assert ["bench_p128_s512_mma_vmma_l2bulk_ks2_vs2.mlir", "128", "512",
+            "mma", "mma", "-", "bulk", "2", "2"] in modules
     fields = {f[0]: f for f in read_lines(tmp_path / "bench_manifest.txt")}
     assert fields["bench_k2c32_v2t32_r128_b8_h32x8_d128_mma_vmma_ks2"][
         -1] == "key_stages=2"

@@ -187,7 +187,11 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "lane, sm_80 and later) while it multiplies the current one: 0 "
            "(the default) reads the pages directly; N >= 2 keeps N - 1 "
            "units in flight. Channel-axis 2-, 4- and 8-bit keys with "
-           "key-product=mma only (other sites are an error)">
+           "key-product=mma only (other sites are an error)">,
+    Option<"valueStages", "value-stages", "unsigned", /*default=*/"0",
+           "The same for the tensor-core value pass's 16-token interior "
+           "blocks: token-axis 2-, 4- and 8-bit values with "
+           "value-product=mma only (other sites are an error)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

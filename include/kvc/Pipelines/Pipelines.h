@@ -155,6 +155,12 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
                      "and later; 0, the default: none; kvc-lower-to-gpu's "
                      "option)"),
       llvm::cl::init(0)};
+  Option<unsigned> valueStages{
+      *this, "value-stages",
+      llvm::cl::desc("The same for the tensor-core value pass's blocks "
+                     "(sm_80 and later; 0, the default: none; "
+                     "kvc-lower-to-gpu's option)"),
+      llvm::cl::init(0)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};

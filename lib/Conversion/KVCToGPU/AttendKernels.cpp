@@ -31,7 +31,7 @@
 
 #include "AttendKernels.h"
 #include "KernelBuilder.h"
-#include "KeyStaging.h"
+#include "Staging.h"
 #include "TensorCorePasses.h"
 
 #include "../KVCToLoops/Lowering.h"
@@ -106,10 +106,11 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   SmallVector<Type> workgroup = {shared({group, d}), shared({group, split}),
                                  shared({threads / 32})};
   // Optional attributions follow: the key pass's query fragments, the
-  // value pass's per-warp sums, and the key pass's stages (KeyStaging.h).
-  // With stages the sums take the stages' bytes: the key pass is done with
-  // them at the barrier before the softmax (every copy waited for).
-  std::optional<unsigned> queryFragmentsAt, valuePartialsAt, keyStagesAt;
+  // value pass's per-warp sums, and the passes' stages (Staging.h). With
+  // stages, one buffer holds the key stages from its start, and the value
+  // stages and then the sums over them: the key pass is done with its
+  // stages at the barrier before the softmax (every copy waited for).
+  std::optional<unsigned> queryFragmentsAt, valuePartialsAt, stagesAt;
   if (spec.keyProduct == KeyProduct::MMA) {
     queryFragmentsAt = workgroup.size();
     workgroup.push_back(
@@ -117,15 +118,23 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                         MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
   }
   auto partialsType = shared({threads / 32, group, d});
-  if (spec.keyStages) {
-    keyStagesAt = workgroup.size();
+  const int64_t warps = threads / 32;
+  const int64_t keyStageBytes =
+      spec.keyStages ? warps * spec.keyStages *
+                           keyUnitBytes(d, spec.encoding.key.quant.bits)
+                     : 0;
+  const int64_t valueStageBytes =
+      spec.valueStages ? warps * spec.valueStages *
+                             valueUnitBytes(d, spec.encoding.value.quant.bits,
+                                            spec.encoding.value.quant.group)
+                       : 0;
+  if (spec.keyStages || spec.valueStages) {
+    stagesAt = workgroup.size();
     const int64_t partialsBytes = spec.valueProduct == ValueProduct::MMA
                                       ? 4 * partialsType.getNumElements()
                                       : 0;
     workgroup.push_back(MemRefType::get(
-        {std::max(partialsBytes,
-                  keyStagingBytes(d, spec.encoding.key.quant.bits, threads / 32,
-                                  spec.keyStages))},
+        {std::max(keyStageBytes, valueStageBytes + partialsBytes)},
         b.getI8Type(), MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
   } else if (spec.valueProduct == ValueProduct::MMA) {
     valuePartialsAt = workgroup.size();
@@ -137,8 +146,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   // 16-byte aligned: the stages take cp.async's and ld.shared.v4's 16-byte
   // accesses, and an i8 buffer would otherwise be aligned to 1 (the value
   // pass's f32 sums share it).
-  if (keyStagesAt)
-    func.setWorkgroupAttributionAttr(*keyStagesAt,
+  if (stagesAt)
+    func.setWorkgroupAttributionAttr(*stagesAt,
                                      LLVM::LLVMDialect::getAlignAttrName(),
                                      b.getI64IntegerAttr(16));
   func.setKnownBlockSizeAttr(
@@ -278,8 +287,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       emitTensorCoreScores(
           k, spec, keys, kvHead, start, count,
           func.getWorkgroupAttributions()[*queryFragmentsAt],
-          keyStagesAt ? Value(func.getWorkgroupAttributions()[*keyStagesAt])
-                      : Value(),
+          spec.keyStages ? Value(func.getWorkgroupAttributions()[*stagesAt])
+                         : Value(),
           scores, spec.scale / queryScale, capScore);
     } else {
       // One token per thread, every query head of the group.
@@ -381,12 +390,13 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       auto [valueStart, valueCount] = splitRange();
       emitTensorCoreValues(
           k, spec, values, kvHead, valueStart, valueCount, scores,
-          keyStagesAt
-              ? Value(memref::ViewOp::create(
-                    b, loc, partialsType,
-                    func.getWorkgroupAttributions()[*keyStagesAt], k.index(0),
-                    ValueRange{}))
-              : Value(func.getWorkgroupAttributions()[*valuePartialsAt]),
+          spec.valueStages ? Value(func.getWorkgroupAttributions()[*stagesAt])
+                           : Value(),
+          stagesAt ? Value(memref::ViewOp::create(
+                         b, loc, partialsType,
+                         func.getWorkgroupAttributions()[*stagesAt],
+                         k.index(valueStageBytes), ValueRange{}))
+                   : Value(func.getWorkgroupAttributions()[*valuePartialsAt]),
           [&](Value head, Value channel, Value total) {
             k.storeF32(workspace, partialAt(head, channel), total);
           });

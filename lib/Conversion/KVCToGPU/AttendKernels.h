@@ -74,9 +74,9 @@ struct SplitKernelSpec {
   /// most l2PrefetchBytes a side and at the kernel's start.
   L2Prefetch l2Prefetch = L2Prefetch::None;
   uint64_t l2PrefetchBytes = 49152;
-  /// Shared-memory stages a warp of the tensor-core key pass copies its
-  /// next units into (KeyStaging.h); 0: its loads read the pages.
-  unsigned keyStages = 0;
+  /// Shared-memory stages a warp of the tensor-core key (value) pass
+  /// copies its next units into (Staging.h); 0: its loads read the pages.
+  unsigned keyStages = 0, valueStages = 0;
   double scale;
   std::optional<double> softcap;
   std::optional<int64_t> window;

@@ -9,8 +9,8 @@
 
 #include "AppendKernel.h"
 #include "AttendKernels.h"
-#include "KeyStaging.h"
 #include "QuantizeKernel.h"
+#include "Staging.h"
 
 #include "../KVCToLoops/Lowering.h"
 #include "../KVCToLoops/RuntimeABI.h"
@@ -105,7 +105,7 @@ struct GPULowering {
   ValueProduct valueProduct;
   L2Prefetch l2Prefetch;
   uint64_t l2PrefetchBytes;
-  unsigned keyStages;
+  unsigned keyStages, valueStages;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
   /// kvc.quantize ops to lower (checkLowerable counts them).
@@ -363,6 +363,7 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.l2Prefetch = lowering.l2Prefetch;
     spec.l2PrefetchBytes = lowering.l2PrefetchBytes;
     spec.keyStages = lowering.keyStages;
+    spec.valueStages = lowering.valueStages;
     spec.scale = op.getEffectiveScale();
     if (auto softcap = op.getSoftcap())
       spec.softcap = softcap->convertToDouble();
@@ -511,41 +512,63 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                                   "kvc-lower-to-gpu");
     if (failed(heads))
       return WalkResult::interrupt();
-    // key-stages copies channel-axis token-pair units (KeyStaging.h):
-    // every KV head's keys must be read so, and the stages fit beside the
-    // rest.
-    if (lowering.keyStages) {
-      unsigned bits = 0;
-      for (const num::CacheEncoding &head : *heads) {
-        const num::SideEncoding &key = head.key;
-        if (lowering.keyProduct != KeyProduct::MMA || !key.isQuant() ||
-            key.quant.axis != num::QuantAxis::Channel ||
-            (key.quant.bits != 2 && key.quant.bits != 4 &&
-             key.quant.bits != 8)) {
-          reject() << "key-stages=" << lowering.keyStages
-                   << " stages the tensor-core key pass's channel-axis 2-, "
-                      "4- and 8-bit keys (key-product=mma); this site has "
-                   << (lowering.keyProduct != KeyProduct::MMA
-                           ? std::string("key-product=fma")
-                           : "keys '" + key.toString() + "'")
-                   << "; use key-stages=0";
-          return WalkResult::interrupt();
-        }
-        bits = std::max(bits, key.quant.bits);
-      }
-      // The stages share their bytes with the value pass's sums.
-      int64_t stagingBytes = keyStagingBytes(
-          headDim, bits, lowering.blockThreads / 32, lowering.keyStages);
-      if (sharedBytes - valueSumBytes + std::max(stagingBytes, valueSumBytes) >
-          48 * 1024) {
-        reject() << "key-stages=" << lowering.keyStages << " needs "
-                 << stagingBytes << " bytes of shared memory for " << bits
-                 << "-bit keys beside the kernel's "
-                 << sharedBytes - valueSumBytes
-                 << " (at most 49152 in all); lower key-stages or "
-                    "split-tokens";
+    // key-stages copies channel-axis token-pair units, value-stages
+    // token-axis rows (Staging.h): every KV head's encoding must be read
+    // so, and the stages fit beside the rest.
+    const int64_t warps = lowering.blockThreads / 32;
+    int64_t keyStageBytes = 0, valueStageBytes = 0;
+    for (const num::CacheEncoding &head : *heads) {
+      auto readsAs = [](const num::SideEncoding &side, num::QuantAxis axis) {
+        return side.isQuant() && side.quant.axis == axis &&
+               (side.quant.bits == 2 || side.quant.bits == 4 ||
+                side.quant.bits == 8);
+      };
+      struct Staged {
+        StringRef option, pass, product, axis;
+        unsigned stages;
+        bool mma;
+        const num::SideEncoding &side;
+        num::QuantAxis quantAxis;
+      } staged[] = {{"key-stages", "key", "key-product", "channel",
+                     lowering.keyStages, lowering.keyProduct == KeyProduct::MMA,
+                     head.key, num::QuantAxis::Channel},
+                    {"value-stages", "value", "value-product", "token",
+                     lowering.valueStages,
+                     lowering.valueProduct == ValueProduct::MMA, head.value,
+                     num::QuantAxis::Token}};
+      for (const Staged &s : staged) {
+        if (!s.stages || (s.mma && readsAs(s.side, s.quantAxis)))
+          continue;
+        reject() << s.option << "=" << s.stages << " stages the tensor-core "
+                 << s.pass << " pass's " << s.axis << "-axis 2-, 4- and 8-bit "
+                 << s.pass << "s (" << s.product << "=mma); this site has "
+                 << (!s.mma ? s.product.str() + "=fma"
+                            : s.pass.str() + "s '" + s.side.toString() + "'")
+                 << "; use " << s.option << "=0";
         return WalkResult::interrupt();
       }
+      if (lowering.keyStages)
+        keyStageBytes = std::max(
+            keyStageBytes, warps * lowering.keyStages *
+                               keyUnitBytes(headDim, head.key.quant.bits));
+      if (lowering.valueStages)
+        valueStageBytes = std::max(
+            valueStageBytes, warps * lowering.valueStages *
+                                 valueUnitBytes(headDim, head.value.quant.bits,
+                                                head.value.quant.group));
+    }
+    // The key stages share their bytes with the value stages and sums.
+    const int64_t rest = sharedBytes - valueSumBytes;
+    const int64_t staging =
+        std::max(keyStageBytes, valueStageBytes + valueSumBytes);
+    if ((keyStageBytes || valueStageBytes) && rest + staging > 48 * 1024) {
+      reject() << "key-stages=" << lowering.keyStages
+               << " and value-stages=" << lowering.valueStages << " need "
+               << keyStageBytes << " and " << valueStageBytes
+               << " bytes of shared memory beside the kernel's " << rest
+               << " and the value sums' " << valueSumBytes
+               << " (at most 49152 in all); lower the stages or split-tokens";
+      return WalkResult::interrupt();
     }
     lowering.context.headEncodings[op] = std::move(*heads);
     return WalkResult::advance();
@@ -658,10 +681,14 @@ void KVCLowerToGPUPass::runOnOperation() {
                           "positive";
     return signalPassFailure();
   }
-  if (keyStages == 1) {
-    module.emitError() << "kvc-lower-to-gpu: key-stages must be 0 (no "
-                          "staging) or at least 2 (a unit read while the "
-                          "next is copied), not 1";
+  for (auto [option, stages] :
+       {std::pair<StringRef, unsigned>{"key-stages", keyStages},
+        std::pair<StringRef, unsigned>{"value-stages", valueStages}}) {
+    if (stages != 1)
+      continue;
+    module.emitError() << "kvc-lower-to-gpu: " << option
+                       << " must be 0 (no staging) or at least 2 (a unit "
+                          "read while the next is copied), not 1";
     return signalPassFailure();
   }
   // DenseMap's default constructor is explicit: name it.
@@ -677,6 +704,7 @@ void KVCLowerToGPUPass::runOnOperation() {
       *prefetch,
       l2PrefetchBytes,
       keyStages,
+      valueStages,
       /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();

@@ -13,7 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KeyStaging.h"
+#include "Staging.h"
 #include "TensorCorePasses.h"
 #include "TensorCoreSupport.h"
 
@@ -182,7 +182,7 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
       interiorRange(k, start, end, keys.compressed, base, units, 32);
 
   // key-stages: each warp's next units copied ahead into its shared-memory
-  // stages (emitKeyStaging); the interior loop reads them from there.
+  // stages (Staging.h); the interior loop reads them from there.
   std::optional<ByteViews> staged;
   if (keyStages)
     staged = sharedBytes(k, keyStages);
@@ -335,11 +335,24 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
   };
   auto interiorEnd = [&] { return k.add(base, k.mul(innerEnd, 32)); };
   Value step = k.index(32 * warps);
-  std::optional<KeyStaging> staging;
-  if (staged)
+  std::optional<UnitStaging> staging;
+  if (staged) {
+    // Code and parameter segments meet at a multiple of 32 (head_dim 64 or
+    // 128), so each copy instruction is of one kind for the whole warp.
+    const int64_t codeSegments = reader.tokenPairUnitCodeBytes() / 16;
+    assert(codeSegments % 32 == 0 && "codes end at a warp's multiple");
+    SegmentSource source = [&, codeSegments](Value blockBase, Value slot,
+                                             Value segment,
+                                             int64_t firstSegment) {
+      return reader.tokenPairUnitSegment(b, loc, blockBase, slot, segment,
+                                         firstSegment < codeSegments);
+    };
     // The first interior units' copies under way during the edges.
-    staging.emplace(KeyStaging::start(k, spec, keys, kvHead, *staged,
-                                      interiorFirst(), interiorEnd(), step));
+    staging.emplace(UnitStaging::start(k, keys, kvHead, *staged,
+                                       /*regionBase=*/0, spec.keyStages,
+                                       reader.tokenPairUnitBytes(), source,
+                                       interiorFirst(), interiorEnd(), step));
+  }
   Value edges = k.add(inner, k.sub(units, innerEnd));
   k.loop(warp, edges, k.index(warps), {},
          [&](Value edge, ValueRange) -> SmallVector<Value> {

@@ -32,7 +32,7 @@ void emitQueryFragments(KernelBuilder &k, const SplitKernelSpec &spec,
 /// tensorCoreQueryScale * scoreScale) for the split's tokens [start, start
 /// + count) (scores in shared memory, [group][split]); the pass folds
 /// scoreScale into the multiplications it does anyway. `keyStages`: the
-/// workgroup memref of spec.keyStages > 0 (KeyStaging.h; keys read in
+/// workgroup memref of spec.keyStages > 0 (Staging.h; keys read in
 /// token pairs), else null.
 void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
                           const SequenceSideView &keys, Value kvHead,
@@ -45,11 +45,13 @@ void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
 /// value[local][c], handed to `store(j, c, total)` (each pair once, by one
 /// thread). `weights` is the shared [group][split] memref of
 /// exp(score - max); `partials` a shared f32 memref<warps x group x D>.
-/// The value reader must unroll spans of D / 8 channels.
+/// The value reader must unroll spans of D / 8 channels. `valueStages`: the
+/// workgroup memref whose start holds spec.valueStages > 0 stages
+/// (Staging.h; token-axis 2-, 4- and 8-bit values), else null.
 void emitTensorCoreValues(KernelBuilder &k, const SplitKernelSpec &spec,
                           const SequenceSideView &values, Value kvHead,
                           Value start, Value count, Value weights,
-                          Value partials,
+                          Value valueStages, Value partials,
                           function_ref<void(Value, Value, Value)> store);
 
 } // namespace kvc

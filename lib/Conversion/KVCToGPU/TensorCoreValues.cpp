@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Staging.h"
 #include "TensorCorePasses.h"
 #include "TensorCoreSupport.h"
 
@@ -81,7 +82,7 @@ static HalfPairTerms readHalfPairTerms(KernelBuilder &k,
 void mlir::kvc::emitTensorCoreValues(
     KernelBuilder &k, const SplitKernelSpec &spec,
     const SequenceSideView &values, Value kvHead, Value start, Value count,
-    Value weights, Value partials,
+    Value weights, Value valueStages, Value partials,
     function_ref<void(Value, Value, Value)> store) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
@@ -142,8 +143,15 @@ void mlir::kvc::emitTensorCoreValues(
   // `accs`. Interior tiles (fp16-pair layouts: wholly in the split and in
   // pages) come two at a time, 16 tokens of one page located once; their
   // weights need no bounds and their reads no branch.
+  // value-stages: each warp's next interior blocks copied ahead into its
+  // shared-memory stages (Staging.h); `stageBase` is where the block's copy
+  // lies (none: read from its page).
+  std::optional<ByteViews> staged;
+  if (valueStages)
+    staged = sharedBytes(k, valueStages);
   auto tileBody = [&](Value tileToken, ValueRange accs, bool interior,
-                      int64_t tiles) -> SmallVector<Value> {
+                      int64_t tiles,
+                      Value stageBase = Value()) -> SmallVector<Value> {
     // The lane's tokens (reduction indices 2t and 2t + 1 of each tile) as
     // offsets from `tileToken` and in the split (tokens before `start`
     // wrap around: like those past the end, not below `count`).
@@ -188,8 +196,24 @@ void mlir::kvc::emitTensorCoreValues(
 
     // An interior block's page, located once for its tiles.
     std::pair<Value, Value> located;
-    if (interior)
+    if (interior && !stageBase)
       located = values.locate(b, loc, kvHead, tileToken);
+    // An interior block's two tokens' columns, from its stage or its page.
+    auto interiorColumns = [&](ArrayRef<Value> tileOffsets, ChannelSpan span,
+                               bool dequantize) {
+      if (stageBase)
+        return values.reader->stagedHalfPairColumnTerms(
+            b, loc, *staged, stageBase, kValueUnitTokens, tileOffsets[0],
+            tileOffsets[1], span, dequantize);
+      if (dequantize)
+        return HalfPairTerms{
+            values.halfPairColumnsInPage(b, loc, located.first, located.second,
+                                         tileOffsets[0], tileOffsets[1], span),
+            Value(), Value()};
+      return values.halfPairColumnTermsInPage(b, loc, located.first,
+                                              located.second, tileOffsets[0],
+                                              tileOffsets[1], span);
+    };
     // Tile h's products added to `in`.
     auto tileProducts = [&](int64_t h, ValueRange in) -> SmallVector<Value> {
       SmallVector<Value> next(in);
@@ -203,9 +227,8 @@ void mlir::kvc::emitTensorCoreValues(
         ChannelSpan span{slabFirst, part};
         Value scales, zeros;
         if (interior) {
-          HalfPairTerms terms = values.halfPairColumnTermsInPage(
-              b, loc, located.first, located.second, tileOffsets[0],
-              tileOffsets[1], span);
+          HalfPairTerms terms =
+              interiorColumns(tileOffsets, span, /*dequantize=*/false);
           read = terms.pairs;
           scales = terms.scales;
           zeros = terms.zeros;
@@ -257,9 +280,8 @@ void mlir::kvc::emitTensorCoreValues(
         if (!fold && j % (part / 2) == 0) {
           ChannelSpan span{k.add(slabFirst, k.index(2 * j)), part};
           if (interior) {
-            read = values.halfPairColumnsInPage(
-                b, loc, located.first, located.second, tileOffsets[0],
-                tileOffsets[1], span);
+            read =
+                interiorColumns(tileOffsets, span, /*dequantize=*/true).pairs;
           } else {
             read.clear();
             for (Value local : tileLocals)
@@ -328,11 +350,40 @@ void mlir::kvc::emitTensorCoreValues(
     // The interior loop first: what the edge loop needs (its tile range)
     // then passes the interior loop, whose registers are fewer (kept
     // across the edge loop, ptxas spilled it at GQA 7).
-    innerLoop = k.loop(k.add(inner, warp), innerEnd, k.index(warps), inits,
-                       [&](Value block, ValueRange accs) {
-                         return tileBody(k.add(blockBase, k.mul(block, 16)),
-                                         accs, /*interior=*/true, 2);
-                       });
+    if (!staged) {
+      innerLoop = k.loop(k.add(inner, warp), innerEnd, k.index(warps), inits,
+                         [&](Value block, ValueRange accs) {
+                           return tileBody(k.add(blockBase, k.mul(block, 16)),
+                                           accs, /*interior=*/true, 2);
+                         });
+    } else {
+      // Over the interior blocks' first tokens, the stage carried last.
+      const PageReader &reader = *values.reader;
+      SegmentSource source = [&](Value pageBlock, Value slot, Value segment,
+                                 int64_t) {
+        return reader.tokenRowsSegment(b, loc, pageBlock, slot,
+                                       kValueUnitTokens, segment);
+      };
+      Value first = k.add(blockBase, k.mul(k.add(inner, warp), 16));
+      Value stop = k.add(blockBase, k.mul(innerEnd, 16));
+      Value step = k.index(16 * warps);
+      UnitStaging staging = UnitStaging::start(
+          k, values, kvHead, *staged, /*regionBase=*/0, spec.valueStages,
+          reader.tokenRowsBytes(kValueUnitTokens), source, first, stop, step);
+      SmallVector<Value> stagedInits(inits);
+      stagedInits.push_back(k.index(0));
+      innerLoop = k.loop(first, stop, step, stagedInits,
+                         [&](Value blockToken, ValueRange carried) {
+                           Value stageIndex = carried.back();
+                           Value stageBase = staging.await(stageIndex);
+                           staging.copyAhead(blockToken, stageIndex);
+                           SmallVector<Value> next =
+                               tileBody(blockToken, carried.drop_back(),
+                                        /*interior=*/true, 2, stageBase);
+                           next.push_back(staging.nextStage(stageIndex));
+                           return next;
+                         });
+    }
     // The tiles before and after the interior blocks.
     auto tileOf = [&](Value block) {
       return k.minU(k.div(k.sub(k.add(blockBase, k.mul(block, 16)), base), 8),
@@ -341,8 +392,9 @@ void mlir::kvc::emitTensorCoreValues(
     edgeFirst = tileOf(inner);
     edgeRest = tileOf(innerEnd);
   }
-  SmallVector<Value> edgeInits(innerLoop ? ValueRange(innerLoop.getResults())
-                                         : ValueRange(inits));
+  SmallVector<Value> edgeInits(
+      innerLoop ? ValueRange(innerLoop.getResults().take_front(inits.size()))
+                : ValueRange(inits));
   // Folded scales: the interior read its codes as fp16 subnormals (channel
   // tile j's weigh halfPairCodeWeight(j)); its sums scaled back (exact)
   // before the edges add theirs, read with the power subtracted.

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "IndexOps.h"
 #include "PageReader.h"
 
 #include "kvc/Numerics/FoldedScales.h"
@@ -154,6 +155,14 @@ PageReader::HalfPairWords PageReader::halfPairWords(OpBuilder &b,
                                                    Location loc,
                                                    Value blockBase, Value slot,
                                                    ChannelSpan span) const {
+  auto [rowBase, pairRow] = tokenAxisRows(b, loc, blockBase, slot);
+  return halfPairWordsAt(b, loc, pool, rowBase, pairRow, span);
+}
+
+PageReader::HalfPairWords
+PageReader::halfPairWordsAt(OpBuilder &b, Location loc, const ByteViews &views,
+                            Value rowBase, Value pairRow,
+                            ChannelSpan span) const {
   const unsigned bits = side.quant.bits;
   const int64_t group = side.quant.group, count = span.count;
   const int64_t bytes = count * bits / 8;
@@ -166,7 +175,6 @@ PageReader::HalfPairWords PageReader::halfPairWords(OpBuilder &b,
         arith::MulIOp::create(b, loc, quotient, indexConst(b, loc, scale)));
   };
   Type i32 = b.getI32Type();
-  auto [rowBase, pairRow] = tokenAxisRows(b, loc, blockBase, slot);
 
   // The span's codes: one load of count * b / 8 bytes (span.first is a
   // multiple of count >= 8; rows and blocks are 16-byte aligned).
@@ -176,23 +184,23 @@ PageReader::HalfPairWords PageReader::halfPairWords(OpBuilder &b,
     // Eight 2-bit codes: the half word's high byte moves to bits 16-23, so
     // that code i + 4 sits 16 bits above code i.
     Value half = arith::ExtUIOp::create(b, loc, i32,
-                                        pool.load(b, loc, b.getI16Type(), at));
+                                        views.load(b, loc, b.getI16Type(), at));
     Value low = arith::AndIOp::create(b, loc, half, i32Const(b, loc, 0xFF));
     Value high = arith::ShLIOp::create(
         b, loc, arith::AndIOp::create(b, loc, half, i32Const(b, loc, 0xFF00)),
         i32Const(b, loc, 8));
     read.words.push_back(arith::OrIOp::create(b, loc, low, high));
   } else if (bytes == 4) {
-    read.words.push_back(pool.load(b, loc, i32, at));
+    read.words.push_back(views.load(b, loc, i32, at));
   } else {
-    Value vector = pool.loadVector(b, loc, i32, bytes / 4, at, bytes);
+    Value vector = views.loadVector(b, loc, i32, bytes / 4, at, bytes);
     for (int64_t w = 0; w < bytes / 4; ++w)
       read.words.push_back(
           LLVM::ExtractElementOp::create(b, loc, vector, i32Const(b, loc, w)));
   }
   // The group's (scale, zero) (spans never cross a group).
-  read.params = pool.loadVector(b, loc, b.getF16Type(), 2,
-                                offset(pairRow, group, 4), 4);
+  read.params =
+      views.loadVector(b, loc, b.getF16Type(), 2, offset(pairRow, group, 4), 4);
   return read;
 }
 
@@ -282,8 +290,17 @@ HalfPairTerms PageReader::halfPairColumnTerms(OpBuilder &b, Location loc,
                                               Value secondSlot,
                                               ChannelSpan span,
                                               bool dequantize) const {
+  // In order: the first token's loads before the second's.
   HalfPairWords first = halfPairWords(b, loc, blockBase, firstSlot, span);
   HalfPairWords second = halfPairWords(b, loc, blockBase, secondSlot, span);
+  return halfPairColumnTermsOf(b, loc, first, second, span, dequantize);
+}
+
+HalfPairTerms PageReader::halfPairColumnTermsOf(OpBuilder &b, Location loc,
+                                                const HalfPairWords &first,
+                                                const HalfPairWords &second,
+                                                ChannelSpan span,
+                                                bool dequantize) const {
   // Low halves of x and y in one word, high halves in another (byte
   // selectors of permuteBytes: PRMTs, which ptxas does not split into
   // 16-bit moves to repeat at every use).
@@ -454,27 +471,6 @@ SmallVector<Value> SequenceSideView::halfPairColumnsInPage(
 // 8 for tokens 2 and 3; 8-bit: none, PRMT picks the bytes); no transposes.
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// Index arithmetic with constants folded.
-struct IndexOps {
-  OpBuilder &b;
-  Location loc;
-  Value add(Value x, Value y) {
-    return b.createOrFold<arith::AddIOp>(loc, x, y);
-  }
-  Value add(Value x, int64_t y) { return add(x, indexConst(b, loc, y)); }
-  Value mul(Value x, int64_t y) {
-    return b.createOrFold<arith::MulIOp>(loc, x, indexConst(b, loc, y));
-  }
-  Value div(Value x, int64_t y) {
-    return b.createOrFold<arith::DivUIOp>(loc, x, indexConst(b, loc, y));
-  }
-  Value rem(Value x, int64_t y) {
-    return b.createOrFold<arith::RemUIOp>(loc, x, indexConst(b, loc, y));
-  }
-};
-} // namespace
-
 bool PageReader::readsTokenPairs() const {
   return side.isQuant() && side.quant.axis == num::QuantAxis::Channel &&
          (side.quant.bits == 2 || side.quant.bits == 4 || side.quant.bits == 8);
@@ -551,52 +547,6 @@ TokenPairTerms PageReader::compressedTokenPairTerms(OpBuilder &b, Location loc,
       x.add(x.add(blockBase, layout.paramsOffset), x.mul(firstGroup, 4));
   return tokenPairTermsAt(b, loc, pool, codes, 2 * groupBytes, params, lane,
                           span, subnormal);
-}
-
-int64_t PageReader::tokenPairUnitCodeBytes() const {
-  return 4 * int64_t(headDim) * side.quant.bits;
-}
-
-int64_t PageReader::tokenPairUnitBytes() const {
-  return tokenPairUnitCodeBytes() + 4 * int64_t(headDim);
-}
-
-Value PageReader::tokenPairUnitSegment(OpBuilder &b, Location loc,
-                                       Value blockBase, Value unitSlot,
-                                       Value segment, bool code) const {
-  const unsigned bits = side.quant.bits;
-  const int64_t group = side.quant.group, groupBytes = group * bits / 8;
-  const int64_t pairBytes = 8 * bits;
-  IndexOps x{b, loc};
-  Value groupRow = x.mul(x.div(unitSlot, group), headDim);
-  Value byte = x.mul(segment, 16);
-  // The group row's (scale, zero) of every channel lie together.
-  if (!code)
-    return x.add(
-        x.add(blockBase, x.mul(groupRow, 4)),
-        x.add(byte, int64_t(layout.paramsOffset) - tokenPairUnitCodeBytes()));
-  // A channel pair's 8b code bytes of the unit (compressedTokenPairTerms'
-  // addresses), pair after pair.
-  return x.add(x.add(x.add(blockBase, x.mul(groupRow, groupBytes)),
-                     x.mul(x.div(x.rem(unitSlot, group), 32), pairBytes)),
-               x.add(x.mul(x.div(byte, pairBytes), 2 * groupBytes),
-                     x.rem(byte, pairBytes)));
-}
-
-TokenPairTerms PageReader::stagedTokenPairTerms(OpBuilder &b, Location loc,
-                                                const ByteViews &stage,
-                                                Value stageBase, Value lane,
-                                                ChannelSpan span,
-                                                bool subnormal) const {
-  const int64_t pairBytes = 8 * side.quant.bits;
-  IndexOps x{b, loc};
-  // tokenPairUnitSegment's order: channel pair p's codes at p * 8b, the
-  // (scale, zero) of channel c at 4 * D * b + 4c.
-  Value codes = x.add(stageBase, x.mul(x.div(span.first, 2), pairBytes));
-  Value params =
-      x.add(x.add(stageBase, tokenPairUnitCodeBytes()), x.mul(span.first, 4));
-  return tokenPairTermsAt(b, loc, stage, codes, pairBytes, params, lane, span,
-                          subnormal);
 }
 
 TokenPairTerms PageReader::tokenPairTermsAt(OpBuilder &b, Location loc,

@@ -337,6 +337,24 @@ public:
                                       const ByteViews &stage, Value stageBase,
                                       Value lane, ChannelSpan span,
                                       bool subnormal) const;
+  /// `tokens` consecutive token-axis rows staged in shared memory (the
+  /// tensor-core value pass's value-stages): their code rows, then their
+  /// groups' (scale, zero) pairs, tokenRowsBytes(tokens) in all.
+  int64_t tokenRowsBytes(int64_t tokens) const;
+  /// Byte offset in the pool of 16-byte segment `segment` (an index) of the
+  /// copy of the `tokens` rows from slot `firstSlot` of the block at
+  /// `blockBase`.
+  Value tokenRowsSegment(OpBuilder &b, Location loc, Value blockBase,
+                         Value firstSlot, int64_t tokens, Value segment) const;
+  /// compressedHalfPairColumns (`dequantize`) or compressedHalfPairColumnTerms
+  /// of rows `firstRow` and `secondRow` (indices below `tokens`) of such a
+  /// copy at byte `stageBase` of `stage`.
+  HalfPairTerms stagedHalfPairColumnTerms(OpBuilder &b, Location loc,
+                                          const ByteViews &stage,
+                                          Value stageBase, int64_t tokens,
+                                          Value firstRow, Value secondRow,
+                                          ChannelSpan span,
+                                          bool dequantize) const;
   /// The same tokens and layout from the fp16 residual buffer, the unit's
   /// first token at row `unitRow`.
   SmallVector<Value> residualTokenPairs(OpBuilder &b, Location loc,
@@ -355,6 +373,16 @@ private:
   };
   HalfPairWords halfPairWords(OpBuilder &b, Location loc, Value blockBase,
                               Value slot, ChannelSpan span) const;
+  /// The same from `views`, the token's code row at `rowBase` and its
+  /// groups' (scale, zero) pairs at `pairRow`.
+  HalfPairWords halfPairWordsAt(OpBuilder &b, Location loc,
+                                const ByteViews &views, Value rowBase,
+                                Value pairRow, ChannelSpan span) const;
+  /// halfPairColumnTerms of two tokens' words.
+  HalfPairTerms halfPairColumnTermsOf(OpBuilder &b, Location loc,
+                                      const HalfPairWords &first,
+                                      const HalfPairWords &second,
+                                      ChannelSpan span, bool dequantize) const;
   /// compressedHalfPairs (`dequantize`) or its terms.
   HalfPairTerms halfPairTerms(OpBuilder &b, Location loc, Value blockBase,
                               Value slot, ChannelSpan span,

@@ -5,10 +5,13 @@ keys and as values, at head_dim 64 and 128, GQA 4; and GQA 1, 7 and 8 for
 a few encodings. 64-token pages, residual 128.
 
 usage: gpu_attend_variants.py OUT.mlir [--stageable-keys]
+                              [--stageable-values]
 
 --stageable-keys: only the variants kvc-lower-to-gpu's key-stages=2 takes:
 channel-axis 2- and 4-bit keys, and 8-bit ones at head_dim 64 (at 128 their
 stages would not fit in 48 KB of shared memory beside the rest).
+--stageable-values: only those value-stages takes: token-axis 2-, 4- and
+8-bit values.
 """
 import argparse
 import re
@@ -52,11 +55,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--stageable-keys", action="store_true")
+    parser.add_argument("--stageable-values", action="store_true")
     args = parser.parse_args()
     with open(args.out, "w") as out:
         for index, variant in enumerate(variants()):
             if args.stageable_keys and not stageable_keys(variant[0],
                                                           variant[2]):
+                continue
+            if args.stageable_values and not re.match(
+                    r"#kvc.quant<bits = [248], axis = token", variant[1]):
                 continue
             out.write(function(index, *variant))
 

@@ -1,8 +1,9 @@
 // RUN: kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma key-stages=2" | FileCheck %s
 // RUN: kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma key-stages=3" | FileCheck %s --check-prefix=THREE
+// RUN: kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma key-stages=2 value-stages=2" | FileCheck %s --check-prefix=VALUES
 // RUN: kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma" | not grep cp.async
 
-// key-stages (KeyStaging.h): each warp of the tensor-core key pass copies
+// key-stages (Staging.h): each warp of the tensor-core key pass copies
 // its next interior units into shared-memory stages with cp.async and
 // reads them from there. 2-bit channel-axis keys at head_dim 64: a unit's
 // copy is 768 bytes (32 tokens x 64 channels x 2 bits, then 64 (scale,
@@ -55,6 +56,34 @@
 // THREE: nvvm.cp.async.commit.group
 // THREE: iter_args
 // THREE-NEXT: nvvm.cp.async.wait.group 1
+// value-stages: the value pass's interior blocks of 16 tokens alike, 384
+// bytes a copy (16 rows of 64 2-bit codes, then their two groups' (scale,
+// zero) pairs), 24 segments (lanes 0-15 copy the codes, 16-23 the pairs);
+// 4 x 2 x 384 = 3072 bytes, the value sums after them (3072 + 4096 = 7168
+// bytes, more than the key stages' 6144, which they overlap).
+// VALUES-LABEL: gpu.func @attend0_split0
+// VALUES-SAME: %[[BYTES:[a-z0-9]+]] : memref<7168xi8, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// The value sums' view, then the value pass's stages in the same bytes.
+// VALUES: memref.view %[[BYTES]][%c3072][] : memref<7168xi8, #gpu.address_space<workgroup>> to memref<4x4x64xf32, #gpu.address_space<workgroup>>
+// VALUES: %[[AT2:.*]] = memref.extract_aligned_pointer_as_index %[[BYTES]]
+// VALUES: %[[WIDE:.*]] = arith.index_cast %[[AT2]] : index to i64
+// VALUES: %[[STAGES:.*]] = llvm.inttoptr %[[WIDE]] : i64 to !llvm.ptr<3>
+// VALUES: %[[LANES:.*]] = arith.cmpi ult, %{{.*}}, %c24{{.*}} : index
+// VALUES: scf.if %[[LANES]]
+// VALUES: %[[CODES:.*]] = arith.cmpi ult, %{{.*}}, %c256{{.*}} : index
+// VALUES: arith.select %[[CODES]]
+// VALUES: nvvm.cp.async.shared.global
+// VALUES: nvvm.cp.async.commit.group
+// The interior blocks carry the stage after the four channel tiles' sums.
+// VALUES: %{{.*}}:5 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c64{{.*}} iter_args({{.*}}, %[[STAGE:.*]] = %c0{{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, index)
+// VALUES-NEXT: nvvm.cp.async.wait.group 0
+// VALUES: nvvm.bar.warp.sync
+// VALUES: arith.muli %[[STAGE]], %c384 : index
+// VALUES: nvvm.cp.async.shared.global
+// VALUES: nvvm.cp.async.commit.group
+// VALUES: llvm.load %{{.*}} {alignment = 2 : i64} : !llvm.ptr<3> -> i16
+// VALUES: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<3> -> vector<2xf16>
+// VALUES: nvgpu.mma.sync
 func.func @decode(%cache: !kvc.cache<4x2x?x64xf16, #kivi2>, %q: tensor<4x8x1x64xf32>) -> tensor<4x8x1x64xf32> {
   %o = kvc.attend %q, %cache : tensor<4x8x1x64xf32>, !kvc.cache<4x2x?x64xf16, #kivi2> -> tensor<4x8x1x64xf32>
   return %o : tensor<4x8x1x64xf32>
