@@ -8,9 +8,10 @@
 #
 # For each variant of KVC_GPU_PROFILE_VARIANTS (comma-separated; each ends
 # in '$': an exact name end, since a variant's name is a prefix of its
-# l2-prefetch and key-stages twins'; default: K2/V2 g32 and g128 at batch 8,
-# both passes on tensor cores, without and with l2-prefetch=bulk, and with
-# key-stages=2) it profiles the split and
+# l2-prefetch and stages twins'; default: K2/V2 g32 and g128 at batch 8,
+# both passes on tensor cores, without and with l2-prefetch=bulk, and K2/V2
+# g32 with key-stages=2 and with the prefetch and both passes' stages) it
+# profiles the split and
 # combine kernels of the benchmark's first call at S with ncu (speed of
 # light, occupancy, scheduler and warp-state statistics, memory workload
 # with the L2 hit rate, launch statistics), one text report a variant in
@@ -33,7 +34,7 @@ DEFAULT+=",bench_k2c32_v2t32_r128_b8_h32x8_d128_mma_vmma_l2bulk\$"
 DEFAULT+=",bench_k2c128_v2t128_r128_b8_h32x8_d128_p128_mma_vmma\$"
 DEFAULT+=",bench_k2c128_v2t128_r128_b8_h32x8_d128_p128_mma_vmma_l2bulk\$"
 DEFAULT+=",bench_k2c32_v2t32_r128_b8_h32x8_d128_mma_vmma_ks2\$"
-DEFAULT+=",bench_k2c128_v2t128_r128_b8_h32x8_d128_p128_mma_vmma_ks2\$"
+DEFAULT+=",bench_k2c32_v2t32_r128_b8_h32x8_d128_mma_vmma_l2bulk_ks2_vs2\$"
 IFS=, read -r -a VARIANTS <<< "${KVC_GPU_PROFILE_VARIANTS:-$DEFAULT}"
 say() { echo "gpu_attention_profile: $*"; }
 if [ -z "$NCU" ]; then

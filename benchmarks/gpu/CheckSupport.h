@@ -53,6 +53,18 @@ inline std::string runtimeError(const char *what) {
   return std::string(what) + ": " + kvc_rt_last_error();
 }
 
+/// Whether manifest field `field` is `<name>=<digits>`; if so, the number
+/// goes to `value` (the stages fields: key_stages=N, value_stages=N).
+inline bool countField(const std::string &field, const std::string &name,
+                       uint32_t &value) {
+  const size_t at = name.size() + 1;
+  if (field.compare(0, at, name + "=") != 0 || field.size() == at ||
+      field.find_first_not_of("0123456789", at) != std::string::npos)
+    return false;
+  value = uint32_t(std::strtoul(field.c_str() + at, nullptr, 10));
+  return true;
+}
+
 /// FNV-1a: per-variant seeds that do not depend on which variants run.
 inline uint64_t hashName(const std::string &name) {
   uint64_t h = 1469598103934665603ull;

@@ -142,12 +142,9 @@ std::string parseVariant(const std::string &line, Variant &v) {
     else if (extra == "l2_prefetch=lines" || extra == "l2_prefetch=bulk" ||
              extra == "l2_prefetch=none")
       v.l2Prefetch = extra.substr(12);
-    else if (extra.rfind("key_stages=", 0) == 0 && extra.size() > 11 &&
-             extra.find_first_not_of("0123456789", 11) == std::string::npos)
-      v.keyStages = uint32_t(std::strtoul(extra.c_str() + 11, nullptr, 10));
-    else if (extra.rfind("value_stages=", 0) == 0 && extra.size() > 13 &&
-             extra.find_first_not_of("0123456789", 13) == std::string::npos)
-      v.valueStages = uint32_t(std::strtoul(extra.c_str() + 13, nullptr, 10));
+    else if (countField(extra, "key_stages", v.keyStages) ||
+             countField(extra, "value_stages", v.valueStages))
+      continue;
     else
       return "unknown field '" + extra + "'";
   }

@@ -4,6 +4,9 @@
 
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <tuple>
 
 using namespace mlir;
 using namespace mlir::kvc;
@@ -49,9 +52,12 @@ UnitStaging UnitStaging::start(KernelBuilder &k, const SequenceSideView &side,
   UnitStaging staging(k, side, kvHead, views, regionBase, stages, unitBytes,
                       std::move(source), first, last, step);
   for (int64_t i = 0; i + 1 < staging.count; ++i) {
-    staging.copyUnit(k.add(first, k.mul(step, k.index(i))), k.index(i));
+    staging.copyUnit(k.add(first, k.mul(step, k.index(i))), k.index(i),
+                     Value());
     NVVM::CpAsyncCommitGroupOp::create(k.b, k.loc);
   }
+  staging.firstPage =
+      staging.pageOf(k.add(first, k.mul(step, k.index(staging.count - 1))));
   return staging;
 }
 
@@ -66,14 +72,30 @@ Value UnitStaging::await(Value stageIndex) const {
   return stageBase(stageIndex);
 }
 
-void UnitStaging::copyAhead(Value unitToken, Value stageIndex) const {
+Value UnitStaging::copyAhead(Value unitToken, Value stageIndex,
+                             Value page) const {
   Value ahead = k.add(unitToken, k.mul(step, k.index(count - 1)));
   // (stageIndex + N - 1) mod N: the stage read before this unit's.
   Value previous = arith::SelectOp::create(
       k.b, k.loc, k.cmp(arith::CmpIPredicate::eq, stageIndex, k.index(0)),
       k.index(count - 1), k.sub(stageIndex, k.index(1)));
-  copyUnit(ahead, previous);
+  copyUnit(ahead, previous, page);
   NVVM::CpAsyncCommitGroupOp::create(k.b, k.loc);
+  return pageOf(k.add(ahead, step));
+}
+
+Value UnitStaging::pageOf(Value unitToken) const {
+  auto ifOp =
+      scf::IfOp::create(k.b, k.loc, TypeRange{k.b.getI32Type()},
+                        k.cmp(arith::CmpIPredicate::ult, unitToken, last),
+                        /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(k.b);
+  k.b.setInsertionPointToStart(ifOp.thenBlock());
+  Value slot = k.div(unitToken, side.pageTokens);
+  scf::YieldOp::create(k.b, k.loc, side.pageIndex(k.b, k.loc, slot));
+  k.b.setInsertionPointToStart(ifOp.elseBlock());
+  scf::YieldOp::create(k.b, k.loc, k.i32(0));
+  return ifOp.getResult(0);
 }
 
 Value UnitStaging::nextStage(Value stageIndex) const {
@@ -83,10 +105,17 @@ Value UnitStaging::nextStage(Value stageIndex) const {
       k.index(0), next);
 }
 
-void UnitStaging::copyUnit(Value unitToken, Value stageIndex) const {
+void UnitStaging::copyUnit(Value unitToken, Value stageIndex,
+                           Value page) const {
   const int64_t segments = unitBytes / 16;
   k.ifThen(k.cmp(arith::CmpIPredicate::ult, unitToken, last), [&] {
-    auto [blockBase, slot] = side.locate(k.b, k.loc, kvHead, unitToken);
+    Value blockBase, slot;
+    if (page) {
+      blockBase = side.blockBase(k.b, k.loc, kvHead, page);
+      slot = k.rem(unitToken, side.pageTokens);
+    } else {
+      std::tie(blockBase, slot) = side.locate(k.b, k.loc, kvHead, unitToken);
+    }
     Value base = stageBase(stageIndex);
     const ByteViews &pool = side.reader->getPool();
     for (int64_t firstSegment = 0; firstSegment < segments;

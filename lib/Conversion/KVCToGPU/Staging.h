@@ -51,7 +51,8 @@ using SegmentSource = std::function<Value(Value blockBase, Value slot,
 class UnitStaging {
 public:
   /// The copies of the first N - 1 units issued, one commit group each
-  /// (empty past `last`).
+  /// (empty past `last`), and the page-table entry of the unit after them
+  /// loaded (firstCarry).
   static UnitStaging start(KernelBuilder &k, const SequenceSideView &side,
                            Value kvHead, const ByteViews &views,
                            int64_t regionBase, unsigned stages,
@@ -64,8 +65,13 @@ public:
   Value await(Value stageIndex) const;
   /// Issues the copy of unit `unitToken` + (N - 1) * step into the stage
   /// before `stageIndex` (the one the previous unit was read from), if it
-  /// is before `last`, and commits a group either way.
-  void copyAhead(Value unitToken, Value stageIndex) const;
+  /// is before `last`, and commits a group either way. `page` is that
+  /// unit's page-table entry, loaded an iteration before so that the
+  /// copies do not wait for it; returns the next unit's, to carry (an i32
+  /// the loop passes from one iteration to the next, from firstCarry).
+  Value copyAhead(Value unitToken, Value stageIndex, Value page) const;
+  /// The loop's first carried page-table entry.
+  Value firstCarry() const { return firstPage; }
   /// The stage after `stageIndex`.
   Value nextStage(Value stageIndex) const;
   /// The interior units' range as given to start.
@@ -79,7 +85,11 @@ private:
               int64_t unitBytes, SegmentSource source, Value first, Value last,
               Value step);
   Value stageBase(Value stageIndex) const;
-  void copyUnit(Value unitToken, Value stageIndex) const;
+  /// The copy of the unit at `unitToken` (in page `page`, an i32, or
+  /// located here when null) into stage `stageIndex`, if before `last`.
+  void copyUnit(Value unitToken, Value stageIndex, Value page) const;
+  /// The page-table entry of `unitToken` if before `last`, else 0.
+  Value pageOf(Value unitToken) const;
 
   KernelBuilder &k;
   const SequenceSideView &side;
@@ -87,7 +97,7 @@ private:
   ByteViews views;
   int64_t count, unitBytes;
   SegmentSource source;
-  Value first, last, step, lane, warpBase;
+  Value first, last, step, lane, warpBase, firstPage;
 };
 
 } // namespace kvc

@@ -369,13 +369,16 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
            });
     return;
   }
-  k.loop(staging->getFirst(), staging->getEnd(), step, {k.index(0)},
+  // Carried: the stage, and the page-table entry of the unit to copy next.
+  k.loop(staging->getFirst(), staging->getEnd(), step,
+         {k.index(0), staging->firstCarry()},
          [&](Value unitToken, ValueRange carried) -> SmallVector<Value> {
            Value stageIndex = carried[0];
            Value stageBase = staging->await(stageIndex);
-           staging->copyAhead(unitToken, stageIndex);
+           Value nextPage =
+               staging->copyAhead(unitToken, stageIndex, carried[1]);
            scoreUnit(unitToken, /*interior=*/true, stageBase);
-           return {staging->nextStage(stageIndex)};
+           return {staging->nextStage(stageIndex), nextPage};
          });
 }
 

@@ -775,6 +775,41 @@ define ptx_kernel void @misaligned(ptr addrspace(1) %in, ptr %out) {
             "the size)");
 }
 
+TEST(GPUEmulator, SharedVariablesSitAtTheirDeclaredAlignment) {
+  // A shared array declared with 4-byte alignment is placed at an odd
+  // multiple of 4 (as a GPU may place it), so a 16-byte cp.async into it
+  // faults; declared with 16, the same copy lands. Its stores and reads
+  // go to the placed bytes (the output shows the copy).
+  auto kernel = [](int align) {
+    return "@stage = internal addrspace(3) global [64 x i8] undef, align " +
+           std::to_string(align) + R"(
+define ptx_kernel void @aligned(ptr addrspace(1) %in, ptr %out) {
+  call void @llvm.nvvm.cp.async.cg.shared.global.16(ptr addrspace(3) @stage, ptr addrspace(1) %in)
+  call void @llvm.nvvm.cp.async.wait.all()
+  %v = load <4 x i32>, ptr addrspace(3) @stage, align 4
+  store <4 x i32> %v, ptr %out, align 4
+  ret void
+}
+)";
+  };
+  alignas(16) static uint32_t in[4] = {1, 2, 3, 4};
+  uint32_t out[4] = {};
+  launch(kernel(16), "aligned", 1, 1, {in, out});
+  EXPECT_EQ(takeError(), "");
+  EXPECT_EQ(std::vector<uint32_t>(out, out + 4),
+            std::vector<uint32_t>(in, in + 4));
+  launch(kernel(4), "aligned", 1, 1, {in, out});
+  // 4 or 12 bytes past a multiple of 16: an odd multiple of 4.
+  const std::string error = takeError();
+  EXPECT_NE(error.find("cp.async of 16 bytes with the source 0 and the "
+                       "destination "),
+            std::string::npos)
+      << error;
+  EXPECT_TRUE(error.find("destination 4 bytes") != std::string::npos ||
+              error.find("destination 12 bytes") != std::string::npos)
+      << error;
+}
+
 TEST(GPUEmulator, WarpSyncNeedsEveryLiveLane) {
   // Warp 0 syncs with %mask0, warp 1 (8 lanes of 40) with %mask1.
   const char *body = R"(
