@@ -194,13 +194,17 @@ fi
 # GQA 8; many splits with short sequences and a window; the tensor-core
 # value pass over fp16-pair reads (with tensor-core keys) and over
 # channel-axis values; both tensor-core passes under a window (units and
-# tiles aligned to the sequence, from before the split's first token).
-MEMCHECK_ONLY="k4c32xe4m3xe4m3,ke4m3_v4t32_r0,k2c128_v2t32,kf16_vf16_r128_b8_h16x2_d128,_w200,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma,k2c32_v2c32_r128_b8_h8x2_d128_vmma,k2c32_v2t32_r128_b8_h8x2_d128_w300_mma,k2c32_v2t32_r128_b8_h8x2_d128_w300_vmma"
+# tiles aligned to the sequence, from before the split's first token);
+# both passes staged in shared memory by cp.async, with the L2 prefetch
+# (key-stages, value-stages: copies that must stay inside the pages and the
+# stages).
+MEMCHECK_ONLY="k4c32xe4m3xe4m3,ke4m3_v4t32_r0,k2c128_v2t32,kf16_vf16_r128_b8_h16x2_d128,_w200,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma\$,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma_l2bulk_ks2_vs2\$,k2c32_v2c32_r128_b8_h8x2_d128_vmma,k2c32_v2t32_r128_b8_h8x2_d128_w300_mma,k2c32_v2t32_r128_b8_h8x2_d128_w300_vmma"
 # Token lanes (D 64), GQA 8 at D 128, GQA 7 with a softcap: B = 1 (the
 # softcap ones include a tensor-core value pass with per-call splits); the
 # tensor-core value pass's shared sums at D 64 and, with tensor-core keys,
-# GQA 8 at D 128.
-SHARED_ONLY="k2c32_v2t32_r128_b1_h8x2_d64,k4c32_v4t32_r128_b1_h32x4_d128,_c50,k4c32_v4t32_r128_b8_h16x2_d64_vmma,k2c32_v2t32_r128_b8_h32x4_d128_mma_vmma"
+# GQA 8 at D 128; and both passes' cp.async stages (three value stages
+# under per-call splits, whose sums then share the stages' bytes).
+SHARED_ONLY="k2c32_v2t32_r128_b1_h8x2_d64,k4c32_v4t32_r128_b1_h32x4_d128,_c50,k4c32_v4t32_r128_b8_h16x2_d64_vmma,k2c32_v2t32_r128_b8_h32x4_d128_mma_vmma\$,k2c32_v4t32_r128_b8_h16x4_d128_sb400_mma_vmma_ks2_vs3"
 INITCHECK_ONLY="_w200,k4c32xe4m3xe4m3"
 # Two small append variants: one token a step at batch 1 (stage, then flush
 # 128 tokens at once), seven a step with a flush in the middle of a call
