@@ -139,16 +139,16 @@ void mlir::kvc::emitTensorCoreValues(
   // Folded scales: the lane's sum of weight * zero, after the tiles' sums.
   if (fold)
     inits.push_back(k.f32(0.0));
-  // The products of `tiles` consecutive tiles from `tileToken` added to
-  // `accs`. Interior tiles (fp16-pair layouts: wholly in the split and in
-  // pages) come two at a time, 16 tokens of one page located once; their
-  // weights need no bounds and their reads no branch.
   // value-stages: each warp's next interior blocks copied ahead into its
-  // shared-memory stages (Staging.h); `stageBase` is where the block's copy
-  // lies (none: read from its page).
+  // shared-memory stages (Staging.h).
   std::optional<ByteViews> staged;
   if (valueStages)
     staged = sharedBytes(k, valueStages);
+  // The products of `tiles` consecutive tiles from `tileToken` added to
+  // `accs`. Interior tiles (fp16-pair layouts: wholly in the split and in
+  // pages) come two at a time, 16 tokens of one page located once (or
+  // read from their copy at `stageBase` in the stages); their weights need
+  // no bounds and their reads no branch.
   auto tileBody = [&](Value tileToken, ValueRange accs, bool interior,
                       int64_t tiles,
                       Value stageBase = Value()) -> SmallVector<Value> {
@@ -357,7 +357,7 @@ void mlir::kvc::emitTensorCoreValues(
                                            accs, /*interior=*/true, 2);
                          });
     } else {
-      // Over the interior blocks' first tokens, the stage carried last.
+      // Over the interior blocks' first tokens.
       const PageReader &reader = *values.reader;
       SegmentSource source = [&](Value pageBlock, Value slot, Value segment,
                                  int64_t) {
