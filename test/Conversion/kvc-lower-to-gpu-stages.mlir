@@ -29,29 +29,27 @@
 // CHECK: scf.if %[[LANES]]
 // CHECK: nvvm.cp.async.shared.global
 // CHECK: nvvm.cp.async.commit.group
-// Then the page-table entry of the unit the loop copies first.
-// CHECK: %[[FIRSTPAGE:.*]] = scf.if %{{.*}} -> (i32)
-// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // CHECK-NOT: nvvm.cp.async
 // CHECK: scf.for
-// The interior loop carries the stage and the page-table entry of the
-// unit it copies next: it waits for the current unit's copy, meets the
-// warp's other lanes, copies the next unit into the stage before (its
-// block from the carried entry: no load waited for), loads the entry of
-// the one after, then reads the codes and parameters from shared memory.
-// CHECK: %{{.*}}:2 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128{{.*}} iter_args(%[[STAGE:.*]] = %c0{{.*}}, %[[PAGE:.*]] = %[[FIRSTPAGE]]) -> (index, i32)
-// CHECK-NEXT: nvvm.cp.async.wait.group 0
+// The interior loop carries the stage: it loads the page-table entry of
+// the unit it copies next (the load and the wait overlap), waits for the
+// current unit's copy, meets the warp's other lanes, copies the next unit
+// into the stage before, then reads the codes and parameters from shared
+// memory.
+// CHECK: %{{.*}} = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c128{{.*}} iter_args(%[[STAGE:.*]] = %c0{{.*}}) -> (index)
+// CHECK: %[[PAGE:.*]] = scf.if %{{.*}} -> (i32)
+// CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
+// CHECK: nvvm.cp.async.wait.group 0
 // CHECK: nvvm.bar.warp.sync %c-1_i32 : i32
 // CHECK: %[[BASE:.*]] = arith.muli %[[STAGE]], %c768 : index
 // CHECK: arith.cmpi eq, %[[STAGE]], %c0{{.*}} : index
 // CHECK: arith.index_cast %[[PAGE]] : i32 to index
 // CHECK: nvvm.cp.async.shared.global
 // CHECK: nvvm.cp.async.commit.group
-// CHECK: scf.if %{{.*}} -> (i32)
 // CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<3> -> vector<8xf16>
 // CHECK: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<3> -> i32
 // CHECK: nvgpu.mma.sync
-// CHECK: scf.yield %{{.*}}, %{{.*}} : index, i32
+// CHECK: scf.yield %{{.*}} : index
 // The value pass's sums in the same bytes.
 // CHECK: memref.view %[[BYTES]][%{{.*}}][] : memref<6144xi8, #gpu.address_space<workgroup>> to memref<4x4x64xf32, #gpu.address_space<workgroup>>
 
@@ -62,8 +60,9 @@
 // THREE: nvvm.cp.async.commit.group
 // THREE: nvvm.cp.async.commit.group
 // THREE: iter_args
-// THREE-SAME: -> (index, i32)
-// THREE-NEXT: nvvm.cp.async.wait.group 1
+// THREE-SAME: -> (index)
+// THREE: scf.if %{{.*}} -> (i32)
+// THREE: nvvm.cp.async.wait.group 1
 // value-stages: the value pass's interior blocks of 16 tokens alike, 384
 // bytes a copy (16 rows of 64 2-bit codes, then their two groups' (scale,
 // zero) pairs), 24 segments (lanes 0-15 copy the codes, 16-23 the pairs);
@@ -83,8 +82,9 @@
 // VALUES: nvvm.cp.async.shared.global
 // VALUES: nvvm.cp.async.commit.group
 // The interior blocks carry the stage after the four channel tiles' sums.
-// VALUES: %{{.*}}:6 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c64{{.*}} iter_args({{.*}}, %[[STAGE:.*]] = %c0{{.*}}, %{{.*}} = %{{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, index, i32)
-// VALUES-NEXT: nvvm.cp.async.wait.group 0
+// VALUES: %{{.*}}:5 = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c64{{.*}} iter_args({{.*}}, %[[STAGE:.*]] = %c0{{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, index)
+// VALUES: scf.if %{{.*}} -> (i32)
+// VALUES: nvvm.cp.async.wait.group 0
 // VALUES: nvvm.bar.warp.sync
 // VALUES: arith.muli %[[STAGE]], %c384 : index
 // VALUES: nvvm.cp.async.shared.global

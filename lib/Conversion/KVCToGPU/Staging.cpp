@@ -56,8 +56,6 @@ UnitStaging UnitStaging::start(KernelBuilder &k, const SequenceSideView &side,
                      Value());
     NVVM::CpAsyncCommitGroupOp::create(k.b, k.loc);
   }
-  staging.firstPage =
-      staging.pageOf(k.add(first, k.mul(step, k.index(staging.count - 1))));
   return staging;
 }
 
@@ -72,8 +70,12 @@ Value UnitStaging::await(Value stageIndex) const {
   return stageBase(stageIndex);
 }
 
-Value UnitStaging::copyAhead(Value unitToken, Value stageIndex,
-                             Value page) const {
+Value UnitStaging::pageAhead(Value unitToken) const {
+  return pageOf(k.add(unitToken, k.mul(step, k.index(count - 1))));
+}
+
+void UnitStaging::copyAhead(Value unitToken, Value stageIndex,
+                            Value page) const {
   Value ahead = k.add(unitToken, k.mul(step, k.index(count - 1)));
   // (stageIndex + N - 1) mod N: the stage read before this unit's.
   Value previous = arith::SelectOp::create(
@@ -81,7 +83,6 @@ Value UnitStaging::copyAhead(Value unitToken, Value stageIndex,
       k.index(count - 1), k.sub(stageIndex, k.index(1)));
   copyUnit(ahead, previous, page);
   NVVM::CpAsyncCommitGroupOp::create(k.b, k.loc);
-  return pageOf(k.add(ahead, step));
 }
 
 Value UnitStaging::pageOf(Value unitToken) const {

@@ -51,8 +51,7 @@ using SegmentSource = std::function<Value(Value blockBase, Value slot,
 class UnitStaging {
 public:
   /// The copies of the first N - 1 units issued, one commit group each
-  /// (empty past `last`), and the page-table entry of the unit after them
-  /// loaded (firstCarry).
+  /// (empty past `last`).
   static UnitStaging start(KernelBuilder &k, const SequenceSideView &side,
                            Value kvHead, const ByteViews &views,
                            int64_t regionBase, unsigned stages,
@@ -63,15 +62,16 @@ public:
   /// each sees the others' copies and has done with the stage the next
   /// copy overwrites). Returns the stage's byte offset in the views.
   Value await(Value stageIndex) const;
-  /// Issues the copy of unit `unitToken` + (N - 1) * step into the stage
-  /// before `stageIndex` (the one the previous unit was read from), if it
-  /// is before `last`, and commits a group either way. `page` is that
-  /// unit's page-table entry, loaded an iteration before so that the
-  /// copies do not wait for it; returns the next unit's, to carry (an i32
-  /// the loop passes from one iteration to the next, from firstCarry).
-  Value copyAhead(Value unitToken, Value stageIndex, Value page) const;
-  /// The loop's first carried page-table entry.
-  Value firstCarry() const { return firstPage; }
+  /// The page-table entry (i32) of the unit copyAhead(unitToken) copies:
+  /// loaded at the iteration's start, before the wait, so that the load
+  /// and the wait overlap (carried from the iteration before instead, it
+  /// held a register through the products: a 4-byte spill on sm_80).
+  Value pageAhead(Value unitToken) const;
+  /// Issues the copy of unit `unitToken` + (N - 1) * step, in page `page`
+  /// (pageAhead), into the stage before `stageIndex` (the one the previous
+  /// unit was read from), if it is before `last`, and commits a group
+  /// either way.
+  void copyAhead(Value unitToken, Value stageIndex, Value page) const;
   /// The stage after `stageIndex`.
   Value nextStage(Value stageIndex) const;
   /// The interior units' range as given to start.
@@ -97,7 +97,7 @@ private:
   ByteViews views;
   int64_t count, unitBytes;
   SegmentSource source;
-  Value first, last, step, lane, warpBase, firstPage;
+  Value first, last, step, lane, warpBase;
 };
 
 } // namespace kvc

@@ -369,16 +369,15 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
            });
     return;
   }
-  // Carried: the stage, and the page-table entry of the unit to copy next.
-  k.loop(staging->getFirst(), staging->getEnd(), step,
-         {k.index(0), staging->firstCarry()},
+  // Carried: the stage.
+  k.loop(staging->getFirst(), staging->getEnd(), step, {k.index(0)},
          [&](Value unitToken, ValueRange carried) -> SmallVector<Value> {
            Value stageIndex = carried[0];
+           Value page = staging->pageAhead(unitToken);
            Value stageBase = staging->await(stageIndex);
-           Value nextPage =
-               staging->copyAhead(unitToken, stageIndex, carried[1]);
+           staging->copyAhead(unitToken, stageIndex, page);
            scoreUnit(unitToken, /*interior=*/true, stageBase);
-           return {staging->nextStage(stageIndex), nextPage};
+           return {staging->nextStage(stageIndex)};
          });
 }
 

@@ -370,22 +370,19 @@ void mlir::kvc::emitTensorCoreValues(
       UnitStaging staging = UnitStaging::start(
           k, values, kvHead, *staged, /*regionBase=*/0, spec.valueStages,
           reader.tokenRowsBytes(kValueUnitTokens), source, first, stop, step);
-      // Carried after the sums: the stage, and the page-table entry of the
-      // block to copy next.
+      // Carried after the sums: the stage.
       SmallVector<Value> stagedInits(inits);
       stagedInits.push_back(k.index(0));
-      stagedInits.push_back(staging.firstCarry());
       innerLoop = k.loop(first, stop, step, stagedInits,
                          [&](Value blockToken, ValueRange carried) {
-                           Value stageIndex = carried[carried.size() - 2];
+                           Value stageIndex = carried.back();
+                           Value page = staging.pageAhead(blockToken);
                            Value stageBase = staging.await(stageIndex);
-                           Value nextPage = staging.copyAhead(
-                               blockToken, stageIndex, carried.back());
+                           staging.copyAhead(blockToken, stageIndex, page);
                            SmallVector<Value> next =
-                               tileBody(blockToken, carried.drop_back(2),
+                               tileBody(blockToken, carried.drop_back(),
                                         /*interior=*/true, 2, stageBase);
                            next.push_back(staging.nextStage(stageIndex));
-                           next.push_back(nextPage);
                            return next;
                          });
     }
