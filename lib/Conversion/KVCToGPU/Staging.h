@@ -77,7 +77,6 @@ public:
   /// The interior units' range as given to start.
   Value getFirst() const { return first; }
   Value getEnd() const { return last; }
-  const ByteViews &getViews() const { return views; }
 
 private:
   UnitStaging(KernelBuilder &k, const SequenceSideView &side, Value kvHead,
