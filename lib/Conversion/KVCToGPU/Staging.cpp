@@ -12,12 +12,12 @@ using namespace mlir;
 using namespace mlir::kvc;
 
 int64_t mlir::kvc::keyUnitBytes(int64_t headDim, unsigned bits) {
-  return 4 * headDim * (bits + 1);
+  return PageReader::tokenPairUnitBytes(headDim, bits);
 }
 
 int64_t mlir::kvc::valueUnitBytes(int64_t headDim, unsigned bits,
                                   unsigned group) {
-  return kValueUnitTokens * (headDim * bits / 8 + headDim / group * 4);
+  return PageReader::tokenRowsBytes(kValueUnitTokens, headDim, bits, group);
 }
 
 ByteViews mlir::kvc::sharedBytes(KernelBuilder &k, Value workgroupMemref) {

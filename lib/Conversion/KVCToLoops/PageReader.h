@@ -323,6 +323,8 @@ public:
   /// its channel pairs in order (tokenPairUnitCodeBytes(), 8b a pair),
   /// then its group row's (scale, zero) of every channel (4 a channel).
   int64_t tokenPairUnitBytes() const;
+  /// The same for any `bits`-bit keys of `headDim` channels.
+  static int64_t tokenPairUnitBytes(int64_t headDim, unsigned bits);
   int64_t tokenPairUnitCodeBytes() const;
   /// Byte offset in the pool of 16-byte segment `segment` (an index) of the
   /// copy of the unit at slot `unitSlot` of the block at `blockBase`: a
@@ -341,6 +343,9 @@ public:
   /// tensor-core value pass's value-stages): their code rows, then their
   /// groups' (scale, zero) pairs, tokenRowsBytes(tokens) in all.
   int64_t tokenRowsBytes(int64_t tokens) const;
+  /// The same for any `bits`-bit values in groups of `group` channels.
+  static int64_t tokenRowsBytes(int64_t tokens, int64_t headDim,
+                                unsigned bits, unsigned group);
   /// Byte offset in the pool of 16-byte segment `segment` (an index) of the
   /// copy of the `tokens` rows from slot `firstSlot` of the block at
   /// `blockBase`.

@@ -15,9 +15,13 @@
 using namespace mlir;
 using namespace mlir::kvc;
 
+int64_t PageReader::tokenRowsBytes(int64_t tokens, int64_t headDim,
+                                   unsigned bits, unsigned group) {
+  return tokens * (headDim * bits / 8 + headDim / group * 4);
+}
+
 int64_t PageReader::tokenRowsBytes(int64_t tokens) const {
-  return tokens * (int64_t(headDim) * side.quant.bits / 8 +
-                   int64_t(headDim) / side.quant.group * 4);
+  return tokenRowsBytes(tokens, headDim, side.quant.bits, side.quant.group);
 }
 
 Value PageReader::tokenRowsSegment(OpBuilder &b, Location loc, Value blockBase,
@@ -57,8 +61,12 @@ int64_t PageReader::tokenPairUnitCodeBytes() const {
   return 4 * int64_t(headDim) * side.quant.bits;
 }
 
+int64_t PageReader::tokenPairUnitBytes(int64_t headDim, unsigned bits) {
+  return 4 * headDim * (bits + 1);
+}
+
 int64_t PageReader::tokenPairUnitBytes() const {
-  return tokenPairUnitCodeBytes() + 4 * int64_t(headDim);
+  return tokenPairUnitBytes(headDim, side.quant.bits);
 }
 
 Value PageReader::tokenPairUnitSegment(OpBuilder &b, Location loc,
