@@ -22,8 +22,8 @@ tiles x 2 rows x head_dim / 4 channels), an interior value block head_dim /
 2 (4 tokens x head_dim / 8 channels). The last column counts the whole
 split kernel's instructions (each runs at most a few times a block outside
 the loops). A static count, not a timing: what one iteration issues,
-untaken branches included. Encodings kvc-opt rejects with the options (8-bit
-keys at head_dim 128 with key-stages: shared memory) get a row saying so.
+untaken branches included. Encodings kvc-opt rejects with the options (too
+many stages for the chip's shared memory, say) get a row saying so.
 """
 import argparse
 import os

@@ -6,11 +6,11 @@ passes, the tensor-core key pass (key-product=mma, names ending in _mma),
 both passes on tensor cores (value-product=mma too, names ending in
 _mma_vmma) and those with the split blocks' page blocks prefetched into L2
 first (l2-prefetch=bulk, names ending in _mma_vmma_l2bulk), for the
-encodings with channel-axis 2- and 4-bit keys both of those with the key
-pass copying its next key units into two shared-memory stages with
-cp.async (key-stages=2, names ending in _mma_vmma_ks2, and with the value
-pass's stages too, value-stages=2, _mma_vmma_l2bulk_ks2_vs2; K8/V8's key
-stages do not fit at head_dim 128), and
+encodings with channel-axis keys (every one but fp16) both of those with
+the key pass copying its next key units into two shared-memory stages
+with cp.async (key-stages=2, names ending in _mma_vmma_ks2, and with the
+value pass's stages too, value-stages=2, _mma_vmma_l2bulk_ks2_vs2; the
+stages are dynamic shared memory, K8/V8's past 48 KB), and
 kvc's own fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
@@ -38,9 +38,7 @@ usage: bench_variants.py OUTDIR [--split-tokens N]
 
 --split-tokens (default 512) sets the tokens per split block of every
 variant (names then end in _s<N>): the benchmark's knob for the split-K
-parallelism, which decides how many blocks a batch-1 call has. Above
-1024 (STAGES_MAX_SPLIT) the key-stages=2 rows are left out: their stages
-no longer fit in shared memory beside the split's own data.
+parallelism, which decides how many blocks a batch-1 call has.
 """
 import argparse
 import os
@@ -78,20 +76,10 @@ def page_tokens(key):
     return av.PAGE_TOKENS
 
 
-# The most split-tokens at which the key stages fit in the split kernel's
-# 48 KB of shared memory (GQA 4, head_dim 128: at 2048 tokens the kernel's
-# own, mostly the split's scores, takes 36 KB, 2-bit keys' two stages
-# 12 KB more; kvc-opt rejects it).
-STAGES_MAX_SPLIT = 1024
-
-
-def stages_fit(key, split):
-    """Whether the key pass's key-stages=2 applies to `key` at the
-    benchmark's shape and `split` tokens a split: channel-axis 2- and
-    4-bit keys (8-bit keys' two stages overflow shared memory at head_dim
-    128), up to STAGES_MAX_SPLIT."""
-    return (key.split(":")[0] in ("q2", "q4") and ":channel:" in key and
-            split <= STAGES_MAX_SPLIT)
+def stages_apply(key):
+    """Whether the key pass's key-stages=2 applies to `key`: channel-axis
+    2-, 4- and 8-bit keys."""
+    return key.split(":")[0] in ("q2", "q4", "q8") and ":channel:" in key
 
 
 def variants(split=av.SPLIT_TOKENS):
@@ -99,7 +87,7 @@ def variants(split=av.SPLIT_TOKENS):
     # (key-product=mma), both tensor-core passes (value-product=mma too)
     # and those with the L2 prefetch (l2-prefetch=bulk); kvc's fp16
     # reference row only with the first; the last two again with the
-    # key pass's two cp.async key stages (key-stages=2) where they fit,
+    # key pass's two cp.async key stages (key-stages=2) where they apply,
     # the last with the value pass's too (value-stages=2).
     for products in (("fma", "fma", "none", 0, 0), ("mma", "fma", "none", 0, 0),
                      ("mma", "mma", "none", 0, 0), ("mma", "mma", "bulk", 0, 0),
@@ -107,7 +95,7 @@ def variants(split=av.SPLIT_TOKENS):
         for key, value in ENCODINGS:
             if products[0] != "fma" and key == "fp16":
                 continue
-            if products[3] and not stages_fit(key, split):
+            if products[3] and not stages_apply(key):
                 continue
             for batch in BATCHES:
                 yield BenchVariant(key, value, batch,

@@ -27,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 using namespace llvm;
 using namespace kvc::gpuemu;
@@ -76,9 +77,13 @@ struct EmulatedModule {
   std::vector<SharedRegion> shared;
 };
 
-/// Dynamic shared memory (`extern __shared__`): one buffer for every
-/// module, as large as an H100 block may have.
-alignas(16) char dynamicShared[227 * 1024];
+/// Dynamic shared memory (`extern __shared__`, gpu.dynamic_shared_memory):
+/// one buffer for every module, as large as an H100 block may have, at an
+/// odd multiple of 16 bytes (the alignment both declare; see
+/// KernelRewrite.cpp).
+constexpr size_t kDynamicSharedBytes = 227 * 1024;
+alignas(32) char dynamicSharedStorage[kDynamicSharedBytes + 16];
+char *const dynamicShared = dynamicSharedStorage + 16;
 
 void initializeTarget() {
   static std::once_flag once;
@@ -175,7 +180,7 @@ EmulatedModule *loadModule(const void *data, size_t size) {
   }
   for (const SharedVariable &variable : rewritten->shared) {
     if (variable.bytes == 0) {
-      module->shared.push_back({dynamicShared, sizeof dynamicShared});
+      module->shared.push_back({dynamicShared, kDynamicSharedBytes});
       continue;
     }
     Expected<orc::ExecutorAddr> address =
@@ -271,7 +276,7 @@ void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
     fail("mgpuLaunchKernel: `extra` arguments are not supported");
     return;
   }
-  if (smem < 0 || size_t(smem) > sizeof dynamicShared) {
+  if (smem < 0 || size_t(smem) > kDynamicSharedBytes) {
     fail("mgpuLaunchKernel: " + Twine(smem) + " bytes of dynamic shared "
          "memory");
     return;
@@ -289,8 +294,15 @@ void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
   }
   if (!applyMmaAccumulation())
     return;
-  if (Error e = runGrid(kernel->entry, params, grid, block,
-                        kernel->module->shared))
+  // The launch's dynamic shared memory is poisoned before each block, the
+  // rest of the buffer once: a read past `smem` bytes sees poison too.
+  std::vector<SharedRegion> shared = kernel->module->shared;
+  for (SharedRegion &region : shared)
+    if (region.address == dynamicShared) {
+      std::memset(dynamicShared, 0xff, kDynamicSharedBytes);
+      region.bytes = uint64_t(smem);
+    }
+  if (Error e = runGrid(kernel->entry, params, grid, block, shared))
     fail("kernel " + kernel->name + ": " + describe(std::move(e)));
 }
 

@@ -284,6 +284,16 @@ Expected<RewrittenModule> Rewriter::finish() {
       continue;
     if (!global.hasName())
       global.setName("__kvc_emu_shared." + Twine(unnamed++));
+    // Dynamic shared memory is an external declaration (`.extern .shared
+    // ... name[]`). A zero-sized definition (what MLIR's lowering of
+    // gpu.dynamic_shared_memory defines by default) the NVPTX backend turns
+    // into a static variable that overlaps the others: an error here.
+    if (!global.isDeclaration() &&
+        module.getDataLayout().getTypeAllocSize(global.getValueType()).isZero())
+      return unsupported("shared variable '" + global.getName() +
+                         "' is a zero-sized definition, which the NVPTX "
+                         "backend makes a static variable, not dynamic shared "
+                         "memory (declare it external)");
     if (global.isDeclaration()) {
       result.shared.push_back({global.getName().str(), 0});
       continue;

@@ -71,6 +71,31 @@ struct BadPipelineOptions
   }
   std::string message;
 };
+
+/// The most shared memory a block of an sm_<version> chip may opt into
+/// (the CUDA C++ Programming Guide's table of compute capabilities);
+/// 49152, which every chip allows, for one not listed.
+unsigned chipSharedMemoryLimit(unsigned smVersion) {
+  switch (smVersion) {
+  case 70:
+    return 98304;
+  case 75:
+    return 65536;
+  case 80:
+  case 87:
+    return 166912;
+  case 86:
+  case 89:
+  case 120:
+    return 101376;
+  case 90:
+  case 100:
+  case 103:
+    return 232448;
+  default:
+    return 49152;
+  }
+}
 } // namespace
 
 void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
@@ -183,11 +208,15 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
               80, "value-stages=0");
     return;
   }
+  const unsigned maxSharedMemory = options.maxSharedMemory.getValue()
+                                       ? options.maxSharedMemory.getValue()
+                                       : chipSharedMemoryLimit(smVersion);
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
       "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
       "split-blocks={8} value-product={9} l2-prefetch={10} "
-      "l2-prefetch-bytes={11} key-stages={12} value-stages={13}},"
+      "l2-prefetch-bytes={11} key-stages={12} value-stages={13} "
+      "max-shared-memory={14}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -200,7 +229,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.codeToFloat.getValue(), options.keyProduct.getValue(),
       options.splitBlocks.getValue(), options.valueProduct.getValue(),
       options.l2Prefetch.getValue(), options.l2PrefetchBytes.getValue(),
-      options.keyStages.getValue(), options.valueStages.getValue());
+      options.keyStages.getValue(), options.valueStages.getValue(),
+      maxSharedMemory);
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

@@ -51,6 +51,7 @@ namespace {
   X(cuModuleLoadDataEx)                                                        \
   X(cuModuleUnload)                                                            \
   X(cuModuleGetFunction)                                                       \
+  X(cuFuncGetAttribute)                                                        \
   X(cuFuncSetAttribute)                                                        \
   X(cuLaunchKernel)                                                            \
   X(cuLaunchKernelEx)                                                          \
@@ -263,6 +264,16 @@ bool prepareSharedMemory(const char *api, CUfunction function, int32_t smem) {
   if (smem == 0)
     return true;
   const Driver &d = driver();
+  // What the function already allows (48 KiB less its static shared
+  // memory, or what an earlier launch set): one query per launch.
+  int allowed = 0;
+  if (!check(d.cuFuncGetAttribute_(
+                 &allowed, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                 function),
+             api, "cuFuncGetAttribute"))
+    return false;
+  if (smem <= allowed)
+    return true;
   CUdevice device;
   int maxShared = 0;
   if (!check(d.cuDeviceGet_(&device, defaultDevice), api, "cuDeviceGet") ||

@@ -9,15 +9,25 @@
 // copy is 768 bytes (32 tokens x 64 channels x 2 bits, then 64 (scale,
 // zero) pairs), 48 16-byte segments, so the second of each lane's two is
 // only the first 16 lanes'; 4 warps x 2 stages x 768 = 6144 bytes, which
-// the value pass's per-warp sums (4 x 4 x 64 f32 = 4096 bytes) share,
-// aligned to 16.
+// the value pass's per-warp sums (4 x 4 x 64 f32 = 4096 bytes) share: a
+// buffer of dynamic shared memory (16-byte aligned by the NVVM lowering)
+// whose size the split kernel's launch gives.
 
 #kivi2 = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
                        value = #kvc.quant<bits = 2, axis = token, group = 32>,
                        residual = 128>
 
+// CHECK: %[[SIZE:.*]] = arith.constant 6144 : i32
+// CHECK: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split0
+// CHECK-SAME: dynamic_shared_memory_size %[[SIZE]]
+// The combine kernel takes none.
+// CHECK: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_combine
+// CHECK-NOT: dynamic_shared_memory_size
+// CHECK-SAME: args
 // CHECK-LABEL: gpu.func @attend0_split0
-// CHECK-SAME: %[[BYTES:[a-z0-9]+]] : memref<6144xi8, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// CHECK-NOT: xi8, #gpu.address_space<workgroup>>
+// CHECK-SAME: kernel
+// CHECK: %[[BYTES:.*]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
 // CHECK: %[[AT:.*]] = memref.extract_aligned_pointer_as_index %[[BYTES]]
 // CHECK: %[[WIDE:.*]] = arith.index_cast %[[AT]] : index to i64
 // CHECK: %[[STAGES:.*]] = llvm.inttoptr %[[WIDE]] : i64 to !llvm.ptr<3>
@@ -51,12 +61,13 @@
 // CHECK: nvgpu.mma.sync
 // CHECK: scf.yield %{{.*}} : index
 // The value pass's sums in the same bytes.
-// CHECK: memref.view %[[BYTES]][%{{.*}}][] : memref<6144xi8, #gpu.address_space<workgroup>> to memref<4x4x64xf32, #gpu.address_space<workgroup>>
+// CHECK: memref.view %[[BYTES]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4x4x64xf32, #gpu.address_space<workgroup>>
 
 // Three stages: two units copied ahead before the loop, which waits for
 // all but the newest group.
+// THREE: arith.constant 9216 : i32
 // THREE-LABEL: gpu.func @attend0_split0
-// THREE-SAME: memref<9216xi8, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// THREE: gpu.dynamic_shared_memory
 // THREE: nvvm.cp.async.commit.group
 // THREE: nvvm.cp.async.commit.group
 // THREE: iter_args
@@ -68,10 +79,13 @@
 // zero) pairs), 24 segments (lanes 0-15 copy the codes, 16-23 the pairs);
 // 4 x 2 x 384 = 3072 bytes, the value sums after them (3072 + 4096 = 7168
 // bytes, more than the key stages' 6144, which they overlap).
+// VALUES: %[[SIZE:.*]] = arith.constant 7168 : i32
+// VALUES: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend0_split0
+// VALUES-SAME: dynamic_shared_memory_size %[[SIZE]]
 // VALUES-LABEL: gpu.func @attend0_split0
-// VALUES-SAME: %[[BYTES:[a-z0-9]+]] : memref<7168xi8, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}
+// VALUES: %[[BYTES:.*]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
 // The value sums' view, then the value pass's stages in the same bytes.
-// VALUES: memref.view %[[BYTES]][%c3072][] : memref<7168xi8, #gpu.address_space<workgroup>> to memref<4x4x64xf32, #gpu.address_space<workgroup>>
+// VALUES: memref.view %[[BYTES]][%c3072][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<4x4x64xf32, #gpu.address_space<workgroup>>
 // VALUES: %[[AT2:.*]] = memref.extract_aligned_pointer_as_index %[[BYTES]]
 // VALUES: %[[WIDE:.*]] = arith.index_cast %[[AT2]] : index to i64
 // VALUES: %[[STAGES:.*]] = llvm.inttoptr %[[WIDE]] : i64 to !llvm.ptr<3>

@@ -191,7 +191,14 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     Option<"valueStages", "value-stages", "unsigned", /*default=*/"0",
            "The same for the tensor-core value pass's 16-token interior "
            "blocks: token-axis 2-, 4- and 8-bit values with "
-           "value-product=mma only (other sites are an error)">
+           "value-product=mma only (other sites are an error)">,
+    Option<"maxSharedMemory", "max-shared-memory", "unsigned",
+           /*default=*/"49152",
+           "Bytes of shared memory a split block may take in all. The "
+           "stages are dynamic shared memory, which the launch can raise "
+           "past the 48 KB every GPU allows up to the chip's opt-in limit "
+           "(kvc-gpu-pipeline sets its chip's: 166912 on sm_80, 232448 on "
+           "sm_90); what does not fit is an error">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

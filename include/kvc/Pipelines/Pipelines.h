@@ -161,6 +161,12 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
                      "(sm_80 and later; 0, the default: none; "
                      "kvc-lower-to-gpu's option)"),
       llvm::cl::init(0)};
+  Option<unsigned> maxSharedMemory{
+      *this, "max-shared-memory",
+      llvm::cl::desc("Bytes of shared memory a split block may take (0, the "
+                     "default: the chip's opt-in limit, e.g. 232448 on "
+                     "sm_90, 166912 on sm_80; kvc-lower-to-gpu's option)"),
+      llvm::cl::init(0)};
   Option<std::string> chip{*this, "chip",
                            llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
                            llvm::cl::init("sm_90a")};

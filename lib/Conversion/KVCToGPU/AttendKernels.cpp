@@ -39,6 +39,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
@@ -83,6 +84,25 @@ static ValuePassShape valuePassShape(int64_t headDim, int64_t threads,
   return {1, 1, headDim / threads};
 }
 
+/// The module's dynamic shared memory: an external zero-sized array, which
+/// NVPTX prints as `.extern .shared .align 16 .b8 name[]` and the lowering
+/// of gpu.dynamic_shared_memory takes as its symbol. (Left to that
+/// lowering, the symbol is an internal definition, which the NVPTX backend
+/// demotes to a static one-byte variable that overlaps the others.)
+static void declareDynamicSharedMemory(OpBuilder &b, Location loc,
+                                       gpu::GPUModuleOp module) {
+  constexpr StringLiteral name = "kvc_dynamic_shared";
+  if (module.lookupSymbol(name))
+    return;
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(module.getBody());
+  LLVM::GlobalOp::create(b, loc, LLVM::LLVMArrayType::get(b.getI8Type(), 0),
+                         /*isConstant=*/false, LLVM::Linkage::External, name,
+                         /*value=*/Attribute(),
+                         /*alignment=*/NVVM::kSharedMemoryAlignmentBit / 8,
+                         /*addrSpace=*/unsigned(NVVM::NVVMMemorySpace::Shared));
+}
+
 gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                                            gpu::GPUModuleOp module,
                                            const SplitKernelSpec &spec) {
@@ -105,12 +125,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       {queryType, ptr, ptr, ptr, ptr, index, b.getI32Type(), index, index}, {});
   SmallVector<Type> workgroup = {shared({group, d}), shared({group, split}),
                                  shared({threads / 32})};
-  // Optional attributions follow: the key pass's query fragments, the
-  // value pass's per-warp sums, and the passes' stages (Staging.h). With
-  // stages, one buffer holds the key stages from its start, and the value
-  // stages and then the sums over them: the key pass is done with its
-  // stages at the barrier before the softmax (every copy waited for).
-  std::optional<unsigned> queryFragmentsAt, valuePartialsAt, stagesAt;
+  // Optional attributions follow: the key pass's query fragments and, on
+  // the tensor-core value pass without stages, its per-warp sums.
+  std::optional<unsigned> queryFragmentsAt, valuePartialsAt;
   if (spec.keyProduct == KeyProduct::MMA) {
     queryFragmentsAt = workgroup.size();
     workgroup.push_back(
@@ -118,38 +135,18 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                         MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
   }
   auto partialsType = shared({threads / 32, group, d});
-  const int64_t warps = threads / 32;
-  const int64_t keyStageBytes =
-      spec.keyStages ? warps * spec.keyStages *
-                           keyUnitBytes(d, spec.encoding.key.quant.bits)
-                     : 0;
-  const int64_t valueStageBytes =
-      spec.valueStages ? warps * spec.valueStages *
-                             valueUnitBytes(d, spec.encoding.value.quant.bits,
-                                            spec.encoding.value.quant.group)
-                       : 0;
-  if (spec.keyStages || spec.valueStages) {
-    stagesAt = workgroup.size();
-    const int64_t partialsBytes = spec.valueProduct == ValueProduct::MMA
-                                      ? 4 * partialsType.getNumElements()
-                                      : 0;
-    workgroup.push_back(MemRefType::get(
-        {std::max(keyStageBytes, valueStageBytes + partialsBytes)},
-        b.getI8Type(), MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
-  } else if (spec.valueProduct == ValueProduct::MMA) {
+  const StageBufferBytes stageBytes =
+      stageBufferBytes(threads, group, d, spec.keyStages, spec.valueStages,
+                       spec.valueProduct == ValueProduct::MMA, spec.encoding);
+  if (!stageBytes.total() && spec.valueProduct == ValueProduct::MMA) {
     valuePartialsAt = workgroup.size();
     workgroup.push_back(partialsType);
   }
+  if (stageBytes.total())
+    declareDynamicSharedMemory(b, loc, module);
   auto func =
       gpu::GPUFuncOp::create(b, loc, spec.name, type, workgroup, TypeRange{});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  // 16-byte aligned: the stages take cp.async's and ld.shared.v4's 16-byte
-  // accesses, and an i8 buffer would otherwise be aligned to 1 (the value
-  // pass's f32 sums share it).
-  if (stagesAt)
-    func.setWorkgroupAttributionAttr(*stagesAt,
-                                     LLVM::LLVMDialect::getAlignAttrName(),
-                                     b.getI64IntegerAttr(16));
   func.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
   // Without a minimum, ptxas caps registers at the occupancy shared memory
@@ -160,6 +157,18 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     func->setAttr("nvvm.minctasm", b.getI32IntegerAttr(spec.minBlocksPerSM));
   b.setInsertionPointToStart(&func.getBody().front());
   KernelBuilder k{b, loc};
+  // With stages, one buffer of dynamic shared memory (16-byte aligned, as
+  // cp.async's and ld.shared.v4's accesses need; the launch gives its
+  // size, which may pass the 48 KB of static shared memory) holds the key
+  // stages from its start, and the value stages and then the value pass's
+  // sums over them: the key pass is done with its stages at the barrier
+  // before the softmax (every copy waited for).
+  Value stageBuffer;
+  if (stageBytes.total())
+    stageBuffer = gpu::DynamicSharedMemoryOp::create(
+        b, loc,
+        MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                        MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
 
   Value query = func.getArgument(0);
   Value kPool = k.global(func.getArgument(1));
@@ -284,12 +293,10 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       return capScore(k.fmul(dot, k.f32(spec.scale / queryScale)));
     };
     if (spec.keyProduct == KeyProduct::MMA) {
-      emitTensorCoreScores(
-          k, spec, keys, kvHead, start, count,
-          func.getWorkgroupAttributions()[*queryFragmentsAt],
-          spec.keyStages ? Value(func.getWorkgroupAttributions()[*stagesAt])
-                         : Value(),
-          scores, spec.scale / queryScale, capScore);
+      emitTensorCoreScores(k, spec, keys, kvHead, start, count,
+                           func.getWorkgroupAttributions()[*queryFragmentsAt],
+                           spec.keyStages ? stageBuffer : Value(), scores,
+                           spec.scale / queryScale, capScore);
     } else {
       // One token per thread, every query head of the group.
       k.loop(tid, count, k.index(threads), {},
@@ -390,13 +397,12 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       auto [valueStart, valueCount] = splitRange();
       emitTensorCoreValues(
           k, spec, values, kvHead, valueStart, valueCount, scores,
-          spec.valueStages ? Value(func.getWorkgroupAttributions()[*stagesAt])
-                           : Value(),
-          stagesAt ? Value(memref::ViewOp::create(
-                         b, loc, partialsType,
-                         func.getWorkgroupAttributions()[*stagesAt],
-                         k.index(valueStageBytes), ValueRange{}))
-                   : Value(func.getWorkgroupAttributions()[*valuePartialsAt]),
+          spec.valueStages ? stageBuffer : Value(),
+          stageBuffer
+              ? Value(memref::ViewOp::create(b, loc, partialsType, stageBuffer,
+                                             k.index(stageBytes.values),
+                                             ValueRange{}))
+              : Value(func.getWorkgroupAttributions()[*valuePartialsAt]),
           [&](Value head, Value channel, Value total) {
             k.storeF32(workspace, partialAt(head, channel), total);
           });

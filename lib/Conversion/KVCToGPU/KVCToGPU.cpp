@@ -77,13 +77,17 @@ struct OpStream {
                 .getResult(0);
   }
 
-  /// A launch behind the previous ones.
+  /// A launch behind the previous ones, with `dynamicSharedBytes` of
+  /// dynamic shared memory.
   void launch(OpBuilder &b, Location loc, gpu::GPUFuncOp kernel,
-              gpu::KernelDim3 grid, gpu::KernelDim3 block,
-              ValueRange arguments) {
+              gpu::KernelDim3 grid, gpu::KernelDim3 block, ValueRange arguments,
+              int64_t dynamicSharedBytes = 0) {
+    Value dynamicShared;
+    if (dynamicSharedBytes)
+      dynamicShared = arith::ConstantIntOp::create(b, loc, b.getI32Type(),
+                                                   dynamicSharedBytes);
     token = gpu::LaunchFuncOp::create(
-                b, loc, kernel, grid, block,
-                /*dynamicSharedMemorySize=*/Value(), arguments,
+                b, loc, kernel, grid, block, dynamicShared, arguments,
                 gpu::AsyncTokenType::get(b.getContext()), ValueRange{token})
                 .getAsyncToken();
   }
@@ -106,6 +110,8 @@ struct GPULowering {
   L2Prefetch l2Prefetch;
   uint64_t l2PrefetchBytes;
   unsigned keyStages, valueStages;
+  /// Bytes of shared memory a split block may take (static and dynamic).
+  unsigned maxSharedMemory;
   gpu::GPUModuleOp kernels;
   mutable unsigned nextKernel = 0;
   /// kvc.quantize ops to lower (checkLowerable counts them).
@@ -376,10 +382,14 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
         query,     kPool,  vPool, records,
         workspace, splits, ok32,  index(int64_t(first)),
         splitSize};
+    const StageBufferBytes stageBytes =
+        stageBufferBytes(spec.blockThreads, queryHeads / kvHeads, headDim,
+                         spec.keyStages, spec.valueStages,
+                         spec.valueProduct == ValueProduct::MMA, spec.encoding);
     stream.launch(
         rewriter, loc, kernel,
         gpu::KernelDim3{splits, index(int64_t(last - first)), index(batch)},
-        threads, arguments);
+        threads, arguments, stageBytes.total());
     first = last;
   }
   gpu::GPUFuncOp combine = buildCombineKernel(
@@ -487,23 +497,26 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
       return WalkResult::interrupt();
     }
     // Scores of a split, the query vectors and the reductions' per-warp
-    // values live in shared memory.
-    int64_t sharedBytes = 4 * group * (lowering.splitTokens + headDim) +
+    // values live in static shared memory (at most 48 KB on any GPU).
+    int64_t staticBytes = 4 * group * (lowering.splitTokens + headDim) +
                           4 * (lowering.blockThreads / 32);
     // The tensor-core key pass adds the queries' fp16 B fragments.
     if (lowering.keyProduct == KeyProduct::MMA)
-      sharedBytes += headDim / 16 * 32 * 8;
-    // The tensor-core value pass adds its warps' sums.
+      staticBytes += headDim / 16 * 32 * 8;
+    // The tensor-core value pass adds its warps' sums (in the stage buffer
+    // when there are stages).
+    const bool valueSums = lowering.valueProduct == ValueProduct::MMA;
+    const bool stages = lowering.keyStages || lowering.valueStages;
     const int64_t valueSumBytes =
-        lowering.valueProduct == ValueProduct::MMA
-            ? 4 * (lowering.blockThreads / 32) * group * headDim
-            : 0;
-    sharedBytes += valueSumBytes;
-    if (sharedBytes > 48 * 1024) {
-      reject() << group << " query heads per KV head need " << sharedBytes
+        valueSums ? 4 * (lowering.blockThreads / 32) * group * headDim : 0;
+    const int64_t staticLimit =
+        std::min<int64_t>(48 * 1024, lowering.maxSharedMemory);
+    if (staticBytes + (stages ? 0 : valueSumBytes) > staticLimit) {
+      reject() << group << " query heads per KV head need "
+               << staticBytes + (stages ? 0 : valueSumBytes)
                << " bytes of shared memory with split-tokens="
-               << lowering.splitTokens
-               << " (at most 49152); lower split-tokens";
+               << lowering.splitTokens << " (at most " << staticLimit
+               << "); lower split-tokens";
       return WalkResult::interrupt();
     }
     FailureOr<SmallVector<num::CacheEncoding>> heads =
@@ -514,9 +527,8 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
       return WalkResult::interrupt();
     // key-stages copies channel-axis token-pair units, value-stages
     // token-axis rows (Staging.h): every KV head's encoding must be read
-    // so, and the stages fit beside the rest.
-    const int64_t warps = lowering.blockThreads / 32;
-    int64_t keyStageBytes = 0, valueStageBytes = 0;
+    // so, and the stage buffer fit beside the rest.
+    StageBufferBytes stageBytes;
     for (const num::CacheEncoding &head : *heads) {
       auto readsAs = [](const num::SideEncoding &side, num::QuantAxis axis) {
         return side.isQuant() && side.quant.axis == axis &&
@@ -547,27 +559,24 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                  << "; use " << s.option << "=0";
         return WalkResult::interrupt();
       }
-      if (lowering.keyStages)
-        keyStageBytes = std::max(
-            keyStageBytes, warps * lowering.keyStages *
-                               keyUnitBytes(headDim, head.key.quant.bits));
-      if (lowering.valueStages)
-        valueStageBytes = std::max(
-            valueStageBytes, warps * lowering.valueStages *
-                                 valueUnitBytes(headDim, head.value.quant.bits,
-                                                head.value.quant.group));
+      // Each run of KV heads has its own kernel; the largest must fit.
+      const StageBufferBytes headBytes = stageBufferBytes(
+          lowering.blockThreads, group, headDim, lowering.keyStages,
+          lowering.valueStages, valueSums, head);
+      stageBytes.keys = std::max(stageBytes.keys, headBytes.keys);
+      stageBytes.values = std::max(stageBytes.values, headBytes.values);
+      stageBytes.valueSums = headBytes.valueSums;
     }
-    // The key stages share their bytes with the value stages and sums.
-    const int64_t rest = sharedBytes - valueSumBytes;
-    const int64_t staging =
-        std::max(keyStageBytes, valueStageBytes + valueSumBytes);
-    if ((keyStageBytes || valueStageBytes) && rest + staging > 48 * 1024) {
+    if (staticBytes + stageBytes.total() > lowering.maxSharedMemory) {
       reject() << "key-stages=" << lowering.keyStages
                << " and value-stages=" << lowering.valueStages << " need "
-               << keyStageBytes << " and " << valueStageBytes
-               << " bytes of shared memory beside the kernel's " << rest
-               << " and the value sums' " << valueSumBytes
-               << " (at most 49152 in all); lower the stages or split-tokens";
+               << stageBytes.keys << " and " << stageBytes.values
+               << " bytes of shared memory beside the kernel's " << staticBytes
+               << " and the value sums' " << stageBytes.valueSums
+               << " (at most " << lowering.maxSharedMemory
+               << " in all: max-shared-memory); lower the stages or "
+                  "split-tokens, or raise max-shared-memory to what the "
+                  "chip allows";
       return WalkResult::interrupt();
     }
     lowering.context.headEncodings[op] = std::move(*heads);
@@ -705,6 +714,7 @@ void KVCLowerToGPUPass::runOnOperation() {
       l2PrefetchBytes,
       keyStages,
       valueStages,
+      maxSharedMemory,
       /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))
     return signalPassFailure();

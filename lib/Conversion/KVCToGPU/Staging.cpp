@@ -20,6 +20,26 @@ int64_t mlir::kvc::valueUnitBytes(int64_t headDim, unsigned bits,
   return PageReader::tokenRowsBytes(kValueUnitTokens, headDim, bits, group);
 }
 
+StageBufferBytes
+mlir::kvc::stageBufferBytes(unsigned blockThreads, int64_t queryHeadsPerKVHead,
+                            int64_t headDim, unsigned keyStages,
+                            unsigned valueStages, bool valueSums,
+                            const ::kvc::numerics::CacheEncoding &encoding) {
+  const int64_t warps = blockThreads / 32;
+  StageBufferBytes bytes;
+  if (keyStages)
+    bytes.keys =
+        warps * keyStages * keyUnitBytes(headDim, encoding.key.quant.bits);
+  if (valueStages)
+    bytes.values = warps * valueStages *
+                   valueUnitBytes(headDim, encoding.value.quant.bits,
+                                  encoding.value.quant.group);
+  // The tensor-core value pass's f32 sums: [warps][query heads][D].
+  if (valueSums && (keyStages || valueStages))
+    bytes.valueSums = 4 * warps * queryHeadsPerKVHead * headDim;
+  return bytes;
+}
+
 ByteViews mlir::kvc::sharedBytes(KernelBuilder &k, Value workgroupMemref) {
   Value at = memref::ExtractAlignedPointerAsIndexOp::create(k.b, k.loc,
                                                             workgroupMemref);

@@ -19,6 +19,7 @@
 #include "AttendKernels.h"
 #include "KernelBuilder.h"
 
+#include <algorithm>
 #include <functional>
 
 namespace mlir {
@@ -34,6 +35,28 @@ int64_t keyUnitBytes(int64_t headDim, unsigned bits);
 int64_t valueUnitBytes(int64_t headDim, unsigned bits, unsigned group);
 /// Tokens of a value unit: the value pass's interior blocks.
 constexpr int64_t kValueUnitTokens = 16;
+
+/// The split kernel's stage buffer (dynamic shared memory): the key stages
+/// from its start and, over them, the value stages and then the value
+/// pass's sums (the key pass is done with its stages before the value pass
+/// starts).
+struct StageBufferBytes {
+  int64_t keys = 0, values = 0, valueSums = 0;
+  /// The buffer's size: 0 without stages.
+  int64_t total() const {
+    return keys || values ? std::max(keys, values + valueSums) : 0;
+  }
+};
+
+/// The stage buffer of a split block of `blockThreads` threads with
+/// `keyStages` and `valueStages` (0: none) for KV heads of `encoding`
+/// serving `queryHeadsPerKVHead` query heads; the value pass's sums
+/// move into it when the tensor-core value pass (`valueSums`) has stages.
+StageBufferBytes
+stageBufferBytes(unsigned blockThreads, int64_t queryHeadsPerKVHead,
+                 int64_t headDim, unsigned keyStages, unsigned valueStages,
+                 bool valueSums,
+                 const ::kvc::numerics::CacheEncoding &encoding);
 
 /// A workgroup memref<N x i8> as byte views (an !llvm.ptr<3>).
 ByteViews sharedBytes(KernelBuilder &k, Value workgroupMemref);

@@ -420,6 +420,19 @@ void mlirWrappersLaunchPtx() {
           "a clustered launch through mgpuLaunchClusterKernel: " + gpuError());
   }
 
+  // More dynamic shared memory than the 48 KiB every function may take
+  // (kvc's stages past it; 64 KiB fits every chip from sm_75 on): the
+  // launch opts the function in, and the next finds it allowed. Twice over
+  // the data.
+  mgpuMemcpy(device, host.data(), n * 4, stream);
+  scaleAdd(function, device, n, stream, 64 * 1024);
+  scaleAdd(function, device, n, stream, 56 * 1024);
+  mgpuMemcpy(result.data(), device, n * 4, stream);
+  mgpuStreamSynchronize(stream);
+  check(result[1] == (host[1] * 2.0f + 1.0f) * 2.0f + 1.0f &&
+            gpuError().empty(),
+        "launches with 64 and 56 KiB of dynamic shared memory: " + gpuError());
+
   // An impossible launch is recorded with its reason, and later launches
   // are skipped (the data stays as it was) until the record is cleared.
   mgpuMemcpy(device, host.data(), n * 4, stream);

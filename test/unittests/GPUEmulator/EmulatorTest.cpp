@@ -83,15 +83,16 @@ std::string bitcode(const std::string &body) {
 }
 
 void launch(const std::string &body, const char *kernel, unsigned grid,
-            unsigned block, std::vector<void *> args) {
+            unsigned block, std::vector<void *> args,
+            int32_t dynamicSharedBytes = 0) {
   std::string bytes = bitcode(body);
   void *module = mgpuModuleLoad(bytes.data(), bytes.size());
   void *function = mgpuModuleGetFunction(module, kernel);
   std::vector<void *> params;
   for (void *&arg : args)
     params.push_back(&arg);
-  mgpuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, nullptr,
-                   params.data(), nullptr, params.size());
+  mgpuLaunchKernel(function, grid, 1, 1, block, 1, 1, dynamicSharedBytes,
+                   nullptr, params.data(), nullptr, params.size());
   mgpuModuleUnload(module);
 }
 
@@ -808,6 +809,71 @@ define ptx_kernel void @aligned(ptr addrspace(1) %in, ptr %out) {
   EXPECT_TRUE(error.find("destination 4 bytes") != std::string::npos ||
               error.find("destination 12 bytes") != std::string::npos)
       << error;
+}
+
+TEST(GPUEmulator, DynamicSharedMemory) {
+  // An external zero-sized array is the launch's dynamic shared memory:
+  // each thread writes its byte, and after the barrier reads its
+  // neighbour's and the byte just past the launch's size, which is poison
+  // (0xff) however much an earlier launch wrote there. The buffer sits at
+  // an odd multiple of its declared 16 bytes.
+  const char *body = R"(
+@dynamic = external addrspace(3) global [0 x i8], align 16
+define ptx_kernel void @neighbours(ptr %out, i32 %size) {
+  %tid = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %byte = trunc i32 %tid to i8
+  %mine = getelementptr i8, ptr addrspace(3) @dynamic, i32 %tid
+  store i8 %byte, ptr addrspace(3) %mine
+  call void @llvm.nvvm.barrier.cta.sync.aligned.all(i32 0)
+  %next = add i32 %tid, 1
+  %wrapped = urem i32 %next, %size
+  %at = getelementptr i8, ptr addrspace(3) @dynamic, i32 %wrapped
+  %v = load i8, ptr addrspace(3) %at
+  %o = getelementptr i8, ptr %out, i32 %tid
+  store i8 %v, ptr %o
+  %past = getelementptr i8, ptr addrspace(3) @dynamic, i32 %size
+  %p = load i8, ptr addrspace(3) %past
+  %po = getelementptr i8, ptr %out, i32 64
+  store i8 %p, ptr %po
+  %address = ptrtoint ptr addrspace(3) @dynamic to i64
+  %phase = urem i64 %address, 32
+  %phase8 = trunc i64 %phase to i8
+  %ao = getelementptr i8, ptr %out, i32 65
+  store i8 %phase8, ptr %ao
+  ret void
+}
+)";
+  auto size = [](uint32_t n) { return reinterpret_cast<void *>(uintptr_t(n)); };
+  std::vector<uint8_t> out(66, 0);
+  // 64 threads fill 64 bytes; then 16 threads, 16 bytes: byte 16 is
+  // poison again.
+  launch(body, "neighbours", 1, 64, {out.data(), size(64)}, 64);
+  EXPECT_EQ(takeError(), "");
+  launch(body, "neighbours", 1, 16, {out.data(), size(16)}, 16);
+  EXPECT_EQ(takeError(), "");
+  for (int t = 0; t < 16; ++t)
+    EXPECT_EQ(out[t], (t + 1) % 16) << t;
+  EXPECT_EQ(out[64], 0xff);
+  EXPECT_EQ(out[65], 16);
+
+  launch(body, "neighbours", 1, 1, {out.data(), size(1)}, 228 * 1024);
+  EXPECT_EQ(takeError(), "kvc gpu emulator: mgpuLaunchKernel: 233472 bytes "
+                         "of dynamic shared memory");
+
+  // A zero-sized definition is not dynamic shared memory on the GPU (the
+  // NVPTX backend makes it a static variable that overlaps the others).
+  const char *defined = R"(
+@dynamic = internal addrspace(3) global [0 x i8] undef, align 16
+define ptx_kernel void @defined(ptr %out) {
+  %v = load i8, ptr addrspace(3) @dynamic
+  store i8 %v, ptr %out
+  ret void
+}
+)";
+  launch(defined, "defined", 1, 1, {out.data()}, 16);
+  EXPECT_NE(takeError().find("shared variable 'dynamic' is a zero-sized "
+                             "definition"),
+            std::string::npos);
 }
 
 TEST(GPUEmulator, WarpSyncNeedsEveryLiveLane) {
