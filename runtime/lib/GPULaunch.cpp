@@ -252,8 +252,24 @@ bool checkDims(const char *api, const char *what, intptr_t x, intptr_t y,
   return true;
 }
 
+/// The dynamic shared memory each function is known to allow (its
+/// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES as last read or set),
+/// so that only a function's first launch asks the driver. Forgotten when
+/// a module is unloaded: a later function may get the same handle.
+struct SharedMemoryAllowances {
+  std::mutex mutex;
+  std::map<CUfunction, int> bytes;
+};
+
+/// Never destroyed: modules are unloaded from global destructors.
+SharedMemoryAllowances &sharedMemoryAllowances() {
+  static auto *allowances = new SharedMemoryAllowances;
+  return *allowances;
+}
+
 /// Allows `smem` bytes of dynamic shared memory (the default limit is
-/// 48 KiB; past it the kernel must opt in).
+/// 48 KiB less the function's static shared memory; past it the function
+/// must opt in).
 bool prepareSharedMemory(const char *api, CUfunction function, int32_t smem) {
   if (smem < 0) {
     recordError(int32_t(CUDA_ERROR_INVALID_VALUE),
@@ -263,15 +279,19 @@ bool prepareSharedMemory(const char *api, CUfunction function, int32_t smem) {
   }
   if (smem == 0)
     return true;
+  SharedMemoryAllowances &allowances = sharedMemoryAllowances();
+  std::lock_guard<std::mutex> lock(allowances.mutex);
+  auto known = allowances.bytes.find(function);
+  if (known != allowances.bytes.end() && smem <= known->second)
+    return true;
   const Driver &d = driver();
-  // What the function already allows (48 KiB less its static shared
-  // memory, or what an earlier launch set): one query per launch.
   int allowed = 0;
   if (!check(d.cuFuncGetAttribute_(
                  &allowed, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                  function),
              api, "cuFuncGetAttribute"))
     return false;
+  allowances.bytes[function] = allowed;
   if (smem <= allowed)
     return true;
   CUdevice device;
@@ -290,10 +310,13 @@ bool prepareSharedMemory(const char *api, CUfunction function, int32_t smem) {
                     std::to_string(maxShared));
     return false;
   }
-  return check(
-      d.cuFuncSetAttribute_(
-          function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
-      api, "cuFuncSetAttribute");
+  if (!check(
+          d.cuFuncSetAttribute_(
+              function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem),
+          api, "cuFuncSetAttribute"))
+    return false;
+  allowances.bytes[function] = smem;
+  return true;
 }
 
 } // namespace
@@ -369,6 +392,11 @@ void mgpuModuleUnload(void *module) {
     return;
   if (!check(pushed, "mgpuModuleUnload", "cuCtxPushCurrent"))
     return;
+  {
+    SharedMemoryAllowances &allowances = sharedMemoryAllowances();
+    std::lock_guard<std::mutex> lock(allowances.mutex);
+    allowances.bytes.clear();
+  }
   check(d.cuModuleUnload_(static_cast<CUmodule>(module)), "mgpuModuleUnload",
         "cuModuleUnload");
   CUcontext popped;
