@@ -33,7 +33,11 @@
 # pipeline's, 512; 0: splits of split-tokens), KVC_OPT (default build/bin/kvc-opt), LLVM_BIN (default
 # /usr/lib/llvm-22/bin), PYTHON (default .venv/bin/python, else python3),
 # KVC_GPU_BUILD_ONLY (attention, append or bench: rebuild only that part,
-# leaving the other parts of OUTDIR as they are; default all three).
+# leaving the other parts of OUTDIR as they are; default all three),
+# KVC_GPU_BUILD_DEVICE_ONLY=1 (only what a GPU machine links: no host/ or
+# emu/ objects, which are for dry runs here; the device tool carries at
+# most 64 MiB with the working tree, and the whole build is ~64 MB of
+# which the GPU's part is ~25 MB; also about half the build time).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUTDIR="${1:-$ROOT/build/gpu-attention}"
@@ -69,6 +73,15 @@ compile_object() {
 }
 
 ONLY="${KVC_GPU_BUILD_ONLY:-}"
+DEVICE_ONLY="${KVC_GPU_BUILD_DEVICE_ONLY:-}"
+case "$DEVICE_ONLY" in
+  ""|0) DEVICE_ONLY= ;;
+  1) ;;
+  *) fail "KVC_GPU_BUILD_DEVICE_ONLY must be 1 or 0, not '$DEVICE_ONLY'" ;;
+esac
+# 1 when the host dry-run and emulator objects are built too.
+HOST_PARTS=1
+if [ -n "$DEVICE_ONLY" ]; then HOST_PARTS=; fi
 case "$ONLY" in
   "") rm -rf "$OUTDIR" "$WORKDIR" ;;
   attention) # everything but the append and bench parts
@@ -96,7 +109,10 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu]
   local l2_prefetch key_stages value_stages
   local key_reads value_reads gpu_options
   local stem name ir
-  mkdir -p "$dir/host" "$work/host"
+  local host="$HOST_PARTS"
+  if [ -z "$host" ]; then emu=; fi
+  mkdir -p "$dir" "$work"
+  if [ -n "$host" ]; then mkdir -p "$dir/host" "$work/host"; fi
   if [ -n "$emu" ]; then mkdir -p "$dir/emu" "$work/emu"; fi
   while read -r mlir page_tokens split_tokens key_product value_product \
       split_blocks l2_prefetch key_stages value_stages; do
@@ -127,6 +143,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu]
     # benchmark's, written by the kernels' emitter; the tensor-core
     # variants' keys read in that pass's 16-channel parts, their values
     # rounded to fp16).
+    if [ -z "$host" ]; then continue; fi
     if [ "$key_product" = mma ]; then key_reads=parts; else key_reads=rows; fi
     if [ "$value_product" = mma ]; then value_reads=f16; else value_reads=f32; fi
     compile_object "$dir/$mlir" kvc-cpu-pipeline \
@@ -139,7 +156,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu]
   variants=0
   while read -r name _; do
     variants=$((variants + 1))
-    for ir in "$work" "$work/host" ${emu:+"$work/emu"}; do
+    for ir in "$work" ${host:+"$work/host"} ${emu:+"$work/emu"}; do
       grep -q "^define void @_mlir_ciface_$name(ptr %0, ptr %1, ptr %2)" \
           "$ir"/*.ll ||
         fail "no _mlir_ciface_$name(binding, q, out) in $ir/*.ll"
@@ -163,7 +180,11 @@ fi
 if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
   APPEND="$OUTDIR/append"
   APPEND_WORK="$WORKDIR/append"
-  mkdir -p "$APPEND/host" "$APPEND_WORK/host" "$APPEND/emu" "$APPEND_WORK/emu"
+  mkdir -p "$APPEND" "$APPEND_WORK"
+  if [ -z "$DEVICE_ONLY" ]; then
+    mkdir -p "$APPEND/host" "$APPEND_WORK/host" "$APPEND/emu" \
+      "$APPEND_WORK/emu"
+  fi
   "$PYTHON" "$ROOT/benchmarks/gpu/append_variants.py" "$APPEND"
   start=$SECONDS
   while read -r mlir page_tokens; do
@@ -173,6 +194,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
     append_options="chip=$CHIP page-tokens=$page_tokens min-blocks-per-sm=$MIN_BLOCKS"
     compile_object "$APPEND/$mlir" kvc-gpu-pipeline "$append_options" \
       "$APPEND_WORK/$stem" "$APPEND/$stem.o"
+    if [ -n "$DEVICE_ONLY" ]; then continue; fi
     # The kernels as LLVM bitcode for the GPU emulator's append check.
     compile_object "$APPEND/$mlir" kvc-gpu-pipeline "format=llvm $append_options" \
       "$APPEND_WORK/emu/$stem" "$APPEND/emu/$stem.o"
@@ -188,7 +210,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
   variants=0
   while read -r name _; do
     variants=$((variants + 1))
-    for ir in "$APPEND_WORK" "$APPEND_WORK/host" "$APPEND_WORK/emu"; do
+    for ir in "$APPEND_WORK" ${HOST_PARTS:+"$APPEND_WORK/host"} \
+        ${HOST_PARTS:+"$APPEND_WORK/emu"}; do
       grep -q "^define ptr @_mlir_ciface_$name(ptr %0, ptr %1, ptr %2)" \
           "$ir"/*.ll ||
         fail "no ptr _mlir_ciface_$name(binding, k, v) in $ir/*.ll"
@@ -212,7 +235,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
   # Every attention variant's append twin: (binding, k, v) -> binding.
   while read -r name _; do
     twin="bench_append_${name#bench_}"
-    for ir in "$BENCH_WORK" "$BENCH_WORK/host"; do
+    for ir in "$BENCH_WORK" ${HOST_PARTS:+"$BENCH_WORK/host"}; do
       grep -q "^define ptr @_mlir_ciface_$twin(ptr %0, ptr %1, ptr %2)" \
           "$ir"/*.ll || fail "no _mlir_ciface_$twin(binding, k, v) in $ir/*.ll"
     done

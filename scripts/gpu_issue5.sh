@@ -10,7 +10,9 @@
 #
 #   scripts/gpu_issue5.sh
 #
-# With the device tool: `run` with carry ["build/gpu-attention"],
+# With the device tool: build with KVC_GPU_BUILD_DEVICE_ONLY=1 (the host
+# dry-run and emulator objects would take the carry past the tool's 64 MiB
+# with the working tree), then `run` with carry ["build/gpu-attention"],
 # command "scripts/gpu_issue5.sh" and timeout_s 590. The device tool
 # returns at most 8 files from $OUT and the scripts write more, so with
 # $OUT set they write to /tmp/kvc-issue5-out and this script leaves in $OUT
