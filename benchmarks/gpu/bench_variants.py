@@ -10,7 +10,9 @@ encodings with channel-axis keys (every one but fp16) both of those with
 the key pass copying its next key units into two shared-memory stages
 with cp.async (key-stages=2, names ending in _mma_vmma_ks2, and with the
 value pass's stages too, value-stages=2, _mma_vmma_l2bulk_ks2_vs2; the
-stages are dynamic shared memory, K8/V8's past 48 KB), and
+stages are dynamic shared memory, K8/V8's past 48 KB), for K2/V2 g32 and
+g128 with three stages on both passes and the prefetch too
+(_mma_vmma_l2bulk_ks3_vs3), and
 kvc's own fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
@@ -88,14 +90,19 @@ def variants(split=av.SPLIT_TOKENS):
     # and those with the L2 prefetch (l2-prefetch=bulk); kvc's fp16
     # reference row only with the first; the last two again with the
     # key pass's two cp.async key stages (key-stages=2) where they apply,
-    # the last with the value pass's too (value-stages=2).
+    # the last with the value pass's too (value-stages=2); and, for the
+    # 2-bit encodings only, three stages on both passes with the prefetch
+    # (whether one unit in flight is enough).
     for products in (("fma", "fma", "none", 0, 0), ("mma", "fma", "none", 0, 0),
                      ("mma", "mma", "none", 0, 0), ("mma", "mma", "bulk", 0, 0),
-                     ("mma", "mma", "none", 2, 0), ("mma", "mma", "bulk", 2, 2)):
+                     ("mma", "mma", "none", 2, 0), ("mma", "mma", "bulk", 2, 2),
+                     ("mma", "mma", "bulk", 3, 3)):
         for key, value in ENCODINGS:
             if products[0] != "fma" and key == "fp16":
                 continue
             if products[3] and not stages_apply(key):
+                continue
+            if products[3] == 3 and not key.startswith("q2:"):
                 continue
             for batch in BATCHES:
                 yield BenchVariant(key, value, batch,

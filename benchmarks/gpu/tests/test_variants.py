@@ -244,7 +244,12 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
     assert len(staged) == len(staged_prefetched) == 15
     assert sum(name.startswith("bench_k8") for name in staged +
                staged_prefetched) == 6
-    assert len(manifest) == 63 + 30
+    # Three stages: K2/V2 g32 and g128 x three batch sizes.
+    deeper = [name for name in manifest
+              if name.endswith("_mma_vmma_l2bulk_ks3_vs3")]
+    assert len(deeper) == 6
+    assert all(name.startswith("bench_k2c") for name in deeper)
+    assert len(manifest) == 63 + 36
     assert all(name[:-len("_mma")] in manifest for name in mma)
     assert all(name[:-len("_vmma")] in manifest for name in both)
     assert all(name[:-len("_l2bulk")] in manifest for name in prefetched)
@@ -274,7 +279,7 @@ def test_bench_split_tokens_option(tmp_path, monkeypatch):
     assert {fields[2] for fields in modules} == {"128"}
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 63 + 30
+    assert len(manifest) == 63 + 36
     assert "bench_kf16_vf16_r128_b1_h32x8_d128_s128" in manifest
     assert ("bench_k2c32_v2t32_r128_b1_h32x8_d128_s128_mma_vmma_ks2"
             in manifest)
@@ -288,7 +293,7 @@ def test_bench_keeps_the_key_stages_at_long_splits(tmp_path, monkeypatch):
     bench_variants.main()
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 63 + 30
+    assert len(manifest) == 63 + 36
     assert sum("_ks2" in name for name in manifest) == 30
 
 
