@@ -135,9 +135,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                         MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
   }
   auto partialsType = shared({threads / 32, group, d});
-  const StageBufferBytes stageBytes =
-      stageBufferBytes(threads, group, d, spec.keyStages, spec.valueStages,
-                       spec.valueProduct == ValueProduct::MMA, spec.encoding);
+  const StageBufferBytes stageBytes = stageBufferBytes(spec);
   if (!stageBytes.total() && spec.valueProduct == ValueProduct::MMA) {
     valuePartialsAt = workgroup.size();
     workgroup.push_back(partialsType);

@@ -382,14 +382,10 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
         query,     kPool,  vPool, records,
         workspace, splits, ok32,  index(int64_t(first)),
         splitSize};
-    const StageBufferBytes stageBytes =
-        stageBufferBytes(spec.blockThreads, queryHeads / kvHeads, headDim,
-                         spec.keyStages, spec.valueStages,
-                         spec.valueProduct == ValueProduct::MMA, spec.encoding);
     stream.launch(
         rewriter, loc, kernel,
         gpu::KernelDim3{splits, index(int64_t(last - first)), index(batch)},
-        threads, arguments, stageBytes.total());
+        threads, arguments, stageBufferBytes(spec).total());
     first = last;
   }
   gpu::GPUFuncOp combine = buildCombineKernel(

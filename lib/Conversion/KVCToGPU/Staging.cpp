@@ -40,6 +40,13 @@ mlir::kvc::stageBufferBytes(unsigned blockThreads, int64_t queryHeadsPerKVHead,
   return bytes;
 }
 
+StageBufferBytes mlir::kvc::stageBufferBytes(const SplitKernelSpec &spec) {
+  return stageBufferBytes(spec.blockThreads, spec.queryHeads / spec.kvHeads,
+                          spec.headDim, spec.keyStages, spec.valueStages,
+                          spec.valueProduct == ValueProduct::MMA,
+                          spec.encoding);
+}
+
 ByteViews mlir::kvc::sharedBytes(KernelBuilder &k, Value workgroupMemref) {
   Value at = memref::ExtractAlignedPointerAsIndexOp::create(k.b, k.loc,
                                                             workgroupMemref);

@@ -58,6 +58,10 @@ stageBufferBytes(unsigned blockThreads, int64_t queryHeadsPerKVHead,
                  bool valueSums,
                  const ::kvc::numerics::CacheEncoding &encoding);
 
+/// The stage buffer of the split kernel of `spec`: its total() is the
+/// kernel launch's dynamic shared memory.
+StageBufferBytes stageBufferBytes(const SplitKernelSpec &spec);
+
 /// A workgroup memref<N x i8> as byte views (an !llvm.ptr<3>).
 ByteViews sharedBytes(KernelBuilder &k, Value workgroupMemref);
 
