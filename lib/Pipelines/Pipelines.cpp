@@ -1,6 +1,7 @@
 //===- Pipelines.cpp - kvc pass pipelines ---------------------------------===//
 
 #include "kvc/Pipelines/Pipelines.h"
+#include "GPUChip.h"
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 
@@ -72,30 +73,6 @@ struct BadPipelineOptions
   std::string message;
 };
 
-/// The most shared memory a block of an sm_<version> chip may opt into
-/// (the CUDA C++ Programming Guide's table of compute capabilities);
-/// 49152, which every chip allows, for one not listed.
-unsigned chipSharedMemoryLimit(unsigned smVersion) {
-  switch (smVersion) {
-  case 70:
-    return 98304;
-  case 75:
-    return 65536;
-  case 80:
-  case 87:
-    return 166912;
-  case 86:
-  case 89:
-  case 120:
-    return 101376;
-  case 90:
-  case 100:
-  case 103:
-    return 232448;
-  default:
-    return 49152;
-  }
-}
 } // namespace
 
 void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
@@ -159,7 +136,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
     });
   };
   StringRef format = options.format.getValue();
-  if (!isWord(options.chip, "") || !isWord(options.features, "+,-") ||
+  if (!isWord(options.chip, "") ||
+      (!options.features.empty() && !isWord(options.features, "+,-")) ||
       !isWord(options.codeToFloat, "") || !isWord(options.keyProduct, "") ||
       !isWord(options.valueProduct, "") || !isWord(options.l2Prefetch, "") ||
       !llvm::is_contained({"isa", "bin", "fatbin", "llvm"}, format)) {
@@ -175,42 +153,82 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
         "value-product fma or mma, l2-prefetch none, lines or bulk)"));
     return;
   }
-  // LLVM's NVPTX backend selects prefetch.global.L2 and
-  // cp.async.bulk.prefetch.L2 from sm_90 on, and cp.async from sm_80 on;
-  // below, it would abort in instruction selection rather than name the
-  // option.
-  unsigned smVersion = 0;
-  StringRef chipName = options.chip.getValue();
-  if (!chipName.consume_front("sm_") ||
-      chipName.take_while(llvm::isDigit).getAsInteger(10, smVersion))
-    smVersion = 0;
-  auto needsChip = [&](const std::string &option, unsigned minimum,
-                       StringRef instead) {
-    pm.addPass(std::make_unique<BadPipelineOptions>(
-        ("kvc-gpu-pipeline: " + option + " needs chip sm_" + Twine(minimum) +
-         " or later (LLVM selects its NVVM instructions from sm_" +
-         Twine(minimum) + " on), not '" + options.chip.getValue() + "'; use " +
-         instead)
-            .str()));
+  // LLVM's NVPTX backend aborts the tool on a chip, feature or PTX version
+  // it does not take, and on an instruction the chip lacks: those are the
+  // pipeline's errors here.
+  std::string message;
+  FailureOr<GPUChip> chip = lookupGPUChip(options.chip, message);
+  if (failed(chip)) {
+    pm.addPass(std::make_unique<BadPipelineOptions>(message));
+    return;
+  }
+  // The first chip and PTX version each option's instructions are selected
+  // for: l2-prefetch prefetch.global.L2 and cp.async.bulk.prefetch.L2, the
+  // stages cp.async, key-product=mma mma.sync m16n8k16, value-product=mma
+  // m16n8k8.
+  struct OptionNeeds {
+    bool asked;
+    std::string option;
+    unsigned smVersion, ptx;
+    std::string instead;
+  } needs[] = {
+      {options.l2Prefetch.getValue() != "none",
+       "l2-prefetch=" + options.l2Prefetch.getValue(), 90, 80,
+       "l2-prefetch=none"},
+      {options.keyStages.getValue() != 0,
+       "key-stages=" + std::to_string(options.keyStages.getValue()), 80, 70,
+       "key-stages=0"},
+      {options.valueStages.getValue() != 0,
+       "value-stages=" + std::to_string(options.valueStages.getValue()), 80, 70,
+       "value-stages=0"},
+      {options.keyProduct.getValue() == "mma", "key-product=mma", 80, 70,
+       "key-product=fma"},
+      {options.valueProduct.getValue() == "mma", "value-product=mma", 75, 65,
+       "value-product=fma"},
   };
-  if (options.l2Prefetch.getValue() != "none" && smVersion < 90) {
-    needsChip("l2-prefetch=" + options.l2Prefetch.getValue(), 90,
-              "l2-prefetch=none");
+  unsigned minimumPTX = chip->minimumPTX;
+  std::string ptxNeededBy = "chip " + chip->name;
+  for (const OptionNeeds &need : needs) {
+    if (!need.asked)
+      continue;
+    if (chip->smVersion < need.smVersion) {
+      pm.addPass(std::make_unique<BadPipelineOptions>(
+          ("kvc-gpu-pipeline: " + need.option + " needs chip sm_" +
+           Twine(need.smVersion) +
+           " or later (LLVM selects its NVVM instructions from sm_" +
+           Twine(need.smVersion) + " on), not '" + chip->name + "'; use " +
+           need.instead)
+              .str()));
+      return;
+    }
+    if (need.ptx > minimumPTX) {
+      minimumPTX = need.ptx;
+      ptxNeededBy = need.option;
+    }
+  }
+  FailureOr<std::string> features =
+      nvptxFeatures(options.features, minimumPTX, ptxNeededBy, message);
+  if (failed(features)) {
+    pm.addPass(std::make_unique<BadPipelineOptions>(message));
     return;
   }
-  if (options.keyStages.getValue() != 0 && smVersion < 80) {
-    needsChip("key-stages=" + std::to_string(options.keyStages.getValue()), 80,
-              "key-stages=0");
-    return;
-  }
-  if (options.valueStages.getValue() != 0 && smVersion < 80) {
-    needsChip("value-stages=" + std::to_string(options.valueStages.getValue()),
-              80, "value-stages=0");
+  // 49152 bytes, which every chip allows, where the chip's opt-in limit is
+  // not known.
+  const unsigned sharedMemoryLimit =
+      chip->sharedMemoryLimit ? chip->sharedMemoryLimit : 49152;
+  if (chip->sharedMemoryLimit &&
+      options.maxSharedMemory.getValue() > chip->sharedMemoryLimit) {
+    pm.addPass(std::make_unique<BadPipelineOptions>(
+        llvm::formatv("kvc-gpu-pipeline: max-shared-memory={0} is more than "
+                      "a block of {1} may take ({2} bytes)",
+                      options.maxSharedMemory.getValue(), chip->name,
+                      chip->sharedMemoryLimit)
+            .str()));
     return;
   }
   const unsigned maxSharedMemory = options.maxSharedMemory.getValue()
                                        ? options.maxSharedMemory.getValue()
-                                       : chipSharedMemoryLimit(smVersion);
+                                       : sharedMemoryLimit;
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
       "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
@@ -223,9 +241,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       "hoist-static-allocs},"
       "gpu-lower-to-nvvm-pipeline{{cubin-chip={2} cubin-features={3} "
       "cubin-format={4}}",
-      options.pageTokens.getValue(), options.splitTokens.getValue(),
-      options.chip.getValue(), options.features.getValue(),
-      options.format.getValue(), options.minBlocksPerSM.getValue(),
+      options.pageTokens.getValue(), options.splitTokens.getValue(), chip->name,
+      *features, options.format.getValue(), options.minBlocksPerSM.getValue(),
       options.codeToFloat.getValue(), options.keyProduct.getValue(),
       options.splitBlocks.getValue(), options.valueProduct.getValue(),
       options.l2Prefetch.getValue(), options.l2PrefetchBytes.getValue(),

@@ -167,12 +167,17 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
                      "default: the chip's opt-in limit, e.g. 232448 on "
                      "sm_90, 166912 on sm_80; kvc-lower-to-gpu's option)"),
       llvm::cl::init(0)};
-  Option<std::string> chip{*this, "chip",
-                           llvm::cl::desc("GPU architecture (sm_90a, sm_80)"),
-                           llvm::cl::init("sm_90a")};
+  Option<std::string> chip{
+      *this, "chip",
+      llvm::cl::desc("GPU architecture: a processor of LLVM's "
+                     "NVPTX backend from sm_70 on "
+                     "(sm_90a, sm_80, sm_100a)"),
+      llvm::cl::init("sm_90a")};
   Option<std::string> features{
-      *this, "features", llvm::cl::desc("PTX features (+ptx80)"),
-      llvm::cl::init("+ptx80")};
+      *this, "features",
+      llvm::cl::desc("NVPTX features, e.g. +ptx86 (default: the chip's "
+                     "first PTX version, at least +ptx80)"),
+      llvm::cl::init("")};
   Option<std::string> format{
       *this, "format",
       llvm::cl::desc("Kernel binary: isa (PTX), bin (cubin, needs ptxas), "

@@ -103,47 +103,90 @@ static void declareDynamicSharedMemory(OpBuilder &b, Location loc,
                          /*addrSpace=*/unsigned(NVVM::NVVMMemorySpace::Shared));
 }
 
+MemRefType mlir::kvc::valueSumsType(MLIRContext *ctx, unsigned blockThreads,
+                                    int64_t queryHeadsPerKVHead,
+                                    int64_t headDim) {
+  return MemRefType::get({blockThreads / 32, queryHeadsPerKVHead, headDim},
+                         Float32Type::get(ctx), MemRefLayoutAttrInterface(),
+                         workgroupSpace(ctx));
+}
+
+int64_t mlir::kvc::sharedBufferBytes(MemRefType type) {
+  Type element = type.getElementType();
+  int64_t elementBits;
+  if (auto vector = dyn_cast<VectorType>(element))
+    elementBits = vector.getNumElements() *
+                  vector.getElementType().getIntOrFloatBitWidth();
+  else
+    elementBits = element.getIntOrFloatBitWidth();
+  return type.getNumElements() * elementBits / 8;
+}
+
+int64_t SplitWorkgroup::bytes() const {
+  int64_t total = 0;
+  for (Type buffer : buffers)
+    total += sharedBufferBytes(cast<MemRefType>(buffer));
+  return total;
+}
+
+SplitWorkgroup mlir::kvc::splitWorkgroup(MLIRContext *ctx,
+                                         int64_t queryHeadsPerKVHead,
+                                         int64_t headDim, unsigned splitTokens,
+                                         unsigned blockThreads,
+                                         KeyProduct keyProduct,
+                                         bool staticValueSums) {
+  auto shared = [&](ArrayRef<int64_t> shape, Type element) {
+    return MemRefType::get(shape, element, MemRefLayoutAttrInterface(),
+                           workgroupSpace(ctx));
+  };
+  Type f32 = Float32Type::get(ctx);
+  SplitWorkgroup workgroup;
+  workgroup.buffers = {shared({queryHeadsPerKVHead, headDim}, f32),
+                       shared({queryHeadsPerKVHead, splitTokens}, f32),
+                       shared({blockThreads / 32}, f32)};
+  // Optional attributions follow: the key pass's query fragments (a lane's
+  // two fp16 pairs of each 16-channel slice) and the value pass's sums.
+  if (keyProduct == KeyProduct::MMA) {
+    workgroup.queryFragmentsAt = workgroup.buffers.size();
+    workgroup.buffers.push_back(shared(
+        {headDim / 16, 32, 2}, VectorType::get({2}, Float16Type::get(ctx))));
+  }
+  if (staticValueSums) {
+    workgroup.valueSumsAt = workgroup.buffers.size();
+    workgroup.buffers.push_back(
+        valueSumsType(ctx, blockThreads, queryHeadsPerKVHead, headDim));
+  }
+  return workgroup;
+}
+
 gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                                            gpu::GPUModuleOp module,
                                            const SplitKernelSpec &spec) {
   MLIRContext *ctx = b.getContext();
   const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
   const unsigned threads = spec.blockThreads, split = spec.splitTokens;
-  Type f32 = b.getF32Type(), index = b.getIndexType();
+  Type index = b.getIndexType();
   Type ptr = LLVM::LLVMPointerType::get(ctx);
   auto queryType = MemRefType::get({spec.batch, spec.queryHeads, 1, d},
                                    spec.queryElementType);
-  auto shared = [&](ArrayRef<int64_t> shape) {
-    return MemRefType::get(shape, f32, MemRefLayoutAttrInterface(),
-                           workgroupSpace(ctx));
-  };
   const ValuePassShape valueShape = valuePassShape(d, threads, group);
 
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(module.getBody());
   auto type = b.getFunctionType(
       {queryType, ptr, ptr, ptr, ptr, index, b.getI32Type(), index, index}, {});
-  SmallVector<Type> workgroup = {shared({group, d}), shared({group, split}),
-                                 shared({threads / 32})};
-  // Optional attributions follow: the key pass's query fragments and, on
-  // the tensor-core value pass without stages, its per-warp sums.
-  std::optional<unsigned> queryFragmentsAt, valuePartialsAt;
-  if (spec.keyProduct == KeyProduct::MMA) {
-    queryFragmentsAt = workgroup.size();
-    workgroup.push_back(
-        MemRefType::get({d / 16, 32, 2}, VectorType::get({2}, b.getF16Type()),
-                        MemRefLayoutAttrInterface(), workgroupSpace(ctx)));
-  }
-  auto partialsType = shared({threads / 32, group, d});
+  // With stages, the tensor-core value pass's sums live in the stage buffer.
   const StageBufferBytes stageBytes = stageBufferBytes(spec);
-  if (!stageBytes.total() && spec.valueProduct == ValueProduct::MMA) {
-    valuePartialsAt = workgroup.size();
-    workgroup.push_back(partialsType);
-  }
+  const SplitWorkgroup workgroup = splitWorkgroup(
+      ctx, group, d, split, threads, spec.keyProduct,
+      spec.valueProduct == ValueProduct::MMA && !stageBytes.total());
+  const std::optional<unsigned> queryFragmentsAt = workgroup.queryFragmentsAt,
+                                valuePartialsAt = workgroup.valueSumsAt;
+  const MemRefType partialsType = valueSumsType(ctx, threads, group, d);
   if (stageBytes.total())
     declareDynamicSharedMemory(b, loc, module);
-  auto func =
-      gpu::GPUFuncOp::create(b, loc, spec.name, type, workgroup, TypeRange{});
+  auto func = gpu::GPUFuncOp::create(b, loc, spec.name, type, workgroup.buffers,
+                                     TypeRange{});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(
       b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));

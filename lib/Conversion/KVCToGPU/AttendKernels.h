@@ -54,6 +54,32 @@ std::string tensorCoreKeysUnsupported(int64_t headDim,
 std::string tensorCoreValuesUnsupported(int64_t headDim,
                                         int64_t queryHeadsPerKVHead);
 
+/// The split kernel's static shared memory (its workgroup attributions):
+/// the query vectors [query heads per KV head][D] and the split's scores
+/// [query heads per KV head][split-tokens] (f32), the reductions' per-warp
+/// values, the tensor-core key pass's fp16 query fragments, and the
+/// tensor-core value pass's per-warp sums unless they are in the stage
+/// buffer (Staging.h).
+struct SplitWorkgroup {
+  SmallVector<Type> buffers;
+  std::optional<unsigned> queryFragmentsAt, valueSumsAt;
+  /// The buffers' bytes.
+  int64_t bytes() const;
+};
+SplitWorkgroup splitWorkgroup(MLIRContext *ctx, int64_t queryHeadsPerKVHead,
+                              int64_t headDim, unsigned splitTokens,
+                              unsigned blockThreads, KeyProduct keyProduct,
+                              bool staticValueSums);
+
+/// The tensor-core value pass's per-warp sums: f32 [warps][query heads per
+/// KV head][D] of shared memory.
+MemRefType valueSumsType(MLIRContext *ctx, unsigned blockThreads,
+                         int64_t queryHeadsPerKVHead, int64_t headDim);
+
+/// Bytes of a shared-memory buffer of `type` (a memref of scalars or
+/// vectors).
+int64_t sharedBufferBytes(MemRefType type);
+
 /// What one split kernel is specialized to: one attention site and one run
 /// of KV heads with the same encoding.
 struct SplitKernelSpec {

@@ -492,19 +492,20 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                << option << "=fma";
       return WalkResult::interrupt();
     }
-    // Scores of a split, the query vectors and the reductions' per-warp
-    // values live in static shared memory (at most 48 KB on any GPU).
-    int64_t staticBytes = 4 * group * (lowering.splitTokens + headDim) +
-                          4 * (lowering.blockThreads / 32);
-    // The tensor-core key pass adds the queries' fp16 B fragments.
-    if (lowering.keyProduct == KeyProduct::MMA)
-      staticBytes += headDim / 16 * 32 * 8;
-    // The tensor-core value pass adds its warps' sums (in the stage buffer
-    // when there are stages).
+    // The kernel's static shared memory (at most 48 KB on any GPU); the
+    // tensor-core value pass's sums are in it unless there are stages.
     const bool valueSums = lowering.valueProduct == ValueProduct::MMA;
     const bool stages = lowering.keyStages || lowering.valueStages;
+    const int64_t staticBytes =
+        splitWorkgroup(op->getContext(), group, headDim, lowering.splitTokens,
+                       lowering.blockThreads, lowering.keyProduct,
+                       /*staticValueSums=*/false)
+            .bytes();
     const int64_t valueSumBytes =
-        valueSums ? 4 * (lowering.blockThreads / 32) * group * headDim : 0;
+        valueSums
+            ? sharedBufferBytes(valueSumsType(
+                  op->getContext(), lowering.blockThreads, group, headDim))
+            : 0;
     const int64_t staticLimit =
         std::min<int64_t>(48 * 1024, lowering.maxSharedMemory);
     if (staticBytes + (stages ? 0 : valueSumBytes) > staticLimit) {
@@ -557,8 +558,8 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
       }
       // Each run of KV heads has its own kernel; the largest must fit.
       const StageBufferBytes headBytes = stageBufferBytes(
-          lowering.blockThreads, group, headDim, lowering.keyStages,
-          lowering.valueStages, valueSums, head);
+          op->getContext(), lowering.blockThreads, group, headDim,
+          lowering.keyStages, lowering.valueStages, valueSums, head);
       stageBytes.keys = std::max(stageBytes.keys, headBytes.keys);
       stageBytes.values = std::max(stageBytes.values, headBytes.values);
       stageBytes.valueSums = headBytes.valueSums;

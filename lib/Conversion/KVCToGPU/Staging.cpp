@@ -20,11 +20,10 @@ int64_t mlir::kvc::valueUnitBytes(int64_t headDim, unsigned bits,
   return PageReader::tokenRowsBytes(kValueUnitTokens, headDim, bits, group);
 }
 
-StageBufferBytes
-mlir::kvc::stageBufferBytes(unsigned blockThreads, int64_t queryHeadsPerKVHead,
-                            int64_t headDim, unsigned keyStages,
-                            unsigned valueStages, bool valueSums,
-                            const ::kvc::numerics::CacheEncoding &encoding) {
+StageBufferBytes mlir::kvc::stageBufferBytes(
+    MLIRContext *ctx, unsigned blockThreads, int64_t queryHeadsPerKVHead,
+    int64_t headDim, unsigned keyStages, unsigned valueStages, bool valueSums,
+    const ::kvc::numerics::CacheEncoding &encoding) {
   const int64_t warps = blockThreads / 32;
   StageBufferBytes bytes;
   if (keyStages)
@@ -34,17 +33,17 @@ mlir::kvc::stageBufferBytes(unsigned blockThreads, int64_t queryHeadsPerKVHead,
     bytes.values = warps * valueStages *
                    valueUnitBytes(headDim, encoding.value.quant.bits,
                                   encoding.value.quant.group);
-  // The tensor-core value pass's f32 sums: [warps][query heads][D].
   if (valueSums && (keyStages || valueStages))
-    bytes.valueSums = 4 * warps * queryHeadsPerKVHead * headDim;
+    bytes.valueSums = sharedBufferBytes(
+        valueSumsType(ctx, blockThreads, queryHeadsPerKVHead, headDim));
   return bytes;
 }
 
 StageBufferBytes mlir::kvc::stageBufferBytes(const SplitKernelSpec &spec) {
-  return stageBufferBytes(spec.blockThreads, spec.queryHeads / spec.kvHeads,
-                          spec.headDim, spec.keyStages, spec.valueStages,
-                          spec.valueProduct == ValueProduct::MMA,
-                          spec.encoding);
+  return stageBufferBytes(
+      spec.queryElementType.getContext(), spec.blockThreads,
+      spec.queryHeads / spec.kvHeads, spec.headDim, spec.keyStages,
+      spec.valueStages, spec.valueProduct == ValueProduct::MMA, spec.encoding);
 }
 
 ByteViews mlir::kvc::sharedBytes(KernelBuilder &k, Value workgroupMemref) {

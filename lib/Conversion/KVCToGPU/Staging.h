@@ -53,9 +53,9 @@ struct StageBufferBytes {
 /// serving `queryHeadsPerKVHead` query heads; the value pass's sums
 /// move into it when the tensor-core value pass (`valueSums`) has stages.
 StageBufferBytes
-stageBufferBytes(unsigned blockThreads, int64_t queryHeadsPerKVHead,
-                 int64_t headDim, unsigned keyStages, unsigned valueStages,
-                 bool valueSums,
+stageBufferBytes(MLIRContext *ctx, unsigned blockThreads,
+                 int64_t queryHeadsPerKVHead, int64_t headDim,
+                 unsigned keyStages, unsigned valueStages, bool valueSums,
                  const ::kvc::numerics::CacheEncoding &encoding);
 
 /// The stage buffer of the split kernel of `spec`: its total() is the
