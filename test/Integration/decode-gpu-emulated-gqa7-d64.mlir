@@ -27,6 +27,8 @@
 // PARSE: error: kvc-gpu-pipeline options 'split-tokens=many' do not parse
 // RUN: not kvc-run %s --gpu-emulator --gpu-options="split-tokens=100" 2>&1 | FileCheck %s --check-prefix=SPLIT
 // SPLIT: error: kvc-lower-to-gpu: split-tokens
+// RUN: not kvc-run %s --gpu-emulator --gpu-options="chip=sm_90x" 2>&1 | FileCheck %s --check-prefix=CHIP
+// CHIP: error: kvc-gpu-pipeline: chip 'sm_90x' is not a processor of LLVM's NVPTX backend
 
 func.func @step(%cache: !kvc.cache<1x2x?x64xf32>, %q: tensor<1x14x1x64xf32>,
                 %k: tensor<1x2x1x64xf32>, %v: tensor<1x2x1x64xf32>) -> (tensor<1x14x1x64xf32>, !kvc.cache<1x2x?x64xf32>) {

@@ -52,37 +52,44 @@ using namespace mlir::kvc;
 namespace num = ::kvc::numerics;
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> inputFile(cl::Positional,
+/// kvc-run's own options: --help lists these, not the ones every LLVM and
+/// MLIR library registers (those still parse, unlisted).
+static cl::OptionCategory runCategory("kvc-run options");
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::cat(runCategory),
                                       cl::desc("<decode step .mlir>"),
                                       cl::init("-"));
-static cl::opt<std::string> entryName("entry",
+static cl::opt<std::string> entryName("entry", cl::cat(runCategory),
                                       cl::desc("The decode-step function"),
                                       cl::init("step"));
-static cl::opt<unsigned> numSteps("steps", cl::desc("Decode steps to run"),
+static cl::opt<unsigned> numSteps("steps", cl::cat(runCategory),
+                                  cl::desc("Decode steps to run"),
                                   cl::init(300));
-static cl::opt<unsigned> seed("seed", cl::desc("Random seed (0: random)"),
-                              cl::init(0));
-static cl::opt<unsigned> pageTokens("page-tokens",
+static cl::opt<unsigned> seed("seed", cl::cat(runCategory),
+                              cl::desc("Random seed (0: random)"), cl::init(0));
+static cl::opt<unsigned> pageTokens("page-tokens", cl::cat(runCategory),
                                     cl::desc("Tokens per runtime page"),
                                     cl::init(64));
 static cl::opt<std::string>
-    spec("spec", cl::desc("Run kvc-decouple-compression with this spec first"),
+    spec("spec", cl::cat(runCategory),
+         cl::desc("Run kvc-decouple-compression with this spec first"),
          cl::init(""));
 static cl::opt<std::string> invokeEntry(
-    "invoke",
+    "invoke", cl::cat(runCategory),
     cl::desc("Call this function of tensors once on --inputs and write its "
              "results to --outputs, instead of running decode steps"),
     cl::init(""));
 static cl::list<std::string>
-    inputFiles("inputs", cl::CommaSeparated,
+    inputFiles("inputs", cl::CommaSeparated, cl::cat(runCategory),
                cl::desc("safetensors files with the arguments of --invoke, "
                         "by kvc.name or arg<i>"));
 static cl::opt<std::string>
-    outputFile("outputs", cl::desc("safetensors file --invoke writes"),
-               cl::init(""));
+    outputFile("outputs", cl::cat(runCategory),
+               cl::desc("safetensors file --invoke writes"), cl::init(""));
 enum class AppendMode { Runtime, Generated };
 static cl::opt<AppendMode> appendMode(
-    "append", cl::desc("Who writes the step's appended tokens"),
+    "append", cl::cat(runCategory),
+    cl::desc("Who writes the step's appended tokens"),
     cl::values(clEnumValN(AppendMode::Runtime, "runtime",
                           "a kvc_rt_append call (the default)"),
                clEnumValN(AppendMode::Generated, "generated",
@@ -93,7 +100,7 @@ static cl::opt<AppendMode> appendMode(
                           "step")),
     cl::init(AppendMode::Runtime));
 static cl::opt<std::string> keyReads(
-    "key-reads",
+    "key-reads", cl::cat(runCategory),
     cl::desc("How the compiled attention reads keys (kvc-cpu-pipeline's "
              "key-reads): rows (the default) or parts (16-channel parts, "
              "token pairs for channel-axis 2/4/8-bit keys, and fp16-rounded "
@@ -101,14 +108,14 @@ static cl::opt<std::string> keyReads(
              "oracle then rounds queries and keys to fp16 too)"),
     cl::init("rows"));
 static cl::opt<std::string> valueReads(
-    "value-reads",
+    "value-reads", cl::cat(runCategory),
     cl::desc("How the compiled attention takes values (kvc-cpu-pipeline's "
              "value-reads): f32 (the default) or f16 (each dequantized "
              "value rounded to fp16, as the GPU's tensor-core value pass; "
              "the oracle then rounds values to fp16 too)"),
     cl::init("f32"));
 static cl::opt<bool> gpuEmulator(
-    "gpu-emulator",
+    "gpu-emulator", cl::cat(runCategory),
     cl::desc("Compile the step with kvc-gpu-pipeline instead and run its "
              "kernels (LLVM bitcode, format=llvm) in kvc's GPU emulator on "
              "the host cache: appends by the generated kernel (checked "
@@ -117,12 +124,12 @@ static cl::opt<bool> gpuEmulator(
              "--value-reads=f16"),
     cl::init(false));
 static cl::opt<std::string> gpuOptions(
-    "gpu-options",
+    "gpu-options", cl::cat(runCategory),
     cl::desc("More kvc-gpu-pipeline options for --gpu-emulator, e.g. "
              "\"split-tokens=128 split-blocks=0\""),
     cl::init(""));
 static cl::opt<double> tolerance(
-    "tolerance",
+    "tolerance", cl::cat(runCategory),
     cl::desc("Largest |compiled - oracle| allowed, relative to max |oracle| "
              "(the compiled code reads the same dequantized values as the "
              "oracle, so only f32 rounding separates them)"),
@@ -692,6 +699,7 @@ int main(int argc, char **argv) {
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   registerPassManagerCLOptions();
+  cl::HideUnrelatedOptions(runCategory);
   cl::ParseCommandLineOptions(
       argc, argv,
       "kvc-run: compile a decode step with kvc-cpu-pipeline and run it "
