@@ -84,8 +84,13 @@ void registerONNXImportDialects(DialectRegistry &registry) {
                   math::MathDialect, mlir::kvc::KVCDialect>();
 }
 
-void registerFromONNXTranslation() {
+llvm::cl::OptionCategory &getONNXImportOptionCategory() {
   static llvm::cl::OptionCategory category("ONNX import options");
+  return category;
+}
+
+void registerFromONNXTranslation() {
+  llvm::cl::OptionCategory &category = getONNXImportOptionCategory();
   static llvm::cl::list<std::string> inputShapes(
       "input-shape",
       llvm::cl::desc("Shape of a graph input: name=2x1 or name=1x2x?x64, where ? "

@@ -13,6 +13,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/CommandLine.h"
 
 #include <cstdint>
 #include <map>
@@ -57,6 +58,9 @@ void registerONNXImportDialects(mlir::DialectRegistry &registry);
 
 /// Registers `--import-onnx` (and its options) with mlir-translate.
 void registerFromONNXTranslation();
+
+/// The category of `--import-onnx`'s options (--input-shape, ...).
+llvm::cl::OptionCategory &getONNXImportOptionCategory();
 
 } // namespace kvc
 
