@@ -17,6 +17,7 @@
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "llvm/Support/CommandLine.h"
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
@@ -33,6 +34,11 @@ int main(int argc, char **argv) {
   mlir::registerAllToLLVMIRTranslations(registry);
   mlir::NVVM::registerNVVMTargetInterfaceExternalModels(registry);
 
+  // --help lists the passes, pipelines and the driver's options (registered
+  // by MlirOptMain, after this), not the hundreds of options every LLVM
+  // library registers when it loads (those still parse, unlisted).
+  static llvm::cl::OptionCategory driverCategory("kvc-opt options");
+  llvm::cl::HideUnrelatedOptions(driverCategory);
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "kvc optimizer driver: KV-cache compression passes\n",
       registry));
