@@ -241,7 +241,7 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
                      const std::optional<std::string> &emulatedGPU) {
   auto func = module.lookupSymbol<func::FuncOp>(entry);
   if (!func) {
-    module.emitError() << "no function @" << entry;
+    emitError(module.getLoc()) << "no function @" << entry;
     return compileError();
   }
   if (func.isExternal()) {
@@ -338,10 +338,10 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
     for (StringRef own : {"page-tokens", "format", "key-product",
                           "value-product"})
       if (StringRef(*emulatedGPU).contains(own)) {
-        module.emitError() << "kvc-gpu-pipeline options '" << *emulatedGPU
-                           << "': " << own
-                           << " is set by the caller (page tokens, key and "
-                              "value reads)";
+        emitError(module.getLoc())
+            << "kvc-gpu-pipeline options '" << *emulatedGPU << "': " << own
+            << " is set by the caller (page tokens, key and "
+               "value reads)";
         return compileError();
       }
     mlir::kvc::GPUPipelineOptions gpuOptions;
@@ -349,9 +349,9 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
     llvm::raw_string_ostream os(problems);
     if (failed(gpuOptions.parseFromString(*emulatedGPU, os))) {
       // The option parser prints what is wrong itself.
-      module.emitError() << "kvc-gpu-pipeline options '" << *emulatedGPU
-                         << "' do not parse" << (problems.empty() ? "" : ": ")
-                         << problems;
+      emitError(module.getLoc())
+          << "kvc-gpu-pipeline options '" << *emulatedGPU << "' do not parse"
+          << (problems.empty() ? "" : ": ") << problems;
       return compileError();
     }
     gpuOptions.pageTokens = pageTokens;

@@ -67,7 +67,7 @@ struct BadPipelineOptions
       : message(std::move(message)) {}
   StringRef getArgument() const override { return "kvc-bad-pipeline-options"; }
   void runOnOperation() override {
-    getOperation().emitError() << message;
+    emitError(getOperation().getLoc()) << message;
     signalPassFailure();
   }
   std::string message;

@@ -22,6 +22,7 @@
 // never a silent slow path.
 
 // SPLIT: error: kvc-lower-to-gpu: split-tokens (100) must be a positive multiple of 32 and block-threads (128) a power of two from 32 to 1024
+// SPLIT-NOT: see current operation
 // THREADS: error: kvc-lower-to-gpu: split-tokens (512) must be a positive multiple of 32 and block-threads (96) a power of two from 32 to 1024
 // BLOCKS: error: kvc-lower-to-gpu: min-blocks-per-sm (17) blocks of 128 threads exceed the 2048 threads an SM holds
 // CODES: error: kvc-lower-to-gpu: code-to-float must be 'bits' or 'convert', not 'fast'

@@ -632,7 +632,7 @@ static std::optional<T> parseChoice(ModuleOp module, StringRef option,
   for (const auto &[word, choice] : choices)
     if (word == value)
       return choice;
-  InFlightDiagnostic diag = module.emitError()
+  InFlightDiagnostic diag = emitError(module.getLoc())
                             << "kvc-lower-to-gpu: " << option << " must be ";
   for (auto [i, choice] : llvm::enumerate(choices))
     diag << (i == 0                    ? ""
@@ -650,20 +650,19 @@ void KVCLowerToGPUPass::runOnOperation() {
   // two of threads keeps the lanes of a channel span inside one warp.
   if (splitTokens == 0 || splitTokens % 32 != 0 || blockThreads < 32 ||
       blockThreads > 1024 || !llvm::isPowerOf2_32(blockThreads)) {
-    module.emitError() << "kvc-lower-to-gpu: split-tokens ("
-                       << uint64_t(splitTokens)
-                       << ") must be a positive multiple of 32 and "
-                          "block-threads ("
-                       << uint64_t(blockThreads)
-                       << ") a power of two from 32 to 1024";
+    emitError(module.getLoc())
+        << "kvc-lower-to-gpu: split-tokens (" << uint64_t(splitTokens)
+        << ") must be a positive multiple of 32 and "
+           "block-threads ("
+        << uint64_t(blockThreads) << ") a power of two from 32 to 1024";
     return signalPassFailure();
   }
   // An SM holds at most 2048 threads (sm_80 and sm_90).
   if (uint64_t(minBlocksPerSM) * blockThreads > 2048) {
-    module.emitError() << "kvc-lower-to-gpu: min-blocks-per-sm ("
-                       << uint64_t(minBlocksPerSM) << ") blocks of "
-                       << uint64_t(blockThreads)
-                       << " threads exceed the 2048 threads an SM holds";
+    emitError(module.getLoc())
+        << "kvc-lower-to-gpu: min-blocks-per-sm (" << uint64_t(minBlocksPerSM)
+        << ") blocks of " << uint64_t(blockThreads)
+        << " threads exceed the 2048 threads an SM holds";
     return signalPassFailure();
   }
   std::optional<CodeToFloat> codes = parseChoice<CodeToFloat>(
@@ -683,8 +682,8 @@ void KVCLowerToGPUPass::runOnOperation() {
   if (!codes || !products || !valueProducts || !prefetch)
     return signalPassFailure();
   if (l2PrefetchBytes == 0) {
-    module.emitError() << "kvc-lower-to-gpu: l2-prefetch-bytes must be "
-                          "positive";
+    emitError(module.getLoc()) << "kvc-lower-to-gpu: l2-prefetch-bytes must be "
+                                  "positive";
     return signalPassFailure();
   }
   for (auto [option, stages] :
@@ -692,9 +691,10 @@ void KVCLowerToGPUPass::runOnOperation() {
         std::pair<StringRef, unsigned>{"value-stages", valueStages}}) {
     if (stages != 1)
       continue;
-    module.emitError() << "kvc-lower-to-gpu: " << option
-                       << " must be 0 (no staging) or at least 2 (a unit "
-                          "read while the next is copied), not 1";
+    emitError(module.getLoc())
+        << "kvc-lower-to-gpu: " << option
+        << " must be 0 (no staging) or at least 2 (a unit "
+           "read while the next is copied), not 1";
     return signalPassFailure();
   }
   // DenseMap's default constructor is explicit: name it.

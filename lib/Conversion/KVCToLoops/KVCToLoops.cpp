@@ -392,23 +392,26 @@ void KVCLowerToLoopsPass::runOnOperation() {
   LoweringContext lowering{
       pageTokens, decltype(LoweringContext::headEncodings)(), module};
   if (append != "runtime" && append != "generated") {
-    module.emitError() << "kvc-lower-to-loops: append must be `runtime` or "
-                          "`generated`, not `"
-                       << append << "`";
+    emitError(module.getLoc())
+        << "kvc-lower-to-loops: append must be `runtime` or "
+           "`generated`, not `"
+        << append << "`";
     return signalPassFailure();
   }
   const bool generatedAppend = append == "generated";
   if (keyReads != "rows" && keyReads != "parts") {
-    module.emitError() << "kvc-lower-to-loops: key-reads must be `rows` or "
-                          "`parts`, not `"
-                       << keyReads << "`";
+    emitError(module.getLoc())
+        << "kvc-lower-to-loops: key-reads must be `rows` or "
+           "`parts`, not `"
+        << keyReads << "`";
     return signalPassFailure();
   }
   lowering.keyReadsInParts = keyReads == "parts";
   if (valueReads != "f32" && valueReads != "f16") {
-    module.emitError() << "kvc-lower-to-loops: value-reads must be `f32` or "
-                          "`f16`, not `"
-                       << valueReads << "`";
+    emitError(module.getLoc())
+        << "kvc-lower-to-loops: value-reads must be `f32` or "
+           "`f16`, not `"
+        << valueReads << "`";
     return signalPassFailure();
   }
   lowering.valuesInHalf = valueReads == "f16";

@@ -85,13 +85,14 @@ static std::string formatBytes(double bytes) {
 void CacheReportPass::runOnOperation() {
   ModuleOp module = getOperation();
   if (format != "text" && format != "json") {
-    module.emitError() << "kvc-cache-report: bad format '" << format
-                       << "' (expected text or json)";
+    emitError(module.getLoc()) << "kvc-cache-report: bad format '" << format
+                               << "' (expected text or json)";
     return signalPassFailure();
   }
   if (context < 1 || batch < 0) {
-    module.emitError() << "kvc-cache-report: context must be >= 1 and batch "
-                          ">= 0";
+    emitError(module.getLoc())
+        << "kvc-cache-report: context must be >= 1 and batch "
+           ">= 0";
     return signalPassFailure();
   }
 
@@ -143,7 +144,7 @@ void CacheReportPass::runOnOperation() {
   std::string errorMessage;
   auto file = openOutputFile(output.getValue(), &errorMessage);
   if (!file) {
-    module.emitError() << "kvc-cache-report: " << errorMessage;
+    emitError(module.getLoc()) << "kvc-cache-report: " << errorMessage;
     return signalPassFailure();
   }
   // "-" is stdout for openOutputFile; the IR goes there, so keep the report

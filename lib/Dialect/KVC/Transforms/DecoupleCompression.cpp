@@ -81,7 +81,7 @@ void DecoupleCompressionPass::runOnOperation() {
   ModuleOp module = getOperation();
   MLIRContext *context = &getContext();
   auto fail = [&](const llvm::Twine &message) {
-    module.emitError() << "kvc-decouple-compression: " << message;
+    emitError(module.getLoc()) << "kvc-decouple-compression: " << message;
     signalPassFailure();
   };
 

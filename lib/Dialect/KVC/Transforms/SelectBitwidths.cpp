@@ -153,8 +153,9 @@ SelectBitwidthsPass::collectLayers(ModuleOp module) {
     }
   }
   if (layers.empty()) {
-    module.emitError() << "kvc-select-bitwidths: the module has no caches "
-                          "(run kvc-raise-attention first)";
+    emitError(module.getLoc())
+        << "kvc-select-bitwidths: the module has no caches "
+           "(run kvc-raise-attention first)";
     return failure();
   }
   return layers;
@@ -299,7 +300,8 @@ SelectBitwidthsPass::writeReport(ModuleOp module,
   std::string errorMessage;
   auto file = openOutputFile(reportFile.getValue(), &errorMessage);
   if (!file)
-    return module.emitError() << "kvc-select-bitwidths: " << errorMessage;
+    return emitError(module.getLoc())
+           << "kvc-select-bitwidths: " << errorMessage;
   // "-" would be stdout, where the IR goes: the report goes to stderr.
   llvm::raw_ostream &os = reportFile == "-" ? llvm::errs() : file->os();
   if (report == "json")
@@ -314,7 +316,7 @@ SelectBitwidthsPass::writeReport(ModuleOp module,
 void SelectBitwidthsPass::runOnOperation() {
   ModuleOp module = getOperation();
   auto fail = [&](const Twine &message) {
-    module.emitError() << "kvc-select-bitwidths: " << message;
+    emitError(module.getLoc()) << "kvc-select-bitwidths: " << message;
     signalPassFailure();
   };
   if (!(budget > 0.0))
