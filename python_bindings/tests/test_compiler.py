@@ -58,3 +58,24 @@ def test_generic_printing():
     out = kvc.run_pipeline("func.func @f() { return }", "builtin.module(canonicalize)",
                            generic=True)
     assert '"func.func"()' in out
+
+
+ATTEND = """
+func.func @attend(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x8x1x64xf32>) -> tensor<1x8x1x64xf32> {
+  %o = kvc.attend %q, %c : tensor<1x8x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x8x1x64xf32>
+  return %o : tensor<1x8x1x64xf32>
+}
+"""
+
+
+def test_gpu_chip_is_checked():
+    """A chip, PTX version or instruction LLVM's NVPTX backend does not take
+    would abort the process there; kvc-gpu-pipeline raises a CompileError."""
+    with pytest.raises(kvc.CompileError, match="key-product=mma needs chip sm_80"):
+        kvc.run_pipeline(ATTEND, "builtin.module(kvc-gpu-pipeline{chip=sm_75 key-product=mma format=isa})")
+    with pytest.raises(kvc.CompileError, match="chip 'sm_90x' is not a processor"):
+        kvc.run_pipeline(ATTEND, "builtin.module(kvc-gpu-pipeline{chip=sm_90x format=isa})")
+    with pytest.raises(kvc.CompileError, match="needs PTX 8.6 or later"):
+        kvc.run_pipeline(ATTEND, "builtin.module(kvc-gpu-pipeline{chip=sm_100a features=+ptx80 format=isa})")
+    ptx = kvc.run_pipeline(ATTEND, "builtin.module(kvc-gpu-pipeline{chip=sm_100a format=isa})")
+    assert 'features = "+ptx86"' in ptx and ".version 8.6" in ptx
