@@ -492,25 +492,20 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                << option << "=fma";
       return WalkResult::interrupt();
     }
-    // The kernel's static shared memory (at most 48 KB on any GPU); the
-    // tensor-core value pass's sums are in it unless there are stages.
+    // The kernel's static shared memory (at most 48 KB on any GPU), as the
+    // kernel lays it out: the tensor-core value pass's sums are in it unless
+    // there are stages.
     const bool valueSums = lowering.valueProduct == ValueProduct::MMA;
     const bool stages = lowering.keyStages || lowering.valueStages;
     const int64_t staticBytes =
         splitWorkgroup(op->getContext(), group, headDim, lowering.splitTokens,
                        lowering.blockThreads, lowering.keyProduct,
-                       /*staticValueSums=*/false)
+                       /*staticValueSums=*/valueSums && !stages)
             .bytes();
-    const int64_t valueSumBytes =
-        valueSums
-            ? sharedBufferBytes(valueSumsType(
-                  op->getContext(), lowering.blockThreads, group, headDim))
-            : 0;
     const int64_t staticLimit =
         std::min<int64_t>(48 * 1024, lowering.maxSharedMemory);
-    if (staticBytes + (stages ? 0 : valueSumBytes) > staticLimit) {
-      reject() << group << " query heads per KV head need "
-               << staticBytes + (stages ? 0 : valueSumBytes)
+    if (staticBytes > staticLimit) {
+      reject() << group << " query heads per KV head need " << staticBytes
                << " bytes of shared memory with split-tokens="
                << lowering.splitTokens << " (at most " << staticLimit
                << "); lower split-tokens";
