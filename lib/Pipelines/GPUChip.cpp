@@ -55,26 +55,33 @@ unsigned firstPTXVersion(StringRef chip) {
       .Default(0);
 }
 
-/// The most shared memory a block of an sm_<version> chip may opt into (the
-/// CUDA C++ Programming Guide's table of compute capabilities); 0 for a
-/// chip it is not known for.
+/// The most shared memory a block of an sm_<version> chip may opt into: the
+/// largest shared-memory carveout of its SM (CUDA 13's cuda_occupancy.h,
+/// cudaOccAlignUpShmemSizeVoltaPlus) less the 1 KB the driver reserves per
+/// block from sm_80 on (the CUDA C++ Programming Guide's table of compute
+/// capabilities); 0 for a chip it is not known for.
 unsigned sharedMemoryLimit(unsigned smVersion) {
   switch (smVersion) {
   case 70:
-    return 98304;
+  case 72:
+    return 98304; // 96 KB, no reservation
   case 75:
-    return 65536;
+    return 65536; // 64 KB
   case 80:
   case 87:
-    return 166912;
+    return 166912; // 164 KB - 1 KB
   case 86:
+  case 88:
   case 89:
   case 120:
-    return 101376;
+  case 121:
+    return 101376; // 100 KB - 1 KB
   case 90:
   case 100:
+  case 101:
   case 103:
-    return 232448;
+  case 110:
+    return 232448; // 228 KB - 1 KB
   default:
     return 0;
   }

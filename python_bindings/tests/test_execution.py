@@ -89,6 +89,62 @@ def test_gpu_kernels_in_the_emulator_match_the_oracle():
     run_steps_against_the_oracle(emulated)
 
 
+# Layer 1's query is layer 0's output: the first attention's result feeds
+# the second. On a GPU the kernels write results only into the caller's
+# buffers, so it must be returned too ({returned}).
+CHAINED = """
+func.func @step(%c0: {cache} {{kvc.layer = 0 : i64}},
+                %c1: {cache} {{kvc.layer = 1 : i64}},
+                %q: tensor<2x4x1x64xf32> {{kvc.name = "q"}},
+                %k: tensor<2x2x1x64xf32> {{kvc.name = "k"}},
+                %v: tensor<2x2x1x64xf32> {{kvc.name = "v"}})
+    -> ({result_types}{cache}, {cache}) {{
+  %a0 = kvc.append %c0, %k, %v : {cache}, tensor<2x2x1x64xf32>, tensor<2x2x1x64xf32>
+  %o0 = kvc.attend %q, %a0 {{causal}} : tensor<2x4x1x64xf32>, {cache} -> tensor<2x4x1x64xf32>
+  %a1 = kvc.append %c1, %v, %k : {cache}, tensor<2x2x1x64xf32>, tensor<2x2x1x64xf32>
+  %o1 = kvc.attend %o0, %a1 {{causal}} : tensor<2x4x1x64xf32>, {cache} -> tensor<2x4x1x64xf32>
+  return {returned}, %a0, %a1 : {result_types}{cache}, {cache}
+}}
+"""
+T = "tensor<2x4x1x64xf32>"
+
+
+def test_gpu_results_must_be_returned():
+    """An attention result that is not returned would be a host allocation
+    the kernels write: an error for the GPU pipeline and for the emulator,
+    which accepts what a GPU can run; the CPU pipeline takes it."""
+    only_last = CHAINED.format(cache=CACHE, returned="%o1",
+                               result_types=f"{T}, ")
+    kvc.compile(only_last, entry="step")
+    with pytest.raises(kvc.CompileError,
+                       match="result #0 is not returned by the function"):
+        kvc.compile(only_last, entry="step", gpu_emulator="")
+
+
+def test_gpu_emulator_chained_attention_matches_the_cpu():
+    """Returned, the first result is the caller's buffer the second
+    attention reads: the emulated step matches the CPU-compiled one."""
+    both = CHAINED.format(cache=CACHE, returned="%o0, %o1",
+                          result_types=f"{T}, {T}, ")
+    cpu = kvc.compile(both, entry="step")
+    emulated = kvc.compile(both, entry="step", gpu_emulator="")
+    rng = np.random.default_rng(1)
+    caches = [f.new_cache(max_sequences=2, max_tokens=128)
+              for f in (cpu, emulated)]
+    seqs = [[c.new_sequence(), c.new_sequence()] for c in caches]
+    for _ in range(70):
+        inputs = {name: rng.standard_normal(shape).astype(np.float32)
+                  for name, shape in (("q", (2, 4, 1, 64)),
+                                      ("k", (2, 2, 1, 64)),
+                                      ("v", (2, 2, 1, 64)))}
+        want = cpu(inputs, cache=caches[0], sequences=seqs[0])
+        got = emulated(inputs, cache=caches[1], sequences=seqs[1])
+        for name in ("result0", "result1"):
+            np.testing.assert_allclose(
+                got[name], want[name], rtol=1e-4,
+                atol=1e-4 * np.abs(want[name]).max())
+
+
 def test_gpu_emulator_options_are_checked():
     with pytest.raises(kvc.CompileError, match="format is set by the caller"):
         kvc.compile(STEP, entry="step", gpu_emulator="format=isa")

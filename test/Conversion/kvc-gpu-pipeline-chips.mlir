@@ -15,6 +15,9 @@
 // RUN: not kvc-opt %s --kvc-gpu-pipeline="chip=sm_72 value-product=mma" 2>&1 | FileCheck %s --check-prefix=VALUEMMA
 // RUN: not kvc-opt %s --kvc-gpu-pipeline="max-shared-memory=232449" 2>&1 | FileCheck %s --check-prefix=SHARED
 // RUN: not kvc-opt %s --kvc-gpu-pipeline="chip=sm_86 max-shared-memory=101377" 2>&1 | FileCheck %s --check-prefix=SHARED86
+// RUN: not kvc-opt %s --kvc-gpu-pipeline="chip=sm_121 max-shared-memory=101377" 2>&1 | FileCheck %s --check-prefix=SHARED121
+// RUN: not kvc-opt %s --kvc-gpu-pipeline="chip=sm_110 max-shared-memory=232449" 2>&1 | FileCheck %s --check-prefix=SHARED110
+// RUN: not kvc-opt %s --kvc-gpu-pipeline="chip=sm_72 max-shared-memory=98305" 2>&1 | FileCheck %s --check-prefix=SHARED72
 
 // NAME: error: kvc-gpu-pipeline: chip 'foo' is not a processor of LLVM's NVPTX backend (e.g. sm_80, sm_90a, sm_100a; `llc -march=nvptx64 -mcpu=help` lists them)
 // An option's error is one line: the module it stands at is not printed.
@@ -31,6 +34,9 @@
 // VALUEMMA: error: kvc-gpu-pipeline: value-product=mma needs chip sm_75 or later (LLVM selects its NVVM instructions from sm_75 on), not 'sm_72'; use value-product=fma
 // SHARED: error: kvc-gpu-pipeline: max-shared-memory=232449 is more than a block of sm_90a may take (232448 bytes)
 // SHARED86: error: kvc-gpu-pipeline: max-shared-memory=101377 is more than a block of sm_86 may take (101376 bytes)
+// SHARED121: error: kvc-gpu-pipeline: max-shared-memory=101377 is more than a block of sm_121 may take (101376 bytes)
+// SHARED110: error: kvc-gpu-pipeline: max-shared-memory=232449 is more than a block of sm_110 may take (232448 bytes)
+// SHARED72: error: kvc-gpu-pipeline: max-shared-memory=98305 is more than a block of sm_72 may take (98304 bytes)
 
 // Without features, a chip gets its first PTX version, at least 8.0. The
 // chips whose first is newer than 8.0 check kvc's table against LLVM's

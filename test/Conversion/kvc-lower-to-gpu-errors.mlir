@@ -128,6 +128,44 @@ func.func @quantize_dynamic(%x: tensor<?x64xf32>) -> (tensor<?x16xi8>, tensor<?x
 }
 
 // -----
+// The kernels write results only into the function's results: buffer-
+// results-to-out-params (kvc-gpu-pipeline) makes those the caller's device
+// buffers. Any other result would be a host allocation the GPU cannot
+// write (and the emulator would not notice), so it is an error.
+func.func @result_not_returned(%c0: !kvc.cache<1x2x?x64xf16>, %c1: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x4x1x64xf32>) -> tensor<1x4x1x64xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: result #0 is not returned by the function; the GPU kernels write their results only into the function's results (the caller's device buffers), each returned once from the function's body}}
+  %o0 = kvc.attend %q, %c0 : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x4x1x64xf32>
+  %o1 = kvc.attend %o0, %c1 : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x4x1x64xf32>
+  return %o1 : tensor<1x4x1x64xf32>
+}
+
+// -----
+func.func @result_returned_twice(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x4x1x64xf32>) -> (tensor<1x4x1x64xf32>, tensor<1x4x1x64xf32>) {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: result #0 is returned 2 times}}
+  %o = kvc.attend %q, %c : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x4x1x64xf32>
+  return %o, %o : tensor<1x4x1x64xf32>, tensor<1x4x1x64xf32>
+}
+
+// -----
+func.func @result_in_region(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x4x1x64xf32>, %again: i1) -> tensor<1x4x1x64xf32> {
+  %o = scf.if %again -> tensor<1x4x1x64xf32> {
+    // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: result #0 cannot be returned by the function: the op is nested in a region or in a function of several blocks}}
+    %r = kvc.attend %q, %c : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x4x1x64xf32>
+    scf.yield %r : tensor<1x4x1x64xf32>
+  } else {
+    scf.yield %q : tensor<1x4x1x64xf32>
+  }
+  return %o : tensor<1x4x1x64xf32>
+}
+
+// -----
+func.func @quantize_scales_dropped(%x: tensor<2x64x128xf16>) -> tensor<2x2x128x16xi8> {
+  // expected-error @+1 {{'kvc.quantize' op kvc-lower-to-gpu: result #1 is not returned by the function}}
+  %c, %s, %z = kvc.quantize %x as quant<bits = 4, axis = channel, group = 32> : tensor<2x64x128xf16> -> tensor<2x2x128x16xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
+  return %c : tensor<2x2x128x16xi8>
+}
+
+// -----
 // key-product=mma (tensor-core key dot products) takes head_dim 64 or 128
 // and at most 8 query heads per KV head (one m16n8k16 tile's N); these
 // sites lower with the default key-product=fma.

@@ -628,43 +628,54 @@ func.func @append_step(%cache: !kvc.cache<3x2x?x64xf16, #kivi>, %q: tensor<3x4x1
 // -----
 // The ops of a function form one chain of streams: each op's stream waits
 // (on the device) for the previous op's, whatever cache it belongs to, and
-// only the last is synchronized before the return. An op nested in a region
-// waits for the chain too, then synchronizes its own stream before the
-// region ends (the return may not follow it). A quantize launch, synchronous
-// on a stream of its own, first waits for the chain.
+// only the last is synchronized before the return. The first attention's
+// result is returned and also the second's query: the kernels write it
+// into the caller's buffer (buffer-results-to-out-params), which the second
+// reads. An op nested in a region (an append carrying its cache through
+// scf.if) waits for the chain too, then synchronizes its own stream before
+// the region ends (the return may not follow it). A quantize launch,
+// synchronous on a stream of its own, first waits for the chain.
 #enc = #kvc.encoding<key = #kvc.quant<bits = 4, axis = channel, group = 32>,
                      value = #kvc.quant<bits = 4, axis = token, group = 32>,
                      residual = 64>
 // CHECK-LABEL: func.func @chained
 // CHECK-SAME: (%[[C0:[^:]*]]: !llvm.ptr, %[[C1:[^:]*]]: !llvm.ptr
+// CHECK-SAME: -> (tensor<1x4x1x64xf32>, tensor<1x4x1x64xf32>, !llvm.ptr,
 // CHECK: %[[S0:.*]] = call @kvc_rt_mlir_gpu_stream(%[[C0]], %{{.*}})
-// CHECK: gpu.launch_func async {{.*}}@attend0_combine
+// CHECK: %[[OUT0:.*]] = memref.alloc() : memref<1x4x1x64xf32>
+// CHECK: gpu.launch_func async {{.*}}@attend0_combine {{.*}}args({{.*}}, %[[OUT0]] : memref<1x4x1x64xf32>
+// CHECK: %[[O0:.*]] = bufferization.to_tensor %[[OUT0]] restrict writable
 // CHECK-NOT: kvc_rt_mlir_gpu_synchronize
 // CHECK: %[[S1:.*]] = call @kvc_rt_mlir_gpu_stream(%[[C1]], %[[S0]])
+// CHECK: bufferization.to_buffer %[[O0]] read_only
 // CHECK: gpu.launch_func async {{.*}}@attend1_combine
 // CHECK-NOT: kvc_rt_mlir_gpu_synchronize
-// CHECK: scf.if
+// CHECK: %[[C2:.*]] = scf.if %{{.*}} -> (!llvm.ptr) {
 // CHECK: call @kvc_rt_mlir_gpu_stream(%[[C0]], %[[S1]])
-// CHECK: gpu.launch_func async {{.*}}@attend2_combine
+// CHECK: gpu.launch_func async {{.*}}@append2_run0
 // CHECK: call @kvc_rt_mlir_gpu_synchronize(%[[C0]])
-// CHECK: scf.yield
+// CHECK-NEXT: scf.yield %[[C0]] : !llvm.ptr
+// CHECK: } else {
+// CHECK-NEXT: scf.yield %[[C0]] : !llvm.ptr
 // CHECK: call @kvc_rt_mlir_gpu_synchronize(%[[C1]])
 // CHECK-NEXT: gpu.launch_func @kvc_kernels::@quantize3
 // CHECK-NOT: kvc_rt_mlir_gpu_synchronize
-// CHECK: return
+// CHECK: return %[[O0]], %{{.*}}, %[[C2]], %{{.*}}, %{{.*}}, %{{.*}} :
 func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64xf16, #enc>,
-                   %q: tensor<1x4x1x64xf32>, %x: tensor<2x64x128xf16>, %again: i1)
-    -> (tensor<1x4x1x64xf32>, tensor<2x2x128x16xi8>) {
+                   %q: tensor<1x4x1x64xf32>, %k: tensor<1x2x1x64xf32>, %v: tensor<1x2x1x64xf32>,
+                   %x: tensor<2x64x128xf16>, %again: i1)
+    -> (tensor<1x4x1x64xf32>, tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16, #enc>,
+        tensor<2x2x128x16xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>) {
   %o0 = kvc.attend %q, %c0 : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16, #enc> -> tensor<1x4x1x64xf32>
   %o1 = kvc.attend %o0, %c1 : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16, #enc> -> tensor<1x4x1x64xf32>
-  %o2 = scf.if %again -> tensor<1x4x1x64xf32> {
-    %o = kvc.attend %o1, %c0 : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16, #enc> -> tensor<1x4x1x64xf32>
-    scf.yield %o : tensor<1x4x1x64xf32>
+  %c2 = scf.if %again -> !kvc.cache<1x2x?x64xf16, #enc> {
+    %c = kvc.append %c0, %k, %v : !kvc.cache<1x2x?x64xf16, #enc>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+    scf.yield %c : !kvc.cache<1x2x?x64xf16, #enc>
   } else {
-    scf.yield %o1 : tensor<1x4x1x64xf32>
+    scf.yield %c0 : !kvc.cache<1x2x?x64xf16, #enc>
   }
-  %c, %s, %z = kvc.quantize %x as quant<bits = 4, axis = channel, group = 32> : tensor<2x64x128xf16> -> tensor<2x2x128x16xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
-  return %o2, %c : tensor<1x4x1x64xf32>, tensor<2x2x128x16xi8>
+  %codes, %s, %z = kvc.quantize %x as quant<bits = 4, axis = channel, group = 32> : tensor<2x64x128xf16> -> tensor<2x2x128x16xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
+  return %o0, %o1, %c2, %codes, %s, %z : tensor<1x4x1x64xf32>, tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16, #enc>, tensor<2x2x128x16xi8>, tensor<2x2x128xf16>, tensor<2x2x128xf16>
 }
 
 // -----
@@ -727,4 +738,27 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 func.func @whole_head_values(%q: tensor<2x4x1x64xf32>, %cache: !kvc.cache<2x2x?x64xf16, #wholehead>) -> tensor<2x4x1x64xf32> {
   %o = kvc.attend %q, %cache : tensor<2x4x1x64xf32>, !kvc.cache<2x2x?x64xf16, #wholehead> -> tensor<2x4x1x64xf32>
   return %o : tensor<2x4x1x64xf32>
+}
+
+// -----
+// Decode steps in a loop: the cache is carried through scf.for as its
+// binding, and the append, nested in the loop, synchronizes its own stream
+// every iteration.
+// CHECK-LABEL: func.func @steps_in_loop
+// CHECK-SAME: (%[[CACHE:[^:]*]]: !llvm.ptr
+// CHECK: %[[LAST:.*]] = scf.for {{.*}} iter_args(%[[C:.*]] = %[[CACHE]]) -> (!llvm.ptr) {
+// CHECK: call @kvc_rt_mlir_gpu_stream(%[[C]],
+// CHECK: gpu.launch_func async {{.*}}@append{{[0-9]+}}_run0
+// CHECK: call @kvc_rt_mlir_gpu_synchronize(%[[C]])
+// CHECK-NEXT: scf.yield %[[C]] : !llvm.ptr
+// CHECK: return %[[LAST]] : !llvm.ptr
+func.func @steps_in_loop(%c0: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x1x64xf32>,
+                         %v: tensor<1x2x1x64xf32>, %n: index) -> !kvc.cache<1x2x?x64xf16> {
+  %lb = arith.constant 0 : index
+  %one = arith.constant 1 : index
+  %r = scf.for %i = %lb to %n step %one iter_args(%c = %c0) -> !kvc.cache<1x2x?x64xf16> {
+    %c2 = kvc.append %c, %k, %v : !kvc.cache<1x2x?x64xf16>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+    scf.yield %c2 : !kvc.cache<1x2x?x64xf16>
+  }
+  return %r : !kvc.cache<1x2x?x64xf16>
 }

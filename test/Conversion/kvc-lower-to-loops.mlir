@@ -421,3 +421,27 @@ func.func @quantize_token(%x: tensor<2x64xf16>) -> (tensor<2x16xi8>, tensor<2x2x
   %c, %s, %z = kvc.quantize %x as quant<bits = 2, axis = token, group = 32> : tensor<2x64xf16> -> tensor<2x16xi8>, tensor<2x2xf16>, tensor<2x2xf16>
   return %c, %s, %z : tensor<2x16xi8>, tensor<2x2xf16>, tensor<2x2xf16>
 }
+
+// -----
+// A cache carried through scf.for (decode steps in one function) becomes a
+// binding there too: the loop's iter_arg and result are !llvm.ptr, no
+// unrealized casts back to !kvc.cache are left.
+// CHECK-LABEL: func.func @steps_in_loop
+// CHECK-SAME: (%[[CACHE:[^:]*]]: !llvm.ptr
+// CHECK-NOT: unrealized_conversion_cast
+// CHECK: %[[LAST:.*]] = scf.for {{.*}} iter_args(%[[C:.*]] = %[[CACHE]]) -> (!llvm.ptr) {
+// CHECK: func.call @kvc_rt_mlir_append(%[[C]],
+// CHECK: scf.yield %[[C]] : !llvm.ptr
+// CHECK: return %[[LAST]] : !llvm.ptr
+// LLVM-LABEL: llvm.func @steps_in_loop
+// LLVM: llvm.call @kvc_rt_mlir_append
+func.func @steps_in_loop(%c0: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x1x64xf32>,
+                         %v: tensor<1x2x1x64xf32>, %n: index) -> !kvc.cache<1x2x?x64xf16> {
+  %lb = arith.constant 0 : index
+  %one = arith.constant 1 : index
+  %r = scf.for %i = %lb to %n step %one iter_args(%c = %c0) -> !kvc.cache<1x2x?x64xf16> {
+    %c2 = kvc.append %c, %k, %v : !kvc.cache<1x2x?x64xf16>, tensor<1x2x1x64xf32>, tensor<1x2x1x64xf32>
+    scf.yield %c2 : !kvc.cache<1x2x?x64xf16>
+  }
+  return %r : !kvc.cache<1x2x?x64xf16>
+}

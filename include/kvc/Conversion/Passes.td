@@ -110,6 +110,13 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     for the previous op's; one `kvc_rt_mlir_gpu_synchronize` precedes the
     function's return, so results are complete when it returns.
 
+    The kernels write a result into the caller's buffer: each tensor
+    result of `kvc.attend` and `kvc.quantize` must be returned once from
+    its function's body (other ops may read it too), else it would be a
+    host allocation the GPU cannot write. kvc's GPU emulator, whose device
+    memory is the host's, keeps the rule, so that it accepts what a GPU
+    can run.
+
     Not lowered yet, each a compile-time error naming the op: attention with more than one query token, with a mask operand, with
     dynamic shapes, and key/value reductions or eviction.
   }];

@@ -402,6 +402,43 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
   return success();
 }
 
+/// The kernels write an op's tensor results into memref.alloc buffers that
+/// buffer-results-to-out-params (kvc-gpu-pipeline) replaces by the caller's
+/// out-params, device memory like every tensor of the host code, when the
+/// function returns them. Any other result would stay a host allocation
+/// that the kernels write and the host code copies: wrong on a GPU (an
+/// illegal address), unnoticed in the emulator. So each must be returned,
+/// once, by the single-block function the op is in; other ops may read it
+/// too (they read the caller's buffer).
+static LogicalResult checkResultsReachCaller(Operation *op) {
+  auto func = dyn_cast_or_null<func::FuncOp>(op->getParentOp());
+  const bool inBody = func && func.getBody().hasOneBlock();
+  for (OpResult result : op->getResults()) {
+    if (!isa<TensorType>(result.getType()))
+      continue;
+    unsigned returned = 0;
+    for (OpOperand &use : result.getUses())
+      returned += isa<func::ReturnOp>(use.getOwner()) &&
+                  use.getOwner()->getParentOp() == func;
+    if (inBody && returned == 1)
+      continue;
+    InFlightDiagnostic diag = op->emitOpError("kvc-lower-to-gpu: result #")
+                              << result.getResultNumber();
+    if (!inBody)
+      diag << " cannot be returned by the function: the op is nested in a "
+              "region or in a function of several blocks";
+    else if (returned == 0)
+      diag << " is not returned by the function";
+    else
+      diag << " is returned " << returned << " times";
+    diag << "; the GPU kernels write their results only into the "
+            "function's results (the caller's device buffers), each "
+            "returned once from the function's body";
+    return failure();
+  }
+  return success();
+}
+
 /// What the kernels do not cover yet is an error at the op, never a
 /// fallback; records the encodings of each attention's KV heads.
 static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
@@ -436,6 +473,8 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
             "kvc-lower-to-gpu: the input must have a static shape");
         return WalkResult::interrupt();
       }
+      if (failed(checkResultsReachCaller(quantize)))
+        return WalkResult::interrupt();
       ++lowering.quantizeOps;
       return WalkResult::advance();
     }
@@ -468,6 +507,8 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                   "kernel yet; kvc-lower-to-loops computes it on the CPU";
       return WalkResult::interrupt();
     }
+    if (failed(checkResultsReachCaller(attend)))
+      return WalkResult::interrupt();
     int64_t headDim = cache.getHeadDim();
     if (headDim % 32 != 0 || headDim > 1024 ||
         (headDim > lowering.blockThreads && headDim % lowering.blockThreads)) {

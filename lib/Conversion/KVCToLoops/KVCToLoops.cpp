@@ -13,6 +13,7 @@
 #include "kvc/Numerics/FP8.h"
 #include "kvc/Numerics/Layout.h"
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
+#include "mlir/Dialect/SCF/Transforms/Patterns.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -477,6 +478,9 @@ mlir::kvc::applyBindingConversion(ModuleOp module,
   });
   target.addDynamicallyLegalOp<func::ReturnOp, func::CallOp>(
       [&](Operation *op) { return converter.isLegal(op); });
+  // Caches carried through scf.if/for/while become bindings there too.
+  scf::populateSCFStructuralTypeConversionsAndLegality(converter, patterns,
+                                                       target);
   return applyPartialConversion(module, target, std::move(patterns));
 }
 
