@@ -234,7 +234,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
       "split-blocks={8} value-product={9} l2-prefetch={10} "
       "l2-prefetch-bytes={11} key-stages={12} value-stages={13} "
-      "max-shared-memory={14}},"
+      "max-shared-memory={14} wait-on-return={15}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -247,7 +247,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.splitBlocks.getValue(), options.valueProduct.getValue(),
       options.l2Prefetch.getValue(), options.l2PrefetchBytes.getValue(),
       options.keyStages.getValue(), options.valueStages.getValue(),
-      maxSharedMemory);
+      maxSharedMemory, options.waitOnReturn.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

@@ -3,6 +3,7 @@
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="code-to-float=convert" | FileCheck %s --check-prefix=CONVERT
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-blocks=1024" | FileCheck %s --check-prefix=ADAPTIVE
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="split-blocks=0" | FileCheck %s --check-prefix=FIXED
+// RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="wait-on-return=false" | FileCheck %s --check-prefix=NOWAIT
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu | not grep prefetch
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="l2-prefetch=bulk" | FileCheck %s --check-prefix=BULK
 // RUN: kvc-opt %s -split-input-file --kvc-lower-to-gpu="l2-prefetch=lines l2-prefetch-bytes=3072" | FileCheck %s --check-prefix=LINES
@@ -586,6 +587,13 @@ func.func @quantize_keys(%x: tensor<2x64x128xf16>) -> (tensor<2x2x128x8xi8>, ten
 // CHECK: gpu.launch_func async [%{{.*}}] @kvc_kernels::@attend1_split0
 // CHECK: call @kvc_rt_mlir_gpu_synchronize(%arg0)
 // CHECK-NEXT: return
+// With wait-on-return=false the function returns with its kernels enqueued
+// on the cache's stream: the caller synchronizes.
+// NOWAIT-LABEL: func.func @append_step
+// NOWAIT: gpu.launch_func async {{.*}}@append{{[0-9]+}}_run0
+// NOWAIT: gpu.launch_func async {{.*}}@attend{{[0-9]+}}_combine
+// NOWAIT-NOT: kvc_rt_mlir_gpu_synchronize
+// NOWAIT: return
 // CHECK: gpu.func @append0_run0(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: memref<3x2x1x64xf32>, %{{.*}}: memref<3x2x1x64xf32>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
 // CHECK: %[[RECORDS:.*]] = llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
 // CHECK: %[[SIDE:.*]] = gpu.block_id z
@@ -661,6 +669,18 @@ func.func @append_step(%cache: !kvc.cache<3x2x?x64xf16, #kivi>, %q: tensor<3x4x1
 // CHECK-NEXT: gpu.launch_func @kvc_kernels::@quantize3
 // CHECK-NOT: kvc_rt_mlir_gpu_synchronize
 // CHECK: return %[[O0]], %{{.*}}, %[[C2]], %{{.*}}, %{{.*}}, %{{.*}} :
+// Without the wait on return, the nested op and the quantize launch still
+// wait for their streams; nothing else does.
+// NOWAIT-LABEL: func.func @chained
+// NOWAIT-SAME: (%[[C0:[^:]*]]: !llvm.ptr, %[[C1:[^:]*]]: !llvm.ptr
+// NOWAIT-NOT: kvc_rt_mlir_gpu_synchronize
+// NOWAIT: scf.if
+// NOWAIT: call @kvc_rt_mlir_gpu_synchronize(%[[C0]])
+// NOWAIT-NEXT: scf.yield
+// NOWAIT: call @kvc_rt_mlir_gpu_synchronize(%[[C1]])
+// NOWAIT-NEXT: gpu.launch_func @kvc_kernels::@quantize
+// NOWAIT-NOT: kvc_rt_mlir_gpu_synchronize
+// NOWAIT: return
 func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64xf16, #enc>,
                    %q: tensor<1x4x1x64xf32>, %k: tensor<1x2x1x64xf32>, %v: tensor<1x2x1x64xf32>,
                    %x: tensor<2x64x128xf16>, %again: i1)

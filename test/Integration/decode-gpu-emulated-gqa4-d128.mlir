@@ -42,7 +42,17 @@
 // RUN: kvc-run %s --steps=300 --seed=8 --spec="key=q2:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=2" | FileCheck %s --check-prefix=STAGES
 // RUN: kvc-run %s --steps=300 --seed=9 --spec="key=q4:channel:g128,value=q2:token:g32,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=3 l2-prefetch=bulk value-stages=2" | FileCheck %s --check-prefix=STAGES
 // RUN: kvc-run %s --steps=300 --seed=10 --spec="key=q2:channel:g32,value=q4:token:g128,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=2 value-stages=3" | FileCheck %s --check-prefix=STAGES
+//
+// wait-on-return=false leaves out the host wait before each step returns;
+// the emulator completes every launch before it returns, so this checks the
+// option's way through the pipeline (the ordering is the caller's on a GPU:
+// kvc_rt_cache_synchronize), 140 steps with one flush.
+// RUN: kvc-run %s --steps=140 --seed=11 --spec="key=q4:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator --gpu-options="wait-on-return=false" | FileCheck %s --check-prefix=NOWAIT
 
+// NOWAIT: key quant<bits=4, axis=channel, group=32>, value quant<bits=2, axis=token, group=32>
+// NOWAIT-NEXT: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
+// NOWAIT-NEXT: generated append: pages and residual rows equal the runtime's append after every step
+// NOWAIT-NEXT: PASS
 // K2V2: key quant<bits=2, axis=channel, group=32>, value quant<bits=2, axis=token, group=32>
 // K2V2-NEXT: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
 // K2V2-NEXT: generated append: pages and residual rows equal the runtime's append after every step

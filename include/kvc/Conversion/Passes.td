@@ -108,7 +108,8 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     (`kvc_rt_mlir_gpu_stream`, the stream the runtime's copies use, as the
     async token of the launches), each op's stream waiting on the device
     for the previous op's; one `kvc_rt_mlir_gpu_synchronize` precedes the
-    function's return, so results are complete when it returns.
+    function's return, so results are complete when it returns
+    (`wait-on-return=false` leaves it out: the caller synchronizes).
 
     The kernels write a result into the caller's buffer: each tensor
     result of `kvc.attend` and `kvc.quantize` must be returned once from
@@ -205,7 +206,17 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "stages are dynamic shared memory, which the launch can raise "
            "past the 48 KB every GPU allows up to the chip's opt-in limit "
            "(kvc-gpu-pipeline sets its chip's: 166912 on sm_80, 232448 on "
-           "sm_90); what does not fit is an error">
+           "sm_90); what does not fit is an error">,
+    Option<"waitOnReturn", "wait-on-return", "bool", /*default=*/"true",
+           "Whether a function waits on the host for its kernels before it "
+           "returns (kvc_rt_mlir_gpu_synchronize of the last kvc op's "
+           "stream), so that its results are complete then. false: it "
+           "returns with them enqueued on that cache's stream "
+           "(kvc_rt_cache_stream), which the runtime's own later work on "
+           "the cache follows; the caller orders its work behind that "
+           "stream or waits with kvc_rt_cache_synchronize, and leaves the "
+           "inputs unchanged until then. Ops nested in regions and "
+           "kvc.quantize still wait">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::bufferization::BufferizationDialect",

@@ -184,6 +184,13 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
                      "fatbin, or llvm (the kernels' LLVM bitcode, which "
                      "the GPU emulator, libkvc_gpu_emulator, runs)"),
       llvm::cl::init("bin")};
+  Option<bool> waitOnReturn{
+      *this, "wait-on-return",
+      llvm::cl::desc("Functions wait for their kernels before they return "
+                     "(default true; false: the caller synchronizes the "
+                     "last kvc op's cache stream; kvc-lower-to-gpu's "
+                     "option)"),
+      llvm::cl::init(true)};
 };
 
 /// Adds the passes of `kvc-compress` to `pm`.

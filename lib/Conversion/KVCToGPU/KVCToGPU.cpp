@@ -621,11 +621,12 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
 /// Orders the lowered kvc ops of each function. Every op's stream waits
 /// for the previous chained op's stream on the device (the `after` operand
 /// of kvc_rt_mlir_gpu_stream), so results flow from op to op without host
-/// waits even when their caches, and so their streams, differ; the last
-/// chained stream is synchronized before the function returns, so its
-/// results are complete then. Quantize launches (synchronous ones, on a
-/// stream of their own) wait for the chain first.
-static void orderOpStreams(ModuleOp module, const LoweringContext &ctx) {
+/// waits even when their caches, and so their streams, differ; with
+/// `waitOnReturn` the last chained stream is synchronized before the
+/// function returns, so its results are complete then. Quantize launches
+/// (synchronous ones, on a stream of their own) wait for the chain first.
+static void orderOpStreams(ModuleOp module, const LoweringContext &ctx,
+                           bool waitOnReturn) {
   module.walk([&](func::FuncOp func) {
     func::CallOp last;
     bool pending = false;
@@ -653,7 +654,7 @@ static void orderOpStreams(ModuleOp module, const LoweringContext &ctx) {
         pending = !joinsStreamChain(launch);
         return;
       }
-      if (isa<func::ReturnOp>(op) && pending)
+      if (isa<func::ReturnOp>(op) && pending && waitOnReturn)
         synchronizeLast(op);
     });
   });
@@ -770,6 +771,6 @@ void KVCLowerToGPUPass::runOnOperation() {
       converter, context, lowering);
   if (failed(applyBindingConversion(module, converter, std::move(patterns))))
     return signalPassFailure();
-  orderOpStreams(module, lowering.context);
+  orderOpStreams(module, lowering.context, waitOnReturn);
   removeHeadEncodings(module);
 }
