@@ -238,7 +238,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
-      "hoist-static-allocs},"
+      "hoist-static-allocs},kvc-check-host-buffers,"
       "gpu-lower-to-nvvm-pipeline{{cubin-chip={2} cubin-features={3} "
       "cubin-format={4}}",
       options.pageTokens.getValue(), options.splitTokens.getValue(), chip->name,

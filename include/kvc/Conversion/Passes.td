@@ -228,6 +228,27 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
   ];
 }
 
+def KVCCheckHostBuffers : Pass<"kvc-check-host-buffers", "ModuleOp"> {
+  let summary = "Check that bufferized GPU host code leaves buffers to the "
+                "kernels";
+  let description = [{
+    kvc-gpu-pipeline runs this after bufferization. The host code that
+    `kvc-lower-to-gpu` writes only checks layouts, calls the runtime and
+    launches kernels: its tensors are device memory (the caller's), which
+    only the kernels read and write. Bufferization can still leave buffer
+    operations in it, for instance a `memref.alloc` and `memref.copy` for a
+    sliced query (the kernels take identity-layout buffers) or an
+    allocation for a result that is not returned. On the host they would
+    read device memory or hand the kernels host memory, so each
+    `memref.alloc`, `memref.alloca` and operation that reads or writes a
+    memref outside a `gpu.module` (and outside `gpu.launch_func`) is an
+    error at the operation, located where bufferization made it.
+  }];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect", "::mlir::memref::MemRefDialect"
+  ];
+}
+
 def KVCStableHLOToLinalg : Pass<"kvc-stablehlo-to-linalg", "ModuleOp"> {
   let summary = "Convert StableHLO in generic form to linalg-on-tensors";
   let description = [{
