@@ -1,5 +1,6 @@
 // RUN: kvc-opt %s -split-input-file -verify-diagnostics --kvc-check-host-buffers | FileCheck %s
 // RUN: not kvc-opt %S/Inputs/gpu_sliced_query.mlir --kvc-gpu-pipeline="format=isa" 2>&1 | FileCheck %s --check-prefix=SLICED
+// RUN: not kvc-opt %S/Inputs/gpu_called_step.mlir --kvc-gpu-pipeline="format=isa" 2>&1 | FileCheck %s --check-prefix=CALLED
 
 // kvc-gpu-pipeline's host code after bufferization: it launches kernels on
 // the caller's buffers (device memory) and touches none itself.
@@ -53,3 +54,8 @@ func.func @host_read(%q: memref<4xf32>) -> f32 {
 // bufferization copies the slice into a new (host) buffer on the host.
 // SLICED: gpu_sliced_query.mlir:6:8: error: 'memref.alloc' op kvc-gpu-pipeline: the host code allocates a buffer in host memory, which the kernels cannot use (left by bufferization)
 // SLICED-NEXT: %q = tensor.extract_slice
+
+// A call of a compiled step whose result another call reads: the caller's
+// buffer for it would be a host allocation.
+// CALLED: gpu_called_step.mlir:9:8: error: 'memref.alloc' op kvc-gpu-pipeline: the host code allocates a buffer in host memory
+// CALLED-NEXT: %o = func.call @step
