@@ -412,7 +412,8 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
 /// too (they read the caller's buffer).
 static LogicalResult checkResultsReachCaller(Operation *op) {
   auto func = dyn_cast_or_null<func::FuncOp>(op->getParentOp());
-  const bool inBody = func && func.getBody().hasOneBlock();
+  // The function's body, where its return sees the op's results.
+  const bool inBody = joinsStreamChain(op);
   for (OpResult result : op->getResults()) {
     if (!isa<TensorType>(result.getType()))
       continue;
