@@ -61,3 +61,4 @@ if os.path.exists(os.path.join(cuda_home, "bin", "ptxas")):
     config.available_features.add("cuda-toolkit")
     config.environment["CUDA_HOME"] = cuda_home
     config.substitutions.append(("%ptxas", os.path.join(cuda_home, "bin", "ptxas")))
+    config.substitutions.append(("%cuda_home", cuda_home))

@@ -5,13 +5,18 @@
 #include "kvc/Conversion/Passes.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "mlir/IR/BuiltinOps.h"
-#include "llvm/ADT/StringExtras.h"
+#include "mlir/Target/LLVM/NVVM/Utils.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 
 #include <mutex>
 
@@ -71,6 +76,63 @@ struct BadPipelineOptions
     signalPassFailure();
   }
   std::string message;
+};
+
+/// Fails, with one line naming what is missing and where it was looked for,
+/// when a module has kernels to compile to PTX or a binary and the CUDA
+/// toolkit lacks a part that format needs: libdevice (the kernels' math
+/// functions; without it upstream leaves them as unresolved externs in the
+/// PTX, which no driver loads) and the tools (ptxas, fatbinary). Upstream
+/// reports the missing tools too, but unlocated and with the whole gpu.module
+/// printed after the error.
+struct RequireCUDAToolkit
+    : public PassWrapper<RequireCUDAToolkit, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(RequireCUDAToolkit)
+  RequireCUDAToolkit(std::string format, SmallVector<std::string> tools)
+      : format(std::move(format)), tools(std::move(tools)) {}
+  StringRef getArgument() const override { return "kvc-require-cuda-toolkit"; }
+  void runOnOperation() override {
+    gpu::GPUModuleOp kernels;
+    getOperation().walk([&](gpu::GPUModuleOp module) {
+      kernels = module;
+      return WalkResult::interrupt();
+    });
+    if (!kernels)
+      return;
+    StringRef toolkit = NVVM::getCUDAToolkitPath();
+    auto missing = [&](StringRef what, bool searchedPath, StringRef at) {
+      InFlightDiagnostic diag = emitError(kernels.getLoc())
+                                << "kvc-gpu-pipeline: format=" << format
+                                << " needs " << what
+                                << " from the CUDA toolkit: "
+                                << (searchedPath ? "not on PATH, and " : "");
+      if (toolkit.empty())
+        diag << "no toolkit is named by $CUDA_ROOT, $CUDA_HOME or $CUDA_PATH";
+      else
+        diag << "not at '" << at
+             << "' (in the toolkit named by $CUDA_ROOT, $CUDA_HOME or "
+                "$CUDA_PATH)";
+      diag << "; set one of those, or use format=llvm for the GPU emulator";
+      signalPassFailure();
+    };
+    // Where the serializer links it from.
+    SmallString<128> libdevice(toolkit);
+    llvm::sys::path::append(libdevice, "nvvm", "libdevice", "libdevice.10.bc");
+    if (toolkit.empty() || !llvm::sys::fs::is_regular_file(libdevice))
+      return missing("libdevice (the kernels' math functions)",
+                     /*searchedPath=*/false, libdevice);
+    // The serializer's search for its tools: PATH, then the toolkit.
+    for (const std::string &tool : tools) {
+      if (llvm::sys::findProgramByName(tool))
+        continue;
+      SmallString<128> inToolkit(toolkit);
+      llvm::sys::path::append(inToolkit, "bin", tool);
+      if (!llvm::sys::fs::can_execute(inToolkit))
+        return missing("`" + tool + "`", /*searchedPath=*/true, inToolkit);
+    }
+  }
+  std::string format;
+  SmallVector<std::string> tools;
 };
 
 } // namespace
@@ -231,29 +293,44 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
                                        : sharedMemoryLimit;
   std::string pipeline = llvm::formatv(
       "kvc-lower-to-gpu{{page-tokens={0} split-tokens={1} "
-      "min-blocks-per-sm={5} code-to-float={6} key-product={7} "
-      "split-blocks={8} value-product={9} l2-prefetch={10} "
-      "l2-prefetch-bytes={11} key-stages={12} value-stages={13} "
-      "max-shared-memory={14} wait-on-return={15}},"
+      "min-blocks-per-sm={2} code-to-float={3} key-product={4} "
+      "split-blocks={5} value-product={6} l2-prefetch={7} "
+      "l2-prefetch-bytes={8} key-stages={9} value-stages={10} "
+      "max-shared-memory={11} wait-on-return={12}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
-      "hoist-static-allocs},kvc-check-host-buffers,"
-      "gpu-lower-to-nvvm-pipeline{{cubin-chip={2} cubin-features={3} "
-      "cubin-format={4}}",
-      options.pageTokens.getValue(), options.splitTokens.getValue(), chip->name,
-      *features, options.format.getValue(), options.minBlocksPerSM.getValue(),
-      options.codeToFloat.getValue(), options.keyProduct.getValue(),
-      options.splitBlocks.getValue(), options.valueProduct.getValue(),
-      options.l2Prefetch.getValue(), options.l2PrefetchBytes.getValue(),
-      options.keyStages.getValue(), options.valueStages.getValue(),
-      maxSharedMemory, options.waitOnReturn.getValue());
+      "hoist-static-allocs},kvc-check-host-buffers",
+      options.pageTokens.getValue(), options.splitTokens.getValue(),
+      options.minBlocksPerSM.getValue(), options.codeToFloat.getValue(),
+      options.keyProduct.getValue(), options.splitBlocks.getValue(),
+      options.valueProduct.getValue(), options.l2Prefetch.getValue(),
+      options.l2PrefetchBytes.getValue(), options.keyStages.getValue(),
+      options.valueStages.getValue(), maxSharedMemory,
+      options.waitOnReturn.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();
     registerKVCConversionPasses();
   });
   if (failed(parsePassPipeline(pipeline, pm)))
+    llvm::report_fatal_error("kvc-gpu-pipeline: bad built-in pipeline");
+  // The emulator's bitcode (format=llvm) needs no toolkit: it runs the math
+  // functions as their libm namesakes.
+  if (format != "llvm") {
+    SmallVector<std::string> tools;
+    if (format != "isa")
+      tools.push_back("ptxas");
+    if (format == "fatbin")
+      tools.push_back("fatbinary");
+    pm.addPass(std::make_unique<RequireCUDAToolkit>(format.str(), tools));
+  }
+  if (failed(parsePassPipeline(
+          llvm::formatv("gpu-lower-to-nvvm-pipeline{{cubin-chip={0} "
+                        "cubin-features={1} cubin-format={2}}",
+                        chip->name, *features, format)
+              .str(),
+          pm)))
     llvm::report_fatal_error("kvc-gpu-pipeline: bad built-in pipeline");
 }
 

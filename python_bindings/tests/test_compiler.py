@@ -77,5 +77,21 @@ def test_gpu_chip_is_checked():
         kvc.run_pipeline(ATTEND, "builtin.module(kvc-gpu-pipeline{chip=sm_90x format=isa})")
     with pytest.raises(kvc.CompileError, match="needs PTX 8.6 or later"):
         kvc.run_pipeline(ATTEND, "builtin.module(kvc-gpu-pipeline{chip=sm_100a features=+ptx80 format=isa})")
-    ptx = kvc.run_pipeline(ATTEND, "builtin.module(kvc-gpu-pipeline{chip=sm_100a format=isa})")
+    sm100 = "builtin.module(kvc-gpu-pipeline{chip=sm_100a format=isa})"
+    if not _cuda_toolkit_has_libdevice():
+        # PTX calling unlinked libdevice functions would not load.
+        with pytest.raises(kvc.CompileError, match="needs libdevice"):
+            kvc.run_pipeline(ATTEND, sm100)
+        return
+    ptx = kvc.run_pipeline(ATTEND, sm100)
     assert 'features = "+ptx86"' in ptx and ".version 8.6" in ptx
+    assert "__nv_" not in ptx
+
+
+def _cuda_toolkit_has_libdevice():
+    """Where kvc-gpu-pipeline (upstream's NVVM target) looks for libdevice."""
+    for var in ("CUDA_ROOT", "CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(var):
+            return os.path.isfile(
+                os.path.join(os.environ[var], "nvvm", "libdevice", "libdevice.10.bc"))
+    return False

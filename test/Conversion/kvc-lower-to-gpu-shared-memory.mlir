@@ -1,4 +1,5 @@
 // RUN: not kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma key-stages=2" 2>&1 | FileCheck %s --check-prefix=DEFAULT
+// REQUIRES: cuda-toolkit
 // RUN: kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma key-stages=2 max-shared-memory=232448" | FileCheck %s
 // RUN: not kvc-opt %s --kvc-lower-to-gpu="key-product=mma value-product=mma key-stages=2 max-shared-memory=8192" 2>&1 | FileCheck %s --check-prefix=STATIC
 // RUN: kvc-opt %s --kvc-gpu-pipeline="chip=sm_80 format=isa key-product=mma value-product=mma key-stages=2" | FileCheck %s --check-prefix=SM80
