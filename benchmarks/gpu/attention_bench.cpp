@@ -55,6 +55,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "BenchAppend.h"
+#include "BenchTiming.h"
+#include "BenchVariant.h"
 #include "CheckSupport.h"
 
 #include "kvc_runtime.h"
@@ -99,89 +101,6 @@ using Clock = std::chrono::steady_clock;
 using AttentionEntry = void (*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
                                 kvc_rt_memref_4d_f32 *);
 
-struct Variant {
-  std::string name, keySpec, valueSpec;
-  uint32_t batch = 0, queryHeads = 0, kvHeads = 0, headDim = 0;
-  kvc_rt_encoding encoding{};
-  uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
-  bool tensorCoreKeys = false;   ///< key_product=mma
-  bool tensorCoreValues = false; ///< value_product=mma
-  std::string l2Prefetch = "none"; ///< l2_prefetch=lines|bulk
-  uint32_t keyStages = 0;          ///< key_stages=N (0: none)
-  uint32_t valueStages = 0;        ///< value_stages=N (0: none)
-};
-
-/// A manifest line (attention_variants.py's format, one encoding for all
-/// heads, no window or softcap, key_product, value_product, l2_prefetch,
-/// key_stages and value_stages allowed); an
-/// error message on failure.
-std::string parseVariant(const std::string &line, Variant &v) {
-  std::istringstream in(line);
-  if (!(in >> v.name >> v.batch >> v.queryHeads >> v.kvHeads >> v.headDim >>
-        v.keySpec >> v.valueSpec >> v.residual >> v.pageTokens >>
-        v.splitTokens))
-    return "expected: name B Hq Hkv D key value residual page_tokens split";
-  for (std::string extra; in >> extra;) {
-    if (extra == "key_product=mma" || extra == "key_product=fma")
-      v.tensorCoreKeys = extra == "key_product=mma";
-    else if (extra == "value_product=mma" || extra == "value_product=fma")
-      v.tensorCoreValues = extra == "value_product=mma";
-    else if (extra == "l2_prefetch=lines" || extra == "l2_prefetch=bulk" ||
-             extra == "l2_prefetch=none")
-      v.l2Prefetch = extra.substr(12);
-    else if (countField(extra, "key_stages", v.keyStages) ||
-             countField(extra, "value_stages", v.valueStages))
-      continue;
-    else
-      return "the benchmark takes no extra field but key_product, "
-             "value_product, l2_prefetch, key_stages and value_stages ('" +
-             extra + "')";
-  }
-  if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
-      v.queryHeads % v.kvHeads)
-    return "bad shape (B, Hq a positive multiple of Hkv, D, page_tokens)";
-  if (!parseSide(v.keySpec, v.encoding.key) ||
-      !parseSide(v.valueSpec, v.encoding.value))
-    return "bad side spec '" + v.keySpec + "' / '" + v.valueSpec + "'";
-  v.encoding.residual = v.residual;
-  return "";
-}
-
-/// The numerics library's form of a runtime side encoding.
-num::SideEncoding toNumerics(const kvc_rt_side_encoding &side) {
-  if (side.kind == KVC_RT_SIDE_FP16)
-    return num::SideEncoding::plain();
-  if (side.kind == KVC_RT_SIDE_FP8)
-    return num::SideEncoding::fp8Format(side.fp8_format == KVC_RT_FP8_E4M3
-                                            ? num::FP8Format::E4M3
-                                            : num::FP8Format::E5M2);
-  return num::SideEncoding::quantized(side.bits,
-                                      side.axis == KVC_RT_AXIS_CHANNEL
-                                          ? num::QuantAxis::Channel
-                                          : num::QuantAxis::Token,
-                                      side.group);
-}
-
-/// "fp16", "K2/V2 g32", "K4/V2 g32", "K4 g128/V2 g32": the names.
-std::string encodingLabel(const kvc_rt_encoding &e) {
-  auto bits = [](const kvc_rt_side_encoding &s) -> std::string {
-    if (s.kind == KVC_RT_SIDE_FP16)
-      return "16";
-    if (s.kind == KVC_RT_SIDE_FP8)
-      return s.fp8_format == KVC_RT_FP8_E4M3 ? "e4m3" : "e5m2";
-    return std::to_string(s.bits);
-  };
-  if (e.key.kind == KVC_RT_SIDE_FP16 && e.value.kind == KVC_RT_SIDE_FP16)
-    return "fp16";
-  auto group = [](uint32_t g) {
-    return g ? " g" + std::to_string(g) : std::string();
-  };
-  const std::string k = "K" + bits(e.key), v = "V" + bits(e.value);
-  if (e.key.group == e.value.group)
-    return k + "/" + v + group(e.key.group);
-  return k + group(e.key.group) + "/" + v + group(e.value.group);
-}
-
 struct Row {
   std::string label, name, problem;
   uint32_t batch = 0, S = 0;
@@ -191,111 +110,6 @@ struct Row {
   double storageBits = 0, readBits = 0;
   bool ran = false;
 };
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty())
-    return std::nan("");
-  std::sort(v.begin(), v.end());
-  const double at = p * double(v.size() - 1);
-  const size_t lo = size_t(at), hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (at - double(lo));
-}
-
-#if KVC_ATTENTION_HOST
-constexpr const char *kTiming = "host clock (dry run: CPU loops)";
-
-/// The dry run has no device and no L2 to flush: both clocks are the host's.
-struct Timer {
-  std::string init(kvc_rt_cache *) { return ""; }
-  std::string flush(bool) { return ""; }
-  Clock::time_point begin;
-  void start() { begin = Clock::now(); }
-  std::string stop(double &us) {
-    us =
-        std::chrono::duration<double, std::micro>(Clock::now() - begin).count();
-    return "";
-  }
-};
-
-std::string deviceInfo() { return "host (dry run)"; }
-std::string prepareFlush(size_t &bytes) {
-  bytes = 0;
-  return "";
-}
-#else
-constexpr const char *kTiming = "cuda events on the cache stream";
-
-/// The L2 flush buffer, twice the device's L2, shared by every cache.
-void *flushBuffer = nullptr;
-size_t flushBytes = 0;
-
-std::string prepareFlush(size_t &bytes) {
-  int l2 = 0;
-  if (cudaError_t err = cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0))
-    return cudaProblem("cudaDeviceGetAttribute(L2 size)", err);
-  flushBytes = 2 * size_t(std::max(l2, 1 << 20));
-  if (cudaError_t err = cudaMalloc(&flushBuffer, flushBytes))
-    return cudaProblem("cudaMalloc(flush buffer)", err);
-  bytes = flushBytes;
-  return "";
-}
-
-/// Events and flushes on the cache's stream.
-struct Timer {
-  cudaStream_t stream = nullptr;
-  cudaEvent_t begin = nullptr, end = nullptr;
-  unsigned flushes = 0;
-  ~Timer() {
-    cudaEventDestroy(begin);
-    cudaEventDestroy(end);
-  }
-  std::string init(kvc_rt_cache *cache) {
-    void *raw = nullptr;
-    if (kvc_rt_cache_stream(cache, &raw) != KVC_RT_OK)
-      return runtimeError("kvc_rt_cache_stream");
-    stream = static_cast<cudaStream_t>(raw);
-    if (cudaError_t err = cudaEventCreate(&begin))
-      return cudaProblem("cudaEventCreate", err);
-    if (cudaError_t err = cudaEventCreate(&end))
-      return cudaProblem("cudaEventCreate", err);
-    return "";
-  }
-  /// Overwrites twice the L2 size (a new byte each time), on the stream
-  /// the call's kernels will run on; `wait` also waits for it on the host.
-  std::string flush(bool wait) {
-    if (cudaError_t err = cudaMemsetAsync(flushBuffer, int(++flushes & 0xFF),
-                                          flushBytes, stream))
-      return cudaProblem("cudaMemsetAsync(flush)", err);
-    if (wait)
-      if (cudaError_t err = cudaStreamSynchronize(stream))
-        return cudaProblem("cudaStreamSynchronize(flush)", err);
-    return "";
-  }
-  void start() { cudaEventRecord(begin, stream); }
-  std::string stop(double &us) {
-    float ms = 0;
-    cudaEventRecord(end, stream);
-    if (cudaError_t err = cudaEventSynchronize(end))
-      return cudaProblem("cudaEventSynchronize", err);
-    if (cudaError_t err = cudaEventElapsedTime(&ms, begin, end))
-      return cudaProblem("cudaEventElapsedTime", err);
-    us = ms * 1000.0;
-    return "";
-  }
-};
-
-std::string deviceInfo() {
-  cudaDeviceProp p;
-  int driver = 0;
-  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess)
-    return "unknown";
-  cudaDriverGetVersion(&driver);
-  return std::string(p.name) + " (sm_" + std::to_string(p.major) +
-         std::to_string(p.minor) + ", CUDA driver " +
-         std::to_string(driver / 1000) + "." +
-         std::to_string(driver % 1000 / 10) + ")";
-}
-#endif
 
 /// Random fp16 tokens the sequences are filled from: [H][kPoolTokens][D]
 /// keys (a few outlier channels, as real keys have) and values. Appending
