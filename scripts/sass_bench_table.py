@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the static instruction counts of the GPU benchmark's split
 kernels with both tensor-core passes: the interior loops' SASS
-instructions per key and per value element (docs/gpu-kernels.md's tables).
+instructions per key and per value element (docs/gpu-tensor-cores.md's tables).
 
     sass_bench_table.py [--batch 8] [--kvc-opt build/bin/kvc-opt]
                         [--l2-prefetch none|lines|bulk] [--key-stages N]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Lists the loops of a kernel's SASS with their instruction counts: a
-static view of what each loop iteration issues (docs/gpu-kernels.md's
+static view of what each loop iteration issues (docs/gpu-tensor-cores.md's
 instructions per key element).
 
     sass_loops.py KERNELS.ptx --kernel attend0_split0 [--arch sm_90a]

@@ -4,7 +4,7 @@
 // not dequantize them: a 32-token unit lies in one group of each channel, so
 // q . k = sum_c (q_c * scale_c) * code_c + sum_c q_c * zero_c, with the codes
 // in the mma's A fragments, fp16(fp16(q / 16) * scale) in its B fragments and
-// the zeros in one more mma (docs/gpu-kernels.md, "Folded scales"). Its
+// the zeros in one more mma (docs/gpu-tensor-cores.md, "Folded scales"). Its
 // rounding is thus not the cache's dequantized keys rounded to fp16: these
 // functions give oracles the keys a query sees through that arithmetic, so
 // that checks can hold those kernels to f32-accumulation tolerances.
