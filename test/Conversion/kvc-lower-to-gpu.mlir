@@ -126,7 +126,7 @@
 // CHECK: %[[WS:.*]] = call @kvc_rt_mlir_gpu_workspace(%[[CACHE]],
 // CHECK: %[[OUT:.*]] = memref.alloc() : memref<4x8x1x64xf32>
 // CHECK: %[[SPLIT:.*]] = gpu.launch_func async [%[[TOKEN]]] @kvc_kernels::@attend0_split0 blocks in (%[[SPLITS]], %c2{{.*}}, %c4{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%{{.*}} : memref<4x8x1x64xf32>, %[[KPOOL]] : !llvm.ptr, %[[VPOOL]] : !llvm.ptr, %[[SEQS]] : !llvm.ptr, %[[WS]] : !llvm.ptr, %[[SPLITS]] : index, %{{.*}} : i32, %c0{{.*}} : index, %[[SIZE]] : index)
-// CHECK: gpu.launch_func async [%[[SPLIT]]] @kvc_kernels::@attend0_combine blocks in (%c8{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c64{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[WS]] : !llvm.ptr, %[[OUT]] : memref<4x8x1x64xf32>, %[[SPLITS]] : index, %{{.*}} : i32)
+// CHECK: gpu.launch_func async [%[[SPLIT]]] @kvc_kernels::@attend0_combine blocks in (%c8{{.*}}, %c4{{.*}}, %c1{{.*}}) threads in (%c128{{.*}}, %c1{{.*}}, %c1{{.*}}) args(%[[WS]] : !llvm.ptr, %[[OUT]] : memref<4x8x1x64xf32>, %[[SPLITS]] : index, %{{.*}} : i32)
 // CHECK: bufferization.to_tensor %[[OUT]]
 // The one host wait, before the results are returned.
 // CHECK-NEXT: call @kvc_rt_mlir_gpu_synchronize(%[[CACHE]])
@@ -462,9 +462,25 @@
 // CHECK: llvm.store %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
 // CHECK-NOT: gpu.barrier
 // CHECK: gpu.return
-// CHECK: gpu.func @attend0_combine(%{{.*}}: !llvm.ptr, %{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: index, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 64, 1, 1>}
+// The combine kernel: 128 threads take the splits' maxima a split each
+// (a block reduction), its 4 warps the weighted partial outputs a split
+// each (head_dim 64: 2 channels a lane, one 8-byte load), and the warps'
+// sums meet in shared memory; NaN for a layout mismatch.
+// CHECK: gpu.func @attend0_combine(%{{.*}}: !llvm.ptr, %{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: index, %{{.*}}: i32) workgroup(%[[OUTS:.*]] : memref<4x64xf32, #gpu.address_space<workgroup>>, %[[SUMS:.*]] : memref<4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// CHECK: %[[TID:.*]] = gpu.thread_id  x
+// CHECK: scf.for %{{.*}} = %[[TID]] to %{{.*}} step %c128
+// CHECK: arith.maximumf
+// CHECK: gpu.shuffle  xor
+// CHECK: gpu.barrier
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c4
 // CHECK: math.exp
+// CHECK: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xf32>
+// CHECK: memref.store %{{.*}}, %[[OUTS]]
+// CHECK: memref.store %{{.*}}, %[[SUMS]]
+// CHECK: gpu.barrier
+// CHECK: scf.for %{{.*}} = %[[TID]] to %c64 step %c128
 // CHECK: arith.divf
+// CHECK: memref.store %{{.*}} : memref<4x8x1x64xf32>
 // CHECK: 0x7FC00000
 func.func @decode(%cache: !kvc.cache<4x2x?x64xf16, #kivi2>, %q: tensor<4x8x1x64xf32>) -> tensor<4x8x1x64xf32> {
   %o = kvc.attend %q, %cache : tensor<4x8x1x64xf32>, !kvc.cache<4x2x?x64xf16, #kivi2> -> tensor<4x8x1x64xf32>

@@ -510,22 +510,39 @@ gpu::GPUFuncOp mlir::kvc::buildCombineKernel(OpBuilder &b, Location loc,
                                              Type outElementType) {
   MLIRContext *ctx = b.getContext();
   Type ptr = LLVM::LLVMPointerType::get(ctx);
+  Type f32 = b.getF32Type();
   auto outType = MemRefType::get({batch, queryHeads, 1, headDim},
                                  outElementType);
+  const int64_t threads = kCombineThreads, warps = threads / 32;
+  // Lane l of each warp owns channels [l * perLane, (l + 1) * perLane) of
+  // its splits' partial outputs: head_dim is a multiple of 32.
+  const int64_t perLane = headDim / 32;
+  auto shared = [&](ArrayRef<int64_t> shape) {
+    return MemRefType::get(shape, f32, MemRefLayoutAttrInterface(),
+                           workgroupSpace(ctx));
+  };
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(module.getBody());
   auto type = b.getFunctionType(
       {ptr, outType, b.getIndexType(), b.getI32Type()}, {});
-  auto func = gpu::GPUFuncOp::create(b, loc, name, type);
+  // The warps' weighted sums of partial outputs and of the splits' sums,
+  // and the maximum's reduction scratch.
+  auto func = gpu::GPUFuncOp::create(
+      b, loc, name, type,
+      TypeRange{shared({warps, headDim}), shared({warps}), shared({warps})},
+      TypeRange{});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func.setKnownBlockSizeAttr(
-      b.getDenseI32ArrayAttr({int32_t(headDim), 1, 1}));
+  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
   b.setInsertionPointToStart(&func.getBody().front());
   KernelBuilder k{b, loc};
+  Value warpOutputs = func.getWorkgroupAttributions()[0];
+  Value warpSums = func.getWorkgroupAttributions()[1];
+  Value scratch = func.getWorkgroupAttributions()[2];
   Value workspace = k.global(func.getArgument(0));
   Value out = func.getArgument(1), splits = func.getArgument(2),
         ok = func.getArgument(3);
-  Value channel = k.threadId();
+  Value tid = k.threadId();
+  Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
   Value head = k.blockId(gpu::Dimension::x);
   Value batchIndex = k.blockId(gpu::Dimension::y);
   Value row = k.add(k.mul(batchIndex, queryHeads), head);
@@ -533,54 +550,103 @@ gpu::GPUFuncOp mlir::kvc::buildCombineKernel(OpBuilder &b, Location loc,
   Value statsBase = k.mul(k.mul(splits, batch * queryHeads), headDim * 4);
   auto stat = [&](Value split, int64_t which) {
     Value slot = k.add(k.mul(row, splits), split);
-    return ws.load(b, loc, b.getF32Type(),
+    return ws.load(b, loc, f32,
                    k.add(statsBase, k.add(k.mul(slot, 8), k.index(which * 4))));
   };
+  // Each thread stores channels tid, tid + threads, ... of the output.
+  auto storeOutputs = [&](function_ref<Value(Value)> channelValue) {
+    k.loop(tid, k.index(headDim), k.index(threads), {},
+           [&](Value channel, ValueRange) -> SmallVector<Value> {
+             Value result = channelValue(channel);
+             if (outElementType != result.getType())
+               result = arith::TruncFOp::create(b, loc, outElementType, result);
+             memref::StoreOp::create(
+                 b, loc, result, out,
+                 ValueRange{batchIndex, head, k.index(0), channel});
+             return {};
+           });
+  };
   // A layout mismatch poisons the output rather than leave it plausible;
-  // the split kernels wrote nothing then.
-  auto floatType = cast<FloatType>(b.getF32Type());
-  auto merge = scf::IfOp::create(
+  // the split kernels wrote nothing then. `ok` is the same for the whole
+  // block, so the barriers below are reached by every thread or none.
+  scf::IfOp::create(
       b, loc, k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0)),
       [&](OpBuilder &tb, Location) {
         OpBuilder::InsertionGuard inner(b);
         b.setInsertionPoint(tb.getInsertionBlock(), tb.getInsertionPoint());
+        // The splits are independent loads: the block's threads share them
+        // out (the maximum), then its warps (the sums), instead of each
+        // thread walking every split in a chain of dependent loads.
         double negInf = -std::numeric_limits<double>::infinity();
-        Value maximum =
-            k.loop(k.index(0), splits, k.index(1), {k.f32(negInf)},
+        Value localMaximum =
+            k.loop(tid, splits, k.index(threads), {k.f32(negInf)},
                    [&](Value s, ValueRange acc) -> SmallVector<Value> {
                      return {k.fmax(acc[0], stat(s, 0))};
                    })
                 .getResult(0);
-        scf::ForOp merged = k.loop(
-            k.index(0), splits, k.index(1), {k.f32(0.0), k.f32(0.0)},
+        Value maximum =
+            k.blockReduce(localMaximum, scratch, threads,
+                          [&](Value x, Value y) { return k.fmax(x, y); });
+        SmallVector<Value> inits(perLane + 1, k.f32(0.0));
+        Value firstChannel = k.mul(lane, perLane);
+        // The largest power-of-two alignment of a lane's channels, up to a
+        // 16-byte load.
+        const unsigned alignment = std::min<unsigned>(
+            16, unsigned(perLane * 4) & -unsigned(perLane * 4));
+        scf::ForOp sums = k.loop(
+            warp, splits, k.index(warps), inits,
             [&](Value s, ValueRange acc) -> SmallVector<Value> {
               // Empty splits have maximum -inf and sum 0: weight 0.
               Value weight = math::ExpOp::create(
                   b, loc, arith::SubFOp::create(b, loc, stat(s, 0), maximum));
               Value slot = k.add(k.mul(row, splits), s);
-              Value partial = ws.load(
-                  b, loc, b.getF32Type(),
-                  k.mul(k.add(k.mul(slot, headDim), channel), 4));
-              return {k.fadd(acc[0], k.fmul(weight, stat(s, 1))),
-                      k.fadd(acc[1], k.fmul(weight, partial))};
+              Value partial = ws.loadVector(
+                  b, loc, f32, perLane,
+                  k.mul(k.add(k.mul(slot, headDim), firstChannel), 4),
+                  alignment);
+              SmallVector<Value> next;
+              next.push_back(k.fadd(acc[0], k.fmul(weight, stat(s, 1))));
+              for (int64_t j = 0; j < perLane; ++j)
+                next.push_back(
+                    k.fadd(acc[1 + j],
+                           k.fmul(weight, vector::ExtractOp::create(
+                                              b, loc, partial, int64_t(j)))));
+              return next;
             });
-        scf::YieldOp::create(
-            b, loc,
-            ValueRange{arith::DivFOp::create(b, loc, merged.getResult(1),
-                                             merged.getResult(0))});
+        for (int64_t j = 0; j < perLane; ++j)
+          memref::StoreOp::create(
+              b, loc, sums.getResult(1 + j), warpOutputs,
+              ValueRange{warp, k.add(firstChannel, k.index(j))});
+        k.ifThen(k.cmp(arith::CmpIPredicate::eq, lane, k.index(0)), [&] {
+          memref::StoreOp::create(b, loc, sums.getResult(0), warpSums, warp);
+        });
+        k.barrier();
+        // The warps' sums in warp order: every call rounds alike.
+        Value total = memref::LoadOp::create(b, loc, warpSums, k.index(0));
+        for (int64_t w = 1; w < warps; ++w)
+          total = k.fadd(total,
+                         memref::LoadOp::create(b, loc, warpSums, k.index(w)));
+        storeOutputs([&](Value channel) {
+          Value weighted = memref::LoadOp::create(
+              b, loc, warpOutputs, ValueRange{k.index(0), channel});
+          for (int64_t w = 1; w < warps; ++w)
+            weighted =
+                k.fadd(weighted,
+                       memref::LoadOp::create(b, loc, warpOutputs,
+                                              ValueRange{k.index(w), channel}));
+          return arith::DivFOp::create(b, loc, weighted, total);
+        });
+        scf::YieldOp::create(b, loc);
       },
       [&](OpBuilder &eb, Location) {
         OpBuilder::InsertionGuard inner(b);
         b.setInsertionPoint(eb.getInsertionBlock(), eb.getInsertionPoint());
+        auto floatType = cast<FloatType>(f32);
         Value nan = arith::ConstantFloatOp::create(
             b, loc, floatType, APFloat::getNaN(floatType.getFloatSemantics()));
-        scf::YieldOp::create(b, loc, ValueRange{nan});
+        storeOutputs([&](Value) { return nan; });
+        scf::YieldOp::create(b, loc);
       });
-  Value result = merge.getResult(0);
-  if (outElementType != result.getType())
-    result = arith::TruncFOp::create(b, loc, outElementType, result);
-  memref::StoreOp::create(b, loc, result, out,
-                          ValueRange{batchIndex, head, k.index(0), channel});
   gpu::ReturnOp::create(b, loc);
   return func;
 }

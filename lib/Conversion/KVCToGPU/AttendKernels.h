@@ -121,10 +121,16 @@ gpu::GPUFuncOp buildSplitKernel(OpBuilder &b, Location loc,
                                 gpu::GPUModuleOp module,
                                 const SplitKernelSpec &spec);
 
-/// The combine kernel. Grid (query heads, batch), block D. Arguments:
-/// (workspace: !llvm.ptr, out memref<B x Hq x 1 x D>, splits: index,
-/// ok: i32). Merges the splits with a log-sum-exp; writes NaN when `ok` is
-/// 0 (the runtime's layout is not the compiled one).
+/// Threads of a combine block.
+constexpr int64_t kCombineThreads = 128;
+
+/// The combine kernel. Grid (query heads, batch), block kCombineThreads.
+/// Arguments: (workspace: !llvm.ptr, out memref<B x Hq x 1 x D>, splits:
+/// index, ok: i32). Merges the splits with a log-sum-exp: the block's
+/// threads take the splits' maxima a split each, its warps the weighted
+/// partial outputs a split each (a lane D / 32 channels, one vector load),
+/// and the warps' sums meet in shared memory. Writes NaN when `ok` is 0
+/// (the runtime's layout is not the compiled one).
 gpu::GPUFuncOp buildCombineKernel(OpBuilder &b, Location loc,
                                   gpu::GPUModuleOp module, StringRef name,
                                   int64_t batch, int64_t queryHeads,

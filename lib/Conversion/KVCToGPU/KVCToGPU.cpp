@@ -394,7 +394,8 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
   SmallVector<Value> arguments = {workspace, out, splits, ok32};
   stream.launch(rewriter, loc, combine,
                 gpu::KernelDim3{index(queryHeads), index(batch), index(1)},
-                gpu::KernelDim3{index(headDim), index(1), index(1)}, arguments);
+                gpu::KernelDim3{index(kCombineThreads), index(1), index(1)},
+                arguments);
   stream.finish(rewriter, loc, ctx, op);
   rewriter.replaceOp(op, bufferization::ToTensorOp::create(
                              rewriter, loc, resultType, out,
