@@ -19,8 +19,10 @@
 //    evicts the cache's pages from L2, then the start event; the end event
 //    after the call (which synchronizes the stream before it returns). The
 //    host enqueues the call's work while the memset runs, so the events
-//    measure the device time of the call (records upload, split and
-//    combine kernels) without most of its host overhead: "GPU us";
+//    measure the device time of the call (split and combine kernels: the
+//    records are unchanged since the first call, so not copied again, as in
+//    a decode step whose append copied them) without most of its host
+//    overhead: "GPU us";
 //  - N more calls, each after a flush and a stream synchronization, timed
 //    by the host clock around the call: "call us", what a caller waits
 //    (layout checks, runtime calls, launches, the final synchronization);

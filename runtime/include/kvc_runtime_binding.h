@@ -274,12 +274,16 @@ _Static_assert(sizeof(kvc_rt_gpu_sequence) == 32 &&
  *  and page tables written by appends): kernels launched on that stream
  *  (kvc_rt_mlir_gpu_stream) see all of it; other readers synchronize the
  *  cache first (kvc_rt_cache_synchronize). On the CPU backends it is
- *  complete when it returns. The records stay valid until the next call of
- *  this function or the destruction of the binding; a later call is
- *  ordered behind kernels on the cache's stream, readers on other streams
- *  must be done. NULL after an error (sticky, like the other entry points):
- *  INVALID_HANDLE / INVALID_SEQUENCE (the cache or a sequence is gone),
- *  OUT_OF_MEMORY, BACKEND. */
+ *  complete when it returns. Records unchanged since their last copy (this
+ *  function's, or kvc_rt_mlir_reserve_append's, which copies the records
+ *  after the append with its own) are not copied again: a decode step's
+ *  attention after its append makes no copy. The records stay valid until
+ *  the next call of this function or of kvc_rt_mlir_reserve_append, or the
+ *  destruction of the binding; a later call is ordered behind kernels on
+ *  the cache's stream, readers on other streams must be done. NULL after an
+ * error (sticky, like the other entry points): INVALID_HANDLE /
+ * INVALID_SEQUENCE (the cache or a sequence is gone), OUT_OF_MEMORY, BACKEND.
+ */
 KVC_RT_API const kvc_rt_gpu_sequence *
 kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding);
 

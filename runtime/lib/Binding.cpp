@@ -14,6 +14,7 @@
 #include "Cache.h"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -41,10 +42,18 @@ struct kvc_rt_binding {
   /// kvc_rt_mlir_gpu_sequences: staged on the host, then copied to `records`.
   std::vector<kvc_rt_gpu_sequence> hostRecords;
   BackendBlock records;
+  /// The sequence records in backend memory as kernels read them (in
+  /// `records`, or after the append records in `appendRecords`) and what
+  /// they hold; null while no copy is known to be current.
+  const kvc_rt_gpu_sequence *uploadedRecords = nullptr;
+  std::vector<kvc_rt_gpu_sequence> uploadedHostRecords;
   BackendBlock workspace;
-  /// kvc_rt_mlir_reserve_append: the ranges, the staged records, their copy.
+  /// kvc_rt_mlir_reserve_append: the ranges, the staged records (the append
+  /// records, then at appendSequencesOffset the sequence records after the
+  /// append), their copy.
   std::vector<kvc_rt_append_range> appendRanges;
   std::vector<kvc_rt_gpu_append> hostAppendRecords;
+  std::vector<uint8_t> hostAppendUpload;
   BackendBlock appendRecords;
   /// kvc_rt_mlir_gpu_live_bitmaps: [batch][kv_heads] addresses and the
   /// bitmap copies they point to, staged on the host.
@@ -432,16 +441,41 @@ static const void *upload(kvc_rt_binding *binding, BackendBlock &block,
   return block.data;
 }
 
+/// Whether `a` and `b` hold the same records, byte for byte.
+static bool sameRecords(const std::vector<kvc_rt_gpu_sequence> &a,
+                        const std::vector<kvc_rt_gpu_sequence> &b) {
+  return a.size() == b.size() &&
+         std::memcmp(a.data(), b.data(), a.size() * sizeof(a[0])) == 0;
+}
+
 const kvc_rt_gpu_sequence *kvc_rt_mlir_gpu_sequences(kvc_rt_binding *binding) {
   if (!usable(binding))
     return nullptr;
   for (size_t b = 0; b < binding->seqs.size(); ++b)
     if (!sequenceRecord(binding, b, &binding->hostRecords[b]))
       return nullptr;
-  return static_cast<const kvc_rt_gpu_sequence *>(
+  // Unchanged since their last copy (this function's, or the append's that
+  // came with its records): no copy, which on a GPU is a transfer on the
+  // stream a call of a few microseconds waits for.
+  if (binding->uploadedRecords &&
+      sameRecords(binding->hostRecords, binding->uploadedHostRecords))
+    return binding->uploadedRecords;
+  binding->uploadedRecords = nullptr;
+  const auto *records = static_cast<const kvc_rt_gpu_sequence *>(
       upload(binding, binding->records, binding->hostRecords.data(),
              binding->hostRecords.size() * sizeof(kvc_rt_gpu_sequence),
              "kvc_rt_mlir_gpu_sequences"));
+  if (records) {
+    binding->uploadedRecords = records;
+    binding->uploadedHostRecords = binding->hostRecords;
+  }
+  return records;
+}
+
+/// Where the sequence records start in kvc_rt_mlir_reserve_append's block:
+/// past the append records, 256-byte aligned like every records block.
+static size_t appendSequencesOffset(size_t batch) {
+  return (batch * sizeof(kvc_rt_gpu_append) + 255) / 256 * 256;
 }
 
 const kvc_rt_gpu_append *kvc_rt_mlir_reserve_append(kvc_rt_binding *binding,
@@ -456,10 +490,19 @@ const kvc_rt_gpu_append *kvc_rt_mlir_reserve_append(kvc_rt_binding *binding,
   const size_t batch = binding->seqs.size();
   binding->appendRanges.resize(batch);
   binding->hostAppendRecords.resize(batch);
+  // The sequence records this block may hold are replaced (and the block
+  // may move) whatever happens next.
+  if (binding->uploadedRecords &&
+      reinterpret_cast<const uint8_t *>(binding->uploadedRecords) !=
+          binding->records.data)
+    binding->uploadedRecords = nullptr;
   // The records' block first: once reserved, the tokens must reach the
-  // code that writes them.
+  // code that writes them. It holds the append records, then the sequence
+  // records after the append, which an attention later in the step reads
+  // without a copy of its own (kvc_rt_mlir_gpu_sequences).
   Backend *backend = backendOf(binding);
-  const size_t bytes = batch * sizeof(kvc_rt_gpu_append);
+  const size_t sequencesAt = appendSequencesOffset(batch);
+  const size_t bytes = sequencesAt + batch * sizeof(kvc_rt_gpu_sequence);
   if (!backend || !reserve(binding, *backend, binding->appendRecords, bytes,
                            "kvc_rt_mlir_reserve_append"))
     return nullptr;
@@ -470,17 +513,32 @@ const kvc_rt_gpu_append *kvc_rt_mlir_reserve_append(kvc_rt_binding *binding,
                                    binding->appendRanges.data()),
              "kvc_rt_reserve_append"))
     return nullptr;
+  binding->hostRecords.resize(batch);
   for (size_t b = 0; b < batch; ++b) {
     kvc_rt_gpu_append &record = binding->hostAppendRecords[b];
     if (!sequenceRecord(binding, b, &record.sequence))
       return nullptr;
+    binding->hostRecords[b] = record.sequence;
     // Counts are at most max_tokens, a uint32_t.
     record.old_tokens = uint32_t(binding->appendRanges[b].old_tokens);
     record.old_compressed = uint32_t(binding->appendRanges[b].old_compressed);
   }
-  return static_cast<const kvc_rt_gpu_append *>(
-      upload(binding, binding->appendRecords, binding->hostAppendRecords.data(),
-             bytes, "kvc_rt_mlir_reserve_append"));
+  // One copy for both.
+  std::vector<uint8_t> &staged = binding->hostAppendUpload;
+  staged.assign(bytes, 0);
+  std::memcpy(staged.data(), binding->hostAppendRecords.data(),
+              batch * sizeof(kvc_rt_gpu_append));
+  std::memcpy(staged.data() + sequencesAt, binding->hostRecords.data(),
+              batch * sizeof(kvc_rt_gpu_sequence));
+  const auto *records = static_cast<const uint8_t *>(
+      upload(binding, binding->appendRecords, staged.data(), bytes,
+             "kvc_rt_mlir_reserve_append"));
+  if (!records)
+    return nullptr;
+  binding->uploadedRecords =
+      reinterpret_cast<const kvc_rt_gpu_sequence *>(records + sequencesAt);
+  binding->uploadedHostRecords = binding->hostRecords;
+  return reinterpret_cast<const kvc_rt_gpu_append *>(records);
 }
 
 /// kvc.evict for both entry points: `headBudgets` is null or kv_heads

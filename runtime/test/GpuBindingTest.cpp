@@ -140,6 +140,58 @@ TEST_P(GpuBinding, RecordsFollowTheSequencesThroughFlushes) {
   kvc_rt_binding_destroy(binding);
 }
 
+TEST_P(GpuBinding, RecordsAreCopiedOnlyWhenTheyChange) {
+  CacheHolder cache(simpleConfig(kivi2(), GetParam()));
+  ASSERT_RT_OK(cache.status());
+  kvc_rt_seq seqs[2];
+  for (kvc_rt_seq &seq : seqs)
+    ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
+  kvc_rt_binding *binding = nullptr;
+  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, seqs, 2, &binding));
+  auto *records =
+      const_cast<kvc_rt_gpu_sequence *>(kvc_rt_mlir_gpu_sequences(binding));
+  ASSERT_NE(records, nullptr) << kvc_rt_binding_error(binding);
+
+  // Unchanged sequences: no copy. A mark in the copy (host-addressable on
+  // these backends) survives the next call.
+  records[0].num_tokens = 12345;
+  EXPECT_EQ(kvc_rt_mlir_gpu_sequences(binding), records);
+  EXPECT_EQ(records[0].num_tokens, 12345u);
+  records[0].num_tokens = 0;
+
+  // A reservation copies the records after it with its own append records,
+  // in one block: the attention of the same step copies nothing.
+  const kvc_rt_gpu_append *appended = kvc_rt_mlir_reserve_append(binding, 3);
+  ASSERT_NE(appended, nullptr) << kvc_rt_binding_error(binding);
+  const kvc_rt_gpu_sequence *after = kvc_rt_mlir_gpu_sequences(binding);
+  ASSERT_NE(after, nullptr) << kvc_rt_binding_error(binding);
+  // Past the two 40-byte append records, 256-byte aligned.
+  EXPECT_EQ(reinterpret_cast<const uint8_t *>(after),
+            reinterpret_cast<const uint8_t *>(appended) + 256);
+  for (int b = 0; b < 2; ++b) {
+    EXPECT_EQ(after[b].num_tokens, 3u);
+    EXPECT_EQ(std::memcmp(&after[b], &appended[b].sequence, sizeof(after[b])),
+              0);
+    expectRecordMatches(cache, seqs[b], after[b], "after the reservation");
+  }
+  EXPECT_EQ(kvc_rt_mlir_gpu_sequences(binding), after);
+
+  // A change the binding did not make (the host appends to a sequence
+  // itself) is copied again, into the binding's own block.
+  std::vector<float> more = randomTokens(2, 70, 64, 5);
+  kvc_rt_tokens t = sliceTokens(more, more, 2, 70, 64, 0, 70);
+  ASSERT_RT_OK(kvc_rt_append(cache, seqs[1], 0, &t));
+  const kvc_rt_gpu_sequence *changed = kvc_rt_mlir_gpu_sequences(binding);
+  ASSERT_NE(changed, nullptr) << kvc_rt_binding_error(binding);
+  EXPECT_EQ(changed, records);
+  EXPECT_EQ(changed[0].num_tokens, 3u);
+  EXPECT_EQ(changed[1].num_tokens, 73u);
+  for (int b = 0; b < 2; ++b)
+    expectRecordMatches(cache, seqs[b], changed[b], "after the host's append");
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_OK);
+  kvc_rt_binding_destroy(binding);
+}
+
 TEST_P(GpuBinding, NoResidualBuffersWithoutAResidualWindow) {
   // Token-axis quantization compresses every token at once (R = 0).
   const kvc_rt_encoding enc =
