@@ -19,16 +19,11 @@
 
 namespace kvc::gpucheck {
 
-struct Variant {
+struct Variant : PipelineFields {
   std::string name, keySpec, valueSpec;
   uint32_t batch = 0, queryHeads = 0, kvHeads = 0, headDim = 0;
   kvc_rt_encoding encoding{};
   uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
-  bool tensorCoreKeys = false;   ///< key_product=mma
-  bool tensorCoreValues = false; ///< value_product=mma
-  std::string l2Prefetch = "none"; ///< l2_prefetch=lines|bulk
-  uint32_t keyStages = 0;          ///< key_stages=N (0: none)
-  uint32_t valueStages = 0;        ///< value_stages=N (0: none)
 };
 
 /// A manifest line (attention_variants.py's format, one encoding for all
@@ -41,22 +36,11 @@ inline std::string parseVariant(const std::string &line, Variant &v) {
         v.keySpec >> v.valueSpec >> v.residual >> v.pageTokens >>
         v.splitTokens))
     return "expected: name B Hq Hkv D key value residual page_tokens split";
-  for (std::string extra; in >> extra;) {
-    if (extra == "key_product=mma" || extra == "key_product=fma")
-      v.tensorCoreKeys = extra == "key_product=mma";
-    else if (extra == "value_product=mma" || extra == "value_product=fma")
-      v.tensorCoreValues = extra == "value_product=mma";
-    else if (extra == "l2_prefetch=lines" || extra == "l2_prefetch=bulk" ||
-             extra == "l2_prefetch=none")
-      v.l2Prefetch = extra.substr(12);
-    else if (countField(extra, "key_stages", v.keyStages) ||
-             countField(extra, "value_stages", v.valueStages))
-      continue;
-    else
+  for (std::string extra; in >> extra;)
+    if (!pipelineField(extra, v))
       return "the benchmark takes no extra field but key_product, "
              "value_product, l2_prefetch, key_stages and value_stages ('" +
              extra + "')";
-  }
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
       v.queryHeads % v.kvHeads)
     return "bad shape (B, Hq a positive multiple of Hkv, D, page_tokens)";

@@ -65,6 +65,42 @@ inline bool countField(const std::string &field, const std::string &name,
   return true;
 }
 
+/// The kvc-gpu-pipeline options a manifest line of attention_variants.py
+/// may carry beside its shape and encoding.
+struct PipelineFields {
+  /// key_product=mma: the kernels take the key dot products on tensor
+  /// cores, from the queries and dequantized keys rounded to fp16.
+  bool tensorCoreKeys = false;
+  /// value_product=mma: the kernels weigh values rounded to fp16 on tensor
+  /// cores.
+  bool tensorCoreValues = false;
+  /// l2_prefetch=lines|bulk: the split kernels prefetch their page blocks
+  /// into L2 (the emulated check checks each prefetch against the cache).
+  std::string l2Prefetch = "none";
+  /// key_stages=N: the tensor-core key pass copies its key units into N
+  /// shared-memory stages with cp.async (0: none; the results are the
+  /// same).
+  uint32_t keyStages = 0;
+  /// value_stages=N: the same for the tensor-core value pass.
+  uint32_t valueStages = 0;
+};
+
+/// Whether manifest field `field` is one of PipelineFields'; if so, its
+/// value goes to `fields`.
+inline bool pipelineField(const std::string &field, PipelineFields &fields) {
+  if (field == "key_product=mma" || field == "key_product=fma")
+    fields.tensorCoreKeys = field == "key_product=mma";
+  else if (field == "value_product=mma" || field == "value_product=fma")
+    fields.tensorCoreValues = field == "value_product=mma";
+  else if (field == "l2_prefetch=lines" || field == "l2_prefetch=bulk" ||
+           field == "l2_prefetch=none")
+    fields.l2Prefetch = field.substr(12);
+  else
+    return countField(field, "key_stages", fields.keyStages) ||
+           countField(field, "value_stages", fields.valueStages);
+  return true;
+}
+
 /// FNV-1a: per-variant seeds that do not depend on which variants run.
 inline uint64_t hashName(const std::string &name) {
   uint64_t h = 1469598103934665603ull;

@@ -98,28 +98,13 @@ using namespace kvc::gpucheck;
 using AttentionEntry = void (*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
                                 kvc_rt_memref_4d_f32 *);
 
-struct Variant {
+struct Variant : PipelineFields {
   std::string name;
   uint32_t batch = 0, queryHeads = 0, kvHeads = 0, headDim = 0;
   std::vector<kvc_rt_encoding> encodings; ///< 1, or one per KV head
   uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
   size_t window = 0;
   double softcap = 0;
-  /// key_product=mma: the kernels take the key dot products on tensor
-  /// cores, from the queries and dequantized keys rounded to fp16.
-  bool tensorCoreKeys = false;
-  /// value_product=mma: the kernels weigh values rounded to fp16 on tensor
-  /// cores.
-  bool tensorCoreValues = false;
-  /// l2_prefetch=lines|bulk: the split kernels prefetch their page blocks
-  /// into L2 (the emulated check checks each prefetch against the cache).
-  std::string l2Prefetch = "none";
-  /// key_stages=N: the tensor-core key pass copies its key units into N
-  /// shared-memory stages with cp.async (0: none; the results are the
-  /// same).
-  uint32_t keyStages = 0;
-  /// value_stages=N: the same for the tensor-core value pass.
-  uint32_t valueStages = 0;
 };
 
 /// One manifest line (attention_variants.py documents the format); an
@@ -135,17 +120,7 @@ std::string parseVariant(const std::string &line, Variant &v) {
       v.window = std::strtoull(extra.c_str() + 7, nullptr, 10);
     else if (extra.rfind("softcap=", 0) == 0)
       v.softcap = std::strtod(extra.c_str() + 8, nullptr);
-    else if (extra == "key_product=mma" || extra == "key_product=fma")
-      v.tensorCoreKeys = extra == "key_product=mma";
-    else if (extra == "value_product=mma" || extra == "value_product=fma")
-      v.tensorCoreValues = extra == "value_product=mma";
-    else if (extra == "l2_prefetch=lines" || extra == "l2_prefetch=bulk" ||
-             extra == "l2_prefetch=none")
-      v.l2Prefetch = extra.substr(12);
-    else if (countField(extra, "key_stages", v.keyStages) ||
-             countField(extra, "value_stages", v.valueStages))
-      continue;
-    else
+    else if (!pipelineField(extra, v))
       return "unknown field '" + extra + "'";
   }
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens ||

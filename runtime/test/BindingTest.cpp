@@ -58,10 +58,8 @@ TEST(Binding, AppendsEveryBatchEntryAndExposesPages) {
   CacheHolder cache(simpleConfig(kivi2()));
   ASSERT_RT_OK(cache.status());
   kvc_rt_seq seqs[2];
-  for (kvc_rt_seq &seq : seqs)
-    ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
   kvc_rt_binding *binding = nullptr;
-  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, seqs, 2, &binding));
+  ASSERT_NO_FATAL_FAILURE(bindNewSequences(cache, seqs, 2, &binding));
 
   Tokens keys(2, 2, 70, 1), values(2, 2, 70, 2);
   _mlir_ciface_kvc_rt_mlir_append(binding, &keys.desc, &values.desc);

@@ -144,10 +144,8 @@ TEST_P(GpuBinding, RecordsAreCopiedOnlyWhenTheyChange) {
   CacheHolder cache(simpleConfig(kivi2(), GetParam()));
   ASSERT_RT_OK(cache.status());
   kvc_rt_seq seqs[2];
-  for (kvc_rt_seq &seq : seqs)
-    ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
   kvc_rt_binding *binding = nullptr;
-  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, seqs, 2, &binding));
+  ASSERT_NO_FATAL_FAILURE(bindNewSequences(cache, seqs, 2, &binding));
   auto *records =
       const_cast<kvc_rt_gpu_sequence *>(kvc_rt_mlir_gpu_sequences(binding));
   ASSERT_NE(records, nullptr) << kvc_rt_binding_error(binding);
@@ -270,10 +268,8 @@ TEST_P(GpuBinding, ErrorsAreStickyNotFatal) {
   CacheHolder cache(simpleConfig(kivi2(), GetParam()));
   ASSERT_RT_OK(cache.status());
   kvc_rt_seq seqs[2];
-  for (kvc_rt_seq &seq : seqs)
-    ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
   kvc_rt_binding *binding = nullptr;
-  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, seqs, 2, &binding));
+  ASSERT_NO_FATAL_FAILURE(bindNewSequences(cache, seqs, 2, &binding));
 
   EXPECT_EQ(kvc_rt_mlir_gpu_sequences(nullptr), nullptr);
   EXPECT_EQ(kvc_rt_mlir_gpu_workspace(nullptr, 16), nullptr);

@@ -5,6 +5,7 @@
 
 #include "ModelDriver.h"
 #include "kvc_runtime.h"
+#include "kvc_runtime_binding.h"
 
 #include "gtest/gtest.h"
 
@@ -97,6 +98,15 @@ inline ModelConfig simpleConfig(kvc_rt_encoding enc, uint32_t backend =
 inline kvc_rt_encoding kivi2(uint32_t residual = 64) {
   return makeEncoding(quantSide(2, KVC_RT_AXIS_CHANNEL, 32),
                       quantSide(2, KVC_RT_AXIS_TOKEN, 32), residual);
+}
+
+/// Creates `count` empty sequences in `cache` and binds them, in order, to
+/// layer 0 (call under ASSERT_NO_FATAL_FAILURE).
+inline void bindNewSequences(kvc_rt_cache *cache, kvc_rt_seq *seqs,
+                             uint32_t count, kvc_rt_binding **binding) {
+  for (uint32_t i = 0; i < count; ++i)
+    ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seqs[i]));
+  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, seqs, count, binding));
 }
 
 } // namespace testing
