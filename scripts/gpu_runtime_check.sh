@@ -52,6 +52,7 @@ build_with_nvcc() {
   # library must not fuse multiply-adds (docs/layout.md 1.1).
   local sources=("$ROOT"/lib/Numerics/*.cpp
     "$ROOT"/runtime/lib/BackendHost.cpp "$ROOT"/runtime/lib/Binding.cpp
+    "$ROOT"/runtime/lib/BindingEvict.cpp
     "$ROOT"/runtime/lib/Cache.cpp "$ROOT"/runtime/lib/GPULaunch.cpp
     "$ROOT"/runtime/lib/CacheRead.cpp "$ROOT"/runtime/lib/CApi.cpp
     "$ROOT"/runtime/lib/Geometry.cpp "$ROOT"/runtime/lib/PagePool.cpp
