@@ -77,7 +77,8 @@ failed=0
        "min-blocks-per-sm $(cat "$ARTIFACTS/bench/min-blocks-per-sm.txt" 2>/dev/null || echo '?'),"  \
        "split-blocks $(cat "$ARTIFACTS/bench/split-blocks.txt" 2>/dev/null || echo '?'),"  \
        "code-to-float $(cat "$ARTIFACTS/bench/code-to-float.txt" 2>/dev/null || echo '?')," \
-       "launch stream: $(cat "$ARTIFACTS/bench/launch-stream.txt" 2>/dev/null || echo '?')"
+       "launch stream: $(cat "$ARTIFACTS/bench/launch-stream.txt" 2>/dev/null || echo '?')," \
+       "wait-on-return $(cat "$ARTIFACTS/bench/wait-on-return.txt" 2>/dev/null || echo '?')"
 } > "$MACHINE" 2>&1
 tee -a "$LOG" < "$MACHINE"
 # The issue's bandwidth targets are fractions of the device's peak.

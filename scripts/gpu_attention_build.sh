@@ -102,9 +102,11 @@ esac
 # $SPLIT_BLOCKS, no l2_prefetch: none, no key_stages or value_stages: 0)
 # into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
 # (kvc-cpu-pipeline), intermediates in WORK, and checks that every variant
-# of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`.
-compile_attention() { # DIR WORK MODULES MANIFEST [emu]
+# of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`. EXTRA: more
+# kvc-gpu-pipeline options for every module.
+compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
   local dir="$1" work="$2" modules="$3" manifest="$4" emu="${5:-}"
+  local extra="${6:-}"
   local mlir page_tokens split_tokens key_product value_product split_blocks
   local l2_prefetch key_stages value_stages
   local key_reads value_reads gpu_options
@@ -129,8 +131,8 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu]
          "key-product=$key_product value-product=$value_product" \
          "l2-prefetch=$l2_prefetch key-stages=$key_stages" \
          "value-stages=$value_stages chip=$CHIP" \
-         "min-blocks-per-sm=$MIN_BLOCKS)"
-    gpu_options="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product l2-prefetch=$l2_prefetch key-stages=$key_stages value-stages=$value_stages"
+         "min-blocks-per-sm=$MIN_BLOCKS${extra:+ $extra})"
+    gpu_options="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product l2-prefetch=$l2_prefetch key-stages=$key_stages value-stages=$value_stages${extra:+ $extra}"
     compile_object "$dir/$mlir" kvc-gpu-pipeline "$gpu_options" \
       "$work/$stem" "$dir/$stem.o"
     # The kernels as LLVM bitcode (format=llvm) for the GPU emulator
@@ -230,8 +232,12 @@ if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
   "$PYTHON" "$ROOT/benchmarks/gpu/bench_variants.py" "$BENCH" \
     --split-tokens "$BENCH_SPLIT_TOKENS"
   start=$SECONDS
+  # The functions return with their kernels enqueued on the cache's stream
+  # (no host wait inside a call), as a decode loop would run them: the
+  # benchmark's CUDA events then time the device work alone, as they do
+  # SDPA's, and it synchronizes the stream itself where a caller would.
   compile_attention "$BENCH" "$BENCH_WORK" bench_modules.txt \
-    bench_manifest.txt
+    bench_manifest.txt "" "wait-on-return=false"
   # Every attention variant's append twin: (binding, k, v) -> binding.
   while read -r name _; do
     twin="bench_append_${name#bench_}"
@@ -254,6 +260,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
   echo "$MIN_BLOCKS" > "$BENCH/min-blocks-per-sm.txt"
   echo "$SPLIT_BLOCKS" > "$BENCH/split-blocks.txt"
   echo "$CODE_TO_FLOAT" > "$BENCH/code-to-float.txt"
+  echo false > "$BENCH/wait-on-return.txt"
   echo "gpu_attention_build: $variants bench variants," \
        "$(wc -l < "$BENCH/bench_modules.txt") objects in $BENCH" \
        "($((SECONDS - start)) s)"

@@ -8,14 +8,19 @@
 // per step. The appends go to forks of the row's sequences, freed
 // afterwards, so the attention rows keep their lengths (a fork shares the
 // parent's pages; its flush writes pages of its own, as a sequence's would).
-// Each call is timed as a caller sees it (host clock: the reservation, the
-// records' upload, the launch and the final stream synchronization).
+// Each step is timed as the attention calls are (BenchTiming.h): behind an
+// L2 flush, CUDA events around the call on the cache's stream (the device
+// time of the records' copy and the append kernel: the functions return
+// without a wait, and the host reserves and launches while the flush runs),
+// and the host clock until the call returns (the reservation, the records'
+// staging, the launch). The means per step: one flush amortized.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef KVC_BENCHMARKS_GPU_BENCHAPPEND_H
 #define KVC_BENCHMARKS_GPU_BENCHAPPEND_H
 
+#include "BenchTiming.h"
 #include "CheckSupport.h"
 
 #include <chrono>
@@ -41,14 +46,19 @@ inline AppendEntry findAppendTwin(const std::string &name) {
   return findEntry<AppendEntry>("bench_append_" + name.substr(prefix.size()));
 }
 
+/// An append step's mean times, in microseconds (NaN: not timed).
+struct AppendTimes {
+  double gpuUs = std::nan(""), enqueueUs = std::nan("");
+};
+
 /// Appends `steps` tokens, one call per token, to forks of `seqs` (freed on
-/// return) and stores the mean host time per call in `usPerStep`. The
-/// binding's and the cache's errors come back as the problem.
+/// return) and stores the mean times per call in `times`. The binding's and
+/// the cache's errors come back as the problem.
 inline std::string timeAppendSteps(AppendEntry entry, kvc_rt_cache *cache,
                                    const std::vector<kvc_rt_seq> &seqs,
                                    uint32_t kvHeads, uint32_t headDim,
                                    uint32_t steps, uint64_t seed,
-                                   double &usPerStep) {
+                                   AppendTimes &times) {
   std::vector<kvc_rt_seq> forks;
   auto freeForks = [&] {
     for (kvc_rt_seq fork : forks)
@@ -89,14 +99,29 @@ inline std::string timeAppendSteps(AppendEntry entry, kvc_rt_cache *cache,
   kvc_rt_memref_4d_f32 v{
       values.ptr, values.ptr, 0, {B, H, 1, D}, {H * D, D, D, 1}};
 
-  const auto begin = std::chrono::steady_clock::now();
-  for (uint32_t i = 0; i < steps; ++i)
+  Timer timer;
+  if (std::string problem = timer.init(cache); !problem.empty())
+    return problem;
+  double gpuUs = 0, enqueueUs = 0;
+  for (uint32_t i = 0; i < steps; ++i) {
+    if (std::string problem = timer.flush(false); !problem.empty())
+      return problem;
+    timer.start();
+    const auto begin = std::chrono::steady_clock::now();
     if (entry(binding, &k, &v) != binding)
       return "the append returned another binding";
-  usPerStep = std::chrono::duration<double, std::micro>(
-                  std::chrono::steady_clock::now() - begin)
-                  .count() /
-              std::max(1u, steps);
+    enqueueUs += std::chrono::duration<double, std::micro>(
+                     std::chrono::steady_clock::now() - begin)
+                     .count();
+    double us = 0;
+    if (std::string problem = timer.stop(us); !problem.empty())
+      return problem;
+    gpuUs += us;
+  }
+  times.gpuUs = gpuUs / std::max(1u, steps);
+  times.enqueueUs = enqueueUs / std::max(1u, steps);
+  if (kvc_rt_cache_synchronize(cache) != KVC_RT_OK)
+    return runtimeError("kvc_rt_cache_synchronize");
   if (kvc_rt_binding_status(binding) != KVC_RT_OK)
     return std::string("append: binding: ") +
            kvc_rt_status_name(kvc_rt_binding_status(binding)) + ": " +

@@ -17,19 +17,23 @@
 //    stream (kvc_rt_cache_stream), where the generated host code launches
 //    its kernels: before each, a memset of twice the L2 size on that stream
 //    evicts the cache's pages from L2, then the start event; the end event
-//    after the call (which synchronizes the stream before it returns). The
-//    host enqueues the call's work while the memset runs, so the events
-//    measure the device time of the call (split and combine kernels: the
-//    records are unchanged since the first call, so not copied again, as in
-//    a decode step whose append copied them) without most of its host
-//    overhead: "GPU us";
+//    right after the call. The functions are compiled with
+//    wait-on-return=false (scripts/gpu_attention_build.sh): a call returns
+//    with its kernels enqueued, as in a decode loop, and the host enqueues
+//    them while the memset runs, so the events measure the device time of
+//    the call (split and combine kernels: the records are unchanged since
+//    the first call, so not copied again, as in a decode step whose append
+//    copied them), as sdpa_baseline.py's events measure SDPA's: "GPU us";
 //  - N more calls, each after a flush and a stream synchronization, timed
-//    by the host clock around the call: "call us", what a caller waits
-//    (layout checks, runtime calls, launches, the final synchronization);
+//    by the host clock: until the call returns, "enqueue us" (layout
+//    checks, runtime calls, launches: the host's share of a decode step),
+//    and until kvc_rt_cache_synchronize after it returns, "call us" (what a
+//    caller that waits for the output waits);
 //  - a last call with the output poisoned (NaN bytes) must write a finite
 //    output and leave the binding, the mgpu* record and CUDA clean;
 //  - the variant's append twin over R one-token steps on forks of the
-//    sequences (BenchAppend.h): "append us" per step, host clock.
+//    sequences (BenchAppend.h), each step timed like the attention calls:
+//    "append GPU us" and "append enqueue us", the means per step.
 // Bytes read are exact for the cache's state: the pages of the c(n)
 // compressed tokens of every sequence (whole pages: c(n) is a multiple of
 // the residual window, which the page size divides) with the block sizes of
@@ -106,8 +110,8 @@ using AttentionEntry = void (*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
 struct Row {
   std::string label, name, problem;
   uint32_t batch = 0, S = 0;
-  std::vector<double> gpu, call; ///< microseconds per timed call
-  double appendUs = std::nan(""); ///< per decode step; NaN: not timed
+  std::vector<double> gpu, enqueue, call; ///< microseconds per timed call
+  AppendTimes append;                     ///< per decode step; NaN: not timed
   uint64_t bytes = 0, kvBytes = 0;
   double storageBits = 0, readBits = 0;
   bool ran = false;
@@ -250,8 +254,17 @@ std::string timeCalls(const Variant &v, AttentionEntry entry,
                          outDesc = descriptor(out.ptr);
     entry(binding, &qDesc, &outDesc);
   };
+  // The call returns with its kernels enqueued (wait-on-return=false); a
+  // caller waits for them on the cache's stream.
+  auto wait = [&]() -> std::string {
+    return kvc_rt_cache_synchronize(cache) == KVC_RT_OK
+               ? ""
+               : runtimeError("kvc_rt_cache_synchronize");
+  };
   for (uint32_t i = 0; i < options.warmup; ++i)
     call();
+  if (std::string problem = wait(); !problem.empty())
+    return "warm-up: " + problem;
   if (std::string problem = callProblem(binding, cache); !problem.empty())
     return "warm-up: " + problem;
   for (uint32_t i = 0; i < options.reps; ++i) {
@@ -269,9 +282,14 @@ std::string timeCalls(const Variant &v, AttentionEntry entry,
       return problem;
     const auto begin = Clock::now();
     call();
+    const auto enqueued = Clock::now();
+    if (std::string problem = wait(); !problem.empty())
+      return problem;
+    const auto done = Clock::now();
+    row.enqueue.push_back(
+        std::chrono::duration<double, std::micro>(enqueued - begin).count());
     row.call.push_back(
-        std::chrono::duration<double, std::micro>(Clock::now() - begin)
-            .count());
+        std::chrono::duration<double, std::micro>(done - begin).count());
   }
   if (std::string problem = callProblem(binding, cache); !problem.empty())
     return problem;
@@ -280,6 +298,8 @@ std::string timeCalls(const Variant &v, AttentionEntry entry,
   if (!out.poison())
     return deviceProblem("poisoning the output");
   call();
+  if (std::string problem = wait(); !problem.empty())
+    return problem;
   if (std::string problem = callProblem(binding, cache); !problem.empty())
     return problem;
   if (!out.download(result))
@@ -478,7 +498,7 @@ void runBatch(const std::vector<const Variant *> &variants,
         if (row.problem.empty() && bench->append)
           row.problem =
               timeAppendSteps(bench->append, cache, seqs, v.kvHeads, v.headDim,
-                              appendSteps(v), seed + S, row.appendUs);
+                              appendSteps(v), seed + S, row.append);
         if (!row.problem.empty()) {
           bench->problem = row.problem;
           broken = contextBroken();
@@ -490,7 +510,8 @@ void runBatch(const std::vector<const Variant *> &variants,
 }
 
 struct Summary {
-  double gpuMedian, gpuP10, gpuP90, gpuMin, callMedian, tbps, percent;
+  double gpuMedian, gpuP10, gpuP90, gpuMin, enqueueMedian, callMedian, tbps,
+      percent;
 };
 
 Summary summarize(const Row &row, const Options &options) {
@@ -499,6 +520,7 @@ Summary summarize(const Row &row, const Options &options) {
   s.gpuP10 = percentile(row.gpu, 0.1);
   s.gpuP90 = percentile(row.gpu, 0.9);
   s.gpuMin = percentile(row.gpu, 0.0);
+  s.enqueueMedian = percentile(row.enqueue, 0.5);
   s.callMedian = percentile(row.call, 0.5);
   s.tbps = double(row.bytes) / (s.gpuMedian * 1e-6) / 1e12;
   s.percent = 100.0 * s.tbps / options.peakTBps;
@@ -522,9 +544,12 @@ bool writeJson(const std::string &path, const std::string &header,
          << ", \"gpu_us_p10\": " << jsonNumber(s.gpuP10)
          << ", \"gpu_us_p90\": " << jsonNumber(s.gpuP90)
          << ", \"gpu_us_min\": " << jsonNumber(s.gpuMin)
+         << ", \"enqueue_us_median\": " << jsonNumber(s.enqueueMedian)
          << ", \"call_us_median\": " << jsonNumber(s.callMedian)
-         << ", \"append_us_per_step\": " << jsonNumber(r.appendUs)
-         << ", \"bytes\": " << r.bytes << ", \"kv_bytes\": " << r.kvBytes
+         << ", \"append_gpu_us_per_step\": " << jsonNumber(r.append.gpuUs)
+         << ", \"append_enqueue_us_per_step\": "
+         << jsonNumber(r.append.enqueueUs) << ", \"bytes\": " << r.bytes
+         << ", \"kv_bytes\": " << r.kvBytes
          << ", \"tbps\": " << jsonNumber(s.tbps)
          << ", \"percent_of_peak\": " << jsonNumber(s.percent)
          << ", \"storage_bits_per_element\": " << jsonNumber(r.storageBits)
@@ -602,25 +627,40 @@ int main(int argc, char **argv) {
     std::printf("attention_bench: %s\n", problem.c_str());
     return 1;
   }
+  // gpu_attention_build.sh compiles the GPU functions with
+  // wait-on-return=false; older artifacts waited inside each call, and
+  // their GPU times include that wait.
+  std::string waitOnReturn = kHostClockOnly ? "n/a (CPU loops)" : "unknown";
+  if (std::ifstream file(artifacts + "/wait-on-return.txt");
+      file && !kHostClockOnly)
+    file >> waitOnReturn;
+  if (!kHostClockOnly && waitOnReturn != "false")
+    std::printf("attention_bench: WARNING: the artifacts' functions wait "
+                "before they return (wait-on-return: %s): GPU us include "
+                "that host wait\n",
+                waitOnReturn.c_str());
   std::printf("seed: %llu; %u warm-up and %u timed calls per row; L2 flush "
-              "%.1f MB; timing: %s; peak %.2f TB/s\n",
+              "%.1f MB; timing: %s; wait-on-return: %s; peak %.2f TB/s\n",
               (unsigned long long)seed, options.warmup, options.reps,
-              flushBytes / 1e6, kTiming, options.peakTBps);
+              flushBytes / 1e6, kTiming, waitOnReturn.c_str(),
+              options.peakTBps);
 
   std::ostringstream header;
   header << "  \"command\": " << jsonString(command) << ",\n"
          << "  \"device\": " << jsonString(deviceInfo()) << ",\n"
          << "  \"timing\": " << jsonString(kTiming) << ",\n"
+         << "  \"wait_on_return\": " << jsonString(waitOnReturn) << ",\n"
          << "  \"seed\": " << seed << ",\n"
          << "  \"reps\": " << options.reps << ",\n"
          << "  \"warmup\": " << options.warmup << ",\n"
          << "  \"l2_flush_bytes\": " << flushBytes << ",\n"
          << "  \"peak_tbps\": " << jsonNumber(options.peakTBps) << ",\n";
 
-  std::printf("| encoding | B | S | GPU us (p10-p90) | call us | append us | "
-              "MB read | TB/s | %% peak | bits/elem | result |\n");
+  std::printf("| encoding | B | S | GPU us (p10-p90) | enqueue us | call us | "
+              "append GPU us | append enqueue us | MB read | TB/s | %% peak "
+              "| bits/elem | result |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
-              "| --- |\n");
+              "| --- | --- | --- |\n");
   std::fflush(stdout);
   std::vector<Row> rows;
   int passed = 0, failed = 0, skipped = 0;
@@ -633,12 +673,12 @@ int main(int argc, char **argv) {
       ++skipped;
     else
       (ok ? passed : failed)++;
-    std::printf("| %s | %u | %u | %.1f (%.1f-%.1f) | %.1f | %.1f | %.2f | "
-                "%.3f | %.1f | %.2f | %s%s%s |\n",
+    std::printf("| %s | %u | %u | %.1f (%.1f-%.1f) | %.1f | %.1f | %.1f | "
+                "%.1f | %.2f | %.3f | %.1f | %.2f | %s%s%s |\n",
                 row.label.c_str(), row.batch, row.S, s.gpuMedian, s.gpuP10,
-                s.gpuP90, s.callMedian, row.appendUs, row.bytes / 1e6, s.tbps,
-                s.percent, row.storageBits,
-                ok ? "ok" : (row.ran ? "FAIL" : "skipped"),
+                s.gpuP90, s.enqueueMedian, s.callMedian, row.append.gpuUs,
+                row.append.enqueueUs, row.bytes / 1e6, s.tbps, s.percent,
+                row.storageBits, ok ? "ok" : (row.ran ? "FAIL" : "skipped"),
                 row.problem.empty() ? "" : ": ", row.problem.c_str());
     std::fflush(stdout);
     if (!jsonPath.empty() && !writeJson(jsonPath, header.str(), rows, options))

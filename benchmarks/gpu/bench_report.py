@@ -46,7 +46,7 @@ def base_encoding(label):
 class Target:
     """One of issue 5's targets: `kind` "peak" (% of the peak bandwidth),
     "speedup" (over SDPA), at least `threshold`, or "append" (the append's
-    time per decode step as a % of the attention call's), at most
+    time per decode step as a % of the attention's: append_share), at most
     `threshold`, for the rows `applies` accepts."""
 
     def __init__(self, text, kind, threshold, applies):
@@ -99,12 +99,27 @@ def speedup(kvc_row, sdpa_row):
 
 
 def append_share(row):
-    """The append's time per step as a % of the attention call's (both as a
-    caller waits for them, host clock), or None."""
-    append = row.get("append_us_per_step") if row else None
-    if not (measured(row) and append and row.get("call_us_median")):
+    """The append's time per step as a % of the attention's, or None: both
+    device times on the cache's stream (CUDA events: append GPU us and GPU
+    us); in runs from before those (no append_gpu_us_per_step) both as a
+    caller waited for them (host clock: append us and call us)."""
+    if not measured(row):
         return None
-    return 100.0 * append / row["call_us_median"]
+    if "append_gpu_us_per_step" in row:
+        append, attention = (row.get("append_gpu_us_per_step"),
+                             row.get("gpu_us_median"))
+    else:
+        append, attention = (row.get("append_us_per_step"),
+                             row.get("call_us_median"))
+    if not (isinstance(append, (int, float)) and not math.isnan(append)
+            and attention):
+        return None
+    return 100.0 * append / attention
+
+
+def device_timed_appends(kvc):
+    """Whether the run timed its appends on the device (append GPU us)."""
+    return any("append_gpu_us_per_step" in row for row in kvc.get("rows", []))
 
 
 def sdpa_index(sdpa):
@@ -165,10 +180,20 @@ def render(kvc, sdpa, machine="", commands="", date=""):
              f"sdpa_baseline.py (torch {sdpa.get('torch', '?')}, CUDA "
              f"{sdpa.get('cuda', '?')}; {sdpa.get('reps', '?')} timed "
              "calls, L2 flushed the same way). Times are medians of CUDA "
-             "events; speedup = SDPA GPU us / kvc GPU us; kvc call us and "
-             "append us are host clock times of whole calls (append: the "
-             "mean of one-token steps over a residual window, one flush, "
-             "BenchAppend.h), the append's share is of the call; bytes read are "
+             "events; speedup = SDPA GPU us / kvc GPU us; "
+             + (f"kvc's functions return without waiting (wait-on-return "
+                f"{kvc.get('wait_on_return', '?')}): enqueue us is the host "
+                "clock until a call returns, call us until the cache's "
+                "stream is synchronized after it; append GPU us and append "
+                "enqueue us are the same two measures of one-token append "
+                "steps (the means over a residual window, one flush, "
+                "BenchAppend.h), and the append's share is of the "
+                "attention's GPU us; " if device_timed_appends(kvc) else
+                "kvc call us and append us are host clock times of whole "
+                "calls (append: the mean of one-token steps over a residual "
+                "window, one flush, BenchAppend.h), the append's share is "
+                "of the call; ") +
+             "bytes read are "
              "exact (kvc: the compressed pages and fp16 residual rows the "
              "call reads, q and out; SDPA: q, K, V and out); % of "
              f"{number(kvc.get('peak_tbps', 3.35), 2)} TB/s, the device's "
@@ -204,11 +229,12 @@ def render(kvc, sdpa, machine="", commands="", date=""):
         bits = next((r.get("storage_bits_per_element") for r in rows
                      if r.get("storage_bits_per_element")), None)
         lines += [f"## {encoding} ({number(bits, 2)} bits per element)", "",
-                  "| B | S | kvc GPU us (p10-p90) | kvc call us | append us "
-                  "(% of call) | MB read | TB/s | % peak | SDPA GPU us | "
-                  "SDPA TB/s | speedup | targets |",
+                  "| B | S | kvc GPU us (p10-p90) | kvc enqueue us | kvc call "
+                  "us | append GPU us (% of attention) | append enqueue us "
+                  "| MB read | TB/s | % peak | SDPA GPU us | SDPA TB/s | "
+                  "speedup | targets |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | "
-                  "--- | --- | --- |"]
+                  "--- | --- | --- | --- | --- |"]
         for row in rows:
             base = baseline.get((row["batch"], row["S"]))
             marks = [f"{r['target'].text.split(' at ')[0]}: {r['status']}"
@@ -223,9 +249,11 @@ def render(kvc, sdpa, machine="", commands="", date=""):
                 f"{number(row.get('gpu_us_median'))} "
                 f"({number(row.get('gpu_us_p10'))}-"
                 f"{number(row.get('gpu_us_p90'))}) | "
+                f"{number(row.get('enqueue_us_median'))} | "
                 f"{number(row.get('call_us_median'))} | "
-                f"{number(row.get('append_us_per_step'))} "
+                f"{number(row.get('append_gpu_us_per_step', row.get('append_us_per_step')))} "
                 f"({number(append_share(row))}) | "
+                f"{number(row.get('append_enqueue_us_per_step'))} | "
                 f"{number(row.get('bytes', 0) / 1e6, 2)} | "
                 f"{number(row.get('tbps'), 3)} | "
                 f"{number(row.get('percent_of_peak'))} | "

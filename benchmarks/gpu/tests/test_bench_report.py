@@ -109,7 +109,31 @@ def test_missing_baseline_leaves_speedups_unmeasured(tmp_path):
            "| not measured |" in text
 
 
-def test_append_share_is_a_maximum_of_the_call_time():
+def test_append_share_is_of_the_attention_device_time():
+    # Runs since wait-on-return=false: both device times (CUDA events).
+    row = kvc_row("K2/V2 g32", 1, 4096, 10.0, 40.0)  # GPU us: 10
+    row.update(append_gpu_us_per_step=None, append_enqueue_us_per_step=None)
+    assert bench_report.append_share(row) is None  # not timed
+    row.update(append_gpu_us_per_step=0.4, append_enqueue_us_per_step=7.5,
+               enqueue_us_median=12.5)
+    assert abs(bench_report.append_share(row) - 4.0) < 1e-9
+    big = dict(kvc_row("K2/V2 g128", 32, 32768, 100.0, 80.0),
+               append_gpu_us_per_step=7.5, append_enqueue_us_per_step=9.0)
+    kvc = dict(KVC, wait_on_return="false", rows=[row, big])
+    got = {(r["encoding"], r["batch"], r["S"]): (r["status"], r["value"])
+           for r in bench_report.evaluate(kvc, SDPA)
+           if r["target"].kind == "append"}
+    assert got[("K2/V2 g32", 1, 4096)] == ("met", 4.0)
+    assert got[("K2/V2 g128", 32, 32768)] == ("not met", 7.5)
+    text = bench_report.render(kvc, SDPA)
+    # GPU us, enqueue us, call us, append GPU us (share), append enqueue us.
+    assert "| 1 | 4096 | 10.0 (9.0-11.0) | 12.5 | 30.0 | 0.4 (4.0) | 7.5 |" \
+        in text
+    assert "wait-on-return false" in text
+
+
+def test_append_share_of_older_runs_is_of_the_call_time():
+    # Runs from before: host clock times of whole calls.
     row = kvc_row("K2/V2 g32", 1, 4096, 10.0, 40.0)  # call us: 30
     assert bench_report.append_share(row) is None  # not timed
     row["append_us_per_step"] = 1.2
@@ -124,7 +148,8 @@ def test_append_share_is_a_maximum_of_the_call_time():
     assert got[("K2/V2 g128", 32, 32768)] == ("not met", 7.5)
     assert got[("K4/V2 g32", 1, 4096)] == ("not measured", None)
     text = bench_report.render(kvc, SDPA)
-    assert "| 1.2 (4.0) |" in text
+    assert "| 1.2 (4.0) | - |" in text
+    assert "the append's share is of the call" in text
 
 
 def test_tensor_core_rows_meet_targets_on_their_own():
