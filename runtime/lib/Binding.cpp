@@ -472,7 +472,6 @@ const kvc_rt_gpu_append *kvc_rt_mlir_reserve_append(kvc_rt_binding *binding,
                                    binding->appendRanges.data()),
              "kvc_rt_reserve_append"))
     return nullptr;
-  binding->hostRecords.resize(batch);
   for (size_t b = 0; b < batch; ++b) {
     kvc_rt_gpu_append &record = binding->hostAppendRecords[b];
     if (!sequenceRecord(binding, b, &record.sequence))
