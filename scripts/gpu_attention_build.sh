@@ -22,8 +22,8 @@
 # (format=llvm, for the emulator), apart from the attention
 # objects: each check links only its own. The benchmark's variants
 # (benchmarks/gpu/bench_variants.py, attention_bench.cpp) go the way of the
-# attention ones into OUTDIR/bench (bench_manifest.txt, bench_modules.txt)
-# and OUTDIR/bench/host. Environment: CUDA_HOME (default
+# attention ones into OUTDIR/bench (bench_manifest.txt, bench_modules.txt),
+# OUTDIR/bench/host and OUTDIR/bench/emu. Environment: CUDA_HOME (default
 # /usr/local/cuda; the NVVM target needs its ptxas and libdevice), CHIP
 # (default sm_90a), MIN_BLOCKS (the split kernels' min-blocks-per-sm,
 # default the pipeline's, 5; 0 leaves ptxas its own target), CODE_TO_FLOAT
@@ -36,7 +36,7 @@
 # leaving the other parts of OUTDIR as they are; default all three),
 # KVC_GPU_BUILD_DEVICE_ONLY=1 (only what a GPU machine links: no host/ or
 # emu/ objects, which are for dry runs here; the device tool carries at
-# most 64 MiB with the working tree, and the whole build is ~64 MB of
+# most 64 MiB with the working tree, and the whole build is ~69 MB of
 # which the GPU's part is ~25 MB; also about half the build time).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -236,12 +236,15 @@ if [ -z "$ONLY" ] || [ "$ONLY" = bench ]; then
   # (no host wait inside a call), as a decode loop would run them: the
   # benchmark's CUDA events then time the device work alone, as they do
   # SDPA's, and it synchronizes the stream itself where a caller would.
+  # The emulated benchmark (kvc_attention_bench_emu) runs their
+  # format=llvm twins in bench/emu.
   compile_attention "$BENCH" "$BENCH_WORK" bench_modules.txt \
-    bench_manifest.txt "" "wait-on-return=false"
+    bench_manifest.txt emu "wait-on-return=false"
   # Every attention variant's append twin: (binding, k, v) -> binding.
   while read -r name _; do
     twin="bench_append_${name#bench_}"
-    for ir in "$BENCH_WORK" ${HOST_PARTS:+"$BENCH_WORK/host"}; do
+    for ir in "$BENCH_WORK" ${HOST_PARTS:+"$BENCH_WORK/host"} \
+        ${HOST_PARTS:+"$BENCH_WORK/emu"}; do
       grep -q "^define ptr @_mlir_ciface_$twin(ptr %0, ptr %1, ptr %2)" \
           "$ir"/*.ll || fail "no _mlir_ciface_$twin(binding, k, v) in $ir/*.ll"
     done

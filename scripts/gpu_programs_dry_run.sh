@@ -21,7 +21,11 @@
 #     truncating accumulation (KVC_GPU_EMULATOR_MMA=truncate), the 8-bit
 #     whole-head value groups at S = 4096 (whose folded weights once lost
 #     bits growing with S), and every append variant's kernels byte for
-#     byte against kvc_rt_append (kvc_append_check_emu).
+#     byte against kvc_rt_append (kvc_append_check_emu); and the
+#     benchmark's kvc-gpu-pipeline code (wait-on-return=false, kernels
+#     emulated: kvc_attention_bench_emu) at S = 128 for every B = 1
+#     variant and the B = 32 ones with both tensor-core passes: each
+#     call and append step runs and writes finite outputs.
 # Needs build/bin/kvc-opt, build/lib/GPUEmulator/libkvc_gpu_emulator.a (or
 # KVC_GPU_EMULATOR), LLVM 22's tools and the CUDA toolkit (CUDA_HOME,
 # default /usr/local/cuda), not a GPU. ctest runs it as kvc-gpu-programs.
@@ -48,7 +52,7 @@ cmake -S "$ROOT/benchmarks/gpu" -B "$WORK/build" -G Ninja \
 cmake --build "$WORK/build" -j 2
 for program in kvc_attention_check kvc_append_check kvc_attention_bench \
     kvc_attention_check_host kvc_append_check_host kvc_attention_bench_host \
-    kvc_attention_check_emu kvc_append_check_emu; do
+    kvc_attention_check_emu kvc_append_check_emu kvc_attention_bench_emu; do
   [ -x "$WORK/build/$program" ] || { say "FAIL: $program was not built"; exit 1; }
 done
 say "programs built ($((SECONDS - start)) s)"
@@ -67,4 +71,7 @@ KVC_GPU_EMULATOR_MMA=truncate "$WORK/build/kvc_attention_check_emu" \
   --only _mma,_vmma 300
 "$WORK/build/kvc_attention_check_emu" --only v8t128,v8t64 4096
 "$WORK/build/kvc_append_check_emu"
+"$WORK/build/kvc_attention_bench_emu" --reps 1 --warmup 1 \
+  --only '_b1_,_b32_h32x8_d128_mma_vmma$,_b32_h32x8_d128_p128_mma_vmma$' \
+  --json "$WORK/bench_emu.json" 128
 say "emulated kernels passed ($((SECONDS - start)) s)"

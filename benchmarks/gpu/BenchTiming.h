@@ -2,8 +2,9 @@
 //
 // attention_bench.cpp's clocks. On a GPU: CUDA events on the cache's
 // stream, each timed call behind a memset of twice the device's L2 on that
-// stream (the flush); in the dry run (KVC_ATTENTION_HOST, CPU loops) the
-// host clock and no flush. Plus the percentiles of the table.
+// stream (the flush); in the dry run (KVC_ATTENTION_HOST: CPU loops, or
+// with KVC_ATTENTION_EMULATED the emulated kernels) the host clock and no
+// flush. Plus the percentiles of the table.
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,7 +37,11 @@ inline double percentile(std::vector<double> v, double p) {
 }
 
 #if KVC_ATTENTION_HOST
+#if KVC_ATTENTION_EMULATED
+constexpr const char *kTiming = "host clock (emulated kernels)";
+#else
 constexpr const char *kTiming = "host clock (dry run: CPU loops)";
+#endif
 constexpr bool kHostClockOnly = true;
 
 /// The dry run has no device and no L2 to flush: both clocks are the host's.

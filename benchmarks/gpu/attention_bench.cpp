@@ -53,6 +53,13 @@
 // row, so a killed run keeps what it measured). Exits 1 on a failed row, 2
 // on bad arguments or manifest, 77 without a CUDA device.
 //
+// Built with KVC_ATTENTION_HOST=1 and KVC_ATTENTION_EMULATED=1
+// (kvc_attention_bench_emu) it runs the same kvc-gpu-pipeline code
+// (format=llvm objects) on CPU caches with its kernels in kvc's GPU
+// emulator: the generated host code and kernels of the GPU benchmark,
+// checked to run and write finite outputs without a GPU (times mean
+// nothing).
+//
 // Built with KVC_ATTENTION_HOST=1 (kvc_attention_bench_host) it runs the
 // kvc-cpu-pipeline code of the same variants on CPU caches with host
 // buffers and the host clock: a dry run of the fill, the bytes accounting,
@@ -72,8 +79,14 @@
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Layout.h"
 
+#ifndef KVC_ATTENTION_EMULATED
+#define KVC_ATTENTION_EMULATED 0
+#endif
 #if !KVC_ATTENTION_HOST
 #include <cuda_runtime.h>
+#endif
+#if KVC_ATTENTION_EMULATED
+#include "kvc/GPUEmulator/Prefetches.h"
 #endif
 
 #include <algorithm>
@@ -93,6 +106,13 @@
 #include <vector>
 
 namespace num = kvc::numerics;
+
+/// Whether the program calls kvc-gpu-pipeline code (on a GPU or emulated).
+#if !KVC_ATTENTION_HOST || KVC_ATTENTION_EMULATED
+constexpr bool kGPUPipelineCode = true;
+#else
+constexpr bool kGPUPipelineCode = false;
+#endif
 
 #ifndef KVC_BENCH_ARTIFACTS_DIR
 #define KVC_BENCH_ARTIFACTS_DIR "build/gpu-attention/bench"
@@ -495,6 +515,10 @@ void runBatch(const std::vector<const Variant *> &variants,
         if (row.problem.empty())
           row.problem = timeCalls(v, bench->entry, cache, seqs, bench->q,
                                   bench->out, options, row);
+#if KVC_ATTENTION_EMULATED
+        // Recorded by the emulator; the emulated check checks them.
+        kvc::gpuemu::takePrefetches();
+#endif
         if (row.problem.empty() && bench->append)
           row.problem =
               timeAppendSteps(bench->append, cache, seqs, v.kvHeads, v.headDim,
@@ -619,7 +643,11 @@ int main(int argc, char **argv) {
       !selectVariants("attention_bench", variants, only))
     return 2;
   if (int exitCode =
-          startDevice("attention_bench", "kvc-cpu-pipeline code on CPU caches",
+          startDevice("attention_bench",
+                      KVC_ATTENTION_EMULATED
+                          ? "kvc-gpu-pipeline code on CPU caches, kernels "
+                            "emulated"
+                          : "kvc-cpu-pipeline code on CPU caches",
                       variants.size() * lengths.size()))
     return exitCode;
   size_t flushBytes = 0;
@@ -630,9 +658,9 @@ int main(int argc, char **argv) {
   // gpu_attention_build.sh compiles the GPU functions with
   // wait-on-return=false; older artifacts waited inside each call, and
   // their GPU times include that wait.
-  std::string waitOnReturn = kHostClockOnly ? "n/a (CPU loops)" : "unknown";
+  std::string waitOnReturn = kGPUPipelineCode ? "unknown" : "n/a (CPU loops)";
   if (std::ifstream file(artifacts + "/wait-on-return.txt");
-      file && !kHostClockOnly)
+      file && kGPUPipelineCode)
     file >> waitOnReturn;
   if (!kHostClockOnly && waitOnReturn != "false")
     std::printf("attention_bench: WARNING: the artifacts' functions wait "
