@@ -356,8 +356,10 @@ KVC_RT_API kvc_rt_status kvc_rt_cache_check_layer_heads(
 KVC_RT_API kvc_rt_status kvc_rt_cache_stream(const kvc_rt_cache *cache,
                                              void **stream);
 
-/** Waits until every copy enqueued by this cache has completed (no-op on
- *  the CPU backends). Errors: NULL_POINTER, INVALID_HANDLE, BACKEND. */
+/** Waits until everything enqueued on the cache's stream has completed:
+ *  its copies and the kernels generated code launched there (a function
+ *  compiled with wait-on-return=false returns with them enqueued). A no-op
+ *  on the CPU backends. Errors: NULL_POINTER, INVALID_HANDLE, BACKEND. */
 KVC_RT_API kvc_rt_status kvc_rt_cache_synchronize(kvc_rt_cache *cache);
 
 /*===----------------------------- Sequences -----------------------------===*/
