@@ -349,17 +349,15 @@ KVC_RT_API kvc_rt_status kvc_rt_cache_check_layer_heads(
     uint32_t count, uint32_t kv_heads, uint32_t head_dim,
     uint32_t page_tokens);
 
-/** The CUDA stream (a cudaStream_t) every copy of this cache is enqueued
- *  on; generated kernels that read the pages should use it (or
- *  synchronize). NULL on the CPU backends.
- *  Errors: NULL_POINTER, INVALID_HANDLE. */
+/** The CUDA stream (a cudaStream_t) of this cache's copies; generated kernels
+ *  that read the pages should use it (or synchronize). NULL on the CPU
+ *  backends. Errors: NULL_POINTER, INVALID_HANDLE. */
 KVC_RT_API kvc_rt_status kvc_rt_cache_stream(const kvc_rt_cache *cache,
                                              void **stream);
 
-/** Waits until everything enqueued on the cache's stream has completed:
- *  its copies and the kernels generated code launched there (a function
- *  compiled with wait-on-return=false returns with them enqueued). A no-op
- *  on the CPU backends. Errors: NULL_POINTER, INVALID_HANDLE, BACKEND. */
+/** Waits for the cache's stream: its copies and the kernels launched there
+ *  (wait-on-return=false functions return with them enqueued). No-op on the
+ *  CPU backends. Errors: NULL_POINTER, INVALID_HANDLE, BACKEND. */
 KVC_RT_API kvc_rt_status kvc_rt_cache_synchronize(kvc_rt_cache *cache);
 
 /*===----------------------------- Sequences -----------------------------===*/
