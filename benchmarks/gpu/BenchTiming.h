@@ -42,7 +42,6 @@ constexpr const char *kTiming = "host clock (emulated kernels)";
 #else
 constexpr const char *kTiming = "host clock (dry run: CPU loops)";
 #endif
-constexpr bool kHostClockOnly = true;
 
 /// The dry run has no device and no L2 to flush: both clocks are the host's.
 struct Timer {
@@ -64,7 +63,6 @@ inline std::string prepareFlush(size_t &bytes) {
 }
 #else
 constexpr const char *kTiming = "cuda events on the cache stream";
-constexpr bool kHostClockOnly = false;
 
 /// The L2 flush buffer, twice the device's L2, shared by every cache.
 inline void *flushBuffer = nullptr;

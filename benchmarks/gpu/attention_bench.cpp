@@ -79,6 +79,9 @@
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Layout.h"
 
+#ifndef KVC_ATTENTION_HOST
+#define KVC_ATTENTION_HOST 0
+#endif
 #ifndef KVC_ATTENTION_EMULATED
 #define KVC_ATTENTION_EMULATED 0
 #endif
@@ -108,11 +111,7 @@
 namespace num = kvc::numerics;
 
 /// Whether the program calls kvc-gpu-pipeline code (on a GPU or emulated).
-#if !KVC_ATTENTION_HOST || KVC_ATTENTION_EMULATED
-constexpr bool kGPUPipelineCode = true;
-#else
-constexpr bool kGPUPipelineCode = false;
-#endif
+constexpr bool kGPUPipelineCode = !KVC_ATTENTION_HOST || KVC_ATTENTION_EMULATED;
 
 #ifndef KVC_BENCH_ARTIFACTS_DIR
 #define KVC_BENCH_ARTIFACTS_DIR "build/gpu-attention/bench"
@@ -662,7 +661,7 @@ int main(int argc, char **argv) {
   if (std::ifstream file(artifacts + "/wait-on-return.txt");
       file && kGPUPipelineCode)
     file >> waitOnReturn;
-  if (!kHostClockOnly && waitOnReturn != "false")
+  if (!KVC_ATTENTION_HOST && waitOnReturn != "false")
     std::printf("attention_bench: WARNING: the artifacts' functions wait "
                 "before they return (wait-on-return: %s): GPU us include "
                 "that host wait\n",

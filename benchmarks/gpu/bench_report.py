@@ -98,19 +98,22 @@ def speedup(kvc_row, sdpa_row):
     return sdpa_row["gpu_us_median"] / kvc_row["gpu_us_median"]
 
 
+def append_and_attention(row):
+    """The append's time per step and the attention time it is a share of:
+    both device times on the cache's stream (CUDA events: append GPU us and
+    GPU us); in runs from before those (no append_gpu_us_per_step) both as
+    a caller waited for them (host clock: append us and call us)."""
+    if "append_gpu_us_per_step" in row:
+        return row.get("append_gpu_us_per_step"), row.get("gpu_us_median")
+    return row.get("append_us_per_step"), row.get("call_us_median")
+
+
 def append_share(row):
-    """The append's time per step as a % of the attention's, or None: both
-    device times on the cache's stream (CUDA events: append GPU us and GPU
-    us); in runs from before those (no append_gpu_us_per_step) both as a
-    caller waited for them (host clock: append us and call us)."""
+    """The append's time per step as a % of the attention's
+    (append_and_attention), or None."""
     if not measured(row):
         return None
-    if "append_gpu_us_per_step" in row:
-        append, attention = (row.get("append_gpu_us_per_step"),
-                             row.get("gpu_us_median"))
-    else:
-        append, attention = (row.get("append_us_per_step"),
-                             row.get("call_us_median"))
+    append, attention = append_and_attention(row)
     if not (isinstance(append, (int, float)) and not math.isnan(append)
             and attention):
         return None
@@ -251,7 +254,7 @@ def render(kvc, sdpa, machine="", commands="", date=""):
                 f"{number(row.get('gpu_us_p90'))}) | "
                 f"{number(row.get('enqueue_us_median'))} | "
                 f"{number(row.get('call_us_median'))} | "
-                f"{number(row.get('append_gpu_us_per_step', row.get('append_us_per_step')))} "
+                f"{number(append_and_attention(row)[0])} "
                 f"({number(append_share(row))}) | "
                 f"{number(row.get('append_enqueue_us_per_step'))} | "
                 f"{number(row.get('bytes', 0) / 1e6, 2)} | "
