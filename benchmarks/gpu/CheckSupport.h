@@ -12,6 +12,16 @@
 #ifndef KVC_BENCHMARKS_GPU_CHECKSUPPORT_H
 #define KVC_BENCHMARKS_GPU_CHECKSUPPORT_H
 
+// The build modes, for every driver (each includes this header first):
+// KVC_ATTENTION_HOST=1 runs on CPU caches, KVC_ATTENTION_EMULATED=1 (with
+// it) runs the GPU code's kernels in kvc's emulator; both 0 on a GPU.
+#ifndef KVC_ATTENTION_HOST
+#define KVC_ATTENTION_HOST 0
+#endif
+#ifndef KVC_ATTENTION_EMULATED
+#define KVC_ATTENTION_EMULATED 0
+#endif
+
 #include "kvc_runtime.h"
 #include "kvc_runtime_binding.h"
 #include "kvc_runtime_gpu.h"

@@ -30,17 +30,9 @@
 
 #include "CheckSupport.h"
 
-#ifndef KVC_ATTENTION_EMULATED
-#define KVC_ATTENTION_EMULATED 0
-#endif
-
 #include "kvc_runtime.h"
 #include "kvc_runtime_binding.h"
 #include "kvc_runtime_gpu.h"
-
-#if !KVC_ATTENTION_HOST
-#include <cuda_runtime.h>
-#endif
 
 #include <algorithm>
 #include <chrono>

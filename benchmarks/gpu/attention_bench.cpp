@@ -79,15 +79,6 @@
 #include "kvc/Numerics/Half.h"
 #include "kvc/Numerics/Layout.h"
 
-#ifndef KVC_ATTENTION_HOST
-#define KVC_ATTENTION_HOST 0
-#endif
-#ifndef KVC_ATTENTION_EMULATED
-#define KVC_ATTENTION_EMULATED 0
-#endif
-#if !KVC_ATTENTION_HOST
-#include <cuda_runtime.h>
-#endif
 #if KVC_ATTENTION_EMULATED
 #include "kvc/GPUEmulator/Prefetches.h"
 #endif

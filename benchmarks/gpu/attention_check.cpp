@@ -56,16 +56,6 @@
 #include "kvc/Numerics/Quantize.h"
 #include "kvc/Numerics/ReferenceAttention.h"
 
-#ifndef KVC_ATTENTION_HOST
-#define KVC_ATTENTION_HOST 0
-#endif
-#ifndef KVC_ATTENTION_EMULATED
-#define KVC_ATTENTION_EMULATED 0
-#endif
-#if !KVC_ATTENTION_HOST
-#include <cuda_runtime.h>
-#endif
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
