@@ -13,8 +13,8 @@
 //      head, storing the scores in shared memory (or, with
 //      KeyProduct::MMA, each warp takes tiles of 16 tokens and the dot
 //      products run on tensor cores: emitTensorCoreScores);
-//   3. per query head, a block reduction gives the maximum, the scores
-//      become exp(score - max) and a second reduction their sum;
+//   3. one block reduction gives every query head's maximum, the scores
+//      become exp(score - max) and a second reduction their sums;
 //   4. each thread owns a span of up to 8 channels and a token lane: it
 //      reads its span of the lane's tokens in one load where the layout
 //      allows and accumulates the weighted sum of every query head; the
@@ -141,9 +141,10 @@ SplitWorkgroup mlir::kvc::splitWorkgroup(MLIRContext *ctx,
   };
   Type f32 = Float32Type::get(ctx);
   SplitWorkgroup workgroup;
-  workgroup.buffers = {shared({queryHeadsPerKVHead, headDim}, f32),
-                       shared({queryHeadsPerKVHead, splitTokens}, f32),
-                       shared({blockThreads / 32}, f32)};
+  workgroup.buffers = {
+      shared({queryHeadsPerKVHead, headDim}, f32),
+      shared({queryHeadsPerKVHead, splitTokens}, f32),
+      shared({queryHeadsPerKVHead * (blockThreads / 32)}, f32)};
   // Optional attributions follow: the key pass's query fragments (a lane's
   // two fp16 pairs of each 16-channel slice) and the value pass's sums.
   if (keyProduct == KeyProduct::MMA) {
@@ -374,39 +375,44 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     }
     k.barrier();
 
-    // 3. Softmax statistics per query head.
+    // 3. Softmax statistics of every query head: one pass over the scores
+    // and one block reduction (of all heads at once) for the maxima, the
+    // same for the weights and their sums.
     double negInf = -std::numeric_limits<double>::infinity();
-    SmallVector<Value> maxima, sums;
-    for (int64_t j = 0; j < group; ++j) {
-      Value row = k.index(j);
-      Value partialMax =
-          k.loop(tid, count, k.index(threads), {k.f32(negInf)},
+    auto headLoop = [&](ArrayRef<Value> inits,
+                        function_ref<Value(int64_t, Value, Value)> step) {
+      scf::ForOp loop =
+          k.loop(tid, count, k.index(threads), inits,
                  [&](Value local, ValueRange acc) -> SmallVector<Value> {
-                   return {k.fmax(
-                       acc[0], memref::LoadOp::create(b, loc, scores,
-                                                      ValueRange{row, local}))};
-                 })
-              .getResult(0);
-      Value maximum =
-          k.blockReduce(partialMax, scratch, threads,
-                        [&](Value x, Value y) { return k.fmax(x, y); });
-      Value partialSum =
-          k.loop(tid, count, k.index(threads), {k.f32(0.0)},
-                 [&](Value local, ValueRange acc) -> SmallVector<Value> {
-                   Value score = memref::LoadOp::create(b, loc, scores,
-                                                        ValueRange{row, local});
+                   SmallVector<Value> next;
+                   for (int64_t j = 0; j < group; ++j)
+                     next.push_back(step(j, local, acc[j]));
+                   return next;
+                 });
+      return SmallVector<Value>(loop.getResults());
+    };
+    auto loadScore = [&](int64_t j, Value local) -> Value {
+      return memref::LoadOp::create(b, loc, scores,
+                                    ValueRange{k.index(j), local});
+    };
+    SmallVector<Value> maxima = k.blockReduce(
+        headLoop(SmallVector<Value>(group, k.f32(negInf)),
+                 [&](int64_t j, Value local, Value acc) {
+                   return k.fmax(acc, loadScore(j, local));
+                 }),
+        scratch, threads, [&](Value x, Value y) { return k.fmax(x, y); });
+    SmallVector<Value> sums = k.blockReduce(
+        headLoop(SmallVector<Value>(group, k.f32(0.0)),
+                 [&](int64_t j, Value local, Value acc) {
                    Value weight = math::ExpOp::create(
-                       b, loc, arith::SubFOp::create(b, loc, score, maximum));
+                       b, loc,
+                       arith::SubFOp::create(b, loc, loadScore(j, local),
+                                             maxima[j]));
                    memref::StoreOp::create(b, loc, weight, scores,
-                                           ValueRange{row, local});
-                   return {k.fadd(acc[0], weight)};
-                 })
-              .getResult(0);
-      maxima.push_back(maximum);
-      sums.push_back(
-          k.blockReduce(partialSum, scratch, threads,
-                        [&](Value x, Value y) { return k.fadd(x, y); }));
-    }
+                                           ValueRange{k.index(j), local});
+                   return k.fadd(acc, weight);
+                 }),
+        scratch, threads, [&](Value x, Value y) { return k.fadd(x, y); });
     // The weights written above are read by other threads below.
     k.barrier();
 

@@ -115,26 +115,45 @@ struct KernelBuilder {
     LLVM::StoreOp::create(b, loc, value, address, 4);
   }
 
-  /// Block-wide reduction of `value` (every thread holds one) with `op`;
-  /// `scratch` holds one f32 per warp. Every thread gets the result.
-  Value blockReduce(Value value, Value scratch, unsigned threads,
-                    function_ref<Value(Value, Value)> op) {
-    for (int offset = 16; offset >= 1; offset /= 2) {
-      auto shuffle = gpu::ShuffleOp::create(b, loc, value, i32(offset), i32(32),
-                                            gpu::ShuffleMode::XOR);
-      value = op(value, shuffle.getShuffleResult());
-    }
+  /// Block-wide reductions of `values` (every thread holds one of each)
+  /// with `op`; `scratch` holds one f32 per value and warp. Every thread
+  /// gets the results. The values' shuffles interleave and one pair of
+  /// barriers serves them all: a block's chain of reductions is what sets
+  /// its latency when a split has few tokens (batch 1).
+  SmallVector<Value> blockReduce(ArrayRef<Value> values, Value scratch,
+                                 unsigned threads,
+                                 function_ref<Value(Value, Value)> op) {
+    const int64_t warps = threads / 32;
+    SmallVector<Value> partial(values);
+    for (int offset = 16; offset >= 1; offset /= 2)
+      for (Value &value : partial) {
+        auto shuffle = gpu::ShuffleOp::create(b, loc, value, i32(offset),
+                                              i32(32), gpu::ShuffleMode::XOR);
+        value = op(value, shuffle.getShuffleResult());
+      }
     Value tid = threadId();
     Value warp = div(tid, 32);
-    ifThen(cmp(arith::CmpIPredicate::eq, rem(tid, 32), index(0)),
-           [&] { memref::StoreOp::create(b, loc, value, scratch, warp); });
+    ifThen(cmp(arith::CmpIPredicate::eq, rem(tid, 32), index(0)), [&] {
+      for (auto [i, value] : llvm::enumerate(partial))
+        memref::StoreOp::create(b, loc, value, scratch,
+                                add(warp, index(int64_t(i) * warps)));
+    });
     barrier();
-    Value result = memref::LoadOp::create(b, loc, scratch, index(0));
-    for (unsigned w = 1; w < threads / 32; ++w)
-      result = op(result, memref::LoadOp::create(b, loc, scratch, index(w)));
+    SmallVector<Value> results;
+    for (int64_t i = 0; i < int64_t(partial.size()); ++i) {
+      Value result = memref::LoadOp::create(b, loc, scratch, index(i * warps));
+      for (int64_t w = 1; w < warps; ++w)
+        result = op(result, memref::LoadOp::create(b, loc, scratch,
+                                                   index(i * warps + w)));
+      results.push_back(result);
+    }
     // The scratch is reused by the next reduction.
     barrier();
-    return result;
+    return results;
+  }
+  Value blockReduce(Value value, Value scratch, unsigned threads,
+                    function_ref<Value(Value, Value)> op) {
+    return blockReduce(ArrayRef<Value>{value}, scratch, threads, op).front();
   }
 };
 
