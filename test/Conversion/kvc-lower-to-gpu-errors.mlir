@@ -86,7 +86,7 @@ func.func @head_dim(%c: !kvc.cache<1x2x?x80xf16>, %q: tensor<1x4x1x80xf32>) -> t
 // 32 query heads per KV head: their scores for 512 tokens do not fit in
 // shared memory.
 func.func @wide_group(%c: !kvc.cache<1x1x?x128xf16>, %q: tensor<1x32x1x128xf32>) -> tensor<1x32x1x128xf32> {
-  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: 32 query heads per KV head need 82432 bytes of shared memory with split-tokens=512 (at most 49152); lower split-tokens}}
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: 32 query heads per KV head need 82944 bytes of shared memory with split-tokens=512 (at most 49152); lower split-tokens}}
   %o = kvc.attend %q, %c : tensor<1x32x1x128xf32>, !kvc.cache<1x1x?x128xf16> -> tensor<1x32x1x128xf32>
   return %o : tensor<1x32x1x128xf32>
 }

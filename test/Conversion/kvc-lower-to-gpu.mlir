@@ -135,7 +135,7 @@
 // The split kernel: shared memory for the 4 query vectors of the group, the
 // split's 512 scores per query head and the reductions' per-warp values.
 // CHECK: gpu.module @kvc_kernels
-// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %[[SCRATCH:.*]] : memref<16xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
+// CHECK: gpu.func @attend0_split0(%{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index, %{{.*}}: i32, %{{.*}}: index, %{{.*}}: index) workgroup(%{{.*}} : memref<4x64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>, %[[SCRATCH:.*]] : memref<32xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 5 : i32}
 // Runtime memory is read as global memory.
 // CHECK: llvm.addrspacecast %{{.*}} : !llvm.ptr to !llvm.ptr<1>
 // Keys dequantized in registers, the token located once (one page-table
@@ -167,8 +167,10 @@
 // CHECK: llvm.load %{{.*}} {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xf16>
 // Softmax: one pass over the scores gives the 4 heads' maxima (a loop with
 // 4 results); one block reduction takes them all: each round of warp
-// shuffles for every head, no barrier until all are in the scratch (4 per
-// warp). The same for the weights and their sums.
+// shuffles for every head, then the scratch (4 values a warp, the maxima
+// in its first half) and one barrier. The same for the weights and their
+// sums in the scratch's second half, whose barrier also orders the
+// weights before the value pass: two barriers in all.
 // CHECK: %[[MAX:.*]]:4 = scf.for %{{.*}} = %thread_id_x to
 // CHECK: gpu.shuffle  xor %[[MAX]]#0, %c16_i32
 // CHECK-NOT: gpu.barrier
@@ -176,11 +178,19 @@
 // CHECK-NOT: gpu.barrier
 // CHECK-COUNT-4: memref.store %{{.*}}, %[[SCRATCH]]
 // CHECK: gpu.barrier
+// CHECK: memref.load %[[SCRATCH]][%c0
+// CHECK-NOT: gpu.barrier
 // CHECK: %[[SUM:.*]]:4 = scf.for %{{.*}} = %thread_id_x to
 // CHECK-COUNT-4: math.exp
 // CHECK: gpu.shuffle  xor %[[SUM]]#0, %c16_i32
 // CHECK-NOT: gpu.barrier
 // CHECK: gpu.shuffle  xor %[[SUM]]#3, %c16_i32
+// CHECK-NOT: gpu.barrier
+// CHECK: memref.store %{{.*}}, %[[SCRATCH]]
+// CHECK: gpu.barrier
+// CHECK: memref.load %[[SCRATCH]][%c16
+// CHECK-NOT: gpu.barrier
+// CHECK: llvm.store %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
 // The value pass: a thread takes a span of 4 channels (valueSpanChannels
 // for GQA 4) and one of 8 token lanes (adjacent threads), 4 query heads x 4
 // channels of accumulators; a token located once, the span's four 2-bit

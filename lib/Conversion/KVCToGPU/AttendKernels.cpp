@@ -144,7 +144,7 @@ SplitWorkgroup mlir::kvc::splitWorkgroup(MLIRContext *ctx,
   workgroup.buffers = {
       shared({queryHeadsPerKVHead, headDim}, f32),
       shared({queryHeadsPerKVHead, splitTokens}, f32),
-      shared({queryHeadsPerKVHead * (blockThreads / 32)}, f32)};
+      shared({2 * queryHeadsPerKVHead * (blockThreads / 32)}, f32)};
   // Optional attributions follow: the key pass's query fragments (a lane's
   // two fp16 pairs of each 16-channel slice) and the value pass's sums.
   if (keyProduct == KeyProduct::MMA) {
@@ -377,7 +377,10 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
 
     // 3. Softmax statistics of every query head: one pass over the scores
     // and one block reduction (of all heads at once) for the maxima, the
-    // same for the weights and their sums.
+    // same for the weights and their sums. The two reductions take their
+    // own halves of the scratch, so neither needs a barrier after it: the
+    // sums' one, which every thread meets after writing its weights, also
+    // makes the weights visible to the value pass.
     double negInf = -std::numeric_limits<double>::infinity();
     auto headLoop = [&](ArrayRef<Value> inits,
                         function_ref<Value(int64_t, Value, Value)> step) {
@@ -400,7 +403,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                  [&](int64_t j, Value local, Value acc) {
                    return k.fmax(acc, loadScore(j, local));
                  }),
-        scratch, threads, [&](Value x, Value y) { return k.fmax(x, y); });
+        scratch, threads, [&](Value x, Value y) { return k.fmax(x, y); },
+        /*first=*/0, /*scratchReused=*/false);
     SmallVector<Value> sums = k.blockReduce(
         headLoop(SmallVector<Value>(group, k.f32(0.0)),
                  [&](int64_t j, Value local, Value acc) {
@@ -412,9 +416,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                                            ValueRange{k.index(j), local});
                    return k.fadd(acc, weight);
                  }),
-        scratch, threads, [&](Value x, Value y) { return k.fadd(x, y); });
-    // The weights written above are read by other threads below.
-    k.barrier();
+        scratch, threads, [&](Value x, Value y) { return k.fadd(x, y); },
+        /*first=*/group * (threads / 32), /*scratchReused=*/false);
 
     // 5. The maximum and the sum of every query head go to the workspace
     // now, so that the value pass need not keep them in registers.

@@ -57,9 +57,9 @@ std::string tensorCoreValuesUnsupported(int64_t headDim,
 /// The split kernel's static shared memory (its workgroup attributions):
 /// the query vectors [query heads per KV head][D] and the split's scores
 /// [query heads per KV head][split-tokens] (f32), the softmax reductions'
-/// per-warp values of every query head, the tensor-core key pass's fp16 query
-/// fragments, and the tensor-core value pass's per-warp sums unless they are in
-/// the stage buffer (Staging.h).
+/// per-warp values of every query head (maxima, then sums), the tensor-core key
+/// pass's fp16 query fragments, and the tensor-core value pass's per-warp sums
+/// unless they are in the stage buffer (Staging.h).
 struct SplitWorkgroup {
   SmallVector<Type> buffers;
   std::optional<unsigned> queryFragmentsAt, valueSumsAt;

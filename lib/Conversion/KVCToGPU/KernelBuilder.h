@@ -116,13 +116,17 @@ struct KernelBuilder {
   }
 
   /// Block-wide reductions of `values` (every thread holds one of each)
-  /// with `op`; `scratch` holds one f32 per value and warp. Every thread
-  /// gets the results. The values' shuffles interleave and one pair of
-  /// barriers serves them all: a block's chain of reductions is what sets
-  /// its latency when a split has few tokens (batch 1).
+  /// with `op`, through one f32 per value and warp of `scratch` from index
+  /// `first`. Every thread gets the results. The values' shuffles
+  /// interleave and one barrier serves them all: a block's chain of
+  /// reductions is what sets its latency when a split has few tokens
+  /// (batch 1). A second barrier lets the next reduction write the same
+  /// scratch; `scratchReused` false leaves it out (the next one writes
+  /// elsewhere, or there is none).
   SmallVector<Value> blockReduce(ArrayRef<Value> values, Value scratch,
                                  unsigned threads,
-                                 function_ref<Value(Value, Value)> op) {
+                                 function_ref<Value(Value, Value)> op,
+                                 int64_t first = 0, bool scratchReused = true) {
     const int64_t warps = threads / 32;
     SmallVector<Value> partial(values);
     for (int offset = 16; offset >= 1; offset /= 2)
@@ -136,19 +140,20 @@ struct KernelBuilder {
     ifThen(cmp(arith::CmpIPredicate::eq, rem(tid, 32), index(0)), [&] {
       for (auto [i, value] : llvm::enumerate(partial))
         memref::StoreOp::create(b, loc, value, scratch,
-                                add(warp, index(int64_t(i) * warps)));
+                                add(warp, index(first + int64_t(i) * warps)));
     });
     barrier();
     SmallVector<Value> results;
     for (int64_t i = 0; i < int64_t(partial.size()); ++i) {
-      Value result = memref::LoadOp::create(b, loc, scratch, index(i * warps));
+      const int64_t at = first + i * warps;
+      Value result = memref::LoadOp::create(b, loc, scratch, index(at));
       for (int64_t w = 1; w < warps; ++w)
-        result = op(result, memref::LoadOp::create(b, loc, scratch,
-                                                   index(i * warps + w)));
+        result =
+            op(result, memref::LoadOp::create(b, loc, scratch, index(at + w)));
       results.push_back(result);
     }
-    // The scratch is reused by the next reduction.
-    barrier();
+    if (scratchReused)
+      barrier();
     return results;
   }
   Value blockReduce(Value value, Value scratch, unsigned threads,
