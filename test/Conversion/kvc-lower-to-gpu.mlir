@@ -485,15 +485,18 @@
 // CHECK-NOT: gpu.barrier
 // CHECK: gpu.return
 // The combine kernel: 128 threads take the splits' maxima a split each
-// (a block reduction), its 4 warps the weighted partial outputs a split
-// each (head_dim 64: 2 channels a lane, one 8-byte load), and the warps'
-// sums meet in shared memory; NaN for a layout mismatch.
-// CHECK: gpu.func @attend0_combine(%{{.*}}: !llvm.ptr, %{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: index, %{{.*}}: i32) workgroup(%[[OUTS:.*]] : memref<4x64xf32, #gpu.address_space<workgroup>>, %[[SUMS:.*]] : memref<4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
+// (a block reduction: one barrier, its scratch not written again), its 4
+// warps the weighted partial outputs a split each (head_dim 64: 2 channels
+// a lane, one 8-byte load), and the warps' sums meet in shared memory;
+// NaN for a layout mismatch.
+// CHECK: gpu.func @attend0_combine(%{{.*}}: !llvm.ptr, %{{.*}}: memref<4x8x1x64xf32>, %{{.*}}: index, %{{.*}}: i32) workgroup(%[[OUTS:.*]] : memref<4x64xf32, #gpu.address_space<workgroup>>, %[[SUMS:.*]] : memref<4xf32, #gpu.address_space<workgroup>>, %[[MAXIMA:.*]] : memref<4xf32, #gpu.address_space<workgroup>>) kernel attributes {known_block_size = array<i32: 128, 1, 1>}
 // CHECK: %[[TID:.*]] = gpu.thread_id  x
 // CHECK: scf.for %{{.*}} = %[[TID]] to %{{.*}} step %c128
 // CHECK: arith.maximumf
 // CHECK: gpu.shuffle  xor
 // CHECK: gpu.barrier
+// CHECK: memref.load %[[MAXIMA]]
+// CHECK-NOT: gpu.barrier
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c4
 // CHECK: math.exp
 // CHECK: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr<1> -> vector<2xf32>

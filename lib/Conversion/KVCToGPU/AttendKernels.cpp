@@ -377,10 +377,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
 
     // 3. Softmax statistics of every query head: one pass over the scores
     // and one block reduction (of all heads at once) for the maxima, the
-    // same for the weights and their sums. The two reductions take their
-    // own halves of the scratch, so neither needs a barrier after it: the
-    // sums' one, which every thread meets after writing its weights, also
-    // makes the weights visible to the value pass.
+    // same for the weights and their sums, each in its own half of the
+    // scratch. The sums' barrier, which every thread meets after writing
+    // its weights, also makes the weights visible to the value pass.
     double negInf = -std::numeric_limits<double>::infinity();
     auto headLoop = [&](ArrayRef<Value> inits,
                         function_ref<Value(int64_t, Value, Value)> step) {
@@ -403,8 +402,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                  [&](int64_t j, Value local, Value acc) {
                    return k.fmax(acc, loadScore(j, local));
                  }),
-        scratch, threads, [&](Value x, Value y) { return k.fmax(x, y); },
-        /*first=*/0, /*scratchReused=*/false);
+        scratch, threads, [&](Value x, Value y) { return k.fmax(x, y); });
     SmallVector<Value> sums = k.blockReduce(
         headLoop(SmallVector<Value>(group, k.f32(0.0)),
                  [&](int64_t j, Value local, Value acc) {
@@ -417,7 +415,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                    return k.fadd(acc, weight);
                  }),
         scratch, threads, [&](Value x, Value y) { return k.fadd(x, y); },
-        /*first=*/group * (threads / 32), /*scratchReused=*/false);
+        /*first=*/group * (threads / 32));
 
     // 5. The maximum and the sum of every query head go to the workspace
     // now, so that the value pass need not keep them in registers.

@@ -117,16 +117,15 @@ struct KernelBuilder {
 
   /// Block-wide reductions of `values` (every thread holds one of each)
   /// with `op`, through one f32 per value and warp of `scratch` from index
-  /// `first`. Every thread gets the results. The values' shuffles
-  /// interleave and one barrier serves them all: a block's chain of
-  /// reductions is what sets its latency when a split has few tokens
-  /// (batch 1). A second barrier lets the next reduction write the same
-  /// scratch; `scratchReused` false leaves it out (the next one writes
-  /// elsewhere, or there is none).
+  /// `first`, which the block must not write again (each reduction takes
+  /// its own part: no barrier after the reads). Every thread gets the
+  /// results. The values' shuffles interleave and one barrier serves them
+  /// all: a block's chain of reductions is what sets its latency when a
+  /// split has few tokens (batch 1).
   SmallVector<Value> blockReduce(ArrayRef<Value> values, Value scratch,
                                  unsigned threads,
                                  function_ref<Value(Value, Value)> op,
-                                 int64_t first = 0, bool scratchReused = true) {
+                                 int64_t first = 0) {
     const int64_t warps = threads / 32;
     SmallVector<Value> partial(values);
     for (int offset = 16; offset >= 1; offset /= 2)
@@ -152,8 +151,6 @@ struct KernelBuilder {
             op(result, memref::LoadOp::create(b, loc, scratch, index(at + w)));
       results.push_back(result);
     }
-    if (scratchReused)
-      barrier();
     return results;
   }
   Value blockReduce(Value value, Value scratch, unsigned threads,
