@@ -335,8 +335,8 @@
 // a warp per tile of 8 tokens (tiles warp, warp + 4, ..., aligned to the
 // sequence from the one holding the split's first token) keeps D/16 = 4
 // accumulator tiles; with 4 query heads a KV head, B's columns 0..3 take
-// the heads' weights rounded to fp16 (hi) and columns 4..7 the rest
-// (w - fp16(w), rounded again: lo), so lane (g, t) takes head g mod 4's
+// the heads' weights cut to fp16 (hi) and columns 4..7 the rest (w - hi,
+// rounded: lo), split by the softmax, so lane (g, t) takes head g mod 4's
 // weights of tokens 2t and 2t + 1 (zeros past the group and outside the
 // split), hi for g < 4 and lo for g >= 4, reads channels 8g .. 8g+7 (its
 // slab) of both tokens as fp16 pairs of one channel of the two tokens
@@ -347,7 +347,19 @@
 // and each thread adds up (head, channel) totals for the workspace.
 // VMMA-LABEL: gpu.func @attend0_split0
 // VMMA-SAME: %{{.*}} : memref<4x4x64xf32, #gpu.address_space<workgroup>>)
-// VMMA: math.exp
+// The softmax splits each weight once, into hi = w with its mantissa cut
+// to fp16's 10 bits (mask 0xFFFFE000) and lo = fp16(w - hi), one fp16
+// pair stored in the weight's f32 slot; the sums add w.
+// VMMA: %[[WEIGHT:.*]] = math.exp
+// VMMA: %[[BITS:.*]] = arith.bitcast %[[WEIGHT]] : f32 to i32
+// VMMA: %[[CUT:.*]] = arith.andi %[[BITS]], %c-8192_i32 : i32
+// VMMA: %[[HI:.*]] = arith.bitcast %[[CUT]] : i32 to f32
+// VMMA: %[[REST:.*]] = arith.subf %[[WEIGHT]], %[[HI]] : f32
+// VMMA: %[[PAIR:.*]] = vector.from_elements %[[HI]], %[[REST]] : vector<2xf32>
+// VMMA: %[[HALVES:.*]] = arith.truncf %[[PAIR]] : vector<2xf32> to vector<2xf16>
+// VMMA: %[[PACKED:.*]] = llvm.bitcast %[[HALVES]] : vector<2xf16> to f32
+// VMMA: memref.store %[[PACKED]], %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
+// VMMA: arith.addf %{{.*}}, %[[WEIGHT]] : f32
 // VMMA: arith.cmpi eq, %thread_id_x, %c0
 // VMMA-COUNT-8: llvm.store %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr<1>
 // VMMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
@@ -355,6 +367,7 @@
 // VMMA: %[[HEAD:.*]] = arith.remui %[[G]], %c4{{.*}} : index
 // VMMA: %[[ROW:.*]] = arith.minui %[[HEAD]], %c3{{.*}} : index
 // VMMA: %[[LOCOLUMN:.*]] = arith.cmpi uge, %[[G]], %c4{{.*}} : index
+// VMMA: %[[SELECTOR:.*]] = arith.select %[[LOCOLUMN]], %c30258_i32{{.*}}, %c21520_i32{{.*}} : i32
 // VMMA: %[[MISALIGN:.*]] = arith.remui %[[START:[0-9]+]], %c8{{.*}} : index
 // VMMA: %[[BASE:.*]] = arith.subi %[[START]], %[[MISALIGN]] : index
 // VMMA: %[[END:.*]] = arith.addi %[[START]], %{{.*}} : index
@@ -386,12 +399,14 @@
 // VMMA-NOT: scf.if
 // VMMA: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr<1> -> i32
 // VMMA-NOT: scf.if
-// VMMA: memref.load %{{.*}}[%[[ROW]], %{{.*}}] : memref<4x512xf32, #gpu.address_space<workgroup>>
-// VMMA: %[[HIGH:.*]] = arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
-// VMMA: %[[HIGH32:.*]] = arith.extf %[[HIGH]] : vector<2xf16> to vector<2xf32>
-// VMMA: %[[REST:.*]] = arith.subf %{{.*}}, %[[HIGH32]] : vector<2xf32>
-// VMMA: %[[LOW:.*]] = arith.truncf %[[REST]] : vector<2xf32> to vector<2xf16>
-// VMMA: %[[PART:.*]] = arith.select %[[LOCOLUMN]], %[[LOW]], %[[HIGH]] : vector<2xf16>
+// B: the two tokens' packed weights, hi parts (selector 0x5410) or lo
+// parts (0x7632) of both by one prmt; no bounds, no split.
+// VMMA: %[[W0:.*]] = memref.load %{{.*}}[%[[ROW]], %{{.*}}] : memref<4x512xf32, #gpu.address_space<workgroup>>
+// VMMA: %[[W0I:.*]] = arith.bitcast %[[W0]] : f32 to i32
+// VMMA: %[[W1:.*]] = memref.load %{{.*}}[%[[ROW]], %{{.*}}] : memref<4x512xf32, #gpu.address_space<workgroup>>
+// VMMA: %[[W1I:.*]] = arith.bitcast %[[W1]] : f32 to i32
+// VMMA: %[[PICKED:.*]] = nvvm.prmt <default> %[[SELECTOR]], %[[W0I]], %[[W1I]] : i32
+// VMMA: %[[PART:.*]] = llvm.bitcast %[[PICKED]] : i32 to vector<2xf16>
 // VMMA: %[[B:.*]] = vector.from_elements %{{.*}}, %{{.*}} : vector<1x2xf16>
 // VMMA-NOT: scf.if
 // An interior tile's two tokens are read together: each token's 8 codes
@@ -448,6 +463,15 @@
 // VMMA: %[[EDGES:.*]] = arith.addi %[[EDGEFIRST]], %[[OUTER]] : index
 // VMMA: scf.for %[[EDGE:.*]] = %[[WARP]] to %[[EDGES]] step %c4{{.*}} iter_args(%{{.*}} = %[[SUMS]]#0, %{{.*}} = %[[SUMS]]#1, %{{.*}} = %[[SUMS]]#2, %{{.*}} = %[[SUMS]]#3)
 // VMMA: arith.cmpi ult, %[[EDGE]], %[[EDGEFIRST]] : index
+// An edge tile's weights: zero for a token outside the split.
+// VMMA: %[[INSPLIT:.*]] = arith.cmpi ult, %{{.*}}, %{{.*}} : index
+// VMMA: %[[AT:.*]] = arith.select %[[INSPLIT]], %{{.*}}, %c0{{.*}} : index
+// VMMA: %[[EW:.*]] = memref.load %{{.*}}[%[[ROW]], %[[AT]]] : memref<4x512xf32, #gpu.address_space<workgroup>>
+// VMMA: %[[EWI:.*]] = arith.bitcast %[[EW]] : f32 to i32
+// VMMA: %[[EW0:.*]] = arith.select %[[INSPLIT]], %[[EWI]], %c0_i32{{.*}} : i32
+// VMMA: arith.bitcast %{{.*}} : f32 to i32
+// VMMA: %[[EW1:.*]] = arith.select %{{.*}}, %{{.*}}, %c0_i32{{.*}} : i32
+// VMMA: nvvm.prmt <default> %[[SELECTOR]], %[[EW0]], %[[EW1]] : i32
 // VMMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
 // VMMA: scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
 // VMMA: } else {
@@ -742,42 +766,54 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // -----
 // value-product=mma over token-axis values in groups of the whole head
 // (2-bit, group 64 at head_dim 64): the scales are folded into the weights.
-// The interior blocks carry the lane's sum of weight * zero beside the
-// tiles' sums; a tile's two tokens' scales and zeros are widened to f32,
-// weight * zero added to that sum by an f32 fma and weight * scale * 4
-// (2^bits: the scales times 4 first, one fp16 multiply, divided out at the
-// end) split into fp16 hi and lo parts for B; the codes go to A as read (interior
+// The softmax reads each token's scale and zero (residual rows: 1 and 0),
+// multiplies the weight by scale * 4 (2^bits, in f32: divided out at the
+// end) before the split into hi and lo parts, and sums weight * zero
+// beside the weights' sums, one block reduction for both (the scratch
+// holds 3 x 2 heads x 4 warps). The value pass's B is then the prmt of the
+// packed weights, as for other values; the codes go to A as read (interior
 // blocks: the two tokens' low halves in one word by PRMT, each pair ANDed
 // out as fp16 subnormals, code * 2^(bit - 24), with no power subtracted),
-// with no fp16 fma. After the interior loop, channel tile j's sums are
-// scaled back by 2^(24 - 2j) (pairs at bits 0, 2, 4, 6) before the edge
-// loop adds its own. At the end the sums are added over a quad (xor 1, 2),
-// taken from lane 4 * head for heads 2t and 2t + 1 and added to their
-// outputs.
+// with no fp16 fma and no scales. After the interior loop, channel tile
+// j's sums are scaled back by 2^(24 - 2j) (pairs at bits 0, 2, 4, 6)
+// before the edge loop adds its own. At the end each of heads 2t and 2t +
+// 1 gets its zero sum, read again from the reduction's partials.
 #wholehead = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
                            value = #kvc.quant<bits = 2, axis = token, group = 64>,
                            residual = 64>
 // VMMA-LABEL: func.func @whole_head_values
 // VMMA: gpu.func @attend0_split0
-// VMMA: %[[INTERIOR:.*]]:5 = scf.for %{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, f32) {
-// VMMA: %[[SCALES:.*]] = llvm.bitcast %{{.*}} : i32 to vector<2xf16>
-// VMMA: %[[ZEROS:.*]] = llvm.bitcast %{{.*}} : i32 to vector<2xf16>
+// VMMA-SAME: %{{.*}} : memref<24xf32, #gpu.address_space<workgroup>>
+// VMMA: %[[TERMS:.*]]:6 = scf.if %{{.*}} -> (vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>, vector<2xf16>) {
+// VMMA: } else {
+// VMMA: %[[ONE:.*]] = arith.constant dense<1.000000e+00> : vector<2xf16>
+// VMMA-NEXT: %[[NOUGHT:.*]] = arith.constant dense<0.000000e+00> : vector<2xf16>
+// VMMA-NEXT: scf.yield %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[ONE]], %[[NOUGHT]]
+// VMMA: %[[RANGE:.*]] = arith.constant 4.000000e+00 : f32
+// VMMA-NEXT: %[[SCALE:.*]] = vector.extract %[[TERMS]]#4[0] : f16 from vector<2xf16>
+// VMMA-NEXT: %[[SCALE32:.*]] = arith.extf %[[SCALE]] : f16 to f32
+// VMMA-NEXT: %[[SCALE4:.*]] = arith.mulf %[[SCALE32]], %[[RANGE]] : f32
+// VMMA-NEXT: %[[ZERO:.*]] = vector.extract %[[TERMS]]#5[0] : f16 from vector<2xf16>
+// VMMA-NEXT: %[[ZERO32:.*]] = arith.extf %[[ZERO]] : f16 to f32
+// VMMA: %[[WEIGHT:.*]] = math.exp
+// VMMA-NEXT: %[[WS:.*]] = arith.mulf %[[WEIGHT]], %[[SCALE4]] : f32
+// VMMA: %[[WSBITS:.*]] = arith.bitcast %[[WS]] : f32 to i32
+// VMMA-NEXT: %[[WSCUT:.*]] = arith.andi %[[WSBITS]], %c-8192_i32 : i32
+// VMMA: memref.store %{{.*}} : memref<2x512xf32, #gpu.address_space<workgroup>>
+// VMMA-NEXT: arith.addf %{{.*}}, %[[WEIGHT]] : f32
+// VMMA-NEXT: llvm.intr.fma(%[[WEIGHT]], %[[ZERO32]], %{{.*}}) : (f32, f32, f32) -> f32
+// VMMA: scf.yield %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : f32, f32, f32, f32
+// VMMA-COUNT-4: memref.store %{{.*}} : memref<24xf32, #gpu.address_space<workgroup>>
+// VMMA: gpu.barrier
+// VMMA: %[[INTERIOR:.*]]:4 = scf.for %{{.*}} iter_args({{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+// VMMA: nvvm.prmt <default> %{{.*}}, %{{.*}}, %{{.*}} : i32
 // VMMA: %[[CODES:.*]] = arith.andi %[[LOWS:.*]], %c196611_i32 : i32
 // VMMA-NEXT: llvm.bitcast %[[CODES]] : i32 to vector<2xf16>
 // VMMA-NOT: arith.subf
 // VMMA: arith.andi %[[LOWS]], %c786444_i32 : i32
 // VMMA-NOT: arith.subf
-// VMMA-NOT: llvm.intr.fma(%{{.*}}) : (vector<2xf16>
-// VMMA: %[[RANGE:.*]] = arith.constant dense<4.000000e+00> : vector<2xf16>
-// VMMA-NEXT: %[[SCALES4:.*]] = arith.mulf %[[SCALES]], %[[RANGE]] : vector<2xf16>
-// VMMA-NEXT: arith.extf %[[SCALES4]] : vector<2xf16> to vector<2xf32>
-// VMMA: arith.extf %[[ZEROS]] : vector<2xf16> to vector<2xf32>
-// VMMA: llvm.intr.fma(%{{.*}}, %{{.*}}, %{{.*}}) : (f32, f32, f32) -> f32
-// VMMA: arith.mulf %{{.*}}, %{{.*}} : f32
-// VMMA: llvm.intr.fma(%{{.*}}, %{{.*}}, %{{.*}}) : (f32, f32, f32) -> f32
-// VMMA: arith.mulf %{{.*}}, %{{.*}} : f32
-// VMMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
-// VMMA-NOT: llvm.intr.fma(%{{.*}}) : (vector<2xf16>
+// VMMA-NOT: llvm.intr.fma
+// VMMA-NOT: arith.extf
 // VMMA: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 8]}
 // VMMA: %[[UNWEIGH0:.*]] = arith.constant dense<0x4B800000> : vector<2x2xf32>
 // VMMA-NEXT: %[[TILE0:.*]] = arith.mulf %[[INTERIOR]]#0, %[[UNWEIGH0]] : vector<2x2xf32>
@@ -787,15 +823,25 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // VMMA-NEXT: arith.mulf %[[INTERIOR]]#2
 // VMMA-NEXT: arith.constant dense<2.621440e+05> : vector<2x2xf32>
 // VMMA-NEXT: arith.mulf %[[INTERIOR]]#3
-// VMMA: scf.for %{{.*}} iter_args(%{{.*}} = %[[TILE0]], {{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, f32) {
-// VMMA: gpu.shuffle  xor %{{[0-9]+}}#4, %c1_i32
-// VMMA: gpu.shuffle  xor %{{.*}}, %c2_i32
-// VMMA: gpu.shuffle  idx
-// VMMA: gpu.shuffle  idx
+// VMMA: scf.for %{{.*}} iter_args(%{{.*}} = %[[TILE0]], {{.*}}) -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+// Head 2t's zero sum: value 2 + head of the sums' reduction (from 8, four
+// warps), clamped to the group; warp 0's outputs take it (the warps'
+// outputs are added up after).
+// VMMA: %[[FIRSTWARP:.*]] = arith.cmpi eq, %[[WARP:.*]], %c0{{.*}} : index
+// VMMA: %[[HEAD0:.*]] = arith.minui %{{.*}}, %c1{{.*}} : index
+// VMMA: %[[VALUE0:.*]] = arith.addi %[[HEAD0]], %c2{{.*}} : index
+// VMMA: %[[OFFSET0:.*]] = arith.muli %[[VALUE0]], %c4{{.*}} : index
+// VMMA: %[[AT0:.*]] = arith.addi %c8{{.*}}, %[[OFFSET0]] : index
+// VMMA-NEXT: memref.load %{{.*}}[%[[AT0]]] : memref<24xf32, #gpu.address_space<workgroup>>
+// VMMA-COUNT-3: memref.load %{{.*}} : memref<24xf32, #gpu.address_space<workgroup>>
+// VMMA-NEXT: %[[ZEROSUM0:.*]] = arith.addf
+// VMMA-NEXT: %[[WARPZEROSUM0:.*]] = arith.select %[[FIRSTWARP]], %[[ZEROSUM0]], %{{.*}} : f32
+// VMMA-COUNT-4: memref.load %{{.*}} : memref<24xf32, #gpu.address_space<workgroup>>
+// VMMA-NOT: gpu.shuffle  idx
 // VMMA: gpu.shuffle  xor %{{.*}}, %c2_i32
 // VMMA: %[[LOSUM:.*]] = arith.addf
 // VMMA-NEXT: %[[QUARTER:.*]] = arith.constant 2.500000e-01 : f32
-// VMMA-NEXT: llvm.intr.fma(%[[LOSUM]], %[[QUARTER]], %{{.*}}) : (f32, f32, f32) -> f32
+// VMMA-NEXT: llvm.intr.fma(%[[LOSUM]], %[[QUARTER]], %[[WARPZEROSUM0]]) : (f32, f32, f32) -> f32
 func.func @whole_head_values(%q: tensor<2x4x1x64xf32>, %cache: !kvc.cache<2x2x?x64xf16, #wholehead>) -> tensor<2x4x1x64xf32> {
   %o = kvc.attend %q, %cache : tensor<2x4x1x64xf32>, !kvc.cache<2x2x?x64xf16, #wholehead> -> tensor<2x4x1x64xf32>
   return %o : tensor<2x4x1x64xf32>

@@ -37,6 +37,7 @@
 #include "../KVCToLoops/Lowering.h"
 #include "../KVCToLoops/PageReader.h"
 
+#include "kvc/Numerics/FoldedScales.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -129,22 +130,29 @@ int64_t SplitWorkgroup::bytes() const {
   return total;
 }
 
-SplitWorkgroup mlir::kvc::splitWorkgroup(MLIRContext *ctx,
-                                         int64_t queryHeadsPerKVHead,
-                                         int64_t headDim, unsigned splitTokens,
-                                         unsigned blockThreads,
-                                         KeyProduct keyProduct,
-                                         bool staticValueSums) {
+bool mlir::kvc::softmaxSumsValueZeros(
+    ValueProduct product, const ::kvc::numerics::SideEncoding &values,
+    int64_t headDim) {
+  return product == ValueProduct::MMA &&
+         num::foldsValueScales(values, size_t(headDim));
+}
+
+SplitWorkgroup
+mlir::kvc::splitWorkgroup(MLIRContext *ctx, int64_t queryHeadsPerKVHead,
+                          int64_t headDim, unsigned splitTokens,
+                          unsigned blockThreads, KeyProduct keyProduct,
+                          bool staticValueSums, bool valueZeroSums) {
   auto shared = [&](ArrayRef<int64_t> shape, Type element) {
     return MemRefType::get(shape, element, MemRefLayoutAttrInterface(),
                            workgroupSpace(ctx));
   };
   Type f32 = Float32Type::get(ctx);
   SplitWorkgroup workgroup;
-  workgroup.buffers = {
-      shared({queryHeadsPerKVHead, headDim}, f32),
-      shared({queryHeadsPerKVHead, splitTokens}, f32),
-      shared({2 * queryHeadsPerKVHead * (blockThreads / 32)}, f32)};
+  workgroup.buffers = {shared({queryHeadsPerKVHead, headDim}, f32),
+                       shared({queryHeadsPerKVHead, splitTokens}, f32),
+                       shared({(valueZeroSums ? 3 : 2) * queryHeadsPerKVHead *
+                               (blockThreads / 32)},
+                              f32)};
   // Optional attributions follow: the key pass's query fragments (a lane's
   // two fp16 pairs of each 16-channel slice) and the value pass's sums.
   if (keyProduct == KeyProduct::MMA) {
@@ -180,7 +188,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   const StageBufferBytes stageBytes = stageBufferBytes(spec);
   const SplitWorkgroup workgroup = splitWorkgroup(
       ctx, group, d, split, threads, spec.keyProduct,
-      spec.valueProduct == ValueProduct::MMA && !stageBytes.total());
+      spec.valueProduct == ValueProduct::MMA && !stageBytes.total(),
+      softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d));
   const std::optional<unsigned> queryFragmentsAt = workgroup.queryFragmentsAt,
                                 valuePartialsAt = workgroup.valueSumsAt;
   const MemRefType partialsType = valueSumsType(ctx, threads, group, d);
@@ -377,7 +386,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
 
     // 3. Softmax statistics of every query head: one pass over the scores
     // and one block reduction (of all heads at once) for the maxima, the
-    // same for the weights and their sums, each in its own half of the
+    // same for the weights and their sums, each in its own part of the
     // scratch. The sums' barrier, which every thread meets after writing
     // its weights, also makes the weights visible to the value pass.
     double negInf = -std::numeric_limits<double>::infinity();
@@ -403,19 +412,51 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                    return k.fmax(acc, loadScore(j, local));
                  }),
         scratch, threads, [&](Value x, Value y) { return k.fmax(x, y); });
+    // The tensor-core value pass takes the weights split into fp16 hi and
+    // lo parts (packWeightHalves), split here once a weight; where it
+    // folds the values' scales, the weights times their token's scale
+    // (and 2^b), and every head's sum of weight * zero joins the sums'
+    // reduction.
+    const bool splitsWeights = spec.valueProduct == ValueProduct::MMA;
+    const bool foldsScales =
+        softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d);
+    const int64_t warps = threads / 32, sumsFirst = group * warps;
+    scf::ForOp weightLoop = k.loop(
+        tid, count, k.index(threads),
+        SmallVector<Value>((foldsScales ? 2 : 1) * group, k.f32(0.0)),
+        [&](Value local, ValueRange acc) -> SmallVector<Value> {
+          Value scale, zero;
+          if (foldsScales)
+            std::tie(scale, zero) =
+                foldedValueTerms(k, values, kvHead, k.add(start, local), d / 8);
+          SmallVector<Value> next(acc);
+          for (int64_t j = 0; j < group; ++j) {
+            Value weight = math::ExpOp::create(
+                b, loc,
+                arith::SubFOp::create(b, loc, loadScore(j, local), maxima[j]));
+            Value stored = weight;
+            if (splitsWeights)
+              stored = packWeightHalves(k, foldsScales ? k.fmul(weight, scale)
+                                                       : weight);
+            memref::StoreOp::create(b, loc, stored, scores,
+                                    ValueRange{k.index(j), local});
+            next[j] = k.fadd(acc[j], weight);
+            if (foldsScales)
+              next[group + j] =
+                  LLVM::FMAOp::create(b, loc, weight, zero, acc[group + j]);
+          }
+          return next;
+        });
     SmallVector<Value> sums = k.blockReduce(
-        headLoop(SmallVector<Value>(group, k.f32(0.0)),
-                 [&](int64_t j, Value local, Value acc) {
-                   Value weight = math::ExpOp::create(
-                       b, loc,
-                       arith::SubFOp::create(b, loc, loadScore(j, local),
-                                             maxima[j]));
-                   memref::StoreOp::create(b, loc, weight, scores,
-                                           ValueRange{k.index(j), local});
-                   return k.fadd(acc, weight);
-                 }),
-        scratch, threads, [&](Value x, Value y) { return k.fadd(x, y); },
-        /*first=*/group * (threads / 32));
+        SmallVector<Value>(weightLoop.getResults()), scratch, threads,
+        [&](Value x, Value y) { return k.fadd(x, y); }, sumsFirst);
+    // The zero sums are read again where the value pass needs them.
+    sums.resize(group);
+    auto zeroSum = [&](Value head) -> Value {
+      return k.blockReduced(
+          scratch, threads, [&](Value x, Value y) { return k.fadd(x, y); },
+          sumsFirst, k.add(head, k.index(group)));
+    };
 
     // 5. The maximum and the sum of every query head go to the workspace
     // now, so that the value pass need not keep them in registers.
@@ -444,7 +485,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       // passes on tensor cores).
       auto [valueStart, valueCount] = splitRange();
       emitTensorCoreValues(
-          k, spec, values, kvHead, valueStart, valueCount, scores,
+          k, spec, values, kvHead, valueStart, valueCount, scores, zeroSum,
           spec.valueStages ? stageBuffer : Value(),
           stageBuffer
               ? Value(memref::ViewOp::create(b, loc, partialsType, stageBuffer,

@@ -54,10 +54,19 @@ std::string tensorCoreKeysUnsupported(int64_t headDim,
 std::string tensorCoreValuesUnsupported(int64_t headDim,
                                         int64_t queryHeadsPerKVHead);
 
+/// Whether the softmax of a split kernel whose value pass is `product`
+/// over values encoded as `values` also sums each query head's weights
+/// times the values' zeros (the tensor-core value pass folding their
+/// scales: num::foldsValueScales).
+bool softmaxSumsValueZeros(ValueProduct product,
+                           const ::kvc::numerics::SideEncoding &values,
+                           int64_t headDim);
+
 /// The split kernel's static shared memory (its workgroup attributions):
 /// the query vectors [query heads per KV head][D] and the split's scores
 /// [query heads per KV head][split-tokens] (f32), the softmax reductions'
-/// per-warp values of every query head (maxima, then sums), the tensor-core key
+/// per-warp values of every query head (maxima, then sums, then with
+/// `valueZeroSums` the sums of weight * zero), the tensor-core key
 /// pass's fp16 query fragments, and the tensor-core value pass's per-warp sums
 /// unless they are in the stage buffer (Staging.h).
 struct SplitWorkgroup {
@@ -69,7 +78,7 @@ struct SplitWorkgroup {
 SplitWorkgroup splitWorkgroup(MLIRContext *ctx, int64_t queryHeadsPerKVHead,
                               int64_t headDim, unsigned splitTokens,
                               unsigned blockThreads, KeyProduct keyProduct,
-                              bool staticValueSums);
+                              bool staticValueSums, bool valueZeroSums);
 
 /// The tensor-core value pass's per-warp sums: f32 [warps][query heads per
 /// KV head][D] of shared memory.

@@ -535,15 +535,28 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                << option << "=fma";
       return WalkResult::interrupt();
     }
+    FailureOr<SmallVector<num::CacheEncoding>> heads =
+        getLowerableHeadEncodings(attend, attend.getCache(),
+                                  lowering.context.pageTokens,
+                                  "kvc-lower-to-gpu");
+    if (failed(heads))
+      return WalkResult::interrupt();
     // The kernel's static shared memory (at most 48 KB on any GPU), as the
     // kernel lays it out: the tensor-core value pass's sums are in it unless
     // there are stages.
     const bool valueSums = lowering.valueProduct == ValueProduct::MMA;
     const bool stages = lowering.keyStages || lowering.valueStages;
+    // (The scratch holds the sums of weight * zero too where a head's
+    // value pass folds its scales.)
+    const bool valueZeroSums =
+        llvm::any_of(*heads, [&](const num::CacheEncoding &head) {
+          return softmaxSumsValueZeros(lowering.valueProduct, head.value,
+                                       headDim);
+        });
     const int64_t staticBytes =
         splitWorkgroup(op->getContext(), group, headDim, lowering.splitTokens,
                        lowering.blockThreads, lowering.keyProduct,
-                       /*staticValueSums=*/valueSums && !stages)
+                       /*staticValueSums=*/valueSums && !stages, valueZeroSums)
             .bytes();
     const int64_t staticLimit =
         std::min<int64_t>(48 * 1024, lowering.maxSharedMemory);
@@ -554,12 +567,6 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                << "); lower split-tokens";
       return WalkResult::interrupt();
     }
-    FailureOr<SmallVector<num::CacheEncoding>> heads =
-        getLowerableHeadEncodings(attend, attend.getCache(),
-                                  lowering.context.pageTokens,
-                                  "kvc-lower-to-gpu");
-    if (failed(heads))
-      return WalkResult::interrupt();
     // key-stages copies channel-axis token-pair units, value-stages
     // token-axis rows (Staging.h): every KV head's encoding must be read
     // so, and the stage buffer fit beside the rest.

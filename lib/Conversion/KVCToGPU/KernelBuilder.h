@@ -153,6 +153,20 @@ struct KernelBuilder {
     }
     return results;
   }
+  /// Result `i` (an index, known at run time) of a blockReduce from
+  /// `first`, read again from its partials after the reduction: the same
+  /// values combined in the same order.
+  Value blockReduced(Value scratch, unsigned threads,
+                     function_ref<Value(Value, Value)> op, int64_t first,
+                     Value i) {
+    const int64_t warps = threads / 32;
+    Value at = add(index(first), mul(i, warps));
+    Value result = memref::LoadOp::create(b, loc, scratch, at);
+    for (int64_t w = 1; w < warps; ++w)
+      result = op(result,
+                  memref::LoadOp::create(b, loc, scratch, add(at, index(w))));
+    return result;
+  }
   Value blockReduce(Value value, Value scratch, unsigned threads,
                     function_ref<Value(Value, Value)> op) {
     return blockReduce(ArrayRef<Value>{value}, scratch, threads, op).front();

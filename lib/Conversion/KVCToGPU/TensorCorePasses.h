@@ -40,18 +40,36 @@ void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
                           Value keyStages, Value scores, double scoreScale,
                           function_ref<Value(Value)> capScore);
 
+/// The folded value pass's terms of token `token` of KV head `kvHead` (f32):
+/// its scale times 2^b (PageReader::foldedWeightScale) and its zero; 1 *
+/// 2^b and 0 for a residual row. `slab`: the value pass's slab (D / 8).
+std::pair<Value, Value> foldedValueTerms(KernelBuilder &k,
+                                         const SequenceSideView &values,
+                                         Value kvHead, Value token,
+                                         int64_t slab);
+
+/// A softmax weight w as the f32 bit pattern of the fp16 pair (hi, lo) =
+/// (w cut to fp16, fp16(w - hi)), hi in the low 16 bits: the value pass's
+/// split of w (about 21 bits), stored in w's slot.
+Value packWeightHalves(KernelBuilder &k, Value weight);
+
 /// The value pass on tensor cores: for every query head j of the group and
 /// channel c, the sum over the split's tokens of weights[j][local] *
 /// value[local][c], handed to `store(j, c, total)` (each pair once, by one
-/// thread). `weights` is the shared [group][split] memref of
-/// exp(score - max); `partials` a shared f32 memref<warps x group x D>.
-/// The value reader must unroll spans of D / 8 channels. `valueStages`: the
-/// workgroup memref whose start holds spec.valueStages > 0 stages
-/// (Staging.h; token-axis 2-, 4- and 8-bit values), else null.
+/// thread). `weights` is the shared [group][split] memref of the weights
+/// exp(score - max) packed by packWeightHalves (where the pass folds the
+/// values' scales, softmaxSumsValueZeros: of the weights times
+/// foldedValueTerms' scale); `zeroSum(head)` the sum
+/// of the weights times foldedValueTerms' zero of the query head (an
+/// index), for the folded pass only; `partials` a shared f32 memref<warps x
+/// group x D>. The value reader must unroll spans of D / 8 channels.
+/// `valueStages`: the workgroup memref whose start holds spec.valueStages > 0
+/// stages (Staging.h; token-axis 2-, 4- and 8-bit values), else null.
 void emitTensorCoreValues(KernelBuilder &k, const SplitKernelSpec &spec,
                           const SequenceSideView &values, Value kvHead,
                           Value start, Value count, Value weights,
-                          Value valueStages, Value partials,
+                          function_ref<Value(Value)> zeroSum, Value valueStages,
+                          Value partials,
                           function_ref<void(Value, Value, Value)> store);
 
 } // namespace kvc

@@ -11,6 +11,7 @@
 #include "TensorCoreSupport.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -30,6 +31,57 @@ static HalfPairTerms readHalfPairTerms(KernelBuilder &k,
             .halfPairTerms(k.b, k.loc, kvHead, k.add(start, local), span)
             .flatten();
       }));
+}
+
+/// prmt selectors taking the low (high) halves of two words: the hi (lo)
+/// parts of two tokens' packed weights.
+static constexpr int32_t kHighHalvesSelector = 0x5410;
+static constexpr int32_t kLowHalvesSelector = 0x7632;
+
+std::pair<Value, Value>
+mlir::kvc::foldedValueTerms(KernelBuilder &k, const SequenceSideView &values,
+                            Value kvHead, Value token, int64_t slab) {
+  // The terms of a slab's read: its codes go unused (LLVM drops their
+  // loads); residual rows come with scale 1 and zero 0.
+  HalfPairTerms terms = values.halfPairTerms(k.b, k.loc, kvHead, token,
+                                             ChannelSpan{k.index(0), slab});
+  auto first = [&](Value pair) -> Value {
+    return arith::ExtFOp::create(
+        k.b, k.loc, k.b.getF32Type(),
+        Value(vector::ExtractOp::create(k.b, k.loc, pair, int64_t(0))));
+  };
+  // The scale times 2^b (exact): w * scale * 2^b is about w times the
+  // token's range, so small scales (8-bit codes) leave its hi and lo parts
+  // fp16 normals, not subnormals that lose bits; the value pass divides
+  // its sums by 2^b.
+  return {
+      k.fmul(first(terms.scales), k.f32(values.reader->foldedWeightScale())),
+      first(terms.zeros)};
+}
+
+/// The hi part of a weight (or of each of a vector of them) for the
+/// split: w with its f32 mantissa cut to fp16's 10 bits, so that hi is
+/// exact in fp16 (for |w| >= 2^-14) and w - hi exact in f32; lo = fp16(w -
+/// hi) keeps about 21 bits more. (fp16(w) as hi would cost a conversion
+/// and its widening back.)
+static Value weightHighPart(KernelBuilder &k, Value weight) {
+  Type intType = k.b.getI32Type();
+  Value mask = k.i32(int32_t(0xFFFFE000u));
+  if (auto vector = dyn_cast<VectorType>(weight.getType())) {
+    intType = vector.clone(intType);
+    mask = vector::BroadcastOp::create(k.b, k.loc, intType, mask);
+  }
+  Value bits = arith::BitcastOp::create(k.b, k.loc, intType, weight);
+  return arith::BitcastOp::create(
+      k.b, k.loc, weight.getType(),
+      arith::AndIOp::create(k.b, k.loc, bits, mask));
+}
+
+Value mlir::kvc::packWeightHalves(KernelBuilder &k, Value weight) {
+  Value high = weightHighPart(k, weight);
+  Value rest = arith::SubFOp::create(k.b, k.loc, weight, high);
+  return LLVM::BitcastOp::create(k.b, k.loc, k.b.getF32Type(),
+                                 packHalfPair(k, high, rest));
 }
 
 /// The value pass on tensor cores. The weighted sum out[c][j] = sum over
@@ -54,7 +106,11 @@ static HalfPairTerms readHalfPairTerms(KernelBuilder &k,
 /// register pairs one channel of the two tokens, one vector.shuffle.
 ///
 /// Weights are in [0, 1]; rounded to fp16 they would lose 11 bits, so they
-/// are split into hi = fp16(w) and lo = fp16(w - hi) (about 22 bits). With
+/// are split into hi (weightHighPart: w cut to fp16) and lo = fp16(w - hi)
+/// (about 21 bits together) by the softmax, once a weight
+/// (packWeightHalves); a lane builds its B register from two shared-memory
+/// words with one prmt (the split in the pass cost about nine instructions
+/// a tile, and each weight was split by two lanes). With
 /// up to 4 query heads a KV head (Llama-3's 4) they take B's columns: hi in
 /// 0..3, lo in 4..7, one m16n8k8 a channel tile (A the lane's values once,
 /// B one register), and at the end lanes t and t + 2 add their sums with
@@ -68,22 +124,21 @@ static HalfPairTerms readHalfPairTerms(KernelBuilder &k,
 /// Values whose group is the whole head (PageReader::foldsValueScales) are
 /// not dequantized: a token's channels share one scale and one zero, so
 /// out[c][j] = sum_t (w_t * scale_t) * code_t[c] + sum_t w_t * zero_t. A
-/// holds the codes' values, B the split of w * scale * 2^b (f32, then hi
-/// and lo as above; no HFMA2 a value pair; 2^b keeps small scales' parts
-/// fp16 normals, and is divided out at the end), and each lane sums w *
-/// zero over its
-/// tokens in f32 (its head's, lanes of the hi columns), added to its head's
-/// outputs at the end. The values are then the dequantized ones, not
-/// rounded to fp16 (kvc/Numerics/FoldedScales.h). The interior blocks read
-/// the codes as fp16 subnormals (code * 2^(bit - 24): no HADD2 a pair; the
-/// tensor cores take subnormal inputs and form fp16 products exactly), and
-/// their sums are scaled back once, after their loop; the edge tiles mix
-/// pages with the residual buffer's rows and read the codes' values.
+/// holds the codes' values, B the split of w * scale * 2^b (no HFMA2 a
+/// value pair; 2^b keeps small scales' parts fp16 normals, and is divided
+/// out at the end), which the softmax stores in place of the split of w
+/// (foldedValueTerms), and the softmax's block reduction sums w * zero of
+/// each head (`zeroSum`), added to its outputs at the end. The values are then
+/// the dequantized ones, not rounded to fp16 (kvc/Numerics/FoldedScales.h). The
+/// interior blocks read the codes as fp16 subnormals (code * 2^(bit - 24): no
+/// HADD2 a pair; the tensor cores take subnormal inputs and form fp16 products
+/// exactly), and their sums are scaled back once, after their loop; the edge
+/// tiles mix pages with the residual buffer's rows and read the codes' values.
 void mlir::kvc::emitTensorCoreValues(
     KernelBuilder &k, const SplitKernelSpec &spec,
     const SequenceSideView &values, Value kvHead, Value start, Value count,
-    Value weights, Value valueStages, Value partials,
-    function_ref<void(Value, Value, Value)> store) {
+    Value weights, function_ref<Value(Value)> zeroSum, Value valueStages,
+    Value partials, function_ref<void(Value, Value, Value)> store) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   const int64_t group = spec.queryHeads / spec.kvHeads, d = spec.headDim;
@@ -127,6 +182,13 @@ void mlir::kvc::emitTensorCoreValues(
   Value inGroup = k.cmp(arith::CmpIPredicate::ult, head, k.index(group));
   Value weightRow = k.minU(head, k.index(group - 1));
   Value loColumn = k.cmp(arith::CmpIPredicate::uge, row, k.index(4));
+  // Lanes past the group (B's zero padding): none at 4 (split columns) or
+  // 8 query heads.
+  const bool padded = group < (splitColumns ? 4 : 8);
+  // The prmt selector that takes the lane's column of the two tokens'
+  // packed (hi, lo) weights: hi or lo of both.
+  Value halvesSelector = arith::SelectOp::create(
+      b, loc, loColumn, k.i32(kLowHalvesSelector), k.i32(kHighHalvesSelector));
 
   // Tiles of 8 tokens, for fp16-pair layouts aligned to the sequence from
   // the one holding `start`: a lane's two tokens 2t and 2t + 1 lie in one
@@ -136,9 +198,6 @@ void mlir::kvc::emitTensorCoreValues(
   Value end = k.add(start, count);
   Value tiles = coveringBlocks(k, count, end, base, 8);
   SmallVector<Value> inits(channelTiles, zeros(k, accType));
-  // Folded scales: the lane's sum of weight * zero, after the tiles' sums.
-  if (fold)
-    inits.push_back(k.f32(0.0));
   // value-stages: each warp's next interior blocks copied ahead into its
   // shared-memory stages (Staging.h).
   std::optional<ByteViews> staged;
@@ -161,39 +220,37 @@ void mlir::kvc::emitTensorCoreValues(
         offsets.push_back(k.add(k.mul(quad, 2), k.index(8 * h + i)));
         locals.push_back(k.sub(k.add(tileToken, offsets.back()), start));
       }
-    // Their weights (zeros outside the split and past the group) in f32.
-    auto tileWeights = [&](int64_t h) {
-      SmallVector<Value, 2> w(2);
+    // The weights (folded: times the token's scale and 2^b): the softmax
+    // stored them as (hi, lo) fp16 pairs (packWeightHalves), so B is one
+    // prmt of the two tokens' words (two for m16n8k16), zeros outside the
+    // split and past the group.
+    auto halvesFragment = [&](int64_t h) {
+      SmallVector<Value, 2> words(2);
       for (int64_t i = 0; i < 2; ++i) {
-        Value local = locals[2 * h + i], valid = inGroup, at = local;
+        Value local = locals[2 * h + i], at = local;
+        Value valid = padded ? inGroup : Value();
         if (!interior) {
           Value inSplit = k.cmp(arith::CmpIPredicate::ult, local, count);
           at = arith::SelectOp::create(b, loc, inSplit, local, k.index(0));
-          valid = arith::AndIOp::create(b, loc, inGroup, inSplit);
+          valid =
+              valid ? arith::AndIOp::create(b, loc, valid, inSplit) : inSplit;
         }
-        Value weight =
-            memref::LoadOp::create(b, loc, weights, ValueRange{weightRow, at});
-        w[i] = arith::SelectOp::create(b, loc, valid, weight, k.f32(0.0));
+        words[i] = arith::BitcastOp::create(
+            b, loc, b.getI32Type(),
+            memref::LoadOp::create(b, loc, weights, ValueRange{weightRow, at}));
+        if (valid)
+          words[i] = arith::SelectOp::create(b, loc, valid, words[i], k.i32(0));
       }
-      return w;
+      auto pick = [&](Value selector) -> Value {
+        return LLVM::BitcastOp::create(
+            b, loc, VectorType::get({2}, f16),
+            NVVM::PermuteOp::create(b, loc, b.getI32Type(), words[0], words[1],
+                                    selector, NVVM::PermuteMode::DEFAULT));
+      };
+      return splitColumns ? singleFragment(k, pick(halvesSelector))
+                          : fragment(k, {pick(k.i32(kHighHalvesSelector)),
+                                         pick(k.i32(kLowHalvesSelector))});
     };
-    // Weights as fp16 hi and lo parts.
-    auto weightFragment = [&](ArrayRef<Value> w) {
-      Value high = packHalfPair(k, w[0], w[1]);
-      Value rest = arith::SubFOp::create(
-          b, loc,
-          vector::FromElementsOp::create(b, loc, VectorType::get({2}, f32),
-                                         ValueRange{w[0], w[1]}),
-          arith::ExtFOp::create(b, loc, VectorType::get({2}, f32), high));
-      Value low =
-          arith::TruncFOp::create(b, loc, VectorType::get({2}, f16), rest);
-      // B: the hi parts at reduction indices 2t, 2t + 1, the lo parts at
-      // 2t + 8, 2t + 9 (or in columns 4..7), ...
-      return splitColumns ? singleFragment(k, arith::SelectOp::create(
-                                                  b, loc, loColumn, low, high))
-                          : fragment(k, {high, low});
-    };
-
     // An interior block's page, located once for its tiles.
     std::pair<Value, Value> located;
     if (interior && !stageBase)
@@ -219,60 +276,21 @@ void mlir::kvc::emitTensorCoreValues(
       SmallVector<Value> next(in);
       ArrayRef<Value> tileOffsets = ArrayRef<Value>(offsets).slice(2 * h, 2);
       ArrayRef<Value> tileLocals = ArrayRef<Value>(locals).slice(2 * h, 2);
-      SmallVector<Value, 2> w = tileWeights(h);
       SmallVector<Value> read;
+      Value bWeights = halvesFragment(h);
       if (fold) {
-        // The whole slab is one part: the codes, and each token's scale
-        // and zero (pairs of the two tokens' halves).
+        // The whole slab is one part: the codes (the scales and zeros are
+        // in the weights and the softmax's zero sums).
         ChannelSpan span{slabFirst, part};
-        Value scales, zeros;
         if (interior) {
-          HalfPairTerms terms =
-              interiorColumns(tileOffsets, span, /*dequantize=*/false);
-          read = terms.pairs;
-          scales = terms.scales;
-          zeros = terms.zeros;
+          read = interiorColumns(tileOffsets, span, /*dequantize=*/false).pairs;
         } else {
-          SmallVector<Value> tokenScales, tokenZeros;
-          for (Value local : tileLocals) {
-            HalfPairTerms terms =
-                readHalfPairTerms(k, values, kvHead, start, local, count, span);
-            llvm::append_range(read, terms.pairs);
-            tokenScales.push_back(terms.scales);
-            tokenZeros.push_back(terms.zeros);
-          }
-          // Token i's in half i.
-          scales = vector::ShuffleOp::create(b, loc, tokenScales[0],
-                                             tokenScales[1],
-                                             ArrayRef<int64_t>{0, 2});
-          zeros = vector::ShuffleOp::create(b, loc, tokenZeros[0],
-                                            tokenZeros[1],
-                                            ArrayRef<int64_t>{0, 2});
+          for (Value local : tileLocals)
+            llvm::append_range(read, readHalfPairTerms(k, values, kvHead, start,
+                                                       local, count, span)
+                                         .pairs);
         }
-        auto halves = [&](Value pair) {
-          Value wide = arith::ExtFOp::create(
-              b, loc, VectorType::get({2}, f32), pair);
-          SmallVector<Value, 2> result;
-          for (int64_t i = 0; i < 2; ++i)
-            result.push_back(vector::ExtractOp::create(b, loc, wide, i));
-          return result;
-        };
-        // The scales times 2^b (exact; one HMUL2 for both tokens): w *
-        // scale * 2^b is about w times the token's range, so small scales
-        // (8-bit codes) leave its hi and lo parts fp16 normals, not
-        // subnormals that lose bits; the sums are divided by 2^b at the end.
-        scales = arith::MulFOp::create(
-            b, loc, scales,
-            splat(k, VectorType::get({2}, f16), foldedWeightScale));
-        SmallVector<Value, 2> scale = halves(scales), zero = halves(zeros);
-        Value sum = next.back();
-        for (int64_t i = 0; i < 2; ++i) {
-          sum = LLVM::FMAOp::create(b, loc, w[i], zero[i], sum);
-          w[i] = k.fmul(w[i], scale[i]);
-        }
-        next.back() = sum;
       }
-      Value bWeights = weightFragment(w);
       for (int64_t j = 0; j < channelTiles; ++j) {
         // Each part of the slab: both tokens read. Interior tiles are
         // located once; the others (never wholly in the split and in
@@ -414,25 +432,19 @@ void mlir::kvc::emitTensorCoreValues(
                                /*interior=*/false, 1);
              });
 
-  // Folded scales: each head's sum of weight * zero over the warp's
-  // tokens (the lanes of a quad hold its tokens; lane group g's sums are
-  // head g's, of the hi columns for g < 4), for heads 2t and 2t + 1.
+  // Folded scales: the sums of weight * zero of heads 2t and 2t + 1 (the
+  // softmax's, over the whole split: warp 0's outputs take them, the
+  // others' are added to those; lanes past the group take the last head's
+  // and store nothing).
   Value headZeroSums[2];
   if (fold) {
-    Value sum = tileLoop.getResults().back();
-    for (int32_t offset : {1, 2})
-      sum = k.fadd(sum, gpu::ShuffleOp::create(b, loc, sum, k.i32(offset),
-                                               k.i32(32), gpu::ShuffleMode::XOR)
-                            .getShuffleResult());
-    for (int64_t h = 0; h < 2; ++h) {
-      Value sourceLane = arith::IndexCastOp::create(
-          b, loc, b.getI32Type(),
-          k.mul(k.add(k.mul(quad, 2), k.index(h)), 4));
-      headZeroSums[h] =
-          gpu::ShuffleOp::create(b, loc, sum, sourceLane, k.i32(32),
-                                 gpu::ShuffleMode::IDX)
-              .getShuffleResult();
-    }
+    Value firstWarp = k.cmp(arith::CmpIPredicate::eq, warp, k.index(0));
+    for (int64_t h = 0; h < 2; ++h)
+      headZeroSums[h] = arith::SelectOp::create(
+          b, loc, firstWarp,
+          zeroSum(
+              k.minU(k.add(k.mul(quad, 2), k.index(h)), k.index(group - 1))),
+          k.f32(0.0));
   }
 
   // C: rows g and g + 8 of tile j are channels slabFirst + order[j],
