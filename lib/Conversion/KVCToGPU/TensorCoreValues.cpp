@@ -59,15 +59,22 @@ mlir::kvc::foldedValueTerms(KernelBuilder &k, const SequenceSideView &values,
       first(terms.zeros)};
 }
 
-/// The hi part of a weight (f32) for the split: w with its mantissa cut to
-/// fp16's 10 bits, so that hi is exact in fp16 (for |w| >= 2^-14) and w -
-/// hi exact in f32; lo = fp16(w - hi) keeps about 21 bits more. (fp16(w)
-/// as hi would cost a conversion and its widening back.)
+/// The hi part of a weight (or of each of a vector of them) for the
+/// split: w with its f32 mantissa cut to fp16's 10 bits, so that hi is
+/// exact in fp16 (for |w| >= 2^-14) and w - hi exact in f32; lo = fp16(w -
+/// hi) keeps about 21 bits more. (fp16(w) as hi would cost a conversion
+/// and its widening back.)
 static Value weightHighPart(KernelBuilder &k, Value weight) {
-  Value bits = arith::BitcastOp::create(k.b, k.loc, k.b.getI32Type(), weight);
+  Type intType = k.b.getI32Type();
+  Value mask = k.i32(int32_t(0xFFFFE000u));
+  if (auto vector = dyn_cast<VectorType>(weight.getType())) {
+    intType = vector.clone(intType);
+    mask = vector::BroadcastOp::create(k.b, k.loc, intType, mask);
+  }
+  Value bits = arith::BitcastOp::create(k.b, k.loc, intType, weight);
   return arith::BitcastOp::create(
       k.b, k.loc, weight.getType(),
-      arith::AndIOp::create(k.b, k.loc, bits, k.i32(int32_t(0xFFFFE000u))));
+      arith::AndIOp::create(k.b, k.loc, bits, mask));
 }
 
 Value mlir::kvc::packWeightHalves(KernelBuilder &k, Value weight) {
