@@ -98,8 +98,9 @@ esac
 
 # Compiles the attention modules listed in DIR/MODULES ("<file> <page_tokens>
 # <split_tokens> <key_product> <value_product> [<split_blocks>
-# [<l2_prefetch> [<key_stages> [<value_stages>]]]]", no split_blocks or "-":
-# $SPLIT_BLOCKS, no l2_prefetch: none, no key_stages or value_stages: 0)
+# [<l2_prefetch> [<key_stages> [<value_stages> [<combine>]]]]]", no
+# split_blocks or "-": $SPLIT_BLOCKS, no l2_prefetch: none, no key_stages or
+# value_stages: 0, no combine: kernel)
 # into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
 # (kvc-cpu-pipeline), intermediates in WORK, and checks that every variant
 # of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`. EXTRA: more
@@ -108,7 +109,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
   local dir="$1" work="$2" modules="$3" manifest="$4" emu="${5:-}"
   local extra="${6:-}"
   local mlir page_tokens split_tokens key_product value_product split_blocks
-  local l2_prefetch key_stages value_stages
+  local l2_prefetch key_stages value_stages combine
   local key_reads value_reads gpu_options
   local stem name ir
   local host="$HOST_PARTS"
@@ -117,7 +118,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
   if [ -n "$host" ]; then mkdir -p "$dir/host" "$work/host"; fi
   if [ -n "$emu" ]; then mkdir -p "$dir/emu" "$work/emu"; fi
   while read -r mlir page_tokens split_tokens key_product value_product \
-      split_blocks l2_prefetch key_stages value_stages; do
+      split_blocks l2_prefetch key_stages value_stages combine; do
     stem="${mlir%.mlir}"
     key_product="${key_product:-fma}"
     value_product="${value_product:-fma}"
@@ -126,13 +127,14 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
     l2_prefetch="${l2_prefetch:-none}"
     key_stages="${key_stages:-0}"
     value_stages="${value_stages:-0}"
+    combine="${combine:-kernel}"
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens" \
          "split-tokens=$split_tokens split-blocks=$split_blocks" \
          "key-product=$key_product value-product=$value_product" \
          "l2-prefetch=$l2_prefetch key-stages=$key_stages" \
-         "value-stages=$value_stages chip=$CHIP" \
+         "value-stages=$value_stages combine=$combine chip=$CHIP" \
          "min-blocks-per-sm=$MIN_BLOCKS${extra:+ $extra})"
-    gpu_options="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product l2-prefetch=$l2_prefetch key-stages=$key_stages value-stages=$value_stages${extra:+ $extra}"
+    gpu_options="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product l2-prefetch=$l2_prefetch key-stages=$key_stages value-stages=$value_stages combine=$combine${extra:+ $extra}"
     compile_object "$dir/$mlir" kvc-gpu-pipeline "$gpu_options" \
       "$work/$stem" "$dir/$stem.o"
     # The kernels as LLVM bitcode (format=llvm) for the GPU emulator

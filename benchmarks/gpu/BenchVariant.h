@@ -28,7 +28,7 @@ struct Variant : PipelineFields {
 
 /// A manifest line (attention_variants.py's format, one encoding for all
 /// heads, no window or softcap, key_product, value_product, l2_prefetch,
-/// key_stages and value_stages allowed); an
+/// key_stages, value_stages and combine allowed); an
 /// error message on failure.
 inline std::string parseVariant(const std::string &line, Variant &v) {
   std::istringstream in(line);
@@ -39,7 +39,8 @@ inline std::string parseVariant(const std::string &line, Variant &v) {
   for (std::string extra; in >> extra;)
     if (!pipelineField(extra, v))
       return "the benchmark takes no extra field but key_product, "
-             "value_product, l2_prefetch, key_stages and value_stages ('" +
+             "value_product, l2_prefetch, key_stages, value_stages and "
+             "combine ('" +
              extra + "')";
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens || !v.queryHeads ||
       v.queryHeads % v.kvHeads)

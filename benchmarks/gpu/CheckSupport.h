@@ -93,6 +93,11 @@ struct PipelineFields {
   uint32_t keyStages = 0;
   /// value_stages=N: the same for the tensor-core value pass.
   uint32_t valueStages = 0;
+  /// combine=fused: the split kernels merge the splits themselves (their
+  /// last block of each sequence and KV head; the results are the same),
+  /// counting in kvc_rt_mlir_gpu_counters' counters, which they must
+  /// leave at zero.
+  bool fusedCombine = false;
 };
 
 /// Whether manifest field `field` is one of PipelineFields'; if so, its
@@ -105,6 +110,8 @@ inline bool pipelineField(const std::string &field, PipelineFields &fields) {
   else if (field == "l2_prefetch=lines" || field == "l2_prefetch=bulk" ||
            field == "l2_prefetch=none")
     fields.l2Prefetch = field.substr(12);
+  else if (field == "combine=fused" || field == "combine=kernel")
+    fields.fusedCombine = field == "combine=fused";
   else
     return countField(field, "key_stages", fields.keyStages) ||
            countField(field, "value_stages", fields.valueStages);

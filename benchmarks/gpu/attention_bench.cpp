@@ -482,12 +482,14 @@ void runBatch(const std::vector<const Variant *> &variants,
       // Tensor-core rows are told apart by " mma" (key pass) and " vmma"
       // (value pass), L2-prefetching ones by " l2bulk" or " l2lines", those
       // with the key pass's cp.async key stages by " ks<N>", the value
-      // pass's by " vs<N>".
+      // pass's by " vs<N>", and those whose split kernels merge the splits
+      // (combine=fused) by " fused".
       row.label = encodingLabel(v.encoding) + (v.tensorCoreKeys ? " mma" : "") +
                   (v.tensorCoreValues ? " vmma" : "") +
                   (v.l2Prefetch != "none" ? " l2" + v.l2Prefetch : "") +
                   (v.keyStages ? " ks" + std::to_string(v.keyStages) : "") +
-                  (v.valueStages ? " vs" + std::to_string(v.valueStages) : "");
+                  (v.valueStages ? " vs" + std::to_string(v.valueStages) : "") +
+                  (v.fusedCombine ? " fused" : "");
       row.name = v.name;
       row.batch = v.batch;
       row.S = S;

@@ -238,6 +238,10 @@ std::string fillCache(kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
 constexpr bool kKernelsFoldScales =
     !KVC_ATTENTION_HOST || KVC_ATTENTION_EMULATED;
 
+/// Whether the calls run kvc-gpu-pipeline's kernels (on the GPU or in the
+/// emulator), not the host dry run's CPU loops.
+constexpr bool kRunsKernels = !KVC_ATTENTION_HOST || KVC_ATTENTION_EMULATED;
+
 num::SideEncoding toNumerics(const kvc_rt_side_encoding &side) {
   switch (side.kind) {
   case KVC_RT_SIDE_QUANT:
@@ -413,6 +417,29 @@ std::string prefetchProblem(const kvc_rt_cache *cache,
 }
 #endif
 
+/// What is wrong with the binding's first `count` arrival counters after
+/// a combine=fused call ("" if they are all zero).
+std::string countersProblem(kvc_rt_binding *binding, uint32_t count) {
+  // The call took at least `count`: the same block, not a new zeroed one.
+  const int32_t *counters = kvc_rt_mlir_gpu_counters(binding, count);
+  if (!counters)
+    return std::string("kvc_rt_mlir_gpu_counters: ") +
+           kvc_rt_binding_error(binding);
+  std::vector<int32_t> values(count);
+#if KVC_ATTENTION_HOST
+  std::memcpy(values.data(), counters, count * sizeof(int32_t));
+#else
+  if (cudaMemcpy(values.data(), counters, count * sizeof(int32_t),
+                 cudaMemcpyDeviceToHost) != cudaSuccess)
+    return deviceProblem("cudaMemcpy of the arrival counters");
+#endif
+  for (uint32_t i = 0; i < count; ++i)
+    if (values[i] != 0)
+      return "combine=fused left arrival counter " + std::to_string(i) +
+             " at " + std::to_string(values[i]) + ", not 0";
+  return "";
+}
+
 Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
                    uint64_t seed) {
   Outcome outcome;
@@ -514,6 +541,15 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
       return outcome;
     }
   }
+  // combine=fused: the split blocks left their arrival counters at zero
+  // for the next call (the second call above found them so, or its output
+  // would have stayed poisoned).
+  if constexpr (kRunsKernels)
+    if (v.fusedCombine) {
+      outcome.problem = countersProblem(binding, v.batch * v.kvHeads);
+      if (!outcome.problem.empty())
+        return outcome;
+    }
   outcome.problem =
       compareWithOracle(cache, seqs, lengths, v, tokenSeed, q, out,
                         outcome.relError);

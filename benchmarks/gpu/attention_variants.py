@@ -9,22 +9,23 @@ descriptors; the out-parameter comes last).
 
 Variants are grouped into modules by the pipeline options they need
 (page-tokens, split-tokens, key-product, value-product, split-blocks,
-l2-prefetch, key-stages, value-stages): one MLIR file per group.
+l2-prefetch, key-stages, value-stages, combine): one MLIR file per group.
 Outputs, in OUTDIR:
 
-  variants_p<P>_s<S>[_sb<N>][_mma][_vmma][_l2<kind>][_ks<N>][_vs<N>].mlir
-                            one module per option group
+  variants_p<P>_s<S>[_sb<N>][_mma][_vmma][_l2<kind>][_ks<N>][_vs<N>]
+  [_fused].mlir             one module per option group
   modules.txt               "<file> <page_tokens> <split_tokens>
                             <key_product> <value_product> [<split_blocks>
                             [<l2_prefetch> [<key_stages>
-                            [<value_stages>]]]]" per module (no
+                            [<value_stages> [<combine>]]]]]" per module (no
                             split_blocks or "-": the build's default; no
                             l2_prefetch: none; no key_stages or
-                            value_stages: 0)
+                            value_stages: 0; no combine: kernel)
   manifest.txt              one line per variant, whitespace separated:
       name B Hq Hkv D key value residual page_tokens split [window=W]
       [softcap=C] [key_product=mma] [value_product=mma]
       [l2_prefetch=lines|bulk] [key_stages=N] [value_stages=N]
+      [combine=fused]
     key / value are side specs: `q<bits>:<channel|token>:g<group>`,
     `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
     each KV head its own encoding (kvc.head_encodings).
@@ -54,7 +55,13 @@ than the stages), the L2 prefetch, residual 64 and per-head encodings;
 and the value pass's stages (value-stages=2 or 3, names ending in
 _vs<N>, with the key stages) for K2/V2 at GQA 1, 4 and 8, K4/V4, values in
 groups of the whole head (folded scales) on 128-token pages, 8-bit values,
-per-call splits and the L2 prefetch.
+per-call splits and the L2 prefetch; and the split kernels merging the
+splits themselves (combine=fused, names ending in _fused: the last block
+of each sequence and KV head) with both passes on CUDA and on tensor
+cores, at batches 1, 8 and 32, GQA 1, 4 and 8, many per-call splits, a
+window (empty splits), per-head encodings (one counter array, several
+split kernels), whole-head value groups, and the stages and the
+prefetch.
 
 usage: attention_variants.py OUTDIR
 """
@@ -76,7 +83,7 @@ class Variant:
                  split=SPLIT_TOKENS, window=None, softcap=None,
                  key_product="fma", split_blocks=None,
                  value_product="fma", l2_prefetch="none", key_stages=0,
-                 value_stages=0):
+                 value_stages=0, combine="kernel"):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
@@ -94,6 +101,8 @@ class Variant:
         self.key_stages = key_stages
         # kvc-gpu-pipeline's value-stages, the same for the value pass.
         self.value_stages = value_stages
+        # kvc-gpu-pipeline's combine: kernel or fused.
+        self.combine = combine
 
     @property
     def query_heads(self):
@@ -134,6 +143,8 @@ class Variant:
             parts.append(f"ks{self.key_stages}")
         if self.value_stages:
             parts.append(f"vs{self.value_stages}")
+        if self.combine != "kernel":
+            parts.append(self.combine)
         return "_".join(parts)
 
     def manifest_line(self):
@@ -154,6 +165,8 @@ class Variant:
             fields.append(f"key_stages={self.key_stages}")
         if self.value_stages:
             fields.append(f"value_stages={self.value_stages}")
+        if self.combine != "kernel":
+            fields.append(f"combine={self.combine}")
         return " ".join(str(f) for f in fields)
 
 
@@ -364,6 +377,19 @@ def variants():
                   key_stages=2, value_stages=3, **both)
     yield Variant(K2, V2, 8, 4, 128, kv_heads=4, l2_prefetch="bulk",
                   **staged)
+    # The splits merged by the split kernels' last blocks (combine=fused).
+    fused = dict(combine="fused")
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, **fused)
+    yield Variant(K2, V2, 1, 8, 64, split_blocks=1024, **fused)
+    yield Variant(K4, V4, 32, 1, 128, **fused)
+    yield Variant("fp16", "fp16", 8, 8, 64, **fused)
+    yield Variant(K2, V2, 8, 4, 128, window=300, softcap=50.0, **fused)
+    yield Variant(f"{K2},{K2},{K4},{K4}", f"{V2},{V4},{V4},fp16", 8, 4, 128,
+                  kv_heads=4, **both, **fused)
+    yield Variant("q2:channel:g128", "q2:token:g128", 1, 4, 128, kv_heads=8,
+                  page_tokens=128, **both, **fused)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, l2_prefetch="bulk",
+                  **staged, **fused)
 
 
 def side_attr(spec):
@@ -417,6 +443,7 @@ def module_name(stem, v):
     suffix += "" if v.l2_prefetch == "none" else f"_l2{v.l2_prefetch}"
     suffix += f"_ks{v.key_stages}" if v.key_stages else ""
     suffix += f"_vs{v.value_stages}" if v.value_stages else ""
+    suffix += "" if v.combine == "kernel" else f"_{v.combine}"
     return f"{stem}_p{v.page_tokens}_s{v.split}{suffix}.mlir"
 
 
@@ -436,20 +463,24 @@ def write_variants(outdir, variants, stem="variants",
                            v.value_product,
                            v.split_blocks if v.split_blocks is not None
                            else -1, v.l2_prefetch, v.key_stages,
-                           v.value_stages),
+                           v.value_stages, v.combine),
                           []).append(v)
     with open(os.path.join(outdir, manifest), "w") as manifest_file, \
             open(os.path.join(outdir, modules), "w") as index:
         for (page_tokens, split, product, value_product, blocks,
-             prefetch, stages, value_stages), group in sorted(groups.items()):
+             prefetch, stages, value_stages,
+             combine), group in sorted(groups.items()):
             name = module_name(stem, group[0])
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
             # Optional trailing columns: split_blocks ("-": the build's
-            # default), l2_prefetch, key_stages; each written only when it
-            # or a later one is not the default.
+            # default), l2_prefetch, key_stages, value_stages, combine;
+            # each written only when it or a later one is not the default.
             line = f"{name} {page_tokens} {split} {product} {value_product}"
-            if value_stages:
+            if combine != "kernel":
+                line += (f" {blocks if blocks >= 0 else '-'} {prefetch}"
+                         f" {stages} {value_stages} {combine}")
+            elif value_stages:
                 line += (f" {blocks if blocks >= 0 else '-'} {prefetch}"
                          f" {stages} {value_stages}")
             elif stages:

@@ -34,8 +34,10 @@ def base_encoding(label):
     tensor-core value pass), "K2/V2 g32 mma vmma", "K2/V2 g32 mma vmma
     l2bulk" (with the L2 prefetch), "K2/V2 g32 mma vmma ks2" and "K2/V2
     g32 mma vmma l2bulk ks2" (with the key pass's cp.async key stages,
-    key-stages=2) -> "K2/V2 g32". The targets apply to each kernel's
-    rows."""
+    key-stages=2), "K2/V2 g32 mma vmma fused" (the splits merged by the
+    split kernels, combine=fused) -> "K2/V2 g32". The targets apply to
+    each kernel's rows."""
+    label = re.sub(r" fused$", "", label)
     label = re.sub(r"( [kv]s\d+)+$", "", label)
     for suffix in (" l2bulk", " l2lines", " vmma", " mma"):
         if label.endswith(suffix):

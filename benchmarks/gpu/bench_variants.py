@@ -12,7 +12,9 @@ with cp.async (key-stages=2, names ending in _mma_vmma_ks2, and with the
 value pass's stages too, value-stages=2, _mma_vmma_l2bulk_ks2_vs2; the
 stages are dynamic shared memory, K8/V8's past 48 KB), for K2/V2 g32 and
 g128 with three stages on both passes and the prefetch too
-(_mma_vmma_l2bulk_ks3_vs3), and
+(_mma_vmma_l2bulk_ks3_vs3), both tensor-core passes with the splits
+merged by the split kernels' last blocks (combine=fused, _mma_vmma_fused),
+and
 kvc's own fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
@@ -28,10 +30,10 @@ entry to the same cache type (`ptr _mlir_ciface_bench_append_<x>(binding,
 &k, &v)`), which the benchmark times per decode step next to the
 attention. Outputs, in OUTDIR:
 
-  bench_p<P>_s<S>[_mma][_vmma][_l2bulk][_ks2][_vs2].mlir   one module per
-                         (page-tokens, split-tokens, key-product,
-                         value-product, l2-prefetch, key-stages,
-                         value-stages)
+  bench_p<P>_s<S>[_mma][_vmma][_l2bulk][_ks2][_vs2][_fused].mlir   one
+                         module per (page-tokens, split-tokens,
+                         key-product, value-product, l2-prefetch,
+                         key-stages, value-stages, combine)
   bench_modules.txt      attention_variants.py's module index
   bench_manifest.txt     attention_variants.py's manifest format (the
                          attention variants; the append twins go by name)
@@ -90,13 +92,19 @@ def variants(split=av.SPLIT_TOKENS):
     # and those with the L2 prefetch (l2-prefetch=bulk); kvc's fp16
     # reference row only with the first; the last two again with the
     # key pass's two cp.async key stages (key-stages=2) where they apply,
-    # the last with the value pass's too (value-stages=2); and, for the
+    # the last with the value pass's too (value-stages=2); for the
     # 2-bit encodings only, three stages on both passes with the prefetch
-    # (whether one unit in flight is enough).
-    for products in (("fma", "fma", "none", 0, 0), ("mma", "fma", "none", 0, 0),
-                     ("mma", "mma", "none", 0, 0), ("mma", "mma", "bulk", 0, 0),
-                     ("mma", "mma", "none", 2, 0), ("mma", "mma", "bulk", 2, 2),
-                     ("mma", "mma", "bulk", 3, 3)):
+    # (whether one unit in flight is enough); and both tensor-core passes
+    # with the splits merged by the split kernels (combine=fused: one
+    # launch a call).
+    for products in (("fma", "fma", "none", 0, 0, "kernel"),
+                     ("mma", "fma", "none", 0, 0, "kernel"),
+                     ("mma", "mma", "none", 0, 0, "kernel"),
+                     ("mma", "mma", "bulk", 0, 0, "kernel"),
+                     ("mma", "mma", "none", 2, 0, "kernel"),
+                     ("mma", "mma", "bulk", 2, 2, "kernel"),
+                     ("mma", "mma", "bulk", 3, 3, "kernel"),
+                     ("mma", "mma", "none", 0, 0, "fused")):
         for key, value in ENCODINGS:
             if products[0] != "fma" and key == "fp16":
                 continue
@@ -113,7 +121,8 @@ def variants(split=av.SPLIT_TOKENS):
                                    value_product=products[1],
                                    l2_prefetch=products[2],
                                    key_stages=products[3],
-                                   value_stages=products[4])
+                                   value_stages=products[4],
+                                   combine=products[5])
 
 
 class AppendTwin(append_variants.Variant):

@@ -179,6 +179,8 @@ createEngine(ModuleOp module, bool emulatedGPU) {
           reinterpret_cast<void *>(&kvc_rt_mlir_gpu_synchronize));
       add("kvc_rt_mlir_gpu_workspace",
           reinterpret_cast<void *>(&kvc_rt_mlir_gpu_workspace));
+      add("kvc_rt_mlir_gpu_counters",
+          reinterpret_cast<void *>(&kvc_rt_mlir_gpu_counters));
       ::kvc::gpuemu::forEachMgpuFunction(add);
     }
     return symbols;

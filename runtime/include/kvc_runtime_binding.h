@@ -351,6 +351,20 @@ kvc_rt_mlir_gpu_live_bitmaps(kvc_rt_binding *binding);
 KVC_RT_API void *kvc_rt_mlir_gpu_workspace(kvc_rt_binding *binding,
                                            int64_t bytes);
 
+/** At least `count` (0 allowed) int32 counters in backend memory owned by
+ *  the binding, 256-byte aligned, zero when first handed out. They are for
+ *  kernels that count arrivals (the split attention kernels of
+ *  combine=fused: a block per split counts in, the last one merges the
+ *  splits): such a kernel must leave every counter it used at zero when it
+ *  ends, so that the next launch finds them zero. Grows on demand: a
+ *  larger request frees the previous block (after the cache's pending
+ *  operations) and returns a new, zero-filled one; a smaller or equal one
+ *  returns the same block. Freed with the binding. NULL + sticky
+ *  OUT_OF_MEMORY when it cannot be allocated, INVALID_ARGUMENT for
+ *  count < 0 or a count whose bytes overflow. */
+KVC_RT_API int32_t *kvc_rt_mlir_gpu_counters(kvc_rt_binding *binding,
+                                             int64_t count);
+
 /** The stream generated kernels of this binding launch on: the cache's
  *  CUDA stream (kvc_rt_cache_stream), so that they run behind the cache's
  *  own copies and the records above without a host wait; NULL (the legacy

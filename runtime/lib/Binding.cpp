@@ -16,7 +16,9 @@
 #include "Cache.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <string>
 #include <vector>
@@ -196,9 +198,9 @@ void kvc_rt_binding_destroy(kvc_rt_binding *binding) {
   // After the cache (a misuse) its backend is gone: the blocks leak rather
   // than being freed through a dangling backend.
   if (kvc::rt::Cache *cache = kvc::rt::liveCache(binding->cache))
-    for (BackendBlock *block :
-         {&binding->records, &binding->workspace, &binding->appendRecords,
-          &binding->bitmapAddresses, &binding->bitmaps})
+    for (BackendBlock *block : {&binding->records, &binding->workspace,
+                                &binding->counters, &binding->appendRecords,
+                                &binding->bitmapAddresses, &binding->bitmaps})
       if (block->data)
         cache->backend().release(block->data);
   delete binding;
@@ -539,6 +541,35 @@ void *kvc_rt_mlir_gpu_workspace(kvc_rt_binding *binding, int64_t bytes) {
                            "kvc_rt_mlir_gpu_workspace"))
     return nullptr;
   return binding->workspace.data;
+}
+
+int32_t *kvc_rt_mlir_gpu_counters(kvc_rt_binding *binding, int64_t count) {
+  if (!usable(binding))
+    return nullptr;
+  constexpr int64_t kMostCounters =
+      std::numeric_limits<int64_t>::max() / int64_t(sizeof(int32_t));
+  if (count < 0 || count > kMostCounters) {
+    fail(binding, KVC_RT_ERROR_INVALID_ARGUMENT,
+         "kvc_rt_mlir_gpu_counters: " + std::to_string(count) + " counters");
+    return nullptr;
+  }
+  Backend *backend = backendOf(binding);
+  if (!backend)
+    return nullptr;
+  BackendBlock &block = binding->counters;
+  const size_t bytes = size_t(count) * sizeof(int32_t);
+  if (!block.data || block.bytes < bytes) {
+    // A new block starts zero; the old one's counters were zero (every
+    // launch leaves them so), so nothing is lost.
+    if (!reserve(binding, *backend, block, bytes, "kvc_rt_mlir_gpu_counters"))
+      return nullptr;
+    const kvc::rt::Status s = backend->fillZero(block.data, block.bytes);
+    if (!s.isOk()) {
+      fail(binding, s.code(), "kvc_rt_mlir_gpu_counters: " + s.message());
+      return nullptr;
+    }
+  }
+  return reinterpret_cast<int32_t *>(block.data);
 }
 
 } // extern "C"

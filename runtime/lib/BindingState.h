@@ -44,6 +44,9 @@ struct kvc_rt_binding {
   const kvc_rt_gpu_sequence *uploadedRecords = nullptr;
   std::vector<kvc_rt_gpu_sequence> uploadedHostRecords;
   kvc::rt::BackendBlock workspace;
+  /// kvc_rt_mlir_gpu_counters: zero-filled when allocated, kept zero
+  /// between launches by the kernels that count in it.
+  kvc::rt::BackendBlock counters;
   /// kvc_rt_mlir_reserve_append: the ranges, the staged records (the append
   /// records, then at appendSequencesOffset the sequence records after the
   /// append), their copy.

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -261,6 +262,68 @@ TEST_P(GpuBinding, WorkspaceGrowsOnDemand) {
   ASSERT_NE(again, nullptr) << kvc_rt_binding_error(binding);
   std::memset(again, 0, 4096);
 #endif
+  kvc_rt_binding_destroy(binding);
+}
+
+TEST_P(GpuBinding, CountersStartZeroAndGrowZeroed) {
+  CacheHolder cache(simpleConfig(kivi2(), GetParam()));
+  ASSERT_RT_OK(cache.status());
+  kvc_rt_seq seq;
+  ASSERT_RT_OK(kvc_rt_sequence_create(cache, &seq));
+  kvc_rt_binding *binding = nullptr;
+  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, &seq, 1, &binding));
+
+  // Dirty memory freed just before (a workspace that grew), which the
+  // allocator may hand out again: the counters must not take its bytes.
+  void *dirty = kvc_rt_mlir_gpu_workspace(binding, 4096);
+  ASSERT_NE(dirty, nullptr) << kvc_rt_binding_error(binding);
+  std::memset(dirty, 0xAB, 4096);
+  ASSERT_NE(kvc_rt_mlir_gpu_workspace(binding, 1 << 16), nullptr);
+  int32_t *reused = kvc_rt_mlir_gpu_counters(binding, 1024);
+  ASSERT_NE(reused, nullptr) << kvc_rt_binding_error(binding);
+  ASSERT_RT_OK(kvc_rt_cache_synchronize(cache));
+  EXPECT_EQ(std::count(reused, reused + 1024, 0), 1024);
+
+  kvc_rt_binding_destroy(binding);
+  binding = nullptr;
+  ASSERT_RT_OK(kvc_rt_binding_create(cache, 0, &seq, 1, &binding));
+  int32_t *small = kvc_rt_mlir_gpu_counters(binding, 10);
+  ASSERT_NE(small, nullptr) << kvc_rt_binding_error(binding);
+  EXPECT_TRUE(aligned256(small));
+  ASSERT_RT_OK(kvc_rt_cache_synchronize(cache));
+  // The whole rounded block (64 counters) is zero.
+  for (int i = 0; i < 64; ++i)
+    EXPECT_EQ(small[i], 0) << i;
+  // What a kernel does in between (counts, then leaves them zero) is kept:
+  // no refill while the block is large enough.
+  small[3] = 7;
+  EXPECT_EQ(kvc_rt_mlir_gpu_counters(binding, 64), small);
+  EXPECT_EQ(small[3], 7);
+  small[3] = 0;
+  EXPECT_EQ(kvc_rt_mlir_gpu_counters(binding, 0), small);
+
+  // A larger request: a new block, zero-filled.
+  int32_t *large = kvc_rt_mlir_gpu_counters(binding, 100000);
+  ASSERT_NE(large, nullptr) << kvc_rt_binding_error(binding);
+  EXPECT_TRUE(aligned256(large));
+  ASSERT_RT_OK(kvc_rt_cache_synchronize(cache));
+  EXPECT_EQ(std::count(large, large + 100000, 0), 100000);
+  // Apart from the workspace.
+  EXPECT_NE(static_cast<void *>(large), kvc_rt_mlir_gpu_workspace(binding, 16));
+  EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_OK);
+
+  // A negative count, or one whose bytes overflow: INVALID_ARGUMENT, sticky.
+  for (int64_t bad : {int64_t(-1), std::numeric_limits<int64_t>::max()}) {
+    EXPECT_EQ(kvc_rt_mlir_gpu_counters(binding, bad), nullptr);
+    EXPECT_EQ(kvc_rt_binding_status(binding), KVC_RT_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(kvc_rt_binding_error(binding))
+                  .find("kvc_rt_mlir_gpu_counters: " + std::to_string(bad)),
+              std::string::npos)
+        << kvc_rt_binding_error(binding);
+    kvc_rt_binding_clear_error(binding);
+  }
+  EXPECT_EQ(kvc_rt_mlir_gpu_counters(binding, 50), large);
+  EXPECT_EQ(kvc_rt_mlir_gpu_counters(nullptr, 4), nullptr);
   kvc_rt_binding_destroy(binding);
 }
 

@@ -17,6 +17,9 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_75 key-product=mma key-stages=2" 2>&1 | FileCheck %s --check-prefix=STAGESCHIP
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="value-product=mma value-stages=1" 2>&1 | FileCheck %s --check-prefix=VSTAGES
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_75 value-product=mma value-stages=2" 2>&1 | FileCheck %s --check-prefix=VSTAGESCHIP
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="combine=atomic" 2>&1 | FileCheck %s --check-prefix=COMBINE
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="combine=fused key-product=mma value-product=mma" 2>&1 | FileCheck %s --check-prefix=FUSEDMMA
+// RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="combine=fused,x" 2>&1 | FileCheck %s --check-prefix=CFORMAT
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
@@ -28,7 +31,7 @@
 // CODES: error: kvc-lower-to-gpu: code-to-float must be 'bits' or 'convert', not 'fast'
 // PRODUCT: error: kvc-lower-to-gpu: key-product must be 'fma' or 'mma', not 'wmma'
 // VPRODUCT: error: kvc-lower-to-gpu: value-product must be 'fma' or 'mma', not 'wmma'
-// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='elf' code-to-float='bits' key-product='fma' value-product='fma' l2-prefetch='none' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, fatbin or llvm, code-to-float bits or convert, key-product and value-product fma or mma, l2-prefetch none, lines or bulk)
+// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='elf' code-to-float='bits' key-product='fma' value-product='fma' l2-prefetch='none' combine='kernel' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, fatbin or llvm, code-to-float bits or convert, key-product and value-product fma or mma, l2-prefetch none, lines or bulk, combine kernel or fused)
 // PREFETCH: error: kvc-lower-to-gpu: l2-prefetch must be 'none', 'lines' or 'bulk', not 'all'
 // PREFETCHBYTES: error: kvc-lower-to-gpu: l2-prefetch-bytes must be positive
 // BULKCHIP: error: kvc-gpu-pipeline: l2-prefetch=bulk needs chip sm_90 or later (LLVM selects its NVVM instructions from sm_90 on), not 'sm_80'; use l2-prefetch=none
@@ -37,7 +40,9 @@
 // STAGESCHIP: error: kvc-gpu-pipeline: key-stages=2 needs chip sm_80 or later (LLVM selects its NVVM instructions from sm_80 on), not 'sm_75'; use key-stages=0
 // VSTAGES: error: kvc-lower-to-gpu: value-stages must be 0 (no staging) or at least 2 (a unit read while the next is copied), not 1
 // VSTAGESCHIP: error: kvc-gpu-pipeline: value-stages=2 needs chip sm_80 or later (LLVM selects its NVVM instructions from sm_80 on), not 'sm_75'; use value-stages=0
-// VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' l2-prefetch='none' (expected
+// VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' l2-prefetch='none' combine='kernel' (expected
+// COMBINE: error: kvc-lower-to-gpu: combine must be 'kernel' or 'fused', not 'atomic'
+// CFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='bin' code-to-float='bits' key-product='fma' value-product='fma' l2-prefetch='none' combine='fused,x' (expected
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
   // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: the appended keys and values must have static shapes}}
@@ -183,4 +188,15 @@ func.func @mma_head_dim(%c: !kvc.cache<1x2x?x96xf16>, %q: tensor<1x8x1x96xf32>) 
 func.func @mma_group(%c: !kvc.cache<1x1x?x64xf16>, %q: tensor<1x16x1x64xf32>) -> tensor<1x16x1x64xf32> {
   %o = kvc.attend %q, %c : tensor<1x16x1x64xf32>, !kvc.cache<1x1x?x64xf16> -> tensor<1x16x1x64xf32>
   return %o : tensor<1x16x1x64xf32>
+}
+
+// -----
+// combine=fused with both passes on tensor cores takes at most 4 query
+// heads per KV head at head_dim 128 (with more, ptxas spills); this site
+// lowers with the default combine=kernel, and with either pass on CUDA
+// cores.
+// FUSEDMMA: error: 'kvc.attend' op kvc-lower-to-gpu: combine=fused with key-product=mma and value-product=mma has no spill-free kernel for 8 query heads per KV head at head_dim 128 (at most 4); use combine=kernel
+func.func @fused_group(%c: !kvc.cache<1x2x?x128xf16>, %q: tensor<1x16x1x128xf32>) -> tensor<1x16x1x128xf32> {
+  %o = kvc.attend %q, %c : tensor<1x16x1x128xf32>, !kvc.cache<1x2x?x128xf16> -> tensor<1x16x1x128xf32>
+  return %o : tensor<1x16x1x128xf32>
 }

@@ -527,9 +527,10 @@
 // CHECK: memref.store %{{.*}}, %[[OUTS]]
 // CHECK: memref.store %{{.*}}, %[[SUMS]]
 // CHECK: gpu.barrier
-// CHECK: scf.for %{{.*}} = %[[TID]] to %c64 step %c128
+// CHECK: %[[ROWS:.*]] = memref.collapse_shape %{{.*}} {{\[\[}}0, 1, 2], [3]] : memref<4x8x1x64xf32> into memref<32x64xf32>
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c64 step %c128
 // CHECK: arith.divf
-// CHECK: memref.store %{{.*}} : memref<4x8x1x64xf32>
+// CHECK: memref.store %{{.*}}, %[[ROWS]][%{{.*}}, %{{.*}}] : memref<32x64xf32>
 // CHECK: 0x7FC00000
 func.func @decode(%cache: !kvc.cache<4x2x?x64xf16, #kivi2>, %q: tensor<4x8x1x64xf32>) -> tensor<4x8x1x64xf32> {
   %o = kvc.attend %q, %cache : tensor<4x8x1x64xf32>, !kvc.cache<4x2x?x64xf16, #kivi2> -> tensor<4x8x1x64xf32>
@@ -831,7 +832,7 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // VMMA: %[[HEAD0:.*]] = arith.minui %{{.*}}, %c1{{.*}} : index
 // VMMA: %[[VALUE0:.*]] = arith.addi %[[HEAD0]], %c2{{.*}} : index
 // VMMA: %[[OFFSET0:.*]] = arith.muli %[[VALUE0]], %c4{{.*}} : index
-// VMMA: %[[AT0:.*]] = arith.addi %c8{{.*}}, %[[OFFSET0]] : index
+// VMMA: %[[AT0:.*]] = arith.addi %[[OFFSET0]], %c8{{.*}} : index
 // VMMA-NEXT: memref.load %{{.*}}[%[[AT0]]] : memref<24xf32, #gpu.address_space<workgroup>>
 // VMMA-COUNT-3: memref.load %{{.*}} : memref<24xf32, #gpu.address_space<workgroup>>
 // VMMA-NEXT: %[[ZEROSUM0:.*]] = arith.addf

@@ -43,6 +43,14 @@
 // RUN: kvc-run %s --steps=300 --seed=9 --spec="key=q4:channel:g128,value=q2:token:g32,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=3 l2-prefetch=bulk value-stages=2" | FileCheck %s --check-prefix=STAGES
 // RUN: kvc-run %s --steps=300 --seed=10 --spec="key=q2:channel:g32,value=q4:token:g128,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-blocks=0 key-stages=2 value-stages=3" | FileCheck %s --check-prefix=STAGES
 //
+// combine=fused: the split kernels' last block of each sequence and KV head
+// merges the splits (no combine kernel), counting arrivals on counters it
+// must leave at zero: a step that found one non-zero would merge early or
+// never, and leave the output wrong or NaN. Up to three 128-token splits
+// (split-blocks=0), with both passes on CUDA cores and on tensor cores.
+// RUN: kvc-run %s --steps=300 --seed=12 --spec="key=q2:channel:g32,value=q2:token:g32,residual=128" --gpu-emulator --gpu-options="split-tokens=128 split-blocks=0 combine=fused" | FileCheck %s --check-prefix=FUSED
+// RUN: kvc-run %s --steps=300 --seed=13 --spec="key=q2:channel:g128,value=q2:token:g128,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-tokens=128 split-blocks=0 combine=fused" | FileCheck %s --check-prefix=FUSED
+//
 // wait-on-return=false leaves out the host wait before each step returns;
 // the emulator completes every launch before it returns, so this checks the
 // option's way through the pipeline (the ordering is the caller's on a GPU:
@@ -84,3 +92,6 @@ func.func @step(%cache: !kvc.cache<2x2x?x128xf32>, %q: tensor<2x8x1x128xf32>,
 }
 // STAGES: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
 // STAGES: PASS
+// FUSED: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
+// FUSED-NEXT: generated append: pages and residual rows equal the runtime's append after every step
+// FUSED-NEXT: PASS

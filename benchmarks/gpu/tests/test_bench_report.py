@@ -206,3 +206,19 @@ def test_key_stages_rows_take_their_encodings_targets():
     text = bench_report.render(dict(KVC, rows=rows), SDPA)
     assert "## K2/V2 g32 mma vmma ks2 (" in text
     assert "## K2/V2 g32 mma vmma l2bulk ks2 (" in text
+
+
+def test_fused_combine_rows_take_their_encodings_targets():
+    # combine=fused rows (" fused", last) are rows of their own under the
+    # encoding's targets, beside the same kernels with a combine kernel.
+    assert bench_report.base_encoding("K2/V2 g32 mma vmma fused") == \
+        "K2/V2 g32"
+    assert bench_report.base_encoding(
+        "K2/V2 g128 mma vmma l2bulk ks2 vs2 fused") == "K2/V2 g128"
+    rows = [kvc_row("K2/V2 g32 mma vmma", 32, 32768, 100.0, 88.0),
+            kvc_row("K2/V2 g32 mma vmma fused", 32, 32768, 80.0, 90.0)]
+    got = {(r["target"].text, r["encoding"]): (r["status"], r["value"])
+           for r in bench_report.evaluate(dict(KVC, rows=rows), SDPA)}
+    speedup = bench_report.TARGETS[3].text  # K2/V2 g32 >= 4.5x at B 32
+    assert got[(speedup, "K2/V2 g32 mma vmma")] == ("met", 5.0)
+    assert got[(speedup, "K2/V2 g32 mma vmma fused")] == ("met", 6.25)

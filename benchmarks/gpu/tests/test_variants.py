@@ -39,10 +39,10 @@ def test_modules_are_grouped_by_key_product(tmp_path):
 def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
     # ... + 19: the key-stages variants (both passes on tensor cores), + 9
-    # the value-stages ones.
-    assert len(mma) == 32 + 21 + 3 + 4 + 19 + 9
+    # the value-stages ones, + 3 the combine=fused ones.
+    assert len(mma) == 32 + 21 + 3 + 4 + 19 + 9 + 3
     vmma = [v for v in av.variants() if v.value_product == "mma"]
-    assert len(vmma) == 51 + 4 + 4 + 19 + 9
+    assert len(vmma) == 51 + 4 + 4 + 19 + 9 + 3
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
     # sites the tensor-core passes take (others are a compile-time error).
     for passes in (mma, vmma):
@@ -55,7 +55,7 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 186 + 19 + 9
+    assert len(names) == len(set(names)) == 186 + 19 + 9 + 8
     # Values in groups of the whole head (folded scales) at 2, 4 and 8
     # bits, both head dims, on tensor cores.
     whole_head = {(v.value, v.head_dim) for v in vmma
@@ -179,7 +179,7 @@ def test_key_stages_variants_are_named_and_grouped(tmp_path):
 
 def test_check_covers_the_value_stages_where_they_apply():
     staged = [v for v in av.variants() if v.value_stages]
-    assert len(staged) == 9
+    assert len(staged) == 9 + 1  # + 1 with combine=fused
     # Token-axis 2-, 4- and 8-bit values with both passes on tensor cores
     # and the key stages.
     assert all(v.key_stages and (v.key_product, v.value_product) ==
@@ -195,7 +195,7 @@ def test_check_covers_the_value_stages_where_they_apply():
 
 def test_check_covers_the_key_stages_where_they_apply():
     staged = [v for v in av.variants() if v.key_stages]
-    assert len(staged) == 19 + 9
+    assert len(staged) == 19 + 9 + 1  # + 1 with combine=fused
     # Both passes on tensor cores, channel-axis 2-, 4- and 8-bit keys
     # (other sites are a compile-time error).
     assert all((v.key_product, v.value_product) == ("mma", "mma")
@@ -249,13 +249,17 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
               if name.endswith("_mma_vmma_l2bulk_ks3_vs3")]
     assert len(deeper) == 6
     assert all(name.startswith("bench_k2c") for name in deeper)
-    assert len(manifest) == 63 + 36
+    assert len(manifest) == 63 + 36 + 15
     assert all(name[:-len("_mma")] in manifest for name in mma)
     assert all(name[:-len("_vmma")] in manifest for name in both)
     assert all(name[:-len("_l2bulk")] in manifest for name in prefetched)
     assert all(name[:-len("_ks2")] in manifest for name in staged)
     assert all(name[:-len("_ks2_vs2")] in manifest
                for name in staged_prefetched)
+    # Both tensor-core passes with combine=fused: every encoding and batch.
+    fused = [name for name in manifest if name.endswith("_mma_vmma_fused")]
+    assert len(fused) == 15
+    assert all(name[:-len("_fused")] in manifest for name in fused)
     modules = read_lines(tmp_path / "bench_modules.txt")
     assert ["bench_p64_s512_mma_vmma_l2bulk.mlir", "64", "512", "mma", "mma",
             "-", "bulk"] in modules
@@ -271,6 +275,35 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
     assert "func.func @bench_append_k2c32_v2t32_r128_b8_h32x8_d128_mma(" in text
 
 
+def test_check_covers_the_fused_combine(tmp_path):
+    fused = [v for v in av.variants() if v.combine == "fused"]
+    assert len(fused) == 8
+    # Both passes on CUDA cores and on tensor cores, every batch size, GQA
+    # 1 to 8, many per-call splits at batch 1, a window (empty splits),
+    # per-head encodings (several split kernels, one counter array),
+    # whole-head value groups, and the stages with the prefetch.
+    assert {(v.key_product, v.value_product) for v in fused} == {
+        ("fma", "fma"), ("mma", "mma")}
+    assert {v.batch for v in fused} == {1, 8, 32}
+    assert {v.group for v in fused} >= {1, 4, 8}
+    assert any(v.batch == 1 and v.split_blocks == 1024 for v in fused)
+    assert any(v.window for v in fused)
+    assert any("," in v.key for v in fused)
+    assert any(v.value.endswith(":g128") for v in fused)
+    assert any(v.key_stages and v.value_stages and v.l2_prefetch == "bulk"
+               for v in fused)
+    assert av.write_variants(str(tmp_path), fused)[0] == 8
+    modules = read_lines(tmp_path / "modules.txt")
+    assert ["variants_p64_s512_fused.mlir", "64", "512", "fma", "fma", "-",
+            "none", "0", "0", "fused"] in modules
+    assert ["variants_p64_s512_sb1024_fused.mlir", "64", "512", "fma", "fma",
+            "1024", "none", "0", "0", "fused"] in modules
+    manifest = {f[0]: f for f in read_lines(tmp_path / "manifest.txt")}
+    assert manifest["k2c32_v2t32_r128_b8_h16x4_d128_fused"][-1] == \
+        "combine=fused"
+    assert all(f[-1] == "combine=fused" for f in manifest.values())
+
+
 def test_bench_split_tokens_option(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bench_variants.py", str(tmp_path),
                                       "--split-tokens", "128"])
@@ -279,7 +312,7 @@ def test_bench_split_tokens_option(tmp_path, monkeypatch):
     assert {fields[2] for fields in modules} == {"128"}
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 63 + 36
+    assert len(manifest) == 63 + 36 + 15
     assert "bench_kf16_vf16_r128_b1_h32x8_d128_s128" in manifest
     assert ("bench_k2c32_v2t32_r128_b1_h32x8_d128_s128_mma_vmma_ks2"
             in manifest)
@@ -293,8 +326,9 @@ def test_bench_keeps_the_key_stages_at_long_splits(tmp_path, monkeypatch):
     bench_variants.main()
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 63 + 36
+    assert len(manifest) == 63 + 36 + 15
     assert sum("_ks2" in name for name in manifest) == 30
+    assert sum(name.endswith("_fused") for name in manifest) == 15
 
 
 def test_bench_split_tokens_must_be_a_multiple_of_128(tmp_path, monkeypatch,

@@ -83,7 +83,8 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
       the fp16 residual tail in the same kernel; it writes unnormalized
       partial outputs with their maximum and sum;
     - a combine kernel, grid (query heads, batch), that merges the splits
-      with a log-sum-exp.
+      with a log-sum-exp (with `combine=fused`, the split kernel's last
+      block of each sequence and KV head merges them instead).
 
     Caches become `!llvm.ptr` runtime bindings as in `kvc-lower-to-loops`;
     the host code checks the runtime's layout (page size, every head's
@@ -200,6 +201,16 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "The same for the tensor-core value pass's 16-token interior "
            "blocks: token-axis 2-, 4- and 8-bit values with "
            "value-product=mma only (other sites are an error)">,
+    Option<"combine", "combine", "std::string", /*default=*/"\"kernel\"",
+           "Where the splits are merged: 'kernel' (a combine kernel, grid "
+           "(query heads, batch), launched after the split kernels) or "
+           "'fused' (each split block counts itself in on an int32 counter "
+           "of its sequence and KV head, kvc_rt_mlir_gpu_counters, and the "
+           "last one merges the splits of the head's query heads and sets "
+           "the counter back to zero: one launch an attention, and the "
+           "merge starts as soon as a head's splits are done; with both "
+           "passes on tensor cores, at most 4 query heads per KV head at "
+           "head_dim 128, other sites are an error)">,
     Option<"maxSharedMemory", "max-shared-memory", "unsigned",
            /*default=*/"49152",
            "Bytes of shared memory a split block may take in all. The "

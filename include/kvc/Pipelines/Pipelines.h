@@ -161,6 +161,13 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
                      "(sm_80 and later; 0, the default: none; "
                      "kvc-lower-to-gpu's option)"),
       llvm::cl::init(0)};
+  Option<std::string> combine{
+      *this, "combine",
+      llvm::cl::desc("Where the splits are merged: kernel (a combine "
+                     "kernel after the split kernels, default) or fused "
+                     "(the last split block of each sequence and KV head; "
+                     "one launch an attention; kvc-lower-to-gpu's option)"),
+      llvm::cl::init("kernel")};
   Option<unsigned> maxSharedMemory{
       *this, "max-shared-memory",
       llvm::cl::desc("Bytes of shared memory a split block may take (0, the "

@@ -137,11 +137,10 @@ bool mlir::kvc::softmaxSumsValueZeros(
          num::foldsValueScales(values, size_t(headDim));
 }
 
-SplitWorkgroup
-mlir::kvc::splitWorkgroup(MLIRContext *ctx, int64_t queryHeadsPerKVHead,
-                          int64_t headDim, unsigned splitTokens,
-                          unsigned blockThreads, KeyProduct keyProduct,
-                          bool staticValueSums, bool valueZeroSums) {
+SplitWorkgroup mlir::kvc::splitWorkgroup(
+    MLIRContext *ctx, int64_t queryHeadsPerKVHead, int64_t headDim,
+    unsigned splitTokens, unsigned blockThreads, KeyProduct keyProduct,
+    bool staticValueSums, bool valueZeroSums, bool fusedCombine) {
   auto shared = [&](ArrayRef<int64_t> shape, Type element) {
     return MemRefType::get(shape, element, MemRefLayoutAttrInterface(),
                            workgroupSpace(ctx));
@@ -165,6 +164,12 @@ mlir::kvc::splitWorkgroup(MLIRContext *ctx, int64_t queryHeadsPerKVHead,
     workgroup.buffers.push_back(
         valueSumsType(ctx, blockThreads, queryHeadsPerKVHead, headDim));
   }
+  if (fusedCombine) {
+    workgroup.combineAt = workgroup.buffers.size();
+    llvm::append_range(workgroup.buffers,
+                       combineBufferTypes(ctx, blockThreads, headDim));
+    workgroup.buffers.push_back(shared({3}, IntegerType::get(ctx, 32)));
+  }
   return workgroup;
 }
 
@@ -182,14 +187,21 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
 
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(module.getBody());
-  auto type = b.getFunctionType(
-      {queryType, ptr, ptr, ptr, ptr, index, b.getI32Type(), index, index}, {});
+  const bool fusedCombine = spec.combine == CombineMode::Fused;
+  SmallVector<Type> arguments = {queryType,      ptr,   ptr,  ptr, ptr, index,
+                                 b.getI32Type(), index, index};
+  if (fusedCombine)
+    arguments.append({MemRefType::get({spec.batch, spec.queryHeads, 1, d},
+                                      spec.outElementType),
+                      ptr});
+  auto type = b.getFunctionType(arguments, {});
   // With stages, the tensor-core value pass's sums live in the stage buffer.
   const StageBufferBytes stageBytes = stageBufferBytes(spec);
   const SplitWorkgroup workgroup = splitWorkgroup(
       ctx, group, d, split, threads, spec.keyProduct,
       spec.valueProduct == ValueProduct::MMA && !stageBytes.total(),
-      softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d));
+      softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d),
+      fusedCombine);
   const std::optional<unsigned> queryFragmentsAt = workgroup.queryFragmentsAt,
                                 valuePartialsAt = workgroup.valueSumsAt;
   const MemRefType partialsType = valueSumsType(ctx, threads, group, d);
@@ -239,7 +251,29 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   Value kvHead = k.add(k.blockId(gpu::Dimension::y), runFirst);
   Value batch = k.blockId(gpu::Dimension::z);
 
-  k.ifThen(k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0)), [&] {
+  // combine=fused: the merge's operands (emitFusedCombine).
+  std::optional<CombineSite> mergeSite;
+  Value counters;
+  if (fusedCombine) {
+    ArrayRef<BlockArgument> buffers = func.getWorkgroupAttributions();
+    const unsigned at = *workgroup.combineAt;
+    mergeSite = CombineSite{spec.batch,
+                            spec.queryHeads,
+                            d,
+                            threads,
+                            spec.outElementType,
+                            workspace,
+                            func.getArgument(9),
+                            splits,
+                            ok,
+                            buffers[at],
+                            buffers[at + 1],
+                            buffers[at + 2]};
+    // A generic pointer: the merge makes it global where it counts (a
+    // cast here would be one more register across the passes).
+    counters = func.getArgument(10);
+  }
+  auto validLayout = [&] {
     // The sequence's record (kvc_rt_gpu_sequence, 32 bytes).
     ByteViews record{records};
     Value recordBase = k.mul(batch, 32);
@@ -461,7 +495,18 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     // 5. The maximum and the sum of every query head go to the workspace
     // now, so that the value pass need not keep them in registers.
     Value rowIndex = k.add(k.mul(batch, spec.queryHeads), firstQueryHead);
+    // 6. combine=fused: the last block of the (sequence, KV head) merges.
+    Value mergeState =
+        fusedCombine
+            ? Value(func.getWorkgroupAttributions()[*workgroup.combineAt + 3])
+            : Value();
+    auto mergeIfLast = [&] {
+      if (fusedCombine)
+        emitFusedCombine(k, *mergeSite, counters, group, mergeState);
+    };
     k.ifThen(k.cmp(arith::CmpIPredicate::eq, tid, k.index(0)), [&] {
+      if (fusedCombine)
+        recordFusedCombineState(k, mergeState, rowIndex, splits);
       Value statsBase =
           k.mul(k.mul(splits, spec.batch * spec.queryHeads), d * 4);
       for (int64_t j = 0; j < group; ++j) {
@@ -495,6 +540,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
           [&](Value head, Value channel, Value total) {
             k.storeF32(workspace, partialAt(head, channel), total);
           });
+      mergeIfLast();
       return;
     }
     // On CUDA cores: a span of channels and a token lane per thread, every
@@ -545,156 +591,18 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
         }
       });
     }
-  });
-  gpu::ReturnOp::create(b, loc);
-  return func;
-}
-
-gpu::GPUFuncOp mlir::kvc::buildCombineKernel(OpBuilder &b, Location loc,
-                                             gpu::GPUModuleOp module,
-                                             StringRef name, int64_t batch,
-                                             int64_t queryHeads,
-                                             int64_t headDim,
-                                             Type outElementType) {
-  MLIRContext *ctx = b.getContext();
-  Type ptr = LLVM::LLVMPointerType::get(ctx);
-  Type f32 = b.getF32Type();
-  auto outType = MemRefType::get({batch, queryHeads, 1, headDim},
-                                 outElementType);
-  const int64_t threads = kCombineThreads, warps = threads / 32;
-  // Lane l of each warp owns channels [l * perLane, (l + 1) * perLane) of
-  // its splits' partial outputs: head_dim is a multiple of 32.
-  const int64_t perLane = headDim / 32;
-  auto shared = [&](ArrayRef<int64_t> shape) {
-    return MemRefType::get(shape, f32, MemRefLayoutAttrInterface(),
-                           workgroupSpace(ctx));
+    mergeIfLast();
   };
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToEnd(module.getBody());
-  auto type = b.getFunctionType(
-      {ptr, outType, b.getIndexType(), b.getI32Type()}, {});
-  // The warps' weighted sums of partial outputs and of the splits' sums,
-  // and the maximum's reduction scratch.
-  auto func = gpu::GPUFuncOp::create(
-      b, loc, name, type,
-      TypeRange{shared({warps, headDim}), shared({warps}), shared({warps})},
-      TypeRange{});
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
-  b.setInsertionPointToStart(&func.getBody().front());
-  KernelBuilder k{b, loc};
-  Value warpOutputs = func.getWorkgroupAttributions()[0];
-  Value warpSums = func.getWorkgroupAttributions()[1];
-  Value scratch = func.getWorkgroupAttributions()[2];
-  Value workspace = k.global(func.getArgument(0));
-  Value out = func.getArgument(1), splits = func.getArgument(2),
-        ok = func.getArgument(3);
-  Value tid = k.threadId();
-  Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
-  Value head = k.blockId(gpu::Dimension::x);
-  Value batchIndex = k.blockId(gpu::Dimension::y);
-  Value row = k.add(k.mul(batchIndex, queryHeads), head);
-  ByteViews ws{workspace};
-  Value statsBase = k.mul(k.mul(splits, batch * queryHeads), headDim * 4);
-  auto stat = [&](Value split, int64_t which) {
-    Value slot = k.add(k.mul(row, splits), split);
-    return ws.load(b, loc, f32,
-                   k.add(statsBase, k.add(k.mul(slot, 8), k.index(which * 4))));
-  };
-  // Each thread stores channels tid, tid + threads, ... of the output.
-  auto storeOutputs = [&](function_ref<Value(Value)> channelValue) {
-    k.loop(tid, k.index(headDim), k.index(threads), {},
-           [&](Value channel, ValueRange) -> SmallVector<Value> {
-             Value result = channelValue(channel);
-             if (outElementType != result.getType())
-               result = arith::TruncFOp::create(b, loc, outElementType, result);
-             memref::StoreOp::create(
-                 b, loc, result, out,
-                 ValueRange{batchIndex, head, k.index(0), channel});
-             return {};
-           });
-  };
-  // A layout mismatch poisons the output rather than leave it plausible;
-  // the split kernels wrote nothing then. `ok` is the same for the whole
-  // block, so the barriers below are reached by every thread or none.
-  scf::IfOp::create(
-      b, loc, k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0)),
-      [&](OpBuilder &tb, Location) {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPoint(tb.getInsertionBlock(), tb.getInsertionPoint());
-        // The splits are independent loads: the block's threads share them
-        // out (the maximum), then its warps (the sums), instead of each
-        // thread walking every split in a chain of dependent loads.
-        double negInf = -std::numeric_limits<double>::infinity();
-        Value localMaximum =
-            k.loop(tid, splits, k.index(threads), {k.f32(negInf)},
-                   [&](Value s, ValueRange acc) -> SmallVector<Value> {
-                     return {k.fmax(acc[0], stat(s, 0))};
-                   })
-                .getResult(0);
-        Value maximum =
-            k.blockReduce(localMaximum, scratch, threads,
-                          [&](Value x, Value y) { return k.fmax(x, y); });
-        SmallVector<Value> inits(perLane + 1, k.f32(0.0));
-        Value firstChannel = k.mul(lane, perLane);
-        // The largest power-of-two alignment of a lane's channels, up to a
-        // 16-byte load.
-        const unsigned alignment = std::min<unsigned>(
-            16, unsigned(perLane * 4) & -unsigned(perLane * 4));
-        scf::ForOp sums = k.loop(
-            warp, splits, k.index(warps), inits,
-            [&](Value s, ValueRange acc) -> SmallVector<Value> {
-              // Empty splits have maximum -inf and sum 0: weight 0.
-              Value weight = math::ExpOp::create(
-                  b, loc, arith::SubFOp::create(b, loc, stat(s, 0), maximum));
-              Value slot = k.add(k.mul(row, splits), s);
-              Value partial = ws.loadVector(
-                  b, loc, f32, perLane,
-                  k.mul(k.add(k.mul(slot, headDim), firstChannel), 4),
-                  alignment);
-              SmallVector<Value> next;
-              next.push_back(k.fadd(acc[0], k.fmul(weight, stat(s, 1))));
-              for (int64_t j = 0; j < perLane; ++j)
-                next.push_back(
-                    k.fadd(acc[1 + j],
-                           k.fmul(weight, vector::ExtractOp::create(
-                                              b, loc, partial, int64_t(j)))));
-              return next;
-            });
-        for (int64_t j = 0; j < perLane; ++j)
-          memref::StoreOp::create(
-              b, loc, sums.getResult(1 + j), warpOutputs,
-              ValueRange{warp, k.add(firstChannel, k.index(j))});
-        k.ifThen(k.cmp(arith::CmpIPredicate::eq, lane, k.index(0)), [&] {
-          memref::StoreOp::create(b, loc, sums.getResult(0), warpSums, warp);
-        });
-        k.barrier();
-        // The warps' sums in warp order: every call rounds alike.
-        Value total = memref::LoadOp::create(b, loc, warpSums, k.index(0));
-        for (int64_t w = 1; w < warps; ++w)
-          total = k.fadd(total,
-                         memref::LoadOp::create(b, loc, warpSums, k.index(w)));
-        storeOutputs([&](Value channel) {
-          Value weighted = memref::LoadOp::create(
-              b, loc, warpOutputs, ValueRange{k.index(0), channel});
-          for (int64_t w = 1; w < warps; ++w)
-            weighted =
-                k.fadd(weighted,
-                       memref::LoadOp::create(b, loc, warpOutputs,
-                                              ValueRange{k.index(w), channel}));
-          return arith::DivFOp::create(b, loc, weighted, total);
-        });
-        scf::YieldOp::create(b, loc);
-      },
-      [&](OpBuilder &eb, Location) {
-        OpBuilder::InsertionGuard inner(b);
-        b.setInsertionPoint(eb.getInsertionBlock(), eb.getInsertionPoint());
-        auto floatType = cast<FloatType>(f32);
-        Value nan = arith::ConstantFloatOp::create(
-            b, loc, floatType, APFloat::getNaN(floatType.getFloatSemantics()));
-        storeOutputs([&](Value) { return nan; });
-        scf::YieldOp::create(b, loc);
-      });
+  Value valid = k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0));
+  if (fusedCombine)
+    k.ifThenElse(valid, validLayout, [&] {
+      emitFusedCombineFailure(
+          k, *mergeSite, group,
+          k.add(k.mul(batch, spec.queryHeads), k.mul(kvHead, group)),
+          splitIndex);
+    });
+  else
+    k.ifThen(valid, validLayout);
   gpu::ReturnOp::create(b, loc);
   return func;
 }

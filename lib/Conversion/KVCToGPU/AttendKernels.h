@@ -10,6 +10,7 @@
 #ifndef KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H
 #define KVC_LIB_CONVERSION_KVCTOGPU_ATTENDKERNELS_H
 
+#include "CombineKernel.h"
 #include "L2Prefetch.h"
 
 #include "../KVCToLoops/PageReader.h"
@@ -67,18 +68,21 @@ bool softmaxSumsValueZeros(ValueProduct product,
 /// [query heads per KV head][split-tokens] (f32), the softmax reductions'
 /// per-warp values of every query head (maxima, then sums, then with
 /// `valueZeroSums` the sums of weight * zero), the tensor-core key
-/// pass's fp16 query fragments, and the tensor-core value pass's per-warp sums
-/// unless they are in the stage buffer (Staging.h).
+/// pass's fp16 query fragments, the tensor-core value pass's per-warp sums
+/// unless they are in the stage buffer (Staging.h), and with a fused
+/// combine its merge's buffers (combineBufferTypes) and state (i32 [3]:
+/// emitFusedCombine).
 struct SplitWorkgroup {
   SmallVector<Type> buffers;
-  std::optional<unsigned> queryFragmentsAt, valueSumsAt;
+  std::optional<unsigned> queryFragmentsAt, valueSumsAt, combineAt;
   /// The buffers' bytes.
   int64_t bytes() const;
 };
 SplitWorkgroup splitWorkgroup(MLIRContext *ctx, int64_t queryHeadsPerKVHead,
                               int64_t headDim, unsigned splitTokens,
                               unsigned blockThreads, KeyProduct keyProduct,
-                              bool staticValueSums, bool valueZeroSums);
+                              bool staticValueSums, bool valueZeroSums,
+                              bool fusedCombine);
 
 /// The tensor-core value pass's per-warp sums: f32 [warps][query heads per
 /// KV head][D] of shared memory.
@@ -116,34 +120,25 @@ struct SplitKernelSpec {
   std::optional<double> softcap;
   std::optional<int64_t> window;
   Type queryElementType;
+  /// CombineMode::Fused: the kernel merges the splits itself
+  /// (emitFusedCombine) into an output of outElementType.
+  CombineMode combine = CombineMode::Kernel;
+  Type outElementType;
 };
 
 /// The split kernel. Grid (splits, KV heads of the run, batch), block
 /// `blockThreads`. Arguments: (query memref<B x Hq x 1 x D>, K pool,
 /// V pool, per-batch records (kvc_rt_gpu_sequence), workspace: all
 /// !llvm.ptr; splits: index; ok: i32; first KV head of the run: index;
-/// tokens per split: index, at most `splitTokens`).
+/// tokens per split: index, at most `splitTokens`; with CombineMode::Fused
+/// also out memref<B x Hq x 1 x D> and the arrival counters: !llvm.ptr).
 /// Writes, per (batch, query head, split), the unnormalized output [D], the
 /// maximum score and the sum of exp(score - maximum) into the workspace
-/// (workspaceBytes).
+/// (workspaceBytes); fused, the last block of a (batch, KV head) merges
+/// them into `out`.
 gpu::GPUFuncOp buildSplitKernel(OpBuilder &b, Location loc,
                                 gpu::GPUModuleOp module,
                                 const SplitKernelSpec &spec);
-
-/// Threads of a combine block.
-constexpr int64_t kCombineThreads = 128;
-
-/// The combine kernel. Grid (query heads, batch), block kCombineThreads.
-/// Arguments: (workspace: !llvm.ptr, out memref<B x Hq x 1 x D>, splits:
-/// index, ok: i32). Merges the splits with a log-sum-exp: the block's
-/// threads take the splits' maxima a split each, its warps the weighted
-/// partial outputs a split each (a lane D / 32 channels, one vector load),
-/// and the warps' sums meet in shared memory. Writes NaN when `ok` is 0
-/// (the runtime's layout is not the compiled one).
-gpu::GPUFuncOp buildCombineKernel(OpBuilder &b, Location loc,
-                                  gpu::GPUModuleOp module, StringRef name,
-                                  int64_t batch, int64_t queryHeads,
-                                  int64_t headDim, Type outElementType);
 
 /// Byte offsets into the workspace: partial outputs f32 [B][Hq][splits][D],
 /// then (maximum, sum) f32 pairs [B][Hq][splits].

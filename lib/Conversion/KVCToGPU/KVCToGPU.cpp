@@ -40,6 +40,7 @@ namespace num = ::kvc::numerics;
 static constexpr StringLiteral kGPUCheckLayout = "kvc_rt_mlir_gpu_check_layout";
 static constexpr StringLiteral kGPUSequences = "kvc_rt_mlir_gpu_sequences";
 static constexpr StringLiteral kGPUWorkspace = "kvc_rt_mlir_gpu_workspace";
+static constexpr StringLiteral kGPUCounters = "kvc_rt_mlir_gpu_counters";
 static constexpr StringLiteral kGPUStream = "kvc_rt_mlir_gpu_stream";
 static constexpr StringLiteral kGPUSynchronize = "kvc_rt_mlir_gpu_synchronize";
 static constexpr StringLiteral kKernelModule = "kvc_kernels";
@@ -110,6 +111,7 @@ struct GPULowering {
   L2Prefetch l2Prefetch;
   uint64_t l2PrefetchBytes;
   unsigned keyStages, valueStages;
+  CombineMode combine;
   /// Bytes of shared memory a split block may take (static and dynamic).
   unsigned maxSharedMemory;
   gpu::GPUModuleOp kernels;
@@ -327,6 +329,16 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                              {binding, bytes});
   ok = arith::AndIOp::create(rewriter, loc, ok, nonNull(records));
   ok = arith::AndIOp::create(rewriter, loc, ok, nonNull(workspace));
+  // combine=fused: the split blocks of a (sequence, KV head) count their
+  // arrivals, the last one merges.
+  const bool fusedCombine = lowering.combine == CombineMode::Fused;
+  Value counters;
+  if (fusedCombine) {
+    counters = ctx.call(rewriter, loc, kGPUCounters, ptr,
+                        {binding, arith::ConstantIntOp::create(
+                                      rewriter, loc, batch * kvHeads, 64)});
+    ok = arith::AndIOp::create(rewriter, loc, ok, nonNull(counters));
+  }
   Value ok32 = arith::ExtUIOp::create(rewriter, loc, i32, ok);
 
   Value query = bufferization::ToBufferOp::create(
@@ -376,26 +388,32 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     if (auto window = op.getWindow())
       spec.window = *window;
     spec.queryElementType = queryType.getElementType();
+    spec.combine = lowering.combine;
+    spec.outElementType = resultType.getElementType();
     gpu::GPUFuncOp kernel =
         buildSplitKernel(rewriter, loc, lowering.kernels, spec);
     SmallVector<Value> arguments = {
         query,     kPool,  vPool, records,
         workspace, splits, ok32,  index(int64_t(first)),
         splitSize};
+    if (fusedCombine)
+      arguments.append({out, counters});
     stream.launch(
         rewriter, loc, kernel,
         gpu::KernelDim3{splits, index(int64_t(last - first)), index(batch)},
         threads, arguments, stageBufferBytes(spec).total());
     first = last;
   }
-  gpu::GPUFuncOp combine = buildCombineKernel(
-      rewriter, loc, lowering.kernels, prefix + "_combine", batch, queryHeads,
-      headDim, resultType.getElementType());
-  SmallVector<Value> arguments = {workspace, out, splits, ok32};
-  stream.launch(rewriter, loc, combine,
-                gpu::KernelDim3{index(queryHeads), index(batch), index(1)},
-                gpu::KernelDim3{index(kCombineThreads), index(1), index(1)},
-                arguments);
+  if (!fusedCombine) {
+    gpu::GPUFuncOp combine = buildCombineKernel(
+        rewriter, loc, lowering.kernels, prefix + "_combine", batch, queryHeads,
+        headDim, resultType.getElementType());
+    SmallVector<Value> arguments = {workspace, out, splits, ok32};
+    stream.launch(rewriter, loc, combine,
+                  gpu::KernelDim3{index(queryHeads), index(batch), index(1)},
+                  gpu::KernelDim3{index(kCombineThreads), index(1), index(1)},
+                  arguments);
+  }
   stream.finish(rewriter, loc, ctx, op);
   rewriter.replaceOp(op, bufferization::ToTensorOp::create(
                              rewriter, loc, resultType, out,
@@ -535,6 +553,20 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
                << option << "=fma";
       return WalkResult::interrupt();
     }
+    // combine=fused adds the merge to the split kernel: with both passes on
+    // tensor cores at GQA 7 and 8, head_dim 128, ptxas spilled (sm_90a,
+    // 4 to 36 bytes; kvc-gpu-pipeline-fused-combine.test).
+    if (lowering.combine == CombineMode::Fused &&
+        lowering.keyProduct == KeyProduct::MMA &&
+        lowering.valueProduct == ValueProduct::MMA && group > 4 &&
+        headDim == 128) {
+      reject() << "combine=fused with key-product=mma and value-product=mma "
+                  "has no spill-free kernel for "
+               << group
+               << " query heads per KV head at head_dim 128 (at "
+                  "most 4); use combine=kernel";
+      return WalkResult::interrupt();
+    }
     FailureOr<SmallVector<num::CacheEncoding>> heads =
         getLowerableHeadEncodings(attend, attend.getCache(),
                                   lowering.context.pageTokens,
@@ -556,7 +588,8 @@ static LogicalResult checkLowerable(ModuleOp module, GPULowering &lowering) {
     const int64_t staticBytes =
         splitWorkgroup(op->getContext(), group, headDim, lowering.splitTokens,
                        lowering.blockThreads, lowering.keyProduct,
-                       /*staticValueSums=*/valueSums && !stages, valueZeroSums)
+                       /*staticValueSums=*/valueSums && !stages, valueZeroSums,
+                       lowering.combine == CombineMode::Fused)
             .bytes();
     const int64_t staticLimit =
         std::min<int64_t>(48 * 1024, lowering.maxSharedMemory);
@@ -725,7 +758,10 @@ void KVCLowerToGPUPass::runOnOperation() {
                               {{"none", L2Prefetch::None},
                                {"lines", L2Prefetch::Lines},
                                {"bulk", L2Prefetch::Bulk}});
-  if (!codes || !products || !valueProducts || !prefetch)
+  std::optional<CombineMode> combineMode = parseChoice<CombineMode>(
+      module, "combine", combine,
+      {{"kernel", CombineMode::Kernel}, {"fused", CombineMode::Fused}});
+  if (!codes || !products || !valueProducts || !prefetch || !combineMode)
     return signalPassFailure();
   if (l2PrefetchBytes == 0) {
     emitError(module.getLoc()) << "kvc-lower-to-gpu: l2-prefetch-bytes must be "
@@ -757,6 +793,7 @@ void KVCLowerToGPUPass::runOnOperation() {
       l2PrefetchBytes,
       keyStages,
       valueStages,
+      *combineMode,
       maxSharedMemory,
       /*kernels=*/nullptr};
   if (failed(checkLowerable(module, lowering)))

@@ -84,6 +84,18 @@ struct KernelBuilder {
       scf::YieldOp::create(b, loc);
     });
   }
+  void ifThenElse(Value cond, function_ref<void()> then,
+                  function_ref<void()> otherwise) {
+    auto branch = [&](function_ref<void()> body) {
+      return [&, body](OpBuilder &nb, Location) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+        body();
+        scf::YieldOp::create(b, loc);
+      };
+    };
+    scf::IfOp::create(b, loc, cond, branch(then), branch(otherwise));
+  }
 
   /// acc[j] + shared[j][column] * x for every row j of a [rows][*] shared
   /// matrix: one element, multiplied into every query head's accumulator.
@@ -143,28 +155,25 @@ struct KernelBuilder {
     });
     barrier();
     SmallVector<Value> results;
-    for (int64_t i = 0; i < int64_t(partial.size()); ++i) {
-      const int64_t at = first + i * warps;
-      Value result = memref::LoadOp::create(b, loc, scratch, index(at));
-      for (int64_t w = 1; w < warps; ++w)
-        result =
-            op(result, memref::LoadOp::create(b, loc, scratch, index(at + w)));
-      results.push_back(result);
-    }
+    for (int64_t i = 0; i < int64_t(partial.size()); ++i)
+      results.push_back(blockReduced(scratch, threads, op, first, index(i)));
     return results;
   }
-  /// Result `i` (an index, known at run time) of a blockReduce from
-  /// `first`, read again from its partials after the reduction: the same
-  /// values combined in the same order.
+  /// Result `i` (an index, known at run time or not) of a blockReduce from
+  /// `first`, from its warps' partials (value i of warp w at first + i *
+  /// warps + w) combined in warp order: read again after the reduction, the
+  /// same value.
   Value blockReduced(Value scratch, unsigned threads,
                      function_ref<Value(Value, Value)> op, int64_t first,
                      Value i) {
     const int64_t warps = threads / 32;
-    Value at = add(index(first), mul(i, warps));
+    Value at = b.createOrFold<arith::AddIOp>(
+        loc, index(first), b.createOrFold<arith::MulIOp>(loc, i, index(warps)));
     Value result = memref::LoadOp::create(b, loc, scratch, at);
     for (int64_t w = 1; w < warps; ++w)
-      result = op(result,
-                  memref::LoadOp::create(b, loc, scratch, add(at, index(w))));
+      result = op(result, memref::LoadOp::create(b, loc, scratch,
+                                                 b.createOrFold<arith::AddIOp>(
+                                                     loc, at, index(w))));
     return result;
   }
   Value blockReduce(Value value, Value scratch, unsigned threads,

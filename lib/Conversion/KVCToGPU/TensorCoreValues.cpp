@@ -59,26 +59,16 @@ mlir::kvc::foldedValueTerms(KernelBuilder &k, const SequenceSideView &values,
       first(terms.zeros)};
 }
 
-/// The hi part of a weight (or of each of a vector of them) for the
-/// split: w with its f32 mantissa cut to fp16's 10 bits, so that hi is
+/// hi is w with its f32 mantissa cut to fp16's 10 bits, so that hi is
 /// exact in fp16 (for |w| >= 2^-14) and w - hi exact in f32; lo = fp16(w -
 /// hi) keeps about 21 bits more. (fp16(w) as hi would cost a conversion
 /// and its widening back.)
-static Value weightHighPart(KernelBuilder &k, Value weight) {
-  Type intType = k.b.getI32Type();
-  Value mask = k.i32(int32_t(0xFFFFE000u));
-  if (auto vector = dyn_cast<VectorType>(weight.getType())) {
-    intType = vector.clone(intType);
-    mask = vector::BroadcastOp::create(k.b, k.loc, intType, mask);
-  }
-  Value bits = arith::BitcastOp::create(k.b, k.loc, intType, weight);
-  return arith::BitcastOp::create(
-      k.b, k.loc, weight.getType(),
-      arith::AndIOp::create(k.b, k.loc, bits, mask));
-}
-
 Value mlir::kvc::packWeightHalves(KernelBuilder &k, Value weight) {
-  Value high = weightHighPart(k, weight);
+  Value mask = k.i32(int32_t(0xFFFFE000u));
+  Value bits = arith::BitcastOp::create(k.b, k.loc, k.b.getI32Type(), weight);
+  Value high =
+      arith::BitcastOp::create(k.b, k.loc, weight.getType(),
+                               arith::AndIOp::create(k.b, k.loc, bits, mask));
   Value rest = arith::SubFOp::create(k.b, k.loc, weight, high);
   return LLVM::BitcastOp::create(k.b, k.loc, k.b.getF32Type(),
                                  packHalfPair(k, high, rest));
@@ -154,7 +144,9 @@ void mlir::kvc::emitTensorCoreValues(
   // holds channels order[j] of it, and so do rows g and g + 8 of channel
   // tile j. Other layouts: channels 2j and 2j + 1.
   const bool direct = values.reader->readsHalfPairs();
-  const bool fold = direct && values.reader->foldsValueScales();
+  // The softmax's decision (it stored the weights times the scales).
+  const bool fold =
+      softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d);
   // Folded scales: what the weights carry beyond w * scale (2^bits).
   const double foldedWeightScale =
       fold ? values.reader->foldedWeightScale() : 1.0;

@@ -27,6 +27,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -607,6 +608,24 @@ void gpuRecordsOnCuda() {
   void *bigger = kvc_rt_mlir_gpu_workspace(binding, 64 << 20);
   check(isDeviceMemory(bigger) && kvc_rt_binding_status(binding) == KVC_RT_OK,
         "the workspace grows");
+  // combine=fused's arrival counters: device memory, zero on the cache's
+  // stream before any kernel behind it runs, and zero again when they grow.
+  for (int64_t count : {int64_t(64), int64_t(1) << 20}) {
+    int32_t *counters = kvc_rt_mlir_gpu_counters(binding, count);
+    std::vector<int32_t> values(size_t(count), -1);
+    kvc_rt_mlir_gpu_synchronize(binding);
+    if (counters)
+      cudaMemcpy(values.data(), counters, values.size() * 4,
+                 cudaMemcpyDeviceToHost);
+    check(isDeviceMemory(counters) && uintptr_t(counters) % 256 == 0 &&
+              std::count(values.begin(), values.end(), 0) == count,
+          std::to_string(count) + " arrival counters start at zero: " +
+              kvc_rt_binding_error(binding));
+  }
+  check(kvc_rt_mlir_gpu_counters(binding, -1) == nullptr &&
+            kvc_rt_binding_status(binding) == KVC_RT_ERROR_INVALID_ARGUMENT,
+        "a negative counter count is INVALID_ARGUMENT");
+  kvc_rt_binding_clear_error(binding);
   kvc_rt_binding_destroy(binding);
   check(kvc_rt_cache_destroy(cache) == KVC_RT_OK, "destroy");
 }
