@@ -250,6 +250,12 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   Value splitIndex = k.blockId(gpu::Dimension::x);
   Value kvHead = k.add(k.blockId(gpu::Dimension::y), runFirst);
   Value batch = k.blockId(gpu::Dimension::z);
+  // The output row (and workspace row) of the KV head's first query head.
+  // Emitted where it is used: kept in a register across the passes, the
+  // block coordinates made ptxas spill the largest kernels.
+  auto firstOutputRow = [&] {
+    return k.add(k.mul(batch, spec.queryHeads), k.mul(kvHead, group));
+  };
 
   // combine=fused: the merge's operands (emitFusedCombine).
   std::optional<CombineSite> mergeSite;
@@ -264,8 +270,6 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                             spec.outElementType,
                             workspace,
                             func.getArgument(9),
-                            splits,
-                            ok,
                             buffers[at],
                             buffers[at + 1],
                             buffers[at + 2]};
@@ -494,7 +498,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
 
     // 5. The maximum and the sum of every query head go to the workspace
     // now, so that the value pass need not keep them in registers.
-    Value rowIndex = k.add(k.mul(batch, spec.queryHeads), firstQueryHead);
+    Value rowIndex = firstOutputRow();
     // 6. combine=fused: the last block of the (sequence, KV head) merges.
     Value mergeState =
         fusedCombine
@@ -596,10 +600,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   Value valid = k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0));
   if (fusedCombine)
     k.ifThenElse(valid, validLayout, [&] {
-      emitFusedCombineFailure(
-          k, *mergeSite, group,
-          k.add(k.mul(batch, spec.queryHeads), k.mul(kvHead, group)),
-          splitIndex);
+      emitFusedCombineFailure(k, *mergeSite, group, firstOutputRow(),
+                              splitIndex);
     });
   else
     k.ifThen(valid, validLayout);

@@ -73,7 +73,8 @@ static void storeNaN(KernelBuilder &k, const CombineSite &site, Value row) {
 }
 
 /// The merge of emitCombine, for a valid layout.
-static void mergeSplits(KernelBuilder &k, const CombineSite &site, Value row) {
+static void mergeSplits(KernelBuilder &k, const CombineSite &site, Value row,
+                        Value splits) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   Type f32 = b.getF32Type();
@@ -82,7 +83,6 @@ static void mergeSplits(KernelBuilder &k, const CombineSite &site, Value row) {
   // Lane l of each warp owns channels [l * perLane, (l + 1) * perLane) of
   // its splits' partial outputs: head_dim is a multiple of 32.
   const int64_t perLane = headDim / 32;
-  Value splits = site.splits;
   Value tid = k.threadId();
   Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
   ByteViews ws{site.workspace};
@@ -156,13 +156,14 @@ static void mergeSplits(KernelBuilder &k, const CombineSite &site, Value row) {
 }
 
 void mlir::kvc::emitCombine(KernelBuilder &k, const CombineSite &site,
-                            Value row) {
+                            Value row, Value splits, Value ok) {
   // A layout mismatch poisons the output rather than leave it plausible;
   // the split kernels wrote nothing then. `ok` is the same for the whole
   // block, so the merge's barriers are reached by every thread or none.
   k.ifThenElse(
-      k.cmp(arith::CmpIPredicate::ne, site.ok, k.i32(0)),
-      [&] { mergeSplits(k, site, row); }, [&] { storeNaN(k, site, row); });
+      k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0)),
+      [&] { mergeSplits(k, site, row, splits); },
+      [&] { storeNaN(k, site, row); });
 }
 
 gpu::GPUFuncOp mlir::kvc::buildCombineKernel(
@@ -192,14 +193,13 @@ gpu::GPUFuncOp mlir::kvc::buildCombineKernel(
                    outElementType,
                    k.global(func.getArgument(0)),
                    func.getArgument(1),
-                   func.getArgument(2),
-                   func.getArgument(3),
                    buffers[0],
                    buffers[1],
                    buffers[2]};
   emitCombine(k, site,
               k.add(k.mul(k.blockId(gpu::Dimension::y), queryHeads),
-                    k.blockId(gpu::Dimension::x)));
+                    k.blockId(gpu::Dimension::x)),
+              /*splits=*/func.getArgument(2), /*ok=*/func.getArgument(3));
   gpu::ReturnOp::create(b, loc);
   return func;
 }
@@ -222,9 +222,6 @@ void mlir::kvc::emitFusedCombine(KernelBuilder &k, const CombineSite &site,
     return k.toIndex(memref::LoadOp::create(b, loc, state, k.index(at)));
   };
   auto firstRow = [&] { return recorded(1); };
-  // The merge's site, its split count read back too (what the block
-  // computed from the original, LLVM would reuse: kept in registers).
-  CombineSite merge = site;
   // The block's partials are written (the barrier orders every thread's
   // stores before thread 0's release: the pattern of CUTLASS's semaphore).
   k.barrier();
@@ -257,12 +254,14 @@ void mlir::kvc::emitFusedCombine(KernelBuilder &k, const CombineSite &site,
             memref::LoadOp::create(b, loc, state, k.index(0)), k.i32(0));
   k.ifThen(merges, [&] {
     Value first = firstRow();
-    merge.splits = recorded(2);
+    // The split count read back too (what the block computed from the
+    // original, LLVM would reuse: kept in registers).
+    Value splits = recorded(2);
     // A loop, not unrolled: the merge runs once a launch and KV head, and
     // group copies of it made the largest kernels spill.
     k.loop(first, k.add(first, k.index(group)), k.index(1), {},
            [&](Value row, ValueRange) -> SmallVector<Value> {
-             mergeSplits(k, merge, row);
+             mergeSplits(k, site, row, splits);
              return {};
            });
   });

@@ -42,20 +42,20 @@ struct CombineSite {
   Type outElementType;
   Value workspace; ///< !llvm.ptr<1>: the split kernel's (workspaceBytes)
   Value out;       ///< memref<B x Hq x 1 x D> of outElementType
-  Value splits;    ///< index
-  Value ok;        ///< i32; 0: the layout check failed, the output is NaN
   /// combineBufferTypes' buffers.
   Value warpOutputs, warpSums, scratch;
 };
 
-/// The block merges the splits of output row `row` (batch * query heads +
-/// query head) into `out`, or writes NaN there when `ok` is 0: its threads
+/// The block merges the `splits` (index) of output row `row` (batch * query
+/// heads + query head) into `out`, or writes NaN there when `ok` (i32) is
+/// 0, a failed layout check: its threads
 /// take the splits' maxima a split each (then a block reduction), its warps
 /// the weighted partial outputs a split each (a lane D / 32 channels, one
 /// vector load), and the warps' sums meet in shared memory, added in warp
 /// order. Every thread of the block must reach it (barriers); a merge may
 /// follow another at once.
-void emitCombine(KernelBuilder &k, const CombineSite &site, Value row);
+void emitCombine(KernelBuilder &k, const CombineSite &site, Value row,
+                 Value splits, Value ok);
 
 /// The combine kernel. Grid (query heads, batch), block kCombineThreads.
 /// Arguments: (workspace: !llvm.ptr, out memref<B x Hq x 1 x D>, splits:
@@ -85,7 +85,7 @@ void recordFusedCombineState(KernelBuilder &k, Value state, Value firstRow,
 /// a release and an acquire fence at GPU scope; the block that counts the
 /// last of the `splits` merges the splits of the KV head's `group` output
 /// rows and sets the counter back to zero for the next launch. `state`[0]
-/// carries the decision to the block's threads; `site.splits` is not used.
+/// carries the decision to the block's threads.
 void emitFusedCombine(KernelBuilder &k, const CombineSite &site, Value counters,
                       int64_t group, Value state);
 
