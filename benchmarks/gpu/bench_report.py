@@ -157,6 +157,31 @@ def evaluate(kvc, sdpa):
     return results
 
 
+def kernel_passes(label):
+    """What a row's label adds to its encoding ("mma vmma l2bulk ks2"), or
+    "plain" for the CUDA-core kernel of the encoding alone."""
+    passes = label[len(base_encoding(label)):].strip()
+    return passes or "plain"
+
+
+def fastest_kernels(kvc):
+    """Per (encoding, B, S) with at least two measured kernels, in the
+    run's order: dicts with `encoding`, `batch`, `S` and `kernels`, the
+    measured rows' (passes, GPU us, % of peak) from the fastest; the
+    choice of a chip's default passes rests on these."""
+    groups = {}
+    for row in kvc.get("rows", []):
+        if not measured(row):
+            continue
+        key = (base_encoding(row["encoding"]), row["batch"], row["S"])
+        groups.setdefault(key, []).append(
+            (kernel_passes(row["encoding"]), row["gpu_us_median"],
+             row.get("percent_of_peak")))
+    return [{"encoding": key[0], "batch": key[1], "S": key[2],
+             "kernels": sorted(kernels, key=lambda k: k[1])}
+            for key, kernels in groups.items() if len(kernels) > 1]
+
+
 def number(x, digits=1):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
@@ -223,6 +248,28 @@ def render(kvc, sdpa, machine="", commands="", date=""):
     counts = {s: sum(r["status"] == s for r in results)
               for s in ("met", "not met", "not measured")}
     lines += ["", ", ".join(f"{n} {s}" for s, n in counts.items()), ""]
+
+    fastest = fastest_kernels(kvc)
+    if fastest:
+        lines += ["## Fastest kernel per encoding, B and S", "",
+                  "Among the passing rows of each encoding, B and S (plain: "
+                  "the CUDA-core kernel without options); the margin is the "
+                  "runner-up's GPU us over the fastest's.", "",
+                  "| encoding | B | S | fastest | GPU us | % peak | "
+                  "runner-up | GPU us | margin | plain GPU us |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- "
+                  "| --- |"]
+        for f in fastest:
+            (best, best_us, best_peak), (second, second_us, _) = \
+                f["kernels"][0], f["kernels"][1]
+            plain = next((us for passes, us, _ in f["kernels"]
+                          if passes == "plain"), None)
+            lines.append(
+                f"| {f['encoding']} | {f['batch']} | {f['S']} | {best} | "
+                f"{number(best_us)} | {number(best_peak)} | {second} | "
+                f"{number(second_us)} | {number(second_us / best_us, 3)} | "
+                f"{number(plain)} |")
+        lines.append("")
 
     encodings = []
     for row in kvc.get("rows", []):

@@ -222,3 +222,28 @@ def test_fused_combine_rows_take_their_encodings_targets():
     speedup = bench_report.TARGETS[3].text  # K2/V2 g32 >= 4.5x at B 32
     assert got[(speedup, "K2/V2 g32 mma vmma")] == ("met", 5.0)
     assert got[(speedup, "K2/V2 g32 mma vmma fused")] == ("met", 6.25)
+
+
+def test_fastest_kernel_per_encoding_batch_and_length():
+    # Rows of one encoding, B and S compete; failed rows and lone rows
+    # do not; the report names the fastest, its runner-up and the margin.
+    rows = [kvc_row("K2/V2 g32", 32, 32768, 120.0, 70.0),
+            kvc_row("K2/V2 g32 mma vmma", 32, 32768, 100.0, 84.0),
+            kvc_row("K2/V2 g32 mma vmma fused", 32, 32768, 80.0, 90.0),
+            kvc_row("K2/V2 g32 mma vmma l2bulk", 32, 32768, 0, 0, ok=False,
+                    problem="3 of 4096 outputs are not finite"),
+            kvc_row("K2/V2 g32", 1, 4096, 10.0, 40.0),
+            kvc_row("K2/V2 g32 mma vmma", 1, 4096, 12.0, 33.0),
+            kvc_row("K4/V4 g128", 32, 32768, 60.0, 80.0)]
+    fastest = bench_report.fastest_kernels(dict(KVC, rows=rows))
+    assert [(f["encoding"], f["batch"], f["S"]) for f in fastest] == \
+        [("K2/V2 g32", 32, 32768), ("K2/V2 g32", 1, 4096)]
+    assert [k[0] for k in fastest[0]["kernels"]] == \
+        ["mma vmma fused", "mma vmma", "plain"]
+    assert [k[0] for k in fastest[1]["kernels"]] == ["plain", "mma vmma"]
+    text = bench_report.render(dict(KVC, rows=rows), SDPA)
+    assert "## Fastest kernel per encoding, B and S" in text
+    assert ("| K2/V2 g32 | 32 | 32768 | mma vmma fused | 80.0 | 90.0 | "
+            "mma vmma | 100.0 | 1.250 | 120.0 |") in text
+    assert ("| K2/V2 g32 | 1 | 4096 | plain | 10.0 | 40.0 | mma vmma | "
+            "12.0 | 1.200 | 10.0 |") in text
