@@ -46,6 +46,8 @@ private:
   Expected<Value *> lowerIntrinsic(CallInst *call, StringRef name);
   Expected<Value *> lowerMma(CallInst *call, unsigned k);
   Expected<Value *> lowerAsm(CallInst *call, InlineAsm *inlineAsm);
+  /// A read of PTX special register %`name` (tid.x, ctaid.y, ...).
+  Expected<Value *> readSpecialRegister(IRBuilder<> &b, StringRef name);
 
   FunctionCallee abi(StringRef name, Type *result, ArrayRef<Type *> params) {
     return module.getOrInsertFunction(
@@ -68,20 +70,8 @@ Expected<Value *> Rewriter::lowerIntrinsic(CallInst *call, StringRef name) {
   IRBuilder<> b(call);
   auto args = [&](unsigned i) { return call->getArgOperand(i); };
 
-  if (name.consume_front("llvm.nvvm.read.ptx.sreg.")) {
-    int reg = StringSwitch<int>(name)
-                  .Case("tid.x", kTidX).Case("tid.y", kTidY)
-                  .Case("tid.z", kTidZ).Case("ntid.x", kNtidX)
-                  .Case("ntid.y", kNtidY).Case("ntid.z", kNtidZ)
-                  .Case("ctaid.x", kCtaidX).Case("ctaid.y", kCtaidY)
-                  .Case("ctaid.z", kCtaidZ).Case("nctaid.x", kNctaidX)
-                  .Case("nctaid.y", kNctaidY).Case("nctaid.z", kNctaidZ)
-                  .Case("laneid", kLaneId).Case("warpsize", kWarpSize)
-                  .Default(-1);
-    if (reg < 0)
-      return unsupported("special register %" + name);
-    return b.CreateCall(abi("__kvc_emu_sreg", i32, {i32}), {constant(reg)});
-  }
+  if (name.consume_front("llvm.nvvm.read.ptx.sreg."))
+    return readSpecialRegister(b, name);
   if (name == "llvm.nvvm.barrier0" ||
       name == "llvm.nvvm.barrier.cta.sync.aligned.all") {
     if (call->arg_size() == 1) {
@@ -220,6 +210,29 @@ Expected<Value *> Rewriter::lowerMma(CallInst *call, unsigned k) {
   return result;
 }
 
+Expected<Value *> Rewriter::readSpecialRegister(IRBuilder<> &b,
+                                                StringRef name) {
+  int reg = StringSwitch<int>(name)
+                .Case("tid.x", kTidX)
+                .Case("tid.y", kTidY)
+                .Case("tid.z", kTidZ)
+                .Case("ntid.x", kNtidX)
+                .Case("ntid.y", kNtidY)
+                .Case("ntid.z", kNtidZ)
+                .Case("ctaid.x", kCtaidX)
+                .Case("ctaid.y", kCtaidY)
+                .Case("ctaid.z", kCtaidZ)
+                .Case("nctaid.x", kNctaidX)
+                .Case("nctaid.y", kNctaidY)
+                .Case("nctaid.z", kNctaidZ)
+                .Case("laneid", kLaneId)
+                .Case("warpsize", kWarpSize)
+                .Default(-1);
+  if (reg < 0)
+    return unsupported("special register %" + name);
+  return b.CreateCall(abi("__kvc_emu_sreg", i32, {i32}), {constant(reg)});
+}
+
 Expected<Value *> Rewriter::lowerAsm(CallInst *call, InlineAsm *inlineAsm) {
   StringRef text = inlineAsm->getAsmString();
   IRBuilder<> b(call);
@@ -240,6 +253,12 @@ Expected<Value *> Rewriter::lowerAsm(CallInst *call, InlineAsm *inlineAsm) {
                         {call->getArgOperand(0), call->getArgOperand(1),
                          call->getArgOperand(2), constant(lut)});
   }
+  // A special register read again (KernelBuilder::freshThreadId).
+  static const Regex mov("^[[:space:]]*mov\\.u32[[:space:]]+\\$0,[[:space:]]*%"
+                         "([a-z]+(\\.[xyz])?)[[:space:]]*;?[[:space:]]*$");
+  if (mov.match(text, &groups) && call->arg_size() == 0 &&
+      call->getType() == i32)
+    return readSpecialRegister(b, groups[1]);
   if (rcp.match(text) && call->arg_size() == 1 && call->getType() == f32)
     return b.CreateFDiv(ConstantFP::get(f32, 1.0), call->getArgOperand(0));
   return unsupported("inline PTX \"" + text + "\"");

@@ -18,7 +18,6 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="value-product=mma value-stages=1" 2>&1 | FileCheck %s --check-prefix=VSTAGES
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_75 value-product=mma value-stages=2" 2>&1 | FileCheck %s --check-prefix=VSTAGESCHIP
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="combine=atomic" 2>&1 | FileCheck %s --check-prefix=COMBINE
-// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="combine=fused key-product=mma value-product=mma" 2>&1 | FileCheck %s --check-prefix=FUSEDMMA
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="combine=fused,x" 2>&1 | FileCheck %s --check-prefix=CFORMAT
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
@@ -190,13 +189,3 @@ func.func @mma_group(%c: !kvc.cache<1x1x?x64xf16>, %q: tensor<1x16x1x64xf32>) ->
   return %o : tensor<1x16x1x64xf32>
 }
 
-// -----
-// combine=fused with both passes on tensor cores takes at most 4 query
-// heads per KV head at head_dim 128 (with more, ptxas spills); this site
-// lowers with the default combine=kernel, and with either pass on CUDA
-// cores.
-// FUSEDMMA: error: 'kvc.attend' op kvc-lower-to-gpu: combine=fused with key-product=mma and value-product=mma has no spill-free kernel for 8 query heads per KV head at head_dim 128 (at most 4); use combine=kernel
-func.func @fused_group(%c: !kvc.cache<1x2x?x128xf16>, %q: tensor<1x16x1x128xf32>) -> tensor<1x16x1x128xf32> {
-  %o = kvc.attend %q, %c : tensor<1x16x1x128xf32>, !kvc.cache<1x2x?x128xf16> -> tensor<1x16x1x128xf32>
-  return %o : tensor<1x16x1x128xf32>
-}

@@ -74,9 +74,15 @@
 // The KV head's 4 query heads, a merge each in a loop over the rows: the
 // maxima's block reduction, the warps' weighted sums, the output rows
 // (the output viewed as [B * Hq][D]).
+// The thread id read again, so that LLVM keeps none of the passes' values
+// derived from it (warp, lane) alive until the merge.
 // CHECK: %[[FIRST:.*]] = arith.index_castui %{{.*}} : i32 to index
+// CHECK: %[[FRESH:.*]] = llvm.inline_asm has_side_effects "mov.u32 $0, %tid.x;", "=r"  : () -> i32
+// CHECK-NEXT: %[[MERGETID:.*]] = arith.index_castui %[[FRESH]] : i32 to index
 // CHECK: %[[END:.*]] = arith.addi %[[FIRST]], %c4{{.*}} : index
 // CHECK: scf.for %[[ROW:.*]] = %[[FIRST]] to %[[END]] step %c1
+// CHECK-NEXT: arith.constant 32 : index
+// CHECK-NEXT: %{{.*}} = arith.divui %[[MERGETID]], %{{.*}} : index
 // CHECK: memref.store %{{.*}}, %[[MAXIMA]][%{{.*}}] : memref<4xf32, #gpu.address_space<workgroup>>
 // CHECK: memref.store %{{.*}}, %[[PARTIALS]][%{{.*}}] : memref<4x64xf32, #gpu.address_space<workgroup>>
 // CHECK: memref.store %{{.*}}, %[[SUMS]][%{{.*}}] : memref<4xf32, #gpu.address_space<workgroup>>

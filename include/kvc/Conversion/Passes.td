@@ -208,9 +208,7 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "of its sequence and KV head, kvc_rt_mlir_gpu_counters, and the "
            "last one merges the splits of the head's query heads and sets "
            "the counter back to zero: one launch an attention, and the "
-           "merge starts as soon as a head's splits are done; with both "
-           "passes on tensor cores, at most 4 query heads per KV head at "
-           "head_dim 128, other sites are an error)">,
+           "merge starts as soon as a head's splits are done)">,
     Option<"maxSharedMemory", "max-shared-memory", "unsigned",
            /*default=*/"49152",
            "Bytes of shared memory a split block may take in all. The "

@@ -147,20 +147,6 @@ LogicalResult mlir::kvc::checkLowerable(ModuleOp module,
                << option << "=fma";
       return WalkResult::interrupt();
     }
-    // combine=fused adds the merge to the split kernel: with both passes on
-    // tensor cores at GQA 7 and 8, head_dim 128, ptxas spilled (sm_90a,
-    // 4 to 36 bytes; kvc-gpu-pipeline-fused-combine.test).
-    if (lowering.combine == CombineMode::Fused &&
-        lowering.keyProduct == KeyProduct::MMA &&
-        lowering.valueProduct == ValueProduct::MMA && group > 4 &&
-        headDim == 128) {
-      reject() << "combine=fused with key-product=mma and value-product=mma "
-                  "has no spill-free kernel for "
-               << group
-               << " query heads per KV head at head_dim 128 (at "
-                  "most 4); use combine=kernel";
-      return WalkResult::interrupt();
-    }
     FailureOr<SmallVector<num::CacheEncoding>> heads =
         getLowerableHeadEncodings(attend, attend.getCache(),
                                   lowering.context.pageTokens,

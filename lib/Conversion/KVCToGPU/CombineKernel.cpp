@@ -43,13 +43,13 @@ namespace {
 struct OutputRow {
   KernelBuilder &k;
   const CombineSite &site;
-  Value row;
+  Value row, tid;
   void store(function_ref<Value(Value)> channelValue) const {
     OpBuilder &b = k.b;
     Location loc = k.loc;
     Value rows = memref::CollapseShapeOp::create(
         b, loc, site.out, ArrayRef<ReassociationIndices>{{0, 1, 2}, {3}});
-    k.loop(k.threadId(), k.index(site.headDim), k.index(site.threads), {},
+    k.loop(tid, k.index(site.headDim), k.index(site.threads), {},
            [&](Value channel, ValueRange) -> SmallVector<Value> {
              Value result = channelValue(channel);
              if (site.outElementType != result.getType())
@@ -69,12 +69,13 @@ static void storeNaN(KernelBuilder &k, const CombineSite &site, Value row) {
   auto f32 = cast<FloatType>(k.b.getF32Type());
   Value nan = arith::ConstantFloatOp::create(
       k.b, k.loc, f32, APFloat::getNaN(f32.getFloatSemantics()));
-  OutputRow{k, site, row}.store([&](Value) { return nan; });
+  OutputRow{k, site, row, k.threadId()}.store([&](Value) { return nan; });
 }
 
-/// The merge of emitCombine, for a valid layout.
+/// The merge of emitCombine, for a valid layout, by thread `tid` of the
+/// block.
 static void mergeSplits(KernelBuilder &k, const CombineSite &site, Value row,
-                        Value splits) {
+                        Value splits, Value tid) {
   OpBuilder &b = k.b;
   Location loc = k.loc;
   Type f32 = b.getF32Type();
@@ -83,7 +84,6 @@ static void mergeSplits(KernelBuilder &k, const CombineSite &site, Value row,
   // Lane l of each warp owns channels [l * perLane, (l + 1) * perLane) of
   // its splits' partial outputs: head_dim is a multiple of 32.
   const int64_t perLane = headDim / 32;
-  Value tid = k.threadId();
   Value warp = k.div(tid, 32), lane = k.rem(tid, 32);
   ByteViews ws{site.workspace};
   Value statsBase =
@@ -144,7 +144,7 @@ static void mergeSplits(KernelBuilder &k, const CombineSite &site, Value row,
   for (int64_t w = 1; w < warps; ++w)
     total = k.fadd(total,
                    memref::LoadOp::create(b, loc, site.warpSums, k.index(w)));
-  OutputRow{k, site, row}.store([&](Value channel) {
+  OutputRow{k, site, row, tid}.store([&](Value channel) {
     Value weighted = memref::LoadOp::create(b, loc, site.warpOutputs,
                                             ValueRange{k.index(0), channel});
     for (int64_t w = 1; w < warps; ++w)
@@ -162,7 +162,7 @@ void mlir::kvc::emitCombine(KernelBuilder &k, const CombineSite &site,
   // block, so the merge's barriers are reached by every thread or none.
   k.ifThenElse(
       k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0)),
-      [&] { mergeSplits(k, site, row, splits); },
+      [&] { mergeSplits(k, site, row, splits, k.threadId()); },
       [&] { storeNaN(k, site, row); });
 }
 
@@ -257,11 +257,16 @@ void mlir::kvc::emitFusedCombine(KernelBuilder &k, const CombineSite &site,
     // The split count read back too (what the block computed from the
     // original, LLVM would reuse: kept in registers).
     Value splits = recorded(2);
+    // So is the thread id: with the kernel's own, LLVM reused the warp,
+    // lane and channel offsets the passes computed from it, and kept them
+    // in registers across the value pass (ptxas spilled the tensor-core
+    // kernels at GQA 7 and 8, head_dim 128).
+    Value tid = k.freshThreadId();
     // A loop, not unrolled: the merge runs once a launch and KV head, and
     // group copies of it made the largest kernels spill.
     k.loop(first, k.add(first, k.index(group)), k.index(1), {},
            [&](Value row, ValueRange) -> SmallVector<Value> {
-             mergeSplits(k, site, row, splits);
+             mergeSplits(k, site, row, splits, tid);
              return {};
            });
   });

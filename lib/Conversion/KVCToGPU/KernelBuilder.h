@@ -62,6 +62,19 @@ struct KernelBuilder {
   Value threadId() {
     return gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
   }
+  /// The thread id read again (inline PTX with side effects): LLVM reuses
+  /// neither the kernel's earlier read nor what it derived from it (warp,
+  /// lane, channel offsets), which would stay in registers from their first
+  /// use to this one, across every pass in between.
+  Value freshThreadId() {
+    return toIndex(LLVM::InlineAsmOp::create(
+                       b, loc, b.getI32Type(), ValueRange{},
+                       "mov.u32 $0, %tid.x;", "=r",
+                       /*has_side_effects=*/true, /*is_align_stack=*/false,
+                       LLVM::TailCallKind::None, LLVM::AsmDialectAttr(),
+                       /*operand_attrs=*/ArrayAttr())
+                       .getResult(0));
+  }
   Value blockId(gpu::Dimension d) { return gpu::BlockIdOp::create(b, loc, d); }
   void barrier() { gpu::BarrierOp::create(b, loc); }
 

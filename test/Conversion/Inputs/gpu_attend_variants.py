@@ -5,7 +5,7 @@ keys and as values, at head_dim 64 and 128, GQA 4; and GQA 1, 7 and 8 for
 a few encodings. 64-token pages, residual 128.
 
 usage: gpu_attend_variants.py OUT.mlir [--stageable-keys]
-                              [--stageable-values] [--fusable]
+                              [--stageable-values]
 
 --stageable-keys: only the variants kvc-lower-to-gpu's key-stages=2 takes:
 channel-axis 2-, 4- and 8-bit keys (8-bit ones at head_dim 128 need more
@@ -13,8 +13,6 @@ than 48 KB of shared memory, which kvc-gpu-pipeline allows on sm_80 and
 sm_90).
 --stageable-values: only those value-stages takes: token-axis 2-, 4- and
 8-bit values.
---fusable: only those combine=fused takes with both tensor-core passes: at
-most 4 query heads per KV head at head_dim 128.
 """
 import argparse
 import re
@@ -57,7 +55,6 @@ def main():
     parser.add_argument("out")
     parser.add_argument("--stageable-keys", action="store_true")
     parser.add_argument("--stageable-values", action="store_true")
-    parser.add_argument("--fusable", action="store_true")
     args = parser.parse_args()
     with open(args.out, "w") as out:
         for index, variant in enumerate(variants()):
@@ -65,8 +62,6 @@ def main():
                 continue
             if args.stageable_values and not re.match(
                     r"#kvc.quant<bits = [248], axis = token", variant[1]):
-                continue
-            if args.fusable and variant[2] == 128 and variant[3] > 4:
                 continue
             out.write(function(index, *variant))
 

@@ -4,7 +4,8 @@
 // functions as generated host code would call them: shuffles, a barrier and
 // shared memory across warps and blocks, byte permutes, mma.sync against a
 // matrix product whose fragments are placed by the PTX ISA's tables (restated
-// here), L2 prefetches, and the errors (recorded, as the CUDA runtime records
+// here), special registers read in inline PTX, L2 prefetches, and the
+// errors (recorded, as the CUDA runtime records
 // them): unsupported intrinsics and PTX, bad bitcode, exited lanes at a
 // collective, a deadlock, and that nothing runs while one is recorded.
 // cp.async and shared memory: AsyncCopyTest.cpp.
@@ -77,6 +78,25 @@ define ptx_kernel void @broadcast(ptr %out) {
   launch(body, "broadcast", 1, 64, {out.data()});
   for (int t = 0; t < 64; ++t)
     EXPECT_EQ(out[t], float(t / 32 * 32 + 5)) << "thread " << t;
+}
+
+TEST(GPUEmulator, SpecialRegistersReadInInlinePtx) {
+  // KernelBuilder::freshThreadId's read: the same ids as the intrinsics.
+  const char *body = R"(
+define ptx_kernel void @ids(ptr %out) {
+  %tid = call i32 asm sideeffect "mov.u32 $0, %tid.x;", "=r"()
+  %cta = call i32 asm sideeffect "mov.u32 $0, %ctaid.x;", "=r"()
+  %row = mul i32 %cta, 64
+  %i = add i32 %row, %tid
+  %o = getelementptr i32, ptr %out, i32 %i
+  store i32 %i, ptr %o
+  ret void
+}
+)";
+  std::vector<int32_t> out(2 * 64, -1);
+  launch(body, "ids", 2, 64, {out.data()});
+  for (int i = 0; i < 2 * 64; ++i)
+    EXPECT_EQ(out[i], i);
 }
 
 TEST(GPUEmulator, PermuteBytesFollowsTheIsa) {
@@ -306,7 +326,7 @@ define ptx_kernel void @k() {
 
   auto ptx = parse(context, R"(
 define ptx_kernel void @k(ptr %out) {
-  %c = call i32 asm "mov.u32 $0, %clock;", "=r"()
+  %c = call i32 asm "bfind.u32 $0, $1;", "=r,r"(i32 5)
   store i32 %c, ptr %out
   ret void
 }
@@ -315,7 +335,22 @@ define ptx_kernel void @k(ptr %out) {
   result = kvc::gpuemu::rewriteForHost(*ptx, host, "x86_64-unknown-linux-gnu");
   ASSERT_FALSE(bool(result));
   EXPECT_EQ(llvm::toString(result.takeError()),
-            "kvc gpu emulator: inline PTX \"mov.u32 $0, %clock;\"");
+            "kvc gpu emulator: inline PTX \"bfind.u32 $0, $1;\"");
+
+  // A special register read in inline PTX is one the emulator knows.
+  auto clockPtx = parse(context, R"(
+define ptx_kernel void @k(ptr %out) {
+  %c = call i32 asm sideeffect "mov.u32 $0, %clock;", "=r"()
+  store i32 %c, ptr %out
+  ret void
+}
+)");
+  ASSERT_TRUE(clockPtx);
+  result =
+      kvc::gpuemu::rewriteForHost(*clockPtx, host, "x86_64-unknown-linux-gnu");
+  ASSERT_FALSE(bool(result));
+  EXPECT_EQ(llvm::toString(result.takeError()),
+            "kvc gpu emulator: special register %clock");
 
   // cp.async's src-size form (zero-filled tail) is not emulated.
   auto sized = parse(context, R"(
