@@ -20,7 +20,7 @@
 # (gpu-attention-<date>.md) and the two main logs. Without $OUT the scripts
 # write where they always do (the report to benchmarks/results/).
 # Environment: KVC_GPU_ISSUE5_BUDGET (seconds for both, default 560),
-# KVC_GPU_CHECK_SHARE (the check's part of it, default 300: 222 attention
+# KVC_GPU_CHECK_SHARE (the check's part of it, default 300: 224 attention
 # variants at two lengths and the sanitizer runs), and what the two
 # scripts read (KVC_GPU_CHECK_*, KVC_GPU_BENCH_*, KVC_GPU_PEAK_TBPS).
 # Exits 1 when either failed.

@@ -390,6 +390,10 @@ def variants():
                   page_tokens=128, **both, **fused)
     yield Variant(K2, V2, 8, 4, 128, kv_heads=4, l2_prefetch="bulk",
                   **staged, **fused)
+    # GQA 7 and 8 at head_dim 128 on both tensor-core passes (Llama-3-70B's
+    # 8): the merge's registers once made ptxas spill there.
+    yield Variant(K2, V2, 8, 8, 128, **both, **fused)
+    yield Variant(K4, V4, 1, 7, 128, **both, **fused)
 
 
 def side_attr(spec):
