@@ -81,22 +81,29 @@ define ptx_kernel void @broadcast(ptr %out) {
 }
 
 TEST(GPUEmulator, SpecialRegistersReadInInlinePtx) {
-  // KernelBuilder::freshThreadId's read: the same ids as the intrinsics.
+  // KernelBuilder::freshThreadId's read: each thread writes the ids read
+  // in inline PTX into the slot the intrinsics' ids name.
   const char *body = R"(
 define ptx_kernel void @ids(ptr %out) {
   %tid = call i32 asm sideeffect "mov.u32 $0, %tid.x;", "=r"()
   %cta = call i32 asm sideeffect "mov.u32 $0, %ctaid.x;", "=r"()
-  %row = mul i32 %cta, 64
-  %i = add i32 %row, %tid
-  %o = getelementptr i32, ptr %out, i32 %i
-  store i32 %i, ptr %o
+  %tidI = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %ctaI = call i32 @llvm.nvvm.read.ptx.sreg.ctaid.x()
+  %slot = shl i32 %ctaI, 6
+  %at = or i32 %slot, %tidI
+  %scaled = mul i32 %cta, 100
+  %v = add i32 %scaled, %tid
+  %o = getelementptr i32, ptr %out, i32 %at
+  store i32 %v, ptr %o
   ret void
 }
 )";
   std::vector<int32_t> out(2 * 64, -1);
   launch(body, "ids", 2, 64, {out.data()});
-  for (int i = 0; i < 2 * 64; ++i)
-    EXPECT_EQ(out[i], i);
+  for (int cta = 0; cta < 2; ++cta)
+    for (int t = 0; t < 64; ++t)
+      EXPECT_EQ(out[cta * 64 + t], 100 * cta + t)
+          << "block " << cta << " thread " << t;
 }
 
 TEST(GPUEmulator, PermuteBytesFollowsTheIsa) {
