@@ -2,8 +2,8 @@
 //
 // Runs before kvc-lower-to-gpu's patterns: every kvc op it cannot lower,
 // and every option combination a site has no kernel for (a tensor-core
-// pass, shared memory, stages, the fused combine), is a located error that
-// names the option to change — never a fallback to another kernel.
+// pass, shared memory, stages), is a located error that names the option
+// to change — never a fallback to another kernel.
 //
 //===----------------------------------------------------------------------===//
 
