@@ -173,7 +173,7 @@ void mlir::kvc::buildCPUPipeline(OpPassManager &pm,
       "convert-math-to-libm,convert-math-to-llvm,"
       "convert-arith-to-llvm,convert-index-to-llvm,"
       "finalize-memref-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
-      "reconcile-unrealized-casts",
+      "reconcile-unrealized-casts,kvc-expand-half-fma",
       options.pageTokens.getValue(), options.append.getValue(),
       options.keyReads.getValue(), options.valueReads.getValue());
   // The textual form needs the passes registered; tools other than kvc-opt

@@ -64,6 +64,31 @@ def KVCLowerToLoops : Pass<"kvc-lower-to-loops", "ModuleOp"> {
   ];
 }
 
+def KVCExpandHalfFMA : Pass<"kvc-expand-half-fma", "ModuleOp"> {
+  let summary = "Expand fp16 `llvm.intr.fma` into exactly rounded f32 code "
+                "for CPUs without fp16 arithmetic";
+  let description = [{
+    kvc-cpu-pipeline runs this last. The CPU loops that mirror the GPU's
+    tensor-core passes (`key-reads=parts`, `value-reads=f16`) dequantize
+    with `llvm.intr.fma` on fp16 pairs, as the kernels do with
+    `fma.rn.f16x2`. An x86 CPU without AVX512-FP16 has no fp16 fma: LLVM
+    computes it in f64 and rounds the result to fp16 with a library call
+    (`__truncdfhf2`), about 70 % of those loops' time.
+
+    Each fp16 (or vector of fp16) `llvm.intr.fma` becomes: its operands
+    extended to f32, the product (exact: 22 significant bits), the sum with
+    its exact error (Knuth's TwoSum), the sum rounded to odd (an inexact
+    sum with an even significand moves one ulp towards the exact value),
+    and one `llvm.fptrunc` to fp16. Rounding to odd with 24 ≥ 11 + 2 bits
+    and then to nearest gives the correctly rounded fp16 fma, subnormals,
+    infinities and NaNs included, so the result is the one `fma.rn.f16x2`
+    computes, bit for bit. With F16C (`llc -mattr=+f16c`) the extensions
+    and the truncation are single instructions; without it they are the
+    cheaper f32 library calls. Other fma types are left alone.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
   let summary = "Lower kvc.attend to generated GPU kernels launched on "
                 "runtime pages";
