@@ -1,7 +1,8 @@
 //===- Emulator.cpp - the mgpu* functions over the emulator ---------------===//
 //
-// Modules: the bitcode rewritten (KernelRewrite.h) and compiled by LLVM's
-// ORC JIT. Launches: the grid run on the calling thread (Warps.h).
+// Modules: the bitcode rewritten (KernelRewrite.h) at the load and compiled
+// by LLVM's ORC JIT at the first mgpuModuleGetFunction. Launches: the grid
+// run on the calling thread (Warps.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -71,10 +72,20 @@ struct EmulatedKernel {
   struct EmulatedModule *module = nullptr;
 };
 
+/// A module is compiled when one of its kernels is first asked for: a
+/// program links every variant's module (each loads in a global
+/// constructor) and often runs a few, and the JIT's codegen is most of an
+/// emulated check's start-up.
 struct EmulatedModule {
   std::unique_ptr<orc::LLJIT> jit;
+  /// The kernels by name; their entries are set once compiled.
   std::map<std::string, EmulatedKernel> kernels;
+  std::vector<SharedVariable> sharedVariables;
   std::vector<SharedRegion> shared;
+  bool compiled = false;
+  /// What the JIT reported while compiling (an unresolved symbol, say):
+  /// the lookup's own error only says that materialization failed.
+  std::string jitErrors;
 };
 
 /// Dynamic shared memory (`extern __shared__`, gpu.dynamic_shared_memory):
@@ -151,6 +162,11 @@ EmulatedModule *loadModule(const void *data, size_t size) {
   if (!jit)
     return fail("mgpuModuleLoad: " + describe(jit.takeError()));
   module->jit = std::move(*jit);
+  module->jit->getExecutionSession().setErrorReporter(
+      [raw = module.get()](Error error) {
+        raw->jitErrors +=
+            (raw->jitErrors.empty() ? "" : "; ") + describe(std::move(error));
+      });
   orc::JITDylib &dylib = module->jit->getMainJITDylib();
   orc::SymbolMap symbols = abiSymbols(*module->jit);
   for (const SharedVariable &variable : rewritten->shared)
@@ -169,28 +185,44 @@ EmulatedModule *loadModule(const void *data, size_t size) {
           orc::ThreadSafeModule(std::move(*parsed), std::move(context))))
     return fail("mgpuModuleLoad: " + describe(std::move(e)));
 
-  for (const std::string &name : rewritten->kernels) {
-    Expected<orc::ExecutorAddr> address =
-        module->jit->lookup(entryName(name));
-    if (!address)
-      return fail("mgpuModuleLoad: kernel " + name + ": " +
-                  describe(address.takeError()));
-    module->kernels[name] = {name, address->toPtr<KernelEntry>(),
-                             module.get()};
+  for (const std::string &name : rewritten->kernels)
+    module->kernels[name] = {name, nullptr, module.get()};
+  module->sharedVariables = std::move(rewritten->shared);
+  return module.release();
+}
+
+/// Compiles `module` (the JIT compiles the whole module at its first
+/// lookup) and resolves its kernels' entries and shared variables. False,
+/// with an error recorded, if that fails.
+bool compileModule(EmulatedModule &module) {
+  if (module.compiled)
+    return true;
+  for (auto &[name, kernel] : module.kernels) {
+    Expected<orc::ExecutorAddr> address = module.jit->lookup(entryName(name));
+    if (!address) {
+      std::string cause = describe(address.takeError());
+      if (!module.jitErrors.empty())
+        cause = module.jitErrors + " (" + cause + ")";
+      fail("mgpuModuleGetFunction: kernel " + name + ": " + cause);
+      return false;
+    }
+    kernel.entry = address->toPtr<KernelEntry>();
   }
-  for (const SharedVariable &variable : rewritten->shared) {
+  for (const SharedVariable &variable : module.sharedVariables) {
     if (variable.bytes == 0) {
-      module->shared.push_back({dynamicShared, kDynamicSharedBytes});
+      module.shared.push_back({dynamicShared, kDynamicSharedBytes});
       continue;
     }
-    Expected<orc::ExecutorAddr> address =
-        module->jit->lookup(variable.symbol);
-    if (!address)
-      return fail("mgpuModuleLoad: " + describe(address.takeError()));
-    module->shared.push_back(
+    Expected<orc::ExecutorAddr> address = module.jit->lookup(variable.symbol);
+    if (!address) {
+      fail("mgpuModuleGetFunction: " + describe(address.takeError()));
+      return false;
+    }
+    module.shared.push_back(
         {address->toPtr<char *>() + variable.offset, variable.bytes});
   }
-  return module.release();
+  module.compiled = true;
+  return true;
 }
 
 /// Whether `value` is a valid grid or block dimension (else an error).
@@ -235,10 +267,12 @@ void moduleUnload(void *module) { delete static_cast<EmulatedModule *>(module); 
 void *moduleGetFunction(void *module, const char *name) {
   if (!module || !name)
     return fail("mgpuModuleGetFunction: no module or name");
-  auto &kernels = static_cast<EmulatedModule *>(module)->kernels;
-  auto it = kernels.find(name);
-  if (it == kernels.end())
+  auto *emulated = static_cast<EmulatedModule *>(module);
+  auto it = emulated->kernels.find(name);
+  if (it == emulated->kernels.end())
     return fail(Twine("mgpuModuleGetFunction: no kernel '") + name + "'");
+  if (!compileModule(*emulated))
+    return nullptr;
   return &it->second;
 }
 

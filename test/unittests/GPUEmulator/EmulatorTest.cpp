@@ -6,7 +6,8 @@
 // matrix product whose fragments are placed by the PTX ISA's tables (restated
 // here), special registers read in inline PTX, L2 prefetches, and the
 // errors (recorded, as the CUDA runtime records
-// them): unsupported intrinsics and PTX, bad bitcode, exited lanes at a
+// them): unsupported intrinsics and PTX, bad bitcode, a symbol the JIT
+// cannot resolve (at the first kernel lookup), exited lanes at a
 // collective, a deadlock, and that nothing runs while one is recorded.
 // cp.async and shared memory: AsyncCopyTest.cpp.
 //
@@ -387,6 +388,33 @@ TEST(GPUEmulator, BadBitcodeIsARecordedError) {
   EXPECT_EQ(mgpuModuleGetFunction(nullptr, "k"), nullptr);
   EXPECT_EQ(takeError(),
             "kvc gpu emulator: mgpuModuleGetFunction: no module or name");
+}
+
+TEST(GPUEmulator, ModulesCompileWhenAKernelIsFirstAskedFor) {
+  // The load rewrites the module but does not compile it, so a symbol the
+  // JIT cannot resolve is an error at the first mgpuModuleGetFunction,
+  // naming the kernel and the symbol; the module still unloads.
+  const char *body = R"(
+declare void @kvc_emulator_test_undefined()
+define ptx_kernel void @calls(ptr %out) {
+  call void @kvc_emulator_test_undefined()
+  ret void
+}
+)";
+  std::string bytes = bitcode(body);
+  void *module = mgpuModuleLoad(bytes.data(), bytes.size());
+  ASSERT_NE(module, nullptr);
+  EXPECT_EQ(takeError(), "");
+  EXPECT_EQ(mgpuModuleGetFunction(module, "calls"), nullptr);
+  const std::string error = takeError();
+  EXPECT_EQ(error.rfind("kvc gpu emulator: mgpuModuleGetFunction: kernel "
+                        "calls: ",
+                        0),
+            0u)
+      << error;
+  EXPECT_NE(error.find("kvc_emulator_test_undefined"), std::string::npos)
+      << error;
+  mgpuModuleUnload(module);
 }
 
 TEST(GPUEmulator, LanesExitedBeforeAShuffleStopTheGrid) {
