@@ -37,7 +37,8 @@
 # KVC_GPU_BUILD_DEVICE_ONLY=1 (only what a GPU machine links: no host/ or
 # emu/ objects, which are for dry runs here; the device tool carries at
 # most 64 MiB with the working tree, and the whole build is ~69 MB of
-# which the GPU's part is ~25 MB; also about half the build time).
+# which the GPU's part is ~25 MB; also about half the build time),
+# KVC_GPU_BUILD_JOBS (how many compiles run at once, default nproc).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUTDIR="${1:-$ROOT/build/gpu-attention}"
@@ -56,7 +57,12 @@ if [ -z "$PYTHON" ]; then
   else PYTHON=python3; fi
 fi
 
-fail() { echo "gpu_attention_build: $*" >&2; exit 1; }
+fail() {
+  echo "gpu_attention_build: $*" >&2
+  # Jobs still compiling would write into OUTDIR after the failure.
+  kill $(jobs -p) 2> /dev/null || true
+  exit 1
+}
 [ -x "$KVC_OPT" ] || fail "no kvc-opt at $KVC_OPT (build the kvc-opt target)"
 for tool in mlir-translate llc; do
   [ -x "$LLVM_BIN/$tool" ] || fail "no $tool in $LLVM_BIN"
@@ -66,11 +72,36 @@ done
 
 # `kvc-opt MLIR --PIPELINE="OPTIONS"`, its LLVM IR (WORKSTEM.ll) and an
 # x86-64 object: compile_object MLIR PIPELINE OPTIONS WORKSTEM OBJECT.
+# kvc-cpu-pipeline objects (dry runs on this machine) may use F16C: their
+# fp16 conversions are then instructions, not libgcc calls
+# (kvc-expand-half-fma); the GPU host code stays baseline x86-64.
 compile_object() {
-  "$KVC_OPT" "$1" --"$2"="$3" -o "$4.llvm.mlir"
-  "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$4.llvm.mlir" -o "$4.ll"
-  "$LLVM_BIN/llc" -O2 -filetype=obj -relocation-model=pic "$4.ll" -o "$5"
+  local features=
+  if [ "$2" = kvc-cpu-pipeline ]; then features=-mattr=+f16c; fi
+  "$KVC_OPT" "$1" --"$2"="$3" -o "$4.llvm.mlir" &&
+    "$LLVM_BIN/mlir-translate" --mlir-to-llvmir "$4.llvm.mlir" -o "$4.ll" &&
+    "$LLVM_BIN/llc" -O2 $features -filetype=obj -relocation-model=pic \
+      "$4.ll" -o "$5"
 }
+
+# The compiles run as background jobs, at most JOBS at once: the modules
+# are independent, and one kvc-opt or llc keeps one core busy.
+JOBS="${KVC_GPU_BUILD_JOBS:-$(nproc)}"
+case "$JOBS" in
+  ''|*[!0-9]*|0) fail "KVC_GPU_BUILD_JOBS must be a positive number, not '$JOBS'" ;;
+esac
+running=0
+# Waits for one job; a failed compile fails the build (its error is above).
+reap() {
+  wait -n || fail "a compile failed (its error is printed above)"
+  running=$((running - 1))
+}
+spawn() {
+  if [ "$running" -ge "$JOBS" ]; then reap; fi
+  "$@" < /dev/null &
+  running=$((running + 1))
+}
+drain() { while [ "$running" -gt 0 ]; do reap; done; }
 
 ONLY="${KVC_GPU_BUILD_ONLY:-}"
 DEVICE_ONLY="${KVC_GPU_BUILD_DEVICE_ONLY:-}"
@@ -135,12 +166,12 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
          "value-stages=$value_stages combine=$combine chip=$CHIP" \
          "min-blocks-per-sm=$MIN_BLOCKS${extra:+ $extra})"
     gpu_options="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product l2-prefetch=$l2_prefetch key-stages=$key_stages value-stages=$value_stages combine=$combine${extra:+ $extra}"
-    compile_object "$dir/$mlir" kvc-gpu-pipeline "$gpu_options" \
+    spawn compile_object "$dir/$mlir" kvc-gpu-pipeline "$gpu_options" \
       "$work/$stem" "$dir/$stem.o"
     # The kernels as LLVM bitcode (format=llvm) for the GPU emulator
     # (libkvc_gpu_emulator): the emulated check runs them on the host.
     if [ -n "$emu" ]; then
-      compile_object "$dir/$mlir" kvc-gpu-pipeline "format=llvm $gpu_options" \
+      spawn compile_object "$dir/$mlir" kvc-gpu-pipeline "format=llvm $gpu_options" \
         "$work/emu/$stem" "$dir/emu/$stem.o"
     fi
     # The same functions as CPU loops, for the host dry run (appends, the
@@ -150,10 +181,11 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
     if [ -z "$host" ]; then continue; fi
     if [ "$key_product" = mma ]; then key_reads=parts; else key_reads=rows; fi
     if [ "$value_product" = mma ]; then value_reads=f16; else value_reads=f32; fi
-    compile_object "$dir/$mlir" kvc-cpu-pipeline \
+    spawn compile_object "$dir/$mlir" kvc-cpu-pipeline \
       "page-tokens=$page_tokens append=generated key-reads=$key_reads value-reads=$value_reads" \
       "$work/host/$stem" "$dir/host/$stem.o"
   done < "$dir/$modules"
+  drain
 
   # Every variant must have its C entry point (the programs look them up by
   # name), and the out-parameter must come last: (binding, q, out).
@@ -196,18 +228,19 @@ if [ -z "$ONLY" ] || [ "$ONLY" = append ]; then
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens chip=$CHIP" \
          "min-blocks-per-sm=$MIN_BLOCKS)"
     append_options="chip=$CHIP page-tokens=$page_tokens min-blocks-per-sm=$MIN_BLOCKS"
-    compile_object "$APPEND/$mlir" kvc-gpu-pipeline "$append_options" \
+    spawn compile_object "$APPEND/$mlir" kvc-gpu-pipeline "$append_options" \
       "$APPEND_WORK/$stem" "$APPEND/$stem.o"
     if [ -n "$DEVICE_ONLY" ]; then continue; fi
     # The kernels as LLVM bitcode for the GPU emulator's append check.
-    compile_object "$APPEND/$mlir" kvc-gpu-pipeline "format=llvm $append_options" \
+    spawn compile_object "$APPEND/$mlir" kvc-gpu-pipeline "format=llvm $append_options" \
       "$APPEND_WORK/emu/$stem" "$APPEND/emu/$stem.o"
     # The same appends as CPU loops (the emitter the kernels use), for the
     # host dry run.
-    compile_object "$APPEND/$mlir" kvc-cpu-pipeline \
+    spawn compile_object "$APPEND/$mlir" kvc-cpu-pipeline \
       "page-tokens=$page_tokens append=generated" \
       "$APPEND_WORK/host/$stem" "$APPEND/host/$stem.o"
   done < "$APPEND/append_modules.txt"
+  drain
 
   # `(cache, k, v) -> cache` becomes `ptr _mlir_ciface_<name>(binding,
   # k, v)`: the binding is returned, the tensors are memref descriptors.

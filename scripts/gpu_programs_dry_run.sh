@@ -6,15 +6,14 @@
 #
 #  1. scripts/gpu_attention_build.sh into WORKDIR/artifacts (every
 #     attention, append and benchmark variant through kvc-gpu-pipeline and
-#     kvc-cpu-pipeline);
+#     kvc-cpu-pipeline; the compiles side by side, KVC_GPU_BUILD_JOBS);
 #  2. benchmarks/gpu configured and built in WORKDIR/build: every program,
 #     the CUDA ones (kvc_attention_check, kvc_append_check,
 #     kvc_attention_bench) compiled and linked too;
 #  3. the host dry runs (CPU caches, the kvc-cpu-pipeline code): every
 #     attention variant at S = 300 against the oracle, every append variant
-#     byte for byte against kvc_rt_append, and the benchmark at S = 128
-#     (every B = 1 variant, the CUDA-core ones at every B, and both
-#     tensor-core passes at B = 32);
+#     byte for byte against kvc_rt_append, and every benchmark row at
+#     S = 128;
 #  4. the emulated check (kvc_attention_check_emu): the kvc-gpu-pipeline
 #     code of every attention variant, its kernels run by kvc's GPU
 #     emulator (lib/GPUEmulator), against the oracle at S = 300 and, for
@@ -28,6 +27,9 @@
 #     emulated: kvc_attention_bench_emu) at S = 128 for every B = 1
 #     variant and the B = 32 ones with both tensor-core passes: each
 #     call and append step runs and writes finite outputs.
+# Steps 3 and 4 are independent programs: they run side by side, nproc at
+# once (KVC_GPU_DRY_RUN_JOBS), each into WORKDIR/logs/NAME.log; a failing
+# one's log is printed whole.
 # Needs build/bin/kvc-opt, build/lib/GPUEmulator/libkvc_gpu_emulator.a (or
 # KVC_GPU_EMULATOR), LLVM 22's tools and the CUDA toolkit (CUDA_HOME,
 # default /usr/local/cuda), not a GPU. ctest runs it as kvc-gpu-programs.
@@ -59,25 +61,61 @@ for program in kvc_attention_check kvc_append_check kvc_attention_bench \
 done
 say "programs built ($((SECONDS - start)) s)"
 
-start=$SECONDS
-"$WORK/build/kvc_attention_check_host" 300
-"$WORK/build/kvc_append_check_host"
-# The tensor-core variants' CPU mirrors emulate fp16 fma in software (about
-# 5 s a call at B = 32): every variant at B = 1, the CUDA-core ones at every
-# B, and both tensor-core passes at B = 32 (as the emulated benchmark).
-"$WORK/build/kvc_attention_bench_host" --reps 1 --warmup 1 \
-  --only '_d128$,_p128$,_b1_,_b32_h32x8_d128_mma_vmma$,_b32_h32x8_d128_p128_mma_vmma$' \
-  --json "$WORK/bench_host.json" 128
-say "host dry runs passed ($((SECONDS - start)) s)"
+# The dry runs are independent programs: they run as background jobs, at
+# most JOBS at once, each into its own log, printed whole if it fails.
+JOBS="${KVC_GPU_DRY_RUN_JOBS:-$(nproc)}"
+case "$JOBS" in
+  ''|*[!0-9]*|0)
+    say "FAIL: KVC_GPU_DRY_RUN_JOBS must be a positive number, not '$JOBS'"
+    exit 1 ;;
+esac
+LOGS="$WORK/logs"
+mkdir -p "$LOGS"
+declare -A step_name step_start
+running=0
+# Waits for one run: its summary (last line) if it passed, else its log.
+reap() {
+  local pid rc=0
+  wait -n -p pid || rc=$?
+  running=$((running - 1))
+  local name="${step_name[$pid]}"
+  local seconds=$((SECONDS - ${step_start[$pid]}))
+  if [ "$rc" -ne 0 ]; then
+    cat "$LOGS/$name.log"
+    say "FAIL: $name (exit $rc after $seconds s; log above, $LOGS/$name.log)"
+    kill $(jobs -p) 2> /dev/null || true
+    exit 1
+  fi
+  say "$name passed ($seconds s): $(tail -n 1 "$LOGS/$name.log")"
+}
+# run NAME COMMAND...: COMMAND in the background, into LOGS/NAME.log.
+run() {
+  local name="$1"; shift
+  if [ "$running" -ge "$JOBS" ]; then reap; fi
+  "$@" < /dev/null > "$LOGS/$name.log" 2>&1 &
+  step_name[$!]="$name"
+  step_start[$!]=$SECONDS
+  running=$((running + 1))
+}
 
+B="$WORK/build"
 start=$SECONDS
-"$WORK/build/kvc_attention_check_emu" 300
-"$WORK/build/kvc_attention_check_emu" --only _mma,_vmma 1100
-KVC_GPU_EMULATOR_MMA=truncate "$WORK/build/kvc_attention_check_emu" \
-  --only _mma,_vmma 300
-"$WORK/build/kvc_attention_check_emu" --only v8t128,v8t64 4096
-"$WORK/build/kvc_append_check_emu"
-"$WORK/build/kvc_attention_bench_emu" --reps 1 --warmup 1 \
+# Host dry runs: every variant's CPU loops against the oracle at S = 300,
+# every append variant byte for byte, and every benchmark row.
+run host-bench "$B"/kvc_attention_bench_host --reps 1 --warmup 1 \
+  --json "$WORK/bench_host.json" 128
+run host-check "$B"/kvc_attention_check_host 300
+run host-append "$B"/kvc_append_check_host
+# The kernels in the emulator.
+run emu-check "$B"/kvc_attention_check_emu 300
+run emu-check-mma-1100 "$B"/kvc_attention_check_emu --only _mma,_vmma 1100
+run emu-check-mma-truncate env KVC_GPU_EMULATOR_MMA=truncate \
+  "$B"/kvc_attention_check_emu --only _mma,_vmma 300
+run emu-check-v8-4096 "$B"/kvc_attention_check_emu --only v8t128,v8t64 4096
+run emu-bench "$B"/kvc_attention_bench_emu --reps 1 --warmup 1 \
   --only '_b1_,_b32_h32x8_d128_mma_vmma$,_b32_h32x8_d128_p128_mma_vmma$' \
   --json "$WORK/bench_emu.json" 128
-say "emulated kernels passed ($((SECONDS - start)) s)"
+run emu-append "$B"/kvc_append_check_emu
+while [ "$running" -gt 0 ]; do reap; done
+say "host and emulated dry runs passed ($((SECONDS - start)) s," \
+    "$JOBS at once)"
