@@ -100,22 +100,25 @@ run() {
 
 B="$WORK/build"
 start=$SECONDS
-# Host dry runs: every variant's CPU loops against the oracle at S = 300,
-# every append variant byte for byte, and every benchmark row.
-run host-bench "$B"/kvc_attention_bench_host --reps 1 --warmup 1 \
-  --json "$WORK/bench_host.json" 128
-run host-check "$B"/kvc_attention_check_host 300
-run host-append "$B"/kvc_append_check_host
-# The kernels in the emulator.
-run emu-check "$B"/kvc_attention_check_emu 300
+# The longest first (seconds, two at once on 2 cores, 2026-12-07), so
+# that the last to finish are short. The kernels in the emulator: every
+# attention variant at S = 300 (124); the tensor-core ones at 1100 (199) and
+# with truncating accumulation (81); the 8-bit whole-head value groups at
+# 4096 (34); the append kernels (28); the benchmark (88). On the host: every
+# attention variant (30), every benchmark row (56), every append (3).
 run emu-check-mma-1100 "$B"/kvc_attention_check_emu --only _mma,_vmma 1100
-run emu-check-mma-truncate env KVC_GPU_EMULATOR_MMA=truncate \
-  "$B"/kvc_attention_check_emu --only _mma,_vmma 300
-run emu-check-v8-4096 "$B"/kvc_attention_check_emu --only v8t128,v8t64 4096
+run emu-check "$B"/kvc_attention_check_emu 300
 run emu-bench "$B"/kvc_attention_bench_emu --reps 1 --warmup 1 \
   --only '_b1_,_b32_h32x8_d128_mma_vmma$,_b32_h32x8_d128_p128_mma_vmma$' \
   --json "$WORK/bench_emu.json" 128
+run emu-check-mma-truncate env KVC_GPU_EMULATOR_MMA=truncate \
+  "$B"/kvc_attention_check_emu --only _mma,_vmma 300
+run host-bench "$B"/kvc_attention_bench_host --reps 1 --warmup 1 \
+  --json "$WORK/bench_host.json" 128
+run emu-check-v8-4096 "$B"/kvc_attention_check_emu --only v8t128,v8t64 4096
+run host-check "$B"/kvc_attention_check_host 300
 run emu-append "$B"/kvc_append_check_emu
+run host-append "$B"/kvc_append_check_host
 while [ "$running" -gt 0 ]; do reap; done
 say "host and emulated dry runs passed ($((SECONDS - start)) s," \
     "$JOBS at once)"
