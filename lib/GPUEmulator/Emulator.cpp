@@ -197,30 +197,39 @@ EmulatedModule *loadModule(const void *data, size_t size) {
 bool compileModule(EmulatedModule &module) {
   if (module.compiled)
     return true;
+  // A failed lookup's own error only says that materialization failed; the
+  // cause is what the session reported.
+  auto lookup = [&](StringRef symbol, const Twine &what) -> void * {
+    Expected<orc::ExecutorAddr> address = module.jit->lookup(symbol);
+    if (address)
+      return address->toPtr<void *>();
+    std::string cause = describe(address.takeError());
+    if (!module.jitErrors.empty())
+      cause = module.jitErrors + " (" + cause + ")";
+    fail("mgpuModuleGetFunction: " + what + ": " + cause);
+    return nullptr;
+  };
   for (auto &[name, kernel] : module.kernels) {
-    Expected<orc::ExecutorAddr> address = module.jit->lookup(entryName(name));
-    if (!address) {
-      std::string cause = describe(address.takeError());
-      if (!module.jitErrors.empty())
-        cause = module.jitErrors + " (" + cause + ")";
-      fail("mgpuModuleGetFunction: kernel " + name + ": " + cause);
+    void *entry = lookup(entryName(name), "kernel " + name);
+    if (!entry)
       return false;
-    }
-    kernel.entry = address->toPtr<KernelEntry>();
+    kernel.entry = reinterpret_cast<KernelEntry>(entry);
   }
+  // Filled only on success, so that a lookup tried again after a failure
+  // does not list a region twice.
+  std::vector<SharedRegion> shared;
   for (const SharedVariable &variable : module.sharedVariables) {
     if (variable.bytes == 0) {
-      module.shared.push_back({dynamicShared, kDynamicSharedBytes});
+      shared.push_back({dynamicShared, kDynamicSharedBytes});
       continue;
     }
-    Expected<orc::ExecutorAddr> address = module.jit->lookup(variable.symbol);
-    if (!address) {
-      fail("mgpuModuleGetFunction: " + describe(address.takeError()));
+    auto *start = static_cast<char *>(
+        lookup(variable.symbol, "shared variable " + variable.symbol));
+    if (!start)
       return false;
-    }
-    module.shared.push_back(
-        {address->toPtr<char *>() + variable.offset, variable.bytes});
+    shared.push_back({start + variable.offset, variable.bytes});
   }
+  module.shared = std::move(shared);
   module.compiled = true;
   return true;
 }
