@@ -28,9 +28,16 @@
 # KVC_GPU_PEAK_TBPS (the "% of peak" bandwidth; default from the GPU's
 # name: 3.35 for an H100 SXM (HBM3, the issue's figure), 4.8 for an H200
 # (HBM3e), else 3.35 with a warning), and
-# KVC_GPU_BENCH_HOST=1 (a plumbing dry run without a GPU: the host build
-# kvc_attention_bench_host, which needs build/gpu-attention/bench/host;
-# its report never goes to benchmarks/results). Exits 1 when a step failed.
+# KVC_GPU_BENCH_ONLY (--only names: the rows of those variants alone),
+# KVC_GPU_BENCH_BATCHES (--batches: batch sizes, comma-separated, in the
+# order to run them; default every one, ascending; SDPA runs the same), and
+# KVC_GPU_PROGRAMS (which build runs: cuda, the default; emu, the same code
+# with its kernels in kvc's GPU emulator, which needs KVC_GPU_EMULATOR or a
+# build dir configured with it, or host, the kvc-cpu-pipeline loops: plumbing
+# dry runs without a GPU, scripts/gpu_issue5_rehearsal.sh, whose times mean
+# nothing, whose report never goes to benchmarks/results, and in which
+# SDPA's exit 77, no CUDA device, is not a failure). Exits 1 when a step
+# failed.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ARTIFACTS="${KVC_ATTENTION_ARTIFACTS:-$ROOT/build/gpu-attention}"
@@ -38,11 +45,19 @@ BUILD_DIR="${KVC_GPU_BENCH_BUILD_DIR:-/tmp/kvc-gpu-bench-build}"
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 PYTHON="${PYTHON:-python3}"
 REPS="${KVC_GPU_BENCH_REPS:-50}"
-HOST="${KVC_GPU_BENCH_HOST:-0}"
+PROGRAMS="${KVC_GPU_PROGRAMS:-cuda}"
 export PATH="$CUDA_HOME/bin:$PATH"
 LOG_DIR="${OUT:-$BUILD_DIR}"
 RESULTS_DIR="${OUT:-$ROOT/benchmarks/results}"
-[ "$HOST" = 1 ] && RESULTS_DIR="$LOG_DIR"
+case "$PROGRAMS" in
+  cuda) SUFFIX= ;;
+  emu) SUFFIX=_emu ;;
+  host) SUFFIX=_host ;;
+  *) echo "gpu_attention_bench: KVC_GPU_PROGRAMS must be cuda, emu or host," \
+          "not '$PROGRAMS'"
+     exit 1 ;;
+esac
+[ "$PROGRAMS" = cuda ] || RESULTS_DIR="$LOG_DIR"
 mkdir -p "$LOG_DIR" "$BUILD_DIR" "$RESULTS_DIR"
 LOG="$LOG_DIR/gpu_attention_bench.log"
 DATE="$(date -u +%Y-%m-%d)"
@@ -113,21 +128,21 @@ generator=(-G Ninja)
 command -v ninja >/dev/null || generator=(-G "Unix Makefiles")
 cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
        head -n1 | tr -d ' .')"
-TARGET=kvc_attention_bench
-[ "$HOST" = 1 ] && TARGET=kvc_attention_bench_host
+TARGET="kvc_attention_bench$SUFFIX"
 build_start=$SECONDS
 if ! { cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD_DIR" "${generator[@]}" \
          -DCMAKE_BUILD_TYPE=RelWithDebInfo \
          -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
          -DCMAKE_CUDA_ARCHITECTURES="${cap:-90}" \
-         -DKVC_ATTENTION_ARTIFACTS="$ARTIFACTS" &&
+         -DKVC_ATTENTION_ARTIFACTS="$ARTIFACTS" \
+         ${KVC_GPU_EMULATOR:+"-DKVC_GPU_EMULATOR=$KVC_GPU_EMULATOR"} &&
        cmake --build "$BUILD_DIR" -j "$(nproc)" --target "$TARGET"
      } >> "$LOG" 2>&1; then
   tail -n 40 "$LOG"
   say "the build failed (see $LOG)"
   exit 1
 fi
-say "built in $((SECONDS - build_start)) s"
+say "built $TARGET in $((SECONDS - build_start)) s"
 
 # --- 2. kvc ----------------------------------------------------------------
 # The benchmark starts no row after its share of the budget; the timeout,
@@ -138,8 +153,16 @@ if [ "$share" -lt 30 ]; then
   say "no time left for the benchmark (budget $BUDGET s)"
   exit 1
 fi
-KVC_CMD=("$BUILD_DIR/$TARGET" --reps "$REPS" "${SEED_ARGS[@]}" --budget "$share"
-         --peak-tbps "$PEAK"
+ONLY_ARGS=()
+[ -n "${KVC_GPU_BENCH_ONLY:-}" ] && ONLY_ARGS=(--only "$KVC_GPU_BENCH_ONLY")
+BATCH_ARGS=()
+SDPA_BATCH_ARGS=()
+if [ -n "${KVC_GPU_BENCH_BATCHES:-}" ]; then
+  BATCH_ARGS=(--batches "$KVC_GPU_BENCH_BATCHES")
+  read -r -a SDPA_BATCH_ARGS <<< "--batches ${KVC_GPU_BENCH_BATCHES//,/ }"
+fi
+KVC_CMD=("$BUILD_DIR/$TARGET" --reps "$REPS" "${SEED_ARGS[@]}" "${ONLY_ARGS[@]}"
+         "${BATCH_ARGS[@]}" --budget "$share" --peak-tbps "$PEAK"
          --json "$KVC_JSON" "${LENGTHS[@]}")
 echo "${KVC_CMD[*]}" >> "$COMMANDS"
 say "kvc: ${KVC_CMD[*]}"
@@ -161,6 +184,7 @@ if [ "$sdpa_share" -lt 10 ]; then
   failed=1
 else
   SDPA_CMD=("$PYTHON" "$ROOT/benchmarks/gpu/sdpa_baseline.py" --reps "$REPS"
+            "${SDPA_BATCH_ARGS[@]}"
             --peak-tbps "$PEAK"
             --budget $((sdpa_share - 10)) --json "$SDPA_JSON" "${LENGTHS[@]}")
   echo "${SDPA_CMD[*]}" >> "$COMMANDS"
@@ -168,7 +192,10 @@ else
   timeout -k 5 "$sdpa_share" "${SDPA_CMD[@]}" 2>&1 |
     tee "$LOG_DIR/sdpa_baseline.log" | tee -a "$LOG"
   status=${PIPESTATUS[0]}
-  if [ "$status" -ne 0 ]; then
+  if [ "$status" -eq 77 ] && [ "$PROGRAMS" != cuda ]; then
+    say "SDPA not measured: no CUDA device for PyTorch" \
+        "(KVC_GPU_PROGRAMS=$PROGRAMS, a dry run)"
+  elif [ "$status" -ne 0 ]; then
     say "sdpa_baseline.py exited with status $status"
     failed=1
   fi

@@ -9,21 +9,31 @@
 #
 #  1. builds benchmarks/gpu (the kvc runtime's CUDA backend + the check,
 #     linked with the compiled variants);
-#  2. runs every variant at each S against the fp64 oracle, then the
-#     cheaper variants at the longer S of KVC_GPU_CHECK_LONG (step 2b);
+#  2. runs every variant at the first S against the fp64 oracle;
 #  3. runs the kvc.append variants (build/gpu-attention/append) against
 #     the runtime's kvc_rt_append, byte for byte (kvc_append_check);
 #  4. runs small subsets under compute-sanitizer: memcheck (with leak
 #     check), racecheck and synccheck (shared memory and barriers of the
 #     kernels), initcheck (reads of unwritten device memory, e.g. workspace
 #     entries of empty splits); then memcheck and racecheck of two small
-#     append variants.
+#     append variants;
+#  5. runs every variant at the other S with the time left (rows the budget
+#     cuts off are reported, not counted as failures: the coverage of steps
+#     2 to 4 comes first);
+#  6. runs the cheaper variants at the longer S of KVC_GPU_CHECK_LONG.
 # Logs go to $OUT when it is set (device runs), else to the build dir.
 # Environment: KVC_ATTENTION_ARTIFACTS (default build/gpu-attention),
 # KVC_GPU_CHECK_BUILD_DIR (default /tmp/kvc-gpu-attention-build), CUDA_HOME
 # (default /usr/local/cuda), KVC_GPU_CHECK_NO_SANITIZER=1 (skip step 4),
+# COMPUTE_SANITIZER (default compute-sanitizer from CUDA_HOME/bin or PATH),
 # KVC_GPU_CHECK_SEED (reproduce a run's inputs), KVC_GPU_CHECK_LONG and
-# KVC_GPU_CHECK_LONG_WEIGHT or KVC_GPU_CHECK_LONG_ONLY (step 2b),
+# KVC_GPU_CHECK_LONG_WEIGHT or KVC_GPU_CHECK_LONG_ONLY (step 6),
+# KVC_GPU_CHECK_ONLY (--only names for the plain runs of steps 2, 5; default
+# every variant), KVC_GPU_PROGRAMS (which build of the programs runs:
+# cuda, the default, the kernels on the GPU; emu, the same kernels in kvc's
+# GPU emulator on the host, which needs KVC_GPU_EMULATOR or a build dir
+# configured with it: a rehearsal without a GPU,
+# scripts/gpu_issue5_rehearsal.sh; host, the kvc-cpu-pipeline loops),
 # KVC_GPU_CHECK_BUDGET
 # (seconds for the whole script, default 480: each step's timeout is cut to
 # what is left, and sanitizer runs that no longer fit are skipped).
@@ -36,9 +46,11 @@ BUILD_DIR="${KVC_GPU_CHECK_BUILD_DIR:-/tmp/kvc-gpu-attention-build}"
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 export PATH="$CUDA_HOME/bin:$PATH"
 LOG_DIR="${OUT:-$BUILD_DIR}"
+SANITIZER="${COMPUTE_SANITIZER:-compute-sanitizer}"
 mkdir -p "$LOG_DIR" "$BUILD_DIR"
 LOG="$LOG_DIR/gpu_attention_check.log"
 LENGTHS=("$@")
+[ "${#LENGTHS[@]}" -gt 0 ] || LENGTHS=(1024 4096)
 SEED_ARGS=()
 [ -n "${KVC_GPU_CHECK_SEED:-}" ] && SEED_ARGS=(--seed "$KVC_GPU_CHECK_SEED")
 start=$SECONDS
@@ -80,25 +92,27 @@ esac
 generator=(-G Ninja)
 command -v ninja >/dev/null || generator=(-G "Unix Makefiles")
 build_start=$SECONDS
-BUDGET="${KVC_GPU_CHECK_BUDGET:-480}"
-# Seconds a step may take: at most $1, and what is left of the budget less
-# a 15 s reserve for the summary.
-time_for() {
-  local left=$((BUDGET - (SECONDS - start) - 15))
-  echo $(( left < $1 ? left : $1 ))
-}
-TARGETS=(kvc_attention_check)
+case "${KVC_GPU_PROGRAMS:-cuda}" in
+  cuda) SUFFIX= ;;
+  emu) SUFFIX=_emu ;;
+  host) SUFFIX=_host ;;
+  *) say "KVC_GPU_PROGRAMS must be cuda, emu or host, not '$KVC_GPU_PROGRAMS'"
+     echo "0 passed, 1 failed"
+     exit 1 ;;
+esac
+TARGETS=("kvc_attention_check$SUFFIX")
 APPEND_ARTIFACTS="$ARTIFACTS/append"
 APPEND_BUILT=0
 if [ -f "$APPEND_ARTIFACTS/append_manifest.txt" ]; then
-  TARGETS+=(kvc_append_check)
+  TARGETS+=("kvc_append_check$SUFFIX")
   APPEND_BUILT=1
 fi
 if ! { cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD_DIR" "${generator[@]}" \
          -DCMAKE_BUILD_TYPE=RelWithDebInfo \
          -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
          -DCMAKE_CUDA_ARCHITECTURES="${cap:-90}" \
-         -DKVC_ATTENTION_ARTIFACTS="$ARTIFACTS" &&
+         -DKVC_ATTENTION_ARTIFACTS="$ARTIFACTS" \
+         ${KVC_GPU_EMULATOR:+"-DKVC_GPU_EMULATOR=$KVC_GPU_EMULATOR"} &&
        cmake --build "$BUILD_DIR" -j "$(nproc)" --target "${TARGETS[@]}"
      } >> "$LOG" 2>&1; then
   tail -n 40 "$LOG"
@@ -106,9 +120,9 @@ if ! { cmake -S "$ROOT/benchmarks/gpu" -B "$BUILD_DIR" "${generator[@]}" \
   echo "0 passed, 1 failed"
   exit 1
 fi
-say "built in $((SECONDS - build_start)) s"
-CHECK="$BUILD_DIR/kvc_attention_check"
-APPEND_CHECK="$BUILD_DIR/kvc_append_check"
+say "built ${TARGETS[*]} in $((SECONDS - build_start)) s"
+CHECK="$BUILD_DIR/kvc_attention_check$SUFFIX"
+APPEND_CHECK="$BUILD_DIR/kvc_append_check$SUFFIX"
 
 # --- 2. Every variant against the oracle ----------------------------------
 passed=0
@@ -133,9 +147,20 @@ tally() {
   passed=$((passed + run_passed))
   failed=$((failed + run_failed))
 }
-say "plain run: every variant at S = ${LENGTHS[*]:-1024 4096}"
+# The first S first: every variant once, then the append check and the
+# sanitizer runs, and only then the other lengths, with the time left, so
+# that a budget too short for all of them cuts the repetitions, not the
+# coverage.
+ONLY_ARGS=()
+selected="every variant"
+if [ -n "${KVC_GPU_CHECK_ONLY:-}" ]; then
+  ONLY_ARGS=(--only "$KVC_GPU_CHECK_ONLY")
+  selected="$KVC_GPU_CHECK_ONLY"
+fi
+say "plain run: $selected at S = ${LENGTHS[0]}"
 timeout -k 10 "$(time_for 330)" \
-  "$CHECK" "${SEED_ARGS[@]}" "${LENGTHS[@]}" 2>&1 | tee -a "$LOG"
+  "$CHECK" "${SEED_ARGS[@]}" "${ONLY_ARGS[@]}" "${LENGTHS[0]}" 2>&1 |
+  tee -a "$LOG"
 status=${PIPESTATUS[0]}
 if [ "$status" -eq 77 ]; then
   say "no usable CUDA device"
@@ -143,38 +168,6 @@ if [ "$status" -eq 77 ]; then
   exit 1
 fi
 tally "$LOG" "$status" "plain run"
-
-# --- 2b. Long sequences on the cheaper variants ----------------------------
-# The plain run's time grows with S x batch x query heads x head_dim (the
-# host generates and quantizes the tokens and the fp64 oracle reads them
-# all): every variant at S = 32768 would take ~13 min on an H200. At the
-# lengths of KVC_GPU_CHECK_LONG, the variants with batch x query heads x
-# head_dim <= KVC_GPU_CHECK_LONG_WEIGHT (default 4096) run: they still
-# cover 2-, 3-, 4- and 8-bit codes, both axes of keys and of values, fp8,
-# fp16, GQA 1 to 8, head_dim 64 and 128, batches 1, 8 and 32, both key
-# passes, a window and split-blocks.
-# KVC_GPU_CHECK_LONG_ONLY (--only names) picks the variants instead.
-LONG_LENGTHS=()
-read -r -a LONG_LENGTHS <<< "${KVC_GPU_CHECK_LONG:-}"
-if [ "${#LONG_LENGTHS[@]}" -gt 0 ]; then
-  weight="${KVC_GPU_CHECK_LONG_WEIGHT:-4096}"
-  # manifest.txt: name batch query-heads kv-heads head_dim ...
-  long_only="${KVC_GPU_CHECK_LONG_ONLY:-}"
-  [ -n "$long_only" ] ||
-    long_only="$(awk -v w="$weight" '$2 * $3 * $5 <= w { printf "%s%s", sep, $1; sep = "," }' \
-                 "$ARTIFACTS/manifest.txt")"
-  LONG_LOG="$LOG_DIR/long_check.log"
-  if [ -z "$long_only" ]; then
-    say "long run: no variant with batch x heads x head_dim <= $weight"
-    failed=$((failed + 1))
-  else
-    say "long run: $long_only at S = ${LONG_LENGTHS[*]}"
-    timeout -k 10 "$(time_for 300)" \
-      "$CHECK" "${SEED_ARGS[@]}" --only "$long_only" "${LONG_LENGTHS[@]}" 2>&1 |
-      tee "$LONG_LOG" | tee -a "$LOG"
-    tally "$LONG_LOG" "${PIPESTATUS[0]}" "long run"
-  fi
-fi
 
 # --- 3. kvc.append against kvc_rt_append ---------------------------------
 APPEND_LOG="$LOG_DIR/append_check.log"
@@ -229,7 +222,7 @@ sanitize() { # tool, --only list, S (or "append"), extra sanitizer flags...
     return
   fi
   say "compute-sanitizer --tool $tool: $only $what"
-  timeout -k 10 "$seconds" compute-sanitizer --tool "$tool" --error-exitcode 86 "$@" \
+  timeout -k 10 "$seconds" "$SANITIZER" --tool "$tool" --error-exitcode 86 "$@" \
     "${program[0]}" "${SEED_ARGS[@]}" --only "$only" "${program[@]:1}" \
     > "$log" 2>&1
   local code=$?
@@ -248,8 +241,8 @@ sanitize() { # tool, --only list, S (or "append"), extra sanitizer flags...
 }
 if [ "${KVC_GPU_CHECK_NO_SANITIZER:-0}" = 1 ]; then
   say "compute-sanitizer runs skipped (KVC_GPU_CHECK_NO_SANITIZER=1)"
-elif ! command -v compute-sanitizer >/dev/null; then
-  say "compute-sanitizer not found in $CUDA_HOME/bin: sanitizer runs skipped"
+elif ! command -v "$SANITIZER" >/dev/null; then
+  say "$SANITIZER not found (CUDA_HOME/bin, PATH): sanitizer runs skipped"
 else
   sanitize memcheck "$MEMCHECK_ONLY" 700 --leak-check full
   sanitize racecheck "$SHARED_ONLY" 600 --racecheck-report hazard
@@ -259,6 +252,66 @@ else
     sanitize memcheck "$APPEND_SANITIZE_ONLY" append --leak-check full
     sanitize racecheck "$APPEND_SANITIZE_ONLY" append \
       --racecheck-report hazard
+  fi
+fi
+
+# --- 5. The other lengths, with the time left -----------------------------
+# A run that the budget stops is reported with the rows it finished, and
+# is not a failure: every variant passed at the first S already.
+if [ "${#LENGTHS[@]}" -gt 1 ]; then
+  MORE_LOG="$LOG_DIR/more_lengths_check.log"
+  seconds="$(time_for 100000)"
+  if [ "$seconds" -lt 20 ]; then
+    say "plain run at S = ${LENGTHS[*]:1}: not run, the time budget is spent" \
+        "(not counted)"
+  else
+    say "plain run: $selected at S = ${LENGTHS[*]:1} (${seconds} s left)"
+    timeout -k 10 "$seconds" \
+      "$CHECK" "${SEED_ARGS[@]}" "${ONLY_ARGS[@]}" "${LENGTHS[@]:1}" 2>&1 |
+      tee "$MORE_LOG" | tee -a "$LOG"
+    status=${PIPESTATUS[0]}
+    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+      rows="$(grep -cE '^\| .* \| (PASS|FAIL)' "$MORE_LOG")"
+      bad="$(grep -cE '^\| .* \| FAIL' "$MORE_LOG")"
+      say "plain run at S = ${LENGTHS[*]:1}: the time budget stopped it after" \
+          "$rows rows ($bad failed; counted, the cut is not)"
+      passed=$((passed + rows - bad))
+      failed=$((failed + bad))
+    else
+      tally "$MORE_LOG" "$status" "plain run at S = ${LENGTHS[*]:1}"
+    fi
+  fi
+fi
+
+# --- 6. Long sequences on the cheaper variants -----------------------------
+# The plain runs' time grows with S x batch x query heads x head_dim (the
+# host generates and quantizes the tokens and the fp64 oracle reads them
+# all): every variant at S = 32768 would take ~13 min on an H200. At the
+# lengths of KVC_GPU_CHECK_LONG, the variants with batch x query heads x
+# head_dim <= KVC_GPU_CHECK_LONG_WEIGHT (default 4096) run: they still
+# cover 2-, 3-, 4- and 8-bit codes, both axes of keys and of values, fp8,
+# fp16, GQA 1 to 8, head_dim 64 and 128, batches 1, 8 and 32, both key
+# passes, a window and split-blocks.
+# KVC_GPU_CHECK_LONG_ONLY (--only names) picks the variants instead.
+LONG_LENGTHS=()
+read -r -a LONG_LENGTHS <<< "${KVC_GPU_CHECK_LONG:-}"
+if [ "${#LONG_LENGTHS[@]}" -gt 0 ]; then
+  weight="${KVC_GPU_CHECK_LONG_WEIGHT:-4096}"
+  # manifest.txt: name batch query-heads kv-heads head_dim ...
+  long_only="${KVC_GPU_CHECK_LONG_ONLY:-}"
+  [ -n "$long_only" ] ||
+    long_only="$(awk -v w="$weight" '$2 * $3 * $5 <= w { printf "%s%s", sep, $1; sep = "," }' \
+                 "$ARTIFACTS/manifest.txt")"
+  LONG_LOG="$LOG_DIR/long_check.log"
+  if [ -z "$long_only" ]; then
+    say "long run: no variant with batch x heads x head_dim <= $weight"
+    failed=$((failed + 1))
+  else
+    say "long run: $long_only at S = ${LONG_LENGTHS[*]}"
+    timeout -k 10 "$(time_for 300)" \
+      "$CHECK" "${SEED_ARGS[@]}" --only "$long_only" "${LONG_LENGTHS[@]}" 2>&1 |
+      tee "$LONG_LOG" | tee -a "$LOG"
+    tally "$LONG_LOG" "${PIPESTATUS[0]}" "long run"
   fi
 fi
 

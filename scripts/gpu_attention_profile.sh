@@ -19,14 +19,22 @@
 # KVC_GPU_PROFILE_BUDGET seconds (default 120). Environment:
 # KVC_GPU_BENCH_BUILD_DIR (default /tmp/kvc-gpu-bench-build), CUDA_HOME
 # (default /usr/local/cuda), NCU (default $CUDA_HOME/bin/ncu, else ncu on
-# PATH). Exits 1 when no ncu, no benchmark binary or a profile failed.
+# PATH), KVC_GPU_PROGRAMS (cuda, the default, or emu: the emulated
+# benchmark under a stand-in ncu, scripts/gpu_issue5_rehearsal.sh). Exits 1
+# when no ncu, no benchmark binary or a profile failed.
 set -uo pipefail
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 BUILD_DIR="${KVC_GPU_BENCH_BUILD_DIR:-/tmp/kvc-gpu-bench-build}"
 OUT_DIR="${OUT:-$BUILD_DIR}"
 BUDGET="${KVC_GPU_PROFILE_BUDGET:-120}"
 S="${1:-32768}"
-BIN="$BUILD_DIR/kvc_attention_bench"
+case "${KVC_GPU_PROGRAMS:-cuda}" in
+  cuda) BIN="$BUILD_DIR/kvc_attention_bench" ;;
+  emu) BIN="$BUILD_DIR/kvc_attention_bench_emu" ;;
+  *) echo "gpu_attention_profile: KVC_GPU_PROGRAMS must be cuda or emu," \
+          "not '$KVC_GPU_PROGRAMS'"
+     exit 1 ;;
+esac
 NCU="${NCU:-$CUDA_HOME/bin/ncu}"
 [ -x "$NCU" ] || NCU="$(command -v ncu || true)"
 DEFAULT="bench_k2c32_v2t32_r128_b8_h32x8_d128_mma_vmma\$"

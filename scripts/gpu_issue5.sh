@@ -2,10 +2,11 @@
 # Issue 5's GPU work in one device call: the correctness check of the
 # generated attention and append kernels (scripts/gpu_attention_check.sh),
 # then the benchmark against PyTorch SDPA (scripts/gpu_attention_bench.sh),
-# then, with what time is left, an Nsight Compute profile of four split
+# then, with what time is left, an Nsight Compute profile of six split
 # kernels (scripts/gpu_attention_profile.sh), each within its share of one
-# time budget, sharing one build of benchmarks/gpu. For a machine with an NVIDIA GPU, the CUDA toolkit, cmake,
-# ninja and PyTorch; run from the repository root with build/gpu-attention
+# time budget, sharing one build of benchmarks/gpu. For a machine with an
+# NVIDIA GPU, the CUDA toolkit, cmake, ninja and PyTorch; run from the
+# repository root with build/gpu-attention
 # (scripts/gpu_attention_build.sh, on a machine with LLVM/MLIR) carried over:
 #
 #   scripts/gpu_issue5.sh
@@ -15,20 +16,27 @@
 # with the working tree), then `run` with carry ["build/gpu-attention"],
 # command "scripts/gpu_issue5.sh" and timeout_s 590. The device tool
 # returns at most 8 files from $OUT and the scripts write more, so with
-# $OUT set they write to /tmp/kvc-issue5-out and this script leaves in $OUT
+# $OUT set they write to KVC_GPU_ISSUE5_STAGING (default /tmp/kvc-issue5-out)
+# and this script leaves in $OUT
 # a gpu-issue5.tgz of all of it, plus the benchmark's report
 # (gpu-attention-<date>.md) and the two main logs. Without $OUT the scripts
 # write where they always do (the report to benchmarks/results/).
-# Environment: KVC_GPU_ISSUE5_BUDGET (seconds for both, default 560),
-# KVC_GPU_CHECK_SHARE (the check's part of it, default 300: 224 attention
-# variants at two lengths and the sanitizer runs), and what the two
-# scripts read (KVC_GPU_CHECK_*, KVC_GPU_BENCH_*, KVC_GPU_PEAK_TBPS).
-# Exits 1 when either failed.
+# Environment: KVC_GPU_ISSUE5_BUDGET (seconds for all three, default 560),
+# KVC_GPU_CHECK_SHARE (the check's part of it, default 200),
+# KVC_GPU_PROFILE_SHARE (what the benchmark leaves the profile, default
+# 80), KVC_GPU_BENCH_REPS (default 30 here), KVC_GPU_BENCH_BATCHES (default
+# 1,32,8 here), and what the two
+# scripts read (KVC_GPU_CHECK_*, KVC_GPU_BENCH_*, KVC_GPU_PEAK_TBPS,
+# KVC_GPU_PROGRAMS). The lengths: KVC_GPU_ISSUE5_CHECK_LENGTHS (default
+# "1024 4096"), KVC_GPU_ISSUE5_BENCH_LENGTHS (default the benchmark's: 1k,
+# 4k, 16k, 32k) and KVC_GPU_ISSUE5_PROFILE_LENGTH (default 32768);
+# scripts/gpu_issue5_rehearsal.sh runs this script without a GPU with
+# shorter ones. Exits 1 when either failed.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RESULTS="${OUT:-}"
 if [ -n "$RESULTS" ]; then
-  export OUT=/tmp/kvc-issue5-out
+  export OUT="${KVC_GPU_ISSUE5_STAGING:-/tmp/kvc-issue5-out}"
   rm -rf "$OUT"
   mkdir -p "$OUT"
 fi
@@ -41,7 +49,15 @@ pack() {
   echo "gpu_issue5: $RESULTS/gpu-issue5.tgz holds every log and JSON file"
 }
 BUDGET="${KVC_GPU_ISSUE5_BUDGET:-560}"
-CHECK_SHARE="${KVC_GPU_CHECK_SHARE:-300}"
+CHECK_SHARE="${KVC_GPU_CHECK_SHARE:-200}"
+PROFILE_SHARE="${KVC_GPU_PROFILE_SHARE:-80}"
+# 30 timed calls a row (the benchmark's default is 50): 114 variants x 4
+# lengths are 456 rows, 3.5x the 132 of 2026-12-04 (63 s on an H200).
+export KVC_GPU_BENCH_REPS="${KVC_GPU_BENCH_REPS:-30}"
+# Batch 1 first (short fills; the batch-1 targets), then 32 (the speedup
+# targets), then 8, whose rows a short budget may cut: B = 32 measures the
+# B >= 8 bandwidth target too.
+export KVC_GPU_BENCH_BATCHES="${KVC_GPU_BENCH_BATCHES:-1,32,8}"
 export KVC_GPU_CHECK_BUILD_DIR="${KVC_GPU_CHECK_BUILD_DIR:-/tmp/kvc-gpu-build}"
 export KVC_GPU_BENCH_BUILD_DIR="$KVC_GPU_CHECK_BUILD_DIR"
 start=$SECONDS
@@ -50,28 +66,39 @@ failed=0
 # The check first: a benchmark of wrong kernels measures nothing. On an
 # H200 (2026-12-04) the check took 54 s at S = 1024 (build, 116 attention
 # and 24 append variants, 6 sanitizer runs) and the benchmark 85 s; S 4096
-# adds about 4x the plain run's 25 s. Longer S: run
+# adds about 4x the plain run's 25 s. With 224 variants now, the check runs
+# every variant at the first length, the append check and the sanitizer
+# runs first (~50 s + ~60 s expected), then the second length with what is
+# left of its share (KVC_GPU_CHECK_SHARE, default 200 s). Longer S: run
 # scripts/gpu_attention_check.sh alone with KVC_GPU_CHECK_LONG (a subset of
 # the variants; at 16384 and 32768 a variant took ~2.5 s per S on average).
+read -r -a CHECK_LENGTHS <<< "${KVC_GPU_ISSUE5_CHECK_LENGTHS:-1024 4096}"
+read -r -a BENCH_LENGTHS <<< "${KVC_GPU_ISSUE5_BENCH_LENGTHS:-}"
+PROFILE_LENGTH="${KVC_GPU_ISSUE5_PROFILE_LENGTH:-32768}"
 KVC_GPU_CHECK_BUDGET="$CHECK_SHARE" "$ROOT/scripts/gpu_attention_check.sh" \
-  1024 4096 || failed=1
+  "${CHECK_LENGTHS[@]}" || failed=1
 echo "gpu_issue5: check done after $((SECONDS - start)) s (status $failed)"
 
 left=$((BUDGET - (SECONDS - start)))
-if [ "$left" -lt 90 ]; then
+# The benchmark leaves KVC_GPU_PROFILE_SHARE (default 80 s) to the profile,
+# unless that would leave it less than 90 s.
+bench_budget=$((left - PROFILE_SHARE))
+[ "$bench_budget" -ge 90 ] || bench_budget=$left
+if [ "$bench_budget" -lt 90 ]; then
   echo "gpu_issue5: $left s left: no benchmark"
   pack
   exit 1
 fi
-KVC_GPU_BENCH_BUDGET="$left" "$ROOT/scripts/gpu_attention_bench.sh" || failed=1
+KVC_GPU_BENCH_BUDGET="$bench_budget" \
+  "$ROOT/scripts/gpu_attention_bench.sh" "${BENCH_LENGTHS[@]}" || failed=1
 # The profile (scripts/gpu_attention_profile.sh: ncu on the K2/V2 split
-# kernels with and without l2-prefetch=bulk) runs if the benchmark left
-# time (else run it alone in another call); its failure is reported, not
+# kernels with and without l2-prefetch=bulk and stages) runs in the time
+# left (else run it alone in another call); its failure is reported, not
 # counted.
 left=$((BUDGET - (SECONDS - start)))
 if [ "$left" -ge 40 ]; then
   KVC_GPU_PROFILE_BUDGET="$((left - 10))" \
-    "$ROOT/scripts/gpu_attention_profile.sh" 32768 ||
+    "$ROOT/scripts/gpu_attention_profile.sh" "$PROFILE_LENGTH" ||
     echo "gpu_issue5: the profile failed or was cut short (not counted)"
 else
   echo "gpu_issue5: $left s left: no profile"

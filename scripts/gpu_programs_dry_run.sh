@@ -26,8 +26,11 @@
 #     benchmark's kvc-gpu-pipeline code (wait-on-return=false, kernels
 #     emulated: kvc_attention_bench_emu) at S = 128 for every B = 1
 #     variant and the B = 32 ones with both tensor-core passes: each
-#     call and append step runs and writes finite outputs.
-# Steps 3 and 4 are independent programs: they run side by side, nproc at
+#     call and append step runs and writes finite outputs;
+#  5. the rehearsal of issue 5's device call (scripts/gpu_issue5_rehearsal.sh:
+#     scripts/gpu_issue5.sh itself, with the emulated programs and stand-ins
+#     for nvidia-smi, compute-sanitizer and ncu, at short lengths).
+# Steps 3 to 5 are independent programs: they run side by side, nproc at
 # once (KVC_GPU_DRY_RUN_JOBS), each into WORKDIR/logs/NAME.log; a failing
 # one's log is printed whole.
 # Needs build/bin/kvc-opt, build/lib/GPUEmulator/libkvc_gpu_emulator.a (or
@@ -60,6 +63,31 @@ for program in kvc_attention_check kvc_append_check kvc_attention_bench \
   [ -x "$WORK/build/$program" ] || { say "FAIL: $program was not built"; exit 1; }
 done
 say "programs built ($((SECONDS - start)) s)"
+
+# Bad arguments: each a clear message and its exit status, before any work.
+# expect_error STATUS MESSAGE COMMAND...
+expect_error() {
+  local want="$1" message="$2" output rc=0
+  shift 2
+  output="$("$@" 2>&1 < /dev/null)" || rc=$?
+  if [ "$rc" -ne "$want" ] || ! grep -qF -- "$message" <<< "$output"; then
+    say "FAIL: '$*' exited with $rc, expected $want and '$message':"
+    echo "$output" | tail -n 5
+    exit 1
+  fi
+}
+expect_error 2 "--batches: 1 is given twice" \
+  "$WORK/build/kvc_attention_bench_host" --batches 1,8,1 128
+expect_error 2 "--batches: 8 is the batch of no selected variant" \
+  "$WORK/build/kvc_attention_bench_host" --only _b1_ --batches 1,8 128
+expect_error 2 "usage: kvc_attention_bench" \
+  "$WORK/build/kvc_attention_bench_host" --batches 1,x 128
+expect_error 2 "no variant selected" \
+  "$WORK/build/kvc_attention_check_host" --only no_such_variant 300
+expect_error 1 "KVC_GPU_PROGRAMS must be cuda, emu or host, not 'gpu'" \
+  env KVC_GPU_PROGRAMS=gpu KVC_ATTENTION_ARTIFACTS="$WORK/artifacts" \
+  OUT="$WORK/bad-programs" "$ROOT/scripts/gpu_attention_bench.sh" 128
+say "bad arguments rejected"
 
 # The dry runs are independent programs: they run as background jobs, at
 # most JOBS at once, each into its own log, printed whole if it fails.
@@ -104,9 +132,12 @@ start=$SECONDS
 # that the last to finish are short. The kernels in the emulator: every
 # attention variant at S = 300 (124); the tensor-core ones at 1100 (199) and
 # with truncating accumulation (81); the 8-bit whole-head value groups at
-# 4096 (34); the append kernels (28); the benchmark (88). On the host: every
-# attention variant (30), every benchmark row (56), every append (3).
+# 4096 (34); the append kernels (28); the benchmark (88); the rehearsal of
+# the device call (179, alone). On the host: every attention variant (30),
+# every benchmark row (56), every append (3).
 run emu-check-mma-1100 "$B"/kvc_attention_check_emu --only _mma,_vmma 1100
+run issue5-rehearsal env KVC_GPU_EMULATOR="$EMULATOR" \
+  "$ROOT/scripts/gpu_issue5_rehearsal.sh" "$WORK"
 run emu-check "$B"/kvc_attention_check_emu 300
 run emu-bench "$B"/kvc_attention_bench_emu --reps 1 --warmup 1 \
   --only '_b1_,_b32_h32x8_d128_mma_vmma$,_b32_h32x8_d128_p128_mma_vmma$' \

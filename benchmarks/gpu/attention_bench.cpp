@@ -41,11 +41,15 @@
 // residual rows n - c(n) of every KV head, both sides, the f32 query and the
 // f32 output. Page tables, records and the split workspace are not counted.
 //
-//   kvc_attention_bench [--artifacts DIR] [--only NAME[,NAME...]] [--seed N]
+//   kvc_attention_bench [--artifacts DIR] [--only NAME[,NAME...]]
+//                       [--batches B[,B...]] [--seed N]
 //                       [--reps N] [--warmup N] [--peak-tbps X]
 //                       [--json PATH] [--budget SECONDS] [S ...]
 //
 // DIR holds bench_manifest.txt; S defaults to 1024 4096 16384 32768;
+// --batches runs the variants of those batch sizes only, one batch size
+// after another in that order (default: every one, ascending), so that a
+// budget cuts the last;
 // --peak-tbps (default 3.35, H100 SXM HBM3) is the bandwidth the "% peak"
 // column divides by; --budget stops starting new rows after that many
 // seconds (the rows not run are listed, not failed). Prints a markdown table
@@ -579,8 +583,9 @@ bool writeJson(const std::string &path, const std::string &header,
 int usage() {
   std::fprintf(stderr,
                "usage: kvc_attention_bench [--artifacts DIR] [--only "
-               "NAME[,NAME...]] [--seed N] [--reps N] [--warmup N] "
-               "[--peak-tbps X] [--json PATH] [--budget SECONDS] [S ...]\n");
+               "NAME[,NAME...]] [--batches B[,B...]] [--seed N] [--reps N] "
+               "[--warmup N] [--peak-tbps X] [--json PATH] [--budget SECONDS] "
+               "[S ...]\n");
   return 2;
 }
 
@@ -589,16 +594,16 @@ int usage() {
 int main(int argc, char **argv) {
   std::string artifacts = KVC_BENCH_ARTIFACTS_DIR, jsonPath, command;
   std::vector<std::string> only;
-  std::vector<uint32_t> lengths;
+  std::vector<uint32_t> lengths, batchOrder;
   uint64_t seed = randomSeed();
   Options options;
   for (int i = 0; i < argc; ++i)
     command += (i ? " " : "") + std::string(argv[i]);
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--artifacts" || arg == "--only" || arg == "--seed" ||
-        arg == "--reps" || arg == "--warmup" || arg == "--peak-tbps" ||
-        arg == "--json" || arg == "--budget") {
+    if (arg == "--artifacts" || arg == "--only" || arg == "--batches" ||
+        arg == "--seed" || arg == "--reps" || arg == "--warmup" ||
+        arg == "--peak-tbps" || arg == "--json" || arg == "--budget") {
       if (i + 1 >= argc)
         return usage();
       const char *text = argv[++i];
@@ -606,7 +611,11 @@ int main(int argc, char **argv) {
         artifacts = text;
       else if (arg == "--only")
         only = split(text, ',');
-      else if (arg == "--seed")
+      else if (arg == "--batches") {
+        for (const std::string &batch : split(text, ','))
+          if (!parseLength(batch, batchOrder))
+            return usage();
+      } else if (arg == "--seed")
         seed = std::strtoull(text, nullptr, 0);
       else if (arg == "--reps")
         options.reps = uint32_t(std::strtoul(text, nullptr, 10));
@@ -634,6 +643,36 @@ int main(int argc, char **argv) {
                     variants, parseVariant) ||
       !selectVariants("attention_bench", variants, only))
     return 2;
+  // One batch size after another, each with all its encodings filled
+  // together: those of --batches in its order (a time budget cuts the
+  // last), else every batch size, ascending.
+  std::vector<uint32_t> batches;
+  for (const Variant &v : variants)
+    batches.push_back(v.batch);
+  std::sort(batches.begin(), batches.end());
+  batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+  if (!batchOrder.empty()) {
+    for (auto it = batchOrder.begin(); it != batchOrder.end(); ++it) {
+      const char *problem = nullptr;
+      if (std::find(batchOrder.begin(), it, *it) != it)
+        problem = "given twice";
+      else if (!std::binary_search(batches.begin(), batches.end(), *it))
+        problem = "the batch of no selected variant";
+      if (problem) {
+        std::fprintf(stderr, "attention_bench: --batches: %u is %s\n", *it,
+                     problem);
+        return 2;
+      }
+    }
+    batches = batchOrder;
+    variants.erase(std::remove_if(variants.begin(), variants.end(),
+                                  [&](const Variant &v) {
+                                    return std::find(batches.begin(),
+                                                     batches.end(),
+                                                     v.batch) == batches.end();
+                                  }),
+                   variants.end());
+  }
   if (int exitCode =
           startDevice("attention_bench",
                       KVC_ATTENTION_EMULATED
@@ -705,13 +744,6 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "attention_bench: cannot write %s\n",
                    jsonPath.c_str());
   };
-  // Batch sizes in ascending order, each with all its encodings filled
-  // together.
-  std::vector<uint32_t> batches;
-  for (const Variant &v : variants)
-    batches.push_back(v.batch);
-  std::sort(batches.begin(), batches.end());
-  batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
   const auto start = Clock::now();
   bool broken = false;
   for (uint32_t batch : batches) {
