@@ -17,18 +17,19 @@
 #     kernels), initcheck (reads of unwritten device memory, e.g. workspace
 #     entries of empty splits); then memcheck and racecheck of two small
 #     append variants;
-#  5. runs every variant at the other S with the time left (rows the budget
+#  5. runs the cheaper variants (or those of KVC_GPU_CHECK_LONG_ONLY) at
+#     the longer S of KVC_GPU_CHECK_LONG;
+#  6. runs every variant at the other S with the time left (rows the budget
 #     cuts off are reported, not counted as failures: the coverage of steps
-#     2 to 4 comes first);
-#  6. runs the cheaper variants at the longer S of KVC_GPU_CHECK_LONG.
+#     2 to 5 comes first).
 # Logs go to $OUT when it is set (device runs), else to the build dir.
 # Environment: KVC_ATTENTION_ARTIFACTS (default build/gpu-attention),
 # KVC_GPU_CHECK_BUILD_DIR (default /tmp/kvc-gpu-attention-build), CUDA_HOME
 # (default /usr/local/cuda), KVC_GPU_CHECK_NO_SANITIZER=1 (skip step 4),
 # COMPUTE_SANITIZER (default compute-sanitizer from CUDA_HOME/bin or PATH),
 # KVC_GPU_CHECK_SEED (reproduce a run's inputs), KVC_GPU_CHECK_LONG and
-# KVC_GPU_CHECK_LONG_WEIGHT or KVC_GPU_CHECK_LONG_ONLY (step 6),
-# KVC_GPU_CHECK_ONLY (--only names for the plain runs of steps 2, 5; default
+# KVC_GPU_CHECK_LONG_WEIGHT or KVC_GPU_CHECK_LONG_ONLY (step 5),
+# KVC_GPU_CHECK_ONLY (--only names for the plain runs of steps 2, 6; default
 # every variant), KVC_GPU_PROGRAMS (which build of the programs runs:
 # cuda, the default, the kernels on the GPU; emu, the same kernels in kvc's
 # GPU emulator on the host, which needs KVC_GPU_EMULATOR or a build dir
@@ -255,7 +256,41 @@ else
   fi
 fi
 
-# --- 5. The other lengths, with the time left -----------------------------
+# --- 5. Long sequences on the cheaper variants -----------------------------
+# The plain runs' time grows with S x batch x query heads x head_dim (the
+# host generates and quantizes the tokens and the fp64 oracle reads them
+# all): every variant at S = 32768 would take ~13 min on an H200. At the
+# lengths of KVC_GPU_CHECK_LONG, the variants with batch x query heads x
+# head_dim <= KVC_GPU_CHECK_LONG_WEIGHT (default 4096) run: they still
+# cover 2-, 3-, 4- and 8-bit codes, both axes of keys and of values, fp8,
+# fp16, GQA 1 to 8, head_dim 64 and 128, batches 1, 8 and 32, both key
+# passes, a window and split-blocks.
+# KVC_GPU_CHECK_LONG_ONLY (--only names) picks the variants instead.
+LONG_LENGTHS=()
+read -r -a LONG_LENGTHS <<< "${KVC_GPU_CHECK_LONG:-}"
+if [ "${#LONG_LENGTHS[@]}" -gt 0 ]; then
+  weight="${KVC_GPU_CHECK_LONG_WEIGHT:-4096}"
+  # manifest.txt: name batch query-heads kv-heads head_dim ...
+  long_only="${KVC_GPU_CHECK_LONG_ONLY:-}"
+  [ -n "$long_only" ] ||
+    long_only="$(awk -v w="$weight" '$2 * $3 * $5 <= w { printf "%s%s", sep, $1; sep = "," }' \
+                 "$ARTIFACTS/manifest.txt")"
+  LONG_LOG="$LOG_DIR/long_check.log"
+  if [ -z "$long_only" ]; then
+    say "long run: no variant with batch x heads x head_dim <= $weight"
+    failed=$((failed + 1))
+  elif [ "$(time_for 300)" -lt 20 ]; then
+    say "long run: not run, the time budget is spent (not counted)"
+  else
+    say "long run: $long_only at S = ${LONG_LENGTHS[*]}"
+    timeout -k 10 "$(time_for 300)" \
+      "$CHECK" "${SEED_ARGS[@]}" --only "$long_only" "${LONG_LENGTHS[@]}" 2>&1 |
+      tee "$LONG_LOG" | tee -a "$LOG"
+    tally "$LONG_LOG" "${PIPESTATUS[0]}" "long run"
+  fi
+fi
+
+# --- 6. The other lengths, with the time left -----------------------------
 # A run that the budget stops is reported with the rows it finished, and
 # is not a failure: every variant passed at the first S already.
 if [ "${#LENGTHS[@]}" -gt 1 ]; then
@@ -280,38 +315,6 @@ if [ "${#LENGTHS[@]}" -gt 1 ]; then
     else
       tally "$MORE_LOG" "$status" "plain run at S = ${LENGTHS[*]:1}"
     fi
-  fi
-fi
-
-# --- 6. Long sequences on the cheaper variants -----------------------------
-# The plain runs' time grows with S x batch x query heads x head_dim (the
-# host generates and quantizes the tokens and the fp64 oracle reads them
-# all): every variant at S = 32768 would take ~13 min on an H200. At the
-# lengths of KVC_GPU_CHECK_LONG, the variants with batch x query heads x
-# head_dim <= KVC_GPU_CHECK_LONG_WEIGHT (default 4096) run: they still
-# cover 2-, 3-, 4- and 8-bit codes, both axes of keys and of values, fp8,
-# fp16, GQA 1 to 8, head_dim 64 and 128, batches 1, 8 and 32, both key
-# passes, a window and split-blocks.
-# KVC_GPU_CHECK_LONG_ONLY (--only names) picks the variants instead.
-LONG_LENGTHS=()
-read -r -a LONG_LENGTHS <<< "${KVC_GPU_CHECK_LONG:-}"
-if [ "${#LONG_LENGTHS[@]}" -gt 0 ]; then
-  weight="${KVC_GPU_CHECK_LONG_WEIGHT:-4096}"
-  # manifest.txt: name batch query-heads kv-heads head_dim ...
-  long_only="${KVC_GPU_CHECK_LONG_ONLY:-}"
-  [ -n "$long_only" ] ||
-    long_only="$(awk -v w="$weight" '$2 * $3 * $5 <= w { printf "%s%s", sep, $1; sep = "," }' \
-                 "$ARTIFACTS/manifest.txt")"
-  LONG_LOG="$LOG_DIR/long_check.log"
-  if [ -z "$long_only" ]; then
-    say "long run: no variant with batch x heads x head_dim <= $weight"
-    failed=$((failed + 1))
-  else
-    say "long run: $long_only at S = ${LONG_LENGTHS[*]}"
-    timeout -k 10 "$(time_for 300)" \
-      "$CHECK" "${SEED_ARGS[@]}" --only "$long_only" "${LONG_LENGTHS[@]}" 2>&1 |
-      tee "$LONG_LOG" | tee -a "$LOG"
-    tally "$LONG_LOG" "${PIPESTATUS[0]}" "long run"
   fi
 fi
 

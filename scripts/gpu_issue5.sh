@@ -68,10 +68,22 @@ failed=0
 # and 24 append variants, 6 sanitizer runs) and the benchmark 85 s; S 4096
 # adds about 4x the plain run's 25 s. With 224 variants now, the check runs
 # every variant at the first length, the append check and the sanitizer
-# runs first (~50 s + ~60 s expected), then the second length with what is
-# left of its share (KVC_GPU_CHECK_SHARE, default 200 s). Longer S: run
-# scripts/gpu_attention_check.sh alone with KVC_GPU_CHECK_LONG (a subset of
-# the variants; at 16384 and 32768 a variant took ~2.5 s per S on average).
+# runs first (~50 s at that run's 0.22 s a variant, and the sanitizer runs
+# on more variants than then), then nine tensor-core variants (both passes,
+# stages, fused combine, whole-head value groups, GQA 7, token-axis keys) at
+# S = 32768 (~2.5 s a variant then), then the second length with what is
+# left of its share (KVC_GPU_CHECK_SHARE, default 200 s). More long
+# sequences: run scripts/gpu_attention_check.sh alone with
+# KVC_GPU_CHECK_LONG (its default subset: 46 variants).
+export KVC_GPU_CHECK_LONG="${KVC_GPU_CHECK_LONG-32768}"
+LONG_ONLY="k2c32_v2t32_r128_b8_h4x4_d128_mma_vmma\$,k4c32_v4t32_r128_b8_h8x2_d64_mma_vmma\$"
+LONG_ONLY+=",k2c128_v2t128_r128_b1_h32x8_d128_p128_mma_vmma_fused\$"
+LONG_ONLY+=",k4c128_v4t128_r128_b1_h16x2_d128_p128_mma_vmma\$"
+LONG_ONLY+=",k2c32_v2t32_r128_b8_h8x2_d64_mma_vmma_ks2\$"
+LONG_ONLY+=",k4c32_v8t32_r128_b8_h8x2_d64_mma_vmma_ks2_vs2\$"
+LONG_ONLY+=",k4c32_v4t32_r128_b1_h14x2_d128_mma_vmma_fused\$"
+LONG_ONLY+=",k2t32_v2t32_r0_b1_h8x2_d128_mma\$,k2c32_v2t32_r128_b8_h4x4_d128_vmma\$"
+export KVC_GPU_CHECK_LONG_ONLY="${KVC_GPU_CHECK_LONG_ONLY:-$LONG_ONLY}"
 read -r -a CHECK_LENGTHS <<< "${KVC_GPU_ISSUE5_CHECK_LENGTHS:-1024 4096}"
 read -r -a BENCH_LENGTHS <<< "${KVC_GPU_ISSUE5_BENCH_LENGTHS:-}"
 PROFILE_LENGTH="${KVC_GPU_ISSUE5_PROFILE_LENGTH:-32768}"

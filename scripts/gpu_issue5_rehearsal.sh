@@ -60,7 +60,7 @@ start=$SECONDS
     KVC_GPU_ISSUE5_BUDGET=1500 KVC_GPU_CHECK_SHARE=900 \
     KVC_GPU_PROFILE_SHARE=300 \
     KVC_GPU_BENCH_REPS=2 KVC_GPU_BENCH_BATCHES=8,1 \
-    KVC_GPU_ISSUE5_CHECK_LENGTHS="300 400" \
+    KVC_GPU_ISSUE5_CHECK_LENGTHS="300 400" KVC_GPU_CHECK_LONG=500 \
     KVC_GPU_ISSUE5_BENCH_LENGTHS=128 \
     KVC_GPU_ISSUE5_PROFILE_LENGTH=128 \
     scripts/gpu_issue5.sh
@@ -86,8 +86,17 @@ check_log="$OUT_DIR/gpu_attention_check.log"
 summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$check_log" | tail -n1)"
 [ "$summary" = "$(tail -n1 "$check_log")" ] || fail "the check's log does not end with its summary"
 append_variants="$(wc -l < "$WORK/artifacts/append/append_manifest.txt")"
-# 3 variants at 2 lengths, every append variant, 6 sanitizer runs.
-expected=$((6 + append_variants + 6))
+# The device call's long-run variants, at 500 here: each name one row.
+long_names="$(sed -nE 's/^gpu_attention_check: long run: (.*) at S = 500$/\1/p' "$check_log")"
+[ -n "$long_names" ] || fail "check: no long run"
+IFS=, read -r -a long_list <<< "$long_names"
+for name in "${long_list[@]}"; do
+  rows="$(grep -cE "^\| ${name%\$} \| 500 \| .* \| PASS \|$" "$check_log")"
+  [ "$rows" -eq 1 ] || fail "check: $rows passing long-run rows of ${name%\$}"
+done
+# 3 variants at 2 lengths, every append variant, 6 sanitizer runs, the
+# long run.
+expected=$((6 + append_variants + 6 + ${#long_list[@]}))
 [ "$summary" = "$expected passed, 0 failed" ] ||
   fail "check: '$summary', expected '$expected passed, 0 failed'"
 clean="$(grep -c ': clean$' "$check_log")"

@@ -133,8 +133,8 @@ start=$SECONDS
 # attention variant at S = 300 (124); the tensor-core ones at 1100 (199) and
 # with truncating accumulation (81); the 8-bit whole-head value groups at
 # 4096 (34); the append kernels (28); the benchmark (88); the rehearsal of
-# the device call (179, alone). On the host: every attention variant (30),
-# every benchmark row (56), every append (3).
+# the device call (240 alone). On the host: every
+# attention variant (30), every benchmark row (56), every append (3).
 run emu-check-mma-1100 "$B"/kvc_attention_check_emu --only _mma,_vmma 1100
 run issue5-rehearsal env KVC_GPU_EMULATOR="$EMULATOR" \
   "$ROOT/scripts/gpu_issue5_rehearsal.sh" "$WORK"
