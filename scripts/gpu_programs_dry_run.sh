@@ -29,7 +29,9 @@
 #     call and append step runs and writes finite outputs;
 #  5. the rehearsal of issue 5's device call (scripts/gpu_issue5_rehearsal.sh:
 #     scripts/gpu_issue5.sh itself, with the emulated programs and stand-ins
-#     for nvidia-smi, compute-sanitizer and ncu, at short lengths).
+#     for nvidia-smi, compute-sanitizer and ncu, at short lengths), and the
+#     CUDA programs built from the device-only layout of the artifacts,
+#     whose size with the working tree must fit the device tool's carry.
 # Steps 3 to 5 are independent programs: they run side by side, nproc at
 # once (KVC_GPU_DRY_RUN_JOBS), each into WORKDIR/logs/NAME.log; a failing
 # one's log is printed whole.
@@ -126,6 +128,36 @@ run() {
   running=$((running + 1))
 }
 
+# The layout a GPU machine gets (KVC_GPU_BUILD_DEVICE_ONLY=1: the artifacts
+# without their host/ and emu/ parts; hard links here): its three CUDA
+# programs configure and build from it as gpu_issue5.sh builds them, and it
+# fits the device tool's carry with the working tree (64 MiB for all that
+# travels).
+device_only_build() {
+  local layout="$WORK/device-only" build="$WORK/device-only-build" bytes tree
+  rm -rf "$layout" "$build"
+  cp -al "$WORK/artifacts" "$layout" &&
+    find "$layout" -depth -type d \( -name host -o -name emu \) \
+      -exec rm -rf {} + &&
+    cmake -S "$ROOT/benchmarks/gpu" -B "$build" -G Ninja \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CUDA_COMPILER="$CUDA_HOME/bin/nvcc" \
+      -DCMAKE_CUDA_ARCHITECTURES=90 -DKVC_ATTENTION_ARTIFACTS="$layout" &&
+    cmake --build "$build" -j 1 --target kvc_attention_check \
+      kvc_append_check kvc_attention_bench || return 1
+  bytes="$(du -sb "$layout" | cut -f1)"
+  tree="$(git -C "$ROOT" ls-files -z | (cd "$ROOT" && du -cb --files0-from=-) |
+          tail -n1 | cut -f1)"
+  echo "device-only artifacts $((bytes / 1000000)) MB, working tree" \
+       "$((tree / 1000000)) MB"
+  if [ $((bytes + tree)) -gt $((64 * 1024 * 1024)) ]; then
+    echo "FAIL: together over the device tool's 64 MiB carry"
+    return 1
+  fi
+  echo "the three CUDA programs built from the device-only layout;" \
+       "$(((bytes + tree) / 1000000)) MB of the 67 MB carry"
+}
+
 B="$WORK/build"
 start=$SECONDS
 # The longest first (seconds, two at once on 2 cores, 2026-12-07), so
@@ -133,8 +165,9 @@ start=$SECONDS
 # attention variant at S = 300 (124); the tensor-core ones at 1100 (199) and
 # with truncating accumulation (81); the 8-bit whole-head value groups at
 # 4096 (34); the append kernels (28); the benchmark (88); the rehearsal of
-# the device call (240 alone). On the host: every
-# attention variant (30), every benchmark row (56), every append (3).
+# the device call (240 alone). On the host: every attention variant (30),
+# every benchmark row (56), every append (3); the CUDA programs from the
+# device-only layout (52).
 run emu-check-mma-1100 "$B"/kvc_attention_check_emu --only _mma,_vmma 1100
 run issue5-rehearsal env KVC_GPU_EMULATOR="$EMULATOR" \
   "$ROOT/scripts/gpu_issue5_rehearsal.sh" "$WORK"
@@ -146,6 +179,7 @@ run emu-check-mma-truncate env KVC_GPU_EMULATOR_MMA=truncate \
   "$B"/kvc_attention_check_emu --only _mma,_vmma 300
 run host-bench "$B"/kvc_attention_bench_host --reps 1 --warmup 1 \
   --json "$WORK/bench_host.json" 128
+run device-only device_only_build
 run emu-check-v8-4096 "$B"/kvc_attention_check_emu --only v8t128,v8t64 4096
 run host-check "$B"/kvc_attention_check_host 300
 run emu-append "$B"/kvc_append_check_emu
