@@ -30,7 +30,12 @@
 //    and until kvc_rt_cache_synchronize after it returns, "call us" (what a
 //    caller that waits for the output waits);
 //  - a last call with the output poisoned (NaN bytes) must write a finite
-//    output and leave the binding, the mgpu* record and CUDA clean;
+//    output and leave the binding, the mgpu* record and CUDA clean, and,
+//    where the variant reads the cache of an earlier one (its owner: the
+//    same encoding without the kernel options, filled once) with the same
+//    query heads, given the owner's queries, match the owner's output
+//    within 2e-4 of its largest magnitude ("reference" in the JSON): a
+//    configuration that is fast but wrong fails its row;
 //  - the variant's append twin over R one-token steps on forks of the
 //    sequences (BenchAppend.h), each step timed like the attention calls:
 //    "append GPU us" and "append enqueue us", the means per step.
@@ -129,7 +134,17 @@ struct Row {
   uint64_t bytes = 0, kvBytes = 0;
   double storageBits = 0, readBits = 0;
   bool ran = false;
+  /// The variant whose output for the same cache and queries this row's
+  /// was compared with (empty: none), and max |out - ref| / max |ref|.
+  std::string reference;
+  double referenceDiff = std::nan("");
 };
+
+/// A row's output may differ from its reference's by at most this much,
+/// relative to the reference's largest magnitude: twice the GPU check's
+/// tolerance against the fp64 oracle (attention_check.cpp), which each of
+/// the two kernels meets.
+constexpr double kReferenceTolerance = 2e-4;
 
 /// Random fp16 tokens the sequences are filled from: [H][kPoolTokens][D]
 /// keys (a few outlier channels, as real keys have) and values. Appending
@@ -249,7 +264,7 @@ std::string callProblem(kvc_rt_binding *binding, kvc_rt_cache *cache) {
 std::string timeCalls(const Variant &v, AttentionEntry entry,
                       kvc_rt_cache *cache, const std::vector<kvc_rt_seq> &seqs,
                       FloatBuffer &q, FloatBuffer &out, const Options &options,
-                      Row &row) {
+                      Row &row, std::vector<float> &result) {
   kvc_rt_binding *binding = nullptr;
   if (kvc_rt_binding_create(cache, 0, seqs.data(), v.batch, &binding) !=
       KVC_RT_OK)
@@ -308,7 +323,7 @@ std::string timeCalls(const Variant &v, AttentionEntry entry,
   if (std::string problem = callProblem(binding, cache); !problem.empty())
     return problem;
   // A failed call writes NaN (or nothing): poison, call, and look.
-  std::vector<float> result;
+  result.clear();
   if (!out.poison())
     return deviceProblem("poisoning the output");
   call();
@@ -357,8 +372,23 @@ struct Bench {
   std::vector<uint32_t> filled;
   TokenPool pool;
   FloatBuffer q, out;
+  std::vector<float> qHost;
+  /// The output of this variant's last call at `outputS` (0: none).
+  std::vector<float> output;
+  uint32_t outputS = 0;
   std::string problem;
   double fillSeconds = 0;
+
+  /// The earlier variant whose output this one's must match: the same
+  /// cache and queries and the same arithmetic (key and value passes on the
+  /// same units), only other kernel options (L2 prefetch, stages, fused
+  /// combine); null for the first of each.
+  Bench *reference = nullptr;
+
+  /// Whether this variant takes its owner's queries (same query heads).
+  bool sharesQueries() const {
+    return owner && owner->v->queryHeads == v->queryHeads;
+  }
 
   kvc_rt_cache *cacheHandle() {
     return owner ? owner->cache.get() : cache.get();
@@ -404,14 +434,19 @@ struct Bench {
     return createBuffers(rng());
   }
 
-  /// The random query (from `seed`) and the output, on the device.
+  /// The random query (from `seed`, or the owner's, so that the variants
+  /// of one cache can be compared) and the output, on the device.
   std::string createBuffers(uint64_t seed) {
-    std::mt19937_64 rng(seed ^ hashName(v->name));
     const size_t elements = size_t(v->batch) * v->queryHeads * v->headDim;
-    std::vector<float> qHost(elements);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (float &x : qHost)
-      x = normal(rng);
+    if (sharesQueries()) {
+      qHost = owner->qHost;
+    } else {
+      std::mt19937_64 rng(seed ^ hashName(v->name));
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      qHost.resize(elements);
+      for (float &x : qHost)
+        x = normal(rng);
+    }
     if (!q.allocate(elements) || !out.allocate(elements) || !q.upload(qHost))
       return deviceProblem("cudaMalloc/cudaMemcpy of q and out");
     return "";
@@ -448,6 +483,34 @@ void growAll(std::vector<std::unique_ptr<Bench>> &group, uint32_t S) {
   }
 }
 
+/// Compares the output of `bench`'s last call at S with its reference's
+/// (same cache, queries and arithmetic; the reference's row came first): a
+/// kernel option that times well but computes something else fails its
+/// row. "" when they agree or the reference has no output at S (its row
+/// failed: that row says why).
+std::string compareWithReference(const Bench &bench, uint32_t S, Row &row) {
+  if (!bench.reference || bench.reference->outputS != S)
+    return "";
+  const std::vector<float> &ref = bench.reference->output, &out = bench.output;
+  if (ref.size() != out.size())
+    return "the output's size differs from " + bench.reference->v->name + "'s";
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(out[i]) - double(ref[i])));
+    scale = std::max(scale, std::fabs(double(ref[i])));
+  }
+  row.reference = bench.reference->v->name;
+  row.referenceDiff = scale > 0 ? diff / scale : diff;
+  if (!(row.referenceDiff <= kReferenceTolerance)) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.3e", row.referenceDiff);
+    return std::string("the output differs from ") + row.reference +
+           "'s for the same cache and queries by " + text +
+           " of its largest magnitude (tolerance 2e-4)";
+  }
+  return "";
+}
+
 /// Every variant of one batch size at every S; appends their rows.
 void runBatch(const std::vector<const Variant *> &variants,
               const std::vector<uint32_t> &lengths, uint64_t seed,
@@ -457,9 +520,19 @@ void runBatch(const std::vector<const Variant *> &variants,
   for (const Variant *v : variants) {
     auto bench = std::make_unique<Bench>();
     bench->v = v;
-    for (auto &earlier : group)
+    for (auto &earlier : group) {
       if (!earlier->owner && sameCache(*earlier->v, *v))
         bench->owner = earlier.get();
+      if (!bench->reference && sameCache(*earlier->v, *v) &&
+          earlier->v->queryHeads == v->queryHeads &&
+          earlier->v->tensorCoreKeys == v->tensorCoreKeys &&
+          earlier->v->tensorCoreValues == v->tensorCoreValues)
+        bench->reference = earlier.get();
+    }
+    // Queries of their own (other query heads than the owner's): nothing
+    // to compare with.
+    if (!bench->sharesQueries())
+      bench->reference = nullptr;
     bench->entry = findEntry<AttentionEntry>(v->name);
     bench->append = findAppendTwin(v->name);
     bench->problem = notRunReason(v->name, bench->entry != nullptr, broken);
@@ -510,7 +583,10 @@ void runBatch(const std::vector<const Variant *> &variants,
         row.problem = countBytes(cache, seqs, v, row);
         if (row.problem.empty())
           row.problem = timeCalls(v, bench->entry, cache, seqs, bench->q,
-                                  bench->out, options, row);
+                                  bench->out, options, row, bench->output);
+        bench->outputS = row.problem.empty() ? S : 0;
+        if (row.problem.empty())
+          row.problem = compareWithReference(*bench, S, row);
 #if KVC_ATTENTION_EMULATED
         // Recorded by the emulator; the emulated check checks them.
         kvc::gpuemu::takePrefetches();
@@ -574,7 +650,9 @@ bool writeJson(const std::string &path, const std::string &header,
          << ", \"percent_of_peak\": " << jsonNumber(s.percent)
          << ", \"storage_bits_per_element\": " << jsonNumber(r.storageBits)
          << ", \"read_bits_per_element\": " << jsonNumber(r.readBits)
-         << ", \"timed_calls\": " << r.gpu.size() << "}";
+         << ", \"timed_calls\": " << r.gpu.size()
+         << ", \"reference\": " << jsonString(r.reference)
+         << ", \"reference_rel_diff\": " << jsonNumber(r.referenceDiff) << "}";
   }
   file << "\n  ]\n}\n";
   return bool(file);
