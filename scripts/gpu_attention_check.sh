@@ -148,10 +148,10 @@ tally() {
   passed=$((passed + run_passed))
   failed=$((failed + run_failed))
 }
-# The first S first: every variant once, then the append check and the
-# sanitizer runs, and only then the other lengths, with the time left, so
-# that a budget too short for all of them cuts the repetitions, not the
-# coverage.
+# The first S first: every variant once, then the append check, the
+# sanitizer runs and the long run, and only then the other lengths, with
+# the time left, so that a budget too short for all of them cuts the
+# repetitions, not the coverage.
 ONLY_ARGS=()
 selected="every variant"
 if [ -n "${KVC_GPU_CHECK_ONLY:-}" ]; then
