@@ -13,16 +13,21 @@
 # g32 with key-stages=2 and with the prefetch and both passes' stages) it
 # profiles the split and
 # combine kernels of the benchmark's first call at S with ncu (speed of
-# light, occupancy, scheduler and warp-state statistics, memory workload
-# with the L2 hit rate, launch statistics), one text report a variant in
-# $OUT (else the build dir), and stops starting variants past
-# KVC_GPU_PROFILE_BUDGET seconds (default 120). Environment:
+# light, occupancy, scheduler and warp-state statistics, instruction counts,
+# memory workload with the L2 hit rate, launch statistics), one text report
+# a variant in $OUT (else the build dir), and stops starting variants past
+# KVC_GPU_PROFILE_BUDGET seconds (default 120). Then
+# benchmarks/gpu/ncu_summary.py tables the reports' kernels (time, DRAM
+# throughput, instructions per cache element, occupancy, eligible warps, the
+# top stall reason) in ncu-summary-S<S>.md beside them. Environment:
 # KVC_GPU_BENCH_BUILD_DIR (default /tmp/kvc-gpu-bench-build), CUDA_HOME
 # (default /usr/local/cuda), NCU (default $CUDA_HOME/bin/ncu, else ncu on
 # PATH), KVC_GPU_PROGRAMS (cuda, the default, or emu: the emulated
 # benchmark under a stand-in ncu, scripts/gpu_issue5_rehearsal.sh). Exits 1
 # when no ncu, no benchmark binary or a profile failed.
 set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
 CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
 BUILD_DIR="${KVC_GPU_BENCH_BUILD_DIR:-/tmp/kvc-gpu-bench-build}"
 OUT_DIR="${OUT:-$BUILD_DIR}"
@@ -56,6 +61,7 @@ fi
 mkdir -p "$OUT_DIR"
 start=$SECONDS
 failed=0
+reports=()
 for variant in "${VARIANTS[@]}"; do
   left=$((BUDGET - (SECONDS - start)))
   if [ "$left" -lt 20 ]; then
@@ -67,10 +73,11 @@ for variant in "${VARIANTS[@]}"; do
   report="$OUT_DIR/ncu-$stem-S$S.txt"
   command=("$NCU" --clock-control none --section SpeedOfLight
            --section Occupancy --section SchedulerStats
-           --section WarpStateStats --section MemoryWorkloadAnalysis
-           --section LaunchStats -k regex:attend -c 2
+           --section WarpStateStats --section InstructionStats
+           --section MemoryWorkloadAnalysis --section LaunchStats -k regex:attend -c 2
            "$BIN" --only "$variant" --reps 2 --warmup 1 "$S")
   echo "# ${command[*]}" > "$report"
+  reports+=("$report")
   if timeout -k 5 "$left" "${command[@]}" >> "$report" 2>&1; then
     say "$stem: $report ($((SECONDS - start)) s)"
   else
@@ -78,4 +85,15 @@ for variant in "${VARIANTS[@]}"; do
     failed=1
   fi
 done
+if [ "${#reports[@]}" -gt 0 ]; then
+  summary="$OUT_DIR/ncu-summary-S$S.md"
+  if "$PYTHON" "$ROOT/benchmarks/gpu/ncu_summary.py" "${reports[@]}" \
+       --out "$summary"; then
+    say "summary: $summary"
+    cat "$summary"
+  else
+    say "ncu_summary.py failed"
+    failed=1
+  fi
+fi
 exit "$failed"

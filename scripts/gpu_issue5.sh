@@ -112,6 +112,14 @@ if [ "$left" -ge 40 ]; then
   KVC_GPU_PROFILE_BUDGET="$((left - 10))" \
     "$ROOT/scripts/gpu_attention_profile.sh" "$PROFILE_LENGTH" ||
     echo "gpu_issue5: the profile failed or was cut short (not counted)"
+  # Its table of the kernels (ncu_summary.py) goes into the report, beside
+  # the targets whose gaps it explains.
+  summary="${OUT:-$KVC_GPU_BENCH_BUILD_DIR}/ncu-summary-S$PROFILE_LENGTH.md"
+  report="${OUT:-$ROOT/benchmarks/results}/gpu-attention-$(date -u +%Y-%m-%d).md"
+  if [ -f "$summary" ] && [ -f "$report" ]; then
+    { echo; cat "$summary"; } >> "$report"
+    echo "gpu_issue5: the profile's table appended to $report"
+  fi
 else
   echo "gpu_issue5: $left s left: no profile"
 fi

@@ -133,6 +133,14 @@ profiles=("$packed"/ncu-*-S128.txt)
 for profile in "${profiles[@]}"; do
   grep -q "^1 passed, 0 failed$" "$profile" || fail "$(basename "$profile"): no passing run"
 done
+# The profile's table in the report: the stand-in profiles nothing, so each
+# report is named as such (benchmarks/gpu/tests/test_ncu_summary.py checks
+# the table's figures on a real ncu report).
+grep -q "^## Profile (Nsight Compute)$" "$report" ||
+  fail "the report has no profile section"
+unprofiled="$(grep -c '^No kernel profiled in .*ncu-.*-S128\.txt' "$report")"
+[ "$unprofiled" -eq 6 ] || fail "the report's profile section names $unprofiled of 6 reports"
+[ -f "$packed/ncu-summary-S128.md" ] || fail "no ncu-summary-S128.md in gpu-issue5.tgz"
 for tool in memcheck racecheck synccheck initcheck append_memcheck append_racecheck; do
   [ -f "$packed/sanitizer_$tool.log" ] || fail "no sanitizer_$tool.log in gpu-issue5.tgz"
 done
