@@ -2,8 +2,9 @@
 # Issue 5's GPU work in one device call: the correctness check of the
 # generated attention and append kernels (scripts/gpu_attention_check.sh),
 # then the benchmark against PyTorch SDPA (scripts/gpu_attention_bench.sh),
-# then, with what time is left, an Nsight Compute profile of six split
-# kernels (scripts/gpu_attention_profile.sh), each within its share of one
+# then, with what time is left, an Nsight Compute profile of the split
+# kernels the targets turn on (scripts/gpu_attention_profile.sh, tabled in
+# the benchmark's report), each within its share of one
 # time budget, sharing one build of benchmarks/gpu. For a machine with an
 # NVIDIA GPU, the CUDA toolkit, cmake, ninja and PyTorch; run from the
 # repository root with build/gpu-attention
@@ -29,7 +30,8 @@
 # scripts read (KVC_GPU_CHECK_*, KVC_GPU_BENCH_*, KVC_GPU_PEAK_TBPS,
 # KVC_GPU_PROGRAMS). The lengths: KVC_GPU_ISSUE5_CHECK_LENGTHS (default
 # "1024 4096"), KVC_GPU_ISSUE5_BENCH_LENGTHS (default the benchmark's: 1k,
-# 4k, 16k, 32k) and KVC_GPU_ISSUE5_PROFILE_LENGTH (default 32768);
+# 4k, 16k, 32k) and KVC_GPU_ISSUE5_PROFILE_LENGTH (default 32768, for the
+# profile's entries without a length of their own);
 # scripts/gpu_issue5_rehearsal.sh runs this script without a GPU with
 # shorter ones. Exits 1 when either failed.
 set -uo pipefail
@@ -104,9 +106,9 @@ fi
 KVC_GPU_BENCH_BUDGET="$bench_budget" \
   "$ROOT/scripts/gpu_attention_bench.sh" "${BENCH_LENGTHS[@]}" || failed=1
 # The profile (scripts/gpu_attention_profile.sh: ncu on the K2/V2 split
-# kernels with and without l2-prefetch=bulk and stages) runs in the time
-# left (else run it alone in another call); its failure is reported, not
-# counted.
+# kernels at batch 8, then at batch 1, then with l2-prefetch=bulk and
+# stages) runs in the time left (else run it alone in another call); its
+# failure is reported, not counted.
 left=$((BUDGET - (SECONDS - start)))
 if [ "$left" -ge 40 ]; then
   KVC_GPU_PROFILE_BUDGET="$((left - 10))" \
@@ -114,7 +116,7 @@ if [ "$left" -ge 40 ]; then
     echo "gpu_issue5: the profile failed or was cut short (not counted)"
   # Its table of the kernels (ncu_summary.py) goes into the report, beside
   # the targets whose gaps it explains.
-  summary="${OUT:-$KVC_GPU_BENCH_BUILD_DIR}/ncu-summary-S$PROFILE_LENGTH.md"
+  summary="${OUT:-$KVC_GPU_BENCH_BUILD_DIR}/ncu-summary.md"
   report="${OUT:-$ROOT/benchmarks/results}/gpu-attention-$(date -u +%Y-%m-%d).md"
   if [ -f "$summary" ] && [ -f "$report" ]; then
     { echo; cat "$summary"; } >> "$report"

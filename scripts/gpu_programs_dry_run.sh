@@ -89,6 +89,10 @@ expect_error 2 "no variant selected" \
 expect_error 1 "KVC_GPU_PROGRAMS must be cuda, emu or host, not 'gpu'" \
   env KVC_GPU_PROGRAMS=gpu KVC_ATTENTION_ARTIFACTS="$WORK/artifacts" \
   OUT="$WORK/bad-programs" "$ROOT/scripts/gpu_attention_bench.sh" 128
+expect_error 1 "'bench_x\$@4k': the length after '@' must be a positive number" \
+  env KVC_GPU_PROGRAMS=emu KVC_GPU_BENCH_BUILD_DIR="$WORK/build" \
+  NCU="$ROOT/scripts/gpu_rehearsal/ncu" KVC_GPU_PROFILE_VARIANTS='bench_x$@4k' \
+  OUT="$WORK/bad-profile" "$ROOT/scripts/gpu_attention_profile.sh" 128
 say "bad arguments rejected"
 
 # The dry runs are independent programs: they run as background jobs, at
