@@ -5,7 +5,8 @@ explained by — time, DRAM throughput, cache hit rates, the issue rate,
 instructions (and, for a split kernel, lane-instructions per cache element
 read, the measure that found the 2026-12-04 kernels instruction-bound),
 registers, occupancy, active and eligible warps, and the top stall reason
-with its share of the cycles between two issued instructions.
+with its share of the cycles between two issued instructions, and the
+target of the issue the kernel's shape bears on.
 
 usage: ncu_summary.py REPORT [REPORT ...] [--out PATH] [--heading TEXT]
 
@@ -135,6 +136,23 @@ def parse(text):
     return kernels
 
 
+def target(kernel):
+    """The target of issue 5 whose gap a split kernel's profile explains,
+    from its batch and S ("" when none is at that shape)."""
+    match = SHAPE.search(kernel.variant or "")
+    if not match or "split" not in kernel.name or not kernel.length:
+        return ""
+    batch, length = int(match["B"]), kernel.length
+    if batch >= 8 and length >= 16384:
+        # Batch 32 runs the same kernel on a grid four times batch 8's.
+        return "≥ 85 % of peak at B ≥ 8, S ≥ 16k; speedups at B = 32, S = 32k"
+    if batch == 1 and length == 32768:
+        return "≥ 70 % of peak at B = 1, S = 32k"
+    if batch == 1 and length == 4096:
+        return "K2/V2 g32 ≥ 9× SDPA at B = 1, S = 4k"
+    return ""
+
+
 def fmt(value, digits=1):
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -171,6 +189,7 @@ def row(kernel):
         pair(kernel.metric(sched, "Active Warps Per Scheduler"),
              kernel.metric(sched, "Eligible Warps Per Scheduler"), 2),
         stall_text,
+        target(kernel),
     ]
 
 
@@ -179,7 +198,7 @@ COLUMNS = ["variant", "S", "kernel", "grid x block", "us", "DRAM %",
            "warp instructions (M)", "lane-instructions / cache element",
            "registers", "occupancy theor. / achieved %",
            "warps / scheduler active / eligible",
-           "top stall: % of cycles between issues"]
+           "top stall: % of cycles between issues", "explains the target"]
 
 
 def render(reports, heading):

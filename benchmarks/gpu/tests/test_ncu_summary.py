@@ -53,6 +53,10 @@ def test_rows_give_the_instructions_per_cache_element():
     assert [rows[i][column] for i in (4, 6, 8)] == ["12.54", "21.61", "17.51"]
     assert rows[5][column] == ""  # a combine kernel reads no cache
     assert rows[6][ncu_summary.COLUMNS.index("warp instructions (M)")] == "362.55"
+    explains = ncu_summary.COLUMNS.index("explains the target")
+    assert rows[6][explains].startswith("≥ 85 % of peak at B ≥ 8")
+    assert rows[7][explains] == ""  # the combine kernel
+    assert rows[0][explains] == ""  # B = 1 at S = 1024: no target there
 
 
 def test_a_report_without_kernels_is_named(tmp_path):
@@ -79,3 +83,12 @@ def test_no_table_without_kernels(tmp_path):
 def test_an_unreadable_report_fails(tmp_path, capsys):
     assert ncu_summary.main([str(tmp_path / "missing.txt")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_batch_1_kernels_explain_the_batch_1_targets():
+    name = "bench_k2c32_v2t32_r128_b1_h32x8_d128_mma_vmma_fused"
+    at = lambda S: ncu_summary.Kernel("attend0_split0", "8, 8, 1", "128, 1, 1",
+                                      name, S)
+    assert ncu_summary.target(at(4096)) == "K2/V2 g32 ≥ 9× SDPA at B = 1, S = 4k"
+    assert ncu_summary.target(at(32768)) == "≥ 70 % of peak at B = 1, S = 32k"
+    assert ncu_summary.target(at(16384)) == ""
