@@ -29,7 +29,9 @@
 # COMPUTE_SANITIZER (default compute-sanitizer from CUDA_HOME/bin or PATH),
 # KVC_GPU_CHECK_SEED (reproduce a run's inputs), KVC_GPU_CHECK_LONG and
 # KVC_GPU_CHECK_LONG_WEIGHT or KVC_GPU_CHECK_LONG_ONLY (step 5),
-# KVC_GPU_CHECK_ONLY (--only names for the plain runs of steps 2, 6; default
+# KVC_GPU_CHECK_MORE_SECONDS (at most that long for step 6; default all
+# that is left), KVC_GPU_CHECK_ONLY (--only names for the plain runs of
+# steps 2, 6; default
 # every variant), KVC_GPU_PROGRAMS (which build of the programs runs:
 # cuda, the default, the kernels on the GPU; emu, the same kernels in kvc's
 # GPU emulator on the host, which needs KVC_GPU_EMULATOR or a build dir
@@ -84,7 +86,7 @@ cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null |
 chip="$(cat "$ARTIFACTS/chip.txt" 2>/dev/null || echo unknown)"
 say "kernels built for $chip; device compute capability ${cap:-unknown}"
 case "$chip" in
-  sm_${cap}|sm_${cap}a) ;;
+  "sm_${cap}"|"sm_${cap}a") ;;
   *) say "WARNING: $chip cubins will not load on sm_${cap:-?}" \
          "(rebuild with CHIP=sm_$cap)" ;;
 esac
@@ -295,7 +297,7 @@ fi
 # is not a failure: every variant passed at the first S already.
 if [ "${#LENGTHS[@]}" -gt 1 ]; then
   MORE_LOG="$LOG_DIR/more_lengths_check.log"
-  seconds="$(time_for 100000)"
+  seconds="$(time_for "${KVC_GPU_CHECK_MORE_SECONDS:-100000}")"
   if [ "$seconds" -lt 20 ]; then
     say "plain run at S = ${LENGTHS[*]:1}: not run, the time budget is spent" \
         "(not counted)"
