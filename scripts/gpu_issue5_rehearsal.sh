@@ -161,4 +161,26 @@ unprofiled="$(grep -c '^No kernel profiled in .*ncu-.*-S128\.txt' "$report")"
 for tool in memcheck racecheck synccheck initcheck append_memcheck append_racecheck; do
   [ -f "$packed/sanitizer_$tool.log" ] || fail "no sanitizer_$tool.log in gpu-issue5.tgz"
 done
-say "passed: check $summary; ${#files[@]} files in \$OUT; 3 benchmark rows; 7 profiles"
+# What the next session files from the call: scripts/gpu_issue5_collect.sh
+# into a results directory of its own (no SDPA JSON here: PyTorch has no
+# CUDA device), and it refuses to write over them a second time.
+collected="$REHEARSAL/results"
+rm -rf "$collected"
+"$ROOT/scripts/gpu_issue5_collect.sh" --results "$collected" "$OUT_DIR" \
+  > "$REHEARSAL/collect.log" 2>&1 || { cat "$REHEARSAL/collect.log"; fail "gpu_issue5_collect.sh"; }
+date="$(basename "$report" .md)"
+date="${date#gpu-attention-}"
+for name in "gpu-attention-$date.md" "gpu-attention-$date-kvc.json" \
+    "gpu-check-$date.log" "gpu-bench-$date.log" "gpu-sanitizer-$date.log" \
+    "gpu-profile-$date-ncu.txt"; do
+  [ -s "$collected/$name" ] || fail "collect: no $name"
+done
+cmp -s "$collected/gpu-check-$date.log" "$check_log" || fail "collect: the check's log differs"
+sections="$(grep -c '^===== bench_' "$collected/gpu-profile-$date-ncu.txt")"
+[ "$sections" -eq 7 ] || fail "collect: $sections profile reports in gpu-profile-$date-ncu.txt, expected 7"
+sections="$(grep -c '^===== sanitizer_' "$collected/gpu-sanitizer-$date.log")"
+[ "$sections" -eq 6 ] || fail "collect: $sections sanitizer logs in gpu-sanitizer-$date.log, expected 6"
+if "$ROOT/scripts/gpu_issue5_collect.sh" --results "$collected" "$OUT_DIR" > /dev/null 2>&1; then
+  fail "collect: wrote over the files of a first collection"
+fi
+say "passed: check $summary; ${#files[@]} files in \$OUT; 3 benchmark rows; 7 profiles; collected"
