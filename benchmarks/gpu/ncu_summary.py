@@ -124,8 +124,8 @@ def parse(text):
         if TABLE_RULE.match(line):
             rules += 1
             continue
-        # A section's table: rule, header, rule, rows, rule (later rules
-        # separate its rules' paragraphs).
+        # A section's table: dashed line, header, dashed line, rows, dashed
+        # line (later dashed lines separate ncu's OPT/INF paragraphs).
         if section and rules in (1, 2):
             # "Metric Name  [Unit]  Value", columns two or more spaces apart.
             parts = re.split(r"\s{2,}", line.strip())
