@@ -28,6 +28,7 @@
 # KVC_GPU_PEAK_TBPS (the "% of peak" bandwidth; default from the GPU's
 # name: 3.35 for an H100 SXM (HBM3, the figure), 4.8 for an H200
 # (HBM3e), else 3.35 with a warning), and
+# KVC_GPU_BENCH_DATE (the report's date, default today's, UTC),
 # KVC_GPU_BENCH_ONLY (--only names: the rows of those variants alone),
 # KVC_GPU_BENCH_BATCHES (--batches: batch sizes, comma-separated, in the
 # order to run them; default every one, ascending; SDPA runs the same), and
@@ -60,7 +61,7 @@ esac
 [ "$PROGRAMS" = cuda ] || RESULTS_DIR="$LOG_DIR"
 mkdir -p "$LOG_DIR" "$BUILD_DIR" "$RESULTS_DIR"
 LOG="$LOG_DIR/gpu_attention_bench.log"
-DATE="$(date -u +%Y-%m-%d)"
+DATE="${KVC_GPU_BENCH_DATE:-$(date -u +%Y-%m-%d)}"
 STEM="$RESULTS_DIR/gpu-attention-$DATE"
 KVC_JSON="$STEM-kvc.json"
 SDPA_JSON="$STEM-sdpa.json"

@@ -62,6 +62,9 @@ export KVC_GPU_BENCH_REPS="${KVC_GPU_BENCH_REPS:-30}"
 export KVC_GPU_BENCH_BATCHES="${KVC_GPU_BENCH_BATCHES:-1,32,8}"
 export KVC_GPU_CHECK_BUILD_DIR="${KVC_GPU_CHECK_BUILD_DIR:-/tmp/kvc-gpu-build}"
 export KVC_GPU_BENCH_BUILD_DIR="$KVC_GPU_CHECK_BUILD_DIR"
+# One date for the benchmark's report and the profile's table appended to
+# it, should the call pass midnight.
+export KVC_GPU_BENCH_DATE="${KVC_GPU_BENCH_DATE:-$(date -u +%Y-%m-%d)}"
 start=$SECONDS
 failed=0
 
@@ -117,7 +120,7 @@ if [ "$left" -ge 40 ]; then
   # Its table of the kernels (ncu_summary.py) goes into the report, beside
   # the targets whose gaps it explains.
   summary="${OUT:-$KVC_GPU_BENCH_BUILD_DIR}/ncu-summary.md"
-  report="${OUT:-$ROOT/benchmarks/results}/gpu-attention-$(date -u +%Y-%m-%d).md"
+  report="${OUT:-$ROOT/benchmarks/results}/gpu-attention-$KVC_GPU_BENCH_DATE.md"
   if [ -f "$summary" ] && [ -f "$report" ]; then
     { echo; cat "$summary"; } >> "$report"
     echo "gpu_issue5: the profile's table appended to $report"

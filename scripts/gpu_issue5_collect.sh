@@ -63,37 +63,36 @@ for name in "gpu-attention-$DATE-kvc.json" gpu_attention_check.log \
   [ -f "$BUNDLE/$name" ] || fail "no $name in gpu-issue5.tgz"
 done
 
-# What goes where: destination name, then its sources.
+# What goes where: "copy DESTINATION SOURCE" or "concat DESTINATION
+# SOURCE...", the sources one after the other, each under its name.
 declare -a plan=()
-add() { plan+=("$*"); }
-add "gpu-attention-$DATE.md" "$report"
-add "gpu-attention-$DATE-kvc.json" "gpu-attention-$DATE-kvc.json"
+plan+=("copy gpu-attention-$DATE.md $report")
+plan+=("copy gpu-attention-$DATE-kvc.json gpu-attention-$DATE-kvc.json")
 [ -f "$BUNDLE/gpu-attention-$DATE-sdpa.json" ] &&
-  add "gpu-attention-$DATE-sdpa.json" "gpu-attention-$DATE-sdpa.json"
-add "gpu-check-$DATE.log" gpu_attention_check.log
-add "gpu-bench-$DATE.log" gpu_attention_bench.log
+  plan+=("copy gpu-attention-$DATE-sdpa.json gpu-attention-$DATE-sdpa.json")
+plan+=("copy gpu-check-$DATE.log gpu_attention_check.log")
+plan+=("copy gpu-bench-$DATE.log gpu_attention_bench.log")
 mapfile -t sanitizer_logs < <(cd "$BUNDLE" && find . -maxdepth 1 -name 'sanitizer_*.log' | sed 's|^\./||' | sort)
-[ "${#sanitizer_logs[@]}" -gt 0 ] && add "gpu-sanitizer-$DATE.log" "${sanitizer_logs[@]}"
+[ "${#sanitizer_logs[@]}" -gt 0 ] &&
+  plan+=("concat gpu-sanitizer-$DATE.log ${sanitizer_logs[*]}")
 mapfile -t ncu_reports < <(cd "$BUNDLE" && find . -maxdepth 1 -name 'ncu-*.txt' | sed 's|^\./||' | sort)
-[ "${#ncu_reports[@]}" -gt 0 ] && add "gpu-profile-$DATE-ncu.txt" "${ncu_reports[@]}"
+[ "${#ncu_reports[@]}" -gt 0 ] &&
+  plan+=("concat gpu-profile-$DATE-ncu.txt ${ncu_reports[*]}")
 
 mkdir -p "$RESULTS"
 if [ "$FORCE" != 1 ]; then
   for entry in "${plan[@]}"; do
-    destination="${entry%% *}"
+    read -r _ destination _ <<< "$entry"
     [ -e "$RESULTS/$destination" ] &&
       fail "$RESULTS/$destination exists (--force overwrites it)"
   done
 fi
 for entry in "${plan[@]}"; do
-  read -r -a parts <<< "$entry"
-  destination="${parts[0]}"
-  sources=("${parts[@]:1}")
-  if [ "${#sources[@]}" -eq 1 ] && [[ "$destination" != gpu-sanitizer-* ]] &&
-     [[ "$destination" != gpu-profile-* ]]; then
+  read -r how destination sources <<< "$entry"
+  read -r -a sources <<< "$sources"
+  if [ "$how" = copy ]; then
     cp "$BUNDLE/${sources[0]}" "$RESULTS/$destination"
   else
-    # Several logs in one file, each under its name.
     for source in "${sources[@]}"; do
       stem="${source%.*}"
       echo "===== ${stem#ncu-} ====="
