@@ -281,11 +281,11 @@ if [ "${#LONG_LENGTHS[@]}" -gt 0 ]; then
   if [ -z "$long_only" ]; then
     say "long run: no variant with batch x heads x head_dim <= $weight"
     failed=$((failed + 1))
-  elif [ "$(time_for 300)" -lt 20 ]; then
+  elif seconds="$(time_for 300)" && [ "$seconds" -lt 20 ]; then
     say "long run: not run, the time budget is spent (not counted)"
   else
     say "long run: $long_only at S = ${LONG_LENGTHS[*]}"
-    timeout -k 10 "$(time_for 300)" \
+    timeout -k 10 "$seconds" \
       "$CHECK" "${SEED_ARGS[@]}" --only "$long_only" "${LONG_LENGTHS[@]}" 2>&1 |
       tee "$LONG_LOG" | tee -a "$LOG"
     tally "$LONG_LOG" "${PIPESTATUS[0]}" "long run"

@@ -484,11 +484,12 @@ std::string compareWithReference(const Bench &bench, uint32_t S, Row &row) {
   row.reference = bench.reference->v->name;
   row.referenceDiff = scale > 0 ? diff / scale : diff;
   if (!(row.referenceDiff <= kReferenceTolerance)) {
-    char text[64];
-    std::snprintf(text, sizeof text, "%.3e", row.referenceDiff);
+    char text[96];
+    std::snprintf(text, sizeof text,
+                  "%.3e of its largest magnitude (tolerance %.0e)",
+                  row.referenceDiff, kReferenceTolerance);
     return std::string("the output differs from ") + row.reference +
-           "'s for the same cache and queries by " + text +
-           " of its largest magnitude (tolerance 2e-4)";
+           "'s for the same cache and queries by " + text;
   }
   return "";
 }

@@ -85,14 +85,20 @@ class Kernel:
                 break
         return reason, float(match["share"]), float(match["total"])
 
+    def shape(self):
+        """The bench name's (B, query heads, KV heads, head_dim), or None."""
+        match = SHAPE.search(self.variant or "")
+        return None if not match else tuple(
+            int(match[key]) for key in ("B", "Q", "KV", "D"))
+
     def cache_elements(self):
         """Key and value elements a call reads, from the bench name's
         shape and the row's S (None when the name has no shape)."""
-        match = SHAPE.search(self.variant or "")
-        if not match or not self.length:
+        shape = self.shape()
+        if not shape or not self.length:
             return None
-        return (int(match["B"]) * self.length * int(match["KV"]) *
-                int(match["D"]) * 2)
+        batch, _, kv_heads, head_dim = shape
+        return batch * self.length * kv_heads * head_dim * 2
 
 
 def parse(text):
@@ -139,10 +145,10 @@ def parse(text):
 def target(kernel):
     """The target of issue 5 whose gap a split kernel's profile explains,
     from its batch and S ("" when none is at that shape)."""
-    match = SHAPE.search(kernel.variant or "")
-    if not match or "split" not in kernel.name or not kernel.length:
+    shape = kernel.shape()
+    if not shape or "split" not in kernel.name or not kernel.length:
         return ""
-    batch, length = int(match["B"]), kernel.length
+    batch, length = shape[0], kernel.length
     if batch >= 8 and length >= 16384:
         # Batch 32 runs the same kernel on a grid four times batch 8's.
         return "≥ 85 % of peak at B ≥ 8, S ≥ 16k; speedups at B = 32, S = 32k"
