@@ -129,9 +129,10 @@ esac
 
 # Compiles the attention modules listed in DIR/MODULES ("<file> <page_tokens>
 # <split_tokens> <key_product> <value_product> [<split_blocks>
-# [<l2_prefetch> [<key_stages> [<value_stages> [<combine>]]]]]", no
-# split_blocks or "-": $SPLIT_BLOCKS, no l2_prefetch: none, no key_stages or
-# value_stages: 0, no combine: kernel)
+# [<l2_prefetch> [<key_stages> [<value_stages> [<combine>
+# [<mma_codes>]]]]]]", no split_blocks or "-": $SPLIT_BLOCKS, no
+# l2_prefetch: none, no key_stages or value_stages: 0, no combine: kernel,
+# no mma_codes: subnormal)
 # into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
 # (kvc-cpu-pipeline), intermediates in WORK, and checks that every variant
 # of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`. EXTRA: more
@@ -140,7 +141,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
   local dir="$1" work="$2" modules="$3" manifest="$4" emu="${5:-}"
   local extra="${6:-}"
   local mlir page_tokens split_tokens key_product value_product split_blocks
-  local l2_prefetch key_stages value_stages combine
+  local l2_prefetch key_stages value_stages combine mma_codes
   local key_reads value_reads gpu_options
   local stem name ir
   local host="$HOST_PARTS"
@@ -149,7 +150,7 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
   if [ -n "$host" ]; then mkdir -p "$dir/host" "$work/host"; fi
   if [ -n "$emu" ]; then mkdir -p "$dir/emu" "$work/emu"; fi
   while read -r mlir page_tokens split_tokens key_product value_product \
-      split_blocks l2_prefetch key_stages value_stages combine; do
+      split_blocks l2_prefetch key_stages value_stages combine mma_codes; do
     stem="${mlir%.mlir}"
     key_product="${key_product:-fma}"
     value_product="${value_product:-fma}"
@@ -159,13 +160,15 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
     key_stages="${key_stages:-0}"
     value_stages="${value_stages:-0}"
     combine="${combine:-kernel}"
+    mma_codes="${mma_codes:-subnormal}"
     echo "gpu_attention_build: $mlir (page-tokens=$page_tokens" \
          "split-tokens=$split_tokens split-blocks=$split_blocks" \
          "key-product=$key_product value-product=$value_product" \
          "l2-prefetch=$l2_prefetch key-stages=$key_stages" \
-         "value-stages=$value_stages combine=$combine chip=$CHIP" \
+         "value-stages=$value_stages combine=$combine" \
+         "mma-codes=$mma_codes chip=$CHIP" \
          "min-blocks-per-sm=$MIN_BLOCKS${extra:+ $extra})"
-    gpu_options="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product l2-prefetch=$l2_prefetch key-stages=$key_stages value-stages=$value_stages combine=$combine${extra:+ $extra}"
+    gpu_options="chip=$CHIP page-tokens=$page_tokens split-tokens=$split_tokens split-blocks=$split_blocks min-blocks-per-sm=$MIN_BLOCKS code-to-float=$CODE_TO_FLOAT key-product=$key_product value-product=$value_product l2-prefetch=$l2_prefetch key-stages=$key_stages value-stages=$value_stages combine=$combine mma-codes=$mma_codes${extra:+ $extra}"
     spawn compile_object "$dir/$mlir" kvc-gpu-pipeline "$gpu_options" \
       "$work/$stem" "$dir/$stem.o"
     # The kernels as LLVM bitcode (format=llvm) for the GPU emulator

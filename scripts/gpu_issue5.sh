@@ -53,8 +53,9 @@ pack() {
 BUDGET="${KVC_GPU_ISSUE5_BUDGET:-560}"
 CHECK_SHARE="${KVC_GPU_CHECK_SHARE:-200}"
 PROFILE_SHARE="${KVC_GPU_PROFILE_SHARE:-80}"
-# 30 timed calls a row (the benchmark's default is 50): 114 variants x 4
-# lengths are 456 rows, 3.5x the 132 of 2026-12-04 (63 s on an H200).
+# 30 timed calls a row (the benchmark's default is 50): 123 variants x 4
+# lengths are 492 rows, 3.7x the 132 of 2026-12-04 (63 s on an H200); the
+# nine `normal` ones come last in each batch and length.
 export KVC_GPU_BENCH_REPS="${KVC_GPU_BENCH_REPS:-30}"
 # Batch 1 first (short fills; the batch-1 targets), then 32 (the speedup
 # targets), then 8, whose rows a short budget may cut: B = 32 measures the
@@ -71,7 +72,7 @@ failed=0
 # The check first: a benchmark of wrong kernels measures nothing. On an
 # H200 (2026-12-04) the check took 54 s at S = 1024 (build, 116 attention
 # and 24 append variants, 6 sanitizer runs) and the benchmark 85 s; S 4096
-# adds about 4x the plain run's 25 s. With 224 variants now, the check runs
+# adds about 4x the plain run's 25 s. With 230 variants now, the check runs
 # every variant at the first length, the append check and the sanitizer
 # runs first (~50 s at that run's 0.22 s a variant, and the sanitizer runs
 # on more variants than then), then nine tensor-core variants (both passes,

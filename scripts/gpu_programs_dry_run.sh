@@ -21,7 +21,10 @@
 #     loops), and at S = 300 with the emulator's model of the tensor cores'
 #     truncating accumulation (KVC_GPU_EMULATOR_MMA=truncate), the 8-bit
 #     whole-head value groups at S = 4096 (whose folded weights once lost
-#     bits growing with S), and every append variant's kernels byte for
+#     bits growing with S), with subnormal mma inputs flushed
+#     (KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush: the mma-codes=normal variants
+#     at S = 1100 within 0.1, three default ones at 300 off by more than
+#     0.5), and every append variant's kernels byte for
 #     byte against kvc_rt_append (kvc_append_check_emu); and the
 #     benchmark's kvc-gpu-pipeline code (wait-on-return=false, kernels
 #     emulated: kvc_attention_bench_emu) at S = 128 for every B = 1
@@ -162,12 +165,40 @@ device_only_build() {
        "$(((bytes + tree) / 1000000)) MB of the 67 MB carry"
 }
 
+# Tensor cores that flushed fp16 subnormal inputs (the emulator's
+# KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush): the default reads, whose codes
+# are subnormals, fail by errors of order 1 (more than 0.5), so a GPU
+# check would show such a chip loudly; the mma-codes=normal variants stay
+# within 0.1 at S = 1100 (interior and edge loops). Not within the
+# check's 1e-4: the weights' lo parts and the folded queries of small key
+# scales are subnormals too (docs/gpu-tensor-cores.md, "Subnormal codes").
+flushed_subnormals() {
+  local failing='k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma$'
+  failing+=',k2c128_v2t128_r128_b8_h16x4_d128_p128_mma_vmma$'
+  failing+=',k8c128_v8t128_r128_b8_h16x4_d128_p128_mma_vmma$'
+  local output rc=0
+  KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush "$B"/kvc_attention_check_emu \
+    --tolerance 0.1 --only _normal 1100 || return 1
+  output="$(KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush \
+    "$B"/kvc_attention_check_emu --tolerance 0.5 --only "$failing" 300 \
+    2>&1)" || rc=$?
+  echo "$output"
+  if [ "$rc" -ne 1 ] || ! grep -q "^0 passed, 3 failed" <<< "$output"; then
+    echo "FAIL: subnormal reads with subnormal inputs flushed exited $rc," \
+         "expected 1 with all three off by more than 0.5"
+    return 1
+  fi
+  echo "subnormal inputs flushed: normal reads within 0.1, subnormal reads" \
+       "off by more than 0.5"
+}
+
 B="$WORK/build"
 start=$SECONDS
 # The longest first (seconds, two at once on 2 cores, 2026-12-07), so
 # that the last to finish are short. The kernels in the emulator: every
 # attention variant at S = 300 (124); the tensor-core ones at 1100 (199) and
-# with truncating accumulation (81); the 8-bit whole-head value groups at
+# with truncating accumulation (81) and with subnormal inputs flushed
+# (20); the 8-bit whole-head value groups at
 # 4096 (34); the append kernels (28); the benchmark (88); the rehearsal of
 # the device call (240 alone). On the host: every attention variant (30),
 # every benchmark row (56), every append (3); the CUDA programs from the
@@ -179,6 +210,7 @@ run emu-check "$B"/kvc_attention_check_emu 300
 run emu-bench "$B"/kvc_attention_bench_emu --reps 1 --warmup 1 \
   --only '_b1_,_b32_h32x8_d128_mma_vmma$,_b32_h32x8_d128_p128_mma_vmma$' \
   --json "$WORK/bench_emu.json" 128
+run emu-check-mma-flush flushed_subnormals
 run emu-check-mma-truncate env KVC_GPU_EMULATOR_MMA=truncate \
   "$B"/kvc_attention_check_emu --only _mma,_vmma 300
 run host-bench "$B"/kvc_attention_bench_host --reps 1 --warmup 1 \

@@ -5,13 +5,14 @@ instructions per key and per value element (docs/gpu-tensor-cores.md's tables).
 
     sass_bench_table.py [--batch 8] [--kvc-opt build/bin/kvc-opt]
                         [--l2-prefetch none|lines|bulk] [--key-stages N]
-                        [--value-stages N]
+                        [--value-stages N] [--mma-codes subnormal|normal]
                         [--arch sm_90a] [--ptxas PATH] [--nvdisasm PATH]
 
 For each compressed encoding of benchmarks/gpu/bench_variants.py at the
 batch, compiles the benchmark function alone with
 `kvc-opt --kvc-gpu-pipeline="format=isa page-tokens=P key-product=mma
-value-product=mma l2-prefetch=... key-stages=... value-stages=..."`,
+value-product=mma l2-prefetch=... key-stages=... value-stages=...
+mma-codes=..."`,
 assembles the split
 kernel (scripts/ptxas_check.py:
 registers, spills) and finds its loops in nvdisasm's output
@@ -71,6 +72,9 @@ def main():
                         help="kvc-gpu-pipeline's key-stages")
     parser.add_argument("--value-stages", type=int, default=0,
                         help="kvc-gpu-pipeline's value-stages")
+    parser.add_argument("--mma-codes", default="subnormal",
+                        choices=("subnormal", "normal"),
+                        help="kvc-gpu-pipeline's mma-codes")
     sass_loops.add_tool_arguments(parser)
     args = parser.parse_args()
     for tool in (args.kvc_opt, args.ptxas, args.nvdisasm):
@@ -111,7 +115,8 @@ def main():
                     f"page-tokens={page_tokens} key-product=mma "
                     f"value-product=mma l2-prefetch={args.l2_prefetch} "
                     f"key-stages={args.key_stages} "
-                    f"value-stages={args.value_stages}",
+                    f"value-stages={args.value_stages} "
+                    f"mma-codes={args.mma_codes}",
                     "-o", isa], allow_failure=True) is None:
                 print(f"| {name} | kvc-opt rejects these options "
                       "| | | | | | |")

@@ -98,6 +98,9 @@ struct PipelineFields {
   /// counting in kvc_rt_mlir_gpu_counters' counters, which they must
   /// leave at zero.
   bool fusedCombine = false;
+  /// mma_codes=normal: the tensor-core passes read the codes whose scales
+  /// they fold as fp16 normals, not subnormals (the results are the same).
+  bool normalCodes = false;
 };
 
 /// Whether manifest field `field` is one of PipelineFields'; if so, its
@@ -112,6 +115,8 @@ inline bool pipelineField(const std::string &field, PipelineFields &fields) {
     fields.l2Prefetch = field.substr(12);
   else if (field == "combine=fused" || field == "combine=kernel")
     fields.fusedCombine = field == "combine=fused";
+  else if (field == "mma_codes=normal" || field == "mma_codes=subnormal")
+    fields.normalCodes = field == "mma_codes=normal";
   else
     return countField(field, "key_stages", fields.keyStages) ||
            countField(field, "value_stages", fields.valueStages);

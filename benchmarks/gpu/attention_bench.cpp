@@ -543,13 +543,15 @@ void runBatch(const std::vector<const Variant *> &variants,
       // (value pass), L2-prefetching ones by " l2bulk" or " l2lines", those
       // with the key pass's cp.async key stages by " ks<N>", the value
       // pass's by " vs<N>", and those whose split kernels merge the splits
-      // (combine=fused) by " fused".
+      // (combine=fused) by " fused", those reading codes as fp16 normals
+      // (mma-codes=normal) by " normal".
       row.label = encodingLabel(v.encoding) + (v.tensorCoreKeys ? " mma" : "") +
                   (v.tensorCoreValues ? " vmma" : "") +
                   (v.l2Prefetch != "none" ? " l2" + v.l2Prefetch : "") +
                   (v.keyStages ? " ks" + std::to_string(v.keyStages) : "") +
                   (v.valueStages ? " vs" + std::to_string(v.valueStages) : "") +
-                  (v.fusedCombine ? " fused" : "");
+                  (v.fusedCombine ? " fused" : "") +
+                  (v.normalCodes ? " normal" : "");
       row.name = v.name;
       row.batch = v.batch;
       row.S = S;

@@ -9,23 +9,25 @@ descriptors; the out-parameter comes last).
 
 Variants are grouped into modules by the pipeline options they need
 (page-tokens, split-tokens, key-product, value-product, split-blocks,
-l2-prefetch, key-stages, value-stages, combine): one MLIR file per group.
+l2-prefetch, key-stages, value-stages, combine, mma-codes): one MLIR file
+per group.
 Outputs, in OUTDIR:
 
   variants_p<P>_s<S>[_sb<N>][_mma][_vmma][_l2<kind>][_ks<N>][_vs<N>]
-  [_fused].mlir             one module per option group
+  [_fused][_normal].mlir    one module per option group
   modules.txt               "<file> <page_tokens> <split_tokens>
                             <key_product> <value_product> [<split_blocks>
                             [<l2_prefetch> [<key_stages>
-                            [<value_stages> [<combine>]]]]]" per module (no
-                            split_blocks or "-": the build's default; no
-                            l2_prefetch: none; no key_stages or
-                            value_stages: 0; no combine: kernel)
+                            [<value_stages> [<combine> [<mma_codes>]]]]]]"
+                            per module (no split_blocks or "-": the
+                            build's default; no l2_prefetch: none; no
+                            key_stages or value_stages: 0; no combine:
+                            kernel; no mma_codes: subnormal)
   manifest.txt              one line per variant, whitespace separated:
       name B Hq Hkv D key value residual page_tokens split [window=W]
       [softcap=C] [key_product=mma] [value_product=mma]
       [l2_prefetch=lines|bulk] [key_stages=N] [value_stages=N]
-      [combine=fused]
+      [combine=fused] [mma_codes=normal]
     key / value are side specs: `q<bits>:<channel|token>:g<group>`,
     `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
     each KV head its own encoding (kvc.head_encodings).
@@ -61,7 +63,11 @@ of each sequence and KV head) with both passes on CUDA and on tensor
 cores, at batches 1, 8 and 32, GQA 1, 4 and 8, many per-call splits, a
 window (empty splits), per-head encodings (one counter array, several
 split kernels), whole-head value groups, and the stages and the
-prefetch.
+prefetch; and the tensor-core passes reading the codes whose scales they
+fold as fp16 normals (mma-codes=normal, names ending in _normal: no
+code reaches the tensor cores as a subnormal) for 2-, 4- and 8-bit
+channel-axis keys and whole-head value groups, with stages and the fused
+combine.
 
 usage: attention_variants.py OUTDIR
 """
@@ -83,7 +89,7 @@ class Variant:
                  split=SPLIT_TOKENS, window=None, softcap=None,
                  key_product="fma", split_blocks=None,
                  value_product="fma", l2_prefetch="none", key_stages=0,
-                 value_stages=0, combine="kernel"):
+                 value_stages=0, combine="kernel", mma_codes="subnormal"):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
@@ -103,6 +109,8 @@ class Variant:
         self.value_stages = value_stages
         # kvc-gpu-pipeline's combine: kernel or fused.
         self.combine = combine
+        # kvc-gpu-pipeline's mma-codes: subnormal or normal.
+        self.mma_codes = mma_codes
 
     @property
     def query_heads(self):
@@ -145,6 +153,8 @@ class Variant:
             parts.append(f"vs{self.value_stages}")
         if self.combine != "kernel":
             parts.append(self.combine)
+        if self.mma_codes != "subnormal":
+            parts.append(self.mma_codes)
         return "_".join(parts)
 
     def manifest_line(self):
@@ -167,6 +177,8 @@ class Variant:
             fields.append(f"value_stages={self.value_stages}")
         if self.combine != "kernel":
             fields.append(f"combine={self.combine}")
+        if self.mma_codes != "subnormal":
+            fields.append(f"mma_codes={self.mma_codes}")
         return " ".join(str(f) for f in fields)
 
 
@@ -394,6 +406,20 @@ def variants():
     # 8): the merge's registers once made ptxas spill there.
     yield Variant(K2, V2, 8, 8, 128, **both, **fused)
     yield Variant(K4, V4, 1, 7, 128, **both, **fused)
+    # The folded reads as fp16 normals (mma-codes=normal): 2-, 4- and 8-bit
+    # channel-axis keys, whole-head value groups at 2 and 8 bits (128-token
+    # pages), GQA 7 at head_dim 64, the key stages, the fused combine at
+    # batch 1.
+    normal = dict(mma_codes="normal", **both)
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, **normal)
+    yield Variant(K4, V4, 8, 7, 64, **normal)
+    yield Variant("q2:channel:g128", "q2:token:g128", 8, 4, 128, kv_heads=4,
+                  page_tokens=128, **normal)
+    yield Variant("q8:channel:g128", "q8:token:g128", 32, 4, 128,
+                  kv_heads=4, page_tokens=128, **normal)
+    yield Variant(K2, "q2:token:g64", 8, 7, 64, key_stages=2, **normal)
+    yield Variant("q4:channel:g128", "q4:token:g128", 1, 4, 128, kv_heads=8,
+                  page_tokens=128, combine="fused", **normal)
 
 
 def side_attr(spec):
@@ -448,6 +474,7 @@ def module_name(stem, v):
     suffix += f"_ks{v.key_stages}" if v.key_stages else ""
     suffix += f"_vs{v.value_stages}" if v.value_stages else ""
     suffix += "" if v.combine == "kernel" else f"_{v.combine}"
+    suffix += "" if v.mma_codes == "subnormal" else f"_{v.mma_codes}"
     return f"{stem}_p{v.page_tokens}_s{v.split}{suffix}.mlir"
 
 
@@ -467,21 +494,25 @@ def write_variants(outdir, variants, stem="variants",
                            v.value_product,
                            v.split_blocks if v.split_blocks is not None
                            else -1, v.l2_prefetch, v.key_stages,
-                           v.value_stages, v.combine),
+                           v.value_stages, v.combine, v.mma_codes),
                           []).append(v)
     with open(os.path.join(outdir, manifest), "w") as manifest_file, \
             open(os.path.join(outdir, modules), "w") as index:
         for (page_tokens, split, product, value_product, blocks,
-             prefetch, stages, value_stages,
-             combine), group in sorted(groups.items()):
+             prefetch, stages, value_stages, combine,
+             codes), group in sorted(groups.items()):
             name = module_name(stem, group[0])
             with open(os.path.join(outdir, name), "w") as out:
                 out.write("".join(function(v) for v in group))
             # Optional trailing columns: split_blocks ("-": the build's
-            # default), l2_prefetch, key_stages, value_stages, combine;
-            # each written only when it or a later one is not the default.
+            # default), l2_prefetch, key_stages, value_stages, combine,
+            # mma_codes; each written only when it or a later one is not
+            # the default.
             line = f"{name} {page_tokens} {split} {product} {value_product}"
-            if combine != "kernel":
+            if codes != "subnormal":
+                line += (f" {blocks if blocks >= 0 else '-'} {prefetch}"
+                         f" {stages} {value_stages} {combine} {codes}")
+            elif combine != "kernel":
                 line += (f" {blocks if blocks >= 0 else '-'} {prefetch}"
                          f" {stages} {value_stages} {combine}")
             elif value_stages:

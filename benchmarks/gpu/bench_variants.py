@@ -14,7 +14,10 @@ stages are dynamic shared memory, K8/V8's past 48 KB), for K2/V2 g32 and
 g128 with three stages on both passes and the prefetch too
 (_mma_vmma_l2bulk_ks3_vs3), both tensor-core passes with the splits
 merged by the split kernels' last blocks (combine=fused, _mma_vmma_fused),
-and
+for the three encodings of the speedup targets (K2/V2 g32 and g128, K4/V4
+g128) both tensor-core passes reading their codes as fp16 normals
+(mma-codes=normal, _mma_vmma_normal: what the HADD2 a code pair that the
+subnormal reads save is worth), and
 kvc's own fp16 kernel (the bandwidth reference row).
 
 The functions are attention_variants.py's (one `kvc.attend` of one f32
@@ -30,10 +33,10 @@ entry to the same cache type (`ptr _mlir_ciface_bench_append_<x>(binding,
 &k, &v)`), which the benchmark times per decode step next to the
 attention. Outputs, in OUTDIR:
 
-  bench_p<P>_s<S>[_mma][_vmma][_l2bulk][_ks2][_vs2][_fused].mlir   one
-                         module per (page-tokens, split-tokens,
+  bench_p<P>_s<S>[_mma][_vmma][_l2bulk][_ks2][_vs2][_fused][_normal].mlir
+                         one module per (page-tokens, split-tokens,
                          key-product, value-product, l2-prefetch,
-                         key-stages, value-stages, combine)
+                         key-stages, value-stages, combine, mma-codes)
   bench_modules.txt      attention_variants.py's module index
   bench_manifest.txt     attention_variants.py's manifest format (the
                          attention variants; the append twins go by name)
@@ -123,6 +126,16 @@ def variants(split=av.SPLIT_TOKENS):
                                    key_stages=products[3],
                                    value_stages=products[4],
                                    combine=products[5])
+    # The speedup targets' encodings with the codes read as fp16 normals.
+    for key, value in (("q2:channel:g32", "q2:token:g32"),
+                       ("q2:channel:g128", "q2:token:g128"),
+                       ("q4:channel:g128", "q4:token:g128")):
+        for batch in BATCHES:
+            yield BenchVariant(key, value, batch, QUERY_HEADS // KV_HEADS,
+                               HEAD_DIM, kv_heads=KV_HEADS,
+                               page_tokens=page_tokens(key), split=split,
+                               key_product="mma", value_product="mma",
+                               mma_codes="normal")
 
 
 class AppendTwin(append_variants.Variant):

@@ -303,6 +303,24 @@ static bool applyMmaAccumulation() {
   return true;
 }
 
+/// KVC_GPU_EMULATOR_MMA_SUBNORMALS: what mma.sync does with fp16 subnormal
+/// inputs (exact, the default, or flush: Warps.h, MmaSubnormalInputs).
+/// False, with an error recorded, for another value.
+static bool applyMmaSubnormalInputs() {
+  const char *value = std::getenv("KVC_GPU_EMULATOR_MMA_SUBNORMALS");
+  const StringRef name = value ? value : "exact";
+  if (name == "exact")
+    setMmaSubnormalInputs(MmaSubnormalInputs::Exact);
+  else if (name == "flush")
+    setMmaSubnormalInputs(MmaSubnormalInputs::Flushed);
+  else {
+    fail("KVC_GPU_EMULATOR_MMA_SUBNORMALS=" + name +
+         ": not a handling of subnormal mma inputs (exact or flush)");
+    return false;
+  }
+  return true;
+}
+
 void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
                   intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                   intptr_t blockZ, int32_t smem, void * /*stream*/,
@@ -335,7 +353,7 @@ void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
          " threads a block (at most 1024)");
     return;
   }
-  if (!applyMmaAccumulation())
+  if (!applyMmaAccumulation() || !applyMmaSubnormalInputs())
     return;
   // The launch's dynamic shared memory is poisoned before each block, the
   // rest of the buffer once: a read past `smem` bytes sees poison too.

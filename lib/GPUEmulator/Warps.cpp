@@ -28,6 +28,7 @@ namespace {
 
 constexpr unsigned kLanes = 32;
 std::atomic<MmaAccumulation> mmaAccumulation{MmaAccumulation::RoundOnce};
+std::atomic<MmaSubnormalInputs> mmaSubnormalInputs{MmaSubnormalInputs::Exact};
 /// Each fiber's stack. The kernels use no local memory on the GPU; on the
 /// host their spills and the emulator's calls need a few KB.
 constexpr size_t kStackBytes = 256 * 1024;
@@ -222,7 +223,8 @@ Error runCollective(Block &block, unsigned first, unsigned count) {
       std::memcpy(c[i], lanes[i].c, sizeof c[i]);
     }
     warpMma(lanes[0].k, a, b, c, d,
-            mmaAccumulation.load(std::memory_order_relaxed));
+            mmaAccumulation.load(std::memory_order_relaxed),
+            mmaSubnormalInputs.load(std::memory_order_relaxed));
     for (unsigned i = 0; i < kLanes; ++i)
       std::memcpy(lanes[i].d, d[i], sizeof d[i]);
   }
@@ -303,6 +305,10 @@ void setMmaAccumulation(MmaAccumulation accumulation) {
   mmaAccumulation.store(accumulation, std::memory_order_relaxed);
 }
 
+void setMmaSubnormalInputs(MmaSubnormalInputs subnormals) {
+  mmaSubnormalInputs.store(subnormals, std::memory_order_relaxed);
+}
+
 /// `x` truncated toward zero to a multiple of `unit` (a power of two; exact
 /// in double for the magnitudes an mma's terms reach).
 static double truncateTo(double x, double unit) {
@@ -341,10 +347,14 @@ static float truncatingSum(float c, ArrayRef<double> products) {
 }
 
 void warpMma(unsigned k, const uint32_t (*a)[4], const uint32_t (*b)[2],
-             const float (*c)[4], float (*d)[4],
-             MmaAccumulation accumulation) {
-  auto half = [](uint32_t reg, unsigned h) {
-    return numerics::halfToFloat(uint16_t(reg >> (16 * h)));
+             const float (*c)[4], float (*d)[4], MmaAccumulation accumulation,
+             MmaSubnormalInputs subnormals) {
+  auto half = [&](uint32_t reg, unsigned h) {
+    uint16_t bits = uint16_t(reg >> (16 * h));
+    // Exponent field 0: zero or a subnormal, flushed to a zero of its sign.
+    if (subnormals == MmaSubnormalInputs::Flushed && !(bits & 0x7C00))
+      bits &= 0x8000;
+    return numerics::halfToFloat(bits);
   };
   float A[16][16] = {}, B[16][8] = {}, C[16][8] = {};
   for (unsigned lane = 0; lane < kLanes; ++lane) {

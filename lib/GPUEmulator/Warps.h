@@ -62,17 +62,29 @@ enum class MmaAccumulation {
   Truncating,
 };
 
+/// What mma.sync does with fp16 subnormal inputs.
+enum class MmaSubnormalInputs {
+  /// Their exact values (Fasi et al. measured this on V100, T4 and A100).
+  Exact,
+  /// Flushed to zero, sign kept: a model of tensor cores that do not take
+  /// them, for checking which kernels depend on them.
+  Flushed,
+};
+
 /// D = A * B + C of one mma.sync.m16n8k{8,16}.row.col.f32.f16.f16.f32 for a
 /// whole warp: a[lane] holds k / 4 registers, b[lane] k / 8, c[lane] and
 /// d[lane] four floats (fp16 pairs: the lower-indexed element in the low 16
 /// bits). Exposed for the emulator's unit test.
 void warpMma(unsigned k, const uint32_t (*a)[4], const uint32_t (*b)[2],
              const float (*c)[4], float (*d)[4],
-             MmaAccumulation accumulation = MmaAccumulation::RoundOnce);
+             MmaAccumulation accumulation = MmaAccumulation::RoundOnce,
+             MmaSubnormalInputs subnormals = MmaSubnormalInputs::Exact);
 
 /// The accumulation the grids' mma.sync use from now on (RoundOnce at
 /// the start). Thread-safe.
 void setMmaAccumulation(MmaAccumulation accumulation);
+/// The same for subnormal inputs (Exact at the start).
+void setMmaSubnormalInputs(MmaSubnormalInputs subnormals);
 
 } // namespace gpuemu
 } // namespace kvc

@@ -202,7 +202,7 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       (!options.features.empty() && !isWord(options.features, "+,-")) ||
       !isWord(options.codeToFloat, "") || !isWord(options.keyProduct, "") ||
       !isWord(options.valueProduct, "") || !isWord(options.l2Prefetch, "") ||
-      !isWord(options.combine, "") ||
+      !isWord(options.mmaCodes, "") || !isWord(options.combine, "") ||
       !llvm::is_contained({"isa", "bin", "fatbin", "llvm"}, format)) {
     pm.addPass(std::make_unique<BadPipelineOptions>(
         "kvc-gpu-pipeline: bad options chip='" + options.chip.getValue() +
@@ -210,11 +210,13 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
         format.str() + "' code-to-float='" + options.codeToFloat.getValue() +
         "' key-product='" + options.keyProduct.getValue() +
         "' value-product='" + options.valueProduct.getValue() +
-        "' l2-prefetch='" + options.l2Prefetch.getValue() + "' combine='" +
+        "' mma-codes='" + options.mmaCodes.getValue() + "' l2-prefetch='" +
+        options.l2Prefetch.getValue() + "' combine='" +
         options.combine.getValue() +
         "' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, "
         "fatbin or llvm, code-to-float bits or convert, key-product and "
-        "value-product fma or mma, l2-prefetch none, lines or bulk, "
+        "value-product fma or mma, mma-codes subnormal or normal, "
+        "l2-prefetch none, lines or bulk, "
         "combine kernel or fused)"));
     return;
   }
@@ -299,7 +301,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       "min-blocks-per-sm={2} code-to-float={3} key-product={4} "
       "split-blocks={5} value-product={6} l2-prefetch={7} "
       "l2-prefetch-bytes={8} key-stages={9} value-stages={10} "
-      "max-shared-memory={11} wait-on-return={12} combine={13}},"
+      "max-shared-memory={11} wait-on-return={12} combine={13} "
+      "mma-codes={14}},"
       "one-shot-bufferize{{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{{modify-public-functions "
@@ -310,7 +313,8 @@ void mlir::kvc::buildGPUPipeline(OpPassManager &pm,
       options.valueProduct.getValue(), options.l2Prefetch.getValue(),
       options.l2PrefetchBytes.getValue(), options.keyStages.getValue(),
       options.valueStages.getValue(), maxSharedMemory,
-      options.waitOnReturn.getValue(), options.combine.getValue());
+      options.waitOnReturn.getValue(), options.combine.getValue(),
+      options.mmaCodes.getValue());
   static std::once_flag registered;
   std::call_once(registered, [] {
     registerAllPasses();

@@ -19,6 +19,9 @@
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="chip=sm_75 value-product=mma value-stages=2" 2>&1 | FileCheck %s --check-prefix=VSTAGESCHIP
 // RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="combine=atomic" 2>&1 | FileCheck %s --check-prefix=COMBINE
 // RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="combine=fused,x" 2>&1 | FileCheck %s --check-prefix=CFORMAT
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="key-product=mma mma-codes=flushed" 2>&1 | FileCheck %s --check-prefix=MMACODES
+// RUN: not kvc-opt %s -split-input-file --kvc-lower-to-gpu="mma-codes=normal" 2>&1 | FileCheck %s --check-prefix=MMACODESFMA
+// RUN: not kvc-opt %s -split-input-file --kvc-gpu-pipeline="value-product=mma mma-codes=normal,x" 2>&1 | FileCheck %s --check-prefix=MFORMAT
 
 // What the GPU kernels do not cover yet is a compile-time error at the op,
 // never a silent slow path.
@@ -30,7 +33,7 @@
 // CODES: error: kvc-lower-to-gpu: code-to-float must be 'bits' or 'convert', not 'fast'
 // PRODUCT: error: kvc-lower-to-gpu: key-product must be 'fma' or 'mma', not 'wmma'
 // VPRODUCT: error: kvc-lower-to-gpu: value-product must be 'fma' or 'mma', not 'wmma'
-// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='elf' code-to-float='bits' key-product='fma' value-product='fma' l2-prefetch='none' combine='kernel' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, fatbin or llvm, code-to-float bits or convert, key-product and value-product fma or mma, l2-prefetch none, lines or bulk, combine kernel or fused)
+// FORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='elf' code-to-float='bits' key-product='fma' value-product='fma' mma-codes='subnormal' l2-prefetch='none' combine='kernel' (expected e.g. chip=sm_90a features=+ptx80, format isa, bin, fatbin or llvm, code-to-float bits or convert, key-product and value-product fma or mma, mma-codes subnormal or normal, l2-prefetch none, lines or bulk, combine kernel or fused)
 // PREFETCH: error: kvc-lower-to-gpu: l2-prefetch must be 'none', 'lines' or 'bulk', not 'all'
 // PREFETCHBYTES: error: kvc-lower-to-gpu: l2-prefetch-bytes must be positive
 // BULKCHIP: error: kvc-gpu-pipeline: l2-prefetch=bulk needs chip sm_90 or later (LLVM selects its NVVM instructions from sm_90 on), not 'sm_80'; use l2-prefetch=none
@@ -39,9 +42,12 @@
 // STAGESCHIP: error: kvc-gpu-pipeline: key-stages=2 needs chip sm_80 or later (LLVM selects its NVVM instructions from sm_80 on), not 'sm_75'; use key-stages=0
 // VSTAGES: error: kvc-lower-to-gpu: value-stages must be 0 (no staging) or at least 2 (a unit read while the next is copied), not 1
 // VSTAGESCHIP: error: kvc-gpu-pipeline: value-stages=2 needs chip sm_80 or later (LLVM selects its NVVM instructions from sm_80 on), not 'sm_75'; use value-stages=0
-// VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' l2-prefetch='none' combine='kernel' (expected
+// VFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='bin' code-to-float='bits' key-product='fma' value-product='mma,x' mma-codes='subnormal' l2-prefetch='none' combine='kernel' (expected
 // COMBINE: error: kvc-lower-to-gpu: combine must be 'kernel' or 'fused', not 'atomic'
-// CFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='bin' code-to-float='bits' key-product='fma' value-product='fma' l2-prefetch='none' combine='fused,x' (expected
+// MMACODES: error: kvc-lower-to-gpu: mma-codes must be 'subnormal' or 'normal', not 'flushed'
+// MMACODESFMA: error: kvc-lower-to-gpu: mma-codes=normal changes only the tensor-core passes' reads: it needs key-product=mma or value-product=mma
+// MFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='bin' code-to-float='bits' key-product='fma' value-product='mma' mma-codes='normal,x' l2-prefetch='none' combine='kernel' (expected
+// CFORMAT: error: kvc-gpu-pipeline: bad options chip='sm_90a' features='' format='bin' code-to-float='bits' key-product='fma' value-product='fma' mma-codes='subnormal' l2-prefetch='none' combine='fused,x' (expected
 
 func.func @append_dynamic(%c: !kvc.cache<1x2x?x64xf16>, %k: tensor<1x2x?x64xf32>) -> !kvc.cache<1x2x?x64xf16> {
   // expected-error @+1 {{'kvc.append' op kvc-lower-to-gpu: the appended keys and values must have static shapes}}

@@ -39,10 +39,11 @@ def test_modules_are_grouped_by_key_product(tmp_path):
 def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
     # ... + 19: the key-stages variants (both passes on tensor cores), + 9
-    # the value-stages ones, + 5 the combine=fused ones.
-    assert len(mma) == 32 + 21 + 3 + 4 + 19 + 9 + 5
+    # the value-stages ones, + 5 the combine=fused ones, + 6 the
+    # mma-codes=normal ones.
+    assert len(mma) == 32 + 21 + 3 + 4 + 19 + 9 + 5 + 6
     vmma = [v for v in av.variants() if v.value_product == "mma"]
-    assert len(vmma) == 51 + 4 + 4 + 19 + 9 + 5
+    assert len(vmma) == 51 + 4 + 4 + 19 + 9 + 5 + 6
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
     # sites the tensor-core passes take (others are a compile-time error).
     for passes in (mma, vmma):
@@ -55,7 +56,7 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 186 + 19 + 9 + 10
+    assert len(names) == len(set(names)) == 186 + 19 + 9 + 10 + 6
     # Values in groups of the whole head (folded scales) at 2, 4 and 8
     # bits, both head dims, on tensor cores.
     whole_head = {(v.value, v.head_dim) for v in vmma
@@ -195,7 +196,8 @@ def test_check_covers_the_value_stages_where_they_apply():
 
 def test_check_covers_the_key_stages_where_they_apply():
     staged = [v for v in av.variants() if v.key_stages]
-    assert len(staged) == 19 + 9 + 1  # + 1 with combine=fused
+    # + 1 with combine=fused, + 1 with mma-codes=normal
+    assert len(staged) == 19 + 9 + 1 + 1
     # Both passes on tensor cores, channel-axis 2-, 4- and 8-bit keys
     # (other sites are a compile-time error).
     assert all((v.key_product, v.value_product) == ("mma", "mma")
@@ -249,7 +251,7 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
               if name.endswith("_mma_vmma_l2bulk_ks3_vs3")]
     assert len(deeper) == 6
     assert all(name.startswith("bench_k2c") for name in deeper)
-    assert len(manifest) == 63 + 36 + 15
+    assert len(manifest) == 63 + 36 + 15 + 9
     assert all(name[:-len("_mma")] in manifest for name in mma)
     assert all(name[:-len("_vmma")] in manifest for name in both)
     assert all(name[:-len("_l2bulk")] in manifest for name in prefetched)
@@ -277,7 +279,7 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
 
 def test_check_covers_the_fused_combine(tmp_path):
     fused = [v for v in av.variants() if v.combine == "fused"]
-    assert len(fused) == 10
+    assert len(fused) == 11
     # Both passes on CUDA cores and on tensor cores, every batch size, GQA
     # 1 to 8, many per-call splits at batch 1, a window (empty splits),
     # per-head encodings (several split kernels, one counter array),
@@ -295,7 +297,7 @@ def test_check_covers_the_fused_combine(tmp_path):
                for v in fused)
     assert {v.group for v in fused if v.key_product == "mma" and
             v.head_dim == 128} >= {7, 8}
-    assert av.write_variants(str(tmp_path), fused)[0] == 10
+    assert av.write_variants(str(tmp_path), fused)[0] == 11
     modules = read_lines(tmp_path / "modules.txt")
     assert ["variants_p64_s512_fused.mlir", "64", "512", "fma", "fma", "-",
             "none", "0", "0", "fused"] in modules
@@ -304,7 +306,7 @@ def test_check_covers_the_fused_combine(tmp_path):
     manifest = {f[0]: f for f in read_lines(tmp_path / "manifest.txt")}
     assert manifest["k2c32_v2t32_r128_b8_h16x4_d128_fused"][-1] == \
         "combine=fused"
-    assert all(f[-1] == "combine=fused" for f in manifest.values())
+    assert all("combine=fused" in f for f in manifest.values())
 
 
 def test_bench_split_tokens_option(tmp_path, monkeypatch):
@@ -315,7 +317,7 @@ def test_bench_split_tokens_option(tmp_path, monkeypatch):
     assert {fields[2] for fields in modules} == {"128"}
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 63 + 36 + 15
+    assert len(manifest) == 63 + 36 + 15 + 9
     assert "bench_kf16_vf16_r128_b1_h32x8_d128_s128" in manifest
     assert ("bench_k2c32_v2t32_r128_b1_h32x8_d128_s128_mma_vmma_ks2"
             in manifest)
@@ -329,7 +331,7 @@ def test_bench_keeps_the_key_stages_at_long_splits(tmp_path, monkeypatch):
     bench_variants.main()
     manifest = [fields[0] for fields in
                 read_lines(tmp_path / "bench_manifest.txt")]
-    assert len(manifest) == 63 + 36 + 15
+    assert len(manifest) == 63 + 36 + 15 + 9
     assert sum("_ks2" in name for name in manifest) == 30
     assert sum(name.endswith("_fused") for name in manifest) == 15
 
@@ -346,3 +348,47 @@ def test_bench_split_tokens_must_be_a_multiple_of_128(tmp_path, monkeypatch,
         raise AssertionError("--split-tokens 96 was accepted")
     assert "multiple of 128" in capsys.readouterr().err
     assert not (tmp_path / "bench_manifest.txt").exists()
+
+
+def test_normal_code_reads_are_named_grouped_and_indexed(tmp_path):
+    normal = [v for v in av.variants() if v.mma_codes == "normal"]
+    # The folded reads the option changes: channel-axis 2-, 4- and 8-bit
+    # keys and whole-head value groups at 2 and 8 bits, always with both
+    # tensor-core passes (mma-codes needs one), stages and the fused
+    # combine once each.
+    assert len(normal) == 6
+    assert all((v.key_product, v.value_product) == ("mma", "mma")
+               for v in normal)
+    assert {v.key.split(":")[0] for v in normal} == {"q2", "q4", "q8"}
+    assert all(":channel:" in v.key for v in normal)
+    whole_head = {v.value.split(":")[0] for v in normal
+                  if v.value.endswith(f":token:g{v.head_dim}")}
+    assert whole_head >= {"q2", "q8"}
+    assert any(v.key_stages for v in normal)
+    assert any(v.combine == "fused" for v in normal)
+    assert all(v.name().endswith("_normal") for v in normal)
+    assert av.write_variants(str(tmp_path), normal)[0] == 6
+    modules = read_lines(tmp_path / "modules.txt")
+    # The mma_codes column comes last, after every other (defaults
+    # written out).
+    assert ["variants_p64_s512_mma_vmma_normal.mlir", "64", "512", "mma",
+            "mma", "-", "none", "0", "0", "kernel", "normal"] in modules
+    assert ["variants_p128_s512_mma_vmma_fused_normal.mlir", "128", "512",
+            "mma", "mma", "-", "none", "0", "0", "fused",
+            "normal"] in modules
+    assert all(m[-1] == "normal" for m in modules)
+    manifest = {f[0]: f for f in read_lines(tmp_path / "manifest.txt")}
+    assert manifest["k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma_normal"][-1] \
+        == "mma_codes=normal"
+
+
+def test_bench_has_normal_code_twins_of_the_speedup_targets(tmp_path,
+                                                           monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench_variants.py", str(tmp_path)])
+    bench_variants.main()
+    manifest = [fields[0] for fields in
+                read_lines(tmp_path / "bench_manifest.txt")]
+    normal = [name for name in manifest if name.endswith("_normal")]
+    assert len(normal) == 9
+    assert all(name[:-len("_normal")] in manifest for name in normal)
+    assert "bench_k2c32_v2t32_r128_b32_h32x8_d128_mma_vmma_normal" in normal

@@ -200,6 +200,20 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "weights; "
            "head_dim 64 or 128, at most 8 query heads per KV head, other "
            "sites are an error)">,
+    Option<"mmaCodes", "mma-codes", "std::string",
+           /*default=*/"\"subnormal\"",
+           "How the tensor-core passes read the codes whose scales they "
+           "fold (channel-axis 2/4/8-bit keys, token-axis values in groups "
+           "of the whole head): 'subnormal' (ANDed into fp16 halves with "
+           "exponent 0, code * 2^(bit - 24): one LOP3 a pair; needs tensor "
+           "cores that take binary16 subnormal inputs exactly, as Fasi et "
+           "al. measured on V100, T4 and A100) or 'normal' (ORed into a "
+           "power of two, the power subtracted: the codes themselves, one "
+           "HADD2 a pair more, about 0.5 SASS instructions a key and a "
+           "value element; no code reaches the tensor cores as a "
+           "subnormal, though the weights' lo parts and the folded "
+           "queries still may). Needs key-product=mma or "
+           "value-product=mma">,
     Option<"l2Prefetch", "l2-prefetch", "std::string", /*default=*/"\"none\"",
            "Whether a split block first requests its page blocks into L2 "
            "(at its start the keys' and the values' that fit in "

@@ -10,7 +10,9 @@
 // Memory is host memory (CPU caches: the runtime's host backends), streams
 // and events are synchronous. mma.sync rounds its exact sum once to f32, or
 // with KVC_GPU_EMULATOR_MMA=truncate (read at each launch) follows a model
-// of the tensor cores' truncating accumulation (lib/GPUEmulator/Warps.h).
+// of the tensor cores' truncating accumulation (lib/GPUEmulator/Warps.h);
+// it takes fp16 subnormal inputs exactly, or with
+// KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush flushes them to zero.
 //
 // Two ways in: a program links libkvc_gpu_emulator.a, whose `mgpu*` C
 // functions then take the place of the CUDA runtime's (the generated

@@ -137,6 +137,13 @@ struct GPUPipelineOptions : public PassPipelineOptions<GPUPipelineOptions> {
                      "cores, default) or mma (tensor cores; "
                      "kvc-lower-to-gpu's option)"),
       llvm::cl::init("fma")};
+  Option<std::string> mmaCodes{
+      *this, "mma-codes",
+      llvm::cl::desc("How the tensor-core passes read the codes whose "
+                     "scales they fold: subnormal (default) or normal (one "
+                     "HADD2 a pair more, no code a subnormal; "
+                     "kvc-lower-to-gpu's option)"),
+      llvm::cl::init("subnormal")};
   Option<std::string> l2Prefetch{
       *this, "l2-prefetch",
       llvm::cl::desc("Page blocks requested into L2 before the passes read "

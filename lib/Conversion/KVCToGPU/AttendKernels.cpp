@@ -329,6 +329,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       valueReader.setMaxUnrolledSpan(d / 8);
     keyReader.setInlinePTX(true);
     valueReader.setInlinePTX(true);
+    keyReader.setFoldedCodes(spec.foldedCodes);
+    valueReader.setFoldedCodes(spec.foldedCodes);
     SequenceSideView keys{&keyReader,         {pageTable},
                           {kResidual},        compressed,
                           spec.kPageBytes,    spec.kRunOffset,

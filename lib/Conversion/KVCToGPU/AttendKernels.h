@@ -109,6 +109,8 @@ struct SplitKernelSpec {
   CodeToFloat codeToFloat; ///< how codes become floats
   KeyProduct keyProduct = KeyProduct::FMA;
   ValueProduct valueProduct = ValueProduct::FMA;
+  /// How those tensor-core passes read the codes whose scales they fold.
+  FoldedCodes foldedCodes = FoldedCodes::Subnormal;
   /// The split's page blocks brought into L2 first (L2Prefetch.h), at
   /// most l2PrefetchBytes a side and at the kernel's start.
   L2Prefetch l2Prefetch = L2Prefetch::None;

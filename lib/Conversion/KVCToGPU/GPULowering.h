@@ -25,6 +25,7 @@ struct GPULowering {
   CodeToFloat codeToFloat;
   KeyProduct keyProduct;
   ValueProduct valueProduct;
+  FoldedCodes foldedCodes;
   L2Prefetch l2Prefetch;
   uint64_t l2PrefetchBytes;
   unsigned keyStages, valueStages;

@@ -354,6 +354,7 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     spec.codeToFloat = lowering.codeToFloat;
     spec.keyProduct = lowering.keyProduct;
     spec.valueProduct = lowering.valueProduct;
+    spec.foldedCodes = lowering.foldedCodes;
     spec.l2Prefetch = lowering.l2Prefetch;
     spec.l2PrefetchBytes = lowering.l2PrefetchBytes;
     spec.keyStages = lowering.keyStages;
@@ -490,6 +491,9 @@ void KVCLowerToGPUPass::runOnOperation() {
   std::optional<ValueProduct> valueProducts = parseChoice<ValueProduct>(
       module, "value-product", valueProduct,
       {{"fma", ValueProduct::FMA}, {"mma", ValueProduct::MMA}});
+  std::optional<FoldedCodes> foldedCodes = parseChoice<FoldedCodes>(
+      module, "mma-codes", mmaCodes,
+      {{"subnormal", FoldedCodes::Subnormal}, {"normal", FoldedCodes::Normal}});
   std::optional<L2Prefetch> prefetch =
       parseChoice<L2Prefetch>(module, "l2-prefetch", l2Prefetch,
                               {{"none", L2Prefetch::None},
@@ -498,8 +502,19 @@ void KVCLowerToGPUPass::runOnOperation() {
   std::optional<CombineMode> combineMode = parseChoice<CombineMode>(
       module, "combine", combine,
       {{"kernel", CombineMode::Kernel}, {"fused", CombineMode::Fused}});
-  if (!codes || !products || !valueProducts || !prefetch || !combineMode)
+  if (!codes || !products || !valueProducts || !foldedCodes || !prefetch ||
+      !combineMode)
     return signalPassFailure();
+  // mma-codes only changes the tensor-core passes' reads: set without them
+  // it would do nothing, which a user asking for it would not expect.
+  if (*foldedCodes != FoldedCodes::Subnormal && *products != KeyProduct::MMA &&
+      *valueProducts != ValueProduct::MMA) {
+    emitError(module.getLoc())
+        << "kvc-lower-to-gpu: mma-codes=" << mmaCodes
+        << " changes only the tensor-core passes' reads: it needs "
+           "key-product=mma or value-product=mma";
+    return signalPassFailure();
+  }
   if (l2PrefetchBytes == 0) {
     emitError(module.getLoc()) << "kvc-lower-to-gpu: l2-prefetch-bytes must be "
                                   "positive";
@@ -526,6 +541,7 @@ void KVCLowerToGPUPass::runOnOperation() {
       *codes,
       *products,
       *valueProducts,
+      *foldedCodes,
       *prefetch,
       l2PrefetchBytes,
       keyStages,

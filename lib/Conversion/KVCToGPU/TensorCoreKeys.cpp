@@ -135,17 +135,16 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 /// (code * 2^(bit - 24), one LOP3 a pair and no HADD2: the tensor cores
 /// take subnormal inputs and form fp16 products exactly); a row's codes
 /// always sit at the same bit, so each row's sums are multiplied by
-/// 2^(24 - bit) at the end, one FFMA with the zeros' sum. The queries
-/// carry 1/16
-/// (tensorCoreQueryScale) so that fp16(q * scale) stays finite. Units in
-/// the residual buffer multiply their fp16 rows by the queries. (The
-/// oracle of this arithmetic: kvc/Numerics/FoldedScales.h.) Units are
-/// aligned to 32 tokens of the
-/// sequence (as packing units and groups are) from the one holding
-/// `start`; their rows outside [start, start + count) are read (pages or
-/// residual rows of the same unit) and not stored. The units wholly in the
-/// split and in pages take a loop of their own, without the residual
-/// branch and the token bounds.
+/// 2^(24 - bit) at the end, one FFMA with the zeros' sum. (mma-codes=normal
+/// reads them as normals, the codes themselves, one HADD2 a pair more.) The
+/// queries carry 1/16 (tensorCoreQueryScale) so that fp16(q * scale) stays
+/// finite. Units in the residual buffer multiply their fp16 rows by the
+/// queries. (The oracle of this arithmetic: kvc/Numerics/FoldedScales.h.) Units
+/// are aligned to 32 tokens of the sequence (as packing units and groups are)
+/// from the one holding `start`; their rows outside [start, start + count) are
+/// read (pages or residual rows of the same unit) and not stored. The units
+/// wholly in the split and in pages take a loop of their own, without the
+/// residual branch and the token bounds.
 static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                                 const SequenceSideView &keys, Value kvHead,
                                 Value start, Value count, Value queryFragments,
@@ -210,7 +209,7 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
       TokenPairTerms terms =
           stageBase ? reader.stagedTokenPairTerms(b, loc, *staged, stageBase,
                                                   pairLane, partSpan(p),
-                                                  /*subnormal=*/true)
+                                                  reader.foldsSubnormalCodes())
                     : keys.tokenPairTermsInPages(b, loc, kvHead, unitToken,
                                                  pairLane, partSpan(p));
       for (int64_t s = 0; s < part / 4; ++s) {
@@ -236,7 +235,7 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
       return accs;
     };
     // The same of a unit in the residual buffer: its fp16 rows times the
-    // queries (no zeros), weighed as the pages' subnormal codes are.
+    // queries (no zeros), weighed as the pages' codes are.
     auto residualProducts = [&](int64_t p,
                                 ValueRange in) -> SmallVector<Value> {
       SmallVector<Value> accs(in);
@@ -251,18 +250,20 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                                              ArrayRef<int64_t>{16, 8, 16});
       }
       for (int64_t m = 0; m < 2; ++m) {
-        // C's element (row, h): row 0 is rows g, row 1 rows g + 8.
-        SmallVector<float> weights;
-        for (int64_t row = 0; row < 2; ++row)
-          weights.append(2, float(codeWeights[m][row]));
-        accs[m] = arith::AddFOp::create(
-            b, loc, accs[m],
-            arith::MulFOp::create(
-                b, loc, sums[m],
-                arith::ConstantOp::create(
-                    b, loc, accType,
-                    DenseElementsAttr::get(accType,
-                                           ArrayRef<float>(weights)))));
+        // C's element (row, h): row 0 is rows g, row 1 rows g + 8. Codes
+        // read as normals weigh 1: no multiply.
+        Value weighed = sums[m];
+        if (reader.foldsSubnormalCodes()) {
+          SmallVector<float> weights;
+          for (int64_t row = 0; row < 2; ++row)
+            weights.append(2, float(codeWeights[m][row]));
+          weighed = arith::MulFOp::create(
+              b, loc, sums[m],
+              arith::ConstantOp::create(
+                  b, loc, accType,
+                  DenseElementsAttr::get(accType, ArrayRef<float>(weights))));
+        }
+        accs[m] = arith::AddFOp::create(b, loc, accs[m], weighed);
       }
       return accs;
     };
@@ -313,8 +314,8 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                 arith::AndIOp::create(
                     b, loc, k.cmp(arith::CmpIPredicate::uge, token, start),
                     k.cmp(arith::CmpIPredicate::ult, token, end)));
-          // Tile m's sums over the subnormal codes scaled back (exact)
-          // and as the scores, plus the zeros': one fma.
+          // Tile m's sums over the codes scaled back (exact; subnormal
+          // reads) and as the scores, plus the zeros': one fma.
           Value product = vector::ExtractOp::create(b, loc, accs[m],
                                                     ArrayRef<int64_t>{row, h});
           Value score = LLVM::FMAOp::create(

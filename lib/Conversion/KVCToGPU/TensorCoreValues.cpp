@@ -409,8 +409,9 @@ void mlir::kvc::emitTensorCoreValues(
                 : ValueRange(inits));
   // Folded scales: the interior read its codes as fp16 subnormals (channel
   // tile j's weigh halfPairCodeWeight(j)); its sums scaled back (exact)
-  // before the edges add theirs, read with the power subtracted.
-  if (fold)
+  // before the edges add theirs, read with the power subtracted. Codes
+  // read as normals (mma-codes=normal) weigh 1 everywhere.
+  if (fold && values.reader->foldsSubnormalCodes())
     for (int64_t j = 0; j < channelTiles; ++j)
       edgeInits[j] = arith::MulFOp::create(
           b, loc, edgeInits[j],

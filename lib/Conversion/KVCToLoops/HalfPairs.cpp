@@ -72,7 +72,9 @@ static unsigned mantissaBit(unsigned bits, unsigned position) {
   return bits == 8 ? 0 : position;
 }
 
-double PageReader::subnormalCodeWeight(unsigned bits, unsigned position) {
+double PageReader::foldedCodeWeight(unsigned bits, unsigned position) const {
+  if (!foldsSubnormalCodes())
+    return 1.0;
   return std::ldexp(1.0, int(mantissaBit(bits, position)) - 24);
 }
 
@@ -228,7 +230,7 @@ static std::pair<unsigned, bool> wordPairPlace(unsigned bits, int64_t i) {
 double PageReader::halfPairCodeWeight(int64_t pair, int64_t count) const {
   const unsigned bits = side.quant.bits;
   const int64_t i = pair % (codesPerWord(bits, count) / 2);
-  return subnormalCodeWeight(bits, wordPairPlace(bits, i).first);
+  return foldedCodeWeight(bits, wordPairPlace(bits, i).first);
 }
 
 SmallVector<Value>
@@ -329,7 +331,7 @@ HalfPairTerms PageReader::halfPairColumnTermsOf(OpBuilder &b, Location loc,
       return dequantize ? dequantizeWordPairs(b, loc, codes, span.count,
                                               terms.scales, terms.zeros)
                         : wordCodePairs(b, loc, codes, span.count, {},
-                                        /*subnormal=*/true);
+                                        foldsSubnormalCodes());
     };
     SmallVector<Value> upper = pairs(lows);
     SmallVector<Value> lower = pairs(highs);
@@ -489,7 +491,7 @@ double PageReader::tokenPairCodeWeight(int64_t tile, int64_t row) const {
   // Token 2 * tile + row is pair i of its word (after the lane's shift)
   // and read where wordCodePairs reads pair i.
   const int64_t i = (2 * tile + row) % tokenPairsPerWord(bits);
-  return subnormalCodeWeight(bits, wordPairPlace(bits, i).first);
+  return foldedCodeWeight(bits, wordPairPlace(bits, i).first);
 }
 
 Value PageReader::tokenPairFirst(OpBuilder &b, Location loc, Value lane,
@@ -672,7 +674,7 @@ TokenPairTerms SequenceSideView::tokenPairTermsInPages(
     ChannelSpan span) const {
   auto [blockBase, slot] = locate(b, loc, head, unitToken);
   return reader->compressedTokenPairTerms(b, loc, blockBase, slot, lane, span,
-                                          /*subnormal=*/true);
+                                          reader->foldsSubnormalCodes());
 }
 
 SmallVector<Value> SequenceSideView::foldTokenPairChannels(

@@ -117,6 +117,18 @@ enum class CodeToFloat {
   Bits,
 };
 
+/// How the tensor-core passes read the codes whose scales they fold into
+/// their other operand (kvc-lower-to-gpu's mma-codes).
+enum class FoldedCodes : uint8_t {
+  /// ANDed into fp16 halves with exponent 0: subnormals code * 2^(bit -
+  /// 24), one LOP3 a pair. Relies on the tensor cores taking binary16
+  /// subnormal inputs exactly.
+  Subnormal,
+  /// ORed into the mantissa of a power of two, the power subtracted: fp16
+  /// normals worth the code itself (or zero), one HADD2 a pair more.
+  Normal,
+};
+
 /// Where a token of a 32-token unit sits in PageReader's token pairs.
 struct TokenPairSlot {
   Value lane;       ///< index: the lane group (0..7) that reads it
@@ -195,6 +207,12 @@ public:
   /// GPU kernels: the fp16-pair reads may use PTX inline assembly (one
   /// lop3.b32 for codePair's AND and OR) and NVVM's prmt.
   void setInlinePTX(bool enable) { inlinePTX = enable; }
+  /// How the folded reads (the `...Terms` reads the tensor-core passes
+  /// multiply without dequantizing) read codes; Subnormal by default.
+  void setFoldedCodes(FoldedCodes codes) { foldedCodes = codes; }
+  bool foldsSubnormalCodes() const {
+    return foldedCodes == FoldedCodes::Subnormal;
+  }
   /// Bytes of the 8-byte pool `high`:`low` (i32 values), byte i of the
   /// result byte (selector >> 4i) & 7 of the pool: PTX prmt.b32 (NVVM's
   /// prmt on the GPU, a shuffle of bytes elsewhere).
@@ -209,13 +227,13 @@ public:
   /// byte of 1024. The dequantizing reads add one fma with the group's
   /// scale and zero (vector<2xf16> each). With `subnormal` the codes are
   /// ANDed into an exponent of 0 instead: fp16 subnormals code *
-  /// subnormalCodeWeight(bits, position), exact, with no power to
+  /// foldedCodeWeight(bits, position), exact, with no power to
   /// subtract (for products whose sums the consumer scales back anyway).
   Value codePair(OpBuilder &b, Location loc, Value word, unsigned bits,
                  unsigned position, bool subnormal = false) const;
-  /// What one unit of a code at bit `position` weighs in codePair's
-  /// subnormal reads: 2^(bit - 24), bit its mantissa bit.
-  static double subnormalCodeWeight(unsigned bits, unsigned position);
+  /// What one unit of a code at bit `position` weighs in the folded reads:
+  /// 2^(bit - 24) as subnormals, bit its mantissa bit; 1 as normals.
+  double foldedCodeWeight(unsigned bits, unsigned position) const;
 
   /// Whether the reader dequantizes straight into fp16 pairs
   /// (compressedHalfPairs): token-axis 2-, 4- and 8-bit codes.
@@ -262,7 +280,7 @@ public:
                                                Value blockBase, Value firstSlot,
                                                Value secondSlot,
                                                ChannelSpan span) const;
-  /// The same reads before the fma, as codePair's subnormal reads: pair
+  /// The same reads before the fma, as the folded reads: pair
   /// 2k's and 2k + 1's codes weigh halfPairCodeWeight(k, span.count) (the
   /// value pass folds the scales into its weights and scales its sums back).
   HalfPairTerms compressedHalfPairColumnTerms(OpBuilder &b, Location loc,
@@ -270,8 +288,7 @@ public:
                                               Value secondSlot,
                                               ChannelSpan span) const;
   /// What one unit of a code weighs in pair `pair` (halfPairOrder's index)
-  /// of a `count`-channel span read as subnormals: 2^(bit - 24), bit the
-  /// mantissa bit it is read at.
+  /// of a `count`-channel span in the folded reads (foldedCodeWeight).
   double halfPairCodeWeight(int64_t pair, int64_t count) const;
   /// The same channels of row `row` of the fp16 residual buffer, in the
   /// same pair order (as stored: no rounding).
@@ -287,7 +304,7 @@ public:
   /// 1.
   int64_t tokenPairStride() const;
   /// What one unit of a code of row `row` (0 or 1) of tile `tile` (0 or 1)
-  /// weighs in the subnormal reads of compressedTokenPairTerms.
+  /// weighs in the folded reads of compressedTokenPairTerms.
   double tokenPairCodeWeight(int64_t tile, int64_t row) const;
   /// The first token (offset in its 32-token unit) of lane group `lane`'s
   /// pair in tile `tile` (0 or 1); the second is tokenPairStride() later.
@@ -455,6 +472,7 @@ private:
   Value fp8Table;
   CodeToFloat codeToFloat;
   bool inlinePTX = false;
+  FoldedCodes foldedCodes = FoldedCodes::Subnormal;
   int64_t unrolledSpan = kMaxUnrolledSpan;
 };
 
@@ -511,7 +529,7 @@ struct SequenceSideView {
                                            Value firstOffset,
                                            Value secondOffset,
                                            ChannelSpan span) const;
-  /// The same as terms, read as subnormals
+  /// The same as terms, the folded reads
   /// (PageReader::compressedHalfPairColumnTerms).
   HalfPairTerms halfPairColumnTermsInPage(OpBuilder &b, Location loc,
                                           Value blockBase, Value slot,
@@ -526,7 +544,7 @@ struct SequenceSideView {
   SmallVector<Value> tokenPairs(OpBuilder &b, Location loc, Value head,
                                 Value unitToken, Value lane,
                                 ChannelSpan span) const;
-  /// The terms of tokenPairs of a unit in pages, read as subnormals
+  /// The terms of tokenPairs of a unit in pages, the folded reads
   /// (PageReader::compressedTokenPairTerms): the tensor-core key pass's
   /// reads.
   TokenPairTerms tokenPairTermsInPages(OpBuilder &b, Location loc, Value head,

@@ -254,7 +254,9 @@ TEST(GPUEmulator, MmaM16N8K8FollowsTheIsaFragments) { checkMma(8); }
 /// warpMma of A = `a` and B = `b` everywhere (fp16 values) and C = `c`:
 /// element 0 of lane 0's D.
 float uniformMma(float a, float b, float c,
-                 kvc::gpuemu::MmaAccumulation accumulation) {
+                 kvc::gpuemu::MmaAccumulation accumulation,
+                 kvc::gpuemu::MmaSubnormalInputs subnormals =
+                     kvc::gpuemu::MmaSubnormalInputs::Exact) {
   auto pair = [](float x) {
     const uint32_t h = num::floatToHalf(x);
     return h | h << 16;
@@ -266,7 +268,7 @@ float uniformMma(float a, float b, float c,
     std::fill(std::begin(B[lane]), std::end(B[lane]), pair(b));
     std::fill(std::begin(C[lane]), std::end(C[lane]), c);
   }
-  kvc::gpuemu::warpMma(16, A, B, C, D, accumulation);
+  kvc::gpuemu::warpMma(16, A, B, C, D, accumulation, subnormals);
   return D[0][0];
 }
 
@@ -288,6 +290,53 @@ TEST(GPUEmulator, TruncatingAccumulationDropsBitsBelowTheLargestTerm) {
   // fp16 subnormal inputs are exact products (as on the tensor cores).
   EXPECT_EQ(uniformMma(0x1p-24f, 3, 0, MmaAccumulation::Truncating),
             48 * 0x1p-24f);
+}
+
+TEST(GPUEmulator, FlushedSubnormalInputsAreZeros) {
+  using kvc::gpuemu::MmaAccumulation;
+  using kvc::gpuemu::MmaSubnormalInputs;
+  // 3 * 2^-24 (a subnormal code as the folded passes read it) times 5, 16
+  // products: exact, or nothing when flushed; either sign; the smallest
+  // normal 2^-14 is kept.
+  EXPECT_EQ(uniformMma(3 * 0x1p-24f, 5, 1, MmaAccumulation::RoundOnce,
+                       MmaSubnormalInputs::Exact),
+            1 + 16 * 15 * 0x1p-24f);
+  EXPECT_EQ(uniformMma(3 * 0x1p-24f, 5, 1, MmaAccumulation::RoundOnce,
+                       MmaSubnormalInputs::Flushed),
+            1.0f);
+  EXPECT_EQ(uniformMma(5, -3 * 0x1p-24f, 0, MmaAccumulation::Truncating,
+                       MmaSubnormalInputs::Flushed),
+            0.0f);
+  EXPECT_EQ(uniformMma(0x1p-14f, 2, 0, MmaAccumulation::RoundOnce,
+                       MmaSubnormalInputs::Flushed),
+            32 * 0x1p-14f);
+}
+
+TEST(GPUEmulator, MmaSubnormalInputsComeFromTheEnvironment) {
+  // KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush: the launch's mma drops 2^-24
+  // inputs; unset it keeps them; another value is an error.
+  std::vector<uint16_t> a(32 * 8, num::floatToHalf(0x1p-24f)),
+      b(32 * 4, num::floatToHalf(1.0f));
+  std::vector<float> c(32 * 4, 0), d(32 * 4);
+  auto run = [&] {
+    std::fill(d.begin(), d.end(), -1.0f);
+    launch(mmaKernel(16), "mma", 1, 32,
+           {a.data(), b.data(), c.data(), d.data()});
+  };
+  ASSERT_EQ(setenv("KVC_GPU_EMULATOR_MMA_SUBNORMALS", "flush", 1), 0);
+  run();
+  EXPECT_EQ(takeError(), "");
+  EXPECT_EQ(d[0], 0.0f);
+  ASSERT_EQ(unsetenv("KVC_GPU_EMULATOR_MMA_SUBNORMALS"), 0);
+  run();
+  EXPECT_EQ(takeError(), "");
+  EXPECT_EQ(d[0], 16 * 0x1p-24f);
+  ASSERT_EQ(setenv("KVC_GPU_EMULATOR_MMA_SUBNORMALS", "ftz", 1), 0);
+  run();
+  EXPECT_EQ(d[0], -1.0f);
+  EXPECT_NE(takeError().find("KVC_GPU_EMULATOR_MMA_SUBNORMALS"),
+            std::string::npos);
+  ASSERT_EQ(unsetenv("KVC_GPU_EMULATOR_MMA_SUBNORMALS"), 0);
 }
 
 TEST(GPUEmulator, MmaAccumulationComesFromTheEnvironment) {
