@@ -285,40 +285,40 @@ void *moduleGetFunction(void *module, const char *name) {
   return &it->second;
 }
 
-/// KVC_GPU_EMULATOR_MMA: how mma.sync accumulates (round-once, the
-/// default, or truncate: Warps.h, MmaAccumulation). False, with an error
-/// recorded, for another value.
-static bool applyMmaAccumulation() {
-  const char *value = std::getenv("KVC_GPU_EMULATOR_MMA");
-  const StringRef name = value ? value : "round-once";
-  if (name == "round-once")
-    setMmaAccumulation(MmaAccumulation::RoundOnce);
-  else if (name == "truncate")
-    setMmaAccumulation(MmaAccumulation::Truncating);
-  else {
-    fail("KVC_GPU_EMULATOR_MMA=" + name +
-         ": not an mma accumulation (round-once or truncate)");
-    return false;
-  }
-  return true;
+/// The choice environment variable `variable` names (its first choice when
+/// unset), passed to `set`. False, with an error recorded that names
+/// `what` and the choices, for another value.
+template <typename T>
+static bool applyChoice(const char *variable, StringRef what,
+                        ArrayRef<std::pair<StringRef, T>> choices,
+                        void (*set)(T)) {
+  const char *value = std::getenv(variable);
+  const StringRef name = value ? value : choices.front().first;
+  for (const auto &[word, choice] : choices)
+    if (name == word) {
+      set(choice);
+      return true;
+    }
+  fail(Twine(variable) + "=" + name + ": not " + what + " (" +
+       choices[0].first + " or " + choices[1].first + ")");
+  return false;
 }
 
-/// KVC_GPU_EMULATOR_MMA_SUBNORMALS: what mma.sync does with fp16 subnormal
-/// inputs (exact, the default, or flush: Warps.h, MmaSubnormalInputs).
-/// False, with an error recorded, for another value.
-static bool applyMmaSubnormalInputs() {
-  const char *value = std::getenv("KVC_GPU_EMULATOR_MMA_SUBNORMALS");
-  const StringRef name = value ? value : "exact";
-  if (name == "exact")
-    setMmaSubnormalInputs(MmaSubnormalInputs::Exact);
-  else if (name == "flush")
-    setMmaSubnormalInputs(MmaSubnormalInputs::Flushed);
-  else {
-    fail("KVC_GPU_EMULATOR_MMA_SUBNORMALS=" + name +
-         ": not a handling of subnormal mma inputs (exact or flush)");
-    return false;
-  }
-  return true;
+/// KVC_GPU_EMULATOR_MMA: how mma.sync accumulates (Warps.h,
+/// MmaAccumulation); KVC_GPU_EMULATOR_MMA_SUBNORMALS: what it does with
+/// fp16 subnormal inputs (MmaSubnormalInputs). Read at each launch.
+static bool applyMmaModel() {
+  return applyChoice<MmaAccumulation>(
+             "KVC_GPU_EMULATOR_MMA", "an mma accumulation",
+             {{"round-once", MmaAccumulation::RoundOnce},
+              {"truncate", MmaAccumulation::Truncating}},
+             setMmaAccumulation) &&
+         applyChoice<MmaSubnormalInputs>(
+             "KVC_GPU_EMULATOR_MMA_SUBNORMALS",
+             "a handling of subnormal mma inputs",
+             {{"exact", MmaSubnormalInputs::Exact},
+              {"flush", MmaSubnormalInputs::Flushed}},
+             setMmaSubnormalInputs);
 }
 
 void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
@@ -353,7 +353,7 @@ void launchKernel(void *function, intptr_t gridX, intptr_t gridY,
          " threads a block (at most 1024)");
     return;
   }
-  if (!applyMmaAccumulation() || !applyMmaSubnormalInputs())
+  if (!applyMmaModel())
     return;
   // The launch's dynamic shared memory is poisoned before each block, the
   // rest of the buffer once: a read past `smem` bytes sees poison too.
