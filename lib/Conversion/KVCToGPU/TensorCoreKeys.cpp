@@ -250,13 +250,13 @@ static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                                              ArrayRef<int64_t>{16, 8, 16});
       }
       for (int64_t m = 0; m < 2; ++m) {
-        // C's element (row, h): row 0 is rows g, row 1 rows g + 8. Codes
-        // read as normals weigh 1: no multiply.
+        // C's element (row, h): row 0 is rows g, row 1 rows g + 8. Weights
+        // of 1 (codes read as normals) need no multiply.
+        SmallVector<float> weights;
+        for (int64_t row = 0; row < 2; ++row)
+          weights.append(2, float(codeWeights[m][row]));
         Value weighed = sums[m];
-        if (reader.foldsSubnormalCodes()) {
-          SmallVector<float> weights;
-          for (int64_t row = 0; row < 2; ++row)
-            weights.append(2, float(codeWeights[m][row]));
+        if (llvm::any_of(weights, [](float w) { return w != 1.0f; })) {
           weighed = arith::MulFOp::create(
               b, loc, sums[m],
               arith::ConstantOp::create(

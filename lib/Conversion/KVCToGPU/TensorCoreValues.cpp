@@ -410,12 +410,12 @@ void mlir::kvc::emitTensorCoreValues(
   // Folded scales: the interior read its codes as fp16 subnormals (channel
   // tile j's weigh halfPairCodeWeight(j)); its sums scaled back (exact)
   // before the edges add theirs, read with the power subtracted. Codes
-  // read as normals (mma-codes=normal) weigh 1 everywhere.
-  if (fold && values.reader->foldsSubnormalCodes())
-    for (int64_t j = 0; j < channelTiles; ++j)
-      edgeInits[j] = arith::MulFOp::create(
-          b, loc, edgeInits[j],
-          splat(k, accType, 1.0 / values.reader->halfPairCodeWeight(j, slab)));
+  // read as normals (mma-codes=normal) weigh 1: nothing to scale back.
+  for (int64_t j = 0; fold && j < channelTiles; ++j)
+    if (double weight = values.reader->halfPairCodeWeight(j, slab);
+        weight != 1.0)
+      edgeInits[j] = arith::MulFOp::create(b, loc, edgeInits[j],
+                                           splat(k, accType, 1.0 / weight));
   Value edges = k.add(edgeFirst, k.sub(tiles, edgeRest));
   scf::ForOp tileLoop =
       k.loop(warp, edges, k.index(warps), edgeInits,
