@@ -8,6 +8,7 @@
 #include "Check.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kvc {
 namespace numerics {
@@ -24,6 +25,12 @@ bool foldsValueScales(const SideEncoding &side, size_t headDim) {
          (side.quant.bits == 2 || side.quant.bits == 4 || side.quant.bits == 8);
 }
 
+double foldedKeyQueryScale(const SideEncoding &side) {
+  KVC_NUMERICS_CHECK(foldsKeyScales(side),
+                     "folded keys are channel-axis 2/4/8-bit codes");
+  return std::ldexp(1.0, int(side.quant.bits) - 4);
+}
+
 CompressedTerms simulateCompressedTerms(const float *x, size_t numTokens,
                                         size_t headDim,
                                         const SideEncoding &side,
@@ -35,6 +42,7 @@ CompressedTerms simulateCompressedTerms(const float *x, size_t numTokens,
                      "folded keys are channel-axis 2/4/8-bit codes");
   CompressedTerms terms;
   terms.tokens = compressedTokenCount(numTokens, residual);
+  terms.queryScale = foldedKeyQueryScale(side);
   const size_t d = headDim, n = terms.tokens * d, group = side.quant.group;
   const QuantizedMatrix q = quantizeMatrix(x, terms.tokens, d, side.quant);
   // The codes: the matrix form dequantized with scale 1 and zero 0.
@@ -61,18 +69,20 @@ void foldKeyRows(const float *q, const CompressedTerms &terms, size_t headDim,
                  float *keys) {
   const size_t d = headDim;
   for (size_t c = 0; c < d; ++c) {
-    // q / 16 is exact in f32; the product of two fp16 values is exact in
-    // f32, then rounded once as HMUL2 does.
+    // q times a power of two is exact in f32; the product of two fp16
+    // values is exact in f32, then rounded once as HMUL2 does.
     const float query = roundToHalf(q[c]);
-    const float q16 = roundToHalf(q[c] * 0.0625f);
+    const float scaledQuery =
+        roundToHalf(q[c] * static_cast<float>(terms.queryScale));
     if (query == 0.0f)
       continue;
     for (size_t t = 0; t < terms.tokens; ++t) {
       const size_t i = t * d + c;
-      const double scaled = roundToHalf(q16 * halfToFloat(terms.scales[i]));
+      const double scaled =
+          roundToHalf(scaledQuery * halfToFloat(terms.scales[i]));
       const double term = scaled * terms.codes[i] +
-                          double(q16) * halfToFloat(terms.zeros[i]);
-      keys[i] = static_cast<float>(term * 16.0 / query);
+                          double(scaledQuery) * halfToFloat(terms.zeros[i]);
+      keys[i] = static_cast<float>(term / terms.queryScale / query);
     }
   }
 }

@@ -7,9 +7,12 @@
 // (mask 0x00030003 << bit, exponent 25 - bit: 0x6400 is 1024.0 at bit 0,
 // 0x5C00 256.0 at bit 2, ...) and that power subtracted: the codes
 // themselves, which weigh 1. So no sum is scaled back: each key score is
-// its tile sum times the scores' factor (scale 1/8 times the queries' 16:
-// 2, not 2 * 2^24), the residual units' sums are added unweighed, and the
-// value pass's interior sums go to the edge loop as they are.
+// its tile sum times the scores' factor (scale 1/8 times the queries' 4:
+// 0.5, not 0.5 * 2^24), the residual units' sums are added unweighed, and
+// the value pass's interior sums go to the edge loop as they are. The
+// softmax splits the folded weights w * scale times 2^2 * 2^6 (2^6 more
+// than the default reads: their lo parts stay fp16 normals down to w *
+// range ~ 2^-9), which the value pass divides out with the zeros' sums.
 
 #wholehead = #kvc.encoding<key = #kvc.quant<bits = 2, axis = channel, group = 32>,
                            value = #kvc.quant<bits = 2, axis = token, group = 64>,
@@ -38,10 +41,16 @@
 // CHECK: arith.addf %{{.*}}, %{{.*}} : vector<2x2xf32>
 // CHECK-NEXT: arith.addf %{{.*}}, %{{.*}} : vector<2x2xf32>
 // CHECK-NEXT: scf.yield
-// The scores: sum times 2 plus the zeros' sum.
+// The scores: sum times 0.5 plus the zeros' sum.
 // CHECK: %[[DOT:.*]] = vector.extract %{{.*}}#0[0, 0] : f32 from vector<2x2xf32>
-// CHECK-NEXT: %[[FACTOR:.*]] = arith.constant 2.000000e+00 : f32
+// CHECK-NEXT: %[[FACTOR:.*]] = arith.constant 5.000000e-01 : f32
 // CHECK-NEXT: llvm.intr.fma(%[[DOT]], %[[FACTOR]], %{{.*}}) : (f32, f32, f32) -> f32
+// The softmax: a token's scale times 2^8, each weight times that.
+// CHECK: %[[SCALE:.*]] = arith.extf %{{.*}} : f16 to f32
+// CHECK: %[[POWER:.*]] = arith.constant 2.560000e+02 : f32
+// CHECK-NEXT: %[[FACTOR8:.*]] = arith.mulf %[[SCALE]], %[[POWER]] : f32
+// CHECK: %[[WEIGHT:.*]] = math.exp
+// CHECK-NEXT: arith.mulf %[[WEIGHT]], %[[FACTOR8]] : f32
 // Values, the interior loop: the two tokens' halves by PRMT, the pairs
 // ORed and the power subtracted, into mma.sync m16n8k8.
 // CHECK: %[[INTERIOR:.*]]:4 = scf.for %{{.*}} -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
@@ -53,15 +62,22 @@
 // CHECK: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 8]}
 // Its sums straight into the edge loop, not scaled back.
 // CHECK: scf.for %{{.*}} iter_args(%{{.*}} = %[[INTERIOR]]#0, %{{.*}} = %[[INTERIOR]]#1, %{{.*}} = %[[INTERIOR]]#2, %{{.*}} = %[[INTERIOR]]#3)
+// The outputs: the sums divided by 2^8 with the zeros' sums added.
+// CHECK: %[[UNSCALE:.*]] = arith.constant 3.906250e-03 : f32
+// CHECK-NEXT: llvm.intr.fma(%{{.*}}, %[[UNSCALE]], %{{.*}}) : (f32, f32, f32) -> f32
 
 // The default reads subnormals: a plain AND, no power, and the sums
-// scaled back (2 * 2^24 for tile 0's rows g; 2^24 for the values' channel
-// tile 0).
+// scaled back (0.5 * 2^24 for tile 0's rows g; 2^24 for the values' channel
+// tile 0), and the folded weights carry 2^2 only.
 // SUBNORMAL-LABEL: gpu.func @attend0_split0
 // SUBNORMAL-NOT: lop3
 // SUBNORMAL: arith.andi %{{.*}}, %c196611_i32 : i32
-// SUBNORMAL: arith.constant 0x4C000000 : f32
+// SUBNORMAL: arith.constant 0x4B000000 : f32
+// SUBNORMAL: %[[POWER:.*]] = arith.constant 4.000000e+00 : f32
+// SUBNORMAL-NEXT: arith.mulf %{{.*}}, %[[POWER]] : f32
 // SUBNORMAL: arith.constant dense<0x4B800000> : vector<2x2xf32>
+// SUBNORMAL: %[[UNSCALE:.*]] = arith.constant 2.500000e-01 : f32
+// SUBNORMAL-NEXT: llvm.intr.fma(%{{.*}}, %[[UNSCALE]], %{{.*}}) : (f32, f32, f32) -> f32
 func.func @whole_head_values(%q: tensor<2x4x1x64xf32>, %cache: !kvc.cache<2x2x?x64xf16, #wholehead>) -> tensor<2x4x1x64xf32> {
   %o = kvc.attend %q, %cache : tensor<2x4x1x64xf32>, !kvc.cache<2x2x?x64xf16, #wholehead> -> tensor<2x4x1x64xf32>
   return %o : tensor<2x4x1x64xf32>

@@ -208,7 +208,8 @@
 // (mask and exponent) and subtracts the exponent's power: the codes, A's
 // registers as they are, no transposes; units past the pages read their
 // tokens' fp16 residual rows (scales 1, zeros 0). The scales are folded
-// into the queries (carrying 1/16; the scores' factor 2 = 16 / sqrt(64)):
+// into the queries (2-bit keys: carrying 1/4; the scores' factor 0.5 = 4 /
+// sqrt(64)):
 // per k-step one fp16 multiply a B register, the two tiles' mma.sync
 // m16n8k16, and one more over the zeros (A: the 16-byte load's registers,
 // rows g + 8 the zeros), whose rows g + 8 are added to the scores. Twelve
@@ -219,8 +220,8 @@
 // neither: one page-table load a unit, and stores checked by head only.
 // MMA-LABEL: gpu.func @attend0_split0
 // MMA-SAME: %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>)
-// MMA: %[[SIXTEENTH:.*]] = arith.constant 6.250000e-02 : f32
-// MMA: arith.mulf %{{.*}}, %[[SIXTEENTH]] : f32
+// MMA: %[[QUARTER:.*]] = arith.constant 2.500000e-01 : f32
+// MMA: arith.mulf %{{.*}}, %[[QUARTER]] : f32
 // MMA: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
 // MMA: memref.store %{{.*}} : memref<4x32x2xvector<2xf16>, #gpu.address_space<workgroup>>
 // MMA: %[[WARP:.*]] = arith.divui %thread_id_x{{.*}}, %c32{{.*}} : index
@@ -299,14 +300,14 @@
 // MMA-NEXT: %[[T1:.*]] = arith.addf %{{.*}}, %[[R1]] : vector<2x2xf32>
 // MMA-NEXT: scf.yield %[[T0]], %[[T1]], %{{.*}} : vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>
 // The scores: the zeros' sums (rows g + 8) scaled once a unit as the
-// scores are (scale 1/8 times the queries' 16: 2), then each tile-0 score
-// is its sum times 2 * 2^24 plus that, one fma.
-// MMA: %[[FACTOR:.*]] = arith.constant 2.000000e+00 : f32
+// scores are (scale 1/8 times the queries' 4: 0.5), then each tile-0 score
+// is its sum times 0.5 * 2^24 plus that, one fma.
+// MMA: %[[FACTOR:.*]] = arith.constant 5.000000e-01 : f32
 // MMA-NEXT: %[[ZEROSUM:.*]] = vector.extract %[[SUMS:.*]]#2[1, 0] : f32 from vector<2x2xf32>
 // MMA-NEXT: %[[ZEROS:.*]] = arith.mulf %[[ZEROSUM]], %[[FACTOR]] : f32
 // MMA: arith.cmpi uge, %{{.*}}, %[[START]] : index
 // MMA: %[[DOT:.*]] = vector.extract %[[SUMS]]#0[0, 0] : f32 from vector<2x2xf32>
-// MMA-NEXT: %[[UNWEIGH:.*]] = arith.constant 0x4C000000 : f32
+// MMA-NEXT: %[[UNWEIGH:.*]] = arith.constant 0x4B000000 : f32
 // MMA-NEXT: %[[SCORE:.*]] = llvm.intr.fma(%[[DOT]], %[[UNWEIGH]], %[[ZEROS]]) : (f32, f32, f32) -> f32
 // MMA-NEXT: scf.if
 // MMA: memref.store %[[SCORE]], %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
@@ -325,7 +326,7 @@
 // MMA-NOT: arith.cmpi uge
 // MMA: %[[HEADOK:.*]] = arith.cmpi ult, %{{.*}}, %c4{{.*}} : index
 // MMA-NEXT: vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
-// MMA-NEXT: arith.constant 0x4C000000 : f32
+// MMA-NEXT: arith.constant 0x4B000000 : f32
 // MMA-NEXT: llvm.intr.fma
 // MMA-NEXT: scf.if %[[HEADOK]] {
 // MMA: memref.store %{{.*}} : memref<4x512xf32, #gpu.address_space<workgroup>>
@@ -347,14 +348,18 @@
 // and each thread adds up (head, channel) totals for the workspace.
 // VMMA-LABEL: gpu.func @attend0_split0
 // VMMA-SAME: %{{.*}} : memref<4x4x64xf32, #gpu.address_space<workgroup>>)
-// The softmax splits each weight once, into hi = w with its mantissa cut
-// to fp16's 10 bits (mask 0xFFFFE000) and lo = fp16(w - hi), one fp16
-// pair stored in the weight's f32 slot; the sums add w.
+// The softmax splits each weight once, times 2^14 (so that the parts of
+// all but the smallest weights are fp16 normals), into hi = w * 2^14 with
+// its mantissa cut to fp16's 10 bits (mask 0xFFFFE000) and lo = fp16(w *
+// 2^14 - hi), one fp16 pair stored in the weight's f32 slot; the sums add
+// w.
+// VMMA: %[[TWO14:.*]] = arith.constant 1.638400e+04 : f32
 // VMMA: %[[WEIGHT:.*]] = math.exp
-// VMMA: %[[BITS:.*]] = arith.bitcast %[[WEIGHT]] : f32 to i32
+// VMMA-NEXT: %[[SCALED:.*]] = arith.mulf %[[WEIGHT]], %[[TWO14]] : f32
+// VMMA: %[[BITS:.*]] = arith.bitcast %[[SCALED]] : f32 to i32
 // VMMA: %[[CUT:.*]] = arith.andi %[[BITS]], %c-8192_i32 : i32
 // VMMA: %[[HI:.*]] = arith.bitcast %[[CUT]] : i32 to f32
-// VMMA: %[[REST:.*]] = arith.subf %[[WEIGHT]], %[[HI]] : f32
+// VMMA: %[[REST:.*]] = arith.subf %[[SCALED]], %[[HI]] : f32
 // VMMA: %[[PAIR:.*]] = vector.from_elements %[[HI]], %[[REST]] : vector<2xf32>
 // VMMA: %[[HALVES:.*]] = arith.truncf %[[PAIR]] : vector<2xf32> to vector<2xf16>
 // VMMA: %[[PACKED:.*]] = llvm.bitcast %[[HALVES]] : vector<2xf16> to f32
@@ -482,7 +487,10 @@
 // VMMA: %[[SUM:.*]] = vector.extract %{{.*}}[0, 0] : f32 from vector<2x2xf32>
 // VMMA: %[[PARTNER:.*]], %{{.*}} = gpu.shuffle  xor %[[SUM]], %c2_i32{{.*}}, %c32_i32{{.*}} : f32
 // VMMA: %[[TOTAL:.*]] = arith.addf %[[SUM]], %[[PARTNER]] : f32
-// VMMA: memref.store %[[TOTAL]], %{{.*}}[%[[WARP]], %{{.*}}, %{{.*}}] : memref<4x4x64xf32, #gpu.address_space<workgroup>>
+// The weights' 2^14 divided out: one multiply an output.
+// VMMA-NEXT: %[[UNSCALE:.*]] = arith.constant 6.10351563E-5 : f32
+// VMMA-NEXT: %[[OUT:.*]] = arith.mulf %[[TOTAL]], %[[UNSCALE]] : f32
+// VMMA: memref.store %[[OUT]], %{{.*}}[%[[WARP]], %{{.*}}, %{{.*}}] : memref<4x4x64xf32, #gpu.address_space<workgroup>>
 // VMMA: gpu.barrier
 // VMMA: scf.for %{{.*}} = %thread_id_x{{.*}} to %c256{{.*}} step %c128
 // VMMA-COUNT-4: memref.load %{{.*}} : memref<4x4x64xf32, #gpu.address_space<workgroup>>
@@ -790,12 +798,12 @@ func.func @chained(%c0: !kvc.cache<1x2x?x64xf16, #enc>, %c1: !kvc.cache<1x2x?x64
 // VMMA: %[[ONE:.*]] = arith.constant dense<1.000000e+00> : vector<2xf16>
 // VMMA-NEXT: %[[NOUGHT:.*]] = arith.constant dense<0.000000e+00> : vector<2xf16>
 // VMMA-NEXT: scf.yield %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[ONE]], %[[NOUGHT]]
-// VMMA: %[[RANGE:.*]] = arith.constant 4.000000e+00 : f32
-// VMMA-NEXT: %[[SCALE:.*]] = vector.extract %[[TERMS]]#4[0] : f16 from vector<2xf16>
+// VMMA: %[[SCALE:.*]] = vector.extract %[[TERMS]]#4[0] : f16 from vector<2xf16>
 // VMMA-NEXT: %[[SCALE32:.*]] = arith.extf %[[SCALE]] : f16 to f32
-// VMMA-NEXT: %[[SCALE4:.*]] = arith.mulf %[[SCALE32]], %[[RANGE]] : f32
 // VMMA-NEXT: %[[ZERO:.*]] = vector.extract %[[TERMS]]#5[0] : f16 from vector<2xf16>
 // VMMA-NEXT: %[[ZERO32:.*]] = arith.extf %[[ZERO]] : f16 to f32
+// VMMA-NEXT: %[[RANGE:.*]] = arith.constant 4.000000e+00 : f32
+// VMMA-NEXT: %[[SCALE4:.*]] = arith.mulf %[[SCALE32]], %[[RANGE]] : f32
 // VMMA: %[[WEIGHT:.*]] = math.exp
 // VMMA-NEXT: %[[WS:.*]] = arith.mulf %[[WEIGHT]], %[[SCALE4]] : f32
 // VMMA: %[[WSBITS:.*]] = arith.bitcast %[[WS]] : f32 to i32

@@ -210,9 +210,10 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
            "al. measured on V100, T4 and A100) or 'normal' (ORed into a "
            "power of two, the power subtracted: the codes themselves, one "
            "HADD2 a pair more, about 0.5 SASS instructions a key and a "
-           "value element; no code reaches the tensor cores as a "
-           "subnormal, though the weights' lo parts and the folded "
-           "queries still may). Needs key-product=mma or "
+           "value element; and the folded value weights split times 2^6 "
+           "more, which keeps their lo parts fp16 normals but needs token "
+           "ranges of values below 768: for tensor cores that flush "
+           "subnormal inputs). Needs key-product=mma or "
            "value-product=mma">,
     Option<"l2Prefetch", "l2-prefetch", "std::string", /*default=*/"\"none\"",
            "Whether a split block first requests its page blocks into L2 "

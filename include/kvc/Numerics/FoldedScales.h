@@ -39,6 +39,18 @@ bool foldsKeyScales(const SideEncoding &side);
 /// the whole head.
 bool foldsValueScales(const SideEncoding &side, size_t headDim);
 
+/// The power of two the tensor-core key pass multiplies the queries by
+/// before it folds `side`'s scales into them: 2^(bits - 4), i.e. 1/4, 1
+/// and 16 for 2-, 4- and 8-bit codes. fp16(q * queryScale * scale) is then
+/// about |q| times the channel's range / 16 at every width: finite while
+/// |q| * range < 2^20 (and the fragment fp16(q * queryScale) while |q| <
+/// 4096 for 8-bit keys), and an fp16 normal while |q| * range > ~2^-10, so
+/// that tensor cores that flush subnormal inputs would drop at most 2^-10
+/// of a channel's product (1/16 at every width, as until 2026-12-07, left
+/// 8-bit keys' products subnormal below |q| * range ~ 0.25).
+/// Needs foldsKeyScales(side).
+double foldedKeyQueryScale(const SideEncoding &side);
+
 /// The compressed rows of one side of one head of a cache holding n tokens
 /// (simulateCacheSide's rows below compressedTokenCount(n, R)) as codes and,
 /// for every element, its group's fp16 scale and zero.
@@ -46,6 +58,7 @@ struct CompressedTerms {
   size_t tokens = 0;                   ///< compressed rows
   std::vector<uint8_t> codes;          ///< [tokens][D]
   std::vector<uint16_t> scales, zeros; ///< [tokens][D], fp16 bits
+  double queryScale = 1.0;             ///< foldedKeyQueryScale(side)
 };
 /// Needs foldsKeyScales(side); checks validateSideEncoding(side, D, R).
 CompressedTerms simulateCompressedTerms(const float *x, size_t numTokens,
@@ -55,8 +68,8 @@ CompressedTerms simulateCompressedTerms(const float *x, size_t numTokens,
 
 /// Overwrites rows [0, terms.tokens) of `keys` ([n][D]) with the keys that
 /// the query row `q` (f32, D values) sees through the folded arithmetic:
-/// with q16 = fp16(q_c / 16), channel c of token t holds
-/// (fp16(q16 * scale) * code + q16 * zero) * 16 / fp16(q_c) (the plain row's
+/// with s = terms.queryScale and qs = fp16(q_c * s), channel c of token t
+/// holds (fp16(qs * scale) * code + qs * zero) / s / fp16(q_c) (the plain row's
 /// value where fp16(q_c) = 0: the term is 0 either way), so that an oracle
 /// multiplying fp16(q) by these keys sums the kernel's exact products
 /// (up to f32 rounding of each key). The other rows stay as they are (the

@@ -453,13 +453,15 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                  }),
         scratch, threads, [&](Value x, Value y) { return k.fmax(x, y); });
     // The tensor-core value pass takes the weights split into fp16 hi and
-    // lo parts (packWeightHalves), split here once a weight; where it
-    // folds the values' scales, the weights times their token's scale
-    // (and 2^b), and every head's sum of weight * zero joins the sums'
-    // reduction.
+    // lo parts (packWeightHalves), split here once a weight and times
+    // tensorCoreWeightScale; where it folds the values' scales, the
+    // weights times their token's scale, and every head's sum of weight *
+    // zero joins the sums' reduction.
     const bool splitsWeights = spec.valueProduct == ValueProduct::MMA;
     const bool foldsScales =
         softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d);
+    const double weightScale =
+        splitsWeights ? tensorCoreWeightScale(spec, valueReader) : 1.0;
     const int64_t warps = threads / 32, sumsFirst = group * warps;
     scf::ForOp weightLoop = k.loop(
         tid, count, k.index(threads),
@@ -469,6 +471,12 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
           if (foldsScales)
             std::tie(scale, zero) =
                 foldedValueTerms(k, values, kvHead, k.add(start, local), d / 8);
+          // What each weight is multiplied by before its split: once a
+          // token.
+          Value weightFactor;
+          if (splitsWeights)
+            weightFactor = foldsScales ? k.fmul(scale, k.f32(weightScale))
+                                       : k.f32(weightScale);
           SmallVector<Value> next(acc);
           for (int64_t j = 0; j < group; ++j) {
             Value weight = math::ExpOp::create(
@@ -476,8 +484,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
                 arith::SubFOp::create(b, loc, loadScore(j, local), maxima[j]));
             Value stored = weight;
             if (splitsWeights)
-              stored = packWeightHalves(k, foldsScales ? k.fmul(weight, scale)
-                                                       : weight);
+              stored = packWeightHalves(k, k.fmul(weight, weightFactor));
             memref::StoreOp::create(b, loc, stored, scores,
                                     ValueRange{k.index(j), local});
             next[j] = k.fadd(acc[j], weight);

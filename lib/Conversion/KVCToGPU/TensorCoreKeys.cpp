@@ -51,7 +51,7 @@ mlir::kvc::tensorCoreValuesUnsupported(int64_t headDim,
 }
 
 double mlir::kvc::tensorCoreQueryScale(const PageReader &keys) {
-  return keys.readsTokenPairs() ? 1.0 / 16 : 1.0;
+  return keys.readsTokenPairs() ? keys.foldedQueryScale() : 1.0;
 }
 
 /// The B fragments of the tensor-core key pass (emitTensorCoreScores) into
@@ -137,14 +137,14 @@ static Value queryFragment(KernelBuilder &k, Value queryFragments,
 /// always sit at the same bit, so each row's sums are multiplied by
 /// 2^(24 - bit) at the end, one FFMA with the zeros' sum. (mma-codes=normal
 /// reads them as normals, the codes themselves, one HADD2 a pair more.) The
-/// queries carry 1/16 (tensorCoreQueryScale) so that fp16(q * scale) stays
-/// finite. Units in the residual buffer multiply their fp16 rows by the
-/// queries. (The oracle of this arithmetic: kvc/Numerics/FoldedScales.h.) Units
-/// are aligned to 32 tokens of the sequence (as packing units and groups are)
-/// from the one holding `start`; their rows outside [start, start + count) are
-/// read (pages or residual rows of the same unit) and not stored. The units
-/// wholly in the split and in pages take a loop of their own, without the
-/// residual branch and the token bounds.
+/// queries carry 2^(bits - 4) (tensorCoreQueryScale) so that fp16(q *
+/// scale) stays finite and, down to small |q| * range, normal. Units in the
+/// residual buffer multiply their fp16 rows by the queries. (The oracle of this
+/// arithmetic: kvc/Numerics/FoldedScales.h.) Units are aligned to 32 tokens of
+/// the sequence (as packing units and groups are) from the one holding `start`;
+/// their rows outside [start, start + count) are read (pages or residual rows
+/// of the same unit) and not stored. The units wholly in the split and in pages
+/// take a loop of their own, without the residual branch and the token bounds.
 static void emitTokenPairScores(KernelBuilder &k, const SplitKernelSpec &spec,
                                 const SequenceSideView &keys, Value kvHead,
                                 Value start, Value count, Value queryFragments,

@@ -16,9 +16,9 @@ namespace mlir {
 namespace kvc {
 
 /// The factor the tensor-core key pass's query fragments carry for keys
-/// read by `keys`: 1/16 where it folds the keys' scales into them
-/// (channel-axis token pairs: fp16(q * scale) stays finite while |q| *
-/// scale < 2^20), else 1. Its dot products carry it too.
+/// read by `keys`: numerics::foldedKeyQueryScale (2^(bits - 4)) where it
+/// folds the keys' scales into them (channel-axis token pairs), else 1.
+/// Its dot products carry it too.
 double tensorCoreQueryScale(const PageReader &keys);
 
 /// The queries' B fragments of the tensor-core key pass into `fragments`
@@ -41,12 +41,23 @@ void emitTensorCoreScores(KernelBuilder &k, const SplitKernelSpec &spec,
                           function_ref<Value(Value)> capScore);
 
 /// The folded value pass's terms of token `token` of KV head `kvHead` (f32):
-/// its scale times 2^b (PageReader::foldedWeightScale) and its zero; 1 *
-/// 2^b and 0 for a residual row. `slab`: the value pass's slab (D / 8).
+/// its scale and its zero; 1 and 0 for a residual row. `slab`: the value
+/// pass's slab (D / 8).
 std::pair<Value, Value> foldedValueTerms(KernelBuilder &k,
                                          const SequenceSideView &values,
                                          Value kvHead, Value token,
                                          int64_t slab);
+
+/// The power of two the tensor-core value pass's weights (w, or w * scale
+/// where it folds the values' scales) carry into their split
+/// (packWeightHalves), and the pass divides its sums by: 2^b for folded
+/// scales (PageReader::foldedWeightScale; w * scale * 2^b is about w times
+/// the token's range), else 2^14 (w * 2^14 <= 2^14 stays finite). Either
+/// way the parts of all but the smallest weights are fp16 normals, not
+/// subnormals, which lose bits (and which tensor cores that flush
+/// subnormal inputs would drop).
+double tensorCoreWeightScale(const SplitKernelSpec &spec,
+                             const PageReader &values);
 
 /// A softmax weight w as the f32 bit pattern of the fp16 pair (hi, lo) =
 /// (w cut to fp16, fp16(w - hi)), hi in the low 16 bits: the value pass's

@@ -50,13 +50,21 @@ mlir::kvc::foldedValueTerms(KernelBuilder &k, const SequenceSideView &values,
         k.b, k.loc, k.b.getF32Type(),
         Value(vector::ExtractOp::create(k.b, k.loc, pair, int64_t(0))));
   };
-  // The scale times 2^b (exact): w * scale * 2^b is about w times the
-  // token's range, so small scales (8-bit codes) leave its hi and lo parts
-  // fp16 normals, not subnormals that lose bits; the value pass divides
-  // its sums by 2^b.
-  return {
-      k.fmul(first(terms.scales), k.f32(values.reader->foldedWeightScale())),
-      first(terms.zeros)};
+  return {first(terms.scales), first(terms.zeros)};
+}
+
+double mlir::kvc::tensorCoreWeightScale(const SplitKernelSpec &spec,
+                                        const PageReader &values) {
+  if (!softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value,
+                             spec.headDim))
+    return 0x1p14;
+  // mma-codes=normal, the reads for tensor cores that flush subnormal
+  // inputs: 2^6 more, so that the lo parts of w * scale * 2^b * 2^6 stay
+  // fp16 normals down to w * range of about 2^-9 (2^-3 without), while hi
+  // stays finite for token ranges below 768 (49152 without).
+  if (!values.foldsSubnormalCodes())
+    return values.foldedWeightScale() * 0x1p6;
+  return values.foldedWeightScale();
 }
 
 /// hi is w with its f32 mantissa cut to fp16's 10 bits, so that hi is
@@ -147,9 +155,8 @@ void mlir::kvc::emitTensorCoreValues(
   // The softmax's decision (it stored the weights times the scales).
   const bool fold =
       softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d);
-  // Folded scales: what the weights carry beyond w * scale (2^bits).
-  const double foldedWeightScale =
-      fold ? values.reader->foldedWeightScale() : 1.0;
+  // What the weights carry beyond w (or w * scale).
+  const double weightScale = tensorCoreWeightScale(spec, *values.reader);
   SmallVector<std::pair<int64_t, int64_t>> order;
   if (direct)
     order = values.reader->halfPairOrder(slab);
@@ -457,9 +464,10 @@ void mlir::kvc::emitTensorCoreValues(
                        gpu::ShuffleOp::create(b, loc, sum, k.i32(2), k.i32(32),
                                               gpu::ShuffleMode::XOR)
                            .getShuffleResult());
-        if (fold)
-          sum = LLVM::FMAOp::create(b, loc, sum, k.f32(1.0 / foldedWeightScale),
-                                    headZeroSums[h]);
+        sum = fold
+                  ? Value(LLVM::FMAOp::create(
+                        b, loc, sum, k.f32(1.0 / weightScale), headZeroSums[h]))
+                  : k.fmul(sum, k.f32(1.0 / weightScale));
         k.ifThen(k.cmp(arith::CmpIPredicate::ult, head, k.index(group)), [&] {
           memref::StoreOp::create(b, loc, sum, partials,
                                   ValueRange{warp, head, channel});

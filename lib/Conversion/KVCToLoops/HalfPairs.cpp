@@ -478,6 +478,11 @@ bool PageReader::readsTokenPairs() const {
          (side.quant.bits == 2 || side.quant.bits == 4 || side.quant.bits == 8);
 }
 
+double PageReader::foldedQueryScale() const {
+  assert(readsTokenPairs() && "folded queries need token-pair reads");
+  return num::foldedKeyQueryScale(side);
+}
+
 int64_t PageReader::tokenPairStride() const { return 1; }
 
 /// Code pairs a lane group takes from one stored word: its four tokens'

@@ -268,6 +268,10 @@ public:
   /// scale: 2^bits, so that w * scale * 2^bits (about w times the token's
   /// range) stays an fp16 normal where small scales would not.
   double foldedWeightScale() const { return double(1u << side.quant.bits); }
+  /// The power of two the tensor-core key pass's queries carry where it
+  /// folds this side's scales into them (numerics::foldedKeyQueryScale:
+  /// 2^(bits - 4)). Needs readsTokenPairs().
+  double foldedQueryScale() const;
   /// The same channels of the tokens at slots `firstSlot` and `secondSlot`
   /// of one block, paired by channel (the tensor-core value pass's A
   /// registers): element 2k holds channel halfPairOrder[k].first of both

@@ -113,40 +113,75 @@ TEST(FoldedScalesTest, ExactProductsGiveTheDequantizedKeys) {
 }
 
 // Dot products over the folded keys are the kernel's sums of its fp16
-// products, written out here: fp16(fp16(q / 16) * scale) * code and
-// fp16(q / 16) * zero, times 16.
+// products, written out here: with s = foldedKeyQueryScale, fp16(fp16(q * s)
+// * scale) * code and fp16(q * s) * zero, divided by s.
 TEST(FoldedScalesTest, DotProductsAreTheFoldedSums) {
-  const SimulatedSide side = simulateSide(4, 11);
-  const CompressedTerms &terms = side.terms;
-  std::vector<float> keys = side.keys;
-  const std::vector<float> &view = side.keys;
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> q(kDim);
-  for (float &value : q)
-    value = normal(rng);
-  q[5] = 0.0f; // a zero query channel keeps the view's key
-  foldKeyRows(q.data(), terms, kDim, keys.data());
-  double largestGap = 0;
-  for (size_t t = 0; t < terms.tokens; ++t) {
-    double folded = 0, viaKeys = 0, dequantized = 0;
-    for (size_t c = 0; c < kDim; ++c) {
-      const size_t i = t * kDim + c;
-      const float q16 = roundToHalf(q[c] / 16);
-      const float scaled = roundToHalf(q16 * halfToFloat(terms.scales[i]));
-      folded += 16.0 * (double(scaled) * terms.codes[i] +
-                        double(q16) * halfToFloat(terms.zeros[i]));
-      viaKeys += double(roundToHalf(q[c])) * keys[i];
-      dequantized += double(roundToHalf(q[c])) * view[i];
+  for (unsigned bits : {2u, 4u, 8u}) {
+    const SimulatedSide side = simulateSide(bits, 11);
+    const CompressedTerms &terms = side.terms;
+    ASSERT_EQ(terms.queryScale, std::ldexp(1.0, int(bits) - 4));
+    const float s = static_cast<float>(terms.queryScale);
+    std::vector<float> keys = side.keys;
+    const std::vector<float> &view = side.keys;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> q(kDim);
+    for (float &value : q)
+      value = normal(rng);
+    q[5] = 0.0f; // a zero query channel keeps the view's key
+    foldKeyRows(q.data(), terms, kDim, keys.data());
+    double largestGap = 0;
+    for (size_t t = 0; t < terms.tokens; ++t) {
+      double folded = 0, viaKeys = 0, dequantized = 0;
+      for (size_t c = 0; c < kDim; ++c) {
+        const size_t i = t * kDim + c;
+        const float qs = roundToHalf(q[c] * s);
+        const float scaled = roundToHalf(qs * halfToFloat(terms.scales[i]));
+        folded += (double(scaled) * terms.codes[i] +
+                   double(qs) * halfToFloat(terms.zeros[i])) /
+                  s;
+        viaKeys += double(roundToHalf(q[c])) * keys[i];
+        dequantized += double(roundToHalf(q[c])) * view[i];
+      }
+      EXPECT_NEAR(viaKeys, folded, 1e-6 * (std::fabs(folded) + 1))
+          << "bits " << bits << " token " << t;
+      largestGap = std::max(largestGap, std::fabs(folded - dequantized));
     }
-    EXPECT_NEAR(viaKeys, folded, 1e-6 * (std::fabs(folded) + 1)) << t;
-    largestGap = std::max(largestGap, std::fabs(folded - dequantized));
+    EXPECT_EQ(keys[5], view[5]);
+    // The folding rounds products, not keys: the sums differ from the
+    // dequantized keys' (by fp16 roundings of the products).
+    EXPECT_GT(largestGap, 0.0) << bits;
+    EXPECT_LT(largestGap, 0.05) << bits;
   }
-  EXPECT_EQ(keys[5], view[5]);
-  // The folding rounds products, not keys: the sums differ from the
-  // dequantized keys' (by fp16 roundings of the products).
-  EXPECT_GT(largestGap, 0.0);
-  EXPECT_LT(largestGap, 0.05);
+}
+
+// The queries' power of two keeps the folded products fp16 normals down to
+// |q| * range of about 2^-10 at every width: with 8-bit scales (range /
+// 255) and the 1/16 that every width carried before they were subnormals
+// below |q| * range of 0.25, where tensor cores that flush subnormal inputs
+// would drop them.
+TEST(FoldedScalesTest, FoldedProductsOfSmallQueriesStayNormal) {
+  const float smallestNormal = std::ldexp(1.0f, -14);
+  for (unsigned bits : {2u, 4u, 8u}) {
+    const SideEncoding side =
+        SideEncoding::quantized(bits, QuantAxis::Channel, 32);
+    const double queryScale = foldedKeyQueryScale(side);
+    const float range = 1.0f, scale = roundToHalf(range / ((1u << bits) - 1));
+    for (float q : {0.002f, 0.05f, 1.0f}) {
+      const float qs = roundToHalf(q * static_cast<float>(queryScale));
+      EXPECT_GE(roundToHalf(qs * scale), smallestNormal)
+          << "bits " << bits << " q " << q;
+    }
+    if (bits == 8) {
+      const float oldScaled = roundToHalf(roundToHalf(0.05f / 16) * scale);
+      EXPECT_LT(oldScaled, smallestNormal);
+    }
+  }
+  // The 8-bit fragment is finite for |q| < 4096.
+  const SideEncoding eightBit =
+      SideEncoding::quantized(8, QuantAxis::Channel, 32);
+  EXPECT_TRUE(std::isfinite(
+      roundToHalf(4000.0f * float(foldedKeyQueryScale(eightBit)))));
 }
 
 // GQA 2 over two KV heads, the first folded: its query heads see their own
@@ -183,6 +218,9 @@ TEST(FoldedScalesTest, AttentionFoldsOnlyTheHeadsWithTerms) {
 }
 
 TEST(FoldedScalesDeathTest, OtherEncodingsAreRejected) {
+  EXPECT_DEATH(
+      foldedKeyQueryScale(SideEncoding::quantized(2, QuantAxis::Token, 32)),
+      "channel-axis 2/4/8-bit");
   const std::vector<float> x = randomKeys(1);
   EXPECT_DEATH(simulateCompressedTerms(
                    x.data(), kTokens, kDim,
