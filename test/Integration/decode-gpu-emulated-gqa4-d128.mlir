@@ -19,6 +19,15 @@
 // RUN: kvc-run %s --steps=300 --seed=5 --spec="key=q3:token:g32,value=q4:channel:g32,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 | FileCheck %s --check-prefix=K3V4MMA
 // RUN: kvc-run %s --steps=300 --seed=6 --spec="key=fp8:e4m3,value=fp16,residual=128" --gpu-emulator --key-reads=parts --value-reads=f16 | FileCheck %s --check-prefix=FP8MMA
 //
+// Tensor cores that flush fp16 subnormal inputs (the emulator's model,
+// KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush): the default reads, whose folded
+// codes are subnormals, miss by errors of order 1; mma-codes=normal, whose
+// operands are normals down to negligible terms, passes at 1e-4
+// (docs/gpu-tensor-cores.md, "If the tensor cores flushed subnormals").
+// RUN: env KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush not kvc-run %s --steps=300 --seed=3 --spec="key=q4:channel:g128,value=q4:token:g128,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 2>&1 | FileCheck %s --check-prefix=FLUSHED
+// RUN: env KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush kvc-run %s --steps=300 --seed=3 --spec="key=q4:channel:g128,value=q4:token:g128,residual=128" --page-tokens=128 --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="mma-codes=normal" | FileCheck %s --check-prefix=NORMALFLUSHED
+// RUN: env KVC_GPU_EMULATOR_MMA_SUBNORMALS=flush kvc-run %s --steps=300 --seed=4 --spec="key=q8:channel:g64,value=q8:token:g128,residual=64" --gpu-emulator --key-reads=parts --value-reads=f16 --gpu-options="split-tokens=128 split-blocks=0 mma-codes=normal" | FileCheck %s --check-prefix=NORMALFLUSHED8
+//
 // With l2-prefetch the split blocks first prefetch their page blocks into
 // L2; kvc-run checks each prefetch against the cache (inside one head's
 // block of a page holding compressed tokens, every head's as many). Bulk,
@@ -77,6 +86,12 @@
 // K3V4MMA: PASS
 // FP8MMA: key fp8<e4m3>, value fp16
 // FP8MMA: PASS
+// FLUSHED-DAG: kvc-run: error: the compiled step is further from the oracle than the tolerance
+// FLUSHED-DAG: max |compiled - oracle| / max |oracle| = {{[0-9.]+}}e+00 (tolerance 1.00e-04)
+// NORMALFLUSHED: key quant<bits=4, axis=channel, group=128>, value quant<bits=4, axis=token, group=128>
+// NORMALFLUSHED: PASS
+// NORMALFLUSHED8: key quant<bits=8, axis=channel, group=64>, value quant<bits=8, axis=token, group=128>
+// NORMALFLUSHED8: PASS
 // BULK: max |compiled - oracle| / max |oracle| = {{.*}} (tolerance 1.00e-04)
 // BULK: L2 prefetches: 0 lines, 3488 page blocks (10715136 bytes), each in one head's block of a page holding compressed tokens, as many for heads with blocks of one size
 // BULK-NEXT: PASS
