@@ -105,19 +105,19 @@ Value mlir::kvc::packWeightHalves(KernelBuilder &k, Value weight) {
 ///
 /// Weights are in [0, 1]; rounded to fp16 they would lose 11 bits, so they
 /// are split into hi (weightHighPart: w cut to fp16) and lo = fp16(w - hi)
-/// (about 21 bits together) by the softmax, once a weight
-/// (packWeightHalves); a lane builds its B register from two shared-memory
-/// words with one prmt (the split in the pass cost about nine instructions
-/// a tile, and each weight was split by two lanes). With
-/// up to 4 query heads a KV head (Llama-3's 4) they take B's columns: hi in
-/// 0..3, lo in 4..7, one m16n8k8 a channel tile (A the lane's values once,
-/// B one register), and at the end lanes t and t + 2 add their sums with
-/// one shuffle. With more, they fill m16n8k16's two reduction halves: B
-/// holds hi at indices 2t, 2t + 1 and lo at 2t + 8, 2t + 9, A the lane's
-/// values at both (a register move each). Either way the values' fp16
-/// rounding is the one rounding the CPU loops model (value-reads=f16). The
-/// warps' sums meet in shared memory, and each (query head, channel) total
-/// goes to `store` once.
+/// (about 21 bits together) by the softmax, once a weight and times
+/// tensorCoreWeightScale (divided out of the sums at the end), so that the
+/// parts are fp16 normals (packWeightHalves); a lane builds its B register from
+/// two shared-memory words with one prmt (the split in the pass cost about nine
+/// instructions a tile, and each weight was split by two lanes). With up to 4
+/// query heads a KV head (Llama-3's 4) they take B's columns: hi in 0..3, lo
+/// in 4..7, one m16n8k8 a channel tile (A the lane's values once, B one
+/// register), and at the end lanes t and t + 2 add their sums with one shuffle.
+/// With more, they fill m16n8k16's two reduction halves: B holds hi at indices
+/// 2t, 2t + 1 and lo at 2t + 8, 2t + 9, A the lane's values at both (a register
+/// move each). Either way the values' fp16 rounding is the one rounding the CPU
+/// loops model (value-reads=f16). The warps' sums meet in shared memory, and
+/// each (query head, channel) total goes to `store` once.
 ///
 /// Values whose group is the whole head (PageReader::foldsValueScales) are
 /// not dequantized: a token's channels share one scale and one zero, so
