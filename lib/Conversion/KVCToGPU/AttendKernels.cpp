@@ -461,7 +461,7 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     const bool foldsScales =
         softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d);
     const double weightScale =
-        splitsWeights ? tensorCoreWeightScale(spec, valueReader) : 1.0;
+        splitsWeights ? tensorCoreWeightScale(spec) : 1.0;
     const int64_t warps = threads / 32, sumsFirst = group * warps;
     scf::ForOp weightLoop = k.loop(
         tid, count, k.index(threads),

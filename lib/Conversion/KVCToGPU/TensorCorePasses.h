@@ -51,13 +51,12 @@ std::pair<Value, Value> foldedValueTerms(KernelBuilder &k,
 /// The power of two the tensor-core value pass's weights (w, or w * scale
 /// where it folds the values' scales) carry into their split
 /// (packWeightHalves), and the pass divides its sums by: 2^b for folded
-/// scales (PageReader::foldedWeightScale; w * scale * 2^b is about w times
-/// the token's range; 2^6 more with mma-codes=normal), else 2^14 (w * 2^14
-/// <= 2^14 stays finite). Either way the parts of all but the smallest
-/// weights are fp16 normals, not subnormals, which lose bits (and which
-/// tensor cores that flush subnormal inputs would drop).
-double tensorCoreWeightScale(const SplitKernelSpec &spec,
-                             const PageReader &values);
+/// scales of b-bit values (w * scale * 2^b is about w times the token's
+/// range; 2^6 more with mma-codes=normal), else 2^14 (w * 2^14 <= 2^14
+/// stays finite). Either way the parts of all but the smallest weights are
+/// fp16 normals, not subnormals, which lose bits (and which tensor cores
+/// that flush subnormal inputs would drop).
+double tensorCoreWeightScale(const SplitKernelSpec &spec);
 
 /// A softmax weight w as the f32 bit pattern of the fp16 pair (hi, lo) =
 /// (w cut to fp16, fp16(w - hi)), hi in the low 16 bits: the value pass's

@@ -15,6 +15,8 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::kvc;
 using namespace mlir::kvc::tensorcore;
@@ -53,18 +55,21 @@ mlir::kvc::foldedValueTerms(KernelBuilder &k, const SequenceSideView &values,
   return {first(terms.scales), first(terms.zeros)};
 }
 
-double mlir::kvc::tensorCoreWeightScale(const SplitKernelSpec &spec,
-                                        const PageReader &values) {
-  if (!softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value,
-                             spec.headDim))
+double mlir::kvc::tensorCoreWeightScale(const SplitKernelSpec &spec) {
+  const ::kvc::numerics::SideEncoding &values = spec.encoding.value;
+  if (!softmaxSumsValueZeros(spec.valueProduct, values, spec.headDim))
     return 0x1p14;
+  // w * scale * 2^b is about w times the token's range (the scale is
+  // range / (2^b - 1)), an fp16 normal where w * scale alone, for small
+  // scales, would not be.
+  const double scale = std::ldexp(1.0, int(values.quant.bits));
   // mma-codes=normal, the reads for tensor cores that flush subnormal
   // inputs: 2^6 more, so that the lo parts of w * scale * 2^b * 2^6 stay
   // fp16 normals down to w * range of about 2^-9 (2^-3 without), while hi
   // stays finite for token ranges below 768 (49152 without).
-  if (!values.foldsSubnormalCodes())
-    return values.foldedWeightScale() * 0x1p6;
-  return values.foldedWeightScale();
+  if (spec.foldedCodes == FoldedCodes::Normal)
+    return scale * 0x1p6;
+  return scale;
 }
 
 /// hi is w with its f32 mantissa cut to fp16's 10 bits, so that hi is
@@ -156,7 +161,7 @@ void mlir::kvc::emitTensorCoreValues(
   const bool fold =
       softmaxSumsValueZeros(spec.valueProduct, spec.encoding.value, d);
   // What the weights carry beyond w (or w * scale).
-  const double weightScale = tensorCoreWeightScale(spec, *values.reader);
+  const double weightScale = tensorCoreWeightScale(spec);
   SmallVector<std::pair<int64_t, int64_t>> order;
   if (direct)
     order = values.reader->halfPairOrder(slab);

@@ -264,11 +264,6 @@ public:
   /// weights (kvc/Numerics/FoldedScales.h): token-axis 2-, 4- and 8-bit
   /// codes in groups of the whole head.
   bool foldsValueScales() const;
-  /// The power of two the value pass's folded weights carry at least
-  /// beyond w * scale: 2^bits, so that w * scale * 2^bits (about w times
-  /// the token's range) stays an fp16 normal where small scales would not
-  /// (tensorCoreWeightScale adds 2^6 under mma-codes=normal).
-  double foldedWeightScale() const { return double(1u << side.quant.bits); }
   /// The power of two the tensor-core key pass's queries carry where it
   /// folds this side's scales into them (numerics::foldedKeyQueryScale:
   /// 2^(bits - 4)). Needs readsTokenPairs().
