@@ -29,6 +29,10 @@
 # name: 3.35 for an H100 SXM (HBM3, the issue's figure), 4.8 for an H200
 # (HBM3e), else 3.35 with a warning), and
 # KVC_GPU_BENCH_DATE (the report's date, default today's, UTC),
+# KVC_GPU_BENCH_TAG (appended to the files' names and the report's title:
+# gpu-attention-<date>-<tag>.md, for a run in parts such as
+# scripts/gpu_issue5.sh's), KVC_GPU_BENCH_RESERVE (seconds of the budget
+# kept for SDPA and the report: no row starts after that, default 100),
 # KVC_GPU_BENCH_ONLY (--only names: the rows of those variants alone),
 # KVC_GPU_BENCH_BATCHES (--batches: batch sizes, comma-separated, in the
 # order to run them; default every one, ascending; SDPA runs the same), and
@@ -62,7 +66,19 @@ esac
 mkdir -p "$LOG_DIR" "$BUILD_DIR" "$RESULTS_DIR"
 LOG="$LOG_DIR/gpu_attention_bench.log"
 DATE="${KVC_GPU_BENCH_DATE:-$(date -u +%Y-%m-%d)}"
-STEM="$RESULTS_DIR/gpu-attention-$DATE"
+TAG="${KVC_GPU_BENCH_TAG:-}"
+case "$TAG" in
+  *[!A-Za-z0-9_-]*) echo "gpu_attention_bench: KVC_GPU_BENCH_TAG may hold" \
+                         "letters, digits, '_' and '-' only, not '$TAG'"
+                    exit 1 ;;
+esac
+STEM="$RESULTS_DIR/gpu-attention-$DATE${TAG:+-$TAG}"
+RESERVE="${KVC_GPU_BENCH_RESERVE:-100}"
+case "$RESERVE" in
+  ''|*[!0-9]*) echo "gpu_attention_bench: KVC_GPU_BENCH_RESERVE must be a" \
+                    "number of seconds, not '$RESERVE'"
+               exit 1 ;;
+esac
 KVC_JSON="$STEM-kvc.json"
 SDPA_JSON="$STEM-sdpa.json"
 MACHINE="$LOG_DIR/machine.txt"
@@ -112,6 +128,7 @@ if [ -z "$PEAK" ]; then
 fi
 echo "peak bandwidth: $PEAK TB/s" >> "$MACHINE"
 echo "KVC_GPU_BENCH_BUDGET=$BUDGET KVC_GPU_BENCH_REPS=$REPS" \
+     "KVC_GPU_BENCH_RESERVE=$RESERVE" \
      "scripts/gpu_attention_bench.sh ${LENGTHS[*]}" > "$COMMANDS"
 if [ ! -f "$ARTIFACTS/bench/bench_manifest.txt" ]; then
   say "no $ARTIFACTS/bench/bench_manifest.txt: run" \
@@ -146,10 +163,11 @@ fi
 say "built $TARGET in $((SECONDS - build_start)) s"
 
 # --- 2. kvc ----------------------------------------------------------------
-# The benchmark starts no row after its share of the budget; the timeout,
-# which keeps 60 s for SDPA and the report, catches a row that overruns
-# (rows are written to the JSON as they finish).
-share=$(left 100)
+# The benchmark starts no row after its share of the budget (all of it but
+# the reserve); the timeout, which keeps 60 % of the reserve for SDPA and
+# the report, catches a row that overruns (rows are written to the JSON as
+# they finish).
+share=$(left "$RESERVE")
 if [ "$share" -lt 30 ]; then
   say "no time left for the benchmark (budget $BUDGET s)"
   exit 1
@@ -167,7 +185,7 @@ KVC_CMD=("$BUILD_DIR/$TARGET" --reps "$REPS" "${SEED_ARGS[@]}" "${ONLY_ARGS[@]}"
          --json "$KVC_JSON" "${LENGTHS[@]}")
 echo "${KVC_CMD[*]}" >> "$COMMANDS"
 say "kvc: ${KVC_CMD[*]}"
-timeout -k 10 "$(left 60)" "${KVC_CMD[@]}" 2>&1 | tee "$LOG_DIR/kvc_bench.log" |
+timeout -k 10 "$(left $((RESERVE * 3 / 5)))" "${KVC_CMD[@]}" 2>&1 | tee "$LOG_DIR/kvc_bench.log" |
   grep -v "^attention_bench: .*filled" | tee -a "$LOG"
 status=${PIPESTATUS[0]}
 if [ "$status" -eq 77 ]; then
@@ -206,7 +224,7 @@ fi
 if [ -f "$KVC_JSON" ]; then
   "$PYTHON" "$ROOT/benchmarks/gpu/bench_report.py" --kvc "$KVC_JSON" \
     --sdpa "$SDPA_JSON" --machine "$MACHINE" --commands "$COMMANDS" \
-    --date "$DATE" --out "$STEM.md" 2>&1 | tee -a "$LOG"
+    --date "$DATE${TAG:+, $TAG}" --out "$STEM.md" 2>&1 | tee -a "$LOG"
   [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
   grep -A 12 "^## Targets" "$STEM.md" | tee -a "$LOG"
 else

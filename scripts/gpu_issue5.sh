@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5's GPU work in one device call: the correctness check of the
+# Issue 5's GPU work in one device call or two: the correctness check of the
 # generated attention and append kernels (scripts/gpu_attention_check.sh),
 # then the benchmark against PyTorch SDPA (scripts/gpu_attention_bench.sh),
 # then, with what time is left, an Nsight Compute profile of the split
@@ -12,28 +12,44 @@
 #
 #   scripts/gpu_issue5.sh
 #
-# With the device tool: build with KVC_GPU_BUILD_DEVICE_ONLY=1 (the host
-# dry-run and emulator objects would take the carry past the tool's 64 MiB
-# with the working tree), then `run` with carry ["build/gpu-attention"],
-# command "scripts/gpu_issue5.sh" and timeout_s 590. The device tool
-# returns at most 8 files from $OUT and the scripts write more, so with
-# $OUT set they write to KVC_GPU_ISSUE5_STAGING (default /tmp/kvc-issue5-out)
-# and this script leaves in $OUT
-# a gpu-issue5.tgz of all of it, plus the benchmark's report
-# (gpu-attention-<date>.md) and the two main logs. Without $OUT the scripts
-# write where they always do (the report to benchmarks/results/).
-# Environment: KVC_GPU_ISSUE5_BUDGET (seconds for all three, default 560),
-# KVC_GPU_CHECK_SHARE (the check's part of it, default 200),
-# KVC_GPU_PROFILE_SHARE (what the benchmark leaves the profile, default
-# 80), KVC_GPU_BENCH_REPS (default 30 here), KVC_GPU_BENCH_BATCHES (default
-# 1,32,8 here), and what the two
-# scripts read (KVC_GPU_CHECK_*, KVC_GPU_BENCH_*, KVC_GPU_PEAK_TBPS,
-# KVC_GPU_PROGRAMS). The lengths: KVC_GPU_ISSUE5_CHECK_LENGTHS (default
-# "1024 4096"), KVC_GPU_ISSUE5_BENCH_LENGTHS (default the benchmark's: 1k,
-# 4k, 16k, 32k) and KVC_GPU_ISSUE5_PROFILE_LENGTH (default 32768, for the
-# profile's entries without a length of their own);
-# scripts/gpu_issue5_rehearsal.sh runs this script without a GPU with
-# shorter ones. Exits 1 when either failed.
+# With the device tool, whose 15 minutes a session must leave room for a
+# rerun: build with KVC_GPU_BUILD_DEVICE_ONLY=1 (the host dry-run and
+# emulator objects would take the carry past the tool's 64 MiB with the
+# working tree), then `run` with carry ["build/gpu-attention"], command
+# "KVC_GPU_ISSUE5_PART=1 scripts/gpu_issue5.sh" and timeout_s 330; collect
+# its files, then the same with KVC_GPU_ISSUE5_PART=2 (or part 1 again,
+# after a fix). KVC_GPU_ISSUE5_PART picks what runs:
+#   1    what the targets and the correctness rest on (~300 s): every
+#        check variant at S = 1024, the append check, the sanitizer runs,
+#        nine tensor-core variants at S = 32768; the benchmark's plain,
+#        `mma vmma` and `mma vmma fused` rows of every encoding (and fp16)
+#        at S = 4k, 16k, 32k, batches 1, 32, 8; SDPA; no profile;
+#   2    the rest (~290 s): the check again at S = 4096 for as long as its
+#        share lasts (KVC_GPU_CHECK_REPEAT=1); the option rows (`mma`,
+#        `normal`, `l2bulk`, key and value stages) beside `mma vmma`, at
+#        32k and 4k, batches 32, 8, 1; SDPA; the profile;
+#   all  both in one call (default; ~560 s), for a machine of one's own.
+# Parts name their report gpu-attention-<date>-part1.md (-part2.md). The
+# device tool returns at most 8 files from $OUT and the scripts write more,
+# so with $OUT set they write to KVC_GPU_ISSUE5_STAGING (default
+# /tmp/kvc-issue5-out) and this script leaves in $OUT a gpu-issue5.tgz of
+# all of it, plus the benchmark's report and the two main logs. Without
+# $OUT the scripts write where they always do (the report to
+# benchmarks/results/).
+# Environment (the defaults are the part's): KVC_GPU_ISSUE5_BUDGET (seconds
+# for all three; all: 560, 1: 300, 2: 290), KVC_GPU_CHECK_SHARE (the
+# check's part of it; 200, 170, 90), KVC_GPU_PROFILE_SHARE (what the
+# benchmark leaves the profile; 80, none, 100: more than 80 s for its
+# eight entries, the last of which 80 s may cut), KVC_GPU_BENCH_REPS (30
+# here), KVC_GPU_BENCH_BATCHES, KVC_GPU_BENCH_ONLY, KVC_GPU_BENCH_RESERVE
+# (100, 40, 40), and what the scripts read (KVC_GPU_CHECK_*,
+# KVC_GPU_BENCH_*, KVC_GPU_PEAK_TBPS, KVC_GPU_PROGRAMS). The lengths:
+# KVC_GPU_ISSUE5_CHECK_LENGTHS ("1024 4096", "1024", "4096"),
+# KVC_GPU_ISSUE5_BENCH_LENGTHS (the benchmark's 1k, 4k, 16k, 32k;
+# "4096 16384 32768"; "32768 4096") and KVC_GPU_ISSUE5_PROFILE_LENGTH
+# (default 32768, for the profile's entries without a length of their
+# own); scripts/gpu_issue5_rehearsal.sh runs both parts without a GPU with
+# shorter ones. Exits 1 when the check or the benchmark failed.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RESULTS="${OUT:-}"
@@ -50,17 +66,43 @@ pack() {
      "$OUT"/gpu_attention_bench.log "$RESULTS"/ 2>/dev/null
   echo "gpu_issue5: $RESULTS/gpu-issue5.tgz holds every log and JSON file"
 }
-BUDGET="${KVC_GPU_ISSUE5_BUDGET:-560}"
-CHECK_SHARE="${KVC_GPU_CHECK_SHARE:-200}"
-PROFILE_SHARE="${KVC_GPU_PROFILE_SHARE:-80}"
+PART="${KVC_GPU_ISSUE5_PART:-all}"
+# The benchmark's rows of each part (--only name ends): part 1 the
+# kernels the targets are read from, part 2 the options against
+# `mma vmma`, which it times again as their reference.
+PART1_ROWS="_d128\$,_p128\$,_mma_vmma\$,_mma_vmma_fused\$"
+PART2_ROWS="_mma\$,_mma_vmma\$,_normal\$,_l2bulk\$,_ks2\$,_ks2_vs2\$,_ks3_vs3\$"
+case "$PART" in
+  all) budget=560 check_share=200 profile_share=80 check_lengths="1024 4096"
+       bench_lengths='' batches=1,32,8 reserve=100 long=32768 repeat=0 rows='' ;;
+  1) budget=300 check_share=170 profile_share=0 check_lengths=1024
+     bench_lengths="4096 16384 32768" batches=1,32,8 reserve=40 long=32768
+     repeat=0 rows="$PART1_ROWS" ;;
+  2) budget=290 check_share=90 profile_share=100 check_lengths=4096
+     bench_lengths="32768 4096" batches=32,8,1 reserve=40 long='' repeat=1
+     rows="$PART2_ROWS" ;;
+  *) echo "gpu_issue5: KVC_GPU_ISSUE5_PART must be 1, 2 or all, not '$PART'"
+     exit 1 ;;
+esac
+BUDGET="${KVC_GPU_ISSUE5_BUDGET:-$budget}"
+CHECK_SHARE="${KVC_GPU_CHECK_SHARE:-$check_share}"
+PROFILE_SHARE="${KVC_GPU_PROFILE_SHARE:-$profile_share}"
+export KVC_GPU_BENCH_RESERVE="${KVC_GPU_BENCH_RESERVE:-$reserve}"
+export KVC_GPU_CHECK_REPEAT="${KVC_GPU_CHECK_REPEAT:-$repeat}"
+[ -z "$rows" ] || export KVC_GPU_BENCH_ONLY="${KVC_GPU_BENCH_ONLY:-$rows}"
+[ "$PART" = all ] || export KVC_GPU_BENCH_TAG="part$PART"
 # 30 timed calls a row (the benchmark's default is 50): 123 variants x 4
 # lengths are 492 rows, 3.7x the 132 of 2026-12-04 (63 s on an H200); the
-# nine `normal` ones come last in each batch and length.
+# nine `normal` ones come last in each batch and length. Part 1 has 48
+# variants x 3 lengths (144 rows), part 2 90 x 2 (180; the 15 `mma vmma`
+# ones in both parts).
 export KVC_GPU_BENCH_REPS="${KVC_GPU_BENCH_REPS:-30}"
 # Batch 1 first (short fills; the batch-1 targets), then 32 (the speedup
 # targets), then 8, whose rows a short budget may cut: B = 32 measures the
 # B >= 8 bandwidth target too.
-export KVC_GPU_BENCH_BATCHES="${KVC_GPU_BENCH_BATCHES:-1,32,8}"
+# Part 2 the other way round: its option rows matter most where the
+# bandwidth targets are.
+export KVC_GPU_BENCH_BATCHES="${KVC_GPU_BENCH_BATCHES:-$batches}"
 export KVC_GPU_CHECK_BUILD_DIR="${KVC_GPU_CHECK_BUILD_DIR:-/tmp/kvc-gpu-build}"
 export KVC_GPU_BENCH_BUILD_DIR="$KVC_GPU_CHECK_BUILD_DIR"
 # One date for the benchmark's report and the profile's table appended to
@@ -81,7 +123,7 @@ failed=0
 # left of its share (KVC_GPU_CHECK_SHARE, default 200 s). More long
 # sequences: run scripts/gpu_attention_check.sh alone with
 # KVC_GPU_CHECK_LONG (its default subset: 46 variants).
-export KVC_GPU_CHECK_LONG="${KVC_GPU_CHECK_LONG-32768}"
+export KVC_GPU_CHECK_LONG="${KVC_GPU_CHECK_LONG-$long}"
 LONG_ONLY="k2c32_v2t32_r128_b8_h4x4_d128_mma_vmma\$,k4c32_v4t32_r128_b8_h8x2_d64_mma_vmma\$"
 LONG_ONLY+=",k2c128_v2t128_r128_b1_h32x8_d128_p128_mma_vmma_fused\$"
 LONG_ONLY+=",k4c128_v4t128_r128_b1_h16x2_d128_p128_mma_vmma\$"
@@ -90,12 +132,12 @@ LONG_ONLY+=",k4c32_v8t32_r128_b8_h8x2_d64_mma_vmma_ks2_vs2\$"
 LONG_ONLY+=",k4c32_v4t32_r128_b1_h14x2_d128_mma_vmma_fused\$"
 LONG_ONLY+=",k2t32_v2t32_r0_b1_h8x2_d128_mma\$,k2c32_v2t32_r128_b8_h4x4_d128_vmma\$"
 export KVC_GPU_CHECK_LONG_ONLY="${KVC_GPU_CHECK_LONG_ONLY:-$LONG_ONLY}"
-read -r -a CHECK_LENGTHS <<< "${KVC_GPU_ISSUE5_CHECK_LENGTHS:-1024 4096}"
-read -r -a BENCH_LENGTHS <<< "${KVC_GPU_ISSUE5_BENCH_LENGTHS:-}"
+read -r -a CHECK_LENGTHS <<< "${KVC_GPU_ISSUE5_CHECK_LENGTHS:-$check_lengths}"
+read -r -a BENCH_LENGTHS <<< "${KVC_GPU_ISSUE5_BENCH_LENGTHS:-$bench_lengths}"
 PROFILE_LENGTH="${KVC_GPU_ISSUE5_PROFILE_LENGTH:-32768}"
 KVC_GPU_CHECK_BUDGET="$CHECK_SHARE" "$ROOT/scripts/gpu_attention_check.sh" \
   "${CHECK_LENGTHS[@]}" || failed=1
-echo "gpu_issue5: check done after $((SECONDS - start)) s (status $failed)"
+echo "gpu_issue5: part $PART: check done after $((SECONDS - start)) s (status $failed)"
 
 left=$((BUDGET - (SECONDS - start)))
 # The benchmark leaves KVC_GPU_PROFILE_SHARE (default 80 s) to the profile,
@@ -114,14 +156,16 @@ KVC_GPU_BENCH_BUDGET="$bench_budget" \
 # stages) runs in the time left (else run it alone in another call); its
 # failure is reported, not counted.
 left=$((BUDGET - (SECONDS - start)))
-if [ "$left" -ge 40 ]; then
+if [ "$PROFILE_SHARE" -eq 0 ]; then
+  echo "gpu_issue5: no profile in part $PART (part 2 runs it)"
+elif [ "$left" -ge 40 ]; then
   KVC_GPU_PROFILE_BUDGET="$((left - 10))" \
     "$ROOT/scripts/gpu_attention_profile.sh" "$PROFILE_LENGTH" ||
     echo "gpu_issue5: the profile failed or was cut short (not counted)"
   # Its table of the kernels (ncu_summary.py) goes into the report, beside
   # the targets whose gaps it explains.
   summary="${OUT:-$KVC_GPU_BENCH_BUILD_DIR}/ncu-summary.md"
-  report="${OUT:-$ROOT/benchmarks/results}/gpu-attention-$KVC_GPU_BENCH_DATE.md"
+  report="${OUT:-$ROOT/benchmarks/results}/gpu-attention-$KVC_GPU_BENCH_DATE${KVC_GPU_BENCH_TAG:+-$KVC_GPU_BENCH_TAG}.md"
   if [ -f "$summary" ] && [ -f "$report" ]; then
     { echo; cat "$summary"; } >> "$report"
     echo "gpu_issue5: the profile's table appended to $report"
@@ -130,5 +174,5 @@ else
   echo "gpu_issue5: $left s left: no profile"
 fi
 pack
-echo "gpu_issue5: finished in $((SECONDS - start)) s (status $failed)"
+echo "gpu_issue5: part $PART finished in $((SECONDS - start)) s (status $failed)"
 exit "$failed"

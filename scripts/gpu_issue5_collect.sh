@@ -7,7 +7,8 @@
 #
 # FILES_AT is where the device tool put the call's files (its files_at):
 # gpu-issue5.tgz (every log, JSON file and profile report) beside the
-# report. From the tarball it writes, DATE the report's date:
+# report. From the tarball it writes, DATE the report's date (with the
+# part, "2026-12-08-part1", for a call of KVC_GPU_ISSUE5_PART=1 or 2):
 #   gpu-attention-DATE.md, gpu-attention-DATE-kvc.json,
 #   gpu-attention-DATE-sdpa.json   the benchmark's report (with the profile's
 #                                  table) and its JSON files, as they are;
@@ -52,9 +53,12 @@ tar xzf "$FILES_AT/gpu-issue5.tgz" -C "$UNPACKED" ||
 mapfile -t dirs < <(find "$UNPACKED" -mindepth 1 -maxdepth 1 -type d)
 [ "${#dirs[@]}" -eq 1 ] || fail "gpu-issue5.tgz holds ${#dirs[@]} directories, expected 1"
 BUNDLE="${dirs[0]}"
-mapfile -t reports < <(find "$BUNDLE" -maxdepth 1 -name 'gpu-attention-????-??-??.md')
+# The report of a call in parts has its part in its name
+# (gpu-attention-<date>-part1.md), and so will every file collected here.
+mapfile -t reports < <(find "$BUNDLE" -maxdepth 1 \
+  \( -name 'gpu-attention-????-??-??.md' -o -name 'gpu-attention-????-??-??-part?.md' \))
 [ "${#reports[@]}" -eq 1 ] ||
-  fail "gpu-issue5.tgz holds ${#reports[@]} gpu-attention-<date>.md reports, expected 1"
+  fail "gpu-issue5.tgz holds ${#reports[@]} gpu-attention-<date>[-part<N>].md reports, expected 1"
 report="$(basename "${reports[0]}")"
 DATE="${report#gpu-attention-}"
 DATE="${DATE%.md}"

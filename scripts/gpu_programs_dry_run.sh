@@ -30,8 +30,8 @@
 #     emulated: kvc_attention_bench_emu) at S = 128 for every B = 1
 #     variant and the B = 32 ones with both tensor-core passes: each
 #     call and append step runs and writes finite outputs;
-#  5. the rehearsal of issue 5's device call (scripts/gpu_issue5_rehearsal.sh:
-#     scripts/gpu_issue5.sh itself, with the emulated programs and stand-ins
+#  5. the rehearsal of issue 5's device calls (scripts/gpu_issue5_rehearsal.sh:
+#     scripts/gpu_issue5.sh itself, both of its parts, with the emulated programs and stand-ins
 #     for nvidia-smi, compute-sanitizer and ncu, at short lengths), and the
 #     CUDA programs built from the device-only layout of the artifacts,
 #     whose size with the working tree must fit the device tool's carry.
