@@ -60,7 +60,7 @@ fi
 fail() {
   echo "gpu_attention_build: $*" >&2
   # Jobs still compiling would write into OUTDIR after the failure.
-  kill $(jobs -p) 2> /dev/null || true
+  jobs -p | xargs -r kill 2> /dev/null || true
   exit 1
 }
 [ -x "$KVC_OPT" ] || fail "no kvc-opt at $KVC_OPT (build the kvc-opt target)"

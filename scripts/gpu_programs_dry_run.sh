@@ -120,7 +120,7 @@ reap() {
   if [ "$rc" -ne 0 ]; then
     cat "$LOGS/$name.log"
     say "FAIL: $name (exit $rc after $seconds s; log above, $LOGS/$name.log)"
-    kill $(jobs -p) 2> /dev/null || true
+    jobs -p | xargs -r kill 2> /dev/null || true
     exit 1
   fi
   say "$name passed ($seconds s): $(tail -n 1 "$LOGS/$name.log")"

@@ -31,8 +31,8 @@ for lib in libKVCDialect.a Support/libKVCSupport.a Numerics/libKVCNumerics.a; do
 done
 LLVM_PREFIX="$(llvm-config-22 --prefix 2>/dev/null || echo /usr/lib/llvm-22)"
 mkdir -p "$BUILD_DIR/obj"
-SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-FLAGS=(-std=c++17 -O1 -g $SAN -DONNX_ML=1 -DONNX_NAMESPACE=onnx
+SAN=("-fsanitize=fuzzer,address,undefined" -fno-sanitize=vptr -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+FLAGS=(-std=c++17 -O1 -g "${SAN[@]}" -DONNX_ML=1 -DONNX_NAMESPACE=onnx
        -I"$ROOT/include" -I"$MAIN_BUILD/include" -I"$LLVM_PREFIX/include"
        -Wno-unused-command-line-argument)
 
@@ -57,7 +57,7 @@ for src in "${SOURCES[@]}"; do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 BIN="$BUILD_DIR/kvc_onnx_fuzz"
-"$CXX_BIN" $SAN "${OBJECTS[@]}" -o "$BIN" \
+"$CXX_BIN" "${SAN[@]}" "${OBJECTS[@]}" -o "$BIN" \
   "$MAIN_BUILD/lib/libKVCDialect.a" "$MAIN_BUILD/lib/Support/libKVCSupport.a" \
   "$MAIN_BUILD/lib/Numerics/libKVCNumerics.a" \
   -L"$LLVM_PREFIX/lib" -Wl,-rpath,"$LLVM_PREFIX/lib" -lMLIR -lLLVM \
