@@ -22,7 +22,8 @@
 #  6. runs every variant at the other S with the time left (rows the budget
 #     cuts off are reported, not counted as failures: the coverage of steps
 #     2 to 5 comes first).
-# Logs go to $OUT when it is set (device runs), else to the build dir.
+# Logs go to $OUT when it is set (device runs), else to the build dir; each
+# step's wall time is a "time: STEP: N s" line of the main log.
 # Environment: KVC_ATTENTION_ARTIFACTS (default build/gpu-attention),
 # KVC_GPU_CHECK_BUILD_DIR (default /tmp/kvc-gpu-attention-build), CUDA_HOME
 # (default /usr/local/cuda), KVC_GPU_CHECK_NO_SANITIZER=1 (skip step 4),
@@ -70,6 +71,9 @@ time_for() {
 }
 
 say() { echo "gpu_attention_check: $*" | tee -a "$LOG"; }
+# "time: STEP: N s" for a step that began at second $2: the figures a later
+# call's budget shares are cut from.
+took() { say "time: $1: $((SECONDS - $2)) s"; }
 : > "$LOG"
 
 # --- The machine ----------------------------------------------------------
@@ -169,7 +173,7 @@ REPEAT="${KVC_GPU_CHECK_REPEAT:-0}"
 # the rows it finished count, the cut does not. $1 names it, $2 is its log,
 # $3 its seconds, the rest the lengths.
 cuttable_run() {
-  local what="$1" log="$2" seconds="$3" status rows bad
+  local what="$1" log="$2" seconds="$3" status rows bad began=$SECONDS
   shift 3
   timeout -k 10 "$seconds" \
     "$CHECK" "${SEED_ARGS[@]}" "${ONLY_ARGS[@]}" "$@" 2>&1 |
@@ -185,6 +189,7 @@ cuttable_run() {
   else
     tally "$log" "$status" "$what"
   fi
+  took "$what" "$began"
   return "$status"
 }
 if [ "$REPEAT" = 1 ]; then
@@ -197,11 +202,13 @@ if [ "$REPEAT" = 1 ]; then
   status=$?
 else
   say "plain run: $selected at S = ${LENGTHS[0]}"
+  began=$SECONDS
   timeout -k 10 "$(time_for 330)" \
     "$CHECK" "${SEED_ARGS[@]}" "${ONLY_ARGS[@]}" "${LENGTHS[0]}" 2>&1 |
     tee -a "$LOG"
   status=${PIPESTATUS[0]}
   [ "$status" -eq 77 ] || tally "$LOG" "$status" "plain run"
+  took "plain run at S = ${LENGTHS[0]}" "$began"
 fi
 if [ "$status" -eq 77 ]; then
   say "no usable CUDA device"
@@ -219,9 +226,11 @@ elif [ "$APPEND_BUILT" != 1 ]; then
   failed=$((failed + 1))
 else
   say "append run: every append variant against kvc_rt_append"
+  began=$SECONDS
   timeout -k 10 "$(time_for 120)" \
     "$APPEND_CHECK" "${SEED_ARGS[@]}" 2>&1 | tee "$APPEND_LOG" | tee -a "$LOG"
   tally "$APPEND_LOG" "${PIPESTATUS[0]}" "append run"
+  took "append run" "$began"
 fi
 
 # --- 4. Subsets under compute-sanitizer -----------------------------------
@@ -264,11 +273,13 @@ sanitize() { # tool, --only list, S (or "append"), extra sanitizer flags...
     return
   fi
   say "compute-sanitizer --tool $tool: $only $what"
+  local began=$SECONDS
   timeout -k 10 "$seconds" "$SANITIZER" --tool "$tool" --error-exitcode 86 "$@" \
     "${program[0]}" "${SEED_ARGS[@]}" --only "$only" "${program[@]:1}" \
     > "$log" 2>&1
   local code=$?
   tail -n 4 "$log" | tee -a "$LOG"
+  took "$tool_label" "$began"
   if grep -qE "Device not supported|LibraryNotLoaded|Unable to find injection" \
        "$log"; then
     say "$tool_label: compute-sanitizer cannot run on this machine (not counted)"
@@ -326,10 +337,12 @@ if [ "${#LONG_LENGTHS[@]}" -gt 0 ]; then
     say "long run: not run, the time budget is spent (not counted)"
   else
     say "long run: $long_only at S = ${LONG_LENGTHS[*]}"
+    began=$SECONDS
     timeout -k 10 "$seconds" \
       "$CHECK" "${SEED_ARGS[@]}" --only "$long_only" "${LONG_LENGTHS[@]}" 2>&1 |
       tee "$LONG_LOG" | tee -a "$LOG"
     tally "$LONG_LOG" "${PIPESTATUS[0]}" "long run"
+    took "long run" "$began"
   fi
 fi
 

@@ -175,6 +175,10 @@ expected=$((3 + append_variants + 6 + ${#long_list[@]}))
   fail "part 1: check: '$summary', expected '$expected passed, 0 failed'"
 clean="$(grep -c ': clean$' "$check_log")"
 [ "$clean" -eq 6 ] || fail "part 1: check: $clean sanitizer runs clean, expected 6"
+# Each step's time, in the order the steps ran.
+steps="$(sed -nE 's/^gpu_attention_check: time: (.*): [0-9]+ s$/\1/p' "$check_log" | paste -sd,)"
+[ "$steps" = "plain run at S = 300,append run,memcheck,racecheck,synccheck,initcheck,append memcheck,append racecheck,long run" ] ||
+  fail "part 1: check: step times of '$steps'"
 for tool in memcheck racecheck synccheck initcheck append_memcheck append_racecheck; do
   [ -f "$packed1/sanitizer_$tool.log" ] || fail "part 1: no sanitizer_$tool.log in gpu-issue5.tgz"
 done
@@ -215,6 +219,8 @@ else
 fi
 [ "$summary" = "$more_rows passed, 0 failed" ] ||
   fail "part 2: check: '$summary', expected '$more_rows passed, 0 failed'"
+steps="$(sed -nE 's/^gpu_attention_check: time: (.*): [0-9]+ s$/\1/p' "$check_log" | paste -sd,)"
+[ "$steps" = "plain run at S = 16384" ] || fail "part 2: check: step times of '$steps'"
 bench_rows "$packed2"
 # The profile: a report per default variant, each from a run that passed;
 # 7 for its 8 entries, as every one runs at 128 here
