@@ -33,6 +33,9 @@
 # gpu-attention-<date>-<tag>.md, for a run in parts such as
 # scripts/gpu_issue5.sh's), KVC_GPU_BENCH_RESERVE (seconds of the budget
 # kept for SDPA and the report: no row starts after that, default 100),
+# KVC_GPU_BENCH_REPORT_PATH_FILE (a file into which the script writes the
+# path of the report it wrote, for a caller that adds to the report, such
+# as scripts/gpu_issue5.sh: the name is built here alone),
 # KVC_GPU_BENCH_ONLY (--only names: the rows of those variants alone),
 # KVC_GPU_BENCH_BATCHES (--batches: batch sizes, comma-separated, in the
 # order to run them; default every one, ascending; SDPA runs the same), and
@@ -79,6 +82,8 @@ case "$RESERVE" in
                     "number of seconds, not '$RESERVE'"
                exit 1 ;;
 esac
+REPORT_PATH_FILE="${KVC_GPU_BENCH_REPORT_PATH_FILE:-}"
+[ -z "$REPORT_PATH_FILE" ] || rm -f "$REPORT_PATH_FILE"
 KVC_JSON="$STEM-kvc.json"
 SDPA_JSON="$STEM-sdpa.json"
 MACHINE="$LOG_DIR/machine.txt"
@@ -225,7 +230,11 @@ if [ -f "$KVC_JSON" ]; then
   "$PYTHON" "$ROOT/benchmarks/gpu/bench_report.py" --kvc "$KVC_JSON" \
     --sdpa "$SDPA_JSON" --machine "$MACHINE" --commands "$COMMANDS" \
     --date "$DATE${TAG:+, $TAG}" --out "$STEM.md" 2>&1 | tee -a "$LOG"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+  if [ "${PIPESTATUS[0]}" -eq 0 ]; then
+    [ -z "$REPORT_PATH_FILE" ] || echo "$STEM.md" > "$REPORT_PATH_FILE"
+  else
+    failed=1
+  fi
   grep -A 12 "^## Targets" "$STEM.md" | tee -a "$LOG"
 else
   say "no $KVC_JSON: no report"

@@ -105,9 +105,6 @@ export KVC_GPU_BENCH_REPS="${KVC_GPU_BENCH_REPS:-30}"
 export KVC_GPU_BENCH_BATCHES="${KVC_GPU_BENCH_BATCHES:-$batches}"
 export KVC_GPU_CHECK_BUILD_DIR="${KVC_GPU_CHECK_BUILD_DIR:-/tmp/kvc-gpu-build}"
 export KVC_GPU_BENCH_BUILD_DIR="$KVC_GPU_CHECK_BUILD_DIR"
-# One date for the benchmark's report and the profile's table appended to
-# it, should the call pass midnight.
-export KVC_GPU_BENCH_DATE="${KVC_GPU_BENCH_DATE:-$(date -u +%Y-%m-%d)}"
 start=$SECONDS
 failed=0
 
@@ -149,8 +146,12 @@ if [ "$bench_budget" -lt 90 ]; then
   pack
   exit 1
 fi
-KVC_GPU_BENCH_BUDGET="$bench_budget" \
+# The benchmark names the report it wrote, to which the profile's table goes.
+REPORT_PATH_FILE="$(mktemp)"
+trap 'rm -f "$REPORT_PATH_FILE"' EXIT
+KVC_GPU_BENCH_BUDGET="$bench_budget" KVC_GPU_BENCH_REPORT_PATH_FILE="$REPORT_PATH_FILE" \
   "$ROOT/scripts/gpu_attention_bench.sh" "${BENCH_LENGTHS[@]}" || failed=1
+report="$(cat "$REPORT_PATH_FILE" 2>/dev/null)"
 # The profile (scripts/gpu_attention_profile.sh: ncu on the K2/V2 split
 # kernels at batch 8, then at batch 1, then with l2-prefetch=bulk and
 # stages) runs in the time left (else run it alone in another call); its
@@ -165,8 +166,9 @@ elif [ "$left" -ge 40 ]; then
   # Its table of the kernels (ncu_summary.py) goes into the report, beside
   # the targets whose gaps it explains.
   summary="${OUT:-$KVC_GPU_BENCH_BUILD_DIR}/ncu-summary.md"
-  report="${OUT:-$ROOT/benchmarks/results}/gpu-attention-$KVC_GPU_BENCH_DATE${KVC_GPU_BENCH_TAG:+-$KVC_GPU_BENCH_TAG}.md"
-  if [ -f "$summary" ] && [ -f "$report" ]; then
+  if [ -z "$report" ]; then
+    echo "gpu_issue5: the benchmark wrote no report: the profile's table is in $summary"
+  elif [ -f "$summary" ]; then
     { echo; cat "$summary"; } >> "$report"
     echo "gpu_issue5: the profile's table appended to $report"
   fi
