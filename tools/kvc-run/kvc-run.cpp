@@ -2,12 +2,14 @@
 //
 // Compiles a decode step (append the new token, attend over the cache) with
 // kvc-cpu-pipeline, JIT-runs it step after step on a runtime cache with
-// fresh random tokens, and compares every output with the numerics
-// library's fp64 reference attention over the same compressed cache.
+// fresh random tokens (or recorded ones, --qkv), and compares every output
+// with the numerics library's fp64 reference attention over the same
+// compressed cache.
 //
 //===----------------------------------------------------------------------===//
 
 #include "Invoke.h"
+#include "StepTokens.h"
 
 #include "kvc/Dialect/KVC/IR/KVCOps.h"
 #include "kvc/Dialect/KVC/Transforms/Passes.h"
@@ -128,6 +130,18 @@ static cl::opt<std::string> gpuOptions(
     cl::desc("More kvc-gpu-pipeline options for --gpu-emulator, e.g. "
              "\"split-tokens=128 split-blocks=0\""),
     cl::init(""));
+static cl::opt<std::string> qkvFile(
+    "qkv", cl::cat(runCategory),
+    cl::desc("Take each step's q, k, v from this safetensors file (tensors "
+             "<prefix>q [query heads, tokens, head_dim], <prefix>k and "
+             "<prefix>v [KV heads, tokens, head_dim], e.g. a model layer's "
+             "recorded rows) instead of random ones; batch entry b takes "
+             "the b-th of batch equal runs of tokens"),
+    cl::init(""));
+static cl::opt<std::string>
+    qkvPrefix("qkv-prefix", cl::cat(runCategory),
+              cl::desc("The --qkv tensors' name prefix, e.g. \"layer3.\""),
+              cl::init(""));
 static cl::opt<double> tolerance(
     "tolerance", cl::cat(runCategory),
     cl::desc("Largest |compiled - oracle| allowed, relative to max |oracle| "
@@ -334,7 +348,8 @@ static int compareCaches(kvc_rt_cache *cache, ArrayRef<kvc_rt_seq> seqs,
 }
 
 /// Runs the JIT-compiled step `numSteps` times and compares with the oracle.
-static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
+static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape,
+                    ::kvc::run::StepTokens &tokens) {
   std::vector<kvc_rt_encoding> encodings;
   if (shape.hasPerHeadEncodings())
     for (const num::CacheEncoding &head : shape.headEncodings)
@@ -381,15 +396,8 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
   uint64_t bytesCompared = 0;
   ::kvc::gpuemu::PrefetchCounts prefetches;
 
-  unsigned actualSeed = seed ? unsigned(seed) : std::random_device{}();
-  std::mt19937 rng(actualSeed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
   int64_t b = shape.batch, hq = shape.queryHeads, hkv = shape.kvHeads,
           d = shape.headDim;
-  // Keys get a few outlier channels, as real keys do.
-  std::vector<float> channelScale(d, 1.0f);
-  for (int64_t c = 0; c < d; c += 16)
-    channelScale[c] = 8.0f;
   // History of fp16-rounded tokens per (batch, kv head): [n][D].
   std::vector<std::vector<float>> keys(b * hkv), values(b * hkv);
   // Eviction: the oracle's live tokens per (batch, kv head), and the
@@ -415,15 +423,11 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
     auto *qData = reinterpret_cast<float *>(q.data());
     auto *kData = reinterpret_cast<float *>(k.data());
     auto *vData = reinterpret_cast<float *>(v.data());
-    for (int64_t i = 0; i < q.numElements(); ++i)
-      qData[i] = normal(rng);
+    tokens.fill(t, qData, kData, vData);
     for (int64_t i = 0; i < b * hkv; ++i)
       for (int64_t c = 0; c < d; ++c) {
-        float key = normal(rng) * channelScale[c], value = normal(rng);
-        kData[i * d + c] = key;
-        vData[i * d + c] = value;
-        keys[i].push_back(num::roundToHalf(key));
-        values[i].push_back(num::roundToHalf(value));
+        keys[i].push_back(num::roundToHalf(kData[i * d + c]));
+        values[i].push_back(num::roundToHalf(vData[i * d + c]));
       }
     // The output is poisoned before the call, so a step that writes
     // nothing cannot pass.
@@ -638,9 +642,10 @@ static int runSteps(::kvc::exec::JitFunction &step, const StepShape &shape) {
                     !shape.encoding.value.isPlain();
   llvm::outs() << llvm::formatv(
       "kvc-run: {0} steps, batch {1}, {2} query / {3} KV heads, head_dim {4}, "
-      "key {5}, value {6}, residual {7}, seed {8}\n",
+      "key {5}, value {6}, residual {7}, tokens {8}\n",
       unsigned(numSteps), b, hq, hkv, d, shape.encoding.key.toString(),
-      shape.encoding.value.toString(), shape.encoding.residual, actualSeed);
+      shape.encoding.value.toString(), shape.encoding.residual,
+      tokens.describe());
   if (shape.hasPerHeadEncodings())
     for (auto [h, head] : llvm::enumerate(shape.headEncodings))
       llvm::outs() << llvm::formatv("kvc-run: KV head {0}: key {1}, value {2}\n",
@@ -759,6 +764,22 @@ int main(int argc, char **argv) {
     return 1;
   if (!gpuOptions.empty() && !gpuEmulator)
     return fail("--gpu-options needs --gpu-emulator");
+  if (!qkvPrefix.empty() && qkvFile.empty())
+    return fail("--qkv-prefix needs --qkv");
+  // The tokens before the (slow) compilation: a bad --qkv fails at once.
+  ::kvc::run::StepTokenShape tokenShape{shape->batch, shape->queryHeads,
+                                        shape->kvHeads, shape->headDim};
+  std::unique_ptr<::kvc::run::StepTokens> tokens;
+  if (qkvFile.empty()) {
+    tokens = ::kvc::run::StepTokens::random(
+        tokenShape, seed ? unsigned(seed) : std::random_device{}());
+  } else {
+    auto recorded = ::kvc::run::StepTokens::recorded(qkvFile, qkvPrefix,
+                                                     tokenShape, numSteps);
+    if (!recorded)
+      return fail("--qkv: " + llvm::toString(recorded.takeError()));
+    tokens = std::move(*recorded);
+  }
   // The emulated kernels append with the generated writer.
   if (gpuEmulator)
     appendMode = AppendMode::Generated;
@@ -771,5 +792,5 @@ int main(int argc, char **argv) {
                   : std::nullopt);
   if (!step)
     return fail(llvm::toString(step.takeError()));
-  return runSteps(**step, *shape);
+  return runSteps(**step, *shape, *tokens);
 }
