@@ -36,6 +36,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <tuple>
 
 using namespace mlir;
 using ::kvc::exec::HostTensor;
@@ -358,6 +359,17 @@ JitFunction::compile(ModuleOp module, llvm::StringRef entry,
     }
     gpuOptions.pageTokens = pageTokens;
     gpuOptions.format = "llvm";
+    // The reads select the passes; as kvc-cpu-pipeline would, refuse
+    // others rather than fall back to the CUDA-core ones.
+    for (auto [option, value, plain, halves] :
+         {std::tuple{"key-reads", keyReads, "rows", "parts"},
+          std::tuple{"value-reads", valueReads, "f32", "f16"}})
+      if (value != plain && value != halves) {
+        emitError(module.getLoc())
+            << "kvc-gpu-pipeline: " << option << " must be `" << plain
+            << "` or `" << halves << "`, not `" << value << "`";
+        return compileError();
+      }
     gpuOptions.keyProduct = keyReads == "parts" ? "mma" : "fma";
     gpuOptions.valueProduct = valueReads == "f16" ? "mma" : "fma";
     mlir::kvc::buildGPUPipeline(pm, gpuOptions);

@@ -181,6 +181,14 @@ EmulatedModule *loadModule(const void *data, size_t size) {
   if (!process)
     return fail("mgpuModuleLoad: " + describe(process.takeError()));
   dylib.addGenerator(std::move(*process));
+  // libgcc's half conversions (__truncdfhf2: the x86 backend's fp16 fma) by
+  // name too: a process that loaded libgcc_s as a Python extension's
+  // dependency holds it RTLD_LOCAL, out of the process's global lookup.
+  auto libgcc = orc::DynamicLibrarySearchGenerator::Load(
+      "libgcc_s.so.1", layout->getGlobalPrefix());
+  if (!libgcc)
+    return fail("mgpuModuleLoad: " + describe(libgcc.takeError()));
+  dylib.addGenerator(std::move(*libgcc));
   if (Error e = module->jit->addIRModule(
           orc::ThreadSafeModule(std::move(*parsed), std::move(context))))
     return fail("mgpuModuleLoad: " + describe(std::move(e)));

@@ -96,7 +96,8 @@ class CompiledFunction {
 public:
   CompiledFunction(const std::string &ir, const std::string &entry,
                    unsigned pageTokens, bool allowUnregistered,
-                   const std::optional<std::string> &gpuEmulator) {
+                   const std::optional<std::string> &gpuEmulator,
+                   const std::string &keyReads, const std::string &valueReads) {
     mlir::MLIRContext context(kvc::python::dialectRegistry());
     context.allowUnregisteredDialects(allowUnregistered);
     // Located messages, not IR dumps of the op (kvc-opt style).
@@ -114,8 +115,8 @@ public:
           mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
       if (module) {
         auto compiled =
-            JitFunction::compile(*module, entry, pageTokens, nullptr,
-                                 "runtime", "rows", "f32", gpuEmulator);
+            JitFunction::compile(*module, entry, pageTokens, nullptr, "runtime",
+                                 keyReads, valueReads, gpuEmulator);
         if (compiled)
           function = std::move(*compiled);
         else
@@ -336,18 +337,24 @@ void bindExecution(py::module_ &m) {
   m.def(
       "compile",
       [](const std::string &ir, const std::string &entry, unsigned pageTokens,
-         bool allowUnregistered, std::optional<std::string> gpuEmulator) {
+         bool allowUnregistered, std::optional<std::string> gpuEmulator,
+         const std::string &keyReads, const std::string &valueReads) {
         return std::make_unique<CompiledFunction>(
-            ir, entry, pageTokens, allowUnregistered, gpuEmulator);
+            ir, entry, pageTokens, allowUnregistered, gpuEmulator, keyReads,
+            valueReads);
       },
       py::arg("ir"), py::arg("entry") = "main", py::arg("page_tokens") = 64,
       py::arg("allow_unregistered_dialects") = false,
-      py::arg("gpu_emulator") = py::none(),
+      py::arg("gpu_emulator") = py::none(), py::arg("key_reads") = "rows",
+      py::arg("value_reads") = "f32",
       "Compile function `entry` of IR text for the CPU (kvc-cpu-pipeline, "
       "JIT). With gpu_emulator (a string of kvc-gpu-pipeline options, e.g. "
       "'' or 'split-tokens=128') compile it for the GPU instead "
       "(kvc-gpu-pipeline) and run its kernels in kvc's GPU emulator on the "
-      "CPU cache: a check of the generated kernels without a GPU. Errors "
+      "CPU cache: a check of the generated kernels without a GPU. "
+      "key_reads='parts' and value_reads='f16' select the pipelines' "
+      "fp16 products (on the GPU, the tensor-core passes), as kvc-run's "
+      "--key-reads and --value-reads do. Errors "
       "raise CompileError with the located diagnostics; the emulator's "
       "errors at a call raise RuntimeError.");
 }

@@ -72,13 +72,6 @@ func.func @prefill(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x4x16x64xf32>) -> t
 }
 
 // -----
-func.func @mask(%c: !kvc.cache<1x2x?x64xf16>, %q: tensor<1x4x1x64xf32>, %m: tensor<1x1x1x?xf32>) -> tensor<1x4x1x64xf32> {
-  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: attention with a mask operand has no kernel yet}}
-  %o = kvc.attend %q, %c mask(%m : tensor<1x1x1x?xf32>) : tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf16> -> tensor<1x4x1x64xf32>
-  return %o : tensor<1x4x1x64xf32>
-}
-
-// -----
 func.func @dynamic_batch(%c: !kvc.cache<?x2x?x64xf16>, %q: tensor<?x4x1x64xf32>) -> tensor<?x4x1x64xf32> {
   // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: the query ('tensor<?x4x1x64xf32>') and the cache's KV heads must be static}}
   %o = kvc.attend %q, %c : tensor<?x4x1x64xf32>, !kvc.cache<?x2x?x64xf16> -> tensor<?x4x1x64xf32>

@@ -144,8 +144,14 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     memory is the host's, keeps the rule, so that it accepts what a GPU
     can run.
 
-    Not lowered yet, each a compile-time error naming the op: attention with more than one query token, with a mask operand, with
-    dynamic shapes, and key/value reductions or eviction.
+    A mask operand (`batch x (1 | q_heads) x 1 x tokens`, such as the
+    padding mask of Hugging Face decoders) is added to the scores in the
+    split kernel; a sequence whose token count is not the mask's gets NaN
+    outputs, as on the CPU, rather than reads past the mask.
+
+    Not lowered yet, each a compile-time error naming the op: attention with
+    more than one query token, with dynamic shapes, and key/value reductions
+    or eviction.
   }];
   let options = [
     Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",

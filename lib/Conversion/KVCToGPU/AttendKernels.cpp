@@ -194,6 +194,9 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     arguments.append({MemRefType::get({spec.batch, spec.queryHeads, 1, d},
                                       spec.outElementType),
                       ptr});
+  const unsigned maskArgument = arguments.size();
+  if (spec.mask)
+    arguments.push_back(spec.mask);
   auto type = b.getFunctionType(arguments, {});
   // With stages, the tensor-core value pass's sums live in the stage buffer.
   const StageBufferBytes stageBytes = stageBufferBytes(spec);
@@ -446,10 +449,48 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
       return memref::LoadOp::create(b, loc, scores,
                                     ValueRange{k.index(j), local});
     };
+    // A mask operand is added to the scores here, and the sums stored
+    // back: each thread weighs later the very scores it reads now. A
+    // sequence whose token count is not the mask's (its size may come from
+    // another tensor, such as attention_mask) gets NaN scores, so NaN
+    // outputs, as on the CPU, rather than reads past the mask.
+    Value mask, maskFits;
+    if (spec.mask) {
+      mask = func.getArgument(maskArgument);
+      maskFits =
+          k.cmp(arith::CmpIPredicate::eq, k.toIndex(field(b.getI32Type(), 24)),
+                memref::DimOp::create(b, loc, mask, 3));
+    }
+    auto maskedScore = [&](int64_t j, Value local) -> Value {
+      Value score = loadScore(j, local);
+      if (!spec.mask)
+        return score;
+      Value maskHead = spec.mask.getDimSize(1) == 1
+                           ? k.index(0)
+                           : k.add(firstQueryHead, k.index(j));
+      Value token = k.add(start, local);
+      auto bias = scf::IfOp::create(
+          b, loc, maskFits,
+          [&](OpBuilder &nb, Location nl) {
+            scf::YieldOp::create(
+                nb, nl,
+                loadAsF32(nb, nl, mask, {batch, maskHead, k.index(0), token}));
+          },
+          [&](OpBuilder &nb, Location nl) {
+            scf::YieldOp::create(nb, nl,
+                                 Value(arith::ConstantFloatOp::create(
+                                     nb, nl, nb.getF32Type(),
+                                     APFloat::getNaN(APFloat::IEEEsingle()))));
+          });
+      score = k.fadd(score, bias.getResult(0));
+      memref::StoreOp::create(b, loc, score, scores,
+                              ValueRange{k.index(j), local});
+      return score;
+    };
     SmallVector<Value> maxima = k.blockReduce(
         headLoop(SmallVector<Value>(group, k.f32(negInf)),
                  [&](int64_t j, Value local, Value acc) {
-                   return k.fmax(acc, loadScore(j, local));
+                   return k.fmax(acc, maskedScore(j, local));
                  }),
         scratch, threads, [&](Value x, Value y) { return k.fmax(x, y); });
     // The tensor-core value pass takes the weights split into fp16 hi and

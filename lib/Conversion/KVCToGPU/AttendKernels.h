@@ -122,6 +122,9 @@ struct SplitKernelSpec {
   std::optional<double> softcap;
   std::optional<int64_t> window;
   Type queryElementType;
+  /// The attention's mask operand, memref<B x (1 | Hq) x 1 x ?>, added to
+  /// the scores before the softmax; null without one.
+  MemRefType mask;
   /// CombineMode::Fused: the kernel merges the splits itself
   /// (emitFusedCombine) into an output of outElementType.
   CombineMode combine = CombineMode::Kernel;
@@ -133,7 +136,9 @@ struct SplitKernelSpec {
 /// V pool, per-batch records (kvc_rt_gpu_sequence), workspace: all
 /// !llvm.ptr; splits: index; ok: i32; first KV head of the run: index;
 /// tokens per split: index, at most `splitTokens`; with CombineMode::Fused
-/// also out memref<B x Hq x 1 x D> and the arrival counters: !llvm.ptr).
+/// also out memref<B x Hq x 1 x D> and the arrival counters: !llvm.ptr;
+/// last, with a mask, the mask memref; a sequence with another token count
+/// than the mask's gets NaN outputs).
 /// Writes, per (batch, query head, split), the unnormalized output [D], the
 /// maximum score and the sum of exp(score - maximum) into the workspace
 /// (workspaceBytes); fused, the last block of a (batch, KV head) merges

@@ -112,10 +112,6 @@ LogicalResult mlir::kvc::checkLowerable(ModuleOp module,
                << query.getDimSize(2) << " query tokens";
       return WalkResult::interrupt();
     }
-    if (attend.getMask()) {
-      reject() << "attention with a mask operand has no kernel yet";
-      return WalkResult::interrupt();
-    }
     if (attend.getMass()) {
       reject() << "the attention-mass result (H2O/SnapKV scores) has no "
                   "kernel yet; kvc-lower-to-loops computes it on the CPU";

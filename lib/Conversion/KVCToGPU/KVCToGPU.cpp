@@ -259,6 +259,17 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
                                        rewriter, loc, 1, 32)});
   Value records = ctx.call(rewriter, loc, kGPUSequences, ptr, {binding});
 
+  // A mask operand goes to the split kernels as it is (they check its
+  // token count against each sequence's).
+  Value mask;
+  if (Value maskTensor = op.getMask()) {
+    auto maskTensorType = cast<RankedTensorType>(maskTensor.getType());
+    mask = bufferization::ToBufferOp::create(
+        rewriter, loc,
+        MemRefType::get(maskTensorType.getShape(),
+                        maskTensorType.getElementType()),
+        maskTensor, /*read_only=*/true);
+  }
   // Splits cover the longest sequence of the batch.
   Value longest =
       scf::ForOp::create(
@@ -365,6 +376,8 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
     if (auto window = op.getWindow())
       spec.window = *window;
     spec.queryElementType = queryType.getElementType();
+    if (mask)
+      spec.mask = cast<MemRefType>(mask.getType());
     spec.combine = lowering.combine;
     spec.outElementType = resultType.getElementType();
     gpu::GPUFuncOp kernel =
@@ -375,6 +388,8 @@ AttendToLaunch::matchAndRewrite(AttendOp op, OpAdaptor adaptor,
         splitSize};
     if (fusedCombine)
       arguments.append({out, counters});
+    if (mask)
+      arguments.push_back(mask);
     stream.launch(
         rewriter, loc, kernel,
         gpu::KernelDim3{splits, index(int64_t(last - first)), index(batch)},
