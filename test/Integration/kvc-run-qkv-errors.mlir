@@ -26,6 +26,8 @@
 // STEPS: kvc-run: error: --qkv: {{.*}}qkv.safetensors: 64 tokens give each of the 1 sequences 64 steps, not 65
 // RUN: not kvc-run %s --qkv-prefix=l0. 2>&1 | FileCheck %s --check-prefix=PREFIX
 // PREFIX: kvc-run: error: --qkv-prefix needs --qkv
+// RUN: not kvc-run %s --seed=3 --qkv=%t/qkv.safetensors --qkv-prefix=l0. 2>&1 | FileCheck %s --check-prefix=SEED
+// SEED: kvc-run: error: --seed picks random tokens: it does not apply with --qkv
 
 func.func @step(%cache: !kvc.cache<1x2x?x64xf32>, %q: tensor<1x4x1x64xf32>,
                 %k: tensor<1x2x1x64xf32>, %v: tensor<1x2x1x64xf32>) -> (tensor<1x4x1x64xf32>, !kvc.cache<1x2x?x64xf32>) {

@@ -9,6 +9,8 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Path.h"
 
+#include <random>
+
 using namespace kvc::run;
 
 namespace {
@@ -134,4 +136,24 @@ StepTokens::recorded(llvm::StringRef path, llvm::StringRef prefix,
   return std::make_unique<RecordedTokens>(
       shape, std::move(origin), tokens, std::move(data[0]), std::move(data[1]),
       std::move(data[2]));
+}
+
+llvm::Expected<std::unique_ptr<StepTokens>>
+StepTokens::create(llvm::StringRef qkvPath, llvm::StringRef prefix,
+                   std::optional<unsigned> seed, const StepTokenShape &shape,
+                   unsigned steps) {
+  auto error = [](const llvm::Twine &message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+  };
+  if (qkvPath.empty()) {
+    if (!prefix.empty())
+      return error("--qkv-prefix needs --qkv");
+    return random(shape, seed.value_or(0) ? *seed : std::random_device{}());
+  }
+  if (seed)
+    return error("--seed picks random tokens: it does not apply with --qkv");
+  auto tokens = recorded(qkvPath, prefix, shape, steps);
+  if (!tokens)
+    return error("--qkv: " + llvm::toString(tokens.takeError()));
+  return tokens;
 }

@@ -16,7 +16,7 @@
 
 #include <cstdint>
 #include <memory>
-#include <random>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +46,14 @@ public:
   static llvm::Expected<std::unique_ptr<StepTokens>>
   recorded(llvm::StringRef path, llvm::StringRef prefix,
            const StepTokenShape &shape, unsigned steps);
+
+  /// kvc-run's choice: recorded tokens from `qkvPath` (errors prefixed
+  /// "--qkv: "), else random ones from `seed` (none or 0: a random seed).
+  /// A prefix without a path, or a seed with one, is an error.
+  static llvm::Expected<std::unique_ptr<StepTokens>>
+  create(llvm::StringRef qkvPath, llvm::StringRef prefix,
+         std::optional<unsigned> seed, const StepTokenShape &shape,
+         unsigned steps);
 
   /// Fills step `step`'s q, k, v (row-major, as StepTokenShape says).
   virtual void fill(unsigned step, float *q, float *k, float *v) = 0;

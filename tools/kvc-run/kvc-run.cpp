@@ -47,7 +47,6 @@
 #include <cstring>
 #include <map>
 #include <optional>
-#include <random>
 
 using namespace mlir;
 using namespace mlir::kvc;
@@ -764,22 +763,14 @@ int main(int argc, char **argv) {
     return 1;
   if (!gpuOptions.empty() && !gpuEmulator)
     return fail("--gpu-options needs --gpu-emulator");
-  if (!qkvPrefix.empty() && qkvFile.empty())
-    return fail("--qkv-prefix needs --qkv");
   // The tokens before the (slow) compilation: a bad --qkv fails at once.
-  ::kvc::run::StepTokenShape tokenShape{shape->batch, shape->queryHeads,
-                                        shape->kvHeads, shape->headDim};
-  std::unique_ptr<::kvc::run::StepTokens> tokens;
-  if (qkvFile.empty()) {
-    tokens = ::kvc::run::StepTokens::random(
-        tokenShape, seed ? unsigned(seed) : std::random_device{}());
-  } else {
-    auto recorded = ::kvc::run::StepTokens::recorded(qkvFile, qkvPrefix,
-                                                     tokenShape, numSteps);
-    if (!recorded)
-      return fail("--qkv: " + llvm::toString(recorded.takeError()));
-    tokens = std::move(*recorded);
-  }
+  auto tokens = ::kvc::run::StepTokens::create(
+      qkvFile, qkvPrefix,
+      seed.getNumOccurrences() ? std::optional<unsigned>(seed) : std::nullopt,
+      {shape->batch, shape->queryHeads, shape->kvHeads, shape->headDim},
+      numSteps);
+  if (!tokens)
+    return fail(llvm::toString(tokens.takeError()));
   // The emulated kernels append with the generated writer.
   if (gpuEmulator)
     appendMode = AppendMode::Generated;
@@ -792,5 +783,5 @@ int main(int argc, char **argv) {
                   : std::nullopt);
   if (!step)
     return fail(llvm::toString(step.takeError()));
-  return runSteps(**step, *shape, *tokens);
+  return runSteps(**step, *shape, **tokens);
 }
