@@ -1,5 +1,4 @@
-//===- StepTokens.h - kvc-run: the new tokens of each decode step -*- C++
-//-*-===//
+//===- StepTokens.h - kvc-run: each decode step's tokens -------*- C++ -*-===//
 //
 // Where a decode step's query and new key and value rows come from: fresh
 // random ones (the default), or the real q, k, v of a model layer recorded
