@@ -191,10 +191,11 @@ def main():
         errors = (float(np.abs(got - oracle).max()) / scale,
                   float(np.abs(got_plain - reference).max()) / scale,
                   float(np.abs(got - reference).max()) / scale)
-        window = [max(w, e) for w, e in zip(window, errors)]
-        worst, worst_plain, shift = (max(worst, errors[0]),
-                                     max(worst_plain, errors[1]),
-                                     max(shift, errors[2]))
+        # np.maximum, unlike max(), keeps a NaN error.
+        window = [float(np.maximum(w, e)) for w, e in zip(window, errors)]
+        worst, worst_plain, shift = (float(np.maximum(worst, errors[0])),
+                                     float(np.maximum(worst_plain, errors[1])),
+                                     float(np.maximum(shift, errors[2])))
         steps += 1
         if steps % 10 == 0 or step == args.steps - 1:
             print(f"| {pos - 9 if steps % 10 == 0 else pos}..{pos} | "

@@ -34,6 +34,15 @@
 // CHECK: %[[SUM:.*]] = arith.addf %[[SCORE]], %[[BIAS]] : f32
 // CHECK: memref.store %[[SUM]], %[[SCORES]][%{{.*}}, %[[LOCAL]]]
 // CHECK: arith.maximumf %{{.*}}, %[[SUM]] : f32
+// A split whose scores are all -inf (a -inf mask over all its tokens: left
+// padding) weighs them exp(score - 0), not exp(-inf - -inf) = NaN.
+// CHECK: %[[NEGINF:.*]] = arith.constant 0xFF800000 : f32
+// CHECK: %[[EMPTY:.*]] = arith.cmpf oeq, %[[MAX:.*]], %[[NEGINF]] : f32
+// CHECK: %[[SHIFT:.*]] = arith.select %[[EMPTY]], %{{.*}}, %[[MAX]] : f32
+// CHECK: scf.for
+// CHECK: %[[MASKED:.*]] = memref.load %[[SCORES]]
+// CHECK: %[[EXPONENT:.*]] = arith.subf %[[MASKED]], %[[SHIFT]] : f32
+// CHECK: math.exp %[[EXPONENT]] : f32
 func.func @padding_mask(%cache: !kvc.cache<2x2x?x64xf16, #kivi2>, %q: tensor<2x8x1x64xf32>, %m: tensor<2x1x1x?xf32>) -> tensor<2x8x1x64xf32> {
   %o = kvc.attend %q, %cache mask(%m : tensor<2x1x1x?xf32>) {causal} : tensor<2x8x1x64xf32>, !kvc.cache<2x2x?x64xf16, #kivi2> -> tensor<2x8x1x64xf32>
   return %o : tensor<2x8x1x64xf32>

@@ -504,6 +504,20 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     const double weightScale =
         splitsWeights ? tensorCoreWeightScale(spec) : 1.0;
     const int64_t warps = threads / 32, sumsFirst = group * warps;
+    // A split whose every score is -inf (a mask's -inf over all its tokens,
+    // e.g. left padding) must weigh them 0, not exp(-inf - -inf) = NaN:
+    // their exponents subtract 0 there (as FlashAttention does). Its
+    // maximum stays -inf in the workspace, so the merge gives it weight 0.
+    SmallVector<Value> exponentShifts;
+    for (Value maximum : maxima)
+      exponentShifts.push_back(
+          spec.mask
+              ? Value(arith::SelectOp::create(
+                    b, loc,
+                    arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                          maximum, k.f32(negInf)),
+                    k.f32(0.0), maximum))
+              : maximum);
     scf::ForOp weightLoop = k.loop(
         tid, count, k.index(threads),
         SmallVector<Value>((foldsScales ? 2 : 1) * group, k.f32(0.0)),
@@ -522,7 +536,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
           for (int64_t j = 0; j < group; ++j) {
             Value weight = math::ExpOp::create(
                 b, loc,
-                arith::SubFOp::create(b, loc, loadScore(j, local), maxima[j]));
+                arith::SubFOp::create(b, loc, loadScore(j, local),
+                                      exponentShifts[j]));
             Value stored = weight;
             if (splitsWeights)
               stored = packWeightHalves(k, k.fmul(weight, weightFactor));

@@ -143,8 +143,9 @@ def main():
         history_v = np.concatenate(
             [history_v, new_v[:, :, :, pos:pos + 1]], axis=3)
         scale = float(np.abs(logits).max())
-        shift = max(shift, float(np.abs(got - got_plain).max()) / scale)
-        worst = max(worst, float(np.abs(got - logits).max()) / scale)
+        # np.maximum, unlike max(), keeps a NaN error.
+        shift = float(np.maximum(shift, np.abs(got - got_plain).max() / scale))
+        worst = float(np.maximum(worst, np.abs(got - logits).max() / scale))
         compared += 1
 
     lengths = {comp_cache.length(s, 0) for s in comp_seqs}
