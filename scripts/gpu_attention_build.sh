@@ -135,8 +135,9 @@ esac
 # no mma_codes: subnormal)
 # into DIR/*.o (kvc-gpu-pipeline) and DIR/host/*.o
 # (kvc-cpu-pipeline), intermediates in WORK, and checks that every variant
-# of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)`. EXTRA: more
-# kvc-gpu-pipeline options for every module.
+# of DIR/MANIFEST has `_mlir_ciface_<name>(binding, q, out)` (with a
+# `mask=` field: `(binding, q, mask, out)`). EXTRA: more kvc-gpu-pipeline
+# options for every module.
 compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
   local dir="$1" work="$2" modules="$3" manifest="$4" emu="${5:-}"
   local extra="${6:-}"
@@ -191,14 +192,22 @@ compile_attention() { # DIR WORK MODULES MANIFEST [emu] [EXTRA]
   drain
 
   # Every variant must have its C entry point (the programs look them up by
-  # name), and the out-parameter must come last: (binding, q, out).
+  # name), and the out-parameter must come last: (binding, q, out), or
+  # (binding, q, mask, out) for a variant with a mask operand.
+  local params signature fields
   variants=0
-  while read -r name _; do
+  while read -r name fields; do
     variants=$((variants + 1))
+    params="ptr %0, ptr %1, ptr %2"
+    signature="binding, q, out"
+    case " $fields " in
+      *" mask="*)
+        params="ptr %0, ptr %1, ptr %2, ptr %3"
+        signature="binding, q, mask, out" ;;
+    esac
     for ir in "$work" ${host:+"$work/host"} ${emu:+"$work/emu"}; do
-      grep -q "^define void @_mlir_ciface_$name(ptr %0, ptr %1, ptr %2)" \
-          "$ir"/*.ll ||
-        fail "no _mlir_ciface_$name(binding, q, out) in $ir/*.ll"
+      grep -q "^define void @_mlir_ciface_$name($params)" "$ir"/*.ll ||
+        fail "no _mlir_ciface_$name($signature) in $ir/*.ll"
     done
   done < "$dir/$manifest"
 }

@@ -241,8 +241,9 @@ fi
 # tiles aligned to the sequence, from before the split's first token);
 # both passes staged in shared memory by cp.async, with the L2 prefetch
 # (key-stages, value-stages: copies that must stay inside the pages and the
-# stages).
-MEMCHECK_ONLY="k4c32xe4m3xe4m3,ke4m3_v4t32_r0,k2c128_v2t32,kf16_vf16_r128_b8_h16x2_d128,_w200,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma\$,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma_l2bulk_ks2_vs2\$,k2c32_v2c32_r128_b8_h8x2_d128_vmma,k2c32_v2t32_r128_b8_h8x2_d128_w300_mma,k2c32_v2t32_r128_b8_h8x2_d128_w300_vmma"
+# stages); masks, per head on tensor cores and shared on CUDA cores (reads
+# inside the mask, also by a call whose mask is one token short).
+MEMCHECK_ONLY="_m16h,k2c32_v2t32_r128_b8_h16x4_d128_m32,k4c32xe4m3xe4m3,ke4m3_v4t32_r0,k2c128_v2t32,kf16_vf16_r128_b8_h16x2_d128,_w200,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma\$,k2c32_v2t32_r128_b8_h16x4_d128_mma_vmma_l2bulk_ks2_vs2\$,k2c32_v2c32_r128_b8_h8x2_d128_vmma,k2c32_v2t32_r128_b8_h8x2_d128_w300_mma,k2c32_v2t32_r128_b8_h8x2_d128_w300_vmma"
 # Token lanes (D 64), GQA 8 at D 128, GQA 7 with a softcap: B = 1 (the
 # softcap ones include a tensor-core value pass with per-call splits); the
 # tensor-core value pass's shared sums at D 64 and, with tensor-core keys,

@@ -262,59 +262,67 @@ inline std::string deviceProblem(const char *what) {
 #endif
 
 #if KVC_ATTENTION_HOST
-/// f32 query / output buffers of compiled calls: host memory in the dry
-/// run.
-struct FloatBuffer {
-  std::vector<float> host;
-  float *ptr = nullptr;
+/// Buffers of compiled calls (f32 queries and outputs, f32 or f16 masks):
+/// host memory in the dry run.
+template <typename T> struct DeviceBuffer {
+  std::vector<T> host;
+  T *ptr = nullptr;
   bool allocate(size_t n) {
     host.resize(n);
     ptr = host.data();
     return true;
   }
-  bool upload(const std::vector<float> &from) {
+  bool upload(const std::vector<T> &from) {
     std::copy(from.begin(), from.end(), host.begin());
     return true;
   }
   bool poison() { // NaN until written
-    std::memset(ptr, 0xFF, host.size() * 4);
+    std::memset(ptr, 0xFF, host.size() * sizeof(T));
     return true;
   }
-  bool download(std::vector<float> &to) const {
+  bool clear() {
+    std::memset(ptr, 0, host.size() * sizeof(T));
+    return true;
+  }
+  bool download(std::vector<T> &to) const {
     to = host;
     return true;
   }
 };
 #else
-/// f32 query / output buffers of compiled calls, in device memory. Copies
-/// and memsets are synchronous: complete before a call on any stream.
-struct FloatBuffer {
-  float *ptr = nullptr;
+/// Buffers of compiled calls (f32 queries and outputs, f32 or f16 masks),
+/// in device memory. Copies and memsets are synchronous: complete before a
+/// call on any stream.
+template <typename T> struct DeviceBuffer {
+  T *ptr = nullptr;
   size_t elements = 0;
-  FloatBuffer() = default;
-  FloatBuffer(const FloatBuffer &) = delete;
-  FloatBuffer &operator=(const FloatBuffer &) = delete;
-  ~FloatBuffer() { cudaFree(ptr); }
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer &) = delete;
+  DeviceBuffer &operator=(const DeviceBuffer &) = delete;
+  ~DeviceBuffer() { cudaFree(ptr); }
   bool allocate(size_t n) {
     elements = n;
-    return cudaMalloc(&ptr, n * 4) == cudaSuccess;
+    return cudaMalloc(&ptr, n * sizeof(T)) == cudaSuccess;
   }
-  bool upload(const std::vector<float> &from) {
-    return cudaMemcpy(ptr, from.data(), elements * 4, cudaMemcpyHostToDevice) ==
-               cudaSuccess &&
+  bool upload(const std::vector<T> &from) {
+    return cudaMemcpy(ptr, from.data(), elements * sizeof(T),
+                      cudaMemcpyHostToDevice) == cudaSuccess &&
            cudaDeviceSynchronize() == cudaSuccess;
   }
-  bool poison() { // NaN until written
-    return cudaMemset(ptr, 0xFF, elements * 4) == cudaSuccess &&
+  bool poison() { return fill(0xFF); } // NaN until written
+  bool clear() { return fill(0); }
+  bool fill(int byte) {
+    return cudaMemset(ptr, byte, elements * sizeof(T)) == cudaSuccess &&
            cudaDeviceSynchronize() == cudaSuccess;
   }
-  bool download(std::vector<float> &to) const {
+  bool download(std::vector<T> &to) const {
     to.resize(elements);
-    return cudaMemcpy(to.data(), ptr, elements * 4, cudaMemcpyDeviceToHost) ==
-           cudaSuccess;
+    return cudaMemcpy(to.data(), ptr, elements * sizeof(T),
+                      cudaMemcpyDeviceToHost) == cudaSuccess;
   }
 };
 #endif
+using FloatBuffer = DeviceBuffer<float>;
 
 /// Clears what a failed call left behind; true when a sticky error (an
 /// illegal address) poisoned the CUDA context, so that every later call

@@ -17,9 +17,13 @@
 // For each manifest variant and each sequence length S, batch entry b holds
 // S - (37 b mod S/2) tokens (different flush points and partial pages), the
 // last entry of a batch fewer tokens than the residual window; keys have a
-// few outlier channels. Queries are fresh random values (seed printed), the
-// output is poisoned with NaN bytes before each call, and the call is
-// repeated: both results must be bitwise equal (a moving result is a race).
+// few outlier channels. Variants with a mask operand (`mask=`) hold S
+// tokens in every entry, as a padded batch does: the mask hides entry b's
+// first (S/2 + 37 b) mod S tokens (maskValues), and a third call with a
+// mask one token short must give NaN everywhere (no read past the mask).
+// Queries are fresh random values (seed printed), the output is poisoned with
+// NaN bytes before each call, and the call is repeated: both results must be
+// bitwise equal (a moving result is a race).
 //
 //   kvc_attention_check [--artifacts DIR] [--only NAME[,NAME...]]
 //                       [--seed N] [--tolerance X] [S ...]
@@ -88,6 +92,17 @@ using namespace kvc::gpucheck;
 using AttentionEntry = void (*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
                                 kvc_rt_memref_4d_f32 *);
 
+/// A rank-4 memref descriptor of any element type (the f32 or f16 mask).
+struct MaskDescriptor {
+  void *allocated, *aligned;
+  int64_t offset, sizes[4], strides[4];
+};
+
+/// `_mlir_ciface_<name>(binding, q, mask, out)`: the same with a mask
+/// operand.
+using MaskedAttentionEntry = void (*)(kvc_rt_binding *, kvc_rt_memref_4d_f32 *,
+                                      MaskDescriptor *, kvc_rt_memref_4d_f32 *);
+
 struct Variant : PipelineFields {
   std::string name;
   uint32_t batch = 0, queryHeads = 0, kvHeads = 0, headDim = 0;
@@ -95,6 +110,9 @@ struct Variant : PipelineFields {
   uint32_t residual = 0, pageTokens = 0, splitTokens = 0;
   size_t window = 0;
   double softcap = 0;
+  /// A mask operand (`mask=<f32|f16>[:heads]`): f16 or f32, one row for
+  /// every query head or one a query head.
+  bool masked = false, maskInHalf = false, maskPerHead = false;
 };
 
 /// One manifest line (attention_variants.py documents the format); an
@@ -110,7 +128,12 @@ std::string parseVariant(const std::string &line, Variant &v) {
       v.window = std::strtoull(extra.c_str() + 7, nullptr, 10);
     else if (extra.rfind("softcap=", 0) == 0)
       v.softcap = std::strtod(extra.c_str() + 8, nullptr);
-    else if (!pipelineField(extra, v))
+    else if (extra == "mask=f32" || extra == "mask=f16" ||
+             extra == "mask=f32:heads" || extra == "mask=f16:heads") {
+      v.masked = true;
+      v.maskInHalf = extra.compare(5, 3, "f16") == 0;
+      v.maskPerHead = extra.size() > 8;
+    } else if (!pipelineField(extra, v))
       return "unknown field '" + extra + "'";
   }
   if (!v.batch || !v.kvHeads || !v.headDim || !v.pageTokens ||
@@ -135,6 +158,9 @@ std::string parseVariant(const std::string &line, Variant &v) {
 
 /// Token counts of the batch entries for sequence length S.
 std::vector<uint32_t> sequenceLengths(const Variant &v, uint32_t S) {
+  // One mask covers the batch: every entry as long, as padding makes them.
+  if (v.masked)
+    return std::vector<uint32_t>(v.batch, S);
   std::vector<uint32_t> lengths(v.batch);
   const uint32_t spread = std::max(1u, S / 2);
   for (uint32_t b = 0; b < v.batch; ++b)
@@ -145,6 +171,37 @@ std::vector<uint32_t> sequenceLengths(const Variant &v, uint32_t S) {
     lengths.back() = std::min(shortLength, S);
   }
   return lengths;
+}
+
+/// The mask of a masked variant, [B][1 | Hq][1][S], as the kernels read it
+/// (an f16 mask's values rounded to fp16). Entry b's first (S/2 + 37 b) mod
+/// S tokens are padding, hidden with -inf at even b and with the dtype's
+/// lowest value at odd b (exports build masks either way); at S >= 1024
+/// some splits see only padding. The other tokens get a bias: N(0, 1/2)
+/// with one row for every query head, ALiBi's -2^(-8 (h + 1) / Hq) times
+/// the distance to the newest token with a row a query head.
+std::vector<float> maskValues(const Variant &v, uint32_t S,
+                              std::mt19937_64 &rng) {
+  const size_t rows = v.maskPerHead ? v.queryHeads : 1;
+  const float lowest =
+      v.maskInHalf ? -65504.0f : std::numeric_limits<float>::lowest();
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  std::vector<float> mask(size_t(v.batch) * rows * S);
+  for (size_t b = 0; b < v.batch; ++b) {
+    const size_t padding = (S / 2 + 37 * b) % S;
+    for (size_t r = 0; r < rows; ++r) {
+      const double slope = std::exp2(-8.0 * double(r + 1) / double(rows));
+      float *row = mask.data() + (b * rows + r) * S;
+      for (size_t j = 0; j < S; ++j) {
+        float bias =
+            v.maskPerHead ? float(-slope * double(S - 1 - j)) : normal(rng);
+        if (j < padding)
+          bias = b % 2 ? lowest : -std::numeric_limits<float>::infinity();
+        row[j] = v.maskInHalf ? num::roundToHalf(bias) : bias;
+      }
+    }
+  }
+  return mask;
 }
 
 struct Outcome {
@@ -304,6 +361,7 @@ std::string compareWithOracle(kvc_rt_cache *cache,
                               const std::vector<uint32_t> &lengths,
                               const Variant &v, uint64_t tokenSeed,
                               const std::vector<float> &q,
+                              const std::vector<float> &mask,
                               const std::vector<float> &out, double &relError) {
   const size_t D = v.headDim, H = v.kvHeads, Hq = v.queryHeads;
   num::AttentionOptions options;
@@ -366,14 +424,21 @@ std::string compareWithOracle(kvc_rt_cache *cache,
     for (size_t i = 0; i < count; ++i)
       threads.emplace_back([&, i] {
         const size_t b = first + i;
+        num::AttentionOptions sequenceOptions = options;
+        if (v.masked) {
+          // Every sequence holds as many tokens as the mask's rows.
+          sequenceOptions.mask =
+              mask.data() + b * (v.maskPerHead ? Hq : 1) * lengths[b];
+          sequenceOptions.maskPerHead = v.maskPerHead;
+        }
         if (folds)
-          problems[i] = foldedOracle(v, tokenSeed, b, lengths[b],
-                                     q.data() + b * Hq * D, keys[i], values[i],
-                                     options, expected[i]);
+          problems[i] =
+              foldedOracle(v, tokenSeed, b, lengths[b], q.data() + b * Hq * D,
+                           keys[i], values[i], sequenceOptions, expected[i]);
         else
           expected[i] = num::referenceAttention(
               queries.data() + b * Hq * D, Hq, 1, keys[i].data(),
-              values[i].data(), H, lengths[b], D, options);
+              values[i].data(), H, lengths[b], D, sequenceOptions);
       });
     for (std::thread &thread : threads)
       thread.join();
@@ -440,7 +505,49 @@ std::string countersProblem(kvc_rt_binding *binding, uint32_t count) {
   return "";
 }
 
-Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
+/// The mask's buffer (f32, or f16 bits) and its descriptor for `tokens` of
+/// its S tokens a row (fewer: a mask of another length).
+struct MaskBuffer {
+  DeviceBuffer<float> f32;
+  DeviceBuffer<uint16_t> f16;
+  int64_t rows = 0, S = 0;
+
+  bool upload(const Variant &v, const std::vector<float> &values,
+              uint32_t tokens) {
+    rows = v.maskPerHead ? v.queryHeads : 1;
+    S = tokens;
+    if (!v.maskInHalf)
+      return f32.allocate(values.size()) && f32.upload(values);
+    std::vector<uint16_t> bits(values.size());
+    for (size_t i = 0; i < values.size(); ++i)
+      bits[i] = num::floatToHalf(values[i]);
+    return f16.allocate(bits.size()) && f16.upload(bits);
+  }
+  MaskDescriptor descriptor(const Variant &v, int64_t tokens) const {
+    void *data = v.maskInHalf ? static_cast<void *>(f16.ptr)
+                              : static_cast<void *>(f32.ptr);
+    return MaskDescriptor{data,
+                          data,
+                          0,
+                          {int64_t(v.batch), rows, 1, tokens},
+                          {rows * S, S, S, 1}};
+  }
+};
+
+/// Runs the variant's entry point (with the mask's first `maskTokens`
+/// tokens a row, if it has one).
+void call(const Variant &v, void (*entry)(), kvc_rt_binding *binding,
+          kvc_rt_memref_4d_f32 &q, const MaskBuffer &mask, int64_t maskTokens,
+          kvc_rt_memref_4d_f32 &out) {
+  if (!v.masked) {
+    reinterpret_cast<AttentionEntry>(entry)(binding, &q, &out);
+    return;
+  }
+  MaskDescriptor maskDesc = mask.descriptor(v, maskTokens);
+  reinterpret_cast<MaskedAttentionEntry>(entry)(binding, &q, &maskDesc, &out);
+}
+
+Outcome runVariant(const Variant &v, void (*entry)(), uint32_t S,
                    uint64_t seed) {
   Outcome outcome;
   std::seed_seq seeds{uint32_t(seed), uint32_t(seed >> 32),
@@ -494,9 +601,12 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (float &x : q)
     x = normal(rng);
+  const std::vector<float> mask =
+      v.masked ? maskValues(v, S, rng) : std::vector<float>();
   FloatBuffer qBuffer, outBuffer; // complete before the call
+  MaskBuffer maskBuffer;
   if (!qBuffer.allocate(elements) || !outBuffer.allocate(elements) ||
-      !qBuffer.upload(q)) {
+      !qBuffer.upload(q) || (v.masked && !maskBuffer.upload(v, mask, S))) {
     outcome.problem = deviceProblem("cudaMalloc/cudaMemcpy");
     outcome.cudaBroken = true;
     return outcome;
@@ -506,16 +616,22 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
     return kvc_rt_memref_4d_f32{
         data, data, 0, {int64_t(v.batch), Hq, 1, D}, {Hq * D, D, D, 1}};
   };
-  std::vector<float> out(elements), again(elements);
-  for (std::vector<float> *result : {&out, &again}) {
+  // Masked variants make a third call with a mask one token short.
+  std::vector<float> out(elements), again(elements), misfit;
+  std::vector<std::vector<float> *> results = {&out, &again};
+  if (v.masked)
+    results.push_back(&misfit);
+  for (std::vector<float> *result : results) {
     kvc_rt_memref_4d_f32 qDesc = descriptor(qBuffer.ptr),
                          outDesc = descriptor(outBuffer.ptr);
-    if (!outBuffer.poison()) {
+    // The third call's output is zeroed instead: its NaN must be written.
+    if (!(result == &misfit ? outBuffer.clear() : outBuffer.poison())) {
       outcome.problem = deviceProblem("poisoning the output");
       outcome.cudaBroken = true;
       return outcome;
     }
-    entry(binding, &qDesc, &outDesc);
+    call(v, entry, binding, qDesc, maskBuffer,
+         result == &misfit ? int64_t(S) - 1 : int64_t(S), outDesc);
     std::string problem = synchronize();
     if (problem.empty())
       problem = gpuRecord();
@@ -550,12 +666,17 @@ Outcome runVariant(const Variant &v, AttentionEntry entry, uint32_t S,
       if (!outcome.problem.empty())
         return outcome;
     }
-  outcome.problem =
-      compareWithOracle(cache, seqs, lengths, v, tokenSeed, q, out,
-                        outcome.relError);
+  outcome.problem = compareWithOracle(cache, seqs, lengths, v, tokenSeed, q,
+                                      mask, out, outcome.relError);
   if (outcome.problem.empty() &&
       std::memcmp(out.data(), again.data(), elements * 4) != 0)
     outcome.problem = "a second call on the same inputs gave different bits";
+  // With a mask shorter than the sequences, every output must be NaN (over
+  // an output zeroed before the call).
+  if (outcome.problem.empty() && v.masked &&
+      !std::all_of(misfit.begin(), misfit.end(),
+                   [](float x) { return std::isnan(x); }))
+    outcome.problem = "a mask one token short gave outputs that are not NaN";
   return outcome;
 }
 
@@ -619,7 +740,7 @@ int main(int argc, char **argv) {
   int passed = 0, failed = 0;
   bool broken = false;
   for (const Variant &v : variants) {
-    auto entry = findEntry<AttentionEntry>(v.name);
+    auto entry = findEntry<void (*)()>(v.name);
     for (uint32_t S : lengths) {
       const auto rowStart = std::chrono::steady_clock::now();
       Outcome outcome;

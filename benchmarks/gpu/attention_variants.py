@@ -27,7 +27,7 @@ Outputs, in OUTDIR:
       name B Hq Hkv D key value residual page_tokens split [window=W]
       [softcap=C] [key_product=mma] [value_product=mma]
       [l2_prefetch=lines|bulk] [key_stages=N] [value_stages=N]
-      [combine=fused] [mma_codes=normal]
+      [combine=fused] [mma_codes=normal] [mask=<f32|f16>[:heads]]
     key / value are side specs: `q<bits>:<channel|token>:g<group>`,
     `fp16` or `fp8:<e4m3|e5m2>`; a comma-separated list of Hkv specs gives
     each KV head its own encoding (kvc.head_encodings).
@@ -67,7 +67,11 @@ prefetch; and the tensor-core passes reading the codes whose scales they
 fold as fp16 normals (mma-codes=normal, names ending in _normal: no
 code reaches the tensor cores as a subnormal) for 2-, 4- and 8-bit
 channel-axis keys and whole-head value groups, with stages and the fused
-combine.
+combine; and attention with a mask operand (names ending in _m32 or _m16,
+_m32h or _m16h with a row a query head): left padding masked with -inf
+or the dtype's lowest value over whole splits, biases on the other
+tokens, on both passes, with per-call splits, the fused combine and a
+window.
 
 usage: attention_variants.py OUTDIR
 """
@@ -89,7 +93,8 @@ class Variant:
                  split=SPLIT_TOKENS, window=None, softcap=None,
                  key_product="fma", split_blocks=None,
                  value_product="fma", l2_prefetch="none", key_stages=0,
-                 value_stages=0, combine="kernel", mma_codes="subnormal"):
+                 value_stages=0, combine="kernel", mma_codes="subnormal",
+                 mask=None):
         self.key, self.value = key, value
         self.batch, self.group, self.head_dim = batch, group, head_dim
         self.kv_heads, self.residual = kv_heads, residual
@@ -111,6 +116,9 @@ class Variant:
         self.combine = combine
         # kvc-gpu-pipeline's mma-codes: subnormal or normal.
         self.mma_codes = mma_codes
+        # kvc.attend's mask operand: None, or "<f32|f16>" (one row for
+        # every query head) or "<f32|f16>:heads" (a row a query head).
+        self.mask = mask
 
     @property
     def query_heads(self):
@@ -155,6 +163,9 @@ class Variant:
             parts.append(self.combine)
         if self.mma_codes != "subnormal":
             parts.append(self.mma_codes)
+        if self.mask is not None:
+            dtype, _, heads = self.mask.partition(":")
+            parts.append(f"m{dtype[1:]}" + ("h" if heads else ""))
         return "_".join(parts)
 
     def manifest_line(self):
@@ -179,6 +190,8 @@ class Variant:
             fields.append(f"combine={self.combine}")
         if self.mma_codes != "subnormal":
             fields.append(f"mma_codes={self.mma_codes}")
+        if self.mask is not None:
+            fields.append(f"mask={self.mask}")
         return " ".join(str(f) for f in fields)
 
 
@@ -420,6 +433,18 @@ def variants():
     yield Variant(K2, "q2:token:g64", 8, 7, 64, key_stages=2, **normal)
     yield Variant("q4:channel:g128", "q4:token:g128", 1, 4, 128, kv_heads=8,
                   page_tokens=128, combine="fused", **normal)
+    # kvc.attend's mask operand (_m32, _m16; _m32h, _m16h with a row a
+    # query head): every sequence of a batch equally long, the padding at
+    # its start masked with -inf or the dtype's lowest value (whole splits
+    # with no key), on CUDA and tensor cores, f32 and f16, many per-call
+    # splits, the fused combine, group-128 pages and a window.
+    yield Variant(K2, V2, 8, 4, 128, kv_heads=4, mask="f32")
+    yield Variant(K2, V2, 1, 8, 64, mask="f16:heads", **both)
+    yield Variant("q2:channel:g128", "q2:token:g128", 32, 1, 128, kv_heads=4,
+                  page_tokens=128, mask="f32:heads", **both, **fused)
+    yield Variant(K4, V4, 8, 7, 64, split_blocks=1024, key_product=mma,
+                  mask="f16")
+    yield Variant("fp16", "fp16", 8, 4, 128, window=300, mask="f32")
 
 
 def side_attr(spec):
@@ -449,6 +474,13 @@ def function(v):
     cache = f"!kvc.cache<{v.batch}x{v.kv_heads}x?x{v.head_dim}xf16, " \
             f"{encodings[0]}>"
     query = f"tensor<{v.batch}x{v.query_heads}x1x{v.head_dim}xf32>"
+    mask_param = mask_operand = ""
+    if v.mask is not None:
+        dtype, _, heads = v.mask.partition(":")
+        mask = (f"tensor<{v.batch}x{v.query_heads if heads else 1}x1x?x"
+                f"{dtype}>")
+        mask_param = f", %mask: {mask}"
+        mask_operand = f" mask(%mask : {mask})"
     cache_attrs = (f" {{kvc.head_encodings = [{', '.join(encodings)}]}}"
                    if per_head else "")
     attend_attrs = []
@@ -458,10 +490,10 @@ def function(v):
         attend_attrs.append(f"softcap = {v.softcap} : f32")
     attrs = f" {{{', '.join(attend_attrs)}}}" if attend_attrs else ""
     return (f"func.func @{v.name()}(%cache: {cache}{cache_attrs}, "
-            f"%q: {query}) -> {query} attributes {{llvm.emit_c_interface}} "
-            f"{{\n"
-            f"  %o = kvc.attend %q, %cache{attrs} : {query}, {cache} -> "
-            f"{query}\n"
+            f"%q: {query}{mask_param}) -> {query} attributes "
+            f"{{llvm.emit_c_interface}} {{\n"
+            f"  %o = kvc.attend %q, %cache{mask_operand}{attrs} : {query}, "
+            f"{cache} -> {query}\n"
             f"  return %o : {query}\n}}\n")
 
 

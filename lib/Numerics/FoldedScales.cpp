@@ -105,6 +105,9 @@ foldedKeyAttention(const float *q, size_t numQueryHeads, const float *keys,
     AttentionOptions head = opts;
     if (opts.keep)
       head.keep = opts.keep + h * n;
+    // Per-head mask rows: this KV head's query heads' (one a call below).
+    if (opts.mask && opts.maskPerHead)
+      head.mask = opts.mask + h * group * n;
     double *headMass = mass ? mass + h * n : nullptr;
     const float *headKeys = keys + h * n * d, *headValues = values + h * n * d;
     if (!terms[h]) {
@@ -115,11 +118,14 @@ foldedKeyAttention(const float *q, size_t numQueryHeads, const float *keys,
       continue;
     }
     for (size_t j = h * group; j < (h + 1) * group; ++j) {
+      AttentionOptions rowOptions = head;
+      if (opts.mask && opts.maskPerHead)
+        rowOptions.mask = opts.mask + j * n;
       std::vector<float> seen(headKeys, headKeys + n * d);
       foldKeyRows(q + j * d, *terms[h], d, seen.data());
       std::vector<double> row =
           referenceAttention(queries.data() + j * d, 1, 1, seen.data(),
-                             headValues, 1, n, d, head, headMass);
+                             headValues, 1, n, d, rowOptions, headMass);
       std::copy(row.begin(), row.end(), out.begin() + j * d);
     }
   }

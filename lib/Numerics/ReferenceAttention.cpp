@@ -77,14 +77,15 @@ void accumulateScores(const double *q, size_t headDim, const HeadView &view,
 }
 
 /// Attention of one query over keys [lo, hi): keys j < split come from `a`,
-/// the others from `b`. `keep` ([n] or null) hides evicted keys; `mass`
-/// ([n] or null) receives each key's probability.
+/// the others from `b`. `keep` ([n] or null) hides evicted keys; `bias`
+/// ([n] or null) is the query's mask row; `mass` ([n] or null) receives
+/// each key's probability.
 void attendQuery(const double *q, size_t headDim, double scale,
                  const AttentionOptions &opts, const HeadView &a, size_t split,
                  const HeadView &b, size_t lo, size_t hi,
                  std::vector<double> &scores, std::vector<double> &acc,
                  double *out, const uint8_t *keep = nullptr,
-                 double *mass = nullptr) {
+                 const float *bias = nullptr, double *mass = nullptr) {
   KVC_NUMERICS_CHECK(lo < hi, "a query must see at least one key");
   const size_t m = hi - lo;
   scores.assign(m, 0.0);
@@ -97,6 +98,8 @@ void attendQuery(const double *q, size_t headDim, double scale,
     s *= scale;
     if (opts.softcap > 0.0)
       s = opts.softcap * std::tanh(s / opts.softcap);
+    if (bias)
+      s += bias[j];
     if (keep && !keep[j])
       s = -INFINITY;
     maxScore = std::max(maxScore, s);
@@ -155,10 +158,15 @@ std::vector<double> referenceAttention(const float *q, size_t numQueryHeads,
         std::copy(qi, qi + headDim, qd.begin());
         const size_t p = numKeys - queryLen + i;
         const size_t hi = opts.causal ? p + 1 : numKeys;
+        const float *bias =
+            opts.mask
+                ? opts.mask +
+                      ((opts.maskPerHead ? h : 0) * queryLen + i) * numKeys
+                : nullptr;
         attendQuery(qd.data(), headDim, scale, opts, view, numKeys, view,
                     firstVisibleKey(p, opts), hi, scores, acc,
                     out.data() + (h * queryLen + i) * headDim,
-                    opts.keep ? opts.keep + kh * numKeys : nullptr,
+                    opts.keep ? opts.keep + kh * numKeys : nullptr, bias,
                     mass ? mass + kh * numKeys : nullptr);
       }
   }
@@ -176,6 +184,7 @@ std::vector<double> teacherForcedAttention(const float *q, const float *keys,
   KVC_NUMERICS_CHECK(opts.causal, "teacher forcing is causal");
   KVC_NUMERICS_CHECK(!opts.keep, "eviction changes from step to step: "
                                  "teacher forcing cannot take a keep mask");
+  KVC_NUMERICS_CHECK(!opts.mask, "teacher forcing takes no additive mask");
   KVC_NUMERICS_CHECK(numKVHeads > 0 && numQueryHeads % numKVHeads == 0,
                      "kv heads must divide query heads (GQA)");
   KVC_NUMERICS_CHECK(firstQuery <= seqLen, "firstQuery beyond the sequence");

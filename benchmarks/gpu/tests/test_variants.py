@@ -40,10 +40,10 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
     mma = [v for v in av.variants() if v.key_product == "mma"]
     # ... + 19: the key-stages variants (both passes on tensor cores), + 9
     # the value-stages ones, + 5 the combine=fused ones, + 6 the
-    # mma-codes=normal ones.
-    assert len(mma) == 32 + 21 + 3 + 4 + 19 + 9 + 5 + 6
+    # mma-codes=normal ones, + 3 the masked ones.
+    assert len(mma) == 32 + 21 + 3 + 4 + 19 + 9 + 5 + 6 + 3
     vmma = [v for v in av.variants() if v.value_product == "mma"]
-    assert len(vmma) == 51 + 4 + 4 + 19 + 9 + 5 + 6
+    assert len(vmma) == 51 + 4 + 4 + 19 + 9 + 5 + 6 + 2
     # head_dim 64 or 128 and at most 8 query heads per KV head: the
     # sites the tensor-core passes take (others are a compile-time error).
     for passes in (mma, vmma):
@@ -56,7 +56,7 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 186 + 19 + 9 + 10 + 6
+    assert len(names) == len(set(names)) == 186 + 19 + 9 + 10 + 6 + 5
     # Values in groups of the whole head (folded scales) at 2, 4 and 8
     # bits, both head dims, on tensor cores.
     whole_head = {(v.value, v.head_dim) for v in vmma
@@ -279,7 +279,7 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
 
 def test_check_covers_the_fused_combine(tmp_path):
     fused = [v for v in av.variants() if v.combine == "fused"]
-    assert len(fused) == 11
+    assert len(fused) == 11 + 1  # + 1 with a mask
     # Both passes on CUDA cores and on tensor cores, every batch size, GQA
     # 1 to 8, many per-call splits at batch 1, a window (empty splits),
     # per-head encodings (several split kernels, one counter array),
@@ -297,7 +297,7 @@ def test_check_covers_the_fused_combine(tmp_path):
                for v in fused)
     assert {v.group for v in fused if v.key_product == "mma" and
             v.head_dim == 128} >= {7, 8}
-    assert av.write_variants(str(tmp_path), fused)[0] == 11
+    assert av.write_variants(str(tmp_path), fused)[0] == 12
     modules = read_lines(tmp_path / "modules.txt")
     assert ["variants_p64_s512_fused.mlir", "64", "512", "fma", "fma", "-",
             "none", "0", "0", "fused"] in modules
@@ -392,3 +392,35 @@ def test_bench_has_normal_code_twins_of_the_speedup_targets(tmp_path,
     assert len(normal) == 9
     assert all(name[:-len("_normal")] in manifest for name in normal)
     assert "bench_k2c32_v2t32_r128_b32_h32x8_d128_mma_vmma_normal" in normal
+
+
+def test_masked_variants_take_the_mask_and_are_marked(tmp_path):
+    variants = [av.Variant(av.K2, av.V2, 8, 4, 128, mask="f32"),
+                av.Variant(av.K2, av.V2, 1, 4, 64, mask="f16:heads",
+                           key_product="mma")]
+    assert av.write_variants(str(tmp_path), variants) == (2, 2)
+    manifest = {fields[0]: fields for fields in
+                read_lines(tmp_path / "manifest.txt")}
+    shared = "k2c32_v2t32_r128_b8_h8x2_d128_m32"
+    per_head = "k2c32_v2t32_r128_b1_h8x2_d64_mma_m16h"
+    assert manifest[shared][-1] == "mask=f32"
+    assert manifest[per_head][-2:] == ["key_product=mma", "mask=f16:heads"]
+    # The mask is the function's third argument and kvc.attend's operand:
+    # one row for every query head, or a row a query head.
+    text = (tmp_path / "variants_p64_s512.mlir").read_text()
+    assert (f"@{shared}(%cache: !kvc.cache<8x2x?x128xf16, " in text and
+            "%mask: tensor<8x1x1x?xf32>) -> tensor<8x8x1x128xf32>" in text)
+    assert "kvc.attend %q, %cache mask(%mask : tensor<8x1x1x?xf32>) :" in text
+    text = (tmp_path / "variants_p64_s512_mma.mlir").read_text()
+    assert "mask(%mask : tensor<1x8x1x?xf16>)" in text
+    # The check: both dtypes, both row layouts, both passes, the fused
+    # combine, per-call splits, a window.
+    masked = [v for v in av.variants() if v.mask]
+    assert {v.mask for v in masked} == {"f32", "f16", "f32:heads",
+                                       "f16:heads"}
+    assert {v.key_product for v in masked} == {"fma", "mma"}
+    assert {v.value_product for v in masked} == {"fma", "mma"}
+    assert any(v.combine == "fused" for v in masked)
+    assert any(v.split_blocks for v in masked)
+    assert any(v.window for v in masked)
+    assert {v.batch for v in masked} == {1, 8, 32}

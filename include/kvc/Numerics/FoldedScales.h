@@ -82,7 +82,8 @@ void foldKeyRows(const float *q, const CompressedTerms &terms, size_t headDim,
 /// fp16, and query head j over the keys ([Hkv][n][D], rounded to fp16) of
 /// its KV head h with rows [0, terms[h]->tokens) folded for its own row of
 /// `q` (foldKeyRows); heads whose terms[h] is null over their keys as they
-/// are. `opts.keep` and `mass` are [Hkv][n] as in referenceAttention.
+/// are. `opts.keep`, `opts.mask` and `mass` are as in referenceAttention
+/// (queryLen 1).
 std::vector<double>
 foldedKeyAttention(const float *q, size_t numQueryHeads, const float *keys,
                    const float *values, size_t numKVHeads, size_t numKeys,

@@ -7,8 +7,9 @@
 // reads kv head h / (Hq/Hkv) (GQA). Query i sits at absolute position
 // p = n - Lq + i. Key j is visible iff (!causal || j <= p) and
 // (window == 0 || j > p - window). Scores s = scale * q.k, then, with a
-// softcap c > 0, s = c * tanh(s / c) (before masking); softmax over the
-// visible keys; output = sum softmax_j * v_j.
+// softcap c > 0, s = c * tanh(s / c), then plus the mask's bias (kvc.attend's
+// `mask` operand), if any; softmax over the visible keys; output =
+// sum softmax_j * v_j.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,6 +33,10 @@ struct AttentionOptions {
   /// Evicted tokens (kvc/Numerics/Evict.h): [Hkv][n], 0 = evicted, invisible
   /// to every query of that KV head. Null: every token is live.
   const uint8_t *keep = nullptr;
+  /// Added to the scores after the softcap: [Lq][n] for every query head,
+  /// or [Hq][Lq][n] with maskPerHead. -inf hides a key. Null: no mask.
+  const float *mask = nullptr;
+  bool maskPerHead = false;
 };
 
 /// Attention of q over the views k/v (see the file comment). Requires

@@ -217,6 +217,39 @@ TEST(FoldedScalesTest, AttentionFoldsOnlyTheHeadsWithTerms) {
   }
 }
 
+// A per-head mask: query head j's row goes with its own folded keys.
+TEST(FoldedScalesTest, AttentionTakesEachQueryHeadsMaskRow) {
+  const SimulatedSide first = simulateSide(2, 5);
+  const std::vector<float> values = randomKeys(10);
+  std::mt19937 rng(6);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> q(2 * kDim), rounded(2 * kDim), mask(2 * kTokens);
+  for (size_t i = 0; i < q.size(); ++i) {
+    q[i] = normal(rng);
+    rounded[i] = roundToHalf(q[i]);
+  }
+  for (float &bias : mask)
+    bias = normal(rng);
+  mask[kTokens + 1] = -INFINITY;
+  AttentionOptions options;
+  options.mask = mask.data();
+  options.maskPerHead = true;
+  const std::vector<double> got =
+      foldedKeyAttention(q.data(), 2, first.keys.data(), values.data(), 1,
+                         kTokens, kDim, {&first.terms}, options);
+  for (size_t j = 0; j < 2; ++j) {
+    std::vector<float> seen(first.keys);
+    foldKeyRows(q.data() + j * kDim, first.terms, kDim, seen.data());
+    AttentionOptions row;
+    row.mask = mask.data() + j * kTokens;
+    const std::vector<double> want =
+        referenceAttention(rounded.data() + j * kDim, 1, 1, seen.data(),
+                           values.data(), 1, kTokens, kDim, row);
+    for (size_t c = 0; c < kDim; ++c)
+      EXPECT_EQ(got[j * kDim + c], want[c]) << j << " " << c;
+  }
+}
+
 TEST(FoldedScalesDeathTest, OtherEncodingsAreRejected) {
   EXPECT_DEATH(
       foldedKeyQueryScale(SideEncoding::quantized(2, QuantAxis::Token, 32)),

@@ -44,6 +44,8 @@ std::vector<double> naiveAttention(const std::vector<float> &q, size_t hq,
         s[j] = dot * scale;
         if (o.softcap > 0)
           s[j] = o.softcap * std::tanh(s[j] / o.softcap);
+        if (o.mask)
+          s[j] += o.mask[((o.maskPerHead ? h : 0) * lq + i) * n + j];
         visible[j] = (!o.causal || long(j) <= p) &&
                      (o.window == 0 || long(j) > p - long(o.window));
         if (visible[j])
@@ -96,6 +98,57 @@ TEST(ReferenceAttention, MatchesNaive) {
                                    c.hkv, c.n, c.d, c.o),
                 naiveAttention(q, c.hq, c.lq, k, v, c.hkv, c.n, c.d, c.o));
   }
+}
+
+TEST(ReferenceAttention, MaskIsAddedAfterTheSoftcap) {
+  const size_t hq = 4, hkv = 2, lq = 3, n = 29, d = 16;
+  const auto q = randomVector(hq * lq * d, 40, 2.0f);
+  const auto k = randomVector(hkv * n * d, 41, 2.0f);
+  const auto v = randomVector(hkv * n * d, 42);
+  for (bool perHead : {false, true}) {
+    std::vector<float> mask =
+        randomVector((perHead ? hq : 1) * lq * n, perHead ? 43 : 44);
+    // Padding: the first 5 keys of every row hidden.
+    for (size_t r = 0; r < mask.size() / n; ++r)
+      for (size_t j = 0; j < 5; ++j)
+        mask[r * n + j] = -INFINITY;
+    AttentionOptions o;
+    o.softcap = 4.0;
+    o.mask = mask.data();
+    o.maskPerHead = perHead;
+    const auto got =
+        referenceAttention(q.data(), hq, lq, k.data(), v.data(), hkv, n, d, o);
+    expectClose(got, naiveAttention(q, hq, lq, k, v, hkv, n, d, o));
+    // And the mask moves the output.
+    AttentionOptions unmasked;
+    unmasked.softcap = 4.0;
+    const auto plain = referenceAttention(q.data(), hq, lq, k.data(), v.data(),
+                                          hkv, n, d, unmasked);
+    double moved = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+      moved = std::max(moved, std::fabs(got[i] - plain[i]));
+    EXPECT_GT(moved, 0.05) << perHead;
+  }
+}
+
+TEST(ReferenceAttention, MinusInfinityMaskHidesKeysAsEviction) {
+  const size_t hq = 2, hkv = 1, n = 17, d = 8;
+  const auto q = randomVector(hq * d, 45);
+  const auto k = randomVector(n * d, 46);
+  const auto v = randomVector(n * d, 47);
+  std::vector<float> mask(n, 0.0f);
+  std::vector<uint8_t> keep(n, 1);
+  for (size_t j : {0u, 3u, 4u, 11u}) {
+    mask[j] = -INFINITY;
+    keep[j] = 0;
+  }
+  AttentionOptions masked, evicted;
+  masked.mask = mask.data();
+  evicted.keep = keep.data();
+  EXPECT_EQ(referenceAttention(q.data(), hq, 1, k.data(), v.data(), hkv, n, d,
+                               masked),
+            referenceAttention(q.data(), hq, 1, k.data(), v.data(), hkv, n, d,
+                               evicted));
 }
 
 TEST(ReferenceAttention, GQAMapping) {
