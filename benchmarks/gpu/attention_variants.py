@@ -71,7 +71,8 @@ combine; and attention with a mask operand (names ending in _m32 or _m16,
 _m32h or _m16h with a row a query head): left padding masked with -inf
 or the dtype's lowest value over whole splits, biases on the other
 tokens, on both passes, with per-call splits, the fused combine and a
-window.
+window; and head_dims 96 and 192 (CUDA cores), whose value spans leave a
+warp out of the value pass.
 
 usage: attention_variants.py OUTDIR
 """
@@ -445,6 +446,14 @@ def variants():
     yield Variant(K4, V4, 8, 7, 64, split_blocks=1024, key_product=mma,
                   mask="f16")
     yield Variant("fp16", "fp16", 8, 4, 128, window=300, mask="f32")
+    # head_dims whose CUDA-core value spans do not fill the block, so that
+    # a warp sits that pass out: 96 (Phi-3-mini's) and 192, with many
+    # per-call splits and the fused combine.
+    yield Variant(K2, V2, 8, 1, 96, kv_heads=4)
+    yield Variant(K4, V4, 1, 8, 96, combine="fused")
+    yield Variant("fp8:e4m3", "q3:token:g96", 8, 4, 96, residual=0)
+    yield Variant(K2, V2, 32, 4, 96, split_blocks=1024)
+    yield Variant("q2:channel:g64", "q2:token:g64", 8, 4, 192)
 
 
 def side_attr(spec):

@@ -80,9 +80,17 @@ func.func @dynamic_batch(%c: !kvc.cache<?x2x?x64xf16>, %q: tensor<?x4x1x64xf32>)
 
 // -----
 func.func @head_dim(%c: !kvc.cache<1x2x?x80xf16>, %q: tensor<1x4x1x80xf32>) -> tensor<1x4x1x80xf32> {
-  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: head_dim 80 must be a multiple of 32, at most 1024, that divides 128 or is a multiple of it}}
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: head_dim 80 must be a multiple of 32, at most 1024, whose channels whole warps of 128 threads divide (64, 96, 128, 192, 256, 512, ...)}}
   %o = kvc.attend %q, %c : tensor<1x4x1x80xf32>, !kvc.cache<1x2x?x80xf16> -> tensor<1x4x1x80xf32>
   return %o : tensor<1x4x1x80xf32>
+}
+
+// -----
+// 160 channels: spans of 8, 4 or 2 channels take 80 threads, not whole warps.
+func.func @head_dim_160(%c: !kvc.cache<1x2x?x160xf16>, %q: tensor<1x4x1x160xf32>) -> tensor<1x4x1x160xf32> {
+  // expected-error @+1 {{'kvc.attend' op kvc-lower-to-gpu: head_dim 160 must be a multiple of 32, at most 1024, whose channels whole warps of 128 threads divide (64, 96, 128, 192, 256, 512, ...)}}
+  %o = kvc.attend %q, %c : tensor<1x4x1x160xf32>, !kvc.cache<1x2x?x160xf16> -> tensor<1x4x1x160xf32>
+  return %o : tensor<1x4x1x160xf32>
 }
 
 // -----

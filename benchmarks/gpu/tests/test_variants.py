@@ -56,7 +56,7 @@ def test_check_covers_the_tensor_core_pass_where_it_applies():
                        "q2:channel", "q3:channel", "q4:channel",
                        "q8:channel", "fp16", "fp8:e4m3", "fp8:e5m2"}
     names = [v.name() for v in av.variants()]
-    assert len(names) == len(set(names)) == 186 + 19 + 9 + 10 + 6 + 5
+    assert len(names) == len(set(names)) == 186 + 19 + 9 + 10 + 6 + 5 + 5
     # Values in groups of the whole head (folded scales) at 2, 4 and 8
     # bits, both head dims, on tensor cores.
     whole_head = {(v.value, v.head_dim) for v in vmma
@@ -279,7 +279,7 @@ def test_bench_has_a_tensor_core_twin_per_encoding_and_batch(tmp_path,
 
 def test_check_covers_the_fused_combine(tmp_path):
     fused = [v for v in av.variants() if v.combine == "fused"]
-    assert len(fused) == 11 + 1  # + 1 with a mask
+    assert len(fused) == 11 + 1 + 1  # + 1 with a mask, + 1 at head_dim 96
     # Both passes on CUDA cores and on tensor cores, every batch size, GQA
     # 1 to 8, many per-call splits at batch 1, a window (empty splits),
     # per-head encodings (several split kernels, one counter array),
@@ -297,7 +297,7 @@ def test_check_covers_the_fused_combine(tmp_path):
                for v in fused)
     assert {v.group for v in fused if v.key_product == "mma" and
             v.head_dim == 128} >= {7, 8}
-    assert av.write_variants(str(tmp_path), fused)[0] == 12
+    assert av.write_variants(str(tmp_path), fused)[0] == 13
     modules = read_lines(tmp_path / "modules.txt")
     assert ["variants_p64_s512_fused.mlir", "64", "512", "fma", "fma", "-",
             "none", "0", "0", "fused"] in modules
@@ -424,3 +424,17 @@ def test_masked_variants_take_the_mask_and_are_marked(tmp_path):
     assert any(v.split_blocks for v in masked)
     assert any(v.window for v in masked)
     assert {v.batch for v in masked} == {1, 8, 32}
+
+
+def test_check_covers_head_dims_that_leave_a_warp_out():
+    # The CUDA-core value pass's spans fill a 128-thread block at head_dim
+    # 64 and 128, not at 96 or 192.
+    dims = {v.head_dim for v in av.variants()}
+    assert dims == {64, 96, 128, 192}
+    odd = [v for v in av.variants() if v.head_dim in (96, 192)]
+    assert all((v.key_product, v.value_product) == ("fma", "fma")
+               for v in odd)
+    assert {v.batch for v in odd} == {1, 8, 32}
+    assert {v.group for v in odd} >= {1, 4, 8}
+    assert any(v.combine == "fused" for v in odd)
+    assert any(v.split_blocks for v in odd)

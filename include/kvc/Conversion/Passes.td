@@ -149,9 +149,12 @@ def KVCLowerToGPU : Pass<"kvc-lower-to-gpu", "ModuleOp"> {
     split kernel; a sequence whose token count is not the mask's gets NaN
     outputs, as on the CPU, rather than reads past the mask.
 
-    Not lowered yet, each a compile-time error naming the op: attention with
-    more than one query token, with dynamic shapes, and key/value reductions
-    or eviction.
+    head_dim is a multiple of 32 whose channels whole warps of the block
+    divide in the CUDA-core value pass (32, 64, 96, 128, 192, 256, 384,
+    512, ... at 128 threads; at 96 and 192 a warp sits that pass out); the
+    tensor-core passes take 64 and 128. Not lowered yet, each a compile-time
+    error naming the op: attention with more than one query token, with
+    dynamic shapes, and key/value reductions or eviction.
   }];
   let options = [
     Option<"pageTokens", "page-tokens", "unsigned", /*default=*/"64",

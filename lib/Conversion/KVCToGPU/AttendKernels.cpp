@@ -46,6 +46,7 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/ADT/bit.h"
 
 #include <limits>
 
@@ -60,29 +61,32 @@ Value mlir::kvc::workspaceBytes(OpBuilder &b, Location loc, int64_t batch,
   return k.mul(splits, batch * queryHeads * (headDim + 2) * 4);
 }
 
-namespace {
-/// How the value pass divides a block: each thread takes a span of
-/// `spanChannels` channels (spansPerThread of them, one after the other)
-/// and the tokens lane, lane + tokenLanes, ...; the tokenLanes threads of a
-/// span are adjacent in a warp.
-struct ValuePassShape {
-  int64_t spanChannels, tokenLanes, spansPerThread;
-};
-} // namespace
-
-/// The widest span valueSpanChannels allows whose lanes fit in a warp.
-static ValuePassShape valuePassShape(int64_t headDim, int64_t threads,
-                                     int64_t group) {
-  for (int64_t span = valueSpanChannels(headDim, group); span >= 1; span /= 2) {
+std::optional<ValuePassShape>
+mlir::kvc::valuePassShape(int64_t headDim, int64_t threads, int64_t group) {
+  if (headDim <= 0 || headDim % 32 != 0 || threads % 32 != 0)
+    return std::nullopt;
+  const int64_t widest = valueSpanChannels(headDim, group);
+  // Spans and lanes that fill the block.
+  for (int64_t span = widest; span >= 1; span /= 2) {
     int64_t spans = headDim / span;
     if (spans <= threads && threads % spans == 0 && threads / spans <= 32)
-      return {span, threads / spans, 1};
+      return ValuePassShape{span, threads / spans, 1, threads};
     if (spans > threads && spans % threads == 0)
-      return {span, 1, spans / threads};
+      return ValuePassShape{span, 1, spans / threads, threads};
   }
-  // block-threads is a power of two and head_dim divides it or is a
-  // multiple of it, so one channel a span always fits (checked by the pass).
-  return {1, 1, headDim / threads};
+  // Otherwise (head_dim 96 at 128 threads: 12 spans of 8) as many lanes a
+  // span as fit, a power of two, when the threads they take are whole
+  // warps: the shuffles that add the lanes' sums need every lane of a warp.
+  for (int64_t span = widest; span >= 1; span /= 2) {
+    int64_t spans = headDim / span;
+    if (spans > threads)
+      break;
+    int64_t lanes = std::min<int64_t>(
+        32, int64_t(llvm::bit_floor(uint64_t(threads / spans))));
+    if ((spans * lanes) % 32 == 0)
+      return ValuePassShape{span, lanes, 1, spans * lanes};
+  }
+  return std::nullopt;
 }
 
 /// The module's dynamic shared memory: an external zero-sized array, which
@@ -183,7 +187,8 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
   Type ptr = LLVM::LLVMPointerType::get(ctx);
   auto queryType = MemRefType::get({spec.batch, spec.queryHeads, 1, d},
                                    spec.queryElementType);
-  const ValuePassShape valueShape = valuePassShape(d, threads, group);
+  // CheckLowerable rejected the head_dims without one.
+  const ValuePassShape valueShape = *valuePassShape(d, threads, group);
 
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToEnd(module.getBody());
@@ -618,48 +623,58 @@ gpu::GPUFuncOp mlir::kvc::buildSplitKernel(OpBuilder &b, Location loc,
     const int64_t width = valueShape.spanChannels,
                   lanes = valueShape.tokenLanes;
     Value lane = k.rem(tid, lanes);
-    for (int64_t part = 0; part < valueShape.spansPerThread; ++part) {
-      Value spanIndex =
-          k.add(k.div(tid, lanes), k.index(part * threads / lanes));
-      ChannelSpan span{k.mul(spanIndex, width), width};
-      SmallVector<Value> zeros(group * width, k.f32(0.0));
-      scf::ForOp sumsOverTokens = k.loop(
-          lane, count, k.index(lanes), zeros,
-          [&](Value local, ValueRange acc) -> SmallVector<Value> {
-            SmallVector<Value> weights;
-            for (int64_t j = 0; j < group; ++j)
-              weights.push_back(memref::LoadOp::create(
-                  b, loc, scores, ValueRange{k.index(j), local}));
-            return values.foldChannels(
-                b, loc, kvHead, k.add(start, local), span, acc,
-                [&](Value, std::optional<int64_t> offset, ArrayRef<Value> chunk,
-                    ValueRange sums) -> SmallVector<Value> {
-                  // Spans are unrolled: the chunk's offset is known.
-                  SmallVector<Value> next(sums);
-                  for (auto [i, v] : llvm::enumerate(chunk))
-                    for (int64_t j = 0; j < group; ++j) {
-                      int64_t at = j * width + *offset + int64_t(i);
-                      next[at] = k.fma(weights[j], v, sums[at]);
-                    }
-                  return next;
-                });
-          });
-      SmallVector<Value> totals(sumsOverTokens.getResults());
-      for (int64_t offset = lanes / 2; offset >= 1; offset /= 2)
-        for (Value &total : totals)
-          total = k.fadd(total, gpu::ShuffleOp::create(b, loc, total,
-                                                       k.i32(offset), k.i32(32),
-                                                       gpu::ShuffleMode::XOR)
-                                    .getShuffleResult());
-      k.ifThen(k.cmp(arith::CmpIPredicate::eq, lane, k.index(0)), [&] {
-        for (int64_t j = 0; j < group; ++j) {
-          Value rowBase = partialAt(k.index(j), span.first);
-          for (int64_t i = 0; i < width; ++i)
-            k.storeF32(workspace, k.add(rowBase, k.index(4 * i)),
-                       totals[j * width + i]);
-        }
-      });
-    }
+    auto valuePass = [&] {
+      for (int64_t part = 0; part < valueShape.spansPerThread; ++part) {
+        Value spanIndex =
+            k.add(k.div(tid, lanes), k.index(part * threads / lanes));
+        ChannelSpan span{k.mul(spanIndex, width), width};
+        SmallVector<Value> zeros(group * width, k.f32(0.0));
+        scf::ForOp sumsOverTokens =
+            k.loop(lane, count, k.index(lanes), zeros,
+                   [&](Value local, ValueRange acc) -> SmallVector<Value> {
+                     SmallVector<Value> weights;
+                     for (int64_t j = 0; j < group; ++j)
+                       weights.push_back(memref::LoadOp::create(
+                           b, loc, scores, ValueRange{k.index(j), local}));
+                     return values.foldChannels(
+                         b, loc, kvHead, k.add(start, local), span, acc,
+                         [&](Value, std::optional<int64_t> offset,
+                             ArrayRef<Value> chunk,
+                             ValueRange sums) -> SmallVector<Value> {
+                           // Spans are unrolled: the chunk's offset is known.
+                           SmallVector<Value> next(sums);
+                           for (auto [i, v] : llvm::enumerate(chunk))
+                             for (int64_t j = 0; j < group; ++j) {
+                               int64_t at = j * width + *offset + int64_t(i);
+                               next[at] = k.fma(weights[j], v, sums[at]);
+                             }
+                           return next;
+                         });
+                   });
+        SmallVector<Value> totals(sumsOverTokens.getResults());
+        for (int64_t offset = lanes / 2; offset >= 1; offset /= 2)
+          for (Value &total : totals)
+            total = k.fadd(
+                total, gpu::ShuffleOp::create(b, loc, total, k.i32(offset),
+                                              k.i32(32), gpu::ShuffleMode::XOR)
+                           .getShuffleResult());
+        k.ifThen(k.cmp(arith::CmpIPredicate::eq, lane, k.index(0)), [&] {
+          for (int64_t j = 0; j < group; ++j) {
+            Value rowBase = partialAt(k.index(j), span.first);
+            for (int64_t i = 0; i < width; ++i)
+              k.storeF32(workspace, k.add(rowBase, k.index(4 * i)),
+                         totals[j * width + i]);
+          }
+        });
+      }
+    };
+    // Whole warps sit the pass out where the spans do not fill the block.
+    if (valueShape.activeThreads == int64_t(threads))
+      valuePass();
+    else
+      k.ifThen(k.cmp(arith::CmpIPredicate::ult, tid,
+                     k.index(valueShape.activeThreads)),
+               valuePass);
     mergeIfLast();
   };
   Value valid = k.cmp(arith::CmpIPredicate::ne, ok, k.i32(0));

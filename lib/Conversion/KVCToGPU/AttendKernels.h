@@ -93,6 +93,23 @@ MemRefType valueSumsType(MLIRContext *ctx, unsigned blockThreads,
 /// vectors).
 int64_t sharedBufferBytes(MemRefType type);
 
+/// How the CUDA-core value pass divides a block: each thread takes a span
+/// of `spanChannels` channels (spansPerThread of them, one after the other)
+/// and the tokens lane, lane + tokenLanes, ...; the tokenLanes threads of a
+/// span are adjacent in a warp. The first `activeThreads` threads (whole
+/// warps) take part: all of them where the spans and lanes fill the block,
+/// fewer for head_dims such as 96, whose spans do not divide it.
+struct ValuePassShape {
+  int64_t spanChannels, tokenLanes, spansPerThread, activeThreads;
+};
+
+/// The widest such division of `headDim` channels over `blockThreads`
+/// threads for `queryHeadsPerKVHead` query heads, or nullopt (head_dims
+/// that are not a multiple of 32 or that no whole warps divide).
+std::optional<ValuePassShape> valuePassShape(int64_t headDim,
+                                             int64_t blockThreads,
+                                             int64_t queryHeadsPerKVHead);
+
 /// What one split kernel is specialized to: one attention site and one run
 /// of KV heads with the same encoding.
 struct SplitKernelSpec {

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "AttendKernels.h"
 #include "GPULowering.h"
 #include "Staging.h"
 
@@ -120,14 +121,16 @@ LogicalResult mlir::kvc::checkLowerable(ModuleOp module,
     if (failed(checkResultsReachCaller(attend)))
       return WalkResult::interrupt();
     int64_t headDim = cache.getHeadDim();
-    if (headDim % 32 != 0 || headDim > 1024 ||
-        (headDim > lowering.blockThreads && headDim % lowering.blockThreads)) {
+    int64_t group = query.getDimSize(1) / cache.getNumKVHeads();
+    if (headDim > 1024 ||
+        !valuePassShape(headDim, lowering.blockThreads, group)) {
       reject() << "head_dim " << headDim
-               << " must be a multiple of 32, at most 1024, that divides "
-               << lowering.blockThreads << " or is a multiple of it";
+               << " must be a multiple of 32, at most 1024, whose channels "
+                  "whole warps of "
+               << lowering.blockThreads
+               << " threads divide (64, 96, 128, 192, 256, 512, ...)";
       return WalkResult::interrupt();
     }
-    int64_t group = query.getDimSize(1) / cache.getNumKVHeads();
     // The tensor-core passes' sites: a located error naming the option.
     std::pair<StringRef, std::string> tensorCorePasses[] = {
         {"key-product", lowering.keyProduct == KeyProduct::MMA
