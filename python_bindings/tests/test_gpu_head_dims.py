@@ -8,18 +8,12 @@ import pytest
 import kvc
 
 
-def side(spec):
-    if spec == "fp16":
-        return "#kvc.plain"
-    if spec.startswith("fp8:"):
-        return f"#kvc.fp8<{spec[4:]}>"
-    bits, axis, group = spec.split(":")
-    return f"#kvc.quant<bits = {bits[1:]}, axis = {axis}, group = {group[1:]}>"
+def quant(bits, axis, group):
+    return f"#kvc.quant<bits = {bits}, axis = {axis}, group = {group}>"
 
 
 def decode_step(head_dim, query_heads, kv_heads, key, value):
-    encoding = (f"#kvc.encoding<key = {side(key)}, value = {side(value)}, "
-                f"residual = 64>")
+    encoding = f"#kvc.encoding<key = {key}, value = {value}, residual = 64>"
     cache = f"!kvc.cache<2x{kv_heads}x?x{head_dim}xf16, {encoding}>"
     q = f"tensor<2x{query_heads}x1x{head_dim}xf32>"
     kv = f"tensor<2x{kv_heads}x1x{head_dim}xf32>"
@@ -36,12 +30,14 @@ func.func @step(%c: {cache} {{kvc.layer = 0 : i64}},
 
 @pytest.mark.parametrize("head_dim,query_heads,kv_heads,key,value,options", [
     # Phi-3-mini's 96 channels, GQA 1: 12 spans of 8, three warps.
-    (96, 4, 4, "q2:channel:g32", "q2:token:g32", ""),
+    (96, 4, 4, quant(2, "channel", 32), quant(2, "token", 32), ""),
     # GQA 8: spans of 2 channels; the fused combine.
-    (96, 16, 2, "q4:channel:g32", "q4:token:g32", "combine=fused"),
-    (96, 8, 2, "fp8:e4m3", "q3:token:g96", ""),
-    (96, 8, 2, "q4:token:g32", "q2:channel:g32", "l2-prefetch=lines"),
-    (192, 8, 2, "q2:channel:g64", "q2:token:g64", ""),
+    (96, 16, 2, quant(4, "channel", 32), quant(4, "token", 32),
+     "combine=fused"),
+    (96, 8, 2, "#kvc.fp8<e4m3>", quant(3, "token", 96), ""),
+    (96, 8, 2, quant(4, "token", 32), quant(2, "channel", 32),
+     "l2-prefetch=lines"),
+    (192, 8, 2, quant(2, "channel", 64), quant(2, "token", 64), ""),
 ])
 def test_emulated_kernels_match_the_cpu(head_dim, query_heads, kv_heads, key,
                                         value, options):
